@@ -1,0 +1,1 @@
+//! Images in the store: import, archives (docker save / OCI layout), tags, history and inspect views.

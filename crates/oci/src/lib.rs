@@ -1,0 +1,6 @@
+//! Pure data types shared by every strata crate: content digests, image references,
+//! descriptors, manifests and Docker's image configuration. No I/O happens here.
+
+mod digest;
+
+pub use digest::{Digest, DigestError, Hasher};
