@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "strata", version, about = "A daemonless, Docker-compatible image builder and runtime")]
+#[command(
+    name = "strata",
+    version,
+    about = "A daemonless, Docker-compatible image builder and runtime"
+)]
 struct Cli {
     /// Root directory of the store
     #[arg(long, global = true, env = "STRATA_ROOT")]

@@ -12,5 +12,10 @@ fn version_flag_prints_the_version() {
 
 #[test]
 fn unknown_command_is_a_usage_error() {
-    Command::cargo_bin("strata").unwrap().arg("frobnicate").assert().failure().code(125);
+    Command::cargo_bin("strata")
+        .unwrap()
+        .arg("frobnicate")
+        .assert()
+        .failure()
+        .code(125);
 }

@@ -1,1 +1,158 @@
-//! The content store (blobs by digest, verified, published by rename) and the metadata database.
+//! strata's store: every blob once by sha256 digest, every layer unpacked once in a directory
+//! keyed by its diff_id, and the metadata (images, tags, layers) in an embedded SQLite
+//! database. There is no daemon: every strata process opens the store itself.
+//!
+//! # Layout of a store root
+//!
+//! ```text
+//! ROOT/metadata.db          SQLite (WAL): layers, images, image_layers, tags, repo_digests
+//! ROOT/lock                 exclusive while publishing or collecting garbage (short)
+//! ROOT/blobs/sha256/HEX     content blobs: configs, manifests, compressed layers
+//! ROOT/layers/HEX           one unpacked layer per diff_id, ready to be an overlay lowerdir
+//! ROOT/tmp/                 staging areas of running processes, each with a held lock file
+//! ```
+//!
+//! # How things enter the store
+//!
+//! Long work (hashing a blob, unpacking a layer) happens in a [`Staging`] area under `tmp/`,
+//! without any store-wide lock, so readers and other writers never wait on it. A
+//! [`Publisher`] then takes the store lock, renames the staged files into place and records
+//! them in one database transaction. A crash at any instant leaves either the old state or
+//! the new one, plus at worst unreferenced files that [`Store::collect_garbage`] removes.
+//!
+//! **Invariant:** a blob or layer directory at its final path is complete and its name is its
+//! digest; a database row never names a file that was not already in place when it was
+//! written.
+
+mod blobs;
+mod db;
+mod error;
+mod publish;
+mod staging;
+
+pub use blobs::{BlobWriter, StagedBlob};
+pub use db::{ImageRecord, LayerRecord, NewImage};
+pub use error::{Error, Result};
+pub use publish::Publisher;
+pub use staging::Staging;
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use oci::Digest;
+
+/// An open store. Cheap to open; one per process is enough.
+pub struct Store {
+    root: PathBuf,
+    db: db::Db,
+}
+
+/// What [`Store::collect_garbage`] freed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Collected {
+    pub layers: Vec<Digest>,
+    pub blobs: Vec<Digest>,
+    pub stale_staging: usize,
+}
+
+impl Store {
+    /// Opens (creating when needed) the store at `root`.
+    pub fn open(root: impl AsRef<Path>) -> Result<Store> {
+        let root = root.as_ref().to_path_buf();
+        for d in ["blobs/sha256", "layers", "tmp"] {
+            let p = root.join(d);
+            fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?;
+        }
+        let db = db::Db::open(&root.join("metadata.db"))?;
+        Ok(Store { root, db })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the blob with this digest lives (it may not exist).
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(digest.hex())
+    }
+
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// Opens a blob of this store for reading.
+    pub fn open_blob(&self, digest: &Digest) -> Result<File> {
+        let p = self.blob_path(digest);
+        File::open(&p).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::BlobNotFound(*digest),
+            _ => Error::io(&p, e),
+        })
+    }
+
+    /// Reads a whole (small) blob such as a config or manifest.
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let p = self.blob_path(digest);
+        fs::read(&p).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::BlobNotFound(*digest),
+            _ => Error::io(&p, e),
+        })
+    }
+
+    /// The directory holding the unpacked layer with this diff_id (it may not exist).
+    pub fn layer_dir(&self, diff_id: &Digest) -> PathBuf {
+        self.root.join("layers").join(diff_id.hex())
+    }
+
+    /// A fresh staging area for long work; removed when dropped.
+    pub fn stage(&self) -> Result<Staging> {
+        Staging::new(&self.root.join("tmp"))
+    }
+
+    /// Starts publishing: takes the store lock and opens a write transaction.
+    pub fn publish(&mut self) -> Result<Publisher<'_>> {
+        Publisher::begin(self)
+    }
+
+    // ---- queries ----
+
+    pub fn layer(&self, diff_id: &Digest) -> Result<Option<LayerRecord>> {
+        self.db.layer(diff_id)
+    }
+
+    pub fn layers(&self) -> Result<Vec<LayerRecord>> {
+        self.db.layers()
+    }
+
+    pub fn image(&self, id: &Digest) -> Result<Option<ImageRecord>> {
+        self.db.image(id)
+    }
+
+    pub fn images(&self) -> Result<Vec<ImageRecord>> {
+        self.db.images()
+    }
+
+    /// The image a full reference (`docker.io/library/busybox:latest`) points to.
+    pub fn lookup_tag(&self, name: &str) -> Result<Option<Digest>> {
+        self.db.lookup_tag(name)
+    }
+
+    /// Image IDs whose hex starts with `prefix` (for short IDs).
+    pub fn images_with_prefix(&self, prefix: &str) -> Result<Vec<Digest>> {
+        self.db.images_with_prefix(prefix)
+    }
+
+    /// The image the repo digest (`name@sha256:…`) was pulled or pushed as.
+    pub fn lookup_repo_digest(&self, name: &str) -> Result<Option<Digest>> {
+        self.db.lookup_repo_digest(name)
+    }
+
+    /// Images whose parent is `id`.
+    pub fn children(&self, id: &Digest) -> Result<Vec<Digest>> {
+        self.db.children(id)
+    }
+
+    /// Removes unreferenced layers and blobs, and staging areas of processes that died.
+    pub fn collect_garbage(&mut self) -> Result<Collected> {
+        publish::collect_garbage(self)
+    }
+}

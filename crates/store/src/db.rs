@@ -1,0 +1,287 @@
+//! The metadata database: SQLite in WAL mode, one connection per process, a busy timeout so
+//! concurrent strata processes wait for each other's short write transactions instead of
+//! failing. Schema changes are numbered migrations keyed by `PRAGMA user_version`.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use oci::Digest;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::error::{Error, Result};
+
+const MIGRATIONS: &[&str] = &[
+    // 1: layers, images and their names.
+    r#"
+    CREATE TABLE layers (
+        diff_id    TEXT PRIMARY KEY,
+        size       INTEGER NOT NULL,
+        blob       TEXT,
+        media_type TEXT,
+        blob_size  INTEGER
+    );
+    CREATE TABLE images (
+        id            TEXT PRIMARY KEY,
+        parent        TEXT,
+        created       TEXT NOT NULL,
+        added         TEXT NOT NULL,
+        last_tag_time TEXT
+    );
+    CREATE INDEX images_parent ON images(parent);
+    CREATE TABLE image_layers (
+        image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        diff_id  TEXT NOT NULL REFERENCES layers(diff_id),
+        PRIMARY KEY (image_id, position)
+    );
+    CREATE INDEX image_layers_diff ON image_layers(diff_id);
+    CREATE TABLE tags (
+        name     TEXT PRIMARY KEY,
+        image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+    );
+    CREATE TABLE repo_digests (
+        name     TEXT NOT NULL,
+        image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        PRIMARY KEY (name, image_id)
+    );
+    "#,
+];
+
+pub(crate) struct Db {
+    pub(crate) conn: Connection,
+}
+
+/// A layer known to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerRecord {
+    pub diff_id: Digest,
+    /// Docker's DiffSize: the sum of the sizes of every non-directory entry.
+    pub size: u64,
+    /// The stored blob of this layer (compressed or not), when one is kept.
+    pub blob: Option<Digest>,
+    pub media_type: Option<String>,
+    pub blob_size: Option<u64>,
+}
+
+/// An image known to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRecord {
+    /// sha256 of the config bytes, which are the blob of the same digest.
+    pub id: Digest,
+    /// The local parent image (classic builds); `None` for imported, loaded and pulled ones.
+    pub parent: Option<Digest>,
+    /// `created` from the config (RFC 3339).
+    pub created: String,
+    /// When this store first recorded the image (RFC 3339).
+    pub added: String,
+    pub last_tag_time: Option<String>,
+    /// diff_ids, base first.
+    pub layers: Vec<Digest>,
+    /// Full references (`docker.io/library/busybox:latest`), sorted.
+    pub tags: Vec<String>,
+    /// `name@sha256:…` of manifests this image was pulled or pushed as, sorted.
+    pub repo_digests: Vec<String>,
+    /// Sum of the layers' sizes.
+    pub size: u64,
+}
+
+/// An image to record: its config and the layers (already in the store) it stacks.
+#[derive(Debug, Clone)]
+pub struct NewImage<'a> {
+    pub config: &'a [u8],
+    pub layers: &'a [Digest],
+    pub parent: Option<Digest>,
+    pub created: &'a str,
+}
+
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn digest_col(s: String) -> Result<Digest> {
+    Digest::from_str(&s).map_err(|e| Error::Corrupt(e.to_string()))
+}
+
+impl Db {
+    pub(crate) fn open(path: &Path) -> Result<Db> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(60))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut db = Db { conn };
+        db.migrate()?;
+        Ok(db)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let version: usize = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version >= MIGRATIONS.len() {
+            return Ok(());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Another process may have migrated while we waited for the write lock.
+        let version: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
+            tx.execute_batch(m)?;
+            tx.pragma_update(None, "user_version", i + 1)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub(crate) fn layer(&self, diff_id: &Digest) -> Result<Option<LayerRecord>> {
+        layer_on(&self.conn, diff_id)
+    }
+
+    pub(crate) fn layers(&self) -> Result<Vec<LayerRecord>> {
+        let mut st = self.conn.prepare(
+            "SELECT diff_id, size, blob, media_type, blob_size FROM layers ORDER BY diff_id",
+        )?;
+        let rows = st.query_map([], layer_row)?;
+        rows.map(|r| r?).collect()
+    }
+
+    pub(crate) fn image(&self, id: &Digest) -> Result<Option<ImageRecord>> {
+        image_on(&self.conn, id)
+    }
+
+    pub(crate) fn images(&self) -> Result<Vec<ImageRecord>> {
+        let ids: Vec<String> = {
+            let mut st = self
+                .conn
+                .prepare("SELECT id FROM images ORDER BY added DESC, id")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            rows.collect::<std::result::Result<_, _>>()?
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(img) = image_on(&self.conn, &digest_col(id)?)? {
+                out.push(img);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn lookup_tag(&self, name: &str) -> Result<Option<Digest>> {
+        let id: Option<String> = self
+            .conn
+            .query_row("SELECT image_id FROM tags WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        id.map(digest_col).transpose()
+    }
+
+    pub(crate) fn lookup_repo_digest(&self, name: &str) -> Result<Option<Digest>> {
+        let id: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT image_id FROM repo_digests WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        id.map(digest_col).transpose()
+    }
+
+    pub(crate) fn images_with_prefix(&self, prefix: &str) -> Result<Vec<Digest>> {
+        if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(vec![]);
+        }
+        let mut st = self
+            .conn
+            .prepare("SELECT id FROM images WHERE substr(id, 8, ?2) = ?1")?;
+        let rows = st.query_map(params![prefix.to_ascii_lowercase(), prefix.len()], |r| {
+            r.get::<_, String>(0)
+        })?;
+        rows.map(|r| digest_col(r?)).collect()
+    }
+
+    pub(crate) fn children(&self, id: &Digest) -> Result<Vec<Digest>> {
+        children_on(&self.conn, id)
+    }
+}
+
+pub(crate) fn children_on(conn: &Connection, id: &Digest) -> Result<Vec<Digest>> {
+    let mut st = conn.prepare("SELECT id FROM images WHERE parent = ?1 ORDER BY id")?;
+    let rows = st.query_map([id.to_string()], |r| r.get::<_, String>(0))?;
+    rows.map(|r| digest_col(r?)).collect()
+}
+
+fn layer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<LayerRecord>> {
+    let diff_id: String = r.get(0)?;
+    let size: i64 = r.get(1)?;
+    let blob: Option<String> = r.get(2)?;
+    let media_type: Option<String> = r.get(3)?;
+    let blob_size: Option<i64> = r.get(4)?;
+    Ok((|| {
+        Ok(LayerRecord {
+            diff_id: digest_col(diff_id)?,
+            size: size as u64,
+            blob: blob.map(digest_col).transpose()?,
+            media_type,
+            blob_size: blob_size.map(|s| s as u64),
+        })
+    })())
+}
+
+pub(crate) fn layer_on(conn: &Connection, diff_id: &Digest) -> Result<Option<LayerRecord>> {
+    let row = conn
+        .query_row(
+            "SELECT diff_id, size, blob, media_type, blob_size FROM layers WHERE diff_id = ?1",
+            [diff_id.to_string()],
+            layer_row,
+        )
+        .optional()?;
+    row.transpose()
+}
+
+pub(crate) fn image_on(conn: &Connection, id: &Digest) -> Result<Option<ImageRecord>> {
+    let row: Option<(Option<String>, String, String, Option<String>)> = conn
+        .query_row(
+            "SELECT parent, created, added, last_tag_time FROM images WHERE id = ?1",
+            [id.to_string()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let Some((parent, created, added, last_tag_time)) = row else {
+        return Ok(None);
+    };
+    let mut layers = Vec::new();
+    let mut size = 0u64;
+    {
+        let mut st = conn.prepare(
+            "SELECT l.diff_id, l.size FROM image_layers il JOIN layers l ON l.diff_id = il.diff_id
+             WHERE il.image_id = ?1 ORDER BY il.position",
+        )?;
+        let mut rows = st.query([id.to_string()])?;
+        while let Some(r) = rows.next()? {
+            layers.push(digest_col(r.get(0)?)?);
+            size += r.get::<_, i64>(1)? as u64;
+        }
+    }
+    let strings = |sql: &str| -> Result<Vec<String>> {
+        let mut st = conn.prepare(sql)?;
+        let rows = st.query_map([id.to_string()], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    };
+    let tags = strings("SELECT name FROM tags WHERE image_id = ?1 ORDER BY name")?;
+    let repo_digests = strings("SELECT name FROM repo_digests WHERE image_id = ?1 ORDER BY name")?;
+    Ok(Some(ImageRecord {
+        id: *id,
+        parent: parent.map(digest_col).transpose()?,
+        created,
+        added,
+        last_tag_time,
+        layers,
+        tags,
+        repo_digests,
+        size,
+    }))
+}

@@ -1,0 +1,38 @@
+//! The store's error type.
+
+use std::path::{Path, PathBuf};
+
+use oci::Digest;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("metadata database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch { expected: Digest, actual: Digest },
+    #[error("blob {0} not found in the store")]
+    BlobNotFound(Digest),
+    #[error("layer {0} is not in the store")]
+    LayerNotFound(Digest),
+    #[error("image {0} is not in the store")]
+    ImageNotFound(Digest),
+    #[error("corrupt metadata: {0}")]
+    Corrupt(String),
+}
+
+impl Error {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

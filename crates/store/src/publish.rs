@@ -1,0 +1,368 @@
+//! Publishing staged work into the store, and collecting what nothing references.
+//!
+//! Both run under the store lock (`ROOT/lock`), which is held only for renames and one
+//! database transaction, never for hashing or unpacking. Files are renamed into place
+//! before the transaction that names them commits; when a process dies in between, the
+//! files are unreferenced and the next garbage collection removes them.
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use oci::Digest;
+use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+
+use crate::blobs::{sync_dir, StagedBlob};
+use crate::db::{self, NewImage};
+use crate::error::{Error, Result};
+use crate::staging::{random_u64, remove_if_stale, remove_tree};
+use crate::{Collected, Store};
+
+/// An open write transaction on the store, holding the store lock. Nothing it records is
+/// visible to other processes until [`Publisher::commit`]; dropping it rolls back.
+pub struct Publisher<'a> {
+    root: &'a Path,
+    tx: Transaction<'a>,
+    _lock: File,
+    blobs_renamed: bool,
+    layers_renamed: bool,
+}
+
+fn lock_store(root: &Path) -> Result<File> {
+    let p = root.join("lock");
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .map_err(|e| Error::io(&p, e))?;
+    f.lock().map_err(|e| Error::io(&p, e))?;
+    Ok(f)
+}
+
+impl<'a> Publisher<'a> {
+    pub(crate) fn begin(store: &'a mut Store) -> Result<Publisher<'a>> {
+        let lock = lock_store(&store.root)?;
+        let tx = store
+            .db
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        Ok(Publisher {
+            root: &store.root,
+            tx,
+            _lock: lock,
+            blobs_renamed: false,
+            layers_renamed: false,
+        })
+    }
+
+    fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(d.hex())
+    }
+
+    /// Moves a staged blob into place (a blob already there is kept).
+    pub fn put_blob(&mut self, blob: StagedBlob) -> Result<Digest> {
+        let dst = self.blob_path(&blob.digest);
+        if dst.exists() {
+            let _ = fs::remove_file(&blob.path);
+        } else {
+            fs::rename(&blob.path, &dst).map_err(|e| Error::io(&dst, e))?;
+            self.blobs_renamed = true;
+        }
+        Ok(blob.digest)
+    }
+
+    /// Writes small bytes (a config, a manifest) as a blob.
+    pub fn put_blob_bytes(&mut self, bytes: &[u8]) -> Result<Digest> {
+        let digest = Digest::of(bytes);
+        let dst = self.blob_path(&digest);
+        if dst.exists() {
+            return Ok(digest);
+        }
+        let tmp = self
+            .root
+            .join("tmp")
+            .join(format!("blob-{:016x}", random_u64()));
+        let write = || -> std::io::Result<()> {
+            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()
+        };
+        if let Err(e) = write() {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::io(&tmp, e));
+        }
+        fs::rename(&tmp, &dst).map_err(|e| Error::io(&dst, e))?;
+        self.blobs_renamed = true;
+        Ok(digest)
+    }
+
+    /// Records a layer unpacked in `dir` (inside a staging area) with its stored blob.
+    /// When the store already has the layer, the staged copy is left to be dropped.
+    pub fn put_layer(
+        &mut self,
+        dir: &Path,
+        diff_id: &Digest,
+        size: u64,
+        blob: Option<(Digest, &str, u64)>,
+    ) -> Result<()> {
+        if db::layer_on(&self.tx, diff_id)?.is_some() {
+            return Ok(());
+        }
+        if let Some((d, _, _)) = &blob {
+            if !self.blob_path(d).is_file() {
+                return Err(Error::BlobNotFound(*d));
+            }
+        }
+        let dst = self.root.join("layers").join(diff_id.hex());
+        if !dst.exists() {
+            // Make the unpacked files durable before they become visible under their name.
+            sync_filesystem(dir)?;
+            fs::rename(dir, &dst).map_err(|e| Error::io(&dst, e))?;
+            self.layers_renamed = true;
+        }
+        self.tx.execute(
+            "INSERT INTO layers (diff_id, size, blob, media_type, blob_size) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                diff_id.to_string(),
+                size as i64,
+                blob.as_ref().map(|b| b.0.to_string()),
+                blob.as_ref().map(|b| b.1.to_string()),
+                blob.as_ref().map(|b| b.2 as i64)
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Whether the layer is recorded (in the store or earlier in this transaction).
+    pub fn has_layer(&self, diff_id: &Digest) -> Result<bool> {
+        Ok(db::layer_on(&self.tx, diff_id)?.is_some())
+    }
+
+    /// Records an image (its config becomes a blob); every layer must already be recorded.
+    /// Recording an image that exists is not an error and changes nothing.
+    pub fn add_image(&mut self, img: &NewImage<'_>) -> Result<Digest> {
+        for l in img.layers {
+            if db::layer_on(&self.tx, l)?.is_none() {
+                return Err(Error::LayerNotFound(*l));
+            }
+        }
+        let id = self.put_blob_bytes(img.config)?;
+        let exists: Option<i64> = self
+            .tx
+            .query_row(
+                "SELECT 1 FROM images WHERE id = ?1",
+                [id.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if exists.is_some() {
+            if let Some(p) = img.parent {
+                self.tx.execute(
+                    "UPDATE images SET parent = ?2 WHERE id = ?1 AND parent IS NULL",
+                    params![id.to_string(), p.to_string()],
+                )?;
+            }
+            return Ok(id);
+        }
+        self.tx.execute(
+            "INSERT INTO images (id, parent, created, added) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                id.to_string(),
+                img.parent.map(|p| p.to_string()),
+                img.created,
+                db::now()
+            ],
+        )?;
+        for (i, l) in img.layers.iter().enumerate() {
+            self.tx.execute(
+                "INSERT INTO image_layers (image_id, position, diff_id) VALUES (?1, ?2, ?3)",
+                params![id.to_string(), i as i64, l.to_string()],
+            )?;
+        }
+        Ok(id)
+    }
+
+    /// Points `name` at `image`, returning the image it pointed to before (if different).
+    pub fn tag(&mut self, name: &str, image: &Digest) -> Result<Option<Digest>> {
+        let old: Option<String> = self
+            .tx
+            .query_row("SELECT image_id FROM tags WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        self.tx.execute(
+            "INSERT INTO tags (name, image_id) VALUES (?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id",
+            params![name, image.to_string()],
+        )?;
+        self.tx.execute(
+            "UPDATE images SET last_tag_time = ?2 WHERE id = ?1",
+            params![image.to_string(), db::now()],
+        )?;
+        let old = old
+            .map(|s| Digest::from_str(&s).map_err(|e| Error::Corrupt(e.to_string())))
+            .transpose()?;
+        Ok(old.filter(|o| o != image))
+    }
+
+    /// Removes a tag; returns the image it pointed to.
+    pub fn untag(&mut self, name: &str) -> Result<Option<Digest>> {
+        let old: Option<String> = self
+            .tx
+            .query_row("SELECT image_id FROM tags WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        self.tx
+            .execute("DELETE FROM tags WHERE name = ?1", [name])?;
+        old.map(|s| Digest::from_str(&s).map_err(|e| Error::Corrupt(e.to_string())))
+            .transpose()
+    }
+
+    /// Records that `image` is known as `name@sha256:…`.
+    pub fn add_repo_digest(&mut self, name: &str, image: &Digest) -> Result<()> {
+        self.tx.execute(
+            "INSERT OR IGNORE INTO repo_digests (name, image_id) VALUES (?1, ?2)",
+            params![name, image.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes an image record with its tags. Its children lose their parent link. Layers and
+    /// blobs stay until [`Store::collect_garbage`].
+    pub fn delete_image(&mut self, id: &Digest) -> Result<()> {
+        let n = self
+            .tx
+            .execute("DELETE FROM images WHERE id = ?1", [id.to_string()])?;
+        if n == 0 {
+            return Err(Error::ImageNotFound(*id));
+        }
+        self.tx.execute(
+            "UPDATE images SET parent = NULL WHERE parent = ?1",
+            [id.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// Reads an image as this transaction sees it.
+    pub fn image(&self, id: &Digest) -> Result<Option<db::ImageRecord>> {
+        db::image_on(&self.tx, id)
+    }
+
+    pub fn children(&self, id: &Digest) -> Result<Vec<Digest>> {
+        db::children_on(&self.tx, id)
+    }
+
+    /// Makes everything recorded durable and visible.
+    pub fn commit(self) -> Result<()> {
+        if self.blobs_renamed {
+            sync_dir(&self.root.join("blobs/sha256"))?;
+        }
+        if self.layers_renamed {
+            sync_dir(&self.root.join("layers"))?;
+        }
+        self.tx.commit()?;
+        Ok(())
+    }
+}
+
+fn sync_filesystem(p: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let f = File::open(p).map_err(|e| Error::io(p, e))?;
+    // SAFETY: syncfs takes any open descriptor of the filesystem and has no other effect.
+    let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
+    if rc != 0 {
+        return Err(Error::io(p, std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+pub(crate) fn collect_garbage(store: &mut Store) -> Result<Collected> {
+    let root = store.root.clone();
+    let _lock = lock_store(&root)?;
+    let mut out = Collected::default();
+    let tx = store
+        .db
+        .conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute(
+        "DELETE FROM layers WHERE diff_id NOT IN (SELECT diff_id FROM image_layers)",
+        [],
+    )?;
+    let live_layers: HashSet<String> = {
+        let mut st = tx.prepare("SELECT diff_id FROM layers")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        rows.collect::<std::result::Result<_, _>>()?
+    };
+    let live_blobs: HashSet<String> = {
+        let mut st = tx.prepare(
+            "SELECT id FROM images UNION SELECT blob FROM layers WHERE blob IS NOT NULL",
+        )?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        rows.collect::<std::result::Result<_, _>>()?
+    };
+    tx.commit()?;
+
+    let layers_dir = root.join("layers");
+    for e in fs::read_dir(&layers_dir)
+        .map_err(|e| Error::io(&layers_dir, e))?
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let key = format!("sha256:{name}");
+        if live_layers.contains(&key) {
+            continue;
+        }
+        // Rename first so a half-removed layer is never seen under its name.
+        let trash = root
+            .join("tmp")
+            .join(format!("trash-{:016x}", random_u64()));
+        if fs::rename(e.path(), &trash).is_ok() {
+            remove_tree(&trash).map_err(|err| Error::io(&trash, err))?;
+            if let Ok(d) = Digest::from_str(&key) {
+                out.layers.push(d);
+            }
+        }
+    }
+    let blobs_dir = root.join("blobs/sha256");
+    for e in fs::read_dir(&blobs_dir)
+        .map_err(|e| Error::io(&blobs_dir, e))?
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let key = format!("sha256:{name}");
+        if live_blobs.contains(&key) {
+            continue;
+        }
+        fs::remove_file(e.path()).map_err(|err| Error::io(&e.path(), err))?;
+        if let Ok(d) = Digest::from_str(&key) {
+            out.blobs.push(d);
+        }
+    }
+    let tmp = root.join("tmp");
+    for e in fs::read_dir(&tmp)
+        .map_err(|e| Error::io(&tmp, e))?
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".lock") {
+            if remove_if_stale(&e.path()) {
+                out.stale_staging += 1;
+            }
+        } else if name.starts_with("trash-") || name.starts_with("blob-") {
+            // Leftovers of an interrupted removal or small-blob write: nobody owns them once
+            // we hold the store lock.
+            let _ = if e.path().is_dir() {
+                remove_tree(&e.path())
+            } else {
+                fs::remove_file(e.path())
+            };
+        }
+    }
+    out.layers.sort();
+    out.blobs.sort();
+    Ok(out)
+}
