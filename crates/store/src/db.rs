@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE layers (
         diff_id    TEXT PRIMARY KEY,
         size       INTEGER NOT NULL,
+        tar_size   INTEGER NOT NULL,
         blob       TEXT,
         media_type TEXT,
         blob_size  INTEGER
@@ -58,10 +59,18 @@ pub struct LayerRecord {
     pub diff_id: Digest,
     /// Docker's DiffSize: the sum of the sizes of every non-directory entry.
     pub size: u64,
-    /// The stored blob of this layer (compressed or not), when one is kept.
-    pub blob: Option<Digest>,
-    pub media_type: Option<String>,
-    pub blob_size: Option<u64>,
+    /// Length of the uncompressed layer tar (whose sha256 is the diff_id).
+    pub tar_size: u64,
+    /// The stored blob of this layer, exactly as it was received or made (compressed or not).
+    pub blob: Option<BlobRef>,
+}
+
+/// A stored blob with the media type it was received or made with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobRef {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
 }
 
 /// An image known to the store.
@@ -141,7 +150,7 @@ impl Db {
 
     pub(crate) fn layers(&self) -> Result<Vec<LayerRecord>> {
         let mut st = self.conn.prepare(
-            "SELECT diff_id, size, blob, media_type, blob_size FROM layers ORDER BY diff_id",
+            "SELECT diff_id, size, tar_size, blob, media_type, blob_size FROM layers ORDER BY diff_id",
         )?;
         let rows = st.query_map([], layer_row)?;
         rows.map(|r| r?).collect()
@@ -217,16 +226,24 @@ pub(crate) fn children_on(conn: &Connection, id: &Digest) -> Result<Vec<Digest>>
 fn layer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<LayerRecord>> {
     let diff_id: String = r.get(0)?;
     let size: i64 = r.get(1)?;
-    let blob: Option<String> = r.get(2)?;
-    let media_type: Option<String> = r.get(3)?;
-    let blob_size: Option<i64> = r.get(4)?;
+    let tar_size: i64 = r.get(2)?;
+    let blob: Option<String> = r.get(3)?;
+    let media_type: Option<String> = r.get(4)?;
+    let blob_size: Option<i64> = r.get(5)?;
     Ok((|| {
+        let blob = match blob {
+            Some(d) => Some(BlobRef {
+                digest: digest_col(d)?,
+                media_type: media_type.unwrap_or_default(),
+                size: blob_size.unwrap_or(0) as u64,
+            }),
+            None => None,
+        };
         Ok(LayerRecord {
             diff_id: digest_col(diff_id)?,
             size: size as u64,
-            blob: blob.map(digest_col).transpose()?,
-            media_type,
-            blob_size: blob_size.map(|s| s as u64),
+            tar_size: tar_size as u64,
+            blob,
         })
     })())
 }
@@ -234,7 +251,7 @@ fn layer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<LayerRecord>> {
 pub(crate) fn layer_on(conn: &Connection, diff_id: &Digest) -> Result<Option<LayerRecord>> {
     let row = conn
         .query_row(
-            "SELECT diff_id, size, blob, media_type, blob_size FROM layers WHERE diff_id = ?1",
+            "SELECT diff_id, size, tar_size, blob, media_type, blob_size FROM layers WHERE diff_id = ?1",
             [diff_id.to_string()],
             layer_row,
         )

@@ -31,7 +31,7 @@ mod publish;
 mod staging;
 
 pub use blobs::{BlobWriter, StagedBlob};
-pub use db::{ImageRecord, LayerRecord, NewImage};
+pub use db::{BlobRef, ImageRecord, LayerRecord, NewImage};
 pub use error::{Error, Result};
 pub use publish::Publisher;
 pub use staging::Staging;

@@ -15,7 +15,7 @@ use oci::Digest;
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::blobs::{sync_dir, StagedBlob};
-use crate::db::{self, NewImage};
+use crate::db::{self, LayerRecord, NewImage};
 use crate::error::{Error, Result};
 use crate::staging::{random_u64, remove_if_stale, remove_tree};
 use crate::{Collected, Store};
@@ -101,19 +101,14 @@ impl<'a> Publisher<'a> {
 
     /// Records a layer unpacked in `dir` (inside a staging area) with its stored blob.
     /// When the store already has the layer, the staged copy is left to be dropped.
-    pub fn put_layer(
-        &mut self,
-        dir: &Path,
-        diff_id: &Digest,
-        size: u64,
-        blob: Option<(Digest, &str, u64)>,
-    ) -> Result<()> {
+    pub fn put_layer(&mut self, dir: &Path, layer: &LayerRecord) -> Result<()> {
+        let diff_id = &layer.diff_id;
         if db::layer_on(&self.tx, diff_id)?.is_some() {
             return Ok(());
         }
-        if let Some((d, _, _)) = &blob {
-            if !self.blob_path(d).is_file() {
-                return Err(Error::BlobNotFound(*d));
+        if let Some(b) = &layer.blob {
+            if !self.blob_path(&b.digest).is_file() {
+                return Err(Error::BlobNotFound(b.digest));
             }
         }
         let dst = self.root.join("layers").join(diff_id.hex());
@@ -124,13 +119,15 @@ impl<'a> Publisher<'a> {
             self.layers_renamed = true;
         }
         self.tx.execute(
-            "INSERT INTO layers (diff_id, size, blob, media_type, blob_size) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO layers (diff_id, size, tar_size, blob, media_type, blob_size)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 diff_id.to_string(),
-                size as i64,
-                blob.as_ref().map(|b| b.0.to_string()),
-                blob.as_ref().map(|b| b.1.to_string()),
-                blob.as_ref().map(|b| b.2 as i64)
+                layer.size as i64,
+                layer.tar_size as i64,
+                layer.blob.as_ref().map(|b| b.digest.to_string()),
+                layer.blob.as_ref().map(|b| b.media_type.clone()),
+                layer.blob.as_ref().map(|b| b.size as i64)
             ],
         )?;
         Ok(())

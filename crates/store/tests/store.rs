@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use oci::Digest;
-use store::{NewImage, Store};
+use store::{BlobRef, LayerRecord, NewImage, Store};
 
 /// Stages a "layer" directory with one file and a blob, and publishes it.
 fn publish_layer(store: &mut Store, content: &str) -> Digest {
@@ -19,13 +19,17 @@ fn publish_layer(store: &mut Store, content: &str) -> Digest {
     let diff_id = Digest::of(format!("diff:{content}").as_bytes());
     let mut p = store.publish().unwrap();
     let b = p.put_blob(blob).unwrap();
-    p.put_layer(
-        &dir,
-        &diff_id,
-        content.len() as u64,
-        Some((b, "application/vnd.oci.image.layer.v1.tar", 1)),
-    )
-    .unwrap();
+    let record = LayerRecord {
+        diff_id,
+        size: content.len() as u64,
+        tar_size: 1024,
+        blob: Some(BlobRef {
+            digest: b,
+            media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+            size: 4,
+        }),
+    };
+    p.put_layer(&dir, &record).unwrap();
     p.commit().unwrap();
     diff_id
 }
@@ -214,7 +218,11 @@ fn assert_consistent(root: &Path) {
             l.diff_id
         );
         if let Some(b) = l.blob {
-            assert!(store.has_blob(&b), "layer {} lost its blob", l.diff_id);
+            assert!(
+                store.has_blob(&b.digest),
+                "layer {} lost its blob",
+                l.diff_id
+            );
         }
     }
     for img in store.images().unwrap() {
