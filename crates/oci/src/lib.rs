@@ -2,5 +2,7 @@
 //! descriptors, manifests and Docker's image configuration. No I/O happens here.
 
 mod digest;
+mod reference;
 
 pub use digest::{Digest, DigestError, Hasher};
+pub use reference::{Reference, ReferenceError, DEFAULT_REGISTRY};
