@@ -1,36 +1,56 @@
-//! The `strata` binary: parses arguments and hands them to the library crates.
+//! The `strata` binary: parses arguments, opens the store, and hands each command to the
+//! library crates. Every command lives in its own short file under `commands/`.
+
+mod cli;
+mod commands;
+mod output;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "strata",
-    version,
-    about = "A daemonless, Docker-compatible image builder and runtime"
-)]
-struct Cli {
-    /// Root directory of the store
-    #[arg(long, global = true, env = "STRATA_ROOT")]
-    root: Option<PathBuf>,
-    /// Log level: debug, info, warn, error, fatal
-    #[arg(short = 'l', long, global = true, default_value = "info")]
-    log_level: String,
-    /// Enable debug output
-    #[arg(short = 'D', long, global = true)]
-    debug: bool,
-    #[command(subcommand)]
-    command: Command,
+use crate::cli::Cli;
+
+/// An error with the exit code Docker would use for it.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
 }
 
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Show the version information
-    Version,
+impl Failure {
+    pub fn new(code: u8, message: impl Into<String>) -> Self {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
 }
 
-fn main() {
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+fn default_root() -> PathBuf {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/lib/strata");
+    }
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("strata");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    home.join(".local/share/strata")
+}
+
+fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -41,10 +61,22 @@ fn main() {
                 _ => 125,
             };
             let _ = e.print();
-            std::process::exit(code);
+            return ExitCode::from(code);
         }
     };
-    match cli.command {
-        Command::Version => println!("strata version {}", env!("CARGO_PKG_VERSION")),
+    output::init_logging(if cli.debug { "debug" } else { &cli.log_level });
+    let root = cli.root.clone().unwrap_or_else(default_root);
+    match commands::run(cli.command, &root) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let (code, msg) = match e.downcast_ref::<Failure>() {
+                Some(f) => (f.code, f.message.clone()),
+                None => (1, format!("{e:#}")),
+            };
+            if !msg.is_empty() {
+                eprintln!("Error: {msg}");
+            }
+            ExitCode::from(code)
+        }
     }
 }

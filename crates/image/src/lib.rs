@@ -1,1 +1,50 @@
-//! Images in the store: import, archives (docker save / OCI layout), tags, history and inspect views.
+//! Images on top of the store: finding them by name or ID, bringing them in (`import`,
+//! `load`), writing them out (`save`), removing them (`rmi`, `image prune`), and the views
+//! that `images`, `history`, `inspect` and `system df` print.
+//!
+//! Images are never edited in place: a new config is a new image (its ID is the sha256 of
+//! the config bytes), and layers are shared by diff_id.
+//!
+//! **Architecture invariant:** this crate never parses Dockerfiles beyond the single
+//! instructions of `import --change`, and never runs anything.
+
+mod changes;
+mod config;
+mod error;
+mod import;
+mod ingest;
+mod load;
+mod remove;
+mod resolve;
+mod save;
+mod views;
+
+pub use changes::apply_change;
+pub use config::{go_arch, now, read_config, STRATA_VERSION};
+pub use error::{Error, Result};
+pub use import::{import, ImportOptions};
+pub use load::{load, Loaded};
+pub use remove::{prune, remove, RemoveOptions, Report};
+pub use resolve::{parse_name, resolve};
+pub use save::{plan as plan_save, save, SaveItem};
+pub use views::{
+    disk_usage, history, image_rows, inspect, shared_sizes, DiskUsage, HistoryRow, ImageRow,
+};
+
+use oci::Digest;
+use store::Store;
+
+/// Points `target` at the image `source` names, as `tag` does.
+pub fn tag(store: &mut Store, source: &str, target: &str) -> Result<Digest> {
+    let id = resolve(store, source)?;
+    let r = parse_name(target)?;
+    if r.digest().is_some() {
+        return Err(Error::InvalidReference(format!(
+            "refusing to create a tag with a digest reference: {target}"
+        )));
+    }
+    let mut p = store.publish()?;
+    p.tag(&r.to_string(), &id)?;
+    p.commit()?;
+    Ok(id)
+}

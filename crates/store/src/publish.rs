@@ -228,6 +228,15 @@ impl<'a> Publisher<'a> {
         Ok(())
     }
 
+    /// Forgets that `image` is known as `name@sha256:…`.
+    pub fn remove_repo_digest(&mut self, name: &str, image: &Digest) -> Result<()> {
+        self.tx.execute(
+            "DELETE FROM repo_digests WHERE name = ?1 AND image_id = ?2",
+            params![name, image.to_string()],
+        )?;
+        Ok(())
+    }
+
     /// Deletes an image record with its tags. Its children lose their parent link. Layers and
     /// blobs stay until [`Store::collect_garbage`].
     pub fn delete_image(&mut self, id: &Digest) -> Result<()> {

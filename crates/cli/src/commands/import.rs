@@ -1,0 +1,32 @@
+//! `strata import [-c INSTRUCTION]… [-m MESSAGE] FILE|- [REPOSITORY[:TAG]]`
+
+use std::fs::File;
+use std::io;
+
+use anyhow::{Context, Result};
+
+use crate::cli::ImportArgs;
+
+pub fn run(root: &std::path::Path, a: ImportArgs) -> Result<()> {
+    let tag = a.reference.as_deref().map(image::parse_name).transpose()?;
+    if a.file.contains("://") {
+        anyhow::bail!(
+            "importing from a URL is not supported: download the tarball and import the file"
+        );
+    }
+    let mut store = super::open_store(root)?;
+    let opts = image::ImportOptions {
+        changes: &a.changes,
+        message: a.message.as_deref(),
+        source: "-",
+        tag: tag.as_ref(),
+    };
+    let id = if a.file == "-" {
+        image::import(&mut store, io::stdin().lock(), &opts)?
+    } else {
+        let f = File::open(&a.file).with_context(|| format!("open {}", a.file))?;
+        image::import(&mut store, f, &opts)?
+    };
+    println!("{id}");
+    Ok(())
+}

@@ -1,0 +1,31 @@
+//! `strata load [-i FILE] [-q]`
+
+use std::fs::File;
+use std::io::{self, IsTerminal};
+
+use anyhow::{Context, Result};
+
+use crate::cli::LoadArgs;
+use crate::Failure;
+
+pub fn run(root: &std::path::Path, a: LoadArgs) -> Result<()> {
+    let mut store = super::open_store(root)?;
+    let loaded = match &a.input {
+        Some(p) => {
+            let f = File::open(p).with_context(|| format!("open {}", p.display()))?;
+            image::load(&mut store, f)
+        }
+        None => {
+            if io::stdin().is_terminal() {
+                return Err(
+                    Failure::new(1, "requested load from stdin, but stdin is empty").into(),
+                );
+            }
+            image::load(&mut store, io::stdin().lock())
+        }
+    }?;
+    for m in loaded.messages {
+        println!("{m}");
+    }
+    Ok(())
+}

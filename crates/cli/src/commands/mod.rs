@@ -1,0 +1,36 @@
+//! One function per command; each turns parsed arguments into library calls and prints
+//! the result the way Docker prints it.
+
+mod images;
+mod import;
+mod load;
+mod rmi;
+mod save;
+
+use std::path::Path;
+
+use anyhow::Result;
+use store::Store;
+
+use crate::cli::{Command, ImageCommand};
+
+pub fn open_store(root: &Path) -> Result<Store> {
+    Store::open(root)
+        .map_err(|e| anyhow::anyhow!("cannot open the store at {}: {e}", root.display()))
+}
+
+pub fn run(cmd: Command, root: &Path) -> Result<()> {
+    match cmd {
+        Command::Version => {
+            println!("strata version {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(root, a),
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(root, a),
+        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save::run(root, a),
+        Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images::tag(root, a),
+        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => rmi::run(root, a),
+        Command::Image(ImageCommand::Prune(a)) => rmi::prune(root, a),
+        other => Err(anyhow::anyhow!("{other:?}: not wired yet")),
+    }
+}

@@ -1,0 +1,41 @@
+//! `strata rmi [-f] [--no-prune] IMAGE…` and `strata image prune [-a] [-f]`
+
+use anyhow::Result;
+
+use crate::cli::{PruneArgs, RmiArgs};
+use crate::Failure;
+
+pub fn run(root: &std::path::Path, a: RmiArgs) -> Result<()> {
+    let mut store = super::open_store(root)?;
+    let opts = image::RemoveOptions {
+        force: a.force,
+        no_prune: a.no_prune,
+    };
+    let mut failed = false;
+    for name in &a.images {
+        match image::remove(&mut store, name, opts) {
+            Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        return Err(Failure::new(1, "").into());
+    }
+    Ok(())
+}
+
+pub fn prune(root: &std::path::Path, a: PruneArgs) -> Result<()> {
+    let _ = a.force; // strata never prompts.
+    let mut store = super::open_store(root)?;
+    let (lines, reclaimed) = image::prune(&mut store, a.all)?;
+    if !lines.is_empty() {
+        println!("Deleted Images:");
+        lines.iter().for_each(|l| println!("{l}"));
+        println!();
+    }
+    println!("Total reclaimed space: {reclaimed}B");
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! `strata save [-o FILE] IMAGE…`
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+
+use anyhow::{Context, Result};
+
+use crate::cli::SaveArgs;
+use crate::Failure;
+
+pub fn run(root: &std::path::Path, a: SaveArgs) -> Result<()> {
+    let store = super::open_store(root)?;
+    let items = image::plan_save(&store, &a.images)?;
+    match &a.output {
+        Some(path) => {
+            let f = File::create(path)
+                .with_context(|| format!("failed to save image: create {}", path.display()))?;
+            let mut w = BufWriter::with_capacity(1 << 20, f);
+            let res = image::save(&store, &items, &mut w)
+                .map_err(anyhow::Error::from)
+                .and_then(|_| {
+                    let f = w.into_inner().map_err(|e| e.into_error())?;
+                    f.sync_all()?;
+                    Ok(())
+                });
+            if res.is_err() {
+                // Never leave a half-written archive under the name the user gave.
+                let _ = std::fs::remove_file(path);
+            }
+            res
+        }
+        None => {
+            if io::stdout().is_terminal() {
+                return Err(Failure::new(
+                    1,
+                    "cowardly refusing to save to a terminal. Use the -o flag or redirect",
+                )
+                .into());
+            }
+            let mut out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
+            image::save(&store, &items, &mut out)?;
+            out.flush()?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Helpers shared by the end-to-end tests: a fresh store per test, the busybox root
+//! filesystem from the shipped example, and Docker 20.10 / skopeo / umoci as real peers.
+
+#![allow(dead_code)]
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A strata store of its own in a temporary directory.
+pub struct Strata {
+    pub root: tempfile::TempDir,
+}
+
+impl Strata {
+    pub fn new() -> Strata {
+        Strata { root: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn cmd(&self) -> assert_cmd::Command {
+        let mut c = assert_cmd::Command::cargo_bin("strata").unwrap();
+        c.env("STRATA_ROOT", self.root.path()).env_remove("DOCKER_CONFIG");
+        c
+    }
+
+    /// Runs strata, requires success, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "strata {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs strata, requires failure, returns (exit code, stderr).
+    pub fn fails(&self, args: &[&str]) -> (i32, String) {
+        let out = self.cmd().args(args).output().unwrap();
+        assert!(!out.status.success(), "strata {args:?} should have failed: {}", String::from_utf8_lossy(&out.stdout));
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    /// Every file and directory under the store's layers/ and blobs/ (to check emptiness).
+    pub fn stored_entries(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for d in ["layers", "blobs/sha256"] {
+            if let Ok(rd) = std::fs::read_dir(self.root.path().join(d)) {
+                for e in rd.flatten() {
+                    v.push(format!("{d}/{}", e.file_name().to_string_lossy()));
+                }
+            }
+        }
+        v.sort();
+        v
+    }
+}
+
+/// The busybox root filesystem tarball made by `examples/busybox/make-rootfs` (made once).
+pub fn busybox_tar() -> PathBuf {
+    static TAR: OnceLock<PathBuf> = OnceLock::new();
+    TAR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("strata-tests-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("busybox-rootfs.tar");
+        let st = Command::new(workspace_root().join("examples/busybox/make-rootfs")).arg(&out).status().unwrap();
+        assert!(st.success(), "make-rootfs failed");
+        out
+    })
+    .clone()
+}
+
+pub fn run(cmd: &str, args: &[&str]) -> Output {
+    Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"))
+}
+
+pub fn run_ok(cmd: &str, args: &[&str]) -> String {
+    let out = run(cmd, args);
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Starts Docker 20.10 (no network, its own data root) once for all tests, under a lock so
+/// that concurrent test processes start one daemon.
+pub fn docker() {
+    let lock_path = std::env::temp_dir().join("strata-tests-docker.lock");
+    let lock: File = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).unwrap();
+    lock.lock().unwrap();
+    let script = workspace_root().join("../shared/tools/reference-docker");
+    let st = if script.exists() {
+        Command::new(&script).arg("start").status().unwrap()
+    } else {
+        Command::new("sh")
+            .arg("-c")
+            .arg(
+                "docker info >/dev/null 2>&1 || { setsid dockerd --data-root /var/lib/docker-reference --bridge=none \
+                 --iptables=false --ip-masq=false >/tmp/reference-dockerd.log 2>&1 </dev/null & \
+                 i=0; while [ $i -lt 60 ]; do docker info >/dev/null 2>&1 && exit 0; sleep 0.5; i=$((i+1)); done; exit 1; }",
+            )
+            .status()
+            .unwrap()
+    };
+    assert!(st.success(), "could not start the reference Docker daemon");
+}
+
+/// A name unique to this test process, for images put into the shared Docker daemon.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", std::process::id())
+}

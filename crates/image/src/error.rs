@@ -1,0 +1,55 @@
+//! The image crate's error type. Messages follow Docker's words where Docker has them.
+
+use std::path::PathBuf;
+
+use oci::Digest;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error(transparent)]
+    Layer(#[from] layer::Error),
+    #[error("No such image: {0}")]
+    NoSuchImage(String),
+    #[error("invalid reference format: {0}")]
+    InvalidReference(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("invalid archive: {0}")]
+    Archive(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}: {1}")]
+    Read(String, #[source] std::io::Error),
+    #[error("invalid image config {digest}: {source}")]
+    Config {
+        digest: Digest,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("layer {index} of {image}: diff_id mismatch: the config names {expected}, the layer is {actual}")]
+    DiffIdMismatch {
+        image: String,
+        index: usize,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("invalid change {change:?}: {reason}")]
+    Change { change: String, reason: String },
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
