@@ -1,0 +1,13 @@
+//! `strata build`: Docker's classic builder on strata's store, snapshots and runtime.
+//!
+//! Each instruction is a step; every step's result is an image whose parent is the previous
+//! step's, and a step is a cache hit when a child of its parent was made by the same
+//! instruction with the same inputs (for COPY and ADD: the same file contents and modes,
+//! never mtimes). This module is being built up; today it holds the build-context hashing
+//! that cache keys of COPY and ADD rest on.
+
+mod context;
+mod glob;
+
+pub use context::{Context, ContextError, SourceSet};
+pub use glob::{glob_match, has_glob};
