@@ -1,0 +1,481 @@
+//! The `Snapshotter` trait and its two implementations: overlayfs (O(1) prepare: a fresh upper
+//! and work directory over the caller's lower directories) and a copy-based fallback for
+//! machines where overlayfs cannot be mounted.
+//!
+//! On-disk layout under the snapshotter's root, one directory per key:
+//! `snapshots/<key>/meta` (`active` or `view`, then one lower directory per line, top first),
+//! `snapshots/<key>/fs` (overlay: the upper directory; copy: the whole root filesystem),
+//! `snapshots/<key>/work` (overlay work directory) and, for the copy snapshotter,
+//! `snapshots/<key>/upper` (the computed overlay-style diff, rewritten by `upper_dir`).
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil;
+use crate::mount::{self, Mount};
+
+/// Disk usage of a snapshot's own changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// Bytes allocated on disk (each inode counted once).
+    pub size: u64,
+    /// Number of inodes, the upper directory itself included.
+    pub inodes: u64,
+}
+
+/// Whether a snapshot is writable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Writable, made by `prepare`.
+    Active,
+    /// Read-only, made by `view`.
+    View,
+}
+
+/// containerd's snapshotter vocabulary over caller-owned committed layer directories.
+///
+/// A *key* names an active (writable) or view (read-only) snapshot owned by the snapshotter.
+/// Its parents are committed layer directories owned by the caller (the store), given top
+/// first and never written to. A snapshotter never mounts: it returns [`Mount`] values for
+/// [`mount::mount_all`]. Committing is the caller's job: it reads [`Snapshotter::upper_dir`]
+/// (an overlay-style directory: whiteouts are 0/0 character devices, opaque directories carry
+/// `trusted.overlay.opaque=y`) and turns it into a layer.
+pub trait Snapshotter: Send + Sync {
+    /// `"overlayfs"` or `"copy"`.
+    fn name(&self) -> &'static str;
+    /// Creates an active snapshot `key` on `lowers` (top first) and returns its mounts.
+    fn prepare(&self, key: &str, lowers: &[PathBuf]) -> Result<Vec<Mount>>;
+    /// Creates a read-only snapshot `key` on `lowers` and returns its mounts.
+    fn view(&self, key: &str, lowers: &[PathBuf]) -> Result<Vec<Mount>>;
+    /// The mounts of an existing snapshot.
+    fn mounts(&self, key: &str) -> Result<Vec<Mount>>;
+    /// The overlay-style directory of `key`'s changes (for `diff` and `commit`). Must be
+    /// called with the snapshot unmounted or quiescent for the copy snapshotter.
+    fn upper_dir(&self, key: &str) -> Result<PathBuf>;
+    /// Bytes and inodes of `key`'s changes.
+    fn usage(&self, key: &str) -> Result<Usage>;
+    /// Deletes `key` and everything it owns. The caller unmounts it first.
+    fn remove(&self, key: &str) -> Result<()>;
+    /// Keys of all snapshots, sorted.
+    fn list(&self) -> Result<Vec<String>>;
+    /// The snapshot's kind and lower directories.
+    fn info(&self, key: &str) -> Result<(Kind, Vec<PathBuf>)>;
+}
+
+/// Opens the snapshotter rooted at `root`: overlayfs when it can be mounted here, the copy
+/// snapshotter otherwise (said once on stderr). `STRATA_SNAPSHOTTER=copy` or `=overlayfs`
+/// forces the choice.
+pub fn open(root: &Path) -> Result<Box<dyn Snapshotter>> {
+    match std::env::var("STRATA_SNAPSHOTTER").as_deref() {
+        Ok("copy") => return Ok(Box::new(CopySnapshotter::new(root)?)),
+        Ok("overlay") | Ok("overlayfs") => return Ok(Box::new(OverlaySnapshotter::new(root)?)),
+        _ => {}
+    }
+    let over = OverlaySnapshotter::new(root)?;
+    match overlay_usable(root) {
+        Ok(()) => Ok(Box::new(over)),
+        Err(reason) => {
+            static SAID: AtomicBool = AtomicBool::new(false);
+            if !SAID.swap(true, Ordering::Relaxed) {
+                eprintln!(
+                    "strata: overlayfs cannot be used here ({reason}); using the copy snapshotter, which copies image layers for every container"
+                );
+            }
+            Ok(Box::new(CopySnapshotter::new(root)?))
+        }
+    }
+}
+
+/// Mounts a tiny overlay under `root` once per process to see whether overlayfs works here.
+fn overlay_usable(root: &Path) -> std::result::Result<(), String> {
+    static RESULT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    RESULT
+        .get_or_init(|| {
+            let probe = root.join(format!("probe-{}", std::process::id()));
+            let r = (|| -> Result<()> {
+                for d in ["l1", "l2", "u", "w", "m"] {
+                    fs::create_dir_all(probe.join(d)).ctx("mkdir", probe.join(d))?;
+                }
+                let m = overlay_mount(
+                    &[probe.join("l1"), probe.join("l2")],
+                    Some((&probe.join("u"), &probe.join("w"))),
+                );
+                mount::mount_all(&[m], &probe.join("m"))?;
+                mount::unmount(&probe.join("m"))
+            })();
+            let _ = fs::remove_dir_all(&probe);
+            r.map_err(|e| e.to_string())
+        })
+        .clone()
+}
+
+fn overlay_mount(lowers: &[PathBuf], upper_work: Option<(&Path, &Path)>) -> Mount {
+    let mut options = vec!["index=off".to_string()];
+    let list: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
+    options.push(format!("lowerdir={}", list.join(":")));
+    match upper_work {
+        Some((u, w)) => {
+            options.push(format!("upperdir={}", u.display()));
+            options.push(format!("workdir={}", w.display()));
+        }
+        None => options.push("ro".into()),
+    }
+    Mount {
+        kind: "overlay".into(),
+        source: "overlay".into(),
+        target: PathBuf::new(),
+        options,
+    }
+}
+
+fn bind_mount(source: &Path, readonly: bool) -> Mount {
+    let mut options = vec!["rbind".to_string()];
+    options.push(if readonly { "ro" } else { "rw" }.to_string());
+    Mount {
+        kind: "bind".into(),
+        source: source.to_path_buf(),
+        target: PathBuf::new(),
+        options,
+    }
+}
+
+fn check_key(key: &str) -> Result<()> {
+    let ok = !key.is_empty()
+        && key.len() <= 128
+        && !key.starts_with('.')
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidKey(key.to_string()))
+    }
+}
+
+fn check_lowers(lowers: &[PathBuf]) -> Result<()> {
+    for l in lowers {
+        let s = l.to_string_lossy();
+        let reason = if !l.is_absolute() {
+            Some("not an absolute path")
+        } else if s.contains([':', ',', '\n']) || l.to_str().is_none() {
+            Some("paths with ':', ',', newlines or invalid UTF-8 cannot be overlay lower directories")
+        } else if !l.is_dir() {
+            Some("not a directory")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(Error::InvalidLower {
+                path: l.clone(),
+                reason: reason.into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// State shared by both snapshotters: the root and the per-key metadata.
+#[derive(Debug, Clone)]
+struct State {
+    root: PathBuf,
+}
+
+impl State {
+    fn new(root: &Path) -> Result<Self> {
+        let dir = root.join("snapshots");
+        fs::create_dir_all(&dir).ctx("create snapshot directory", &dir)?;
+        Ok(State {
+            root: root.to_path_buf(),
+        })
+    }
+
+    fn dir(&self, key: &str) -> Result<PathBuf> {
+        check_key(key)?;
+        Ok(self.root.join("snapshots").join(key))
+    }
+
+    /// Creates `key`'s directory (failing when it exists) and writes its metadata.
+    fn create(&self, key: &str, kind: Kind, lowers: &[PathBuf]) -> Result<PathBuf> {
+        let dir = self.dir(key)?;
+        check_lowers(lowers)?;
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(Error::AlreadyExists(key.to_string()))
+            }
+            Err(e) => return Err(e).ctx("create snapshot", &dir),
+        }
+        let mut meta = String::from(match kind {
+            Kind::Active => "active\n",
+            Kind::View => "view\n",
+        });
+        for l in lowers {
+            meta.push_str(&l.to_string_lossy());
+            meta.push('\n');
+        }
+        let tmp = dir.join("meta.tmp");
+        fs::write(&tmp, meta).ctx("write", &tmp)?;
+        fs::rename(&tmp, dir.join("meta")).ctx("rename", &tmp)?;
+        Ok(dir)
+    }
+
+    fn info(&self, key: &str) -> Result<(Kind, Vec<PathBuf>)> {
+        let dir = self.dir(key)?;
+        let path = dir.join("meta");
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::NotFound(key.to_string()))
+            }
+            Err(e) => return Err(e).ctx("read", &path),
+        };
+        let mut lines = text.lines();
+        let kind = match lines.next() {
+            Some("active") => Kind::Active,
+            Some("view") => Kind::View,
+            other => {
+                return Err(Error::Corrupt {
+                    path,
+                    reason: format!("unknown kind {other:?}"),
+                })
+            }
+        };
+        Ok((kind, lines.map(PathBuf::from).collect()))
+    }
+
+    fn remove(&self, key: &str) -> Result<()> {
+        let dir = self.dir(key)?;
+        if !dir.exists() {
+            return Err(Error::NotFound(key.to_string()));
+        }
+        fs::remove_dir_all(&dir).ctx("remove snapshot", &dir)
+    }
+
+    fn list(&self) -> Result<Vec<String>> {
+        let dir = self.root.join("snapshots");
+        let mut keys = Vec::new();
+        for e in fs::read_dir(&dir).ctx("read directory", &dir)? {
+            let e = e.ctx("read directory", &dir)?;
+            if e.path().join("meta").exists() {
+                keys.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+}
+
+/// Overlayfs snapshotter: prepare makes an empty upper and work directory, nothing else.
+#[derive(Debug, Clone)]
+pub struct OverlaySnapshotter {
+    state: State,
+}
+
+impl OverlaySnapshotter {
+    /// A snapshotter keeping its state under `root` (created when missing).
+    pub fn new(root: &Path) -> Result<Self> {
+        Ok(OverlaySnapshotter {
+            state: State::new(root)?,
+        })
+    }
+
+    fn make(&self, key: &str, lowers: &[PathBuf], kind: Kind) -> Result<Vec<Mount>> {
+        let dir = self.state.create(key, kind, lowers)?;
+        let r = (|| {
+            fs::create_dir(dir.join("fs")).ctx("mkdir", dir.join("fs"))?;
+            if kind == Kind::Active && !lowers.is_empty() {
+                fs::create_dir(dir.join("work")).ctx("mkdir", dir.join("work"))?;
+            }
+            self.mounts(key)
+        })();
+        if r.is_err() {
+            let _ = fs::remove_dir_all(&dir);
+        }
+        r
+    }
+}
+
+impl Snapshotter for OverlaySnapshotter {
+    fn name(&self) -> &'static str {
+        "overlayfs"
+    }
+
+    fn prepare(&self, key: &str, lowers: &[PathBuf]) -> Result<Vec<Mount>> {
+        self.make(key, lowers, Kind::Active)
+    }
+
+    fn view(&self, key: &str, lowers: &[PathBuf]) -> Result<Vec<Mount>> {
+        self.make(key, lowers, Kind::View)
+    }
+
+    fn mounts(&self, key: &str) -> Result<Vec<Mount>> {
+        let (kind, lowers) = self.state.info(key)?;
+        let dir = self.state.dir(key)?;
+        let m = match (kind, lowers.len()) {
+            (Kind::Active, 0) => bind_mount(&dir.join("fs"), false),
+            (Kind::Active, _) => overlay_mount(&lowers, Some((&dir.join("fs"), &dir.join("work")))),
+            (Kind::View, 0) => bind_mount(&dir.join("fs"), true),
+            (Kind::View, 1) => bind_mount(&lowers[0], true),
+            (Kind::View, _) => overlay_mount(&lowers, None),
+        };
+        Ok(vec![m])
+    }
+
+    fn upper_dir(&self, key: &str) -> Result<PathBuf> {
+        self.state.info(key)?;
+        Ok(self.state.dir(key)?.join("fs"))
+    }
+
+    fn usage(&self, key: &str) -> Result<Usage> {
+        let (size, inodes) = fsutil::usage(&self.upper_dir(key)?)?;
+        Ok(Usage { size, inodes })
+    }
+
+    fn remove(&self, key: &str) -> Result<()> {
+        self.state.remove(key)
+    }
+
+    fn list(&self) -> Result<Vec<String>> {
+        self.state.list()
+    }
+
+    fn info(&self, key: &str) -> Result<(Kind, Vec<PathBuf>)> {
+        self.state.info(key)
+    }
+}
+
+/// Copy-based snapshotter: prepare copies the lowers (bottom first, applying whiteouts and
+/// opaque directories) into a plain directory that is bind-mounted; `upper_dir` computes an
+/// overlay-style diff against the lowers so the rest of the system sees the same shape.
+///
+/// One difference from overlayfs: a directory that lost every lower entry is reported opaque
+/// even when it was emptied file by file rather than removed and made again (same contents
+/// either way).
+#[derive(Debug, Clone)]
+pub struct CopySnapshotter {
+    state: State,
+}
+
+impl CopySnapshotter {
+    /// A snapshotter keeping its state under `root` (created when missing).
+    pub fn new(root: &Path) -> Result<Self> {
+        Ok(CopySnapshotter {
+            state: State::new(root)?,
+        })
+    }
+
+    fn make(&self, key: &str, lowers: &[PathBuf], kind: Kind) -> Result<Vec<Mount>> {
+        let dir = self.state.create(key, kind, lowers)?;
+        let r = (|| {
+            let fsdir = dir.join("fs");
+            fs::create_dir(&fsdir).ctx("mkdir", &fsdir)?;
+            for l in lowers.iter().rev() {
+                fsutil::apply_layer(l, &fsdir)?;
+            }
+            self.mounts(key)
+        })();
+        if r.is_err() {
+            let _ = fs::remove_dir_all(&dir);
+        }
+        r
+    }
+}
+
+impl Snapshotter for CopySnapshotter {
+    fn name(&self) -> &'static str {
+        "copy"
+    }
+
+    fn prepare(&self, key: &str, lowers: &[PathBuf]) -> Result<Vec<Mount>> {
+        self.make(key, lowers, Kind::Active)
+    }
+
+    fn view(&self, key: &str, lowers: &[PathBuf]) -> Result<Vec<Mount>> {
+        self.make(key, lowers, Kind::View)
+    }
+
+    fn mounts(&self, key: &str) -> Result<Vec<Mount>> {
+        let (kind, _) = self.state.info(key)?;
+        let dir = self.state.dir(key)?;
+        Ok(vec![bind_mount(&dir.join("fs"), kind == Kind::View)])
+    }
+
+    fn upper_dir(&self, key: &str) -> Result<PathBuf> {
+        let (_, lowers) = self.state.info(key)?;
+        let dir = self.state.dir(key)?;
+        let out = dir.join("upper");
+        fsutil::compute_upper(&dir.join("fs"), &lowers, &out)?;
+        Ok(out)
+    }
+
+    fn usage(&self, key: &str) -> Result<Usage> {
+        let (size, inodes) = fsutil::usage(&self.upper_dir(key)?)?;
+        Ok(Usage { size, inodes })
+    }
+
+    fn remove(&self, key: &str) -> Result<()> {
+        self.state.remove(key)
+    }
+
+    fn list(&self) -> Result<Vec<String>> {
+        self.state.list()
+    }
+
+    fn info(&self, key: &str) -> Result<(Kind, Vec<PathBuf>)> {
+        self.state.info(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_must_be_plain_names() {
+        for bad in ["", "a/b", "..", ".hidden", "a b", &"x".repeat(129)] {
+            assert!(
+                matches!(check_key(bad), Err(Error::InvalidKey(_))),
+                "{bad:?}"
+            );
+        }
+        check_key("c0ffee-1.build_2").unwrap();
+    }
+
+    #[test]
+    fn lowers_with_separators_are_rejected() {
+        let t = tempfile::tempdir().unwrap();
+        let bad = t.path().join("a:b");
+        fs::create_dir(&bad).unwrap();
+        assert!(matches!(
+            check_lowers(&[bad]),
+            Err(Error::InvalidLower { .. })
+        ));
+        assert!(matches!(
+            check_lowers(&[PathBuf::from("relative")]),
+            Err(Error::InvalidLower { .. })
+        ));
+        check_lowers(&[t.path().to_path_buf()]).unwrap();
+    }
+
+    #[test]
+    fn metadata_round_trips_and_duplicates_fail() {
+        let t = tempfile::tempdir().unwrap();
+        let s = OverlaySnapshotter::new(t.path()).unwrap();
+        let lower = t.path().join("l");
+        fs::create_dir(&lower).unwrap();
+        s.prepare("k", std::slice::from_ref(&lower)).unwrap();
+        assert_eq!(s.info("k").unwrap(), (Kind::Active, vec![lower.clone()]));
+        assert!(matches!(
+            s.prepare("k", &[lower]),
+            Err(Error::AlreadyExists(_))
+        ));
+        assert_eq!(s.list().unwrap(), vec!["k".to_string()]);
+        s.remove("k").unwrap();
+        assert!(matches!(s.mounts("k"), Err(Error::NotFound(_))));
+    }
+}
