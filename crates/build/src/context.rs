@@ -50,6 +50,8 @@ pub type Excluder = Box<dyn Fn(&str) -> bool + Send + Sync>;
 pub struct Context {
     root: PathBuf,
     excluded: Excluder,
+    /// Hash with `uname root`/`gname root`, as Docker does for `COPY --from` sources.
+    owner_names: bool,
 }
 
 /// One source of a COPY or ADD, resolved inside the context.
@@ -88,10 +90,18 @@ fn sha_hex(data: &[u8]) -> String {
 
 impl Context {
     pub fn new(root: impl Into<PathBuf>, excluded: Excluder) -> Context {
-        Context {
-            root: root.into(),
-            excluded,
-        }
+        Context { root: root.into(), excluded, owner_names: false }
+    }
+
+    /// The same context hashed as Docker hashes image root filesystems (`COPY --from`).
+    pub fn with_owner_names(mut self) -> Context {
+        self.owner_names = true;
+        self
+    }
+
+    /// Whether `.dockerignore` excludes a context path.
+    pub fn excluded(&self, rel: &str) -> bool {
+        self.is_excluded(rel)
     }
 
     pub fn root(&self) -> &Path {
@@ -330,8 +340,12 @@ impl Context {
         };
         let mut h = Sha256::new();
         h.update(format!(
-            "name{name}mode{}uid0gid0size{size}typeflag{flag}linkname{link}unamegnamedevmajor{major}devminor{minor}",
-            perm | type_bits
+            "name{name}mode{}uid{}gid{}size{size}typeflag{flag}linkname{link}uname{}gname{}devmajor{major}devminor{minor}",
+            perm | type_bits,
+            if self.owner_names { md.uid() } else { 0 },
+            if self.owner_names { md.gid() } else { 0 },
+            if self.owner_names { "root" } else { "" },
+            if self.owner_names { "root" } else { "" },
         ));
         if ft.is_file() {
             let mut f = fs::File::open(&p).map_err(io_err(&p))?;

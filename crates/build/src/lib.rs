@@ -7,7 +7,16 @@
 //! that cache keys of COPY and ADD rest on.
 
 mod context;
+mod copy;
+mod engine;
+mod error;
 mod glob;
+mod gofmt;
+mod steps;
 
-pub use context::{Context, ContextError, SourceSet};
+pub use context::{Context, ContextError, Excluder, Source, SourceSet};
+pub use copy::{parse_chown, resolve_in_root};
+pub use engine::{BuildOptions, Builder, Frontend, RunRequest, RunStep, DEFAULT_PATH};
+pub use error::{BuildError, Result};
+pub use steps::{CommandForm, Healthcheck, Op, Plan, Stage, Step};
 pub use glob::{glob_match, has_glob};

@@ -1,0 +1,924 @@
+//! The step loop of the classic builder.
+//!
+//! Every step's result is an image whose parent is the previous step's. Before running a
+//! step, its "probe" config (the image config with `Cmd` replaced by a string naming the
+//! step) is compared with the `container_config` of the parent's children: a match is a cache
+//! hit, the first miss turns lookups off for the rest of the stage. That is Docker's classic
+//! cache, so `Using cache`, `history` IDs and `--no-cache` behave as Docker's do.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use oci::{ContainerConfig, Digest, Empty, HealthConfig, History, ImageConfig, Reference};
+use snapshot::Snapshotter;
+use store::{BlobRef, LayerRecord, NewImage, Store};
+
+use crate::context::Context;
+use crate::copy::{copy_into, CopyRequest};
+use crate::error::{BuildError, Result};
+use crate::gofmt;
+use crate::steps::{CommandForm, Healthcheck, Op, Plan, Stage, Step};
+
+/// Runs a RUN step's process in a mounted root filesystem; the binary wires the runtime in.
+pub trait RunStep {
+    /// Returns the process's exit code.
+    fn run(&self, req: &RunRequest<'_>) -> std::result::Result<i32, String>;
+}
+
+pub struct RunRequest<'a> {
+    pub rootfs: &'a Path,
+    pub argv: &'a [String],
+    pub env: &'a [String],
+    pub user: &'a str,
+    pub workdir: &'a str,
+    pub network_none: bool,
+    /// Send the process's output nowhere (`build -q`).
+    pub quiet: bool,
+}
+
+/// Expands words and parses ONBUILD triggers: the frontend's services the engine needs.
+pub trait Frontend {
+    fn word(&self, word: &str, env: &[(String, String)]) -> std::result::Result<String, String>;
+    fn words(&self, text: &str, env: &[(String, String)]) -> std::result::Result<Vec<String>, String>;
+    fn parse_trigger(&self, text: &str) -> std::result::Result<Step, String>;
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    pub tags: Vec<Reference>,
+    pub no_cache: bool,
+    pub quiet: bool,
+    pub build_args: BTreeMap<String, String>,
+    pub network_none: bool,
+    pub labels: Vec<(String, String)>,
+    pub target: Option<String>,
+}
+
+pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const PROXY_ARGS: &[&str] = &[
+    "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy",
+    "ALL_PROXY", "all_proxy",
+];
+
+pub struct Builder<'a> {
+    pub store: &'a mut Store,
+    pub snapshots: &'a dyn Snapshotter,
+    pub runner: &'a dyn RunStep,
+    pub frontend: &'a dyn Frontend,
+    pub context: &'a Context,
+    /// Scratch space for mounts, on the store's filesystem.
+    pub work_dir: PathBuf,
+    /// Mount points a running step needs (Docker's `-init` layer), stacked above the image.
+    pub init_layer: PathBuf,
+    pub out: &'a mut dyn Write,
+}
+
+/// The state of the stage being built.
+struct StageState {
+    id: Option<Digest>,
+    config: ImageConfig,
+    shell: Vec<String>,
+    busted: bool,
+    cmd_set: bool,
+    /// ARGs in scope, in declaration order, with their values.
+    args: Vec<(String, Option<String>)>,
+}
+
+impl StageState {
+    fn run_config(&self) -> ContainerConfig {
+        self.config.config.clone().unwrap_or_default()
+    }
+    fn env_pairs(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for (k, v) in &self.args {
+            if let Some(v) = v {
+                out.push((k.clone(), v.clone()));
+            }
+        }
+        // ENV wins over ARG of the same name.
+        for e in self.run_config().env.unwrap_or_default() {
+            if let Some((k, v)) = e.split_once('=') {
+                out.retain(|(n, _)| n != k);
+                out.push((k.to_string(), v.to_string()));
+            }
+        }
+        out
+    }
+}
+
+fn new_container_id() -> String {
+    let mut b = [0u8; 32];
+    if let Ok(mut f) = fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut b);
+    }
+    hex::encode(b)
+}
+
+/// Docker's `compare()` of two container configs for a cache hit.
+fn cache_match(a: &ContainerConfig, b: &ContainerConfig) -> bool {
+    if a.open_stdin || b.open_stdin {
+        return false;
+    }
+    let keys = |m: &Option<BTreeMap<String, Empty>>| m.as_ref().map(|m| m.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+    a.attach_stdout == b.attach_stdout
+        && a.attach_stderr == b.attach_stderr
+        && a.user == b.user
+        && a.tty == b.tty
+        && a.cmd.clone().unwrap_or_default() == b.cmd.clone().unwrap_or_default()
+        && a.env.clone().unwrap_or_default() == b.env.clone().unwrap_or_default()
+        && a.entrypoint.clone().unwrap_or_default() == b.entrypoint.clone().unwrap_or_default()
+        && a.labels.clone().unwrap_or_default() == b.labels.clone().unwrap_or_default()
+        && keys(&a.exposed_ports) == keys(&b.exposed_ports)
+        && keys(&a.volumes) == keys(&b.volumes)
+}
+
+fn command_argv(form: &CommandForm, shell: &[String]) -> Vec<String> {
+    match form {
+        CommandForm::Shell(s) => {
+            let mut v = shell.to_vec();
+            v.push(s.clone());
+            v
+        }
+        CommandForm::Exec(v) => v.clone(),
+    }
+}
+
+impl Builder<'_> {
+    fn say(&mut self, quiet: bool, line: &str) {
+        if !quiet {
+            let _ = writeln!(self.out, "{line}");
+            let _ = self.out.flush();
+        }
+    }
+
+    /// Builds the plan; returns the final image's ID.
+    pub fn build(&mut self, plan: &Plan, opts: &BuildOptions) -> Result<Digest> {
+        let q = opts.quiet;
+        let total = plan.step_count();
+        let mut n = 0;
+        // Meta ARGs: visible to FROM lines, and inside stages that declare them again.
+        let mut meta: Vec<(String, String)> = Vec::new();
+        for (name, default, text) in &plan.meta_args {
+            n += 1;
+            self.say(q, &format!("Step {n}/{total} : {text}"));
+            let value = match opts.build_args.get(name) {
+                Some(v) => Some(v.clone()),
+                None => match default {
+                    Some(d) => Some(self.frontend.word(d, &meta).map_err(|e| BuildError::Step { line: 0, msg: e })?),
+                    None => None,
+                },
+            };
+            if let Some(v) = value {
+                meta.push((name.clone(), v));
+            }
+        }
+        let needed = needed_stages(plan, opts.target.as_deref(), &meta, self.frontend)?;
+        let mut built: Vec<Option<Digest>> = vec![None; plan.stages.len()];
+        let mut last = None;
+        for (i, stage) in plan.stages.iter().enumerate() {
+            if !needed[i] {
+                n += 1 + stage.steps.len();
+                continue;
+            }
+            let id = self.build_stage(plan, i, stage, &meta, &built, opts, &mut n, total)?;
+            built[i] = Some(id);
+            last = Some(id);
+            if let Some(t) = &opts.target {
+                if stage.name.as_deref().map(|s| s.eq_ignore_ascii_case(t)).unwrap_or(false) {
+                    break;
+                }
+            }
+        }
+        let id = last.ok_or_else(|| BuildError::Step { line: 0, msg: "no build stage in the Dockerfile".into() })?;
+        let mut p = self.store.publish()?;
+        for t in &opts.tags {
+            p.tag(&t.to_string(), &id)?;
+        }
+        p.commit()?;
+        if q {
+            let _ = writeln!(self.out, "{id}");
+        } else {
+            self.say(false, &format!("Successfully built {}", id.short()));
+            for t in &opts.tags {
+                self.say(false, &format!("Successfully tagged {}", t.familiar()));
+            }
+        }
+        Ok(id)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build_stage(
+        &mut self,
+        plan: &Plan,
+        index: usize,
+        stage: &Stage,
+        meta: &[(String, String)],
+        built: &[Option<Digest>],
+        opts: &BuildOptions,
+        n: &mut usize,
+        total: usize,
+    ) -> Result<Digest> {
+        let q = opts.quiet;
+        *n += 1;
+        self.say(q, &format!("Step {n}/{total} : {}", stage.from_text));
+        let base = self.frontend.word(&stage.base, meta).map_err(|msg| BuildError::Step { line: 0, msg })?;
+        let (id, config) = if base.eq_ignore_ascii_case("scratch") {
+            self.say(q, " ---> ");
+            (None, ImageConfig { architecture: image::go_arch().into(), os: "linux".into(), ..Default::default() })
+        } else {
+            let id = match stage_ref(plan, index, &base) {
+                Some(j) => built[j].ok_or_else(|| BuildError::Step {
+                    line: 0,
+                    msg: format!("stage {base} was not built"),
+                })?,
+                None => image::resolve(self.store, &base).map_err(|e| match e {
+                    image::Error::NoSuchImage(_) => BuildError::Step {
+                        line: 0,
+                        msg: format!("pull access denied for {base}: unable to find image '{base}' locally, and pulling is not available yet"),
+                    },
+                    e => e.into(),
+                })?,
+            };
+            self.say(q, &format!(" ---> {}", id.short()));
+            (Some(id), image::read_config(self.store, &id)?)
+        };
+        let mut st = StageState { id, config, shell: vec!["/bin/sh".into(), "-c".into()], busted: opts.no_cache, cmd_set: false, args: vec![] };
+        {
+            let mut cfg = st.run_config();
+            let env = cfg.env.get_or_insert_with(Vec::new);
+            if !env.iter().any(|e| e.starts_with("PATH=")) {
+                env.insert(0, DEFAULT_PATH.to_string());
+            }
+            cfg.cmd = cfg.cmd.take();
+            st.config.config = Some(cfg);
+        }
+        if let Some(sh) = st.run_config().shell {
+            if !sh.is_empty() {
+                st.shell = sh;
+            }
+        }
+        // ONBUILD triggers of the base image run first.
+        let triggers = st.run_config().on_build.unwrap_or_default();
+        if !triggers.is_empty() {
+            self.say(q, &format!("# Executing {} build trigger{}", triggers.len(), if triggers.len() == 1 { "" } else { "s" }));
+            let mut cfg = st.run_config();
+            cfg.on_build = None;
+            st.config.config = Some(cfg);
+            for t in triggers {
+                let step = self.frontend.parse_trigger(&t).map_err(|msg| BuildError::Step { line: 0, msg })?;
+                self.step(&mut st, plan, built, &step, opts)?;
+            }
+        }
+        for step in &stage.steps {
+            *n += 1;
+            self.say(q, &format!("Step {n}/{total} : {}", step.text));
+            self.step(&mut st, plan, built, step, opts)?;
+        }
+        // Labels from `--label` go on the last image of the stage, as one more step would.
+        if !opts.labels.is_empty() && index + 1 == plan.stages.len() {
+            let step = Step { text: String::new(), line: 0, op: Op::Label(opts.labels.clone()) };
+            self.step(&mut st, plan, built, &step, &BuildOptions { quiet: true, ..opts.clone() })?;
+        }
+        match st.id {
+            Some(id) => Ok(id),
+            None => {
+                // FROM scratch with no steps: an image with no layers.
+                let cfg = st.config.clone();
+                self.commit(&mut st, cfg, None, None, true)
+            }
+        }
+    }
+
+    fn expand(&self, st: &StageState, w: &str, line: usize) -> Result<String> {
+        self.frontend.word(w, &st.env_pairs()).map_err(|msg| BuildError::Step { line, msg })
+    }
+
+    fn step(&mut self, st: &mut StageState, plan: &Plan, built: &[Option<Digest>], step: &Step, opts: &BuildOptions) -> Result<()> {
+        let line = step.line;
+        let mut cfg = st.run_config();
+        let comment: String;
+        match &step.op {
+            Op::Env(pairs) => {
+                let mut parts = Vec::new();
+                let env = cfg.env.get_or_insert_with(Vec::new);
+                for (k, v) in pairs {
+                    let pairs_now = st.env_pairs();
+                    let k = self.frontend.word(k, &pairs_now).map_err(|msg| BuildError::Step { line, msg })?;
+                    let v = self.frontend.word(v, &pairs_now).map_err(|msg| BuildError::Step { line, msg })?;
+                    if let Some(e) = env.iter_mut().find(|e| e.split_once('=').map(|(n, _)| n == k).unwrap_or(false)) {
+                        *e = format!("{k}={v}");
+                    } else {
+                        env.push(format!("{k}={v}"));
+                    }
+                    parts.push(format!("{k}={v}"));
+                    // Later pairs of the same ENV see earlier ones.
+                    st.config.config = Some(ContainerConfig { env: Some(env.clone()), ..st.run_config() });
+                }
+                comment = format!("ENV {}", parts.join(" "));
+            }
+            Op::Label(pairs) => {
+                let mut parts = Vec::new();
+                let labels = cfg.labels.get_or_insert_with(Default::default);
+                for (k, v) in pairs {
+                    let k = self.expand(st, k, line)?;
+                    let v = self.expand(st, v, line)?;
+                    parts.push(format!("{k}={v}"));
+                    labels.insert(k, v);
+                }
+                comment = format!("LABEL {}", parts.join(" "));
+            }
+            Op::Maintainer(m) => {
+                st.config.author = m.clone();
+                comment = format!("MAINTAINER {m}");
+            }
+            Op::Arg(list) => {
+                let mut parts = Vec::new();
+                for (name, default) in list {
+                    let value = match opts.build_args.get(name) {
+                        Some(v) => Some(v.clone()),
+                        None => match default {
+                            Some(d) => Some(self.expand(st, d, line)?),
+                            None => None,
+                        },
+                    };
+                    st.args.retain(|(k, _)| k != name);
+                    st.args.push((name.clone(), value));
+                    parts.push(match default {
+                        Some(d) => format!("{name}={d}"),
+                        None => name.clone(),
+                    });
+                }
+                comment = format!("ARG {}", parts.join(" "));
+            }
+            Op::Expose(ports) => {
+                let mut all = Vec::new();
+                for p in ports {
+                    for w in self.frontend.words(p, &st.env_pairs()).map_err(|msg| BuildError::Step { line, msg })? {
+                        all.push(if w.contains('/') { w.to_ascii_lowercase() } else { format!("{w}/tcp") });
+                    }
+                }
+                let set = cfg.exposed_ports.get_or_insert_with(Default::default);
+                for p in &all {
+                    set.insert(p.clone(), Empty {});
+                }
+                all.sort();
+                all.dedup();
+                comment = format!("EXPOSE {}", all.join(" "));
+            }
+            Op::Volume(vols) => {
+                let mut all = Vec::new();
+                for v in vols {
+                    let w = self.expand(st, v, line)?;
+                    if w.is_empty() {
+                        return Err(BuildError::Step { line, msg: "VOLUME specified can not be an empty string".into() });
+                    }
+                    all.push(w);
+                }
+                let set = cfg.volumes.get_or_insert_with(Default::default);
+                for v in &all {
+                    set.insert(v.clone(), Empty {});
+                }
+                comment = format!("VOLUME {}", gofmt::plain_list(&all));
+            }
+            Op::User(u) => {
+                cfg.user = self.expand(st, u, line)?;
+                comment = format!("USER {}", cfg.user);
+            }
+            Op::StopSignal(s) => {
+                cfg.stop_signal = self.expand(st, s, line)?;
+                comment = format!("STOPSIGNAL {}", cfg.stop_signal);
+            }
+            Op::Cmd(form) => {
+                let argv = command_argv(form, &st.shell);
+                comment = format!("CMD {}", gofmt::quote_list(&argv));
+                cfg.cmd = Some(argv);
+                st.cmd_set = true;
+            }
+            Op::Entrypoint(form) => {
+                let argv = command_argv(form, &st.shell);
+                comment = format!("ENTRYPOINT {}", gofmt::quote_list(&argv));
+                cfg.entrypoint = Some(argv);
+                if !st.cmd_set {
+                    cfg.cmd = None;
+                }
+            }
+            Op::Shell(sh) => {
+                cfg.shell = Some(sh.clone());
+                st.shell = sh.clone();
+                comment = format!("SHELL {}", gofmt::plain_list(sh));
+            }
+            Op::Healthcheck(h) => {
+                let hc = health_config(h, &st.shell);
+                comment = format!(
+                    "HEALTHCHECK &{{{} {} {} {} {}}}",
+                    gofmt::quote_list(&hc.test),
+                    gofmt::quote(&gofmt::duration(hc.interval)),
+                    gofmt::quote(&gofmt::duration(hc.timeout)),
+                    gofmt::quote(&gofmt::duration(hc.start_period)),
+                    gofmt::quote_rune(hc.retries)
+                );
+                cfg.healthcheck = Some(hc);
+            }
+            Op::OnBuild(t) => {
+                cfg.on_build.get_or_insert_with(Vec::new).push(t.clone());
+                comment = format!("ONBUILD {t}");
+            }
+            Op::Run(form) => return self.run(st, step, form, opts),
+            Op::Workdir(w) => return self.workdir(st, step, w, opts),
+            Op::Copy { .. } => return self.copy(st, plan, built, step, opts),
+        }
+        // A metadata step: the new config, probed with `#(nop) ` and the comment.
+        let mut probe = cfg.clone();
+        let mut cmd = st.shell.clone();
+        cmd.push("#(nop) ".into());
+        cmd.push(comment);
+        probe.cmd = Some(cmd);
+        let mut new_cfg = st.config.clone();
+        new_cfg.config = Some(cfg);
+        if self.probe(st, &probe, opts)? {
+            return Ok(());
+        }
+        let cid = new_container_id();
+        self.say(opts.quiet, &format!(" ---> Running in {}", &cid[..12]));
+        self.say(opts.quiet, &format!("Removing intermediate container {}", &cid[..12]));
+        new_cfg.container = cid;
+        self.commit(st, new_cfg, Some(probe), None, opts.quiet).map(|_| ())
+    }
+
+    /// Looks for a cached child of the current image made by the same step; on a hit moves
+    /// to it and prints Docker's lines.
+    fn probe(&mut self, st: &mut StageState, probe: &ContainerConfig, opts: &BuildOptions) -> Result<bool> {
+        if st.busted {
+            return Ok(false);
+        }
+        let candidates: Vec<Digest> = match st.id {
+            Some(id) => self.store.children(&id)?,
+            None => self.store.images()?.into_iter().filter(|i| i.parent.is_none()).map(|i| i.id).collect(),
+        };
+        let mut best: Option<(String, Digest, ImageConfig)> = None;
+        for c in candidates {
+            let cfg = image::read_config(self.store, &c)?;
+            let Some(cc) = &cfg.container_config else { continue };
+            if !cache_match(cc, probe) {
+                continue;
+            }
+            let created = cfg.created.clone().unwrap_or_default();
+            if best.as_ref().map(|(t, _, _)| created > *t).unwrap_or(true) {
+                best = Some((created, c, cfg));
+            }
+        }
+        match best {
+            Some((_, id, cfg)) => {
+                self.say(opts.quiet, " ---> Using cache");
+                self.say(opts.quiet, &format!(" ---> {}", id.short()));
+                st.id = Some(id);
+                if let Some(sh) = cfg.config.as_ref().and_then(|c| c.shell.clone()) {
+                    st.shell = sh;
+                }
+                st.config = cfg;
+                Ok(true)
+            }
+            None => {
+                st.busted = true;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Records the step's image: `layer` is the new layer, if the step made one.
+    fn commit(
+        &mut self,
+        st: &mut StageState,
+        mut cfg: ImageConfig,
+        probe: Option<ContainerConfig>,
+        layer: Option<NewLayer>,
+        quiet: bool,
+    ) -> Result<Digest> {
+        let created = image::now();
+        let created_by = probe.as_ref().and_then(|p| p.cmd.clone()).map(|c| c.join(" ")).unwrap_or_default();
+        let mut parent_cfg_image = String::new();
+        if let Some(id) = st.id {
+            parent_cfg_image = id.to_string();
+        }
+        if let Some(c) = cfg.config.as_mut() {
+            c.image = parent_cfg_image.clone();
+        }
+        let mut cc = probe.unwrap_or_default();
+        cc.image = parent_cfg_image;
+        cfg.container_config = Some(cc);
+        cfg.created = Some(created.clone());
+        cfg.docker_version = image::STRATA_VERSION.into();
+        if cfg.architecture.is_empty() {
+            cfg.architecture = image::go_arch().into();
+        }
+        if cfg.os.is_empty() {
+            cfg.os = "linux".into();
+        }
+        let empty = layer.is_none();
+        if let Some(l) = &layer {
+            cfg.rootfs.diff_ids.push(l.rec.diff_id);
+        }
+        cfg.rootfs.kind = "layers".into();
+        if !created_by.is_empty() || st.id.is_some() || !empty {
+            cfg.history.push(History { created: Some(created.clone()), created_by, empty_layer: empty, ..Default::default() });
+        }
+        let bytes = cfg.to_docker_json();
+        let layers = cfg.rootfs.diff_ids.clone();
+        let mut p = self.store.publish()?;
+        if let Some(l) = layer {
+            if !p.has_layer(&l.rec.diff_id)? {
+                p.put_blob(l.blob)?;
+                p.put_layer(&l.dir, &l.rec)?;
+            }
+        }
+        let id = p.add_image(&NewImage { config: &bytes, layers: &layers, parent: st.id, created: &created })?;
+        p.commit()?;
+        self.say(quiet, &format!(" ---> {}", id.short()));
+        if let Some(sh) = cfg.config.as_ref().and_then(|c| c.shell.clone()) {
+            st.shell = sh;
+        }
+        st.id = Some(id);
+        st.config = cfg;
+        Ok(id)
+    }
+
+    /// The layer directories of the current image, top first, for mounting.
+    fn lowers(&self, st: &StageState) -> Vec<PathBuf> {
+        st.config.rootfs.diff_ids.iter().rev().map(|d| self.store.layer_dir(d)).collect()
+    }
+
+    fn run(&mut self, st: &mut StageState, step: &Step, form: &CommandForm, opts: &BuildOptions) -> Result<()> {
+        let argv = command_argv(form, &st.shell);
+        // Build args in scope go into the key and the process's environment, not the image.
+        let mut arg_env: Vec<String> = Vec::new();
+        for (k, v) in &st.args {
+            if let Some(v) = v {
+                arg_env.push(format!("{k}={v}"));
+            }
+        }
+        for (k, v) in &opts.build_args {
+            if PROXY_ARGS.contains(&k.as_str()) && !st.args.iter().any(|(n, _)| n == k) {
+                // Predefined args reach the process but not the key.
+                let _ = (k, v);
+            }
+        }
+        let mut probe = st.run_config();
+        let mut saved = argv.clone();
+        if !arg_env.is_empty() {
+            let mut sorted = arg_env.clone();
+            sorted.sort();
+            let mut c = vec![format!("|{}", sorted.len())];
+            c.extend(sorted);
+            c.extend(argv.clone());
+            saved = c;
+        }
+        probe.cmd = Some(saved);
+        if self.probe(st, &probe, opts)? {
+            return Ok(());
+        }
+        let cfg = st.run_config();
+        let mut env = cfg.env.clone().unwrap_or_default();
+        for a in &arg_env {
+            let k = a.split_once('=').map(|(k, _)| k).unwrap_or("");
+            if !env.iter().any(|e| e.split_once('=').map(|(n, _)| n) == Some(k)) {
+                env.push(a.clone());
+            }
+        }
+        for (k, v) in &opts.build_args {
+            if PROXY_ARGS.contains(&k.as_str()) && !env.iter().any(|e| e.starts_with(&format!("{k}="))) {
+                env.push(format!("{k}={v}"));
+            }
+        }
+        let cid = new_container_id();
+        self.say(opts.quiet, &format!(" ---> Running in {}", &cid[..12]));
+        let workdir = if cfg.working_dir.is_empty() { "/".to_string() } else { cfg.working_dir.clone() };
+        let (key, rootfs) = self.mount(st, &cid)?;
+        let code = self.runner.run(&RunRequest {
+            rootfs: &rootfs,
+            argv: &argv,
+            env: &env,
+            user: &cfg.user,
+            workdir: &workdir,
+            network_none: opts.network_none,
+            quiet: opts.quiet,
+        });
+        let layer = self.unmount_and_take(&key, &rootfs, code.as_ref().map(|c| *c == 0).unwrap_or(false));
+        let code = code.map_err(|msg| BuildError::Step { line: step.line, msg })?;
+        if code != 0 {
+            return Err(BuildError::RunFailed { command: argv.join(" "), code });
+        }
+        let layer = layer?;
+        self.say(opts.quiet, &format!("Removing intermediate container {}", &cid[..12]));
+        let mut new_cfg = st.config.clone();
+        new_cfg.container = cid;
+        self.commit(st, new_cfg, Some(probe), layer, opts.quiet)?;
+        Ok(())
+    }
+
+    /// Prepares and mounts a writable snapshot of the current image (init layer on top).
+    fn mount(&self, st: &StageState, cid: &str) -> Result<(String, PathBuf)> {
+        let key = format!("build-{}", &cid[..16]);
+        let mut lowers = vec![self.init_layer.clone()];
+        lowers.extend(self.lowers(st));
+        let mounts = self.snapshots.prepare(&key, &lowers)?;
+        let rootfs = self.work_dir.join(&key);
+        fs::create_dir_all(&rootfs).map_err(|e| BuildError::io(&rootfs, e))?;
+        if let Err(e) = snapshot::mount_all(&mounts, &rootfs) {
+            let _ = self.snapshots.remove(&key);
+            return Err(e.into());
+        }
+        Ok((key, rootfs))
+    }
+
+    /// Unmounts the step's snapshot and, when `keep`, turns its changes into a staged layer
+    /// (`None` when nothing changed). The snapshot is gone afterwards either way.
+    fn unmount_and_take(
+        &mut self,
+        key: &str,
+        rootfs: &Path,
+        keep: bool,
+    ) -> Result<Option<NewLayer>> {
+        let unmounted = snapshot::unmount_all(rootfs);
+        let _ = fs::remove_dir(rootfs);
+        let result = (|| -> Result<Option<NewLayer>> {
+            unmounted?;
+            if !keep {
+                return Ok(None);
+            }
+            let upper = self.snapshots.upper_dir(key)?;
+            if fs::read_dir(&upper).map_err(|e| BuildError::io(&upper, e))?.next().is_none() {
+                return Ok(None);
+            }
+            let staging = self.store.stage()?;
+            let mut w = staging.blob_writer()?;
+            let d = layer::write_layer(&upper, &mut w, &layer::WriteOptions::default())?;
+            let blob = w.finish(Some(&d.digest))?;
+            // The upper directory already is the layer in overlay form: move it, no copy.
+            let dir = staging.path().join("layer");
+            fs::rename(&upper, &dir).map_err(|e| BuildError::io(&upper, e))?;
+            let size = layer::diff_size(&dir)?;
+            let rec = LayerRecord {
+                diff_id: d.diff_id,
+                size,
+                tar_size: d.tar_size,
+                blob: Some(BlobRef {
+                    digest: d.digest,
+                    media_type: layer::Compression::Gzip.layer_media_type().into(),
+                    size: d.size,
+                }),
+            };
+            Ok(Some(NewLayer { _staging: staging, dir, rec, blob }))
+        })();
+        let _ = self.snapshots.remove(key);
+        result
+    }
+
+    fn workdir(&mut self, st: &mut StageState, step: &Step, w: &str, opts: &BuildOptions) -> Result<()> {
+        let w = self.expand(st, w, step.line)?;
+        let cur = st.run_config().working_dir;
+        let path = clean_abs(&if w.starts_with('/') { w.clone() } else { format!("{}/{w}", if cur.is_empty() { "/" } else { &cur }) });
+        let mut cfg = st.run_config();
+        cfg.working_dir = path.clone();
+        let mut probe = cfg.clone();
+        let mut cmd = st.shell.clone();
+        cmd.push(format!("#(nop) WORKDIR {path}"));
+        probe.cmd = Some(cmd);
+        if self.probe(st, &probe, opts)? {
+            return Ok(());
+        }
+        let cid = new_container_id();
+        self.say(opts.quiet, &format!(" ---> Running in {}", &cid[..12]));
+        let (key, rootfs) = self.mount(st, &cid)?;
+        let made = crate::copy::mkdir_all_in_root(&rootfs, &path, None);
+        let layer = self.unmount_and_take(&key, &rootfs, made.is_ok());
+        made.map_err(|msg| BuildError::Step { line: step.line, msg })?;
+        let layer = layer?;
+        self.say(opts.quiet, &format!("Removing intermediate container {}", &cid[..12]));
+        let mut new_cfg = st.config.clone();
+        new_cfg.config = Some(cfg);
+        new_cfg.container = cid;
+        self.commit(st, new_cfg, Some(probe), layer, opts.quiet)?;
+        Ok(())
+    }
+
+    fn copy(&mut self, st: &mut StageState, plan: &Plan, built: &[Option<Digest>], step: &Step, opts: &BuildOptions) -> Result<()> {
+        let Op::Copy { add, srcs, dest, from, chown, chmod } = &step.op else { unreachable!("copy() is called for COPY and ADD") };
+        let line = step.line;
+        let word = "COPY";
+        let kind = if *add { "ADD" } else { word };
+        let mut exp_srcs = Vec::new();
+        for s in srcs {
+            let e = self.expand(st, s, line)?;
+            if *add && (e.starts_with("http://") || e.starts_with("https://")) {
+                return Err(BuildError::Step { line, msg: format!("ADD {e}: adding files from a URL is not supported yet") });
+            }
+            exp_srcs.push(e);
+        }
+        let dest = self.expand(st, dest, line)?;
+        let chown = chown.as_ref().map(|c| self.expand(st, c, line)).transpose()?;
+        // The sources: the context, or the root filesystem of a stage or image.
+        let mut from_mount: Option<(String, PathBuf)> = None;
+        let from_ctx;
+        let ctx: &Context = match from {
+            None => self.context,
+            Some(f) => {
+                let f = self.expand(st, f, line)?;
+                let id = match stage_ref(plan, plan.stages.len(), &f) {
+                    Some(j) => built.get(j).copied().flatten().ok_or_else(|| BuildError::Step { line, msg: format!("stage {f} was not built") })?,
+                    None => image::resolve(self.store, &f)?,
+                };
+                let cfg = image::read_config(self.store, &id)?;
+                let lowers: Vec<PathBuf> = cfg.rootfs.diff_ids.iter().rev().map(|d| self.store.layer_dir(d)).collect();
+                let key = format!("from-{}", &new_container_id()[..16]);
+                let mounts = self.snapshots.view(&key, &lowers)?;
+                let root = self.work_dir.join(&key);
+                fs::create_dir_all(&root).map_err(|e| BuildError::io(&root, e))?;
+                snapshot::mount_all(&mounts, &root)?;
+                from_mount = Some((key, root.clone()));
+                from_ctx = Context::new(root, Box::new(|_| false)).with_owner_names();
+                &from_ctx
+            }
+        };
+        let sources = match ctx.sources(&exp_srcs) {
+            Ok(s) => s,
+            Err(e) => {
+                self.drop_view(from_mount);
+                return Err(match e {
+                    crate::ContextError::NotFound(p) => BuildError::Step {
+                        line,
+                        msg: format!("{kind} failed: file not found in build context or excluded by .dockerignore: stat {p}: file does not exist"),
+                    },
+                    e => e.into(),
+                });
+            }
+        };
+        let wd = st.run_config().working_dir;
+        let abs_dest = if dest.starts_with('/') {
+            dest.clone()
+        } else {
+            format!("{}/{}", if wd.is_empty() { "" } else { wd.trim_end_matches('/') }, dest)
+        };
+        let mut probe = st.run_config();
+        let mut cmd = st.shell.clone();
+        let chown_part = chown.as_ref().map(|c| format!("--chown={c}")).unwrap_or_default();
+        cmd.push(format!("#(nop) {kind} {chown_part}{} in {dest} ", sources.hash));
+        probe.cmd = Some(cmd);
+        if self.probe(st, &probe, opts)? {
+            self.drop_view(from_mount);
+            return Ok(());
+        }
+        let cid = new_container_id();
+        let res = self.mount(st, &cid);
+        let (key, rootfs) = match res {
+            Ok(x) => x,
+            Err(e) => {
+                self.drop_view(from_mount);
+                return Err(e);
+            }
+        };
+        let copied = copy_into(&CopyRequest {
+            context: ctx,
+            sources: &sources.sources,
+            rootfs: &rootfs,
+            dest: &abs_dest,
+            dest_is_dir_hint: dest.ends_with('/') || dest.ends_with("/.") || sources.sources.len() > 1,
+            chown: chown.as_deref(),
+            chmod: chmod.as_deref(),
+            extract_archives: *add,
+        });
+        let layer = self.unmount_and_take(&key, &rootfs, copied.is_ok());
+        self.drop_view(from_mount);
+        copied.map_err(|msg| BuildError::Step { line, msg: format!("{kind} failed: {msg}") })?;
+        let layer = layer?;
+        let mut new_cfg = st.config.clone();
+        new_cfg.container = String::new();
+        // COPY always makes a layer, even an empty one, as Docker's classic builder does.
+        let layer = match layer {
+            Some(l) => Some(l),
+            None => Some(self.empty_layer()?),
+        };
+        self.commit(st, new_cfg, Some(probe), layer, opts.quiet)?;
+        Ok(())
+    }
+
+    fn drop_view(&self, m: Option<(String, PathBuf)>) {
+        if let Some((key, root)) = m {
+            let _ = snapshot::unmount_all(&root);
+            let _ = fs::remove_dir(&root);
+            let _ = self.snapshots.remove(&key);
+        }
+    }
+
+    /// The empty layer (a tar of two zero blocks), for COPY steps that changed nothing.
+    fn empty_layer(&mut self) -> Result<NewLayer> {
+        let staging = self.store.stage()?;
+        let dir = staging.new_dir("layer")?;
+        let mut w = staging.blob_writer()?;
+        let d = layer::write_layer(&dir, &mut w, &layer::WriteOptions::default())?;
+        let blob = w.finish(Some(&d.digest))?;
+        let rec = LayerRecord {
+            diff_id: d.diff_id,
+            size: 0,
+            tar_size: d.tar_size,
+            blob: Some(BlobRef { digest: d.digest, media_type: layer::Compression::Gzip.layer_media_type().into(), size: d.size }),
+        };
+        Ok(NewLayer { _staging: staging, dir, rec, blob })
+    }
+}
+
+/// A layer made by a step, staged and not yet published.
+struct NewLayer {
+    /// Holds the staging area (and so `dir`) alive until the layer is published.
+    _staging: store::Staging,
+    dir: PathBuf,
+    rec: LayerRecord,
+    blob: store::StagedBlob,
+}
+
+fn health_config(h: &Healthcheck, shell: &[String]) -> HealthConfig {
+    let test = match &h.test {
+        None => vec!["NONE".to_string()],
+        Some(CommandForm::Shell(s)) => vec!["CMD-SHELL".to_string(), s.clone()],
+        Some(CommandForm::Exec(v)) => {
+            let mut t = vec!["CMD".to_string()];
+            t.extend(v.iter().cloned());
+            t
+        }
+    };
+    let _ = shell;
+    HealthConfig {
+        test,
+        interval: h.interval_ns,
+        timeout: h.timeout_ns,
+        start_period: h.start_period_ns,
+        start_interval: h.start_interval_ns,
+        retries: h.retries,
+    }
+}
+
+fn clean_abs(p: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// The stage a `FROM`/`--from` word names (by name or index), among stages before `before`.
+fn stage_ref(plan: &Plan, before: usize, word: &str) -> Option<usize> {
+    if let Ok(i) = word.parse::<usize>() {
+        return (i < before).then_some(i);
+    }
+    plan.stages[..before.min(plan.stages.len())]
+        .iter()
+        .position(|s| s.name.as_deref().map(|n| n.eq_ignore_ascii_case(word)).unwrap_or(false))
+}
+
+/// Which stages the target needs: itself, the stages it starts FROM and copies --from.
+fn needed_stages(plan: &Plan, target: Option<&str>, meta: &[(String, String)], fe: &dyn Frontend) -> Result<Vec<bool>> {
+    let last = match target {
+        Some(t) => plan
+            .stages
+            .iter()
+            .position(|s| s.name.as_deref().map(|n| n.eq_ignore_ascii_case(t)).unwrap_or(false))
+            .ok_or_else(|| BuildError::Step { line: 0, msg: format!("failed to reach build target {t} in Dockerfile") })?,
+        None => plan.stages.len().checked_sub(1).ok_or_else(|| BuildError::Step { line: 0, msg: "the Dockerfile has no FROM".into() })?,
+    };
+    let mut need = vec![false; plan.stages.len()];
+    let mut todo = vec![last];
+    let mut deps: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (i, s) in plan.stages.iter().enumerate() {
+        let mut d = Vec::new();
+        if let Ok(b) = fe.word(&s.base, meta) {
+            if let Some(j) = stage_ref(plan, i, &b) {
+                d.push(j);
+            }
+        }
+        for step in &s.steps {
+            if let Op::Copy { from: Some(f), .. } = &step.op {
+                if let Some(j) = stage_ref(plan, i, f) {
+                    d.push(j);
+                }
+            }
+        }
+        deps.insert(i, d);
+    }
+    while let Some(i) = todo.pop() {
+        if need[i] {
+            continue;
+        }
+        need[i] = true;
+        todo.extend(deps.get(&i).cloned().unwrap_or_default());
+    }
+    Ok(need)
+}
+

@@ -1,0 +1,80 @@
+//! The build's own description of a Dockerfile: stages of steps whose words are still
+//! unexpanded, as the frontend hands them over. The engine expands them step by step, because
+//! what `$VAR` means depends on the ENV and ARG steps before it.
+
+/// A command in shell form (run through the current SHELL) or exec form (as written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandForm {
+    Shell(String),
+    Exec(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Healthcheck {
+    /// `None` for `HEALTHCHECK NONE`.
+    pub test: Option<CommandForm>,
+    pub interval_ns: i64,
+    pub timeout_ns: i64,
+    pub start_period_ns: i64,
+    pub start_interval_ns: i64,
+    pub retries: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Run(CommandForm),
+    Copy {
+        /// ADD instead of COPY.
+        add: bool,
+        srcs: Vec<String>,
+        dest: String,
+        from: Option<String>,
+        chown: Option<String>,
+        chmod: Option<String>,
+    },
+    Workdir(String),
+    Env(Vec<(String, String)>),
+    Label(Vec<(String, String)>),
+    Arg(Vec<(String, Option<String>)>),
+    Expose(Vec<String>),
+    Volume(Vec<String>),
+    User(String),
+    Cmd(CommandForm),
+    Entrypoint(CommandForm),
+    Shell(Vec<String>),
+    StopSignal(String),
+    Healthcheck(Healthcheck),
+    OnBuild(String),
+    Maintainer(String),
+}
+
+/// One instruction, with the text `Step N/M :` prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub text: String,
+    pub line: usize,
+    pub op: Op,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    /// `FROM` as written (printed) and the image word, unexpanded.
+    pub from_text: String,
+    pub base: String,
+    pub name: Option<String>,
+    pub steps: Vec<Step>,
+}
+
+/// A whole Dockerfile: the ARGs before the first FROM, then the stages.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Plan {
+    pub meta_args: Vec<(String, Option<String>, String)>,
+    pub stages: Vec<Stage>,
+}
+
+impl Plan {
+    /// The number Docker prints after `Step N/`: pre-FROM ARGs, FROMs and instructions.
+    pub fn step_count(&self) -> usize {
+        self.meta_args.len() + self.stages.iter().map(|s| 1 + s.steps.len()).sum::<usize>()
+    }
+}
