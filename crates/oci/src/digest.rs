@@ -46,7 +46,11 @@ impl Digest {
         }
     }
     fn parse_hex(h: &str) -> Option<Self> {
-        if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if h.len() != 64
+            || !h
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return None;
         }
         let mut out = [0u8; 32];
@@ -58,7 +62,9 @@ impl Digest {
 impl FromStr for Digest {
     type Err = DigestError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (alg, h) = s.split_once(':').ok_or_else(|| DigestError::Invalid(s.to_string()))?;
+        let (alg, h) = s
+            .split_once(':')
+            .ok_or_else(|| DigestError::Invalid(s.to_string()))?;
         if alg != "sha256" {
             return Err(DigestError::Algorithm(s.to_string()));
         }
@@ -135,7 +141,10 @@ mod tests {
     fn parse_and_display_round_trip() {
         let d = Digest::of(b"");
         let s = d.to_string();
-        assert_eq!(s, "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(
+            s,
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
         assert_eq!(s.parse::<Digest>().unwrap(), d);
         assert_eq!(d.short(), "e3b0c44298fc");
     }
