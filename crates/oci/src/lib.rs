@@ -7,11 +7,14 @@
 //!   `docker.io/library/busybox:latest`), with Docker's error texts.
 //! - [`ImageConfig`], [`ContainerConfig`], [`History`], [`ImageInspect`]: Docker's config JSON
 //!   and `docker inspect` view.
+//! - [`Manifest`], [`Index`], [`Descriptor`], [`media_type`]: OCI and Docker schema2
+//!   manifests; [`SaveManifestEntry`]: `docker save`'s `manifest.json`; [`chain_id`].
 //! - [`GoJson`]: serialise any of them as Go's `encoding/json` would.
 
 mod config;
 mod digest;
 mod gojson;
+mod manifest;
 mod reference;
 
 pub use config::{
@@ -20,6 +23,11 @@ pub use config::{
 };
 pub use digest::{Digest, DigestError, Hasher};
 pub use gojson::GoJson;
+pub use manifest::{
+    annotation, chain_id, chain_ids, empty_layer_diff_id, media_kind, media_type, sniff_kind,
+    Compression, Descriptor, Index, Manifest, ManifestError, MediaKind, Platform,
+    SaveManifestEntry, SaveRepositories, OCI_LAYOUT_FILE_CONTENT,
+};
 pub use reference::{
     valid_tag, Reference, ReferenceError, DEFAULT_REGISTRY, DEFAULT_TAG, DOCKER_HUB_API_HOST,
     NAME_TOTAL_LENGTH_MAX,

@@ -129,3 +129,16 @@ fn inspect_round_trips_through_serde() {
     let v: Vec<ImageInspect> = serde_json::from_str(&want).unwrap();
     assert_eq!(GoJson::INSPECT.to_string(&v).unwrap() + "\n", want);
 }
+
+#[test]
+fn save_manifest_json_round_trips() {
+    let src = fixture("classic-save-manifest.json");
+    let v: Vec<oci::SaveManifestEntry> = serde_json::from_slice(&src).unwrap();
+    assert_eq!(v[0].repo_tags, ["ocitypes/c1:latest"]);
+    assert_eq!(v[0].layers.len(), 3);
+    assert_eq!(v[0].config, format!("{}.json", &CLASSIC_ID[7..]));
+    // Docker writes it with json.Encoder, which appends a newline.
+    let mut out = GoJson::MARSHAL.to_vec(&v).unwrap();
+    out.push(b'\n');
+    assert_eq!(out, src);
+}
