@@ -26,6 +26,14 @@ pub struct TemplateError(pub String);
 /// Object key order recorded per distinct key set: sorted keys → keys to write, in order.
 type OrderTable = HashMap<Vec<Arc<str>>, Vec<Arc<str>>>;
 
+/// What `json` needs to know about the current execution.
+#[derive(Default)]
+struct State {
+    orders: OrderTable,
+    /// The data the template runs on, when it is a row of a list command.
+    row: Option<Value>,
+}
+
 /// A struct whose empty `omitempty` fields Docker leaves out of its JSON, recognised by
 /// keys that only it has; `fields` are the omissible fields with their Go zero values.
 #[derive(Debug, Clone)]
@@ -80,8 +88,9 @@ pub fn docker_zero_fields() -> Vec<ZeroFields> {
 /// A parsed template, ready to run on many values (one per row of a list).
 pub struct Template {
     inner: gotmpl::Template,
-    orders: Arc<RwLock<OrderTable>>,
+    state: Arc<RwLock<State>>,
     zero_fields: Vec<ZeroFields>,
+    list_rows: bool,
 }
 
 impl std::fmt::Debug for Template {
@@ -105,7 +114,7 @@ impl Template {
     }
 
     fn build(src: &str, header: bool) -> Result<Self, TemplateError> {
-        let orders: Arc<RwLock<OrderTable>> = Arc::default();
+        let state: Arc<RwLock<State>> = Arc::default();
         let mut t = gotmpl::Template::new("").missing_key(MissingKey::Error);
         if header {
             for name in [
@@ -114,7 +123,7 @@ impl Template {
                 t = t.func(name, |args| Ok(args.first().cloned().unwrap_or(Value::Nil)));
             }
         } else {
-            let o = Arc::clone(&orders);
+            let o = Arc::clone(&state);
             t = t
                 .func("json", move |args| json_fn(args, &o))
                 .func("split", split_fn)
@@ -129,9 +138,18 @@ impl Template {
         let inner = t.parse(src).map_err(go_error)?;
         Ok(Template {
             inner,
-            orders,
+            state,
             zero_fields: docker_zero_fields(),
+            list_rows: false,
         })
+    }
+
+    /// Marks the data as rows of a list command (`images`, `history`, …): there `{{json .}}`
+    /// goes through the row context's `MarshalJSON`, which sorts keys and escapes HTML
+    /// (`"\u003cnone\u003e"`), unlike `json` of a single field.
+    pub fn list_rows(mut self) -> Self {
+        self.list_rows = true;
+        self
     }
 
     /// Replaces the table of omissible struct fields (default: [`docker_zero_fields`]).
@@ -144,8 +162,13 @@ impl Template {
     pub fn render(&self, data: &Json) -> Result<String, TemplateError> {
         let mut table = OrderTable::new();
         let v = convert(data, &self.zero_fields, &mut table);
-        if let Ok(mut o) = self.orders.write() {
-            *o = table;
+        if let Ok(mut st) = self.state.write() {
+            st.orders = table;
+            st.row = if self.list_rows {
+                Some(v.clone())
+            } else {
+                None
+            };
         }
         self.inner.execute_to_string(&v).map_err(go_error)
     }
@@ -343,11 +366,19 @@ fn int_arg(v: &Value, name: &str) -> Result<i64, gotmpl::TemplateError> {
     }
 }
 
-fn json_fn(args: &[Value], orders: &RwLock<OrderTable>) -> gotmpl::Result<Value> {
+fn json_fn(args: &[Value], state: &RwLock<State>) -> gotmpl::Result<Value> {
     arity(args, 1, "json")?;
-    let table = orders.read().map_err(|_| exec_err("json: poisoned lock"))?;
-    let j = to_json(&args[0], &table)?;
-    let s = oci::GoJson::ENCODER
+    let st = state.read().map_err(|_| exec_err("json: poisoned lock"))?;
+    let is_row = match (&st.row, &args[0]) {
+        (Some(Value::Map(r)), Value::Map(a)) => Arc::ptr_eq(r, a),
+        _ => false,
+    };
+    let (j, style) = if is_row {
+        (to_json(&args[0], &OrderTable::new())?, oci::GoJson::MARSHAL)
+    } else {
+        (to_json(&args[0], &st.orders)?, oci::GoJson::ENCODER)
+    };
+    let s = style
         .to_string(&j)
         .map_err(|e| exec_err(&format!("error calling json: {e}")))?;
     Ok(Value::String(Arc::from(s.trim())))
