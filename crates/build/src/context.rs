@@ -90,7 +90,11 @@ fn sha_hex(data: &[u8]) -> String {
 
 impl Context {
     pub fn new(root: impl Into<PathBuf>, excluded: Excluder) -> Context {
-        Context { root: root.into(), excluded, owner_names: false }
+        Context {
+            root: root.into(),
+            excluded,
+            owner_names: false,
+        }
     }
 
     /// The same context hashed as Docker hashes image root filesystems (`COPY --from`).

@@ -31,7 +31,12 @@ type R<T> = std::result::Result<T, String>;
 /// image's symlinks inside the root; the last component is followed only when `follow_last`.
 pub fn resolve_in_root(rootfs: &Path, path: &str, follow_last: bool) -> PathBuf {
     let mut done: Vec<String> = Vec::new();
-    let mut todo: Vec<String> = path.split('/').filter(|s| !s.is_empty()).rev().map(str::to_string).collect();
+    let mut todo: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .rev()
+        .map(str::to_string)
+        .collect();
     let mut hops = 0;
     while let Some(c) = todo.pop() {
         match c.as_str() {
@@ -79,9 +84,11 @@ pub fn mkdir_all_in_root(rootfs: &Path, path: &str, owner: Option<(u32, u32)>) -
             Ok(_) => return Err(format!("mkdir {cur}: not a directory")),
             Err(_) => {
                 fs::create_dir(&host).map_err(|e| format!("mkdir {cur}: {e}"))?;
-                fs::set_permissions(&host, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+                fs::set_permissions(&host, fs::Permissions::from_mode(0o755))
+                    .map_err(|e| e.to_string())?;
                 if let Some((u, g)) = owner {
-                    std::os::unix::fs::lchown(&host, Some(u), Some(g)).map_err(|e| e.to_string())?;
+                    std::os::unix::fs::lchown(&host, Some(u), Some(g))
+                        .map_err(|e| e.to_string())?;
                 }
                 created = true;
             }
@@ -111,20 +118,35 @@ pub fn parse_chown(rootfs: &Path, spec: &str) -> R<(u32, u32)> {
     };
     let (uid, primary) = match user.parse::<u32>() {
         Ok(u) => (u, u),
-        Err(_) => lookup(rootfs, "/etc/passwd", user).ok_or_else(|| format!("unable to find user {user}: no matching entries in passwd file"))?,
+        Err(_) => lookup(rootfs, "/etc/passwd", user).ok_or_else(|| {
+            format!("unable to find user {user}: no matching entries in passwd file")
+        })?,
     };
     let gid = match group {
-        None => if user.parse::<u32>().is_ok() { uid } else { primary },
+        None => {
+            if user.parse::<u32>().is_ok() {
+                uid
+            } else {
+                primary
+            }
+        }
         Some(g) => match g.parse::<u32>() {
             Ok(g) => g,
-            Err(_) => lookup(rootfs, "/etc/group", g).map(|(id, _)| id).ok_or_else(|| format!("unable to find group {g}: no matching entries in group file"))?,
+            Err(_) => lookup(rootfs, "/etc/group", g)
+                .map(|(id, _)| id)
+                .ok_or_else(|| {
+                    format!("unable to find group {g}: no matching entries in group file")
+                })?,
         },
     };
     Ok((uid, gid))
 }
 
 fn parse_chmod(spec: &str) -> R<u32> {
-    u32::from_str_radix(spec, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(|| format!("invalid chmod parameter {spec:?}: expected an octal mode"))
+    u32::from_str_radix(spec, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("invalid chmod parameter {spec:?}: expected an octal mode"))
 }
 
 struct Copier<'a> {
@@ -135,10 +157,16 @@ struct Copier<'a> {
 }
 
 fn is_archive(path: &Path) -> bool {
-    let Ok(f) = fs::File::open(path) else { return false };
+    let Ok(f) = fs::File::open(path) else {
+        return false;
+    };
     let mut r = BufReader::new(f);
-    let Ok(kind) = layer::detect(&mut r) else { return false };
-    let Ok(mut plain) = layer::decompress(r) else { return false };
+    let Ok(kind) = layer::detect(&mut r) else {
+        return false;
+    };
+    let Ok(mut plain) = layer::decompress(r) else {
+        return false;
+    };
     let mut head = [0u8; 512];
     let mut got = 0;
     while got < 512 {
@@ -169,18 +197,24 @@ impl Copier<'_> {
             if !dst.exists() {
                 fs::create_dir(dst).map_err(|e| format!("mkdir {}: {e}", dst.display()))?;
             }
-            let mut names: Vec<_> = fs::read_dir(src).map_err(|e| e.to_string())?.flatten().map(|e| e.file_name()).collect();
+            let mut names: Vec<_> = fs::read_dir(src)
+                .map_err(|e| e.to_string())?
+                .flatten()
+                .map(|e| e.file_name())
+                .collect();
             names.sort();
             for n in names {
                 self.copy_entry(&src.join(&n), &dst.join(&n), false)?;
             }
         } else if ft.is_symlink() {
             let t = fs::read_link(src).map_err(|e| e.to_string())?;
-            std::os::unix::fs::symlink(&t, dst).map_err(|e| format!("symlink {}: {e}", dst.display()))?;
+            std::os::unix::fs::symlink(&t, dst)
+                .map_err(|e| format!("symlink {}: {e}", dst.display()))?;
         } else if ft.is_file() {
             if md.nlink() > 1 {
                 if let Some(first) = self.links.get(&(md.dev(), md.ino())) {
-                    fs::hard_link(first, dst).map_err(|e| format!("link {}: {e}", dst.display()))?;
+                    fs::hard_link(first, dst)
+                        .map_err(|e| format!("link {}: {e}", dst.display()))?;
                     return Ok(());
                 }
                 self.links.insert((md.dev(), md.ino()), dst.to_path_buf());
@@ -190,10 +224,12 @@ impl Copier<'_> {
             return Ok(());
         }
         let _ = top;
-        std::os::unix::fs::lchown(dst, Some(self.owner.0), Some(self.owner.1)).map_err(|e| e.to_string())?;
+        std::os::unix::fs::lchown(dst, Some(self.owner.0), Some(self.owner.1))
+            .map_err(|e| e.to_string())?;
         if !ft.is_symlink() {
             let mode = self.chmod.unwrap_or(md.mode() & 0o7777);
-            fs::set_permissions(dst, fs::Permissions::from_mode(mode)).map_err(|e| e.to_string())?;
+            fs::set_permissions(dst, fs::Permissions::from_mode(mode))
+                .map_err(|e| e.to_string())?;
         }
         let mtime = filetime_of(&md);
         set_mtime(dst, mtime);
@@ -206,9 +242,20 @@ fn filetime_of(md: &fs::Metadata) -> (i64, i64) {
 }
 
 fn set_mtime(p: &Path, (s, ns): (i64, i64)) {
-    let t = rustix::fs::Timespec { tv_sec: s, tv_nsec: ns as _ };
-    let ts = rustix::fs::Timestamps { last_access: t, last_modification: t };
-    let _ = rustix::fs::utimensat(rustix::fs::CWD, p, &ts, rustix::fs::AtFlags::SYMLINK_NOFOLLOW);
+    let t = rustix::fs::Timespec {
+        tv_sec: s,
+        tv_nsec: ns as _,
+    };
+    let ts = rustix::fs::Timestamps {
+        last_access: t,
+        last_modification: t,
+    };
+    let _ = rustix::fs::utimensat(
+        rustix::fs::CWD,
+        p,
+        &ts,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    );
 }
 
 /// Copies the sources into the mounted root filesystem.
@@ -218,20 +265,35 @@ pub fn copy_into(req: &CopyRequest<'_>) -> R<()> {
         None => (0, 0),
     };
     let chmod = req.chmod.map(parse_chmod).transpose()?;
-    let mut c = Copier { owner, chmod, links: HashMap::new(), rootfs: req.rootfs };
+    let mut c = Copier {
+        owner,
+        chmod,
+        links: HashMap::new(),
+        rootfs: req.rootfs,
+    };
     let dest_host = resolve_in_root(req.rootfs, req.dest, true);
-    let dest_is_dir = req.dest_is_dir_hint || fs::metadata(&dest_host).map(|m| m.is_dir()).unwrap_or(false);
+    let dest_is_dir = req.dest_is_dir_hint
+        || fs::metadata(&dest_host)
+            .map(|m| m.is_dir())
+            .unwrap_or(false);
     let dir_owner = req.chown.map(|_| owner);
     for src in req.sources {
         let src_host = req.context.path_of(&src.rel);
         if src.is_dir {
             mkdir_all_in_root(c.rootfs, req.dest, dir_owner)?;
             let target = resolve_in_root(c.rootfs, req.dest, true);
-            let mut names: Vec<_> =
-                fs::read_dir(&src_host).map_err(|e| e.to_string())?.flatten().map(|e| e.file_name()).collect();
+            let mut names: Vec<_> = fs::read_dir(&src_host)
+                .map_err(|e| e.to_string())?
+                .flatten()
+                .map(|e| e.file_name())
+                .collect();
             names.sort();
             for n in names {
-                let rel = if src.rel.is_empty() { n.to_string_lossy().into_owned() } else { format!("{}/{}", src.rel, n.to_string_lossy()) };
+                let rel = if src.rel.is_empty() {
+                    n.to_string_lossy().into_owned()
+                } else {
+                    format!("{}/{}", src.rel, n.to_string_lossy())
+                };
                 if req.context.excluded(&rel) {
                     continue;
                 }
@@ -243,17 +305,30 @@ pub fn copy_into(req: &CopyRequest<'_>) -> R<()> {
             mkdir_all_in_root(c.rootfs, req.dest, dir_owner)?;
             let target = resolve_in_root(c.rootfs, req.dest, true);
             let f = fs::File::open(&src_host).map_err(|e| e.to_string())?;
-            layer::apply_layer(f, &target, &layer::ApplyOptions { whiteouts: layer::WhiteoutMode::Delete })
-                .map_err(|e| format!("{}: {e}", src.rel))?;
+            layer::apply_layer(
+                f,
+                &target,
+                &layer::ApplyOptions {
+                    whiteouts: layer::WhiteoutMode::Delete,
+                },
+            )
+            .map_err(|e| format!("{}: {e}", src.rel))?;
             continue;
         }
-        let name = Path::new(&src.rel).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = Path::new(&src.rel)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let image_path = if dest_is_dir {
             mkdir_all_in_root(c.rootfs, req.dest, dir_owner)?;
             format!("{}/{}", req.dest.trim_end_matches('/'), name)
         } else {
             if let Some((parent, _)) = req.dest.rsplit_once('/') {
-                mkdir_all_in_root(c.rootfs, if parent.is_empty() { "/" } else { parent }, dir_owner)?;
+                mkdir_all_in_root(
+                    c.rootfs,
+                    if parent.is_empty() { "/" } else { parent },
+                    dir_owner,
+                )?;
             }
             req.dest.to_string()
         };
@@ -279,7 +354,11 @@ impl Copier<'_> {
         if !dst.exists() {
             fs::create_dir(dst).map_err(|e| format!("mkdir {}: {e}", dst.display()))?;
         }
-        let mut names: Vec<_> = fs::read_dir(&src).map_err(|e| e.to_string())?.flatten().map(|e| e.file_name()).collect();
+        let mut names: Vec<_> = fs::read_dir(&src)
+            .map_err(|e| e.to_string())?
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         names.sort();
         for n in names {
             let child = format!("{rel}/{}", n.to_string_lossy());
@@ -288,7 +367,8 @@ impl Copier<'_> {
             }
             self.copy_tree_filtered(ctx, &child, &dst.join(&n))?;
         }
-        std::os::unix::fs::lchown(dst, Some(self.owner.0), Some(self.owner.1)).map_err(|e| e.to_string())?;
+        std::os::unix::fs::lchown(dst, Some(self.owner.0), Some(self.owner.1))
+            .map_err(|e| e.to_string())?;
         let mode = self.chmod.unwrap_or(md.mode() & 0o7777);
         fs::set_permissions(dst, fs::Permissions::from_mode(mode)).map_err(|e| e.to_string())?;
         set_mtime(dst, filetime_of(&md));

@@ -11,7 +11,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use oci::{ContainerConfig, Digest, Empty, HealthConfig, History, ImageConfig, Reference};
+use oci::{ContainerConfig, Digest, HealthConfig, History, ImageConfig, Reference, RootFs};
 use snapshot::Snapshotter;
 use store::{BlobRef, LayerRecord, NewImage, Store};
 
@@ -41,7 +41,11 @@ pub struct RunRequest<'a> {
 /// Expands words and parses ONBUILD triggers: the frontend's services the engine needs.
 pub trait Frontend {
     fn word(&self, word: &str, env: &[(String, String)]) -> std::result::Result<String, String>;
-    fn words(&self, text: &str, env: &[(String, String)]) -> std::result::Result<Vec<String>, String>;
+    fn words(
+        &self,
+        text: &str,
+        env: &[(String, String)],
+    ) -> std::result::Result<Vec<String>, String>;
     fn parse_trigger(&self, text: &str) -> std::result::Result<Step, String>;
 }
 
@@ -58,8 +62,16 @@ pub struct BuildOptions {
 
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const PROXY_ARGS: &[&str] = &[
-    "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy",
-    "ALL_PROXY", "all_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
 ];
 
 pub struct Builder<'a> {
@@ -122,7 +134,7 @@ fn cache_match(a: &ContainerConfig, b: &ContainerConfig) -> bool {
     if a.open_stdin || b.open_stdin {
         return false;
     }
-    let keys = |m: &Option<BTreeMap<String, Empty>>| m.as_ref().map(|m| m.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+    let keys = |m: &Option<std::collections::BTreeSet<String>>| m.clone().unwrap_or_default();
     a.attach_stdout == b.attach_stdout
         && a.attach_stderr == b.attach_stderr
         && a.user == b.user
@@ -167,7 +179,11 @@ impl Builder<'_> {
             let value = match opts.build_args.get(name) {
                 Some(v) => Some(v.clone()),
                 None => match default {
-                    Some(d) => Some(self.frontend.word(d, &meta).map_err(|e| BuildError::Step { line: 0, msg: e })?),
+                    Some(d) => Some(
+                        self.frontend
+                            .word(d, &meta)
+                            .map_err(|e| BuildError::Step { line: 0, msg: e })?,
+                    ),
                     None => None,
                 },
             };
@@ -187,12 +203,20 @@ impl Builder<'_> {
             built[i] = Some(id);
             last = Some(id);
             if let Some(t) = &opts.target {
-                if stage.name.as_deref().map(|s| s.eq_ignore_ascii_case(t)).unwrap_or(false) {
+                if stage
+                    .name
+                    .as_deref()
+                    .map(|s| s.eq_ignore_ascii_case(t))
+                    .unwrap_or(false)
+                {
                     break;
                 }
             }
         }
-        let id = last.ok_or_else(|| BuildError::Step { line: 0, msg: "no build stage in the Dockerfile".into() })?;
+        let id = last.ok_or_else(|| BuildError::Step {
+            line: 0,
+            msg: "no build stage in the Dockerfile".into(),
+        })?;
         let mut p = self.store.publish()?;
         for t in &opts.tags {
             p.tag(&t.to_string(), &id)?;
@@ -224,10 +248,20 @@ impl Builder<'_> {
         let q = opts.quiet;
         *n += 1;
         self.say(q, &format!("Step {n}/{total} : {}", stage.from_text));
-        let base = self.frontend.word(&stage.base, meta).map_err(|msg| BuildError::Step { line: 0, msg })?;
+        let base = self
+            .frontend
+            .word(&stage.base, meta)
+            .map_err(|msg| BuildError::Step { line: 0, msg })?;
         let (id, config) = if base.eq_ignore_ascii_case("scratch") {
             self.say(q, " ---> ");
-            (None, ImageConfig { architecture: image::go_arch().into(), os: "linux".into(), ..Default::default() })
+            (
+                None,
+                ImageConfig {
+                    architecture: image::go_arch().into(),
+                    os: "linux".into(),
+                    ..Default::default()
+                },
+            )
         } else {
             let id = match stage_ref(plan, index, &base) {
                 Some(j) => built[j].ok_or_else(|| BuildError::Step {
@@ -245,7 +279,14 @@ impl Builder<'_> {
             self.say(q, &format!(" ---> {}", id.short()));
             (Some(id), image::read_config(self.store, &id)?)
         };
-        let mut st = StageState { id, config, shell: vec!["/bin/sh".into(), "-c".into()], busted: opts.no_cache, cmd_set: false, args: vec![] };
+        let mut st = StageState {
+            id,
+            config,
+            shell: vec!["/bin/sh".into(), "-c".into()],
+            busted: opts.no_cache,
+            cmd_set: false,
+            args: vec![],
+        };
         {
             let mut cfg = st.run_config();
             let env = cfg.env.get_or_insert_with(Vec::new);
@@ -263,12 +304,22 @@ impl Builder<'_> {
         // ONBUILD triggers of the base image run first.
         let triggers = st.run_config().on_build.unwrap_or_default();
         if !triggers.is_empty() {
-            self.say(q, &format!("# Executing {} build trigger{}", triggers.len(), if triggers.len() == 1 { "" } else { "s" }));
+            self.say(
+                q,
+                &format!(
+                    "# Executing {} build trigger{}",
+                    triggers.len(),
+                    if triggers.len() == 1 { "" } else { "s" }
+                ),
+            );
             let mut cfg = st.run_config();
             cfg.on_build = None;
             st.config.config = Some(cfg);
             for t in triggers {
-                let step = self.frontend.parse_trigger(&t).map_err(|msg| BuildError::Step { line: 0, msg })?;
+                let step = self
+                    .frontend
+                    .parse_trigger(&t)
+                    .map_err(|msg| BuildError::Step { line: 0, msg })?;
                 self.step(&mut st, plan, built, &step, opts)?;
             }
         }
@@ -279,8 +330,21 @@ impl Builder<'_> {
         }
         // Labels from `--label` go on the last image of the stage, as one more step would.
         if !opts.labels.is_empty() && index + 1 == plan.stages.len() {
-            let step = Step { text: String::new(), line: 0, op: Op::Label(opts.labels.clone()) };
-            self.step(&mut st, plan, built, &step, &BuildOptions { quiet: true, ..opts.clone() })?;
+            let step = Step {
+                text: String::new(),
+                line: 0,
+                op: Op::Label(opts.labels.clone()),
+            };
+            self.step(
+                &mut st,
+                plan,
+                built,
+                &step,
+                &BuildOptions {
+                    quiet: true,
+                    ..opts.clone()
+                },
+            )?;
         }
         match st.id {
             Some(id) => Ok(id),
@@ -293,10 +357,19 @@ impl Builder<'_> {
     }
 
     fn expand(&self, st: &StageState, w: &str, line: usize) -> Result<String> {
-        self.frontend.word(w, &st.env_pairs()).map_err(|msg| BuildError::Step { line, msg })
+        self.frontend
+            .word(w, &st.env_pairs())
+            .map_err(|msg| BuildError::Step { line, msg })
     }
 
-    fn step(&mut self, st: &mut StageState, plan: &Plan, built: &[Option<Digest>], step: &Step, opts: &BuildOptions) -> Result<()> {
+    fn step(
+        &mut self,
+        st: &mut StageState,
+        plan: &Plan,
+        built: &[Option<Digest>],
+        step: &Step,
+        opts: &BuildOptions,
+    ) -> Result<()> {
         let line = step.line;
         let mut cfg = st.run_config();
         let comment: String;
@@ -306,16 +379,28 @@ impl Builder<'_> {
                 let env = cfg.env.get_or_insert_with(Vec::new);
                 for (k, v) in pairs {
                     let pairs_now = st.env_pairs();
-                    let k = self.frontend.word(k, &pairs_now).map_err(|msg| BuildError::Step { line, msg })?;
-                    let v = self.frontend.word(v, &pairs_now).map_err(|msg| BuildError::Step { line, msg })?;
-                    if let Some(e) = env.iter_mut().find(|e| e.split_once('=').map(|(n, _)| n == k).unwrap_or(false)) {
+                    let k = self
+                        .frontend
+                        .word(k, &pairs_now)
+                        .map_err(|msg| BuildError::Step { line, msg })?;
+                    let v = self
+                        .frontend
+                        .word(v, &pairs_now)
+                        .map_err(|msg| BuildError::Step { line, msg })?;
+                    if let Some(e) = env
+                        .iter_mut()
+                        .find(|e| e.split_once('=').map(|(n, _)| n == k).unwrap_or(false))
+                    {
                         *e = format!("{k}={v}");
                     } else {
                         env.push(format!("{k}={v}"));
                     }
                     parts.push(format!("{k}={v}"));
                     // Later pairs of the same ENV see earlier ones.
-                    st.config.config = Some(ContainerConfig { env: Some(env.clone()), ..st.run_config() });
+                    st.config.config = Some(ContainerConfig {
+                        env: Some(env.clone()),
+                        ..st.run_config()
+                    });
                 }
                 comment = format!("ENV {}", parts.join(" "));
             }
@@ -356,13 +441,21 @@ impl Builder<'_> {
             Op::Expose(ports) => {
                 let mut all = Vec::new();
                 for p in ports {
-                    for w in self.frontend.words(p, &st.env_pairs()).map_err(|msg| BuildError::Step { line, msg })? {
-                        all.push(if w.contains('/') { w.to_ascii_lowercase() } else { format!("{w}/tcp") });
+                    for w in self
+                        .frontend
+                        .words(p, &st.env_pairs())
+                        .map_err(|msg| BuildError::Step { line, msg })?
+                    {
+                        all.push(if w.contains('/') {
+                            w.to_ascii_lowercase()
+                        } else {
+                            format!("{w}/tcp")
+                        });
                     }
                 }
                 let set = cfg.exposed_ports.get_or_insert_with(Default::default);
                 for p in &all {
-                    set.insert(p.clone(), Empty {});
+                    set.insert(p.clone());
                 }
                 all.sort();
                 all.dedup();
@@ -373,13 +466,16 @@ impl Builder<'_> {
                 for v in vols {
                     let w = self.expand(st, v, line)?;
                     if w.is_empty() {
-                        return Err(BuildError::Step { line, msg: "VOLUME specified can not be an empty string".into() });
+                        return Err(BuildError::Step {
+                            line,
+                            msg: "VOLUME specified can not be an empty string".into(),
+                        });
                     }
                     all.push(w);
                 }
                 let set = cfg.volumes.get_or_insert_with(Default::default);
                 for v in &all {
-                    set.insert(v.clone(), Empty {});
+                    set.insert(v.clone());
                 }
                 comment = format!("VOLUME {}", gofmt::plain_list(&all));
             }
@@ -414,7 +510,7 @@ impl Builder<'_> {
                 let hc = health_config(h, &st.shell);
                 comment = format!(
                     "HEALTHCHECK &{{{} {} {} {} {}}}",
-                    gofmt::quote_list(&hc.test),
+                    gofmt::quote_list(hc.test.as_deref().unwrap_or_default()),
                     gofmt::quote(&gofmt::duration(hc.interval)),
                     gofmt::quote(&gofmt::duration(hc.timeout)),
                     gofmt::quote(&gofmt::duration(hc.start_period)),
@@ -443,25 +539,42 @@ impl Builder<'_> {
         }
         let cid = new_container_id();
         self.say(opts.quiet, &format!(" ---> Running in {}", &cid[..12]));
-        self.say(opts.quiet, &format!("Removing intermediate container {}", &cid[..12]));
+        self.say(
+            opts.quiet,
+            &format!("Removing intermediate container {}", &cid[..12]),
+        );
         new_cfg.container = cid;
-        self.commit(st, new_cfg, Some(probe), None, opts.quiet).map(|_| ())
+        self.commit(st, new_cfg, Some(probe), None, opts.quiet)
+            .map(|_| ())
     }
 
     /// Looks for a cached child of the current image made by the same step; on a hit moves
     /// to it and prints Docker's lines.
-    fn probe(&mut self, st: &mut StageState, probe: &ContainerConfig, opts: &BuildOptions) -> Result<bool> {
+    fn probe(
+        &mut self,
+        st: &mut StageState,
+        probe: &ContainerConfig,
+        opts: &BuildOptions,
+    ) -> Result<bool> {
         if st.busted {
             return Ok(false);
         }
         let candidates: Vec<Digest> = match st.id {
             Some(id) => self.store.children(&id)?,
-            None => self.store.images()?.into_iter().filter(|i| i.parent.is_none()).map(|i| i.id).collect(),
+            None => self
+                .store
+                .images()?
+                .into_iter()
+                .filter(|i| i.parent.is_none())
+                .map(|i| i.id)
+                .collect(),
         };
         let mut best: Option<(String, Digest, ImageConfig)> = None;
         for c in candidates {
             let cfg = image::read_config(self.store, &c)?;
-            let Some(cc) = &cfg.container_config else { continue };
+            let Some(cc) = &cfg.container_config else {
+                continue;
+            };
             if !cache_match(cc, probe) {
                 continue;
             }
@@ -498,7 +611,11 @@ impl Builder<'_> {
         quiet: bool,
     ) -> Result<Digest> {
         let created = image::now();
-        let created_by = probe.as_ref().and_then(|p| p.cmd.clone()).map(|c| c.join(" ")).unwrap_or_default();
+        let created_by = probe
+            .as_ref()
+            .and_then(|p| p.cmd.clone())
+            .map(|c| c.join(" "))
+            .unwrap_or_default();
         let mut parent_cfg_image = String::new();
         if let Some(id) = st.id {
             parent_cfg_image = id.to_string();
@@ -518,15 +635,21 @@ impl Builder<'_> {
             cfg.os = "linux".into();
         }
         let empty = layer.is_none();
+        let rootfs = cfg.rootfs.get_or_insert_with(RootFs::default);
+        rootfs.kind = "layers".into();
         if let Some(l) = &layer {
-            cfg.rootfs.diff_ids.push(l.rec.diff_id);
+            rootfs.diff_ids.push(l.rec.diff_id);
         }
-        cfg.rootfs.kind = "layers".into();
         if !created_by.is_empty() || st.id.is_some() || !empty {
-            cfg.history.push(History { created: Some(created.clone()), created_by, empty_layer: empty, ..Default::default() });
+            cfg.history.push(History {
+                created: Some(created.clone()),
+                created_by,
+                empty_layer: empty,
+                ..Default::default()
+            });
         }
         let bytes = cfg.to_docker_json();
-        let layers = cfg.rootfs.diff_ids.clone();
+        let layers = cfg.diff_ids().to_vec();
         let mut p = self.store.publish()?;
         if let Some(l) = layer {
             if !p.has_layer(&l.rec.diff_id)? {
@@ -534,7 +657,12 @@ impl Builder<'_> {
                 p.put_layer(&l.dir, &l.rec)?;
             }
         }
-        let id = p.add_image(&NewImage { config: &bytes, layers: &layers, parent: st.id, created: &created })?;
+        let id = p.add_image(&NewImage {
+            config: &bytes,
+            layers: &layers,
+            parent: st.id,
+            created: &created,
+        })?;
         p.commit()?;
         self.say(quiet, &format!(" ---> {}", id.short()));
         if let Some(sh) = cfg.config.as_ref().and_then(|c| c.shell.clone()) {
@@ -547,10 +675,21 @@ impl Builder<'_> {
 
     /// The layer directories of the current image, top first, for mounting.
     fn lowers(&self, st: &StageState) -> Vec<PathBuf> {
-        st.config.rootfs.diff_ids.iter().rev().map(|d| self.store.layer_dir(d)).collect()
+        st.config
+            .diff_ids()
+            .iter()
+            .rev()
+            .map(|d| self.store.layer_dir(d))
+            .collect()
     }
 
-    fn run(&mut self, st: &mut StageState, step: &Step, form: &CommandForm, opts: &BuildOptions) -> Result<()> {
+    fn run(
+        &mut self,
+        st: &mut StageState,
+        step: &Step,
+        form: &CommandForm,
+        opts: &BuildOptions,
+    ) -> Result<()> {
         let argv = command_argv(form, &st.shell);
         // Build args in scope go into the key and the process's environment, not the image.
         let mut arg_env: Vec<String> = Vec::new();
@@ -583,18 +722,27 @@ impl Builder<'_> {
         let mut env = cfg.env.clone().unwrap_or_default();
         for a in &arg_env {
             let k = a.split_once('=').map(|(k, _)| k).unwrap_or("");
-            if !env.iter().any(|e| e.split_once('=').map(|(n, _)| n) == Some(k)) {
+            if !env
+                .iter()
+                .any(|e| e.split_once('=').map(|(n, _)| n) == Some(k))
+            {
                 env.push(a.clone());
             }
         }
         for (k, v) in &opts.build_args {
-            if PROXY_ARGS.contains(&k.as_str()) && !env.iter().any(|e| e.starts_with(&format!("{k}="))) {
+            if PROXY_ARGS.contains(&k.as_str())
+                && !env.iter().any(|e| e.starts_with(&format!("{k}=")))
+            {
                 env.push(format!("{k}={v}"));
             }
         }
         let cid = new_container_id();
         self.say(opts.quiet, &format!(" ---> Running in {}", &cid[..12]));
-        let workdir = if cfg.working_dir.is_empty() { "/".to_string() } else { cfg.working_dir.clone() };
+        let workdir = if cfg.working_dir.is_empty() {
+            "/".to_string()
+        } else {
+            cfg.working_dir.clone()
+        };
         let (key, rootfs) = self.mount(st, &cid)?;
         let code = self.runner.run(&RunRequest {
             rootfs: &rootfs,
@@ -605,13 +753,26 @@ impl Builder<'_> {
             network_none: opts.network_none,
             quiet: opts.quiet,
         });
-        let layer = self.unmount_and_take(&key, &rootfs, code.as_ref().map(|c| *c == 0).unwrap_or(false));
-        let code = code.map_err(|msg| BuildError::Step { line: step.line, msg })?;
+        let layer = self.unmount_and_take(
+            &key,
+            &rootfs,
+            code.as_ref().map(|c| *c == 0).unwrap_or(false),
+        );
+        let code = code.map_err(|msg| BuildError::Step {
+            line: step.line,
+            msg,
+        })?;
         if code != 0 {
-            return Err(BuildError::RunFailed { command: argv.join(" "), code });
+            return Err(BuildError::RunFailed {
+                command: argv.join(" "),
+                code,
+            });
         }
         let layer = layer?;
-        self.say(opts.quiet, &format!("Removing intermediate container {}", &cid[..12]));
+        self.say(
+            opts.quiet,
+            &format!("Removing intermediate container {}", &cid[..12]),
+        );
         let mut new_cfg = st.config.clone();
         new_cfg.container = cid;
         self.commit(st, new_cfg, Some(probe), layer, opts.quiet)?;
@@ -649,7 +810,11 @@ impl Builder<'_> {
                 return Ok(None);
             }
             let upper = self.snapshots.upper_dir(key)?;
-            if fs::read_dir(&upper).map_err(|e| BuildError::io(&upper, e))?.next().is_none() {
+            if fs::read_dir(&upper)
+                .map_err(|e| BuildError::io(&upper, e))?
+                .next()
+                .is_none()
+            {
                 return Ok(None);
             }
             let staging = self.store.stage()?;
@@ -670,16 +835,31 @@ impl Builder<'_> {
                     size: d.size,
                 }),
             };
-            Ok(Some(NewLayer { _staging: staging, dir, rec, blob }))
+            Ok(Some(NewLayer {
+                _staging: staging,
+                dir,
+                rec,
+                blob,
+            }))
         })();
         let _ = self.snapshots.remove(key);
         result
     }
 
-    fn workdir(&mut self, st: &mut StageState, step: &Step, w: &str, opts: &BuildOptions) -> Result<()> {
+    fn workdir(
+        &mut self,
+        st: &mut StageState,
+        step: &Step,
+        w: &str,
+        opts: &BuildOptions,
+    ) -> Result<()> {
         let w = self.expand(st, w, step.line)?;
         let cur = st.run_config().working_dir;
-        let path = clean_abs(&if w.starts_with('/') { w.clone() } else { format!("{}/{w}", if cur.is_empty() { "/" } else { &cur }) });
+        let path = clean_abs(&if w.starts_with('/') {
+            w.clone()
+        } else {
+            format!("{}/{w}", if cur.is_empty() { "/" } else { &cur })
+        });
         let mut cfg = st.run_config();
         cfg.working_dir = path.clone();
         let mut probe = cfg.clone();
@@ -694,9 +874,15 @@ impl Builder<'_> {
         let (key, rootfs) = self.mount(st, &cid)?;
         let made = crate::copy::mkdir_all_in_root(&rootfs, &path, None);
         let layer = self.unmount_and_take(&key, &rootfs, made.is_ok());
-        made.map_err(|msg| BuildError::Step { line: step.line, msg })?;
+        made.map_err(|msg| BuildError::Step {
+            line: step.line,
+            msg,
+        })?;
         let layer = layer?;
-        self.say(opts.quiet, &format!("Removing intermediate container {}", &cid[..12]));
+        self.say(
+            opts.quiet,
+            &format!("Removing intermediate container {}", &cid[..12]),
+        );
         let mut new_cfg = st.config.clone();
         new_cfg.config = Some(cfg);
         new_cfg.container = cid;
@@ -704,8 +890,25 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn copy(&mut self, st: &mut StageState, plan: &Plan, built: &[Option<Digest>], step: &Step, opts: &BuildOptions) -> Result<()> {
-        let Op::Copy { add, srcs, dest, from, chown, chmod } = &step.op else { unreachable!("copy() is called for COPY and ADD") };
+    fn copy(
+        &mut self,
+        st: &mut StageState,
+        plan: &Plan,
+        built: &[Option<Digest>],
+        step: &Step,
+        opts: &BuildOptions,
+    ) -> Result<()> {
+        let Op::Copy {
+            add,
+            srcs,
+            dest,
+            from,
+            chown,
+            chmod,
+        } = &step.op
+        else {
+            unreachable!("copy() is called for COPY and ADD")
+        };
         let line = step.line;
         let word = "COPY";
         let kind = if *add { "ADD" } else { word };
@@ -713,12 +916,18 @@ impl Builder<'_> {
         for s in srcs {
             let e = self.expand(st, s, line)?;
             if *add && (e.starts_with("http://") || e.starts_with("https://")) {
-                return Err(BuildError::Step { line, msg: format!("ADD {e}: adding files from a URL is not supported yet") });
+                return Err(BuildError::Step {
+                    line,
+                    msg: format!("ADD {e}: adding files from a URL is not supported yet"),
+                });
             }
             exp_srcs.push(e);
         }
         let dest = self.expand(st, dest, line)?;
-        let chown = chown.as_ref().map(|c| self.expand(st, c, line)).transpose()?;
+        let chown = chown
+            .as_ref()
+            .map(|c| self.expand(st, c, line))
+            .transpose()?;
         // The sources: the context, or the root filesystem of a stage or image.
         let mut from_mount: Option<(String, PathBuf)> = None;
         let from_ctx;
@@ -727,11 +936,23 @@ impl Builder<'_> {
             Some(f) => {
                 let f = self.expand(st, f, line)?;
                 let id = match stage_ref(plan, plan.stages.len(), &f) {
-                    Some(j) => built.get(j).copied().flatten().ok_or_else(|| BuildError::Step { line, msg: format!("stage {f} was not built") })?,
+                    Some(j) => built
+                        .get(j)
+                        .copied()
+                        .flatten()
+                        .ok_or_else(|| BuildError::Step {
+                            line,
+                            msg: format!("stage {f} was not built"),
+                        })?,
                     None => image::resolve(self.store, &f)?,
                 };
                 let cfg = image::read_config(self.store, &id)?;
-                let lowers: Vec<PathBuf> = cfg.rootfs.diff_ids.iter().rev().map(|d| self.store.layer_dir(d)).collect();
+                let lowers: Vec<PathBuf> = cfg
+                    .diff_ids()
+                    .iter()
+                    .rev()
+                    .map(|d| self.store.layer_dir(d))
+                    .collect();
                 let key = format!("from-{}", &new_container_id()[..16]);
                 let mounts = self.snapshots.view(&key, &lowers)?;
                 let root = self.work_dir.join(&key);
@@ -759,12 +980,26 @@ impl Builder<'_> {
         let abs_dest = if dest.starts_with('/') {
             dest.clone()
         } else {
-            format!("{}/{}", if wd.is_empty() { "" } else { wd.trim_end_matches('/') }, dest)
+            format!(
+                "{}/{}",
+                if wd.is_empty() {
+                    ""
+                } else {
+                    wd.trim_end_matches('/')
+                },
+                dest
+            )
         };
         let mut probe = st.run_config();
         let mut cmd = st.shell.clone();
-        let chown_part = chown.as_ref().map(|c| format!("--chown={c}")).unwrap_or_default();
-        cmd.push(format!("#(nop) {kind} {chown_part}{} in {dest} ", sources.hash));
+        let chown_part = chown
+            .as_ref()
+            .map(|c| format!("--chown={c}"))
+            .unwrap_or_default();
+        cmd.push(format!(
+            "#(nop) {kind} {chown_part}{} in {dest} ",
+            sources.hash
+        ));
         probe.cmd = Some(cmd);
         if self.probe(st, &probe, opts)? {
             self.drop_view(from_mount);
@@ -784,14 +1019,19 @@ impl Builder<'_> {
             sources: &sources.sources,
             rootfs: &rootfs,
             dest: &abs_dest,
-            dest_is_dir_hint: dest.ends_with('/') || dest.ends_with("/.") || sources.sources.len() > 1,
+            dest_is_dir_hint: dest.ends_with('/')
+                || dest.ends_with("/.")
+                || sources.sources.len() > 1,
             chown: chown.as_deref(),
             chmod: chmod.as_deref(),
             extract_archives: *add,
         });
         let layer = self.unmount_and_take(&key, &rootfs, copied.is_ok());
         self.drop_view(from_mount);
-        copied.map_err(|msg| BuildError::Step { line, msg: format!("{kind} failed: {msg}") })?;
+        copied.map_err(|msg| BuildError::Step {
+            line,
+            msg: format!("{kind} failed: {msg}"),
+        })?;
         let layer = layer?;
         let mut new_cfg = st.config.clone();
         new_cfg.container = String::new();
@@ -823,9 +1063,18 @@ impl Builder<'_> {
             diff_id: d.diff_id,
             size: 0,
             tar_size: d.tar_size,
-            blob: Some(BlobRef { digest: d.digest, media_type: layer::Compression::Gzip.layer_media_type().into(), size: d.size }),
+            blob: Some(BlobRef {
+                digest: d.digest,
+                media_type: layer::Compression::Gzip.layer_media_type().into(),
+                size: d.size,
+            }),
         };
-        Ok(NewLayer { _staging: staging, dir, rec, blob })
+        Ok(NewLayer {
+            _staging: staging,
+            dir,
+            rec,
+            blob,
+        })
     }
 }
 
@@ -850,12 +1099,13 @@ fn health_config(h: &Healthcheck, shell: &[String]) -> HealthConfig {
     };
     let _ = shell;
     HealthConfig {
-        test,
+        test: Some(test),
         interval: h.interval_ns,
         timeout: h.timeout_ns,
         start_period: h.start_period_ns,
         start_interval: h.start_interval_ns,
         retries: h.retries,
+        ..Default::default()
     }
 }
 
@@ -880,18 +1130,43 @@ fn stage_ref(plan: &Plan, before: usize, word: &str) -> Option<usize> {
     }
     plan.stages[..before.min(plan.stages.len())]
         .iter()
-        .position(|s| s.name.as_deref().map(|n| n.eq_ignore_ascii_case(word)).unwrap_or(false))
+        .position(|s| {
+            s.name
+                .as_deref()
+                .map(|n| n.eq_ignore_ascii_case(word))
+                .unwrap_or(false)
+        })
 }
 
 /// Which stages the target needs: itself, the stages it starts FROM and copies --from.
-fn needed_stages(plan: &Plan, target: Option<&str>, meta: &[(String, String)], fe: &dyn Frontend) -> Result<Vec<bool>> {
+fn needed_stages(
+    plan: &Plan,
+    target: Option<&str>,
+    meta: &[(String, String)],
+    fe: &dyn Frontend,
+) -> Result<Vec<bool>> {
     let last = match target {
         Some(t) => plan
             .stages
             .iter()
-            .position(|s| s.name.as_deref().map(|n| n.eq_ignore_ascii_case(t)).unwrap_or(false))
-            .ok_or_else(|| BuildError::Step { line: 0, msg: format!("failed to reach build target {t} in Dockerfile") })?,
-        None => plan.stages.len().checked_sub(1).ok_or_else(|| BuildError::Step { line: 0, msg: "the Dockerfile has no FROM".into() })?,
+            .position(|s| {
+                s.name
+                    .as_deref()
+                    .map(|n| n.eq_ignore_ascii_case(t))
+                    .unwrap_or(false)
+            })
+            .ok_or_else(|| BuildError::Step {
+                line: 0,
+                msg: format!("failed to reach build target {t} in Dockerfile"),
+            })?,
+        None => plan
+            .stages
+            .len()
+            .checked_sub(1)
+            .ok_or_else(|| BuildError::Step {
+                line: 0,
+                msg: "the Dockerfile has no FROM".into(),
+            })?,
     };
     let mut need = vec![false; plan.stages.len()];
     let mut todo = vec![last];
@@ -921,4 +1196,3 @@ fn needed_stages(plan: &Plan, target: Option<&str>, meta: &[(String, String)], f
     }
     Ok(need)
 }
-

@@ -31,6 +31,9 @@ pub enum BuildError {
 
 impl BuildError {
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
-        BuildError::Io { path: path.to_path_buf(), source }
+        BuildError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }

@@ -16,7 +16,9 @@ pub fn quote(s: &str) -> String {
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
             '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -26,7 +28,10 @@ pub fn quote(s: &str) -> String {
 
 /// `%q` of a `[]string`: `["a" "b"]`.
 pub fn quote_list(v: &[String]) -> String {
-    format!("[{}]", v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(" "))
+    format!(
+        "[{}]",
+        v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(" ")
+    )
 }
 
 /// `%v` of a `[]string`: `[a b]`.
@@ -96,7 +101,10 @@ mod tests {
 
     #[test]
     fn formats_like_go() {
-        assert_eq!(quote_list(&["/bin/sh".into(), "-c".into()]), r#"["/bin/sh" "-c"]"#);
+        assert_eq!(
+            quote_list(&["/bin/sh".into(), "-c".into()]),
+            r#"["/bin/sh" "-c"]"#
+        );
         assert_eq!(plain_list(&["/data".into()]), "[/data]");
         assert_eq!(quote("a\"b\n"), r#""a\"b\n""#);
         assert_eq!(duration(30_000_000_000), "30s");

@@ -18,5 +18,5 @@ pub use context::{Context, ContextError, Excluder, Source, SourceSet};
 pub use copy::{parse_chown, resolve_in_root};
 pub use engine::{BuildOptions, Builder, Frontend, RunRequest, RunStep, DEFAULT_PATH};
 pub use error::{BuildError, Result};
-pub use steps::{CommandForm, Healthcheck, Op, Plan, Stage, Step};
 pub use glob::{glob_match, has_glob};
+pub use steps::{CommandForm, Healthcheck, Op, Plan, Stage, Step};

@@ -1,7 +1,7 @@
 //! The Dockerfile instructions `import --change` (and later `commit --change`) apply to a
 //! config: ENV, CMD, ENTRYPOINT, WORKDIR, USER, EXPOSE, LABEL, VOLUME, STOPSIGNAL, ONBUILD.
 
-use oci::{ContainerConfig, Empty};
+use oci::ContainerConfig;
 
 use crate::error::{Error, Result};
 
@@ -121,7 +121,7 @@ pub fn apply_change(cfg: &mut ContainerConfig, change: &str) -> Result<()> {
                 } else {
                     format!("{p}/tcp")
                 };
-                ports.insert(p, Empty {});
+                ports.insert(p);
             }
         }
         "VOLUME" => {
@@ -132,7 +132,7 @@ pub fn apply_change(cfg: &mut ContainerConfig, change: &str) -> Result<()> {
                 words(args)
             };
             for v in list {
-                vols.insert(v, Empty {});
+                vols.insert(v);
             }
         }
         "ONBUILD" => cfg

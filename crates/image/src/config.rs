@@ -30,10 +30,7 @@ pub fn now() -> String {
 /// The config of a stored image.
 pub fn read_config(store: &Store, id: &Digest) -> Result<ImageConfig> {
     let bytes = store.read_blob(id)?;
-    ImageConfig::from_slice(&bytes).map_err(|source| Error::Config {
-        digest: *id,
-        source,
-    })
+    ImageConfig::from_slice(&bytes).map_err(|e| Error::Archive(format!("config {id}: {e}")))
 }
 
 /// An empty `container.Config` as Docker writes it (every field present, `null` lists).

@@ -49,10 +49,11 @@ pub fn import(store: &mut Store, input: impl Read, opts: &ImportOptions<'_>) -> 
             ..Default::default()
         }],
         os: "linux".into(),
-        rootfs: RootFs {
+        rootfs: Some(RootFs {
             kind: "layers".into(),
             diff_ids: vec![layer.record.diff_id],
-        },
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let bytes = config.to_docker_json();

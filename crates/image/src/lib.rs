@@ -38,7 +38,7 @@ use store::Store;
 pub fn tag(store: &mut Store, source: &str, target: &str) -> Result<Digest> {
     let id = resolve(store, source)?;
     let r = parse_name(target)?;
-    if r.digest().is_some() {
+    if r.digest.as_ref().is_some() {
         return Err(Error::InvalidReference(format!(
             "refusing to create a tag with a digest reference: {target}"
         )));

@@ -447,7 +447,9 @@ fn name_of(d: &Descriptor) -> Option<Reference> {
     }
     let r = d.annotations.get("org.opencontainers.image.ref.name")?;
     if r.contains('/') || r.contains(':') {
-        Reference::parse(r).ok().filter(|r| r.digest().is_none())
+        Reference::parse(r)
+            .ok()
+            .filter(|r| r.digest.as_ref().is_none())
     } else {
         None
     }

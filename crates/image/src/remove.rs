@@ -26,7 +26,7 @@ fn familiar(name: &str) -> String {
 
 fn repository_of(name: &str) -> String {
     Reference::parse(name)
-        .map(|r| r.repository_string())
+        .map(|r| r.name())
         .unwrap_or_else(|_| name.to_string())
 }
 
@@ -44,7 +44,7 @@ pub fn remove(store: &mut Store, name: &str, opts: RemoveOptions) -> Result<Repo
     };
     let mut report = Vec::new();
     let mut p = store.publish()?;
-    match named.filter(|r| r.digest().is_none() && img.tags.contains(&r.to_string())) {
+    match named.filter(|r| r.digest.as_ref().is_none() && img.tags.contains(&r.to_string())) {
         Some(r) => {
             p.untag(&r.to_string())?;
             report.push(format!("Untagged: {}", r.familiar()));

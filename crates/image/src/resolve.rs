@@ -15,8 +15,8 @@ pub fn resolve(store: &Store, name: &str) -> Result<Digest> {
     }
     match Reference::parse(name) {
         Ok(r) => {
-            let found = match r.digest() {
-                Some(_) => store.lookup_repo_digest(&r.repo_digest_string())?,
+            let found = match r.digest.as_ref() {
+                Some(d) => store.lookup_repo_digest(&format!("{}@{d}", r.name()))?,
                 None => store.lookup_tag(&r.to_string())?,
             };
             if let Some(id) = found {

@@ -45,7 +45,7 @@ pub fn plan(store: &Store, names: &[String]) -> Result<Vec<SaveItem>> {
             .ok_or_else(|| Error::NoSuchImage(n.clone()))?;
         let by_name = crate::resolve::parse_name(n)
             .ok()
-            .filter(|r| r.digest().is_none() && img.tags.contains(&r.to_string()));
+            .filter(|r| r.digest.as_ref().is_none() && img.tags.contains(&r.to_string()));
         let names: Vec<Reference> = match by_name {
             Some(r) => vec![r],
             None => img
@@ -204,12 +204,12 @@ pub fn save(store: &Store, items: &[SaveItem], out: impl Write) -> Result<()> {
         for r in &item.names {
             index_manifests.push(desc(Some(json!({
                 "io.containerd.image.name": r.to_string(),
-                "org.opencontainers.image.ref.name": r.tag().unwrap_or("latest"),
+                "org.opencontainers.image.ref.name": r.tag.as_deref().unwrap_or("latest"),
             }))));
             repo_tags.push(r.familiar());
-            if let (Some(top), Some(tag)) = (img.layers.last(), r.tag()) {
+            if let (Some(top), Some(tag)) = (img.layers.last(), r.tag.as_deref()) {
                 repositories
-                    .entry(r.familiar_repository())
+                    .entry(r.repository_familiar())
                     .or_default()
                     .insert(tag.to_string(), top.hex());
             }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use oci::{Digest, GraphDriver, ImageInspect, InspectMetadata, InspectRootFs, Reference};
+use oci::{Digest, GraphDriver, ImageInspect, InspectMetadata, Reference};
 use store::{ImageRecord, Store};
 
 use crate::config::read_config;
@@ -107,8 +107,8 @@ pub fn image_rows(store: &Store, all: bool) -> Result<Vec<ImageRow>> {
         let digest_for = |repo: &str| {
             img.repo_digests.iter().find_map(|d| {
                 let r = Reference::parse(d).ok()?;
-                (r.repository_string() == repo)
-                    .then(|| r.digest().map(|d| d.to_string()))
+                (r.name() == repo)
+                    .then(|| r.digest.as_ref().map(|d| d.to_string()))
                     .flatten()
             })
         };
@@ -121,23 +121,23 @@ pub fn image_rows(store: &Store, all: bool) -> Result<Vec<ImageRow>> {
         let mut repos_with_tags = Vec::new();
         for t in &img.tags {
             let Ok(r) = Reference::parse(t) else { continue };
-            repos_with_tags.push(r.repository_string());
+            repos_with_tags.push(r.name());
             rows.push(ImageRow {
-                repository: Some(r.familiar_repository()),
-                tag: r.tag().map(str::to_string),
-                digest: digest_for(&r.repository_string()),
+                repository: Some(r.repository_familiar()),
+                tag: r.tag.as_deref().map(str::to_string),
+                digest: digest_for(&r.name()),
                 ..base.clone()
             });
         }
         for d in &img.repo_digests {
             let Ok(r) = Reference::parse(d) else { continue };
-            if repos_with_tags.contains(&r.repository_string()) {
+            if repos_with_tags.contains(&r.name()) {
                 continue;
             }
             rows.push(ImageRow {
-                repository: Some(r.familiar_repository()),
+                repository: Some(r.repository_familiar()),
                 tag: None,
-                digest: r.digest().map(|d| d.to_string()),
+                digest: r.digest.as_ref().map(|d| d.to_string()),
                 ..base.clone()
             });
         }
@@ -182,57 +182,32 @@ pub fn inspect(store: &Store, id: &Digest) -> Result<ImageInspect> {
             .map(|r| r.familiar())
             .unwrap_or_else(|_| n.clone())
     };
-    let comment = if cfg.comment.is_empty() {
-        cfg.history
-            .last()
-            .map(|h| h.comment.clone())
-            .unwrap_or_default()
-    } else {
-        cfg.comment.clone()
-    };
-    let mut data = std::collections::BTreeMap::new();
+    let mut out = ImageInspect::from_config(id, &cfg);
+    out.repo_tags = img.tags.iter().map(familiar).collect();
+    out.repo_digests = img.repo_digests.iter().map(familiar).collect();
+    out.parent = img.parent.map(|p| p.to_string()).unwrap_or_default();
+    out.size = img.size as i64;
+    out.virtual_size = img.size as i64;
     let dirs: Vec<String> = img
         .layers
         .iter()
         .rev()
         .map(|l| store.layer_dir(l).display().to_string())
         .collect();
+    let mut data = std::collections::BTreeMap::new();
     if !dirs.is_empty() {
         data.insert("LowerDir".to_string(), dirs.join(":"));
     }
-    Ok(ImageInspect {
-        id: id.to_string(),
-        repo_tags: img.tags.iter().map(familiar).collect(),
-        repo_digests: img.repo_digests.iter().map(familiar).collect(),
-        parent: img.parent.map(|p| p.to_string()).unwrap_or_default(),
-        comment,
-        created: cfg.created.clone().unwrap_or_default(),
-        container: cfg.container.clone(),
-        container_config: cfg.container_config.clone().unwrap_or_default(),
-        docker_version: cfg.docker_version.clone(),
-        author: cfg.author.clone(),
-        config: cfg.config.clone().unwrap_or_default(),
-        architecture: cfg.architecture.clone(),
-        variant: cfg.variant.clone(),
-        os: cfg.os.clone(),
-        os_version: cfg.os_version.clone(),
-        size: img.size,
-        virtual_size: img.size,
-        graph_driver: GraphDriver {
-            data,
-            name: "strata-overlay".into(),
-        },
-        root_fs: InspectRootFs {
-            kind: cfg.rootfs.kind.clone(),
-            layers: cfg.rootfs.diff_ids.clone(),
-        },
-        metadata: InspectMetadata {
-            last_tag_time: img
-                .last_tag_time
-                .clone()
-                .unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
-        },
-    })
+    out.graph_driver = GraphDriver {
+        data: Some(data),
+        name: "overlay2".into(),
+    };
+    if let Some(t) = &img.last_tag_time {
+        out.metadata = InspectMetadata {
+            last_tag_time: t.clone(),
+        };
+    }
+    Ok(out)
 }
 
 /// Totals for `system df`'s Images line.

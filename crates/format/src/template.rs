@@ -1,0 +1,564 @@
+//! Go templates as the Docker CLI evaluates them for `--format` and `inspect -f`: Go's
+//! `text/template` (through the `gotmpl` crate) with the CLI's functions `json`, `split`,
+//! `join`, `title`, `lower`, `upper`, `pad` and `truncate`, over data given as
+//! `serde_json::Value`.
+//!
+//! Two things make a JSON value behave like the Go structs Docker templates run on:
+//! - `json` writes objects in the key order of the input (Go struct field order) rather than
+//!   the sorted order of the template engine's maps, using an order table recorded while the
+//!   data is converted;
+//! - fields that Docker's structs have but omit from JSON when empty (`Healthcheck`,
+//!   `ExposedPorts`, `Variant`, …) are added as zero values, so `{{if .Config.Healthcheck}}`
+//!   is false instead of a missing-key error, yet `json` still leaves them out.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use gotmpl::{MissingKey, Value};
+use serde_json::Value as Json;
+
+/// A template that failed to parse or to execute. The message starts like Docker's:
+/// `template parsing error: …`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("template parsing error: {0}")]
+pub struct TemplateError(pub String);
+
+/// Object key order recorded per distinct key set: sorted keys → keys to write, in order.
+type OrderTable = HashMap<Vec<Arc<str>>, Vec<Arc<str>>>;
+
+/// What `json` needs to know about the current execution.
+#[derive(Default)]
+struct State {
+    orders: OrderTable,
+    /// The data the template runs on, when it is a row of a list command.
+    row: Option<Value>,
+}
+
+/// A struct whose empty `omitempty` fields Docker leaves out of its JSON, recognised by
+/// keys that only it has; `fields` are the omissible fields with their Go zero values.
+#[derive(Debug, Clone)]
+pub struct ZeroFields {
+    pub marker_keys: Vec<&'static str>,
+    pub fields: Vec<(&'static str, Json)>,
+}
+
+/// The omissible fields of the structs `docker inspect` (image) templates run on:
+/// `container.Config`, `types.ImageInspect`, its `RootFS` and `HealthConfig`.
+pub fn docker_zero_fields() -> Vec<ZeroFields> {
+    vec![
+        ZeroFields {
+            marker_keys: vec!["Hostname", "Domainname", "AttachStdin", "OpenStdin"],
+            fields: vec![
+                ("ExposedPorts", Json::Null),
+                ("Healthcheck", Json::Null),
+                ("ArgsEscaped", Json::Bool(false)),
+                ("NetworkDisabled", Json::Bool(false)),
+                ("MacAddress", Json::String(String::new())),
+                ("StopSignal", Json::String(String::new())),
+                ("StopTimeout", Json::Null),
+                ("Shell", Json::Null),
+            ],
+        },
+        ZeroFields {
+            marker_keys: vec!["Id", "RepoTags", "RepoDigests", "GraphDriver"],
+            fields: vec![
+                ("Variant", Json::String(String::new())),
+                ("OsVersion", Json::String(String::new())),
+            ],
+        },
+        ZeroFields {
+            marker_keys: vec!["Type"],
+            fields: vec![
+                ("Layers", Json::Null),
+                ("BaseLayer", Json::String(String::new())),
+            ],
+        },
+        ZeroFields {
+            marker_keys: vec!["Test"],
+            fields: vec![
+                ("Interval", Json::from(0)),
+                ("Timeout", Json::from(0)),
+                ("StartPeriod", Json::from(0)),
+                ("Retries", Json::from(0)),
+            ],
+        },
+    ]
+}
+
+/// A parsed template, ready to run on many values (one per row of a list).
+pub struct Template {
+    inner: gotmpl::Template,
+    state: Arc<RwLock<State>>,
+    zero_fields: Vec<ZeroFields>,
+    list_rows: bool,
+}
+
+impl std::fmt::Debug for Template {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Template").finish_non_exhaustive()
+    }
+}
+
+impl Template {
+    /// Parses `src` with Docker's functions. Missing keys are errors, as in Docker's fallback
+    /// evaluation of `inspect -f` (`map has no entry for key`).
+    pub fn parse(src: &str) -> Result<Self, TemplateError> {
+        Self::build(src, false)
+    }
+
+    /// Parses `src` for a table header: the same template where `json`, `split`, `join`,
+    /// `title`, `lower`, `upper` and `truncate` return their first argument unchanged
+    /// (Docker's `HeaderFunctions`), run on a map of field name → column title.
+    pub fn parse_header(src: &str) -> Result<Self, TemplateError> {
+        Self::build(src, true)
+    }
+
+    fn build(src: &str, header: bool) -> Result<Self, TemplateError> {
+        let state: Arc<RwLock<State>> = Arc::default();
+        let mut t = gotmpl::Template::new("").missing_key(MissingKey::Error);
+        if header {
+            for name in [
+                "json", "split", "join", "title", "lower", "upper", "truncate",
+            ] {
+                t = t.func(name, |args| Ok(args.first().cloned().unwrap_or(Value::Nil)));
+            }
+        } else {
+            let o = Arc::clone(&state);
+            t = t
+                .func("json", move |args| json_fn(args, &o))
+                .func("split", split_fn)
+                .func("join", join_fn)
+                .func("title", |a| str_fn(a, "title", go_title))
+                .func("lower", |a| str_fn(a, "lower", |s| s.to_lowercase()))
+                .func("upper", |a| str_fn(a, "upper", |s| s.to_uppercase()))
+                .func("truncate", truncate_fn);
+        }
+        t = t.func("pad", pad_fn);
+        t = t.func("index", index_fn);
+        let inner = t.parse(src).map_err(go_error)?;
+        Ok(Template {
+            inner,
+            state,
+            zero_fields: docker_zero_fields(),
+            list_rows: false,
+        })
+    }
+
+    /// Marks the data as rows of a list command (`images`, `history`, …): there `{{json .}}`
+    /// goes through the row context's `MarshalJSON`, which sorts keys and escapes HTML
+    /// (`"\u003cnone\u003e"`), unlike `json` of a single field.
+    pub fn list_rows(mut self) -> Self {
+        self.list_rows = true;
+        self
+    }
+
+    /// Replaces the table of omissible struct fields (default: [`docker_zero_fields`]).
+    pub fn with_zero_fields(mut self, z: Vec<ZeroFields>) -> Self {
+        self.zero_fields = z;
+        self
+    }
+
+    /// Runs the template on `data` and returns what it printed.
+    pub fn render(&self, data: &Json) -> Result<String, TemplateError> {
+        let mut table = OrderTable::new();
+        let v = convert(data, &self.zero_fields, &mut table);
+        if let Ok(mut st) = self.state.write() {
+            st.orders = table;
+            st.row = if self.list_rows {
+                Some(v.clone())
+            } else {
+                None
+            };
+        }
+        self.inner.execute_to_string(&v).map_err(go_error)
+    }
+}
+
+/// Words an engine error as Go's `text/template` does (Docker passes Go's text through);
+/// positions inside a line are not known for execution errors, so they are left out.
+fn go_error(e: gotmpl::TemplateError) -> TemplateError {
+    use gotmpl::TemplateError as E;
+    TemplateError(match e {
+        E::Parse { line, message, .. } | E::Lex { line, message, .. } => {
+            format!("template: :{line}: {message}")
+        }
+        E::UndefinedFunction(name) => format!("template: :1: function {name:?} not defined"),
+        E::MissingKey { key } => {
+            format!("template: executing \"\": map has no entry for key {key:?}")
+        }
+        E::Exec(msg) => format!("template: executing \"\": {msg}"),
+        E::IndexOutOfRange { index } => {
+            format!("template: executing \"\": error calling index: index out of range: {index}")
+        }
+        other => format!("template: executing \"\": {other}"),
+    })
+}
+
+/// Go's `index`, with the zero value for a missing key of a `map[string]string` (`""`)
+/// rather than "no value": Docker's label maps are such maps.
+fn index_fn(args: &[Value]) -> gotmpl::Result<Value> {
+    let Some((first, keys)) = args.split_first() else {
+        return Err(exec_err(
+            "wrong number of args for index: want at least 1 got 0",
+        ));
+    };
+    let mut cur = first.clone();
+    for k in keys {
+        cur = match (&cur, k) {
+            (Value::Map(m), Value::String(key)) => match m.get(key) {
+                Some(v) => v.clone(),
+                None if m.values().all(|v| matches!(v, Value::String(_))) => {
+                    Value::String(Arc::from(""))
+                }
+                None => Value::Nil,
+            },
+            (Value::Nil, Value::String(_)) => Value::String(Arc::from("")),
+            (Value::List(l), i) => {
+                let n = match i {
+                    Value::Int(n) => *n,
+                    Value::Uint(u) => i64::try_from(*u).unwrap_or(i64::MAX),
+                    other => {
+                        return Err(exec_err(&format!(
+                            "error calling index: cannot index slice/array with type {other}"
+                        )))
+                    }
+                };
+                match usize::try_from(n).ok().and_then(|n| l.get(n)) {
+                    Some(v) => v.clone(),
+                    None => {
+                        return Err(exec_err(&format!(
+                            "error calling index: index out of range: {n}"
+                        )))
+                    }
+                }
+            }
+            (Value::String(s), Value::Int(n)) => {
+                match usize::try_from(*n).ok().and_then(|n| s.as_bytes().get(n)) {
+                    Some(b) => Value::Int(i64::from(*b)),
+                    None => {
+                        return Err(exec_err(&format!(
+                            "error calling index: index out of range: {n}"
+                        )))
+                    }
+                }
+            }
+            (c, k) => {
+                return Err(exec_err(&format!(
+                    "error calling index: can't index item of type {c} with {k}"
+                )))
+            }
+        };
+    }
+    Ok(cur)
+}
+
+/// Parses and runs `src` on `data` once.
+pub fn render(src: &str, data: &Json) -> Result<String, TemplateError> {
+    Template::parse(src)?.render(data)
+}
+
+/// Converts JSON to the template engine's values, adding Docker's omitted zero fields and
+/// recording each object's key order (without the added fields) for `json`.
+fn convert(v: &Json, zeros: &[ZeroFields], table: &mut OrderTable) -> Value {
+    match v {
+        Json::Null => Value::Nil,
+        Json::Bool(b) => Value::Bool(*b),
+        Json::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::Int(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::Uint(u)
+            } else {
+                Value::Float(n.as_f64().unwrap_or(0.0))
+            }
+        }
+        Json::String(s) => Value::String(Arc::from(s.as_str())),
+        Json::Array(a) => Value::List(
+            a.iter()
+                .map(|x| convert(x, zeros, table))
+                .collect::<Vec<_>>()
+                .into(),
+        ),
+        Json::Object(m) => {
+            let order: Vec<Arc<str>> = m.keys().map(|k| Arc::from(k.as_str())).collect();
+            let mut out: BTreeMap<Arc<str>, Value> = m
+                .iter()
+                .map(|(k, x)| (Arc::from(k.as_str()), convert(x, zeros, table)))
+                .collect();
+            for z in zeros {
+                if z.marker_keys.iter().all(|k| m.contains_key(*k)) {
+                    for (k, zero) in &z.fields {
+                        if !m.contains_key(*k) {
+                            out.insert(Arc::from(*k), convert(zero, &[], table));
+                        }
+                    }
+                }
+            }
+            let sorted: Vec<Arc<str>> = out.keys().cloned().collect();
+            table.insert(sorted, order);
+            Value::Map(Arc::new(out))
+        }
+    }
+}
+
+/// Back to JSON for `json`, restoring recorded key orders (Go maps, which were never
+/// recorded in another order, stay sorted as Go writes them).
+fn to_json(v: &Value, table: &OrderTable) -> Result<Json, gotmpl::TemplateError> {
+    Ok(match v {
+        Value::Nil => Json::Null,
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Int(i) => Json::from(*i),
+        Value::Uint(u) => Json::from(*u),
+        Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map(Json::Number)
+            .unwrap_or(Json::Null),
+        Value::String(s) => Json::String(s.to_string()),
+        Value::List(l) => Json::Array(
+            l.iter()
+                .map(|x| to_json(x, table))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Map(m) => {
+            let sorted: Vec<Arc<str>> = m.keys().cloned().collect();
+            let keys: Vec<Arc<str>> = table.get(&sorted).cloned().unwrap_or(sorted);
+            let mut out = serde_json::Map::new();
+            for k in keys {
+                if let Some(x) = m.get(&k) {
+                    out.insert(k.to_string(), to_json(x, table)?);
+                }
+            }
+            Json::Object(out)
+        }
+        #[allow(unreachable_patterns)]
+        _ => return Err(exec_err("json: unsupported value")),
+    })
+}
+
+fn exec_err(msg: &str) -> gotmpl::TemplateError {
+    gotmpl::TemplateError::Exec(msg.to_string())
+}
+
+fn arity(args: &[Value], n: usize, name: &str) -> Result<(), gotmpl::TemplateError> {
+    if args.len() != n {
+        return Err(exec_err(&format!(
+            "wrong number of args for {name}: want {n} got {}",
+            args.len()
+        )));
+    }
+    Ok(())
+}
+
+fn string_arg<'a>(v: &'a Value, name: &str) -> Result<&'a str, gotmpl::TemplateError> {
+    v.as_str().ok_or_else(|| {
+        exec_err(&format!(
+            "error calling {name}: wrong type for value; expected string; got {v}"
+        ))
+    })
+}
+
+fn int_arg(v: &Value, name: &str) -> Result<i64, gotmpl::TemplateError> {
+    match v {
+        Value::Int(i) => Ok(*i),
+        Value::Uint(u) => i64::try_from(*u).map_err(|_| exec_err("integer overflow")),
+        _ => Err(exec_err(&format!(
+            "error calling {name}: wrong type for value; expected int; got {v}"
+        ))),
+    }
+}
+
+fn json_fn(args: &[Value], state: &RwLock<State>) -> gotmpl::Result<Value> {
+    arity(args, 1, "json")?;
+    let st = state.read().map_err(|_| exec_err("json: poisoned lock"))?;
+    let is_row = match (&st.row, &args[0]) {
+        (Some(Value::Map(r)), Value::Map(a)) => Arc::ptr_eq(r, a),
+        _ => false,
+    };
+    let (j, style) = if is_row {
+        (to_json(&args[0], &OrderTable::new())?, oci::GoJson::MARSHAL)
+    } else {
+        (to_json(&args[0], &st.orders)?, oci::GoJson::ENCODER)
+    };
+    let s = style
+        .to_string(&j)
+        .map_err(|e| exec_err(&format!("error calling json: {e}")))?;
+    Ok(Value::String(Arc::from(s.trim())))
+}
+
+fn split_fn(args: &[Value]) -> gotmpl::Result<Value> {
+    arity(args, 2, "split")?;
+    let s = string_arg(&args[0], "split")?;
+    let sep = string_arg(&args[1], "split")?;
+    let parts: Vec<Value> = if sep.is_empty() {
+        // Go splits into UTF-8 sequences.
+        s.chars()
+            .map(|c| Value::String(Arc::from(c.to_string().as_str())))
+            .collect()
+    } else {
+        s.split(sep).map(|p| Value::String(Arc::from(p))).collect()
+    };
+    Ok(Value::List(parts.into()))
+}
+
+fn join_fn(args: &[Value]) -> gotmpl::Result<Value> {
+    arity(args, 2, "join")?;
+    let sep = string_arg(&args[1], "join")?;
+    let items: Vec<String> = match &args[0] {
+        Value::List(l) => l.iter().map(|x| x.to_string()).collect(),
+        Value::Nil => Vec::new(),
+        other => {
+            return Err(exec_err(&format!(
+                "error calling join: wrong type for value; expected []string; got {other}"
+            )))
+        }
+    };
+    Ok(Value::String(Arc::from(items.join(sep).as_str())))
+}
+
+fn str_fn(args: &[Value], name: &str, f: impl Fn(&str) -> String) -> gotmpl::Result<Value> {
+    arity(args, 1, name)?;
+    Ok(Value::String(Arc::from(
+        f(string_arg(&args[0], name)?).as_str(),
+    )))
+}
+
+fn pad_fn(args: &[Value]) -> gotmpl::Result<Value> {
+    arity(args, 3, "pad")?;
+    let s = string_arg(&args[0], "pad")?;
+    let pre = int_arg(&args[1], "pad")?.max(0) as usize;
+    let suf = int_arg(&args[2], "pad")?.max(0) as usize;
+    if s.is_empty() {
+        return Ok(Value::String(Arc::from("")));
+    }
+    Ok(Value::String(Arc::from(
+        format!("{}{s}{}", " ".repeat(pre), " ".repeat(suf)).as_str(),
+    )))
+}
+
+fn truncate_fn(args: &[Value]) -> gotmpl::Result<Value> {
+    arity(args, 2, "truncate")?;
+    let s = string_arg(&args[0], "truncate")?;
+    let n = int_arg(&args[1], "truncate")?.max(0) as usize;
+    if s.len() < n {
+        return Ok(Value::String(Arc::from(s)));
+    }
+    // Go slices bytes; stay on a character boundary so the result is valid text.
+    let mut end = n;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    Ok(Value::String(Arc::from(&s[..end])))
+}
+
+/// Go's `strings.Title`: upper-cases the first letter of every word; words are separated by
+/// spaces and by ASCII characters other than letters, digits and `_`.
+pub fn go_title(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut prev_sep = true;
+    for c in s.chars() {
+        if prev_sep {
+            out.extend(c.to_uppercase());
+        } else {
+            out.push(c);
+        }
+        prev_sep = if c.is_ascii() {
+            !(c.is_ascii_alphanumeric() || c == '_')
+        } else {
+            c.is_whitespace()
+        };
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn functions() {
+        let d = json!({"Os": "linux", "Id": "sha256:abcdef0123456789", "L": ["a", "b"], "E": ""});
+        let r = |t: &str| render(t, &d).unwrap();
+        assert_eq!(
+            r("{{upper .Os}}/{{title .Os}}/{{lower \"ABC\"}}"),
+            "LINUX/Linux/abc"
+        );
+        assert_eq!(r("{{split .Id \":\"}}"), "[sha256 abcdef0123456789]");
+        assert_eq!(r("{{index (split .Id \":\") 1}}"), "abcdef0123456789");
+        assert_eq!(r("{{join .L \", \"}}"), "a, b");
+        assert_eq!(r("{{pad .Os 2 2}}|{{pad .E 2 2}}|"), "  linux  ||");
+        assert_eq!(r("{{truncate .Id 12}}"), "sha256:abcde");
+        assert_eq!(r("{{truncate .Os 12}}"), "linux");
+        assert_eq!(r("{{len .L}} {{range .L}}{{println .}}{{end}}"), "2 a\nb\n");
+        assert_eq!(r("{{if eq .Os \"linux\"}}y{{else}}n{{end}}"), "y");
+        assert_eq!(r("{{with .L}}{{index . 0}}{{end}}"), "a");
+        assert_eq!(r("{{json .L}} {{json .Os}}"), "[\"a\",\"b\"] \"linux\"");
+        assert_eq!(
+            go_title("hello wORLD foo-bar_baz"),
+            "Hello WORLD Foo-Bar_baz"
+        );
+    }
+
+    #[test]
+    fn json_keeps_struct_order_and_does_not_escape_html() {
+        let d = json!({"C": {"Zeta": 1, "Alpha": "<&>", "Labels": {"b": "1", "a": "2"}}});
+        assert_eq!(
+            render("{{json .C}}", &d).unwrap(),
+            r#"{"Zeta":1,"Alpha":"<&>","Labels":{"b":"1","a":"2"}}"#
+        );
+    }
+
+    #[test]
+    fn omitted_zero_fields_are_falsy_but_not_in_json() {
+        let cfg = json!({"Hostname": "", "Domainname": "", "AttachStdin": false, "OpenStdin": false,
+                          "Env": null});
+        let d = json!({"Config": cfg});
+        assert_eq!(
+            render("{{if .Config.Healthcheck}}hc{{else}}nohc{{end}}", &d).unwrap(),
+            "nohc"
+        );
+        assert_eq!(render("[{{.Config.StopSignal}}]", &d).unwrap(), "[]");
+        assert_eq!(
+            render("{{json .Config}}", &d).unwrap(),
+            r#"{"Hostname":"","Domainname":"","AttachStdin":false,"OpenStdin":false,"Env":null}"#
+        );
+    }
+
+    #[test]
+    fn errors_are_docker_style_and_never_panic() {
+        let d = json!({"Id": "x"});
+        let e = render("{{.NoSuchField}}", &d).unwrap_err().to_string();
+        assert!(e.starts_with("template parsing error: "), "{e}");
+        assert!(e.contains("NoSuchField"), "{e}");
+        for bad in [
+            "{{",
+            "{{.Id",
+            "{{end}}",
+            "{{range}}",
+            "{{table .Id}}",
+            "{{json}}",
+            "{{pad .Id}}",
+            "{{upper 1}}",
+            "{{index .Id 5}}",
+            "{{truncate .Id -1}}",
+        ] {
+            let r = render(bad, &d);
+            if let Err(e) = r {
+                assert!(
+                    e.to_string().starts_with("template parsing error: "),
+                    "{bad}: {e}"
+                );
+            }
+        }
+        assert!(render("{{table .Id}}", &d)
+            .unwrap_err()
+            .to_string()
+            .contains("table"));
+    }
+
+    #[test]
+    fn header_functions_return_their_argument() {
+        let t = Template::parse_header("{{.ID}}\t{{upper .Size}}\t{{json .X}}").unwrap();
+        let h = json!({"ID": "IMAGE ID", "Size": "SIZE", "X": "X Y"});
+        assert_eq!(t.render(&h).unwrap(), "IMAGE ID\tSIZE\tX Y");
+    }
+}
