@@ -130,13 +130,28 @@ fn run_with(
     extra_lowers: &[PathBuf],
     tweak: impl FnOnce(&mut RunOptions, &Path),
 ) -> Outcome {
+    run_on(
+        &|p| Box::new(OverlaySnapshotter::new(p).unwrap()),
+        args,
+        extra_lowers,
+        tweak,
+    )
+}
+
+/// As [`run_with`], on the snapshotter `make` returns.
+fn run_on(
+    make: &dyn Fn(&Path) -> Box<dyn Snapshotter>,
+    args: &[&str],
+    extra_lowers: &[PathBuf],
+    tweak: impl FnOnce(&mut RunOptions, &Path),
+) -> Outcome {
     let t = tempfile::tempdir().unwrap();
     let init = t.path().join("init");
     runtime::make_init_layer(&init).unwrap();
     let mut lowers = vec![init];
     lowers.extend(extra_lowers.iter().cloned());
     lowers.push(busybox_layer().to_path_buf());
-    let snaps = OverlaySnapshotter::new(&t.path().join("snaps")).unwrap();
+    let snaps = make(&t.path().join("snaps"));
     let rootfs = t.path().join("rootfs");
     fs::create_dir(&rootfs).unwrap();
     snapshot::mount_all(&snaps.prepare("c", &lowers).unwrap(), &rootfs).unwrap();
@@ -391,6 +406,34 @@ fn upper_dir_holds_exactly_the_writes() {
     }
     let o = run(&["sh", "-c", "echo hi > /tmp/x && rm /bin/vi && echo 1 >> /etc/passwd && mkdir /newdir && echo h > /etc/hosts"]);
     assert_eq!(o.result.unwrap(), 0, "{}", o.stderr);
+    assert_eq!(
+        o.upper,
+        [
+            "bin",
+            "bin/vi",
+            "etc",
+            "etc/passwd",
+            "newdir",
+            "tmp",
+            "tmp/x"
+        ]
+    );
+}
+
+#[test]
+fn copy_snapshotter_gives_the_same_upper_dir() {
+    if !is_root() {
+        return;
+    }
+    let script = "echo hi > /tmp/x && rm /bin/vi && echo 1 >> /etc/passwd && mkdir /newdir && echo h > /etc/hosts && hostname";
+    let o = run_on(
+        &|p| Box::new(snapshot::CopySnapshotter::new(p).unwrap()),
+        &["sh", "-c", script],
+        &[],
+        |o, _| o.hostname = Some("copied".into()),
+    );
+    assert_eq!(o.result.unwrap(), 0, "{}", o.stderr);
+    assert_eq!(o.stdout, "copied\n");
     assert_eq!(
         o.upper,
         [
