@@ -1,0 +1,187 @@
+//! cgroup limits for `--memory`, `--cpus` and `--pids-limit` on cgroup v1 (one hierarchy per
+//! controller, as on hybrid machines) and v2 (the unified hierarchy at /sys/fs/cgroup).
+//! Each container gets `strata/<id>` in every hierarchy it needs; the child joins by writing
+//! `0` to pre-opened `cgroup.procs` files, and [`Cgroup::remove`] deletes the directories.
+
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::spec::Resources;
+
+const ROOT: &str = "/sys/fs/cgroup";
+/// CFS period used for `--cpus`, as Docker.
+const CPU_PERIOD: u64 = 100_000;
+
+/// The cgroup directories of one container.
+#[derive(Debug)]
+pub struct Cgroup {
+    dirs: Vec<PathBuf>,
+    procs: Vec<File>,
+}
+
+fn err(path: &Path, reason: impl std::fmt::Display) -> Error {
+    Error::Cgroup {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+fn write(path: &Path, value: &str) -> Result<()> {
+    fs::write(path, value).map_err(|e| err(path, format!("writing {value:?}: {e}")))
+}
+
+/// Whether this machine uses the unified (v2) hierarchy at /sys/fs/cgroup.
+pub fn is_v2() -> bool {
+    Path::new(ROOT).join("cgroup.controllers").exists()
+}
+
+impl Cgroup {
+    /// Creates the cgroups for container `id` with `res`'s limits (None when there are none).
+    pub fn create(id: &str, res: &Resources) -> Result<Option<Cgroup>> {
+        if res.is_empty() {
+            return Ok(None);
+        }
+        if id.is_empty()
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(err(Path::new(ROOT), format!("invalid container id {id:?}")));
+        }
+        let mut cg = Cgroup {
+            dirs: Vec::new(),
+            procs: Vec::new(),
+        };
+        let r = if is_v2() {
+            cg.setup_v2(id, res)
+        } else {
+            cg.setup_v1(id, res)
+        };
+        match r {
+            Ok(()) => Ok(Some(cg)),
+            Err(e) => {
+                cg.remove();
+                Err(e)
+            }
+        }
+    }
+
+    fn make(&mut self, dir: PathBuf) -> Result<()> {
+        fs::create_dir_all(&dir).map_err(|e| err(&dir, e))?;
+        let procs = dir.join("cgroup.procs");
+        let f = OpenOptions::new()
+            .write(true)
+            .open(&procs)
+            .map_err(|e| err(&procs, e))?;
+        self.procs.push(f);
+        self.dirs.push(dir);
+        Ok(())
+    }
+
+    fn setup_v1(&mut self, id: &str, res: &Resources) -> Result<()> {
+        if let Some(m) = res.memory {
+            let dir = Path::new(ROOT).join("memory/strata").join(id);
+            self.make(dir.clone())?;
+            write(&dir.join("memory.limit_in_bytes"), &m.to_string())?;
+        }
+        if let Some(n) = res.nano_cpus {
+            let dir = Path::new(ROOT).join("cpu/strata").join(id);
+            self.make(dir.clone())?;
+            write(&dir.join("cpu.cfs_period_us"), &CPU_PERIOD.to_string())?;
+            let quota = (n as u128 * CPU_PERIOD as u128 / 1_000_000_000) as u64;
+            write(&dir.join("cpu.cfs_quota_us"), &quota.max(1000).to_string())?;
+        }
+        if let Some(p) = res.pids_limit.filter(|p| *p > 0) {
+            let dir = Path::new(ROOT).join("pids/strata").join(id);
+            self.make(dir.clone())?;
+            write(&dir.join("pids.max"), &p.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn setup_v2(&mut self, id: &str, res: &Resources) -> Result<()> {
+        let parent = Path::new(ROOT).join("strata");
+        fs::create_dir_all(&parent).map_err(|e| err(&parent, e))?;
+        let mut ctrls = Vec::new();
+        if res.memory.is_some() {
+            ctrls.push("+memory");
+        }
+        if res.nano_cpus.is_some() {
+            ctrls.push("+cpu");
+        }
+        if res.pids_limit.is_some() {
+            ctrls.push("+pids");
+        }
+        for c in &ctrls {
+            write(&Path::new(ROOT).join("cgroup.subtree_control"), c)?;
+            write(&parent.join("cgroup.subtree_control"), c)?;
+        }
+        let dir = parent.join(id);
+        self.make(dir.clone())?;
+        if let Some(m) = res.memory {
+            write(&dir.join("memory.max"), &m.to_string())?;
+        }
+        if let Some(n) = res.nano_cpus {
+            let quota = (n as u128 * CPU_PERIOD as u128 / 1_000_000_000) as u64;
+            write(
+                &dir.join("cpu.max"),
+                &format!("{} {CPU_PERIOD}", quota.max(1000)),
+            )?;
+        }
+        if let Some(p) = res.pids_limit.filter(|p| *p > 0) {
+            write(&dir.join("pids.max"), &p.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Raw `cgroup.procs` descriptors the child writes `0` into to join.
+    pub(crate) fn procs_fds(&self) -> Vec<i32> {
+        use std::os::fd::AsRawFd;
+        self.procs.iter().map(|f| f.as_raw_fd()).collect()
+    }
+
+    /// The cgroup directories.
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
+    /// Removes the directories (they must be empty of processes; retried briefly while the
+    /// kernel finishes tearing down exited tasks).
+    pub fn remove(&mut self) {
+        self.procs.clear();
+        for d in self.dirs.drain(..) {
+            remove_dir(&d);
+        }
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+fn remove_dir(d: &Path) {
+    for _ in 0..50 {
+        match fs::remove_dir(d) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    }
+}
+
+/// Removes container `id`'s cgroups if a crashed run left them behind.
+pub fn remove_stale(id: &str) {
+    for d in [
+        Path::new(ROOT).join("memory/strata").join(id),
+        Path::new(ROOT).join("cpu/strata").join(id),
+        Path::new(ROOT).join("pids/strata").join(id),
+        Path::new(ROOT).join("strata").join(id),
+    ] {
+        if d.exists() {
+            remove_dir(&d);
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The runtime crate's single error type. Messages follow Docker's wording where Docker has
+//! one (exec failures, unknown users), and [`Error::exit_code`] gives Docker's exit code.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Errors of spec composition, user resolution and running containers.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A filesystem operation on `path` failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Neither the image nor the options give a command.
+    #[error("No command specified")]
+    NoCommand,
+    /// `--cap-add`/`--cap-drop` named no capability.
+    #[error("unknown capability: {0:?}")]
+    UnknownCapability(String),
+    /// An option has a value that cannot be used.
+    #[error("invalid {what} {value:?}: {reason}")]
+    InvalidOption {
+        what: &'static str,
+        value: String,
+        reason: String,
+    },
+    /// The user is not in the image's /etc/passwd and is not numeric.
+    #[error("unable to find user {0}: no matching entries in passwd file")]
+    UnknownUser(String),
+    /// The group is not in the image's /etc/group and is not numeric.
+    #[error("unable to find group {0}: no matching entries in group file")]
+    UnknownGroup(String),
+    /// The command cannot be started (Docker's `OCI runtime create failed` message).
+    #[error("failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: {argv0:?}: {reason}: unknown")]
+    Exec {
+        argv0: String,
+        reason: String,
+        code: i32,
+    },
+    /// Setting up the container (namespaces, mounts, credentials) failed.
+    #[error("failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: error during container init: {step}: {source}: unknown")]
+    Setup {
+        step: String,
+        #[source]
+        source: io::Error,
+    },
+    /// A bind mount's source does not exist.
+    #[error("invalid mount config for type \"bind\": bind source path does not exist: {0}")]
+    BindSource(PathBuf),
+    /// A cgroup could not be made or configured.
+    #[error("cgroup {path}: {reason}")]
+    Cgroup { path: PathBuf, reason: String },
+}
+
+impl Error {
+    /// Docker's exit code for this failure: 127 when the command is not found, 126 when it
+    /// cannot be invoked, 125 for everything else (strata itself failed).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Exec { code, .. } => *code,
+            _ => 125,
+        }
+    }
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Adds a path and an operation name to an `io::Error`.
+pub(crate) trait IoContext<T> {
+    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            op,
+            path: path.into(),
+            source,
+        })
+    }
+}
+
+/// Go's wording of an errno, as runc prints it: "no such file or directory".
+pub(crate) fn errno_text(errno: i32) -> String {
+    let s = io::Error::from_raw_os_error(errno).to_string();
+    let s = match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    };
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().collect::<String>() + c.as_str(),
+        None => s,
+    }
+}

@@ -1,0 +1,82 @@
+//! Files a container sees but that never belong to its writable layer: `/etc/hosts`,
+//! `/etc/hostname` and `/etc/resolv.conf` are written to a per-container state directory and
+//! bind-mounted over the image's; and the *init layer*, Docker's `-init` stubs (`/proc`,
+//! `/sys`, `/dev`, and empty `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf` to mount over),
+//! which the caller stacks as the topmost lower directory so that mount points exist without
+//! writing them into the container's upper directory.
+
+use std::fs;
+use std::path::Path;
+
+use crate::error::{IoContext, Result};
+use crate::spec::{Network, Spec};
+
+/// The names of the files [`write_etc_files`] writes and the runtime bind-mounts over `/etc`.
+pub const ETC_FILES: [&str; 3] = ["hosts", "hostname", "resolv.conf"];
+
+const STANDARD_HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
+
+/// Writes `hosts`, `hostname` and `resolv.conf` for `spec` into `state_dir`, as Docker does:
+/// with the host network, the host's `/etc/hosts`; otherwise the standard loopback entries;
+/// `resolv.conf` is the host's without loopback name servers (which a container cannot reach).
+pub fn write_etc_files(state_dir: &Path, spec: &Spec) -> Result<()> {
+    fs::create_dir_all(state_dir).ctx("create state directory", state_dir)?;
+    let hosts = match spec.network {
+        Network::Host => {
+            fs::read_to_string("/etc/hosts").unwrap_or_else(|_| STANDARD_HOSTS.to_string())
+        }
+        Network::None => STANDARD_HOSTS.to_string(),
+    };
+    let resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolv = match spec.network {
+        Network::Host => resolv,
+        Network::None => resolv
+            .lines()
+            .filter(|l| {
+                let mut w = l.split_whitespace();
+                !(w.next() == Some("nameserver")
+                    && w.next()
+                        .is_some_and(|a| a.starts_with("127.") || a == "::1"))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect(),
+    };
+    for (name, content) in [
+        ("hosts", hosts),
+        ("hostname", format!("{}\n", spec.hostname)),
+        ("resolv.conf", resolv),
+    ] {
+        let p = state_dir.join(name);
+        fs::write(&p, content).ctx("write", &p)?;
+    }
+    Ok(())
+}
+
+/// Fills `dir` with Docker's init-layer stubs (idempotent): directories `proc`, `sys`, `dev`,
+/// `dev/pts`, `dev/shm`, `etc`; empty files `etc/hosts`, `etc/hostname`, `etc/resolv.conf`,
+/// `.dockerenv`, `dev/console`; and `etc/mtab -> /proc/mounts`. Stack it on top of the image's
+/// layers so the runtime's mount points exist without being created in the upper directory.
+pub fn make_init_layer(dir: &Path) -> Result<()> {
+    for d in ["proc", "sys", "dev/pts", "dev/shm", "etc"] {
+        fs::create_dir_all(dir.join(d)).ctx("mkdir", dir.join(d))?;
+    }
+    for f in [
+        "etc/hosts",
+        "etc/hostname",
+        "etc/resolv.conf",
+        ".dockerenv",
+        "dev/console",
+    ] {
+        let p = dir.join(f);
+        if !p.exists() {
+            fs::write(&p, "").ctx("write", &p)?;
+            fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .ctx("chmod", &p)?;
+        }
+    }
+    let mtab = dir.join("etc/mtab");
+    if fs::symlink_metadata(&mtab).is_err() {
+        std::os::unix::fs::symlink("/proc/mounts", &mtab).ctx("symlink", &mtab)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,563 @@
+//! Pure composition of a container's process and environment from an image's config and
+//! `docker run` options, exactly as Docker composes them. No I/O here: user names are resolved
+//! later by [`crate::resolve_user`], which reads the root filesystem.
+
+use std::path::PathBuf;
+
+use crate::caps;
+use crate::error::{Error, Result};
+
+/// Docker's default `PATH` for Linux containers.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Paths Docker masks in every unprivileged container (bind of /dev/null on files, an empty
+/// read-only tmpfs on directories); missing ones are skipped.
+pub const MASKED_PATHS: [&str; 11] = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Paths Docker makes read-only in every unprivileged container.
+pub const READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// The parts of an image's config that decide how its containers run (Docker's
+/// `config` object: `Env`, `Cmd`, `Entrypoint`, `WorkingDir`, `User`, `StopSignal`, ...).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageConfig {
+    /// `Env`: `KEY=value` entries.
+    pub env: Vec<String>,
+    /// `Cmd` (shell forms are already `["/bin/sh", "-c", "..."]`).
+    pub cmd: Option<Vec<String>>,
+    /// `Entrypoint`.
+    pub entrypoint: Option<Vec<String>>,
+    /// `WorkingDir` (empty: `/`).
+    pub working_dir: String,
+    /// `User` (empty: root).
+    pub user: String,
+    /// `StopSignal` (None: SIGTERM).
+    pub stop_signal: Option<String>,
+    /// `Hostname` (usually empty).
+    pub hostname: String,
+}
+
+/// Network mode: the host's network, or a new namespace with only `lo`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Network {
+    /// Share the host's network namespace (strata's default: it has no bridge networks).
+    #[default]
+    Host,
+    /// A new network namespace with only the loopback interface, up.
+    None,
+}
+
+/// An extra mount in the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountKind {
+    /// Bind-mount a host path (`-v SRC:DST[:ro]`, `--mount type=bind`).
+    Bind { source: PathBuf },
+    /// A fresh tmpfs (`--tmpfs PATH[:opts]`, `--mount type=tmpfs`); `options` are tmpfs data
+    /// options such as `size=64m,mode=1777`.
+    Tmpfs { options: String },
+}
+
+/// An extra mount at `destination` (absolute, inside the container).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSpec {
+    /// What to mount.
+    pub kind: MountKind,
+    /// Where, inside the container.
+    pub destination: String,
+    /// Read-only.
+    pub readonly: bool,
+}
+
+/// cgroup limits (`--memory`, `--cpus`, `--pids-limit`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// Memory limit in bytes.
+    pub memory: Option<u64>,
+    /// CPU limit in billionths of a CPU (`--cpus 1.5` is 1_500_000_000).
+    pub nano_cpus: Option<u64>,
+    /// Maximum number of processes (a value <= 0 means unlimited, as Docker).
+    pub pids_limit: Option<i64>,
+}
+
+impl Resources {
+    /// Whether any limit is set.
+    pub fn is_empty(&self) -> bool {
+        self.memory.is_none()
+            && self.nano_cpus.is_none()
+            && !matches!(self.pids_limit, Some(n) if n > 0)
+    }
+}
+
+/// `docker run` options that shape the container (the CLI parses flags into this).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Container ID (64 hex digits); the default hostname is its first 12 characters.
+    pub id: String,
+    /// `COMMAND [ARG...]` after the image name.
+    pub args: Vec<String>,
+    /// `--entrypoint` (`Some("")` clears the image's entrypoint).
+    pub entrypoint: Option<String>,
+    /// `-e`/`--env-file` entries, `KEY=value` (the CLI resolves bare `KEY` from its own
+    /// environment and drops it when unset, as Docker's CLI does).
+    pub env: Vec<String>,
+    /// `-w`.
+    pub workdir: Option<String>,
+    /// `-u`.
+    pub user: Option<String>,
+    /// `-h`.
+    pub hostname: Option<String>,
+    /// The host's hostname, used as the container's with `--network host` and no `-h`.
+    pub host_hostname: String,
+    /// `--network`.
+    pub network: Network,
+    /// `-v`, `--mount`, `--tmpfs`, in order.
+    pub mounts: Vec<MountSpec>,
+    /// `--read-only`.
+    pub read_only: bool,
+    /// `--cap-add`.
+    pub cap_add: Vec<String>,
+    /// `--cap-drop`.
+    pub cap_drop: Vec<String>,
+    /// `--privileged`.
+    pub privileged: bool,
+    /// `--memory`, `--cpus`, `--pids-limit`.
+    pub resources: Resources,
+    /// `-t` (adds `TERM=xterm`).
+    pub tty: bool,
+    /// `--stop-signal`.
+    pub stop_signal: Option<String>,
+    /// Set no_new_privs before exec. strata defaults to on (issue 4); Docker only sets it
+    /// with `--security-opt no-new-privileges`.
+    pub no_new_privileges: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            id: String::new(),
+            args: Vec::new(),
+            entrypoint: None,
+            env: Vec::new(),
+            workdir: None,
+            user: None,
+            hostname: None,
+            host_hostname: String::new(),
+            network: Network::Host,
+            mounts: Vec::new(),
+            read_only: false,
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
+            privileged: false,
+            resources: Resources::default(),
+            tty: false,
+            stop_signal: None,
+            no_new_privileges: true,
+        }
+    }
+}
+
+/// The process to run: what an OCI runtime spec's `process` holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Process {
+    /// argv; `args[0]` is looked up in the container's `PATH` when it has no `/`.
+    pub args: Vec<String>,
+    /// `KEY=value` entries.
+    pub env: Vec<String>,
+    /// Working directory (absolute; created when missing).
+    pub cwd: String,
+    /// The user as given (`name|uid[:group|gid]`), resolved by [`crate::resolve_user`].
+    pub user: String,
+    /// Resolved user ID.
+    pub uid: u32,
+    /// Resolved group ID.
+    pub gid: u32,
+    /// Resolved supplementary groups.
+    pub additional_gids: Vec<u32>,
+    /// Capability mask (bit N is capability N) for bounding, effective and permitted sets.
+    pub capabilities: u64,
+    /// Set no_new_privs.
+    pub no_new_privileges: bool,
+}
+
+impl Process {
+    /// The value of environment variable `key`.
+    pub fn env_value(&self, key: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .find_map(|e| e.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v))
+    }
+}
+
+/// Everything the runtime needs to start a container on a prepared root filesystem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    /// The process.
+    pub process: Process,
+    /// Hostname (UTS namespace).
+    pub hostname: String,
+    /// Network mode.
+    pub network: Network,
+    /// Extra mounts, in order.
+    pub mounts: Vec<MountSpec>,
+    /// Mount the root filesystem read-only.
+    pub readonly_rootfs: bool,
+    /// Paths hidden from the container.
+    pub masked_paths: Vec<String>,
+    /// Paths made read-only.
+    pub readonly_paths: Vec<String>,
+    /// cgroup limits.
+    pub resources: Resources,
+    /// `--privileged`: all capabilities, no masked or read-only paths, /sys writable.
+    pub privileged: bool,
+    /// Signal `stop` sends first (`SIGTERM` unless the image or options say otherwise).
+    pub stop_signal: String,
+}
+
+/// Replaces the entry with the same key in `env`, or appends (Docker's
+/// `ReplaceOrAppendEnvValues`).
+fn replace_or_append(env: &mut Vec<String>, entry: &str) {
+    let key = entry.split_once('=').map_or(entry, |(k, _)| k);
+    match env
+        .iter_mut()
+        .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
+    {
+        Some(slot) => *slot = entry.to_string(),
+        None => env.push(entry.to_string()),
+    }
+}
+
+/// Composes the container's spec from the image config and run options, as Docker does:
+/// arguments replace `Cmd`; `--entrypoint` replaces `Entrypoint` and drops the image's `Cmd`;
+/// the environment is `PATH` (the image's or the default), `HOSTNAME`, `TERM` with `-t`, then
+/// `-e` values and the image's other variables (`HOME` comes from the user, see
+/// [`Spec::apply_user`]).
+pub fn compose(image: &ImageConfig, opts: &RunOptions) -> Result<Spec> {
+    let entrypoint: Vec<String> = match &opts.entrypoint {
+        Some(e) if e.is_empty() => Vec::new(),
+        Some(e) => vec![e.clone()],
+        None => image.entrypoint.clone().unwrap_or_default(),
+    };
+    let cmd: Vec<String> = if !opts.args.is_empty() {
+        opts.args.clone()
+    } else if opts.entrypoint.is_some() {
+        Vec::new()
+    } else {
+        image.cmd.clone().unwrap_or_default()
+    };
+    let args: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    if args.is_empty() {
+        return Err(Error::NoCommand);
+    }
+
+    for e in &opts.env {
+        if e.is_empty() || e.starts_with('=') {
+            return Err(Error::InvalidOption {
+                what: "environment variable",
+                value: e.clone(),
+                reason: "expected KEY=value".into(),
+            });
+        }
+    }
+    // Config.Env: the user's entries, then the image's whose keys the user did not set.
+    let key = |e: &str| {
+        e.split_once('=')
+            .map_or(e.to_string(), |(k, _)| k.to_string())
+    };
+    let mut config_env: Vec<String> = opts.env.clone();
+    for ie in &image.env {
+        if !opts.env.iter().any(|ue| key(ue) == key(ie)) {
+            config_env.push(ie.clone());
+        }
+    }
+
+    let hostname = match (&opts.hostname, opts.network) {
+        (Some(h), _) => h.clone(),
+        (None, Network::Host) if !opts.host_hostname.is_empty() => opts.host_hostname.clone(),
+        _ if !image.hostname.is_empty() => image.hostname.clone(),
+        _ => opts.id.chars().take(12).collect(),
+    };
+    if hostname.is_empty() || hostname.len() > 64 || hostname.contains(['/', '\0', ' ']) {
+        return Err(Error::InvalidOption {
+            what: "hostname",
+            value: hostname,
+            reason: "expected 1 to 64 characters without '/' or spaces".into(),
+        });
+    }
+
+    let mut env = vec![
+        format!("PATH={DEFAULT_PATH}"),
+        format!("HOSTNAME={hostname}"),
+    ];
+    if opts.tty {
+        env.push("TERM=xterm".into());
+    }
+    for e in &config_env {
+        replace_or_append(&mut env, e);
+    }
+
+    let cwd = match opts.workdir.as_deref().filter(|w| !w.is_empty()) {
+        Some(w) => w.to_string(),
+        None if !image.working_dir.is_empty() => image.working_dir.clone(),
+        None => "/".to_string(),
+    };
+    if !cwd.starts_with('/') {
+        return Err(Error::InvalidOption {
+            what: "working directory",
+            value: cwd,
+            reason: "the working directory must be an absolute path".into(),
+        });
+    }
+
+    for m in &opts.mounts {
+        if !m.destination.starts_with('/') || m.destination.split('/').any(|c| c == "..") {
+            return Err(Error::InvalidOption {
+                what: "mount destination",
+                value: m.destination.clone(),
+                reason: "must be an absolute path without '..'".into(),
+            });
+        }
+    }
+
+    let capabilities = caps::effective_mask(opts.privileged, &opts.cap_add, &opts.cap_drop)?;
+    let user = opts.user.clone().unwrap_or_else(|| image.user.clone());
+    let (masked_paths, readonly_paths) = if opts.privileged {
+        (Vec::new(), Vec::new())
+    } else {
+        (
+            MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
+            READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
+        )
+    };
+    Ok(Spec {
+        process: Process {
+            args,
+            env,
+            cwd,
+            user,
+            uid: 0,
+            gid: 0,
+            additional_gids: Vec::new(),
+            capabilities,
+            no_new_privileges: opts.no_new_privileges && !opts.privileged,
+        },
+        hostname,
+        network: opts.network,
+        mounts: opts.mounts.clone(),
+        readonly_rootfs: opts.read_only,
+        masked_paths,
+        readonly_paths,
+        resources: opts.resources,
+        privileged: opts.privileged,
+        stop_signal: opts
+            .stop_signal
+            .clone()
+            .or_else(|| image.stop_signal.clone())
+            .unwrap_or_else(|| "SIGTERM".into()),
+    })
+}
+
+impl Spec {
+    /// Sets the resolved user's IDs and groups, and `HOME` from its passwd entry when the
+    /// environment has none (as runc does).
+    pub fn apply_user(&mut self, user: &crate::User) {
+        self.process.uid = user.uid;
+        self.process.gid = user.gid;
+        self.process.additional_gids = user.additional_gids.clone();
+        if self.process.env_value("HOME").is_none() {
+            self.process.env.push(format!("HOME={}", user.home));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    fn image() -> ImageConfig {
+        ImageConfig {
+            env: s(&["PATH=/img/bin:/bin", "FOO=image", "KEEP=1"]),
+            cmd: Some(s(&["/bin/sh", "-c", "echo hi"])),
+            entrypoint: None,
+            ..Default::default()
+        }
+    }
+
+    fn opts() -> RunOptions {
+        RunOptions {
+            id: "0123456789abcdef0123".into(),
+            network: Network::None,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn args_replace_cmd_and_keep_entrypoint() {
+        let mut img = image();
+        img.entrypoint = Some(s(&["/entry", "-x"]));
+        let mut o = opts();
+        assert_eq!(
+            compose(&img, &o).unwrap().process.args,
+            s(&["/entry", "-x", "/bin/sh", "-c", "echo hi"])
+        );
+        o.args = s(&["a", "b"]);
+        assert_eq!(
+            compose(&img, &o).unwrap().process.args,
+            s(&["/entry", "-x", "a", "b"])
+        );
+    }
+
+    #[test]
+    fn entrypoint_option_resets_cmd() {
+        let mut o = opts();
+        o.entrypoint = Some("/bin/echo".into());
+        assert_eq!(
+            compose(&image(), &o).unwrap().process.args,
+            s(&["/bin/echo"])
+        );
+        o.args = s(&["x"]);
+        assert_eq!(
+            compose(&image(), &o).unwrap().process.args,
+            s(&["/bin/echo", "x"])
+        );
+        o.entrypoint = Some(String::new());
+        assert_eq!(compose(&image(), &o).unwrap().process.args, s(&["x"]));
+        o.args.clear();
+        assert!(matches!(compose(&image(), &o), Err(Error::NoCommand)));
+        assert!(matches!(
+            compose(&ImageConfig::default(), &opts()),
+            Err(Error::NoCommand)
+        ));
+    }
+
+    #[test]
+    fn env_is_composed_as_docker_does() {
+        let mut o = opts();
+        o.env = s(&["BAR=2", "FOO=user"]);
+        let sp = compose(&image(), &o).unwrap();
+        assert_eq!(
+            sp.process.env,
+            s(&[
+                "PATH=/img/bin:/bin",
+                "HOSTNAME=0123456789ab",
+                "BAR=2",
+                "FOO=user",
+                "KEEP=1"
+            ])
+        );
+        let sp = compose(
+            &ImageConfig {
+                cmd: Some(s(&["x"])),
+                ..Default::default()
+            },
+            &opts(),
+        )
+        .unwrap();
+        assert_eq!(
+            sp.process.env,
+            s(&[&format!("PATH={DEFAULT_PATH}"), "HOSTNAME=0123456789ab"])
+        );
+        o.tty = true;
+        o.env = s(&["TERM=dumb"]);
+        let sp = compose(&image(), &o).unwrap();
+        assert_eq!(sp.process.env_value("TERM"), Some("dumb"));
+        o.env = s(&["=x"]);
+        assert!(compose(&image(), &o).is_err());
+    }
+
+    #[test]
+    fn home_comes_from_the_user_unless_set() {
+        let mut sp = compose(&image(), &opts()).unwrap();
+        let u = crate::User {
+            uid: 7,
+            gid: 8,
+            additional_gids: vec![9],
+            home: "/home/u".into(),
+        };
+        sp.apply_user(&u);
+        assert_eq!(sp.process.env.last().unwrap(), "HOME=/home/u");
+        assert_eq!(
+            (
+                sp.process.uid,
+                sp.process.gid,
+                sp.process.additional_gids.clone()
+            ),
+            (7, 8, vec![9])
+        );
+        let mut o = opts();
+        o.env = s(&["HOME=/mine"]);
+        let mut sp = compose(&image(), &o).unwrap();
+        sp.apply_user(&u);
+        assert_eq!(sp.process.env_value("HOME"), Some("/mine"));
+    }
+
+    #[test]
+    fn workdir_user_hostname_and_signal_precedence() {
+        let mut img = image();
+        img.working_dir = "/srv".into();
+        img.user = "nobody".into();
+        img.stop_signal = Some("SIGQUIT".into());
+        let mut o = opts();
+        let sp = compose(&img, &o).unwrap();
+        assert_eq!(
+            (sp.process.cwd.as_str(), sp.process.user.as_str()),
+            ("/srv", "nobody")
+        );
+        assert_eq!(sp.stop_signal, "SIGQUIT");
+        assert_eq!(sp.hostname, "0123456789ab");
+        o.workdir = Some("/w".into());
+        o.user = Some("1:2".into());
+        o.hostname = Some("box".into());
+        o.stop_signal = Some("SIGUSR1".into());
+        let sp = compose(&img, &o).unwrap();
+        assert_eq!(
+            (
+                sp.process.cwd.as_str(),
+                sp.process.user.as_str(),
+                sp.hostname.as_str()
+            ),
+            ("/w", "1:2", "box")
+        );
+        assert_eq!(sp.stop_signal, "SIGUSR1");
+        o.workdir = Some("rel".into());
+        assert!(compose(&img, &o).is_err());
+        let mut o = opts();
+        o.network = Network::Host;
+        o.host_hostname = "vm".into();
+        assert_eq!(compose(&img, &o).unwrap().hostname, "vm");
+    }
+
+    #[test]
+    fn privileged_has_no_masks_and_all_caps() {
+        let mut o = opts();
+        let sp = compose(&image(), &o).unwrap();
+        assert_eq!(sp.process.capabilities, 0xa80425fb);
+        assert!(sp.masked_paths.contains(&"/proc/kcore".to_string()));
+        assert!(sp.process.no_new_privileges);
+        o.privileged = true;
+        let sp = compose(&image(), &o).unwrap();
+        assert!(sp.masked_paths.is_empty() && sp.readonly_paths.is_empty());
+        assert_eq!(sp.process.capabilities.count_ones(), 41);
+    }
+}

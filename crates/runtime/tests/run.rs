@@ -1,0 +1,712 @@
+//! Real containers, as root: busybox on an overlay (init layer + busybox layer), checking
+//! namespaces, hostname, PID 1, /proc/net/dev under `--network none`, Docker's exit codes and
+//! messages, environment and user resolution, capabilities, masked paths, mounts, cgroup limits,
+//! signals, 200+ layers, and that afterwards nothing is mounted and the upper directory holds
+//! exactly what the command wrote.
+
+use std::fs;
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use runtime::{ImageConfig, MountKind, MountSpec, Network, RunOptions, SpawnOptions, Stdio};
+use snapshot::{OverlaySnapshotter, Snapshotter};
+
+fn is_root() -> bool {
+    // SAFETY: trivial syscall.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("skipping: runtime tests need root (namespaces, mounts)");
+    }
+    root
+}
+
+/// The busybox layer, unpacked once into cargo's test scratch directory and reused.
+fn busybox_layer() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let layer = base.join("busybox-layer");
+        if layer.join("bin/busybox").exists() {
+            return layer;
+        }
+        let work = tempfile::Builder::new()
+            .prefix("bb-")
+            .tempdir_in(base)
+            .unwrap();
+        let tar = work.path().join("bb.tar");
+        let tool =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tools/busybox-rootfs");
+        let ok = std::process::Command::new("sh")
+            .arg(&tool)
+            .arg(&tar)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "{} failed", tool.display());
+        let unpacked = work.path().join("layer");
+        fs::create_dir(&unpacked).unwrap();
+        let ok = std::process::Command::new("tar")
+            .arg("-xf")
+            .arg(&tar)
+            .arg("-C")
+            .arg(&unpacked)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        // Another test process may have won the race; either copy is fine.
+        let _ = fs::rename(&unpacked, &layer);
+        layer
+    })
+}
+
+/// Unmounts everything under a directory when dropped, even when a test fails.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = snapshot::unmount_all(&self.0);
+    }
+}
+
+fn image() -> ImageConfig {
+    ImageConfig {
+        env: vec![
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            "FOO=image".into(),
+        ],
+        cmd: Some(vec!["sh".into()]),
+        ..Default::default()
+    }
+}
+
+struct Outcome {
+    result: runtime::Result<i32>,
+    stdout: String,
+    stderr: String,
+    upper: Vec<String>,
+    created: Vec<String>,
+}
+
+fn capture() -> (fs::File, OwnedFd) {
+    let f = tempfile::tempfile().unwrap();
+    let fd = OwnedFd::from(f.try_clone().unwrap());
+    (f, fd)
+}
+
+fn read_all(mut f: fs::File) -> String {
+    use std::io::Seek;
+    f.rewind().unwrap();
+    let mut s = String::new();
+    f.read_to_string(&mut s).unwrap();
+    s
+}
+
+/// Every path under `dir`, relative, sorted.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        for p in names {
+            out.push(p.strip_prefix(base).unwrap().display().to_string());
+            if fs::symlink_metadata(&p).unwrap().is_dir() {
+                walk(base, &p, out);
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// Runs `args` in a fresh container of the busybox image (with extra lower layers on top),
+/// then unmounts and checks that nothing is left mounted.
+fn run_with(
+    args: &[&str],
+    extra_lowers: &[PathBuf],
+    tweak: impl FnOnce(&mut RunOptions, &Path),
+) -> Outcome {
+    run_on(
+        &|p| Box::new(OverlaySnapshotter::new(p).unwrap()),
+        args,
+        extra_lowers,
+        tweak,
+    )
+}
+
+/// As [`run_with`], on the snapshotter `make` returns.
+fn run_on(
+    make: &dyn Fn(&Path) -> Box<dyn Snapshotter>,
+    args: &[&str],
+    extra_lowers: &[PathBuf],
+    tweak: impl FnOnce(&mut RunOptions, &Path),
+) -> Outcome {
+    let t = tempfile::tempdir().unwrap();
+    let init = t.path().join("init");
+    runtime::make_init_layer(&init).unwrap();
+    let mut lowers = vec![init];
+    lowers.extend(extra_lowers.iter().cloned());
+    lowers.push(busybox_layer().to_path_buf());
+    let snaps = make(&t.path().join("snaps"));
+    let rootfs = t.path().join("rootfs");
+    fs::create_dir(&rootfs).unwrap();
+    snapshot::mount_all(&snaps.prepare("c", &lowers).unwrap(), &rootfs).unwrap();
+    let _guard = Unmount(t.path().to_path_buf());
+
+    let mut opts = RunOptions {
+        id: "0123456789abcdef".into(),
+        args: args.iter().map(|s| s.to_string()).collect(),
+        network: Network::None,
+        ..Default::default()
+    };
+    tweak(&mut opts, t.path());
+    let (out_f, out_fd) = capture();
+    let (err_f, err_fd) = capture();
+    let mut created = Vec::new();
+    let result = (|| {
+        let mut spec = runtime::compose(&image(), &opts)?;
+        spec.apply_user(&runtime::resolve_user(&rootfs, &spec.process.user)?);
+        let state = t.path().join("state");
+        runtime::write_etc_files(&state, &spec)?;
+        let mut c = runtime::spawn(
+            &rootfs,
+            &spec,
+            SpawnOptions {
+                id: opts.id.clone(),
+                state_dir: Some(state),
+                stdin: Stdio::Null,
+                stdout: Stdio::Fd(out_fd),
+                stderr: Stdio::Fd(err_fd),
+                kill_with_parent: true,
+            },
+        )?;
+        created = c
+            .created_paths()
+            .iter()
+            .map(|p| p.strip_prefix(&rootfs).unwrap().display().to_string())
+            .collect();
+        c.wait()
+    })();
+    snapshot::unmount_all(&rootfs).unwrap();
+    assert!(snapshot::mounts_under(t.path()).unwrap().is_empty());
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !info.contains(&*t.path().to_string_lossy()),
+        "mount left behind:\n{info}"
+    );
+    let upper = tree(&snaps.upper_dir("c").unwrap());
+    snaps.remove("c").unwrap();
+    Outcome {
+        result,
+        stdout: read_all(out_f),
+        stderr: read_all(err_f),
+        upper,
+        created,
+    }
+}
+
+fn run(args: &[&str]) -> Outcome {
+    run_with(args, &[], |_, _| {})
+}
+
+#[test]
+fn isolation_basics() {
+    if !is_root() {
+        return;
+    }
+    let o = run_with(
+        &["sh", "-c", "hostname; echo pid=$$; id; cat /etc/hostname; cat /proc/net/dev; grep -E '^Cap(Bnd|Eff|Inh|Amb)|NoNewPrivs' /proc/self/status; ls /proc | grep -c '^[0-9]'; cat /proc/timer_list | wc -c"],
+        &[],
+        |o, _| o.hostname = Some("box".into()),
+    );
+    assert_eq!(o.result.unwrap(), 0, "{}", o.stderr);
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(lines[0], "box");
+    assert_eq!(lines[1], "pid=1");
+    assert_eq!(lines[2], "uid=0(root) gid=0(root) groups=0(root)");
+    assert_eq!(lines[3], "box");
+    let ifaces: Vec<&str> = lines
+        .iter()
+        .filter(|l| {
+            l.contains(':') && !l.contains('|') && !l.starts_with("Cap") && !l.starts_with("NoNew")
+        })
+        .map(|l| l.split(':').next().unwrap().trim())
+        .collect();
+    assert_eq!(ifaces, ["lo"], "{}", o.stdout);
+    assert!(
+        o.stdout.contains("CapBnd:\t00000000a80425fb"),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("CapEff:\t00000000a80425fb"));
+    assert!(o.stdout.contains("CapInh:\t0000000000000000"));
+    assert!(o.stdout.contains("NoNewPrivs:\t1"));
+    // Only the shell and its children are in the PID namespace.
+    let n: usize = lines[lines.len() - 2].trim().parse().unwrap();
+    assert!(n <= 4, "{n} processes visible");
+    assert_eq!(
+        lines[lines.len() - 1].trim(),
+        "0",
+        "/proc/timer_list is masked"
+    );
+    assert!(
+        o.upper.is_empty(),
+        "nothing written, yet the upper dir holds {:?}",
+        o.upper
+    );
+    assert!(
+        o.created.is_empty(),
+        "the init layer provides every mount point: {:?}",
+        o.created
+    );
+}
+
+#[test]
+fn mounts_inside_look_like_dockers() {
+    if !is_root() {
+        return;
+    }
+    let o = run(&["sh", "-c", "cat /proc/self/mountinfo; ls /dev; echo x > /proc/sys/kernel/hostname || echo ro-proc-sys; touch /sys/x || echo ro-sys"]);
+    assert_eq!(o.result.unwrap(), 0, "{}", o.stderr);
+    let mi = &o.stdout;
+    for needle in [
+        " /proc rw,nosuid,nodev,noexec",
+        " /dev rw,nosuid",
+        " /dev/pts ",
+        " /dev/shm ",
+        " /dev/mqueue ",
+        " /sys ro,",
+        " /etc/hosts ",
+        " /etc/hostname ",
+        " /etc/resolv.conf ",
+        " /proc/sys ro,",
+    ] {
+        assert!(mi.contains(needle), "missing {needle:?} in\n{mi}");
+    }
+    for dev in [
+        "null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "mqueue", "fd", "ptmx",
+    ] {
+        assert!(o.stdout.lines().any(|l| l == dev), "/dev/{dev} missing");
+    }
+    assert!(o.stdout.contains("ro-proc-sys") && o.stdout.contains("ro-sys"));
+    assert!(o.upper.is_empty(), "{:?}", o.upper);
+}
+
+#[test]
+fn exit_codes_and_messages_match_docker() {
+    if !is_root() {
+        return;
+    }
+    assert_eq!(run(&["sh", "-c", "exit 3"]).result.unwrap(), 3);
+    assert_eq!(run(&["true"]).result.unwrap(), 0);
+    // PID 1 of a namespace ignores signals it has no handler for, even SIGKILL from inside.
+    let o = run(&["sh", "-c", "kill -9 $$; echo survived"]);
+    assert_eq!((o.result.unwrap(), o.stdout.as_str()), (0, "survived\n"));
+    assert_eq!(
+        run(&["sh", "-c", "sleep 5 & exec kill -9 $!"])
+            .result
+            .unwrap(),
+        0
+    );
+    let e = run(&["nosuch"]).result.unwrap_err();
+    assert_eq!(e.exit_code(), 127);
+    assert_eq!(e.to_string(), "failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"nosuch\": executable file not found in $PATH: unknown");
+    let e = run(&["/nosuch"]).result.unwrap_err();
+    assert_eq!(e.exit_code(), 127);
+    assert!(
+        e.to_string()
+            .contains("exec: \"/nosuch\": stat /nosuch: no such file or directory: unknown"),
+        "{e}"
+    );
+    let e = run(&["/etc/passwd"]).result.unwrap_err();
+    assert_eq!(e.exit_code(), 126);
+    assert!(
+        e.to_string()
+            .contains("exec: \"/etc/passwd\": permission denied: unknown"),
+        "{e}"
+    );
+    let e = run(&["/tmp"]).result.unwrap_err();
+    assert_eq!(e.exit_code(), 126);
+}
+
+#[test]
+fn environment_is_composed_as_docker_does() {
+    if !is_root() {
+        return;
+    }
+    let o = run_with(&["env"], &[], |o, _| {
+        o.env = vec!["BAR=2".into(), "FOO=mine".into()]
+    });
+    assert_eq!(o.result.unwrap(), 0);
+    assert_eq!(
+        o.stdout,
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nHOSTNAME=0123456789ab\nBAR=2\nFOO=mine\nHOME=/root\n"
+    );
+}
+
+#[test]
+fn users_resolve_through_the_image() {
+    if !is_root() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let layer = t.path().join("groups");
+    fs::create_dir_all(layer.join("etc")).unwrap();
+    fs::write(
+        layer.join("etc/group"),
+        "root:x:0:\nnogroup:x:65534:\nwheel:x:10:nobody\naudio:x:29:nobody,root\n",
+    )
+    .unwrap();
+    let script = "id; echo HOME=$HOME; grep -E '^Cap(Eff|Prm|Bnd)' /proc/self/status; pwd";
+    let o = run_with(
+        &["sh", "-c", script],
+        std::slice::from_ref(&layer),
+        |o, _| {
+            o.user = Some("nobody".into());
+            o.workdir = Some("/made/for/you".into());
+        },
+    );
+    assert_eq!(o.result.unwrap(), 0, "{}", o.stderr);
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "uid=65534(nobody) gid=65534(nogroup) groups=10(wheel),29(audio),65534(nogroup)"
+    );
+    assert_eq!(lines[1], "HOME=/nonexistent");
+    assert!(o.stdout.contains("CapEff:\t0000000000000000"));
+    assert!(o.stdout.contains("CapBnd:\t00000000a80425fb"));
+    assert_eq!(lines.last().unwrap(), &"/made/for/you");
+    assert_eq!(
+        o.upper,
+        ["made", "made/for", "made/for/you"],
+        "the working directory is created"
+    );
+
+    let o = run_with(&["id"], std::slice::from_ref(&layer), |o, _| {
+        o.user = Some("1234:audio".into())
+    });
+    assert_eq!(o.stdout.trim(), "uid=1234 gid=29(audio) groups=29(audio)");
+    let o = run_with(&["id"], &[], |o, _| o.user = Some("ghost".into()));
+    let e = o.result.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "unable to find user ghost: no matching entries in passwd file"
+    );
+    assert_eq!(e.exit_code(), 125);
+}
+
+#[test]
+fn upper_dir_holds_exactly_the_writes() {
+    if !is_root() {
+        return;
+    }
+    let o = run(&["sh", "-c", "echo hi > /tmp/x && rm /bin/vi && echo 1 >> /etc/passwd && mkdir /newdir && echo h > /etc/hosts"]);
+    assert_eq!(o.result.unwrap(), 0, "{}", o.stderr);
+    assert_eq!(
+        o.upper,
+        [
+            "bin",
+            "bin/vi",
+            "etc",
+            "etc/passwd",
+            "newdir",
+            "tmp",
+            "tmp/x"
+        ]
+    );
+}
+
+#[test]
+fn copy_snapshotter_gives_the_same_upper_dir() {
+    if !is_root() {
+        return;
+    }
+    let script = "echo hi > /tmp/x && rm /bin/vi && echo 1 >> /etc/passwd && mkdir /newdir && echo h > /etc/hosts && hostname";
+    let o = run_on(
+        &|p| Box::new(snapshot::CopySnapshotter::new(p).unwrap()),
+        &["sh", "-c", script],
+        &[],
+        |o, _| o.hostname = Some("copied".into()),
+    );
+    assert_eq!(o.result.unwrap(), 0, "{}", o.stderr);
+    assert_eq!(o.stdout, "copied\n");
+    assert_eq!(
+        o.upper,
+        [
+            "bin",
+            "bin/vi",
+            "etc",
+            "etc/passwd",
+            "newdir",
+            "tmp",
+            "tmp/x"
+        ]
+    );
+}
+
+#[test]
+fn read_only_rootfs_binds_and_tmpfs() {
+    if !is_root() {
+        return;
+    }
+    let host = tempfile::tempdir().unwrap();
+    fs::write(host.path().join("in"), "from host\n").unwrap();
+    let hp = host.path().to_path_buf();
+    let o = run_with(
+        &["sh", "-c", "touch /x 2>/dev/null || echo ro-root; cat /data/in; touch /data/y 2>/dev/null || echo ro-bind; echo t > /scratch/t && cat /scratch/t; echo w > /rw/w"],
+        &[],
+        move |o, _| {
+            o.read_only = true;
+            o.mounts = vec![
+                MountSpec { kind: MountKind::Bind { source: hp.clone() }, destination: "/data".into(), readonly: true },
+                MountSpec { kind: MountKind::Tmpfs { options: String::new() }, destination: "/scratch".into(), readonly: false },
+                MountSpec { kind: MountKind::Bind { source: hp.clone() }, destination: "/rw".into(), readonly: false },
+            ];
+        },
+    );
+    assert_eq!(o.result.unwrap(), 0, "{}", o.stderr);
+    assert_eq!(o.stdout, "ro-root\nfrom host\nro-bind\nt\n");
+    assert_eq!(fs::read_to_string(host.path().join("w")).unwrap(), "w\n");
+    // Docker also creates missing mount points in the container layer.
+    assert_eq!(o.upper, ["data", "rw", "scratch"]);
+    assert_eq!(o.created, ["data", "scratch", "rw"]);
+    let o = run_with(&["true"], &[], |o, _| {
+        o.mounts = vec![MountSpec {
+            kind: MountKind::Bind {
+                source: "/does/not/exist".into(),
+            },
+            destination: "/d".into(),
+            readonly: false,
+        }];
+    });
+    assert!(matches!(o.result, Err(runtime::Error::BindSource(_))));
+}
+
+#[test]
+fn pids_limit_is_enforced_and_cgroup_removed() {
+    if !is_root() {
+        return;
+    }
+    let o = run_with(
+        &[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 20 ]; do sleep 2 & i=$((i+1)); done; echo done",
+        ],
+        &[],
+        |o, _| {
+            o.id = "cgtest0123456789".into();
+            o.resources.pids_limit = Some(5);
+            o.resources.memory = Some(64 << 20);
+            o.resources.nano_cpus = Some(500_000_000);
+        },
+    );
+    o.result.unwrap();
+    assert!(o.stderr.contains("can't fork"), "stderr: {}", o.stderr);
+    for d in [
+        "/sys/fs/cgroup/pids/strata/cgtest0123456789",
+        "/sys/fs/cgroup/memory/strata/cgtest0123456789",
+        "/sys/fs/cgroup/strata/cgtest0123456789",
+    ] {
+        assert!(!Path::new(d).exists(), "{d} left behind");
+    }
+}
+
+#[test]
+fn cgroup_limits_are_written() {
+    if !is_root() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let spec = {
+        let mut o = RunOptions {
+            id: "cglimits01".into(),
+            args: vec!["true".into()],
+            network: Network::None,
+            ..Default::default()
+        };
+        o.resources.memory = Some(32 << 20);
+        o.resources.pids_limit = Some(7);
+        o.resources.nano_cpus = Some(1_500_000_000);
+        runtime::compose(&image(), &o).unwrap()
+    };
+    let init = t.path().join("init");
+    runtime::make_init_layer(&init).unwrap();
+    let snaps = OverlaySnapshotter::new(&t.path().join("s")).unwrap();
+    let rootfs = t.path().join("r");
+    fs::create_dir(&rootfs).unwrap();
+    snapshot::mount_all(
+        &snaps
+            .prepare("c", &[init, busybox_layer().to_path_buf()])
+            .unwrap(),
+        &rootfs,
+    )
+    .unwrap();
+    let _guard = Unmount(t.path().to_path_buf());
+    let mut spec = spec;
+    spec.process.args = vec!["sleep".into(), "5".into()];
+    let mut c = runtime::spawn(
+        &rootfs,
+        &spec,
+        SpawnOptions {
+            id: "cglimits01".into(),
+            kill_with_parent: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let dirs = c.cgroup_dirs();
+    assert!(!dirs.is_empty());
+    let read = |name: &str| {
+        dirs.iter()
+            .find_map(|d| fs::read_to_string(d.join(name)).ok())
+            .map(|s| s.trim().to_string())
+    };
+    if runtime::cgroup_v2() {
+        assert_eq!(read("memory.max").unwrap(), (32u64 << 20).to_string());
+        assert_eq!(read("cpu.max").unwrap(), "150000 100000");
+    } else {
+        assert_eq!(
+            read("memory.limit_in_bytes").unwrap(),
+            (32u64 << 20).to_string()
+        );
+        assert_eq!(read("cpu.cfs_quota_us").unwrap(), "150000");
+    }
+    assert_eq!(read("pids.max").unwrap(), "7");
+    let procs = read("cgroup.procs").unwrap();
+    assert_eq!(procs, c.pid().to_string());
+    c.signal(libc::SIGKILL).unwrap();
+    assert_eq!(c.wait().unwrap(), 137);
+    for d in &dirs {
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+    snapshot::unmount_all(&rootfs).unwrap();
+}
+
+#[test]
+fn signals_reach_the_process() {
+    if !is_root() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let init = t.path().join("init");
+    runtime::make_init_layer(&init).unwrap();
+    let snaps = OverlaySnapshotter::new(&t.path().join("s")).unwrap();
+    let rootfs = t.path().join("r");
+    fs::create_dir(&rootfs).unwrap();
+    snapshot::mount_all(
+        &snaps
+            .prepare("c", &[init, busybox_layer().to_path_buf()])
+            .unwrap(),
+        &rootfs,
+    )
+    .unwrap();
+    let _guard = Unmount(t.path().to_path_buf());
+    let o = RunOptions {
+        id: "sig".into(),
+        args: vec![
+            "sh".into(),
+            "-c".into(),
+            "trap 'exit 7' TERM; touch /tmp/ready; while true; do sleep 0.05; done".into(),
+        ],
+        network: Network::None,
+        ..Default::default()
+    };
+    let spec = runtime::compose(&image(), &o).unwrap();
+    let mut c = runtime::spawn(
+        &rootfs,
+        &spec,
+        SpawnOptions {
+            kill_with_parent: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let ready = rootfs.join("tmp/ready");
+    for _ in 0..500 {
+        if ready.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(ready.exists());
+    c.signal(libc::SIGTERM).unwrap();
+    assert_eq!(c.wait().unwrap(), 7);
+    snapshot::unmount_all(&rootfs).unwrap();
+}
+
+#[test]
+fn two_hundred_ten_layers_run() {
+    if !is_root() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let mut layers = Vec::new();
+    for i in (0..210).rev() {
+        let d = t.path().join(format!("sha256-{i:060}"));
+        fs::create_dir_all(d.join("layers")).unwrap();
+        fs::write(d.join(format!("layers/{i}")), "").unwrap();
+        fs::write(d.join("top"), i.to_string()).unwrap();
+        layers.push(d);
+    }
+    let o = run_with(
+        &["sh", "-c", "ls /layers | wc -l; cat /top"],
+        &layers,
+        |_, _| {},
+    );
+    assert_eq!(o.result.unwrap(), 0, "{}", o.stderr);
+    assert_eq!(
+        o.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["210", "209"]
+    );
+}
+
+#[test]
+fn run_step_streams_output_and_returns_the_code() {
+    if !is_root() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let init = t.path().join("init");
+    runtime::make_init_layer(&init).unwrap();
+    let snaps = OverlaySnapshotter::new(&t.path().join("s")).unwrap();
+    let rootfs = t.path().join("r");
+    fs::create_dir(&rootfs).unwrap();
+    snapshot::mount_all(
+        &snaps
+            .prepare("c", &[init, busybox_layer().to_path_buf()])
+            .unwrap(),
+        &rootfs,
+    )
+    .unwrap();
+    let _guard = Unmount(t.path().to_path_buf());
+    let o = RunOptions {
+        id: "step".into(),
+        args: vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "echo out; echo err >&2; echo made > /built; exit 4".into(),
+        ],
+        entrypoint: Some(String::new()),
+        network: Network::None,
+        ..Default::default()
+    };
+    let spec = runtime::compose(&image(), &o).unwrap();
+    let (of, ofd) = capture();
+    let (ef, efd) = capture();
+    assert_eq!(
+        runtime::run_step(&rootfs, &spec, Stdio::Fd(ofd), Stdio::Fd(efd)).unwrap(),
+        4
+    );
+    assert_eq!(read_all(of), "out\n");
+    assert_eq!(read_all(ef), "err\n");
+    snapshot::unmount_all(&rootfs).unwrap();
+    let upper = snaps.upper_dir("c").unwrap();
+    assert_eq!(tree(&upper), ["built"]);
+    let m = fs::symlink_metadata(upper.join("built")).unwrap();
+    assert!(m.is_file() && !m.file_type().is_char_device() && m.uid() == 0);
+}
