@@ -1,8 +1,11 @@
 //! One function per command; each turns parsed arguments into library calls and prints
 //! the result the way Docker prints it.
 
+mod df;
+mod history;
 mod images;
 mod import;
+mod inspect;
 mod load;
 mod rmi;
 mod save;
@@ -12,7 +15,7 @@ use std::path::Path;
 use anyhow::Result;
 use store::Store;
 
-use crate::cli::{Command, ImageCommand};
+use crate::cli::{Command, ImageCommand, SystemCommand};
 
 pub fn open_store(root: &Path) -> Result<Store> {
     Store::open(root)
@@ -31,6 +34,10 @@ pub fn run(cmd: Command, root: &Path) -> Result<()> {
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images::tag(root, a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => rmi::run(root, a),
         Command::Image(ImageCommand::Prune(a)) => rmi::prune(root, a),
-        other => Err(anyhow::anyhow!("{other:?}: not wired yet")),
+        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::list(root, a),
+        Command::History(a) | Command::Image(ImageCommand::History(a)) => history::run(root, a),
+        Command::Inspect(a) => inspect::run(root, a, false),
+        Command::Image(ImageCommand::Inspect(a)) => inspect::run(root, a, true),
+        Command::System(SystemCommand::Df(a)) => df::run(root, a),
     }
 }

@@ -36,6 +36,6 @@ pub fn prune(root: &std::path::Path, a: PruneArgs) -> Result<()> {
         lines.iter().for_each(|l| println!("{l}"));
         println!();
     }
-    println!("Total reclaimed space: {reclaimed}B");
+    println!("Total reclaimed space: {}", format::human_size_4(reclaimed));
     Ok(())
 }

@@ -9,7 +9,10 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 pub fn is_root() -> bool {
@@ -24,12 +27,15 @@ pub struct Strata {
 
 impl Strata {
     pub fn new() -> Strata {
-        Strata { root: tempfile::tempdir().unwrap() }
+        Strata {
+            root: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub fn cmd(&self) -> assert_cmd::Command {
         let mut c = assert_cmd::Command::cargo_bin("strata").unwrap();
-        c.env("STRATA_ROOT", self.root.path()).env_remove("DOCKER_CONFIG");
+        c.env("STRATA_ROOT", self.root.path())
+            .env_remove("DOCKER_CONFIG");
         c
     }
 
@@ -49,8 +55,15 @@ impl Strata {
     /// Runs strata, requires failure, returns (exit code, stderr).
     pub fn fails(&self, args: &[&str]) -> (i32, String) {
         let out = self.cmd().args(args).output().unwrap();
-        assert!(!out.status.success(), "strata {args:?} should have failed: {}", String::from_utf8_lossy(&out.stdout));
-        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+        assert!(
+            !out.status.success(),
+            "strata {args:?} should have failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// Every file and directory under the store's layers/ and blobs/ (to check emptiness).
@@ -75,7 +88,10 @@ pub fn busybox_tar() -> PathBuf {
         let dir = std::env::temp_dir().join(format!("strata-tests-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let out = dir.join("busybox-rootfs.tar");
-        let st = Command::new(workspace_root().join("examples/busybox/make-rootfs")).arg(&out).status().unwrap();
+        let st = Command::new(workspace_root().join("examples/busybox/make-rootfs"))
+            .arg(&out)
+            .status()
+            .unwrap();
         assert!(st.success(), "make-rootfs failed");
         out
     })
@@ -83,7 +99,10 @@ pub fn busybox_tar() -> PathBuf {
 }
 
 pub fn run(cmd: &str, args: &[&str]) -> Output {
-    Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"))
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"))
 }
 
 pub fn run_ok(cmd: &str, args: &[&str]) -> String {
@@ -102,7 +121,12 @@ pub fn run_ok(cmd: &str, args: &[&str]) -> String {
 /// that concurrent test processes start one daemon.
 pub fn docker() {
     let lock_path = std::env::temp_dir().join("strata-tests-docker.lock");
-    let lock: File = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).unwrap();
+    let lock: File = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
     lock.lock().unwrap();
     let script = workspace_root().join("../shared/tools/reference-docker");
     let st = if script.exists() {

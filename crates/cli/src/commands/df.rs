@@ -1,0 +1,100 @@
+//! `strata system df [-v]`
+
+use anyhow::Result;
+
+use crate::cli::DfArgs;
+
+fn with_percent(reclaimable: u64, total: u64) -> String {
+    if total == 0 {
+        return format::human_size_4(reclaimable);
+    }
+    format!(
+        "{} ({}%)",
+        format::human_size_4(reclaimable),
+        reclaimable * 100 / total
+    )
+}
+
+pub fn run(root: &std::path::Path, a: DfArgs) -> Result<()> {
+    let store = super::open_store(root)?;
+    let du = image::disk_usage(&store)?;
+    let _ = &a.format;
+    let mut t = format::Table::new(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
+    t.push([
+        "Images".to_string(),
+        du.images.to_string(),
+        du.active_images.to_string(),
+        format::human_size_4(du.images_size),
+        with_percent(du.reclaimable, du.images_size),
+    ]);
+    t.push(["Containers", "0", "0", "0B", "0B"].map(String::from));
+    t.push(["Local Volumes", "0", "0", "0B", "0B"].map(String::from));
+    t.push(["Build Cache", "0", "0", "0B", "0B"].map(String::from));
+    if !a.verbose {
+        print!("{}", t.render());
+        return Ok(());
+    }
+    println!("Images space usage:\n");
+    let mut it = format::Table::new(&[
+        "REPOSITORY",
+        "TAG",
+        "IMAGE ID",
+        "CREATED",
+        "SIZE",
+        "SHARED SIZE",
+        "UNIQUE SIZE",
+        "CONTAINERS",
+    ]);
+    let now = chrono::Utc::now().timestamp() as f64;
+    for r in image::image_rows(&store, true)? {
+        let created = super::history::parse_time(&r.created)
+            .map(|c| format::human_ago(c.timestamp() as f64, now))
+            .unwrap_or_default();
+        it.push([
+            r.repository.clone().unwrap_or_else(|| "<none>".into()),
+            r.tag.clone().unwrap_or_else(|| "<none>".into()),
+            r.id.short(),
+            created,
+            format::human_size_4(r.size),
+            format::human_size_4(r.shared_size),
+            format::human_size_4(r.size.saturating_sub(r.shared_size)),
+            r.containers.to_string(),
+        ]);
+    }
+    print!("{}", it.render());
+    println!("\nContainers space usage:\n");
+    print!(
+        "{}",
+        format::Table::new(&[
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "LOCAL VOLUMES",
+            "SIZE",
+            "CREATED",
+            "STATUS",
+            "NAMES"
+        ])
+        .render()
+    );
+    println!("\nLocal Volumes space usage:\n");
+    print!(
+        "{}",
+        format::Table::new(&["VOLUME NAME", "LINKS", "SIZE"]).render()
+    );
+    println!("\nBuild cache usage: 0B\n");
+    print!(
+        "{}",
+        format::Table::new(&[
+            "CACHE ID",
+            "CACHE TYPE",
+            "SIZE",
+            "CREATED",
+            "LAST USED",
+            "USAGE",
+            "SHARED"
+        ])
+        .render()
+    );
+    Ok(())
+}

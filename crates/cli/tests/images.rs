@@ -1,0 +1,301 @@
+//! End-to-end tests of the image commands against real files, a real store, and the real
+//! peers Debian ships: Docker 20.10, skopeo and umoci.
+
+mod common;
+
+use common::*;
+
+/// Debian's Docker 20.10 CLI (a newer CLI may be first on PATH and prints differently).
+const DOCKER: &str = "/usr/bin/docker";
+
+fn import(s: &Strata, name: &str) -> String {
+    let tar = busybox_tar();
+    s.ok(&[
+        "import",
+        "-c",
+        "ENV A=b",
+        "-c",
+        "CMD [\"sh\"]",
+        tar.to_str().unwrap(),
+        name,
+    ])
+    .trim()
+    .to_string()
+}
+
+#[test]
+fn import_save_load_into_an_empty_store_keeps_the_image_id() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let a = Strata::new();
+    let id = import(&a, "bb:1");
+    assert!(
+        id.starts_with("sha256:") && id.len() == 71,
+        "import prints the ID: {id}"
+    );
+    let out = a.root.path().join("bb.tar");
+    a.ok(&["save", "-o", out.to_str().unwrap(), "bb:1"]);
+
+    let b = Strata::new();
+    let loaded = b.ok(&["load", "-i", out.to_str().unwrap()]);
+    assert_eq!(loaded, "Loaded image: bb:1\n");
+    assert_eq!(b.ok(&["inspect", "-f", "{{.Id}}", "bb:1"]).trim(), id);
+    assert_eq!(
+        b.ok(&["inspect", "-f", "{{json .Config.Env}}", "bb:1"])
+            .trim(),
+        r#"["A=b"]"#
+    );
+    // Saving again from the second store gives the same bytes.
+    let again = b.root.path().join("again.tar");
+    b.ok(&["save", "-o", again.to_str().unwrap(), "bb:1"]);
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&again).unwrap());
+}
+
+#[test]
+fn two_images_sharing_a_layer_store_it_once_and_removing_both_empties_the_store() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let s = Strata::new();
+    let tar = busybox_tar();
+    let t = tar.to_str().unwrap();
+    let id1 = s
+        .ok(&["import", "-c", "ENV X=1", t, "one:1"])
+        .trim()
+        .to_string();
+    let id2 = s
+        .ok(&["import", "-c", "ENV X=2", t, "two:1"])
+        .trim()
+        .to_string();
+    assert_ne!(id1, id2);
+    let layers = std::fs::read_dir(s.root.path().join("layers"))
+        .unwrap()
+        .count();
+    assert_eq!(layers, 1, "the shared layer is unpacked once");
+    assert_eq!(
+        s.ok(&["inspect", "-f", "{{index .RootFS.Layers 0}}", "one:1"]),
+        s.ok(&["inspect", "-f", "{{index .RootFS.Layers 0}}", "two:1"])
+    );
+    let out = s.ok(&["rmi", "one:1"]);
+    assert!(
+        out.starts_with("Untagged: one:1\nDeleted: sha256:"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_dir(s.root.path().join("layers"))
+            .unwrap()
+            .count(),
+        1
+    );
+    s.ok(&["rmi", "two:1"]);
+    assert_eq!(s.stored_entries(), Vec::<String>::new());
+    assert_eq!(s.ok(&["images", "-q"]), "");
+}
+
+#[test]
+fn missing_images_and_bad_names_fail_like_docker() {
+    let s = Strata::new();
+    let (code, err) = s.fails(&["inspect", "nosuch:1"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("No such image: nosuch:1") || err.contains("No such object: nosuch:1"),
+        "{err}"
+    );
+    let (code, err) = s.fails(&["rmi", "nosuch:1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("No such image: nosuch:1"), "{err}");
+    let (code, err) = s.fails(&["tag", "nosuch", "UPPER"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("No such image"), "{err}");
+    let (code, _) = s.fails(&["images", "--bogus-flag"]);
+    assert_eq!(code, 125);
+}
+
+#[test]
+fn docker_loads_the_archive_strata_saves_and_runs_it() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    docker();
+    let s = Strata::new();
+    let name = unique("strata-save-test:");
+    let id = import(&s, &name);
+    let out = s.root.path().join("img.tar");
+    s.ok(&["save", "-o", out.to_str().unwrap(), &name]);
+    let loaded = run_ok(DOCKER, &["load", "-i", out.to_str().unwrap()]);
+    assert!(
+        loaded.contains(&format!("Loaded image: {name}")),
+        "{loaded}"
+    );
+    assert_eq!(
+        run_ok(DOCKER, &["inspect", "-f", "{{.Id}}", &name]).trim(),
+        id
+    );
+    let said = run_ok(
+        DOCKER,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &name,
+            "sh",
+            "-c",
+            "echo hello $A",
+        ],
+    );
+    assert_eq!(said, "hello b\n");
+    run_ok(DOCKER, &["rmi", &name]);
+}
+
+#[test]
+fn strata_loads_what_docker_saved_with_the_same_id_history_and_inspect() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    docker();
+    let base = unique("strata-docker-base:");
+    let built = unique("strata-docker-built:");
+    let tar = busybox_tar();
+    run_ok(DOCKER, &["import", tar.to_str().unwrap(), &base]);
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("hello.txt"), "hello\n").unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!(
+            "FROM {base}\nENV FOO=bar BAZ=\"qux quux\"\nLABEL version=1.0\nCOPY hello.txt /hello.txt\n\
+             RUN echo built > /built && rm /bin/vi\nEXPOSE 8080/tcp 53/udp\nCMD [\"sh\"]\n"
+        ),
+    )
+    .unwrap();
+    let b = std::process::Command::new(DOCKER)
+        .env("DOCKER_BUILDKIT", "0")
+        .args([
+            "build",
+            "--network",
+            "none",
+            "-q",
+            "-t",
+            &built,
+            ctx.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        b.status.success(),
+        "docker build: {}",
+        String::from_utf8_lossy(&b.stderr)
+    );
+    let saved = ctx.path().join("saved.tar");
+    run_ok(DOCKER, &["save", "-o", saved.to_str().unwrap(), &built]);
+    // Make Docker's view like strata's: a loaded image has no local parents.
+    run_ok(DOCKER, &["rmi", &built, &base]);
+    run_ok(DOCKER, &["load", "-i", saved.to_str().unwrap()]);
+
+    let s = Strata::new();
+    assert_eq!(
+        s.ok(&["load", "-i", saved.to_str().unwrap()]),
+        format!("Loaded image: {built}\n")
+    );
+    for tmpl in [
+        "{{.Id}}",
+        "{{json .Config.Env}}",
+        "{{ json .ContainerConfig.Env }}",
+        "{{.Config.Env}}",
+        "{{join .Config.Env \",\"}}",
+        "{{upper .Os}} {{title .Os}} {{lower \"ABC\"}}",
+        "{{index (split .Id \":\") 1}}",
+        "{{index .Config.Labels \"version\"}} {{.Config.Labels.version}}",
+        "{{range .RootFS.Layers}}{{println .}}{{end}}",
+        "{{len .RootFS.Layers}}",
+        "{{if .Config.Healthcheck}}hc{{else}}nohc{{end}}",
+        "{{range $k,$v := .Config.ExposedPorts}}{{$k}} {{end}}",
+        "{{pad .Os 2 2}}|",
+        "{{truncate .Id 12}}",
+        "{{printf \"%.19s\" .Id}}",
+        "{{.Created}} {{.Parent}} {{.Architecture}} {{.DockerVersion}} {{.Size}} {{.RepoTags}}",
+        "{{eq .Os \"linux\"}}",
+        "{{json .Config}}",
+        "{{json .ContainerConfig}}",
+        "{{json .RootFS}}",
+    ] {
+        let want = run_ok(DOCKER, &["inspect", "-f", tmpl, &built]);
+        let got = s.ok(&["inspect", "-f", tmpl, &built]);
+        assert_eq!(got, want, "inspect -f {tmpl}");
+    }
+    // History: the same rows but for the CREATED column, which counts from now.
+    let strip_created = |t: &str| -> Vec<String> {
+        t.lines()
+            .map(|l| {
+                if l.len() > 30 {
+                    format!("{}{}", &l[..15], &l[32..])
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect()
+    };
+    for flags in [&[][..], &["--no-trunc"][..], &["-q"][..]] {
+        let mut args = vec!["history"];
+        args.extend_from_slice(flags);
+        args.push(&built);
+        let want = run_ok(DOCKER, &args);
+        let got = s.ok(&args);
+        if flags == ["-q"] {
+            assert_eq!(got, want);
+        } else if flags.is_empty() {
+            assert_eq!(
+                strip_created(&got),
+                strip_created(&want),
+                "history {flags:?}"
+            );
+        } else {
+            assert_eq!(got.lines().count(), want.lines().count());
+        }
+    }
+    let want = run_ok(
+        DOCKER,
+        &[
+            "history",
+            "--format",
+            "{{.ID}}|{{.CreatedBy}}|{{.Size}}|{{.Comment}}",
+            &built,
+        ],
+    );
+    let got = s.ok(&[
+        "history",
+        "--format",
+        "{{.ID}}|{{.CreatedBy}}|{{.Size}}|{{.Comment}}",
+        &built,
+    ]);
+    assert_eq!(got, want);
+    let want = run_ok(
+        DOCKER,
+        &[
+            "history",
+            "-H=false",
+            "--format",
+            "{{.ID}} {{.Size}} {{.CreatedAt}}",
+            &built,
+        ],
+    );
+    let got = s.ok(&[
+        "history",
+        "-H=false",
+        "--format",
+        "{{.ID}} {{.Size}} {{.CreatedAt}}",
+        &built,
+    ]);
+    assert_eq!(got, want);
+    let fmt = "{{.Repository}} {{.Tag}} {{.ID}} {{.Size}}";
+    assert_eq!(
+        s.ok(&["images", "--format", fmt, &built]),
+        run_ok(DOCKER, &["images", "--format", fmt, &built])
+    );
+    run_ok(DOCKER, &["rmi", &built]);
+}
