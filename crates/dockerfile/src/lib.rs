@@ -1,1 +1,63 @@
-//! Dockerfile frontend: text -> AST (with line numbers) -> typed stages; word expansion; `.dockerignore`. No I/O.
+//! Dockerfile frontend: text -> AST (with line numbers) -> typed stages; word expansion;
+//! `.dockerignore`. No I/O: every function works on strings the caller supplies.
+//!
+//! The crate follows BuildKit's Dockerfile frontend and Docker's classic builder rule for
+//! rule, so the same text is accepted, rejected and expanded the same way.
+//!
+//! # Pipeline
+//!
+//! 1. [`parse`] turns text into an [`Ast`]: parser directives (`# syntax=`, `# escape=`,
+//!    `# check=`), comments, continuation lines, heredocs, JSON versus shell form, flags.
+//!    [`dump_ast`] prints it in BuildKit's test format.
+//! 2. [`lower`] checks every instruction's arguments and flags (Docker's messages, with the
+//!    line) and gives a [`Dockerfile`]: [`Stage`]s of typed [`Instruction`]s, the meta ARGs,
+//!    `FROM` lines expanded with the global ARGs, stage references resolved, the target's
+//!    [`Dockerfile::build_order`], and the build args nobody declared.
+//! 3. At build time, for each step, the builder calls [`Instruction::expand`] with the stage's
+//!    [`Scope`] (image environment plus the ARGs in scope), because `ENV` values accumulate
+//!    and come partly from the base image. Expansion follows Docker's choice of which
+//!    instruction expands what; `RUN`/`CMD`/`ENTRYPOINT` are left to the shell.
+//!
+//! ```
+//! let ast = dockerfile::parse("ARG V=1\nFROM alpine:$V AS base\nENV A=$V\n").unwrap();
+//! let df = dockerfile::lower(&ast, &dockerfile::BuildOptions::default()).unwrap();
+//! assert_eq!(df.stages[0].base, dockerfile::Base::Image("alpine:1".into()));
+//! let mut scope = df.scope();
+//! let step = &df.stages[0].instructions[0];
+//! let expanded = step.expand(&df.lexer(), &scope).unwrap();
+//! if let dockerfile::Command::Env(kv) = &expanded.command {
+//!     scope.set_env(&kv[0].key, &kv[0].value);
+//! }
+//! ```
+//!
+//! Word expansion on its own is [`ShellLex`]; `.dockerignore` handling is [`DockerIgnore`].
+
+mod dockerignore;
+mod error;
+mod flags;
+mod instructions;
+mod json;
+mod mount;
+mod parser;
+mod shell;
+mod stages;
+mod util;
+
+pub use dockerignore::{choose_ignore_file, clean_path, ignore_file_candidates, DockerIgnore};
+pub use error::{Error, Result};
+pub use instructions::{
+    Add, ArgDecl, Command, CommandLine, Copy, Healthcheck, Instruction, KeyValue, Network,
+    Run, RunScript, Security, SourceContent,
+};
+pub use mount::{Mount, MountType, Sharing};
+pub use parser::{chomp_heredoc, dump_ast, parse, parse_heredoc, Ast, Directive, Heredoc, Node, Warning};
+pub use shell::{Env, EnvList, Processed, ShellLex};
+pub use stages::{
+    lower, Base, BuildOptions, Dockerfile, Platform, Scope, Source, Stage, PROXY_ARGS,
+};
+pub use util::go_quote;
+
+/// Parse and lower in one step.
+pub fn parse_and_lower(text: &str, options: &BuildOptions) -> Result<Dockerfile> {
+    lower(&parse(text)?, options)
+}

@@ -1,0 +1,536 @@
+//! Lowering: AST to build stages. Resolves meta ARGs and `FROM` lines, stage names and
+//! references, target selection and build order, the ARG/ENV scope of a stage, and which
+//! build args went unused.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+use crate::instructions::{parse_node, ArgDecl, Command, Instruction, Parsed};
+use crate::mount::mount_from;
+use crate::parser::{Ast, Directive, Warning};
+use crate::shell::{Env, ShellLex};
+
+/// Build args Docker accepts without an `ARG` line and never reports as unused.
+pub const PROXY_ARGS: [&str; 10] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// An OCI platform such as `linux/arm64/v8`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    /// `linux`.
+    pub os: String,
+    /// `amd64`, `arm64`, ...
+    pub architecture: String,
+    /// `v7`, `v8`, ... or empty.
+    pub variant: String,
+}
+
+impl Default for Platform {
+    fn default() -> Self {
+        Platform {
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            variant: String::new(),
+        }
+    }
+}
+
+impl Platform {
+    /// Parse `os/arch[/variant]`.
+    pub fn parse(s: &str) -> Option<Platform> {
+        let parts: Vec<&str> = s.split('/').collect();
+        if parts.len() < 2 || parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
+            return None;
+        }
+        Some(Platform {
+            os: parts[0].to_lowercase(),
+            architecture: parts[1].to_lowercase(),
+            variant: parts.get(2).map(|v| v.to_lowercase()).unwrap_or_default(),
+        })
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if !self.variant.is_empty() {
+            write!(f, "/{}", self.variant)?;
+        }
+        Ok(())
+    }
+}
+
+/// Inputs from outside the Dockerfile.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildOptions {
+    /// `--build-arg NAME=value`.
+    pub build_args: BTreeMap<String, String>,
+    /// `--target`: the stage to build (the last one when `None`).
+    pub target: Option<String>,
+    /// Platform being built for (`TARGETPLATFORM` and friends).
+    pub target_platform: Platform,
+    /// Platform of the builder (`BUILDPLATFORM` and friends).
+    pub build_platform: Platform,
+}
+
+/// What a stage's `FROM` refers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Base {
+    /// `FROM scratch`.
+    Scratch,
+    /// An earlier stage, by index.
+    Stage(usize),
+    /// An image reference (after expansion).
+    Image(String),
+}
+
+/// A stage source referenced by `COPY --from` or `RUN --mount=from=`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Another stage of this Dockerfile.
+    Stage(usize),
+    /// An image reference.
+    Image(String),
+}
+
+/// One build stage: a `FROM` and the instructions up to the next `FROM`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    /// Position among the stages (what `--from=N` refers to).
+    pub index: usize,
+    /// `AS name`, lower-cased.
+    pub name: Option<String>,
+    /// The base as written.
+    pub base_raw: String,
+    /// The base after expansion with the meta ARGs.
+    pub base: Base,
+    /// `--platform` after expansion.
+    pub platform: Option<String>,
+    /// 1-based line of `FROM`.
+    pub line: usize,
+    /// The `FROM` line's text.
+    pub original: String,
+    /// The instructions, unexpanded.
+    pub instructions: Vec<Instruction>,
+    /// Stages this stage needs (its base, `COPY --from`, `RUN --mount from=`), sorted.
+    pub deps: Vec<usize>,
+}
+
+/// A lowered Dockerfile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dockerfile {
+    /// The stages in file order.
+    pub stages: Vec<Stage>,
+    /// `ARG` lines before the first `FROM`.
+    pub meta_args: Vec<Instruction>,
+    /// Values of the global scope: platform args and meta ARGs (after build args).
+    pub global_args: Vec<(String, String)>,
+    /// The escape character.
+    pub escape: char,
+    /// Parser directives.
+    pub directives: Vec<Directive>,
+    /// Parser warnings.
+    pub warnings: Vec<Warning>,
+    /// Index of the stage to build.
+    pub target: usize,
+    /// The stages needed for the target, dependencies first, target last.
+    pub build_order: Vec<usize>,
+    /// Build args given but declared by no `ARG` in the meta scope or the stages built,
+    /// sorted (Docker warns: `[Warning] One or more build-args [...] were not consumed`).
+    pub unused_build_args: Vec<String>,
+    options: BuildOptions,
+}
+
+fn platform_args(o: &BuildOptions) -> Vec<(String, String)> {
+    let mut v = Vec::new();
+    for (prefix, p) in [("BUILD", &o.build_platform), ("TARGET", &o.target_platform)] {
+        v.push((format!("{prefix}PLATFORM"), p.to_string()));
+        v.push((format!("{prefix}OS"), p.os.clone()));
+        v.push((format!("{prefix}ARCH"), p.architecture.clone()));
+        v.push((format!("{prefix}VARIANT"), p.variant.clone()));
+    }
+    v
+}
+
+fn is_predefined(name: &str) -> bool {
+    PROXY_ARGS.contains(&name)
+        || name.starts_with("BUILDKIT_")
+        || [
+            "BUILDPLATFORM",
+            "BUILDOS",
+            "BUILDARCH",
+            "BUILDVARIANT",
+            "TARGETPLATFORM",
+            "TARGETOS",
+            "TARGETARCH",
+            "TARGETVARIANT",
+        ]
+        .contains(&name)
+}
+
+/// Turn an [`Ast`] into stages: check every instruction, resolve meta ARGs, `FROM` lines and
+/// stage references, pick the target and its build order, and find unused build args.
+pub fn lower(ast: &Ast, options: &BuildOptions) -> Result<Dockerfile> {
+    let lex = ShellLex::new(ast.escape);
+    let mut global: Vec<(String, String)> = platform_args(options);
+    for (k, v) in &options.build_args {
+        if let Some(e) = global.iter_mut().find(|(n, _)| n == k) {
+            e.1 = v.clone();
+        }
+    }
+    let mut meta_args = Vec::new();
+    let mut stages: Vec<Stage> = Vec::new();
+    for node in &ast.children {
+        let err = |m: String| Error::parse(node.start_line, m);
+        let parsed = parse_node(node).map_err(err)?;
+        let ins = |command| Instruction {
+            line: node.start_line,
+            end_line: node.end_line,
+            original: node.original.clone(),
+            command,
+        };
+        match parsed {
+            Parsed::Command(Command::Arg(decls)) if stages.is_empty() => {
+                for d in &decls {
+                    let value = match options.build_args.get(&d.name) {
+                        Some(v) => Some(v.clone()),
+                        None => match &d.default {
+                            Some(def) => Some(
+                                lex.process_word(def, &global)
+                                    .map_err(|e| e.at_line(node.start_line))?,
+                            ),
+                            None => None,
+                        },
+                    };
+                    global.retain(|(n, _)| n != &d.name);
+                    if let Some(v) = value {
+                        global.push((d.name.clone(), v));
+                    }
+                }
+                meta_args.push(ins(Command::Arg(decls)));
+            }
+            Parsed::Command(c) => {
+                let Some(stage) = stages.last_mut() else {
+                    return Err(Error::parse(
+                        node.start_line,
+                        "no build stage in current context",
+                    ));
+                };
+                stage.instructions.push(ins(c));
+            }
+            Parsed::From(f) => {
+                let line = node.start_line;
+                let base = lex
+                    .process_word(&f.base, &global)
+                    .map_err(|e| e.at_line(line))?;
+                if base.is_empty() {
+                    return Err(Error::parse(
+                        line,
+                        format!("base name ({}) should not be blank", f.base),
+                    ));
+                }
+                let platform = match &f.platform {
+                    Some(p) => Some(
+                        lex.process_word(p, &global)
+                            .map_err(|e| e.at_line(line))?,
+                    ),
+                    None => None,
+                };
+                let lower_base = base.to_lowercase();
+                let resolved = if let Some(s) = stages
+                    .iter()
+                    .find(|s| s.name.as_deref() == Some(lower_base.as_str()))
+                {
+                    Base::Stage(s.index)
+                } else if lower_base == "scratch" {
+                    Base::Scratch
+                } else {
+                    Base::Image(base.clone())
+                };
+                if let Some(n) = &f.name {
+                    if stages.iter().any(|s| s.name.as_ref() == Some(n)) {
+                        return Err(Error::parse(
+                            line,
+                            format!("duplicate stage name {}", crate::util::go_quote(n)),
+                        ));
+                    }
+                }
+                stages.push(Stage {
+                    index: stages.len(),
+                    name: f.name,
+                    base_raw: f.base,
+                    base: resolved,
+                    platform,
+                    line,
+                    original: node.original.clone(),
+                    instructions: Vec::new(),
+                    deps: Vec::new(),
+                });
+            }
+        }
+    }
+    if stages.is_empty() {
+        return Err(Error::Stage(
+            "dockerfile contains no stages to build".into(),
+        ));
+    }
+    // dependencies
+    let names: Vec<Option<String>> = stages.iter().map(|s| s.name.clone()).collect();
+    let count = stages.len();
+    for st in stages.iter_mut() {
+        let mut deps = Vec::new();
+        if let Base::Stage(i) = st.base {
+            deps.push(i);
+        }
+        for ins in &st.instructions {
+            let refs: Vec<String> = match &ins.command {
+                Command::Copy(c) => c.from.iter().cloned().collect(),
+                Command::Run(r) => r.mount_specs.iter().filter_map(|m| mount_from(m)).collect(),
+                _ => Vec::new(),
+            };
+            for r in refs {
+                match resolve_source(&names, count, &r) {
+                    Ok(Source::Stage(i)) => deps.push(i),
+                    Ok(Source::Image(_)) => {}
+                    Err(m) => return Err(Error::parse(ins.line, m)),
+                }
+            }
+        }
+        deps.sort_unstable();
+        deps.dedup();
+        st.deps = deps;
+    }
+    let target = match &options.target {
+        None => count - 1,
+        Some(t) => {
+            let lt = t.to_lowercase();
+            stages
+                .iter()
+                .find(|s| s.name.as_deref() == Some(lt.as_str()))
+                .map(|s| s.index)
+                .ok_or_else(|| {
+                    Error::Stage(format!("failed to reach build target {t} in Dockerfile"))
+                })?
+        }
+    };
+    let build_order = order(&stages, target)?;
+    // unused build args
+    let mut declared: Vec<String> = Vec::new();
+    for m in &meta_args {
+        if let Command::Arg(d) = &m.command {
+            declared.extend(d.iter().map(|a| a.name.clone()));
+        }
+    }
+    for &i in &build_order {
+        for ins in &stages[i].instructions {
+            if let Command::Arg(d) = &ins.command {
+                declared.extend(d.iter().map(|a| a.name.clone()));
+            }
+        }
+    }
+    let unused_build_args = options
+        .build_args
+        .keys()
+        .filter(|k| !declared.contains(k) && !is_predefined(k))
+        .cloned()
+        .collect();
+    Ok(Dockerfile {
+        stages,
+        meta_args,
+        global_args: global,
+        escape: ast.escape,
+        directives: ast.directives.clone(),
+        warnings: ast.warnings.clone(),
+        target,
+        build_order,
+        unused_build_args,
+        options: options.clone(),
+    })
+}
+
+/// Resolve a `--from` value: a stage name (case-insensitive), a stage index, or an image.
+fn resolve_source(names: &[Option<String>], count: usize, r: &str) -> Result<Source, String> {
+    let lr = r.to_lowercase();
+    if let Some(i) = names.iter().position(|n| n.as_deref() == Some(lr.as_str())) {
+        return Ok(Source::Stage(i));
+    }
+    if !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()) {
+        return match r.parse::<usize>() {
+            Ok(i) if i < count => Ok(Source::Stage(i)),
+            _ => Err(format!("invalid stage index {r}")),
+        };
+    }
+    Ok(Source::Image(r.to_string()))
+}
+
+fn order(stages: &[Stage], target: usize) -> Result<Vec<usize>> {
+    // 0 = unvisited, 1 = in progress, 2 = done
+    let mut state = vec![0u8; stages.len()];
+    let mut out = Vec::new();
+    // iterative DFS with explicit stack of (node, next dep index)
+    let mut stack: Vec<(usize, usize)> = vec![(target, 0)];
+    state[target] = 1;
+    while let Some(&mut (n, ref mut di)) = stack.last_mut() {
+        if *di < stages[n].deps.len() {
+            let d = stages[n].deps[*di];
+            *di += 1;
+            match state[d] {
+                0 => {
+                    state[d] = 1;
+                    stack.push((d, 0));
+                }
+                1 => {
+                    let name = stages[d]
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| d.to_string());
+                    return Err(Error::Stage(format!(
+                        "circular dependency detected on stage: {name}"
+                    )));
+                }
+                _ => {}
+            }
+        } else {
+            state[n] = 2;
+            out.push(n);
+            stack.pop();
+        }
+    }
+    Ok(out)
+}
+
+impl Dockerfile {
+    /// The lexer for this Dockerfile's escape character.
+    pub fn lexer(&self) -> ShellLex {
+        ShellLex::new(self.escape)
+    }
+
+    /// Resolve a `COPY --from` / `RUN --mount from=` value to a stage or an image.
+    pub fn resolve_source(&self, reference: &str) -> Result<Source> {
+        let names: Vec<Option<String>> = self.stages.iter().map(|s| s.name.clone()).collect();
+        resolve_source(&names, self.stages.len(), reference).map_err(Error::Stage)
+    }
+
+    /// The stages needed to build `target` (a stage name, or the last stage when `None`),
+    /// dependencies first.
+    pub fn build_order_for(&self, target: Option<&str>) -> Result<Vec<usize>> {
+        let idx = match target {
+            None => self.stages.len() - 1,
+            Some(t) => {
+                let lt = t.to_lowercase();
+                self.stages
+                    .iter()
+                    .find(|s| s.name.as_deref() == Some(lt.as_str()))
+                    .map(|s| s.index)
+                    .ok_or_else(|| {
+                        Error::Stage(format!("failed to reach build target {t} in Dockerfile"))
+                    })?
+            }
+        };
+        order(&self.stages, idx)
+    }
+
+    /// A fresh variable scope for running a stage: knows the global ARG values and build args.
+    /// Call [`Scope::set_env`] with the base image's environment first.
+    pub fn scope(&self) -> Scope {
+        Scope {
+            global: self.global_args.clone(),
+            build_args: self.options.build_args.clone(),
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+}
+
+/// The variables visible to a build step: the image environment (base image plus `ENV`),
+/// the `ARG`s declared so far in the stage, and the predefined proxy build args. Environment
+/// variables win over ARGs of the same name. Use it as the [`Env`] for
+/// [`Instruction::expand`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    global: Vec<(String, String)>,
+    build_args: BTreeMap<String, String>,
+    args: Vec<(String, String)>,
+    env: Vec<(String, String)>,
+}
+
+impl Scope {
+    /// Set an environment variable (from the base image or an expanded `ENV`).
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        if let Some(e) = self.env.iter_mut().find(|(k, _)| k == key) {
+            e.1 = value.to_string();
+        } else {
+            self.env.push((key.to_string(), value.to_string()));
+        }
+    }
+
+    /// Declare an `ARG` (already expanded): its value is the build arg if given, else its
+    /// default, else the global (meta or platform) value; with none of these it stays unset.
+    pub fn declare_arg(&mut self, decl: &ArgDecl) {
+        let value = self
+            .build_args
+            .get(&decl.name)
+            .cloned()
+            .or_else(|| decl.default.clone())
+            .or_else(|| {
+                self.global
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == &decl.name)
+                    .map(|(_, v)| v.clone())
+            });
+        self.args.retain(|(k, _)| k != &decl.name);
+        if let Some(v) = value {
+            self.args.push((decl.name.clone(), v));
+        }
+    }
+
+    /// The image environment in order of first definition.
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
+    }
+
+    /// The ARG values in scope (for a `RUN` step's environment), including given proxy
+    /// build args, excluding names the environment overrides.
+    pub fn args(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .args
+            .iter()
+            .filter(|(k, _)| !self.env.iter().any(|(e, _)| e == k))
+            .cloned()
+            .collect();
+        for p in PROXY_ARGS {
+            if let Some(v) = self.build_args.get(p) {
+                if !out.iter().any(|(k, _)| k == p) && !self.env.iter().any(|(e, _)| e == p) {
+                    out.push((p.to_string(), v.clone()));
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Env for Scope {
+    fn get(&self, name: &str) -> Option<String> {
+        if let Some((_, v)) = self.env.iter().find(|(k, _)| k == name) {
+            return Some(v.clone());
+        }
+        if let Some((_, v)) = self.args.iter().find(|(k, _)| k == name) {
+            return Some(v.clone());
+        }
+        if PROXY_ARGS.contains(&name) {
+            return self.build_args.get(name).cloned();
+        }
+        None
+    }
+}
