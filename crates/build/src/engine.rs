@@ -173,22 +173,24 @@ impl Builder<'_> {
         let mut n = 0;
         // Meta ARGs: visible to FROM lines, and inside stages that declare them again.
         let mut meta: Vec<(String, String)> = Vec::new();
-        for (name, default, text) in &plan.meta_args {
+        for (text, decls) in &plan.meta_args {
             n += 1;
             self.say(q, &format!("Step {n}/{total} : {text}"));
-            let value = match opts.build_args.get(name) {
-                Some(v) => Some(v.clone()),
-                None => match default {
-                    Some(d) => Some(
-                        self.frontend
-                            .word(d, &meta)
-                            .map_err(|e| BuildError::Step { line: 0, msg: e })?,
-                    ),
-                    None => None,
-                },
-            };
-            if let Some(v) = value {
-                meta.push((name.clone(), v));
+            for (name, default) in decls {
+                let value = match opts.build_args.get(name) {
+                    Some(v) => Some(v.clone()),
+                    None => match default {
+                        Some(d) => Some(
+                            self.frontend
+                                .word(d, &meta)
+                                .map_err(|e| BuildError::Step { line: 0, msg: e })?,
+                        ),
+                        None => None,
+                    },
+                };
+                if let Some(v) = value {
+                    meta.push((name.clone(), v));
+                }
             }
         }
         let needed = needed_stages(plan, opts.target.as_deref(), &meta, self.frontend)?;

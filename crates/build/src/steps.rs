@@ -68,7 +68,8 @@ pub struct Stage {
 /// A whole Dockerfile: the ARGs before the first FROM, then the stages.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Plan {
-    pub meta_args: Vec<(String, Option<String>, String)>,
+    /// Each pre-FROM ARG instruction: its text and its (name, default) declarations.
+    pub meta_args: Vec<(String, Vec<(String, Option<String>)>)>,
     pub stages: Vec<Stage>,
 }
 

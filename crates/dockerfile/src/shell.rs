@@ -33,7 +33,10 @@ impl Env for BTreeMap<String, String> {
 /// A list of `(name, value)` pairs; the last entry for a name wins.
 impl Env for [(String, String)] {
     fn get(&self, name: &str) -> Option<String> {
-        self.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        self.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
     }
 }
 
@@ -396,7 +399,9 @@ impl<'a> Word<'a> {
         self.next();
         match self.peek() {
             None => return Err("syntax error: missing '}'".into()),
-            Some('{') | Some('}') | Some(':') => return Err("syntax error: bad substitution".into()),
+            Some('{') | Some('}') | Some(':') => {
+                return Err("syntax error: bad substitution".into())
+            }
             _ => {}
         }
         let name = self.name();
@@ -747,7 +752,10 @@ mod tests {
     use super::*;
 
     fn env() -> Vec<(String, String)> {
-        vec![("A".into(), "a b".into()), ("P".into(), "/usr/local/bin".into())]
+        vec![
+            ("A".into(), "a b".into()),
+            ("P".into(), "/usr/local/bin".into()),
+        ]
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! One function per command; each turns parsed arguments into library calls and prints
 //! the result the way Docker prints it.
 
+mod build;
 mod df;
 mod history;
 mod images;
@@ -28,6 +29,7 @@ pub fn run(cmd: Command, root: &Path) -> Result<()> {
             println!("strata version {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Build(a) => build::run(root, a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(root, a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(root, a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save::run(root, a),

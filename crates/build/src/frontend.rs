@@ -1,0 +1,182 @@
+//! The bridge from the Dockerfile frontend (`dockerfile` crate: parsing, checking, BuildKit's
+//! word expansion) to the engine's [`Plan`].
+
+use dockerfile::{Base, Command, Healthcheck as DfHealth, Instruction, RunScript, ShellLex};
+
+use crate::engine::Frontend;
+use crate::steps::{CommandForm, Healthcheck, Op, Plan, Stage, Step};
+
+/// Word expansion and ONBUILD parsing with the Dockerfile's escape character.
+pub struct DockerfileFrontend {
+    lex: ShellLex,
+}
+
+impl DockerfileFrontend {
+    pub fn new(escape: char) -> Self {
+        DockerfileFrontend {
+            lex: ShellLex::new(escape),
+        }
+    }
+}
+
+impl Frontend for DockerfileFrontend {
+    fn word(&self, word: &str, env: &[(String, String)]) -> Result<String, String> {
+        self.lex
+            .process_word(word, &env.to_vec())
+            .map_err(|e| e.to_string())
+    }
+    fn words(&self, text: &str, env: &[(String, String)]) -> Result<Vec<String>, String> {
+        self.lex
+            .process_words(text, &env.to_vec())
+            .map_err(|e| e.to_string())
+    }
+    fn parse_trigger(&self, text: &str) -> Result<Step, String> {
+        let df =
+            dockerfile::parse_and_lower(&format!("FROM scratch\n{text}\n"), &Default::default())
+                .map_err(|e| format!("invalid ONBUILD trigger {text:?}: {e}"))?;
+        let ins = df
+            .stages
+            .first()
+            .and_then(|s| s.instructions.first())
+            .ok_or("empty ONBUILD trigger")?;
+        step_of(ins)
+    }
+}
+
+fn form(args: &[String], prepend_shell: bool) -> CommandForm {
+    if prepend_shell {
+        CommandForm::Shell(args.join(" "))
+    } else {
+        CommandForm::Exec(args.to_vec())
+    }
+}
+
+fn step_of(ins: &Instruction) -> Result<Step, String> {
+    let unsupported = |what: &str| Err(format!("line {}: {what} is not supported yet", ins.line));
+    let op = match &ins.command {
+        Command::Run(r) => {
+            if !r.mounts.is_empty() {
+                return unsupported("RUN --mount");
+            }
+            match r.script() {
+                RunScript::Args {
+                    args,
+                    prepend_shell,
+                } => Op::Run(form(&args, prepend_shell)),
+                RunScript::File { data, .. } => Op::Run(CommandForm::Shell(data)),
+            }
+        }
+        Command::Copy(c) => {
+            if !c.contents.is_empty() {
+                return unsupported("COPY with a heredoc");
+            }
+            Op::Copy {
+                add: false,
+                srcs: c.sources.clone(),
+                dest: c.dest.clone(),
+                from: c.from.clone(),
+                chown: c.chown.clone(),
+                chmod: c.chmod.clone(),
+            }
+        }
+        Command::Add(a) => {
+            if !a.contents.is_empty() {
+                return unsupported("ADD with a heredoc");
+            }
+            Op::Copy {
+                add: true,
+                srcs: a.sources.clone(),
+                dest: a.dest.clone(),
+                from: None,
+                chown: a.chown.clone(),
+                chmod: a.chmod.clone(),
+            }
+        }
+        Command::Cmd(c) => Op::Cmd(form(&c.args, c.prepend_shell)),
+        Command::Entrypoint(c) => Op::Entrypoint(form(&c.args, c.prepend_shell)),
+        Command::Env(kv) => Op::Env(
+            kv.iter()
+                .map(|k| (k.key.clone(), k.value.clone()))
+                .collect(),
+        ),
+        Command::Label(kv) => Op::Label(
+            kv.iter()
+                .map(|k| (k.key.clone(), k.value.clone()))
+                .collect(),
+        ),
+        Command::Arg(decls) => Op::Arg(
+            decls
+                .iter()
+                .map(|d| (d.name.clone(), d.default.clone()))
+                .collect(),
+        ),
+        Command::Expose(p) => Op::Expose(p.clone()),
+        Command::Volume(v) => Op::Volume(v.clone()),
+        Command::User(u) => Op::User(u.clone()),
+        Command::Workdir(w) => Op::Workdir(w.clone()),
+        Command::StopSignal(s) => Op::StopSignal(s.clone()),
+        Command::Maintainer(m) => Op::Maintainer(m.clone()),
+        Command::Onbuild(t) => Op::OnBuild(t.clone()),
+        Command::Shell(s) => Op::Shell(s.clone()),
+        Command::Healthcheck(h) => Op::Healthcheck(match h {
+            DfHealth::None => Healthcheck::default(),
+            DfHealth::Check {
+                test,
+                interval,
+                timeout,
+                start_period,
+                start_interval,
+                retries,
+            } => Healthcheck {
+                test: Some(match test.first().map(String::as_str) {
+                    Some("CMD-SHELL") => CommandForm::Shell(test[1..].join(" ")),
+                    _ => CommandForm::Exec(test[1..].to_vec()),
+                }),
+                interval_ns: interval.as_nanos() as i64,
+                timeout_ns: timeout.as_nanos() as i64,
+                start_period_ns: start_period.as_nanos() as i64,
+                start_interval_ns: start_interval.as_nanos() as i64,
+                retries: *retries as i64,
+            },
+        }),
+    };
+    Ok(Step {
+        text: ins.original.clone(),
+        line: ins.line,
+        op,
+    })
+}
+
+/// The engine's plan for a lowered Dockerfile.
+pub fn plan(df: &dockerfile::Dockerfile) -> Result<Plan, String> {
+    let mut plan = Plan::default();
+    for m in &df.meta_args {
+        if let Command::Arg(decls) = &m.command {
+            plan.meta_args.push((
+                m.original.clone(),
+                decls
+                    .iter()
+                    .map(|d| (d.name.clone(), d.default.clone()))
+                    .collect(),
+            ));
+        }
+    }
+    for s in &df.stages {
+        let base = match &s.base {
+            Base::Scratch => "scratch".to_string(),
+            Base::Stage(i) => i.to_string(),
+            Base::Image(r) => r.clone(),
+        };
+        let mut steps = Vec::new();
+        for ins in &s.instructions {
+            steps.push(step_of(ins)?);
+        }
+        plan.stages.push(Stage {
+            from_text: s.original.clone(),
+            base,
+            name: s.name.clone(),
+            steps,
+        });
+    }
+    Ok(plan)
+}

@@ -1,0 +1,270 @@
+//! `strata build [-t NAME]… [-f FILE|-] [--build-arg K[=V]]… [--target] [--no-cache] [-q]
+//! [--network host|none] [--label K=V]… [--iidfile FILE] CONTEXT|-`
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+
+use crate::cli::BuildArgs;
+use crate::Failure;
+
+/// Runs RUN steps with strata's runtime.
+struct Runner {
+    state_dir: PathBuf,
+}
+
+impl build::RunStep for Runner {
+    fn run(&self, req: &build::RunRequest<'_>) -> std::result::Result<i32, String> {
+        let image = runtime::ImageConfig {
+            env: req.env.to_vec(),
+            cmd: None,
+            entrypoint: None,
+            working_dir: req.workdir.to_string(),
+            user: req.user.to_string(),
+            ..Default::default()
+        };
+        let id = format!("build-{}-{}", std::process::id(), next_step());
+        let opts = runtime::RunOptions {
+            id: id.clone(),
+            entrypoint: Some(String::new()),
+            args: req.argv.to_vec(),
+            network: if req.network_none {
+                runtime::Network::None
+            } else {
+                runtime::Network::Host
+            },
+            ..Default::default()
+        };
+        let mut spec = runtime::compose(&image, &opts).map_err(|e| e.to_string())?;
+        let user =
+            runtime::resolve_user(req.rootfs, &spec.process.user).map_err(|e| e.to_string())?;
+        spec.apply_user(&user);
+        let state = self.state_dir.join(&id);
+        runtime::write_etc_files(&state, &spec).map_err(|e| e.to_string())?;
+        let (out, err) = if req.quiet {
+            (runtime::Stdio::Null, runtime::Stdio::Null)
+        } else {
+            (runtime::Stdio::Inherit, runtime::Stdio::Inherit)
+        };
+        let res = runtime::spawn(
+            req.rootfs,
+            &spec,
+            runtime::SpawnOptions {
+                id,
+                state_dir: Some(state.clone()),
+                stdin: runtime::Stdio::Null,
+                stdout: out,
+                stderr: err,
+                kill_with_parent: true,
+            },
+        )
+        .and_then(|mut c| c.wait());
+        let _ = fs::remove_dir_all(&state);
+        res.map_err(|e| e.to_string())
+    }
+}
+
+fn next_step() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+fn parse_kv(list: &[String], from_env: bool) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for item in list {
+        match item.split_once('=') {
+            Some((k, v)) => {
+                out.insert(k.to_string(), v.to_string());
+            }
+            None if from_env => {
+                // `--build-arg NAME` takes the value from the environment, when set.
+                if let Ok(v) = std::env::var(item) {
+                    out.insert(item.clone(), v);
+                }
+            }
+            None => {
+                out.insert(item.clone(), String::new());
+            }
+        }
+    }
+    out
+}
+
+pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
+    if a.network != "host" && a.network != "none" && a.network != "default" {
+        return Err(Failure::new(
+            125,
+            format!(
+                "network mode {:?} is not supported: use host or none",
+                a.network
+            ),
+        )
+        .into());
+    }
+    let mut tags = Vec::new();
+    for t in &a.tags {
+        tags.push(image::parse_name(t)?);
+    }
+    let mut store = super::open_store(root)?;
+    // The context: read in place, or unpacked from a tar on stdin into a staging area.
+    let staging = store.stage()?;
+    let mut dockerfile_text: Option<String> = None;
+    let context_dir: PathBuf = if a.context == "-" {
+        if a.file.as_deref() == Some("-") {
+            return Err(Failure::new(
+                125,
+                "invalid argument: can't use stdin for both build context and dockerfile",
+            )
+            .into());
+        }
+        let dir = staging.new_dir("context")?;
+        let stdin = io::stdin().lock();
+        layer::apply_layer(
+            stdin,
+            &dir,
+            &layer::ApplyOptions {
+                whiteouts: layer::WhiteoutMode::Delete,
+            },
+        )
+        .context("reading the build context from standard input")?;
+        dir
+    } else {
+        let p = PathBuf::from(&a.context);
+        if !p.is_dir() {
+            return Err(Failure::new(
+                1,
+                format!("unable to prepare context: path {:?} not found", a.context),
+            )
+            .into());
+        }
+        p
+    };
+    let dockerfile_name: String = match a.file.as_deref() {
+        Some("-") => {
+            let mut s = String::new();
+            io::stdin().read_to_string(&mut s)?;
+            dockerfile_text = Some(s);
+            "Dockerfile".into()
+        }
+        Some(f) => f.to_string(),
+        None => "Dockerfile".into(),
+    };
+    let dockerfile_path = if a.file.is_some() && a.file.as_deref() != Some("-") {
+        let p = PathBuf::from(&dockerfile_name);
+        if p.is_absolute() || p.exists() {
+            p
+        } else {
+            context_dir.join(&dockerfile_name)
+        }
+    } else {
+        context_dir.join(&dockerfile_name)
+    };
+    let text = match dockerfile_text {
+        Some(t) => t,
+        None => fs::read_to_string(&dockerfile_path).map_err(|_| {
+            Failure::new(1, format!("unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat {}: no such file or directory", dockerfile_path.display()))
+        })?,
+    };
+    // .dockerignore (NAME.dockerignore beside a Dockerfile named NAME wins).
+    let mut ignore_text = None;
+    let df_base = dockerfile_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    for cand in [
+        dockerfile_path.with_file_name(format!("{df_base}.dockerignore")),
+        context_dir.join(".dockerignore"),
+    ] {
+        if let Ok(t) = fs::read_to_string(&cand) {
+            ignore_text = Some(t);
+            break;
+        }
+    }
+    let ignore = match ignore_text {
+        Some(t) => Some(
+            dockerfile::DockerIgnore::parse(&t)
+                .map_err(|e| Failure::new(1, format!(".dockerignore: {e}")))?,
+        ),
+        None => None,
+    };
+    let excluder: build::Excluder =
+        Box::new(move |p: &str| ignore.as_ref().map(|i| i.matches(p)).unwrap_or(false));
+    let ctx = build::Context::new(&context_dir, excluder);
+
+    let build_args = parse_kv(&a.build_args, true);
+    let df_opts = dockerfile::BuildOptions {
+        build_args: build_args.clone(),
+        target: a.target.clone(),
+        ..Default::default()
+    };
+    let df =
+        dockerfile::parse_and_lower(&text, &df_opts).map_err(|e| Failure::new(1, e.to_string()))?;
+    let plan = build::plan(&df).map_err(|e| Failure::new(1, e))?;
+    let frontend = build::DockerfileFrontend::new(df.escape);
+
+    let snapshots = snapshot::open(&root.join("snapshots"))?;
+    let build_dir = root.join("build");
+    let init = build_dir.join("init");
+    if !init.join(".dockerenv").exists() {
+        fs::create_dir_all(&init)?;
+        runtime::make_init_layer(&init)?;
+    }
+    let work = build_dir.join("mounts");
+    fs::create_dir_all(&work)?;
+    let runner = Runner {
+        state_dir: build_dir.join("state"),
+    };
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let opts = build::BuildOptions {
+        tags,
+        no_cache: a.no_cache,
+        quiet: a.quiet,
+        build_args,
+        network_none: a.network == "none",
+        labels: parse_kv(&a.labels, false).into_iter().collect(),
+        target: a.target.clone(),
+    };
+    let result = {
+        let mut b = build::Builder {
+            store: &mut store,
+            snapshots: snapshots.as_ref(),
+            runner: &runner,
+            frontend: &frontend,
+            context: &ctx,
+            work_dir: work,
+            init_layer: init,
+            out: &mut out,
+        };
+        b.build(&plan, &opts)
+    };
+    drop(staging);
+    match result {
+        Ok(id) => {
+            if !df.unused_build_args.is_empty() {
+                eprintln!(
+                    "[Warning] One or more build-args [{}] were not consumed",
+                    df.unused_build_args.join(" ")
+                );
+            }
+            if let Some(f) = &a.iidfile {
+                fs::write(f, id.to_string()).with_context(|| format!("write {}", f.display()))?;
+            }
+            out.flush()?;
+            Ok(())
+        }
+        Err(build::BuildError::RunFailed { command, code }) => {
+            let code = code.clamp(1, 255) as u8;
+            Err(Failure::new(
+                code,
+                format!("The command '{command}' returned a non-zero code: {code}"),
+            )
+            .into())
+        }
+        Err(e) => Err(Failure::new(1, e.to_string()).into()),
+    }
+}
