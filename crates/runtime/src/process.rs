@@ -22,10 +22,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::cgroup::Cgroup;
+use crate::error::Phase;
 use crate::error::{errno_text, Error, IoContext, Result};
 use crate::etc::ETC_FILES;
 use crate::scope::secure_join;
-use crate::spec::{MountKind, Network, Spec};
+use crate::spec::{MountKind, Network, Process, Spec};
 
 /// Where one of the container's standard streams goes.
 #[derive(Debug, Default)]
@@ -200,6 +201,16 @@ struct Plan {
     readonly_root: bool,
     hostname: CString,
     net_none: bool,
+    tail: Tail,
+    stdio: [RawFd; 3],
+    cgroup_fds: Vec<RawFd>,
+    kill_with_parent: bool,
+}
+
+/// The part of the setup shared by new containers and `exec`: working directory,
+/// credentials, capabilities and the exec itself.
+struct Tail {
+    /// Directories to create on the way to the working directory (empty for `exec`).
     cwd_prefixes: Vec<CString>,
     cwd: CString,
     caps: u64,
@@ -217,9 +228,56 @@ struct Plan {
     _envp: Vec<CString>,
     envp_ptrs: Vec<*const libc::c_char>,
     path_dirs: Vec<CString>,
-    stdio: [RawFd; 3],
-    cgroup_fds: Vec<RawFd>,
-    kill_with_parent: bool,
+}
+
+fn tail_plan(p: &Process, create_cwd: bool) -> Result<Tail> {
+    if p.args.is_empty() {
+        return Err(Error::NoCommand);
+    }
+    let env = p.full_env();
+    let argv: Vec<CString> = p.args.iter().map(cs).collect::<Result<_>>()?;
+    let envp: Vec<CString> = env.iter().map(cs).collect::<Result<_>>()?;
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
+    let path_dirs = p
+        .env_value("PATH")
+        .unwrap_or("")
+        .split(':')
+        .map(|d| if d.is_empty() { "." } else { d })
+        .map(cs)
+        .collect::<Result<_>>()?;
+    let mut cwd_prefixes = Vec::new();
+    if create_cwd {
+        let mut acc = String::new();
+        for comp in p.cwd.split('/').filter(|c| !c.is_empty()) {
+            acc.push('/');
+            acc.push_str(comp);
+            cwd_prefixes.push(cs(&acc)?);
+        }
+    }
+    let last_cap = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40);
+    Ok(Tail {
+        cwd_prefixes,
+        cwd: cs(&p.cwd)?,
+        caps: p.capabilities,
+        last_cap,
+        nnp: p.no_new_privileges,
+        uid: p.uid,
+        gid: p.gid,
+        groups: p.additional_gids.clone(),
+        argv0: argv[0].clone(),
+        argv0_has_slash: p.args[0].contains('/'),
+        _argv: argv,
+        argv_ptrs,
+        _envp: envp,
+        envp_ptrs,
+        path_dirs,
+    })
 }
 
 fn cs(s: impl AsRef<OsStr>) -> Result<CString> {
@@ -506,34 +564,7 @@ fn plan(
     }
     let post = std::mem::take(&mut b.ops);
 
-    let p = &spec.process;
-    if p.args.is_empty() {
-        return Err(Error::NoCommand);
-    }
-    let argv: Vec<CString> = p.args.iter().map(cs).collect::<Result<_>>()?;
-    let envp: Vec<CString> = p.env.iter().map(cs).collect::<Result<_>>()?;
-    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-    argv_ptrs.push(std::ptr::null());
-    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
-    envp_ptrs.push(std::ptr::null());
-    let path_dirs = p
-        .env_value("PATH")
-        .unwrap_or("")
-        .split(':')
-        .map(|d| if d.is_empty() { "." } else { d })
-        .map(cs)
-        .collect::<Result<_>>()?;
-    let mut cwd_prefixes = Vec::new();
-    let mut acc = String::new();
-    for comp in p.cwd.split('/').filter(|c| !c.is_empty()) {
-        acc.push('/');
-        acc.push_str(comp);
-        cwd_prefixes.push(cs(&acc)?);
-    }
-    let last_cap = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40);
+    let tail = tail_plan(&spec.process, true)?;
     Ok((
         Plan {
             rootfs: cs(&root)?,
@@ -543,21 +574,7 @@ fn plan(
             readonly_root: spec.readonly_rootfs,
             hostname: cs(&spec.hostname)?,
             net_none: spec.network == Network::None,
-            cwd_prefixes,
-            cwd: cs(&p.cwd)?,
-            caps: p.capabilities,
-            last_cap,
-            nnp: p.no_new_privileges,
-            uid: p.uid,
-            gid: p.gid,
-            groups: p.additional_gids.clone(),
-            argv0: argv[0].clone(),
-            argv0_has_slash: p.args[0].contains('/'),
-            _argv: argv,
-            argv_ptrs,
-            _envp: envp,
-            envp_ptrs,
-            path_dirs,
+            tail,
             stdio,
             cgroup_fds: Vec::new(),
             kill_with_parent: opts.kill_with_parent,
@@ -595,6 +612,7 @@ const K_SETUP: u32 = 0;
 const K_NOT_IN_PATH: u32 = 1;
 const K_STAT: u32 = 2;
 const K_EXEC: u32 = 3;
+const K_CWD: u32 = 4;
 
 /// Starts `spec`'s process in new namespaces on the root filesystem mounted at `rootfs`
 /// (typically an overlay from the snapshotter, with the init layer on top). Returns when the
@@ -684,36 +702,54 @@ pub fn spawn(rootfs: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Container
         return Ok(container);
     }
     let _ = container.wait();
-    let kind = u32::from_ne_bytes(buf[0..4].try_into().unwrap_or_default());
-    let step = u32::from_ne_bytes(buf[4..8].try_into().unwrap_or_default()) as usize;
-    let errno = i32::from_ne_bytes(buf[8..12].try_into().unwrap_or_default());
-    let argv0 = spec.process.args[0].clone();
-    let not_found = |e: i32| if e == libc::ENOENT { 127 } else { 126 };
-    Err(match kind {
-        K_NOT_IN_PATH => Error::Exec {
-            argv0,
-            reason: "executable file not found in $PATH".into(),
-            code: 127,
-        },
-        K_STAT => Error::Exec {
-            reason: format!("stat {argv0}: {}", errno_text(errno)),
-            argv0,
-            code: not_found(errno),
-        },
-        K_EXEC => Error::Exec {
-            argv0,
-            reason: errno_text(errno),
-            code: not_found(errno),
-        },
+    Err(start_error(Phase::Create, &spec.process, &plan.descs, buf))
+}
+
+/// Turns the child's `(kind, step, errno)` report into Docker's error and exit code.
+fn start_error(phase: Phase, p: &Process, descs: &[String], buf: [u8; 12]) -> Error {
+    let kind = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    let step = u32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]) as usize;
+    let errno = i32::from_ne_bytes([buf[8], buf[9], buf[10], buf[11]]);
+    let argv0 = &p.args[0];
+    // `exec` failures are all 126 in Docker; for containers, "not found" is 127.
+    let code = |e: i32| match phase {
+        Phase::Create if e == libc::ENOENT => 127,
+        _ => 126,
+    };
+    let exec = |detail: String, code: i32| Error::Exec {
+        phase,
+        detail,
+        code,
+    };
+    match kind {
+        K_NOT_IN_PATH => exec(
+            format!("exec: {argv0:?}: executable file not found in $PATH"),
+            code(libc::ENOENT),
+        ),
+        K_STAT => exec(
+            format!("exec: {argv0:?}: stat {argv0}: {}", errno_text(errno)),
+            code(errno),
+        ),
+        K_EXEC => exec(
+            format!("exec: {argv0:?}: {}", errno_text(errno)),
+            code(errno),
+        ),
+        K_CWD => exec(
+            format!(
+                "chdir to cwd ({:?}) set in config.json failed: {}",
+                p.cwd,
+                errno_text(errno)
+            ),
+            126,
+        ),
         _ => Error::Setup {
-            step: plan
-                .descs
+            step: descs
                 .get(step)
                 .cloned()
                 .unwrap_or_else(|| "set up the container".into()),
             source: io::Error::from_raw_os_error(errno),
         },
-    })
+    }
 }
 
 // ---- the child: raw system calls only -------------------------------------------------------
@@ -888,11 +924,11 @@ fn lo_up() -> std::result::Result<(), i32> {
     Ok(())
 }
 
-fn child(p: &Plan, errfd: RawFd) -> ! {
-    let setup = |step: usize, e: i32| -> ! { fail(errfd, K_SETUP, step, e) };
-    // SAFETY: raw, async-signal-safe system calls on data prepared before clone.
+/// Default signal dispositions and an empty mask, whatever the parent had (Rust ignores
+/// SIGPIPE, a test harness may block signals). Async-signal-safe.
+fn reset_signals() {
+    // SAFETY: sigaction/sigprocmask on zeroed, valid structures.
     unsafe {
-        // Default signal dispositions and an empty mask, whatever the parent had.
         let mut sa: libc::sigaction = std::mem::zeroed();
         sa.sa_sigaction = libc::SIG_DFL;
         for sig in 1..libc::SIGRTMAX() {
@@ -903,6 +939,14 @@ fn child(p: &Plan, errfd: RawFd) -> ! {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+fn child(p: &Plan, errfd: RawFd) -> ! {
+    let setup = |step: usize, e: i32| -> ! { fail(errfd, K_SETUP, step, e) };
+    // SAFETY: raw, async-signal-safe system calls on data prepared before clone.
+    unsafe {
+        reset_signals();
         if p.kill_with_parent {
             libc::prctl(
                 libc::PR_SET_PDEATHSIG,
@@ -961,11 +1005,21 @@ fn child(p: &Plan, errfd: RawFd) -> ! {
                 setup(S_LO, e);
             }
         }
+        exec_tail(&p.tail, errfd);
+    }
+}
+
+/// Working directory, credentials, capabilities, exec: the end of both container start and
+/// `exec`. Raw system calls only.
+fn exec_tail(p: &Tail, errfd: RawFd) -> ! {
+    let setup = |step: usize, e: i32| -> ! { fail(errfd, K_SETUP, step, e) };
+    // SAFETY: raw, async-signal-safe system calls on data prepared before fork/clone.
+    unsafe {
         for d in &p.cwd_prefixes {
             libc::mkdir(d.as_ptr(), 0o755);
         }
         if libc::chdir(p.cwd.as_ptr()) != 0 {
-            setup(S_CWD, errno());
+            fail(errfd, K_CWD, S_CWD, errno());
         }
         // Capabilities: bounding set first, then credentials keeping the permitted set,
         // then the effective/permitted sets; inheritable and ambient stay empty (Docker).
@@ -1055,6 +1109,205 @@ fn child(p: &Plan, errfd: RawFd) -> ! {
         }
         fail(errfd, K_NOT_IN_PATH, 0, 0);
     }
+}
+
+// ---- exec in a running container -------------------------------------------------------------
+
+/// Standard streams of a process started by [`exec`].
+#[derive(Debug, Default)]
+pub struct ExecOptions {
+    /// Standard input (`docker exec` without `-i`: [`Stdio::Null`]).
+    pub stdin: Stdio,
+    /// Standard output.
+    pub stdout: Stdio,
+    /// Standard error.
+    pub stderr: Stdio,
+}
+
+/// The `cgroup.procs` files of the strata cgroups process `pid` is in.
+fn cgroup_procs_of(pid: i32) -> Vec<PathBuf> {
+    let Ok(text) = fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut f = line.splitn(3, ':');
+        let (Some(_), Some(ctrl), Some(path)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        if !path.starts_with("/strata/") {
+            continue;
+        }
+        let rel = path.trim_start_matches('/');
+        let dir = if ctrl.is_empty() {
+            if crate::cgroup::is_v2() {
+                Path::new("/sys/fs/cgroup").join(rel)
+            } else {
+                Path::new("/sys/fs/cgroup/unified").join(rel)
+            }
+        } else {
+            Path::new("/sys/fs/cgroup")
+                .join(ctrl.trim_start_matches("name="))
+                .join(rel)
+        };
+        out.push(dir.join("cgroup.procs"));
+    }
+    out
+}
+
+/// Runs `process` inside the running container whose first process is `pid` (`docker
+/// exec`): joins its IPC, UTS, network, PID and mount namespaces and its cgroups, then does
+/// what a container start does from the working directory on (which must exist). Failures carry
+/// Docker's `OCI runtime exec failed` message and exit code 126.
+///
+/// A forked helper joins the namespaces and clones the process with `CLONE_PARENT`, so the
+/// returned [`Container`] is a direct child of the caller and can be waited for.
+pub fn exec(pid: i32, process: &Process, opts: ExecOptions) -> Result<Container> {
+    let mut ns = Vec::new();
+    for name in ["ipc", "uts", "net", "pid", "mnt"] {
+        let path = format!("/proc/{pid}/ns/{name}");
+        ns.push(fs::File::open(&path).ctx("open namespace", &path)?);
+    }
+    let mut cgroups = Vec::new();
+    for procs in cgroup_procs_of(pid) {
+        cgroups.push(
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&procs)
+                .ctx("open", &procs)?,
+        );
+    }
+    let null = if [&opts.stdin, &opts.stdout, &opts.stderr]
+        .iter()
+        .any(|s| matches!(s, Stdio::Null))
+    {
+        Some(
+            fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+                .ctx("open", "/dev/null")?,
+        )
+    } else {
+        None
+    };
+    let fd_of = |s: &Stdio| match s {
+        Stdio::Inherit => -1,
+        Stdio::Null => null.as_ref().map_or(-1, |f| f.as_raw_fd()),
+        Stdio::Fd(fd) => fd.as_raw_fd(),
+    };
+    let stdio = [fd_of(&opts.stdin), fd_of(&opts.stdout), fd_of(&opts.stderr)];
+    let tail = tail_plan(process, false)?;
+    let ns_fds: Vec<RawFd> = ns.iter().map(|f| f.as_raw_fd()).collect();
+    let cg_fds: Vec<RawFd> = cgroups.iter().map(|f| f.as_raw_fd()).collect();
+    let descs: Vec<String> = vec![
+        "join the container's namespaces".into(),
+        "join the container's cgroups".into(),
+        "set up standard streams".into(),
+        "start the process".into(),
+    ];
+
+    let (err_rd, err_wr) = pipe()?;
+    let (pid_rd, pid_wr) = pipe()?;
+    let (errfd, pidfd) = (err_wr.as_raw_fd(), pid_wr.as_raw_fd());
+    // SAFETY: the helper and its clone only make raw system calls on data prepared above.
+    let helper = unsafe { libc::fork() };
+    if helper < 0 {
+        return Err(io::Error::last_os_error()).ctx("fork", "exec helper");
+    }
+    if helper == 0 {
+        // SAFETY: async-signal-safe calls only.
+        unsafe {
+            for fd in &ns_fds {
+                if libc::setns(*fd, 0) != 0 {
+                    fail(errfd, K_SETUP, 0, errno());
+                }
+            }
+            for fd in &cg_fds {
+                if libc::write(*fd, b"0".as_ptr().cast(), 1) != 1 {
+                    fail(errfd, K_SETUP, 1, errno());
+                }
+            }
+            let child = libc::syscall(
+                libc::SYS_clone,
+                (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong,
+                0usize,
+                0usize,
+                0usize,
+                0usize,
+            );
+            if child < 0 {
+                fail(errfd, K_SETUP, 3, errno());
+            }
+            if child > 0 {
+                let pid = child as i32;
+                libc::write(pidfd, pid.to_ne_bytes().as_ptr().cast(), 4);
+                libc::_exit(0);
+            }
+            reset_signals();
+            libc::setsid();
+            for (i, fd) in stdio.iter().enumerate() {
+                if *fd >= 0 && libc::dup2(*fd, i as i32) < 0 {
+                    fail(errfd, K_SETUP, 2, errno());
+                }
+            }
+            exec_tail(&tail, errfd);
+        }
+    }
+    drop(err_wr);
+    drop(pid_wr);
+    wait_pid(helper)?;
+    let mut pid_buf = [0u8; 4];
+    let got_pid = read_full(pid_rd, &mut pid_buf)?;
+    let mut buf = [0u8; 12];
+    let got = read_full(err_rd, &mut buf)?;
+    if got_pid < 4 {
+        // The helper failed before cloning.
+        return Err(if got == 12 {
+            start_error(Phase::Exec, process, &descs, buf)
+        } else {
+            Error::Setup {
+                step: descs[0].clone(),
+                source: io::Error::other("exec helper died"),
+            }
+        });
+    }
+    let mut c = Container {
+        pid: i32::from_ne_bytes(pid_buf),
+        cgroup: None,
+        created: Vec::new(),
+        exit: None,
+    };
+    if got == 0 {
+        return Ok(c);
+    }
+    let _ = c.wait();
+    Err(start_error(Phase::Exec, process, &descs, buf))
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: valid array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error()).ctx("create", "pipe");
+    }
+    // SAFETY: freshly created descriptors we own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Reads until `buf` is full or end of file; returns how much was read.
+fn read_full(fd: OwnedFd, buf: &mut [u8]) -> Result<usize> {
+    let mut file = fs::File::from(fd);
+    let mut got = 0;
+    while got < buf.len() {
+        match io::Read::read(&mut file, &mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).ctx("read", "status pipe"),
+        }
+    }
+    Ok(got)
 }
 
 // ---- foreground runs -----------------------------------------------------------------------

@@ -710,3 +710,105 @@ fn run_step_streams_output_and_returns_the_code() {
     let m = fs::symlink_metadata(upper.join("built")).unwrap();
     assert!(m.is_file() && !m.file_type().is_char_device() && m.uid() == 0);
 }
+
+#[test]
+fn exec_joins_a_running_container() {
+    if !is_root() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let init = t.path().join("init");
+    runtime::make_init_layer(&init).unwrap();
+    let snaps = OverlaySnapshotter::new(&t.path().join("s")).unwrap();
+    let rootfs = t.path().join("r");
+    fs::create_dir(&rootfs).unwrap();
+    snapshot::mount_all(
+        &snaps
+            .prepare("c", &[init, busybox_layer().to_path_buf()])
+            .unwrap(),
+        &rootfs,
+    )
+    .unwrap();
+    let _guard = Unmount(t.path().to_path_buf());
+    let mut o = RunOptions {
+        id: "exectest01".into(),
+        args: vec!["sleep".into(), "30".into()],
+        hostname: Some("host-x".into()),
+        env: vec!["FROM_RUN=1".into()],
+        network: Network::None,
+        ..Default::default()
+    };
+    o.resources.pids_limit = Some(50);
+    let mut spec = runtime::compose(&image(), &o).unwrap();
+    spec.apply_user(&runtime::resolve_user(&rootfs, "").unwrap());
+    let mut c = runtime::spawn(
+        &rootfs,
+        &spec,
+        SpawnOptions {
+            id: o.id.clone(),
+            stdin: Stdio::Null,
+            kill_with_parent: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+
+    let exec = |args: &[&str], env: &[&str], workdir: Option<&str>, user: Option<&str>| {
+        let mut p = spec
+            .exec_process(
+                args.iter().map(|s| s.to_string()).collect(),
+                &env.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                workdir.map(str::to_string),
+                user.map(str::to_string),
+            )
+            .unwrap();
+        p.apply_user(&runtime::resolve_user(&rootfs, &p.user).unwrap());
+        let (f, fd) = capture();
+        let r = runtime::exec(
+            c.pid(),
+            &p,
+            runtime::ExecOptions {
+                stdin: Stdio::Null,
+                stdout: Stdio::Fd(fd),
+                stderr: Stdio::Inherit,
+            },
+        )
+        .and_then(|mut x| x.wait());
+        (r, read_all(f))
+    };
+    let (r, out) = exec(
+        &[
+            "sh",
+            "-c",
+            "echo pid=$$; hostname; id; pwd; echo $FROM_RUN $EXTRA $HOME; cat /proc/1/cmdline | tr '\\0' ' '; echo; grep -c /strata/exectest01 /proc/self/cgroup; exit 4",
+        ],
+        &["EXTRA=2"],
+        Some("/tmp"),
+        Some("nobody"),
+    );
+    assert_eq!(r.unwrap(), 4);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_ne!(lines[0], "pid=1");
+    assert_eq!(lines[1], "host-x");
+    assert_eq!(
+        lines[2],
+        "uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)"
+    );
+    assert_eq!(lines[3], "/tmp");
+    assert_eq!(lines[4], "1 2 /nonexistent");
+    assert_eq!(lines[5], "sleep 30 ");
+    assert_eq!(
+        lines[6], "1",
+        "the exec'd process is in the container's cgroup"
+    );
+
+    let e = exec(&["nosuch"], &[], None, None).0.unwrap_err();
+    assert_eq!(e.exit_code(), 126);
+    assert_eq!(e.to_string(), "OCI runtime exec failed: exec failed: unable to start container process: exec: \"nosuch\": executable file not found in $PATH: unknown");
+    let e = exec(&["pwd"], &[], Some("/nope"), None).0.unwrap_err();
+    assert_eq!(e.exit_code(), 126);
+    assert_eq!(e.to_string(), "OCI runtime exec failed: exec failed: unable to start container process: chdir to cwd (\"/nope\") set in config.json failed: no such file or directory: unknown");
+
+    c.signal(libc::SIGKILL).unwrap();
+    assert_eq!(c.wait().unwrap(), 137);
+}
