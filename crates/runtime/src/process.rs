@@ -1313,6 +1313,18 @@ fn read_full(fd: OwnedFd, buf: &mut [u8]) -> Result<usize> {
 // ---- foreground runs -----------------------------------------------------------------------
 
 static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
+/// A signal that arrived before the container existed, delivered once it does.
+static PENDING: AtomicI32 = AtomicI32::new(0);
+
+/// Signals a foreground run forwards, as Docker's CLI proxies them.
+const FORWARDED: [libc::c_int; 6] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
 
 extern "C" fn forward(sig: libc::c_int) {
     let pid = FORWARD_TO.load(Ordering::SeqCst);
@@ -1321,32 +1333,42 @@ extern "C" fn forward(sig: libc::c_int) {
         unsafe {
             libc::kill(pid, sig);
         }
+    } else {
+        PENDING.store(sig, Ordering::SeqCst);
     }
 }
 
-/// Runs a container in the foreground: starts it, forwards SIGINT and SIGTERM received by this
-/// process to it until it ends, and returns Docker's exit code. One foreground run per process
-/// at a time (the forwarding target is process-wide).
+/// Runs a container in the foreground: starts it, forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT,
+/// SIGUSR1 and SIGUSR2 received by this process to it until it ends (a signal that arrives
+/// while it starts is delivered once it runs), and returns Docker's exit code. One foreground
+/// run per process at a time: the forwarding target is process-wide.
 pub fn run(rootfs: &Path, spec: &Spec, opts: SpawnOptions) -> Result<i32> {
-    let mut c = spawn(rootfs, spec, opts)?;
-    FORWARD_TO.store(c.pid(), Ordering::SeqCst);
-    let mut old: [libc::sigaction; 2] = unsafe { std::mem::zeroed() };
-    let sigs = [libc::SIGINT, libc::SIGTERM];
-    // SAFETY: installing a handler that only calls kill.
+    FORWARD_TO.store(0, Ordering::SeqCst);
+    PENDING.store(0, Ordering::SeqCst);
+    // SAFETY: zeroed sigaction structures are valid.
+    let mut old: [libc::sigaction; FORWARDED.len()] = unsafe { std::mem::zeroed() };
+    // SAFETY: installing a handler that only calls kill or stores an atomic.
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
         sa.sa_sigaction = forward as *const () as usize;
         sa.sa_flags = libc::SA_RESTART;
         libc::sigemptyset(&mut sa.sa_mask);
-        for (i, s) in sigs.iter().enumerate() {
+        for (i, s) in FORWARDED.iter().enumerate() {
             libc::sigaction(*s, &sa, &mut old[i]);
         }
     }
-    let r = c.wait();
+    let r = spawn(rootfs, spec, opts).and_then(|mut c| {
+        FORWARD_TO.store(c.pid(), Ordering::SeqCst);
+        let pending = PENDING.swap(0, Ordering::SeqCst);
+        if pending != 0 {
+            let _ = c.signal(pending);
+        }
+        c.wait()
+    });
     FORWARD_TO.store(0, Ordering::SeqCst);
     // SAFETY: restoring the previous handlers.
     unsafe {
-        for (i, s) in sigs.iter().enumerate() {
+        for (i, s) in FORWARDED.iter().enumerate() {
             libc::sigaction(*s, &old[i], std::ptr::null_mut());
         }
     }

@@ -812,3 +812,81 @@ fn exec_joins_a_running_container() {
     c.signal(libc::SIGKILL).unwrap();
     assert_eq!(c.wait().unwrap(), 137);
 }
+
+/// Helper for `foreground_run_forwards_sigterm`, run in its own process (it installs signal
+/// handlers): a foreground run whose container exits 7 on SIGTERM; exits with its code.
+#[test]
+#[ignore = "helper process for foreground_run_forwards_sigterm"]
+fn helper_foreground_run() {
+    let Some(dir) = std::env::var_os("STRATA_TEST_FOREGROUND_DIR") else {
+        return;
+    };
+    let t = PathBuf::from(dir);
+    let init = t.join("init");
+    runtime::make_init_layer(&init).unwrap();
+    let snaps = OverlaySnapshotter::new(&t.join("s")).unwrap();
+    let rootfs = t.join("r");
+    fs::create_dir(&rootfs).unwrap();
+    snapshot::mount_all(
+        &snaps
+            .prepare("c", &[init, busybox_layer().to_path_buf()])
+            .unwrap(),
+        &rootfs,
+    )
+    .unwrap();
+    let o = RunOptions {
+        id: "fg".into(),
+        args: vec![
+            "sh".into(),
+            "-c".into(),
+            "trap 'exit 7' TERM; touch /tmp/ready; while true; do sleep 0.05; done".into(),
+        ],
+        network: Network::None,
+        ..Default::default()
+    };
+    let spec = runtime::compose(&image(), &o).unwrap();
+    let code = runtime::run(
+        &rootfs,
+        &spec,
+        SpawnOptions {
+            stdin: Stdio::Null,
+            kill_with_parent: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    snapshot::unmount_all(&rootfs).unwrap();
+    std::process::exit(code);
+}
+
+#[test]
+fn foreground_run_forwards_sigterm() {
+    if !is_root() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let _guard = Unmount(t.path().to_path_buf());
+    let mut helper = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "helper_foreground_run",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("STRATA_TEST_FOREGROUND_DIR", t.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = t.path().join("r/tmp/ready");
+    for _ in 0..1000 {
+        if ready.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(ready.exists(), "the container never started");
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(helper.id() as i32, libc::SIGTERM) };
+    let status = helper.wait().unwrap();
+    assert_eq!(status.code(), Some(7), "{status:?}");
+}
