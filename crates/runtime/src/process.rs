@@ -202,6 +202,7 @@ struct Plan {
     hostname: CString,
     net_none: bool,
     tail: Tail,
+    init: bool,
     stdio: [RawFd; 3],
     cgroup_fds: Vec<RawFd>,
     kill_with_parent: bool,
@@ -575,6 +576,7 @@ fn plan(
             hostname: cs(&spec.hostname)?,
             net_none: spec.network == Network::None,
             tail,
+            init: spec.init,
             stdio,
             cgroup_fds: Vec::new(),
             kill_with_parent: opts.kill_with_parent,
@@ -1005,13 +1007,80 @@ fn child(p: &Plan, errfd: RawFd) -> ! {
                 setup(S_LO, e);
             }
         }
+        if p.init {
+            run_init(&p.tail, errfd);
+        }
         exec_tail(&p.tail, errfd);
+    }
+}
+
+/// `--init`: stay as PID 1 (with the container's user and capabilities, like Docker's
+/// tini), run the command as a child, forward signals to it, reap every zombie, and exit
+/// with the command's status (128+N when it was killed by signal N). Raw system calls only.
+fn run_init(p: &Tail, errfd: RawFd) -> ! {
+    credentials(p, errfd);
+    // SAFETY: raw, async-signal-safe system calls; the clone runs `exec_cmd` only.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+        let pid = libc::syscall(
+            libc::SYS_clone,
+            libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        );
+        if pid < 0 {
+            fail(errfd, K_SETUP, S_USER, errno());
+        }
+        if pid == 0 {
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            exec_cmd(p, errfd);
+        }
+        let pid = pid as libc::pid_t;
+        // The command reports exec failures itself; the parent must see end of file when it
+        // has exec'd, so the init keeps no copy of the status pipe.
+        libc::close(errfd);
+        loop {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let sig = libc::sigwaitinfo(&all, &mut info);
+            if sig < 0 {
+                continue;
+            }
+            if sig != libc::SIGCHLD {
+                libc::kill(pid, sig);
+                continue;
+            }
+            loop {
+                let mut status = 0;
+                let r = libc::waitpid(-1, &mut status, libc::WNOHANG);
+                if r <= 0 {
+                    break;
+                }
+                if r == pid {
+                    if libc::WIFEXITED(status) {
+                        libc::_exit(libc::WEXITSTATUS(status));
+                    }
+                    libc::_exit(128 + libc::WTERMSIG(status));
+                }
+            }
+        }
     }
 }
 
 /// Working directory, credentials, capabilities, exec: the end of both container start and
 /// `exec`. Raw system calls only.
 fn exec_tail(p: &Tail, errfd: RawFd) -> ! {
+    credentials(p, errfd);
+    exec_cmd(p, errfd)
+}
+
+/// Working directory, capabilities, user and groups, no_new_privs, umask.
+fn credentials(p: &Tail, errfd: RawFd) {
     let setup = |step: usize, e: i32| -> ! { fail(errfd, K_SETUP, step, e) };
     // SAFETY: raw, async-signal-safe system calls on data prepared before fork/clone.
     unsafe {
@@ -1067,6 +1136,13 @@ fn exec_tail(p: &Tail, errfd: RawFd) -> ! {
             setup(S_NNP, errno());
         }
         libc::umask(0o022);
+    }
+}
+
+/// The exec itself, after [`credentials`]. Raw system calls only.
+fn exec_cmd(p: &Tail, errfd: RawFd) -> ! {
+    // SAFETY: raw, async-signal-safe system calls on data prepared before fork/clone.
+    unsafe {
         // Everything but the standard streams and the status pipe closes on exec.
         libc::syscall(
             libc::SYS_close_range,

@@ -145,6 +145,8 @@ pub struct RunOptions {
     pub resources: Resources,
     /// `-t` (adds `TERM=xterm`).
     pub tty: bool,
+    /// `--init`: a minimal init as PID 1 that forwards signals and reaps zombies.
+    pub init: bool,
     /// `--stop-signal`.
     pub stop_signal: Option<String>,
     /// Set no_new_privs before exec. strata defaults to on (issue 4); Docker only sets it
@@ -171,6 +173,7 @@ impl Default for RunOptions {
             privileged: false,
             resources: Resources::default(),
             tty: false,
+            init: false,
             stop_signal: None,
             no_new_privileges: true,
         }
@@ -251,6 +254,8 @@ pub struct Spec {
     pub privileged: bool,
     /// Signal `stop` sends first (`SIGTERM` unless the image or options say otherwise).
     pub stop_signal: String,
+    /// Run a minimal init as PID 1 (`--init`).
+    pub init: bool,
 }
 
 /// Replaces the entry with the same key in `env`, or appends (Docker's
@@ -395,6 +400,7 @@ pub fn compose(image: &ImageConfig, opts: &RunOptions) -> Result<Spec> {
             .clone()
             .or_else(|| image.stop_signal.clone())
             .unwrap_or_else(|| "SIGTERM".into()),
+        init: opts.init,
     })
 }
 

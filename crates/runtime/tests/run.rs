@@ -890,3 +890,72 @@ fn foreground_run_forwards_sigterm() {
     let status = helper.wait().unwrap();
     assert_eq!(status.code(), Some(7), "{status:?}");
 }
+
+#[test]
+fn init_runs_as_pid_one_and_passes_codes_and_signals() {
+    if !is_root() {
+        return;
+    }
+    let o = run_with(
+        &[
+            "sh",
+            "-c",
+            "echo $$; cat /proc/1/status | grep -c '^Name'; exit 5",
+        ],
+        &[],
+        |o, _| o.init = true,
+    );
+    assert_eq!(o.result.unwrap(), 5, "{}", o.stderr);
+    let pid: u32 = o.stdout.lines().next().unwrap().trim().parse().unwrap();
+    assert_ne!(pid, 1, "the command is not PID 1 under --init");
+    let e = run_with(&["nosuch"], &[], |o, _| o.init = true)
+        .result
+        .unwrap_err();
+    assert_eq!(e.exit_code(), 127);
+
+    let t = tempfile::tempdir().unwrap();
+    let init = t.path().join("init");
+    runtime::make_init_layer(&init).unwrap();
+    let snaps = OverlaySnapshotter::new(&t.path().join("s")).unwrap();
+    let rootfs = t.path().join("r");
+    fs::create_dir(&rootfs).unwrap();
+    snapshot::mount_all(
+        &snaps
+            .prepare("c", &[init, busybox_layer().to_path_buf()])
+            .unwrap(),
+        &rootfs,
+    )
+    .unwrap();
+    let _guard = Unmount(t.path().to_path_buf());
+    let o = RunOptions {
+        id: "initsig".into(),
+        args: vec![
+            "sh".into(),
+            "-c".into(),
+            "trap 'exit 9' TERM; touch /tmp/ready; while true; do sleep 0.05; done".into(),
+        ],
+        init: true,
+        network: Network::None,
+        ..Default::default()
+    };
+    let spec = runtime::compose(&image(), &o).unwrap();
+    let mut c = runtime::spawn(
+        &rootfs,
+        &spec,
+        SpawnOptions {
+            kill_with_parent: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let ready = rootfs.join("tmp/ready");
+    for _ in 0..500 {
+        if ready.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(ready.exists());
+    c.signal(libc::SIGTERM).unwrap();
+    assert_eq!(c.wait().unwrap(), 9);
+}
