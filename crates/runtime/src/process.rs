@@ -57,6 +57,10 @@ pub struct SpawnOptions {
     /// Kill the container with SIGKILL when the thread that started it exits (foreground runs
     /// and build steps; not for `-d`).
     pub kill_with_parent: bool,
+    /// `-t`: give the process a terminal made in the container's own `/dev/pts` (also bound
+    /// to `/dev/console`) as its controlling terminal and standard streams, ignoring the
+    /// `Stdio` fields; [`Container::take_pty_master`] returns the master side.
+    pub tty: bool,
 }
 
 /// A started container process.
@@ -66,9 +70,15 @@ pub struct Container {
     cgroup: Option<Cgroup>,
     created: Vec<PathBuf>,
     exit: Option<i32>,
+    pty_master: Option<OwnedFd>,
 }
 
 impl Container {
+    /// The master side of the container's terminal (with [`SpawnOptions::tty`]), once.
+    pub fn take_pty_master(&mut self) -> Option<OwnedFd> {
+        self.pty_master.take()
+    }
+
     /// The process ID (in the caller's PID namespace).
     pub fn pid(&self) -> i32 {
         self.pid
@@ -203,6 +213,8 @@ struct Plan {
     net_none: bool,
     tail: Tail,
     init: bool,
+    /// The child's end of the socket the terminal master is sent over (-1: no terminal).
+    tty_sock: RawFd,
     stdio: [RawFd; 3],
     cgroup_fds: Vec<RawFd>,
     kill_with_parent: bool,
@@ -577,6 +589,7 @@ fn plan(
             net_none: spec.network == Network::None,
             tail,
             init: spec.init,
+            tty_sock: -1,
             stdio,
             cgroup_fds: Vec::new(),
             kill_with_parent: opts.kill_with_parent,
@@ -586,7 +599,7 @@ fn plan(
 }
 
 /// Descriptions of the child's fixed steps; their indices are the `S_*` constants.
-const FIXED_STEPS: [&str; 10] = [
+const FIXED_STEPS: [&str; 11] = [
     "set up standard streams",
     "join cgroup",
     "pivot_root into the root filesystem",
@@ -597,6 +610,7 @@ const FIXED_STEPS: [&str; 10] = [
     "set user and groups",
     "set capabilities",
     "set no_new_privs",
+    "set up the terminal",
 ];
 const S_STDIO: usize = 0;
 const S_CGROUP: usize = 1;
@@ -608,6 +622,7 @@ const S_CWD: usize = 6;
 const S_USER: usize = 7;
 const S_CAPS: usize = 8;
 const S_NNP: usize = 9;
+const S_TTY: usize = 10;
 
 /// Failure kinds the child reports.
 const K_SETUP: u32 = 0;
@@ -655,6 +670,26 @@ pub fn spawn(rootfs: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Container
     // SAFETY: freshly created descriptors we own.
     let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
 
+    let socks = if opts.tty {
+        let mut sv = [0; 2];
+        // SAFETY: valid array.
+        if unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                0,
+                sv.as_mut_ptr(),
+            )
+        } != 0
+        {
+            return Err(io::Error::last_os_error()).ctx("create", "terminal socket");
+        }
+        // SAFETY: freshly created descriptors we own.
+        Some(unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) })
+    } else {
+        None
+    };
+    plan.tty_sock = socks.as_ref().map_or(-1, |(_, c)| c.as_raw_fd());
     let mut flags =
         libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
     if spec.network == Network::None {
@@ -688,6 +723,7 @@ pub fn spawn(rootfs: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Container
         cgroup,
         created,
         exit: None,
+        pty_master: None,
     };
     let mut buf = [0u8; 12];
     let mut got = 0;
@@ -701,6 +737,9 @@ pub fn spawn(rootfs: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Container
         }
     }
     if got == 0 {
+        if let Some((parent_sock, _)) = &socks {
+            container.pty_master = Some(recv_fd(parent_sock.as_raw_fd())?);
+        }
         return Ok(container);
     }
     let _ = container.wait();
@@ -926,6 +965,127 @@ fn lo_up() -> std::result::Result<(), i32> {
     Ok(())
 }
 
+/// Opens a terminal in the container's devpts (after pivot_root), sends the master to the
+/// parent over `sock`, binds the slave to /dev/console and makes it the controlling terminal
+/// and standard streams. Raw system calls only.
+fn make_terminal(sock: RawFd) -> std::result::Result<(), i32> {
+    // SAFETY: raw system calls on stack buffers.
+    unsafe {
+        let m = libc::open(
+            c"/dev/ptmx".as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        if m < 0 {
+            return Err(errno());
+        }
+        let unlock: libc::c_int = 0;
+        let mut n: libc::c_uint = 0;
+        if libc::ioctl(m, libc::TIOCSPTLCK, &unlock) != 0
+            || libc::ioctl(m, libc::TIOCGPTN, &mut n) != 0
+        {
+            return Err(errno());
+        }
+        let slave = libc::ioctl(m, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY);
+        if slave < 0 {
+            return Err(errno());
+        }
+        // Send the master: one byte of data with the descriptor attached.
+        let mut byte = [0u8; 1];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        let mut cbuf = [0u64; 8];
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), m);
+        if libc::sendmsg(sock, &msg, 0) < 0 {
+            return Err(errno());
+        }
+        libc::close(m);
+        // "/dev/pts/N", written by hand (no allocation).
+        let mut path = [0u8; 32];
+        let prefix = b"/dev/pts/";
+        path[..prefix.len()].copy_from_slice(prefix);
+        let mut digits = [0u8; 10];
+        let mut k = 0;
+        let mut v = n;
+        loop {
+            digits[k] = b'0' + (v % 10) as u8;
+            k += 1;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        for i in 0..k {
+            path[prefix.len() + i] = digits[k - 1 - i];
+        }
+        let console = c"/dev/console";
+        let fd = libc::open(
+            console.as_ptr(),
+            libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+            0o600,
+        );
+        if fd >= 0 {
+            libc::close(fd);
+            libc::mount(
+                path.as_ptr().cast(),
+                console.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            );
+        }
+        if libc::ioctl(slave, libc::TIOCSCTTY, 0) != 0 {
+            return Err(errno());
+        }
+        for i in 0..3 {
+            if libc::dup2(slave, i) < 0 {
+                return Err(errno());
+            }
+        }
+        if slave > 2 {
+            libc::close(slave);
+        }
+    }
+    Ok(())
+}
+
+/// Receives one descriptor sent by [`make_terminal`].
+fn recv_fd(sock: RawFd) -> Result<OwnedFd> {
+    // SAFETY: recvmsg into stack buffers; the received descriptor is new and ours.
+    unsafe {
+        let mut byte = [0u8; 1];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        let mut cbuf = [0u64; 8];
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&cbuf);
+        if libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT) < 0 {
+            return Err(io::Error::last_os_error()).ctx("receive", "terminal");
+        }
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if cmsg.is_null() || (*cmsg).cmsg_type != libc::SCM_RIGHTS {
+            return Err(io::Error::other("no descriptor received")).ctx("receive", "terminal");
+        }
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
 /// Default signal dispositions and an empty mask, whatever the parent had (Rust ignores
 /// SIGPIPE, a test harness may block signals). Async-signal-safe.
 fn reset_signals() {
@@ -986,6 +1146,11 @@ fn child(p: &Plan, errfd: RawFd) -> ! {
         for (op, step) in &p.post {
             if let Err(e) = run_op(op) {
                 setup(*step, e);
+            }
+        }
+        if p.tty_sock >= 0 {
+            if let Err(e) = make_terminal(p.tty_sock) {
+                setup(S_TTY, e);
             }
         }
         if p.readonly_root
@@ -1349,6 +1514,7 @@ pub fn exec(pid: i32, process: &Process, opts: ExecOptions) -> Result<Container>
         });
     }
     let mut c = Container {
+        pty_master: None,
         pid: i32::from_ne_bytes(pid_buf),
         cgroup: None,
         created: Vec::new(),
@@ -1470,6 +1636,7 @@ pub fn run_step(rootfs: &Path, spec: &Spec, stdout: Stdio, stderr: Stdio) -> Res
             stdout,
             stderr,
             kill_with_parent: true,
+            tty: false,
         },
     )?;
     c.wait()

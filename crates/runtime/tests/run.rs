@@ -182,6 +182,7 @@ fn run_on(
                 stdout: Stdio::Fd(out_fd),
                 stderr: Stdio::Fd(err_fd),
                 kill_with_parent: true,
+                tty: false,
             },
         )?;
         created = c
@@ -958,4 +959,62 @@ fn init_runs_as_pid_one_and_passes_codes_and_signals() {
     assert!(ready.exists());
     c.signal(libc::SIGTERM).unwrap();
     assert_eq!(c.wait().unwrap(), 9);
+}
+
+#[test]
+fn tty_gives_the_process_a_terminal_of_its_own() {
+    if !is_root() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let init = t.path().join("init");
+    runtime::make_init_layer(&init).unwrap();
+    let snaps = OverlaySnapshotter::new(&t.path().join("s")).unwrap();
+    let rootfs = t.path().join("r");
+    fs::create_dir(&rootfs).unwrap();
+    snapshot::mount_all(
+        &snaps
+            .prepare("c", &[init, busybox_layer().to_path_buf()])
+            .unwrap(),
+        &rootfs,
+    )
+    .unwrap();
+    let _guard = Unmount(t.path().to_path_buf());
+    let o = RunOptions {
+        id: "ttytest".into(),
+        args: vec![
+            "sh".into(),
+            "-c".into(),
+            "tty; [ -t 0 ] && [ -t 1 ] && echo T; echo $TERM; ls -l /dev/console | cut -c1".into(),
+        ],
+        tty: true,
+        network: Network::None,
+        ..Default::default()
+    };
+    let spec = runtime::compose(&image(), &o).unwrap();
+    let mut c = runtime::spawn(
+        &rootfs,
+        &spec,
+        SpawnOptions {
+            tty: true,
+            kill_with_parent: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let master = c.take_pty_master().expect("a terminal master");
+    let mut out = Vec::new();
+    let mut f = fs::File::from(master);
+    let mut buf = [0u8; 4096];
+    // Read until the slave side is closed (EIO) once the process is gone.
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => break,
+        }
+    }
+    assert_eq!(c.wait().unwrap(), 0);
+    let text = String::from_utf8_lossy(&out).replace('\r', "");
+    assert_eq!(text, "/dev/pts/0\nT\nxterm\nc\n");
 }
