@@ -968,7 +968,7 @@ fn lo_up() -> std::result::Result<(), i32> {
 /// Opens a terminal in the container's devpts (after pivot_root), sends the master to the
 /// parent over `sock`, binds the slave to /dev/console and makes it the controlling terminal
 /// and standard streams. Raw system calls only.
-fn make_terminal(sock: RawFd) -> std::result::Result<(), i32> {
+fn make_terminal(sock: RawFd, bind_console: bool) -> std::result::Result<(), i32> {
     // SAFETY: raw system calls on stack buffers.
     unsafe {
         let m = libc::open(
@@ -1034,7 +1034,7 @@ fn make_terminal(sock: RawFd) -> std::result::Result<(), i32> {
             libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
             0o600,
         );
-        if fd >= 0 {
+        if bind_console && fd >= 0 {
             libc::close(fd);
             libc::mount(
                 path.as_ptr().cast(),
@@ -1149,7 +1149,7 @@ fn child(p: &Plan, errfd: RawFd) -> ! {
             }
         }
         if p.tty_sock >= 0 {
-            if let Err(e) = make_terminal(p.tty_sock) {
+            if let Err(e) = make_terminal(p.tty_sock, true) {
                 setup(S_TTY, e);
             }
         }
@@ -1363,6 +1363,8 @@ pub struct ExecOptions {
     pub stdout: Stdio,
     /// Standard error.
     pub stderr: Stdio,
+    /// `-t`: a new terminal in the container's `/dev/pts`, as for [`SpawnOptions::tty`].
+    pub tty: bool,
 }
 
 /// The `cgroup.procs` files of the strata cgroups process `pid` is in.
@@ -1446,10 +1448,31 @@ pub fn exec(pid: i32, process: &Process, opts: ExecOptions) -> Result<Container>
         "join the container's cgroups".into(),
         "set up standard streams".into(),
         "start the process".into(),
+        "set up the terminal".into(),
     ];
 
     let (err_rd, err_wr) = pipe()?;
     let (pid_rd, pid_wr) = pipe()?;
+    let socks = if opts.tty {
+        let mut sv = [0; 2];
+        // SAFETY: valid array.
+        if unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                0,
+                sv.as_mut_ptr(),
+            )
+        } != 0
+        {
+            return Err(io::Error::last_os_error()).ctx("create", "terminal socket");
+        }
+        // SAFETY: freshly created descriptors we own.
+        Some(unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) })
+    } else {
+        None
+    };
+    let tty_sock = socks.as_ref().map_or(-1, |(_, c)| c.as_raw_fd());
     let (errfd, pidfd) = (err_wr.as_raw_fd(), pid_wr.as_raw_fd());
     // SAFETY: the helper and its clone only make raw system calls on data prepared above.
     let helper = unsafe { libc::fork() };
@@ -1492,6 +1515,11 @@ pub fn exec(pid: i32, process: &Process, opts: ExecOptions) -> Result<Container>
                     fail(errfd, K_SETUP, 2, errno());
                 }
             }
+            if tty_sock >= 0 {
+                if let Err(e) = make_terminal(tty_sock, false) {
+                    fail(errfd, K_SETUP, 4, e);
+                }
+            }
             exec_tail(&tail, errfd);
         }
     }
@@ -1521,6 +1549,9 @@ pub fn exec(pid: i32, process: &Process, opts: ExecOptions) -> Result<Container>
         exit: None,
     };
     if got == 0 {
+        if let Some((parent_sock, _)) = &socks {
+            c.pty_master = Some(recv_fd(parent_sock.as_raw_fd())?);
+        }
         return Ok(c);
     }
     let _ = c.wait();

@@ -772,6 +772,7 @@ fn exec_joins_a_running_container() {
                 stdin: Stdio::Null,
                 stdout: Stdio::Fd(fd),
                 stderr: Stdio::Inherit,
+                tty: false,
             },
         )
         .and_then(|mut x| x.wait());
@@ -809,6 +810,39 @@ fn exec_joins_a_running_container() {
     let e = exec(&["pwd"], &[], Some("/nope"), None).0.unwrap_err();
     assert_eq!(e.exit_code(), 126);
     assert_eq!(e.to_string(), "OCI runtime exec failed: exec failed: unable to start container process: chdir to cwd (\"/nope\") set in config.json failed: no such file or directory: unknown");
+
+    // exec -t: a terminal of its own in the container's devpts.
+    let p = spec
+        .exec_process(
+            vec!["sh".into(), "-c".into(), "tty".into()],
+            &[],
+            None,
+            None,
+        )
+        .unwrap();
+    let mut x = runtime::exec(
+        c.pid(),
+        &p,
+        runtime::ExecOptions {
+            tty: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut f = fs::File::from(x.take_pty_master().unwrap());
+    let mut out = Vec::new();
+    let mut buf = [0u8; 256];
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(x.wait().unwrap(), 0);
+    assert!(
+        String::from_utf8_lossy(&out).starts_with("/dev/pts/"),
+        "{out:?}"
+    );
 
     c.signal(libc::SIGKILL).unwrap();
     assert_eq!(c.wait().unwrap(), 137);
