@@ -33,8 +33,10 @@
 
 mod caps;
 mod cgroup;
+mod child;
 mod error;
 mod etc;
+mod plan;
 mod process;
 mod scope;
 mod spec;
