@@ -460,8 +460,26 @@ fn credentials(p: &Tail, errfd: RawFd) {
         }
         // Capabilities: bounding set first, then credentials keeping the permitted set,
         // then the effective/permitted sets; inheritable and ambient stay empty (Docker).
+        // Only capabilities this process holds can be kept (a machine may withhold some,
+        // even from root): intersect with the current permitted set.
+        let hdr = CapHeader {
+            version: 0x2008_0522,
+            pid: 0,
+        };
+        let mut cur = [CapData {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        }; 2];
+        let held =
+            if libc::syscall(libc::SYS_capget, &hdr as *const CapHeader, cur.as_mut_ptr()) == 0 {
+                (cur[0].permitted as u64) | ((cur[1].permitted as u64) << 32)
+            } else {
+                u64::MAX
+            };
+        let caps = p.caps & held;
         for c in 0..=p.last_cap {
-            if p.caps & (1u64 << c) == 0 {
+            if caps & (1u64 << c) == 0 {
                 libc::prctl(libc::PR_CAPBSET_DROP, c as libc::c_ulong, 0, 0, 0);
             }
         }
@@ -472,12 +490,8 @@ fn credentials(p: &Tail, errfd: RawFd) {
         {
             setup(S_USER, errno());
         }
-        let hdr = CapHeader {
-            version: 0x2008_0522,
-            pid: 0,
-        };
-        let lo = p.caps as u32;
-        let hi = (p.caps >> 32) as u32;
+        let lo = caps as u32;
+        let hi = (caps >> 32) as u32;
         let data = [
             CapData {
                 effective: lo,

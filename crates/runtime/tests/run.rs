@@ -1052,3 +1052,46 @@ fn tty_gives_the_process_a_terminal_of_its_own() {
     let text = String::from_utf8_lossy(&out).replace('\r', "");
     assert_eq!(text, "/dev/pts/0\nT\nxterm\nc\n");
 }
+
+#[test]
+fn privileged_and_host_network() {
+    if !is_root() {
+        return;
+    }
+    let host_ifaces = fs::read_to_string("/proc/net/dev")
+        .unwrap()
+        .lines()
+        .skip(2)
+        .count();
+    let o = run_with(
+        &[
+            "sh",
+            "-c",
+            "hostname; grep -c : /proc/net/dev; grep '^CapBnd' /proc/self/status; grep ' /sys ' /proc/self/mountinfo | cut -d' ' -f6 | cut -d, -f1; cat /proc/timer_list | wc -c",
+        ],
+        &[],
+        |o, _| {
+            o.network = Network::Host;
+            o.host_hostname = "the-host".into();
+            o.privileged = true;
+        },
+    );
+    assert_eq!(o.result.unwrap(), 0, "{}", o.stderr);
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(lines[0], "the-host");
+    assert_eq!(
+        lines[1].parse::<usize>().unwrap(),
+        host_ifaces,
+        "the host's interfaces"
+    );
+    // Every capability this machine grants root (some sandboxes withhold a few).
+    let ours = fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("CapBnd"))
+        .unwrap()
+        .to_string();
+    assert_eq!(lines[2], ours);
+    assert_eq!(lines[3], "rw", "/sys is writable when privileged");
+    assert_ne!(lines[4].trim(), "0", "nothing is masked when privileged");
+}
