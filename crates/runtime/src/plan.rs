@@ -206,11 +206,102 @@ impl Builder {
     }
 }
 
+/// `/sys/fs/cgroup` as Docker shows it, read-only: on v2 the container's cgroup directory; on
+/// v1 a tmpfs with one directory per controller, each the container's cgroup of that
+/// controller. Only when the container has cgroups (resource limits).
+fn cgroup_mounts(b: &mut Builder, target: &Path, dirs: &[PathBuf]) -> Result<()> {
+    let ro_bind = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | NOSUID | NODEV | NOEXEC;
+    if dirs.is_empty() {
+        return Ok(());
+    }
+    if crate::cgroup::is_v2() {
+        let dir = &dirs[0];
+        b.push(
+            format!("bind {} to /sys/fs/cgroup", dir.display()),
+            Op::Mount {
+                src: Some(cs(dir)?),
+                target: cs(target)?,
+                fstype: None,
+                flags: libc::MS_BIND,
+                data: None,
+            },
+        );
+        b.push(
+            "make /sys/fs/cgroup read-only".into(),
+            Op::Mount {
+                src: None,
+                target: cs(target)?,
+                fstype: None,
+                flags: ro_bind,
+                data: None,
+            },
+        );
+        return Ok(());
+    }
+    b.mount(
+        "mount tmpfs to /sys/fs/cgroup".into(),
+        Some("tmpfs"),
+        target,
+        Some("tmpfs"),
+        NOSUID | NODEV | NOEXEC,
+        Some("mode=755"),
+    )?;
+    for dir in dirs {
+        // /sys/fs/cgroup/<controller>/strata/<id>
+        let Some(ctrl) = dir.components().nth(4) else {
+            continue;
+        };
+        let sub = target.join(ctrl);
+        let desc = format!(
+            "bind {} to /sys/fs/cgroup/{}",
+            dir.display(),
+            ctrl.as_os_str().to_string_lossy()
+        );
+        b.push(
+            desc.clone(),
+            Op::Mkdir {
+                path: cs(&sub)?,
+                mode: 0o755,
+            },
+        );
+        b.push(
+            desc.clone(),
+            Op::Mount {
+                src: Some(cs(dir)?),
+                target: cs(&sub)?,
+                fstype: None,
+                flags: libc::MS_BIND,
+                data: None,
+            },
+        );
+        b.push(
+            desc,
+            Op::Mount {
+                src: None,
+                target: cs(&sub)?,
+                fstype: None,
+                flags: ro_bind,
+                data: None,
+            },
+        );
+    }
+    b.mount(
+        "make /sys/fs/cgroup read-only".into(),
+        None,
+        target,
+        None,
+        libc::MS_REMOUNT | libc::MS_RDONLY | NOSUID | NODEV | NOEXEC,
+        Some("mode=755"),
+    )?;
+    Ok(())
+}
+
 pub(crate) fn plan(
     rootfs: &Path,
     spec: &Spec,
     opts: &SpawnOptions,
     stdio: [RawFd; 3],
+    cgroup_dirs: &[PathBuf],
 ) -> Result<(Plan, Vec<PathBuf>)> {
     let root = fs::canonicalize(rootfs).ctx("resolve root filesystem", rootfs)?;
     if !root.is_dir() {
@@ -343,6 +434,7 @@ pub(crate) fn plan(
         NOSUID | NODEV | NOEXEC | ro,
         None,
     )?;
+    cgroup_mounts(&mut b, &root.join("sys/fs/cgroup"), cgroup_dirs)?;
 
     if let Some(state) = &opts.state_dir {
         for name in ETC_FILES {

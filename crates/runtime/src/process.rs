@@ -181,8 +181,12 @@ pub fn spawn(rootfs: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Container
         Stdio::Fd(fd) => fd.as_raw_fd(),
     };
     let stdio = [fd_of(&opts.stdin), fd_of(&opts.stdout), fd_of(&opts.stderr)];
-    let (mut plan, created) = plan(rootfs, spec, &opts, stdio)?;
     let cgroup = Cgroup::create(&opts.id, &spec.resources)?;
+    let cgroup_dirs = cgroup
+        .as_ref()
+        .map(|c| c.dirs().to_vec())
+        .unwrap_or_default();
+    let (mut plan, created) = plan(rootfs, spec, &opts, stdio, &cgroup_dirs)?;
     if let Some(cg) = &cgroup {
         plan.cgroup_fds = cg.procs_fds();
     }

@@ -492,6 +492,23 @@ fn pids_limit_is_enforced_and_cgroup_removed() {
     if !is_root() {
         return;
     }
+    let script = if runtime::cgroup_v2() {
+        "cat /sys/fs/cgroup/pids.max /sys/fs/cgroup/memory.max; touch /sys/fs/cgroup/x || echo ro"
+    } else {
+        "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes; touch /sys/fs/cgroup/x || echo ro"
+    };
+    let o = run_with(&["sh", "-c", script], &[], |o, _| {
+        o.id = "cgview0123456789".into();
+        o.resources.pids_limit = Some(5);
+        o.resources.memory = Some(64 << 20);
+    });
+    assert_eq!(o.result.unwrap(), 0, "{}", o.stderr);
+    assert_eq!(
+        o.stdout,
+        format!("5\n{}\nro\n", 64u64 << 20),
+        "the container sees its limits"
+    );
+
     let o = run_with(
         &[
             "sh",
