@@ -82,14 +82,24 @@ fn all_mask() -> u64 {
     (1u64 << NAMES.len()) - 1
 }
 
-fn mask_of(names: &[String]) -> Result<u64> {
+fn mask_of(names: &[String], field: &'static str) -> Result<u64> {
     let mut m = 0;
     for n in names {
         if n.eq_ignore_ascii_case("ALL") {
             m |= all_mask();
             continue;
         }
-        let c = capability_number(n).ok_or_else(|| Error::UnknownCapability(n.clone()))?;
+        let c = capability_number(n).ok_or_else(|| {
+            let up = n.to_ascii_uppercase();
+            Error::UnknownCapability {
+                field,
+                name: if up.starts_with("CAP_") {
+                    up
+                } else {
+                    format!("CAP_{up}")
+                },
+            }
+        })?;
         m |= 1 << c;
     }
     Ok(m)
@@ -99,8 +109,8 @@ fn mask_of(names: &[String]) -> Result<u64> {
 /// default set, where dropping `ALL` starts from nothing, adding `ALL` gives everything, and
 /// adds win over drops of the same capability.
 pub fn effective_mask(privileged: bool, add: &[String], drop: &[String]) -> Result<u64> {
-    let add_m = mask_of(add)?;
-    let drop_m = mask_of(drop)?;
+    let add_m = mask_of(add, "CapAdd")?;
+    let drop_m = mask_of(drop, "CapDrop")?;
     if privileged {
         return Ok(all_mask());
     }
@@ -110,6 +120,7 @@ pub fn effective_mask(privileged: bool, add: &[String], drop: &[String]) -> Resu
             .iter()
             .map(|s| s.to_string())
             .collect::<Vec<_>>(),
+        "CapAdd",
     )?;
     if has_all(add) {
         return Ok(all_mask() & !(drop_m & !all_mask_if(has_all(drop))));
@@ -150,10 +161,11 @@ mod tests {
             1 << 5
         );
         assert_eq!(effective_mask(true, &[], &v(&["ALL"])).unwrap(), all_mask());
-        assert!(matches!(
-            effective_mask(false, &v(&["NOPE"]), &[]),
-            Err(Error::UnknownCapability(_))
-        ));
+        let e = effective_mask(false, &v(&["nope"]), &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid CapAdd: unknown capability: \"CAP_NOPE\""
+        );
         assert_eq!(capability_name(21).unwrap(), "CAP_SYS_ADMIN");
     }
 }

@@ -18,9 +18,13 @@ pub enum Error {
     /// Neither the image nor the options give a command.
     #[error("No command specified")]
     NoCommand,
-    /// `--cap-add`/`--cap-drop` named no capability.
-    #[error("unknown capability: {0:?}")]
-    UnknownCapability(String),
+    /// `--cap-add`/`--cap-drop` named no capability (`field` is `CapAdd` or `CapDrop`,
+    /// `name` is `CAP_`-prefixed and upper case, as Docker prints it).
+    #[error("invalid {field}: unknown capability: {name:?}")]
+    UnknownCapability { field: &'static str, name: String },
+    /// An option Docker rejects, in Docker's words.
+    #[error("{0}")]
+    Invalid(String),
     /// An option has a value that cannot be used.
     #[error("invalid {what} {value:?}: {reason}")]
     InvalidOption {
@@ -34,11 +38,13 @@ pub enum Error {
     /// The group is not in the image's /etc/group and is not numeric.
     #[error("unable to find group {0}: no matching entries in group file")]
     UnknownGroup(String),
-    /// The command cannot be started (Docker's `OCI runtime create failed` message).
-    #[error("failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: {argv0:?}: {reason}: unknown")]
+    /// The command cannot be started: Docker's `OCI runtime create failed` message for
+    /// containers, `OCI runtime exec failed` for `exec`; `detail` is runc's part, such as
+    /// `exec: "foo": executable file not found in $PATH`.
+    #[error("{}{detail}: unknown", phase.prefix())]
     Exec {
-        argv0: String,
-        reason: String,
+        phase: Phase,
+        detail: String,
         code: i32,
     },
     /// Setting up the container (namespaces, mounts, credentials) failed.
@@ -54,6 +60,24 @@ pub enum Error {
     /// A cgroup could not be made or configured.
     #[error("cgroup {path}: {reason}")]
     Cgroup { path: PathBuf, reason: String },
+}
+
+/// Whether a start failure happened creating a container or running `exec` in one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// `run`/`start`.
+    Create,
+    /// `exec`.
+    Exec,
+}
+
+impl Phase {
+    fn prefix(self) -> &'static str {
+        match self {
+            Phase::Create => "failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: ",
+            Phase::Exec => "OCI runtime exec failed: exec failed: unable to start container process: ",
+        }
+    }
 }
 
 impl Error {

@@ -12,7 +12,8 @@
 //! [`write_etc_files`], pivot_root, Docker's default capabilities and masked paths, cgroup
 //! limits (v1 and v2), then exec. Failures to exec carry Docker's message and exit code
 //! (127 not found, 126 cannot invoke). [`run`] is the foreground form that forwards SIGINT and
-//! SIGTERM; [`run_step`] is what the builder calls for `RUN`.
+//! SIGTERM; [`run_step`] is what the builder calls for `RUN`; [`exec`] starts another process
+//! in a running container (`docker exec`), built with [`Spec::exec_process`].
 //!
 //! So that mount points never land in a container's writable layer, callers stack
 //! [`make_init_layer`]'s directory on top of the image's layers (Docker's `-init` layer);
@@ -32,8 +33,10 @@
 
 mod caps;
 mod cgroup;
+mod child;
 mod error;
 mod etc;
+mod plan;
 mod process;
 mod scope;
 mod spec;
@@ -41,9 +44,9 @@ mod user;
 
 pub use caps::{capability_name, capability_number, DEFAULT_CAPABILITIES};
 pub use cgroup::{is_v2 as cgroup_v2, remove_stale as remove_stale_cgroups};
-pub use error::{Error, Result};
+pub use error::{Error, Phase, Result};
 pub use etc::{make_init_layer, write_etc_files, ETC_FILES};
-pub use process::{run, run_step, spawn, Container, SpawnOptions, Stdio};
+pub use process::{exec, run, run_step, spawn, Container, ExecOptions, SpawnOptions, Stdio};
 pub use spec::{
     compose, ImageConfig, MountKind, MountSpec, Network, Process, Resources, RunOptions, Spec,
     DEFAULT_PATH, MASKED_PATHS, READONLY_PATHS,

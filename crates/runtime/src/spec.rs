@@ -10,6 +10,9 @@ use crate::error::{Error, Result};
 /// Docker's default `PATH` for Linux containers.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// Docker's smallest `--memory`.
+pub const MIN_MEMORY: u64 = 6 * 1024 * 1024;
+
 /// Paths Docker masks in every unprivileged container (bind of /dev/null on files, an empty
 /// read-only tmpfs on directories); missing ones are skipped.
 pub const MASKED_PATHS: [&str; 11] = [
@@ -142,6 +145,8 @@ pub struct RunOptions {
     pub resources: Resources,
     /// `-t` (adds `TERM=xterm`).
     pub tty: bool,
+    /// `--init`: a minimal init as PID 1 that forwards signals and reaps zombies.
+    pub init: bool,
     /// `--stop-signal`.
     pub stop_signal: Option<String>,
     /// Set no_new_privs before exec. strata defaults to on (issue 4); Docker only sets it
@@ -168,6 +173,7 @@ impl Default for RunOptions {
             privileged: false,
             resources: Resources::default(),
             tty: false,
+            init: false,
             stop_signal: None,
             no_new_privileges: true,
         }
@@ -191,6 +197,8 @@ pub struct Process {
     pub gid: u32,
     /// Resolved supplementary groups.
     pub additional_gids: Vec<u32>,
+    /// The user's home directory: `HOME` when `env` has none (as runc sets it).
+    pub home: String,
     /// Capability mask (bit N is capability N) for bounding, effective and permitted sets.
     pub capabilities: u64,
     /// Set no_new_privs.
@@ -198,6 +206,23 @@ pub struct Process {
 }
 
 impl Process {
+    /// `env`, plus `HOME` from the user when `env` does not set it: what the process gets.
+    pub fn full_env(&self) -> Vec<String> {
+        let mut env = self.env.clone();
+        if self.env_value("HOME").is_none() {
+            env.push(format!("HOME={}", self.home));
+        }
+        env
+    }
+
+    /// Sets the resolved user's IDs, groups and home directory.
+    pub fn apply_user(&mut self, user: &crate::User) {
+        self.uid = user.uid;
+        self.gid = user.gid;
+        self.additional_gids = user.additional_gids.clone();
+        self.home = user.home.clone();
+    }
+
     /// The value of environment variable `key`.
     pub fn env_value(&self, key: &str) -> Option<&str> {
         self.env
@@ -229,6 +254,8 @@ pub struct Spec {
     pub privileged: bool,
     /// Signal `stop` sends first (`SIGTERM` unless the image or options say otherwise).
     pub stop_signal: String,
+    /// Run a minimal init as PID 1 (`--init`).
+    pub init: bool,
 }
 
 /// Replaces the entry with the same key in `env`, or appends (Docker's
@@ -319,11 +346,12 @@ pub fn compose(image: &ImageConfig, opts: &RunOptions) -> Result<Spec> {
         None => "/".to_string(),
     };
     if !cwd.starts_with('/') {
-        return Err(Error::InvalidOption {
-            what: "working directory",
-            value: cwd,
-            reason: "the working directory must be an absolute path".into(),
-        });
+        return Err(Error::Invalid(format!(
+            "the working directory '{cwd}' is invalid, it needs to be an absolute path"
+        )));
+    }
+    if opts.resources.memory.is_some_and(|m| m < MIN_MEMORY) {
+        return Err(Error::Invalid("Minimum memory limit allowed is 6MB".into()));
     }
 
     for m in &opts.mounts {
@@ -355,6 +383,7 @@ pub fn compose(image: &ImageConfig, opts: &RunOptions) -> Result<Spec> {
             uid: 0,
             gid: 0,
             additional_gids: Vec::new(),
+            home: "/".into(),
             capabilities,
             no_new_privileges: opts.no_new_privileges && !opts.privileged,
         },
@@ -371,19 +400,47 @@ pub fn compose(image: &ImageConfig, opts: &RunOptions) -> Result<Spec> {
             .clone()
             .or_else(|| image.stop_signal.clone())
             .unwrap_or_else(|| "SIGTERM".into()),
+        init: opts.init,
     })
 }
 
 impl Spec {
-    /// Sets the resolved user's IDs and groups, and `HOME` from its passwd entry when the
-    /// environment has none (as runc does).
+    /// Sets the resolved user's IDs, groups and home directory (see [`Process::apply_user`]).
     pub fn apply_user(&mut self, user: &crate::User) {
-        self.process.uid = user.uid;
-        self.process.gid = user.gid;
-        self.process.additional_gids = user.additional_gids.clone();
-        if self.process.env_value("HOME").is_none() {
-            self.process.env.push(format!("HOME={}", user.home));
+        self.process.apply_user(user);
+    }
+
+    /// The process `docker exec` runs in this container: `args`, the container's environment
+    /// with `env` (`KEY=value`) replacing or adding entries, `workdir` or the container's,
+    /// `user` (unresolved: call [`crate::resolve_user`] and [`Process::apply_user`]) or the
+    /// container's, and the container's capabilities.
+    pub fn exec_process(
+        &self,
+        args: Vec<String>,
+        env: &[String],
+        workdir: Option<String>,
+        user: Option<String>,
+    ) -> Result<Process> {
+        if args.is_empty() {
+            return Err(Error::Invalid("No exec command specified".into()));
         }
+        let mut p = self.process.clone();
+        p.args = args;
+        for e in env {
+            replace_or_append(&mut p.env, e);
+        }
+        if let Some(w) = workdir.filter(|w| !w.is_empty()) {
+            if !w.starts_with('/') {
+                return Err(Error::Invalid(format!(
+                    "the working directory '{w}' is invalid, it needs to be an absolute path"
+                )));
+            }
+            p.cwd = w;
+        }
+        if let Some(u) = user {
+            p.user = u;
+        }
+        Ok(p)
     }
 }
 
@@ -496,7 +553,8 @@ mod tests {
             home: "/home/u".into(),
         };
         sp.apply_user(&u);
-        assert_eq!(sp.process.env.last().unwrap(), "HOME=/home/u");
+        assert_eq!(sp.process.full_env().last().unwrap(), "HOME=/home/u");
+        assert!(sp.process.env_value("HOME").is_none());
         assert_eq!(
             (
                 sp.process.uid,
@@ -509,6 +567,14 @@ mod tests {
         o.env = s(&["HOME=/mine"]);
         let mut sp = compose(&image(), &o).unwrap();
         sp.apply_user(&u);
+        assert_eq!(
+            sp.process
+                .full_env()
+                .iter()
+                .filter(|e| e.starts_with("HOME="))
+                .count(),
+            1
+        );
         assert_eq!(sp.process.env_value("HOME"), Some("/mine"));
     }
 
@@ -541,11 +607,41 @@ mod tests {
         );
         assert_eq!(sp.stop_signal, "SIGUSR1");
         o.workdir = Some("rel".into());
-        assert!(compose(&img, &o).is_err());
+        assert_eq!(
+            compose(&img, &o).unwrap_err().to_string(),
+            "the working directory 'rel' is invalid, it needs to be an absolute path"
+        );
+        o.workdir = None;
+        o.resources.memory = Some(1 << 20);
+        assert_eq!(
+            compose(&img, &o).unwrap_err().to_string(),
+            "Minimum memory limit allowed is 6MB"
+        );
         let mut o = opts();
         o.network = Network::Host;
         o.host_hostname = "vm".into();
         assert_eq!(compose(&img, &o).unwrap().hostname, "vm");
+    }
+
+    #[test]
+    fn exec_process_extends_the_containers() {
+        let mut o = opts();
+        o.env = s(&["A=1"]);
+        let sp = compose(&image(), &o).unwrap();
+        let p = sp
+            .exec_process(
+                s(&["ls"]),
+                &s(&["A=2", "B=3"]),
+                Some("/x".into()),
+                Some("nobody".into()),
+            )
+            .unwrap();
+        assert_eq!(p.args, s(&["ls"]));
+        assert_eq!(p.env_value("A"), Some("2"));
+        assert_eq!(p.env_value("B"), Some("3"));
+        assert_eq!((p.cwd.as_str(), p.user.as_str()), ("/x", "nobody"));
+        assert_eq!(p.capabilities, sp.process.capabilities);
+        assert!(sp.exec_process(Vec::new(), &[], None, None).is_err());
     }
 
     #[test]

@@ -182,6 +182,7 @@ fn run_on(
                 stdout: Stdio::Fd(out_fd),
                 stderr: Stdio::Fd(err_fd),
                 kill_with_parent: true,
+                tty: false,
             },
         )?;
         created = c
@@ -491,6 +492,23 @@ fn pids_limit_is_enforced_and_cgroup_removed() {
     if !is_root() {
         return;
     }
+    let script = if runtime::cgroup_v2() {
+        "cat /sys/fs/cgroup/pids.max /sys/fs/cgroup/memory.max; touch /sys/fs/cgroup/x || echo ro"
+    } else {
+        "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes; touch /sys/fs/cgroup/x || echo ro"
+    };
+    let o = run_with(&["sh", "-c", script], &[], |o, _| {
+        o.id = "cgview0123456789".into();
+        o.resources.pids_limit = Some(5);
+        o.resources.memory = Some(64 << 20);
+    });
+    assert_eq!(o.result.unwrap(), 0, "{}", o.stderr);
+    assert_eq!(
+        o.stdout,
+        format!("5\n{}\nro\n", 64u64 << 20),
+        "the container sees its limits"
+    );
+
     let o = run_with(
         &[
             "sh",
@@ -709,4 +727,388 @@ fn run_step_streams_output_and_returns_the_code() {
     assert_eq!(tree(&upper), ["built"]);
     let m = fs::symlink_metadata(upper.join("built")).unwrap();
     assert!(m.is_file() && !m.file_type().is_char_device() && m.uid() == 0);
+}
+
+#[test]
+fn exec_joins_a_running_container() {
+    if !is_root() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let init = t.path().join("init");
+    runtime::make_init_layer(&init).unwrap();
+    let snaps = OverlaySnapshotter::new(&t.path().join("s")).unwrap();
+    let rootfs = t.path().join("r");
+    fs::create_dir(&rootfs).unwrap();
+    snapshot::mount_all(
+        &snaps
+            .prepare("c", &[init, busybox_layer().to_path_buf()])
+            .unwrap(),
+        &rootfs,
+    )
+    .unwrap();
+    let _guard = Unmount(t.path().to_path_buf());
+    let mut o = RunOptions {
+        id: "exectest01".into(),
+        args: vec!["sleep".into(), "30".into()],
+        hostname: Some("host-x".into()),
+        env: vec!["FROM_RUN=1".into()],
+        network: Network::None,
+        ..Default::default()
+    };
+    o.resources.pids_limit = Some(50);
+    let mut spec = runtime::compose(&image(), &o).unwrap();
+    spec.apply_user(&runtime::resolve_user(&rootfs, "").unwrap());
+    let mut c = runtime::spawn(
+        &rootfs,
+        &spec,
+        SpawnOptions {
+            id: o.id.clone(),
+            stdin: Stdio::Null,
+            kill_with_parent: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+
+    let exec = |args: &[&str], env: &[&str], workdir: Option<&str>, user: Option<&str>| {
+        let mut p = spec
+            .exec_process(
+                args.iter().map(|s| s.to_string()).collect(),
+                &env.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                workdir.map(str::to_string),
+                user.map(str::to_string),
+            )
+            .unwrap();
+        p.apply_user(&runtime::resolve_user(&rootfs, &p.user).unwrap());
+        let (f, fd) = capture();
+        let r = runtime::exec(
+            c.pid(),
+            &p,
+            runtime::ExecOptions {
+                stdin: Stdio::Null,
+                stdout: Stdio::Fd(fd),
+                stderr: Stdio::Inherit,
+                tty: false,
+            },
+        )
+        .and_then(|mut x| x.wait());
+        (r, read_all(f))
+    };
+    let (r, out) = exec(
+        &[
+            "sh",
+            "-c",
+            "echo pid=$$; hostname; id; pwd; echo $FROM_RUN $EXTRA $HOME; cat /proc/1/cmdline | tr '\\0' ' '; echo; grep -c /strata/exectest01 /proc/self/cgroup; exit 4",
+        ],
+        &["EXTRA=2"],
+        Some("/tmp"),
+        Some("nobody"),
+    );
+    assert_eq!(r.unwrap(), 4);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_ne!(lines[0], "pid=1");
+    assert_eq!(lines[1], "host-x");
+    assert_eq!(
+        lines[2],
+        "uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)"
+    );
+    assert_eq!(lines[3], "/tmp");
+    assert_eq!(lines[4], "1 2 /nonexistent");
+    assert_eq!(lines[5], "sleep 30 ");
+    assert_eq!(
+        lines[6], "1",
+        "the exec'd process is in the container's cgroup"
+    );
+
+    let e = exec(&["nosuch"], &[], None, None).0.unwrap_err();
+    assert_eq!(e.exit_code(), 126);
+    assert_eq!(e.to_string(), "OCI runtime exec failed: exec failed: unable to start container process: exec: \"nosuch\": executable file not found in $PATH: unknown");
+    let e = exec(&["pwd"], &[], Some("/nope"), None).0.unwrap_err();
+    assert_eq!(e.exit_code(), 126);
+    assert_eq!(e.to_string(), "OCI runtime exec failed: exec failed: unable to start container process: chdir to cwd (\"/nope\") set in config.json failed: no such file or directory: unknown");
+
+    // exec -t: a terminal of its own in the container's devpts.
+    let p = spec
+        .exec_process(
+            vec!["sh".into(), "-c".into(), "tty".into()],
+            &[],
+            None,
+            None,
+        )
+        .unwrap();
+    let mut x = runtime::exec(
+        c.pid(),
+        &p,
+        runtime::ExecOptions {
+            tty: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut f = fs::File::from(x.take_pty_master().unwrap());
+    let mut out = Vec::new();
+    let mut buf = [0u8; 256];
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(x.wait().unwrap(), 0);
+    assert!(
+        String::from_utf8_lossy(&out).starts_with("/dev/pts/"),
+        "{out:?}"
+    );
+
+    c.signal(libc::SIGKILL).unwrap();
+    assert_eq!(c.wait().unwrap(), 137);
+}
+
+/// Helper for `foreground_run_forwards_sigterm`, run in its own process (it installs signal
+/// handlers): a foreground run whose container exits 7 on SIGTERM; exits with its code.
+#[test]
+#[ignore = "helper process for foreground_run_forwards_sigterm"]
+fn helper_foreground_run() {
+    let Some(dir) = std::env::var_os("STRATA_TEST_FOREGROUND_DIR") else {
+        return;
+    };
+    let t = PathBuf::from(dir);
+    let init = t.join("init");
+    runtime::make_init_layer(&init).unwrap();
+    let snaps = OverlaySnapshotter::new(&t.join("s")).unwrap();
+    let rootfs = t.join("r");
+    fs::create_dir(&rootfs).unwrap();
+    snapshot::mount_all(
+        &snaps
+            .prepare("c", &[init, busybox_layer().to_path_buf()])
+            .unwrap(),
+        &rootfs,
+    )
+    .unwrap();
+    let o = RunOptions {
+        id: "fg".into(),
+        args: vec![
+            "sh".into(),
+            "-c".into(),
+            "trap 'exit 7' TERM; touch /tmp/ready; while true; do sleep 0.05; done".into(),
+        ],
+        network: Network::None,
+        ..Default::default()
+    };
+    let spec = runtime::compose(&image(), &o).unwrap();
+    let code = runtime::run(
+        &rootfs,
+        &spec,
+        SpawnOptions {
+            stdin: Stdio::Null,
+            kill_with_parent: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    snapshot::unmount_all(&rootfs).unwrap();
+    std::process::exit(code);
+}
+
+#[test]
+fn foreground_run_forwards_sigterm() {
+    if !is_root() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let _guard = Unmount(t.path().to_path_buf());
+    let mut helper = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "helper_foreground_run",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("STRATA_TEST_FOREGROUND_DIR", t.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = t.path().join("r/tmp/ready");
+    for _ in 0..1000 {
+        if ready.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(ready.exists(), "the container never started");
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(helper.id() as i32, libc::SIGTERM) };
+    let status = helper.wait().unwrap();
+    assert_eq!(status.code(), Some(7), "{status:?}");
+}
+
+#[test]
+fn init_runs_as_pid_one_and_passes_codes_and_signals() {
+    if !is_root() {
+        return;
+    }
+    let o = run_with(
+        &[
+            "sh",
+            "-c",
+            "echo $$; cat /proc/1/status | grep -c '^Name'; exit 5",
+        ],
+        &[],
+        |o, _| o.init = true,
+    );
+    assert_eq!(o.result.unwrap(), 5, "{}", o.stderr);
+    let pid: u32 = o.stdout.lines().next().unwrap().trim().parse().unwrap();
+    assert_ne!(pid, 1, "the command is not PID 1 under --init");
+    let e = run_with(&["nosuch"], &[], |o, _| o.init = true)
+        .result
+        .unwrap_err();
+    assert_eq!(e.exit_code(), 127);
+
+    let t = tempfile::tempdir().unwrap();
+    let init = t.path().join("init");
+    runtime::make_init_layer(&init).unwrap();
+    let snaps = OverlaySnapshotter::new(&t.path().join("s")).unwrap();
+    let rootfs = t.path().join("r");
+    fs::create_dir(&rootfs).unwrap();
+    snapshot::mount_all(
+        &snaps
+            .prepare("c", &[init, busybox_layer().to_path_buf()])
+            .unwrap(),
+        &rootfs,
+    )
+    .unwrap();
+    let _guard = Unmount(t.path().to_path_buf());
+    let o = RunOptions {
+        id: "initsig".into(),
+        args: vec![
+            "sh".into(),
+            "-c".into(),
+            "trap 'exit 9' TERM; touch /tmp/ready; while true; do sleep 0.05; done".into(),
+        ],
+        init: true,
+        network: Network::None,
+        ..Default::default()
+    };
+    let spec = runtime::compose(&image(), &o).unwrap();
+    let mut c = runtime::spawn(
+        &rootfs,
+        &spec,
+        SpawnOptions {
+            kill_with_parent: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let ready = rootfs.join("tmp/ready");
+    for _ in 0..500 {
+        if ready.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(ready.exists());
+    c.signal(libc::SIGTERM).unwrap();
+    assert_eq!(c.wait().unwrap(), 9);
+}
+
+#[test]
+fn tty_gives_the_process_a_terminal_of_its_own() {
+    if !is_root() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let init = t.path().join("init");
+    runtime::make_init_layer(&init).unwrap();
+    let snaps = OverlaySnapshotter::new(&t.path().join("s")).unwrap();
+    let rootfs = t.path().join("r");
+    fs::create_dir(&rootfs).unwrap();
+    snapshot::mount_all(
+        &snaps
+            .prepare("c", &[init, busybox_layer().to_path_buf()])
+            .unwrap(),
+        &rootfs,
+    )
+    .unwrap();
+    let _guard = Unmount(t.path().to_path_buf());
+    let o = RunOptions {
+        id: "ttytest".into(),
+        args: vec![
+            "sh".into(),
+            "-c".into(),
+            "tty; [ -t 0 ] && [ -t 1 ] && echo T; echo $TERM; ls -l /dev/console | cut -c1".into(),
+        ],
+        tty: true,
+        network: Network::None,
+        ..Default::default()
+    };
+    let spec = runtime::compose(&image(), &o).unwrap();
+    let mut c = runtime::spawn(
+        &rootfs,
+        &spec,
+        SpawnOptions {
+            tty: true,
+            kill_with_parent: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let master = c.take_pty_master().expect("a terminal master");
+    let mut out = Vec::new();
+    let mut f = fs::File::from(master);
+    let mut buf = [0u8; 4096];
+    // Read until the slave side is closed (EIO) once the process is gone.
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => break,
+        }
+    }
+    assert_eq!(c.wait().unwrap(), 0);
+    let text = String::from_utf8_lossy(&out).replace('\r', "");
+    assert_eq!(text, "/dev/pts/0\nT\nxterm\nc\n");
+}
+
+#[test]
+fn privileged_and_host_network() {
+    if !is_root() {
+        return;
+    }
+    let host_ifaces = fs::read_to_string("/proc/net/dev")
+        .unwrap()
+        .lines()
+        .skip(2)
+        .count();
+    let o = run_with(
+        &[
+            "sh",
+            "-c",
+            "hostname; grep -c : /proc/net/dev; grep '^CapBnd' /proc/self/status; grep ' /sys ' /proc/self/mountinfo | cut -d' ' -f6 | cut -d, -f1; cat /proc/timer_list | wc -c",
+        ],
+        &[],
+        |o, _| {
+            o.network = Network::Host;
+            o.host_hostname = "the-host".into();
+            o.privileged = true;
+        },
+    );
+    assert_eq!(o.result.unwrap(), 0, "{}", o.stderr);
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(lines[0], "the-host");
+    assert_eq!(
+        lines[1].parse::<usize>().unwrap(),
+        host_ifaces,
+        "the host's interfaces"
+    );
+    // Every capability this machine grants root (some sandboxes withhold a few).
+    let ours = fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("CapBnd"))
+        .unwrap()
+        .to_string();
+    assert_eq!(lines[2], ours);
+    assert_eq!(lines[3], "rw", "/sys is writable when privileged");
+    assert_ne!(lines[4].trim(), "0", "nothing is masked when privileged");
 }

@@ -1,0 +1,572 @@
+//! Everything a container's child process needs, prepared in the parent before `clone`:
+//! mount operations with their target paths resolved inside the root filesystem (mount points
+//! created only when missing, and recorded), argv/envp as C strings, the `PATH` directories,
+//! credentials and capabilities. The child (see `child.rs`) only walks this data.
+
+use std::ffi::{CString, OsStr};
+use std::fs;
+use std::io;
+use std::os::fd::RawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+use crate::etc::ETC_FILES;
+use crate::process::SpawnOptions;
+use crate::scope::secure_join;
+use crate::spec::{MountKind, Network, Process, Spec};
+
+/// One prepared step of the child's setup.
+pub(crate) enum Op {
+    /// mount(2); `optional` failures with ENOENT are ignored.
+    Mount {
+        src: Option<CString>,
+        target: CString,
+        fstype: Option<CString>,
+        flags: libc::c_ulong,
+        data: Option<CString>,
+    },
+    /// A device node, bind-mounted from the host when mknod is not allowed.
+    Device {
+        path: CString,
+        host: CString,
+        dev: libc::dev_t,
+    },
+    Mkdir {
+        path: CString,
+        mode: libc::mode_t,
+    },
+    Symlink {
+        target: CString,
+        link: CString,
+    },
+    /// Docker's masked path: /dev/null over a file, an empty read-only tmpfs over a directory.
+    Mask {
+        path: CString,
+    },
+    /// Docker's read-only path: bind over itself, then remount read-only.
+    Readonly {
+        path: CString,
+    },
+}
+
+/// Everything the child needs, prepared before clone.
+pub(crate) struct Plan {
+    pub(crate) rootfs: CString,
+    pub(crate) pre: Vec<(Op, usize)>,
+    pub(crate) post: Vec<(Op, usize)>,
+    pub(crate) descs: Vec<String>,
+    pub(crate) readonly_root: bool,
+    pub(crate) hostname: CString,
+    pub(crate) net_none: bool,
+    pub(crate) tail: Tail,
+    pub(crate) init: bool,
+    /// The child's end of the socket the terminal master is sent over (-1: no terminal).
+    pub(crate) tty_sock: RawFd,
+    pub(crate) stdio: [RawFd; 3],
+    pub(crate) cgroup_fds: Vec<RawFd>,
+    pub(crate) kill_with_parent: bool,
+}
+
+/// The part of the setup shared by new containers and `exec`: working directory,
+/// credentials, capabilities and the exec itself.
+pub(crate) struct Tail {
+    /// Directories to create on the way to the working directory (empty for `exec`).
+    pub(crate) cwd_prefixes: Vec<CString>,
+    pub(crate) cwd: CString,
+    pub(crate) caps: u64,
+    pub(crate) last_cap: u32,
+    pub(crate) nnp: bool,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) groups: Vec<libc::gid_t>,
+    pub(crate) argv0: CString,
+    pub(crate) argv0_has_slash: bool,
+    /// Owns the strings `argv_ptrs` points to.
+    pub(crate) _argv: Vec<CString>,
+    pub(crate) argv_ptrs: Vec<*const libc::c_char>,
+    /// Owns the strings `envp_ptrs` points to.
+    pub(crate) _envp: Vec<CString>,
+    pub(crate) envp_ptrs: Vec<*const libc::c_char>,
+    pub(crate) path_dirs: Vec<CString>,
+}
+
+pub(crate) fn tail_plan(p: &Process, create_cwd: bool) -> Result<Tail> {
+    if p.args.is_empty() {
+        return Err(Error::NoCommand);
+    }
+    let env = p.full_env();
+    let argv: Vec<CString> = p.args.iter().map(cs).collect::<Result<_>>()?;
+    let envp: Vec<CString> = env.iter().map(cs).collect::<Result<_>>()?;
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
+    let path_dirs = p
+        .env_value("PATH")
+        .unwrap_or("")
+        .split(':')
+        .map(|d| if d.is_empty() { "." } else { d })
+        .map(cs)
+        .collect::<Result<_>>()?;
+    let mut cwd_prefixes = Vec::new();
+    if create_cwd {
+        let mut acc = String::new();
+        for comp in p.cwd.split('/').filter(|c| !c.is_empty()) {
+            acc.push('/');
+            acc.push_str(comp);
+            cwd_prefixes.push(cs(&acc)?);
+        }
+    }
+    let last_cap = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40);
+    Ok(Tail {
+        cwd_prefixes,
+        cwd: cs(&p.cwd)?,
+        caps: p.capabilities,
+        last_cap,
+        nnp: p.no_new_privileges,
+        uid: p.uid,
+        gid: p.gid,
+        groups: p.additional_gids.clone(),
+        argv0: argv[0].clone(),
+        argv0_has_slash: p.args[0].contains('/'),
+        _argv: argv,
+        argv_ptrs,
+        _envp: envp,
+        envp_ptrs,
+        path_dirs,
+    })
+}
+
+pub(crate) fn cs(s: impl AsRef<OsStr>) -> Result<CString> {
+    CString::new(s.as_ref().as_bytes()).map_err(|_| Error::InvalidOption {
+        what: "string",
+        value: s.as_ref().to_string_lossy().into_owned(),
+        reason: "contains a NUL byte".into(),
+    })
+}
+
+/// Makes sure mount point `p` (already resolved inside the root) exists, creating a directory
+/// or an empty file, and records what it created.
+fn ensure_mountpoint(p: &Path, dir: bool, created: &mut Vec<PathBuf>) -> Result<()> {
+    if fs::symlink_metadata(p).is_ok() {
+        return Ok(());
+    }
+    if let Some(parent) = p.parent() {
+        if !parent.exists() {
+            fs::create_dir_all(parent).ctx("create mount point", parent)?;
+            created.push(parent.to_path_buf());
+        }
+    }
+    if dir {
+        fs::create_dir(p).ctx("create mount point", p)?;
+    } else {
+        fs::write(p, "").ctx("create mount point", p)?;
+    }
+    created.push(p.to_path_buf());
+    Ok(())
+}
+
+const NOSUID: libc::c_ulong = libc::MS_NOSUID;
+const NODEV: libc::c_ulong = libc::MS_NODEV;
+const NOEXEC: libc::c_ulong = libc::MS_NOEXEC;
+
+struct Builder {
+    ops: Vec<(Op, usize)>,
+    descs: Vec<String>,
+}
+
+impl Builder {
+    fn push(&mut self, desc: String, op: Op) {
+        self.descs.push(desc);
+        self.ops.push((op, self.descs.len() - 1));
+    }
+
+    fn mount(
+        &mut self,
+        desc: String,
+        src: Option<&str>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: libc::c_ulong,
+        data: Option<&str>,
+    ) -> Result<()> {
+        let op = Op::Mount {
+            src: src.map(cs).transpose()?,
+            target: cs(target)?,
+            fstype: fstype.map(cs).transpose()?,
+            flags,
+            data: data.map(cs).transpose()?,
+        };
+        self.push(desc, op);
+        Ok(())
+    }
+}
+
+/// `/sys/fs/cgroup` as Docker shows it, read-only: on v2 the container's cgroup directory; on
+/// v1 a tmpfs with one directory per controller, each the container's cgroup of that
+/// controller. Only when the container has cgroups (resource limits).
+fn cgroup_mounts(b: &mut Builder, target: &Path, dirs: &[PathBuf]) -> Result<()> {
+    let ro_bind = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | NOSUID | NODEV | NOEXEC;
+    if dirs.is_empty() {
+        return Ok(());
+    }
+    if crate::cgroup::is_v2() {
+        let dir = &dirs[0];
+        b.push(
+            format!("bind {} to /sys/fs/cgroup", dir.display()),
+            Op::Mount {
+                src: Some(cs(dir)?),
+                target: cs(target)?,
+                fstype: None,
+                flags: libc::MS_BIND,
+                data: None,
+            },
+        );
+        b.push(
+            "make /sys/fs/cgroup read-only".into(),
+            Op::Mount {
+                src: None,
+                target: cs(target)?,
+                fstype: None,
+                flags: ro_bind,
+                data: None,
+            },
+        );
+        return Ok(());
+    }
+    b.mount(
+        "mount tmpfs to /sys/fs/cgroup".into(),
+        Some("tmpfs"),
+        target,
+        Some("tmpfs"),
+        NOSUID | NODEV | NOEXEC,
+        Some("mode=755"),
+    )?;
+    for dir in dirs {
+        // /sys/fs/cgroup/<controller>/strata/<id>
+        let Some(ctrl) = dir.components().nth(4) else {
+            continue;
+        };
+        let sub = target.join(ctrl);
+        let desc = format!(
+            "bind {} to /sys/fs/cgroup/{}",
+            dir.display(),
+            ctrl.as_os_str().to_string_lossy()
+        );
+        b.push(
+            desc.clone(),
+            Op::Mkdir {
+                path: cs(&sub)?,
+                mode: 0o755,
+            },
+        );
+        b.push(
+            desc.clone(),
+            Op::Mount {
+                src: Some(cs(dir)?),
+                target: cs(&sub)?,
+                fstype: None,
+                flags: libc::MS_BIND,
+                data: None,
+            },
+        );
+        b.push(
+            desc,
+            Op::Mount {
+                src: None,
+                target: cs(&sub)?,
+                fstype: None,
+                flags: ro_bind,
+                data: None,
+            },
+        );
+    }
+    b.mount(
+        "make /sys/fs/cgroup read-only".into(),
+        None,
+        target,
+        None,
+        libc::MS_REMOUNT | libc::MS_RDONLY | NOSUID | NODEV | NOEXEC,
+        Some("mode=755"),
+    )?;
+    Ok(())
+}
+
+pub(crate) fn plan(
+    rootfs: &Path,
+    spec: &Spec,
+    opts: &SpawnOptions,
+    stdio: [RawFd; 3],
+    cgroup_dirs: &[PathBuf],
+) -> Result<(Plan, Vec<PathBuf>)> {
+    let root = fs::canonicalize(rootfs).ctx("resolve root filesystem", rootfs)?;
+    if !root.is_dir() {
+        return Err(Error::Io {
+            op: "use root filesystem",
+            path: root,
+            source: io::Error::from_raw_os_error(libc::ENOTDIR),
+        });
+    }
+    let mut created = Vec::new();
+    let mut b = Builder {
+        ops: Vec::new(),
+        descs: FIXED_STEPS.iter().map(|s| s.to_string()).collect(),
+    };
+    let rd = root.display();
+    b.mount(
+        "make mounts private".into(),
+        None,
+        Path::new("/"),
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+    )?;
+    b.push(
+        format!("bind root filesystem {rd}"),
+        Op::Mount {
+            src: Some(cs(&root)?),
+            target: cs(&root)?,
+            fstype: None,
+            flags: libc::MS_BIND | libc::MS_REC,
+            data: None,
+        },
+    );
+
+    let proc_ = secure_join(&root, "/proc");
+    ensure_mountpoint(&proc_, true, &mut created)?;
+    b.mount(
+        format!("mount proc to {}", proc_.display()),
+        Some("proc"),
+        &proc_,
+        Some("proc"),
+        NOSUID | NODEV | NOEXEC,
+        None,
+    )?;
+
+    let dev = secure_join(&root, "/dev");
+    ensure_mountpoint(&dev, true, &mut created)?;
+    b.mount(
+        format!("mount tmpfs to {}", dev.display()),
+        Some("tmpfs"),
+        &dev,
+        Some("tmpfs"),
+        NOSUID | libc::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+    )?;
+    for (name, major, minor) in [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ] {
+        b.push(
+            format!("create device /dev/{name}"),
+            Op::Device {
+                path: cs(dev.join(name))?,
+                host: cs(format!("/dev/{name}"))?,
+                dev: libc::makedev(major, minor),
+            },
+        );
+    }
+    for (name, mode) in [("pts", 0o755), ("shm", 0o1777), ("mqueue", 0o1777)] {
+        b.push(
+            format!("create /dev/{name}"),
+            Op::Mkdir {
+                path: cs(dev.join(name))?,
+                mode,
+            },
+        );
+    }
+    for (link, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+    ] {
+        b.push(
+            format!("create /dev/{link}"),
+            Op::Symlink {
+                target: cs(target)?,
+                link: cs(dev.join(link))?,
+            },
+        );
+    }
+    b.mount(
+        "mount devpts to /dev/pts".into(),
+        Some("devpts"),
+        &dev.join("pts"),
+        Some("devpts"),
+        NOSUID | NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+    )?;
+    b.mount(
+        "mount shm to /dev/shm".into(),
+        Some("shm"),
+        &dev.join("shm"),
+        Some("tmpfs"),
+        NOSUID | NODEV | NOEXEC,
+        Some("mode=1777,size=65536k"),
+    )?;
+    b.mount(
+        "mount mqueue to /dev/mqueue".into(),
+        Some("mqueue"),
+        &dev.join("mqueue"),
+        Some("mqueue"),
+        NOSUID | NODEV | NOEXEC,
+        None,
+    )?;
+
+    let sys = secure_join(&root, "/sys");
+    ensure_mountpoint(&sys, true, &mut created)?;
+    let ro = if spec.privileged { 0 } else { libc::MS_RDONLY };
+    b.mount(
+        format!("mount sysfs to {}", sys.display()),
+        Some("sysfs"),
+        &sys,
+        Some("sysfs"),
+        NOSUID | NODEV | NOEXEC | ro,
+        None,
+    )?;
+    cgroup_mounts(&mut b, &root.join("sys/fs/cgroup"), cgroup_dirs)?;
+
+    if let Some(state) = &opts.state_dir {
+        for name in ETC_FILES {
+            let src = state.join(name);
+            if !src.exists() {
+                continue;
+            }
+            let target = secure_join(&root, &format!("/etc/{name}"));
+            ensure_mountpoint(&target, false, &mut created)?;
+            b.push(
+                format!("bind {} to /etc/{name}", src.display()),
+                Op::Mount {
+                    src: Some(cs(&src)?),
+                    target: cs(&target)?,
+                    fstype: None,
+                    flags: libc::MS_BIND,
+                    data: None,
+                },
+            );
+        }
+    }
+
+    for m in &spec.mounts {
+        let target = secure_join(&root, &m.destination);
+        let ro = if m.readonly { libc::MS_RDONLY } else { 0 };
+        match &m.kind {
+            MountKind::Bind { source } => {
+                let meta = fs::metadata(source).map_err(|_| Error::BindSource(source.clone()))?;
+                ensure_mountpoint(&target, meta.is_dir(), &mut created)?;
+                let desc = format!("bind {} to {}", source.display(), m.destination);
+                b.push(
+                    desc.clone(),
+                    Op::Mount {
+                        src: Some(cs(source)?),
+                        target: cs(&target)?,
+                        fstype: None,
+                        flags: libc::MS_BIND | libc::MS_REC,
+                        data: None,
+                    },
+                );
+                if m.readonly {
+                    b.push(
+                        desc,
+                        Op::Mount {
+                            src: None,
+                            target: cs(&target)?,
+                            fstype: None,
+                            flags: libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+                            data: None,
+                        },
+                    );
+                }
+            }
+            MountKind::Tmpfs { options } => {
+                ensure_mountpoint(&target, true, &mut created)?;
+                let data = if options.split(',').any(|o| o.starts_with("mode=")) {
+                    options.clone()
+                } else if options.is_empty() {
+                    "mode=1777".to_string()
+                } else {
+                    format!("{options},mode=1777")
+                };
+                b.mount(
+                    format!("mount tmpfs to {}", m.destination),
+                    Some("tmpfs"),
+                    &target,
+                    Some("tmpfs"),
+                    NOSUID | NODEV | NOEXEC | ro,
+                    Some(&data),
+                )?;
+            }
+        }
+    }
+    let pre = std::mem::take(&mut b.ops);
+    for p in &spec.masked_paths {
+        b.push(format!("mask {p}"), Op::Mask { path: cs(p)? });
+    }
+    for p in &spec.readonly_paths {
+        b.push(format!("make {p} read-only"), Op::Readonly { path: cs(p)? });
+    }
+    let post = std::mem::take(&mut b.ops);
+
+    let tail = tail_plan(&spec.process, true)?;
+    Ok((
+        Plan {
+            rootfs: cs(&root)?,
+            pre,
+            post,
+            descs: b.descs,
+            readonly_root: spec.readonly_rootfs,
+            hostname: cs(&spec.hostname)?,
+            net_none: spec.network == Network::None,
+            tail,
+            init: spec.init,
+            tty_sock: -1,
+            stdio,
+            cgroup_fds: Vec::new(),
+            kill_with_parent: opts.kill_with_parent,
+        },
+        created,
+    ))
+}
+
+/// Descriptions of the child's fixed steps; their indices are the `S_*` constants.
+pub(crate) const FIXED_STEPS: [&str; 11] = [
+    "set up standard streams",
+    "join cgroup",
+    "pivot_root into the root filesystem",
+    "remount the root filesystem read-only",
+    "set hostname",
+    "bring up the loopback interface",
+    "change to the working directory",
+    "set user and groups",
+    "set capabilities",
+    "set no_new_privs",
+    "set up the terminal",
+];
+pub(crate) const S_STDIO: usize = 0;
+pub(crate) const S_CGROUP: usize = 1;
+pub(crate) const S_PIVOT: usize = 2;
+pub(crate) const S_RO_ROOT: usize = 3;
+pub(crate) const S_HOSTNAME: usize = 4;
+pub(crate) const S_LO: usize = 5;
+pub(crate) const S_CWD: usize = 6;
+pub(crate) const S_USER: usize = 7;
+pub(crate) const S_CAPS: usize = 8;
+pub(crate) const S_NNP: usize = 9;
+pub(crate) const S_TTY: usize = 10;
+
+/// Failure kinds the child reports.
+pub(crate) const K_SETUP: u32 = 0;
+pub(crate) const K_NOT_IN_PATH: u32 = 1;
+pub(crate) const K_STAT: u32 = 2;
+pub(crate) const K_EXEC: u32 = 3;
+pub(crate) const K_CWD: u32 = 4;
