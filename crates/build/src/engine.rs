@@ -377,17 +377,18 @@ impl Builder<'_> {
         let comment: String;
         match &step.op {
             Op::Env(pairs) => {
+                // Every pair of one ENV sees the environment from before the instruction.
+                let before = st.env_pairs();
                 let mut parts = Vec::new();
                 let env = cfg.env.get_or_insert_with(Vec::new);
                 for (k, v) in pairs {
-                    let pairs_now = st.env_pairs();
                     let k = self
                         .frontend
-                        .word(k, &pairs_now)
+                        .word(k, &before)
                         .map_err(|msg| BuildError::Step { line, msg })?;
                     let v = self
                         .frontend
-                        .word(v, &pairs_now)
+                        .word(v, &before)
                         .map_err(|msg| BuildError::Step { line, msg })?;
                     if let Some(e) = env
                         .iter_mut()
@@ -398,11 +399,6 @@ impl Builder<'_> {
                         env.push(format!("{k}={v}"));
                     }
                     parts.push(format!("{k}={v}"));
-                    // Later pairs of the same ENV see earlier ones.
-                    st.config.config = Some(ContainerConfig {
-                        env: Some(env.clone()),
-                        ..st.run_config()
-                    });
                 }
                 comment = format!("ENV {}", parts.join(" "));
             }

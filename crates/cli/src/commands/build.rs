@@ -31,6 +31,8 @@ impl build::RunStep for Runner {
             id: id.clone(),
             entrypoint: Some(String::new()),
             args: req.argv.to_vec(),
+            // Docker runs build steps without no_new_privs (sudo/su work in RUN).
+            no_new_privileges: false,
             network: if req.network_none {
                 runtime::Network::None
             } else {
@@ -59,6 +61,7 @@ impl build::RunStep for Runner {
                 stdout: out,
                 stderr: err,
                 kill_with_parent: true,
+                tty: false,
             },
         )
         .and_then(|mut c| c.wait());
