@@ -1,0 +1,198 @@
+//! The layers tutorial (../shared/seed/docker-layers-tutorial.md) with strata in place of
+//! docker: a base built elsewhere shows `<missing>` rows, an unchanged rebuild is all cache,
+//! a code change rebuilds only what follows it, the order of COPY and RUN decides what a
+//! change costs, `inspect -f` shows the env, and `--no-cache` runs every step.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::*;
+
+fn examples() -> std::path::PathBuf {
+    workspace_root().join("examples")
+}
+
+/// The base image, built in a store of its own and loaded into `s`, as if pulled.
+fn load_base(s: &Strata) {
+    let elsewhere = Strata::new();
+    let tar = busybox_tar();
+    elsewhere.ok(&[
+        "import",
+        tar.to_str().unwrap(),
+        "strata-demo/busybox:rootfs",
+    ]);
+    elsewhere.ok(&[
+        "build",
+        "-q",
+        "-t",
+        "strata-demo/base:1",
+        examples().join("base").to_str().unwrap(),
+    ]);
+    let saved = elsewhere.root.path().join("base.tar");
+    elsewhere.ok(&["save", "-o", saved.to_str().unwrap(), "strata-demo/base:1"]);
+    s.ok(&["load", "-i", saved.to_str().unwrap()]);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Which steps printed "Using cache", by step number.
+fn cached_steps(out: &str) -> Vec<usize> {
+    let mut step = 0;
+    let mut cached = Vec::new();
+    for line in out.lines() {
+        if let Some(rest) = line.strip_prefix("Step ") {
+            step = rest.split('/').next().unwrap().parse().unwrap();
+        } else if line == " ---> Using cache" {
+            cached.push(step);
+        }
+    }
+    cached
+}
+
+#[test]
+fn the_layers_tutorial_works_with_strata() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let s = Strata::new();
+    load_base(&s);
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("simple-api");
+    copy_dir(&examples().join("simple-api"), &ctx);
+    let c = ctx.to_str().unwrap();
+
+    let first = s.ok(&["build", "-t", "simple_api_img", c]);
+    assert!(
+        first.contains("Step 6/6 : CMD [\"sh\", \"/app/api.sh\"]"),
+        "{first}"
+    );
+    assert!(
+        first.ends_with("Successfully tagged simple_api_img:latest\n"),
+        "{first}"
+    );
+    assert_eq!(cached_steps(&first), Vec::<usize>::new());
+
+    // history: our five steps with IDs, the base's top with its ID, the rest <missing>.
+    let h = s.ok(&["history", "simple_api_img"]);
+    let rows: Vec<&str> = h.lines().skip(1).collect();
+    assert_eq!(rows.len(), 8, "{h}");
+    assert!(rows[..6].iter().all(|r| !r.starts_with("<missing>")), "{h}");
+    assert!(
+        rows[6].starts_with("<missing>") && rows[7].starts_with("<missing>"),
+        "{h}"
+    );
+    assert!(rows[5].contains("CMD [\"sh\"]"), "{h}");
+    assert!(
+        rows[2].contains("/bin/sh -c mkdir -p /site-packages && cat /r…"),
+        "{h}"
+    );
+
+    assert_eq!(
+        s.ok(&["inspect", "-f", "{{ json .ContainerConfig.Env }}", "simple_api_img"]),
+        "[\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\",\"LANG=C.UTF-8\",\"PYTHON_VERSION=3.11.2\"]\n"
+    );
+
+    // Unchanged: every step after FROM from cache, same image.
+    let id1 = s.ok(&["inspect", "-f", "{{.Id}}", "simple_api_img"]);
+    let again = s.ok(&["build", "-t", "simple_api_img", c]);
+    assert_eq!(cached_steps(&again), vec![2, 3, 4, 5, 6]);
+    assert_eq!(s.ok(&["inspect", "-f", "{{.Id}}", "simple_api_img"]), id1);
+
+    // mtime only: still all cache.
+    let f = fs::File::options()
+        .write(true)
+        .open(ctx.join("app/api.sh"))
+        .unwrap();
+    f.set_modified(std::time::SystemTime::UNIX_EPOCH).unwrap();
+    assert_eq!(
+        cached_steps(&s.ok(&["build", "-t", "simple_api_img", c])),
+        vec![2, 3, 4, 5, 6]
+    );
+
+    // A code change: the requirements steps stay cached, COPY app and what follows rerun.
+    fs::write(ctx.join("app/api.sh"), "echo changed\n").unwrap();
+    let changed = s.ok(&["build", "-t", "simple_api_img", c]);
+    assert_eq!(cached_steps(&changed), vec![2, 3, 4]);
+    assert!(changed.contains(" ---> Running in"), "{changed}");
+
+    // The exercise: COPY app before RUN makes the RUN rerun on every code change.
+    let df = fs::read_to_string(ctx.join("Dockerfile")).unwrap();
+    let reordered = df.replace("COPY app /app\n", "").replace(
+        "COPY requirements.txt /requirements.txt\n",
+        "COPY requirements.txt /requirements.txt\nCOPY app /app\n",
+    );
+    fs::write(ctx.join("Dockerfile"), reordered).unwrap();
+    s.ok(&["build", "-t", "simple_api_img", c]);
+    fs::write(ctx.join("app/api.sh"), "echo changed again\n").unwrap();
+    let out = s.ok(&["build", "-t", "simple_api_img", c]);
+    assert_eq!(cached_steps(&out), vec![2, 3], "{out}");
+    assert!(
+        out.contains("Step 5/6 : RUN mkdir -p /site-packages"),
+        "{out}"
+    );
+
+    // --no-cache: nothing from cache.
+    let nc = s.ok(&["build", "--no-cache", "-t", "simple_api_img", c]);
+    assert_eq!(cached_steps(&nc), Vec::<usize>::new());
+
+    // -q prints only the ID.
+    let q = s.ok(&["build", "-q", "-t", "simple_api_img", c]);
+    assert!(q.starts_with("sha256:") && q.trim().len() == 71, "{q}");
+}
+
+#[test]
+fn a_failing_run_exits_with_its_code_and_tags_nothing() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let s = Strata::new();
+    let tar = busybox_tar();
+    s.ok(&["import", tar.to_str().unwrap(), "bb:1"]);
+    let ctx = tempfile::tempdir().unwrap();
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM bb:1\nRUN echo out; echo err >&2; exit 3\n",
+    )
+    .unwrap();
+    let out = s
+        .cmd()
+        .args(["build", "-t", "fails:1", ctx.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "The command '/bin/sh -c echo out; echo err >&2; exit 3' returned a non-zero code: 3"
+        ),
+        "{err}"
+    );
+    s.fails(&["inspect", "fails:1"]);
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(s.root.path().to_str().unwrap()),
+        "a mount was left behind"
+    );
+    let snaps = s.root.path().join("snapshots/snapshots");
+    if snaps.exists() {
+        assert_eq!(
+            fs::read_dir(&snaps).unwrap().count(),
+            0,
+            "a snapshot was left behind"
+        );
+    }
+}
