@@ -19,7 +19,7 @@ use crate::context::Context;
 use crate::copy::{copy_into, CopyRequest};
 use crate::error::{BuildError, Result};
 use crate::gofmt;
-use crate::steps::{CommandForm, Healthcheck, Op, Plan, Stage, Step};
+use crate::steps::{CommandForm, Healthcheck, Op, Plan, RunMount, RunMountKind, Stage, Step};
 
 /// Runs a RUN step's process in a mounted root filesystem; the binary wires the runtime in.
 pub trait RunStep {
@@ -36,6 +36,17 @@ pub struct RunRequest<'a> {
     pub network_none: bool,
     /// Send the process's output nowhere (`build -q`).
     pub quiet: bool,
+    /// `RUN --mount`s, resolved to host paths.
+    pub mounts: &'a [HostMount],
+}
+
+/// A mount for a RUN step: a host path bound at `target`, or a tmpfs when `source` is None.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostMount {
+    pub source: Option<PathBuf>,
+    pub target: String,
+    pub readonly: bool,
+    pub tmpfs_size: Option<i64>,
 }
 
 /// Expands words and parses ONBUILD triggers: the frontend's services the engine needs.
@@ -58,6 +69,8 @@ pub struct BuildOptions {
     pub network_none: bool,
     pub labels: Vec<(String, String)>,
     pub target: Option<String>,
+    /// `--secret id=…,src=…`: secret id → host file.
+    pub secrets: BTreeMap<String, PathBuf>,
 }
 
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -84,6 +97,8 @@ pub struct Builder<'a> {
     pub work_dir: PathBuf,
     /// Mount points a running step needs (Docker's `-init` layer), stacked above the image.
     pub init_layer: PathBuf,
+    /// Where `RUN --mount=type=cache` directories persist between builds.
+    pub cache_dir: PathBuf,
     pub out: &'a mut dyn Write,
 }
 
@@ -520,7 +535,7 @@ impl Builder<'_> {
                 cfg.on_build.get_or_insert_with(Vec::new).push(t.clone());
                 comment = format!("ONBUILD {t}");
             }
-            Op::Run(form) => return self.run(st, step, form, opts),
+            Op::Run(form, mounts) => return self.run(st, plan, built, step, form, mounts, opts),
             Op::Workdir(w) => return self.workdir(st, step, w, opts),
             Op::Copy { .. } => return self.copy(st, plan, built, step, opts),
         }
@@ -681,11 +696,15 @@ impl Builder<'_> {
             .collect()
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn run(
         &mut self,
         st: &mut StageState,
+        plan: &Plan,
+        built: &[Option<Digest>],
         step: &Step,
         form: &CommandForm,
+        mounts: &[RunMount],
         opts: &BuildOptions,
     ) -> Result<()> {
         let argv = command_argv(form, &st.shell);
@@ -710,6 +729,12 @@ impl Builder<'_> {
             let mut c = vec![format!("|{}", sorted.len())];
             c.extend(sorted);
             c.extend(argv.clone());
+            saved = c;
+        }
+        // Mount specs are part of the step's identity (never a secret's content).
+        if !mounts.is_empty() {
+            let mut c: Vec<String> = mounts.iter().map(|m| m.spec.clone()).collect();
+            c.extend(saved);
             saved = c;
         }
         probe.cmd = Some(saved);
@@ -742,6 +767,27 @@ impl Builder<'_> {
             cfg.working_dir.clone()
         };
         let (key, rootfs) = self.mount(st, &cid)?;
+        let mut views = Vec::new();
+        let mut scratch = Vec::new();
+        let prepared = self.run_mounts(
+            plan,
+            built,
+            mounts,
+            &workdir,
+            &rootfs,
+            opts,
+            &mut env,
+            &mut views,
+            &mut scratch,
+        );
+        let (host_mounts, cleanup) = match prepared {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = self.unmount_and_take(&key, &rootfs, false, &[]);
+                views.into_iter().for_each(|v| self.drop_view(Some(v)));
+                return Err(e.with_line(step.line));
+            }
+        };
         let code = self.runner.run(&RunRequest {
             rootfs: &rootfs,
             argv: &argv,
@@ -750,11 +796,15 @@ impl Builder<'_> {
             workdir: &workdir,
             network_none: opts.network_none,
             quiet: opts.quiet,
+            mounts: &host_mounts,
         });
+        views.into_iter().for_each(|v| self.drop_view(Some(v)));
+        drop(scratch);
         let layer = self.unmount_and_take(
             &key,
             &rootfs,
             code.as_ref().map(|c| *c == 0).unwrap_or(false),
+            &cleanup,
         );
         let code = code.map_err(|msg| BuildError::Step {
             line: step.line,
@@ -799,6 +849,7 @@ impl Builder<'_> {
         key: &str,
         rootfs: &Path,
         keep: bool,
+        cleanup: &[String],
     ) -> Result<Option<NewLayer>> {
         let unmounted = snapshot::unmount_all(rootfs);
         let _ = fs::remove_dir(rootfs);
@@ -808,6 +859,19 @@ impl Builder<'_> {
                 return Ok(None);
             }
             let upper = self.snapshots.upper_dir(key)?;
+            // Mount points made only for RUN --mount never belong to the layer.
+            for p in cleanup {
+                let host = upper.join(p.trim_start_matches('/'));
+                match fs::symlink_metadata(&host) {
+                    Ok(md) if md.is_dir() => {
+                        let _ = fs::remove_dir(&host);
+                    }
+                    Ok(md) if md.is_file() && md.len() == 0 => {
+                        let _ = fs::remove_file(&host);
+                    }
+                    _ => {}
+                }
+            }
             if fs::read_dir(&upper)
                 .map_err(|e| BuildError::io(&upper, e))?
                 .next()
@@ -871,7 +935,7 @@ impl Builder<'_> {
         self.say(opts.quiet, &format!(" ---> Running in {}", &cid[..12]));
         let (key, rootfs) = self.mount(st, &cid)?;
         let made = crate::copy::mkdir_all_in_root(&rootfs, &path, None);
-        let layer = self.unmount_and_take(&key, &rootfs, made.is_ok());
+        let layer = self.unmount_and_take(&key, &rootfs, made.is_ok(), &[]);
         made.map_err(|msg| BuildError::Step {
             line: step.line,
             msg,
@@ -898,6 +962,7 @@ impl Builder<'_> {
     ) -> Result<()> {
         let Op::Copy {
             add,
+            inline,
             srcs,
             dest,
             from,
@@ -929,33 +994,30 @@ impl Builder<'_> {
         // The sources: the context, or the root filesystem of a stage or image.
         let mut from_mount: Option<(String, PathBuf)> = None;
         let from_ctx;
-        let ctx: &Context = match from {
-            None => self.context,
-            Some(f) => {
+        // Heredoc sources become files in a scratch context of their own.
+        let inline_staging = if inline.is_empty() {
+            None
+        } else {
+            Some(self.store.stage()?)
+        };
+        if let Some(stg) = &inline_staging {
+            for (name, data) in inline {
+                let p = stg.path().join(name.trim_start_matches('/'));
+                fs::write(&p, data).map_err(|e| BuildError::io(&p, e))?;
+                exp_srcs.push(name.trim_start_matches('/').to_string());
+            }
+        }
+        let ctx: &Context = match (from, &inline_staging) {
+            (_, Some(stg)) => {
+                from_ctx = Context::new(stg.path(), Box::new(|_| false));
+                &from_ctx
+            }
+            (None, None) => self.context,
+            (Some(f), None) => {
                 let f = self.expand(st, f, line)?;
-                let id = match stage_ref(plan, plan.stages.len(), &f) {
-                    Some(j) => built
-                        .get(j)
-                        .copied()
-                        .flatten()
-                        .ok_or_else(|| BuildError::Step {
-                            line,
-                            msg: format!("stage {f} was not built"),
-                        })?,
-                    None => image::resolve(self.store, &f)?,
-                };
-                let cfg = image::read_config(self.store, &id)?;
-                let lowers: Vec<PathBuf> = cfg
-                    .diff_ids()
-                    .iter()
-                    .rev()
-                    .map(|d| self.store.layer_dir(d))
-                    .collect();
-                let key = format!("from-{}", &new_container_id()[..16]);
-                let mounts = self.snapshots.view(&key, &lowers)?;
-                let root = self.work_dir.join(&key);
-                fs::create_dir_all(&root).map_err(|e| BuildError::io(&root, e))?;
-                snapshot::mount_all(&mounts, &root)?;
+                let (key, root) = self
+                    .mount_view(plan, built, &f)
+                    .map_err(|e| e.with_line(line))?;
                 from_mount = Some((key, root.clone()));
                 from_ctx = Context::new(root, Box::new(|_| false)).with_owner_names();
                 &from_ctx
@@ -1024,7 +1086,7 @@ impl Builder<'_> {
             chmod: chmod.as_deref(),
             extract_archives: *add,
         });
-        let layer = self.unmount_and_take(&key, &rootfs, copied.is_ok());
+        let layer = self.unmount_and_take(&key, &rootfs, copied.is_ok(), &[]);
         self.drop_view(from_mount);
         copied.map_err(|msg| BuildError::Step {
             line,
@@ -1040,6 +1102,192 @@ impl Builder<'_> {
         };
         self.commit(st, new_cfg, Some(probe), layer, opts.quiet)?;
         Ok(())
+    }
+
+    /// Mounts a read-only view of a stage's or image's root filesystem.
+    fn mount_view(
+        &mut self,
+        plan: &Plan,
+        built: &[Option<Digest>],
+        from: &str,
+    ) -> Result<(String, PathBuf)> {
+        let id = match stage_ref(plan, plan.stages.len(), from) {
+            Some(j) => built
+                .get(j)
+                .copied()
+                .flatten()
+                .ok_or_else(|| BuildError::Step {
+                    line: 0,
+                    msg: format!("stage {from} was not built"),
+                })?,
+            None => image::resolve(self.store, from)?,
+        };
+        let cfg = image::read_config(self.store, &id)?;
+        let lowers: Vec<PathBuf> = cfg
+            .diff_ids()
+            .iter()
+            .rev()
+            .map(|d| self.store.layer_dir(d))
+            .collect();
+        let key = format!("from-{}", &new_container_id()[..16]);
+        let mounts = self.snapshots.view(&key, &lowers)?;
+        let root = self.work_dir.join(&key);
+        fs::create_dir_all(&root).map_err(|e| BuildError::io(&root, e))?;
+        if let Err(e) = snapshot::mount_all(&mounts, &root) {
+            let _ = self.snapshots.remove(&key);
+            return Err(e.into());
+        }
+        Ok((key, root))
+    }
+
+    /// Resolves a RUN's `--mount`s to host mounts; returns them and the image paths that
+    /// exist only as their mount points (to keep out of the layer).
+    #[allow(clippy::too_many_arguments)]
+    fn run_mounts(
+        &mut self,
+        plan: &Plan,
+        built: &[Option<Digest>],
+        mounts: &[RunMount],
+        workdir: &str,
+        rootfs: &Path,
+        opts: &BuildOptions,
+        env: &mut Vec<String>,
+        views: &mut Vec<(String, PathBuf)>,
+        scratch: &mut Vec<store::Staging>,
+    ) -> Result<(Vec<HostMount>, Vec<String>)> {
+        let mut out = Vec::new();
+        let mut cleanup = Vec::new();
+        for m in mounts {
+            let target = if m.target.starts_with('/') {
+                clean_abs(&m.target)
+            } else if m.target.is_empty() {
+                String::new()
+            } else {
+                clean_abs(&format!("{workdir}/{}", m.target))
+            };
+            let source: Option<PathBuf> = match &m.kind {
+                RunMountKind::Tmpfs { .. } => None,
+                RunMountKind::Cache { id, mode, uid, gid } => {
+                    let safe: String = id
+                        .chars()
+                        .map(|c| {
+                            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                                c
+                            } else {
+                                '_'
+                            }
+                        })
+                        .collect();
+                    let dir = self.cache_dir.join(format!(
+                        "{safe}-{}",
+                        &oci::Digest::of(id.as_bytes()).hex()[..12]
+                    ));
+                    if !dir.exists() {
+                        fs::create_dir_all(&dir).map_err(|e| BuildError::io(&dir, e))?;
+                        use std::os::unix::fs::PermissionsExt;
+                        fs::set_permissions(&dir, fs::Permissions::from_mode(*mode))
+                            .map_err(|e| BuildError::io(&dir, e))?;
+                        std::os::unix::fs::chown(&dir, Some(*uid), Some(*gid))
+                            .map_err(|e| BuildError::io(&dir, e))?;
+                    }
+                    Some(dir)
+                }
+                RunMountKind::Secret {
+                    id,
+                    required,
+                    env: var,
+                } => match opts.secrets.get(id) {
+                    Some(p) => {
+                        if let Some(var) = var {
+                            let v = fs::read_to_string(p).map_err(|e| BuildError::io(p, e))?;
+                            env.push(format!("{var}={}", v.trim_end_matches('\n')));
+                            if m.target.is_empty() {
+                                continue;
+                            }
+                        }
+                        Some(p.clone())
+                    }
+                    None if *required => {
+                        return Err(BuildError::Step {
+                            line: 0,
+                            msg: format!(
+                                "secret {id} not found: give it with --secret id={id},src=FILE"
+                            ),
+                        })
+                    }
+                    None => continue,
+                },
+                RunMountKind::Bind { from, source } => {
+                    let base = match from {
+                        Some(f) => {
+                            let v = self.mount_view(plan, built, f)?;
+                            let root = v.1.clone();
+                            views.push(v);
+                            root
+                        }
+                        None => self.context.root().to_path_buf(),
+                    };
+                    let host = crate::copy::resolve_in_root(&base, source, true);
+                    if !host.exists() {
+                        return Err(BuildError::Step {
+                            line: 0,
+                            msg: format!("failed to compute cache key: {source:?} not found"),
+                        });
+                    }
+                    if m.readonly {
+                        Some(host)
+                    } else {
+                        // A writable bind gets a copy: the step must not change its source.
+                        let stg = self.store.stage()?;
+                        let copy = stg.path().join("bind");
+                        let st = std::process::Command::new("cp")
+                            .arg("-a")
+                            .arg(&host)
+                            .arg(&copy)
+                            .status()
+                            .map_err(|e| BuildError::io(&host, e))?;
+                        if !st.success() {
+                            return Err(BuildError::Step {
+                                line: 0,
+                                msg: format!("cannot copy {source} for a writable bind mount"),
+                            });
+                        }
+                        scratch.push(stg);
+                        Some(copy)
+                    }
+                }
+            };
+            if target.is_empty() || target == "/" {
+                return Err(BuildError::Step {
+                    line: 0,
+                    msg: format!("{}: a mount target is required", m.spec),
+                });
+            }
+            // Every component of the target that the image lacks is a mount point only.
+            let mut cur = String::new();
+            let mut missing = Vec::new();
+            for c in target.split('/').filter(|c| !c.is_empty()) {
+                cur.push('/');
+                cur.push_str(c);
+                if fs::symlink_metadata(crate::copy::resolve_in_root(rootfs, &cur, false)).is_err()
+                {
+                    missing.push(cur.clone());
+                }
+            }
+            missing.reverse();
+            cleanup.extend(missing);
+            let tmpfs_size = match &m.kind {
+                RunMountKind::Tmpfs { size } => *size,
+                _ => None,
+            };
+            out.push(HostMount {
+                source,
+                target,
+                readonly: m.readonly,
+                tmpfs_size,
+            });
+        }
+        Ok((out, cleanup))
     }
 
     fn drop_view(&self, m: Option<(String, PathBuf)>) {

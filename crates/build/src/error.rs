@@ -30,6 +30,14 @@ pub enum BuildError {
 }
 
 impl BuildError {
+    /// Adds the Dockerfile line to an error that lacks one.
+    pub(crate) fn with_line(self, line: usize) -> Self {
+        match self {
+            BuildError::Step { line: 0, msg } => BuildError::Step { line, msg },
+            e => e,
+        }
+    }
+
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         BuildError::Io {
             path: path.to_path_buf(),

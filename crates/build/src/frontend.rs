@@ -1,10 +1,12 @@
 //! The bridge from the Dockerfile frontend (`dockerfile` crate: parsing, checking, BuildKit's
 //! word expansion) to the engine's [`Plan`].
 
-use dockerfile::{Base, Command, Healthcheck as DfHealth, Instruction, RunScript, ShellLex};
+use dockerfile::{
+    Base, Command, Healthcheck as DfHealth, Instruction, MountType, RunScript, ShellLex,
+};
 
 use crate::engine::Frontend;
-use crate::steps::{CommandForm, Healthcheck, Op, Plan, Stage, Step};
+use crate::steps::{CommandForm, Healthcheck, Op, Plan, RunMount, RunMountKind, Stage, Step};
 
 /// Word expansion and ONBUILD parsing with the Dockerfile's escape character.
 pub struct DockerfileFrontend {
@@ -55,43 +57,92 @@ fn step_of(ins: &Instruction) -> Result<Step, String> {
     let unsupported = |what: &str| Err(format!("line {}: {what} is not supported yet", ins.line));
     let op = match &ins.command {
         Command::Run(r) => {
-            if !r.mounts.is_empty() {
-                return unsupported("RUN --mount");
+            let mut mounts = Vec::new();
+            // Typed mounts come from expanding the instruction (BuildKit parses mounts after
+            // expansion); variables in mount specs see an empty scope here.
+            let typed = if r.mount_specs.is_empty() {
+                Vec::new()
+            } else {
+                match ins
+                    .expand(&ShellLex::new('\\'), &Vec::<(String, String)>::new())
+                    .map_err(|e| e.to_string())?
+                    .command
+                {
+                    Command::Run(x) => x.mounts,
+                    _ => Vec::new(),
+                }
+            };
+            for (m, spec) in typed.iter().zip(r.mount_specs.iter()) {
+                let target = m.target.clone().unwrap_or_default();
+                let kind = match m.kind {
+                    MountType::Bind => RunMountKind::Bind {
+                        from: m.from.clone(),
+                        source: m.source.clone().unwrap_or_else(|| "/".into()),
+                    },
+                    MountType::Cache => RunMountKind::Cache {
+                        id: m.id.clone().unwrap_or_else(|| target.clone()),
+                        mode: m.mode.unwrap_or(0o755),
+                        uid: m.uid.unwrap_or(0),
+                        gid: m.gid.unwrap_or(0),
+                    },
+                    MountType::Tmpfs => RunMountKind::Tmpfs { size: m.size },
+                    MountType::Secret => RunMountKind::Secret {
+                        id: m.id.clone().unwrap_or_else(|| {
+                            target.rsplit('/').next().unwrap_or_default().to_string()
+                        }),
+                        required: m.required,
+                        env: m.env.clone(),
+                    },
+                    MountType::Ssh => return unsupported("RUN --mount=type=ssh"),
+                };
+                let target = match (&kind, target.is_empty()) {
+                    (RunMountKind::Secret { id, env, .. }, true) if env.is_none() => {
+                        format!("/run/secrets/{id}")
+                    }
+                    _ => target,
+                };
+                mounts.push(RunMount {
+                    kind,
+                    target,
+                    readonly: m.readonly,
+                    spec: format!("--mount={spec}"),
+                });
             }
-            match r.script() {
+            let cmd = match r.script() {
                 RunScript::Args {
                     args,
                     prepend_shell,
-                } => Op::Run(form(&args, prepend_shell)),
-                RunScript::File { data, .. } => Op::Run(CommandForm::Shell(data)),
-            }
+                } => form(&args, prepend_shell),
+                RunScript::File { data, .. } => CommandForm::Shell(data),
+            };
+            Op::Run(cmd, mounts)
         }
-        Command::Copy(c) => {
-            if !c.contents.is_empty() {
-                return unsupported("COPY with a heredoc");
-            }
-            Op::Copy {
-                add: false,
-                srcs: c.sources.clone(),
-                dest: c.dest.clone(),
-                from: c.from.clone(),
-                chown: c.chown.clone(),
-                chmod: c.chmod.clone(),
-            }
-        }
-        Command::Add(a) => {
-            if !a.contents.is_empty() {
-                return unsupported("ADD with a heredoc");
-            }
-            Op::Copy {
-                add: true,
-                srcs: a.sources.clone(),
-                dest: a.dest.clone(),
-                from: None,
-                chown: a.chown.clone(),
-                chmod: a.chmod.clone(),
-            }
-        }
+        Command::Copy(c) => Op::Copy {
+            add: false,
+            inline: c
+                .contents
+                .iter()
+                .map(|h| (h.path.clone(), h.data.clone()))
+                .collect(),
+            srcs: c.sources.clone(),
+            dest: c.dest.clone(),
+            from: c.from.clone(),
+            chown: c.chown.clone(),
+            chmod: c.chmod.clone(),
+        },
+        Command::Add(a) => Op::Copy {
+            add: true,
+            inline: a
+                .contents
+                .iter()
+                .map(|h| (h.path.clone(), h.data.clone()))
+                .collect(),
+            srcs: a.sources.clone(),
+            dest: a.dest.clone(),
+            from: None,
+            chown: a.chown.clone(),
+            chmod: a.chmod.clone(),
+        },
         Command::Cmd(c) => Op::Cmd(form(&c.args, c.prepend_shell)),
         Command::Entrypoint(c) => Op::Entrypoint(form(&c.args, c.prepend_shell)),
         Command::Env(kv) => Op::Env(

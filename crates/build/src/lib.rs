@@ -17,8 +17,8 @@ mod steps;
 
 pub use context::{Context, ContextError, Excluder, Source, SourceSet};
 pub use copy::{parse_chown, resolve_in_root};
-pub use engine::{BuildOptions, Builder, Frontend, RunRequest, RunStep, DEFAULT_PATH};
+pub use engine::{BuildOptions, Builder, Frontend, HostMount, RunRequest, RunStep, DEFAULT_PATH};
 pub use error::{BuildError, Result};
 pub use frontend::{plan, DockerfileFrontend};
 pub use glob::{glob_match, has_glob};
-pub use steps::{CommandForm, Healthcheck, Op, Plan, Stage, Step};
+pub use steps::{CommandForm, Healthcheck, Op, Plan, RunMount, RunMountKind, Stage, Step};

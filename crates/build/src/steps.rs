@@ -20,12 +20,52 @@ pub struct Healthcheck {
     pub retries: i64,
 }
 
+/// What a `RUN --mount` mounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunMountKind {
+    /// A directory or file from the context, or from a stage or image (`from=`).
+    Bind {
+        from: Option<String>,
+        source: String,
+    },
+    /// A persistent directory kept between builds, keyed by `id` (the target by default).
+    Cache {
+        id: String,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    Tmpfs {
+        size: Option<i64>,
+    },
+    /// A secret given with `build --secret id=…,src=…`.
+    Secret {
+        id: String,
+        required: bool,
+        env: Option<String>,
+    },
+}
+
+/// One `RUN --mount=…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunMount {
+    pub kind: RunMountKind,
+    /// Absolute path in the container (relative paths are joined to WORKDIR).
+    pub target: String,
+    pub readonly: bool,
+    /// The flag as written, part of the step's cache key and history.
+    pub spec: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    Run(CommandForm),
+    Run(CommandForm, Vec<RunMount>),
     Copy {
         /// ADD instead of COPY.
         add: bool,
+        /// Heredoc sources (`COPY <<EOF /dst`): file name and content, already expanded
+        /// where Docker expands them.
+        inline: Vec<(String, String)>,
         srcs: Vec<String>,
         dest: String,
         from: Option<String>,

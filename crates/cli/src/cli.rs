@@ -242,6 +242,9 @@ pub struct BuildArgs {
     /// Set metadata for an image
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
+    /// Secret file to expose to RUN --mount=type=secret (id=NAME,src=PATH)
+    #[arg(long = "secret", value_name = "id=NAME,src=PATH")]
+    pub secrets: Vec<String>,
     /// Write the image ID to the file
     #[arg(long)]
     pub iidfile: Option<std::path::PathBuf>,

@@ -31,6 +31,23 @@ impl build::RunStep for Runner {
             id: id.clone(),
             entrypoint: Some(String::new()),
             args: req.argv.to_vec(),
+            mounts: req
+                .mounts
+                .iter()
+                .map(|m| runtime::MountSpec {
+                    kind: match &m.source {
+                        Some(p) => runtime::MountKind::Bind { source: p.clone() },
+                        None => runtime::MountKind::Tmpfs {
+                            options: m
+                                .tmpfs_size
+                                .map(|s| format!("size={s}"))
+                                .unwrap_or_default(),
+                        },
+                    },
+                    destination: m.target.clone(),
+                    readonly: m.readonly,
+                })
+                .collect(),
             // Docker runs build steps without no_new_privs (sudo/su work in RUN).
             no_new_privileges: false,
             network: if req.network_none {
@@ -95,6 +112,48 @@ fn parse_kv(list: &[String], from_env: bool) -> BTreeMap<String, String> {
         }
     }
     out
+}
+
+/// `--secret id=NAME,src=PATH` (also `source=`, and `type=file`).
+fn parse_secrets(list: &[String]) -> Result<BTreeMap<String, PathBuf>> {
+    let mut out = BTreeMap::new();
+    for s in list {
+        let (mut id, mut src) = (None, None);
+        for field in s.split(',') {
+            match field.split_once('=') {
+                Some(("id", v)) => id = Some(v.to_string()),
+                Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
+                Some(("type", "file")) => {}
+                _ => {
+                    return Err(Failure::new(
+                        125,
+                        format!("invalid secret {s:?}: expected id=NAME,src=PATH"),
+                    )
+                    .into())
+                }
+            }
+        }
+        match (id, src) {
+            (Some(id), Some(src)) => {
+                if !src.is_file() {
+                    return Err(Failure::new(
+                        1,
+                        format!("secret {id}: {} is not a file", src.display()),
+                    )
+                    .into());
+                }
+                out.insert(id, src);
+            }
+            _ => {
+                return Err(Failure::new(
+                    125,
+                    format!("invalid secret {s:?}: expected id=NAME,src=PATH"),
+                )
+                .into())
+            }
+        }
+    }
+    Ok(out)
 }
 
 pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
@@ -231,6 +290,7 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
         network_none: a.network == "none",
         labels: parse_kv(&a.labels, false).into_iter().collect(),
         target: a.target.clone(),
+        secrets: parse_secrets(&a.secrets)?,
     };
     let result = {
         let mut b = build::Builder {
@@ -241,6 +301,7 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
             context: &ctx,
             work_dir: work,
             init_layer: init,
+            cache_dir: build_dir.join("cache"),
             out: &mut out,
         };
         b.build(&plan, &opts)
