@@ -17,7 +17,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 fn busybox_layer(dir: &Path) -> PathBuf {
     let tar = dir.join("bb.tar");
-    let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tools/busybox-rootfs");
+    let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/busybox/make-rootfs");
     assert!(Command::new("sh")
         .arg(&tool)
         .arg(&tar)

@@ -37,8 +37,7 @@ fn busybox_layer() -> &'static Path {
             .tempdir_in(base)
             .unwrap();
         let tar = work.path().join("bb.tar");
-        let tool =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tools/busybox-rootfs");
+        let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/busybox/make-rootfs");
         let ok = std::process::Command::new("sh")
             .arg(&tool)
             .arg(&tar)
