@@ -32,6 +32,7 @@ struct State {
     orders: OrderTable,
     /// The data the template runs on, when it is a row of a list command.
     row: Option<Value>,
+    nils: Nils,
 }
 
 /// A struct whose empty `omitempty` fields Docker leaves out of its JSON, recognised by
@@ -160,10 +161,18 @@ impl Template {
 
     /// Runs the template on `data` and returns what it printed.
     pub fn render(&self, data: &Json) -> Result<String, TemplateError> {
-        let mut table = OrderTable::new();
-        let v = convert(data, &self.zero_fields, &mut table);
+        let nils = match self.state.read() {
+            Ok(st) => st.nils.clone(),
+            Err(_) => return Err(TemplateError("template: poisoned state".into())),
+        };
+        let mut conv = Converter {
+            zeros: &self.zero_fields,
+            nils: &nils,
+            table: OrderTable::new(),
+        };
+        let v = conv.value(data);
         if let Ok(mut st) = self.state.write() {
-            st.orders = table;
+            st.orders = conv.table;
             st.row = if self.list_rows {
                 Some(v.clone())
             } else {
@@ -257,53 +266,101 @@ pub fn render(src: &str, data: &Json) -> Result<String, TemplateError> {
     Template::parse(src)?.render(data)
 }
 
+/// Keys whose `null` is a nil Go slice in Docker's structs: printed `[]`, `len` 0.
+const NIL_SLICE_KEYS: &[&str] = &[
+    "Env",
+    "Cmd",
+    "Entrypoint",
+    "OnBuild",
+    "Shell",
+    "RepoTags",
+    "RepoDigests",
+    "Layers",
+    "Test",
+];
+/// Keys whose `null` is a nil Go map in Docker's structs: printed `map[]`.
+const NIL_MAP_KEYS: &[&str] = &["Volumes", "Labels", "ExposedPorts", "Data"];
+
+/// Shared empty values that stand for Go's nil slices and maps: they behave as empty in the
+/// template, and `json` recognises them by identity and writes `null`, as Go does.
+#[derive(Clone)]
+struct Nils {
+    list: Arc<[Value]>,
+    map: Arc<BTreeMap<Arc<str>, Value>>,
+}
+
+impl Default for Nils {
+    fn default() -> Self {
+        Nils {
+            list: Arc::from(Vec::new()),
+            map: Arc::new(BTreeMap::new()),
+        }
+    }
+}
+
 /// Converts JSON to the template engine's values, adding Docker's omitted zero fields and
 /// recording each object's key order (without the added fields) for `json`.
-fn convert(v: &Json, zeros: &[ZeroFields], table: &mut OrderTable) -> Value {
-    match v {
-        Json::Null => Value::Nil,
-        Json::Bool(b) => Value::Bool(*b),
-        Json::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Value::Int(i)
-            } else if let Some(u) = n.as_u64() {
-                Value::Uint(u)
-            } else {
-                Value::Float(n.as_f64().unwrap_or(0.0))
-            }
+struct Converter<'a> {
+    zeros: &'a [ZeroFields],
+    nils: &'a Nils,
+    table: OrderTable,
+}
+
+impl Converter<'_> {
+    fn field(&mut self, key: &str, v: &Json) -> Value {
+        match v {
+            Json::Null if NIL_SLICE_KEYS.contains(&key) => Value::List(Arc::clone(&self.nils.list)),
+            Json::Null if NIL_MAP_KEYS.contains(&key) => Value::Map(Arc::clone(&self.nils.map)),
+            _ => self.value(v),
         }
-        Json::String(s) => Value::String(Arc::from(s.as_str())),
-        Json::Array(a) => Value::List(
-            a.iter()
-                .map(|x| convert(x, zeros, table))
-                .collect::<Vec<_>>()
-                .into(),
-        ),
-        Json::Object(m) => {
-            let order: Vec<Arc<str>> = m.keys().map(|k| Arc::from(k.as_str())).collect();
-            let mut out: BTreeMap<Arc<str>, Value> = m
-                .iter()
-                .map(|(k, x)| (Arc::from(k.as_str()), convert(x, zeros, table)))
-                .collect();
-            for z in zeros {
-                if z.marker_keys.iter().all(|k| m.contains_key(*k)) {
-                    for (k, zero) in &z.fields {
-                        if !m.contains_key(*k) {
-                            out.insert(Arc::from(*k), convert(zero, &[], table));
+    }
+
+    fn value(&mut self, v: &Json) -> Value {
+        match v {
+            Json::Null => Value::Nil,
+            Json::Bool(b) => Value::Bool(*b),
+            Json::Number(n) => {
+                if let Some(i) = n.as_i64() {
+                    Value::Int(i)
+                } else if let Some(u) = n.as_u64() {
+                    Value::Uint(u)
+                } else {
+                    Value::Float(n.as_f64().unwrap_or(0.0))
+                }
+            }
+            Json::String(s) => Value::String(Arc::from(s.as_str())),
+            Json::Array(a) => {
+                Value::List(a.iter().map(|x| self.value(x)).collect::<Vec<_>>().into())
+            }
+            Json::Object(m) => {
+                let order: Vec<Arc<str>> = m.keys().map(|k| Arc::from(k.as_str())).collect();
+                let mut out: BTreeMap<Arc<str>, Value> = BTreeMap::new();
+                for (k, x) in m {
+                    let v = self.field(k, x);
+                    out.insert(Arc::from(k.as_str()), v);
+                }
+                let zeros = self.zeros;
+                for z in zeros {
+                    if z.marker_keys.iter().all(|k| m.contains_key(*k)) {
+                        for (k, zero) in &z.fields {
+                            if !m.contains_key(*k) {
+                                let v = self.field(k, zero);
+                                out.insert(Arc::from(*k), v);
+                            }
                         }
                     }
                 }
+                let sorted: Vec<Arc<str>> = out.keys().cloned().collect();
+                self.table.insert(sorted, order);
+                Value::Map(Arc::new(out))
             }
-            let sorted: Vec<Arc<str>> = out.keys().cloned().collect();
-            table.insert(sorted, order);
-            Value::Map(Arc::new(out))
         }
     }
 }
 
 /// Back to JSON for `json`, restoring recorded key orders (Go maps, which were never
-/// recorded in another order, stay sorted as Go writes them).
-fn to_json(v: &Value, table: &OrderTable) -> Result<Json, gotmpl::TemplateError> {
+/// recorded in another order, stay sorted as Go writes them) and nils.
+fn to_json(v: &Value, table: &OrderTable, nils: &Nils) -> Result<Json, gotmpl::TemplateError> {
     Ok(match v {
         Value::Nil => Json::Null,
         Value::Bool(b) => Json::Bool(*b),
@@ -313,9 +370,11 @@ fn to_json(v: &Value, table: &OrderTable) -> Result<Json, gotmpl::TemplateError>
             .map(Json::Number)
             .unwrap_or(Json::Null),
         Value::String(s) => Json::String(s.to_string()),
+        Value::List(l) if Arc::ptr_eq(l, &nils.list) => Json::Null,
+        Value::Map(m) if Arc::ptr_eq(m, &nils.map) => Json::Null,
         Value::List(l) => Json::Array(
             l.iter()
-                .map(|x| to_json(x, table))
+                .map(|x| to_json(x, table, nils))
                 .collect::<Result<_, _>>()?,
         ),
         Value::Map(m) => {
@@ -324,7 +383,7 @@ fn to_json(v: &Value, table: &OrderTable) -> Result<Json, gotmpl::TemplateError>
             let mut out = serde_json::Map::new();
             for k in keys {
                 if let Some(x) = m.get(&k) {
-                    out.insert(k.to_string(), to_json(x, table)?);
+                    out.insert(k.to_string(), to_json(x, table, nils)?);
                 }
             }
             Json::Object(out)
@@ -374,9 +433,15 @@ fn json_fn(args: &[Value], state: &RwLock<State>) -> gotmpl::Result<Value> {
         _ => false,
     };
     let (j, style) = if is_row {
-        (to_json(&args[0], &OrderTable::new())?, oci::GoJson::MARSHAL)
+        (
+            to_json(&args[0], &OrderTable::new(), &st.nils)?,
+            oci::GoJson::MARSHAL,
+        )
     } else {
-        (to_json(&args[0], &st.orders)?, oci::GoJson::ENCODER)
+        (
+            to_json(&args[0], &st.orders, &st.nils)?,
+            oci::GoJson::ENCODER,
+        )
     };
     let s = style
         .to_string(&j)
