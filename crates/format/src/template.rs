@@ -261,6 +261,19 @@ fn index_fn(args: &[Value]) -> gotmpl::Result<Value> {
     Ok(cur)
 }
 
+impl Template {
+    /// Runs the template on any serialisable value (e.g. `oci::ImageInspect`), seen through
+    /// its JSON form.
+    pub fn render_serialize<T: serde::Serialize + ?Sized>(
+        &self,
+        data: &T,
+    ) -> Result<String, TemplateError> {
+        let v = serde_json::to_value(data)
+            .map_err(|e| TemplateError(format!("template: cannot represent data: {e}")))?;
+        self.render(&v)
+    }
+}
+
 /// Parses and runs `src` on `data` once.
 pub fn render(src: &str, data: &Json) -> Result<String, TemplateError> {
     Template::parse(src)?.render(data)

@@ -70,3 +70,13 @@ fn json_of_a_row_is_sorted_and_html_escaped() {
         assert_eq!(out, want, "{name}");
     }
 }
+
+#[test]
+fn created_at_strings_match_docker() {
+    let inspect: Vec<Value> = serde_json::from_str(&fixture("inspect-classic.json")).unwrap();
+    let created = inspect[0]["Created"].as_str().unwrap();
+    let t = format::Timestamp::parse_rfc3339(created).unwrap();
+    assert_eq!(t.rfc3339_nano(), created);
+    assert_eq!(t.rfc3339(), rows("history-rows.jsonl")[0]["CreatedAt"]);
+    assert_eq!(t.go_date_time(), rows("images-rows.jsonl")[0]["CreatedAt"]);
+}
