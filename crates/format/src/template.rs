@@ -639,4 +639,36 @@ mod tests {
         let h = json!({"ID": "IMAGE ID", "Size": "SIZE", "X": "X Y"});
         assert_eq!(t.render(&h).unwrap(), "IMAGE ID\tSIZE\tX Y");
     }
+
+    #[test]
+    fn generated_templates_never_panic() {
+        let pieces = [
+            "{{", "}}", ".Id", ".L", " ", "json", "split", "join", "index", "len", "range", "end",
+            "if", "else", "with", "\"x\"", "1", "-1", "|", "(", ")", "$v", ":=", "pad", "truncate",
+            "title", "println", "printf", "\"%d\"", "{{-", "-}}", "$", ".", "define", "template",
+        ];
+        let d = json!({"Id": "sha256:ab", "L": ["a", "b"], "M": {"k": "v"}, "N": null});
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut ok = 0;
+        for _ in 0..5_000 {
+            let n = (next() % 10) as usize;
+            let t: String = (0..n)
+                .map(|_| pieces[(next() % pieces.len() as u64) as usize])
+                .collect();
+            match render(&t, &d) {
+                Ok(_) => ok += 1,
+                Err(e) => assert!(
+                    e.to_string().starts_with("template parsing error: "),
+                    "{t}: {e}"
+                ),
+            }
+        }
+        assert!(ok > 0);
+    }
 }
