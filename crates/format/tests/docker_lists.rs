@@ -80,3 +80,15 @@ fn created_at_strings_match_docker() {
     assert_eq!(t.rfc3339(), rows("history-rows.jsonl")[0]["CreatedAt"]);
     assert_eq!(t.go_date_time(), rows("images-rows.jsonl")[0]["CreatedAt"]);
 }
+
+#[test]
+fn system_df_table_matches_docker() {
+    let f = ListFormat::parse(
+        r"table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
+    )
+    .unwrap();
+    let header = json!({"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE",
+                        "Size": "SIZE", "Reclaimable": "RECLAIMABLE"});
+    let out = f.render(&header, &rows("df-rows.jsonl")).unwrap();
+    assert_eq!(out, fixture("df-table.txt"));
+}
