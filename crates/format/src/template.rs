@@ -116,7 +116,7 @@ impl Template {
 
     fn build(src: &str, header: bool) -> Result<Self, TemplateError> {
         let state: Arc<RwLock<State>> = Arc::default();
-        let mut t = gotmpl::Template::new("").missing_key(MissingKey::Error);
+        let mut t = gotmpl::Template::new(ROOT_NAME).missing_key(MissingKey::Error);
         if header {
             for name in [
                 "json", "split", "join", "title", "lower", "upper", "truncate",
@@ -137,6 +137,7 @@ impl Template {
         t = t.func("pad", pad_fn);
         t = t.func("index", index_fn);
         let inner = t.parse(src).map_err(go_error)?;
+        check_functions(&inner)?;
         Ok(Template {
             inner,
             state,
@@ -181,6 +182,75 @@ impl Template {
         }
         self.inner.execute_to_string(&v).map_err(go_error)
     }
+}
+
+/// Name of the root template: named so that its parse tree can be walked (an unnamed root
+/// is not listed by the engine), with a name no `{{define}}` will use.
+const ROOT_NAME: &str = "\u{0}root";
+
+/// Functions a template may call: Go's builtins and the CLI's.
+const KNOWN_FUNCTIONS: &[&str] = &[
+    "and", "call", "html", "index", "slice", "js", "len", "not", "or", "print", "printf",
+    "println", "urlquery", "eq", "ge", "gt", "le", "lt", "ne", "json", "split", "join", "title",
+    "lower", "upper", "pad", "truncate",
+];
+
+/// Go checks function names when it parses (`function "table" not defined`), before any
+/// data is seen; the engine only notices when it executes. Walk the parse trees instead.
+fn check_functions(t: &gotmpl::Template) -> Result<(), TemplateError> {
+    use gotmpl::parse::{Expr, ListNode, Node, PipeNode};
+
+    fn pipe(p: &PipeNode) -> Result<(), TemplateError> {
+        for c in &p.commands {
+            for a in &c.args {
+                expr(a)?;
+            }
+        }
+        Ok(())
+    }
+    fn expr(e: &Expr) -> Result<(), TemplateError> {
+        match e {
+            Expr::Identifier(pos, name) if !KNOWN_FUNCTIONS.contains(&name.as_str()) => {
+                Err(TemplateError(format!(
+                    "template: :{}: function {:?} not defined",
+                    pos.line,
+                    name.as_str()
+                )))
+            }
+            Expr::Pipe(_, p) => pipe(p),
+            Expr::Chain(_, inner, _) => expr(inner),
+            _ => Ok(()),
+        }
+    }
+    fn list(l: &ListNode) -> Result<(), TemplateError> {
+        for n in &l.nodes {
+            match n {
+                Node::List(l) => list(l)?,
+                Node::Action(a) => pipe(&a.pipe)?,
+                Node::If(b) | Node::Range(b) | Node::With(b) => {
+                    pipe(&b.pipe)?;
+                    list(&b.body)?;
+                    if let Some(e) = &b.else_body {
+                        list(e)?;
+                    }
+                }
+                Node::Template(t) => {
+                    if let Some(p) = &t.pipe {
+                        pipe(p)?;
+                    }
+                }
+                Node::Define(d) => list(&d.body)?,
+                Node::Text(_) | Node::Break(_) | Node::Continue(_) => {}
+            }
+        }
+        Ok(())
+    }
+    for name in t.templates() {
+        if let Some(l) = t.lookup(name) {
+            list(l)?;
+        }
+    }
+    Ok(())
 }
 
 /// Words an engine error as Go's `text/template` does (Docker passes Go's text through);
@@ -627,10 +697,12 @@ mod tests {
                 );
             }
         }
-        assert!(render("{{table .Id}}", &d)
-            .unwrap_err()
-            .to_string()
-            .contains("table"));
+        assert_eq!(
+            Template::parse("x\n{{if .Id}}{{else}}{{table .Id}}{{end}}")
+                .unwrap_err()
+                .to_string(),
+            "template parsing error: template: :2: function \"table\" not defined"
+        );
     }
 
     #[test]
