@@ -92,3 +92,26 @@ fn system_df_table_matches_docker() {
     let out = f.render(&header, &rows("df-rows.jsonl")).unwrap();
     assert_eq!(out, fixture("df-table.txt"));
 }
+
+#[test]
+fn history_created_by_cells_match_docker() {
+    // The untruncated texts come from the recorded image config's history, newest first.
+    let cfg: Value = serde_json::from_str(&fixture("inspect-classic.json")).unwrap();
+    assert_eq!(
+        cfg[0]["Id"],
+        "sha256:1b8a4ad5b45fc7f1ff8e2d65d8ce70d1ec234cea7b2b38704dd57fc6ffc21515"
+    );
+    let full = [
+        r#"/bin/sh -c #(nop)  CMD ["/bin/sh" "-c" "echo <hi> & bye"]"#,
+        r#"/bin/sh -c #(nop)  HEALTHCHECK &{["CMD-SHELL" "true"] "30s" "3s" "0s" '\x00'}"#,
+        "/bin/sh -c #(nop) WORKDIR /app",
+        "/bin/sh -c echo hi > /hi.txt",
+    ];
+    let rows = rows("history-rows.jsonl");
+    for (f, r) in full.iter().zip(&rows) {
+        assert_eq!(
+            format::history_created_by(f, true),
+            r["CreatedBy"].as_str().unwrap()
+        );
+    }
+}
