@@ -160,6 +160,17 @@ pub fn ellipsis(s: &str, max_width: usize) -> String {
     out
 }
 
+/// The `CREATED BY` cell of `docker history`: tabs become spaces, then (unless `--no-trunc`)
+/// the text is cut to 45 columns with `…`.
+pub fn history_created_by(created_by: &str, truncate: bool) -> String {
+    let s = created_by.replace('\t', " ");
+    if truncate {
+        ellipsis(&s, 45)
+    } else {
+        s
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,5 +245,7 @@ mod tests {
         // Wide characters count twice.
         assert_eq!(ellipsis("日本語テキスト", 6), "日本…");
         assert_eq!(ellipsis("abc", 0), "");
+        assert_eq!(history_created_by("a\tb", true), "a b");
+        assert_eq!(history_created_by(&"y".repeat(50), false), "y".repeat(50));
     }
 }

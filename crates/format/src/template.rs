@@ -32,6 +32,7 @@ struct State {
     orders: OrderTable,
     /// The data the template runs on, when it is a row of a list command.
     row: Option<Value>,
+    nils: Nils,
 }
 
 /// A struct whose empty `omitempty` fields Docker leaves out of its JSON, recognised by
@@ -115,7 +116,7 @@ impl Template {
 
     fn build(src: &str, header: bool) -> Result<Self, TemplateError> {
         let state: Arc<RwLock<State>> = Arc::default();
-        let mut t = gotmpl::Template::new("").missing_key(MissingKey::Error);
+        let mut t = gotmpl::Template::new(ROOT_NAME).missing_key(MissingKey::Error);
         if header {
             for name in [
                 "json", "split", "join", "title", "lower", "upper", "truncate",
@@ -136,6 +137,7 @@ impl Template {
         t = t.func("pad", pad_fn);
         t = t.func("index", index_fn);
         let inner = t.parse(src).map_err(go_error)?;
+        check_functions(&inner)?;
         Ok(Template {
             inner,
             state,
@@ -160,10 +162,18 @@ impl Template {
 
     /// Runs the template on `data` and returns what it printed.
     pub fn render(&self, data: &Json) -> Result<String, TemplateError> {
-        let mut table = OrderTable::new();
-        let v = convert(data, &self.zero_fields, &mut table);
+        let nils = match self.state.read() {
+            Ok(st) => st.nils.clone(),
+            Err(_) => return Err(TemplateError("template: poisoned state".into())),
+        };
+        let mut conv = Converter {
+            zeros: &self.zero_fields,
+            nils: &nils,
+            table: OrderTable::new(),
+        };
+        let v = conv.value(data);
         if let Ok(mut st) = self.state.write() {
-            st.orders = table;
+            st.orders = conv.table;
             st.row = if self.list_rows {
                 Some(v.clone())
             } else {
@@ -172,6 +182,75 @@ impl Template {
         }
         self.inner.execute_to_string(&v).map_err(go_error)
     }
+}
+
+/// Name of the root template: named so that its parse tree can be walked (an unnamed root
+/// is not listed by the engine), with a name no `{{define}}` will use.
+const ROOT_NAME: &str = "\u{0}root";
+
+/// Functions a template may call: Go's builtins and the CLI's.
+const KNOWN_FUNCTIONS: &[&str] = &[
+    "and", "call", "html", "index", "slice", "js", "len", "not", "or", "print", "printf",
+    "println", "urlquery", "eq", "ge", "gt", "le", "lt", "ne", "json", "split", "join", "title",
+    "lower", "upper", "pad", "truncate",
+];
+
+/// Go checks function names when it parses (`function "table" not defined`), before any
+/// data is seen; the engine only notices when it executes. Walk the parse trees instead.
+fn check_functions(t: &gotmpl::Template) -> Result<(), TemplateError> {
+    use gotmpl::parse::{Expr, ListNode, Node, PipeNode};
+
+    fn pipe(p: &PipeNode) -> Result<(), TemplateError> {
+        for c in &p.commands {
+            for a in &c.args {
+                expr(a)?;
+            }
+        }
+        Ok(())
+    }
+    fn expr(e: &Expr) -> Result<(), TemplateError> {
+        match e {
+            Expr::Identifier(pos, name) if !KNOWN_FUNCTIONS.contains(&name.as_str()) => {
+                Err(TemplateError(format!(
+                    "template: :{}: function {:?} not defined",
+                    pos.line,
+                    name.as_str()
+                )))
+            }
+            Expr::Pipe(_, p) => pipe(p),
+            Expr::Chain(_, inner, _) => expr(inner),
+            _ => Ok(()),
+        }
+    }
+    fn list(l: &ListNode) -> Result<(), TemplateError> {
+        for n in &l.nodes {
+            match n {
+                Node::List(l) => list(l)?,
+                Node::Action(a) => pipe(&a.pipe)?,
+                Node::If(b) | Node::Range(b) | Node::With(b) => {
+                    pipe(&b.pipe)?;
+                    list(&b.body)?;
+                    if let Some(e) = &b.else_body {
+                        list(e)?;
+                    }
+                }
+                Node::Template(t) => {
+                    if let Some(p) = &t.pipe {
+                        pipe(p)?;
+                    }
+                }
+                Node::Define(d) => list(&d.body)?,
+                Node::Text(_) | Node::Break(_) | Node::Continue(_) => {}
+            }
+        }
+        Ok(())
+    }
+    for name in t.templates() {
+        if let Some(l) = t.lookup(name) {
+            list(l)?;
+        }
+    }
+    Ok(())
 }
 
 /// Words an engine error as Go's `text/template` does (Docker passes Go's text through);
@@ -252,58 +331,119 @@ fn index_fn(args: &[Value]) -> gotmpl::Result<Value> {
     Ok(cur)
 }
 
+impl Template {
+    /// Runs the template on any serialisable value (e.g. `oci::ImageInspect`), seen through
+    /// its JSON form.
+    pub fn render_serialize<T: serde::Serialize + ?Sized>(
+        &self,
+        data: &T,
+    ) -> Result<String, TemplateError> {
+        let v = serde_json::to_value(data)
+            .map_err(|e| TemplateError(format!("template: cannot represent data: {e}")))?;
+        self.render(&v)
+    }
+}
+
 /// Parses and runs `src` on `data` once.
 pub fn render(src: &str, data: &Json) -> Result<String, TemplateError> {
     Template::parse(src)?.render(data)
 }
 
+/// Keys whose `null` is a nil Go slice in Docker's structs: printed `[]`, `len` 0.
+const NIL_SLICE_KEYS: &[&str] = &[
+    "Env",
+    "Cmd",
+    "Entrypoint",
+    "OnBuild",
+    "Shell",
+    "RepoTags",
+    "RepoDigests",
+    "Layers",
+    "Test",
+];
+/// Keys whose `null` is a nil Go map in Docker's structs: printed `map[]`.
+const NIL_MAP_KEYS: &[&str] = &["Volumes", "Labels", "ExposedPorts", "Data"];
+
+/// Shared empty values that stand for Go's nil slices and maps: they behave as empty in the
+/// template, and `json` recognises them by identity and writes `null`, as Go does.
+#[derive(Clone)]
+struct Nils {
+    list: Arc<[Value]>,
+    map: Arc<BTreeMap<Arc<str>, Value>>,
+}
+
+impl Default for Nils {
+    fn default() -> Self {
+        Nils {
+            list: Arc::from(Vec::new()),
+            map: Arc::new(BTreeMap::new()),
+        }
+    }
+}
+
 /// Converts JSON to the template engine's values, adding Docker's omitted zero fields and
 /// recording each object's key order (without the added fields) for `json`.
-fn convert(v: &Json, zeros: &[ZeroFields], table: &mut OrderTable) -> Value {
-    match v {
-        Json::Null => Value::Nil,
-        Json::Bool(b) => Value::Bool(*b),
-        Json::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Value::Int(i)
-            } else if let Some(u) = n.as_u64() {
-                Value::Uint(u)
-            } else {
-                Value::Float(n.as_f64().unwrap_or(0.0))
-            }
+struct Converter<'a> {
+    zeros: &'a [ZeroFields],
+    nils: &'a Nils,
+    table: OrderTable,
+}
+
+impl Converter<'_> {
+    fn field(&mut self, key: &str, v: &Json) -> Value {
+        match v {
+            Json::Null if NIL_SLICE_KEYS.contains(&key) => Value::List(Arc::clone(&self.nils.list)),
+            Json::Null if NIL_MAP_KEYS.contains(&key) => Value::Map(Arc::clone(&self.nils.map)),
+            _ => self.value(v),
         }
-        Json::String(s) => Value::String(Arc::from(s.as_str())),
-        Json::Array(a) => Value::List(
-            a.iter()
-                .map(|x| convert(x, zeros, table))
-                .collect::<Vec<_>>()
-                .into(),
-        ),
-        Json::Object(m) => {
-            let order: Vec<Arc<str>> = m.keys().map(|k| Arc::from(k.as_str())).collect();
-            let mut out: BTreeMap<Arc<str>, Value> = m
-                .iter()
-                .map(|(k, x)| (Arc::from(k.as_str()), convert(x, zeros, table)))
-                .collect();
-            for z in zeros {
-                if z.marker_keys.iter().all(|k| m.contains_key(*k)) {
-                    for (k, zero) in &z.fields {
-                        if !m.contains_key(*k) {
-                            out.insert(Arc::from(*k), convert(zero, &[], table));
+    }
+
+    fn value(&mut self, v: &Json) -> Value {
+        match v {
+            Json::Null => Value::Nil,
+            Json::Bool(b) => Value::Bool(*b),
+            Json::Number(n) => {
+                if let Some(i) = n.as_i64() {
+                    Value::Int(i)
+                } else if let Some(u) = n.as_u64() {
+                    Value::Uint(u)
+                } else {
+                    Value::Float(n.as_f64().unwrap_or(0.0))
+                }
+            }
+            Json::String(s) => Value::String(Arc::from(s.as_str())),
+            Json::Array(a) => {
+                Value::List(a.iter().map(|x| self.value(x)).collect::<Vec<_>>().into())
+            }
+            Json::Object(m) => {
+                let order: Vec<Arc<str>> = m.keys().map(|k| Arc::from(k.as_str())).collect();
+                let mut out: BTreeMap<Arc<str>, Value> = BTreeMap::new();
+                for (k, x) in m {
+                    let v = self.field(k, x);
+                    out.insert(Arc::from(k.as_str()), v);
+                }
+                let zeros = self.zeros;
+                for z in zeros {
+                    if z.marker_keys.iter().all(|k| m.contains_key(*k)) {
+                        for (k, zero) in &z.fields {
+                            if !m.contains_key(*k) {
+                                let v = self.field(k, zero);
+                                out.insert(Arc::from(*k), v);
+                            }
                         }
                     }
                 }
+                let sorted: Vec<Arc<str>> = out.keys().cloned().collect();
+                self.table.insert(sorted, order);
+                Value::Map(Arc::new(out))
             }
-            let sorted: Vec<Arc<str>> = out.keys().cloned().collect();
-            table.insert(sorted, order);
-            Value::Map(Arc::new(out))
         }
     }
 }
 
 /// Back to JSON for `json`, restoring recorded key orders (Go maps, which were never
-/// recorded in another order, stay sorted as Go writes them).
-fn to_json(v: &Value, table: &OrderTable) -> Result<Json, gotmpl::TemplateError> {
+/// recorded in another order, stay sorted as Go writes them) and nils.
+fn to_json(v: &Value, table: &OrderTable, nils: &Nils) -> Result<Json, gotmpl::TemplateError> {
     Ok(match v {
         Value::Nil => Json::Null,
         Value::Bool(b) => Json::Bool(*b),
@@ -313,9 +453,11 @@ fn to_json(v: &Value, table: &OrderTable) -> Result<Json, gotmpl::TemplateError>
             .map(Json::Number)
             .unwrap_or(Json::Null),
         Value::String(s) => Json::String(s.to_string()),
+        Value::List(l) if Arc::ptr_eq(l, &nils.list) => Json::Null,
+        Value::Map(m) if Arc::ptr_eq(m, &nils.map) => Json::Null,
         Value::List(l) => Json::Array(
             l.iter()
-                .map(|x| to_json(x, table))
+                .map(|x| to_json(x, table, nils))
                 .collect::<Result<_, _>>()?,
         ),
         Value::Map(m) => {
@@ -324,7 +466,7 @@ fn to_json(v: &Value, table: &OrderTable) -> Result<Json, gotmpl::TemplateError>
             let mut out = serde_json::Map::new();
             for k in keys {
                 if let Some(x) = m.get(&k) {
-                    out.insert(k.to_string(), to_json(x, table)?);
+                    out.insert(k.to_string(), to_json(x, table, nils)?);
                 }
             }
             Json::Object(out)
@@ -374,9 +516,15 @@ fn json_fn(args: &[Value], state: &RwLock<State>) -> gotmpl::Result<Value> {
         _ => false,
     };
     let (j, style) = if is_row {
-        (to_json(&args[0], &OrderTable::new())?, oci::GoJson::MARSHAL)
+        (
+            to_json(&args[0], &OrderTable::new(), &st.nils)?,
+            oci::GoJson::MARSHAL,
+        )
     } else {
-        (to_json(&args[0], &st.orders)?, oci::GoJson::ENCODER)
+        (
+            to_json(&args[0], &st.orders, &st.nils)?,
+            oci::GoJson::ENCODER,
+        )
     };
     let s = style
         .to_string(&j)
@@ -549,10 +697,12 @@ mod tests {
                 );
             }
         }
-        assert!(render("{{table .Id}}", &d)
-            .unwrap_err()
-            .to_string()
-            .contains("table"));
+        assert_eq!(
+            Template::parse("x\n{{if .Id}}{{else}}{{table .Id}}{{end}}")
+                .unwrap_err()
+                .to_string(),
+            "template parsing error: template: :2: function \"table\" not defined"
+        );
     }
 
     #[test]
@@ -560,5 +710,37 @@ mod tests {
         let t = Template::parse_header("{{.ID}}\t{{upper .Size}}\t{{json .X}}").unwrap();
         let h = json!({"ID": "IMAGE ID", "Size": "SIZE", "X": "X Y"});
         assert_eq!(t.render(&h).unwrap(), "IMAGE ID\tSIZE\tX Y");
+    }
+
+    #[test]
+    fn generated_templates_never_panic() {
+        let pieces = [
+            "{{", "}}", ".Id", ".L", " ", "json", "split", "join", "index", "len", "range", "end",
+            "if", "else", "with", "\"x\"", "1", "-1", "|", "(", ")", "$v", ":=", "pad", "truncate",
+            "title", "println", "printf", "\"%d\"", "{{-", "-}}", "$", ".", "define", "template",
+        ];
+        let d = json!({"Id": "sha256:ab", "L": ["a", "b"], "M": {"k": "v"}, "N": null});
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut ok = 0;
+        for _ in 0..5_000 {
+            let n = (next() % 10) as usize;
+            let t: String = (0..n)
+                .map(|_| pieces[(next() % pieces.len() as u64) as usize])
+                .collect();
+            match render(&t, &d) {
+                Ok(_) => ok += 1,
+                Err(e) => assert!(
+                    e.to_string().starts_with("template parsing error: "),
+                    "{t}: {e}"
+                ),
+            }
+        }
+        assert!(ok > 0);
     }
 }

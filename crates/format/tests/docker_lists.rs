@@ -70,3 +70,48 @@ fn json_of_a_row_is_sorted_and_html_escaped() {
         assert_eq!(out, want, "{name}");
     }
 }
+
+#[test]
+fn created_at_strings_match_docker() {
+    let inspect: Vec<Value> = serde_json::from_str(&fixture("inspect-classic.json")).unwrap();
+    let created = inspect[0]["Created"].as_str().unwrap();
+    let t = format::Timestamp::parse_rfc3339(created).unwrap();
+    assert_eq!(t.rfc3339_nano(), created);
+    assert_eq!(t.rfc3339(), rows("history-rows.jsonl")[0]["CreatedAt"]);
+    assert_eq!(t.go_date_time(), rows("images-rows.jsonl")[0]["CreatedAt"]);
+}
+
+#[test]
+fn system_df_table_matches_docker() {
+    let f = ListFormat::parse(
+        r"table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
+    )
+    .unwrap();
+    let header = json!({"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE",
+                        "Size": "SIZE", "Reclaimable": "RECLAIMABLE"});
+    let out = f.render(&header, &rows("df-rows.jsonl")).unwrap();
+    assert_eq!(out, fixture("df-table.txt"));
+}
+
+#[test]
+fn history_created_by_cells_match_docker() {
+    // The untruncated texts come from the recorded image config's history, newest first.
+    let cfg: Value = serde_json::from_str(&fixture("inspect-classic.json")).unwrap();
+    assert_eq!(
+        cfg[0]["Id"],
+        "sha256:1b8a4ad5b45fc7f1ff8e2d65d8ce70d1ec234cea7b2b38704dd57fc6ffc21515"
+    );
+    let full = [
+        r#"/bin/sh -c #(nop)  CMD ["/bin/sh" "-c" "echo <hi> & bye"]"#,
+        r#"/bin/sh -c #(nop)  HEALTHCHECK &{["CMD-SHELL" "true"] "30s" "3s" "0s" '\x00'}"#,
+        "/bin/sh -c #(nop) WORKDIR /app",
+        "/bin/sh -c echo hi > /hi.txt",
+    ];
+    let rows = rows("history-rows.jsonl");
+    for (f, r) in full.iter().zip(&rows) {
+        assert_eq!(
+            format::history_created_by(f, true),
+            r["CreatedBy"].as_str().unwrap()
+        );
+    }
+}

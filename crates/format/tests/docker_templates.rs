@@ -11,15 +11,25 @@ fn fixture(name: &str) -> String {
     .unwrap()
 }
 
-/// Templates whose Docker output depends on Go types a JSON value does not carry (a nil
-/// slice prints `[]`, a nil map `map[]`) or on Go's exact error positions.
-const KNOWN_DIFFERENT: &[&str] = &["{{.Config.Volumes}}", "{{.Config.Entrypoint}}"];
+/// Templates whose Docker output depends on Go types a JSON value does not carry: a nil
+/// pointer prints `<nil>` in Go, a JSON null prints `<no value>` in the template engine.
+const KNOWN_DIFFERENT: &[&str] = &["{{.Config.Healthcheck}}", "{{.Config.StopTimeout}}"];
 
 #[test]
 fn inspect_templates_match_docker() {
-    let inspect: Vec<Value> = serde_json::from_str(&fixture("inspect-classic.json")).unwrap();
-    let cases: Vec<Value> = serde_json::from_str(&fixture("inspect-templates.json")).unwrap();
     let mut failures = Vec::new();
+    for (image, templates) in [
+        ("inspect-classic.json", "inspect-templates.json"),
+        ("inspect-import.json", "inspect-templates-import.json"),
+    ] {
+        check(image, templates, &mut failures);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn check(image: &str, templates: &str, failures: &mut Vec<String>) {
+    let inspect: Vec<Value> = serde_json::from_str(&fixture(image)).unwrap();
+    let cases: Vec<Value> = serde_json::from_str(&fixture(templates)).unwrap();
     for c in &cases {
         let tpl = c["template"].as_str().unwrap();
         if KNOWN_DIFFERENT.contains(&tpl) {
@@ -53,5 +63,4 @@ fn inspect_templates_match_docker() {
             }
         }
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -260,6 +260,23 @@ pub struct ImageConfig {
     pub extra: Map<String, Value>,
 }
 
+/// This machine's architecture as Go names it (`GOARCH`), which Docker writes in configs.
+pub fn host_architecture() -> &'static str {
+    go_architecture(std::env::consts::ARCH)
+}
+
+/// Go's name (`amd64`, `arm64`, …) for a Rust target architecture name.
+pub fn go_architecture(rust_arch: &str) -> &str {
+    match rust_arch {
+        "x86_64" => "amd64",
+        "x86" => "386",
+        "aarch64" => "arm64",
+        "powerpc64" => "ppc64",
+        "loongarch64" => "loong64",
+        other => other,
+    }
+}
+
 /// Why a config could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -283,6 +300,37 @@ impl ImageConfig {
             _ => BTreeMap::new(),
         };
         GoJson::MARSHAL.to_vec(&sorted).unwrap_or_default()
+    }
+
+    /// The config `docker import` writes: one layer, one history entry whose comment is
+    /// `comment` (`Imported from -` for a file or stdin, or the `-m` message), `config`
+    /// holding what `--change` set, a zero `container_config`, `created` everywhere.
+    pub fn imported(
+        created: &str,
+        comment: &str,
+        docker_version: &str,
+        diff_id: Digest,
+        config: ContainerConfig,
+    ) -> Self {
+        ImageConfig {
+            architecture: host_architecture().to_string(),
+            comment: comment.to_string(),
+            config: Some(config),
+            container_config: Some(ContainerConfig::default()),
+            created: Some(created.to_string()),
+            docker_version: docker_version.to_string(),
+            history: vec![History {
+                created: Some(created.to_string()),
+                comment: comment.to_string(),
+                ..Default::default()
+            }],
+            os: "linux".to_string(),
+            rootfs: Some(RootFs {
+                diff_ids: vec![diff_id],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
     }
 
     /// The diff_ids of the layers, bottom first (empty when there is no `rootfs`).

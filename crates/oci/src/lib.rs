@@ -18,8 +18,9 @@ mod manifest;
 mod reference;
 
 pub use config::{
-    ConfigError, ContainerConfig, GraphDriver, HealthConfig, History, ImageConfig, ImageInspect,
-    InspectMetadata, InspectRootFs, RootFs, DEFAULT_PATH_ENV, ZERO_TIME,
+    go_architecture, host_architecture, ConfigError, ContainerConfig, GraphDriver, HealthConfig,
+    History, ImageConfig, ImageInspect, InspectMetadata, InspectRootFs, RootFs, DEFAULT_PATH_ENV,
+    ZERO_TIME,
 };
 pub use digest::{Digest, DigestError, Hasher};
 pub use gojson::GoJson;

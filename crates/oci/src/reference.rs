@@ -635,4 +635,37 @@ mod tests {
         assert_eq!(j, "\"docker.io/user/img:1\"");
         assert_eq!(serde_json::from_str::<Reference>(&j).unwrap(), r);
     }
+
+    #[test]
+    fn generated_inputs_never_panic_and_round_trip() {
+        // A small deterministic generator over the characters that matter to the grammar.
+        let alphabet: Vec<char> = "ab0Z:/@.-_[]é ".chars().collect();
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut valid = 0;
+        for _ in 0..20_000 {
+            let len = (next() % 16) as usize;
+            let mut s: String = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            if next() % 4 == 0 {
+                s.push('@');
+                s.push_str(D);
+            }
+            if let Ok(r) = Reference::parse(&s) {
+                valid += 1;
+                assert_eq!(Reference::parse(&r.to_string()).unwrap(), r, "{s:?}");
+                assert_eq!(Reference::parse(&r.familiar()).unwrap(), r, "{s:?}");
+            }
+        }
+        assert!(
+            valid > 100,
+            "generator produced too few valid references ({valid})"
+        );
+    }
 }

@@ -142,3 +142,25 @@ fn save_manifest_json_round_trips() {
     out.push(b'\n');
     assert_eq!(out, src);
 }
+
+#[test]
+fn imported_config_is_what_docker_import_writes() {
+    let recorded = fixture("import-config.json");
+    let r = ImageConfig::from_slice(&recorded).unwrap();
+    let c = ImageConfig::imported(
+        r.created.as_deref().unwrap(),
+        "Imported from -",
+        "20.10.24+dfsg1",
+        r.diff_ids()[0],
+        oci::ContainerConfig::default(),
+    );
+    if oci::host_architecture() == "amd64" {
+        assert_eq!(
+            String::from_utf8(c.to_docker_json()).unwrap(),
+            String::from_utf8(recorded).unwrap()
+        );
+        assert_eq!(Digest::of(&c.to_docker_json()).to_string(), IMPORT_ID);
+    } else {
+        assert_eq!(c.history, r.history);
+    }
+}
