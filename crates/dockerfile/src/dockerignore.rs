@@ -357,10 +357,7 @@ pub fn ignore_file_candidates(dockerfile_path: &str) -> Vec<String> {
 
 /// Pick the ignore file to use given which files exist (`exists` is asked about the names
 /// from [`ignore_file_candidates`], in order).
-pub fn choose_ignore_file(
-    dockerfile_path: &str,
-    exists: impl Fn(&str) -> bool,
-) -> Option<String> {
+pub fn choose_ignore_file(dockerfile_path: &str, exists: impl Fn(&str) -> bool) -> Option<String> {
     ignore_file_candidates(dockerfile_path)
         .into_iter()
         .find(|c| exists(c))

@@ -84,9 +84,16 @@ mod tests {
 
     #[test]
     fn rules() {
-        let spec = [("link", Kind::Bool), ("from", Kind::Str), ("exclude", Kind::Strs)];
-        let f = Flags::parse(&s(&["--link", "--from=a", "--exclude=x", "--exclude=y"]), &spec)
-            .unwrap();
+        let spec = [
+            ("link", Kind::Bool),
+            ("from", Kind::Str),
+            ("exclude", Kind::Strs),
+        ];
+        let f = Flags::parse(
+            &s(&["--link", "--from=a", "--exclude=x", "--exclude=y"]),
+            &spec,
+        )
+        .unwrap();
         assert_eq!(f.bool("link"), Some(true));
         assert_eq!(f.string("from").as_deref(), Some("a"));
         assert_eq!(f.strings("exclude"), vec!["x", "y"]);

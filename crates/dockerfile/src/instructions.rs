@@ -307,7 +307,7 @@ fn parse_kvps(args: &[String], cmd: &str) -> Result<Vec<KeyValue>, String> {
     if args.is_empty() {
         return Err(at_least_one(cmd));
     }
-    if args.len() % 3 != 0 {
+    if !args.chunks_exact(3).remainder().is_empty() {
         return Err(format!("Bad input to {cmd}, too many arguments"));
     }
     let mut out = Vec::new();
@@ -370,7 +370,10 @@ fn opt_duration(v: Option<String>, name: &str) -> Result<Duration, String> {
         return Ok(Duration::ZERO);
     }
     if ns < 1_000_000 {
-        return Err(format!("Interval {} cannot be less than 1ms", go_quote(name)));
+        return Err(format!(
+            "Interval {} cannot be less than 1ms",
+            go_quote(name)
+        ));
     }
     Ok(Duration::from_nanos(ns as u64))
 }
@@ -500,7 +503,9 @@ pub(crate) fn parse_node(node: &Node) -> Result<Parsed, String> {
             }
             let orig = node.original.trim_start_matches(crate::util::is_space);
             let mut expr = if orig.len() >= 7 && orig[..7].eq_ignore_ascii_case("onbuild") {
-                orig[7..].trim_start_matches(crate::util::is_space).to_string()
+                orig[7..]
+                    .trim_start_matches(crate::util::is_space)
+                    .to_string()
             } else {
                 orig.to_string()
             };
@@ -720,9 +725,8 @@ impl Instruction {
     pub fn expand(&self, lex: &ShellLex, env: &dyn Env) -> Result<Instruction> {
         let line = self.line;
         let w = |s: &str| lex.process_word(s, env).map_err(|e| e.at_line(line));
-        let wo = |s: &Option<String>| -> Result<Option<String>> {
-            s.as_ref().map(|v| w(v)).transpose()
-        };
+        let wo =
+            |s: &Option<String>| -> Result<Option<String>> { s.as_ref().map(|v| w(v)).transpose() };
         let raw_lex = {
             let mut l = ShellLex::new('\\');
             l.skip_process_quotes = true;
@@ -767,9 +771,7 @@ impl Instruction {
             Command::Workdir(p) => Command::Workdir(w(p)?),
             Command::User(u) => Command::User(w(u)?),
             Command::StopSignal(s) => Command::StopSignal(w(s)?),
-            Command::Volume(v) => {
-                Command::Volume(v.iter().map(|x| w(x)).collect::<Result<_>>()?)
-            }
+            Command::Volume(v) => Command::Volume(v.iter().map(|x| w(x)).collect::<Result<_>>()?),
             Command::Expose(v) => {
                 let mut out = Vec::new();
                 for p in v {

@@ -307,10 +307,18 @@ mod tests {
     #[test]
     fn forms() {
         assert!(matches!(parse_array(r#"["a", "b"]"#), JsonArgs::Strings(v) if v == ["a", "b"]));
-        assert!(matches!(parse_array(r#"["a", ["b"]]"#), JsonArgs::NotStrings));
-        assert!(matches!(parse_array(r#"["a", {"x": [1]}]"#), JsonArgs::NotStrings));
+        assert!(matches!(
+            parse_array(r#"["a", ["b"]]"#),
+            JsonArgs::NotStrings
+        ));
+        assert!(matches!(
+            parse_array(r#"["a", {"x": [1]}]"#),
+            JsonArgs::NotStrings
+        ));
         assert!(matches!(parse_array(r#"['a']"#), JsonArgs::Invalid));
         assert!(matches!(parse_array(r#"["a"] x"#), JsonArgs::Invalid));
-        assert!(matches!(parse_array(r#"["\ud83d\ude00\ud800"]"#), JsonArgs::Strings(v) if v == ["😀\u{fffd}"]));
+        assert!(
+            matches!(parse_array(r#"["\ud83d\ude00\ud800"]"#), JsonArgs::Strings(v) if v == ["😀\u{fffd}"])
+        );
     }
 }

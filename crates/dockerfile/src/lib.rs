@@ -46,11 +46,13 @@ mod util;
 pub use dockerignore::{choose_ignore_file, clean_path, ignore_file_candidates, DockerIgnore};
 pub use error::{Error, Result};
 pub use instructions::{
-    Add, ArgDecl, Command, CommandLine, Copy, Healthcheck, Instruction, KeyValue, Network,
-    Run, RunScript, Security, SourceContent,
+    Add, ArgDecl, Command, CommandLine, Copy, Healthcheck, Instruction, KeyValue, Network, Run,
+    RunScript, Security, SourceContent,
 };
 pub use mount::{Mount, MountType, Sharing};
-pub use parser::{chomp_heredoc, dump_ast, parse, parse_heredoc, Ast, Directive, Heredoc, Node, Warning};
+pub use parser::{
+    chomp_heredoc, dump_ast, parse, parse_heredoc, Ast, Directive, Heredoc, Node, Warning,
+};
 pub use shell::{Env, EnvList, Processed, ShellLex};
 pub use stages::{
     lower, Base, BuildOptions, Dockerfile, Platform, Scope, Source, Stage, PROXY_ARGS,

@@ -256,7 +256,12 @@ pub(crate) fn parse_mount(
                     "tmpfs" => MountType::Tmpfs,
                     "secret" => MountType::Secret,
                     "ssh" => MountType::Ssh,
-                    _ => return Err(format!("unsupported mount type {}", crate::util::go_quote(&value))),
+                    _ => {
+                        return Err(format!(
+                            "unsupported mount type {}",
+                            crate::util::go_quote(&value)
+                        ))
+                    }
                 }
             }
             "from" => m.from = Some(value),
@@ -329,7 +334,10 @@ pub(crate) fn parse_mount(
         }
     }
     let kind = m.kind.as_str();
-    if !matches!(m.kind, MountType::Secret | MountType::Ssh | MountType::Cache) {
+    if !matches!(
+        m.kind,
+        MountType::Secret | MountType::Ssh | MountType::Cache
+    ) {
         if m.mode.is_some() {
             return Err(format!("mode not allowed for \"{kind}\" type mounts"));
         }

@@ -163,9 +163,7 @@ impl Directives {
         // ^([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$
         let name_len = rest
             .char_indices()
-            .find(|&(i, c)| {
-                !(c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()))
-            })
+            .find(|&(i, c)| !(c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())))
             .map(|(i, _)| i)
             .unwrap_or(rest.len());
         let re_space = |c: char| matches!(c, ' ' | '\t' | '\n' | '\u{c}' | '\r');

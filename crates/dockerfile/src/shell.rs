@@ -33,7 +33,10 @@ impl Env for BTreeMap<String, String> {
 /// A list of `(name, value)` pairs; the last entry for a name wins.
 impl Env for [(String, String)] {
     fn get(&self, name: &str) -> Option<String> {
-        self.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        self.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
     }
 }
 
@@ -396,12 +399,14 @@ impl<'a> Word<'a> {
         self.next();
         match self.peek() {
             None => return Err("syntax error: missing '}'".into()),
-            Some('{') | Some('}') | Some(':') => return Err("syntax error: bad substitution".into()),
+            Some('{') | Some('}') | Some(':') => {
+                return Err("syntax error: bad substitution".into())
+            }
             _ => {}
         }
         let name = self.name();
         let ch0 = self.next();
-        let mut chs: String = ch0.map(String::from).unwrap_or_default();
+        let mut chs: String = ch0.unwrap_or('\u{fffd}').to_string();
         match ch0 {
             Some('}') => {
                 let v = self.get_env(&name);
@@ -415,9 +420,7 @@ impl<'a> Word<'a> {
                 let null_is_unset = c == ':';
                 if null_is_unset {
                     ch = self.next();
-                    if let Some(c2) = ch {
-                        chs.push(c2);
-                    }
+                    chs.push(ch.unwrap_or('\u{fffd}'));
                 }
                 let raw = matches!(ch, Some('#') | Some('%'));
                 if null_is_unset && raw {
@@ -747,7 +750,10 @@ mod tests {
     use super::*;
 
     fn env() -> Vec<(String, String)> {
-        vec![("A".into(), "a b".into()), ("P".into(), "/usr/local/bin".into())]
+        vec![
+            ("A".into(), "a b".into()),
+            ("P".into(), "/usr/local/bin".into()),
+        ]
     }
 
     #[test]

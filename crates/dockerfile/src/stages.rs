@@ -240,10 +240,7 @@ pub fn lower(ast: &Ast, options: &BuildOptions) -> Result<Dockerfile> {
                     ));
                 }
                 let platform = match &f.platform {
-                    Some(p) => Some(
-                        lex.process_word(p, &global)
-                            .map_err(|e| e.at_line(line))?,
-                    ),
+                    Some(p) => Some(lex.process_word(p, &global).map_err(|e| e.at_line(line))?),
                     None => None,
                 };
                 let lower_base = base.to_lowercase();
@@ -390,10 +387,7 @@ fn order(stages: &[Stage], target: usize) -> Result<Vec<usize>> {
                     stack.push((d, 0));
                 }
                 1 => {
-                    let name = stages[d]
-                        .name
-                        .clone()
-                        .unwrap_or_else(|| d.to_string());
+                    let name = stages[d].name.clone().unwrap_or_else(|| d.to_string());
                     return Err(Error::Stage(format!(
                         "circular dependency detected on stage: {name}"
                     )));

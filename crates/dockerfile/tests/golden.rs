@@ -73,12 +73,21 @@ SHELL ["/bin/bash", "-c"]
 ONBUILD RUN echo $DIR
 FROM scratch AS other
 "#;
-    let mut o = opts(&[("TAG", "3.19"), ("UID", "42"), ("PORTS", "443 53/udp"), ("SIG", "TERM"), ("UNUSED", "1")]);
+    let mut o = opts(&[
+        ("TAG", "3.19"),
+        ("UID", "42"),
+        ("PORTS", "443 53/udp"),
+        ("SIG", "TERM"),
+        ("UNUSED", "1"),
+    ]);
     o.build_platform = Platform::parse("linux/arm64").unwrap();
     let df = parse_and_lower(text, &o).unwrap();
     assert_eq!(df.directives.len(), 2);
     assert_eq!(df.directives[1].name, "check");
-    assert_eq!(df.unused_build_args, vec![s("PORTS"), s("SIG"), s("UID"), s("UNUSED")]);
+    assert_eq!(
+        df.unused_build_args,
+        vec![s("PORTS"), s("SIG"), s("UID"), s("UNUSED")]
+    );
     let st = &df.stages[0];
     assert_eq!(st.name.as_deref(), Some("build"));
     assert_eq!(st.base, Base::Image(s("alpine:3.19")));
@@ -93,36 +102,80 @@ FROM scratch AS other
 
     let cmds = run_stage(&df, 0, &[("PATH", "/usr/bin")]);
     let mut it = cmds.into_iter();
-    assert_eq!(it.next().unwrap(), Command::Arg(vec![ArgDecl { name: s("TAG"), default: None }]));
     assert_eq!(
         it.next().unwrap(),
-        Command::Arg(vec![ArgDecl { name: s("DIR"), default: Some(s("/src")) }])
+        Command::Arg(vec![ArgDecl {
+            name: s("TAG"),
+            default: None
+        }])
+    );
+    assert_eq!(
+        it.next().unwrap(),
+        Command::Arg(vec![ArgDecl {
+            name: s("DIR"),
+            default: Some(s("/src"))
+        }])
     );
     assert_eq!(
         it.next().unwrap(),
         Command::Env(vec![
-            KeyValue { key: s("HOME"), value: s("/root") },
-            KeyValue { key: s("PATH"), value: s("/src/bin:/usr/bin") },
+            KeyValue {
+                key: s("HOME"),
+                value: s("/root")
+            },
+            KeyValue {
+                key: s("PATH"),
+                value: s("/src/bin:/usr/bin")
+            },
         ])
     );
     assert_eq!(
         it.next().unwrap(),
-        Command::Env(vec![KeyValue { key: s("OLD"), value: s("style value") }])
+        Command::Env(vec![KeyValue {
+            key: s("OLD"),
+            value: s("style value")
+        }])
     );
     assert_eq!(
         it.next().unwrap(),
         Command::Label(vec![
-            KeyValue { key: s("com.example.vendor"), value: s("ACME") },
-            KeyValue { key: s("version"), value: s("1.0") },
-            KeyValue { key: s("desc"), value: s("a /src b") },
+            KeyValue {
+                key: s("com.example.vendor"),
+                value: s("ACME")
+            },
+            KeyValue {
+                key: s("version"),
+                value: s("1.0")
+            },
+            KeyValue {
+                key: s("desc"),
+                value: s("a /src b")
+            },
         ])
     );
-    assert_eq!(it.next().unwrap(), Command::Maintainer(s("someone <a@b.c>")));
+    assert_eq!(
+        it.next().unwrap(),
+        Command::Maintainer(s("someone <a@b.c>"))
+    );
     assert_eq!(it.next().unwrap(), Command::Workdir(s("/src/work")));
-    assert_eq!(it.next().unwrap(), Command::User(s("1000:2000")), "UID not declared by ARG");
-    assert_eq!(it.next().unwrap(), Command::Volume(vec![s("/data"), s("/src/v")]));
-    assert_eq!(it.next().unwrap(), Command::Volume(vec![s("/a"), s("/src")]));
-    assert_eq!(it.next().unwrap(), Command::Expose(vec![s("80/tcp")]), "PORTS not declared");
+    assert_eq!(
+        it.next().unwrap(),
+        Command::User(s("1000:2000")),
+        "UID not declared by ARG"
+    );
+    assert_eq!(
+        it.next().unwrap(),
+        Command::Volume(vec![s("/data"), s("/src/v")])
+    );
+    assert_eq!(
+        it.next().unwrap(),
+        Command::Volume(vec![s("/a"), s("/src")])
+    );
+    assert_eq!(
+        it.next().unwrap(),
+        Command::Expose(vec![s("80/tcp")]),
+        "PORTS not declared"
+    );
     assert_eq!(it.next().unwrap(), Command::StopSignal(s("SIG")));
     assert_eq!(
         it.next().unwrap(),
@@ -153,10 +206,20 @@ FROM scratch AS other
             excludes: vec![s("x"), s("y")],
         })
     );
-    let Command::Copy(c) = it.next().unwrap() else { panic!() };
+    let Command::Copy(c) = it.next().unwrap() else {
+        panic!()
+    };
     assert_eq!((c.sources, c.dest), (vec![s("with space")], s("/dst dir/")));
-    let Command::Run(run) = it.next().unwrap() else { panic!() };
-    assert_eq!(run.cmd, CommandLine { args: vec![s("echo $DIR")], prepend_shell: true });
+    let Command::Run(run) = it.next().unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        run.cmd,
+        CommandLine {
+            args: vec![s("echo $DIR")],
+            prepend_shell: true
+        }
+    );
     assert_eq!(run.network, Some(Network::None));
     assert_eq!(run.security, Some(Security::Insecure));
     assert_eq!(run.mount_specs.len(), 5);
@@ -184,29 +247,52 @@ FROM scratch AS other
     assert_eq!(m[1].from.as_deref(), Some("other"));
     assert_eq!(m[1].source.as_deref(), Some("/s"));
     assert!(!m[1].readonly);
-    assert_eq!((m[2].kind, m[2].size, m[2].readonly), (MountType::Tmpfs, Some(64 << 20), false));
+    assert_eq!(
+        (m[2].kind, m[2].size, m[2].readonly),
+        (MountType::Tmpfs, Some(64 << 20), false)
+    );
     assert_eq!(m[3].kind, MountType::Secret);
     assert!(m[3].required && m[3].readonly);
     assert_eq!(m[3].env.as_deref(), Some("TOKEN"));
     assert_eq!((m[4].kind, m[4].required), (MountType::Ssh, false));
-    let Command::Run(run) = it.next().unwrap() else { panic!() };
-    assert_eq!(run.cmd, CommandLine { args: vec![s("echo"), s("$DIR")], prepend_shell: false });
+    let Command::Run(run) = it.next().unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        run.cmd,
+        CommandLine {
+            args: vec![s("echo"), s("$DIR")],
+            prepend_shell: false
+        }
+    );
     assert_eq!(run.network, None);
     assert_eq!(
         it.next().unwrap(),
-        Command::Cmd(CommandLine { args: vec![s("run"), s("$DIR")], prepend_shell: false })
+        Command::Cmd(CommandLine {
+            args: vec![s("run"), s("$DIR")],
+            prepend_shell: false
+        })
     );
     assert_eq!(
         it.next().unwrap(),
-        Command::Cmd(CommandLine { args: vec![s("run $DIR")], prepend_shell: true })
+        Command::Cmd(CommandLine {
+            args: vec![s("run $DIR")],
+            prepend_shell: true
+        })
     );
     assert_eq!(
         it.next().unwrap(),
-        Command::Entrypoint(CommandLine { args: vec![], prepend_shell: false })
+        Command::Entrypoint(CommandLine {
+            args: vec![],
+            prepend_shell: false
+        })
     );
     assert_eq!(
         it.next().unwrap(),
-        Command::Entrypoint(CommandLine { args: vec![s("exec app")], prepend_shell: true })
+        Command::Entrypoint(CommandLine {
+            args: vec![s("exec app")],
+            prepend_shell: true
+        })
     );
     assert_eq!(it.next().unwrap(), Command::Healthcheck(Healthcheck::None));
     assert_eq!(
@@ -220,12 +306,23 @@ FROM scratch AS other
             retries: 3,
         })
     );
-    let Command::Healthcheck(Healthcheck::Check { test, interval, retries, .. }) = it.next().unwrap()
+    let Command::Healthcheck(Healthcheck::Check {
+        test,
+        interval,
+        retries,
+        ..
+    }) = it.next().unwrap()
     else {
         panic!()
     };
-    assert_eq!((test, interval, retries), (vec![s("CMD"), s("true")], Duration::ZERO, 0));
-    assert_eq!(it.next().unwrap(), Command::Shell(vec![s("/bin/bash"), s("-c")]));
+    assert_eq!(
+        (test, interval, retries),
+        (vec![s("CMD"), s("true")], Duration::ZERO, 0)
+    );
+    assert_eq!(
+        it.next().unwrap(),
+        Command::Shell(vec![s("/bin/bash"), s("-c")])
+    );
     assert_eq!(it.next().unwrap(), Command::Onbuild(s("RUN echo $DIR")));
     assert!(it.next().is_none());
 }
@@ -244,7 +341,10 @@ fn arg_and_env_scoping() {
     // Proxy build args are visible without ARG.
     let mut scope = df.scope();
     assert_eq!(scope.get("http_proxy").as_deref(), Some("p"));
-    scope.declare_arg(&ArgDecl { name: s("V"), default: None });
+    scope.declare_arg(&ArgDecl {
+        name: s("V"),
+        default: None,
+    });
     assert_eq!(scope.get("V").as_deref(), Some("meta"));
     assert!(scope.args().contains(&(s("http_proxy"), s("p"))));
     // Meta args are invisible in a stage that does not redeclare them.
@@ -265,7 +365,10 @@ fn stages_targets_and_order() {
     assert_eq!(df.target, 4);
     assert_eq!(df.build_order, vec![0, 3, 1, 2, 4]);
     assert_eq!(df.build_order_for(Some("B")).unwrap(), vec![0, 2]);
-    assert_eq!(df.resolve_source("nginx:latest").unwrap(), Source::Image(s("nginx:latest")));
+    assert_eq!(
+        df.resolve_source("nginx:latest").unwrap(),
+        Source::Image(s("nginx:latest"))
+    );
     assert_eq!(df.resolve_source("A").unwrap(), Source::Stage(1));
     let mut o = opts(&[]);
     o.target = Some(s("a"));
@@ -277,9 +380,15 @@ fn stages_targets_and_order() {
 fn unused_build_args_depend_on_target() {
     let text = "FROM scratch AS one\nARG A\nFROM scratch AS two\nARG B\n";
     let mut o = opts(&[("A", "1"), ("B", "2"), ("HTTPS_PROXY", "x")]);
-    assert_eq!(parse_and_lower(text, &o).unwrap().unused_build_args, vec![s("A")]);
+    assert_eq!(
+        parse_and_lower(text, &o).unwrap().unused_build_args,
+        vec![s("A")]
+    );
     o.target = Some(s("one"));
-    assert_eq!(parse_and_lower(text, &o).unwrap().unused_build_args, vec![s("B")]);
+    assert_eq!(
+        parse_and_lower(text, &o).unwrap().unused_build_args,
+        vec![s("B")]
+    );
 }
 
 #[test]
@@ -289,37 +398,73 @@ fn heredocs_as_buildkit() {
     let ins = &df.stages[0].instructions;
     assert_eq!(ins[0].line, 2);
     assert_eq!(ins[0].end_line, 4);
-    let Command::Run(r) = &ins[0].command else { panic!() };
+    let Command::Run(r) = &ins[0].command else {
+        panic!()
+    };
     assert_eq!(r.heredocs[0].content, "echo $HOME\n");
     assert_eq!(
         r.script(),
-        RunScript::Args { args: vec![s("echo $HOME\n")], prepend_shell: true }
+        RunScript::Args {
+            args: vec![s("echo $HOME\n")],
+            prepend_shell: true
+        }
     );
-    let Command::Run(r) = &ins[1].command else { panic!() };
+    let Command::Run(r) = &ins[1].command else {
+        panic!()
+    };
     assert!(r.heredocs[0].chomp && !r.heredocs[0].expand);
     assert_eq!(
         r.script(),
-        RunScript::Args { args: vec![s("<<-\"EOT\" bash\n\techo '$A'\nEOT")], prepend_shell: true }
+        RunScript::Args {
+            args: vec![s("<<-\"EOT\" bash\n\techo '$A'\nEOT")],
+            prepend_shell: true
+        }
     );
-    let Command::Run(r) = &ins[2].command else { panic!() };
+    let Command::Run(r) = &ins[2].command else {
+        panic!()
+    };
     assert_eq!(
         r.script(),
-        RunScript::File { name: s("EOF"), data: s("#!/usr/bin/env python3\nprint(1)\n") }
+        RunScript::File {
+            name: s("EOF"),
+            data: s("#!/usr/bin/env python3\nprint(1)\n")
+        }
     );
-    let Command::Run(r) = &ins[3].command else { panic!() };
+    let Command::Run(r) = &ins[3].command else {
+        panic!()
+    };
     assert_eq!(r.heredocs.len(), 2);
     assert_eq!(r.heredocs[1].file_descriptor, 3);
     assert_eq!(
         r.script(),
-        RunScript::Args { args: vec![s("cat <<A 3<<B > out\na\nA\nb\nB")], prepend_shell: true }
+        RunScript::Args {
+            args: vec![s("cat <<A 3<<B > out\na\nA\nb\nB")],
+            prepend_shell: true
+        }
     );
     let mut scope = df.scope();
     scope.set_env("A", "val");
     let e = ins[4].expand(&df.lexer(), &scope).unwrap();
-    let Command::Copy(c) = e.command else { panic!() };
+    let Command::Copy(c) = e.command else {
+        panic!()
+    };
     assert_eq!(c.sources, Vec::<String>::new());
-    assert_eq!(c.contents[0], SourceContent { path: s("one.txt"), data: s("val \"q\"\n"), expand: true });
-    assert_eq!(c.contents[1], SourceContent { path: s("two.txt"), data: s("$A\n"), expand: false });
+    assert_eq!(
+        c.contents[0],
+        SourceContent {
+            path: s("one.txt"),
+            data: s("val \"q\"\n"),
+            expand: true
+        }
+    );
+    assert_eq!(
+        c.contents[1],
+        SourceContent {
+            path: s("two.txt"),
+            data: s("$A\n"),
+            expand: false
+        }
+    );
     assert_eq!(ins[5].command, Command::Onbuild(s("RUN <<EOF\nx\nEOF")));
 }
 
@@ -332,7 +477,9 @@ fn escape_directive_and_continuations() {
     assert_eq!(ast.children[1].start_line, 3);
     assert_eq!(ast.children[1].end_line, 6);
     assert_eq!(ast.warnings.len(), 1);
-    assert!(ast.warnings[0].message.starts_with("Empty continuation line found in: "));
+    assert!(ast.warnings[0]
+        .message
+        .starts_with("Empty continuation line found in: "));
     let df = lower(&ast, &opts(&[])).unwrap();
     assert_eq!(df.lexer().escape(), '`');
 }
