@@ -5,8 +5,10 @@ use dockerfile::*;
 
 /// Parse, lower and expand every instruction of every stage; the first error.
 fn first_error(text: &str, target: Option<&str>) -> String {
-    let mut o = BuildOptions::default();
-    o.target = target.map(str::to_string);
+    let o = BuildOptions {
+        target: target.map(str::to_string),
+        ..Default::default()
+    };
     let df = match parse_and_lower(text, &o) {
         Ok(df) => df,
         Err(e) => return e.to_string(),
