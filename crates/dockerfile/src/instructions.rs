@@ -502,7 +502,10 @@ pub(crate) fn parse_node(node: &Node) -> Result<Parsed, String> {
                 _ => {}
             }
             let orig = node.original.trim_start_matches(crate::util::is_space);
-            let mut expr = if orig.len() >= 7 && orig[..7].eq_ignore_ascii_case("onbuild") {
+            let mut expr = if orig
+                .get(..7)
+                .is_some_and(|p| p.eq_ignore_ascii_case("onbuild"))
+            {
                 orig[7..]
                     .trim_start_matches(crate::util::is_space)
                     .to_string()
