@@ -212,8 +212,10 @@ pub fn lower(ast: &Ast, options: &BuildOptions) -> Result<Dockerfile> {
                             None => None,
                         },
                     };
-                    global.retain(|(n, _)| n != &d.name);
+                    // Without a value the name keeps what the global scope already has
+                    // (e.g. `ARG TARGETPLATFORM`).
                     if let Some(v) = value {
+                        global.retain(|(n, _)| n != &d.name);
                         global.push((d.name.clone(), v));
                     }
                 }

@@ -347,6 +347,13 @@ fn arg_and_env_scoping() {
     });
     assert_eq!(scope.get("V").as_deref(), Some("meta"));
     assert!(scope.args().contains(&(s("http_proxy"), s("p"))));
+    // A meta `ARG` without a value keeps the automatic platform value.
+    let df = parse_and_lower(
+        "ARG TARGETOS\nFROM img-$TARGETOS-${BUILDARCH}\n",
+        &opts(&[]),
+    )
+    .unwrap();
+    assert_eq!(df.stages[0].base, Base::Image(s("img-linux-amd64")));
     // Meta args are invisible in a stage that does not redeclare them.
     let df = parse_and_lower("ARG X=1\nFROM scratch\nWORKDIR /${X:-none}\n", &opts(&[])).unwrap();
     assert_eq!(run_stage(&df, 0, &[])[0], Command::Workdir(s("/none")));
