@@ -13,7 +13,13 @@ fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 /// (input, environment, expected result or None for an error)
-const CASES: &[(&str, &[(&str, &str)], Option<&str>)] = &[
+type Case = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    Option<&'static str>,
+);
+
+const CASES: &[Case] = &[
     (
         "${FOO-aaa} ${BAR-bbb} ${BAZ-ccc}",
         &[("FOO", "xxx"), ("BAR", "")],
