@@ -718,13 +718,15 @@ impl Instruction {
     /// time, using `env` (the stage's environment and the ARGs in scope; see
     /// [`crate::Scope`]) and `lex` (built with the Dockerfile's escape character):
     ///
-    /// * `ENV`, `LABEL`, `ARG`: names and values; `WORKDIR`, `USER`, `STOPSIGNAL`, each
+    /// * `ENV`, `LABEL`: names and values; `WORKDIR`, `USER`, `STOPSIGNAL`, each
     ///   `VOLUME`; `ADD`/`COPY` sources, destination, `--chown`, `--chmod`, `--checksum`
     ///   (not `--from`), heredoc bodies that allow expansion (quotes kept);
     /// * `EXPOSE`: each spec is expanded and split into words;
     /// * `RUN`: the `--mount` values, after which [`Run::mounts`] holds the typed mounts;
     /// * `RUN`/`CMD`/`ENTRYPOINT`/`SHELL`/`HEALTHCHECK`/`MAINTAINER`/`ONBUILD`: unchanged (the
-    ///   shell or a later build does it).
+    ///   shell or a later build does it);
+    /// * `ARG`: unchanged; [`crate::Scope::declare_arg`] expands a default only when no build
+    ///   arg overrides it, as BuildKit does.
     pub fn expand(&self, lex: &ShellLex, env: &dyn Env) -> Result<Instruction> {
         let line = self.line;
         let w = |s: &str| lex.process_word(s, env).map_err(|e| e.at_line(line));
@@ -761,16 +763,6 @@ impl Instruction {
         let command = match &self.command {
             Command::Env(v) => Command::Env(kvs(v)?),
             Command::Label(v) => Command::Label(kvs(v)?),
-            Command::Arg(v) => Command::Arg(
-                v.iter()
-                    .map(|a| {
-                        Ok(ArgDecl {
-                            name: w(&a.name)?,
-                            default: wo(&a.default)?,
-                        })
-                    })
-                    .collect::<Result<_>>()?,
-            ),
             Command::Workdir(p) => Command::Workdir(w(p)?),
             Command::User(u) => Command::User(w(u)?),
             Command::StopSignal(s) => Command::StopSignal(w(s)?),

@@ -19,14 +19,24 @@
 //!    instruction expands what; `RUN`/`CMD`/`ENTRYPOINT` are left to the shell.
 //!
 //! ```
-//! let ast = dockerfile::parse("ARG V=1\nFROM alpine:$V AS base\nENV A=$V\n").unwrap();
-//! let df = dockerfile::lower(&ast, &dockerfile::BuildOptions::default()).unwrap();
+//! use dockerfile::{BuildOptions, Command};
+//!
+//! let text = "ARG V=1\nFROM alpine:$V AS base\nARG V\nENV A=$V\nWORKDIR /app/$A\n";
+//! let df = dockerfile::parse_and_lower(text, &BuildOptions::default()).unwrap();
 //! assert_eq!(df.stages[0].base, dockerfile::Base::Image("alpine:1".into()));
+//!
+//! // What a builder does for each stage in `df.build_order`:
+//! let lex = df.lexer();
 //! let mut scope = df.scope();
-//! let step = &df.stages[0].instructions[0];
-//! let expanded = step.expand(&df.lexer(), &scope).unwrap();
-//! if let dockerfile::Command::Env(kv) = &expanded.command {
-//!     scope.set_env(&kv[0].key, &kv[0].value);
+//! scope.set_env("PATH", "/usr/bin"); // the base image's environment
+//! for step in &df.stages[0].instructions {
+//!     let expanded = step.expand(&lex, &scope).unwrap();
+//!     match &expanded.command {
+//!         Command::Arg(_) => scope.apply_arg(&lex, step).unwrap(),
+//!         Command::Env(kv) => kv.iter().for_each(|p| scope.set_env(&p.key, &p.value)),
+//!         Command::Workdir(dir) => assert_eq!(dir, "/app/1"),
+//!         _ => {}
+//!     }
 //! }
 //! ```
 //!

@@ -81,7 +81,7 @@ fn simulate(df: &Dockerfile, idx: usize, done: &BTreeMap<usize, Config>) -> Conf
                     }
                 }
             }
-            Command::Arg(d) => d.iter().for_each(|a| scope.declare_arg(a)),
+            Command::Arg(_) => scope.apply_arg(&lex, ins).unwrap(),
             Command::Label(kv) => {
                 for k in kv {
                     cfg.labels.insert(k.key.clone(), k.value.clone());

@@ -21,7 +21,11 @@ fn first_error(text: &str, target: Option<&str>) -> String {
                 Err(e) => return e.to_string(),
                 Ok(e) => match &e.command {
                     Command::Env(kv) => kv.iter().for_each(|k| scope.set_env(&k.key, &k.value)),
-                    Command::Arg(d) => d.iter().for_each(|a| scope.declare_arg(a)),
+                    Command::Arg(_) => {
+                        if let Err(e) = scope.apply_arg(&lex, ins) {
+                            return e.to_string();
+                        }
+                    }
                     _ => {}
                 },
             }
@@ -97,6 +101,7 @@ const CASES: &[(&str, &str)] = &[
     ("ARG X\nFROM ${X:?required}\n", "dockerfile parse error line 2: failed to process \"${X:?required}\": X: required"),
     ("FROM a\nWORKDIR ${X:?}\n", "dockerfile parse error line 2: failed to process \"${X:?}\": X: is not allowed to be unset"),
     ("FROM a\nENV A=\nWORKDIR /${A:?}\n", "dockerfile parse error line 3: failed to process \"/${A:?}\": A: is not allowed to be empty"),
+    ("FROM a\nARG X=${Y:?needed}\n", "dockerfile parse error line 2: failed to process \"${Y:?needed}\": Y: needed"),
     ("FROM a\nUSER ${}\n", "dockerfile parse error line 2: failed to process \"${}\": syntax error: bad substitution"),
     ("FROM a\nUSER ${X\n", "dockerfile parse error line 2: failed to process \"${X\": unsupported modifier (\u{fffd}) in substitution"),
     ("FROM a\nUSER ${X:#a}\n", "dockerfile parse error line 2: failed to process \"${X:#a}\": unsupported modifier (:#) in substitution"),

@@ -18,7 +18,7 @@ fn run_stage(df: &Dockerfile, stage: usize, base_env: &[(&str, &str)]) -> Vec<Co
         let e = ins.expand(&lex, &scope).unwrap();
         match &e.command {
             Command::Env(kv) => kv.iter().for_each(|k| scope.set_env(&k.key, &k.value)),
-            Command::Arg(d) => d.iter().for_each(|a| scope.declare_arg(a)),
+            Command::Arg(_) => scope.apply_arg(&lex, ins).unwrap(),
             _ => {}
         }
         out.push(e.command);
@@ -341,10 +341,18 @@ fn arg_and_env_scoping() {
     // Proxy build args are visible without ARG.
     let mut scope = df.scope();
     assert_eq!(scope.get("http_proxy").as_deref(), Some("p"));
-    scope.declare_arg(&ArgDecl {
+    let decl = ArgDecl {
         name: s("V"),
         default: None,
-    });
+    };
+    scope.declare_arg(&df.lexer(), &decl).unwrap();
+    // A build arg wins over a default, which is then never expanded.
+    let df2 = parse_and_lower(
+        "FROM a\nARG X=${Y:?no}\nUSER $X\n",
+        &opts(&[("X", "given")]),
+    )
+    .unwrap();
+    assert_eq!(run_stage(&df2, 0, &[])[1], Command::User(s("given")));
     assert_eq!(scope.get("V").as_deref(), Some("meta"));
     assert!(scope.args().contains(&(s("http_proxy"), s("p"))));
     // A meta `ARG` without a value keeps the automatic platform value.

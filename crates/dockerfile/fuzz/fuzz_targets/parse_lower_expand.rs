@@ -38,10 +38,8 @@ fuzz_target!(|data: &[u8]| {
                         scope.set_env(&k.key, &k.value);
                     }
                 }
-                Command::Arg(decls) => {
-                    for d in decls {
-                        scope.declare_arg(d);
-                    }
+                Command::Arg(_) => {
+                    let _ = scope.apply_arg(&lex, ins);
                 }
                 Command::Run(r) => {
                     let _ = r.script();
