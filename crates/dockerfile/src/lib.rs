@@ -41,6 +41,8 @@
 //! ```
 //!
 //! Word expansion on its own is [`ShellLex`]; `.dockerignore` handling is [`DockerIgnore`].
+//! [`expose_ports`], [`parse_signal`] and [`resolve_workdir`] apply Docker's rules for
+//! writing expanded values into an image configuration.
 
 mod dockerignore;
 mod error;
@@ -52,6 +54,7 @@ mod parser;
 mod shell;
 mod stages;
 mod util;
+mod values;
 
 pub use dockerignore::{choose_ignore_file, clean_path, ignore_file_candidates, DockerIgnore};
 pub use error::{Error, Result};
@@ -68,6 +71,7 @@ pub use stages::{
     lower, Base, BuildOptions, Dockerfile, Platform, Scope, Source, Stage, PROXY_ARGS,
 };
 pub use util::go_quote;
+pub use values::{expose_ports, parse_signal, resolve_workdir};
 
 /// Parse and lower in one step.
 pub fn parse_and_lower(text: &str, options: &BuildOptions) -> Result<Dockerfile> {

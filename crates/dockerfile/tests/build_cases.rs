@@ -27,18 +27,6 @@ struct Config {
     onbuild: Vec<String>,
 }
 
-fn join_path(base: &str, p: &str) -> String {
-    if p.starts_with('/') {
-        clean_path(p)
-    } else {
-        clean_path(&format!(
-            "{}/{}",
-            if base.is_empty() { "/" } else { base },
-            p
-        ))
-    }
-}
-
 fn simulate(df: &Dockerfile, idx: usize, done: &BTreeMap<usize, Config>) -> Config {
     let st = &df.stages[idx];
     let mut cfg = match &st.base {
@@ -102,9 +90,12 @@ fn simulate(df: &Dockerfile, idx: usize, done: &BTreeMap<usize, Config>) -> Conf
                     cfg.volumes.insert(v.clone(), json!({}));
                 }
             }
-            Command::Workdir(p) => cfg.workdir = join_path(&cfg.workdir, p),
+            Command::Workdir(p) => cfg.workdir = resolve_workdir(&cfg.workdir, p),
             Command::User(u) => cfg.user = u.clone(),
-            Command::StopSignal(s) => cfg.stop = s.clone(),
+            Command::StopSignal(s) => {
+                parse_signal(s).unwrap();
+                cfg.stop = s.clone();
+            }
             Command::Shell(s) => cfg.shell = Some(s.clone()),
             Command::Cmd(c) => {
                 cfg.cmd = Some(with_shell(c));
