@@ -47,6 +47,7 @@
 mod dockerignore;
 mod error;
 mod flags;
+mod history;
 mod instructions;
 mod json;
 mod mount;

@@ -508,3 +508,56 @@ fn json_and_shell_forms() {
     assert!(ast.children[3].json);
     assert!(parse("FROM a\nCMD [1]\n").is_err());
 }
+
+/// History text as Docker 20.10's classic builder wrote it for the same Dockerfile (taken
+/// from `docker history --no-trunc`).
+#[test]
+fn nop_history_matches_docker() {
+    let text = "FROM scratch\nARG X=1\nARG Y\nENV A=1 B=\"two words\"\nENV OLD style  value\nLABEL a=b \"c d\"=e\nMAINTAINER me <m@x>\nWORKDIR /w/$A\nUSER u:g\nVOLUME [\"/data\", \"/logs\"]\nVOLUME /one\nSTOPSIGNAL SIGKILL\nEXPOSE 80 53/udp 8000-8001\nONBUILD RUN echo  $A\nSHELL [\"/bin/bash\", \"-c\"]\nCMD echo $A\nENTRYPOINT [\"a\", \"b c\"]\nHEALTHCHECK --interval=5s --retries=3 CMD curl x\nHEALTHCHECK NONE\n";
+    let want = [
+        "/bin/sh -c #(nop)  ARG X=1",
+        "/bin/sh -c #(nop)  ARG Y",
+        "/bin/sh -c #(nop)  ENV A=1 B=two words",
+        "/bin/sh -c #(nop)  ENV OLD=style  value",
+        "/bin/sh -c #(nop)  LABEL a=b c d=e",
+        "/bin/sh -c #(nop)  MAINTAINER me <m@x>",
+        "/bin/sh -c #(nop) WORKDIR /w/1",
+        "/bin/sh -c #(nop)  USER u:g",
+        "/bin/sh -c #(nop)  VOLUME [/data /logs]",
+        "/bin/sh -c #(nop)  VOLUME [/one]",
+        "/bin/sh -c #(nop)  STOPSIGNAL SIGKILL",
+        "/bin/sh -c #(nop)  EXPOSE 53/udp 80 8000-8001",
+        "/bin/sh -c #(nop)  ONBUILD RUN echo  $A",
+        "/bin/bash -c #(nop)  SHELL [/bin/bash -c]",
+        "/bin/bash -c #(nop)  CMD [\"/bin/bash\" \"-c\" \"echo $A\"]",
+        "/bin/bash -c #(nop)  ENTRYPOINT [\"a\" \"b c\"]",
+        "/bin/bash -c #(nop)  HEALTHCHECK &{[\"CMD-SHELL\" \"curl x\"] \"5s\" \"0s\" \"0s\" '\\x03'}",
+        "/bin/bash -c #(nop)  HEALTHCHECK &{[\"NONE\"] \"0s\" \"0s\" \"0s\" '\\x00'}",
+    ];
+    let df = parse_and_lower(text, &opts(&[("Y", "2")])).unwrap();
+    let lex = df.lexer();
+    let mut scope = df.scope();
+    let mut shell = vec![s("/bin/sh"), s("-c")];
+    let mut got = Vec::new();
+    for ins in &df.stages[0].instructions {
+        let mut e = ins.expand(&lex, &scope).unwrap();
+        if let Command::Arg(d) = &mut e.command {
+            // the history shows the declaration with its expanded default
+            for a in d.iter_mut() {
+                a.default = a
+                    .default
+                    .as_ref()
+                    .map(|v| lex.process_word(v, &scope).unwrap());
+            }
+            scope.apply_arg(&lex, ins).unwrap();
+        }
+        if let Command::Env(kv) = &e.command {
+            kv.iter().for_each(|p| scope.set_env(&p.key, &p.value));
+        }
+        got.push(e.nop_history(&shell).unwrap());
+        if let Command::Shell(sh) = &e.command {
+            shell = sh.clone();
+        }
+    }
+    assert_eq!(got, want);
+}
