@@ -231,6 +231,9 @@ fn trim_continuation(line: &str, escape: char) -> (String, bool) {
     (line.to_string(), true)
 }
 
+/// Longest line BuildKit's scanner accepts (bytes, without the newline).
+const MAX_LINE: usize = 65535;
+
 /// Lines with their endings kept, like BuildKit's scanner.
 fn split_lines(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
@@ -258,6 +261,15 @@ fn split_lines(text: &str) -> Vec<&str> {
 pub fn parse(text: &str) -> Result<Ast> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines = split_lines(text);
+    // BuildKit reads lines with Go's bufio.Scanner and its 64 KiB token limit.
+    for (i, l) in lines.iter().enumerate() {
+        if l.len() > MAX_LINE + 1 || (!l.ends_with('\n') && l.len() > MAX_LINE) {
+            return Err(Error::parse(
+                i + 1,
+                format!("dockerfile line greater than max allowed size of {MAX_LINE}"),
+            ));
+        }
+    }
     let mut d = Directives {
         escape: '\\',
         done: false,

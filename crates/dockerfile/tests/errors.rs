@@ -144,6 +144,17 @@ fn every_error_message() {
 }
 
 #[test]
+fn overlong_line() {
+    let ok = format!("FROM a\nLABEL x={}\n", "y".repeat(65535 - 8));
+    assert!(parse(&ok).is_ok());
+    let long = format!("FROM a\nLABEL x={}\n", "y".repeat(65536 - 8));
+    assert_eq!(
+        parse(&long).unwrap_err().to_string(),
+        "dockerfile parse error line 2: dockerfile line greater than max allowed size of 65535"
+    );
+}
+
+#[test]
 fn target_not_found() {
     assert_eq!(
         first_error("FROM a AS one\n", Some("two")),
