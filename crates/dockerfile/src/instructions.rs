@@ -420,9 +420,9 @@ pub(crate) fn parse_node(node: &Node) -> Result<Parsed, String> {
                 sources,
                 contents,
                 dest,
-                chown: f.string("chown"),
-                chmod: f.string("chmod"),
-                checksum: f.string("checksum"),
+                chown: f.string("chown").filter(|s| !s.is_empty()),
+                chmod: f.string("chmod").filter(|s| !s.is_empty()),
+                checksum: f.string("checksum").filter(|s| !s.is_empty()),
                 keep_git_dir: f.bool("keep-git-dir").unwrap_or(false),
                 link: f.bool("link").unwrap_or(false),
                 excludes: f.strings("exclude"),
@@ -450,8 +450,8 @@ pub(crate) fn parse_node(node: &Node) -> Result<Parsed, String> {
                 contents,
                 dest,
                 from: f.string("from").filter(|s| !s.is_empty()),
-                chown: f.string("chown"),
-                chmod: f.string("chmod"),
+                chown: f.string("chown").filter(|s| !s.is_empty()),
+                chmod: f.string("chmod").filter(|s| !s.is_empty()),
                 link: f.bool("link").unwrap_or(false),
                 parents: f.bool("parents").unwrap_or(false),
                 excludes: f.strings("exclude"),
@@ -730,8 +730,13 @@ impl Instruction {
     pub fn expand(&self, lex: &ShellLex, env: &dyn Env) -> Result<Instruction> {
         let line = self.line;
         let w = |s: &str| lex.process_word(s, env).map_err(|e| e.at_line(line));
-        let wo =
-            |s: &Option<String>| -> Result<Option<String>> { s.as_ref().map(|v| w(v)).transpose() };
+        // An option that expands to nothing is the same as no option, as in Docker.
+        let wo = |s: &Option<String>| -> Result<Option<String>> {
+            Ok(s.as_ref()
+                .map(|v| w(v))
+                .transpose()?
+                .filter(|v| !v.is_empty()))
+        };
         let raw_lex = {
             let mut l = ShellLex::new('\\');
             l.skip_process_quotes = true;
