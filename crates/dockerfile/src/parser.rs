@@ -31,6 +31,54 @@ pub struct Directive {
     pub line: usize,
 }
 
+/// The `# check=` directive: which build checks to skip and whether warnings fail the build.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckOptions {
+    /// Rule names after `skip=` (empty with `skip=all`).
+    pub skip: Vec<String>,
+    /// `skip=all`.
+    pub skip_all: bool,
+    /// `error=true`: check warnings are errors.
+    pub error: bool,
+}
+
+impl Ast {
+    /// The parsed `# check=` directive, if there is one (BuildKit's `skip=a,b;error=true`).
+    pub fn check_options(&self) -> Result<Option<CheckOptions>> {
+        let Some(d) = self.directives.iter().find(|d| d.name == "check") else {
+            return Ok(None);
+        };
+        let err = |m: String| Error::parse(d.line, m);
+        let mut o = CheckOptions::default();
+        let v = trim_space(&d.value);
+        if v.is_empty() {
+            return Ok(Some(o));
+        }
+        for part in v.splitn(2, ';') {
+            let Some((k, val)) = part.split_once('=') else {
+                return Err(err(format!("invalid check option {}", go_quote(part))));
+            };
+            match trim_space(k) {
+                "skip" => {
+                    let val = trim_space(val);
+                    if val == "all" {
+                        o.skip_all = true;
+                    } else {
+                        o.skip = val.split(',').map(|r| trim_space(r).to_string()).collect();
+                    }
+                }
+                "error" => {
+                    o.error = crate::util::parse_bool(trim_space(val)).ok_or_else(|| {
+                        err(format!("failed to parse check option {}", go_quote(part)))
+                    })?;
+                }
+                other => return Err(err(format!("invalid check option {}", go_quote(other)))),
+            }
+        }
+        Ok(Some(o))
+    }
+}
+
 /// A non-fatal parser finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {

@@ -84,6 +84,23 @@ FROM scratch AS other
     let df = parse_and_lower(text, &o).unwrap();
     assert_eq!(df.directives.len(), 2);
     assert_eq!(df.directives[1].name, "check");
+    let ast = parse(text).unwrap();
+    assert!(ast.check_options().unwrap().unwrap().skip_all);
+    let ast =
+        parse("# check=skip=JSONArgsRecommended, StageNameCasing;error=true\nFROM a\n").unwrap();
+    assert_eq!(
+        ast.check_options().unwrap(),
+        Some(CheckOptions {
+            skip: vec![s("JSONArgsRecommended"), s("StageNameCasing")],
+            skip_all: false,
+            error: true
+        })
+    );
+    let ast = parse("# check=bogus\nFROM a\n").unwrap();
+    assert_eq!(
+        ast.check_options().unwrap_err().to_string(),
+        "dockerfile parse error line 1: invalid check option \"bogus\""
+    );
     assert_eq!(
         df.unused_build_args,
         vec![s("PORTS"), s("SIG"), s("UID"), s("UNUSED")]
