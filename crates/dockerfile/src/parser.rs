@@ -735,7 +735,11 @@ fn name_val(rest: &str, key: &str, escape: char) -> std::result::Result<Vec<Stri
 
 /// Recognise a heredoc word such as `<<EOF`, `<<-"EOF"` or `3<<EOF` (BuildKit's
 /// `ParseHeredoc`). Returns `None` for anything else.
-pub fn parse_heredoc(word: &str) -> std::result::Result<Option<Heredoc>, String> {
+pub fn parse_heredoc(word: &str) -> Result<Option<Heredoc>> {
+    parse_heredoc_inner(word).map_err(Error::Value)
+}
+
+fn parse_heredoc_inner(word: &str) -> std::result::Result<Option<Heredoc>, String> {
     // ^(\d*)<<(-?)([^<]*)$
     let digits = word.len() - word.trim_start_matches(|c: char| c.is_ascii_digit()).len();
     let Some(after) = word[digits..].strip_prefix("<<") else {
@@ -783,7 +787,7 @@ fn heredocs_from_line(line: &str) -> std::result::Result<Vec<Heredoc>, String> {
     let words = lex.process_words(line, &empty).unwrap_or_default();
     let mut docs = Vec::new();
     for w in words {
-        if let Some(h) = parse_heredoc(&w)? {
+        if let Some(h) = parse_heredoc_inner(&w)? {
             docs.push(h);
         }
     }

@@ -7,7 +7,11 @@ use crate::dockerignore::clean_path;
 /// The `ExposedPorts` keys (`80/tcp`, `53/udp`, ...) for one expanded `EXPOSE` word, as
 /// Docker's `nat.ParsePortSpec` gives them: a range expands to every port, the protocol is
 /// lower-cased and defaults to `tcp`, and an `ip:host:` prefix is ignored.
-pub fn expose_ports(spec: &str) -> Result<Vec<String>, String> {
+pub fn expose_ports(spec: &str) -> crate::Result<Vec<String>> {
+    expose_ports_inner(spec).map_err(crate::Error::Value)
+}
+
+fn expose_ports_inner(spec: &str) -> Result<Vec<String>, String> {
     let parts: Vec<&str> = spec.split(':').collect();
     let container = parts[parts.len() - 1];
     let (proto, port) = {
@@ -83,7 +87,11 @@ const SIGNALS: &[(&str, u32)] = &[
 
 /// The signal number for a `STOPSIGNAL` value (`SIGTERM`, `term`, `15`, `RTMIN+3`), with
 /// Docker's `Invalid signal: X` error.
-pub fn parse_signal(raw: &str) -> Result<u32, String> {
+pub fn parse_signal(raw: &str) -> crate::Result<u32> {
+    parse_signal_inner(raw).map_err(crate::Error::Value)
+}
+
+fn parse_signal_inner(raw: &str) -> Result<u32, String> {
     let bad = || format!("Invalid signal: {raw}");
     if let Ok(n) = raw.parse::<i64>() {
         return if n > 0 && n <= 64 {
@@ -129,20 +137,26 @@ mod tests {
             vec!["8000/udp", "8001/udp", "8002/udp"]
         );
         assert_eq!(expose_ports("127.0.0.1:80:80").unwrap(), vec!["80/tcp"]);
-        assert_eq!(expose_ports("80/xyz").unwrap_err(), "Invalid proto: xyz");
         assert_eq!(
-            expose_ports("abc").unwrap_err(),
+            expose_ports("80/xyz").unwrap_err().to_string(),
+            "Invalid proto: xyz"
+        );
+        assert_eq!(
+            expose_ports("abc").unwrap_err().to_string(),
             "Invalid containerPort: abc"
         );
     }
 
     #[test]
     fn signals() {
-        assert_eq!(parse_signal("SIGTERM"), Ok(15));
-        assert_eq!(parse_signal("kill"), Ok(9));
-        assert_eq!(parse_signal("9"), Ok(9));
-        assert_eq!(parse_signal("RTMIN+3"), Ok(37));
-        assert_eq!(parse_signal("FOO").unwrap_err(), "Invalid signal: FOO");
+        assert_eq!(parse_signal("SIGTERM").unwrap(), 15);
+        assert_eq!(parse_signal("kill").unwrap(), 9);
+        assert_eq!(parse_signal("9").unwrap(), 9);
+        assert_eq!(parse_signal("RTMIN+3").unwrap(), 37);
+        assert_eq!(
+            parse_signal("FOO").unwrap_err().to_string(),
+            "Invalid signal: FOO"
+        );
         assert!(parse_signal("0").is_err());
     }
 
