@@ -24,6 +24,10 @@ pub enum Error {
     /// A problem with the stages as a whole (unknown target, circular dependency, ...).
     #[error("{0}")]
     Stage(String),
+    /// A value Docker rejects when it writes it into the image configuration (`Invalid
+    /// proto: xyz`, `Invalid signal: FOO`), or a malformed heredoc word.
+    #[error("{0}")]
+    Value(String),
     /// A bad pattern in a `.dockerignore` file (1-based line).
     #[error("dockerignore line {line}: {message}")]
     Ignore {
@@ -50,8 +54,9 @@ impl Error {
         }
     }
 
-    /// Attach a line to an error raised without one (expansion during lowering).
-    pub(crate) fn at_line(self, line: usize) -> Self {
+    /// Attach a Dockerfile line to an error raised without one, giving
+    /// `dockerfile parse error line N: ...` (errors that have a line keep it).
+    pub fn at_line(self, line: usize) -> Self {
         match self {
             Error::Parse { .. } | Error::Ignore { .. } => self,
             other => Error::Parse {

@@ -307,7 +307,7 @@ fn parse_kvps(args: &[String], cmd: &str) -> Result<Vec<KeyValue>, String> {
     if args.is_empty() {
         return Err(at_least_one(cmd));
     }
-    if args.len() % 3 != 0 {
+    if !args.chunks_exact(3).remainder().is_empty() {
         return Err(format!("Bad input to {cmd}, too many arguments"));
     }
     let mut out = Vec::new();
@@ -420,9 +420,9 @@ pub(crate) fn parse_node(node: &Node) -> Result<Parsed, String> {
                 sources,
                 contents,
                 dest,
-                chown: f.string("chown"),
-                chmod: f.string("chmod"),
-                checksum: f.string("checksum"),
+                chown: f.string("chown").filter(|s| !s.is_empty()),
+                chmod: f.string("chmod").filter(|s| !s.is_empty()),
+                checksum: f.string("checksum").filter(|s| !s.is_empty()),
                 keep_git_dir: f.bool("keep-git-dir").unwrap_or(false),
                 link: f.bool("link").unwrap_or(false),
                 excludes: f.strings("exclude"),
@@ -450,8 +450,8 @@ pub(crate) fn parse_node(node: &Node) -> Result<Parsed, String> {
                 contents,
                 dest,
                 from: f.string("from").filter(|s| !s.is_empty()),
-                chown: f.string("chown"),
-                chmod: f.string("chmod"),
+                chown: f.string("chown").filter(|s| !s.is_empty()),
+                chmod: f.string("chmod").filter(|s| !s.is_empty()),
                 link: f.bool("link").unwrap_or(false),
                 parents: f.bool("parents").unwrap_or(false),
                 excludes: f.strings("exclude"),
@@ -502,7 +502,10 @@ pub(crate) fn parse_node(node: &Node) -> Result<Parsed, String> {
                 _ => {}
             }
             let orig = node.original.trim_start_matches(crate::util::is_space);
-            let mut expr = if orig.len() >= 7 && orig[..7].eq_ignore_ascii_case("onbuild") {
+            let mut expr = if orig
+                .get(..7)
+                .is_some_and(|p| p.eq_ignore_ascii_case("onbuild"))
+            {
                 orig[7..]
                     .trim_start_matches(crate::util::is_space)
                     .to_string()
@@ -715,18 +718,25 @@ impl Instruction {
     /// time, using `env` (the stage's environment and the ARGs in scope; see
     /// [`crate::Scope`]) and `lex` (built with the Dockerfile's escape character):
     ///
-    /// * `ENV`, `LABEL`, `ARG`: names and values; `WORKDIR`, `USER`, `STOPSIGNAL`, each
+    /// * `ENV`, `LABEL`: names and values; `WORKDIR`, `USER`, `STOPSIGNAL`, each
     ///   `VOLUME`; `ADD`/`COPY` sources, destination, `--chown`, `--chmod`, `--checksum`
     ///   (not `--from`), heredoc bodies that allow expansion (quotes kept);
     /// * `EXPOSE`: each spec is expanded and split into words;
     /// * `RUN`: the `--mount` values, after which [`Run::mounts`] holds the typed mounts;
     /// * `RUN`/`CMD`/`ENTRYPOINT`/`SHELL`/`HEALTHCHECK`/`MAINTAINER`/`ONBUILD`: unchanged (the
-    ///   shell or a later build does it).
+    ///   shell or a later build does it);
+    /// * `ARG`: unchanged; [`crate::Scope::declare_arg`] expands a default only when no build
+    ///   arg overrides it, as BuildKit does.
     pub fn expand(&self, lex: &ShellLex, env: &dyn Env) -> Result<Instruction> {
         let line = self.line;
         let w = |s: &str| lex.process_word(s, env).map_err(|e| e.at_line(line));
-        let wo =
-            |s: &Option<String>| -> Result<Option<String>> { s.as_ref().map(|v| w(v)).transpose() };
+        // An option that expands to nothing is the same as no option, as in Docker.
+        let wo = |s: &Option<String>| -> Result<Option<String>> {
+            Ok(s.as_ref()
+                .map(|v| w(v))
+                .transpose()?
+                .filter(|v| !v.is_empty()))
+        };
         let raw_lex = {
             let mut l = ShellLex::new('\\');
             l.skip_process_quotes = true;
@@ -758,16 +768,6 @@ impl Instruction {
         let command = match &self.command {
             Command::Env(v) => Command::Env(kvs(v)?),
             Command::Label(v) => Command::Label(kvs(v)?),
-            Command::Arg(v) => Command::Arg(
-                v.iter()
-                    .map(|a| {
-                        Ok(ArgDecl {
-                            name: w(&a.name)?,
-                            default: wo(&a.default)?,
-                        })
-                    })
-                    .collect::<Result<_>>()?,
-            ),
             Command::Workdir(p) => Command::Workdir(w(p)?),
             Command::User(u) => Command::User(w(u)?),
             Command::StopSignal(s) => Command::StopSignal(w(s)?),

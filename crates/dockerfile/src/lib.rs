@@ -19,22 +19,35 @@
 //!    instruction expands what; `RUN`/`CMD`/`ENTRYPOINT` are left to the shell.
 //!
 //! ```
-//! let ast = dockerfile::parse("ARG V=1\nFROM alpine:$V AS base\nENV A=$V\n").unwrap();
-//! let df = dockerfile::lower(&ast, &dockerfile::BuildOptions::default()).unwrap();
+//! use dockerfile::{BuildOptions, Command};
+//!
+//! let text = "ARG V=1\nFROM alpine:$V AS base\nARG V\nENV A=$V\nWORKDIR /app/$A\n";
+//! let df = dockerfile::parse_and_lower(text, &BuildOptions::default()).unwrap();
 //! assert_eq!(df.stages[0].base, dockerfile::Base::Image("alpine:1".into()));
+//!
+//! // What a builder does for each stage in `df.build_order`:
+//! let lex = df.lexer();
 //! let mut scope = df.scope();
-//! let step = &df.stages[0].instructions[0];
-//! let expanded = step.expand(&df.lexer(), &scope).unwrap();
-//! if let dockerfile::Command::Env(kv) = &expanded.command {
-//!     scope.set_env(&kv[0].key, &kv[0].value);
+//! scope.set_env("PATH", "/usr/bin"); // the base image's environment
+//! for step in &df.stages[0].instructions {
+//!     let expanded = step.expand(&lex, &scope).unwrap();
+//!     match &expanded.command {
+//!         Command::Arg(_) => scope.apply_arg(&lex, step).unwrap(),
+//!         Command::Env(kv) => kv.iter().for_each(|p| scope.set_env(&p.key, &p.value)),
+//!         Command::Workdir(dir) => assert_eq!(dir, "/app/1"),
+//!         _ => {}
+//!     }
 //! }
 //! ```
 //!
 //! Word expansion on its own is [`ShellLex`]; `.dockerignore` handling is [`DockerIgnore`].
+//! [`expose_ports`], [`parse_signal`] and [`resolve_workdir`] apply Docker's rules for
+//! writing expanded values into an image configuration.
 
 mod dockerignore;
 mod error;
 mod flags;
+mod history;
 mod instructions;
 mod json;
 mod mount;
@@ -42,6 +55,7 @@ mod parser;
 mod shell;
 mod stages;
 mod util;
+mod values;
 
 pub use dockerignore::{choose_ignore_file, clean_path, ignore_file_candidates, DockerIgnore};
 pub use error::{Error, Result};
@@ -51,13 +65,15 @@ pub use instructions::{
 };
 pub use mount::{Mount, MountType, Sharing};
 pub use parser::{
-    chomp_heredoc, dump_ast, parse, parse_heredoc, Ast, Directive, Heredoc, Node, Warning,
+    chomp_heredoc, dump_ast, parse, parse_heredoc, Ast, CheckOptions, Directive, Heredoc, Node,
+    Warning,
 };
 pub use shell::{Env, EnvList, Processed, ShellLex};
 pub use stages::{
     lower, Base, BuildOptions, Dockerfile, Platform, Scope, Source, Stage, PROXY_ARGS,
 };
 pub use util::go_quote;
+pub use values::{expose_ports, parse_signal, resolve_workdir};
 
 /// Parse and lower in one step.
 pub fn parse_and_lower(text: &str, options: &BuildOptions) -> Result<Dockerfile> {

@@ -196,6 +196,14 @@ pub(crate) fn ram_in_bytes(s: &str) -> Option<i64> {
     Some((v * mult) as i64)
 }
 
+/// Go's `strconv.ParseUint(s, radix, 32)`: digits only, no sign.
+fn parse_unsigned(s: &str, radix: u32) -> Option<u32> {
+    if s.is_empty() || !s.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    u32::from_str_radix(s, radix).ok()
+}
+
 /// Parse one mount spec whose values have already been expanded by `expand`.
 pub(crate) fn parse_mount(
     spec: &str,
@@ -311,22 +319,20 @@ pub(crate) fn parse_mount(
             }
             "mode" => {
                 m.mode = Some(
-                    u32::from_str_radix(&value, 8)
-                        .map_err(|_| format!("invalid value {value} for mode"))?,
+                    parse_unsigned(&value, 8)
+                        .ok_or_else(|| format!("invalid value {value} for mode"))?,
                 )
             }
             "uid" => {
                 m.uid = Some(
-                    value
-                        .parse::<u32>()
-                        .map_err(|_| format!("invalid value {value} for uid"))?,
+                    parse_unsigned(&value, 10)
+                        .ok_or_else(|| format!("invalid value {value} for uid"))?,
                 )
             }
             "gid" => {
                 m.gid = Some(
-                    value
-                        .parse::<u32>()
-                        .map_err(|_| format!("invalid value {value} for gid"))?,
+                    parse_unsigned(&value, 10)
+                        .ok_or_else(|| format!("invalid value {value} for gid"))?,
                 )
             }
             "env" => m.env = Some(value),

@@ -31,6 +31,54 @@ pub struct Directive {
     pub line: usize,
 }
 
+/// The `# check=` directive: which build checks to skip and whether warnings fail the build.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckOptions {
+    /// Rule names after `skip=` (empty with `skip=all`).
+    pub skip: Vec<String>,
+    /// `skip=all`.
+    pub skip_all: bool,
+    /// `error=true`: check warnings are errors.
+    pub error: bool,
+}
+
+impl Ast {
+    /// The parsed `# check=` directive, if there is one (BuildKit's `skip=a,b;error=true`).
+    pub fn check_options(&self) -> Result<Option<CheckOptions>> {
+        let Some(d) = self.directives.iter().find(|d| d.name == "check") else {
+            return Ok(None);
+        };
+        let err = |m: String| Error::parse(d.line, m);
+        let mut o = CheckOptions::default();
+        let v = trim_space(&d.value);
+        if v.is_empty() {
+            return Ok(Some(o));
+        }
+        for part in v.splitn(2, ';') {
+            let Some((k, val)) = part.split_once('=') else {
+                return Err(err(format!("invalid check option {}", go_quote(part))));
+            };
+            match trim_space(k) {
+                "skip" => {
+                    let val = trim_space(val);
+                    if val == "all" {
+                        o.skip_all = true;
+                    } else {
+                        o.skip = val.split(',').map(|r| trim_space(r).to_string()).collect();
+                    }
+                }
+                "error" => {
+                    o.error = crate::util::parse_bool(trim_space(val)).ok_or_else(|| {
+                        err(format!("failed to parse check option {}", go_quote(part)))
+                    })?;
+                }
+                other => return Err(err(format!("invalid check option {}", go_quote(other)))),
+            }
+        }
+        Ok(Some(o))
+    }
+}
+
 /// A non-fatal parser finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
@@ -231,6 +279,9 @@ fn trim_continuation(line: &str, escape: char) -> (String, bool) {
     (line.to_string(), true)
 }
 
+/// Longest line BuildKit's scanner accepts (bytes, without the newline).
+const MAX_LINE: usize = 65535;
+
 /// Lines with their endings kept, like BuildKit's scanner.
 fn split_lines(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
@@ -258,6 +309,15 @@ fn split_lines(text: &str) -> Vec<&str> {
 pub fn parse(text: &str) -> Result<Ast> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines = split_lines(text);
+    // BuildKit reads lines with Go's bufio.Scanner and its 64 KiB token limit.
+    for (i, l) in lines.iter().enumerate() {
+        if l.len() > MAX_LINE + 1 || (!l.ends_with('\n') && l.len() > MAX_LINE) {
+            return Err(Error::parse(
+                i + 1,
+                format!("dockerfile line greater than max allowed size of {MAX_LINE}"),
+            ));
+        }
+    }
     let mut d = Directives {
         escape: '\\',
         done: false,
@@ -675,7 +735,11 @@ fn name_val(rest: &str, key: &str, escape: char) -> std::result::Result<Vec<Stri
 
 /// Recognise a heredoc word such as `<<EOF`, `<<-"EOF"` or `3<<EOF` (BuildKit's
 /// `ParseHeredoc`). Returns `None` for anything else.
-pub fn parse_heredoc(word: &str) -> std::result::Result<Option<Heredoc>, String> {
+pub fn parse_heredoc(word: &str) -> Result<Option<Heredoc>> {
+    parse_heredoc_inner(word).map_err(Error::Value)
+}
+
+fn parse_heredoc_inner(word: &str) -> std::result::Result<Option<Heredoc>, String> {
     // ^(\d*)<<(-?)([^<]*)$
     let digits = word.len() - word.trim_start_matches(|c: char| c.is_ascii_digit()).len();
     let Some(after) = word[digits..].strip_prefix("<<") else {
@@ -723,7 +787,7 @@ fn heredocs_from_line(line: &str) -> std::result::Result<Vec<Heredoc>, String> {
     let words = lex.process_words(line, &empty).unwrap_or_default();
     let mut docs = Vec::new();
     for w in words {
-        if let Some(h) = parse_heredoc(&w)? {
+        if let Some(h) = parse_heredoc_inner(&w)? {
             docs.push(h);
         }
     }

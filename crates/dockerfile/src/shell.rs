@@ -406,7 +406,7 @@ impl<'a> Word<'a> {
         }
         let name = self.name();
         let ch0 = self.next();
-        let mut chs: String = ch0.map(String::from).unwrap_or_default();
+        let mut chs: String = ch0.unwrap_or('\u{fffd}').to_string();
         match ch0 {
             Some('}') => {
                 let v = self.get_env(&name);
@@ -420,9 +420,7 @@ impl<'a> Word<'a> {
                 let null_is_unset = c == ':';
                 if null_is_unset {
                     ch = self.next();
-                    if let Some(c2) = ch {
-                        chs.push(c2);
-                    }
+                    chs.push(ch.unwrap_or('\u{fffd}'));
                 }
                 let raw = matches!(ch, Some('#') | Some('%'));
                 if null_is_unset && raw {
@@ -579,69 +577,9 @@ impl Pattern {
         Ok(Pattern { toks })
     }
 
-    /// Leftmost-first match of `toks` anchored at `start`; returns the end.
-    fn match_at(toks: &[Tok], s: &[char], start: usize, greedy: bool) -> Option<usize> {
-        // memo[(ti, si)] = result of matching toks[ti..] at s[si..]
-        let mut memo: HashMap<(usize, usize), Option<usize>> = HashMap::new();
-        fn go(
-            toks: &[Tok],
-            s: &[char],
-            ti: usize,
-            si: usize,
-            greedy: bool,
-            memo: &mut HashMap<(usize, usize), Option<usize>>,
-        ) -> Option<usize> {
-            if ti == toks.len() {
-                return Some(si);
-            }
-            if let Some(r) = memo.get(&(ti, si)) {
-                return *r;
-            }
-            let r = match toks[ti] {
-                Tok::Lit(c) => {
-                    if s.get(si) == Some(&c) {
-                        go(toks, s, ti + 1, si + 1, greedy, memo)
-                    } else {
-                        None
-                    }
-                }
-                Tok::Any => match s.get(si) {
-                    Some(&c) if c != '\n' => go(toks, s, ti + 1, si + 1, greedy, memo),
-                    _ => None,
-                },
-                Tok::Star => {
-                    let mut max = si;
-                    while max < s.len() && s[max] != '\n' {
-                        max += 1;
-                    }
-                    let mut found = None;
-                    if greedy {
-                        for k in (si..=max).rev() {
-                            if let Some(e) = go(toks, s, ti + 1, k, greedy, memo) {
-                                found = Some(e);
-                                break;
-                            }
-                        }
-                    } else {
-                        for k in si..=max {
-                            if let Some(e) = go(toks, s, ti + 1, k, greedy, memo) {
-                                found = Some(e);
-                                break;
-                            }
-                        }
-                    }
-                    found
-                }
-            };
-            memo.insert((ti, si), r);
-            r
-        }
-        go(toks, s, 0, start, greedy, &mut memo)
-    }
-
     fn trim_prefix(&self, value: &str, greedy: bool) -> String {
         let s: Vec<char> = value.chars().collect();
-        match Self::match_at(&self.toks, &s, 0, greedy) {
+        match Matcher::new(&self.toks, &s, greedy).at(0) {
             Some(end) => s[end..].iter().collect(),
             None => value.to_string(),
         }
@@ -652,21 +590,17 @@ impl Pattern {
         toks.reverse();
         let mut s: Vec<char> = value.chars().collect();
         s.reverse();
-        match Self::match_at(&toks, &s, 0, greedy) {
+        match Matcher::new(&toks, &s, greedy).at(0) {
             Some(end) => s[end..].iter().rev().collect(),
             None => value.to_string(),
         }
     }
 
-    /// Find the leftmost match at or after `from`.
-    fn find(&self, s: &[char], from: usize) -> Option<(usize, usize)> {
-        (from..=s.len()).find_map(|i| Self::match_at(&self.toks, s, i, true).map(|e| (i, e)))
-    }
-
     fn replace(&self, value: &str, repl: &str, all: bool) -> String {
         let s: Vec<char> = value.chars().collect();
+        let mut m = Matcher::new(&self.toks, &s, true);
         if !all {
-            return match self.find(&s, 0) {
+            return match m.find(0) {
                 Some((a, b)) => {
                     let mut out: String = s[..a].iter().collect();
                     out.push_str(repl);
@@ -681,7 +615,7 @@ impl Pattern {
         let mut last_end = 0;
         let mut search = 0;
         while search <= s.len() {
-            let Some((a, b)) = self.find(&s, search) else {
+            let Some((a, b)) = m.find(search) else {
                 break;
             };
             out.extend(&s[last_end..a]);
@@ -699,6 +633,71 @@ impl Pattern {
             out.extend(&s[last_end..]);
         }
         out
+    }
+}
+
+/// Leftmost-first (backtracking-order) matching of a pattern against one subject, memoised
+/// on (token, position) so the cost stays polynomial.
+struct Matcher<'a> {
+    toks: &'a [Tok],
+    s: &'a [char],
+    greedy: bool,
+    memo: HashMap<(usize, usize), Option<usize>>,
+}
+
+impl<'a> Matcher<'a> {
+    fn new(toks: &'a [Tok], s: &'a [char], greedy: bool) -> Self {
+        Matcher {
+            toks,
+            s,
+            greedy,
+            memo: HashMap::new(),
+        }
+    }
+
+    /// The end of the match anchored at `start`, if any.
+    fn at(&mut self, start: usize) -> Option<usize> {
+        self.go(0, start)
+    }
+
+    /// The leftmost match starting at or after `from`.
+    fn find(&mut self, from: usize) -> Option<(usize, usize)> {
+        (from..=self.s.len()).find_map(|i| self.at(i).map(|e| (i, e)))
+    }
+
+    fn go(&mut self, ti: usize, si: usize) -> Option<usize> {
+        if ti == self.toks.len() {
+            return Some(si);
+        }
+        if let Some(r) = self.memo.get(&(ti, si)) {
+            return *r;
+        }
+        let r = match self.toks[ti] {
+            Tok::Lit(c) => {
+                if self.s.get(si) == Some(&c) {
+                    self.go(ti + 1, si + 1)
+                } else {
+                    None
+                }
+            }
+            Tok::Any => match self.s.get(si) {
+                Some(&c) if c != '\n' => self.go(ti + 1, si + 1),
+                _ => None,
+            },
+            Tok::Star => {
+                let mut max = si;
+                while max < self.s.len() && self.s[max] != '\n' {
+                    max += 1;
+                }
+                if self.greedy {
+                    (si..=max).rev().find_map(|k| self.go(ti + 1, k))
+                } else {
+                    (si..=max).find_map(|k| self.go(ti + 1, k))
+                }
+            }
+        };
+        self.memo.insert((ti, si), r);
+        r
     }
 }
 

@@ -212,8 +212,10 @@ pub fn lower(ast: &Ast, options: &BuildOptions) -> Result<Dockerfile> {
                             None => None,
                         },
                     };
-                    global.retain(|(n, _)| n != &d.name);
+                    // Without a value the name keeps what the global scope already has
+                    // (e.g. `ARG TARGETPLATFORM`).
                     if let Some(v) = value {
+                        global.retain(|(n, _)| n != &d.name);
                         global.push((d.name.clone(), v));
                     }
                 }
@@ -468,25 +470,38 @@ impl Scope {
         }
     }
 
-    /// Declare an `ARG` (already expanded): its value is the build arg if given, else its
-    /// default, else the global (meta or platform) value; with none of these it stays unset.
-    pub fn declare_arg(&mut self, decl: &ArgDecl) {
-        let value = self
-            .build_args
-            .get(&decl.name)
-            .cloned()
-            .or_else(|| decl.default.clone())
-            .or_else(|| {
-                self.global
+    /// Declare an `ARG` as it appears in the stage (unexpanded): its value is the build arg
+    /// if one was given, else its default expanded with the current scope, else the global
+    /// (meta or platform) value; with none of these it stays unset. As in BuildKit, the
+    /// default is only expanded (and can only fail) when no build arg overrides it.
+    pub fn declare_arg(&mut self, lex: &ShellLex, decl: &ArgDecl) -> Result<()> {
+        let value = match self.build_args.get(&decl.name) {
+            Some(v) => Some(v.clone()),
+            None => match &decl.default {
+                Some(d) => Some(lex.process_word(d, &*self)?),
+                None => self
+                    .global
                     .iter()
                     .rev()
                     .find(|(k, _)| k == &decl.name)
-                    .map(|(_, v)| v.clone())
-            });
+                    .map(|(_, v)| v.clone()),
+            },
+        };
         self.args.retain(|(k, _)| k != &decl.name);
         if let Some(v) = value {
             self.args.push((decl.name.clone(), v));
         }
+        Ok(())
+    }
+
+    /// Declare every `ARG` of an instruction, reporting errors at its line.
+    pub fn apply_arg(&mut self, lex: &ShellLex, ins: &Instruction) -> Result<()> {
+        if let Command::Arg(decls) = &ins.command {
+            for d in decls {
+                self.declare_arg(lex, d).map_err(|e| e.at_line(ins.line))?;
+            }
+        }
+        Ok(())
     }
 
     /// The image environment in order of first definition.

@@ -165,7 +165,7 @@ pub(crate) fn parse_go_duration(s: &str) -> Result<i128, String> {
         };
         let mut v = iv.checked_mul(mult).ok_or_else(err)?;
         if !frac_part.is_empty() {
-            let digits = &frac_part[..frac_part.len().min(30)];
+            let digits = &frac_part[..frac_part.len().min(18)];
             let fv: i128 = digits.parse().map_err(|_| err())?;
             let scale = 10i128.pow(digits.len() as u32);
             v += fv * mult / scale;
