@@ -115,6 +115,16 @@ fn overlay_usable(root: &Path) -> std::result::Result<(), String> {
 
 fn overlay_mount(lowers: &[PathBuf], upper_work: Option<(&Path, &Path)>) -> Mount {
     let mut options = vec!["index=off".to_string()];
+    // Layers are read from upper directories as plain trees: renamed directories must be
+    // copied up whole and files fully, never recorded as overlay redirects or metacopies.
+    for feature in ["redirect_dir", "metacopy"] {
+        if Path::new("/sys/module/overlay/parameters")
+            .join(feature)
+            .exists()
+        {
+            options.push(format!("{feature}=off"));
+        }
+    }
     let list: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
     options.push(format!("lowerdir={}", list.join(":")));
     match upper_work {
