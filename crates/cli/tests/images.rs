@@ -299,3 +299,82 @@ fn strata_loads_what_docker_saved_with_the_same_id_history_and_inspect() {
     );
     run_ok(DOCKER, &["rmi", &built]);
 }
+
+#[test]
+fn skopeo_and_umoci_read_strata_archives_and_strata_loads_skopeo_layouts() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let s = Strata::new();
+    let id = import(&s, "peers:1");
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("img.tar");
+    s.ok(&["save", "-o", archive.to_str().unwrap(), "peers:1"]);
+
+    // skopeo reads it as a Docker archive...
+    let info = run_ok(
+        "skopeo",
+        &["inspect", &format!("docker-archive:{}", archive.display())],
+    );
+    let v: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(v["Env"], serde_json::json!(["A=b"]));
+    // ...and, untarred, as an OCI layout; umoci unpacks it.
+    let layout = work.path().join("layout");
+    std::fs::create_dir(&layout).unwrap();
+    run_ok(
+        "tar",
+        &[
+            "-xf",
+            archive.to_str().unwrap(),
+            "-C",
+            layout.to_str().unwrap(),
+        ],
+    );
+    run_ok(
+        "skopeo",
+        &["inspect", &format!("oci:{}:1", layout.display())],
+    );
+    let bundle = work.path().join("bundle");
+    run_ok(
+        "umoci",
+        &[
+            "unpack",
+            "--image",
+            &format!("{}:1", layout.display()),
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert!(bundle.join("rootfs/bin/busybox").is_file());
+
+    // strata loads what skopeo writes: an OCI archive and a Docker archive (same config
+    // bytes, so the same image ID for the Docker one).
+    let oci_tar = work.path().join("oci.tar");
+    run_ok(
+        "skopeo",
+        &[
+            "copy",
+            &format!("docker-archive:{}", archive.display()),
+            &format!("oci-archive:{}:peers:2", oci_tar.display()),
+        ],
+    );
+    let docker_tar = work.path().join("docker.tar");
+    run_ok(
+        "skopeo",
+        &[
+            "copy",
+            &format!("docker-archive:{}", archive.display()),
+            &format!("docker-archive:{}:peers:3", docker_tar.display()),
+        ],
+    );
+    let t = Strata::new();
+    assert_eq!(
+        t.ok(&["load", "-i", oci_tar.to_str().unwrap()]),
+        "Loaded image: peers:2\n"
+    );
+    assert_eq!(
+        t.ok(&["load", "-i", docker_tar.to_str().unwrap()]),
+        "Loaded image: peers:3\n"
+    );
+    assert_eq!(t.ok(&["inspect", "-f", "{{.Id}}", "peers:3"]).trim(), id);
+}
