@@ -128,50 +128,9 @@ impl Context {
     /// Follows symlinks of a context path the way Docker's FollowSymlinkInScope does:
     /// every link resolves inside the context, absolute targets from its root.
     fn resolve_in_scope(&self, rel: &str) -> Result<String> {
-        let mut done: Vec<String> = Vec::new();
-        let mut todo: Vec<String> = rel
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .rev()
-            .map(str::to_string)
-            .collect();
-        let mut hops = 0;
-        while let Some(c) = todo.pop() {
-            if c == "." {
-                continue;
-            }
-            if c == ".." {
-                done.pop();
-                continue;
-            }
-            done.push(c);
-            let p = self.root.join(done.join("/"));
-            match fs::symlink_metadata(&p) {
-                Ok(md) if md.file_type().is_symlink() => {
-                    hops += 1;
-                    if hops > 255 {
-                        return Err(ContextError::Io {
-                            path: p,
-                            source: io::Error::new(
-                                io::ErrorKind::InvalidInput,
-                                "too many levels of symbolic links",
-                            ),
-                        });
-                    }
-                    let target = fs::read_link(&p).map_err(io_err(&p))?;
-                    done.pop();
-                    let t = target.to_string_lossy().into_owned();
-                    if t.starts_with('/') {
-                        done.clear();
-                    }
-                    for part in t.split('/').filter(|s| !s.is_empty()).rev() {
-                        todo.push(part.to_string());
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(done.join("/"))
+        let host = crate::copy::resolve_in_root(&self.root, rel, true);
+        let inside = host.strip_prefix(&self.root).unwrap_or(Path::new(""));
+        Ok(inside.to_string_lossy().into_owned())
     }
 
     /// Resolves the sources of a COPY/ADD (`src` as written, wildcards allowed) and hashes
