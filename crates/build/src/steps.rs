@@ -105,11 +105,14 @@ pub struct Stage {
     pub steps: Vec<Step>,
 }
 
+/// One `ARG` declaration: a name and its default, unexpanded.
+pub type ArgDecl = (String, Option<String>);
+
 /// A whole Dockerfile: the ARGs before the first FROM, then the stages.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Plan {
     /// Each pre-FROM ARG instruction: its text and its (name, default) declarations.
-    pub meta_args: Vec<(String, Vec<(String, Option<String>)>)>,
+    pub meta_args: Vec<(String, Vec<ArgDecl>)>,
     pub stages: Vec<Stage>,
 }
 
