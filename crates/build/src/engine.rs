@@ -818,7 +818,7 @@ impl Builder<'_> {
 
     /// Prepares and mounts a writable snapshot of the current image (init layer on top).
     fn mount(&self, st: &StageState, cid: &str) -> Result<(String, PathBuf)> {
-        let key = format!("build-{}", &cid[..16]);
+        let key = format!("build-{}-{}", std::process::id(), &cid[..12]);
         let mut lowers = vec![self.init_layer.clone()];
         lowers.extend(self.lowers(st));
         let mounts = self.snapshots.prepare(&key, &lowers)?;
@@ -1118,7 +1118,7 @@ impl Builder<'_> {
             .rev()
             .map(|d| self.store.layer_dir(d))
             .collect();
-        let key = format!("from-{}", &new_container_id()[..16]);
+        let key = format!("from-{}-{}", std::process::id(), &new_container_id()[..12]);
         let mounts = self.snapshots.view(&key, &lowers)?;
         let root = self.work_dir.join(&key);
         fs::create_dir_all(&root).map_err(|e| BuildError::io(&root, e))?;
@@ -1311,6 +1311,33 @@ impl Builder<'_> {
             blob,
         })
     }
+}
+
+/// Removes what builds killed before they finished left behind: their mounts under
+/// `work_dir` and their snapshots. A build's snapshot keys carry its process ID.
+pub fn cleanup_stale(snapshots: &dyn Snapshotter, work_dir: &Path) -> Result<usize> {
+    let mut removed = 0;
+    for key in snapshots.list()? {
+        let mut parts = key.splitn(3, '-');
+        let (Some(kind), Some(pid)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        if kind != "build" && kind != "from" {
+            continue;
+        }
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let root = work_dir.join(&key);
+        snapshot::unmount_all(&root)?;
+        let _ = fs::remove_dir(&root);
+        snapshots.remove(&key)?;
+        removed += 1;
+    }
+    Ok(removed)
 }
 
 /// A layer made by a step, staged and not yet published.

@@ -17,7 +17,9 @@ mod steps;
 
 pub use context::{Context, ContextError, Excluder, Source, SourceSet};
 pub use copy::{parse_chown, resolve_in_root};
-pub use engine::{BuildOptions, Builder, Frontend, HostMount, RunRequest, RunStep, DEFAULT_PATH};
+pub use engine::{
+    cleanup_stale, BuildOptions, Builder, Frontend, HostMount, RunRequest, RunStep, DEFAULT_PATH,
+};
 pub use error::{BuildError, Result};
 pub use frontend::{plan, DockerfileFrontend};
 pub use glob::{glob_match, has_glob};

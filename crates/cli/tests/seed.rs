@@ -196,3 +196,46 @@ fn a_failing_run_exits_with_its_code_and_tags_nothing() {
         );
     }
 }
+
+#[test]
+fn a_build_killed_mid_run_is_cleaned_up_by_the_next_build() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let s = Strata::new();
+    s.ok(&["import", busybox_tar().to_str().unwrap(), "bb:1"]);
+    let ctx = tempfile::tempdir().unwrap();
+    fs::write(ctx.path().join("Dockerfile"), "FROM bb:1\nRUN sleep 30\n").unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("strata"))
+        .env("STRATA_ROOT", s.root.path())
+        .args(["build", "-q", ctx.path().to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    let root = s.root.path().to_str().unwrap().to_string();
+    let mounted = || {
+        fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(&root))
+            .count()
+    };
+    let mut waited = 0;
+    while mounted() == 0 && waited < 100 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        waited += 1;
+    }
+    assert!(mounted() > 0, "the RUN step never mounted its snapshot");
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    assert!(mounted() > 0);
+    fs::write(ctx.path().join("Dockerfile"), "FROM bb:1\nRUN true\n").unwrap();
+    s.ok(&["build", "-q", ctx.path().to_str().unwrap()]);
+    assert_eq!(mounted(), 0, "stale mounts were left");
+    let snaps = s.root.path().join("snapshots/snapshots");
+    assert_eq!(
+        fs::read_dir(&snaps).map(|d| d.count()).unwrap_or(0),
+        0,
+        "stale snapshots were left"
+    );
+}

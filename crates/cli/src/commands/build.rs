@@ -277,6 +277,7 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
     }
     let work = build_dir.join("mounts");
     fs::create_dir_all(&work)?;
+    build::cleanup_stale(snapshots.as_ref(), &work)?;
     let runner = Runner {
         state_dir: build_dir.join("state"),
     };
