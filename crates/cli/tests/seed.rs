@@ -239,3 +239,79 @@ fn a_build_killed_mid_run_is_cleaned_up_by_the_next_build() {
         "stale snapshots were left"
     );
 }
+
+#[test]
+fn contexts_and_dockerfiles_from_standard_input() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let s = Strata::new();
+    s.ok(&["import", busybox_tar().to_str().unwrap(), "bb:1"]);
+    let ctx = tempfile::tempdir().unwrap();
+    fs::write(ctx.path().join("f.txt"), "from a tar\n").unwrap();
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM bb:1\nCOPY f.txt /f.txt\nRUN cat /f.txt\n",
+    )
+    .unwrap();
+    let tar = std::process::Command::new("tar")
+        .args(["-C", ctx.path().to_str().unwrap(), "-cf", "-", "."])
+        .output()
+        .unwrap()
+        .stdout;
+    let out = s
+        .cmd()
+        .args(["build", "-t", "stdin:1", "-"])
+        .write_stdin(tar)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("from a tar\n"));
+
+    let df = "FROM bb:1\nCOPY f.txt /g.txt\nRUN cat /g.txt\n";
+    let out = s
+        .cmd()
+        .args([
+            "build",
+            "-f",
+            "-",
+            "-t",
+            "stdin:2",
+            ctx.path().to_str().unwrap(),
+        ])
+        .write_stdin(df)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Step 2/3 : COPY f.txt /g.txt"));
+
+    // A source outside the context is refused in Docker's words.
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM bb:1\nCOPY ../etc/passwd /x\n",
+    )
+    .unwrap();
+    let (code, err) = s.fails(&["build", ctx.path().to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("forbidden path outside the build context: ../etc/passwd"),
+        "{err}"
+    );
+    // And an unknown instruction is a parse error with the line.
+    fs::write(ctx.path().join("Dockerfile"), "FROM bb:1\nFROOM x\n").unwrap();
+    let (code, err) = s.fails(&["build", ctx.path().to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("dockerfile parse error line 2: unknown instruction: FROOM"),
+        "{err}"
+    );
+}
