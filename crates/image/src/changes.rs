@@ -1,6 +1,8 @@
-//! The Dockerfile instructions `import --change` (and later `commit --change`) apply to a
-//! config: ENV, CMD, ENTRYPOINT, WORKDIR, USER, EXPOSE, LABEL, VOLUME, STOPSIGNAL, ONBUILD.
+//! The Dockerfile instructions `import --change` (and `commit --change`) apply to a config:
+//! ENV, CMD, ENTRYPOINT, WORKDIR, USER, EXPOSE, LABEL, VOLUME, STOPSIGNAL, ONBUILD. Each is
+//! parsed and expanded by the Dockerfile frontend, as one line of a Dockerfile.
 
+use dockerfile::{Command, EnvList, ShellLex};
 use oci::ContainerConfig;
 
 use crate::error::{Error, Result};
@@ -12,140 +14,112 @@ fn bad(change: &str, reason: impl Into<String>) -> Error {
     }
 }
 
-/// Splits words as Docker's ENV/LABEL parsing does: white space separates, quotes group
-/// and are removed, a backslash escapes the next character.
-fn words(s: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut quote: Option<char> = None;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    out.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            (None, '"') | (None, '\'') => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (Some(q), c) if c == q => quote = None,
-            (q, '\\') if q != Some('\'') => {
-                if let Some(n) = chars.next() {
-                    cur.push(n);
-                }
-                in_word = true;
-            }
-            (_, c) => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
+fn argv(cmd: &dockerfile::CommandLine) -> Vec<String> {
+    if cmd.prepend_shell {
+        let mut v = vec!["/bin/sh".to_string(), "-c".to_string()];
+        v.extend(cmd.args.iter().cloned());
+        v
+    } else {
+        cmd.args.clone()
     }
-    if in_word {
-        out.push(cur);
-    }
-    out
-}
-
-/// `["a","b"]` when the text is a JSON array of strings, the shell form otherwise.
-fn command(args: &str) -> Vec<String> {
-    if args.trim_start().starts_with('[') {
-        if let Ok(v) = serde_json::from_str::<Vec<String>>(args) {
-            return v;
-        }
-    }
-    vec!["/bin/sh".into(), "-c".into(), args.to_string()]
-}
-
-fn pairs(change: &str, args: &str, allow_legacy: bool) -> Result<Vec<(String, String)>> {
-    let ws = words(args);
-    if ws.is_empty() {
-        return Err(bad(change, "missing arguments"));
-    }
-    if allow_legacy && !ws[0].contains('=') {
-        // ENV name value…
-        let (k, v) = args
-            .trim()
-            .split_once(char::is_whitespace)
-            .ok_or_else(|| bad(change, "ENV needs a value"))?;
-        return Ok(vec![(k.to_string(), words(v).join(" "))]);
-    }
-    ws.into_iter()
-        .map(|w| {
-            let (k, v) = w
-                .split_once('=')
-                .ok_or_else(|| bad(change, format!("expected NAME=VALUE, got {w:?}")))?;
-            if k.is_empty() {
-                return Err(bad(change, "names can not be blank"));
-            }
-            Ok((k.to_string(), v.to_string()))
-        })
-        .collect()
 }
 
 /// Applies one instruction to `cfg`.
 pub fn apply_change(cfg: &mut ContainerConfig, change: &str) -> Result<()> {
-    let trimmed = change.trim();
-    let (instr, args) = trimmed
-        .split_once(char::is_whitespace)
-        .unwrap_or((trimmed, ""));
-    let args = args.trim();
-    match instr.to_ascii_uppercase().as_str() {
-        "ENV" => {
-            let env = cfg.env.get_or_insert_with(Vec::new);
-            for (k, v) in pairs(change, args, true)? {
-                env.retain(|e| e.split_once('=').map(|(n, _)| n) != Some(k.as_str()));
-                env.push(format!("{k}={v}"));
+    let text = format!("FROM scratch\n{}\n", change.trim());
+    let df = dockerfile::parse_and_lower(&text, &Default::default())
+        .map_err(|e| bad(change, e.to_string()))?;
+    let ins = df
+        .stages
+        .first()
+        .and_then(|s| s.instructions.first())
+        .ok_or_else(|| bad(change, "empty instruction"))?;
+    let env = EnvList(cfg.env.clone().unwrap_or_default());
+    let ins = ins
+        .expand(&ShellLex::new(df.escape), &env)
+        .map_err(|e| bad(change, e.to_string()))?;
+    match ins.command {
+        Command::Env(kv) => {
+            let list = cfg.env.get_or_insert_with(Vec::new);
+            for k in kv {
+                list.retain(|e| e.split_once('=').map(|(n, _)| n) != Some(k.key.as_str()));
+                list.push(format!("{}={}", k.key, k.value));
             }
         }
-        "LABEL" => {
+        Command::Label(kv) => {
             let labels = cfg.labels.get_or_insert_with(Default::default);
-            for (k, v) in pairs(change, args, false)? {
-                labels.insert(k, v);
+            for k in kv {
+                labels.insert(k.key, k.value);
             }
         }
-        "CMD" => cfg.cmd = Some(command(args)),
-        "ENTRYPOINT" => cfg.entrypoint = Some(command(args)),
-        "WORKDIR" => cfg.working_dir = args.to_string(),
-        "USER" => cfg.user = args.to_string(),
-        "STOPSIGNAL" => cfg.stop_signal = args.to_string(),
-        "EXPOSE" => {
-            let ports = cfg.exposed_ports.get_or_insert_with(Default::default);
-            for p in words(args) {
-                let p = if p.contains('/') {
+        Command::Cmd(c) => cfg.cmd = Some(argv(&c)),
+        Command::Entrypoint(c) => cfg.entrypoint = Some(argv(&c)),
+        Command::Workdir(w) => cfg.working_dir = w,
+        Command::User(u) => cfg.user = u,
+        Command::StopSignal(s) => cfg.stop_signal = s,
+        Command::Expose(ports) => {
+            let set = cfg.exposed_ports.get_or_insert_with(Default::default);
+            for p in ports {
+                set.insert(if p.contains('/') {
                     p
                 } else {
                     format!("{p}/tcp")
-                };
-                ports.insert(p);
+                });
             }
         }
-        "VOLUME" => {
-            let vols = cfg.volumes.get_or_insert_with(Default::default);
-            let list = if args.starts_with('[') {
-                serde_json::from_str::<Vec<String>>(args).map_err(|e| bad(change, e.to_string()))?
-            } else {
-                words(args)
-            };
-            for v in list {
-                vols.insert(v);
-            }
+        Command::Volume(vols) => {
+            let set = cfg.volumes.get_or_insert_with(Default::default);
+            set.extend(vols);
         }
-        "ONBUILD" => cfg
-            .on_build
-            .get_or_insert_with(Vec::new)
-            .push(args.to_string()),
-        "" => return Err(bad(change, "empty instruction")),
-        other => {
-            return Err(bad(
-                change,
-                format!("{other} is not a valid change command"),
-            ))
+        Command::Onbuild(t) => cfg.on_build.get_or_insert_with(Vec::new).push(t),
+        _ => {
+            let word = change
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase();
+            return Err(bad(change, format!("{word} is not a valid change command")));
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_apply_as_dockerfile_lines() {
+        let mut c = ContainerConfig::default();
+        for ch in [
+            "ENV A=1 B=\"two words\"",
+            "ENV C $A",
+            "CMD [\"sh\"]",
+            "ENTRYPOINT echo hi",
+            "EXPOSE 80 53/udp",
+            "LABEL a=b",
+            "VOLUME /data",
+            "WORKDIR /srv",
+            "USER 1000",
+            "STOPSIGNAL SIGKILL",
+        ] {
+            apply_change(&mut c, ch).unwrap();
+        }
+        assert_eq!(
+            c.env,
+            Some(vec!["A=1".into(), "B=two words".into(), "C=1".into()])
+        );
+        assert_eq!(c.cmd, Some(vec!["sh".into()]));
+        assert_eq!(
+            c.entrypoint,
+            Some(vec!["/bin/sh".into(), "-c".into(), "echo hi".into()])
+        );
+        assert!(c.exposed_ports.as_ref().unwrap().contains("80/tcp"));
+        assert_eq!(c.working_dir, "/srv");
+        assert!(apply_change(&mut c, "RUN echo")
+            .unwrap_err()
+            .to_string()
+            .contains("not a valid change command"));
+        assert!(apply_change(&mut c, "FROOM x").is_err());
+    }
 }
