@@ -1,1 +1,27 @@
-//! The differ: layer tars to directories (confined, whiteouts applied) and directory diffs to layer tars.
+//! Layer tars: applying them to directories and writing directories as them.
+//!
+//! * [`apply_layer`] / [`apply_layer_with`] read a gzip, zstd or plain layer tar (detected by
+//!   its magic bytes), unpack it confined to a root directory (no entry can touch anything
+//!   outside: names are cleaned, parents are resolved with `openat2(RESOLVE_IN_ROOT)` or an
+//!   equivalent walk), translate whiteouts for overlayfs or delete what they name, and return
+//!   the layer's diff_id, blob digest and sizes computed while streaming.
+//! * [`write_layer`] turns an overlay upper directory into a layer tar in Docker's format
+//!   (whiteout devices and opaque dirs become `.wh.` entries); [`write_tree`] does the same
+//!   for a plain directory. Both hash the tar and the compressed blob in one pass and are
+//!   deterministic.
+//! * [`decompress`] opens any gzip/zstd/plain stream by magic bytes.
+
+mod apply;
+mod error;
+mod resolve;
+mod stream;
+mod tarfmt;
+mod write;
+
+pub use apply::{
+    apply_layer, apply_layer_with, ApplyOptions, ApplyReport, WhiteoutMode, OVERLAY_OPAQUE_XATTR,
+    WHITEOUT_OPAQUE, WHITEOUT_PREFIX,
+};
+pub use error::{LayerError, Result};
+pub use stream::{decompress, Compression};
+pub use write::{write_layer, write_tree, LayerDigests};

@@ -1,0 +1,365 @@
+//! Writing a directory as a layer tar in Docker's format: a depth-first walk with each
+//! directory's names in byte order (Go's `filepath.Walk`), no entry for the root, hardlinks
+//! found by inode, and, for overlay upper directories, whiteout devices and opaque xattrs
+//! translated into `.wh.` entries. The tar is hashed (diff_id) as it goes into the
+//! compressor, and the compressor's output is hashed (blob digest) as it goes out.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::{self, File, Metadata, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use oci::Digest;
+use rustix::io::Errno;
+
+use crate::apply::{OVERLAY_OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
+use crate::error::{LayerError, Result};
+use crate::stream::{Compression, Encoder, HashWrite};
+use crate::tarfmt::{self, flag, Header};
+
+/// The identities of a written layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LayerDigests {
+    /// sha256 of the uncompressed tar.
+    pub diff_id: Digest,
+    /// sha256 of the blob as written (equal to `diff_id` when uncompressed).
+    pub digest: Digest,
+    /// Bytes of the blob as written.
+    pub size: u64,
+    /// Bytes of the uncompressed tar.
+    pub uncompressed_size: u64,
+}
+
+/// Writes the overlay upper directory `upper` as a layer tar to `out`: whiteouts (0/0
+/// character devices) become `.wh.NAME` entries and directories with
+/// `trusted.overlay.opaque=y` are followed by a `DIR/.wh..wh..opq` entry. The same tree
+/// always gives the same bytes.
+///
+/// The upper directory must not be in use by a mounted overlay while it is read, and must
+/// come from a mount without `redirect_dir` or `metacopy` (refused when found).
+pub fn write_layer<W: Write>(
+    upper: &Path,
+    out: W,
+    compression: Compression,
+) -> Result<LayerDigests> {
+    write_dir(upper, out, compression, true)
+}
+
+/// Writes a plain directory (a root filesystem to import) as a layer tar, without whiteout
+/// translation: character devices are devices.
+pub fn write_tree<W: Write>(dir: &Path, out: W, compression: Compression) -> Result<LayerDigests> {
+    write_dir(dir, out, compression, false)
+}
+
+fn write_err(err: io::Error) -> LayerError {
+    LayerError::Write { err }
+}
+
+fn write_dir<W: Write>(
+    root: &Path,
+    out: W,
+    compression: Compression,
+    overlay: bool,
+) -> Result<LayerDigests> {
+    let md = fs::symlink_metadata(root).map_err(|err| LayerError::Root {
+        path: root.to_path_buf(),
+        err,
+    })?;
+    if !md.is_dir() {
+        return Err(LayerError::Root {
+            path: root.to_path_buf(),
+            err: io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
+        });
+    }
+    let encoder = Encoder::new(compression, HashWrite::new(out)).map_err(write_err)?;
+    let mut tar = HashWrite::new(encoder);
+    let mut walker = Walker {
+        root,
+        overlay,
+        links: HashMap::new(),
+        buf: vec![0; 128 * 1024],
+    };
+    walker.walk(&mut tar)?;
+    tarfmt::write_end(&mut tar).map_err(write_err)?;
+    let (encoder, diff_id, uncompressed_size) = tar.finish();
+    let (mut out, digest, size) = encoder.finish().map_err(write_err)?.finish();
+    out.flush().map_err(write_err)?;
+    Ok(LayerDigests {
+        diff_id,
+        digest,
+        size,
+        uncompressed_size,
+    })
+}
+
+struct Walker<'a> {
+    root: &'a Path,
+    overlay: bool,
+    /// First archived name of each multiply-linked inode.
+    links: HashMap<(u64, u64), Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+/// Names in `dir`, sorted bytewise.
+fn sorted_names(dir: &Path) -> Result<Vec<Vec<u8>>> {
+    let src = |err| LayerError::Source {
+        path: dir.to_path_buf(),
+        op: "reading directory",
+        err,
+    };
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir).map_err(src)? {
+        names.push(entry.map_err(src)?.file_name().as_bytes().to_vec());
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// All extended attributes of `path` (not following a symlink), sorted by name.
+fn read_xattrs(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let src = |err: Errno| LayerError::Source {
+        path: path.to_path_buf(),
+        op: "reading xattrs",
+        err: err.into(),
+    };
+    let list = loop {
+        let n = match rustix::fs::llistxattr_query(path) {
+            Ok(n) => n,
+            Err(Errno::NOTSUP) => return Ok(Vec::new()),
+            Err(e) => return Err(src(e)),
+        };
+        let mut buf = vec![0u8; n];
+        match rustix::fs::llistxattr(path, &mut buf[..]) {
+            Ok(n) => {
+                buf.truncate(n);
+                break buf;
+            }
+            Err(Errno::RANGE) => continue,
+            Err(e) => return Err(src(e)),
+        }
+    };
+    let mut out = Vec::new();
+    for name in list.split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let value = loop {
+            let n = match rustix::fs::lgetxattr_query(path, name) {
+                Ok(n) => n,
+                Err(Errno::NODATA) => break None,
+                Err(e) => return Err(src(e)),
+            };
+            let mut buf = vec![0u8; n];
+            match rustix::fs::lgetxattr(path, name, &mut buf[..]) {
+                Ok(n) => {
+                    buf.truncate(n);
+                    break Some(buf);
+                }
+                Err(Errno::RANGE) => continue,
+                Err(Errno::NODATA) => break None,
+                Err(e) => return Err(src(e)),
+            }
+        };
+        if let Some(value) = value {
+            out.push((name.to_vec(), value));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Docker's overlay2 writes numeric owners; 20.10 looked names up on the host, which gave
+/// `root` for 0. Other ids get no name, so output does not depend on the host.
+fn owner_name(id: u32) -> Vec<u8> {
+    if id == 0 {
+        b"root".to_vec()
+    } else {
+        Vec::new()
+    }
+}
+
+impl Walker<'_> {
+    fn walk<W: Write>(&mut self, tar: &mut W) -> Result<()> {
+        let mut stack: Vec<(Vec<u8>, std::vec::IntoIter<Vec<u8>>)> =
+            vec![(Vec::new(), sorted_names(self.root)?.into_iter())];
+        while let Some((prefix, names)) = stack.last_mut() {
+            let Some(name) = names.next() else {
+                stack.pop();
+                continue;
+            };
+            let mut rel = prefix.clone();
+            rel.extend_from_slice(&name);
+            if let Some(dir) = self.entry(tar, rel, name.len())? {
+                let names = sorted_names(&self.root.join(OsStr::from_bytes(&dir)))?;
+                stack.push((dir, names.into_iter()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes one entry; returns the directory prefix (`a/b/`) to descend into, if any.
+    fn entry<W: Write>(
+        &mut self,
+        tar: &mut W,
+        rel: Vec<u8>,
+        name_len: usize,
+    ) -> Result<Option<Vec<u8>>> {
+        let path = self.root.join(OsStr::from_bytes(&rel));
+        let md = fs::symlink_metadata(&path).map_err(|err| LayerError::Source {
+            path: path.clone(),
+            op: "lstat",
+            err,
+        })?;
+        let ft = md.file_type();
+        let mut h = Header {
+            name: rel.clone(),
+            mode: md.mode(),
+            uid: md.uid() as u64,
+            gid: md.gid() as u64,
+            mtime: md.mtime(),
+            uname: owner_name(md.uid()),
+            gname: owner_name(md.gid()),
+            ..Header::default()
+        };
+        if ft.is_char_device() && self.overlay && md.rdev() == 0 {
+            // An overlay whiteout: `.wh.NAME`, mode 0600, as Docker's converter writes it.
+            let dir_len = rel.len() - name_len;
+            h.name = rel[..dir_len].to_vec();
+            h.name.extend_from_slice(WHITEOUT_PREFIX.as_bytes());
+            h.name.extend_from_slice(&rel[dir_len..]);
+            h.mode = 0o600;
+            h.typeflag = flag::REG;
+            tarfmt::write_header(tar, &h).map_err(write_err)?;
+            return Ok(None);
+        }
+        let xattrs = self.xattrs(&path)?;
+        let opaque = self.overlay
+            && ft.is_dir()
+            && xattrs
+                .iter()
+                .any(|(k, v)| k == OVERLAY_OPAQUE_XATTR.as_bytes() && v == b"y");
+        h.xattrs = xattrs
+            .into_iter()
+            .filter(|(k, _)| archived_xattr(k))
+            .collect();
+        if ft.is_dir() {
+            h.typeflag = flag::DIR;
+            h.name.push(b'/');
+            tarfmt::write_header(tar, &h).map_err(write_err)?;
+            if opaque {
+                let mut name = h.name.clone();
+                name.extend_from_slice(WHITEOUT_OPAQUE.as_bytes());
+                let wo = Header {
+                    name,
+                    typeflag: flag::REG,
+                    mode: h.mode & 0o777,
+                    uid: h.uid,
+                    gid: h.gid,
+                    uname: h.uname.clone(),
+                    gname: h.gname.clone(),
+                    mtime: 0,
+                    ..Header::default()
+                };
+                tarfmt::write_header(tar, &wo).map_err(write_err)?;
+            }
+            return Ok(Some(h.name));
+        } else if ft.is_file() {
+            if md.nlink() > 1 {
+                if let Some(first) = self.links.get(&(md.dev(), md.ino())) {
+                    h.typeflag = flag::LINK;
+                    h.linkname = first.clone();
+                    tarfmt::write_header(tar, &h).map_err(write_err)?;
+                    return Ok(None);
+                }
+                self.links.insert((md.dev(), md.ino()), rel.clone());
+            }
+            h.typeflag = flag::REG;
+            h.size = md.len();
+            tarfmt::write_header(tar, &h).map_err(write_err)?;
+            self.copy_data(tar, &path, &md)?;
+        } else if ft.is_symlink() {
+            h.typeflag = flag::SYMLINK;
+            let target = fs::read_link(&path).map_err(|err| LayerError::Source {
+                path: path.clone(),
+                op: "readlink",
+                err,
+            })?;
+            h.linkname = target.as_os_str().as_bytes().to_vec();
+            tarfmt::write_header(tar, &h).map_err(write_err)?;
+        } else if ft.is_char_device() || ft.is_block_device() {
+            h.typeflag = if ft.is_char_device() {
+                flag::CHAR
+            } else {
+                flag::BLOCK
+            };
+            h.devmajor = rustix::fs::major(md.rdev()) as u64;
+            h.devminor = rustix::fs::minor(md.rdev()) as u64;
+            tarfmt::write_header(tar, &h).map_err(write_err)?;
+        } else if ft.is_fifo() {
+            h.typeflag = flag::FIFO;
+            tarfmt::write_header(tar, &h).map_err(write_err)?;
+        }
+        // Sockets cannot be archived; like GNU tar, leave them out.
+        Ok(None)
+    }
+
+    fn xattrs(&self, path: &PathBuf) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let xattrs = read_xattrs(path)?;
+        if self.overlay {
+            for (k, _) in &xattrs {
+                if k == b"trusted.overlay.redirect" || k == b"trusted.overlay.metacopy" {
+                    return Err(LayerError::Unsupported {
+                        path: path.clone(),
+                        reason: format!(
+                            "carries {}: the overlay was mounted with redirect_dir or metacopy, whose upper dirs are not self-contained diffs",
+                            String::from_utf8_lossy(k)
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(xattrs)
+    }
+
+    fn copy_data<W: Write>(&mut self, tar: &mut W, path: &Path, md: &Metadata) -> Result<()> {
+        let src = |op, err| LayerError::Source {
+            path: path.to_path_buf(),
+            op,
+            err,
+        };
+        let mut file: File = OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(path)
+            .map_err(|err| src("open", err))?;
+        let size = md.len();
+        let mut left = size;
+        while left > 0 {
+            let want = left.min(self.buf.len() as u64) as usize;
+            let n = match file.read(&mut self.buf[..want]) {
+                Ok(0) => {
+                    return Err(src(
+                        "read",
+                        io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "file shrank while being archived",
+                        ),
+                    ))
+                }
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(src("read", err)),
+            };
+            tar.write_all(&self.buf[..n]).map_err(write_err)?;
+            left -= n as u64;
+        }
+        tarfmt::pad(tar, size).map_err(write_err)
+    }
+}
+
+/// Which xattrs go into a layer: not overlayfs's own, and not the host's SELinux labels.
+fn archived_xattr(name: &[u8]) -> bool {
+    !(name.starts_with(b"trusted.overlay.")
+        || name.starts_with(b"user.overlay.")
+        || name == b"security.selinux")
+}
