@@ -626,6 +626,9 @@ impl Applier {
                     AtFlags::SYMLINK_NOFOLLOW,
                 )
                 .map_err(|err| fs_err(shown, "chown", err.into()))?;
+                // Keep the whiteout's time so writing this layer again gives the same tar.
+                rfs::utimensat(&pfd, target, &times(meta.mtime), AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|err| fs_err(shown, "setting times", err.into()))?;
             }
             WhiteoutMode::Delete => {
                 let Some(pfd) = self.existing_dir(parent, shown)? else {
@@ -768,11 +771,11 @@ mod tests {
     #[test]
     fn pax_times() {
         let t = parse_pax_time(b"1600000000.25").unwrap();
-        assert_eq!((t.tv_sec, t.tv_nsec as i64), (1_600_000_000, 250_000_000));
+        assert_eq!((t.tv_sec, t.tv_nsec), (1_600_000_000, 250_000_000));
         let t = parse_pax_time(b"-1.5").unwrap();
-        assert_eq!((t.tv_sec, t.tv_nsec as i64), (-2, 500_000_000));
+        assert_eq!((t.tv_sec, t.tv_nsec), (-2, 500_000_000));
         let t = parse_pax_time(b"-7").unwrap();
-        assert_eq!((t.tv_sec, t.tv_nsec as i64), (-7, 0));
+        assert_eq!((t.tv_sec, t.tv_nsec), (-7, 0));
         assert!(parse_pax_time(b"1e9").is_none());
         assert!(parse_pax_time(b"").is_none());
     }

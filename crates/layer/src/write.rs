@@ -10,7 +10,7 @@ use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use oci::Digest;
 use rustix::io::Errno;
@@ -303,13 +303,13 @@ impl Walker<'_> {
         Ok(None)
     }
 
-    fn xattrs(&self, path: &PathBuf) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    fn xattrs(&self, path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let xattrs = read_xattrs(path)?;
         if self.overlay {
             for (k, _) in &xattrs {
                 if k == b"trusted.overlay.redirect" || k == b"trusted.overlay.metacopy" {
                     return Err(LayerError::Unsupported {
-                        path: path.clone(),
+                        path: path.to_path_buf(),
                         reason: format!(
                             "carries {}: the overlay was mounted with redirect_dir or metacopy, whose upper dirs are not self-contained diffs",
                             String::from_utf8_lossy(k)

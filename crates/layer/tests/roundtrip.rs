@@ -78,7 +78,7 @@ fn build_tree(root: &Path) {
     fs::hard_link(p("usr/bin/busybox"), p("usr/bin/ls")).unwrap();
     rfs::mknodat(
         rfs::CWD,
-        &p("fifo"),
+        p("fifo"),
         FileType::Fifo,
         Mode::from_raw_mode(0o640),
         0,
@@ -88,7 +88,7 @@ fn build_tree(root: &Path) {
     fs::create_dir(p("dev")).unwrap();
     rfs::mknodat(
         rfs::CWD,
-        &p("dev/null"),
+        p("dev/null"),
         FileType::CharacterDevice,
         Mode::from_raw_mode(0o666),
         rfs::makedev(1, 3),
@@ -97,7 +97,7 @@ fn build_tree(root: &Path) {
     chmod(&p("dev/null"), 0o666);
     rfs::mknodat(
         rfs::CWD,
-        &p("dev/loop9"),
+        p("dev/loop9"),
         FileType::BlockDevice,
         Mode::from_raw_mode(0o660),
         rfs::makedev(7, 9),
@@ -110,15 +110,15 @@ fn build_tree(root: &Path) {
     cap[..4].copy_from_slice(&0x0200_0001u32.to_le_bytes());
     cap[4..8].copy_from_slice(&(1u32 << 13).to_le_bytes());
     rfs::setxattr(
-        &p("usr/bin/ping"),
+        p("usr/bin/ping"),
         "security.capability",
         &cap,
         XattrFlags::empty(),
     )
     .unwrap();
-    rfs::setxattr(&p("etc/hosts"), "user.note", b"hello", XattrFlags::empty()).unwrap();
+    rfs::setxattr(p("etc/hosts"), "user.note", b"hello", XattrFlags::empty()).unwrap();
     rfs::setxattr(
-        &p("etc"),
+        p("etc"),
         "trusted.mark",
         b"\x00\x01binary",
         XattrFlags::empty(),
