@@ -301,7 +301,8 @@ impl Applier {
             return Ok(());
         }
         if let Some(target) = name.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
-            return self.whiteout(parent, name, target, &meta, &shown);
+            let link = e.link_name_bytes().map(|l| l.into_owned());
+            return self.whiteout(parent, name, target, link, &meta, &shown);
         }
 
         let pfd = self.parent(parent, true, &shown)?;
@@ -589,6 +590,7 @@ impl Applier {
         parent: &[u8],
         name: &[u8],
         target: &[u8],
+        link: Option<Vec<u8>>,
         meta: &Meta,
         shown: &str,
     ) -> Result<()> {
@@ -610,14 +612,18 @@ impl Applier {
                 let pfd = self.parent(parent, true, shown)?;
                 remove_all_at(&pfd, target)
                     .map_err(|err| fs_err(shown, "replacing existing entry", err))?;
-                rfs::mknodat(
-                    &pfd,
-                    target,
-                    FileType::CharacterDevice,
-                    Mode::empty(),
-                    rfs::makedev(0, 0),
-                )
-                .map_err(|err| fs_err(shown, "creating whiteout device", err.into()))?;
+                // Docker's tars name an earlier whiteout as link target when the kernel
+                // shared one inode between them; share it again (keeps rewrites identical).
+                if !self.link_whiteout(link.as_deref(), &pfd, target) {
+                    rfs::mknodat(
+                        &pfd,
+                        target,
+                        FileType::CharacterDevice,
+                        Mode::empty(),
+                        rfs::makedev(0, 0),
+                    )
+                    .map_err(|err| fs_err(shown, "creating whiteout device", err.into()))?;
+                }
                 rfs::chownat(
                     &pfd,
                     target,
@@ -639,6 +645,30 @@ impl Applier {
             }
         }
         Ok(())
+    }
+
+    /// Hardlinks `target` in `pfd` to the whiteout device `link` names, if it is one in
+    /// this layer. Returns false when there is nothing suitable to link to.
+    fn link_whiteout(&mut self, link: Option<&[u8]>, pfd: &OwnedFd, target: &[u8]) -> bool {
+        let Some(link) = link.filter(|l| !l.is_empty()).and_then(clean) else {
+            return false;
+        };
+        if link.is_empty() {
+            return false;
+        }
+        let (lparent, lname) = split_last(&link);
+        let Ok(lfd) = self.root.dir(lparent, false) else {
+            return false;
+        };
+        match rfs::statat(&lfd, lname, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st)
+                if FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice
+                    && st.st_rdev == 0 =>
+            {
+                rfs::linkat(&lfd, lname, pfd, target, AtFlags::empty()).is_ok()
+            }
+            _ => false,
+        }
     }
 
     /// The directory at `path` if it exists (resolved inside the root), `None` if not.

@@ -221,14 +221,29 @@ impl Walker<'_> {
             gname: owner_name(md.gid()),
             ..Header::default()
         };
+        // Docker's hardlink detection covers every non-directory, devices and symlinks
+        // included, keyed by inode; the first name seen is the one later names link to.
+        let mut first_name = None;
+        if !ft.is_dir() && md.nlink() > 1 {
+            let key = (md.dev(), md.ino());
+            match self.links.get(&key) {
+                Some(first) => first_name = Some(first.clone()),
+                None => {
+                    self.links.insert(key, rel.clone());
+                }
+            }
+        }
         if ft.is_char_device() && self.overlay && md.rdev() == 0 {
             // An overlay whiteout: `.wh.NAME`, mode 0600, as Docker's converter writes it.
+            // The kernel shares one whiteout inode between many names; Docker then keeps the
+            // link name it found on what became a regular entry, and so do we.
             let dir_len = rel.len() - name_len;
             h.name = rel[..dir_len].to_vec();
             h.name.extend_from_slice(WHITEOUT_PREFIX.as_bytes());
             h.name.extend_from_slice(&rel[dir_len..]);
             h.mode = 0o600;
             h.typeflag = flag::REG;
+            h.linkname = first_name.unwrap_or_default();
             tarfmt::write_header(tar, &h).map_err(write_err)?;
             return Ok(None);
         }
@@ -263,16 +278,11 @@ impl Walker<'_> {
                 tarfmt::write_header(tar, &wo).map_err(write_err)?;
             }
             return Ok(Some(h.name));
+        } else if let Some(first) = first_name {
+            h.typeflag = flag::LINK;
+            h.linkname = first;
+            tarfmt::write_header(tar, &h).map_err(write_err)?;
         } else if ft.is_file() {
-            if md.nlink() > 1 {
-                if let Some(first) = self.links.get(&(md.dev(), md.ino())) {
-                    h.typeflag = flag::LINK;
-                    h.linkname = first.clone();
-                    tarfmt::write_header(tar, &h).map_err(write_err)?;
-                    return Ok(None);
-                }
-                self.links.insert((md.dev(), md.ino()), rel.clone());
-            }
             h.typeflag = flag::REG;
             h.size = md.len();
             tarfmt::write_header(tar, &h).map_err(write_err)?;
