@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
@@ -100,7 +100,8 @@ pub fn apply_layer_with<R: Read>(
         path: root.to_path_buf(),
         err,
     })?;
-    let mut raw = HashRead::new(reader);
+    // Buffered: the tar reader asks for 512-byte headers one at a time.
+    let mut raw = HashRead::new(BufReader::with_capacity(256 * 1024, reader));
     let (compression, prefix) = sniff(&mut raw)?;
     let mut applier = Applier::new(root_handle, opts.whiteouts);
     let (diff_id, uncompressed_size) = {

@@ -413,3 +413,42 @@ fn overlay_xattrs_in_a_tar_are_not_applied() {
     apply_layer(&t.finish()[..], tmp.path()).unwrap();
     assert!(common::xattrs(&tmp.path().join("d")).is_empty());
 }
+
+#[test]
+fn gnu_sparse_files_apply_with_their_holes_filled() {
+    if !is_root("gnu_sparse_files_apply_with_their_holes_filled") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).unwrap();
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = fs::File::create(src.join("sparse")).unwrap();
+        f.write_all(b"head").unwrap();
+        f.seek(SeekFrom::Start(5 << 20)).unwrap();
+        f.write_all(b"middle").unwrap();
+        f.set_len(9 << 20).unwrap();
+    }
+    let tarfile = tmp.path().join("sparse.tar");
+    let st = Command::new("tar")
+        .args(["--format=gnu", "--sparse", "-cf"])
+        .arg(&tarfile)
+        .arg("-C")
+        .arg(&src)
+        .arg("sparse")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let bytes = fs::read(&tarfile).unwrap();
+    assert!(bytes.len() < 1 << 20, "GNU tar stored it sparse");
+    assert_eq!(bytes[156], b'S');
+    let dst = tmp.path().join("dst");
+    fs::create_dir(&dst).unwrap();
+    let report = apply_layer(&bytes[..], &dst).unwrap();
+    assert_eq!(
+        fs::read(dst.join("sparse")).unwrap(),
+        fs::read(src.join("sparse")).unwrap()
+    );
+    assert_eq!(report.unpacked_size, 9 << 20);
+}
