@@ -64,7 +64,7 @@ fn write_dir<W: Write>(
     compression: Compression,
     overlay: bool,
 ) -> Result<LayerDigests> {
-    let md = fs::symlink_metadata(root).map_err(|err| LayerError::Root {
+    let md = fs::metadata(root).map_err(|err| LayerError::Root {
         path: root.to_path_buf(),
         err,
     })?;
