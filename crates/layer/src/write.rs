@@ -250,9 +250,7 @@ impl Walker<'_> {
         let xattrs = self.xattrs(&path)?;
         let opaque = self.overlay
             && ft.is_dir()
-            && xattrs
-                .iter()
-                .any(|(k, v)| k == OVERLAY_OPAQUE_XATTR.as_bytes() && v == b"y");
+            && xattrs.iter().any(|(k, v)| is_opaque_xattr(k) && v == b"y");
         h.xattrs = xattrs
             .into_iter()
             .filter(|(k, _)| archived_xattr(k))
@@ -317,7 +315,10 @@ impl Walker<'_> {
         let xattrs = read_xattrs(path)?;
         if self.overlay {
             for (k, _) in &xattrs {
-                if k == b"trusted.overlay.redirect" || k == b"trusted.overlay.metacopy" {
+                let name = k
+                    .strip_prefix(b"trusted.overlay.")
+                    .or_else(|| k.strip_prefix(b"user.overlay."));
+                if name == Some(b"redirect") || name == Some(b"metacopy") {
                     return Err(LayerError::Unsupported {
                         path: path.to_path_buf(),
                         reason: format!(
@@ -372,4 +373,9 @@ fn archived_xattr(name: &[u8]) -> bool {
     !(name.starts_with(b"trusted.overlay.")
         || name.starts_with(b"user.overlay.")
         || name == b"security.selinux")
+}
+
+/// The opaque marker, as overlayfs writes it (`trusted.`), or with `userxattr` (`user.`).
+fn is_opaque_xattr(name: &[u8]) -> bool {
+    name == OVERLAY_OPAQUE_XATTR.as_bytes() || name == b"user.overlay.opaque"
 }

@@ -322,3 +322,39 @@ fn redirect_dir_uppers_are_refused() {
     assert!(err.to_string().contains("redirect"), "{err}");
     assert!(err.to_string().contains("moved"), "{err}");
 }
+
+#[test]
+fn userxattr_overlay_markers_are_understood() {
+    if !is_root("userxattr_overlay_markers_are_understood") {
+        return;
+    }
+    // Overlays mounted with `userxattr` (rootless) mark opaque dirs with user.overlay.*.
+    let tmp = tempfile::tempdir().unwrap();
+    let upper = tmp.path().join("upper");
+    fs::create_dir_all(upper.join("o")).unwrap();
+    fs::write(upper.join("o/f"), b"f").unwrap();
+    rustix::fs::setxattr(
+        &upper.join("o"),
+        "user.overlay.opaque",
+        b"y",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    let mut tar = Vec::new();
+    write_layer(&upper, &mut tar, Compression::None).unwrap();
+    assert_eq!(tar_names(&tar), ["o/", "o/.wh..wh..opq", "o/f"]);
+    assert!(
+        !String::from_utf8_lossy(&tar).contains("user.overlay"),
+        "marker not archived as an xattr"
+    );
+
+    rustix::fs::setxattr(
+        &upper.join("o"),
+        "user.overlay.redirect",
+        b"/x",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    let err = write_layer(&upper, Vec::new(), Compression::None).unwrap_err();
+    assert!(err.to_string().contains("user.overlay.redirect"), "{err}");
+}
