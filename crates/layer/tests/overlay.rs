@@ -334,7 +334,7 @@ fn userxattr_overlay_markers_are_understood() {
     fs::create_dir_all(upper.join("o")).unwrap();
     fs::write(upper.join("o/f"), b"f").unwrap();
     rustix::fs::setxattr(
-        &upper.join("o"),
+        upper.join("o"),
         "user.overlay.opaque",
         b"y",
         rustix::fs::XattrFlags::empty(),
@@ -349,7 +349,7 @@ fn userxattr_overlay_markers_are_understood() {
     );
 
     rustix::fs::setxattr(
-        &upper.join("o"),
+        upper.join("o"),
         "user.overlay.redirect",
         b"/x",
         rustix::fs::XattrFlags::empty(),
