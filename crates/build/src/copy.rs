@@ -156,15 +156,25 @@ struct Copier<'a> {
     rootfs: &'a Path,
 }
 
+/// The uncompressed stream of a local archive ADD unpacks: plain, gzip, zstd (the layer
+/// formats), bzip2 or xz.
+fn archive_stream(path: &Path) -> std::io::Result<Box<dyn Read>> {
+    let mut f = BufReader::new(fs::File::open(path)?);
+    let magic = f.fill_buf()?.to_vec();
+    if magic.starts_with(b"BZh") {
+        return Ok(Box::new(bzip2::bufread::MultiBzDecoder::new(f)));
+    }
+    if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        return Ok(Box::new(xz2::bufread::XzDecoder::new_multi_decoder(f)));
+    }
+    layer::decompress(f)
+        .map(|(_, r)| r)
+        .map_err(std::io::Error::other)
+}
+
+/// Whether ADD should unpack the file: it is a tar, possibly compressed.
 fn is_archive(path: &Path) -> bool {
-    let Ok(f) = fs::File::open(path) else {
-        return false;
-    };
-    let mut r = BufReader::new(f);
-    let Ok(kind) = layer::detect(&mut r) else {
-        return false;
-    };
-    let Ok(mut plain) = layer::decompress(r) else {
+    let Ok(mut plain) = archive_stream(path) else {
         return false;
     };
     let mut head = [0u8; 512];
@@ -176,7 +186,6 @@ fn is_archive(path: &Path) -> bool {
             Err(_) => return false,
         }
     }
-    let _ = kind;
     got == 512 && (&head[257..262] == b"ustar")
 }
 
@@ -304,12 +313,13 @@ pub fn copy_into(req: &CopyRequest<'_>) -> R<()> {
         if req.extract_archives && is_archive(&src_host) {
             mkdir_all_in_root(c.rootfs, req.dest, dir_owner)?;
             let target = resolve_in_root(c.rootfs, req.dest, true);
-            let f = fs::File::open(&src_host).map_err(|e| e.to_string())?;
-            layer::apply_layer(
+            let f = archive_stream(&src_host).map_err(|e| format!("{}: {e}", src.rel))?;
+            layer::apply_layer_with(
                 f,
                 &target,
                 &layer::ApplyOptions {
                     whiteouts: layer::WhiteoutMode::Delete,
+                    ..Default::default()
                 },
             )
             .map_err(|e| format!("{}: {e}", src.rel))?;

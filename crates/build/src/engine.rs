@@ -870,7 +870,7 @@ impl Builder<'_> {
             }
             let staging = self.store.stage()?;
             let mut w = staging.blob_writer()?;
-            let d = layer::write_layer(&upper, &mut w, &layer::WriteOptions::default())?;
+            let d = layer::write_layer(&upper, &mut w, layer::Compression::Gzip)?;
             let blob = w.finish(Some(&d.digest))?;
             // The upper directory already is the layer in overlay form: move it, no copy.
             let dir = staging.path().join("layer");
@@ -879,10 +879,10 @@ impl Builder<'_> {
             let rec = LayerRecord {
                 diff_id: d.diff_id,
                 size,
-                tar_size: d.tar_size,
+                tar_size: d.uncompressed_size,
                 blob: Some(BlobRef {
                     digest: d.digest,
-                    media_type: layer::Compression::Gzip.layer_media_type().into(),
+                    media_type: image::layer_media_type(layer::Compression::Gzip),
                     size: d.size,
                 }),
             };
@@ -1292,15 +1292,15 @@ impl Builder<'_> {
         let staging = self.store.stage()?;
         let dir = staging.new_dir("layer")?;
         let mut w = staging.blob_writer()?;
-        let d = layer::write_layer(&dir, &mut w, &layer::WriteOptions::default())?;
+        let d = layer::write_layer(&dir, &mut w, layer::Compression::Gzip)?;
         let blob = w.finish(Some(&d.digest))?;
         let rec = LayerRecord {
             diff_id: d.diff_id,
             size: 0,
-            tar_size: d.tar_size,
+            tar_size: d.uncompressed_size,
             blob: Some(BlobRef {
                 digest: d.digest,
-                media_type: layer::Compression::Gzip.layer_media_type().into(),
+                media_type: image::layer_media_type(layer::Compression::Gzip),
                 size: d.size,
             }),
         };

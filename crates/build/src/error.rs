@@ -18,7 +18,7 @@ pub enum BuildError {
     #[error(transparent)]
     Image(#[from] image::Error),
     #[error(transparent)]
-    Layer(#[from] layer::Error),
+    Layer(#[from] layer::LayerError),
     #[error(transparent)]
     Snapshot(#[from] snapshot::Error),
     #[error("{path}: {source}")]

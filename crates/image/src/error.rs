@@ -11,7 +11,7 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] store::Error),
     #[error(transparent)]
-    Layer(#[from] layer::Error),
+    Layer(#[from] layer::LayerError),
     #[error("No such image: {0}")]
     NoSuchImage(String),
     #[error("invalid reference format: {0}")]

@@ -48,7 +48,7 @@ pub(crate) fn ingest_layer(
             inner: input,
             blob: &mut writer,
         };
-        let report = layer::apply_layer(&mut tee, &dir, &layer::ApplyOptions::default())
+        let report = layer::apply_layer(&mut tee, &dir)
             .map_err(|e| Error::Archive(format!("{what}: {e}")))?;
         // Whatever follows the end of the archive still belongs to the blob.
         io::copy(&mut tee, &mut io::sink()).map_err(|e| Error::Read(what.to_string(), e))?;
@@ -70,11 +70,11 @@ pub(crate) fn ingest_layer(
     }
     let record = LayerRecord {
         diff_id: report.diff_id,
-        size: report.diff_size,
-        tar_size: report.tar_size,
+        size: layer::diff_size(&dir)?,
+        tar_size: report.uncompressed_size,
         blob: Some(BlobRef {
             digest: blob.digest,
-            media_type: report.compression.layer_media_type().to_string(),
+            media_type: crate::layer_media_type(report.compression),
             size: blob.size,
         }),
     };

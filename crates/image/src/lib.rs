@@ -34,6 +34,14 @@ pub use views::{
 use oci::Digest;
 use store::Store;
 
+/// The OCI media type of a layer blob compressed with `c`.
+pub fn layer_media_type(c: layer::Compression) -> String {
+    format!(
+        "application/vnd.oci.image.layer.v1.tar{}",
+        c.media_type_suffix()
+    )
+}
+
 /// Points `target` at the image `source` names, as `tag` does.
 pub fn tag(store: &mut Store, source: &str, target: &str) -> Result<Digest> {
     let id = resolve(store, source)?;

@@ -54,7 +54,7 @@ impl ArchiveDir {
     fn unpack(staging: &Staging, input: impl Read) -> Result<ArchiveDir> {
         let root = staging.new_dir("archive")?;
         let mut links = HashMap::new();
-        let stream = layer::decompress(io::BufReader::with_capacity(1 << 20, input))
+        let (_, stream) = layer::decompress(io::BufReader::with_capacity(1 << 20, input))
             .map_err(|e| Error::Archive(format!("cannot read the archive: {e}")))?;
         let mut ar = tar::Archive::new(stream);
         let entries = ar.entries().map_err(|e| Error::Archive(e.to_string()))?;

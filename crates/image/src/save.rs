@@ -173,8 +173,9 @@ pub fn save(store: &Store, items: &[SaveItem], out: impl Write) -> Result<()> {
             let path = blob_path(diff_id);
             if !ar.written.contains(&path) {
                 let file = store.open_blob(&blob.digest)?;
-                let tar_stream = layer::decompress(io::BufReader::with_capacity(1 << 20, file))
-                    .map_err(|e| Error::Read(format!("layer {diff_id}"), e))?;
+                let (_, tar_stream) =
+                    layer::decompress(io::BufReader::with_capacity(1 << 20, file))
+                        .map_err(|e| Error::Archive(format!("layer {diff_id}: {e}")))?;
                 ar.stream(&path, rec.tar_size, tar_stream).map_err(io_err)?;
             }
             layer_descs.push(json!({"mediaType": OCI_LAYER_TAR, "digest": diff_id.to_string(), "size": rec.tar_size}));

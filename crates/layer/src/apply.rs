@@ -1,496 +1,816 @@
-//! Unpacking a layer tar into a directory, confined to it.
-//!
-//! Every entry's parent directory is opened with `openat2(RESOLVE_IN_ROOT |
-//! RESOLVE_NO_MAGICLINKS)` from a descriptor of the root, so symlinks met on the way (even
-//! absolute ones, even ones the same archive planted or swapped in a moment ago) resolve
-//! beneath the root; the entry itself is then made with the `*at` calls relative to that
-//! descriptor and never follows a symlink. Names containing `..` or starting with `/` are
-//! refused outright.
+//! Applying a layer tar to a directory: decompress (detected by magic bytes), hash, unpack
+//! every entry confined to the root, translate whiteouts, and set directory times last.
 
 use std::collections::HashSet;
-use std::ffi::OsStr;
-use std::io::{self, BufReader, Read};
-use std::os::unix::ffi::OsStrExt;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
-use oci::{Digest, Hasher};
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
-use rustix::fs::{
-    self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps,
-};
+use oci::Digest;
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
 use rustix::io::Errno;
 
-use crate::compress::{decompress, detect, Compression};
-use crate::error::{Error, Result};
-use crate::{OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX};
+use crate::error::{LayerError, Result};
+use crate::resolve::{self, clean, list_dir, remove_all_at, split_last, Root};
+use crate::stream::{decoder, sniff, Compression, HashRead};
+use crate::LayerDigests;
 
-/// What to do with whiteouts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// The AUFS whiteout prefix Docker layers use: `.wh.NAME` deletes `NAME`.
+pub const WHITEOUT_PREFIX: &str = ".wh.";
+/// The entry that marks its directory opaque: lower content is hidden.
+pub const WHITEOUT_OPAQUE: &str = ".wh..wh..opq";
+/// AUFS metadata entries (`.wh..wh.plnk`, ...) start with this; they are skipped.
+const WHITEOUT_META_PREFIX: &[u8] = b".wh..wh.";
+/// The xattr overlayfs reads to treat a directory as opaque.
+pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+
+/// What to do with whiteout entries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum WhiteoutMode {
-    /// Keep them as overlayfs does, for a layer directory that will be a lower dir: a
-    /// whiteout becomes a 0/0 character device, an opaque marker the
-    /// `trusted.overlay.opaque=y` xattr on its directory.
+    /// The target is a standalone layer directory that overlayfs will stack as a lower dir:
+    /// `.wh.NAME` becomes a 0/0 character device `NAME`, `.wh..wh..opq` becomes the xattr
+    /// `trusted.overlay.opaque=y` on its directory.
     #[default]
     OverlayDevices,
-    /// Carry them out on a merged tree: delete the named file, empty the opaque directory
-    /// of what earlier layers put there.
+    /// The target is a merged tree (copy-based snapshots): `.wh.NAME` deletes `NAME`, and
+    /// `.wh..wh..opq` empties its directory of everything this layer did not itself add.
     Delete,
 }
 
-#[derive(Debug, Clone, Default)]
+/// Options for [`apply_layer_with`].
+#[derive(Clone, Debug, Default)]
 pub struct ApplyOptions {
     pub whiteouts: WhiteoutMode,
+    /// Resolve paths with the portable walk instead of `openat2` (tests use it to exercise
+    /// the fallback).
+    #[doc(hidden)]
+    pub without_openat2: bool,
 }
 
-/// What an applied layer turned out to be.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What applying a layer found out about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApplyReport {
-    /// sha256 of the uncompressed tar, trailing padding included.
-    pub diff_id: Digest,
-    /// Length of the uncompressed tar.
-    pub tar_size: u64,
-    /// How the stream was compressed.
+    /// The compression detected from the stream's magic bytes.
     pub compression: Compression,
-    /// Docker's DiffSize of the resulting directory.
-    pub diff_size: u64,
+    /// sha256 of the uncompressed tar.
+    pub diff_id: Digest,
+    /// sha256 of the stream as read (the blob digest), to check against the manifest.
+    pub digest: Digest,
+    /// Bytes of the stream as read.
+    pub size: u64,
+    /// Bytes of the uncompressed tar.
+    pub uncompressed_size: u64,
+    /// Bytes of regular file data written (hardlinks count once).
+    pub unpacked_size: u64,
+    /// Entries in the archive (PAX and GNU extension headers not counted).
+    pub entries: u64,
+    /// Extended attributes the target filesystem refused as unsupported.
+    pub xattrs_skipped: u64,
 }
 
-struct HashRead<'a, R> {
-    inner: R,
-    hasher: &'a mut Hasher,
-}
-
-impl<R: Read> Read for HashRead<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
-/// Unpacks the layer read from `input` into `root` (which must exist).
-pub fn apply_layer(input: impl Read, root: &Path, opts: &ApplyOptions) -> Result<ApplyReport> {
-    let root_fd = rfs::open(
-        root,
-        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| Error::io(root, e))?;
-    let mut buf = BufReader::with_capacity(1 << 20, input);
-    let compression = detect(&mut buf).map_err(Error::Corrupt)?;
-    let stream = decompress(buf).map_err(Error::Corrupt)?;
-    let mut tar_hasher = Hasher::new();
-    {
-        let mut ar = tar::Archive::new(HashRead {
-            inner: stream,
-            hasher: &mut tar_hasher,
-        });
-        let mut state = State {
-            root: root_fd.as_fd(),
-            opts,
-            created: HashSet::new(),
-            dir_times: Vec::new(),
-        };
-        for entry in ar.entries().map_err(Error::Corrupt)? {
-            let mut entry = entry.map_err(Error::Corrupt)?;
-            state.apply_entry(&mut entry)?;
+impl ApplyReport {
+    /// The digests in the shape [`crate::write_layer`] returns them.
+    pub fn digests(&self) -> LayerDigests {
+        LayerDigests {
+            diff_id: self.diff_id,
+            digest: self.digest,
+            size: self.size,
+            uncompressed_size: self.uncompressed_size,
         }
-        state.finish()?;
-        // The padding after the end-of-archive blocks is part of the diff_id.
-        io::copy(&mut ar.into_inner(), &mut io::sink()).map_err(Error::Corrupt)?;
     }
-    let tar_size = tar_hasher.len();
-    if tar_size == 0 {
-        return Err(Error::Corrupt(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "empty layer stream",
-        )));
-    }
+}
+
+/// Applies the layer read from `reader` (gzip, zstd or plain tar) to the existing directory
+/// `root`, as a standalone overlay lower directory ([`WhiteoutMode::OverlayDevices`]).
+///
+/// On error the directory is left partly written; callers unpack into a fresh directory and
+/// discard it on failure.
+pub fn apply_layer<R: Read>(reader: R, root: &Path) -> Result<ApplyReport> {
+    apply_layer_with(reader, root, &ApplyOptions::default())
+}
+
+/// [`apply_layer`] with options (whiteout handling).
+pub fn apply_layer_with<R: Read>(
+    reader: R,
+    root: &Path,
+    opts: &ApplyOptions,
+) -> Result<ApplyReport> {
+    let root_handle = Root::open(root, !opts.without_openat2).map_err(|err| LayerError::Root {
+        path: root.to_path_buf(),
+        err,
+    })?;
+    // Buffered: the tar reader asks for 512-byte headers one at a time.
+    let mut raw = HashRead::new(BufReader::with_capacity(256 * 1024, reader));
+    let (compression, prefix) = sniff(&mut raw)?;
+    let mut applier = Applier::new(root_handle, opts.whiteouts);
+    let (diff_id, uncompressed_size) = {
+        let mut tar_in = HashRead::new(decoder(compression, prefix, &mut raw)?);
+        let end_of_entries = applier.run(&mut tar_in)?;
+        // The tar reader stops at the first zero block or at EOF; only a zero block means
+        // the archive is complete.
+        if tar_in.len() <= end_of_entries {
+            return Err(LayerError::Truncated(if applier.entries == 0 {
+                "no entries and no end-of-archive marker".into()
+            } else {
+                format!(
+                    "archive ends after {} entries without an end-of-archive marker",
+                    applier.entries
+                )
+            }));
+        }
+        tar_in.drain().map_err(read_error)?
+    };
+    applier.finish()?;
+    let (digest, size) = raw.drain().map_err(|err| LayerError::Read { err })?;
     Ok(ApplyReport {
-        diff_id: tar_hasher.finish(),
-        tar_size,
         compression,
-        diff_size: crate::diff_size(root)?,
+        diff_id,
+        digest,
+        size,
+        uncompressed_size,
+        unpacked_size: applier.unpacked_size,
+        entries: applier.entries,
+        xattrs_skipped: applier.xattrs_skipped,
     })
 }
 
-struct State<'a> {
-    root: BorrowedFd<'a>,
-    opts: &'a ApplyOptions,
-    /// Paths this layer created, which an opaque marker in `Delete` mode must keep.
-    created: HashSet<Vec<u8>>,
-    dir_times: Vec<(Vec<u8>, Timestamps)>,
-}
-
-/// Splits an entry name into checked components: no `..`, not absolute, `.` dropped.
-fn components(entry: &str, raw: &[u8]) -> Result<Vec<Vec<u8>>> {
-    if raw.first() == Some(&b'/') {
-        return Err(Error::entry(
-            entry,
-            "absolute path names are not allowed in a layer",
-        ));
+/// Maps a read error to `Truncated` when the stream simply ended.
+fn read_error(err: io::Error) -> LayerError {
+    let msg = err.to_string();
+    if err.kind() == io::ErrorKind::UnexpectedEof
+        || msg.contains("failed to read entire block")
+        || msg.contains("unexpected EOF")
+    {
+        LayerError::Truncated(msg)
+    } else {
+        LayerError::Read { err }
     }
-    let mut out = Vec::new();
-    for c in raw.split(|b| *b == b'/') {
-        match c {
-            b"" | b"." => {}
-            b".." => return Err(Error::entry(entry, "path escapes the layer root (\"..\")")),
-            c => {
-                if c.contains(&0) {
-                    return Err(Error::entry(entry, "NUL byte in name"));
-                }
-                out.push(c.to_vec())
-            }
-        }
-    }
-    Ok(out)
 }
 
-fn join(comps: &[Vec<u8>]) -> Vec<u8> {
-    comps.join(&b'/')
+/// The metadata of one entry, from its header and PAX records.
+struct Meta {
+    mode: u32,
+    uid: rfs::Uid,
+    gid: rfs::Gid,
+    mtime: Timespec,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
-fn ts(secs: u64) -> Timestamps {
-    let t = Timespec {
-        tv_sec: secs.min(i64::MAX as u64) as i64,
-        tv_nsec: 0,
+/// What an entry creates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Hardlink,
+    Char,
+    Block,
+    Fifo,
+}
+
+/// Parses a PAX time (`123`, `123.456`, `-1.5`) into a timespec.
+fn parse_pax_time(v: &[u8]) -> Option<Timespec> {
+    let s = std::str::from_utf8(v).ok()?;
+    let (neg, s) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
     };
-    Timestamps {
-        last_access: t,
-        last_modification: t,
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if int.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
     }
+    let secs: i64 = int.parse().ok()?;
+    let mut nanos: i64 = 0;
+    for (i, d) in frac.bytes().take(9).enumerate() {
+        nanos += (d - b'0') as i64 * 10i64.pow(8 - i as u32);
+    }
+    Some(if !neg {
+        Timespec {
+            tv_sec: secs,
+            tv_nsec: nanos as _,
+        }
+    } else if nanos == 0 {
+        Timespec {
+            tv_sec: -secs,
+            tv_nsec: 0,
+        }
+    } else {
+        Timespec {
+            tv_sec: -secs - 1,
+            tv_nsec: (1_000_000_000 - nanos) as _,
+        }
+    })
 }
 
-const DIR_FLAGS: OFlags = OFlags::DIRECTORY
-    .union(OFlags::RDONLY)
-    .union(OFlags::CLOEXEC);
-const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
+struct Applier {
+    root: Root,
+    mode: WhiteoutMode,
+    /// The last parent directory resolved, reused while entries stay in one directory.
+    cached_parent: Option<(Vec<u8>, OwnedFd)>,
+    /// Directories and their mtimes, applied after all content is written.
+    dir_times: Vec<(Vec<u8>, Timespec)>,
+    /// Paths this layer wrote (only kept in `Delete` mode, for opaque directories).
+    unpacked: HashSet<Vec<u8>>,
+    buf: Vec<u8>,
+    entries: u64,
+    unpacked_size: u64,
+    xattrs_skipped: u64,
+}
 
-impl State<'_> {
-    /// Opens (creating as needed) the directory `comps` beneath the root.
-    fn open_dir(&self, entry: &str, comps: &[Vec<u8>], create: bool) -> Result<OwnedFd> {
-        if comps.is_empty() {
-            return rfs::openat(self.root, ".", DIR_FLAGS, Mode::empty())
-                .map_err(|e| Error::entry_io(entry, e));
+impl Applier {
+    fn new(root: Root, mode: WhiteoutMode) -> Self {
+        Applier {
+            root,
+            mode,
+            cached_parent: None,
+            dir_times: Vec::new(),
+            unpacked: HashSet::new(),
+            buf: vec![0; 128 * 1024],
+            entries: 0,
+            unpacked_size: 0,
+            xattrs_skipped: 0,
         }
-        let path = join(comps);
-        match rfs::openat2(
-            self.root,
-            OsStr::from_bytes(&path),
-            DIR_FLAGS,
-            Mode::empty(),
-            RESOLVE,
-        ) {
-            Ok(fd) => return Ok(fd),
-            Err(Errno::NOENT) if create => {}
-            Err(Errno::NOTDIR) => {
-                return Err(Error::entry(
-                    entry,
-                    format!("{} is not a directory", String::from_utf8_lossy(&path)),
-                ))
+    }
+
+    /// Applies every entry; returns the offset where the last entry's data ended.
+    fn run<R: Read>(&mut self, input: R) -> Result<u64> {
+        let mut archive = tar::Archive::new(input);
+        let mut end = 0u64;
+        for entry in archive.entries().map_err(read_error)? {
+            let mut entry = entry.map_err(read_error)?;
+            let header = entry.header();
+            let data_len = if header.entry_type().is_gnu_sparse() {
+                header.entry_size().unwrap_or(0)
+            } else {
+                entry.size()
+            };
+            end = entry.raw_file_position() + data_len.div_ceil(512) * 512;
+            self.entries += 1;
+            self.entry(&mut entry)?;
+        }
+        Ok(end)
+    }
+
+    fn entry<R: Read>(&mut self, e: &mut tar::Entry<'_, R>) -> Result<()> {
+        let raw = e.path_bytes().into_owned();
+        let shown = String::from_utf8_lossy(&raw).into_owned();
+        let header = e.header();
+        let typeflag = header.as_bytes()[156];
+        let kind = match header.entry_type() {
+            tar::EntryType::XGlobalHeader => return Ok(()),
+            // A V7 header with a trailing slash is a directory (as Go reads it).
+            tar::EntryType::Regular if typeflag == 0 && raw.ends_with(b"/") => Kind::Dir,
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                Kind::File
             }
-            Err(Errno::XDEV) | Err(Errno::LOOP) => {
-                return Err(Error::entry(
-                    entry,
-                    "cannot be resolved inside the layer root",
-                ))
+            tar::EntryType::Directory => Kind::Dir,
+            tar::EntryType::Symlink => Kind::Symlink,
+            tar::EntryType::Link => Kind::Hardlink,
+            tar::EntryType::Char => Kind::Char,
+            tar::EntryType::Block => Kind::Block,
+            tar::EntryType::Fifo => Kind::Fifo,
+            other => {
+                return Err(bad(
+                    &shown,
+                    format!("unsupported entry type {:?}", other.as_byte() as char),
+                ));
             }
-            Err(e) => return Err(Error::entry_io(entry, e)),
+        };
+        let path = clean(&raw).ok_or_else(|| escape(&shown, "its name climbs out with `..`"))?;
+        let meta = self.meta(e, &shown)?;
+
+        if path.is_empty() {
+            // The root itself (`./`): take its metadata, as Docker does.
+            if kind != Kind::Dir {
+                return Err(bad(&shown, "the root entry is not a directory".into()));
+            }
+            let fd = resolve::reopen_dir(self.root.fd())
+                .map_err(|err| fs_err(&shown, "opening root", err))?;
+            self.set_meta_fd(&fd, &meta, &shown)?;
+            self.dir_times.push((Vec::new(), meta.mtime));
+            return Ok(());
         }
-        // Create the missing directories one at a time, each resolved beneath the root.
-        let mut fd = self.open_dir(entry, &comps[..comps.len() - 1], true)?;
-        let last = OsStr::from_bytes(&comps[comps.len() - 1]);
-        match rfs::mkdirat(&fd, last, Mode::from_raw_mode(0o755)) {
-            Ok(()) | Err(Errno::EXIST) => {}
-            Err(e) => return Err(Error::entry_io(entry, e)),
+        let (parent, name) = split_last(&path);
+        if parent
+            .split(|&b| b == b'/')
+            .any(|c| c.starts_with(WHITEOUT_META_PREFIX))
+        {
+            return Ok(());
         }
-        fd = rfs::openat2(
-            &fd,
-            last,
-            DIR_FLAGS | OFlags::NOFOLLOW,
-            Mode::empty(),
-            RESOLVE,
-        )
-        .map_err(|e| match e {
-            Errno::NOTDIR | Errno::LOOP => Error::entry(
-                entry,
-                format!("{} is not a directory", String::from_utf8_lossy(&path)),
-            ),
-            e => Error::entry_io(entry, e),
+        if let Some(target) = name.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+            let link = e.link_name_bytes().map(|l| l.into_owned());
+            return self.whiteout(parent, name, target, link, &meta, &shown);
+        }
+
+        let pfd = self.parent(parent, true, &shown)?;
+        let existing = match rfs::statat(&pfd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Some(FileType::from_raw_mode(st.st_mode)),
+            Err(Errno::NOENT) => None,
+            Err(e) => return Err(fs_err(&shown, "inspecting existing entry", e.into())),
+        };
+        let keep_dir = kind == Kind::Dir && existing == Some(FileType::Directory);
+        if existing.is_some() && !keep_dir {
+            // Removing a child of `parent` cannot change what `parent` resolves to.
+            remove_all_at(&pfd, name)
+                .map_err(|err| fs_err(&shown, "replacing existing entry", err))?;
+        }
+
+        match kind {
+            Kind::File => self.file(&pfd, name, e, &meta, &shown)?,
+            Kind::Dir => {
+                if !keep_dir {
+                    rfs::mkdirat(&pfd, name, Mode::from_raw_mode(0o700))
+                        .map_err(|err| fs_err(&shown, "creating directory", err.into()))?;
+                }
+                let fd = rfs::openat(
+                    &pfd,
+                    name,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|err| fs_err(&shown, "opening directory", err.into()))?;
+                self.set_meta_fd(&fd, &meta, &shown)?;
+                self.dir_times.push((path.clone(), meta.mtime));
+            }
+            Kind::Symlink => {
+                let target = e
+                    .link_name_bytes()
+                    .ok_or_else(|| bad(&shown, "symlink without a target".into()))?;
+                rfs::symlinkat(target.as_ref(), &pfd, name)
+                    .map_err(|err| fs_err(&shown, "creating symlink", err.into()))?;
+                self.set_meta_at(&pfd, name, &meta, true, &shown)?;
+            }
+            Kind::Hardlink => {
+                let target = e
+                    .link_name_bytes()
+                    .ok_or_else(|| bad(&shown, "hardlink without a target".into()))?;
+                let target = clean(&target)
+                    .ok_or_else(|| escape(&shown, "its hardlink target climbs out with `..`"))?;
+                if target.is_empty() {
+                    return Err(bad(&shown, "hardlink to the root directory".into()));
+                }
+                let (tparent, tname) = split_last(&target);
+                let tfd = self
+                    .root
+                    .dir(tparent, false)
+                    .map_err(|err| fs_err(&shown, "resolving hardlink target", err))?;
+                rfs::linkat(&tfd, tname, &pfd, name, AtFlags::empty())
+                    .map_err(|err| fs_err(&shown, "creating hardlink", err.into()))?;
+                let is_symlink = matches!(
+                    rfs::statat(&pfd, name, AtFlags::SYMLINK_NOFOLLOW)
+                        .map(|st| FileType::from_raw_mode(st.st_mode)),
+                    Ok(FileType::Symlink)
+                );
+                self.set_meta_at(&pfd, name, &meta, is_symlink, &shown)?;
+            }
+            Kind::Char | Kind::Block | Kind::Fifo => {
+                let (ft, dev) = match kind {
+                    Kind::Fifo => (FileType::Fifo, 0),
+                    _ => {
+                        let major = e.header().device_major().ok().flatten().unwrap_or(0);
+                        let minor = e.header().device_minor().ok().flatten().unwrap_or(0);
+                        let ft = if kind == Kind::Char {
+                            FileType::CharacterDevice
+                        } else {
+                            FileType::BlockDevice
+                        };
+                        (ft, rfs::makedev(major, minor))
+                    }
+                };
+                rfs::mknodat(&pfd, name, ft, Mode::from_raw_mode(meta.mode & 0o777), dev)
+                    .map_err(|err| fs_err(&shown, "creating device node", err.into()))?;
+                self.set_meta_at(&pfd, name, &meta, false, &shown)?;
+            }
+        }
+        if self.mode == WhiteoutMode::Delete {
+            self.unpacked.insert(path.clone());
+        }
+        self.cached_parent = Some((parent.to_vec(), pfd));
+        Ok(())
+    }
+
+    /// The directory `parent` inside the root, from the cache when possible.
+    fn parent(&mut self, parent: &[u8], create: bool, shown: &str) -> Result<OwnedFd> {
+        if let Some((p, fd)) = &self.cached_parent {
+            if p == parent {
+                return fd
+                    .try_clone()
+                    .map_err(|err| fs_err(shown, "duplicating descriptor", err));
+            }
+        }
+        let fd = self.root.dir(parent, create).map_err(|err| {
+            if err.kind() == io::ErrorKind::NotADirectory
+                || err.raw_os_error() == Some(Errno::LOOP.raw_os_error())
+            {
+                escape(
+                    shown,
+                    &format!("its parent does not resolve to a directory inside the root: {err}"),
+                )
+            } else {
+                fs_err(shown, "resolving parent directory", err)
+            }
         })?;
         Ok(fd)
     }
 
-    fn apply_entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
-        let raw = entry.path_bytes().into_owned();
-        let name_for_errors = String::from_utf8_lossy(&raw).into_owned();
-        let en = name_for_errors.as_str();
-        let comps = components(en, &raw)?;
-        let Some((last, parents)) = comps.split_last() else {
-            // The root itself ("./"): nothing to create.
-            return Ok(());
+    fn meta<R: Read>(&self, e: &mut tar::Entry<'_, R>, shown: &str) -> Result<Meta> {
+        let h = e.header();
+        let mode = h
+            .mode()
+            .map_err(|err| bad(shown, format!("bad mode: {err}")))?
+            & 0o7777;
+        // An empty numeric field (all NULs or spaces) reads as 0, as Go's archive/tar does.
+        let numeric = |raw: &[u8], v: std::io::Result<u64>, what: &str| -> Result<u64> {
+            match v {
+                Ok(v) => Ok(v),
+                Err(_) if raw.iter().all(|b| *b == 0 || *b == b' ') => Ok(0),
+                Err(err) => Err(bad(shown, format!("bad {what}: {err}"))),
+            }
         };
-        let header = entry.header().clone();
-        let kind = header.entry_type();
-        let parent = self.open_dir(en, parents, true)?;
-        let name = OsStr::from_bytes(last);
-
-        if last.starts_with(WHITEOUT_PREFIX.as_bytes()) {
-            return self.whiteout(en, parents, &parent, last);
-        }
-        let mode = Mode::from_raw_mode(header.mode().map_err(|e| Error::entry_io(en, e))? & 0o7777);
-        let uid = numeric(en, &header.as_old().uid, header.uid())?;
-        let gid = numeric(en, &header.as_old().gid, header.gid())?;
-        let mtime = numeric(en, &header.as_old().mtime, header.mtime())?;
-        let owner = (
-            Some(rustix::fs::Uid::from_raw(uid as u32)),
-            Some(rustix::fs::Gid::from_raw(gid as u32)),
-        );
-        let xattrs = collect_xattrs(en, entry)?;
-
-        // Whatever is in the way goes, except a directory that stays a directory.
-        let existing = rfs::statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW).ok();
-        if let Some(st) = &existing {
-            let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
-            if !(is_dir && kind == tar::EntryType::Directory) {
-                remove_at(&parent, name).map_err(|e| Error::entry_io(en, e))?;
-            }
-        }
-        match kind {
-            tar::EntryType::Directory => {
-                match rfs::mkdirat(&parent, name, Mode::from_raw_mode(0o700)) {
-                    Ok(()) | Err(Errno::EXIST) => {}
-                    Err(e) => return Err(Error::entry_io(en, e)),
+        let old = h.as_old();
+        let uid = numeric(&old.uid, h.uid(), "uid")?;
+        let gid = numeric(&old.gid, h.gid(), "gid")?;
+        let mut mtime = Timespec {
+            tv_sec: numeric(&old.mtime, h.mtime(), "mtime")? as i64,
+            tv_nsec: 0,
+        };
+        let to_id = |v: u64, what: &str| -> Result<u32> {
+            u32::try_from(v)
+                .ok()
+                .filter(|&v| v != u32::MAX)
+                .ok_or_else(|| bad(shown, format!("{what} {v} out of range")))
+        };
+        let uid = rfs::Uid::from_raw(to_id(uid, "uid")?);
+        let gid = rfs::Gid::from_raw(to_id(gid, "gid")?);
+        let mut xattrs = Vec::new();
+        if let Some(exts) = e.pax_extensions().map_err(read_error)? {
+            for ext in exts {
+                let ext = ext.map_err(|err| bad(shown, format!("malformed PAX record: {err}")))?;
+                let key = ext.key_bytes();
+                if key == b"mtime" {
+                    mtime = parse_pax_time(ext.value_bytes())
+                        .ok_or_else(|| bad(shown, "malformed PAX mtime".into()))?;
+                } else if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+                    xattrs.push((name.to_vec(), ext.value_bytes().to_vec()));
                 }
-                let fd = rfs::openat(&parent, name, DIR_FLAGS | OFlags::NOFOLLOW, Mode::empty())
-                    .map_err(|e| Error::entry_io(en, e))?;
-                rfs::fchown(&fd, owner.0, owner.1).map_err(|e| Error::entry_io(en, e))?;
-                rfs::fchmod(&fd, mode).map_err(|e| Error::entry_io(en, e))?;
-                set_xattrs(en, &fd, &xattrs)?;
-                self.dir_times.push((join(&comps), ts(mtime)));
-            }
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let fd = rfs::openat(
-                    &parent,
-                    name,
-                    OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::WRONLY
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(|e| Error::entry_io(en, e))?;
-                let mut file = std::fs::File::from(fd);
-                io::copy(entry, &mut file).map_err(Error::Corrupt)?;
-                rfs::fchown(&file, owner.0, owner.1).map_err(|e| Error::entry_io(en, e))?;
-                rfs::fchmod(&file, mode).map_err(|e| Error::entry_io(en, e))?;
-                set_xattrs(en, &file, &xattrs)?;
-                rfs::futimens(&file, &ts(mtime)).map_err(|e| Error::entry_io(en, e))?;
-            }
-            tar::EntryType::Symlink => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| Error::entry(en, "symlink without a target"))?;
-                rfs::symlinkat(OsStr::from_bytes(&target), &parent, name)
-                    .map_err(|e| Error::entry_io(en, e))?;
-                rfs::chownat(&parent, name, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
-                    .map_err(|e| Error::entry_io(en, e))?;
-                rfs::utimensat(&parent, name, &ts(mtime), AtFlags::SYMLINK_NOFOLLOW)
-                    .map_err(|e| Error::entry_io(en, e))?;
-            }
-            tar::EntryType::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| Error::entry(en, "hardlink without a target"))?;
-                let tcomps = components(en, &target)?;
-                let Some((tlast, tparents)) = tcomps.split_last() else {
-                    return Err(Error::entry(en, "hardlink to the layer root"));
-                };
-                let tparent = self.open_dir(en, tparents, false)?;
-                rfs::linkat(
-                    &tparent,
-                    OsStr::from_bytes(tlast),
-                    &parent,
-                    name,
-                    AtFlags::empty(),
-                )
-                .map_err(|e| {
-                    Error::entry(
-                        en,
-                        format!("hardlink to {}: {e}", String::from_utf8_lossy(&target)),
-                    )
-                })?;
-            }
-            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
-                let ft = match kind {
-                    tar::EntryType::Char => FileType::CharacterDevice,
-                    tar::EntryType::Block => FileType::BlockDevice,
-                    _ => FileType::Fifo,
-                };
-                let major = header.device_major().ok().flatten().unwrap_or(0);
-                let minor = header.device_minor().ok().flatten().unwrap_or(0);
-                let dev = rustix::fs::makedev(major, minor);
-                rfs::mknodat(&parent, name, ft, mode, dev).map_err(|e| Error::entry_io(en, e))?;
-                rfs::chownat(&parent, name, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
-                    .map_err(|e| Error::entry_io(en, e))?;
-                rfs::chmodat(&parent, name, mode, AtFlags::empty())
-                    .map_err(|e| Error::entry_io(en, e))?;
-                rfs::utimensat(&parent, name, &ts(mtime), AtFlags::SYMLINK_NOFOLLOW)
-                    .map_err(|e| Error::entry_io(en, e))?;
-            }
-            tar::EntryType::XGlobalHeader => return Ok(()),
-            other => {
-                return Err(Error::entry(
-                    en,
-                    format!("unsupported entry type {other:?}"),
-                ))
             }
         }
-        if self.opts.whiteouts == WhiteoutMode::Delete {
-            self.created.insert(join(&comps));
+        Ok(Meta {
+            mode,
+            uid,
+            gid,
+            mtime,
+            xattrs,
+        })
+    }
+
+    fn file<R: Read>(
+        &mut self,
+        pfd: &OwnedFd,
+        name: &[u8],
+        e: &mut tar::Entry<'_, R>,
+        meta: &Meta,
+        shown: &str,
+    ) -> Result<()> {
+        let fd = rfs::openat(
+            pfd,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|err| fs_err(shown, "creating file", err.into()))?;
+        let mut file = File::from(fd);
+        let size = e.size();
+        let mut written = 0u64;
+        loop {
+            let n = match e.read(&mut self.buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => {
+                    return Err(match read_error(err) {
+                        LayerError::Truncated(m) => {
+                            LayerError::Truncated(format!("in entry {shown:?}: {m}"))
+                        }
+                        LayerError::Read { err } => fs_err(shown, "reading data", err),
+                        other => other,
+                    })
+                }
+            };
+            file.write_all(&self.buf[..n])
+                .map_err(|err| fs_err(shown, "writing file", err))?;
+            written += n as u64;
+        }
+        if written != size {
+            return Err(LayerError::Truncated(format!(
+                "entry {shown:?} has {written} of its {size} bytes"
+            )));
+        }
+        self.unpacked_size += written;
+        self.set_meta_fd(&file, meta, shown)
+    }
+
+    /// Owner, mode, xattrs and (for non-directories) times, through an open descriptor.
+    fn set_meta_fd(&mut self, fd: impl AsFd, meta: &Meta, shown: &str) -> Result<()> {
+        let fd = fd.as_fd();
+        // chown first: it clears setuid/setgid bits and file capabilities.
+        rfs::fchown(fd, Some(meta.uid), Some(meta.gid))
+            .map_err(|err| fs_err(shown, "chown", err.into()))?;
+        rfs::fchmod(fd, Mode::from_raw_mode(meta.mode))
+            .map_err(|err| fs_err(shown, "chmod", err.into()))?;
+        for (k, v) in &meta.xattrs {
+            if reserved_xattr(k) {
+                continue;
+            }
+            match rfs::fsetxattr(fd, k.as_slice(), v, XattrFlags::empty()) {
+                Ok(()) => {}
+                Err(Errno::NOTSUP) => self.xattrs_skipped += 1,
+                Err(err) => return Err(fs_err(shown, "setting xattr", err.into())),
+            }
+        }
+        let is_dir = matches!(
+            rfs::fstat(fd).map(|st| FileType::from_raw_mode(st.st_mode)),
+            Ok(FileType::Directory)
+        );
+        if !is_dir {
+            rfs::futimens(fd, &times(meta.mtime))
+                .map_err(|err| fs_err(shown, "setting times", err.into()))?;
         }
         Ok(())
+    }
+
+    /// The same for a node without an open descriptor (symlinks, devices, hardlinks).
+    fn set_meta_at(
+        &mut self,
+        dir: &OwnedFd,
+        name: &[u8],
+        meta: &Meta,
+        is_symlink: bool,
+        shown: &str,
+    ) -> Result<()> {
+        rfs::chownat(
+            dir,
+            name,
+            Some(meta.uid),
+            Some(meta.gid),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(|err| fs_err(shown, "chown", err.into()))?;
+        if !is_symlink {
+            // The node was just created by us and is not a symlink, so following is safe.
+            rfs::chmodat(dir, name, Mode::from_raw_mode(meta.mode), AtFlags::empty())
+                .map_err(|err| fs_err(shown, "chmod", err.into()))?;
+        }
+        if meta.xattrs.iter().any(|(k, _)| !reserved_xattr(k)) {
+            let mut path = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
+            path.extend_from_slice(name);
+            for (k, v) in &meta.xattrs {
+                if reserved_xattr(k) {
+                    continue;
+                }
+                match rfs::lsetxattr(path.as_slice(), k.as_slice(), v, XattrFlags::empty()) {
+                    Ok(()) => {}
+                    // user.* xattrs are not allowed on symlinks and devices.
+                    Err(Errno::NOTSUP) | Err(Errno::PERM)
+                        if is_symlink || k.starts_with(b"user.") =>
+                    {
+                        self.xattrs_skipped += 1
+                    }
+                    Err(Errno::NOTSUP) => self.xattrs_skipped += 1,
+                    Err(err) => return Err(fs_err(shown, "setting xattr", err.into())),
+                }
+            }
+        }
+        rfs::utimensat(dir, name, &times(meta.mtime), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|err| fs_err(shown, "setting times", err.into()))
     }
 
     fn whiteout(
         &mut self,
-        en: &str,
-        parents: &[Vec<u8>],
-        parent: &OwnedFd,
-        last: &[u8],
+        parent: &[u8],
+        name: &[u8],
+        target: &[u8],
+        link: Option<Vec<u8>>,
+        meta: &Meta,
+        shown: &str,
     ) -> Result<()> {
-        if last == OPAQUE_MARKER.as_bytes() {
-            match self.opts.whiteouts {
-                WhiteoutMode::OverlayDevices => {
-                    rfs::fsetxattr(parent, OVERLAY_OPAQUE_XATTR, b"y", rfs::XattrFlags::empty())
-                        .map_err(|e| Error::entry_io(en, e))?;
-                }
-                WhiteoutMode::Delete => {
-                    let prefix = join(parents);
-                    let dir = rfs::Dir::read_from(parent).map_err(|e| Error::entry_io(en, e))?;
-                    let mut victims = Vec::new();
-                    for d in dir {
-                        let d = d.map_err(|e| Error::entry_io(en, e))?;
-                        let n = d.file_name().to_bytes().to_vec();
-                        if n == b"." || n == b".." {
-                            continue;
-                        }
-                        let mut full = prefix.clone();
-                        if !full.is_empty() {
-                            full.push(b'/');
-                        }
-                        full.extend_from_slice(&n);
-                        if !self.created.contains(&full) {
-                            victims.push(n);
-                        }
-                    }
-                    for v in victims {
-                        remove_at(parent, OsStr::from_bytes(&v))
-                            .map_err(|e| Error::entry_io(en, e))?;
-                    }
-                }
-            }
+        if name == WHITEOUT_OPAQUE.as_bytes() {
+            return self.opaque(parent, shown);
+        }
+        if name.starts_with(WHITEOUT_META_PREFIX) {
             return Ok(());
         }
-        if last.starts_with(b".wh..wh.") {
-            // AUFS bookkeeping (.wh..wh.plnk and the like): nothing to apply.
-            return Ok(());
-        }
-        let target = &last[WHITEOUT_PREFIX.len()..];
         if target.is_empty() || target == b"." || target == b".." {
-            return Err(Error::entry(en, "invalid whiteout name"));
+            return Err(escape(
+                shown,
+                "it whites out something that is not a name in its directory",
+            ));
         }
-        let name = OsStr::from_bytes(target);
-        if rfs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW).is_ok() {
-            remove_at(parent, name).map_err(|e| Error::entry_io(en, e))?;
-        }
-        if self.opts.whiteouts == WhiteoutMode::OverlayDevices {
-            rfs::mknodat(
-                parent,
-                name,
-                FileType::CharacterDevice,
-                Mode::empty(),
-                rustix::fs::makedev(0, 0),
-            )
-            .map_err(|e| Error::entry_io(en, e))?;
-        }
-        Ok(())
-    }
-
-    fn finish(&mut self) -> Result<()> {
-        for (path, t) in std::mem::take(&mut self.dir_times) {
-            let en = String::from_utf8_lossy(&path).into_owned();
-            let comps = components(&en, &path)?;
-            if let Ok(fd) = self.open_dir(&en, &comps, false) {
-                rfs::futimens(&fd, &t).map_err(|e| Error::entry_io(&en, e))?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A numeric header field; an empty one (all NULs or spaces) is 0, as Go's archive/tar reads
-/// it, anything else that is not a number is an error.
-fn numeric(en: &str, raw: &[u8], parsed: io::Result<u64>) -> Result<u64> {
-    match parsed {
-        Ok(v) => Ok(v),
-        Err(_) if raw.iter().all(|b| *b == 0 || *b == b' ') => Ok(0),
-        Err(e) => Err(Error::entry_io(en, e)),
-    }
-}
-
-fn collect_xattrs<R: Read>(
-    en: &str,
-    entry: &mut tar::Entry<'_, R>,
-) -> Result<Vec<(String, Vec<u8>)>> {
-    let mut out = Vec::new();
-    if let Some(exts) = entry.pax_extensions().map_err(|e| Error::entry_io(en, e))? {
-        for ext in exts {
-            let ext = ext.map_err(|e| Error::entry_io(en, e))?;
-            let Ok(key) = ext.key() else { continue };
-            if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
-                // overlayfs's own attributes would change how the stack is read: never
-                // take them from an archive.
-                if name.starts_with("trusted.overlay.") {
-                    continue;
+        self.cached_parent = None;
+        match self.mode {
+            WhiteoutMode::OverlayDevices => {
+                let pfd = self.parent(parent, true, shown)?;
+                remove_all_at(&pfd, target)
+                    .map_err(|err| fs_err(shown, "replacing existing entry", err))?;
+                // Docker's tars name an earlier whiteout as link target when the kernel
+                // shared one inode between them; share it again (keeps rewrites identical).
+                if !self.link_whiteout(link.as_deref(), &pfd, target) {
+                    rfs::mknodat(
+                        &pfd,
+                        target,
+                        FileType::CharacterDevice,
+                        Mode::empty(),
+                        rfs::makedev(0, 0),
+                    )
+                    .map_err(|err| fs_err(shown, "creating whiteout device", err.into()))?;
                 }
-                out.push((name.to_string(), ext.value_bytes().to_vec()));
+                rfs::chownat(
+                    &pfd,
+                    target,
+                    Some(meta.uid),
+                    Some(meta.gid),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .map_err(|err| fs_err(shown, "chown", err.into()))?;
+                // Keep the whiteout's time so writing this layer again gives the same tar.
+                rfs::utimensat(&pfd, target, &times(meta.mtime), AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|err| fs_err(shown, "setting times", err.into()))?;
+            }
+            WhiteoutMode::Delete => {
+                let Some(pfd) = self.existing_dir(parent, shown)? else {
+                    return Ok(());
+                };
+                remove_all_at(&pfd, target)
+                    .map_err(|err| fs_err(shown, "deleting whited-out entry", err))?;
             }
         }
+        Ok(())
     }
-    Ok(out)
-}
 
-fn set_xattrs(en: &str, fd: impl AsFd, xattrs: &[(String, Vec<u8>)]) -> Result<()> {
-    for (k, v) in xattrs {
-        rfs::fsetxattr(&fd, k.as_str(), v, rfs::XattrFlags::empty())
-            .map_err(|e| Error::entry(en, format!("xattr {k}: {e}")))?;
-    }
-    Ok(())
-}
-
-/// Removes `name` in `dir`, recursively when it is a directory, never following symlinks.
-fn remove_at(dir: impl AsFd, name: &OsStr) -> rustix::io::Result<()> {
-    let dir = dir.as_fd();
-    match rfs::unlinkat(dir, name, AtFlags::empty()) {
-        Ok(()) => return Ok(()),
-        Err(Errno::ISDIR) | Err(Errno::PERM) => {}
-        Err(e) => return Err(e),
-    }
-    let sub = rfs::openat(dir, name, DIR_FLAGS | OFlags::NOFOLLOW, Mode::empty())?;
-    // A directory without write permission still has to go.
-    let _ = rfs::fchmod(&sub, Mode::from_raw_mode(0o700));
-    let mut names = Vec::new();
-    for d in rfs::Dir::read_from(&sub)? {
-        let d = d?;
-        let n = d.file_name().to_bytes().to_vec();
-        if n != b"." && n != b".." {
-            names.push(n);
+    /// Hardlinks `target` in `pfd` to the whiteout device `link` names, if it is one in
+    /// this layer. Returns false when there is nothing suitable to link to.
+    fn link_whiteout(&mut self, link: Option<&[u8]>, pfd: &OwnedFd, target: &[u8]) -> bool {
+        let Some(link) = link.filter(|l| !l.is_empty()).and_then(clean) else {
+            return false;
+        };
+        if link.is_empty() {
+            return false;
+        }
+        let (lparent, lname) = split_last(&link);
+        let Ok(lfd) = self.root.dir(lparent, false) else {
+            return false;
+        };
+        match rfs::statat(&lfd, lname, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st)
+                if FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice
+                    && st.st_rdev == 0 =>
+            {
+                rfs::linkat(&lfd, lname, pfd, target, AtFlags::empty()).is_ok()
+            }
+            _ => false,
         }
     }
-    for n in names {
-        remove_at(&sub, OsStr::from_bytes(&n))?;
+
+    /// The directory at `path` if it exists (resolved inside the root), `None` if not.
+    fn existing_dir(&mut self, path: &[u8], shown: &str) -> Result<Option<OwnedFd>> {
+        match self.root.dir(path, false) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(err)
+                if err.kind() == io::ErrorKind::NotFound
+                    || err.kind() == io::ErrorKind::NotADirectory =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(fs_err(shown, "resolving directory", err)),
+        }
     }
-    rfs::unlinkat(dir, name, AtFlags::REMOVEDIR)
+
+    fn opaque(&mut self, dir: &[u8], shown: &str) -> Result<()> {
+        self.cached_parent = None;
+        match self.mode {
+            WhiteoutMode::OverlayDevices => {
+                let fd = self.parent(dir, true, shown)?;
+                let fd = resolve::reopen_dir(&fd)
+                    .map_err(|err| fs_err(shown, "opening opaque directory", err))?;
+                rfs::fsetxattr(&fd, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty())
+                    .map_err(|err| fs_err(shown, "setting trusted.overlay.opaque", err.into()))?;
+            }
+            WhiteoutMode::Delete => {
+                let Some(fd) = self.existing_dir(dir, shown)? else {
+                    return Ok(());
+                };
+                self.purge(&fd, dir.to_vec(), shown)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes everything under `dir` that this layer did not write.
+    fn purge(&self, dir: &OwnedFd, key: Vec<u8>, shown: &str) -> Result<()> {
+        let names = list_dir(dir).map_err(|err| fs_err(shown, "listing opaque directory", err))?;
+        for name in names {
+            let mut child = key.clone();
+            if !child.is_empty() {
+                child.push(b'/');
+            }
+            child.extend_from_slice(&name);
+            if !self.unpacked.contains(&child) {
+                remove_all_at(dir, &name)
+                    .map_err(|err| fs_err(shown, "emptying opaque directory", err))?;
+                continue;
+            }
+            if let Ok(sub) = rfs::openat(
+                dir,
+                name.as_slice(),
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                self.purge(&sub, child, shown)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets directory times now that nothing more is written into them.
+    fn finish(&mut self) -> Result<()> {
+        for (path, mtime) in std::mem::take(&mut self.dir_times) {
+            let shown = String::from_utf8_lossy(&path).into_owned();
+            if path.is_empty() {
+                rfs::futimens(self.root.fd(), &times(mtime))
+                    .map_err(|err| fs_err(&shown, "setting times", err.into()))?;
+                continue;
+            }
+            let (parent, name) = split_last(&path);
+            // A directory replaced later in the archive no longer needs its time.
+            let Some(pfd) = self.existing_dir(parent, &shown)? else {
+                continue;
+            };
+            if !matches!(
+                rfs::statat(&pfd, name, AtFlags::SYMLINK_NOFOLLOW)
+                    .map(|st| FileType::from_raw_mode(st.st_mode)),
+                Ok(FileType::Directory)
+            ) {
+                continue;
+            }
+            rfs::utimensat(&pfd, name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|err| fs_err(&shown, "setting times", err.into()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Overlay's own xattrs never come from a layer tar: they would forge whiteouts, opaque
+/// directories or redirects.
+fn reserved_xattr(name: &[u8]) -> bool {
+    name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.")
+}
+
+fn times(mtime: Timespec) -> Timestamps {
+    Timestamps {
+        last_access: mtime,
+        last_modification: mtime,
+    }
+}
+
+fn bad(entry: &str, reason: String) -> LayerError {
+    LayerError::BadEntry {
+        entry: entry.to_string(),
+        reason,
+    }
+}
+
+fn escape(entry: &str, reason: &str) -> LayerError {
+    LayerError::Escape {
+        entry: entry.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn fs_err(entry: &str, op: &'static str, err: io::Error) -> LayerError {
+    LayerError::Apply {
+        entry: entry.to_string(),
+        op,
+        err,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_times() {
+        let t = parse_pax_time(b"1600000000.25").unwrap();
+        assert_eq!((t.tv_sec, t.tv_nsec), (1_600_000_000, 250_000_000));
+        let t = parse_pax_time(b"-1.5").unwrap();
+        assert_eq!((t.tv_sec, t.tv_nsec), (-2, 500_000_000));
+        let t = parse_pax_time(b"-7").unwrap();
+        assert_eq!((t.tv_sec, t.tv_nsec), (-7, 0));
+        assert!(parse_pax_time(b"1e9").is_none());
+        assert!(parse_pax_time(b"").is_none());
+    }
 }

@@ -1,46 +1,54 @@
-//! The layer crate's error type: every error names the entry or path it is about.
+//! The crate's one error type. Every variant names what it concerns: the tar entry being
+//! applied, the file being archived, or the stream being read.
 
+use std::io;
 use std::path::PathBuf;
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
+/// Everything that can go wrong reading, applying or writing a layer.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub enum LayerError {
+    /// The layer stream held no bytes at all.
+    #[error("layer stream is empty")]
+    Empty,
+    /// The stream starts with the magic bytes of a compression this crate does not read.
+    #[error("unsupported layer compression {0} (expected gzip, zstd or an uncompressed tar)")]
+    UnsupportedCompression(&'static str),
+    /// The compressed or tar stream could not be read (corrupt data, bad header, I/O).
+    #[error("reading layer: {err}")]
+    Read { err: io::Error },
+    /// The archive ended before it was complete.
+    #[error("layer archive is truncated: {0}")]
+    Truncated(String),
+    /// An entry is malformed or of a kind a layer may not hold.
     #[error("tar entry {entry:?}: {reason}")]
-    Entry { entry: String, reason: String },
-    #[error("tar entry {entry:?}: {source}")]
-    EntryIo {
+    BadEntry { entry: String, reason: String },
+    /// An entry would create or change something outside the layer root.
+    #[error("tar entry {entry:?} escapes the layer root: {reason}")]
+    Escape { entry: String, reason: String },
+    /// A filesystem operation for an entry failed.
+    #[error("tar entry {entry:?}: {op}: {err}")]
+    Apply {
         entry: String,
-        #[source]
-        source: std::io::Error,
+        op: &'static str,
+        err: io::Error,
     },
-    #[error("truncated or corrupt layer: {0}")]
-    Corrupt(#[source] std::io::Error),
-    #[error("{path}: {source}")]
-    Io {
+    /// The target or source directory itself is unusable.
+    #[error("layer root {}: {err}", path.display())]
+    Root { path: PathBuf, err: io::Error },
+    /// Reading a file of the directory being archived failed.
+    #[error("{}: {op}: {err}", path.display())]
+    Source {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        op: &'static str,
+        err: io::Error,
     },
+    /// The directory being archived holds something a layer tar cannot express.
+    #[error("{}: {reason}", path.display())]
+    Unsupported { path: PathBuf, reason: String },
+    /// Writing the archive to its destination failed.
+    #[error("writing layer: {err}")]
+    Write { err: io::Error },
 }
 
-impl Error {
-    pub(crate) fn entry(entry: &str, reason: impl Into<String>) -> Self {
-        Error::Entry {
-            entry: entry.to_string(),
-            reason: reason.into(),
-        }
-    }
-    pub(crate) fn entry_io(entry: &str, source: impl Into<std::io::Error>) -> Self {
-        Error::EntryIo {
-            entry: entry.to_string(),
-            source: source.into(),
-        }
-    }
-    pub(crate) fn io(path: impl Into<PathBuf>, source: impl Into<std::io::Error>) -> Self {
-        Error::Io {
-            path: path.into(),
-            source: source.into(),
-        }
-    }
-}
+/// `Result` with [`LayerError`].
+pub type Result<T, E = LayerError> = std::result::Result<T, E>;

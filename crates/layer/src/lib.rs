@@ -1,31 +1,29 @@
-//! The differ: the only place where layer tars and directories meet.
+//! Layer tars: applying them to directories and writing directories as them.
 //!
-//! * [`apply_layer`] unpacks a layer tar (gzip, zstd, bzip2, xz or plain, told apart by their
-//!   magic bytes) into a directory, confined to it, and reports its digests and size.
-//! * [`write_layer`] turns a directory diff (an overlay upper directory, whiteouts and opaque
-//!   directories included) or a plain tree into a layer tar in Docker's format, producing the
-//!   diff_id and the compressed blob's digest in one pass.
-//!
-//! **Architecture invariant:** no entry of an archive can create or change anything outside
-//! the target directory. Every path is resolved beneath the root with `openat2(2)` and
-//! `RESOLVE_IN_ROOT`, so `..`, absolute names and symlinks (planted earlier in the same
-//! archive or already present) cannot lead out; names with `..` or a leading `/` are refused.
+//! * [`apply_layer`] / [`apply_layer_with`] read a gzip, zstd or plain layer tar (detected by
+//!   its magic bytes), unpack it confined to a root directory (no entry can touch anything
+//!   outside: names are cleaned, parents are resolved with `openat2(RESOLVE_IN_ROOT)` or an
+//!   equivalent walk), translate whiteouts for overlayfs or delete what they name, and return
+//!   the layer's diff_id, blob digest and sizes computed while streaming.
+//! * [`write_layer`] turns an overlay upper directory into a layer tar in Docker's format
+//!   (whiteout devices and opaque dirs become `.wh.` entries); [`write_tree`] does the same
+//!   for a plain directory. Both hash the tar and the compressed blob in one pass and are
+//!   deterministic.
+//! * [`decompress`] opens any gzip/zstd/plain stream by magic bytes.
 
 mod apply;
-mod compress;
 mod error;
+mod resolve;
 mod size;
+mod stream;
+mod tarfmt;
 mod write;
 
-pub use apply::{apply_layer, ApplyOptions, ApplyReport, WhiteoutMode};
-pub use compress::{decompress, detect, Compression};
-pub use error::{Error, Result};
+pub use apply::{
+    apply_layer, apply_layer_with, ApplyOptions, ApplyReport, WhiteoutMode, OVERLAY_OPAQUE_XATTR,
+    WHITEOUT_OPAQUE, WHITEOUT_PREFIX,
+};
+pub use error::{LayerError, Result};
 pub use size::diff_size;
-pub use write::{write_layer, LayerDigests, WriteOptions};
-
-/// The name prefix of a whiteout entry in a layer tar.
-pub const WHITEOUT_PREFIX: &str = ".wh.";
-/// The name of the entry that makes its directory opaque.
-pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
-/// The xattr overlayfs uses to mark an opaque directory.
-pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+pub use stream::{decompress, Compression};
+pub use write::{write_layer, write_tree, LayerDigests};

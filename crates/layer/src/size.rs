@@ -6,19 +6,19 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::{LayerError, Result};
 
 pub fn diff_size(dir: &Path) -> Result<u64> {
     let mut total = 0u64;
     let mut seen = HashSet::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).map_err(|e| Error::io(&d, e))? {
-            let e = e.map_err(|err| Error::io(&d, err))?;
+        for e in fs::read_dir(&d).map_err(|e| io_err(&d, e))? {
+            let e = e.map_err(|err| io_err(&d, err))?;
             let md = e
                 .path()
                 .symlink_metadata()
-                .map_err(|err| Error::io(e.path(), err))?;
+                .map_err(|err| io_err(e.path(), err))?;
             if md.is_dir() {
                 stack.push(e.path());
                 continue;
@@ -30,4 +30,12 @@ pub fn diff_size(dir: &Path) -> Result<u64> {
         }
     }
     Ok(total)
+}
+
+fn io_err(path: impl Into<std::path::PathBuf>, err: std::io::Error) -> LayerError {
+    LayerError::Source {
+        path: path.into(),
+        op: "measure",
+        err,
+    }
 }

@@ -1,311 +1,381 @@
-//! Writing a directory as a layer tar in Docker's format: entries in sorted order, parents
-//! before children, directory names with a trailing `/`, modes with their type bits, numeric
-//! owners, mtimes kept, hardlinks within the layer as link entries, xattrs as PAX records.
-//! An overlay upper directory's whiteouts (0/0 character devices) become `.wh.NAME` entries
-//! and its opaque directories (`trusted.overlay.opaque=y`) get a `.wh..wh..opq` entry.
-//! The uncompressed stream is hashed (the diff_id) on its way into the compressor and the
-//! compressed stream on its way out (the blob digest): one pass, no temporary copy.
+//! Writing a directory as a layer tar in Docker's format: a depth-first walk with each
+//! directory's names in byte order (Go's `filepath.Walk`), no entry for the root, hardlinks
+//! found by inode, and, for overlay upper directories, whiteout devices and opaque xattrs
+//! translated into `.wh.` entries. The tar is hashed (diff_id) as it goes into the
+//! compressor, and the compressor's output is hashed (blob digest) as it goes out.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
-use std::fs;
-use std::io::{self, Write};
+use std::ffi::OsStr;
+use std::fs::{self, File, Metadata, OpenOptions};
+use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
-use oci::{Digest, Hasher};
+use oci::Digest;
+use rustix::io::Errno;
 
-use crate::compress::Compression;
-use crate::error::{Error, Result};
-use crate::{OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX};
-
-#[derive(Debug, Clone, Copy)]
-pub struct WriteOptions {
-    /// `None`, `Gzip` or `Zstd`.
-    pub compression: Compression,
-    /// The directory is an overlay upper dir: translate whiteouts and opaque directories.
-    pub overlay: bool,
-    /// Compression level (gzip 1–9, zstd 1–19).
-    pub level: u32,
-}
-
-impl Default for WriteOptions {
-    fn default() -> Self {
-        WriteOptions {
-            compression: Compression::Gzip,
-            overlay: true,
-            level: 1,
-        }
-    }
-}
+use crate::apply::{OVERLAY_OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
+use crate::error::{LayerError, Result};
+use crate::stream::{Compression, Encoder, HashWrite};
+use crate::tarfmt::{self, flag, Header};
 
 /// The identities of a written layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LayerDigests {
+    /// sha256 of the uncompressed tar.
     pub diff_id: Digest,
-    pub tar_size: u64,
-    /// Digest and length of the bytes written to the output (the blob).
+    /// sha256 of the blob as written (equal to `diff_id` when uncompressed).
     pub digest: Digest,
+    /// Bytes of the blob as written.
     pub size: u64,
+    /// Bytes of the uncompressed tar.
+    pub uncompressed_size: u64,
 }
 
-struct HashWrite<W> {
-    inner: W,
-    hasher: Hasher,
+/// Writes the overlay upper directory `upper` as a layer tar to `out`: whiteouts (0/0
+/// character devices) become `.wh.NAME` entries and directories with
+/// `trusted.overlay.opaque=y` are followed by a `DIR/.wh..wh..opq` entry. The same tree
+/// always gives the same bytes.
+///
+/// The upper directory must not be in use by a mounted overlay while it is read, and must
+/// come from a mount without `redirect_dir` or `metacopy` (refused when found).
+pub fn write_layer<W: Write>(
+    upper: &Path,
+    out: W,
+    compression: Compression,
+) -> Result<LayerDigests> {
+    write_dir(upper, out, compression, true)
 }
 
-impl<W: Write> Write for HashWrite<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
+/// Writes a plain directory (a root filesystem to import) as a layer tar, without whiteout
+/// translation: character devices are devices.
+pub fn write_tree<W: Write>(dir: &Path, out: W, compression: Compression) -> Result<LayerDigests> {
+    write_dir(dir, out, compression, false)
+}
+
+fn write_err(err: io::Error) -> LayerError {
+    LayerError::Write { err }
+}
+
+fn write_dir<W: Write>(
+    root: &Path,
+    out: W,
+    compression: Compression,
+    overlay: bool,
+) -> Result<LayerDigests> {
+    let md = fs::metadata(root).map_err(|err| LayerError::Root {
+        path: root.to_path_buf(),
+        err,
+    })?;
+    if !md.is_dir() {
+        return Err(LayerError::Root {
+            path: root.to_path_buf(),
+            err: io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
+        });
     }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-enum Encoder<W: Write> {
-    Plain(HashWrite<W>),
-    Gzip(flate2::write::GzEncoder<HashWrite<W>>),
-    Zstd(zstd::stream::write::Encoder<'static, HashWrite<W>>),
-}
-
-impl<W: Write> Write for Encoder<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Encoder::Plain(w) => w.write(buf),
-            Encoder::Gzip(w) => w.write(buf),
-            Encoder::Zstd(w) => w.write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Encoder::Plain(w) => w.flush(),
-            Encoder::Gzip(w) => w.flush(),
-            Encoder::Zstd(w) => w.flush(),
-        }
-    }
-}
-
-impl<W: Write> Encoder<W> {
-    fn finish(self) -> io::Result<HashWrite<W>> {
-        match self {
-            Encoder::Plain(w) => Ok(w),
-            Encoder::Gzip(w) => w.finish(),
-            Encoder::Zstd(w) => w.finish(),
-        }
-    }
-}
-
-/// Writes `dir` as a layer tar to `out`.
-pub fn write_layer(dir: &Path, out: impl Write, opts: &WriteOptions) -> Result<LayerDigests> {
-    let sink = HashWrite {
-        inner: out,
-        hasher: Hasher::new(),
-    };
-    let encoder = match opts.compression {
-        Compression::None => Encoder::Plain(sink),
-        Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
-            sink,
-            flate2::Compression::new(opts.level),
-        )),
-        Compression::Zstd => {
-            let mut e = zstd::stream::write::Encoder::new(sink, opts.level as i32)
-                .map_err(|e| Error::io(dir, e))?;
-            let _ = e.multithread(2);
-            Encoder::Zstd(e)
-        }
-        other => {
-            return Err(Error::io(
-                dir,
-                io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    format!("cannot write {other:?} layers"),
-                ),
-            ))
-        }
-    };
-    let tar_stream = HashWrite {
-        inner: encoder,
-        hasher: Hasher::new(),
-    };
-    let mut builder = tar::Builder::new(tar_stream);
-    builder.mode(tar::HeaderMode::Complete);
-    let mut w = Walker {
-        builder: &mut builder,
-        overlay: opts.overlay,
+    let encoder = Encoder::new(compression, HashWrite::new(out)).map_err(write_err)?;
+    let mut tar = HashWrite::new(encoder);
+    let mut walker = Walker {
+        root,
+        overlay,
         links: HashMap::new(),
+        buf: vec![0; 128 * 1024],
     };
-    w.walk(dir, "")?;
-    let tar_stream = builder.into_inner().map_err(|e| Error::io(dir, e))?;
-    let HashWrite {
-        inner: encoder,
-        hasher: tar_hasher,
-    } = tar_stream;
-    let tar_size = tar_hasher.len();
-    let diff_id = tar_hasher.finish();
-    let mut sink = encoder.finish().map_err(|e| Error::io(dir, e))?;
-    sink.flush().map_err(|e| Error::io(dir, e))?;
-    let size = sink.hasher.len();
+    walker.walk(&mut tar)?;
+    tarfmt::write_end(&mut tar).map_err(write_err)?;
+    let (encoder, diff_id, uncompressed_size) = tar.finish();
+    let (mut out, digest, size) = encoder.finish().map_err(write_err)?.finish();
+    out.flush().map_err(write_err)?;
     Ok(LayerDigests {
         diff_id,
-        tar_size,
-        digest: sink.hasher.finish(),
+        digest,
         size,
+        uncompressed_size,
     })
 }
 
-struct Walker<'a, W: Write> {
-    builder: &'a mut tar::Builder<W>,
+struct Walker<'a> {
+    root: &'a Path,
     overlay: bool,
-    /// (dev, inode) of files with several links -> the first name written.
-    links: HashMap<(u64, u64), String>,
+    /// First archived name of each multiply-linked inode.
+    links: HashMap<(u64, u64), Vec<u8>>,
+    buf: Vec<u8>,
 }
 
-fn header_for(md: &fs::Metadata, kind: tar::EntryType, mode: u32) -> tar::Header {
-    let mut h = tar::Header::new_ustar();
-    h.set_entry_type(kind);
-    h.set_mode(mode);
-    h.set_uid(md.uid() as u64);
-    h.set_gid(md.gid() as u64);
-    h.set_mtime(md.mtime().max(0) as u64);
-    h.set_size(0);
-    h
-}
-
-fn xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut names = vec![0u8; 4096];
-    let Ok(n) = rustix::fs::llistxattr(path, &mut names) else {
-        return out;
+/// Names in `dir`, sorted bytewise.
+fn sorted_names(dir: &Path) -> Result<Vec<Vec<u8>>> {
+    let src = |err| LayerError::Source {
+        path: dir.to_path_buf(),
+        op: "reading directory",
+        err,
     };
-    for name in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        let Ok(name) = std::str::from_utf8(name) else {
-            continue;
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir).map_err(src)? {
+        names.push(entry.map_err(src)?.file_name().as_bytes().to_vec());
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// All extended attributes of `path` (not following a symlink), sorted by name.
+fn read_xattrs(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let src = |err: Errno| LayerError::Source {
+        path: path.to_path_buf(),
+        op: "reading xattrs",
+        err: err.into(),
+    };
+    let list = loop {
+        let n = match rustix::fs::llistxattr_query(path) {
+            Ok(n) => n,
+            Err(Errno::NOTSUP) => return Ok(Vec::new()),
+            Err(e) => return Err(src(e)),
         };
-        if name.starts_with("trusted.overlay.") {
-            continue;
+        let mut buf = vec![0u8; n];
+        match rustix::fs::llistxattr(path, &mut buf[..]) {
+            Ok(n) => {
+                buf.truncate(n);
+                break buf;
+            }
+            Err(Errno::RANGE) => continue,
+            Err(e) => return Err(src(e)),
         }
-        let mut value = vec![0u8; 65536];
-        if let Ok(len) = rustix::fs::lgetxattr(path, name, &mut value) {
-            value.truncate(len);
-            out.push((format!("SCHILY.xattr.{name}"), value));
+    };
+    let mut out = Vec::new();
+    for name in list.split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let value = loop {
+            let n = match rustix::fs::lgetxattr_query(path, name) {
+                Ok(n) => n,
+                Err(Errno::NODATA) => break None,
+                Err(e) => return Err(src(e)),
+            };
+            let mut buf = vec![0u8; n];
+            match rustix::fs::lgetxattr(path, name, &mut buf[..]) {
+                Ok(n) => {
+                    buf.truncate(n);
+                    break Some(buf);
+                }
+                Err(Errno::RANGE) => continue,
+                Err(Errno::NODATA) => break None,
+                Err(e) => return Err(src(e)),
+            }
+        };
+        if let Some(value) = value {
+            out.push((name.to_vec(), value));
         }
     }
     out.sort();
-    out
+    Ok(out)
 }
 
-fn is_opaque(path: &Path) -> bool {
-    let mut v = [0u8; 4];
-    matches!(rustix::fs::lgetxattr(path, OVERLAY_OPAQUE_XATTR, &mut v), Ok(1) if v[0] == b'y')
-}
-
-impl<W: Write> Walker<'_, W> {
-    fn append(
-        &mut self,
-        mut h: tar::Header,
-        name: &str,
-        data: impl io::Read,
-        path: &Path,
-        x: &[(String, Vec<u8>)],
-    ) -> Result<()> {
-        if !x.is_empty() {
-            let records: Vec<(&str, &[u8])> =
-                x.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
-            self.builder
-                .append_pax_extensions(records)
-                .map_err(|e| Error::io(path, e))?;
-        }
-        self.builder
-            .append_data(&mut h, name, data)
-            .map_err(|e| Error::io(path, e))
+/// Docker's overlay2 writes numeric owners; 20.10 looked names up on the host, which gave
+/// `root` for 0. Other ids get no name, so output does not depend on the host.
+fn owner_name(id: u32) -> Vec<u8> {
+    if id == 0 {
+        b"root".to_vec()
+    } else {
+        Vec::new()
     }
+}
 
-    fn walk(&mut self, dir: &Path, prefix: &str) -> Result<()> {
-        let mut names: Vec<OsString> = fs::read_dir(dir)
-            .map_err(|e| Error::io(dir, e))?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<io::Result<_>>()
-            .map_err(|e| Error::io(dir, e))?;
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        for n in names {
-            let path = dir.join(&n);
-            let Some(n) = n.to_str() else {
-                return Err(Error::io(
-                    &path,
-                    io::Error::new(io::ErrorKind::InvalidData, "file name is not UTF-8"),
-                ));
+impl Walker<'_> {
+    fn walk<W: Write>(&mut self, tar: &mut W) -> Result<()> {
+        let mut stack: Vec<(Vec<u8>, std::vec::IntoIter<Vec<u8>>)> =
+            vec![(Vec::new(), sorted_names(self.root)?.into_iter())];
+        while let Some((prefix, names)) = stack.last_mut() {
+            let Some(name) = names.next() else {
+                stack.pop();
+                continue;
             };
-            let name = format!("{prefix}{n}");
-            let md = path.symlink_metadata().map_err(|e| Error::io(&path, e))?;
-            let ft = md.file_type();
-            let perm = md.mode() & 0o7777;
-            if ft.is_dir() {
-                let h = header_for(&md, tar::EntryType::Directory, perm | 0o040000);
-                self.append(h, &format!("{name}/"), io::empty(), &path, &xattrs(&path))?;
-                if self.overlay && is_opaque(&path) {
-                    let mut h = header_for(&md, tar::EntryType::Regular, perm);
-                    h.set_mtime(0);
-                    self.append(
-                        h,
-                        &format!("{name}/{OPAQUE_MARKER}"),
-                        io::empty(),
-                        &path,
-                        &[],
-                    )?;
-                }
-                self.walk(&path, &format!("{name}/"))?;
-            } else if ft.is_char_device() && self.overlay && md.rdev() == 0 {
-                let mut h = header_for(&md, tar::EntryType::Regular, 0o600);
-                h.set_uid(0);
-                h.set_gid(0);
-                let wh = match name.rsplit_once('/') {
-                    Some((d, f)) => format!("{d}/{WHITEOUT_PREFIX}{f}"),
-                    None => format!("{WHITEOUT_PREFIX}{name}"),
-                };
-                self.append(h, &wh, io::empty(), &path, &[])?;
-            } else if ft.is_file() {
-                if md.nlink() > 1 {
-                    if let Some(first) = self.links.get(&(md.dev(), md.ino())) {
-                        let mut h = header_for(&md, tar::EntryType::Link, perm | 0o100000);
-                        h.set_link_name(first).map_err(|e| Error::io(&path, e))?;
-                        self.append(h, &name, io::empty(), &path, &[])?;
-                        continue;
-                    }
-                    self.links.insert((md.dev(), md.ino()), name.clone());
-                }
-                let mut h = header_for(&md, tar::EntryType::Regular, perm | 0o100000);
-                h.set_size(md.len());
-                let f = fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
-                let x = xattrs(&path);
-                self.append(h, &name, f, &path, &x)?;
-            } else if ft.is_symlink() {
-                let target = fs::read_link(&path).map_err(|e| Error::io(&path, e))?;
-                let mut h = header_for(&md, tar::EntryType::Symlink, perm | 0o120000);
-                self.builder
-                    .append_link(&mut h, &name, &target)
-                    .map_err(|e| Error::io(&path, e))?;
-            } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
-                let (kind, bits) = if ft.is_char_device() {
-                    (tar::EntryType::Char, 0o020000)
-                } else if ft.is_block_device() {
-                    (tar::EntryType::Block, 0o060000)
-                } else {
-                    (tar::EntryType::Fifo, 0o010000)
-                };
-                let mut h = header_for(&md, kind, perm | bits);
-                let rdev = md.rdev();
-                h.set_device_major(rustix::fs::major(rdev))
-                    .map_err(|e| Error::io(&path, e))?;
-                h.set_device_minor(rustix::fs::minor(rdev))
-                    .map_err(|e| Error::io(&path, e))?;
-                self.append(h, &name, io::empty(), &path, &[])?;
+            let mut rel = prefix.clone();
+            rel.extend_from_slice(&name);
+            if let Some(dir) = self.entry(tar, rel, name.len())? {
+                let names = sorted_names(&self.root.join(OsStr::from_bytes(&dir)))?;
+                stack.push((dir, names.into_iter()));
             }
-            // Sockets are not archived, as Docker does.
         }
         Ok(())
     }
+
+    /// Writes one entry; returns the directory prefix (`a/b/`) to descend into, if any.
+    fn entry<W: Write>(
+        &mut self,
+        tar: &mut W,
+        rel: Vec<u8>,
+        name_len: usize,
+    ) -> Result<Option<Vec<u8>>> {
+        let path = self.root.join(OsStr::from_bytes(&rel));
+        let md = fs::symlink_metadata(&path).map_err(|err| LayerError::Source {
+            path: path.clone(),
+            op: "lstat",
+            err,
+        })?;
+        let ft = md.file_type();
+        let mut h = Header {
+            name: rel.clone(),
+            mode: md.mode(),
+            uid: md.uid() as u64,
+            gid: md.gid() as u64,
+            mtime: md.mtime(),
+            uname: owner_name(md.uid()),
+            gname: owner_name(md.gid()),
+            ..Header::default()
+        };
+        // Docker's hardlink detection covers every non-directory, devices and symlinks
+        // included, keyed by inode; the first name seen is the one later names link to.
+        let mut first_name = None;
+        if !ft.is_dir() && md.nlink() > 1 {
+            let key = (md.dev(), md.ino());
+            match self.links.get(&key) {
+                Some(first) => first_name = Some(first.clone()),
+                None => {
+                    self.links.insert(key, rel.clone());
+                }
+            }
+        }
+        if ft.is_char_device() && self.overlay && md.rdev() == 0 {
+            // An overlay whiteout: `.wh.NAME`, mode 0600, as Docker's converter writes it.
+            // The kernel shares one whiteout inode between many names; Docker then keeps the
+            // link name it found on what became a regular entry, and so do we.
+            let dir_len = rel.len() - name_len;
+            h.name = rel[..dir_len].to_vec();
+            h.name.extend_from_slice(WHITEOUT_PREFIX.as_bytes());
+            h.name.extend_from_slice(&rel[dir_len..]);
+            h.mode = 0o600;
+            h.typeflag = flag::REG;
+            h.linkname = first_name.unwrap_or_default();
+            tarfmt::write_header(tar, &h).map_err(write_err)?;
+            return Ok(None);
+        }
+        let xattrs = self.xattrs(&path)?;
+        let opaque = self.overlay
+            && ft.is_dir()
+            && xattrs.iter().any(|(k, v)| is_opaque_xattr(k) && v == b"y");
+        h.xattrs = xattrs
+            .into_iter()
+            .filter(|(k, _)| archived_xattr(k))
+            .collect();
+        if ft.is_dir() {
+            h.typeflag = flag::DIR;
+            h.name.push(b'/');
+            tarfmt::write_header(tar, &h).map_err(write_err)?;
+            if opaque {
+                let mut name = h.name.clone();
+                name.extend_from_slice(WHITEOUT_OPAQUE.as_bytes());
+                let wo = Header {
+                    name,
+                    typeflag: flag::REG,
+                    mode: h.mode & 0o777,
+                    uid: h.uid,
+                    gid: h.gid,
+                    uname: h.uname.clone(),
+                    gname: h.gname.clone(),
+                    mtime: 0,
+                    ..Header::default()
+                };
+                tarfmt::write_header(tar, &wo).map_err(write_err)?;
+            }
+            return Ok(Some(h.name));
+        } else if let Some(first) = first_name {
+            h.typeflag = flag::LINK;
+            h.linkname = first;
+            tarfmt::write_header(tar, &h).map_err(write_err)?;
+        } else if ft.is_file() {
+            h.typeflag = flag::REG;
+            h.size = md.len();
+            tarfmt::write_header(tar, &h).map_err(write_err)?;
+            self.copy_data(tar, &path, &md)?;
+        } else if ft.is_symlink() {
+            h.typeflag = flag::SYMLINK;
+            let target = fs::read_link(&path).map_err(|err| LayerError::Source {
+                path: path.clone(),
+                op: "readlink",
+                err,
+            })?;
+            h.linkname = target.as_os_str().as_bytes().to_vec();
+            tarfmt::write_header(tar, &h).map_err(write_err)?;
+        } else if ft.is_char_device() || ft.is_block_device() {
+            h.typeflag = if ft.is_char_device() {
+                flag::CHAR
+            } else {
+                flag::BLOCK
+            };
+            h.devmajor = rustix::fs::major(md.rdev()) as u64;
+            h.devminor = rustix::fs::minor(md.rdev()) as u64;
+            tarfmt::write_header(tar, &h).map_err(write_err)?;
+        } else if ft.is_fifo() {
+            h.typeflag = flag::FIFO;
+            tarfmt::write_header(tar, &h).map_err(write_err)?;
+        }
+        // Sockets cannot be archived; like GNU tar, leave them out.
+        Ok(None)
+    }
+
+    fn xattrs(&self, path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let xattrs = read_xattrs(path)?;
+        if self.overlay {
+            for (k, _) in &xattrs {
+                let name = k
+                    .strip_prefix(b"trusted.overlay.")
+                    .or_else(|| k.strip_prefix(b"user.overlay."));
+                if name == Some(b"redirect") || name == Some(b"metacopy") {
+                    return Err(LayerError::Unsupported {
+                        path: path.to_path_buf(),
+                        reason: format!(
+                            "carries {}: the overlay was mounted with redirect_dir or metacopy, whose upper dirs are not self-contained diffs",
+                            String::from_utf8_lossy(k)
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(xattrs)
+    }
+
+    fn copy_data<W: Write>(&mut self, tar: &mut W, path: &Path, md: &Metadata) -> Result<()> {
+        let src = |op, err| LayerError::Source {
+            path: path.to_path_buf(),
+            op,
+            err,
+        };
+        let mut file: File = OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(path)
+            .map_err(|err| src("open", err))?;
+        let size = md.len();
+        let mut left = size;
+        while left > 0 {
+            let want = left.min(self.buf.len() as u64) as usize;
+            let n = match file.read(&mut self.buf[..want]) {
+                Ok(0) => {
+                    return Err(src(
+                        "read",
+                        io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "file shrank while being archived",
+                        ),
+                    ))
+                }
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(src("read", err)),
+            };
+            tar.write_all(&self.buf[..n]).map_err(write_err)?;
+            left -= n as u64;
+        }
+        tarfmt::pad(tar, size).map_err(write_err)
+    }
+}
+
+/// Which xattrs go into a layer: not overlayfs's own, and not the host's SELinux labels.
+fn archived_xattr(name: &[u8]) -> bool {
+    !(name.starts_with(b"trusted.overlay.")
+        || name.starts_with(b"user.overlay.")
+        || name == b"security.selinux")
+}
+
+/// The opaque marker, as overlayfs writes it (`trusted.`), or with `userxattr` (`user.`).
+fn is_opaque_xattr(name: &[u8]) -> bool {
+    name == OVERLAY_OPAQUE_XATTR.as_bytes() || name == b"user.overlay.opaque"
 }

@@ -185,11 +185,12 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
         }
         let dir = staging.new_dir("context")?;
         let stdin = io::stdin().lock();
-        layer::apply_layer(
+        layer::apply_layer_with(
             stdin,
             &dir,
             &layer::ApplyOptions {
                 whiteouts: layer::WhiteoutMode::Delete,
+                ..Default::default()
             },
         )
         .context("reading the build context from standard input")?;
