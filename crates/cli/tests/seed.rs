@@ -315,3 +315,74 @@ fn contexts_and_dockerfiles_from_standard_input() {
         "{err}"
     );
 }
+
+/// The same Dockerfile built by Docker 20.10's classic builder and by strata gives the same
+/// history (instruction strings, COPY source hashes, layer sizes) and the same config.
+#[test]
+fn history_and_config_match_dockers_classic_builder() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    docker();
+    const DOCKER: &str = "/usr/bin/docker";
+    let base = unique("strata-hist-base:");
+    let built = unique("strata-hist-docker:");
+    let tar = busybox_tar();
+    run_ok(DOCKER, &["import", tar.to_str().unwrap(), &base]);
+    let s = Strata::new();
+    s.ok(&["import", tar.to_str().unwrap(), &base]);
+    let ctx = tempfile::tempdir().unwrap();
+    let c = ctx.path();
+    fs::create_dir_all(c.join("dir/sub")).unwrap();
+    fs::write(c.join("a.txt"), "a\n").unwrap();
+    fs::write(c.join("dir/one"), "b\n").unwrap();
+    fs::write(c.join("dir/sub/two"), "c\n").unwrap();
+    fs::write(
+        c.join("Dockerfile"),
+        format!(
+            "FROM {base}\nARG MYARG=default\nLABEL maintainer=\"me\" version=\"1.0\"\nENV FOO=bar BAZ=\"qux quux\"\n\
+             WORKDIR /app\nCOPY a.txt /app/\nCOPY dir /app/dir/\nCOPY a.txt dir /app/multi/\n\
+             COPY --chown=55:66 a.txt /chowned.txt\n\
+             RUN echo \"$FOO $MYARG\" > /app/run.txt &&     echo second line >> /app/run.txt\n\
+             RUN [\"/bin/sh\",\"-c\",\"echo exec form > /app/exec.txt\"]\nEXPOSE 8080/tcp 53/udp\n\
+             VOLUME [\"/data\"]\nUSER 1000:1000\nSTOPSIGNAL SIGTERM\n\
+             HEALTHCHECK --interval=30s --timeout=3s CMD true\nENTRYPOINT [\"/bin/sh\", \"-c\"]\n\
+             CMD [\"echo hi\"]\nONBUILD RUN echo onbuild\nSHELL [\"/bin/sh\", \"-xc\"]\nCMD echo shellform\n"
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(DOCKER)
+        .env("DOCKER_BUILDKIT", "0")
+        .args([
+            "build",
+            "--network",
+            "none",
+            "-q",
+            "-t",
+            &built,
+            c.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.ok(&["build", "-q", "-t", &built, c.to_str().unwrap()]);
+    let fmt = "{{.CreatedBy}}|{{.Size}}";
+    assert_eq!(
+        s.ok(&["history", "--no-trunc", "--format", fmt, &built]),
+        run_ok(DOCKER, &["history", "--no-trunc", "--format", fmt, &built])
+    );
+    for t in [
+        "{{json .Config.Env}} {{json .Config.Cmd}} {{json .Config.Entrypoint}} {{json .Config.Labels}}",
+        "{{json .Config.ExposedPorts}} {{json .Config.Volumes}} {{.Config.User}} {{.Config.WorkingDir}}",
+        "{{json .Config.Healthcheck}} {{json .Config.OnBuild}} {{json .Config.Shell}} {{.Config.StopSignal}}",
+        "{{json .ContainerConfig.Cmd}} {{json .ContainerConfig.Env}} {{len .RootFS.Layers}}",
+    ] {
+        assert_eq!(s.ok(&["inspect", "-f", t, &built]), run_ok(DOCKER, &["inspect", "-f", t, &built]), "{t}");
+    }
+    run_ok(DOCKER, &["rmi", &built, &base]);
+}
