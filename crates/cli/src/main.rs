@@ -17,6 +17,8 @@ use crate::cli::Cli;
 pub struct Failure {
     pub code: u8,
     pub message: String,
+    /// Print the message as it is, without Docker's `Error: ` prefix.
+    pub bare: bool,
 }
 
 impl Failure {
@@ -24,6 +26,15 @@ impl Failure {
         Failure {
             code,
             message: message.into(),
+            bare: false,
+        }
+    }
+    /// A failure whose message Docker prints without a prefix.
+    pub fn bare(code: u8, message: impl Into<String>) -> Self {
+        Failure {
+            code,
+            message: message.into(),
+            bare: true,
         }
     }
 }
@@ -69,11 +80,13 @@ fn main() -> ExitCode {
     match commands::run(cli.command, &root) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let (code, msg) = match e.downcast_ref::<Failure>() {
-                Some(f) => (f.code, f.message.clone()),
-                None => (1, format!("{e:#}")),
+            let (code, msg, bare) = match e.downcast_ref::<Failure>() {
+                Some(f) => (f.code, f.message.clone(), f.bare),
+                None => (1, format!("{e:#}"), false),
             };
-            if !msg.is_empty() {
+            if bare {
+                eprintln!("{msg}");
+            } else if !msg.is_empty() {
                 eprintln!("Error: {msg}");
             }
             ExitCode::from(code)

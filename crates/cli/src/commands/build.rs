@@ -157,6 +157,16 @@ fn parse_secrets(list: &[String]) -> Result<BTreeMap<String, PathBuf>> {
 }
 
 pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
+    if let Some(p) = &a.platform {
+        let host = format!("linux/{}", image::go_arch());
+        if p != &host && p != "linux" {
+            return Err(Failure::new(
+                1,
+                format!("platform {p} is not supported: strata builds for {host}"),
+            )
+            .into());
+        }
+    }
     if a.network != "host" && a.network != "none" && a.network != "default" {
         return Err(Failure::new(
             125,
@@ -325,12 +335,12 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
         }
         Err(build::BuildError::RunFailed { command, code }) => {
             let code = code.clamp(1, 255) as u8;
-            Err(Failure::new(
+            Err(Failure::bare(
                 code,
                 format!("The command '{command}' returned a non-zero code: {code}"),
             )
             .into())
         }
-        Err(e) => Err(Failure::new(1, e.to_string()).into()),
+        Err(e) => Err(Failure::bare(1, e.to_string()).into()),
     }
 }
