@@ -142,16 +142,88 @@ pub fn parse_chown(rootfs: &Path, spec: &str) -> R<(u32, u32)> {
     Ok((uid, gid))
 }
 
-fn parse_chmod(spec: &str) -> R<u32> {
-    u32::from_str_radix(spec, 8)
-        .ok()
-        .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| format!("invalid chmod parameter {spec:?}: expected an octal mode"))
+/// `--chmod`: an octal mode, or symbolic clauses as BuildKit accepts (`u+x,go-w`, `a=rX`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Chmod {
+    Octal(u32),
+    Symbolic(Vec<(u32, char, u32, bool)>),
+}
+
+impl Chmod {
+    /// The mode a file of mode `old` (permission bits) gets.
+    pub fn apply(&self, old: u32, is_dir: bool) -> u32 {
+        match self {
+            Chmod::Octal(m) => *m,
+            Chmod::Symbolic(clauses) => {
+                let mut mode = old & 0o7777;
+                for (who, op, perms, big_x) in clauses {
+                    let mut bits = perms & who;
+                    if *big_x && (is_dir || old & 0o111 != 0) {
+                        bits |= 0o111 & who;
+                    }
+                    match op {
+                        '+' => mode |= bits,
+                        '-' => mode &= !bits,
+                        _ => mode = (mode & !who) | bits,
+                    }
+                }
+                mode
+            }
+        }
+    }
+}
+
+pub fn parse_chmod(spec: &str) -> R<Chmod> {
+    if spec.bytes().all(|b| b.is_ascii_digit()) {
+        return u32::from_str_radix(spec, 8)
+            .ok()
+            .filter(|m| *m <= 0o7777)
+            .map(Chmod::Octal)
+            .ok_or_else(|| format!("invalid chmod parameter {spec:?}"));
+    }
+    let bad = || format!("invalid chmod parameter {spec:?}");
+    let mut clauses = Vec::new();
+    for clause in spec.split(',') {
+        let op_at = clause.find(['+', '-', '=']).ok_or_else(bad)?;
+        let (who_s, rest) = clause.split_at(op_at);
+        let mut who = 0;
+        for c in who_s.chars() {
+            who |= match c {
+                'u' => 0o4700,
+                'g' => 0o2070,
+                'o' => 0o1007,
+                'a' => 0o7777,
+                _ => return Err(bad()),
+            };
+        }
+        if who == 0 {
+            who = 0o7777;
+        }
+        let mut chars = rest.chars();
+        let op = chars.next().ok_or_else(bad)?;
+        let (mut perms, mut big_x) = (0, false);
+        for c in chars {
+            perms |= match c {
+                'r' => 0o444,
+                'w' => 0o222,
+                'x' => 0o111,
+                'X' => {
+                    big_x = true;
+                    0
+                }
+                's' => 0o6000,
+                't' => 0o1000,
+                _ => return Err(bad()),
+            };
+        }
+        clauses.push((who, op, perms, big_x));
+    }
+    Ok(Chmod::Symbolic(clauses))
 }
 
 struct Copier<'a> {
     owner: (u32, u32),
-    chmod: Option<u32>,
+    chmod: Option<Chmod>,
     links: HashMap<(u64, u64), PathBuf>,
     rootfs: &'a Path,
 }
@@ -236,7 +308,11 @@ impl Copier<'_> {
         std::os::unix::fs::lchown(dst, Some(self.owner.0), Some(self.owner.1))
             .map_err(|e| e.to_string())?;
         if !ft.is_symlink() {
-            let mode = self.chmod.unwrap_or(md.mode() & 0o7777);
+            let mode = self
+                .chmod
+                .as_ref()
+                .map(|c| c.apply(md.mode(), md.is_dir()))
+                .unwrap_or(md.mode() & 0o7777);
             fs::set_permissions(dst, fs::Permissions::from_mode(mode))
                 .map_err(|e| e.to_string())?;
         }
@@ -379,9 +455,30 @@ impl Copier<'_> {
         }
         std::os::unix::fs::lchown(dst, Some(self.owner.0), Some(self.owner.1))
             .map_err(|e| e.to_string())?;
-        let mode = self.chmod.unwrap_or(md.mode() & 0o7777);
+        let mode = self
+            .chmod
+            .as_ref()
+            .map(|c| c.apply(md.mode(), md.is_dir()))
+            .unwrap_or(md.mode() & 0o7777);
         fs::set_permissions(dst, fs::Permissions::from_mode(mode)).map_err(|e| e.to_string())?;
         set_mtime(dst, filetime_of(&md));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chmod_octal_and_symbolic() {
+        assert_eq!(parse_chmod("755").unwrap().apply(0o600, false), 0o755);
+        assert_eq!(parse_chmod("u+x,go-w").unwrap().apply(0o666, false), 0o744);
+        assert_eq!(parse_chmod("a=rX").unwrap().apply(0o640, false), 0o444);
+        assert_eq!(parse_chmod("a=rX").unwrap().apply(0o750, false), 0o555);
+        assert_eq!(parse_chmod("a=rX").unwrap().apply(0o700, true), 0o555);
+        assert_eq!(parse_chmod("+x").unwrap().apply(0o644, false), 0o755);
+        assert!(parse_chmod("q+x").is_err());
+        assert!(parse_chmod("99999").is_err());
     }
 }

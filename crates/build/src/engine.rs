@@ -1041,10 +1041,15 @@ impl Builder<'_> {
         };
         let mut probe = st.run_config();
         let mut cmd = st.shell.clone();
-        let chown_part = chown
+        // Docker writes `--chown=U:G` right before the hash; `--chmod` (which only BuildKit
+        // knows) follows the same style so that changing it is a cache miss.
+        let mut chown_part = chown
             .as_ref()
             .map(|c| format!("--chown={c}"))
             .unwrap_or_default();
+        if let Some(m) = chmod {
+            chown_part.push_str(&format!("--chmod={m}"));
+        }
         cmd.push(format!(
             "#(nop) {kind} {chown_part}{} in {dest} ",
             sources.hash
