@@ -378,3 +378,33 @@ fn skopeo_and_umoci_read_strata_archives_and_strata_loads_skopeo_layouts() {
     );
     assert_eq!(t.ok(&["inspect", "-f", "{{.Id}}", "peers:3"]).trim(), id);
 }
+
+#[test]
+fn bad_templates_are_clear_errors_not_panics() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let s = Strata::new();
+    import(&s, "tmpl:1");
+    for (t, want) in [
+        (
+            "{{.Id",
+            "template parsing error: template: :1: unclosed action",
+        ),
+        ("{{table .Id}}", "function \"table\" not defined"),
+        (
+            "{{.NoSuchField}}",
+            "map has no entry for key \"NoSuchField\"",
+        ),
+        ("{{index .Config.Env 99}}", "error"),
+    ] {
+        let (code, err) = s.fails(&["inspect", "-f", t, "tmpl:1"]);
+        assert_eq!(code, 1, "{t}");
+        assert!(err.contains(want), "{t}: {err}");
+        assert!(!err.contains("panicked"), "{t}: {err}");
+    }
+    let (code, err) = s.fails(&["images", "--format", "{{.Nope"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("template parsing error"), "{err}");
+}

@@ -52,11 +52,11 @@ pub fn run(root: &std::path::Path, a: HistoryArgs) -> Result<()> {
         }
     };
     let header = json!({"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"});
-    let lf = format::ListFormat::parse(&fmt).map_err(|e| crate::Failure::new(1, e.to_string()))?;
+    let lf = format::ListFormat::parse(&fmt).map_err(|e| crate::Failure::bare(1, e.to_string()))?;
     print!(
         "{}",
         lf.render(&header, &values)
-            .map_err(|e| crate::Failure::new(1, e.to_string()))?
+            .map_err(|e| crate::Failure::bare(1, e.to_string()))?
     );
     Ok(())
 }

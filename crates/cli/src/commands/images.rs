@@ -87,11 +87,11 @@ pub fn list(root: &std::path::Path, a: ImagesArgs) -> Result<()> {
         "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE", "VirtualSize": "VIRTUAL SIZE",
         "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE", "Containers": "CONTAINERS",
     });
-    let lf = format::ListFormat::parse(&fmt).map_err(|e| Failure::new(1, e.to_string()))?;
+    let lf = format::ListFormat::parse(&fmt).map_err(|e| Failure::bare(1, e.to_string()))?;
     print!(
         "{}",
         lf.render(&header, &values)
-            .map_err(|e| Failure::new(1, e.to_string()))?
+            .map_err(|e| Failure::bare(1, e.to_string()))?
     );
     Ok(())
 }

@@ -8,7 +8,7 @@ use crate::Failure;
 pub fn run(root: &std::path::Path, a: InspectArgs, image_only: bool) -> Result<()> {
     let store = super::open_store(root)?;
     let template = match &a.format {
-        Some(f) => Some(format::Template::parse(f).map_err(|e| Failure::new(1, e.to_string()))?),
+        Some(f) => Some(format::Template::parse(f).map_err(|e| Failure::bare(1, e.to_string()))?),
         None => None,
     };
     let mut found = Vec::new();
@@ -35,7 +35,7 @@ pub fn run(root: &std::path::Path, a: InspectArgs, image_only: bool) -> Result<(
         Some(t) => {
             for obj in &found {
                 let v = serde_json::to_value(obj)?;
-                let out = t.render(&v).map_err(|e| Failure::new(1, e.to_string()))?;
+                let out = t.render(&v).map_err(|e| Failure::bare(1, e.to_string()))?;
                 println!("{out}");
             }
         }
