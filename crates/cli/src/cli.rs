@@ -245,6 +245,12 @@ pub struct BuildArgs {
     /// Secret file to expose to RUN --mount=type=secret (id=NAME,src=PATH)
     #[arg(long = "secret", value_name = "id=NAME,src=PATH")]
     pub secrets: Vec<String>,
+    /// Import build cache (type=local,src=DIR)
+    #[arg(long = "cache-from", value_name = "type=local,src=DIR")]
+    pub cache_from: Vec<String>,
+    /// Export build cache (type=local,dest=DIR[,mode=min|max])
+    #[arg(long = "cache-to", value_name = "type=local,dest=DIR")]
+    pub cache_to: Option<String>,
     /// Write the image ID to the file
     #[arg(long)]
     pub iidfile: Option<std::path::PathBuf>,

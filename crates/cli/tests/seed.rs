@@ -386,3 +386,69 @@ fn history_and_config_match_dockers_classic_builder() {
     }
     run_ok(DOCKER, &["rmi", &built, &base]);
 }
+
+/// A second store reuses the first one's build cache through an exported cache directory:
+/// every step is ` ---> Using cache` and the image ID is the same. A tampered cache blob is
+/// refused and changes nothing.
+#[test]
+fn build_cache_travels_to_another_store() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let a = Strata::new();
+    load_base(&a);
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("simple-api");
+    copy_dir(&examples().join("simple-api"), &ctx);
+    let c = ctx.to_str().unwrap();
+    let cache = work.path().join("cache");
+    let dest = format!("type=local,dest={}", cache.display());
+    a.ok(&[
+        "build",
+        "-q",
+        "--cache-to",
+        &dest,
+        "-t",
+        "simple_api_img",
+        c,
+    ]);
+    let id = a.ok(&["inspect", "-f", "{{.Id}}", "simple_api_img"]);
+
+    let b = Strata::new();
+    let base = work.path().join("base.tar");
+    a.ok(&["save", "-o", base.to_str().unwrap(), "strata-demo/base:1"]);
+    b.ok(&["load", "-i", base.to_str().unwrap()]);
+    let src = format!("type=local,src={}", cache.display());
+    let out = b.ok(&["build", "--cache-from", &src, "-t", "simple_api_img", c]);
+    assert_eq!(cached_steps(&out), vec![2, 3, 4, 5, 6], "{out}");
+    assert_eq!(b.ok(&["inspect", "-f", "{{.Id}}", "simple_api_img"]), id);
+
+    // Tamper with the final image's config in the cache: a third store refuses the cache and
+    // stays as it was.
+    let t = Strata::new();
+    t.ok(&["load", "-i", base.to_str().unwrap()]);
+    let before = t.stored_entries();
+    let blobs = cache.join("blobs/sha256");
+    let victim = fs::read_dir(&blobs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            fs::read_to_string(p)
+                .map(|t| t.starts_with("{\"architecture\"") && t.contains("api.sh"))
+                .unwrap_or(false)
+        })
+        .expect("the final config is in the cache");
+    let text = fs::read_to_string(&victim)
+        .unwrap()
+        .replace("api.sh", "evil.sh");
+    fs::write(&victim, text).unwrap();
+    let (code, err) = t.fails(&["build", "--cache-from", &src, "-t", "simple_api_img", c]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("digest mismatch") || err.contains("corrupt"),
+        "{err}"
+    );
+    assert_eq!(t.stored_entries(), before);
+}

@@ -8,6 +8,7 @@
 //! **Architecture invariant:** this crate never parses Dockerfiles beyond the single
 //! instructions of `import --change`, and never runs anything.
 
+mod cache;
 mod changes;
 mod config;
 mod error;
@@ -19,6 +20,7 @@ mod resolve;
 mod save;
 mod views;
 
+pub use cache::{export_cache, import_cache, IMAGE_ANNOTATION, PARENT_ANNOTATION};
 pub use changes::apply_change;
 pub use config::{go_arch, now, read_config, STRATA_VERSION};
 pub use error::{Error, Result};

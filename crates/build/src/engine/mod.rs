@@ -94,6 +94,8 @@ pub struct Builder<'a> {
     pub init_layer: PathBuf,
     /// Where `RUN --mount=type=cache` directories persist between builds.
     pub cache_dir: PathBuf,
+    /// Filled by [`Builder::build`]: the final image of every stage built, in build order.
+    pub stage_images: Vec<Digest>,
     pub out: &'a mut dyn Write,
 }
 
@@ -213,6 +215,7 @@ impl Builder<'_> {
             }
             let id = self.build_stage(plan, i, stage, &meta, &built, opts, &mut n, total)?;
             built[i] = Some(id);
+            self.stage_images.push(id);
             last = Some(id);
             if let Some(t) = &opts.target {
                 if stage

@@ -114,6 +114,34 @@ fn parse_kv(list: &[String], from_env: bool) -> BTreeMap<String, String> {
     out
 }
 
+/// The directory of a `--cache-from`/`--cache-to` spec (`type=local,src=DIR` / `dest=DIR`).
+fn cache_dir_of(spec: &str, key: &str) -> Result<PathBuf> {
+    let mut kind = "local";
+    let mut dir = None;
+    for field in spec.split(',') {
+        match field.split_once('=') {
+            Some(("type", t)) => kind = t,
+            Some((k, v)) if k == key => dir = Some(PathBuf::from(v)),
+            Some(("mode", _)) | Some(("ref", _)) => {}
+            _ => return Err(Failure::new(125, format!("invalid cache spec {spec:?}")).into()),
+        }
+    }
+    if kind != "local" {
+        return Err(Failure::new(
+            1,
+            format!("cache type {kind} is not supported yet: use type=local,{key}=DIR"),
+        )
+        .into());
+    }
+    dir.ok_or_else(|| {
+        Failure::new(
+            125,
+            format!("invalid cache spec {spec:?}: {key}=DIR is required"),
+        )
+        .into()
+    })
+}
+
 /// `--secret id=NAME,src=PATH` (also `source=`, and `type=file`).
 fn parse_secrets(list: &[String]) -> Result<BTreeMap<String, PathBuf>> {
     let mut out = BTreeMap::new();
@@ -304,6 +332,17 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
         target: a.target.clone(),
         secrets: parse_secrets(&a.secrets)?,
     };
+    for spec in &a.cache_from {
+        let dir = cache_dir_of(spec, "src")?;
+        image::import_cache(&mut store, &dir)
+            .map_err(|e| Failure::new(1, format!("importing cache from {}: {e}", dir.display())))?;
+    }
+    let cache_to = a
+        .cache_to
+        .as_deref()
+        .map(|s| cache_dir_of(s, "dest").map(|d| (d, s.contains("mode=max"))))
+        .transpose()?;
+    let stage_images;
     let result = {
         let mut b = build::Builder {
             store: &mut store,
@@ -314,9 +353,12 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
             work_dir: work,
             init_layer: init,
             cache_dir: build_dir.join("cache"),
+            stage_images: Vec::new(),
             out: &mut out,
         };
-        b.build(&plan, &opts)
+        let r = b.build(&plan, &opts);
+        stage_images = std::mem::take(&mut b.stage_images);
+        r
     };
     drop(staging);
     match result {
@@ -326,6 +368,12 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
                     "[Warning] One or more build-args [{}] were not consumed",
                     df.unused_build_args.join(" ")
                 );
+            }
+            if let Some((dir, max)) = &cache_to {
+                let tops: Vec<oci::Digest> = if *max { stage_images.clone() } else { vec![id] };
+                image::export_cache(&store, &tops, dir).map_err(|e| {
+                    Failure::new(1, format!("exporting cache to {}: {e}", dir.display()))
+                })?;
             }
             if let Some(f) = &a.iidfile {
                 fs::write(f, id.to_string()).with_context(|| format!("write {}", f.display()))?;
