@@ -56,6 +56,9 @@ pub enum Command {
     /// Manage strata
     #[command(subcommand)]
     System(SystemCommand),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(BuilderCommand),
     /// Show the strata version information
     Version,
 }
@@ -73,6 +76,12 @@ pub enum ImageCommand {
     Inspect(InspectArgs),
     History(HistoryArgs),
     /// Remove unused images
+    Prune(PruneArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BuilderCommand {
+    /// Remove build cache (RUN --mount=type=cache directories)
     Prune(PruneArgs),
 }
 

@@ -119,6 +119,23 @@ fn run_mounts_and_heredoc_copy() {
         "{history}"
     );
 
+    // The cache directory is the build cache `system df` counts and `builder prune` removes.
+    let df = s.ok(&["system", "df"]);
+    assert!(
+        df.lines()
+            .any(|l| l.starts_with("Build Cache") && l.split_whitespace().nth(2) == Some("1")),
+        "{df}"
+    );
+    assert!(s
+        .ok(&["builder", "prune", "-f"])
+        .starts_with("Total reclaimed space: "));
+    let df = s.ok(&["system", "df"]);
+    assert!(
+        df.lines()
+            .any(|l| l.starts_with("Build Cache") && l.split_whitespace().nth(2) == Some("0")),
+        "{df}"
+    );
+
     // A secret that was not given is simply absent, as BuildKit does unless `required`.
     let (code, err) = s.fails(&["build", "--no-cache", "-t", "mounts:2", c]);
     assert_eq!(code, 1);

@@ -29,7 +29,14 @@ pub fn run(root: &std::path::Path, a: DfArgs) -> Result<()> {
     ]);
     t.push(["Containers", "0", "0", "0B", "0B"].map(String::from));
     t.push(["Local Volumes", "0", "0", "0B", "0B"].map(String::from));
-    t.push(["Build Cache", "0", "0", "0B", "0B"].map(String::from));
+    let (n, size) = build_cache_usage(root);
+    t.push([
+        "Build Cache".to_string(),
+        n.to_string(),
+        "0".into(),
+        format::human_size_4(size),
+        format::human_size_4(size),
+    ]);
     if !a.verbose {
         print!("{}", t.render());
         return Ok(());
@@ -82,7 +89,7 @@ pub fn run(root: &std::path::Path, a: DfArgs) -> Result<()> {
         "{}",
         format::Table::new(&["VOLUME NAME", "LINKS", "SIZE"]).render()
     );
-    println!("\nBuild cache usage: 0B\n");
+    println!("\nBuild cache usage: {}\n", format::human_size_4(size));
     print!(
         "{}",
         format::Table::new(&[
@@ -96,5 +103,34 @@ pub fn run(root: &std::path::Path, a: DfArgs) -> Result<()> {
         ])
         .render()
     );
+    Ok(())
+}
+
+/// `RUN --mount=type=cache` directories: how many, and their size.
+pub fn build_cache_usage(root: &std::path::Path) -> (usize, u64) {
+    let dir = root.join("build/cache");
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return (0, 0);
+    };
+    let mut n = 0;
+    let mut size = 0;
+    for e in rd.flatten() {
+        n += 1;
+        size += layer::diff_size(&e.path()).unwrap_or(0);
+    }
+    (n, size)
+}
+
+/// `strata builder prune`: removes the cache directories of `RUN --mount=type=cache`.
+pub fn prune_build_cache(root: &std::path::Path, a: crate::cli::PruneArgs) -> Result<()> {
+    let _ = (a.all, a.force); // strata never prompts; there is one kind of build cache.
+    let (_, size) = build_cache_usage(root);
+    let dir = root.join("build/cache");
+    if let Ok(rd) = std::fs::read_dir(&dir) {
+        for e in rd.flatten() {
+            std::fs::remove_dir_all(e.path())?;
+        }
+    }
+    println!("Total reclaimed space: {}", format::human_size_4(size));
     Ok(())
 }

@@ -16,7 +16,7 @@ use std::path::Path;
 use anyhow::Result;
 use store::Store;
 
-use crate::cli::{Command, ImageCommand, SystemCommand};
+use crate::cli::{BuilderCommand, Command, ImageCommand, SystemCommand};
 
 pub fn open_store(root: &Path) -> Result<Store> {
     Store::open(root)
@@ -41,5 +41,6 @@ pub fn run(cmd: Command, root: &Path) -> Result<()> {
         Command::Inspect(a) => inspect::run(root, a, false),
         Command::Image(ImageCommand::Inspect(a)) => inspect::run(root, a, true),
         Command::System(SystemCommand::Df(a)) => df::run(root, a),
+        Command::Builder(BuilderCommand::Prune(a)) => df::prune_build_cache(root, a),
     }
 }
