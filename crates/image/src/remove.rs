@@ -44,6 +44,42 @@ pub fn remove(store: &mut Store, name: &str, opts: RemoveOptions) -> Result<Repo
     };
     let mut report = Vec::new();
     let mut p = store.publish()?;
+    let named_tag = named
+        .as_ref()
+        .filter(|r| r.digest.as_ref().is_none() && img.tags.contains(&r.to_string()));
+    let just_untag = named_tag.is_some() && img.tags.len() > 1;
+    if let Some(c) = p.containers_using(&id)?.first().filter(|_| !just_untag) {
+        // Docker keeps an image its containers use: refuse, or with -f only untag it.
+        let cid = &c.id[..12.min(c.id.len())];
+        if !opts.force {
+            return Err(Error::Conflict(if by_id {
+                let state = if c.state.status == "running" {
+                    "running"
+                } else {
+                    "stopped"
+                };
+                format!(
+                    "unable to delete {} (must be forced) - image is being used by {state} container {cid}",
+                    id.short()
+                )
+            } else {
+                format!(
+                    "unable to remove repository reference \"{name}\" (must force) - container {cid} is using its referenced image {}",
+                    id.short()
+                )
+            }));
+        }
+        let names: Vec<String> = match named_tag {
+            Some(r) => vec![r.to_string()],
+            None => img.tags.clone(),
+        };
+        for t in &names {
+            p.untag(t)?;
+            report.push(format!("Untagged: {}", familiar(t)));
+        }
+        p.commit()?;
+        return Ok(report);
+    }
     match named.filter(|r| r.digest.as_ref().is_none() && img.tags.contains(&r.to_string())) {
         Some(r) => {
             p.untag(&r.to_string())?;
@@ -121,6 +157,9 @@ pub fn prune(store: &mut Store, all: bool) -> Result<(Report, u64)> {
     loop {
         let mut removed_any = false;
         for img in store.images()? {
+            if !store.containers_using(&img.id)?.is_empty() {
+                continue;
+            }
             let dangling = img.tags.is_empty() && store.children(&img.id)?.is_empty();
             let unused = all && store.children(&img.id)?.is_empty();
             if !(dangling || unused) {

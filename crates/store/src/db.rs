@@ -47,6 +47,25 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (name, image_id)
     );
     "#,
+    // 2: containers (their image keeps its layers alive, see collect_garbage).
+    r#"
+    CREATE TABLE containers (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        image_id    TEXT NOT NULL,
+        image_name  TEXT NOT NULL,
+        snapshot    TEXT NOT NULL,
+        config      TEXT NOT NULL,
+        created     TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        pid         INTEGER NOT NULL DEFAULT 0,
+        exit_code   INTEGER NOT NULL DEFAULT 0,
+        started_at  TEXT,
+        finished_at TEXT,
+        error       TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX containers_image ON containers(image_id);
+    "#,
 ];
 
 pub(crate) struct Db {
@@ -108,7 +127,7 @@ pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
-fn digest_col(s: String) -> Result<Digest> {
+pub(crate) fn digest_col(s: String) -> Result<Digest> {
     Digest::from_str(&s).map_err(|e| Error::Corrupt(e.to_string()))
 }
 

@@ -24,6 +24,14 @@ pub enum Error {
     LayerNotFound(Digest),
     #[error("image {0} is not in the store")]
     ImageNotFound(Digest),
+    #[error("Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name.")]
+    NameInUse { name: String, id: String },
+    #[error("No such container: {0}")]
+    ContainerNotFound(String),
+    #[error("multiple containers found with provided prefix: {0}")]
+    AmbiguousContainer(String),
+    #[error("image {image} is in use by container {container}")]
+    ImageInUse { image: Digest, container: String },
     #[error("corrupt metadata: {0}")]
     Corrupt(String),
 }

@@ -5,7 +5,8 @@
 //! # Layout of a store root
 //!
 //! ```text
-//! ROOT/metadata.db          SQLite (WAL): layers, images, image_layers, tags, repo_digests
+//! ROOT/metadata.db          SQLite (WAL): layers, images, image_layers, tags, repo_digests,
+//!                           containers
 //! ROOT/lock                 exclusive while publishing or collecting garbage (short)
 //! ROOT/blobs/sha256/HEX     content blobs: configs, manifests, compressed layers
 //! ROOT/layers/HEX           one unpacked layer per diff_id, ready to be an overlay lowerdir
@@ -25,12 +26,14 @@
 //! written.
 
 mod blobs;
+mod containers;
 mod db;
 mod error;
 mod publish;
 mod staging;
 
 pub use blobs::{BlobWriter, StagedBlob};
+pub use containers::{ContainerRecord, ContainerState, NewContainer};
 pub use db::{BlobRef, ImageRecord, LayerRecord, NewImage};
 pub use error::{Error, Result};
 pub use publish::Publisher;

@@ -239,7 +239,14 @@ impl<'a> Publisher<'a> {
 
     /// Deletes an image record with its tags. Its children lose their parent link. Layers and
     /// blobs stay until [`Store::collect_garbage`].
+    /// Refused while a container uses the image.
     pub fn delete_image(&mut self, id: &Digest) -> Result<()> {
+        if let Some(c) = crate::containers::users_of_image(&self.tx, id)?.first() {
+            return Err(Error::ImageInUse {
+                image: *id,
+                container: c.id.clone(),
+            });
+        }
         let n = self
             .tx
             .execute("DELETE FROM images WHERE id = ?1", [id.to_string()])?;
@@ -260,6 +267,10 @@ impl<'a> Publisher<'a> {
 
     pub fn children(&self, id: &Digest) -> Result<Vec<Digest>> {
         db::children_on(&self.tx, id)
+    }
+
+    pub(crate) fn tx(&self) -> &Transaction<'a> {
+        &self.tx
     }
 
     /// Makes everything recorded durable and visible.
@@ -295,7 +306,9 @@ pub(crate) fn collect_garbage(store: &mut Store) -> Result<Collected> {
         .conn
         .transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute(
-        "DELETE FROM layers WHERE diff_id NOT IN (SELECT diff_id FROM image_layers)",
+        "DELETE FROM layers WHERE diff_id NOT IN (SELECT diff_id FROM image_layers)
+         AND diff_id NOT IN (SELECT il.diff_id FROM image_layers il
+                             JOIN containers c ON c.image_id = il.image_id)",
         [],
     )?;
     let live_layers: HashSet<String> = {
