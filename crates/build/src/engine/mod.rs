@@ -75,6 +75,8 @@ pub struct BuildOptions {
     pub network_none: bool,
     pub labels: Vec<(String, String)>,
     pub target: Option<String>,
+    /// `--pull`: fetch every base image anew.
+    pub pull: bool,
     /// `--secret id=…,src=…`: secret id → host file.
     pub secrets: BTreeMap<String, PathBuf>,
 }
@@ -94,6 +96,8 @@ pub struct Builder<'a> {
     pub init_layer: PathBuf,
     /// Where `RUN --mount=type=cache` directories persist between builds.
     pub cache_dir: PathBuf,
+    /// Fetches an image the store lacks (`FROM`, `--pull`); `None` when no registry is wired.
+    pub puller: Option<&'a dyn Fn(&mut Store, &str) -> std::result::Result<Digest, String>>,
     /// Filled by [`Builder::build`]: the final image of every stage built, in build order.
     pub stage_images: Vec<Digest>,
     pub out: &'a mut dyn Write,
@@ -283,13 +287,7 @@ impl Builder<'_> {
                     line: 0,
                     msg: format!("stage {base} was not built"),
                 })?,
-                None => image::resolve(self.store, &base).map_err(|e| match e {
-                    image::Error::NoSuchImage(_) => BuildError::Step {
-                        line: 0,
-                        msg: format!("pull access denied for {base}: unable to find image '{base}' locally, and pulling is not available yet"),
-                    },
-                    e => e.into(),
-                })?,
+                None => self.base_image(&base, opts)?,
             };
             self.say(q, &format!(" ---> {}", id.short()));
             (Some(id), image::read_config(self.store, &id)?)
@@ -368,6 +366,31 @@ impl Builder<'_> {
                 let cfg = st.config.clone();
                 self.commit(&mut st, cfg, None, None, true)
             }
+        }
+    }
+
+    /// The image a `FROM` names: from the store, or pulled when missing (always with
+    /// `--pull`).
+    fn base_image(&mut self, name: &str, opts: &BuildOptions) -> Result<Digest> {
+        if !opts.pull {
+            match image::resolve(self.store, name) {
+                Ok(id) => return Ok(id),
+                Err(image::Error::NoSuchImage(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match self.puller {
+            Some(pull) => pull(self.store, name).map_err(|msg| BuildError::Step { line: 0, msg }),
+            None if opts.pull => Err(BuildError::Step {
+                line: 0,
+                msg: format!("--pull: cannot pull {name}: no registry client is available"),
+            }),
+            None => Err(BuildError::Step {
+                line: 0,
+                msg: format!(
+                    "pull access denied for {name}: unable to find image '{name}' locally"
+                ),
+            }),
         }
     }
 

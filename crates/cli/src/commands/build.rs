@@ -331,6 +331,7 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
         labels: parse_kv(&a.labels, false).into_iter().collect(),
         target: a.target.clone(),
         secrets: parse_secrets(&a.secrets)?,
+        pull: a.pull,
     };
     for spec in &a.cache_from {
         let dir = cache_dir_of(spec, "src")?;
@@ -354,6 +355,7 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
             init_layer: init,
             cache_dir: build_dir.join("cache"),
             stage_images: Vec::new(),
+            puller: None,
             out: &mut out,
         };
         let r = b.build(&plan, &opts);
