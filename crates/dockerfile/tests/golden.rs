@@ -591,7 +591,7 @@ fn bom_crlf_and_instruction_case() {
     assert_eq!(ast.children[2].heredocs[0].content, "body\r\n");
     assert_eq!(
         (ast.children[2].start_line, ast.children[2].end_line),
-        (4, 6)
+        (5, 7)
     );
     assert_eq!(ast.children[3].value, "CoPy");
 }
