@@ -42,7 +42,17 @@
 //!
 //! Word expansion on its own is [`ShellLex`]; `.dockerignore` handling is [`DockerIgnore`].
 //! [`expose_ports`], [`parse_signal`] and [`resolve_workdir`] apply Docker's rules for
-//! writing expanded values into an image configuration.
+//! writing expanded values into an image configuration, and [`Instruction::nop_history`]
+//! gives the classic builder's history text for metadata-only steps.
+//!
+//! # Docker versus BuildKit
+//!
+//! Where Docker 20.10's classic builder and BuildKit disagree, the crate takes BuildKit's
+//! side: `TARGETPLATFORM`/`BUILDPLATFORM` and friends are predefined; an `ARG` default is
+//! only expanded when no build arg overrides it; flag errors are worded in lower case
+//! (`unknown flag: x`); parser errors carry their line (`dockerfile parse error line 3:
+//! ENV must have two arguments`, where the classic builder says `failed to parse
+//! Dockerfile: ...`). `COPY --from` is never expanded, as in both.
 
 mod dockerignore;
 mod error;

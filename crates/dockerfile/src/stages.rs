@@ -406,6 +406,18 @@ fn order(stages: &[Stage], target: usize) -> Result<Vec<usize>> {
 }
 
 impl Dockerfile {
+    /// Docker's warning for [`Dockerfile::unused_build_args`], or `None` when all were used:
+    /// `[Warning] One or more build-args [A B] were not consumed`.
+    pub fn unused_build_args_warning(&self) -> Option<String> {
+        if self.unused_build_args.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "[Warning] One or more build-args [{}] were not consumed",
+            self.unused_build_args.join(" ")
+        ))
+    }
+
     /// The lexer for this Dockerfile's escape character.
     pub fn lexer(&self) -> ShellLex {
         ShellLex::new(self.escape)

@@ -578,3 +578,20 @@ fn nop_history_matches_docker() {
     }
     assert_eq!(got, want);
 }
+
+#[test]
+fn bom_crlf_and_instruction_case() {
+    let text = "\u{feff}# escape=\\\r\nfrom a\r\nrun x \\\r\n  y\r\nRUN <<EOF\r\nbody\r\nEOF\r\nCoPy a b\r\n";
+    let ast = parse(text).unwrap();
+    assert_eq!(ast.directives[0].name, "escape");
+    assert_eq!(
+        dump_ast(&ast),
+        "(from \"a\")\n(run \"x   y\")\n(run \"<<EOF\")\n(copy \"a\" \"b\")\n"
+    );
+    assert_eq!(ast.children[2].heredocs[0].content, "body\r\n");
+    assert_eq!(
+        (ast.children[2].start_line, ast.children[2].end_line),
+        (5, 7)
+    );
+    assert_eq!(ast.children[3].value, "CoPy");
+}
