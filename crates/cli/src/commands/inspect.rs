@@ -1,41 +1,77 @@
-//! `strata inspect [-f FORMAT] NAME…` (images; containers join when they exist).
+//! `strata inspect [-f FORMAT] [-s] [--type image|container] NAME…`: images, then
+//! containers (`container inspect` and `image inspect` look at one kind only).
 
 use anyhow::Result;
+use serde_json::Value;
 
 use crate::cli::InspectArgs;
 use crate::Failure;
 
+/// Which objects a name may refer to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Any,
+    Image,
+    Container,
+}
+
 pub fn run(root: &std::path::Path, a: InspectArgs, image_only: bool) -> Result<()> {
+    run_kind(root, a, if image_only { Kind::Image } else { Kind::Any })
+}
+
+pub fn run_kind(root: &std::path::Path, a: InspectArgs, kind: Kind) -> Result<()> {
+    let kind = match (kind, a.kind.as_deref()) {
+        (Kind::Any, Some("image")) => Kind::Image,
+        (Kind::Any, Some("container")) => Kind::Container,
+        (Kind::Any, Some(other)) => {
+            return Err(
+                Failure::new(1, format!("\"{other}\" is not a valid value for --type")).into(),
+            )
+        }
+        (k, _) => k,
+    };
+    let containers = if kind == Kind::Image {
+        None
+    } else {
+        Some(super::open_containers(root)?)
+    };
     let store = super::open_store(root)?;
     let template = match &a.format {
         Some(f) => Some(format::Template::parse(f).map_err(|e| Failure::bare(1, e.to_string()))?),
         None => None,
     };
-    let mut found = Vec::new();
+    let mut found: Vec<Value> = Vec::new();
     let mut errors = Vec::new();
     for name in &a.names {
-        let id = match image::resolve(&store, name) {
-            Ok(id) => id,
-            Err(image::Error::NoSuchImage(_)) => {
-                errors.push(if image_only {
-                    format!("No such image: {name}")
-                } else {
-                    format!("No such object: {name}")
-                });
+        if kind != Kind::Container {
+            match image::resolve(&store, name) {
+                Ok(id) => {
+                    found.push(serde_json::to_value(image::inspect(&store, &id)?)?);
+                    continue;
+                }
+                Err(image::Error::NoSuchImage(_)) | Err(image::Error::InvalidReference(_)) => {}
+                Err(e) => {
+                    errors.push(e.to_string());
+                    continue;
+                }
+            }
+        }
+        if let Some(c) = &containers {
+            if let Some(v) = super::container::inspect_value(c, name, a.size)? {
+                found.push(v);
                 continue;
             }
-            Err(e) => {
-                errors.push(e.to_string());
-                continue;
-            }
-        };
-        found.push(image::inspect(&store, &id)?);
+        }
+        errors.push(match kind {
+            Kind::Image => format!("No such image: {name}"),
+            Kind::Container => format!("No such container: {name}"),
+            Kind::Any => format!("No such object: {name}"),
+        });
     }
     match &template {
         Some(t) => {
-            for obj in &found {
-                let v = serde_json::to_value(obj)?;
-                let out = t.render(&v).map_err(|e| Failure::bare(1, e.to_string()))?;
+            for v in &found {
+                let out = t.render(v).map_err(|e| Failure::bare(1, e.to_string()))?;
                 println!("{out}");
             }
         }

@@ -2,13 +2,16 @@
 //! the result the way Docker prints it.
 
 mod build;
+mod container;
 mod df;
 mod history;
 mod images;
 mod import;
 mod inspect;
 mod load;
+mod ps;
 mod rmi;
+mod run;
 mod save;
 
 use std::path::Path;
@@ -16,7 +19,7 @@ use std::path::Path;
 use anyhow::Result;
 use store::Store;
 
-use crate::cli::{BuilderCommand, Command, ImageCommand, SystemCommand};
+use crate::cli::{BuilderCommand, Command, ContainerCommand, ImageCommand, SystemCommand};
 
 pub fn open_store(root: &Path) -> Result<Store> {
     Store::open(root)
@@ -42,5 +45,46 @@ pub fn run(cmd: Command, root: &Path) -> Result<()> {
         Command::Image(ImageCommand::Inspect(a)) => inspect::run(root, a, true),
         Command::System(SystemCommand::Df(a)) => df::run(root, a),
         Command::Builder(BuilderCommand::Prune(a)) => df::prune_build_cache(root, a),
+        // ---- containers ----
+        Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => run::run(root, a),
+        Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => {
+            run::create(root, a)
+        }
+        Command::Start(a) | Command::Container(ContainerCommand::Start(a)) => run::start(root, a),
+        Command::ContainerMonitor(a) => run::monitor(root, a),
+        Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => ps::run(root, a),
+        Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => container::rm(root, a),
+        Command::Stop(a) | Command::Container(ContainerCommand::Stop(a)) => {
+            container::stop(root, a)
+        }
+        Command::Kill(a) | Command::Container(ContainerCommand::Kill(a)) => {
+            container::kill(root, a)
+        }
+        Command::Wait(a) | Command::Container(ContainerCommand::Wait(a)) => {
+            container::wait(root, a)
+        }
+        Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => {
+            container::logs(root, a)
+        }
+        Command::Diff(a) | Command::Container(ContainerCommand::Diff(a)) => {
+            container::diff(root, a)
+        }
+        Command::Commit(a) | Command::Container(ContainerCommand::Commit(a)) => {
+            container::commit(root, a)
+        }
+        Command::Export(a) | Command::Container(ContainerCommand::Export(a)) => {
+            container::export(root, a)
+        }
+        Command::Container(ContainerCommand::Inspect(a)) => container::inspect(root, a),
+        Command::Container(ContainerCommand::Prune(a)) => container::prune(root, a),
+        // ---- end containers ----
     }
+}
+
+/// Opens the containers of a root and repairs what a killed strata left behind.
+pub fn open_containers(root: &Path) -> Result<::container::Containers> {
+    let mut c = ::container::Containers::open(root)
+        .map_err(|e| anyhow::anyhow!("cannot open the store at {}: {e}", root.display()))?;
+    c.cleanup()?;
+    Ok(c)
 }

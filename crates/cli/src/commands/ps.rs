@@ -1,0 +1,100 @@
+//! `strata ps [-a] [-q] [-s] [-n N] [-l] [--no-trunc] [--format]` with Docker's columns.
+
+use std::path::Path;
+
+use anyhow::Result;
+use serde_json::{json, Value};
+
+use crate::cli::PsArgs;
+use crate::Failure;
+
+fn secs(t: &str) -> Option<f64> {
+    super::history::parse_time(t).map(|d| d.timestamp_micros() as f64 / 1e6)
+}
+
+/// Docker's STATUS: `Created`, `Up 5 seconds`, `Exited (3) 2 minutes ago`.
+fn status(s: &container::Summary, now: f64) -> String {
+    let st = &s.record.state;
+    if s.running {
+        let since = st.started_at.as_deref().and_then(secs).unwrap_or(now);
+        let d = std::time::Duration::from_secs_f64((now - since).max(0.0));
+        return format!("Up {}", format::human_duration(d));
+    }
+    match st.finished_at.as_deref().and_then(secs) {
+        Some(f) if st.status != "created" => {
+            format!("Exited ({}) {}", st.exit_code, format::human_ago(f, now))
+        }
+        _ => "Created".into(),
+    }
+}
+
+pub fn run(root: &Path, a: PsArgs) -> Result<()> {
+    let c = super::open_containers(root)?;
+    let mut rows = c.summaries(a.size)?;
+    let last = if a.latest { 1 } else { a.last };
+    if last >= 0 {
+        rows.truncate(last as usize);
+    } else if !a.all {
+        rows.retain(|r| r.running);
+    }
+    let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
+    let values: Vec<Value> = rows
+        .iter()
+        .map(|s| {
+            let r = &s.record;
+            let command = if a.no_trunc {
+                s.command.clone()
+            } else {
+                format::ellipsis(&s.command, 20)
+            };
+            let created = secs(&r.created).unwrap_or(now);
+            let size = match (s.size_rw, s.size_root_fs) {
+                (Some(rw), Some(v)) => format!(
+                    "{} (virtual {})",
+                    format::human_size(rw),
+                    format::human_size(v)
+                ),
+                _ => String::new(),
+            };
+            json!({
+                "ID": if a.no_trunc { r.id.clone() } else { r.id[..12].to_string() },
+                "Image": r.image_name,
+                "Command": serde_json::to_string(&command).unwrap_or_default(),
+                "CreatedAt": super::history::parse_time(&r.created)
+                    .map(|d| d.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
+                    .unwrap_or_default(),
+                "RunningFor": format::human_ago(created, now),
+                "Status": status(s, now),
+                "State": if s.running { "running" } else if r.state.status == "created" { "created" } else { "exited" },
+                "Ports": "",
+                "Names": r.name,
+                "Size": size,
+                "Labels": "",
+                "Mounts": "",
+                "Networks": "",
+            })
+        })
+        .collect();
+    let fmt = if a.quiet {
+        "{{.ID}}".to_string()
+    } else if let Some(f) = &a.format {
+        f.clone()
+    } else if a.size {
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}\t{{.Size}}".into()
+    } else {
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}".into()
+    };
+    let header = json!({
+        "ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
+        "RunningFor": "CREATED", "Status": "STATUS", "State": "STATE", "Ports": "PORTS",
+        "Names": "NAMES", "Size": "SIZE", "Labels": "LABELS", "Mounts": "MOUNTS",
+        "Networks": "NETWORKS",
+    });
+    let lf = format::ListFormat::parse(&fmt).map_err(|e| Failure::new(1, e.to_string()))?;
+    print!(
+        "{}",
+        lf.render(&header, &values)
+            .map_err(|e| Failure::new(1, e.to_string()))?
+    );
+    Ok(())
+}

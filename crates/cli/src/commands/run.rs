@@ -1,0 +1,216 @@
+//! `strata run`, `create`, `start` and the hidden `container-monitor` that keeps a detached
+//! container company. The logic is in the container crate.
+
+use std::fs;
+use std::path::Path;
+
+use anyhow::Result;
+use container::{CreateOptions, StartIo};
+
+use crate::cli::{ContainerArg, RunArgs, StartArgs};
+use crate::Failure;
+
+fn fail(e: container::Error) -> anyhow::Error {
+    Failure::new(e.exit_code().clamp(1, 255) as u8, e.to_string()).into()
+}
+
+/// Docker's memory sizes: `512`, `64k`, `6m`, `1g` (binary units, optional `b`).
+fn parse_memory(s: &str) -> Result<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: f64 = num.parse().map_err(|_| {
+        Failure::new(
+            125,
+            format!("invalid argument \"{s}\" for \"-m, --memory\" flag: invalid size: '{s}'"),
+        )
+    })?;
+    Ok((n * mult as f64) as u64)
+}
+
+/// `-e K=V`, `-e K` (from this environment, dropped when unset) and `--env-file` lines.
+fn environment(a: &RunArgs) -> Result<Vec<String>> {
+    let mut items = Vec::new();
+    for f in &a.env_file {
+        let text = fs::read_to_string(f)
+            .map_err(|e| Failure::new(125, format!("open {}: {e}", f.display())))?;
+        for line in text.lines() {
+            let l = line.trim_start();
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
+            items.push(l.to_string());
+        }
+    }
+    items.extend(a.env.iter().cloned());
+    let mut out = Vec::new();
+    for it in items {
+        if it.contains('=') {
+            if it.starts_with('=') {
+                return Err(
+                    Failure::new(125, format!("invalid environment variable: {it}")).into(),
+                );
+            }
+            out.push(it);
+        } else if let Ok(v) = std::env::var(&it) {
+            out.push(format!("{it}={v}"));
+        }
+    }
+    Ok(out)
+}
+
+fn options(a: &RunArgs) -> Result<CreateOptions> {
+    Ok(CreateOptions {
+        name: a.name.clone(),
+        args: a.command.clone(),
+        entrypoint: a.entrypoint.clone(),
+        env: environment(a)?,
+        workdir: a.workdir.clone(),
+        user: a.user.clone(),
+        hostname: a.hostname.clone(),
+        network: a.network.clone(),
+        volumes: a.volumes.clone(),
+        tmpfs: a.tmpfs.clone(),
+        read_only: a.read_only,
+        cap_add: a.cap_add.clone(),
+        cap_drop: a.cap_drop.clone(),
+        privileged: a.privileged,
+        memory: a.memory.as_deref().map(parse_memory).transpose()?,
+        nano_cpus: a.cpus.map(|c| (c * 1e9) as u64),
+        pids_limit: a.pids_limit,
+        interactive: a.interactive,
+        tty: a.tty,
+        init: a.init,
+        stop_signal: a.stop_signal.clone(),
+        stop_timeout: a.stop_timeout,
+        auto_remove: a.rm,
+    })
+}
+
+fn monitor_command(root: &Path, id: &str) -> Result<std::process::Command> {
+    let exe = std::env::current_exe()?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.env("STRATA_ROOT", root)
+        .arg("container-monitor")
+        .arg(id);
+    Ok(cmd)
+}
+
+fn exit_with(code: i32) -> Result<()> {
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(Failure::new(code.clamp(1, 255) as u8, "").into())
+    }
+}
+
+pub fn create(root: &Path, a: RunArgs) -> Result<()> {
+    let opts = options(&a)?;
+    let mut c = super::open_containers(root)?;
+    let rec = c.create(&a.image, &opts).map_err(fail)?;
+    println!("{}", rec.id);
+    Ok(())
+}
+
+pub fn run(root: &Path, a: RunArgs) -> Result<()> {
+    if a.detach && a.interactive && a.tty {
+        // Accepted as Docker does; the streams go to the log.
+    }
+    let opts = options(&a)?;
+    let mut c = super::open_containers(root)?;
+    let rec = c.create(&a.image, &opts).map_err(fail)?;
+    if a.detach {
+        c.start_detached(&rec.id, monitor_command(root, &rec.id)?)
+            .map_err(fail)?;
+        println!("{}", rec.id);
+        return Ok(());
+    }
+    let io = StartIo {
+        stdin: if a.interactive {
+            runtime::Stdio::Inherit
+        } else {
+            runtime::Stdio::Null
+        },
+        ..Default::default()
+    };
+    let code = c.start(&rec.id, io).map_err(fail)?;
+    exit_with(code)
+}
+
+pub fn start(root: &Path, a: StartArgs) -> Result<()> {
+    let mut c = super::open_containers(root)?;
+    if a.attach || a.interactive {
+        if a.containers.len() > 1 {
+            return Err(
+                Failure::new(1, "you cannot start and attach multiple containers at once").into(),
+            );
+        }
+        let io = StartIo {
+            stdin: if a.interactive {
+                runtime::Stdio::Inherit
+            } else {
+                runtime::Stdio::Null
+            },
+            ..Default::default()
+        };
+        let code = c.start(&a.containers[0], io).map_err(fail)?;
+        return exit_with(code);
+    }
+    let mut last_err = None;
+    for name in &a.containers {
+        let started = c.find(name).and_then(|rec| {
+            c.start_detached(
+                &rec.id,
+                monitor_command(root, &rec.id)
+                    .map_err(|e| container::Error::Invalid(e.to_string()))?,
+            )
+        });
+        match started {
+            Ok(()) => println!("{name}"),
+            Err(e) => {
+                if let Some(prev) = last_err.replace(e.to_string()) {
+                    eprintln!("Error: {prev}");
+                }
+            }
+        }
+    }
+    match last_err {
+        Some(e) => Err(Failure::new(
+            1,
+            format!(
+                "{e}\nError: failed to start containers: {}",
+                a.containers.join(", ")
+            ),
+        )
+        .into()),
+        None => Ok(()),
+    }
+}
+
+/// The detached container's monitor: runs it with output to its log file.
+pub fn monitor(root: &Path, a: ContainerArg) -> Result<()> {
+    let mut c = super::open_containers(root)?;
+    let rec = c.find(&a.container)?;
+    let log_path = c.log_path(&rec.id);
+    if let Some(d) = log_path.parent() {
+        fs::create_dir_all(d)?;
+    }
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)?;
+    let err = log.try_clone()?;
+    let io = StartIo {
+        stdin: runtime::Stdio::Null,
+        stdout: runtime::Stdio::Fd(log.into()),
+        stderr: runtime::Stdio::Fd(err.into()),
+    };
+    let code = c.start(&rec.id, io).map_err(fail)?;
+    exit_with(code)
+}

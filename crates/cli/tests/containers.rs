@@ -1,0 +1,393 @@
+//! End-to-end container commands as root on real overlay mounts and namespaces: run with
+//! Docker's exit codes, --rm leaving nothing behind, shared layers, commit, diff, rmi
+//! refusing a used image, ps columns, detached runs, and cleanup after a killed strata.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A store with busybox imported as `busybox`.
+fn with_busybox() -> Option<Strata> {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return None;
+    }
+    let s = Strata::new();
+    s.ok(&["import", busybox_tar().to_str().unwrap(), "busybox"]);
+    Some(s)
+}
+
+fn mounts_under(root: &Path) -> Vec<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let r = root.to_string_lossy().to_string();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|mp| mp.starts_with(&r))
+        .map(String::from)
+        .collect()
+}
+
+fn snapshot_count(s: &Strata) -> usize {
+    let d = s.root.path().join("snapshots/snapshots");
+    std::fs::read_dir(d).map(|r| r.count()).unwrap_or(0)
+}
+
+fn code(s: &Strata, args: &[&str]) -> (i32, String, String) {
+    let out = s.cmd().args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn run_prints_output_and_returns_docker_exit_codes() {
+    let Some(s) = with_busybox() else { return };
+    assert_eq!(
+        s.ok(&["run", "--rm", "busybox", "echo", "hello"]),
+        "hello\n"
+    );
+    let (c, _, _) = code(&s, &["run", "--rm", "busybox", "sh", "-c", "exit 3"]);
+    assert_eq!(c, 3);
+    let (c, _, err) = code(&s, &["run", "--rm", "busybox", "nosuchcommand"]);
+    assert_eq!(c, 127);
+    assert!(err.contains("executable file not found in $PATH"), "{err}");
+    let (c, _, err) = code(&s, &["run", "--rm", "busybox", "/etc"]);
+    assert_eq!(c, 126);
+    assert!(err.contains("permission denied"), "{err}");
+    let (c, _, err) = code(&s, &["run", "--rm", "nosuchimage"]);
+    assert_eq!(c, 125);
+    assert!(err.contains("No such image"), "{err}");
+    // -e, -w, -u and -h reach the process.
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "-e",
+        "A=1",
+        "-w",
+        "/made/here",
+        "-u",
+        "1:2",
+        "-h",
+        "box",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $A $(pwd) $(id -u):$(id -g) $(hostname)",
+    ]);
+    assert_eq!(out, "1 /made/here 1:2 box\n");
+    // Nothing is left of the --rm containers.
+    assert!(s.ok(&["ps", "-a", "-q"]).is_empty());
+    assert!(mounts_under(s.root.path()).is_empty());
+    assert_eq!(snapshot_count(&s), 0);
+}
+
+#[test]
+fn rm_leaves_no_mount_snapshot_or_record() {
+    let Some(s) = with_busybox() else { return };
+    s.ok(&["run", "--name", "one", "busybox", "touch", "/x"]);
+    assert_eq!(snapshot_count(&s), 1);
+    let ps = s.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(ps.starts_with("one Exited (0)"), "{ps}");
+    // A second container with the same name is refused.
+    let (c, _, err) = code(&s, &["create", "--name", "one", "busybox", "true"]);
+    assert_eq!(c, 125);
+    assert!(err.contains("is already in use"), "{err}");
+    assert_eq!(s.ok(&["rm", "one"]), "one\n");
+    assert!(s.ok(&["ps", "-a", "-q"]).is_empty());
+    assert_eq!(snapshot_count(&s), 0);
+    assert!(mounts_under(s.root.path()).is_empty());
+    assert!(!s
+        .root
+        .path()
+        .join("containers")
+        .read_dir()
+        .unwrap()
+        .any(|e| e.unwrap().file_name().to_string_lossy().len() == 64));
+    let (c, _, err) = code(&s, &["rm", "one"]);
+    assert_eq!(c, 1);
+    assert!(err.contains("No such container: one"), "{err}");
+}
+
+#[test]
+fn containers_share_image_layers_and_never_see_each_others_writes() {
+    let Some(s) = with_busybox() else { return };
+    let layers_before = s.stored_entries();
+    s.ok(&["run", "--name", "ca", "busybox", "sh", "-c", "echo a > /f"]);
+    s.ok(&[
+        "run",
+        "--name",
+        "cb",
+        "busybox",
+        "sh",
+        "-c",
+        "test ! -e /f && echo b > /g",
+    ]);
+    assert_eq!(s.ok(&["start", "-a", "cb"]), "");
+    // No layer was copied: the store holds exactly what it held before.
+    assert_eq!(s.stored_entries(), layers_before);
+    let ia = s.ok(&["inspect", "-f", "{{.GraphDriver.Data.LowerDir}}", "ca"]);
+    let ib = s.ok(&["inspect", "-f", "{{.GraphDriver.Data.LowerDir}}", "cb"]);
+    assert_eq!(ia, ib);
+    assert!(s.ok(&["diff", "ca"]).contains("A /f"));
+    assert!(!s.ok(&["diff", "cb"]).contains("/f\n"));
+}
+
+#[test]
+fn diff_shows_added_changed_and_deleted_paths() {
+    let Some(s) = with_busybox() else { return };
+    s.ok(&[
+        "run",
+        "--name",
+        "dd",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi > /newfile; rm /bin/vi; mkdir -p /d1/deeper; echo x >> /etc/passwd",
+    ]);
+    let out = s.ok(&["diff", "dd"]);
+    let lines: Vec<&str> = out.lines().collect();
+    for want in [
+        "C /bin",
+        "D /bin/vi",
+        "C /etc",
+        "C /etc/passwd",
+        "A /newfile",
+        "A /d1",
+        "A /d1/deeper",
+    ] {
+        assert!(lines.contains(&want), "missing {want:?} in {out}");
+    }
+    // Parents come before their children; the init layer's stubs never show.
+    let pos = |l: &str| lines.iter().position(|x| *x == l).unwrap();
+    assert!(pos("C /bin") < pos("D /bin/vi"));
+    assert!(
+        !out.contains(".dockerenv") && !out.contains("/etc/hostname"),
+        "{out}"
+    );
+}
+
+#[test]
+fn commit_makes_an_image_with_the_change_and_rmi_is_refused_while_used() {
+    let Some(s) = with_busybox() else { return };
+    s.ok(&[
+        "run",
+        "--name",
+        "c1",
+        "busybox",
+        "sh",
+        "-c",
+        "echo committed > /marker; rm /bin/vi",
+    ]);
+    let id = s.ok(&["commit", "-m", "my message", "-a", "me", "c1", "mine:1"]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    assert_eq!(
+        s.ok(&["run", "--rm", "mine:1", "cat", "/marker"]),
+        "committed\n"
+    );
+    let (c, _, _) = code(&s, &["run", "--rm", "mine:1", "test", "-e", "/bin/vi"]);
+    assert_eq!(c, 1, "the whiteout must be in the committed layer");
+    let hist = s.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}|{{.Comment}}",
+        "mine:1",
+    ]);
+    assert!(
+        hist.starts_with("sh -c echo committed > /marker; rm /bin/vi|my message"),
+        "{hist}"
+    );
+    let parent = s.ok(&["inspect", "-f", "{{.Parent}} {{.Author}}", "mine:1"]);
+    let bb = s.ok(&["inspect", "-f", "{{.Id}}", "busybox"]);
+    assert_eq!(parent.trim(), format!("{} me", bb.trim()));
+    // busybox is used by c1: rmi refuses, the store keeps its layers.
+    let (c, _, err) = code(&s, &["rmi", "busybox"]);
+    assert_eq!(c, 1);
+    assert!(
+        err.contains("unable to remove repository reference \"busybox\" (must force) - container"),
+        "{err}"
+    );
+    s.ok(&["rm", "c1"]);
+    s.ok(&["rmi", "mine:1"]);
+    s.ok(&["rmi", "busybox"]);
+    assert!(s.stored_entries().is_empty(), "{:?}", s.stored_entries());
+}
+
+#[test]
+fn ps_prints_docker_columns() {
+    let Some(s) = with_busybox() else { return };
+    s.ok(&[
+        "create",
+        "--name",
+        "fresh",
+        "busybox",
+        "echo",
+        "a long command line here",
+    ]);
+    let (c, _, _) = code(
+        &s,
+        &["run", "--name", "done", "busybox", "sh", "-c", "exit 2"],
+    );
+    assert_eq!(c, 2);
+    assert!(
+        s.ok(&["ps"]).lines().count() == 1,
+        "only the header: nothing runs"
+    );
+    let out = s.ok(&["ps", "-a"]);
+    let mut lines = out.lines();
+    let header = lines.next().unwrap();
+    let cols: Vec<&str> = header
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        cols,
+        [
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES"
+        ]
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows[0].contains("\"sh -c exit 2\"")
+            && rows[0].contains("Exited (2)")
+            && rows[0].ends_with("done"),
+        "{out}"
+    );
+    assert!(
+        rows[1].contains("\"echo a long command…\"")
+            && rows[1].contains("Created")
+            && rows[1].ends_with("fresh"),
+        "{out}"
+    );
+    let id = s.ok(&["ps", "-a", "-q", "--no-trunc", "-n", "1"]);
+    assert_eq!(id.trim().len(), 64);
+    let sized = s.ok(&["ps", "-a", "-s", "--format", "{{.Size}}"]);
+    assert!(
+        sized.lines().all(|l| l.starts_with("0B (virtual ")),
+        "{sized}"
+    );
+}
+
+#[test]
+fn detached_containers_run_log_stop_and_wait() {
+    let Some(s) = with_busybox() else { return };
+    let id = s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "bg",
+        "busybox",
+        "sh",
+        "-c",
+        "echo started; sleep 30",
+    ]);
+    assert_eq!(id.trim().len(), 64);
+    let ps = s.ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(ps.starts_with("bg Up"), "{ps}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.ok(&["logs", "bg"]) != "started\n" {
+        assert!(Instant::now() < deadline, "no log");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (c, _, err) = code(&s, &["rm", "bg"]);
+    assert_eq!(c, 1);
+    assert!(
+        err.contains("You cannot remove a running container"),
+        "{err}"
+    );
+    assert_eq!(s.ok(&["stop", "-t", "1", "bg"]), "bg\n");
+    assert_eq!(s.ok(&["wait", "bg"]), "137\n");
+    s.ok(&[
+        "run", "-d", "--name", "quick", "busybox", "sh", "-c", "exit 5",
+    ]);
+    assert_eq!(s.ok(&["wait", "quick"]), "5\n");
+    s.ok(&["container", "prune", "-f"]);
+    assert!(s.ok(&["ps", "-a", "-q"]).is_empty());
+    assert!(mounts_under(s.root.path()).is_empty());
+    assert_eq!(snapshot_count(&s), 0);
+}
+
+#[test]
+fn a_killed_strata_run_is_cleaned_up_by_the_next_command() {
+    let Some(s) = with_busybox() else { return };
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("strata"))
+        .env("STRATA_ROOT", s.root.path())
+        .args(["run", "--name", "victim", "busybox", "sleep", "60"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !s.ok(&["ps", "--format", "{{.Names}}"]).contains("victim") {
+        assert!(Instant::now() < deadline, "never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!mounts_under(s.root.path()).is_empty());
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let st = s.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+        if st.starts_with("victim Exited (137)") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{st}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(mounts_under(s.root.path()).is_empty());
+    s.ok(&["rm", "victim"]);
+    assert_eq!(snapshot_count(&s), 0);
+
+    // With --rm the killed container goes entirely.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("strata"))
+        .env("STRATA_ROOT", s.root.path())
+        .args(["run", "--rm", "busybox", "sleep", "60"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.ok(&["ps", "-q"]).is_empty() {
+        assert!(Instant::now() < deadline, "never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(s.ok(&["ps", "-a", "-q"]).is_empty());
+    assert!(mounts_under(s.root.path()).is_empty());
+    assert_eq!(snapshot_count(&s), 0);
+}
+
+#[test]
+fn export_writes_the_merged_filesystem() {
+    let Some(s) = with_busybox() else { return };
+    s.ok(&[
+        "run",
+        "--name",
+        "ee",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi > /exported; rm /bin/vi",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("e.tar");
+    s.ok(&["export", "-o", tar.to_str().unwrap(), "ee"]);
+    let list = run_ok("tar", &["-tf", tar.to_str().unwrap()]);
+    let names: Vec<&str> = list.lines().map(|l| l.trim_start_matches("./")).collect();
+    assert!(names.contains(&"exported"), "{list}");
+    assert!(names.contains(&".dockerenv"), "{list}");
+    assert!(names.contains(&"bin/sh"), "{list}");
+    assert!(!names.contains(&"bin/vi"), "{list}");
+    assert!(!list.contains(".wh."), "{list}");
+}

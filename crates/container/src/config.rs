@@ -1,0 +1,357 @@
+//! What a container is made of: the `run`/`create` options as recorded, Docker's
+//! `container.Config` derived from them and the image, IDs and generated names.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// `docker create`/`run` options (what the CLI parsed), stored with the container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CreateOptions {
+    /// `--name` (generated when None).
+    pub name: Option<String>,
+    /// `COMMAND [ARG...]`.
+    pub args: Vec<String>,
+    /// `--entrypoint`.
+    pub entrypoint: Option<String>,
+    /// `-e`/`--env-file`, resolved to `KEY=value`.
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    /// `host` (default) or `none`.
+    pub network: String,
+    /// `-v SRC:DST[:ro]`.
+    pub volumes: Vec<String>,
+    /// `--tmpfs PATH[:OPTIONS]`.
+    pub tmpfs: Vec<String>,
+    pub read_only: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub privileged: bool,
+    pub memory: Option<u64>,
+    pub nano_cpus: Option<u64>,
+    pub pids_limit: Option<i64>,
+    /// `-i`.
+    pub interactive: bool,
+    /// `-t`.
+    pub tty: bool,
+    pub init: bool,
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL (default 10).
+    pub stop_timeout: Option<u64>,
+    /// `--rm`.
+    pub auto_remove: bool,
+}
+
+/// What is stored in the container record's config column.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Stored {
+    pub options: CreateOptions,
+    /// Docker's `Config` of the container.
+    pub config: oci::ContainerConfig,
+    /// `Path` and `Args` as Docker shows them.
+    pub path: String,
+    pub args: Vec<String>,
+}
+
+/// A fresh container ID: 64 random hex digits (never all digits, as Docker).
+pub fn new_id() -> String {
+    loop {
+        let mut b = [0u8; 32];
+        let ok = std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut b))
+            .is_ok();
+        if !ok {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            let d = oci::Digest::of(format!("{t}-{}", std::process::id()).as_bytes());
+            b = *d.as_bytes();
+        }
+        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        if !hex[..12].bytes().all(|c| c.is_ascii_digit()) {
+            return hex;
+        }
+    }
+}
+
+const ADJECTIVES: &[&str] = &[
+    "admiring",
+    "agitated",
+    "amazing",
+    "bold",
+    "brave",
+    "busy",
+    "clever",
+    "cool",
+    "dazzling",
+    "eager",
+    "ecstatic",
+    "elegant",
+    "epic",
+    "focused",
+    "friendly",
+    "gallant",
+    "happy",
+    "jolly",
+    "keen",
+    "kind",
+    "loving",
+    "modest",
+    "nice",
+    "optimistic",
+    "peaceful",
+    "quirky",
+    "relaxed",
+    "serene",
+    "sharp",
+    "stoic",
+    "tender",
+    "vibrant",
+    "wizardly",
+    "youthful",
+    "zealous",
+];
+const SURNAMES: &[&str] = &[
+    "agnesi", "babbage", "bell", "curie", "darwin", "dijkstra", "einstein", "euler", "fermi",
+    "feynman", "galileo", "gauss", "hopper", "hypatia", "kepler", "knuth", "lamarr", "lovelace",
+    "maxwell", "meitner", "newton", "noether", "pascal", "ritchie", "shannon", "thompson",
+    "turing", "wozniak", "yalow",
+];
+
+/// A Docker-style `adjective_surname` name, from the random ID's bytes; `n > 0` appends a
+/// digit as Docker does on collisions.
+pub fn generate_name(id: &str, n: usize) -> String {
+    let v = u64::from_str_radix(&id[..12.min(id.len())], 16).unwrap_or(0);
+    let a = ADJECTIVES[(v % ADJECTIVES.len() as u64) as usize];
+    let s = SURNAMES[((v >> 20) % SURNAMES.len() as u64) as usize];
+    if n == 0 {
+        format!("{a}_{s}")
+    } else {
+        format!("{a}_{s}{n}")
+    }
+}
+
+/// Checks a `--name` as Docker does: `[a-zA-Z0-9][a-zA-Z0-9_.-]+` (a leading `/` is dropped).
+pub fn validate_name(name: &str) -> Result<String> {
+    let n = name.strip_prefix('/').unwrap_or(name);
+    let mut chars = n.chars();
+    let ok = n.len() >= 2
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if ok {
+        Ok(n.to_string())
+    } else {
+        Err(Error::InvalidName(name.to_string()))
+    }
+}
+
+/// The runtime's view of an image config.
+pub(crate) fn image_runtime_config(c: &oci::ImageConfig) -> runtime::ImageConfig {
+    let cc = c.config.clone().unwrap_or_default();
+    runtime::ImageConfig {
+        env: cc.env.unwrap_or_default(),
+        cmd: cc.cmd,
+        entrypoint: cc.entrypoint,
+        working_dir: cc.working_dir,
+        user: cc.user,
+        stop_signal: (!cc.stop_signal.is_empty()).then_some(cc.stop_signal),
+        hostname: cc.hostname,
+    }
+}
+
+/// Parses `-v SRC:DST[:ro|rw]` and `--tmpfs PATH[:OPTS]` into runtime mounts.
+pub(crate) fn mounts(o: &CreateOptions) -> Result<Vec<runtime::MountSpec>> {
+    let mut out = Vec::new();
+    for v in &o.volumes {
+        let parts: Vec<&str> = v.split(':').collect();
+        let (src, dst, mode) = match parts.as_slice() {
+            [s, d] => (*s, *d, ""),
+            [s, d, m] => (*s, *d, *m),
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "invalid volume specification: '{v}'"
+                )))
+            }
+        };
+        if !src.starts_with('/') {
+            return Err(Error::Invalid(format!(
+                "invalid volume specification: '{v}': named volumes are not supported, use an absolute host path"
+            )));
+        }
+        if !dst.starts_with('/') {
+            return Err(Error::Invalid(format!(
+                "invalid volume specification: '{v}': invalid mount config for type \"bind\": invalid mount path: '{dst}' mount path must be absolute"
+            )));
+        }
+        let readonly = match mode {
+            "" | "rw" => false,
+            "ro" => true,
+            m => return Err(Error::Invalid(format!("invalid mode: {m}"))),
+        };
+        out.push(runtime::MountSpec {
+            kind: runtime::MountKind::Bind {
+                source: PathBuf::from(src),
+            },
+            destination: dst.to_string(),
+            readonly,
+        });
+    }
+    for t in &o.tmpfs {
+        let (dst, opts) = t.split_once(':').unwrap_or((t, ""));
+        if !dst.starts_with('/') {
+            return Err(Error::Invalid(format!(
+                "invalid tmpfs destination {dst:?}: must be absolute"
+            )));
+        }
+        out.push(runtime::MountSpec {
+            kind: runtime::MountKind::Tmpfs {
+                options: opts.to_string(),
+            },
+            destination: dst.to_string(),
+            readonly: false,
+        });
+    }
+    Ok(out)
+}
+
+/// The runtime options of a container.
+pub(crate) fn run_options(id: &str, o: &CreateOptions) -> Result<runtime::RunOptions> {
+    let network = match o.network.as_str() {
+        "" | "host" | "default" => runtime::Network::Host,
+        "none" => runtime::Network::None,
+        other => {
+            return Err(Error::Invalid(format!(
+                "network {other} not found: strata supports --network host and none"
+            )))
+        }
+    };
+    Ok(runtime::RunOptions {
+        id: id.to_string(),
+        args: o.args.clone(),
+        entrypoint: o.entrypoint.clone(),
+        env: o.env.clone(),
+        workdir: o.workdir.clone(),
+        user: o.user.clone(),
+        hostname: o.hostname.clone(),
+        host_hostname: host_hostname(),
+        network,
+        mounts: mounts(o)?,
+        read_only: o.read_only,
+        cap_add: o.cap_add.clone(),
+        cap_drop: o.cap_drop.clone(),
+        privileged: o.privileged,
+        resources: runtime::Resources {
+            memory: o.memory,
+            nano_cpus: o.nano_cpus,
+            pids_limit: o.pids_limit,
+        },
+        tty: o.tty,
+        init: o.init,
+        stop_signal: o.stop_signal.clone(),
+        ..Default::default()
+    })
+}
+
+fn host_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Docker's `Config` of a new container: the image's, with the options applied.
+pub(crate) fn container_config(
+    id: &str,
+    image_name: &str,
+    img: &oci::ImageConfig,
+    spec: &runtime::Spec,
+    o: &CreateOptions,
+) -> oci::ContainerConfig {
+    let mut c = img.config.clone().unwrap_or_default();
+    c.hostname = spec.hostname.clone();
+    if c.hostname.is_empty() {
+        c.hostname = id[..12].to_string();
+    }
+    if let Some(u) = &o.user {
+        c.user = u.clone();
+    }
+    c.attach_stdin = o.interactive;
+    c.attach_stdout = true;
+    c.attach_stderr = true;
+    c.tty = o.tty;
+    c.open_stdin = o.interactive;
+    c.stdin_once = o.interactive;
+    let mut env = c.env.take().unwrap_or_default();
+    for e in &o.env {
+        let key = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
+        match env
+            .iter_mut()
+            .find(|x| x.split_once('=').map_or(x.as_str(), |(k, _)| k) == key)
+        {
+            Some(slot) => *slot = e.clone(),
+            None => env.push(e.clone()),
+        }
+    }
+    c.env = Some(env);
+    if let Some(ep) = &o.entrypoint {
+        c.entrypoint = if ep.is_empty() {
+            None
+        } else {
+            Some(vec![ep.clone()])
+        };
+        c.cmd = None;
+    }
+    if !o.args.is_empty() {
+        c.cmd = Some(o.args.clone());
+    }
+    c.image = image_name.to_string();
+    if let Some(w) = &o.workdir {
+        c.working_dir = w.clone();
+    }
+    if let Some(s) = &o.stop_signal {
+        c.stop_signal = s.clone();
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_docker_rules() {
+        assert_eq!(validate_name("/web-1").unwrap(), "web-1");
+        assert!(validate_name("-x").is_err());
+        assert!(validate_name("a").is_err());
+        assert!(validate_name("a b").is_err());
+        let id = new_id();
+        assert_eq!(id.len(), 64);
+        let g = generate_name(&id, 0);
+        assert!(validate_name(&g).is_ok());
+        assert_eq!(generate_name(&id, 2), format!("{g}2"));
+    }
+
+    #[test]
+    fn volumes_and_tmpfs_parse() {
+        let o = CreateOptions {
+            volumes: vec!["/a:/b:ro".into(), "/c:/d".into()],
+            tmpfs: vec!["/t:size=1m".into()],
+            ..Default::default()
+        };
+        let m = mounts(&o).unwrap();
+        assert_eq!(m.len(), 3);
+        assert!(m[0].readonly && !m[1].readonly);
+        assert_eq!(m[2].destination, "/t");
+        let bad = CreateOptions {
+            volumes: vec!["vol:/b".into()],
+            ..Default::default()
+        };
+        assert!(mounts(&bad).is_err());
+    }
+}

@@ -1,0 +1,57 @@
+//! The container crate's error type; messages are Docker's where Docker has one.
+
+use std::path::PathBuf;
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Errors of container commands.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error(transparent)]
+    Image(#[from] image::Error),
+    #[error(transparent)]
+    Snapshot(#[from] snapshot::Error),
+    #[error(transparent)]
+    Layer(#[from] layer::LayerError),
+    /// Composing or running the process failed (carries Docker's 125/126/127).
+    #[error(transparent)]
+    Runtime(#[from] runtime::Error),
+    #[error("Invalid container name ({0}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
+    InvalidName(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("You cannot remove a running container {0}. Stop the container before attempting removal or force remove")]
+    Running(String),
+    #[error("Container {0} is not running")]
+    NotRunning(String),
+    #[error("container {0} is already running")]
+    AlreadyRunning(String),
+    #[error("corrupt container record {id}: {reason}")]
+    Corrupt { id: String, reason: String },
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Docker's exit code for `run` failing this way: the runtime's 126/127, else 125.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Runtime(e) => e.exit_code(),
+            _ => 125,
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! Docker's containers on strata's libraries, without a daemon.
+//!
+//! A container is a record in the store (its image, options and run state), a writable
+//! snapshot stacked on Docker's `-init` layer and the image's layers, and a state directory
+//! (`ROOT/containers/ID`: the `/etc` files, the rootfs mount point, the log of `-d` runs).
+//! [`Containers`] holds the store and snapshotter of one strata root and implements the
+//! commands: [`Containers::create`], [`Containers::start`] (this process monitors the
+//! container until it ends), [`Containers::start_detached`], [`Containers::stop`],
+//! [`Containers::kill`], [`Containers::wait`], [`Containers::remove`],
+//! [`Containers::prune`], [`Containers::diff`], [`Containers::commit`],
+//! [`Containers::export`], and the views [`Containers::inspect`] and [`Containers::summaries`].
+//!
+//! **Architecture invariant:** nothing outlives its owner unnoticed. A container's process
+//! dies with the strata process that monitors it; [`Containers::cleanup`] (run by every
+//! container command) turns a `running` record whose process is gone into `exited`,
+//! unmounts what is left mounted and removes snapshots no record names.
+
+mod changes;
+mod config;
+mod error;
+mod lifecycle;
+mod views;
+
+pub use changes::{Change, ChangeKind, CommitOptions};
+pub use config::{generate_name, new_id, validate_name, CreateOptions};
+pub use error::{Error, Result};
+pub use lifecycle::{signal_number, Containers, StartIo};
+pub use store::{ContainerRecord, ContainerState};
+pub use views::Summary;

@@ -1,0 +1,641 @@
+//! The life of a container: create (a snapshot on the image plus a record), start in the
+//! foreground (mount, spawn, record the exit, unmount), stop, kill, wait, remove, and the
+//! cleanup of what a killed strata left behind.
+
+use std::fs;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+use snapshot::Snapshotter;
+use store::{ContainerRecord, ContainerState, NewContainer, Store};
+
+use crate::config::{self, CreateOptions, Stored};
+use crate::error::{Error, Result};
+
+/// The containers of one strata root: its store, its snapshots and its state directories.
+pub struct Containers {
+    pub(crate) store: Store,
+    pub(crate) root: PathBuf,
+    pub(crate) snapshots: Box<dyn Snapshotter>,
+}
+
+/// Where a started container's standard streams go.
+#[derive(Debug, Default)]
+pub struct StartIo {
+    pub stdin: runtime::Stdio,
+    pub stdout: runtime::Stdio,
+    pub stderr: runtime::Stdio,
+}
+
+/// Whether a process exists and is not a zombie.
+pub(crate) fn alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s
+            .rsplit_once(')')
+            .map(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
+const FORWARDED: [i32; 6] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+extern "C" fn forward(sig: i32) {
+    let pid = FORWARD_TO.load(Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+}
+
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+impl Containers {
+    /// Opens the store and snapshotter of a strata root.
+    pub fn open(root: &Path) -> Result<Containers> {
+        let store = Store::open(root)?;
+        let snapshots = snapshot::open(&root.join("snapshots"))?;
+        Ok(Containers {
+            store,
+            root: root.to_path_buf(),
+            snapshots,
+        })
+    }
+
+    /// The store (for image commands sharing this handle).
+    pub fn store(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
+    /// The directory of a container's state: `/etc` files, the rootfs mount point, logs.
+    pub fn state_dir(&self, id: &str) -> PathBuf {
+        self.root.join("containers").join(id)
+    }
+
+    pub(crate) fn rootfs(&self, id: &str) -> PathBuf {
+        self.state_dir(id).join("rootfs")
+    }
+
+    /// Where a detached container's output goes.
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.state_dir(id).join("container.log")
+    }
+
+    /// Finds a container by ID, name or unique ID prefix.
+    pub fn find(&self, name: &str) -> Result<ContainerRecord> {
+        Ok(self.store.find_container(name)?)
+    }
+
+    /// Every container, newest first.
+    pub fn list(&self) -> Result<Vec<ContainerRecord>> {
+        Ok(self.store.containers()?)
+    }
+
+    pub(crate) fn stored(rec: &ContainerRecord) -> Result<Stored> {
+        serde_json::from_str(&rec.config).map_err(|e| Error::Corrupt {
+            id: rec.id.clone(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Docker's `-init` layer, shared by every container of this root (made once).
+    fn init_layer(&self) -> Result<PathBuf> {
+        let dir = self.root.join("containers").join("init-layer");
+        if dir.join(".dockerenv").exists() {
+            return Ok(dir);
+        }
+        let parent = self.root.join("containers");
+        fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+        let tmp = parent.join(format!("init-layer.{}", std::process::id()));
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        runtime::make_init_layer(&tmp)?;
+        if fs::rename(&tmp, &dir).is_err() {
+            // Another process made it first.
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        Ok(dir)
+    }
+
+    /// The lower directories of a container's snapshot, top first: init layer, image layers.
+    pub(crate) fn lowers(&self, image: &oci::Digest) -> Result<Vec<PathBuf>> {
+        let img = self
+            .store
+            .image(image)?
+            .ok_or(store::Error::ImageNotFound(*image))?;
+        let mut lowers = vec![self.init_layer()?];
+        lowers.extend(img.layers.iter().rev().map(|d| self.store.layer_dir(d)));
+        Ok(lowers)
+    }
+
+    /// `docker create`: checks the options against the image, prepares the writable snapshot
+    /// and records the container (state `created`).
+    pub fn create(&mut self, image_name: &str, opts: &CreateOptions) -> Result<ContainerRecord> {
+        let image_id = image::resolve(&self.store, image_name)?;
+        let img = image::read_config(&self.store, &image_id)?;
+        let id = config::new_id();
+        let run = config::run_options(&id, opts)?;
+        let spec = runtime::compose(&config::image_runtime_config(&img), &run)?;
+        let name = match &opts.name {
+            Some(n) => Some(config::validate_name(n)?),
+            None => None,
+        };
+        let cfg = config::container_config(&id, image_name, &img, &spec, opts);
+        let stored = Stored {
+            options: opts.clone(),
+            config: cfg,
+            path: spec.process.args.first().cloned().unwrap_or_default(),
+            args: spec.process.args.iter().skip(1).cloned().collect(),
+        };
+        let json = serde_json::to_string(&stored).map_err(|e| Error::Invalid(e.to_string()))?;
+        let lowers = self.lowers(&image_id)?;
+        let mut attempt = 0;
+        loop {
+            let n = match &name {
+                Some(n) => n.clone(),
+                None => config::generate_name(&id, attempt),
+            };
+            let mut p = self.store.publish()?;
+            let added = p.add_container(&NewContainer {
+                id: &id,
+                name: &n,
+                image_id: &image_id,
+                image_name,
+                snapshot: &id,
+                config: &json,
+            });
+            match added {
+                Ok(()) => {
+                    // Made under the store lock, so cleanup never sees it unrecorded.
+                    self.snapshots.prepare(&id, &lowers)?;
+                    if let Err(e) = p.commit() {
+                        let _ = self.snapshots.remove(&id);
+                        return Err(e.into());
+                    }
+                    break;
+                }
+                Err(store::Error::NameInUse { .. }) if name.is_none() && attempt < 50 => {
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(self
+            .store
+            .container(&id)?
+            .ok_or_else(|| store::Error::ContainerNotFound(id.clone()))?)
+    }
+}
+
+/// Signal number of a name (`SIGTERM`, `TERM`, `term`) or number (`15`).
+pub fn signal_number(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    let n = match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "ILL" => libc::SIGILL,
+        "TRAP" => libc::SIGTRAP,
+        "ABRT" | "IOT" => libc::SIGABRT,
+        "BUS" => libc::SIGBUS,
+        "FPE" => libc::SIGFPE,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "SEGV" => libc::SIGSEGV,
+        "USR2" => libc::SIGUSR2,
+        "PIPE" => libc::SIGPIPE,
+        "ALRM" => libc::SIGALRM,
+        "TERM" => libc::SIGTERM,
+        "CHLD" => libc::SIGCHLD,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "TSTP" => libc::SIGTSTP,
+        "TTIN" => libc::SIGTTIN,
+        "TTOU" => libc::SIGTTOU,
+        "URG" => libc::SIGURG,
+        "XCPU" => libc::SIGXCPU,
+        "XFSZ" => libc::SIGXFSZ,
+        "VTALRM" => libc::SIGVTALRM,
+        "PROF" => libc::SIGPROF,
+        "WINCH" => libc::SIGWINCH,
+        "IO" | "POLL" => libc::SIGIO,
+        "PWR" => libc::SIGPWR,
+        "SYS" => libc::SIGSYS,
+        _ => return Err(Error::Invalid(format!("Invalid signal: {s}"))),
+    };
+    Ok(n)
+}
+
+fn send(pid: i32, sig: i32) {
+    if pid > 0 {
+        // SAFETY: plain syscall.
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+}
+
+/// Copies between the caller's terminal streams and a container's pty master.
+fn relay_tty(master: OwnedFd, stdin: bool) {
+    use std::io::{Read, Write};
+    let Ok(out) = master.try_clone() else { return };
+    let mut out = fs::File::from(out);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        let mut so = std::io::stdout();
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 || so.write_all(&buf[..n]).is_err() {
+                break;
+            }
+            let _ = so.flush();
+        }
+    });
+    if stdin {
+        let mut m = fs::File::from(master);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            let mut si = std::io::stdin();
+            while let Ok(n) = si.read(&mut buf) {
+                if n == 0 || m.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        });
+    } else {
+        std::mem::forget(master);
+    }
+}
+
+impl Containers {
+    /// Starts a created or exited container and stays with it until it ends (this process
+    /// is its monitor): forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2,
+    /// records the exit code, unmounts its root filesystem, and removes it when created with
+    /// `--rm`. Returns Docker's exit code; a start failure is recorded (state `created`, the
+    /// exit code 126/127 and the error) and returned as the error.
+    pub fn start(&mut self, name: &str, io: StartIo) -> Result<i32> {
+        let rec = self.find(name)?;
+        if rec.state.status == "running" && alive(rec.state.pid) {
+            return Err(Error::AlreadyRunning(rec.id));
+        }
+        let stored = Self::stored(&rec)?;
+        let img = image::read_config(&self.store, &rec.image_id)?;
+        let run = config::run_options(&rec.id, &stored.options)?;
+        let mut spec = runtime::compose(&config::image_runtime_config(&img), &run)?;
+        let rootfs = self.rootfs(&rec.id);
+        fs::create_dir_all(&rootfs).map_err(|e| Error::io(&rootfs, e))?;
+        let _ = snapshot::unmount_all(&rootfs);
+        let mounts = self.snapshots.mounts(&rec.snapshot)?;
+        snapshot::mount_all(&mounts, &rootfs)?;
+        let state_dir = self.state_dir(&rec.id);
+        let tty = stored.options.tty;
+        let spawned = (|| -> Result<runtime::Container> {
+            let user = runtime::resolve_user(&rootfs, &spec.process.user)?;
+            spec.apply_user(&user);
+            runtime::write_etc_files(&state_dir, &spec)?;
+            Ok(runtime::spawn(
+                &rootfs,
+                &spec,
+                runtime::SpawnOptions {
+                    id: rec.id.clone(),
+                    state_dir: Some(state_dir.clone()),
+                    stdin: io.stdin,
+                    stdout: io.stdout,
+                    stderr: io.stderr,
+                    kill_with_parent: true,
+                    tty,
+                },
+            )?)
+        })();
+        let mut c = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = snapshot::unmount_all(&rootfs);
+                let st = ContainerState {
+                    status: "created".into(),
+                    exit_code: e.exit_code(),
+                    error: e.to_string(),
+                    ..rec.state.clone()
+                };
+                let _ = self.store.set_container_state(&rec.id, &st);
+                if stored.options.auto_remove {
+                    let _ = self.remove(&rec.id, true);
+                }
+                return Err(e);
+            }
+        };
+        // Forward signals to the container from here on.
+        FORWARD_TO.store(c.pid(), Ordering::SeqCst);
+        // SAFETY: zeroed sigaction structures are valid; the handler only calls kill.
+        let mut old: [libc::sigaction; FORWARDED.len()] = unsafe { std::mem::zeroed() };
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = forward as *const () as usize;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            for (i, s) in FORWARDED.iter().enumerate() {
+                libc::sigaction(*s, &sa, &mut old[i]);
+            }
+        }
+        if let Some(m) = c.take_pty_master() {
+            relay_tty(m, stored.options.interactive);
+        }
+        let started = ContainerState {
+            status: "running".into(),
+            pid: c.pid(),
+            exit_code: 0,
+            started_at: Some(now()),
+            finished_at: None,
+            error: String::new(),
+        };
+        let recorded = self.store.set_container_state(&rec.id, &started);
+        let code = if recorded.is_err() {
+            let _ = c.signal(libc::SIGKILL);
+            c.wait()
+        } else {
+            c.wait()
+        };
+        FORWARD_TO.store(0, Ordering::SeqCst);
+        // SAFETY: restoring the previous handlers.
+        unsafe {
+            for (i, s) in FORWARDED.iter().enumerate() {
+                libc::sigaction(*s, &old[i], std::ptr::null_mut());
+            }
+        }
+        let _ = snapshot::unmount_all(&rootfs);
+        recorded?;
+        let code = code?;
+        let ended = ContainerState {
+            status: "exited".into(),
+            pid: 0,
+            exit_code: code,
+            finished_at: Some(now()),
+            ..started
+        };
+        // The record may be gone already (`rm -f` while it ran).
+        if self.store.set_container_state(&rec.id, &ended).is_ok() && stored.options.auto_remove {
+            self.remove(&rec.id, true)?;
+        }
+        Ok(code)
+    }
+
+    /// Starts a container in a new session with `monitor` (this program re-executed to run
+    /// [`Containers::start`] with output to the log file) and returns once it is running or
+    /// has failed to start.
+    pub fn start_detached(&mut self, name: &str, monitor: std::process::Command) -> Result<()> {
+        use std::os::unix::process::CommandExt;
+        let rec = self.find(name)?;
+        if rec.state.status == "running" && alive(rec.state.pid) {
+            return Err(Error::AlreadyRunning(rec.id));
+        }
+        let before = rec.state.started_at.clone();
+        let mut cmd = monitor;
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // SAFETY: setsid is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|e| Error::io("monitor", e))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let Some(cur) = self.store.container(&rec.id)? else {
+                return Ok(()); // --rm and already gone
+            };
+            if cur.state.status == "running" || cur.state.started_at != before {
+                return Ok(());
+            }
+            if !cur.state.error.is_empty() && cur.state.error != rec.state.error {
+                return Err(Error::Invalid(cur.state.error));
+            }
+            if let Ok(Some(st)) = child.try_wait() {
+                let cur = self.store.container(&rec.id)?;
+                let err = cur.map(|c| c.state.error).unwrap_or_default();
+                return Err(Error::Invalid(if err.is_empty() {
+                    format!("the container monitor exited with {st}")
+                } else {
+                    err
+                }));
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Invalid("timed out starting the container".into()));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends a signal to a running container's process.
+    pub fn kill(&mut self, name: &str, signal: &str) -> Result<ContainerRecord> {
+        let sig = signal_number(signal)?;
+        let rec = self.find(name)?;
+        if rec.state.status != "running" || !alive(rec.state.pid) {
+            return Err(Error::NotRunning(rec.id));
+        }
+        send(rec.state.pid, sig);
+        Ok(rec)
+    }
+
+    /// `docker stop`: the stop signal, then SIGKILL after `timeout` seconds (default: the
+    /// container's `--stop-timeout`, else 10). Stopping a stopped container is not an error.
+    pub fn stop(&mut self, name: &str, timeout: Option<u64>) -> Result<ContainerRecord> {
+        let rec = self.find(name)?;
+        let pid = rec.state.pid;
+        if rec.state.status != "running" || !alive(pid) {
+            return Ok(rec);
+        }
+        let stored = Self::stored(&rec)?;
+        let sig = if stored.config.stop_signal.is_empty() {
+            libc::SIGTERM
+        } else {
+            signal_number(&stored.config.stop_signal)?
+        };
+        let t = timeout.or(stored.options.stop_timeout).unwrap_or(10);
+        send(pid, sig);
+        if !wait_dead(pid, Duration::from_secs(t)) {
+            send(pid, libc::SIGKILL);
+            wait_dead(pid, Duration::from_secs(10));
+        }
+        self.settle(&rec.id);
+        Ok(rec)
+    }
+
+    /// Waits until the monitor recorded the end of a container whose process is gone, and
+    /// cleans up itself when the monitor is gone too.
+    fn settle(&mut self, id: &str) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            match self.store.container(id) {
+                Ok(Some(c)) if c.state.status == "running" => {}
+                _ => return,
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.cleanup();
+    }
+
+    /// `docker wait`: blocks until the container stops, returns its exit code.
+    pub fn wait(&mut self, name: &str) -> Result<i32> {
+        let rec = self.find(name)?;
+        loop {
+            let Some(cur) = self.store.container(&rec.id)? else {
+                return Ok(rec.state.exit_code);
+            };
+            if cur.state.status != "running" {
+                return Ok(cur.state.exit_code);
+            }
+            if !alive(cur.state.pid) {
+                self.settle(&rec.id);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `docker rm`: unmounts, removes the snapshot, the cgroups, the state directory and the
+    /// record. A running container needs `force` (it is killed first).
+    pub fn remove(&mut self, name: &str, force: bool) -> Result<ContainerRecord> {
+        let rec = self.find(name)?;
+        if rec.state.status == "running" && alive(rec.state.pid) {
+            if !force {
+                return Err(Error::Running(rec.id));
+            }
+            send(rec.state.pid, libc::SIGKILL);
+            wait_dead(rec.state.pid, Duration::from_secs(10));
+        }
+        let rootfs = self.rootfs(&rec.id);
+        snapshot::unmount_all(&rootfs)?;
+        match self.snapshots.remove(&rec.snapshot) {
+            Ok(()) | Err(snapshot::Error::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        runtime::remove_stale_cgroups(&rec.id);
+        let dir = self.state_dir(&rec.id);
+        if dir.exists() {
+            fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        match self.store.delete_container(&rec.id) {
+            Ok(()) | Err(store::Error::ContainerNotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(rec)
+    }
+
+    /// Finds and repairs what a killed strata left: containers recorded as running whose
+    /// process is gone become `exited` (137, or removed when made with `--rm`); root
+    /// filesystems still mounted for stopped containers are unmounted; snapshots of
+    /// containers that were never recorded are removed. Returns the IDs it repaired.
+    pub fn cleanup(&mut self) -> Result<Vec<String>> {
+        let mut fixed = Vec::new();
+        for c in self.store.containers()? {
+            if c.state.status == "running" && alive(c.state.pid) {
+                continue;
+            }
+            let rootfs = self.rootfs(&c.id);
+            let mounted = !snapshot::mounts_under(&rootfs)?.is_empty();
+            if c.state.status != "running" && !mounted {
+                continue;
+            }
+            // Give a live monitor a moment to record the end itself.
+            if c.state.status == "running" {
+                std::thread::sleep(Duration::from_millis(100));
+                match self.store.container(&c.id)? {
+                    Some(now) if now.state.status == "running" => {}
+                    _ => continue,
+                }
+            }
+            snapshot::unmount_all(&rootfs)?;
+            runtime::remove_stale_cgroups(&c.id);
+            if c.state.status == "running" {
+                let auto_remove = Self::stored(&c)
+                    .map(|s| s.options.auto_remove)
+                    .unwrap_or(false);
+                if auto_remove {
+                    self.remove(&c.id, true)?;
+                } else {
+                    let st = ContainerState {
+                        status: "exited".into(),
+                        pid: 0,
+                        exit_code: 137,
+                        finished_at: Some(now()),
+                        ..c.state.clone()
+                    };
+                    self.store.set_container_state(&c.id, &st)?;
+                }
+            }
+            fixed.push(c.id);
+        }
+        // Snapshots named like container IDs without a record: a create that died between
+        // the snapshot and the commit. Checked under the store lock, which create holds.
+        let keys = self.snapshots.list()?;
+        let orphans: Vec<String> = keys
+            .into_iter()
+            .filter(|k| k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()))
+            .collect();
+        if !orphans.is_empty() {
+            let known: std::collections::HashSet<String> = self
+                .store
+                .containers()?
+                .into_iter()
+                .map(|c| c.snapshot)
+                .collect();
+            let p = self.store.publish()?;
+            for k in orphans.iter().filter(|k| !known.contains(*k)) {
+                let _ = snapshot::unmount_all(&self.root.join("containers").join(k).join("rootfs"));
+                let _ = self.snapshots.remove(k);
+                let _ = fs::remove_dir_all(self.root.join("containers").join(k));
+                fixed.push(k.clone());
+            }
+            drop(p);
+        }
+        Ok(fixed)
+    }
+
+    /// `container prune`: removes every stopped container; returns their IDs.
+    pub fn prune(&mut self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for c in self.store.containers()? {
+            if c.state.status == "running" && alive(c.state.pid) {
+                continue;
+            }
+            self.remove(&c.id, false)?;
+            out.push(c.id);
+        }
+        Ok(out)
+    }
+}
+
+fn wait_dead(pid: i32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while alive(pid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}

@@ -1,0 +1,188 @@
+//! What `ps` and `inspect` show of containers.
+
+use serde_json::{json, Value};
+
+use store::ContainerRecord;
+
+use crate::error::Result;
+use crate::lifecycle::{alive, Containers};
+
+/// One row of `ps`.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub record: ContainerRecord,
+    /// `Path` and `Args` joined with spaces (Docker's COMMAND before quoting).
+    pub command: String,
+    /// Whether its process is alive.
+    pub running: bool,
+    /// Bytes of regular files in the writable layer (with `size`).
+    pub size_rw: Option<u64>,
+    /// The image's size plus `size_rw` (with `size`).
+    pub size_root_fs: Option<u64>,
+}
+
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+impl Containers {
+    fn sizes(&self, rec: &ContainerRecord) -> (u64, u64) {
+        let rw = self
+            .snapshots
+            .upper_dir(&rec.snapshot)
+            .ok()
+            .and_then(|u| layer::diff_size(&u).ok())
+            .unwrap_or(0);
+        let image = self
+            .store
+            .image(&rec.image_id)
+            .ok()
+            .flatten()
+            .map(|i| i.size)
+            .unwrap_or(0);
+        (rw, image + rw)
+    }
+
+    /// Rows for `ps` (newest first); sizes only when asked, as they walk the layer.
+    pub fn summaries(&self, size: bool) -> Result<Vec<Summary>> {
+        let mut out = Vec::new();
+        for rec in self.store.containers()? {
+            let command = match Self::stored(&rec) {
+                Ok(s) => std::iter::once(s.path)
+                    .chain(s.args)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                Err(_) => String::new(),
+            };
+            let (size_rw, size_root_fs) = if size {
+                let (a, b) = self.sizes(&rec);
+                (Some(a), Some(b))
+            } else {
+                (None, None)
+            };
+            let running = rec.state.status == "running" && alive(rec.state.pid);
+            out.push(Summary {
+                record: rec,
+                command,
+                running,
+                size_rw,
+                size_root_fs,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Docker's `inspect` JSON of a container (`SizeRw`/`SizeRootFs` with `size`).
+    pub fn inspect(&self, name: &str, size: bool) -> Result<Value> {
+        let rec = self.find(name)?;
+        let stored = Self::stored(&rec)?;
+        let o = &stored.options;
+        let st = &rec.state;
+        let running = st.status == "running" && alive(st.pid);
+        let dir = self.state_dir(&rec.id);
+        let upper = self.snapshots.upper_dir(&rec.snapshot).ok();
+        let lowers = self.lowers(&rec.image_id).unwrap_or_default();
+        let graph = match &upper {
+            Some(u) => json!({
+                "Data": {
+                    "LowerDir": lowers.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"),
+                    "MergedDir": dir.join("rootfs").display().to_string(),
+                    "UpperDir": u.display().to_string(),
+                    "WorkDir": u.parent().map(|p| p.join("work").display().to_string()).unwrap_or_default(),
+                },
+                "Name": self.snapshots.name(),
+            }),
+            None => json!({"Data": null, "Name": self.snapshots.name()}),
+        };
+        let mounts: Vec<Value> = crate::config::mounts(o)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| match m.kind {
+                runtime::MountKind::Bind { source } => json!({
+                    "Type": "bind",
+                    "Source": source.display().to_string(),
+                    "Destination": m.destination,
+                    "Mode": if m.readonly { "ro" } else { "" },
+                    "RW": !m.readonly,
+                    "Propagation": "rprivate",
+                }),
+                runtime::MountKind::Tmpfs { .. } => json!({
+                    "Type": "tmpfs",
+                    "Source": "",
+                    "Destination": m.destination,
+                    "Mode": "",
+                    "RW": true,
+                    "Propagation": "",
+                }),
+            })
+            .collect();
+        let tmpfs: serde_json::Map<String, Value> = o
+            .tmpfs
+            .iter()
+            .map(|t| {
+                let (d, opts) = t.split_once(':').unwrap_or((t, ""));
+                (d.to_string(), Value::String(opts.to_string()))
+            })
+            .collect();
+        let strings = |v: &Vec<String>| {
+            if v.is_empty() {
+                Value::Null
+            } else {
+                json!(v)
+            }
+        };
+        let mut v = json!({
+            "Id": rec.id,
+            "Created": rec.created,
+            "Path": stored.path,
+            "Args": stored.args,
+            "State": {
+                "Status": if running { "running" } else if st.status == "running" { "exited" } else { st.status.as_str() },
+                "Running": running,
+                "Paused": false,
+                "Restarting": false,
+                "OOMKilled": false,
+                "Dead": false,
+                "Pid": if running { st.pid } else { 0 },
+                "ExitCode": st.exit_code,
+                "Error": st.error,
+                "StartedAt": st.started_at.clone().unwrap_or_else(|| ZERO_TIME.into()),
+                "FinishedAt": st.finished_at.clone().unwrap_or_else(|| ZERO_TIME.into()),
+            },
+            "Image": rec.image_id.to_string(),
+            "ResolvConfPath": dir.join("resolv.conf").display().to_string(),
+            "HostnamePath": dir.join("hostname").display().to_string(),
+            "HostsPath": dir.join("hosts").display().to_string(),
+            "LogPath": self.log_path(&rec.id).display().to_string(),
+            "Name": format!("/{}", rec.name),
+            "RestartCount": 0,
+            "Driver": self.snapshots.name(),
+            "Platform": "linux",
+            "MountLabel": "",
+            "ProcessLabel": "",
+            "AppArmorProfile": "",
+            "ExecIDs": null,
+            "HostConfig": {
+                "Binds": strings(&o.volumes),
+                "NetworkMode": if o.network.is_empty() { "host" } else { o.network.as_str() },
+                "AutoRemove": o.auto_remove,
+                "CapAdd": strings(&o.cap_add),
+                "CapDrop": strings(&o.cap_drop),
+                "Privileged": o.privileged,
+                "ReadonlyRootfs": o.read_only,
+                "Tmpfs": if tmpfs.is_empty() { Value::Null } else { Value::Object(tmpfs) },
+                "Memory": o.memory.unwrap_or(0),
+                "NanoCpus": o.nano_cpus.unwrap_or(0),
+                "PidsLimit": o.pids_limit,
+                "Init": if o.init { json!(true) } else { Value::Null },
+            },
+            "GraphDriver": graph,
+            "Mounts": mounts,
+            "Config": serde_json::to_value(&stored.config).unwrap_or(Value::Null),
+        });
+        if size {
+            let (rw, rootfs) = self.sizes(&rec);
+            v["SizeRw"] = json!(rw);
+            v["SizeRootFs"] = json!(rootfs);
+        }
+        Ok(v)
+    }
+}
