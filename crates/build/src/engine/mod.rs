@@ -84,6 +84,9 @@ pub struct BuildOptions {
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 use dockerfile::PROXY_ARGS;
 
+/// Fetches a missing image into the store and returns its ID.
+pub type Puller = dyn Fn(&mut Store, &str) -> std::result::Result<Digest, String>;
+
 pub struct Builder<'a> {
     pub store: &'a mut Store,
     pub snapshots: &'a dyn Snapshotter,
@@ -97,7 +100,7 @@ pub struct Builder<'a> {
     /// Where `RUN --mount=type=cache` directories persist between builds.
     pub cache_dir: PathBuf,
     /// Fetches an image the store lacks (`FROM`, `--pull`); `None` when no registry is wired.
-    pub puller: Option<&'a dyn Fn(&mut Store, &str) -> std::result::Result<Digest, String>>,
+    pub puller: Option<&'a Puller>,
     /// Filled by [`Builder::build`]: the final image of every stage built, in build order.
     pub stage_images: Vec<Digest>,
     pub out: &'a mut dyn Write,
