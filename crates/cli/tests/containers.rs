@@ -329,11 +329,12 @@ fn a_killed_strata_run_is_cleaned_up_by_the_next_command() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !s.ok(&["ps", "--format", "{{.Names}}"]).contains("victim") {
+    while !s.ok(&["ps", "--format", "{{.Names}}"]).contains("victim")
+        || mounts_under(s.root.path()).is_empty()
+    {
         assert!(Instant::now() < deadline, "never started");
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(!mounts_under(s.root.path()).is_empty());
     child.kill().unwrap(); // SIGKILL: no chance to clean up
     child.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
