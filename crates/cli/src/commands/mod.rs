@@ -8,6 +8,9 @@ mod images;
 mod import;
 mod inspect;
 mod load;
+mod login;
+mod pull;
+mod push;
 mod rmi;
 mod save;
 
@@ -41,5 +44,10 @@ pub fn run(cmd: Command, root: &Path) -> Result<()> {
         Command::Inspect(a) => inspect::run(root, a, false),
         Command::Image(ImageCommand::Inspect(a)) => inspect::run(root, a, true),
         Command::System(SystemCommand::Df(a)) => df::run(root, a),
+        // ---- registry ----
+        Command::Pull(a) => pull::run(root, a),
+        Command::Push(a) => push::run(root, a),
+        Command::Login(a) => login::login(a),
+        Command::Logout(a) => login::logout(a),
     }
 }
