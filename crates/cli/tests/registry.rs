@@ -4,9 +4,11 @@
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -139,7 +141,19 @@ fn push_then_pull_into_an_empty_store_keeps_the_image_id() {
     let name = format!("{}/multi/img:1", reg.host());
     multi_layer_image(&a, &name);
     let id = id_of(&a, &name);
-    let out = a.ok(&["push", &name]);
+    // Small chunks: every layer larger than 64 KiB goes up in several PATCHes.
+    let out = a
+        .cmd()
+        .env("STRATA_PUSH_CHUNK_SIZE", "65536")
+        .args(["push", &name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = String::from_utf8(out.stdout).unwrap();
     assert!(out.contains("Pushed"), "{out}");
     let digest_line = out
         .lines()
@@ -331,4 +345,185 @@ fn basic_auth_login_push_pull_logout() {
     let c = Strata::new();
     let out = with_config(&c, cfg.path(), &["pull", &name]);
     assert!(!out.status.success());
+}
+
+/// A Bearer-token front for a registry, written for the tests: `/token` hands out a token to
+/// `alice:s3cret` (Basic), every other request needs `Authorization: Bearer <token>` and is
+/// relayed to the registry behind. The token requests it saw are kept for assertions.
+/// (Requests that follow on an authorized keep-alive connection are relayed unchecked.)
+struct TokenFront {
+    port: u16,
+    token_requests: Arc<Mutex<Vec<String>>>,
+}
+
+const TOKEN: &str = "tok-b6a1f0";
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn respond(c: &mut TcpStream, status: &str, extra: &str, body: &str) {
+    let _ = write!(
+        c,
+        "HTTP/1.1 {status}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = c.flush();
+    let _ = c.shutdown(Shutdown::Both);
+}
+
+impl TokenFront {
+    fn start(upstream: u16) -> TokenFront {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let token_requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = token_requests.clone();
+        std::thread::spawn(move || {
+            for c in l.incoming().flatten() {
+                let seen = seen.clone();
+                std::thread::spawn(move || Self::serve(c, upstream, port, &seen));
+            }
+        });
+        TokenFront {
+            port,
+            token_requests,
+        }
+    }
+
+    fn serve(mut c: TcpStream, upstream: u16, port: u16, seen: &Mutex<Vec<String>>) {
+        let mut buf = Vec::new();
+        let mut tmp = [0u8; 8192];
+        let end = loop {
+            match c.read(&mut tmp) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            }
+            if let Some(p) = find(&buf, b"\r\n\r\n") {
+                break p;
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        let target = head
+            .lines()
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .unwrap_or("")
+            .to_string();
+        let auth = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("authorization")
+                    .then(|| v.trim().to_string())
+            })
+            .unwrap_or_default();
+        if target.starts_with("/token") {
+            seen.lock().unwrap().push(target.clone());
+            if auth == "Basic YWxpY2U6czNjcmV0" {
+                respond(
+                    &mut c,
+                    "200 OK",
+                    "",
+                    &format!("{{\"token\":\"{TOKEN}\",\"expires_in\":300}}"),
+                );
+            } else {
+                respond(&mut c, "401 Unauthorized", "", "{}");
+            }
+            return;
+        }
+        if auth != format!("Bearer {TOKEN}") {
+            let challenge = format!(
+                "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"test-registry\"\r\n"
+            );
+            respond(
+                &mut c,
+                "401 Unauthorized",
+                &challenge,
+                r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+            );
+            return;
+        }
+        let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else {
+            return;
+        };
+        if up.write_all(&buf).is_err() {
+            return;
+        }
+        let (mut c2, mut up2) = (c.try_clone().unwrap(), up.try_clone().unwrap());
+        let t = std::thread::spawn(move || {
+            let _ = std::io::copy(&mut c2, &mut up2);
+            let _ = up2.shutdown(Shutdown::Write);
+        });
+        let _ = std::io::copy(&mut up, &mut c);
+        let _ = c.shutdown(Shutdown::Both);
+        let _ = t.join();
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+#[test]
+fn bearer_token_auth_through_a_token_server() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let reg = Registry::start(None);
+    let front = TokenFront::start(reg.port);
+    let cfg = tempfile::tempdir().unwrap();
+    let a = Strata::new();
+    let name = format!("{}/bearer/img:1", front.host());
+    a.ok(&["import", busybox_tar().to_str().unwrap(), &name]);
+    let id = id_of(&a, &name);
+
+    // Anonymous: the token server refuses, so does the push.
+    let out = with_config(&a, cfg.path(), &["push", &name]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unauthorized"));
+
+    let out = with_config(
+        &a,
+        cfg.path(),
+        &["login", "-u", "alice", "-p", "nope", &front.host()],
+    );
+    assert!(!out.status.success());
+    let out = with_config(
+        &a,
+        cfg.path(),
+        &["login", "-u", "alice", "-p", "s3cret", &front.host()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = with_config(&a, cfg.path(), &["push", &name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b = Strata::new();
+    let out = with_config(&b, cfg.path(), &["pull", &name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(id_of(&b, &name), id);
+
+    let seen = front.token_requests.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(|t| t.contains("service=test-registry")
+            && t.contains("scope=repository%3Abearer%2Fimg%3Apull%2Cpush")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|t| t.contains("scope=repository%3Abearer%2Fimg%3Apull")),
+        "{seen:?}"
+    );
 }
