@@ -527,3 +527,98 @@ fn bearer_token_auth_through_a_token_server() {
         "{seen:?}"
     );
 }
+
+/// A relay to a registry that sends answers slowly (64 KiB every 20 ms), so a pull can be
+/// killed halfway through a layer.
+fn slow_front(upstream: u16) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let Ok(up) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    return;
+                };
+                let (mut c_in, mut up_out) = (c.try_clone().unwrap(), up.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_in, &mut up_out);
+                    let _ = up_out.shutdown(Shutdown::Write);
+                });
+                let (mut up_in, mut c_out) = (up, c);
+                let mut buf = vec![0u8; 64 << 10];
+                loop {
+                    match up_in.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if c_out.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                    }
+                }
+                let _ = c_out.shutdown(Shutdown::Both);
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_pull_killed_halfway_leaves_a_working_store() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let reg = Registry::start(None);
+    let front = slow_front(reg.port);
+    let a = Strata::new();
+    let name = format!("127.0.0.1:{front}/slow/img:1");
+    // One layer of 8 MB of random bytes: about four seconds through the slow relay.
+    let src = tempfile::tempdir().unwrap();
+    let mut noise = vec![0u8; 8 << 20];
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut noise)
+        .unwrap();
+    std::fs::write(src.path().join("noise"), &noise).unwrap();
+    let tar = src.path().join("noise.tar");
+    run_ok(
+        "tar",
+        &[
+            "cf",
+            tar.to_str().unwrap(),
+            "-C",
+            src.path().to_str().unwrap(),
+            "noise",
+        ],
+    );
+    let direct = format!("{}/slow/img:1", reg.host());
+    a.ok(&["import", tar.to_str().unwrap(), &direct]);
+    let id = id_of(&a, &direct);
+    a.ok(&["push", &direct]);
+
+    let b = Strata::new();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("strata"))
+        .env("STRATA_ROOT", b.root.path())
+        .args(["pull", &name])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !String::from_utf8_lossy(&seen).contains("Downloading\n") {
+        assert_eq!(out.read(&mut byte).unwrap(), 1, "pull ended early");
+        seen.push(byte[0]);
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the pull finished before it was killed");
+    assert_eq!(b.ok(&["images", "-q"]).trim(), "");
+    let out = b.ok(&["pull", &name]);
+    assert!(out.contains("Pull complete"), "{out}");
+    assert_eq!(id_of(&b, &name), id);
+}
