@@ -6,6 +6,7 @@
 //!   it streams and unpacked into a staging area, all published in one transaction.
 //! - [`push`]: blobs uploaded as stored (HEAD first, cross-repository mount, monolithic or
 //!   chunked), then the manifest; RepoDigests recorded on both.
+//! - [`Progress`]: Docker-like status reports for plain lines or live bars.
 //! - [`Client`]: HTTPS, or plain HTTP for loopback and [`is_insecure`] registries; Basic and
 //!   Bearer token authentication; retries with backoff.
 //! - [`load_credentials`], [`store_credentials`], [`erase_credentials`]: Docker's
@@ -17,6 +18,7 @@
 mod auth;
 mod client;
 mod error;
+mod progress;
 mod pull;
 mod push;
 
@@ -26,5 +28,6 @@ pub use auth::{
 };
 pub use client::{is_insecure, Client};
 pub use error::{Error, Result};
+pub use progress::Progress;
 pub use pull::{list_tags, pull, PullOptions, Pulled};
 pub use push::{push, Pushed};

@@ -14,6 +14,7 @@ use store::{NewImage, Store};
 use crate::auth::Credentials;
 use crate::client::{backoff, describe, Body, Client};
 use crate::error::{Error, Result};
+use crate::progress::{layer, line, Counting, Progress};
 
 /// The manifest types a pull accepts, in the `Accept` header.
 const ACCEPT: &str = "application/vnd.docker.distribution.manifest.v2+json, \
@@ -250,19 +251,22 @@ pub fn pull(
     r: &Reference,
     creds: Option<Credentials>,
     opts: &PullOptions,
-    progress: &(dyn Fn(&str) + Sync),
+    progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<Pulled> {
     let client = Client::new(&r.registry, creds);
     client.add_scope(&r.repository, "pull");
     let familiar = r.familiar();
-    progress(&format!(
-        "{}: Pulling from {}",
-        r.tag
-            .clone()
-            .or_else(|| r.digest.map(|d| d.to_string()))
-            .unwrap_or_else(|| "latest".into()),
-        r.repository
-    ));
+    line(
+        progress,
+        &format!(
+            "{}: Pulling from {}",
+            r.tag
+                .clone()
+                .or_else(|| r.digest.map(|d| d.to_string()))
+                .unwrap_or_else(|| "latest".into()),
+            r.repository
+        ),
+    );
     let (manifest, digest) = resolve_manifest(&client, r, opts)?;
     let config_digest = manifest.config.digest;
     let repo_digest = format!("{}@{}", r.name(), digest);
@@ -276,8 +280,11 @@ pub fn pull(
             }
             p.add_repo_digest(&repo_digest, &config_digest)?;
             p.commit()?;
-            progress(&format!("Digest: {digest}"));
-            progress(&format!("Status: Image is up to date for {familiar}"));
+            line(progress, &format!("Digest: {digest}"));
+            line(
+                progress,
+                &format!("Status: Image is up to date for {familiar}"),
+            );
             return Ok(Pulled {
                 id: config_digest,
                 digest,
@@ -321,9 +328,9 @@ pub fn pull(
     let mut todo: Vec<(usize, oci::Descriptor, Digest)> = Vec::new();
     for (i, (d, diff)) in manifest.layers.iter().zip(&diff_ids).enumerate() {
         if store.layer(diff)?.is_some() {
-            progress(&format!("{}: Already exists", short(&d.digest)));
+            layer(progress, &short(&d.digest), "Already exists");
         } else if !todo.iter().any(|(_, _, x)| x == diff) {
-            progress(&format!("{}: Pulling fs layer", short(&d.digest)));
+            layer(progress, &short(&d.digest), "Pulling fs layer");
             todo.push((i, d.clone(), *diff));
         }
     }
@@ -353,7 +360,7 @@ pub fn pull(
                     return;
                 };
                 let id = short(&desc.digest);
-                progress(&format!("{id}: Downloading"));
+                layer(progress, &id, "Downloading");
                 let url = client.url(&format!(
                     "{}/blobs/{}",
                     r.api_repository_path(),
@@ -370,12 +377,23 @@ pub fn pull(
                 match image::ingest_layer(
                     &staging,
                     &what,
-                    io::BufReader::with_capacity(1 << 20, reader),
+                    io::BufReader::with_capacity(
+                        1 << 20,
+                        Counting {
+                            inner: reader,
+                            id: &id,
+                            status: "Downloading",
+                            total: desc.size,
+                            current: 0,
+                            last: 0,
+                            progress,
+                        },
+                    ),
                     Some(&desc.digest),
                     Some(&diff),
                 ) {
                     Ok(l) => {
-                        progress(&format!("{id}: Download complete"));
+                        layer(progress, &id, "Download complete");
                         results
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
@@ -417,13 +435,17 @@ pub fn pull(
     p.add_repo_digest(&repo_digest, &id)?;
     p.commit()?;
     for i in done {
-        progress(&format!(
-            "{}: Pull complete",
-            short(&manifest.layers[i].digest)
-        ));
+        layer(
+            progress,
+            &short(&manifest.layers[i].digest),
+            "Pull complete",
+        );
     }
-    progress(&format!("Digest: {digest}"));
-    progress(&format!("Status: Downloaded newer image for {familiar}"));
+    line(progress, &format!("Digest: {digest}"));
+    line(
+        progress,
+        &format!("Status: Downloaded newer image for {familiar}"),
+    );
     Ok(Pulled {
         id,
         digest,

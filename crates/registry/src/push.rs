@@ -13,6 +13,7 @@ use store::Store;
 use crate::auth::Credentials;
 use crate::client::{describe, Body, Client};
 use crate::error::{Error, Result};
+use crate::progress::{layer, line, Progress};
 
 /// What a push did.
 #[derive(Debug, Clone)]
@@ -161,14 +162,17 @@ pub fn push(
     store: &mut Store,
     r: &Reference,
     creds: Option<Credentials>,
-    progress: &(dyn Fn(&str) + Sync),
+    progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<Pushed> {
     let id = image::resolve(store, &r.to_string())?;
     let img = store
         .image(&id)?
         .ok_or_else(|| image::Error::NoSuchImage(r.familiar()))?;
     let config = store.read_blob(&id)?;
-    progress(&format!("The push refers to repository [{}]", r.name()));
+    line(
+        progress,
+        &format!("The push refers to repository [{}]", r.name()),
+    );
 
     let mut layers = Vec::new();
     let mut jobs: Vec<Job> = Vec::new();
@@ -215,7 +219,7 @@ pub fn push(
     }
 
     for j in jobs.iter().rev() {
-        progress(&format!("{}: Preparing", j.short));
+        layer(progress, &j.short, "Preparing");
     }
     let queue = Mutex::new(jobs.iter().collect::<Vec<_>>());
     let failure: Mutex<Option<Error>> = Mutex::new(None);
@@ -229,13 +233,13 @@ pub fn push(
                 let Some(j) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop() else {
                     return;
                 };
-                progress(&format!("{}: Waiting", j.short));
+                layer(progress, &j.short, "Waiting");
                 match upload(&client, r, &j.path, &j.digest, j.size, &mount_from) {
-                    Ok(Outcome::Exists) => progress(&format!("{}: Layer already exists", j.short)),
+                    Ok(Outcome::Exists) => layer(progress, &j.short, "Layer already exists"),
                     Ok(Outcome::Mounted(from)) => {
-                        progress(&format!("{}: Mounted from {from}", j.short))
+                        layer(progress, &j.short, &format!("Mounted from {from}"))
                     }
-                    Ok(Outcome::Pushed) => progress(&format!("{}: Pushed", j.short)),
+                    Ok(Outcome::Pushed) => layer(progress, &j.short, "Pushed"),
                     Err(e) => {
                         stop.store(true, Ordering::Relaxed);
                         let mut f = failure.lock().unwrap_or_else(|e| e.into_inner());
@@ -316,7 +320,10 @@ pub fn push(
     let mut p = store.publish()?;
     p.add_repo_digest(&format!("{}@{digest}", r.name()), &id)?;
     p.commit()?;
-    progress(&format!("{tag}: digest: {digest} size: {}", bytes.len()));
+    line(
+        progress,
+        &format!("{tag}: digest: {digest} size: {}", bytes.len()),
+    );
     Ok(Pushed {
         digest,
         size: bytes.len() as u64,

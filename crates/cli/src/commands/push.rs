@@ -1,7 +1,5 @@
 //! `strata push [-q] NAME[:TAG]`
 
-use std::io::Write;
-
 use anyhow::Result;
 
 use crate::cli::PushArgs;
@@ -14,13 +12,7 @@ pub fn run(root: &std::path::Path, a: PushArgs) -> Result<()> {
     let mut store = super::open_store(root)?;
     let creds = registry::load_credentials(&r.registry)?;
     let quiet = a.quiet;
-    let progress = move |line: &str| {
-        if !quiet {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
-        }
-    };
+    let progress = super::pull::reporter(quiet);
     let pushed = registry::push(&mut store, &r, creds, &progress)?;
     if quiet {
         println!("{}@{}", r.name(), pushed.digest);
