@@ -197,6 +197,22 @@ fn push_then_pull_into_an_empty_store_keeps_the_image_id() {
     let out = c.ok(&["pull", "-q", &repo_digest]);
     assert_eq!(out.trim(), repo_digest);
     assert_eq!(id_of(&c, &repo_digest), id);
+
+    // A second tag, then `pull -a` brings both.
+    let second = format!("{}/multi/img:2", reg.host());
+    a.ok(&["tag", &name, &second]);
+    a.ok(&["push", "-q", &second]);
+    let d = Strata::new();
+    d.ok(&["pull", "-a", &format!("{}/multi/img", reg.host())]);
+    assert_eq!(id_of(&d, &name), id);
+    assert_eq!(id_of(&d, &second), id);
+
+    // A tag the registry does not have.
+    let (_, err) = d.fails(&["pull", &format!("{}/multi/img:nope", reg.host())]);
+    assert!(
+        err.contains("manifest for") && err.contains("not found: manifest unknown"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -13,6 +13,7 @@ use ureq::http::Response;
 
 use crate::auth::{parse_challenge, Challenge, Credentials};
 use crate::error::{Error, Result};
+use crate::progress::{Counting, Progress};
 
 /// How many times a request is sent before a 5xx or a broken connection is an error.
 const ATTEMPTS: u32 = 5;
@@ -26,7 +27,17 @@ pub(crate) enum Body<'a> {
         path: &'a Path,
         offset: u64,
         len: u64,
+        /// Reports `Pushing` bytes of a blob of this short id and total size.
+        report: Option<Report<'a>>,
     },
+}
+
+/// Where an upload reports its bytes.
+#[derive(Clone, Copy)]
+pub(crate) struct Report<'a> {
+    pub id: &'a str,
+    pub total: u64,
+    pub progress: &'a (dyn Fn(Progress<'_>) + Sync),
 }
 
 /// A connection to one registry, shared by the threads of a pull or push.
@@ -230,12 +241,34 @@ impl Client {
         match body {
             Body::Empty => rb.header("Content-Length", "0").send_empty(),
             Body::Bytes(b) => rb.send(b),
-            Body::File { path, offset, len } => {
+            Body::File {
+                path,
+                offset,
+                len,
+                report,
+            } => {
                 let mut f = std::fs::File::open(path)?;
                 f.seek(SeekFrom::Start(offset))?;
-                let mut r = std::io::BufReader::with_capacity(1 << 20, f).take(len);
-                rb.header("Content-Length", len.to_string())
-                    .send(ureq::SendBody::from_reader(&mut r))
+                let r = std::io::BufReader::with_capacity(1 << 20, f).take(len);
+                let rb = rb.header("Content-Length", len.to_string());
+                match report {
+                    None => {
+                        let mut r = r;
+                        rb.send(ureq::SendBody::from_reader(&mut r))
+                    }
+                    Some(rep) => {
+                        let mut r = Counting {
+                            inner: r,
+                            id: rep.id,
+                            status: "Pushing",
+                            total: rep.total,
+                            current: offset,
+                            last: offset,
+                            progress: rep.progress,
+                        };
+                        rb.send(ureq::SendBody::from_reader(&mut r))
+                    }
+                }
             }
         }
     }

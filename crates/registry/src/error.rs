@@ -15,7 +15,7 @@ pub enum Error {
     Unauthorized { url: String },
     #[error("{url}: denied: requested access to the resource is denied")]
     Denied { url: String },
-    #[error("manifest unknown: {0}: not found")]
+    #[error("{0}")]
     NotFound(String),
     #[error("{what}: digest mismatch: expected {expected}, got {actual}")]
     DigestMismatch {

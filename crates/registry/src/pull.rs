@@ -94,7 +94,15 @@ fn fetch_manifest(
     let mut resp = client.request("GET", &url, &[("Accept", ACCEPT)], Body::Empty)?;
     check_status(
         &url,
-        &format!("{}:{reference}", r.repository_familiar()),
+        &format!(
+            "manifest for {}{}{reference} not found: manifest unknown: manifest unknown",
+            r.repository_familiar(),
+            if reference.starts_with("sha256:") {
+                "@"
+            } else {
+                ":"
+            }
+        ),
         &mut resp,
     )?;
     let ct = resp
@@ -216,7 +224,12 @@ impl BlobReader<'_> {
                 self.url, self.offset
             )));
         }
-        check_status(&self.url, &self.url, &mut resp).map_err(io::Error::other)?;
+        check_status(
+            &self.url,
+            &format!("{}: blob unknown to registry", self.url),
+            &mut resp,
+        )
+        .map_err(io::Error::other)?;
         self.reader = Some(resp.into_body().into_reader());
         Ok(())
     }
@@ -298,7 +311,11 @@ pub fn pull(
         r.api_repository_path()
     ));
     let mut resp = client.request("GET", &config_url, &[], Body::Empty)?;
-    check_status(&config_url, &format!("config {config_digest}"), &mut resp)?;
+    check_status(
+        &config_url,
+        &format!("blob {config_digest} not found: blob unknown to registry"),
+        &mut resp,
+    )?;
     let config = read_small(&config_url, &mut resp)?;
     let actual = Digest::of(&config);
     if actual != config_digest {
@@ -459,7 +476,11 @@ pub fn list_tags(r: &Reference, creds: Option<Credentials>) -> Result<Vec<String
     client.add_scope(&r.repository, "pull");
     let url = client.url(&format!("{}/tags/list", r.api_repository_path()));
     let mut resp = client.request("GET", &url, &[], Body::Empty)?;
-    check_status(&url, &r.repository_familiar(), &mut resp)?;
+    check_status(
+        &url,
+        &format!("repository {} not found", r.repository_familiar()),
+        &mut resp,
+    )?;
     let bytes = read_small(&url, &mut resp)?;
     let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| Error::http(&url, e))?;
     Ok(v["tags"]

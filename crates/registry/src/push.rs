@@ -11,7 +11,7 @@ use oci::{media_type, Descriptor, Digest, Manifest, Reference};
 use store::Store;
 
 use crate::auth::Credentials;
-use crate::client::{describe, Body, Client};
+use crate::client::{describe, Body, Client, Report};
 use crate::error::{Error, Result};
 use crate::progress::{layer, line, Progress};
 
@@ -76,6 +76,7 @@ fn upload(
     digest: &Digest,
     size: u64,
     mount_from: &[String],
+    report: Option<Report<'_>>,
 ) -> Result<Outcome> {
     let repo = r.api_repository_path();
     let head_url = client.url(&format!("{repo}/blobs/{digest}"));
@@ -123,7 +124,12 @@ fn upload(
                     ("Content-Type", "application/octet-stream"),
                     ("Content-Range", &range),
                 ],
-                Body::File { path, offset, len },
+                Body::File {
+                    path,
+                    offset,
+                    len,
+                    report,
+                },
             )?;
             expect(&url, &mut resp, &[202])?;
             loc = location(&url, &resp)?;
@@ -142,6 +148,7 @@ fn upload(
                 path,
                 offset: 0,
                 len: size,
+                report,
             },
         )?;
         expect(&url, &mut resp, &[201, 204])?;
@@ -234,7 +241,20 @@ pub fn push(
                     return;
                 };
                 layer(progress, &j.short, "Waiting");
-                match upload(&client, r, &j.path, &j.digest, j.size, &mount_from) {
+                let report = Report {
+                    id: &j.short,
+                    total: j.size,
+                    progress,
+                };
+                match upload(
+                    &client,
+                    r,
+                    &j.path,
+                    &j.digest,
+                    j.size,
+                    &mount_from,
+                    Some(report),
+                ) {
                     Ok(Outcome::Exists) => layer(progress, &j.short, "Layer already exists"),
                     Ok(Outcome::Mounted(from)) => {
                         layer(progress, &j.short, &format!("Mounted from {from}"))
@@ -262,6 +282,7 @@ pub fn push(
         &id,
         config.len() as u64,
         &mount_from,
+        None,
     )?;
 
     let manifest = Manifest {

@@ -13,6 +13,9 @@ pub fn run(root: &std::path::Path, a: PushArgs) -> Result<()> {
     let creds = registry::load_credentials(&r.registry)?;
     let quiet = a.quiet;
     let progress = super::pull::reporter(quiet);
+    if !quiet && !a.name.rsplit('/').next().is_some_and(|l| l.contains(':')) {
+        println!("Using default tag: latest");
+    }
     let pushed = registry::push(&mut store, &r, creds, &progress)?;
     if quiet {
         println!("{}@{}", r.name(), pushed.digest);
