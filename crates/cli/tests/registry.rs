@@ -198,6 +198,14 @@ fn push_then_pull_into_an_empty_store_keeps_the_image_id() {
     assert_eq!(out.trim(), repo_digest);
     assert_eq!(id_of(&c, &repo_digest), id);
 
+    // Pushed to another repository of the same registry, the layers are mounted from the
+    // repository the image was pulled from.
+    let other = format!("{}/other/img:1", reg.host());
+    b.ok(&["tag", &name, &other]);
+    let out = b.ok(&["push", &other]);
+    assert!(out.contains("Mounted from multi/img"), "{out}");
+    assert_eq!(skopeo_digest(&other), digest);
+
     // A second tag, then `pull -a` brings both.
     let second = format!("{}/multi/img:2", reg.host());
     a.ok(&["tag", &name, &second]);
