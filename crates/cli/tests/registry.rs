@@ -646,3 +646,75 @@ fn a_pull_killed_halfway_leaves_a_working_store() {
     assert!(out.contains("Pull complete"), "{out}");
     assert_eq!(id_of(&b, &name), id);
 }
+
+#[test]
+fn an_index_resolves_to_this_machines_platform() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let reg = Registry::start(None);
+    let a = Strata::new();
+    let single = format!("{}/multi/arch:single", reg.host());
+    a.ok(&["import", busybox_tar().to_str().unwrap(), &single]);
+    let id = id_of(&a, &single);
+    a.ok(&["push", &single]);
+    let raw = run_ok(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{single}"),
+        ],
+    );
+    let digest = format!("sha256:{}", {
+        use std::process::Command;
+        let mut c = Command::new("sha256sum")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(raw.as_bytes()).unwrap();
+        let out = c.wait_with_output().unwrap();
+        String::from_utf8(out.stdout).unwrap()[..64].to_string()
+    });
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    // A list with this machine's platform and another one (both entries name the same
+    // manifest, since the registry checks that the entries exist).
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[{{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"{digest}","size":{},"platform":{{"architecture":"{arch}","os":"linux"}}}},{{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"{digest}","size":{},"platform":{{"architecture":"mips64le","os":"linux"}}}}]}}"#,
+        raw.len(),
+        raw.len()
+    );
+    let url = format!("http://{}/v2/multi/arch/manifests/list", reg.host());
+    run_ok(
+        "curl",
+        &[
+            "-fsS",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/vnd.docker.distribution.manifest.list.v2+json",
+            "--data-binary",
+            &index,
+            &url,
+        ],
+    );
+    let list = format!("{}/multi/arch:list", reg.host());
+    let b = Strata::new();
+    let out = b.ok(&["pull", &list]);
+    assert_eq!(id_of(&b, &list), id);
+    // The repo digest is the list's, as Docker records it.
+    let list_digest = skopeo_digest(&list);
+    assert!(out.contains(&format!("Digest: {list_digest}")), "{out}");
+    let (_, err) = b.fails(&["pull", "--platform", "linux/s390x", &list]);
+    assert!(
+        err.contains("no matching manifest for linux/s390x"),
+        "{err}"
+    );
+}
