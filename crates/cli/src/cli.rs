@@ -93,6 +93,15 @@ pub enum Command {
     // ---- end containers ----
     /// Show the strata version information
     Version,
+    // ---- registry ----
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Log in to a registry
+    Login(LoginArgs),
+    /// Log out from a registry
+    Logout(LogoutArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -536,4 +545,47 @@ pub struct ExportArgs {
     pub output: Option<PathBuf>,
     #[arg(value_name = "CONTAINER")]
     pub container: String,
+}
+
+// ---- registry ----
+
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    /// Download all tagged images in the repository
+    #[arg(short = 'a', long = "all-tags")]
+    pub all_tags: bool,
+    /// Set platform if server is multi-platform capable
+    #[arg(long, env = "DOCKER_DEFAULT_PLATFORM")]
+    pub platform: Option<String>,
+    /// Suppress verbose output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    pub name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// Suppress verbose output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    pub name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    /// Username
+    #[arg(short = 'u', long)]
+    pub username: Option<String>,
+    /// Password
+    #[arg(short = 'p', long)]
+    pub password: Option<String>,
+    /// Take the password from stdin
+    #[arg(long)]
+    pub password_stdin: bool,
+    pub server: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LogoutArgs {
+    pub server: Option<String>,
 }

@@ -11,7 +11,7 @@ use store::{BlobRef, BlobWriter, LayerRecord, Publisher, StagedBlob, Staging};
 use crate::error::{Error, Result};
 
 /// A layer unpacked in a staging area, ready to publish.
-pub(crate) struct StagedLayer {
+pub struct StagedLayer {
     dir: PathBuf,
     blob: StagedBlob,
     pub record: LayerRecord,
@@ -34,7 +34,7 @@ impl<R: Read> Read for Tee<'_, R> {
 /// Unpacks `input` (gzip, zstd or plain tar) into a new directory of `staging`.
 /// `what` names the layer in errors. When `expected_blob` is given, the bytes must hash to it;
 /// when `expected_diff_id` is given, the uncompressed tar must.
-pub(crate) fn ingest_layer(
+pub fn ingest_layer(
     staging: &Staging,
     what: &str,
     input: impl Read,
@@ -82,7 +82,8 @@ pub(crate) fn ingest_layer(
 }
 
 impl StagedLayer {
-    pub(crate) fn publish(self, p: &mut Publisher<'_>) -> Result<Digest> {
+    /// Publishes the blob and layer directory (unless another process did meanwhile).
+    pub fn publish(self, p: &mut Publisher<'_>) -> Result<Digest> {
         if p.has_layer(&self.record.diff_id)? {
             // Another process published the same layer meanwhile; ours is dropped with the
             // staging area.

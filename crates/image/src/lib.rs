@@ -25,6 +25,7 @@ pub use changes::apply_change;
 pub use config::{go_arch, now, read_config, STRATA_VERSION};
 pub use error::{Error, Result};
 pub use import::{import, ImportOptions};
+pub use ingest::{ingest_layer, StagedLayer};
 pub use load::{load, Loaded};
 pub use remove::{prune, remove, RemoveOptions, Report};
 pub use resolve::{parse_name, resolve};

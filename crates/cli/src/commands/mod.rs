@@ -9,7 +9,10 @@ mod images;
 mod import;
 mod inspect;
 mod load;
+mod login;
 mod ps;
+mod pull;
+mod push;
 mod rmi;
 mod run;
 mod save;
@@ -78,6 +81,11 @@ pub fn run(cmd: Command, root: &Path) -> Result<()> {
         Command::Container(ContainerCommand::Inspect(a)) => container::inspect(root, a),
         Command::Container(ContainerCommand::Prune(a)) => container::prune(root, a),
         // ---- end containers ----
+        // ---- registry ----
+        Command::Pull(a) => pull::run(root, a),
+        Command::Push(a) => push::run(root, a),
+        Command::Login(a) => login::login(a),
+        Command::Logout(a) => login::logout(a),
     }
 }
 

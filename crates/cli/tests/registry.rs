@@ -1,0 +1,720 @@
+//! End-to-end tests of `pull`, `push`, `login` and `logout` against Debian's
+//! `docker-registry` started on 127.0.0.1 (with and without htpasswd basic auth, and behind a
+//! small Bearer-token front written here), with skopeo as the independent peer.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A `docker-registry serve` of its own, killed when dropped.
+struct Registry {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Registry {
+    /// Starts a registry; `htpasswd` is `(user, password)` for basic auth.
+    fn start(htpasswd: Option<(&str, &str)>) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut auth = String::new();
+        if let Some((u, p)) = htpasswd {
+            let hash = bcrypt::hash(p, 5).unwrap();
+            let file = dir.path().join("htpasswd");
+            std::fs::write(&file, format!("{u}:{hash}\n")).unwrap();
+            auth = format!(
+                "auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
+                file.display()
+            );
+        }
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start docker-registry");
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "docker-registry did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Registry { child, port, dir }
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The file holding blob `digest` in the registry's storage.
+    fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn id_of(s: &Strata, name: &str) -> String {
+    s.ok(&["inspect", "--format", "{{.Id}}", name])
+        .trim()
+        .to_string()
+}
+
+/// A store holding a three-layer image `name` (busybox plus two COPY layers).
+fn multi_layer_image(s: &Strata, name: &str) {
+    s.ok(&[
+        "import",
+        busybox_tar().to_str().unwrap(),
+        "strata-test-base:1",
+    ]);
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("a.txt"), "first layer\n").unwrap();
+    std::fs::write(ctx.path().join("b.bin"), vec![7u8; 300_000]).unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM strata-test-base:1\nCOPY a.txt /a.txt\nCOPY b.bin /b.bin\n",
+    )
+    .unwrap();
+    s.ok(&["build", "-q", "-t", name, ctx.path().to_str().unwrap()]);
+}
+
+fn skopeo_digest(reference: &str) -> String {
+    let out = run_ok(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{reference}"),
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["Digest"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn push_then_pull_into_an_empty_store_keeps_the_image_id() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let reg = Registry::start(None);
+    let a = Strata::new();
+    let name = format!("{}/multi/img:1", reg.host());
+    multi_layer_image(&a, &name);
+    let id = id_of(&a, &name);
+    // Small chunks: every layer larger than 64 KiB goes up in several PATCHes.
+    let out = a
+        .cmd()
+        .env("STRATA_PUSH_CHUNK_SIZE", "65536")
+        .args(["push", &name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = String::from_utf8(out.stdout).unwrap();
+    assert!(out.contains("Pushed"), "{out}");
+    let digest_line = out
+        .lines()
+        .find(|l| l.starts_with("1: digest: sha256:"))
+        .unwrap_or_else(|| panic!("no digest line in {out}"));
+    let digest = digest_line.split_whitespace().nth(2).unwrap().to_string();
+    // skopeo reads what strata pushed, and sees the same manifest digest.
+    assert_eq!(skopeo_digest(&name), digest);
+    let oci = tempfile::tempdir().unwrap();
+    run_ok(
+        "skopeo",
+        &[
+            "copy",
+            "--src-tls-verify=false",
+            &format!("docker://{name}"),
+            &format!("oci:{}:x", oci.path().display()),
+        ],
+    );
+    // The pushing store records the repo digest.
+    let digests = a.ok(&["images", "--digests", "--no-trunc"]);
+    assert!(digests.contains(&digest), "{digests}");
+    // A second push finds every layer there.
+    let again = a.ok(&["push", &name]);
+    assert!(again.contains("Layer already exists"), "{again}");
+    assert!(!again.contains(": Pushed"), "{again}");
+
+    let b = Strata::new();
+    let out = b.ok(&["pull", &name]);
+    assert!(out.contains("Pulling fs layer"), "{out}");
+    assert!(out.contains("Pull complete"), "{out}");
+    assert!(out.contains(&format!("Digest: {digest}")), "{out}");
+    assert!(out.contains("Status: Downloaded newer image for"), "{out}");
+    assert_eq!(id_of(&b, &name), id);
+    let repo_digest = format!("{}/multi/img@{digest}", reg.host());
+    assert_eq!(id_of(&b, &repo_digest), id);
+    // The pulled layers are usable: the files are there.
+    let out = b.ok(&["pull", &name]);
+    assert!(out.contains("Image is up to date"), "{out}");
+    // By digest into a third store, quietly.
+    let c = Strata::new();
+    let out = c.ok(&["pull", "-q", &repo_digest]);
+    assert_eq!(out.trim(), repo_digest);
+    assert_eq!(id_of(&c, &repo_digest), id);
+
+    // Pushed to another repository of the same registry, the layers are mounted from the
+    // repository the image was pulled from.
+    let other = format!("{}/other/img:1", reg.host());
+    b.ok(&["tag", &name, &other]);
+    let out = b.ok(&["push", &other]);
+    assert!(out.contains("Mounted from multi/img"), "{out}");
+    assert_eq!(skopeo_digest(&other), digest);
+
+    // A second tag, then `pull -a` brings both.
+    let second = format!("{}/multi/img:2", reg.host());
+    a.ok(&["tag", &name, &second]);
+    a.ok(&["push", "-q", &second]);
+    let d = Strata::new();
+    d.ok(&["pull", "-a", &format!("{}/multi/img", reg.host())]);
+    assert_eq!(id_of(&d, &name), id);
+    assert_eq!(id_of(&d, &second), id);
+
+    // A tag the registry does not have.
+    let (_, err) = d.fails(&["pull", &format!("{}/multi/img:nope", reg.host())]);
+    assert!(
+        err.contains("manifest for") && err.contains("not found: manifest unknown"),
+        "{err}"
+    );
+}
+
+#[test]
+fn strata_pulls_what_skopeo_pushed() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let reg = Registry::start(None);
+    let a = Strata::new();
+    a.ok(&["import", busybox_tar().to_str().unwrap(), "bb:src"]);
+    let id = id_of(&a, "bb:src");
+    let archive = a.root.path().join("bb.tar");
+    a.ok(&["save", "-o", archive.to_str().unwrap(), "bb:src"]);
+    let name = format!("{}/from/skopeo:2", reg.host());
+    run_ok(
+        "skopeo",
+        &[
+            "copy",
+            "--dest-tls-verify=false",
+            &format!("docker-archive:{}", archive.display()),
+            &format!("docker://{name}"),
+        ],
+    );
+    let b = Strata::new();
+    let out = b.ok(&["pull", &name]);
+    assert!(out.contains("Status: Downloaded newer image for"), "{out}");
+    assert_eq!(id_of(&b, &name), id);
+    let d = skopeo_digest(&name);
+    let digests = b.ok(&["images", "--digests", "--no-trunc"]);
+    assert!(digests.contains(&d), "{digests}");
+}
+
+#[test]
+fn a_tampered_blob_fails_the_pull_and_leaves_nothing() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let reg = Registry::start(None);
+    let a = Strata::new();
+    let name = format!("{}/tamper/img:1", reg.host());
+    a.ok(&["import", busybox_tar().to_str().unwrap(), &name]);
+    a.ok(&["push", &name]);
+    let manifest = run_ok(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{name}"),
+        ],
+    );
+    let m: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    let layer = m["layers"][0]["digest"].as_str().unwrap();
+    // Replace the layer with another valid gzip tar: only its digest tells them apart.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("evil"), "not busybox\n").unwrap();
+    let st = Command::new("tar")
+        .arg("czf")
+        .arg(reg.blob_file(layer))
+        .arg("-C")
+        .arg(other.path())
+        .arg("evil")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let b = Strata::new();
+    let (_, err) = b.fails(&["pull", &name]);
+    assert!(err.contains("digest mismatch"), "{err}");
+    assert_eq!(b.ok(&["images", "-q"]).trim(), "");
+    assert_eq!(b.stored_entries(), Vec::<String>::new());
+}
+
+/// Runs strata with its own Docker config directory.
+fn with_config(s: &Strata, config: &Path, args: &[&str]) -> std::process::Output {
+    s.cmd()
+        .env("DOCKER_CONFIG", config)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn basic_auth_login_push_pull_logout() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let reg = Registry::start(Some(("alice", "s3cret")));
+    let cfg = tempfile::tempdir().unwrap();
+    let a = Strata::new();
+    let name = format!("{}/auth/img:1", reg.host());
+    a.ok(&["import", busybox_tar().to_str().unwrap(), &name]);
+    let id = id_of(&a, &name);
+
+    let out = with_config(&a, cfg.path(), &["push", &name]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unauthorized"), "{err}");
+
+    let out = with_config(
+        &a,
+        cfg.path(),
+        &["login", "-u", "alice", "-p", "wrong", &reg.host()],
+    );
+    assert!(!out.status.success());
+    assert!(!cfg.path().join("config.json").exists());
+
+    let mut c = a.cmd();
+    c.env("DOCKER_CONFIG", cfg.path())
+        .args(["login", "-u", "alice", "--password-stdin", &reg.host()])
+        .write_stdin("s3cret\n");
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Login Succeeded"));
+    let conf: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cfg.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        conf["auths"][reg.host()]["auth"].as_str().unwrap(),
+        "YWxpY2U6czNjcmV0" // base64("alice:s3cret")
+    );
+
+    let out = with_config(&a, cfg.path(), &["push", &name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b = Strata::new();
+    let out = with_config(&b, cfg.path(), &["pull", &name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(id_of(&b, &name), id);
+
+    let out = with_config(&a, cfg.path(), &["logout", &reg.host()]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Removing login credentials"));
+    let c = Strata::new();
+    let out = with_config(&c, cfg.path(), &["pull", &name]);
+    assert!(!out.status.success());
+}
+
+/// A Bearer-token front for a registry, written for the tests: `/token` hands out a token to
+/// `alice:s3cret` (Basic), every other request needs `Authorization: Bearer <token>` and is
+/// relayed to the registry behind. The token requests it saw are kept for assertions.
+/// (Requests that follow on an authorized keep-alive connection are relayed unchecked.)
+struct TokenFront {
+    port: u16,
+    token_requests: Arc<Mutex<Vec<String>>>,
+}
+
+const TOKEN: &str = "tok-b6a1f0";
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn respond(c: &mut TcpStream, status: &str, extra: &str, body: &str) {
+    let _ = write!(
+        c,
+        "HTTP/1.1 {status}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = c.flush();
+    let _ = c.shutdown(Shutdown::Both);
+}
+
+impl TokenFront {
+    fn start(upstream: u16) -> TokenFront {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let token_requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = token_requests.clone();
+        std::thread::spawn(move || {
+            for c in l.incoming().flatten() {
+                let seen = seen.clone();
+                std::thread::spawn(move || Self::serve(c, upstream, port, &seen));
+            }
+        });
+        TokenFront {
+            port,
+            token_requests,
+        }
+    }
+
+    fn serve(mut c: TcpStream, upstream: u16, port: u16, seen: &Mutex<Vec<String>>) {
+        let mut buf = Vec::new();
+        let mut tmp = [0u8; 8192];
+        let end = loop {
+            match c.read(&mut tmp) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            }
+            if let Some(p) = find(&buf, b"\r\n\r\n") {
+                break p;
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        let target = head
+            .lines()
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .unwrap_or("")
+            .to_string();
+        let auth = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("authorization")
+                    .then(|| v.trim().to_string())
+            })
+            .unwrap_or_default();
+        if target.starts_with("/token") {
+            seen.lock().unwrap().push(target.clone());
+            if auth == "Basic YWxpY2U6czNjcmV0" {
+                respond(
+                    &mut c,
+                    "200 OK",
+                    "",
+                    &format!("{{\"token\":\"{TOKEN}\",\"expires_in\":300}}"),
+                );
+            } else {
+                respond(&mut c, "401 Unauthorized", "", "{}");
+            }
+            return;
+        }
+        if auth != format!("Bearer {TOKEN}") {
+            let challenge = format!(
+                "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"test-registry\"\r\n"
+            );
+            respond(
+                &mut c,
+                "401 Unauthorized",
+                &challenge,
+                r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+            );
+            return;
+        }
+        let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else {
+            return;
+        };
+        if up.write_all(&buf).is_err() {
+            return;
+        }
+        let (mut c2, mut up2) = (c.try_clone().unwrap(), up.try_clone().unwrap());
+        let t = std::thread::spawn(move || {
+            let _ = std::io::copy(&mut c2, &mut up2);
+            let _ = up2.shutdown(Shutdown::Write);
+        });
+        let _ = std::io::copy(&mut up, &mut c);
+        let _ = c.shutdown(Shutdown::Both);
+        let _ = t.join();
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+#[test]
+fn bearer_token_auth_through_a_token_server() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let reg = Registry::start(None);
+    let front = TokenFront::start(reg.port);
+    let cfg = tempfile::tempdir().unwrap();
+    let a = Strata::new();
+    let name = format!("{}/bearer/img:1", front.host());
+    a.ok(&["import", busybox_tar().to_str().unwrap(), &name]);
+    let id = id_of(&a, &name);
+
+    // Anonymous: the token server refuses, so does the push.
+    let out = with_config(&a, cfg.path(), &["push", &name]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unauthorized"));
+
+    let out = with_config(
+        &a,
+        cfg.path(),
+        &["login", "-u", "alice", "-p", "nope", &front.host()],
+    );
+    assert!(!out.status.success());
+    let out = with_config(
+        &a,
+        cfg.path(),
+        &["login", "-u", "alice", "-p", "s3cret", &front.host()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = with_config(&a, cfg.path(), &["push", &name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b = Strata::new();
+    let out = with_config(&b, cfg.path(), &["pull", &name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(id_of(&b, &name), id);
+
+    let seen = front.token_requests.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(|t| t.contains("service=test-registry")
+            && t.contains("scope=repository%3Abearer%2Fimg%3Apull%2Cpush")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|t| t.contains("scope=repository%3Abearer%2Fimg%3Apull")),
+        "{seen:?}"
+    );
+}
+
+/// A relay to a registry that sends answers slowly (64 KiB every 20 ms), so a pull can be
+/// killed halfway through a layer.
+fn slow_front(upstream: u16) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let Ok(up) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    return;
+                };
+                let (mut c_in, mut up_out) = (c.try_clone().unwrap(), up.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_in, &mut up_out);
+                    let _ = up_out.shutdown(Shutdown::Write);
+                });
+                let (mut up_in, mut c_out) = (up, c);
+                let mut buf = vec![0u8; 64 << 10];
+                loop {
+                    match up_in.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if c_out.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                    }
+                }
+                let _ = c_out.shutdown(Shutdown::Both);
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_pull_killed_halfway_leaves_a_working_store() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let reg = Registry::start(None);
+    let front = slow_front(reg.port);
+    let a = Strata::new();
+    let name = format!("127.0.0.1:{front}/slow/img:1");
+    // One layer of 8 MB of random bytes: about four seconds through the slow relay.
+    let src = tempfile::tempdir().unwrap();
+    let mut noise = vec![0u8; 8 << 20];
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut noise)
+        .unwrap();
+    std::fs::write(src.path().join("noise"), &noise).unwrap();
+    let tar = src.path().join("noise.tar");
+    run_ok(
+        "tar",
+        &[
+            "cf",
+            tar.to_str().unwrap(),
+            "-C",
+            src.path().to_str().unwrap(),
+            "noise",
+        ],
+    );
+    let direct = format!("{}/slow/img:1", reg.host());
+    a.ok(&["import", tar.to_str().unwrap(), &direct]);
+    let id = id_of(&a, &direct);
+    a.ok(&["push", &direct]);
+
+    let b = Strata::new();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("strata"))
+        .env("STRATA_ROOT", b.root.path())
+        .args(["pull", &name])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !String::from_utf8_lossy(&seen).contains("Downloading\n") {
+        assert_eq!(out.read(&mut byte).unwrap(), 1, "pull ended early");
+        seen.push(byte[0]);
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the pull finished before it was killed");
+    assert_eq!(b.ok(&["images", "-q"]).trim(), "");
+    let out = b.ok(&["pull", &name]);
+    assert!(out.contains("Pull complete"), "{out}");
+    assert_eq!(id_of(&b, &name), id);
+}
+
+#[test]
+fn an_index_resolves_to_this_machines_platform() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let reg = Registry::start(None);
+    let a = Strata::new();
+    let single = format!("{}/multi/arch:single", reg.host());
+    a.ok(&["import", busybox_tar().to_str().unwrap(), &single]);
+    let id = id_of(&a, &single);
+    a.ok(&["push", &single]);
+    let raw = run_ok(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{single}"),
+        ],
+    );
+    let digest = format!("sha256:{}", {
+        use std::process::Command;
+        let mut c = Command::new("sha256sum")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(raw.as_bytes()).unwrap();
+        let out = c.wait_with_output().unwrap();
+        String::from_utf8(out.stdout).unwrap()[..64].to_string()
+    });
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    // A list with this machine's platform and another one (both entries name the same
+    // manifest, since the registry checks that the entries exist).
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[{{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"{digest}","size":{},"platform":{{"architecture":"{arch}","os":"linux"}}}},{{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"{digest}","size":{},"platform":{{"architecture":"mips64le","os":"linux"}}}}]}}"#,
+        raw.len(),
+        raw.len()
+    );
+    let url = format!("http://{}/v2/multi/arch/manifests/list", reg.host());
+    run_ok(
+        "curl",
+        &[
+            "-fsS",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/vnd.docker.distribution.manifest.list.v2+json",
+            "--data-binary",
+            &index,
+            &url,
+        ],
+    );
+    let list = format!("{}/multi/arch:list", reg.host());
+    let b = Strata::new();
+    let out = b.ok(&["pull", &list]);
+    assert_eq!(id_of(&b, &list), id);
+    // The repo digest is the list's, as Docker records it.
+    let list_digest = skopeo_digest(&list);
+    assert!(out.contains(&format!("Digest: {list_digest}")), "{out}");
+    let (_, err) = b.fails(&["pull", "--platform", "linux/s390x", &list]);
+    assert!(
+        err.contains("no matching manifest for linux/s390x"),
+        "{err}"
+    );
+}

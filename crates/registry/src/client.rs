@@ -1,0 +1,430 @@
+//! An HTTP client for one registry: picks HTTPS or plain HTTP (loopback hosts and registries
+//! named in `STRATA_INSECURE_REGISTRIES`), answers `WWW-Authenticate` challenges with Basic
+//! credentials or a Bearer token from the challenge's realm, and retries 5xx answers and
+//! broken connections with exponential backoff.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use base64::Engine;
+use ureq::http::Response;
+
+use crate::auth::{parse_challenge, Challenge, Credentials};
+use crate::error::{Error, Result};
+use crate::progress::{Counting, Progress};
+
+/// How many times a request is sent before a 5xx or a broken connection is an error.
+const ATTEMPTS: u32 = 5;
+
+/// What a request sends: nothing, bytes, or a range of a file (re-read on every retry).
+#[derive(Clone, Copy)]
+pub(crate) enum Body<'a> {
+    Empty,
+    Bytes(&'a [u8]),
+    File {
+        path: &'a Path,
+        offset: u64,
+        len: u64,
+        /// Reports `Pushing` bytes of a blob of this short id and total size.
+        report: Option<Report<'a>>,
+    },
+}
+
+/// Where an upload reports its bytes.
+#[derive(Clone, Copy)]
+pub(crate) struct Report<'a> {
+    pub id: &'a str,
+    pub total: u64,
+    pub progress: &'a (dyn Fn(Progress<'_>) + Sync),
+}
+
+/// A connection to one registry, shared by the threads of a pull or push.
+pub struct Client {
+    agent: ureq::Agent,
+    base: String,
+    registry: String,
+    creds: Option<Credentials>,
+    scopes: Mutex<Vec<String>>,
+    authorization: Mutex<Option<String>>,
+}
+
+/// True for hosts Docker talks to over plain HTTP: loopback addresses and `localhost`, and
+/// registries listed (comma-separated, `host` or `host:port`) in `STRATA_INSECURE_REGISTRIES`.
+pub fn is_insecure(registry: &str) -> bool {
+    let host = host_of(registry);
+    if host == "localhost" || host == "::1" || host.starts_with("127.") {
+        if host.starts_with("127.") {
+            return host.parse::<std::net::Ipv4Addr>().is_ok();
+        }
+        return true;
+    }
+    std::env::var("STRATA_INSECURE_REGISTRIES")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .any(|r| !r.is_empty() && (r == registry || r == host))
+}
+
+/// The host of `host[:port]` or `[v6]:port`.
+fn host_of(registry: &str) -> &str {
+    if let Some(rest) = registry.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    registry.split(':').next().unwrap_or(registry)
+}
+
+fn transient(e: &ureq::Error) -> bool {
+    matches!(
+        e,
+        ureq::Error::Io(_)
+            | ureq::Error::Timeout(_)
+            | ureq::Error::ConnectionFailed
+            | ureq::Error::Protocol(_)
+            | ureq::Error::BodyStalled
+    )
+}
+
+pub(crate) fn backoff(attempt: u32) {
+    std::thread::sleep(Duration::from_millis(200u64 << attempt.min(5)));
+}
+
+impl Client {
+    /// A client for `registry` (`host[:port]`, `docker.io` meaning Docker Hub's API host).
+    pub fn new(registry: &str, creds: Option<Credentials>) -> Client {
+        let api = match registry {
+            "docker.io" | "index.docker.io" => oci::DOCKER_HUB_API_HOST,
+            r => r,
+        };
+        let scheme = if is_insecure(registry) {
+            "http"
+        } else {
+            "https"
+        };
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .accept_encoding(ureq::config::AutoHeaderValue::None)
+            .user_agent(format!("strata/{}", env!("CARGO_PKG_VERSION")))
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_recv_response(Some(Duration::from_secs(300)))
+            .timeout_per_read(Some(Duration::from_secs(120)))
+            .max_idle_connections_per_host(16)
+            .build()
+            .into();
+        Client {
+            agent,
+            base: format!("{scheme}://{api}"),
+            registry: registry.to_string(),
+            creds,
+            scopes: Mutex::new(Vec::new()),
+            authorization: Mutex::new(None),
+        }
+    }
+
+    /// The registry this client talks to.
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    /// Asks for `repository:NAME:ACTIONS` access in the next token.
+    pub fn add_scope(&self, repository: &str, actions: &str) {
+        let s = format!("repository:{repository}:{actions}");
+        let mut scopes = self.scopes.lock().unwrap_or_else(|e| e.into_inner());
+        if !scopes.contains(&s) {
+            scopes.push(s);
+        }
+    }
+
+    /// Checks that the registry answers `/v2/` and accepts our credentials: a registry that
+    /// demands authentication gets it (Basic or a Bearer token) before this returns.
+    pub fn ping(&self) -> Result<()> {
+        let url = self.url("/v2/");
+        let resp = self.request("GET", &url, &[], Body::Empty)?;
+        match resp.status().as_u16() {
+            200..=299 => Ok(()),
+            401 => Err(Error::Unauthorized { url }),
+            s => Err(Error::http(
+                &url,
+                format!("unexpected status {s} from /v2/"),
+            )),
+        }
+    }
+
+    /// An absolute URL for an API path, or `location` itself when it already is one.
+    pub(crate) fn url(&self, location: &str) -> String {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            location.to_string()
+        } else if location.starts_with('/') {
+            format!("{}{location}", self.base)
+        } else {
+            format!("{}/{location}", self.base)
+        }
+    }
+
+    /// Sends a request, authenticating on 401 and retrying 5xx and broken connections.
+    /// Every other status is the caller's to judge.
+    pub(crate) fn request(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Body<'_>,
+    ) -> Result<Response<ureq::Body>> {
+        let mut attempt = 0;
+        let mut authenticated = false;
+        loop {
+            match self.send_once(method, url, headers, body) {
+                Err(e) if transient(&e) && attempt + 1 < ATTEMPTS => {
+                    backoff(attempt);
+                    attempt += 1;
+                }
+                Err(e) => return Err(Error::http(url, e)),
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    if status == 401 && !authenticated {
+                        let challenge = resp
+                            .headers()
+                            .get("www-authenticate")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(parse_challenge);
+                        let Some(ch) = challenge else {
+                            return Ok(resp);
+                        };
+                        self.authenticate(&ch, url)?;
+                        authenticated = true;
+                        continue;
+                    }
+                    if (status >= 500 || status == 429) && attempt + 1 < ATTEMPTS {
+                        backoff(attempt);
+                        attempt += 1;
+                        continue;
+                    }
+                    return Ok(resp);
+                }
+            }
+        }
+    }
+
+    fn send_once(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Body<'_>,
+    ) -> Result<Response<ureq::Body>, ureq::Error> {
+        let auth = self
+            .authorization
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        macro_rules! decorate {
+            ($rb:expr) => {{
+                let mut rb = $rb;
+                if let Some(a) = &auth {
+                    rb = rb.header("Authorization", a.as_str());
+                }
+                for (k, v) in headers {
+                    rb = rb.header(*k, *v);
+                }
+                rb
+            }};
+        }
+        let rb = match method {
+            "GET" => return decorate!(self.agent.get(url)).call(),
+            "HEAD" => return decorate!(self.agent.head(url)).call(),
+            "DELETE" => return decorate!(self.agent.delete(url)).call(),
+            "POST" => decorate!(self.agent.post(url)),
+            "PUT" => decorate!(self.agent.put(url)),
+            _ => decorate!(self.agent.patch(url)),
+        };
+        match body {
+            Body::Empty => rb.header("Content-Length", "0").send_empty(),
+            Body::Bytes(b) => rb.send(b),
+            Body::File {
+                path,
+                offset,
+                len,
+                report,
+            } => {
+                let mut f = std::fs::File::open(path)?;
+                f.seek(SeekFrom::Start(offset))?;
+                let r = std::io::BufReader::with_capacity(1 << 20, f).take(len);
+                let rb = rb.header("Content-Length", len.to_string());
+                match report {
+                    None => {
+                        let mut r = r;
+                        rb.send(ureq::SendBody::from_reader(&mut r))
+                    }
+                    Some(rep) => {
+                        let mut r = Counting {
+                            inner: r,
+                            id: rep.id,
+                            status: "Pushing",
+                            total: rep.total,
+                            current: offset,
+                            last: offset,
+                            progress: rep.progress,
+                        };
+                        rb.send(ureq::SendBody::from_reader(&mut r))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Answers a challenge: Basic with the stored credentials, or a Bearer token fetched
+    /// from the challenge's realm for its scope and ours.
+    fn authenticate(&self, ch: &Challenge, url: &str) -> Result<()> {
+        let basic = self.creds.as_ref().map(|c| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{}:{}", c.username, c.password))
+            )
+        });
+        let value = match ch.scheme.as_str() {
+            "basic" => basic.ok_or_else(|| Error::Unauthorized {
+                url: url.to_string(),
+            })?,
+            "bearer" => {
+                let realm = ch
+                    .params
+                    .get("realm")
+                    .ok_or_else(|| Error::http(url, "bearer challenge without a realm"))?;
+                let mut scopes = self
+                    .scopes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                if let Some(s) = ch.params.get("scope") {
+                    for s in s.split(' ') {
+                        if !s.is_empty() && !scopes.iter().any(|x| x == s) {
+                            scopes.push(s.to_string());
+                        }
+                    }
+                }
+                format!(
+                    "Bearer {}",
+                    self.fetch_token(realm, ch.params.get("service"), &scopes, basic.as_deref())?
+                )
+            }
+            other => {
+                return Err(Error::http(
+                    url,
+                    format!("unsupported authentication scheme {other:?}"),
+                ))
+            }
+        };
+        *self.authorization.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+        Ok(())
+    }
+
+    fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&String>,
+        scopes: &[String],
+        basic: Option<&str>,
+    ) -> Result<String> {
+        let mut attempt = 0;
+        loop {
+            let mut rb = self.agent.get(realm);
+            if let Some(s) = service {
+                rb = rb.query("service", s);
+            }
+            for s in scopes {
+                rb = rb.query("scope", s);
+            }
+            if let Some(b) = basic {
+                rb = rb.header("Authorization", b);
+            }
+            let mut resp = match rb.call() {
+                Err(e) if transient(&e) && attempt + 1 < ATTEMPTS => {
+                    backoff(attempt);
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => return Err(Error::http(realm, e)),
+                Ok(r) => r,
+            };
+            let status = resp.status().as_u16();
+            if status >= 500 && attempt + 1 < ATTEMPTS {
+                backoff(attempt);
+                attempt += 1;
+                continue;
+            }
+            if status == 401 || status == 403 {
+                return Err(Error::Unauthorized {
+                    url: realm.to_string(),
+                });
+            }
+            if !(200..300).contains(&status) {
+                return Err(Error::http(
+                    realm,
+                    format!("token server answered {status}"),
+                ));
+            }
+            let body = resp
+                .body_mut()
+                .with_config()
+                .limit(1 << 20)
+                .read_to_vec()
+                .map_err(|e| Error::http(realm, e))?;
+            let v: serde_json::Value = serde_json::from_slice(&body)
+                .map_err(|e| Error::http(realm, format!("invalid token response: {e}")))?;
+            let tok = v["token"]
+                .as_str()
+                .or_else(|| v["access_token"].as_str())
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| Error::http(realm, "token response without a token"))?;
+            return Ok(tok.to_string());
+        }
+    }
+}
+
+/// The status line and a short excerpt of an error body, for messages.
+pub(crate) fn describe(resp: &mut Response<ureq::Body>) -> String {
+    let status = resp.status();
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(64 << 10)
+        .lossy_utf8(true)
+        .read_to_string()
+        .unwrap_or_default();
+    let detail = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| {
+            let e = v["errors"].get(0)?;
+            Some(format!(
+                "{}: {}",
+                e["code"].as_str().unwrap_or("error").to_ascii_lowercase(),
+                e["message"].as_str().unwrap_or("")
+            ))
+        })
+        .unwrap_or_else(|| body.trim().chars().take(200).collect());
+    format!("{status}: {detail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_is_plain_http() {
+        assert!(is_insecure("127.0.0.1:5000"));
+        assert!(is_insecure("localhost:5000"));
+        assert!(is_insecure("[::1]:5000"));
+        assert!(!is_insecure("127.example.com"));
+        assert!(!is_insecure("registry.example.com"));
+        assert_eq!(
+            Client::new("127.0.0.1:5000", None).url("/v2/"),
+            "http://127.0.0.1:5000/v2/"
+        );
+        assert_eq!(
+            Client::new("quay.io", None).url("/v2/"),
+            "https://quay.io/v2/"
+        );
+    }
+}

@@ -1,0 +1,33 @@
+//! strata's registry client: a synchronous implementation of the OCI distribution protocol
+//! as Docker speaks it, on `ureq`, with threads for parallel transfers.
+//!
+//! - [`pull`]: manifest (Docker schema2 or OCI, lists and indexes resolved to a platform),
+//!   config verified by digest, missing layers downloaded a few at a time, each hashed while
+//!   it streams and unpacked into a staging area, all published in one transaction.
+//! - [`push`]: blobs uploaded as stored (HEAD first, cross-repository mount, monolithic or
+//!   chunked), then the manifest; RepoDigests recorded on both.
+//! - [`Progress`]: Docker-like status reports for plain lines or live bars.
+//! - [`Client`]: HTTPS, or plain HTTP for loopback and [`is_insecure`] registries; Basic and
+//!   Bearer token authentication; retries with backoff.
+//! - [`load_credentials`], [`store_credentials`], [`erase_credentials`]: Docker's
+//!   `config.json` and credential helpers.
+//!
+//! **Architecture invariant:** nothing reaches the store before every byte of a pull has
+//! been checked against its digest; a failed pull publishes nothing.
+
+mod auth;
+mod client;
+mod error;
+mod progress;
+mod pull;
+mod push;
+
+pub use auth::{
+    config_path, erase_credentials, load_credentials, parse_challenge, server_key,
+    store_credentials, Challenge, Credentials,
+};
+pub use client::{is_insecure, Client};
+pub use error::{Error, Result};
+pub use progress::Progress;
+pub use pull::{list_tags, pull, PullOptions, Pulled};
+pub use push::{push, Pushed};
