@@ -306,6 +306,11 @@ impl Containers {
         let mut spec = runtime::compose(&config::image_runtime_config(&img), &run)?;
         let rootfs = self.rootfs(&rec.id);
         fs::create_dir_all(&rootfs).map_err(|e| Error::io(&rootfs, e))?;
+        // Held while this process monitors the container: cleanup leaves it alone.
+        let _monitor = match self.try_monitor_lock(&rec.id)? {
+            Some(l) => l,
+            None => return Err(Error::AlreadyRunning(rec.id)),
+        };
         let _ = snapshot::unmount_all(&rootfs);
         let mounts = self.snapshots.mounts(&rec.snapshot)?;
         snapshot::mount_all(&mounts, &rootfs)?;
@@ -450,6 +455,24 @@ impl Containers {
         }
     }
 
+    /// Takes the container's monitor lock without waiting (None: another process holds it).
+    fn try_monitor_lock(&self, id: &str) -> Result<Option<fs::File>> {
+        let dir = self.state_dir(id);
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let p = dir.join("monitor.lock");
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .map_err(|e| Error::io(&p, e))?;
+        match f.try_lock() {
+            Ok(()) => Ok(Some(f)),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(Error::io(&p, e)),
+        }
+    }
+
     /// Sends a signal to a running container's process.
     pub fn kill(&mut self, name: &str, signal: &str) -> Result<ContainerRecord> {
         let sig = signal_number(signal)?;
@@ -546,28 +569,24 @@ impl Containers {
     }
 
     /// Finds and repairs what a killed strata left: containers recorded as running whose
-    /// process is gone become `exited` (137, or removed when made with `--rm`); root
+    /// monitor is gone (nobody holds their `monitor.lock`) become `exited` (137, or removed when made with `--rm`); root
     /// filesystems still mounted for stopped containers are unmounted; snapshots of
     /// containers that were never recorded are removed. Returns the IDs it repaired.
     pub fn cleanup(&mut self) -> Result<Vec<String>> {
         let mut fixed = Vec::new();
         for c in self.store.containers()? {
-            if c.state.status == "running" && alive(c.state.pid) {
-                continue;
-            }
             let rootfs = self.rootfs(&c.id);
             let mounted = !snapshot::mounts_under(&rootfs)?.is_empty();
             if c.state.status != "running" && !mounted {
                 continue;
             }
-            // Give a live monitor a moment to record the end itself.
-            if c.state.status == "running" {
-                std::thread::sleep(Duration::from_millis(100));
-                match self.store.container(&c.id)? {
-                    Some(now) if now.state.status == "running" => {}
-                    _ => continue,
-                }
-            }
+            // A live monitor holds the lock: the container is starting, running or ending.
+            let Some(_lock) = self.try_monitor_lock(&c.id)? else {
+                continue;
+            };
+            let Some(c) = self.store.container(&c.id)? else {
+                continue;
+            };
             snapshot::unmount_all(&rootfs)?;
             runtime::remove_stale_cgroups(&c.id);
             if c.state.status == "running" {
@@ -591,8 +610,19 @@ impl Containers {
         }
         // Snapshots named like container IDs without a record: a create that died between
         // the snapshot and the commit. Checked under the store lock, which create holds.
-        let keys = self.snapshots.list()?;
-        let orphans: Vec<String> = keys
+        // Under the store lock (which create holds while it prepares and records), so a
+        // snapshot seen here without a record really has none.
+        let lock_path = self.root.join("lock");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+        let orphans: Vec<String> = self
+            .snapshots
+            .list()?
             .into_iter()
             .filter(|k| k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()))
             .collect();
@@ -603,15 +633,15 @@ impl Containers {
                 .into_iter()
                 .map(|c| c.snapshot)
                 .collect();
-            let p = self.store.publish()?;
             for k in orphans.iter().filter(|k| !known.contains(*k)) {
-                let _ = snapshot::unmount_all(&self.root.join("containers").join(k).join("rootfs"));
+                let dir = self.state_dir(k);
+                let _ = snapshot::unmount_all(&dir.join("rootfs"));
                 let _ = self.snapshots.remove(k);
-                let _ = fs::remove_dir_all(self.root.join("containers").join(k));
+                let _ = fs::remove_dir_all(&dir);
                 fixed.push(k.clone());
             }
-            drop(p);
         }
+        drop(lock);
         Ok(fixed)
     }
 
