@@ -391,3 +391,70 @@ fn export_writes_the_merged_filesystem() {
     assert!(!names.contains(&"bin/vi"), "{list}");
     assert!(!list.contains(".wh."), "{list}");
 }
+
+#[test]
+fn run_flags_reach_the_container_and_limits_leave_no_cgroup() {
+    let Some(s) = with_busybox() else { return };
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("in"), "from host\n").unwrap();
+    let vol = format!("{}:/mnt:ro", host.path().display());
+    let out = s.ok(&[
+        "run", "--rm", "-v", &vol, "--network", "none", "--tmpfs", "/scratch", "busybox", "sh",
+        "-c", "cat /mnt/in; touch /mnt/x 2>/dev/null || echo ro; ls /sys/class/net; touch /scratch/ok && echo tmpfs",
+    ]);
+    assert_eq!(out, "from host\nro\nlo\ntmpfs\n");
+    let (c, _, _) = code(
+        &s,
+        &["run", "--rm", "--read-only", "busybox", "touch", "/x"],
+    );
+    assert_eq!(c, 1);
+    let env = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(env.path(), "# comment\nFROM_FILE=yes\n").unwrap();
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--env-file",
+        env.path().to_str().unwrap(),
+        "--entrypoint",
+        "/bin/sh",
+        "busybox",
+        "-c",
+        "echo $FROM_FILE",
+    ]);
+    assert_eq!(out, "yes\n");
+    // Limits make cgroups named by the container ID; rm leaves none.
+    let id = s.ok(&[
+        "create",
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "50",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max",
+    ]);
+    let id = id.trim();
+    assert_eq!(s.ok(&["start", "-a", id]), "50\n");
+    s.ok(&["rm", id]);
+    for ctl in ["memory", "pids", "unified", ""] {
+        let d = Path::new("/sys/fs/cgroup")
+            .join(ctl)
+            .join("strata")
+            .join(id);
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+    // A missing bind source is Docker's error, and nothing is left.
+    let (c, _, err) = code(
+        &s,
+        &["run", "--rm", "-v", "/no/such/dir:/m", "busybox", "true"],
+    );
+    assert_eq!(c, 125);
+    assert!(
+        err.contains("bind source path does not exist: /no/such/dir"),
+        "{err}"
+    );
+    assert!(s.ok(&["ps", "-a", "-q"]).is_empty());
+    assert!(mounts_under(s.root.path()).is_empty());
+    assert_eq!(snapshot_count(&s), 0);
+}

@@ -574,9 +574,10 @@ impl Containers {
     /// containers that were never recorded are removed. Returns the IDs it repaired.
     pub fn cleanup(&mut self) -> Result<Vec<String>> {
         let mut fixed = Vec::new();
+        let mounted_now = snapshot::mounts_under(&self.root.join("containers"))?;
         for c in self.store.containers()? {
             let rootfs = self.rootfs(&c.id);
-            let mounted = !snapshot::mounts_under(&rootfs)?.is_empty();
+            let mounted = mounted_now.iter().any(|m| m.starts_with(&rootfs));
             if c.state.status != "running" && !mounted {
                 continue;
             }

@@ -172,7 +172,8 @@ pub fn start(root: &Path, a: StartArgs) -> Result<()> {
             )
         });
         match started {
-            Ok(()) => println!("{name}"),
+            // Starting a running container is not an error (Docker prints its name too).
+            Ok(()) | Err(container::Error::AlreadyRunning(_)) => println!("{name}"),
             Err(e) => {
                 if let Some(prev) = last_err.replace(e.to_string()) {
                     eprintln!("Error: {prev}");
