@@ -458,3 +458,44 @@ fn run_flags_reach_the_container_and_limits_leave_no_cgroup() {
     assert!(mounts_under(s.root.path()).is_empty());
     assert_eq!(snapshot_count(&s), 0);
 }
+
+#[test]
+fn docker_loads_a_committed_image_and_sees_the_writable_layer() {
+    let Some(s) = with_busybox() else { return };
+    docker();
+    let name = unique("strata-commit-test:");
+    s.ok(&[
+        "run",
+        "--name",
+        "tocommit",
+        "busybox",
+        "sh",
+        "-c",
+        "echo committed > /marker; rm /bin/vi; mkdir -p /etc/deep && echo z > /etc/deep/f",
+    ]);
+    s.ok(&["commit", "-m", "msg", "tocommit", &name]);
+    let tar = s.root.path().join("commit.tar");
+    s.ok(&["save", "-o", tar.to_str().unwrap(), &name]);
+    let loaded = run_ok("docker", &["load", "-i", tar.to_str().unwrap()]);
+    assert!(
+        loaded.contains(&format!("Loaded image: {name}")),
+        "{loaded}"
+    );
+    let said = run_ok(
+        "docker",
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &name,
+            "sh",
+            "-c",
+            "cat /marker /etc/deep/f; test -e /bin/vi || echo gone",
+        ],
+    );
+    assert_eq!(said, "committed\nz\ngone\n");
+    let comment = run_ok("docker", &["inspect", "-f", "{{.Comment}}", &name]);
+    assert_eq!(comment.trim(), "msg");
+    run_ok("docker", &["rmi", &name]);
+}
