@@ -499,3 +499,66 @@ fn docker_loads_a_committed_image_and_sees_the_writable_layer() {
     assert_eq!(comment.trim(), "msg");
     run_ok("docker", &["rmi", &name]);
 }
+
+#[test]
+fn diff_matches_docker_for_the_same_changes() {
+    let Some(s) = with_busybox() else { return };
+    docker();
+    let name = unique("strata-diff-base:");
+    let tar = busybox_tar();
+    run_ok("docker", &["import", tar.to_str().unwrap(), &name]);
+    let script =
+        "echo hi > /newfile; rm /bin/vi; mkdir -p /d1/keep/deeper; echo x >> /etc/passwd; \
+                  rm -rf /root; mkdir /tmp/t; chmod 700 /tmp; ln -s /x /bin/newlink";
+    let cname = unique("strata-diff-");
+    run_ok(
+        "docker",
+        &[
+            "run",
+            "--network",
+            "none",
+            "--name",
+            &cname,
+            &name,
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    let theirs = run_ok("docker", &["diff", &cname]);
+    run_ok("docker", &["rm", &cname]);
+    run_ok("docker", &["rmi", &name]);
+    s.ok(&["run", "--name", "samediff", "busybox", "sh", "-c", script]);
+    let ours = s.ok(&["diff", "samediff"]);
+    let sorted = |t: &str| {
+        let mut v: Vec<String> = t.lines().map(String::from).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sorted(&ours),
+        sorted(&theirs),
+        "ours:\n{ours}\ntheirs:\n{theirs}"
+    );
+}
+
+#[test]
+fn twenty_containers_of_one_image_cost_almost_nothing_on_disk() {
+    let Some(s) = with_busybox() else { return };
+    let du = |p: &Path| -> u64 {
+        let out = run_ok("du", &["-s", "-B1", p.to_str().unwrap()]);
+        out.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let layers = du(&s.root.path().join("layers"));
+    for _ in 0..20 {
+        s.ok(&["create", "busybox", "true"]);
+    }
+    let snaps = du(&s.root.path().join("snapshots"));
+    let state = du(&s.root.path().join("containers"));
+    assert!(layers > 1_000_000, "busybox is about 2 MB: {layers}");
+    assert!(
+        snaps + state < layers / 4,
+        "20 containers take {snaps} + {state} bytes next to {layers} of layers"
+    );
+    assert_eq!(s.ok(&["ps", "-a", "-q"]).lines().count(), 20);
+}
