@@ -97,6 +97,42 @@ fn rm_leaves_no_mount_snapshot_or_record() {
     let (c, _, err) = code(&s, &["create", "--name", "one", "busybox", "true"]);
     assert_eq!(c, 125);
     assert!(err.contains("is already in use"), "{err}");
+    let st = s.ok(&[
+        "inspect", "-f",
+        "{{.State.Status}} {{.State.ExitCode}} {{.State.Running}} {{.Name}} {{.Path}} {{json .Args}} {{.HostConfig.NetworkMode}}",
+        "one",
+    ]);
+    assert_eq!(st, "exited 0 false /one touch [\"/x\"] host\n");
+    let json = s.ok(&["container", "inspect", "-s", "one"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let keys: Vec<&str> = v[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for k in [
+        "Id",
+        "Created",
+        "Path",
+        "Args",
+        "State",
+        "Image",
+        "Name",
+        "HostConfig",
+        "GraphDriver",
+        "Mounts",
+        "Config",
+        "SizeRw",
+        "SizeRootFs",
+    ] {
+        assert!(keys.contains(&k), "{k} missing from {keys:?}");
+    }
+    assert_eq!(v[0]["Config"]["Cmd"], serde_json::json!(["touch", "/x"]));
+    assert!(v[0]["SizeRootFs"].as_u64().unwrap() > 1_000_000);
+    let (c, _, err) = code(&s, &["image", "inspect", "one"]);
+    assert_eq!(c, 1);
+    assert!(err.contains("No such image: one"), "{err}");
     assert_eq!(s.ok(&["rm", "one"]), "one\n");
     assert!(s.ok(&["ps", "-a", "-q"]).is_empty());
     assert_eq!(snapshot_count(&s), 0);
@@ -212,8 +248,15 @@ fn commit_makes_an_image_with_the_change_and_rmi_is_refused_while_used() {
         err.contains("unable to remove repository reference \"busybox\" (must force) - container"),
         "{err}"
     );
+    // Forced, the name goes and ps shows the image ID instead.
+    s.ok(&["tag", "busybox", "keep:1"]);
+    s.ok(&["rmi", "-f", "busybox"]);
+    let short = &bb.trim()["sha256:".len()..][..12];
+    assert_eq!(s.ok(&["ps", "-a", "--format", "{{.Image}}"]).trim(), short);
     s.ok(&["rm", "c1"]);
     s.ok(&["rmi", "mine:1"]);
+    s.ok(&["tag", "keep:1", "busybox"]);
+    s.ok(&["rmi", "keep:1"]);
     s.ok(&["rmi", "busybox"]);
     assert!(s.stored_entries().is_empty(), "{:?}", s.stored_entries());
 }

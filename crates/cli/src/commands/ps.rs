@@ -58,7 +58,7 @@ pub fn run(root: &Path, a: PsArgs) -> Result<()> {
             };
             json!({
                 "ID": if a.no_trunc { r.id.clone() } else { r.id[..12].to_string() },
-                "Image": r.image_name,
+                "Image": s.image,
                 "Command": serde_json::to_string(&command).unwrap_or_default(),
                 "CreatedAt": super::history::parse_time(&r.created)
                     .map(|d| d.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
