@@ -605,3 +605,46 @@ fn twenty_containers_of_one_image_cost_almost_nothing_on_disk() {
     );
     assert_eq!(s.ok(&["ps", "-a", "-q"]).lines().count(), 20);
 }
+
+#[test]
+fn kill_sends_signals_and_foreground_runs_forward_sigterm() {
+    let Some(s) = with_busybox() else { return };
+    let trap = "trap 'echo got; exit 7' USR1 TERM; echo ready; while true; do sleep 0.05; done";
+    s.ok(&[
+        "run", "-d", "--name", "trapper", "busybox", "sh", "-c", trap,
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.ok(&["logs", "trapper"]) != "ready\n" {
+        assert!(Instant::now() < deadline, "never ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(s.ok(&["kill", "-s", "USR1", "trapper"]), "trapper\n");
+    assert_eq!(s.ok(&["wait", "trapper"]), "7\n");
+    assert_eq!(s.ok(&["logs", "trapper"]), "ready\ngot\n");
+    let (c, _, err) = code(&s, &["kill", "trapper"]);
+    assert_eq!(c, 1);
+    assert!(err.contains("is not running"), "{err}");
+
+    // SIGTERM to a foreground `strata run` reaches the container.
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("strata"))
+        .env("STRATA_ROOT", s.root.path())
+        .args(["run", "--rm", "--name", "fg", "busybox", "sh", "-c", trap])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !s.ok(&["ps", "--format", "{{.Names}}"]).contains("fg") {
+        assert!(Instant::now() < deadline, "never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\ngot\n");
+    assert!(
+        s.ok(&["ps", "-a", "-q"]).lines().count() == 1,
+        "only trapper is left"
+    );
+}
