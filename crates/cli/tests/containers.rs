@@ -648,3 +648,56 @@ fn kill_sends_signals_and_foreground_runs_forward_sigterm() {
         "only trapper is left"
     );
 }
+
+#[test]
+fn exec_rename_and_restart_a_detached_container() {
+    let Some(s) = with_busybox() else { return };
+    s.ok(&[
+        "run", "-d", "--name", "svc", "-e", "A=1", "busybox", "sleep", "60",
+    ]);
+    assert_eq!(s.ok(&["exec", "svc", "sh", "-c", "echo $A $B"]), "1\n");
+    assert_eq!(
+        s.ok(&["exec", "-e", "B=2", "svc", "sh", "-c", "echo $A $B"]),
+        "1 2\n"
+    );
+    assert_eq!(
+        s.ok(&[
+            "exec",
+            "-u",
+            "nobody",
+            "-w",
+            "/tmp",
+            "svc",
+            "sh",
+            "-c",
+            "id -u; pwd"
+        ]),
+        "65534\n/tmp\n"
+    );
+    let (c, _, _) = code(&s, &["exec", "svc", "sh", "-c", "exit 9"]);
+    assert_eq!(c, 9);
+    let (c, _, err) = code(&s, &["exec", "svc", "nosuch"]);
+    assert_eq!(c, 126, "Docker exits 126 for any exec failure: {err}");
+    // The exec'd process sees the container's PID namespace: sleep is PID 1.
+    assert_eq!(s.ok(&["exec", "svc", "cat", "/proc/1/comm"]), "sleep\n");
+    s.ok(&["rename", "svc", "renamed"]);
+    assert_eq!(s.ok(&["ps", "--format", "{{.Names}}"]), "renamed\n");
+    let first = s.ok(&["inspect", "-f", "{{.State.StartedAt}}", "renamed"]);
+    assert_eq!(s.ok(&["restart", "-t", "0", "renamed"]), "renamed\n");
+    let second = s.ok(&[
+        "inspect",
+        "-f",
+        "{{.State.StartedAt}} {{.State.Running}}",
+        "renamed",
+    ]);
+    assert!(
+        second.ends_with(" true\n") && !second.starts_with(first.trim()),
+        "{first} {second}"
+    );
+    s.ok(&["rm", "-f", "renamed"]);
+    let (c, _, err) = code(&s, &["exec", "renamed", "true"]);
+    assert_eq!(c, 1);
+    assert!(err.contains("No such container: renamed"), "{err}");
+    assert!(mounts_under(s.root.path()).is_empty());
+    assert_eq!(snapshot_count(&s), 0);
+}

@@ -473,6 +473,55 @@ impl Containers {
         }
     }
 
+    /// `docker exec`: runs `args` in the running container with its environment plus `env`,
+    /// in `workdir` or its own, as `user` or its own; returns the exit code.
+    #[allow(clippy::too_many_arguments)]
+    pub fn exec(
+        &mut self,
+        name: &str,
+        args: Vec<String>,
+        env: &[String],
+        workdir: Option<String>,
+        user: Option<String>,
+        tty: bool,
+        io: StartIo,
+    ) -> Result<i32> {
+        let rec = self.find(name)?;
+        if rec.state.status != "running" || !alive(rec.state.pid) {
+            return Err(Error::NotRunning(rec.id));
+        }
+        let stored = Self::stored(&rec)?;
+        let img = image::read_config(&self.store, &rec.image_id)?;
+        let run = config::run_options(&rec.id, &stored.options)?;
+        let spec = runtime::compose(&config::image_runtime_config(&img), &run)?;
+        let mut p = spec.exec_process(args, env, workdir, user)?;
+        let rootfs = self.rootfs(&rec.id);
+        let u = runtime::resolve_user(&rootfs, &p.user)?;
+        p.apply_user(&u);
+        let mut c = runtime::exec(
+            rec.state.pid,
+            &p,
+            runtime::ExecOptions {
+                stdin: io.stdin,
+                stdout: io.stdout,
+                stderr: io.stderr,
+                tty,
+            },
+        )?;
+        if let Some(m) = c.take_pty_master() {
+            relay_tty(m, true);
+        }
+        Ok(c.wait()?)
+    }
+
+    /// `docker rename`.
+    pub fn rename(&mut self, name: &str, new_name: &str) -> Result<()> {
+        let rec = self.find(name)?;
+        let n = config::validate_name(new_name)?;
+        self.store.rename_container(&rec.id, &n)?;
+        Ok(())
+    }
+
     /// Sends a signal to a running container's process.
     pub fn kill(&mut self, name: &str, signal: &str) -> Result<ContainerRecord> {
         let sig = signal_number(signal)?;

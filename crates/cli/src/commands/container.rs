@@ -8,7 +8,7 @@ use anyhow::Result;
 
 use crate::cli::{
     CommitArgs, ContainerArg, ContainersArgs, ExportArgs, InspectArgs, KillArgs, LogsArgs,
-    PruneArgs, RmArgs, StopArgs,
+    PruneArgs, RenameArgs, RmArgs, StopArgs,
 };
 use crate::Failure;
 
@@ -196,5 +196,11 @@ pub fn prune(root: &Path, a: PruneArgs) -> Result<()> {
         println!();
     }
     println!("Total reclaimed space: {}", format::human_size(total));
+    Ok(())
+}
+
+pub fn rename(root: &Path, a: RenameArgs) -> Result<()> {
+    let mut c = super::open_containers(root)?;
+    c.rename(&a.container, &a.new_name)?;
     Ok(())
 }
