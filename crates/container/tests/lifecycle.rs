@@ -158,3 +158,79 @@ fn a_failed_start_is_recorded_and_auto_remove_cleans_up() {
     ));
     assert!(!dir.path().join("root/containers").join(&rm.id).exists());
 }
+
+/// Publishes `n` one-file layers on top of busybox and tags the result `tall`.
+fn tall_image(c: &mut Containers, n: usize) -> oci::Digest {
+    let store = c.store();
+    let base = image::resolve(store, "busybox").unwrap();
+    let mut cfg = image::read_config(store, &base).unwrap();
+    let staging = store.stage().unwrap();
+    let mut staged = Vec::new();
+    for i in 0..n {
+        let dir = staging.new_dir(&format!("l{i}")).unwrap();
+        std::fs::write(dir.join(format!("f{i}")), format!("{i}\n")).unwrap();
+        let mut w = staging.blob_writer().unwrap();
+        let d = layer::write_layer(&dir, &mut w, &layer::WriteOptions::default()).unwrap();
+        let blob = w.finish(Some(&d.digest)).unwrap();
+        let rec = store::LayerRecord {
+            diff_id: d.diff_id,
+            size: layer::diff_size(&dir).unwrap(),
+            tar_size: d.tar_size,
+            blob: Some(store::BlobRef {
+                digest: d.digest,
+                media_type: layer::Compression::Gzip.layer_media_type().into(),
+                size: d.size,
+            }),
+        };
+        cfg.rootfs.as_mut().unwrap().diff_ids.push(d.diff_id);
+        cfg.history.push(oci::History {
+            created_by: format!("layer {i}"),
+            ..Default::default()
+        });
+        staged.push((blob, dir, rec));
+    }
+    let bytes = cfg.to_docker_json();
+    let layers = cfg.diff_ids().to_vec();
+    let mut p = store.publish().unwrap();
+    for (blob, dir, rec) in staged {
+        p.put_blob(blob).unwrap();
+        p.put_layer(&dir, &rec).unwrap();
+    }
+    let id = p
+        .add_image(&store::NewImage {
+            config: &bytes,
+            layers: &layers,
+            parent: None,
+            created: "2024-01-01T00:00:00Z",
+        })
+        .unwrap();
+    p.tag("docker.io/library/tall:latest", &id).unwrap();
+    p.commit().unwrap();
+    id
+}
+
+#[test]
+fn an_image_of_two_hundred_layers_runs() {
+    let Some((dir, mut c)) = setup() else { return };
+    tall_image(&mut c, 210);
+    let rec = c
+        .create(
+            "tall",
+            &CreateOptions {
+                args: vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "cat /f0 /f209; ls / | grep -c '^f'; echo w > /f5; cat /f5".into(),
+                ],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(output_of(&mut c, &rec.id), (0, "0\n209\n210\nw\n".into()));
+    let diff = c.diff(&rec.id).unwrap();
+    assert_eq!(diff.len(), 1, "{diff:?}");
+    assert_eq!(diff[0].path, "/f5");
+    assert_eq!(diff[0].kind, ChangeKind::Changed);
+    c.remove(&rec.id, false).unwrap();
+    assert!(mounted(dir.path()).is_empty());
+}
