@@ -483,6 +483,9 @@ pub struct PsArgs {
     /// Pretty-print containers using a Go template
     #[arg(long)]
     pub format: Option<String>,
+    /// Filter output based on conditions provided (id, name, status, exited, ancestor)
+    #[arg(short = 'f', long = "filter")]
+    pub filters: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -532,6 +535,9 @@ pub struct LogsArgs {
     /// Follow log output
     #[arg(short = 'f', long)]
     pub follow: bool,
+    /// Number of lines to show from the end of the logs (or "all")
+    #[arg(short = 'n', long, default_value = "all")]
+    pub tail: String,
     #[arg(value_name = "CONTAINER")]
     pub container: String,
 }

@@ -315,6 +315,24 @@ fn ps_prints_docker_columns() {
             && rows[1].ends_with("fresh"),
         "{out}"
     );
+    let f = s.ok(&["ps", "--filter", "status=exited", "--format", "{{.Names}}"]);
+    assert_eq!(f, "done\n");
+    let f = s.ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        "name=fre",
+        "--filter",
+        "status=created",
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert_eq!(f, "fresh\n");
+    assert_eq!(
+        s.ok(&["ps", "-a", "-f", "exited=2", "--format", "{{.Names}}"]),
+        "done\n"
+    );
+    assert!(s.ok(&["ps", "-a", "-f", "exited=0", "-q"]).is_empty());
     let id = s.ok(&["ps", "-a", "-q", "--no-trunc", "-n", "1"]);
     assert_eq!(id.trim().len(), 64);
     let sized = s.ok(&["ps", "-a", "-s", "--format", "{{.Size}}"]);
@@ -621,6 +639,9 @@ fn kill_sends_signals_and_foreground_runs_forward_sigterm() {
     assert_eq!(s.ok(&["kill", "-s", "USR1", "trapper"]), "trapper\n");
     assert_eq!(s.ok(&["wait", "trapper"]), "7\n");
     assert_eq!(s.ok(&["logs", "trapper"]), "ready\ngot\n");
+    assert_eq!(s.ok(&["logs", "--tail", "1", "trapper"]), "got\n");
+    assert_eq!(s.ok(&["logs", "--tail", "0", "trapper"]), "");
+    assert_eq!(s.ok(&["logs", "--tail", "5", "trapper"]), "ready\ngot\n");
     let (c, _, err) = code(&s, &["kill", "trapper"]);
     assert_eq!(c, 1);
     assert!(err.contains("is not running"), "{err}");
