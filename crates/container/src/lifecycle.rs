@@ -63,6 +63,27 @@ extern "C" fn forward(sig: i32) {
     }
 }
 
+/// The snapshotter of a root. Probing whether overlayfs mounts costs an overlay mount and
+/// unmount (tens of milliseconds, most of a container start), so the answer is kept in
+/// `snapshots/driver` once overlayfs worked (the copy fallback is probed, and said on stderr,
+/// every time); `STRATA_SNAPSHOTTER` still decides when set.
+fn open_snapshotter(dir: &Path) -> Result<Box<dyn Snapshotter>> {
+    let marker = dir.join("driver");
+    if std::env::var_os("STRATA_SNAPSHOTTER").is_none() {
+        if let Ok("overlayfs") = fs::read_to_string(&marker).as_deref().map(str::trim) {
+            return Ok(Box::new(snapshot::OverlaySnapshotter::new(dir)?));
+        }
+    }
+    let s = snapshot::open(dir)?;
+    if std::env::var_os("STRATA_SNAPSHOTTER").is_none() && s.name() == "overlayfs" {
+        let tmp = dir.join(format!("driver.{}", std::process::id()));
+        if fs::write(&tmp, s.name()).is_ok() {
+            let _ = fs::rename(&tmp, &marker);
+        }
+    }
+    Ok(s)
+}
+
 pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
@@ -71,7 +92,7 @@ impl Containers {
     /// Opens the store and snapshotter of a strata root.
     pub fn open(root: &Path) -> Result<Containers> {
         let store = Store::open(root)?;
-        let snapshots = snapshot::open(&root.join("snapshots"))?;
+        let snapshots = open_snapshotter(&root.join("snapshots"))?;
         Ok(Containers {
             store,
             root: root.to_path_buf(),

@@ -86,8 +86,12 @@ impl Containers {
         let st = &rec.state;
         let running = st.status == "running" && alive(st.pid);
         let dir = self.state_dir(&rec.id);
-        let upper = self.snapshots.upper_dir(&rec.snapshot).ok();
-        let lowers = self.lowers(&rec.image_id).unwrap_or_default();
+        let upper = match self.snapshots.upper_dir(&rec.snapshot) {
+            Ok(u) => Some(u),
+            Err(snapshot::Error::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let lowers = self.lowers(&rec.image_id)?;
         let graph = match &upper {
             Some(u) => json!({
                 "Data": {
