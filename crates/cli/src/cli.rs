@@ -84,6 +84,12 @@ pub enum Command {
     Commit(CommitArgs),
     /// Export a container's filesystem as a tar archive
     Export(ExportArgs),
+    /// Run a command in a running container
+    Exec(ExecArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// Restart one or more containers
+    Restart(StopArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -339,8 +345,47 @@ pub enum ContainerCommand {
     Commit(CommitArgs),
     Export(ExportArgs),
     Inspect(InspectArgs),
+    Exec(ExecArgs),
+    Rename(RenameArgs),
+    Restart(StopArgs),
     /// Remove all stopped containers
     Prune(PruneArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Detached mode: run command in the background (not supported)
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Keep STDIN open even if not attached
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Set environment variables
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long)]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    pub container: String,
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RenameArgs {
+    pub container: String,
+    pub new_name: String,
 }
 
 #[derive(Args, Debug)]
@@ -465,6 +510,9 @@ pub struct PsArgs {
     /// Pretty-print containers using a Go template
     #[arg(long)]
     pub format: Option<String>,
+    /// Filter output based on conditions provided (id, name, status, exited, ancestor)
+    #[arg(short = 'f', long = "filter")]
+    pub filters: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -514,6 +562,9 @@ pub struct LogsArgs {
     /// Follow log output
     #[arg(short = 'f', long)]
     pub follow: bool,
+    /// Number of lines to show from the end of the logs (or "all")
+    #[arg(short = 'n', long, default_value = "all")]
+    pub tail: String,
     #[arg(value_name = "CONTAINER")]
     pub container: String,
 }

@@ -97,6 +97,42 @@ fn rm_leaves_no_mount_snapshot_or_record() {
     let (c, _, err) = code(&s, &["create", "--name", "one", "busybox", "true"]);
     assert_eq!(c, 125);
     assert!(err.contains("is already in use"), "{err}");
+    let st = s.ok(&[
+        "inspect", "-f",
+        "{{.State.Status}} {{.State.ExitCode}} {{.State.Running}} {{.Name}} {{.Path}} {{json .Args}} {{.HostConfig.NetworkMode}}",
+        "one",
+    ]);
+    assert_eq!(st, "exited 0 false /one touch [\"/x\"] host\n");
+    let json = s.ok(&["container", "inspect", "-s", "one"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let keys: Vec<&str> = v[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for k in [
+        "Id",
+        "Created",
+        "Path",
+        "Args",
+        "State",
+        "Image",
+        "Name",
+        "HostConfig",
+        "GraphDriver",
+        "Mounts",
+        "Config",
+        "SizeRw",
+        "SizeRootFs",
+    ] {
+        assert!(keys.contains(&k), "{k} missing from {keys:?}");
+    }
+    assert_eq!(v[0]["Config"]["Cmd"], serde_json::json!(["touch", "/x"]));
+    assert!(v[0]["SizeRootFs"].as_u64().unwrap() > 1_000_000);
+    let (c, _, err) = code(&s, &["image", "inspect", "one"]);
+    assert_eq!(c, 1);
+    assert!(err.contains("No such image: one"), "{err}");
     assert_eq!(s.ok(&["rm", "one"]), "one\n");
     assert!(s.ok(&["ps", "-a", "-q"]).is_empty());
     assert_eq!(snapshot_count(&s), 0);
@@ -212,8 +248,15 @@ fn commit_makes_an_image_with_the_change_and_rmi_is_refused_while_used() {
         err.contains("unable to remove repository reference \"busybox\" (must force) - container"),
         "{err}"
     );
+    // Forced, the name goes and ps shows the image ID instead.
+    s.ok(&["tag", "busybox", "keep:1"]);
+    s.ok(&["rmi", "-f", "busybox"]);
+    let short = &bb.trim()["sha256:".len()..][..12];
+    assert_eq!(s.ok(&["ps", "-a", "--format", "{{.Image}}"]).trim(), short);
     s.ok(&["rm", "c1"]);
     s.ok(&["rmi", "mine:1"]);
+    s.ok(&["tag", "keep:1", "busybox"]);
+    s.ok(&["rmi", "keep:1"]);
     s.ok(&["rmi", "busybox"]);
     assert!(s.stored_entries().is_empty(), "{:?}", s.stored_entries());
 }
@@ -272,6 +315,24 @@ fn ps_prints_docker_columns() {
             && rows[1].ends_with("fresh"),
         "{out}"
     );
+    let f = s.ok(&["ps", "--filter", "status=exited", "--format", "{{.Names}}"]);
+    assert_eq!(f, "done\n");
+    let f = s.ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        "name=fre",
+        "--filter",
+        "status=created",
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert_eq!(f, "fresh\n");
+    assert_eq!(
+        s.ok(&["ps", "-a", "-f", "exited=2", "--format", "{{.Names}}"]),
+        "done\n"
+    );
+    assert!(s.ok(&["ps", "-a", "-f", "exited=0", "-q"]).is_empty());
     let id = s.ok(&["ps", "-a", "-q", "--no-trunc", "-n", "1"]);
     assert_eq!(id.trim().len(), 64);
     let sized = s.ok(&["ps", "-a", "-s", "--format", "{{.Size}}"]);
@@ -391,4 +452,274 @@ fn export_writes_the_merged_filesystem() {
     assert!(names.contains(&"bin/sh"), "{list}");
     assert!(!names.contains(&"bin/vi"), "{list}");
     assert!(!list.contains(".wh."), "{list}");
+}
+
+#[test]
+fn run_flags_reach_the_container_and_limits_leave_no_cgroup() {
+    let Some(s) = with_busybox() else { return };
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("in"), "from host\n").unwrap();
+    let vol = format!("{}:/mnt:ro", host.path().display());
+    let out = s.ok(&[
+        "run", "--rm", "-v", &vol, "--network", "none", "--tmpfs", "/scratch", "busybox", "sh",
+        "-c", "cat /mnt/in; touch /mnt/x 2>/dev/null || echo ro; ls /sys/class/net; touch /scratch/ok && echo tmpfs",
+    ]);
+    assert_eq!(out, "from host\nro\nlo\ntmpfs\n");
+    let (c, _, _) = code(
+        &s,
+        &["run", "--rm", "--read-only", "busybox", "touch", "/x"],
+    );
+    assert_eq!(c, 1);
+    let env = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(env.path(), "# comment\nFROM_FILE=yes\n").unwrap();
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--env-file",
+        env.path().to_str().unwrap(),
+        "--entrypoint",
+        "/bin/sh",
+        "busybox",
+        "-c",
+        "echo $FROM_FILE",
+    ]);
+    assert_eq!(out, "yes\n");
+    // Limits make cgroups named by the container ID; rm leaves none.
+    let id = s.ok(&[
+        "create",
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "50",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max",
+    ]);
+    let id = id.trim();
+    assert_eq!(s.ok(&["start", "-a", id]), "50\n");
+    s.ok(&["rm", id]);
+    for ctl in ["memory", "pids", "unified", ""] {
+        let d = Path::new("/sys/fs/cgroup")
+            .join(ctl)
+            .join("strata")
+            .join(id);
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+    // A missing bind source is Docker's error, and nothing is left.
+    let (c, _, err) = code(
+        &s,
+        &["run", "--rm", "-v", "/no/such/dir:/m", "busybox", "true"],
+    );
+    assert_eq!(c, 125);
+    assert!(
+        err.contains("bind source path does not exist: /no/such/dir"),
+        "{err}"
+    );
+    assert!(s.ok(&["ps", "-a", "-q"]).is_empty());
+    assert!(mounts_under(s.root.path()).is_empty());
+    assert_eq!(snapshot_count(&s), 0);
+}
+
+#[test]
+fn docker_loads_a_committed_image_and_sees_the_writable_layer() {
+    let Some(s) = with_busybox() else { return };
+    docker();
+    let name = unique("strata-commit-test:");
+    s.ok(&[
+        "run",
+        "--name",
+        "tocommit",
+        "busybox",
+        "sh",
+        "-c",
+        "echo committed > /marker; rm /bin/vi; mkdir -p /etc/deep && echo z > /etc/deep/f",
+    ]);
+    s.ok(&["commit", "-m", "msg", "tocommit", &name]);
+    let tar = s.root.path().join("commit.tar");
+    s.ok(&["save", "-o", tar.to_str().unwrap(), &name]);
+    let loaded = run_ok("docker", &["load", "-i", tar.to_str().unwrap()]);
+    assert!(
+        loaded.contains(&format!("Loaded image: {name}")),
+        "{loaded}"
+    );
+    let said = run_ok(
+        "docker",
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &name,
+            "sh",
+            "-c",
+            "cat /marker /etc/deep/f; test -e /bin/vi || echo gone",
+        ],
+    );
+    assert_eq!(said, "committed\nz\ngone\n");
+    let comment = run_ok("docker", &["inspect", "-f", "{{.Comment}}", &name]);
+    assert_eq!(comment.trim(), "msg");
+    run_ok("docker", &["rmi", &name]);
+}
+
+#[test]
+fn diff_matches_docker_for_the_same_changes() {
+    let Some(s) = with_busybox() else { return };
+    docker();
+    let name = unique("strata-diff-base:");
+    let tar = busybox_tar();
+    run_ok("docker", &["import", tar.to_str().unwrap(), &name]);
+    let script =
+        "echo hi > /newfile; rm /bin/vi; mkdir -p /d1/keep/deeper; echo x >> /etc/passwd; \
+                  rm -rf /root; mkdir /tmp/t; chmod 700 /tmp; ln -s /x /bin/newlink";
+    let cname = unique("strata-diff-");
+    run_ok(
+        "docker",
+        &[
+            "run",
+            "--network",
+            "none",
+            "--name",
+            &cname,
+            &name,
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    let theirs = run_ok("docker", &["diff", &cname]);
+    run_ok("docker", &["rm", &cname]);
+    run_ok("docker", &["rmi", &name]);
+    s.ok(&["run", "--name", "samediff", "busybox", "sh", "-c", script]);
+    let ours = s.ok(&["diff", "samediff"]);
+    let sorted = |t: &str| {
+        let mut v: Vec<String> = t.lines().map(String::from).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sorted(&ours),
+        sorted(&theirs),
+        "ours:\n{ours}\ntheirs:\n{theirs}"
+    );
+}
+
+#[test]
+fn twenty_containers_of_one_image_cost_almost_nothing_on_disk() {
+    let Some(s) = with_busybox() else { return };
+    let du = |p: &Path| -> u64 {
+        let out = run_ok("du", &["-s", "-B1", p.to_str().unwrap()]);
+        out.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let layers = du(&s.root.path().join("layers"));
+    for _ in 0..20 {
+        s.ok(&["create", "busybox", "true"]);
+    }
+    let snaps = du(&s.root.path().join("snapshots"));
+    let state = du(&s.root.path().join("containers"));
+    assert!(layers > 1_000_000, "busybox is about 2 MB: {layers}");
+    assert!(
+        snaps + state < layers / 4,
+        "20 containers take {snaps} + {state} bytes next to {layers} of layers"
+    );
+    assert_eq!(s.ok(&["ps", "-a", "-q"]).lines().count(), 20);
+}
+
+#[test]
+fn kill_sends_signals_and_foreground_runs_forward_sigterm() {
+    let Some(s) = with_busybox() else { return };
+    let trap = "trap 'echo got; exit 7' USR1 TERM; echo ready; while true; do sleep 0.05; done";
+    s.ok(&[
+        "run", "-d", "--name", "trapper", "busybox", "sh", "-c", trap,
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.ok(&["logs", "trapper"]) != "ready\n" {
+        assert!(Instant::now() < deadline, "never ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(s.ok(&["kill", "-s", "USR1", "trapper"]), "trapper\n");
+    assert_eq!(s.ok(&["wait", "trapper"]), "7\n");
+    assert_eq!(s.ok(&["logs", "trapper"]), "ready\ngot\n");
+    assert_eq!(s.ok(&["logs", "--tail", "1", "trapper"]), "got\n");
+    assert_eq!(s.ok(&["logs", "--tail", "0", "trapper"]), "");
+    assert_eq!(s.ok(&["logs", "--tail", "5", "trapper"]), "ready\ngot\n");
+    let (c, _, err) = code(&s, &["kill", "trapper"]);
+    assert_eq!(c, 1);
+    assert!(err.contains("is not running"), "{err}");
+
+    // SIGTERM to a foreground `strata run` reaches the container.
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("strata"))
+        .env("STRATA_ROOT", s.root.path())
+        .args(["run", "--rm", "--name", "fg", "busybox", "sh", "-c", trap])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !s.ok(&["ps", "--format", "{{.Names}}"]).contains("fg") {
+        assert!(Instant::now() < deadline, "never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\ngot\n");
+    assert!(
+        s.ok(&["ps", "-a", "-q"]).lines().count() == 1,
+        "only trapper is left"
+    );
+}
+
+#[test]
+fn exec_rename_and_restart_a_detached_container() {
+    let Some(s) = with_busybox() else { return };
+    s.ok(&[
+        "run", "-d", "--name", "svc", "-e", "A=1", "busybox", "sleep", "60",
+    ]);
+    assert_eq!(s.ok(&["exec", "svc", "sh", "-c", "echo $A $B"]), "1\n");
+    assert_eq!(
+        s.ok(&["exec", "-e", "B=2", "svc", "sh", "-c", "echo $A $B"]),
+        "1 2\n"
+    );
+    assert_eq!(
+        s.ok(&[
+            "exec",
+            "-u",
+            "nobody",
+            "-w",
+            "/tmp",
+            "svc",
+            "sh",
+            "-c",
+            "id -u; pwd"
+        ]),
+        "65534\n/tmp\n"
+    );
+    let (c, _, _) = code(&s, &["exec", "svc", "sh", "-c", "exit 9"]);
+    assert_eq!(c, 9);
+    let (c, _, err) = code(&s, &["exec", "svc", "nosuch"]);
+    assert_eq!(c, 126, "Docker exits 126 for any exec failure: {err}");
+    // The exec'd process sees the container's PID namespace: sleep is PID 1.
+    assert_eq!(s.ok(&["exec", "svc", "cat", "/proc/1/comm"]), "sleep\n");
+    s.ok(&["rename", "svc", "renamed"]);
+    assert_eq!(s.ok(&["ps", "--format", "{{.Names}}"]), "renamed\n");
+    let first = s.ok(&["inspect", "-f", "{{.State.StartedAt}}", "renamed"]);
+    assert_eq!(s.ok(&["restart", "-t", "0", "renamed"]), "renamed\n");
+    let second = s.ok(&[
+        "inspect",
+        "-f",
+        "{{.State.StartedAt}} {{.State.Running}}",
+        "renamed",
+    ]);
+    assert!(
+        second.ends_with(" true\n") && !second.starts_with(first.trim()),
+        "{first} {second}"
+    );
+    s.ok(&["rm", "-f", "renamed"]);
+    let (c, _, err) = code(&s, &["exec", "renamed", "true"]);
+    assert_eq!(c, 1);
+    assert!(err.contains("No such container: renamed"), "{err}");
+    assert!(mounts_under(s.root.path()).is_empty());
+    assert_eq!(snapshot_count(&s), 0);
 }

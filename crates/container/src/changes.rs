@@ -238,6 +238,7 @@ impl Containers {
         cfg.container_config = Some(stored.config.clone());
         cfg.created = Some(created.clone());
         cfg.author = o.author.clone();
+        cfg.comment = o.message.clone();
         cfg.docker_version = image::STRATA_VERSION.to_string();
         cfg.history.push(History {
             created: Some(created.clone()),

@@ -63,6 +63,27 @@ extern "C" fn forward(sig: i32) {
     }
 }
 
+/// The snapshotter of a root. Probing whether overlayfs mounts costs an overlay mount and
+/// unmount (tens of milliseconds, most of a container start), so the answer is kept in
+/// `snapshots/driver` once overlayfs worked (the copy fallback is probed, and said on stderr,
+/// every time); `STRATA_SNAPSHOTTER` still decides when set.
+fn open_snapshotter(dir: &Path) -> Result<Box<dyn Snapshotter>> {
+    let marker = dir.join("driver");
+    if std::env::var_os("STRATA_SNAPSHOTTER").is_none() {
+        if let Ok("overlayfs") = fs::read_to_string(&marker).as_deref().map(str::trim) {
+            return Ok(Box::new(snapshot::OverlaySnapshotter::new(dir)?));
+        }
+    }
+    let s = snapshot::open(dir)?;
+    if std::env::var_os("STRATA_SNAPSHOTTER").is_none() && s.name() == "overlayfs" {
+        let tmp = dir.join(format!("driver.{}", std::process::id()));
+        if fs::write(&tmp, s.name()).is_ok() {
+            let _ = fs::rename(&tmp, &marker);
+        }
+    }
+    Ok(s)
+}
+
 pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
@@ -71,7 +92,7 @@ impl Containers {
     /// Opens the store and snapshotter of a strata root.
     pub fn open(root: &Path) -> Result<Containers> {
         let store = Store::open(root)?;
-        let snapshots = snapshot::open(&root.join("snapshots"))?;
+        let snapshots = open_snapshotter(&root.join("snapshots"))?;
         Ok(Containers {
             store,
             root: root.to_path_buf(),
@@ -306,6 +327,11 @@ impl Containers {
         let mut spec = runtime::compose(&config::image_runtime_config(&img), &run)?;
         let rootfs = self.rootfs(&rec.id);
         fs::create_dir_all(&rootfs).map_err(|e| Error::io(&rootfs, e))?;
+        // Held while this process monitors the container: cleanup leaves it alone.
+        let _monitor = match self.try_monitor_lock(&rec.id)? {
+            Some(l) => l,
+            None => return Err(Error::AlreadyRunning(rec.id)),
+        };
         let _ = snapshot::unmount_all(&rootfs);
         let mounts = self.snapshots.mounts(&rec.snapshot)?;
         snapshot::mount_all(&mounts, &rootfs)?;
@@ -450,6 +476,73 @@ impl Containers {
         }
     }
 
+    /// Takes the container's monitor lock without waiting (None: another process holds it).
+    fn try_monitor_lock(&self, id: &str) -> Result<Option<fs::File>> {
+        let dir = self.state_dir(id);
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let p = dir.join("monitor.lock");
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .map_err(|e| Error::io(&p, e))?;
+        match f.try_lock() {
+            Ok(()) => Ok(Some(f)),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(Error::io(&p, e)),
+        }
+    }
+
+    /// `docker exec`: runs `args` in the running container with its environment plus `env`,
+    /// in `workdir` or its own, as `user` or its own; returns the exit code.
+    #[allow(clippy::too_many_arguments)]
+    pub fn exec(
+        &mut self,
+        name: &str,
+        args: Vec<String>,
+        env: &[String],
+        workdir: Option<String>,
+        user: Option<String>,
+        tty: bool,
+        io: StartIo,
+    ) -> Result<i32> {
+        let rec = self.find(name)?;
+        if rec.state.status != "running" || !alive(rec.state.pid) {
+            return Err(Error::NotRunning(rec.id));
+        }
+        let stored = Self::stored(&rec)?;
+        let img = image::read_config(&self.store, &rec.image_id)?;
+        let run = config::run_options(&rec.id, &stored.options)?;
+        let spec = runtime::compose(&config::image_runtime_config(&img), &run)?;
+        let mut p = spec.exec_process(args, env, workdir, user)?;
+        let rootfs = self.rootfs(&rec.id);
+        let u = runtime::resolve_user(&rootfs, &p.user)?;
+        p.apply_user(&u);
+        let mut c = runtime::exec(
+            rec.state.pid,
+            &p,
+            runtime::ExecOptions {
+                stdin: io.stdin,
+                stdout: io.stdout,
+                stderr: io.stderr,
+                tty,
+            },
+        )?;
+        if let Some(m) = c.take_pty_master() {
+            relay_tty(m, true);
+        }
+        Ok(c.wait()?)
+    }
+
+    /// `docker rename`.
+    pub fn rename(&mut self, name: &str, new_name: &str) -> Result<()> {
+        let rec = self.find(name)?;
+        let n = config::validate_name(new_name)?;
+        self.store.rename_container(&rec.id, &n)?;
+        Ok(())
+    }
+
     /// Sends a signal to a running container's process.
     pub fn kill(&mut self, name: &str, signal: &str) -> Result<ContainerRecord> {
         let sig = signal_number(signal)?;
@@ -546,28 +639,25 @@ impl Containers {
     }
 
     /// Finds and repairs what a killed strata left: containers recorded as running whose
-    /// process is gone become `exited` (137, or removed when made with `--rm`); root
+    /// monitor is gone (nobody holds their `monitor.lock`) become `exited` (137, or removed when made with `--rm`); root
     /// filesystems still mounted for stopped containers are unmounted; snapshots of
     /// containers that were never recorded are removed. Returns the IDs it repaired.
     pub fn cleanup(&mut self) -> Result<Vec<String>> {
         let mut fixed = Vec::new();
+        let mounted_now = snapshot::mounts_under(&self.root.join("containers"))?;
         for c in self.store.containers()? {
-            if c.state.status == "running" && alive(c.state.pid) {
-                continue;
-            }
             let rootfs = self.rootfs(&c.id);
-            let mounted = !snapshot::mounts_under(&rootfs)?.is_empty();
+            let mounted = mounted_now.iter().any(|m| m.starts_with(&rootfs));
             if c.state.status != "running" && !mounted {
                 continue;
             }
-            // Give a live monitor a moment to record the end itself.
-            if c.state.status == "running" {
-                std::thread::sleep(Duration::from_millis(100));
-                match self.store.container(&c.id)? {
-                    Some(now) if now.state.status == "running" => {}
-                    _ => continue,
-                }
-            }
+            // A live monitor holds the lock: the container is starting, running or ending.
+            let Some(_lock) = self.try_monitor_lock(&c.id)? else {
+                continue;
+            };
+            let Some(c) = self.store.container(&c.id)? else {
+                continue;
+            };
             snapshot::unmount_all(&rootfs)?;
             runtime::remove_stale_cgroups(&c.id);
             if c.state.status == "running" {
@@ -591,8 +681,19 @@ impl Containers {
         }
         // Snapshots named like container IDs without a record: a create that died between
         // the snapshot and the commit. Checked under the store lock, which create holds.
-        let keys = self.snapshots.list()?;
-        let orphans: Vec<String> = keys
+        // Under the store lock (which create holds while it prepares and records), so a
+        // snapshot seen here without a record really has none.
+        let lock_path = self.root.join("lock");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+        let orphans: Vec<String> = self
+            .snapshots
+            .list()?
             .into_iter()
             .filter(|k| k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()))
             .collect();
@@ -603,15 +704,15 @@ impl Containers {
                 .into_iter()
                 .map(|c| c.snapshot)
                 .collect();
-            let p = self.store.publish()?;
             for k in orphans.iter().filter(|k| !known.contains(*k)) {
-                let _ = snapshot::unmount_all(&self.root.join("containers").join(k).join("rootfs"));
+                let dir = self.state_dir(k);
+                let _ = snapshot::unmount_all(&dir.join("rootfs"));
                 let _ = self.snapshots.remove(k);
-                let _ = fs::remove_dir_all(self.root.join("containers").join(k));
+                let _ = fs::remove_dir_all(&dir);
                 fixed.push(k.clone());
             }
-            drop(p);
         }
+        drop(lock);
         Ok(fixed)
     }
 

@@ -13,6 +13,9 @@ pub struct Summary {
     pub record: ContainerRecord,
     /// `Path` and `Args` joined with spaces (Docker's COMMAND before quoting).
     pub command: String,
+    /// The image as `ps` shows it: the name it was created with while that name still means
+    /// the same image, else the short image ID (as Docker).
+    pub image: String,
     /// Whether its process is alive.
     pub running: bool,
     /// Bytes of regular files in the writable layer (with `size`).
@@ -59,9 +62,14 @@ impl Containers {
                 (None, None)
             };
             let running = rec.state.status == "running" && alive(rec.state.pid);
+            let image = match image::resolve(&self.store, &rec.image_name) {
+                Ok(id) if id == rec.image_id => rec.image_name.clone(),
+                _ => rec.image_id.short(),
+            };
             out.push(Summary {
                 record: rec,
                 command,
+                image,
                 running,
                 size_rw,
                 size_root_fs,
@@ -78,8 +86,12 @@ impl Containers {
         let st = &rec.state;
         let running = st.status == "running" && alive(st.pid);
         let dir = self.state_dir(&rec.id);
-        let upper = self.snapshots.upper_dir(&rec.snapshot).ok();
-        let lowers = self.lowers(&rec.image_id).unwrap_or_default();
+        let upper = match self.snapshots.upper_dir(&rec.snapshot) {
+            Ok(u) => Some(u),
+            Err(snapshot::Error::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let lowers = self.lowers(&rec.image_id)?;
         let graph = match &upper {
             Some(u) => json!({
                 "Data": {

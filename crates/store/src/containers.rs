@@ -219,6 +219,31 @@ impl Store {
         Ok(())
     }
 
+    /// Renames a container; the new name must be free.
+    pub fn rename_container(&self, id: &str, name: &str) -> Result<()> {
+        let taken: Option<String> = self
+            .db
+            .conn
+            .query_row("SELECT id FROM containers WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if let Some(other) = taken {
+            return Err(Error::NameInUse {
+                name: name.to_string(),
+                id: other,
+            });
+        }
+        let n = self.db.conn.execute(
+            "UPDATE containers SET name = ?2 WHERE id = ?1",
+            params![id, name],
+        )?;
+        if n == 0 {
+            return Err(Error::ContainerNotFound(id.to_string()));
+        }
+        Ok(())
+    }
+
     /// Deletes a container's record (its snapshot is the caller's to remove first).
     pub fn delete_container(&self, id: &str) -> Result<()> {
         let n = self
@@ -295,6 +320,13 @@ mod tests {
             ..Default::default()
         };
         store.set_container_state(&a, &st).unwrap();
+        assert!(matches!(
+            store.rename_container(&a, "two"),
+            Err(Error::NameInUse { .. })
+        ));
+        store.rename_container(&a, "uno").unwrap();
+        assert_eq!(store.find_container("uno").unwrap().id, a);
+        store.rename_container(&a, "one").unwrap();
         assert_eq!(store.container(&a).unwrap().unwrap().state, st);
         // The image cannot be deleted while containers use it.
         let mut p = store.publish().unwrap();

@@ -8,7 +8,7 @@ use anyhow::Result;
 
 use crate::cli::{
     CommitArgs, ContainerArg, ContainersArgs, ExportArgs, InspectArgs, KillArgs, LogsArgs,
-    PruneArgs, RmArgs, StopArgs,
+    PruneArgs, RenameArgs, RmArgs, StopArgs,
 };
 use crate::Failure;
 
@@ -73,6 +73,36 @@ pub fn logs(root: &Path, a: LogsArgs) -> Result<()> {
         Err(_) => return Ok(()),
     };
     let mut out = io::stdout().lock();
+    if a.tail != "all" {
+        let n: usize = a
+            .tail
+            .parse()
+            .map_err(|_| Failure::new(1, format!("invalid value for --tail: {}", a.tail)))?;
+        let mut all = Vec::new();
+        f.read_to_end(&mut all)?;
+        let mut start = all.len();
+        let mut seen = 0;
+        // Skip a final newline, then walk back over n line breaks.
+        let end = if all.last() == Some(&b'\n') {
+            all.len() - 1
+        } else {
+            all.len()
+        };
+        for i in (0..end).rev() {
+            if all[i] == b'\n' {
+                seen += 1;
+                if seen == n {
+                    start = i + 1;
+                    break;
+                }
+            }
+            start = i;
+        }
+        if n == 0 {
+            start = all.len();
+        }
+        out.write_all(&all[start..])?;
+    }
     let mut buf = vec![0u8; 65536];
     loop {
         let n = f.read(&mut buf)?;
@@ -196,5 +226,11 @@ pub fn prune(root: &Path, a: PruneArgs) -> Result<()> {
         println!();
     }
     println!("Total reclaimed space: {}", format::human_size(total));
+    Ok(())
+}
+
+pub fn rename(root: &Path, a: RenameArgs) -> Result<()> {
+    let mut c = super::open_containers(root)?;
+    c.rename(&a.container, &a.new_name)?;
     Ok(())
 }

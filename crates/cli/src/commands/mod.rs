@@ -80,6 +80,13 @@ pub fn run(cmd: Command, root: &Path) -> Result<()> {
         }
         Command::Container(ContainerCommand::Inspect(a)) => container::inspect(root, a),
         Command::Container(ContainerCommand::Prune(a)) => container::prune(root, a),
+        Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => run::exec(root, a),
+        Command::Rename(a) | Command::Container(ContainerCommand::Rename(a)) => {
+            container::rename(root, a)
+        }
+        Command::Restart(a) | Command::Container(ContainerCommand::Restart(a)) => {
+            run::restart(root, a)
+        }
         // ---- end containers ----
         // ---- registry ----
         Command::Pull(a) => pull::run(root, a),

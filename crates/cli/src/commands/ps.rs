@@ -1,4 +1,4 @@
-//! `strata ps [-a] [-q] [-s] [-n N] [-l] [--no-trunc] [--format]` with Docker's columns.
+//! `strata ps [-a] [-q] [-s] [-n N] [--latest] [--no-trunc] [--filter] [--format]` with Docker's columns.
 
 use std::path::Path;
 
@@ -31,10 +31,38 @@ fn status(s: &container::Summary, now: f64) -> String {
 pub fn run(root: &Path, a: PsArgs) -> Result<()> {
     let c = super::open_containers(root)?;
     let mut rows = c.summaries(a.size)?;
+    for f in &a.filters {
+        let (k, v) = f.split_once('=').ok_or_else(|| {
+            Failure::new(
+                1,
+                format!("bad format of filter (expected name=value): {f}"),
+            )
+        })?;
+        let state = |s: &container::Summary| -> &str {
+            if s.running {
+                "running"
+            } else if s.record.state.status == "created" {
+                "created"
+            } else {
+                "exited"
+            }
+        };
+        match k {
+            "id" => rows.retain(|s| s.record.id.starts_with(v)),
+            "name" => rows.retain(|s| s.record.name.contains(v)),
+            "status" => rows.retain(|s| state(s) == v),
+            "exited" => {
+                rows.retain(|s| state(s) == "exited" && s.record.state.exit_code.to_string() == v)
+            }
+            "ancestor" => rows.retain(|s| s.image == v || s.record.image_name == v),
+            _ => return Err(Failure::new(1, format!("invalid filter '{k}'")).into()),
+        }
+    }
+    let filtered = !a.filters.is_empty();
     let last = if a.latest { 1 } else { a.last };
     if last >= 0 {
         rows.truncate(last as usize);
-    } else if !a.all {
+    } else if !a.all && !filtered_all(&a.filters, filtered) {
         rows.retain(|r| r.running);
     }
     let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
@@ -58,7 +86,7 @@ pub fn run(root: &Path, a: PsArgs) -> Result<()> {
             };
             json!({
                 "ID": if a.no_trunc { r.id.clone() } else { r.id[..12].to_string() },
-                "Image": r.image_name,
+                "Image": s.image,
                 "Command": serde_json::to_string(&command).unwrap_or_default(),
                 "CreatedAt": super::history::parse_time(&r.created)
                     .map(|d| d.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
@@ -97,4 +125,11 @@ pub fn run(root: &Path, a: PsArgs) -> Result<()> {
             .map_err(|e| Failure::new(1, e.to_string()))?
     );
     Ok(())
+}
+
+/// Docker shows stopped containers without `-a` when a status or exited filter asks for them.
+fn filtered_all(filters: &[String], any: bool) -> bool {
+    any && filters
+        .iter()
+        .any(|f| f.starts_with("status=") || f.starts_with("exited="))
 }

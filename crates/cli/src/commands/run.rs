@@ -1,4 +1,4 @@
-//! `strata run`, `create`, `start` and the hidden `container-monitor` that keeps a detached
+//! `strata run`, `create`, `start`, `restart`, `exec` and the hidden `container-monitor` that keeps a detached
 //! container company. The logic is in the container crate.
 
 use std::fs;
@@ -7,11 +7,17 @@ use std::path::Path;
 use anyhow::Result;
 use container::{CreateOptions, StartIo};
 
-use crate::cli::{ContainerArg, RunArgs, StartArgs};
+use crate::cli::{ContainerArg, ExecArgs, RunArgs, StartArgs, StopArgs};
 use crate::Failure;
 
 fn fail(e: container::Error) -> anyhow::Error {
-    Failure::new(e.exit_code().clamp(1, 255) as u8, e.to_string()).into()
+    let code = match &e {
+        // The CLI's own lookups fail with 1, as Docker's do.
+        container::Error::Store(store::Error::ContainerNotFound(_))
+        | container::Error::NotRunning(_) => 1,
+        e => e.exit_code().clamp(1, 255) as u8,
+    };
+    Failure::new(code, e.to_string()).into()
 }
 
 /// Docker's memory sizes: `512`, `64k`, `6m`, `1g` (binary units, optional `b`).
@@ -172,7 +178,8 @@ pub fn start(root: &Path, a: StartArgs) -> Result<()> {
             )
         });
         match started {
-            Ok(()) => println!("{name}"),
+            // Starting a running container is not an error (Docker prints its name too).
+            Ok(()) | Err(container::Error::AlreadyRunning(_)) => println!("{name}"),
             Err(e) => {
                 if let Some(prev) = last_err.replace(e.to_string()) {
                     eprintln!("Error: {prev}");
@@ -213,4 +220,63 @@ pub fn monitor(root: &Path, a: ContainerArg) -> Result<()> {
     };
     let code = c.start(&rec.id, io).map_err(fail)?;
     exit_with(code)
+}
+
+pub fn exec(root: &Path, a: ExecArgs) -> Result<()> {
+    if a.detach {
+        return Err(Failure::new(1, "exec -d is not supported by strata").into());
+    }
+    let mut c = super::open_containers(root)?;
+    let mut env = Vec::new();
+    for e in &a.env {
+        if e.contains('=') {
+            env.push(e.clone());
+        } else if let Ok(v) = std::env::var(e) {
+            env.push(format!("{e}={v}"));
+        }
+    }
+    let io = StartIo {
+        stdin: if a.interactive {
+            runtime::Stdio::Inherit
+        } else {
+            runtime::Stdio::Null
+        },
+        ..Default::default()
+    };
+    let code = c
+        .exec(
+            &a.container,
+            a.command.clone(),
+            &env,
+            a.workdir.clone(),
+            a.user.clone(),
+            a.tty,
+            io,
+        )
+        .map_err(fail)?;
+    exit_with(code)
+}
+
+pub fn restart(root: &Path, a: StopArgs) -> Result<()> {
+    let mut c = super::open_containers(root)?;
+    let mut last = None;
+    for name in &a.containers {
+        let r = c.stop(name, a.time).and_then(|rec| {
+            let cmd = monitor_command(root, &rec.id)
+                .map_err(|e| container::Error::Invalid(e.to_string()))?;
+            c.start_detached(&rec.id, cmd)
+        });
+        match r {
+            Ok(()) => println!("{name}"),
+            Err(e) => {
+                if let Some(prev) = last.replace(e.to_string()) {
+                    eprintln!("Error: {prev}");
+                }
+            }
+        }
+    }
+    match last {
+        Some(e) => Err(Failure::new(1, e).into()),
+        None => Ok(()),
+    }
 }
