@@ -443,7 +443,27 @@ impl TokenFront {
             .unwrap_or_default();
         if target.starts_with("/token") {
             seen.lock().unwrap().push(target.clone());
-            if auth == "Basic YWxpY2U6czNjcmV0" {
+            // An OAuth2 form POST with an identity (refresh) token.
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            let mut body = buf[end + 4..].to_vec();
+            while body.len() < length {
+                match c.read(&mut tmp) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => body.extend_from_slice(&tmp[..n]),
+                }
+            }
+            let form = String::from_utf8_lossy(&body).into_owned();
+            let refresh_ok = head.starts_with("POST ")
+                && form.contains("grant_type=refresh_token")
+                && form.contains("refresh_token=idtok-77");
+            if auth == "Basic YWxpY2U6czNjcmV0" || refresh_ok {
                 respond(
                     &mut c,
                     "200 OK",
@@ -538,6 +558,25 @@ fn bearer_token_auth_through_a_token_server() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(id_of(&b, &name), id);
+
+    // An identity token in config.json is exchanged with an OAuth2 refresh-token POST.
+    let idcfg = tempfile::tempdir().unwrap();
+    std::fs::write(
+        idcfg.path().join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"identitytoken":"idtok-77"}}}}}}"#,
+            front.host()
+        ),
+    )
+    .unwrap();
+    let c = Strata::new();
+    let out = with_config(&c, idcfg.path(), &["pull", &name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(id_of(&c, &name), id);
 
     let seen = front.token_requests.lock().unwrap().clone();
     assert!(

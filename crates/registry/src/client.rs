@@ -329,17 +329,38 @@ impl Client {
     ) -> Result<String> {
         let mut attempt = 0;
         loop {
-            let mut rb = self.agent.get(realm);
-            if let Some(s) = service {
-                rb = rb.query("service", s);
-            }
-            for s in scopes {
-                rb = rb.query("scope", s);
-            }
-            if let Some(b) = basic {
-                rb = rb.header("Authorization", b);
-            }
-            let mut resp = match rb.call() {
+            let identity = self
+                .creds
+                .as_ref()
+                .filter(|c| c.username == "<token>")
+                .map(|c| c.password.as_str());
+            let sent = if let Some(refresh) = identity {
+                // An identity token from `login` is exchanged as an OAuth2 refresh token.
+                let scope = scopes.join(" ");
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh),
+                    ("client_id", "strata"),
+                    ("scope", scope.as_str()),
+                ];
+                if let Some(s) = service {
+                    form.push(("service", s.as_str()));
+                }
+                self.agent.post(realm).send_form(form)
+            } else {
+                let mut rb = self.agent.get(realm);
+                if let Some(s) = service {
+                    rb = rb.query("service", s);
+                }
+                for s in scopes {
+                    rb = rb.query("scope", s);
+                }
+                if let Some(b) = basic {
+                    rb = rb.header("Authorization", b);
+                }
+                rb.call()
+            };
+            let mut resp = match sent {
                 Err(e) if transient(&e) && attempt + 1 < ATTEMPTS => {
                     backoff(attempt);
                     attempt += 1;
