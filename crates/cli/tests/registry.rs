@@ -757,3 +757,52 @@ fn an_index_resolves_to_this_machines_platform() {
         "{err}"
     );
 }
+
+/// `FROM` of an image the store lacks pulls it, as Docker does; `--pull` pulls every base.
+#[test]
+fn build_pulls_a_missing_base_image() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let reg = Registry::start(None);
+    let a = Strata::new();
+    let base = format!("{}/base/bb:1", reg.host());
+    a.ok(&["import", busybox_tar().to_str().unwrap(), &base]);
+    a.ok(&["push", &base]);
+    let id = id_of(&a, &base);
+
+    let b = Strata::new();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {base}\nRUN echo pulled > /p\n"),
+    )
+    .unwrap();
+    let out = b.ok(&["build", "-t", "pulled:1", ctx.path().to_str().unwrap()]);
+    assert!(
+        out.contains("Pull complete") || out.contains("Downloaded newer image"),
+        "{out}"
+    );
+    assert_eq!(id_of(&b, &base), id);
+    let out = b.ok(&[
+        "build",
+        "--pull",
+        "-t",
+        "pulled:1",
+        ctx.path().to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("up to date") || out.contains("Status:"),
+        "{out}"
+    );
+    // A base that is nowhere is a clear error.
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {}/nope/missing:1\n", reg.host()),
+    )
+    .unwrap();
+    let (code, err) = b.fails(&["build", ctx.path().to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("nope/missing"), "{err}");
+}

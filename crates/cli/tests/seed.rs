@@ -294,6 +294,24 @@ fn contexts_and_dockerfiles_from_standard_input() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("Step 2/3 : COPY f.txt /g.txt"));
 
+    // `build - < Dockerfile`: standard input that is no archive is the Dockerfile, with an
+    // empty context.
+    let out = s
+        .cmd()
+        .args(["build", "-t", "stdin:3", "-"])
+        .write_stdin("FROM bb:1\nRUN echo no context here\n")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\nno context here\n"));
+    let (code, err) = s.fails_with_stdin(&["build", "-"], "FROM bb:1\nCOPY f.txt /f\n");
+    assert_eq!(code, 1);
+    assert!(err.contains("f.txt"), "{err}");
+
     // A source outside the context is refused in Docker's words.
     fs::write(
         ctx.path().join("Dockerfile"),

@@ -170,15 +170,15 @@ fn tall_image(c: &mut Containers, n: usize) -> oci::Digest {
         let dir = staging.new_dir(&format!("l{i}")).unwrap();
         std::fs::write(dir.join(format!("f{i}")), format!("{i}\n")).unwrap();
         let mut w = staging.blob_writer().unwrap();
-        let d = layer::write_layer(&dir, &mut w, &layer::WriteOptions::default()).unwrap();
+        let d = layer::write_layer(&dir, &mut w, layer::Compression::Gzip).unwrap();
         let blob = w.finish(Some(&d.digest)).unwrap();
         let rec = store::LayerRecord {
             diff_id: d.diff_id,
             size: layer::diff_size(&dir).unwrap(),
-            tar_size: d.tar_size,
+            tar_size: d.uncompressed_size,
             blob: Some(store::BlobRef {
                 digest: d.digest,
-                media_type: layer::Compression::Gzip.layer_media_type().into(),
+                media_type: image::layer_media_type(layer::Compression::Gzip),
                 size: d.size,
             }),
         };

@@ -222,16 +222,33 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
             .into());
         }
         let dir = staging.new_dir("context")?;
-        let stdin = io::stdin().lock();
-        layer::apply_layer_with(
-            stdin,
-            &dir,
-            &layer::ApplyOptions {
-                whiteouts: layer::WhiteoutMode::Delete,
-                ..Default::default()
-            },
-        )
-        .context("reading the build context from standard input")?;
+        // A pipe may hand over fewer bytes per read: collect the first block first.
+        let mut head = Vec::with_capacity(512);
+        io::stdin()
+            .lock()
+            .take(512)
+            .read_to_end(&mut head)
+            .context("reading the build context from standard input")?;
+        let archive = is_archive(&head);
+        let mut stdin = io::Cursor::new(head).chain(io::stdin().lock());
+        if archive {
+            layer::apply_layer_with(
+                stdin,
+                &dir,
+                &layer::ApplyOptions {
+                    whiteouts: layer::WhiteoutMode::Delete,
+                    ..Default::default()
+                },
+            )
+            .context("reading the build context from standard input")?;
+        } else {
+            // `build - < Dockerfile`: a Dockerfile with an empty context, as Docker does.
+            let mut s = String::new();
+            stdin
+                .read_to_string(&mut s)
+                .context("reading the Dockerfile from standard input")?;
+            dockerfile_text = Some(s);
+        }
         dir
     } else {
         let p = PathBuf::from(&a.context);
@@ -245,6 +262,7 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
         p
     };
     let dockerfile_name: String = match a.file.as_deref() {
+        _ if dockerfile_text.is_some() => "Dockerfile".into(),
         Some("-") => {
             let mut s = String::new();
             io::stdin().read_to_string(&mut s)?;
@@ -320,8 +338,8 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
     let runner = Runner {
         state_dir: build_dir.join("state"),
     };
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
+    // Not locked for the whole build: a FROM that pulls reports progress from other threads.
+    let mut out = io::stdout();
     let opts = build::BuildOptions {
         tags,
         no_cache: a.no_cache,
@@ -343,6 +361,23 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
         .as_deref()
         .map(|s| cache_dir_of(s, "dest").map(|d| (d, s.contains("mode=max"))))
         .transpose()?;
+    // FROM of an image the store lacks (or every FROM with --pull) pulls it, as Docker does.
+    let quiet = a.quiet;
+    let puller =
+        move |store: &mut store::Store, name: &str| -> std::result::Result<oci::Digest, String> {
+            let r = image::parse_name(name).map_err(|e| e.to_string())?;
+            let creds = registry::load_credentials(&r.registry).map_err(|e| e.to_string())?;
+            let progress = super::pull::reporter(quiet);
+            registry::pull(
+                store,
+                &r,
+                creds,
+                &registry::PullOptions::default(),
+                &progress,
+            )
+            .map(|p| p.id)
+            .map_err(|e| e.to_string())
+        };
     let stage_images;
     let result = {
         let mut b = build::Builder {
@@ -355,7 +390,7 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
             init_layer: init,
             cache_dir: build_dir.join("cache"),
             stage_images: Vec::new(),
-            puller: None,
+            puller: Some(&puller),
             out: &mut out,
         };
         let r = b.build(&plan, &opts);
@@ -393,4 +428,43 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
         }
         Err(e) => Err(Failure::bare(1, e.to_string()).into()),
     }
+}
+
+/// Whether standard input holds an archive (compressed, or a tar header with a valid
+/// checksum) rather than a Dockerfile, judged on its first bytes as Docker's CLI does.
+fn is_archive(head: &[u8]) -> bool {
+    const MAGICS: [&[u8]; 4] = [
+        &[0x1f, 0x8b],
+        b"BZh",
+        &[0xfd, b'7', b'z', b'X', b'Z', 0],
+        &[0x28, 0xb5, 0x2f, 0xfd],
+    ];
+    if MAGICS.iter().any(|m| head.starts_with(m)) {
+        return true;
+    }
+    if head.len() < 512 {
+        return false;
+    }
+    let h = &head[..512];
+    let field = &h[148..156];
+    let text: String = field
+        .iter()
+        .take_while(|&&b| b != 0 && b != b' ')
+        .map(|&b| b as char)
+        .collect();
+    let Ok(want) = u32::from_str_radix(text.trim(), 8) else {
+        return false;
+    };
+    let sum: u32 = h
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                b as u32
+            }
+        })
+        .sum();
+    sum == want
 }

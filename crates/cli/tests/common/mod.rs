@@ -66,6 +66,25 @@ impl Strata {
         )
     }
 
+    /// Like `fails`, with `input` on standard input.
+    pub fn fails_with_stdin(&self, args: &[&str], input: &str) -> (i32, String) {
+        let out = self
+            .cmd()
+            .args(args)
+            .write_stdin(input.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "strata {args:?} should have failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// Every file and directory under the store's layers/ and blobs/ (to check emptiness).
     pub fn stored_entries(&self) -> Vec<String> {
         let mut v = Vec::new();
