@@ -806,3 +806,79 @@ fn build_pulls_a_missing_base_image() {
     assert_eq!(code, 1);
     assert!(err.contains("nope/missing"), "{err}");
 }
+
+/// `--cache-to type=registry` pushes the build's images as an OCI index; a second store that
+/// has only the base builds the same image from it with every step `Using cache`.
+#[test]
+fn a_second_store_builds_from_a_cache_the_first_pushed() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let reg = Registry::start(None);
+    let cache = format!("{}/cache/app:buildcache", reg.host());
+    let a = Strata::new();
+    a.ok(&["import", busybox_tar().to_str().unwrap(), "base:1"]);
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("app.sh"), "echo app\n").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM base:1\nRUN echo deps > /deps\nCOPY app.sh /app.sh\nRUN sh /app.sh > /out\nCMD [\"sh\", \"/app.sh\"]\n",
+    )
+    .unwrap();
+    let c = ctx.to_str().unwrap();
+    let to = format!("type=registry,ref={cache},mode=max");
+    let out = a.ok(&["build", "--cache-to", &to, "-t", "app:1", c]);
+    assert!(out.contains("exported build cache"), "{out}");
+    let id = id_of(&a, "app:1");
+    // skopeo sees an OCI index there.
+    let raw = std::process::Command::new("skopeo")
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{cache}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&raw.stdout).contains("application/vnd.oci.image.index.v1+json")
+    );
+
+    let b = Strata::new();
+    let base = work.path().join("base.tar");
+    a.ok(&["save", "-o", base.to_str().unwrap(), "base:1"]);
+    b.ok(&["load", "-i", base.to_str().unwrap()]);
+    let from = format!("type=registry,ref={cache}");
+    let out = b.ok(&["build", "--cache-from", &from, "-t", "app:1", c]);
+    assert_eq!(out.matches(" ---> Using cache").count(), 4, "{out}");
+    assert!(!out.contains("Running in"), "{out}");
+    assert_eq!(id_of(&b, "app:1"), id);
+    b.ok(&["run", "--rm", "app:1"]);
+
+    // A changed file misses from its step on, as locally.
+    std::fs::write(ctx.join("app.sh"), "echo changed\n").unwrap();
+    let c2 = Strata::new();
+    c2.ok(&["load", "-i", base.to_str().unwrap()]);
+    let out = c2.ok(&["build", "--cache-from", &from, "-t", "app:2", c]);
+    assert_eq!(out.matches(" ---> Using cache").count(), 1, "{out}");
+
+    // A cache that is not there is a warning; the build goes on.
+    let d = Strata::new();
+    d.ok(&["load", "-i", base.to_str().unwrap()]);
+    let missing = format!("type=registry,ref={}/cache/none:1", reg.host());
+    let out = d
+        .cmd()
+        .args(["build", "--cache-from", &missing, "-t", "app:3", c])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WARNING: importing cache"));
+}

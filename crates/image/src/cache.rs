@@ -12,8 +12,8 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::BufReader;
-use std::path::Path;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
 
 use oci::Digest;
 use serde::Deserialize;
@@ -29,6 +29,7 @@ pub const PARENT_ANNOTATION: &str = "dev.strata.cache.parent";
 pub const IMAGE_ANNOTATION: &str = "dev.strata.cache.image";
 
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
@@ -36,8 +37,29 @@ fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
-/// Writes the parent chains of `tops` to `dir`; returns how many images it holds.
-pub fn export_cache(store: &Store, tops: &[Digest], dir: &Path) -> Result<usize> {
+/// Where the bytes of one blob of a cache come from.
+pub enum CacheBlob {
+    /// Made for the cache (a manifest) or read from the store (a config).
+    Bytes(Vec<u8>),
+    /// A layer blob, as the store keeps it.
+    Stored(PathBuf),
+}
+
+/// Everything a cache holds, before it is written anywhere: a directory (`export_cache`)
+/// or a registry (the registry crate) takes it from here.
+pub struct CachePlan {
+    /// Every blob the manifests point at (configs and layers), each once.
+    pub blobs: Vec<(Digest, u64, CacheBlob)>,
+    /// The manifests, base first: digest and bytes.
+    pub manifests: Vec<(Digest, Vec<u8>)>,
+    /// The OCI index naming the manifests with their annotations.
+    pub index: Vec<u8>,
+    /// How many images the cache holds.
+    pub images: usize,
+}
+
+/// Plans the cache of the parent chains of `tops`.
+pub fn plan_cache(store: &Store, tops: &[Digest]) -> Result<CachePlan> {
     let mut chain: Vec<store::ImageRecord> = Vec::new();
     let mut seen = HashSet::new();
     for top in tops {
@@ -56,59 +78,114 @@ pub fn export_cache(store: &Store, tops: &[Digest], dir: &Path) -> Result<usize>
         stack.reverse();
         chain.extend(stack);
     }
+    let mut blobs: Vec<(Digest, u64, CacheBlob)> = Vec::new();
+    let mut have = HashSet::new();
+    let mut manifests = Vec::new();
+    let mut entries = Vec::new();
+    for img in &chain {
+        let config = store.read_blob(&img.id)?;
+        let config_len = config.len();
+        if have.insert(img.id) {
+            blobs.push((img.id, config_len as u64, CacheBlob::Bytes(config)));
+        }
+        let mut layers = Vec::new();
+        for l in &img.layers {
+            let rec = store.layer(l)?.ok_or(store::Error::LayerNotFound(*l))?;
+            let blob = rec.blob.ok_or(store::Error::LayerNotFound(*l))?;
+            if have.insert(blob.digest) {
+                blobs.push((
+                    blob.digest,
+                    blob.size,
+                    CacheBlob::Stored(store.blob_path(&blob.digest)),
+                ));
+            }
+            layers.push(json!({"mediaType": blob.media_type, "digest": blob.digest.to_string(), "size": blob.size}));
+        }
+        let m = json!({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": img.id.to_string(), "size": config_len},
+            "layers": layers,
+        });
+        let bytes = serde_json::to_vec(&m).expect("json values serialise");
+        let md = Digest::of(&bytes);
+        let mut annotations = serde_json::Map::new();
+        annotations.insert(IMAGE_ANNOTATION.into(), json!(img.id.to_string()));
+        if let Some(p) = img.parent {
+            annotations.insert(PARENT_ANNOTATION.into(), json!(p.to_string()));
+        }
+        entries.push(json!({"mediaType": MANIFEST, "digest": md.to_string(), "size": bytes.len(), "annotations": annotations}));
+        manifests.push((md, bytes));
+    }
+    let index = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": entries});
+    Ok(CachePlan {
+        blobs,
+        manifests,
+        index: serde_json::to_vec(&index).expect("json"),
+        images: chain.len(),
+    })
+}
+
+/// Writes the parent chains of `tops` to `dir`; returns how many images it holds.
+pub fn export_cache(store: &Store, tops: &[Digest], dir: &Path) -> Result<usize> {
+    let plan = plan_cache(store, tops)?;
     let blobs = dir.join("blobs/sha256");
     fs::create_dir_all(&blobs).map_err(|e| Error::io(&blobs, e))?;
-    let put = |d: &Digest, data: Option<&[u8]>| -> Result<()> {
+    let put = |d: &Digest, data: &CacheBlob| -> Result<()> {
         let p = blobs.join(d.hex());
         if p.exists() {
             return Ok(());
         }
         let tmp = blobs.join(format!("{}.tmp", d.hex()));
         match data {
-            Some(b) => fs::write(&tmp, b).map_err(|e| Error::io(&tmp, e))?,
-            None => {
-                fs::copy(store.blob_path(d), &tmp).map_err(|e| Error::io(&tmp, e))?;
+            CacheBlob::Bytes(b) => fs::write(&tmp, b).map_err(|e| Error::io(&tmp, e))?,
+            CacheBlob::Stored(src) => {
+                // A copy, not a hard link: the user owns this directory, and an edit there
+                // must never reach the store's blob.
+                fs::copy(src, &tmp).map_err(|e| Error::io(&tmp, e))?;
             }
         }
         fs::rename(&tmp, &p).map_err(|e| Error::io(&p, e))
     };
-    let mut manifests = Vec::new();
-    for img in &chain {
-        let config = store.read_blob(&img.id)?;
-        put(&img.id, Some(&config))?;
-        let mut layers = Vec::new();
-        for l in &img.layers {
-            let rec = store.layer(l)?.ok_or(store::Error::LayerNotFound(*l))?;
-            let blob = rec.blob.ok_or(store::Error::LayerNotFound(*l))?;
-            put(&blob.digest, None)?;
-            layers.push(json!({"mediaType": blob.media_type, "digest": blob.digest.to_string(), "size": blob.size}));
-        }
-        let m = json!({
-            "schemaVersion": 2,
-            "mediaType": MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": img.id.to_string(), "size": config.len()},
-            "layers": layers,
-        });
-        let bytes = serde_json::to_vec(&m).expect("json values serialise");
-        let md = Digest::of(&bytes);
-        put(&md, Some(&bytes))?;
-        let mut annotations = serde_json::Map::new();
-        annotations.insert(IMAGE_ANNOTATION.into(), json!(img.id.to_string()));
-        if let Some(p) = img.parent {
-            annotations.insert(PARENT_ANNOTATION.into(), json!(p.to_string()));
-        }
-        manifests.push(json!({"mediaType": MANIFEST, "digest": md.to_string(), "size": bytes.len(), "annotations": annotations}));
+    for (d, _, b) in &plan.blobs {
+        put(d, b)?;
+    }
+    for (d, bytes) in &plan.manifests {
+        put(d, &CacheBlob::Bytes(bytes.clone()))?;
     }
     write_atomic(
         &dir.join("oci-layout"),
         br#"{"imageLayoutVersion":"1.0.0"}"#,
     )?;
-    let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests});
-    write_atomic(
-        &dir.join("index.json"),
-        &serde_json::to_vec(&index).expect("json"),
-    )?;
-    Ok(chain.len())
+    write_atomic(&dir.join("index.json"), &plan.index)?;
+    Ok(plan.images)
+}
+
+/// Where an import reads a cache from: a directory or a registry.
+pub trait CacheSource {
+    /// The bytes of a small blob (manifest or config), verified against `digest`.
+    fn read(&self, digest: &Digest) -> Result<Vec<u8>>;
+    /// A stream of a layer blob; the import verifies it while unpacking.
+    fn open(&self, digest: &Digest) -> Result<Box<dyn Read + '_>>;
+    /// Names the source in messages.
+    fn describe(&self, digest: &Digest) -> String;
+}
+
+/// A cache written by [`export_cache`] (an OCI image layout).
+struct DirSource<'a>(&'a Path);
+
+impl CacheSource for DirSource<'_> {
+    fn read(&self, d: &Digest) -> Result<Vec<u8>> {
+        read_verified(self.0, d)
+    }
+    fn open(&self, d: &Digest) -> Result<Box<dyn Read + '_>> {
+        let p = self.0.join("blobs/sha256").join(d.hex());
+        let f = fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
+        Ok(Box::new(BufReader::with_capacity(1 << 20, f)))
+    }
+    fn describe(&self, d: &Digest) -> String {
+        format!("cache layer {d}")
+    }
 }
 
 #[derive(Deserialize)]
@@ -145,15 +222,27 @@ fn read_verified(dir: &Path, d: &Digest) -> Result<Vec<u8>> {
 /// every blob; all or nothing. Returns how many images were new.
 pub fn import_cache(store: &mut Store, dir: &Path) -> Result<usize> {
     let ip = dir.join("index.json");
-    let index: Index = serde_json::from_slice(&fs::read(&ip).map_err(|e| Error::io(&ip, e))?)
-        .map_err(|e| Error::Archive(format!("{}: {e}", ip.display())))?;
+    let index = fs::read(&ip).map_err(|e| Error::io(&ip, e))?;
+    import_cache_from(store, &index, &DirSource(dir)).map_err(|e| match e {
+        Error::Archive(m) if m.starts_with("index: ") => {
+            Error::Archive(format!("{}: {}", ip.display(), &m[7..]))
+        }
+        e => e,
+    })
+}
+
+/// Brings the images of a cache (its OCI index and a source of its blobs) into the store,
+/// verifying every blob; layers the store has are not read. All or nothing.
+pub fn import_cache_from(store: &mut Store, index: &[u8], src: &dyn CacheSource) -> Result<usize> {
+    let index: Index =
+        serde_json::from_slice(index).map_err(|e| Error::Archive(format!("index: {e}")))?;
     let staging = store.stage()?;
     let mut staged: Vec<StagedLayer> = Vec::new();
     let mut images = Vec::new();
     for m in &index.manifests {
-        let manifest: Manifest = serde_json::from_slice(&read_verified(dir, &m.digest)?)
+        let manifest: Manifest = serde_json::from_slice(&src.read(&m.digest)?)
             .map_err(|e| Error::Archive(format!("cache manifest {}: {e}", m.digest)))?;
-        let config = read_verified(dir, &manifest.config.digest)?;
+        let config = src.read(&manifest.config.digest)?;
         let cfg = oci::ImageConfig::from_slice(&config)
             .map_err(|e| Error::Archive(format!("cache config {}: {e}", manifest.config.digest)))?;
         let diff_ids = cfg.diff_ids().to_vec();
@@ -169,13 +258,11 @@ pub fn import_cache(store: &mut Store, dir: &Path) -> Result<usize> {
             {
                 continue;
             }
-            let p = dir.join("blobs/sha256").join(l.digest.hex());
-            let f = fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
-            let what = format!("cache layer {}", l.digest);
+            let what = src.describe(&l.digest);
             staged.push(ingest_layer(
                 &staging,
                 &what,
-                BufReader::with_capacity(1 << 20, f),
+                src.open(&l.digest)?,
                 Some(&l.digest),
                 Some(diff_id),
             )?);

@@ -20,7 +20,10 @@ mod resolve;
 mod save;
 mod views;
 
-pub use cache::{export_cache, import_cache, IMAGE_ANNOTATION, PARENT_ANNOTATION};
+pub use cache::{
+    export_cache, import_cache, import_cache_from, plan_cache, CacheBlob, CachePlan, CacheSource,
+    IMAGE_ANNOTATION, PARENT_ANNOTATION,
+};
 pub use changes::apply_change;
 pub use config::{go_arch, now, read_config, STRATA_VERSION};
 pub use error::{Error, Result};

@@ -6,6 +6,7 @@
 //!   it streams and unpacked into a staging area, all published in one transaction.
 //! - [`push`]: blobs uploaded as stored (HEAD first, cross-repository mount, monolithic or
 //!   chunked), then the manifest; RepoDigests recorded on both.
+//! - [`push_cache`], [`pull_cache`]: build cache as an OCI index of the build's images.
 //! - [`Progress`]: Docker-like status reports for plain lines or live bars.
 //! - [`Client`]: HTTPS, or plain HTTP for loopback and [`is_insecure`] registries; Basic and
 //!   Bearer token authentication; retries with backoff.
@@ -16,6 +17,7 @@
 //! been checked against its digest; a failed pull publishes nothing.
 
 mod auth;
+mod cache;
 mod client;
 mod error;
 mod progress;
@@ -26,6 +28,7 @@ pub use auth::{
     config_path, erase_credentials, load_credentials, parse_challenge, server_key,
     store_credentials, Challenge, Credentials,
 };
+pub use cache::{pull_cache, push_cache};
 pub use client::{is_insecure, Client};
 pub use error::{Error, Result};
 pub use progress::Progress;

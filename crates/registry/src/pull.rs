@@ -62,7 +62,10 @@ fn short(d: &Digest) -> String {
 }
 
 /// Reads a small body, refusing more than [`SMALL_LIMIT`] bytes.
-fn read_small(url: &str, resp: &mut ureq::http::Response<ureq::Body>) -> Result<Vec<u8>> {
+pub(crate) fn read_small(
+    url: &str,
+    resp: &mut ureq::http::Response<ureq::Body>,
+) -> Result<Vec<u8>> {
     resp.body_mut()
         .with_config()
         .limit(SMALL_LIMIT)
@@ -70,7 +73,11 @@ fn read_small(url: &str, resp: &mut ureq::http::Response<ureq::Body>) -> Result<
         .map_err(|e| Error::http(url, e))
 }
 
-fn check_status(url: &str, what: &str, resp: &mut ureq::http::Response<ureq::Body>) -> Result<()> {
+pub(crate) fn check_status(
+    url: &str,
+    what: &str,
+    resp: &mut ureq::http::Response<ureq::Body>,
+) -> Result<()> {
     match resp.status().as_u16() {
         200..=299 => Ok(()),
         401 => Err(Error::Unauthorized { url: url.into() }),
@@ -82,7 +89,7 @@ fn check_status(url: &str, what: &str, resp: &mut ureq::http::Response<ureq::Bod
 
 /// Fetches a manifest or index by tag or digest: its bytes, media type and digest (checked
 /// when the reference names one).
-fn fetch_manifest(
+pub(crate) fn fetch_manifest(
     client: &Client,
     r: &Reference,
     reference: &str,
@@ -197,7 +204,7 @@ fn resolve_manifest(
 }
 
 /// Reads a blob, resuming with a `Range` request when the connection breaks.
-struct BlobReader<'a> {
+pub(crate) struct BlobReader<'a> {
     client: &'a Client,
     url: String,
     reader: Option<ureq::BodyReader<'static>>,
@@ -205,7 +212,18 @@ struct BlobReader<'a> {
     resumes: u32,
 }
 
-impl BlobReader<'_> {
+impl<'a> BlobReader<'a> {
+    /// A reader of the blob at `url` that resumes where a broken connection left off.
+    pub(crate) fn new(client: &'a Client, url: String) -> Self {
+        BlobReader {
+            client,
+            url,
+            reader: None,
+            offset: 0,
+            resumes: 0,
+        }
+    }
+
     fn open(&mut self) -> io::Result<()> {
         let range = format!("bytes={}-", self.offset);
         let headers: Vec<(&str, &str)> = if self.offset > 0 {

@@ -25,7 +25,7 @@ pub struct Pushed {
 }
 
 /// How a blob reached the registry.
-enum Outcome {
+pub(crate) enum Outcome {
     Exists,
     Mounted(String),
     Pushed,
@@ -56,7 +56,11 @@ fn location(url: &str, resp: &ureq::http::Response<ureq::Body>) -> Result<String
         .ok_or_else(|| Error::http(url, "upload answer without a Location"))
 }
 
-fn expect(url: &str, resp: &mut ureq::http::Response<ureq::Body>, ok: &[u16]) -> Result<()> {
+pub(crate) fn expect(
+    url: &str,
+    resp: &mut ureq::http::Response<ureq::Body>,
+    ok: &[u16],
+) -> Result<()> {
     let s = resp.status().as_u16();
     if ok.contains(&s) {
         return Ok(());
@@ -69,7 +73,7 @@ fn expect(url: &str, resp: &mut ureq::http::Response<ureq::Body>, ok: &[u16]) ->
 }
 
 /// Makes sure the registry has blob `digest` (read from `path`) in `repo`.
-fn upload(
+pub(crate) fn upload(
     client: &Client,
     r: &Reference,
     path: &Path,

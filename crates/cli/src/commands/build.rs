@@ -115,31 +115,57 @@ fn parse_kv(list: &[String], from_env: bool) -> BTreeMap<String, String> {
 }
 
 /// The directory of a `--cache-from`/`--cache-to` spec (`type=local,src=DIR` / `dest=DIR`).
-fn cache_dir_of(spec: &str, key: &str) -> Result<PathBuf> {
-    let mut kind = "local";
+enum CacheSpec {
+    /// `type=local,src|dest=DIR`: an OCI image layout directory.
+    Local(PathBuf),
+    /// `type=registry,ref=NAME[:TAG]`: an OCI index in a registry.
+    Registry(oci::Reference),
+}
+
+/// Parses `--cache-from`/`--cache-to` (`key` is `src` or `dest`): the cache and whether
+/// `mode=max` asks for every stage's images, not only the final one.
+fn cache_spec(spec: &str, key: &str) -> Result<(CacheSpec, bool)> {
+    let mut kind = None;
     let mut dir = None;
+    let mut reference = None;
+    let mut max = false;
+    let bad = |why: &str| -> anyhow::Error {
+        Failure::new(125, format!("invalid cache spec {spec:?}: {why}")).into()
+    };
     for field in spec.split(',') {
         match field.split_once('=') {
-            Some(("type", t)) => kind = t,
+            Some(("type", t)) => kind = Some(t),
             Some((k, v)) if k == key => dir = Some(PathBuf::from(v)),
-            Some(("mode", _)) | Some(("ref", _)) => {}
-            _ => return Err(Failure::new(125, format!("invalid cache spec {spec:?}")).into()),
+            Some(("ref", v)) => reference = Some(v),
+            Some(("mode", "max")) => max = true,
+            Some(("mode", "min")) => max = false,
+            Some(("mode", m)) => return Err(bad(&format!("unknown mode {m:?}"))),
+            // BuildKit's options that change nothing here.
+            Some(("oci-mediatypes" | "image-manifest" | "compression" | "ignore-error", _)) => {}
+            // `--cache-from NAME` without a key means a registry reference, as in BuildKit.
+            None if !field.is_empty() && kind.is_none() && reference.is_none() => {
+                kind = Some("registry");
+                reference = Some(field);
+            }
+            _ => return Err(bad(&format!("unknown field {field:?}"))),
         }
     }
-    if kind != "local" {
-        return Err(Failure::new(
+    match kind.unwrap_or("local") {
+        "local" => {
+            let dir = dir.ok_or_else(|| bad(&format!("{key}=DIR is required")))?;
+            Ok((CacheSpec::Local(dir), max))
+        }
+        "registry" => {
+            let r = reference.ok_or_else(|| bad("ref=NAME is required"))?;
+            let r = image::parse_name(r).map_err(|e| Failure::new(125, e.to_string()))?;
+            Ok((CacheSpec::Registry(r), max))
+        }
+        other => Err(Failure::new(
             1,
-            format!("cache type {kind} is not supported yet: use type=local,{key}=DIR"),
+            format!("cache type {other} is not supported: use type=local or type=registry"),
         )
-        .into());
+        .into()),
     }
-    dir.ok_or_else(|| {
-        Failure::new(
-            125,
-            format!("invalid cache spec {spec:?}: {key}=DIR is required"),
-        )
-        .into()
-    })
 }
 
 /// `--secret id=NAME,src=PATH` (also `source=`, and `type=file`).
@@ -352,14 +378,27 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
         pull: a.pull,
     };
     for spec in &a.cache_from {
-        let dir = cache_dir_of(spec, "src")?;
-        image::import_cache(&mut store, &dir)
-            .map_err(|e| Failure::new(1, format!("importing cache from {}: {e}", dir.display())))?;
+        match cache_spec(spec, "src")?.0 {
+            CacheSpec::Local(dir) => {
+                image::import_cache(&mut store, &dir).map_err(|e| {
+                    Failure::new(1, format!("importing cache from {}: {e}", dir.display()))
+                })?;
+            }
+            CacheSpec::Registry(r) => {
+                // A cache that is not there (yet) is a warning, as in BuildKit: the build
+                // goes on without it.
+                let creds = registry::load_credentials(&r.registry)?;
+                let progress = super::pull::reporter(a.quiet);
+                if let Err(e) = registry::pull_cache(&mut store, &r, creds, &progress) {
+                    eprintln!("WARNING: importing cache from {}: {e}", r.familiar());
+                }
+            }
+        }
     }
     let cache_to = a
         .cache_to
         .as_deref()
-        .map(|s| cache_dir_of(s, "dest").map(|d| (d, s.contains("mode=max"))))
+        .map(|s| cache_spec(s, "dest"))
         .transpose()?;
     // FROM of an image the store lacks (or every FROM with --pull) pulls it, as Docker does.
     let quiet = a.quiet;
@@ -406,11 +445,22 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
                     df.unused_build_args.join(" ")
                 );
             }
-            if let Some((dir, max)) = &cache_to {
+            if let Some((spec, max)) = &cache_to {
                 let tops: Vec<oci::Digest> = if *max { stage_images.clone() } else { vec![id] };
-                image::export_cache(&store, &tops, dir).map_err(|e| {
-                    Failure::new(1, format!("exporting cache to {}: {e}", dir.display()))
-                })?;
+                match spec {
+                    CacheSpec::Local(dir) => {
+                        image::export_cache(&store, &tops, dir).map_err(|e| {
+                            Failure::new(1, format!("exporting cache to {}: {e}", dir.display()))
+                        })?;
+                    }
+                    CacheSpec::Registry(r) => {
+                        let creds = registry::load_credentials(&r.registry)?;
+                        let progress = super::pull::reporter(a.quiet);
+                        registry::push_cache(&store, &tops, r, creds, &progress).map_err(|e| {
+                            Failure::new(1, format!("exporting cache to {}: {e}", r.familiar()))
+                        })?;
+                    }
+                }
             }
             if let Some(f) = &a.iidfile {
                 fs::write(f, id.to_string()).with_context(|| format!("write {}", f.display()))?;

@@ -1,0 +1,177 @@
+//! Build cache through a registry (`build --cache-to/--cache-from type=registry,ref=REF`):
+//! the same OCI index the local cache writes (one manifest per image of the build's parent
+//! chains, annotated with the image and its parent), pushed under REF's tag. Every manifest
+//! is pushed by digest before the index that names it; the blobs are the store's own, so the
+//! image IDs and layer digests survive the trip. An import reads the index, verifies every
+//! manifest and config against its digest and streams only the layers the store lacks,
+//! verifying them while they unpack; nothing is published unless all of it checks out.
+
+use std::collections::HashSet;
+use std::io::Read;
+
+use oci::{media_type, Digest, Reference};
+use store::Store;
+
+use crate::auth::Credentials;
+use crate::client::{Body, Client};
+use crate::error::{Error, Result};
+use crate::progress::{layer, line, Progress};
+use crate::pull::{check_status, fetch_manifest, read_small, BlobReader};
+use crate::push::{expect, upload, Outcome};
+
+fn tag_of(r: &Reference) -> String {
+    r.tag.clone().unwrap_or_else(|| "latest".into())
+}
+
+/// Pushes the cache of the parent chains of `tops` to `r`; returns the index digest.
+pub fn push_cache(
+    store: &Store,
+    tops: &[Digest],
+    r: &Reference,
+    creds: Option<Credentials>,
+    progress: &(dyn Fn(Progress<'_>) + Sync),
+) -> Result<Digest> {
+    if r.digest.is_some() {
+        return Err(Error::Manifest {
+            what: r.familiar(),
+            message: "a cache is pushed to a tag, not a digest".into(),
+        });
+    }
+    let plan = image::plan_cache(store, tops)?;
+    let client = Client::new(&r.registry, creds);
+    client.add_scope(&r.repository, "pull,push");
+    for (d, size, _) in &plan.blobs {
+        let short = &d.hex()[..12];
+        match upload(&client, r, &store.blob_path(d), d, *size, &[], None)? {
+            Outcome::Exists => layer(progress, short, "Layer already exists"),
+            Outcome::Mounted(from) => layer(progress, short, &format!("Mounted from {from}")),
+            Outcome::Pushed => layer(progress, short, "Pushed"),
+        }
+    }
+    let repo = r.api_repository_path();
+    for (d, bytes) in &plan.manifests {
+        put_manifest(
+            &client,
+            &format!("{repo}/manifests/{d}"),
+            media_type::OCI_MANIFEST,
+            bytes,
+        )?;
+    }
+    let tag = tag_of(r);
+    put_manifest(
+        &client,
+        &format!("{repo}/manifests/{tag}"),
+        media_type::OCI_INDEX,
+        &plan.index,
+    )?;
+    let digest = Digest::of(&plan.index);
+    line(
+        progress,
+        &format!(
+            "exported build cache of {} images to {}: digest: {digest}",
+            plan.images,
+            r.familiar()
+        ),
+    );
+    Ok(digest)
+}
+
+fn put_manifest(client: &Client, path: &str, media: &str, bytes: &[u8]) -> Result<()> {
+    let url = client.url(path);
+    let mut resp = client.request("PUT", &url, &[("Content-Type", media)], Body::Bytes(bytes))?;
+    expect(&url, &mut resp, &[200, 201, 202])
+}
+
+/// Reads a cache's blobs from a registry.
+struct RegistrySource<'a> {
+    client: &'a Client,
+    r: &'a Reference,
+    manifests: HashSet<Digest>,
+}
+
+impl image::CacheSource for RegistrySource<'_> {
+    fn read(&self, d: &Digest) -> image::Result<Vec<u8>> {
+        let fail = |e: Error| image::Error::Archive(format!("cache {}: {e}", self.r.familiar()));
+        if self.manifests.contains(d) {
+            // fetch_manifest verifies the bytes against the digest it is asked for.
+            return Ok(fetch_manifest(self.client, self.r, &d.to_string())
+                .map_err(fail)?
+                .0);
+        }
+        let url = self
+            .client
+            .url(&format!("{}/blobs/{d}", self.r.api_repository_path()));
+        let mut resp = self
+            .client
+            .request("GET", &url, &[], Body::Empty)
+            .map_err(fail)?;
+        check_status(
+            &url,
+            &format!("blob {d}: blob unknown to registry"),
+            &mut resp,
+        )
+        .map_err(fail)?;
+        let bytes = read_small(&url, &mut resp).map_err(fail)?;
+        let actual = Digest::of(&bytes);
+        if actual != *d {
+            return Err(fail(Error::DigestMismatch {
+                what: format!("cache blob {url}"),
+                expected: *d,
+                actual,
+            }));
+        }
+        Ok(bytes)
+    }
+
+    fn open(&self, d: &Digest) -> image::Result<Box<dyn Read + '_>> {
+        let url = self
+            .client
+            .url(&format!("{}/blobs/{d}", self.r.api_repository_path()));
+        Ok(Box::new(std::io::BufReader::with_capacity(
+            1 << 20,
+            BlobReader::new(self.client, url),
+        )))
+    }
+
+    fn describe(&self, d: &Digest) -> String {
+        format!("cache layer {d} from {}", self.r.familiar())
+    }
+}
+
+/// Brings the build cache at `r` into the store; returns how many images were new.
+pub fn pull_cache(
+    store: &mut Store,
+    r: &Reference,
+    creds: Option<Credentials>,
+    progress: &(dyn Fn(Progress<'_>) + Sync),
+) -> Result<usize> {
+    let client = Client::new(&r.registry, creds);
+    client.add_scope(&r.repository, "pull");
+    let reference = r.api_reference();
+    let (index, media, digest) = fetch_manifest(&client, r, &reference)?;
+    if media != media_type::OCI_INDEX {
+        return Err(Error::Manifest {
+            what: r.familiar(),
+            message: format!("not a build cache: media type {media:?}"),
+        });
+    }
+    let parsed = oci::Index::from_slice(&index).map_err(|e| Error::Manifest {
+        what: digest.to_string(),
+        message: e.to_string(),
+    })?;
+    let src = RegistrySource {
+        client: &client,
+        r,
+        manifests: parsed.manifests.iter().map(|m| m.digest).collect(),
+    };
+    let new = image::import_cache_from(store, &index, &src)?;
+    line(
+        progress,
+        &format!(
+            "imported build cache from {}: {} images, {new} new",
+            r.familiar(),
+            parsed.manifests.len()
+        ),
+    );
+    Ok(new)
+}
