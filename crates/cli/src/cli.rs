@@ -403,6 +403,15 @@ pub struct RunArgs {
     /// Assign a name to the container
     #[arg(long)]
     pub name: Option<String>,
+    /// Pull image before running ("always"|"missing"|"never")
+    #[arg(long, default_value = "missing", value_parser = ["always", "missing", "never"])]
+    pub pull: String,
+    /// Suppress the pull output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    pub platform: Option<String>,
     /// Set environment variables
     #[arg(short = 'e', long = "env", value_name = "K[=V]")]
     pub env: Vec<String>,

@@ -59,9 +59,17 @@ fn run_prints_output_and_returns_docker_exit_codes() {
     let (c, _, err) = code(&s, &["run", "--rm", "busybox", "/etc"]);
     assert_eq!(c, 126);
     assert!(err.contains("permission denied"), "{err}");
-    let (c, _, err) = code(&s, &["run", "--rm", "nosuchimage"]);
+    let (c, _, err) = code(&s, &["run", "--rm", "--pull", "never", "nosuchimage"]);
     assert_eq!(c, 125);
     assert!(err.contains("No such image"), "{err}");
+    // A missing image is pulled first; nothing listens on this port, so the pull fails.
+    let (c, _, err) = code(&s, &["run", "--rm", "127.0.0.1:9/missing:1"]);
+    assert_eq!(c, 125);
+    assert!(
+        err.contains("Unable to find image '127.0.0.1:9/missing:1' locally"),
+        "{err}"
+    );
+    assert!(err.contains("127.0.0.1:9"), "{err}");
     // -e, -w, -u and -h reach the process.
     let out = s.ok(&[
         "run",

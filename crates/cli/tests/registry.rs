@@ -882,3 +882,59 @@ fn a_second_store_builds_from_a_cache_the_first_pushed() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("WARNING: importing cache"));
 }
+
+/// `run` and `create` of an image the store lacks pull it first, reporting on standard
+/// error (standard output keeps the container's output); `--pull always` pulls anyway.
+#[test]
+fn run_and_create_pull_a_missing_image() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let reg = Registry::start(None);
+    let a = Strata::new();
+    let name = format!("{}/tools/bb:2", reg.host());
+    a.ok(&["import", busybox_tar().to_str().unwrap(), &name]);
+    a.ok(&["push", &name]);
+    let id = id_of(&a, &name);
+
+    let b = Strata::new();
+    let out = b
+        .cmd()
+        .args(["run", "--rm", &name, "echo", "hello"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("Unable to find image '{name}' locally")),
+        "{err}"
+    );
+    assert!(err.contains("Pull complete"), "{err}");
+    assert_eq!(id_of(&b, &name), id);
+
+    // Present now: no pull.
+    let out = b.cmd().args(["create", &name, "true"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("Unable to find"));
+    // --pull always asks the registry again; -q keeps it silent.
+    let out = b
+        .cmd()
+        .args(["create", "--pull", "always", &name, "true"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Image is up to date"));
+    let c = Strata::new();
+    let out = c.cmd().args(["create", "-q", &name, "true"]).output().unwrap();
+    assert!(out.status.success());
+    // Docker still says the image was missing; the pull itself is silent.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err, format!("Unable to find image '{name}' locally\n"));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim().len(), 64);
+}

@@ -36,13 +36,27 @@ fn bar(current: u64, total: u64) -> String {
 /// Prints progress reports: Docker's plain lines when stdout is not a terminal, one live
 /// line per layer (with a bar while bytes move) when it is. Called from several threads.
 pub(super) fn reporter(quiet: bool) -> impl Fn(registry::Progress<'_>) + Sync {
-    let tty = std::io::stdout().is_terminal();
+    reporter_to(quiet, false)
+}
+
+/// Like [`reporter`], on standard error when `stderr` (as `run` and `create` report the
+/// pull of a missing image).
+pub(super) fn reporter_to(quiet: bool, stderr: bool) -> impl Fn(registry::Progress<'_>) + Sync {
+    let tty = if stderr {
+        std::io::stderr().is_terminal()
+    } else {
+        std::io::stdout().is_terminal()
+    };
     let screen = Mutex::new(Screen::default());
     move |p: registry::Progress<'_>| {
         if quiet {
             return;
         }
-        let mut out = std::io::stdout().lock();
+        let mut out: Box<dyn Write> = if stderr {
+            Box::new(std::io::stderr().lock())
+        } else {
+            Box::new(std::io::stdout().lock())
+        };
         if !tty {
             if let Some(l) = p.plain() {
                 let _ = writeln!(out, "{l}");

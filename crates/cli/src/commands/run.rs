@@ -116,9 +116,38 @@ fn exit_with(code: i32) -> Result<()> {
     }
 }
 
+/// Pulls the image of `run`/`create` when `--pull` asks for it: `missing` (the default)
+/// when the store lacks it, announced as Docker does; `always` every time. Progress goes to
+/// standard error, so that standard output keeps only the container's output or ID.
+fn pull_if_needed(c: &mut ::container::Containers, a: &RunArgs) -> Result<()> {
+    let store = c.store();
+    let missing = match image::resolve(store, &a.image) {
+        Ok(_) => false,
+        Err(image::Error::NoSuchImage(_)) => true,
+        Err(e) => return Err(Failure::new(125, e.to_string()).into()),
+    };
+    if a.pull == "never" || (a.pull == "missing" && !missing) {
+        return Ok(());
+    }
+    let r = image::parse_name(&a.image).map_err(|e| Failure::new(125, e.to_string()))?;
+    if missing {
+        eprintln!("Unable to find image '{}' locally", r.familiar());
+    }
+    let creds = registry::load_credentials(&r.registry)?;
+    let opts = registry::PullOptions {
+        platform: a.platform.clone(),
+        concurrency: None,
+    };
+    let progress = super::pull::reporter_to(a.quiet, true);
+    registry::pull(store, &r, creds, &opts, &progress)
+        .map_err(|e| Failure::new(125, e.to_string()))?;
+    Ok(())
+}
+
 pub fn create(root: &Path, a: RunArgs) -> Result<()> {
     let opts = options(&a)?;
     let mut c = super::open_containers(root)?;
+    pull_if_needed(&mut c, &a)?;
     let rec = c.create(&a.image, &opts).map_err(fail)?;
     println!("{}", rec.id);
     Ok(())
@@ -130,6 +159,7 @@ pub fn run(root: &Path, a: RunArgs) -> Result<()> {
     }
     let opts = options(&a)?;
     let mut c = super::open_containers(root)?;
+    pull_if_needed(&mut c, &a)?;
     let rec = c.create(&a.image, &opts).map_err(fail)?;
     if a.detach {
         c.start_detached(&rec.id, monitor_command(root, &rec.id)?)
