@@ -26,6 +26,10 @@ pub struct Cli {
     /// Enable debug mode
     #[arg(short = 'D', long, global = true)]
     pub debug: bool,
+    /// A registry to reach over plain HTTP (HOST[:PORT]; repeatable). Also read from
+    /// "insecure-registries" in $STRATA_CONFIG (default /etc/strata/daemon.json)
+    #[arg(long = "insecure-registry", global = true, value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -628,6 +632,9 @@ pub struct PushArgs {
     /// Suppress verbose output
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Push all tagged images in the repository
+    #[arg(short = 'a', long = "all-tags")]
+    pub all_tags: bool,
     pub name: String,
 }
 

@@ -209,9 +209,25 @@ fn push_then_pull_into_an_empty_store_keeps_the_image_id() {
     // A second tag, then `pull -a` brings both.
     let second = format!("{}/multi/img:2", reg.host());
     a.ok(&["tag", &name, &second]);
-    a.ok(&["push", "-q", &second]);
+    // `push -a` pushes every local tag of the repository.
+    let out = a.ok(&["push", "-a", &format!("{}/multi/img", reg.host())]);
+    assert!(
+        out.contains("1: digest: sha256:") && out.contains("2: digest: sha256:"),
+        "{out}"
+    );
     let d = Strata::new();
-    d.ok(&["pull", "-a", &format!("{}/multi/img", reg.host())]);
+    // One tag per page: the registry's Link header leads to the second.
+    let out = d
+        .cmd()
+        .env("STRATA_TAGS_PAGE_SIZE", "1")
+        .args(["pull", "-a", &format!("{}/multi/img", reg.host())])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(id_of(&d, &name), id);
     assert_eq!(id_of(&d, &second), id);
 
@@ -931,7 +947,11 @@ fn run_and_create_pull_a_missing_image() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("Image is up to date"));
     let c = Strata::new();
-    let out = c.cmd().args(["create", "-q", &name, "true"]).output().unwrap();
+    let out = c
+        .cmd()
+        .args(["create", "-q", &name, "true"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     // Docker still says the image was missing; the pull itself is silent.
     let err = String::from_utf8_lossy(&out.stderr);

@@ -448,4 +448,22 @@ mod tests {
             "https://quay.io/v2/"
         );
     }
+
+    #[test]
+    fn registries_named_insecure_are_plain_http() {
+        // nextest runs each test in its own process, so the variable stays here.
+        std::env::set_var(
+            "STRATA_INSECURE_REGISTRIES",
+            "reg.example:5000, other.example",
+        );
+        assert!(is_insecure("reg.example:5000"));
+        assert!(!is_insecure("reg.example:5001"));
+        assert!(is_insecure("other.example"));
+        assert!(is_insecure("other.example:443"));
+        assert_eq!(
+            Client::new("reg.example:5000", None).url("/v2/"),
+            "http://reg.example:5000/v2/"
+        );
+        assert!(!is_insecure("example"));
+    }
 }

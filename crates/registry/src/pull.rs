@@ -488,25 +488,75 @@ pub fn pull(
     })
 }
 
-/// The tags of `r`'s repository (`pull -a`).
+/// The tags of `r`'s repository (`pull -a`), following the registry's `Link` pages.
 pub fn list_tags(r: &Reference, creds: Option<Credentials>) -> Result<Vec<String>> {
     let client = Client::new(&r.registry, creds);
     client.add_scope(&r.repository, "pull");
-    let url = client.url(&format!("{}/tags/list", r.api_repository_path()));
-    let mut resp = client.request("GET", &url, &[], Body::Empty)?;
-    check_status(
-        &url,
-        &format!("repository {} not found", r.repository_familiar()),
-        &mut resp,
-    )?;
-    let bytes = read_small(&url, &mut resp)?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| Error::http(&url, e))?;
-    Ok(v["tags"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|t| t.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default())
+    // Page size: 1000, or STRATA_TAGS_PAGE_SIZE.
+    let n: u32 = std::env::var("STRATA_TAGS_PAGE_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(1000);
+    let mut next = Some(format!("{}/tags/list?n={n}", r.api_repository_path()));
+    let mut tags: Vec<String> = Vec::new();
+    let mut pages = 0;
+    while let Some(path) = next.take() {
+        pages += 1;
+        let url = client.url(&path);
+        if pages > 10_000 {
+            return Err(Error::http(&url, "the tag list never ends"));
+        }
+        let mut resp = client.request("GET", &url, &[], Body::Empty)?;
+        check_status(
+            &url,
+            &format!("repository {} not found", r.repository_familiar()),
+            &mut resp,
+        )?;
+        next = resp
+            .headers()
+            .get("link")
+            .and_then(|v| v.to_str().ok())
+            .and_then(next_link);
+        let bytes = read_small(&url, &mut resp)?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| Error::http(&url, e))?;
+        if let Some(a) = v["tags"].as_array() {
+            tags.extend(a.iter().filter_map(|t| t.as_str().map(str::to_string)));
+        }
+    }
+    Ok(tags)
+}
+
+/// The target of `rel="next"` in a `Link` header: `</v2/x/tags/list?last=a&n=2>; rel="next"`.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        params
+            .split(';')
+            .any(|p| {
+                let p = p.trim().replace(' ', "");
+                p == "rel=\"next\"" || p == "rel=next"
+            })
+            .then(|| target.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_link;
+
+    #[test]
+    fn link_headers() {
+        assert_eq!(
+            next_link("</v2/a/tags/list?last=b&n=2>; rel=\"next\"").as_deref(),
+            Some("/v2/a/tags/list?last=b&n=2")
+        );
+        assert_eq!(
+            next_link("<https://r/x>; rel=\"prev\", <https://r/y>; rel=next").as_deref(),
+            Some("https://r/y")
+        );
+        assert_eq!(next_link("garbage"), None);
+    }
 }
