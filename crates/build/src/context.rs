@@ -52,6 +52,8 @@ pub struct Context {
     excluded: Excluder,
     /// Hash with `uname root`/`gname root`, as Docker does for `COPY --from` sources.
     owner_names: bool,
+    /// Hashes of unchanged files from earlier builds of this context.
+    cache: Option<crate::hashcache::HashCache>,
 }
 
 /// One source of a COPY or ADD, resolved inside the context.
@@ -94,6 +96,21 @@ impl Context {
             root: root.into(),
             excluded,
             owner_names: false,
+            cache: None,
+        }
+    }
+
+    /// Keeps file hashes in `cache` across builds (see [`crate::HashCache`]).
+    pub fn with_hash_cache(mut self, cache: crate::hashcache::HashCache) -> Context {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Writes the hash cache back, when there is one and it changed.
+    pub fn save_hash_cache(&self) -> io::Result<()> {
+        match &self.cache {
+            Some(c) => c.save(),
+            None => Ok(()),
         }
     }
 
@@ -235,8 +252,8 @@ impl Context {
         if !src.rel.is_empty() {
             hashes.push(self.entry_hash(&src.rel)?);
         }
-        for rel in self.walk(&src.rel)? {
-            hashes.push(self.entry_hash(&rel)?);
+        for (rel, md) in self.walk_with_metadata(&src.rel)? {
+            hashes.push(self.entry_hash_with(&rel, &md)?);
         }
         hashes.sort();
         Ok(format!("dir:{}", sha_hex(hashes.join(",").as_bytes())))
@@ -244,30 +261,39 @@ impl Context {
 
     /// Every entry under `rel` that the context holds (not excluded), sorted, not `rel`.
     pub fn walk(&self, rel: &str) -> Result<Vec<String>> {
+        Ok(self
+            .walk_with_metadata(rel)?
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect())
+    }
+
+    /// [`Context::walk`] with each entry's (not followed) metadata, taken once.
+    fn walk_with_metadata(&self, rel: &str) -> Result<Vec<(String, fs::Metadata)>> {
         let mut out = Vec::new();
         let mut stack = vec![rel.to_string()];
         while let Some(d) = stack.pop() {
             let dir = self.path_of(&d);
-            let mut names: Vec<String> = fs::read_dir(&dir)
+            let mut entries: Vec<(String, fs::DirEntry)> = fs::read_dir(&dir)
                 .map_err(io_err(&dir))?
                 .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .map(|e| (e.file_name().to_string_lossy().into_owned(), e))
                 .collect();
-            names.sort();
-            for n in names.into_iter().rev() {
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            for (n, e) in entries.into_iter().rev() {
                 let child = if d.is_empty() { n } else { format!("{d}/{n}") };
                 if self.is_excluded(&child) {
                     continue;
                 }
-                let md = fs::symlink_metadata(self.path_of(&child))
-                    .map_err(io_err(&self.path_of(&child)))?;
+                // Relative to the open directory: no path walk per entry.
+                let md = e.metadata().map_err(io_err(&self.path_of(&child)))?;
                 if md.is_dir() {
                     stack.push(child.clone());
                 }
-                out.push(child);
+                out.push((child, md));
             }
         }
-        out.sort();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }
 
@@ -275,6 +301,12 @@ impl Context {
     pub fn entry_hash(&self, rel: &str) -> Result<String> {
         let p = self.path_of(rel);
         let md = fs::symlink_metadata(&p).map_err(io_err(&p))?;
+        self.entry_hash_with(rel, &md)
+    }
+
+    /// [`Context::entry_hash`] with the entry's metadata already taken.
+    fn entry_hash_with(&self, rel: &str, md: &fs::Metadata) -> Result<String> {
+        let p = self.path_of(rel);
         let ft = md.file_type();
         let perm = md.mode() & 0o7777;
         let (type_bits, flag, size, link) = if ft.is_dir() {
@@ -310,6 +342,14 @@ impl Context {
             if self.owner_names { "root" } else { "" },
             if self.owner_names { "root" } else { "" },
         ));
+        let cache = self
+            .cache
+            .as_ref()
+            .filter(|_| ft.is_file() && !self.owner_names);
+        let stamp = crate::hashcache::Stamp::of(md);
+        if let Some(hash) = cache.and_then(|c| c.get(rel, &stamp)) {
+            return Ok(hash);
+        }
         if ft.is_file() {
             let mut f = fs::File::open(&p).map_err(io_err(&p))?;
             let mut buf = vec![0u8; 1 << 16];
@@ -321,7 +361,13 @@ impl Context {
                 h.update(&buf[..n]);
             }
         }
-        Ok(hex::encode(h.finalize()))
+        let hash = hex::encode(h.finalize());
+        if let Some(c) = cache {
+            // The hash is only as good as the stat taken before the read: a file that
+            // changed meanwhile would carry a new ctime, so it is simply rehashed next time.
+            c.put(rel, stamp, &hash);
+        }
+        Ok(hash)
     }
 }
 

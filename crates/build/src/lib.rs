@@ -3,8 +3,9 @@
 //! Each instruction is a step; every step's result is an image whose parent is the previous
 //! step's, and a step is a cache hit when a child of its parent was made by the same
 //! instruction with the same inputs (for COPY and ADD: the same file contents and modes,
-//! never mtimes). This module is being built up; today it holds the build-context hashing
-//! that cache keys of COPY and ADD rest on.
+//! never mtimes). The context is read in place ([`Context`]), its file hashes kept across
+//! builds ([`HashCache`]), the Dockerfile comes in through the [`Frontend`] trait and RUN
+//! steps go out through [`RunStep`].
 
 mod context;
 mod copy;
@@ -13,6 +14,7 @@ mod error;
 mod frontend;
 mod glob;
 mod gofmt;
+mod hashcache;
 mod steps;
 
 pub use context::{Context, ContextError, Excluder, Source, SourceSet};
@@ -23,4 +25,5 @@ pub use engine::{
 pub use error::{BuildError, Result};
 pub use frontend::{plan, DockerfileFrontend};
 pub use glob::{glob_match, has_glob};
+pub use hashcache::HashCache;
 pub use steps::{CommandForm, Healthcheck, Op, Plan, RunMount, RunMountKind, Stage, Step};

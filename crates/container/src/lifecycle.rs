@@ -63,25 +63,9 @@ extern "C" fn forward(sig: i32) {
     }
 }
 
-/// The snapshotter of a root. Probing whether overlayfs mounts costs an overlay mount and
-/// unmount (tens of milliseconds, most of a container start), so the answer is kept in
-/// `snapshots/driver` once overlayfs worked (the copy fallback is probed, and said on stderr,
-/// every time); `STRATA_SNAPSHOTTER` still decides when set.
+/// The snapshotter of a root (`snapshot::open` remembers that overlayfs works there).
 fn open_snapshotter(dir: &Path) -> Result<Box<dyn Snapshotter>> {
-    let marker = dir.join("driver");
-    if std::env::var_os("STRATA_SNAPSHOTTER").is_none() {
-        if let Ok("overlayfs") = fs::read_to_string(&marker).as_deref().map(str::trim) {
-            return Ok(Box::new(snapshot::OverlaySnapshotter::new(dir)?));
-        }
-    }
-    let s = snapshot::open(dir)?;
-    if std::env::var_os("STRATA_SNAPSHOTTER").is_none() && s.name() == "overlayfs" {
-        let tmp = dir.join(format!("driver.{}", std::process::id()));
-        if fs::write(&tmp, s.name()).is_ok() {
-            let _ = fs::rename(&tmp, &marker);
-        }
-    }
-    Ok(s)
+    Ok(snapshot::open(dir)?)
 }
 
 pub(crate) fn now() -> String {

@@ -69,6 +69,10 @@ pub trait Snapshotter: Send + Sync {
 /// Opens the snapshotter rooted at `root`: overlayfs when it can be mounted here, the copy
 /// snapshotter otherwise (said once on stderr). `STRATA_SNAPSHOTTER=copy` or `=overlayfs`
 /// forces the choice.
+///
+/// Probing costs an overlay mount and unmount (a large part of a container start or an
+/// unchanged rebuild), so once overlayfs has worked under `root` the answer is kept in
+/// `root/driver` and later opens trust it; the copy fallback is probed (and said) every time.
 pub fn open(root: &Path) -> Result<Box<dyn Snapshotter>> {
     match std::env::var("STRATA_SNAPSHOTTER").as_deref() {
         Ok("copy") => return Ok(Box::new(CopySnapshotter::new(root)?)),
@@ -76,8 +80,18 @@ pub fn open(root: &Path) -> Result<Box<dyn Snapshotter>> {
         _ => {}
     }
     let over = OverlaySnapshotter::new(root)?;
+    let marker = root.join("driver");
+    if let Ok("overlayfs") = fs::read_to_string(&marker).as_deref().map(str::trim) {
+        return Ok(Box::new(over));
+    }
     match overlay_usable(root) {
-        Ok(()) => Ok(Box::new(over)),
+        Ok(()) => {
+            let tmp = root.join(format!("driver.{}", std::process::id()));
+            if fs::write(&tmp, "overlayfs").is_ok() {
+                let _ = fs::rename(&tmp, &marker);
+            }
+            Ok(Box::new(over))
+        }
         Err(reason) => {
             static SAID: AtomicBool = AtomicBool::new(false);
             if !SAID.swap(true, Ordering::Relaxed) {

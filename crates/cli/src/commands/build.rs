@@ -338,7 +338,15 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
     };
     let excluder: build::Excluder =
         Box::new(move |p: &str| ignore.as_ref().map(|i| i.matches(p)).unwrap_or(false));
-    let ctx = build::Context::new(&context_dir, excluder);
+    let mut ctx = build::Context::new(&context_dir, excluder);
+    if a.context != "-" {
+        // A context on disk keeps its file hashes for the next build (a tar from standard
+        // input is unpacked anew each time, so it would only fill the cache).
+        ctx = ctx.with_hash_cache(build::HashCache::for_context(
+            &root.join("build/hashes"),
+            &context_dir,
+        ));
+    }
 
     let build_args = parse_kv(&a.build_args, true);
     let df_opts = dockerfile::BuildOptions {
@@ -436,6 +444,10 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
         stage_images = std::mem::take(&mut b.stage_images);
         r
     };
+    if let Err(e) = ctx.save_hash_cache() {
+        // Only speed is lost.
+        tracing::debug!("cannot save the context hash cache: {e}");
+    }
     drop(staging);
     match result {
         Ok(id) => {
