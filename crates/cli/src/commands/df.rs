@@ -121,7 +121,8 @@ pub fn build_cache_usage(root: &std::path::Path) -> (usize, u64) {
     (n, size)
 }
 
-/// `strata builder prune`: removes the cache directories of `RUN --mount=type=cache`.
+/// `strata builder prune`: removes the cache directories of `RUN --mount=type=cache` and the
+/// context hash cache.
 pub fn prune_build_cache(root: &std::path::Path, a: crate::cli::PruneArgs) -> Result<()> {
     let _ = (a.all, a.force); // strata never prompts; there is one kind of build cache.
     let (_, size) = build_cache_usage(root);
@@ -129,6 +130,12 @@ pub fn prune_build_cache(root: &std::path::Path, a: crate::cli::PruneArgs) -> Re
     if let Ok(rd) = std::fs::read_dir(&dir) {
         for e in rd.flatten() {
             std::fs::remove_dir_all(e.path())?;
+        }
+    }
+    // The context hash cache only saves reading files again; it goes too.
+    if let Ok(rd) = std::fs::read_dir(root.join("build/hashes")) {
+        for e in rd.flatten() {
+            let _ = std::fs::remove_file(e.path());
         }
     }
     println!("Total reclaimed space: {}", format::human_size_4(size));
