@@ -99,6 +99,16 @@ fn id_of(s: &Strata, name: &str) -> String {
         .to_string()
 }
 
+/// A store holding busybox imported as `REGISTRY/repo_tag`, pushed there; and its image ID.
+fn pushed_busybox(reg: &Registry, repo_tag: &str) -> (Strata, String, String) {
+    let a = Strata::new();
+    let name = format!("{}/{repo_tag}", reg.host());
+    a.ok(&["import", busybox_tar().to_str().unwrap(), &name]);
+    a.ok(&["push", &name]);
+    let id = id_of(&a, &name);
+    (a, name, id)
+}
+
 /// A store holding a three-layer image `name` (busybox plus two COPY layers).
 fn multi_layer_image(s: &Strata, name: &str) {
     s.ok(&[
@@ -782,11 +792,7 @@ fn build_pulls_a_missing_base_image() {
         return;
     }
     let reg = Registry::start(None);
-    let a = Strata::new();
-    let base = format!("{}/base/bb:1", reg.host());
-    a.ok(&["import", busybox_tar().to_str().unwrap(), &base]);
-    a.ok(&["push", &base]);
-    let id = id_of(&a, &base);
+    let (_a, base, id) = pushed_busybox(&reg, "base/bb:1");
 
     let b = Strata::new();
     let ctx = tempfile::tempdir().unwrap();
@@ -908,11 +914,7 @@ fn run_and_create_pull_a_missing_image() {
         return;
     }
     let reg = Registry::start(None);
-    let a = Strata::new();
-    let name = format!("{}/tools/bb:2", reg.host());
-    a.ok(&["import", busybox_tar().to_str().unwrap(), &name]);
-    a.ok(&["push", &name]);
-    let id = id_of(&a, &name);
+    let (_a, name, id) = pushed_busybox(&reg, "tools/bb:2");
 
     let b = Strata::new();
     let out = b
