@@ -54,7 +54,6 @@ fn form(args: &[String], prepend_shell: bool) -> CommandForm {
 }
 
 fn step_of(ins: &Instruction) -> Result<Step, String> {
-    let unsupported = |what: &str| Err(format!("line {}: {what} is not supported yet", ins.line));
     let op = match &ins.command {
         Command::Run(r) => {
             let mut mounts = Vec::new();
@@ -93,11 +92,22 @@ fn step_of(ins: &Instruction) -> Result<Step, String> {
                         required: m.required,
                         env: m.env.clone(),
                     },
-                    MountType::Ssh => return unsupported("RUN --mount=type=ssh"),
+                    MountType::Ssh => RunMountKind::Ssh {
+                        id: m.id.clone().unwrap_or_else(|| "default".into()),
+                        required: m.required,
+                    },
                 };
+                let ssh_index = mounts
+                    .iter()
+                    .filter(|x: &&RunMount| matches!(x.kind, RunMountKind::Ssh { .. }))
+                    .count();
                 let target = match (&kind, target.is_empty()) {
                     (RunMountKind::Secret { id, env, .. }, true) if env.is_none() => {
                         format!("/run/secrets/{id}")
+                    }
+                    // BuildKit's default: one numbered socket per ssh mount.
+                    (RunMountKind::Ssh { .. }, true) => {
+                        format!("/run/buildkit/ssh_agent.{ssh_index}")
                     }
                     _ => target,
                 };

@@ -44,6 +44,12 @@ pub enum RunMountKind {
         required: bool,
         env: Option<String>,
     },
+    /// An SSH agent socket given with `build --ssh ID[=SOCKET]`; `SSH_AUTH_SOCK` points at
+    /// the first one.
+    Ssh {
+        id: String,
+        required: bool,
+    },
 }
 
 /// One `RUN --mount=…`.

@@ -305,7 +305,10 @@ pub struct BuildArgs {
     /// Secret file to expose to RUN --mount=type=secret (id=NAME,src=PATH)
     #[arg(long = "secret", value_name = "id=NAME,src=PATH")]
     pub secrets: Vec<String>,
-    /// Import build cache (type=local,src=DIR)
+    /// SSH agent socket to expose to RUN --mount=type=ssh (default|ID[=SOCKET])
+    #[arg(long = "ssh", value_name = "default|ID[=SOCKET]")]
+    pub ssh: Vec<String>,
+    /// Import build cache (type=local,src=DIR or type=registry,ref=NAME)
     #[arg(long = "cache-from", value_name = "type=local,src=DIR")]
     pub cache_from: Vec<String>,
     /// Export build cache (type=local,dest=DIR[,mode=min|max])

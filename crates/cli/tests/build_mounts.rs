@@ -148,3 +148,48 @@ fn run_mounts_and_heredoc_copy() {
     assert_eq!(code, 1);
     assert!(err.contains("secret tok not found"), "{err}");
 }
+
+/// `RUN --mount=type=ssh` binds the agent socket given with `--ssh` at BuildKit's path (or the
+/// target), points `SSH_AUTH_SOCK` at it for that step only, and leaves no trace in the layer
+/// or the config; a required one that was not given fails the build with its id.
+#[test]
+fn ssh_agent_sockets_reach_run_steps_only() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let s = Strata::new();
+    s.ok(&["import", busybox_tar().to_str().unwrap(), "bb:1"]);
+    let ctx = tempfile::tempdir().unwrap();
+    let sock = ctx.path().join("agent.sock");
+    let _agent = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM bb:1\n\
+         RUN --mount=type=ssh test -S \"$SSH_AUTH_SOCK\" && echo \"ssh:$SSH_AUTH_SOCK\"\n\
+         RUN --mount=type=ssh,id=deploy,target=/keys/agent,required=true test -S /keys/agent && echo deploy-ok\n\
+         RUN test ! -e /run/buildkit && test ! -e /keys && echo \"clean:${SSH_AUTH_SOCK:-unset}\"\n",
+    )
+    .unwrap();
+    let c = ctx.path().to_str().unwrap();
+    let default = format!("default={}", sock.display());
+    let deploy = format!("deploy={}", sock.display());
+    let out = s.ok(&[
+        "build", "--ssh", &default, "--ssh", &deploy, "-t", "ssh:1", c,
+    ]);
+    assert!(out.contains("ssh:/run/buildkit/ssh_agent.0\n"), "{out}");
+    assert!(out.contains("deploy-ok\n"), "{out}");
+    assert!(out.contains("clean:unset\n"), "{out}");
+    let env = s.ok(&["inspect", "-f", "{{json .Config.Env}}", "ssh:1"]);
+    assert!(!env.contains("SSH_AUTH_SOCK"), "{env}");
+
+    // A required socket that was not given: the step fails, naming it.
+    let (code, err) = s.fails(&["build", "--no-cache", "--ssh", &default, c]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no SSH key \"deploy\" forwarded"), "{err}");
+    // A key file is not a socket.
+    let key = ctx.path().join("id_ed25519");
+    fs::write(&key, "not a socket").unwrap();
+    let (_, err) = s.fails(&["build", "--ssh", &format!("default={}", key.display()), c]);
+    assert!(err.contains("is not an agent socket"), "{err}");
+}

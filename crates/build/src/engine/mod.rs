@@ -79,6 +79,8 @@ pub struct BuildOptions {
     pub pull: bool,
     /// `--secret id=…,src=…`: secret id → host file.
     pub secrets: BTreeMap<String, PathBuf>,
+    /// `--ssh ID=SOCKET`: agent sockets that `RUN --mount=type=ssh` may use.
+    pub ssh: BTreeMap<String, PathBuf>,
 }
 
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

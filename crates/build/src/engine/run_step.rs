@@ -217,6 +217,23 @@ impl Builder<'_> {
                     }
                     None => continue,
                 },
+                RunMountKind::Ssh { id, required } => match opts.ssh.get(id) {
+                    Some(sock) => {
+                        if !env.iter().any(|e| e.starts_with("SSH_AUTH_SOCK=")) {
+                            env.push(format!("SSH_AUTH_SOCK={target}"));
+                        }
+                        Some(sock.clone())
+                    }
+                    None if *required => {
+                        return Err(BuildError::Step {
+                            line: 0,
+                            msg: format!(
+                                "no SSH key {id:?} forwarded from the client: give it with --ssh {id}[=SOCKET]"
+                            ),
+                        })
+                    }
+                    None => continue,
+                },
                 RunMountKind::Bind { from, source } => {
                     let base = match from {
                         Some(f) => {

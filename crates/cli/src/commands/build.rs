@@ -168,6 +168,53 @@ fn cache_spec(spec: &str, key: &str) -> Result<(CacheSpec, bool)> {
     }
 }
 
+/// `--ssh default|ID[=SOCKET]`: agent sockets (`$SSH_AUTH_SOCK` when none is named). Key
+/// files, which BuildKit serves through an agent of its own, are refused with a clear error.
+fn parse_ssh(list: &[String]) -> Result<BTreeMap<String, PathBuf>> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut out = BTreeMap::new();
+    for s in list {
+        let (id, path) = match s.split_once('=') {
+            Some((id, p)) => (id.to_string(), PathBuf::from(p)),
+            None => match std::env::var_os("SSH_AUTH_SOCK") {
+                Some(p) => (s.clone(), PathBuf::from(p)),
+                None => return Err(Failure::new(
+                    1,
+                    format!(
+                        "--ssh {s}: SSH_AUTH_SOCK is not set: give a socket with --ssh {s}=SOCKET"
+                    ),
+                )
+                .into()),
+            },
+        };
+        if id.is_empty() || path.as_os_str().is_empty() || path.to_string_lossy().contains(',') {
+            return Err(Failure::new(
+                125,
+                format!("invalid ssh spec {s:?}: expected default|ID[=SOCKET]"),
+            )
+            .into());
+        }
+        match fs::metadata(&path) {
+            Ok(md) if md.file_type().is_socket() => {}
+            Ok(_) => {
+                return Err(Failure::new(
+                    1,
+                    format!(
+                        "--ssh {id}: {} is not an agent socket (key files are not supported: start ssh-agent and give its socket)",
+                        path.display()
+                    ),
+                )
+                .into())
+            }
+            Err(e) => {
+                return Err(Failure::new(1, format!("--ssh {id}: {}: {e}", path.display())).into())
+            }
+        }
+        out.insert(id, path);
+    }
+    Ok(out)
+}
+
 /// `--secret id=NAME,src=PATH` (also `source=`, and `type=file`).
 fn parse_secrets(list: &[String]) -> Result<BTreeMap<String, PathBuf>> {
     let mut out = BTreeMap::new();
@@ -383,6 +430,7 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
         labels: parse_kv(&a.labels, false).into_iter().collect(),
         target: a.target.clone(),
         secrets: parse_secrets(&a.secrets)?,
+        ssh: parse_ssh(&a.ssh)?,
         pull: a.pull,
     };
     for spec in &a.cache_from {
