@@ -20,7 +20,8 @@ mod steps;
 pub use context::{Context, ContextError, Excluder, Source, SourceSet};
 pub use copy::{parse_chown, resolve_in_root};
 pub use engine::{
-    cleanup_stale, BuildOptions, Builder, Frontend, HostMount, RunRequest, RunStep, DEFAULT_PATH,
+    cleanup_stale, BuildOptions, Builder, Downloaded, Fetcher, Frontend, HostMount, RunRequest,
+    RunStep, DEFAULT_PATH,
 };
 pub use error::{BuildError, Result};
 pub use frontend::{plan, DockerfileFrontend};

@@ -19,6 +19,7 @@
 mod auth;
 mod cache;
 mod client;
+mod download;
 mod error;
 mod progress;
 mod pull;
@@ -30,6 +31,7 @@ pub use auth::{
 };
 pub use cache::{pull_cache, push_cache};
 pub use client::{is_insecure, Client};
+pub use download::{download, Download};
 pub use error::{Error, Result};
 pub use progress::Progress;
 pub use pull::{list_tags, pull, PullOptions, Pulled};

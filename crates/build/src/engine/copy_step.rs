@@ -35,15 +35,29 @@ impl Builder<'_> {
         let kind = if *add { "ADD" } else { word };
         let mut exp_srcs = Vec::new();
         for s in srcs {
-            let e = self.expand(st, s, line)?;
-            if *add && (e.starts_with("http://") || e.starts_with("https://")) {
-                return Err(BuildError::Step {
-                    line,
-                    msg: format!("ADD {e}: adding files from a URL is not supported yet"),
-                });
-            }
-            exp_srcs.push(e);
+            exp_srcs.push(self.expand(st, s, line)?);
         }
+        // URLs: ADD downloads them (every build, as Docker's classic builder); COPY refuses.
+        let urls = exp_srcs.iter().filter(|s| super::remote::is_url(s)).count();
+        if urls > 0 && !*add {
+            return Err(BuildError::Step {
+                line,
+                msg: "source can't be a URL for COPY".into(),
+            });
+        }
+        if urls > 0 && (urls != exp_srcs.len() || from.is_some() || !inline.is_empty()) {
+            return Err(BuildError::Step {
+                line,
+                msg: "ADD: URLs cannot be mixed with other sources in one instruction".into(),
+            });
+        }
+        let remote_staging = if urls > 0 {
+            let (stg, names) = self.download(&exp_srcs, line, opts.quiet)?;
+            exp_srcs = names;
+            Some(stg)
+        } else {
+            None
+        };
         let dest = self.expand(st, dest, line)?;
         let chown = chown
             .as_ref()
@@ -66,6 +80,12 @@ impl Builder<'_> {
             }
         }
         let ctx: &Context = match (from, &inline_staging) {
+            _ if remote_staging.is_some() => {
+                let stg = remote_staging.as_ref().expect("checked");
+                // Hashed as Docker hashes a download: owner names included.
+                from_ctx = Context::new(stg.path(), Box::new(|_| false)).with_owner_names();
+                &from_ctx
+            }
             (_, Some(stg)) => {
                 from_ctx = Context::new(stg.path(), Box::new(|_| false));
                 &from_ctx
@@ -82,6 +102,22 @@ impl Builder<'_> {
             }
         };
         let sources = match ctx.sources(&exp_srcs) {
+            Ok(s) if remote_staging.is_some() => {
+                // Downloads are hashed without the `file:` prefix local files carry.
+                let mut hashes = Vec::new();
+                for src in &s.sources {
+                    hashes.push(ctx.entry_hash(&src.rel)?);
+                }
+                let hash = if hashes.len() == 1 {
+                    hashes.pop().unwrap_or_default()
+                } else {
+                    format!("multi:{}", Digest::of(hashes.join(",").as_bytes()).hex())
+                };
+                crate::SourceSet {
+                    sources: s.sources,
+                    hash,
+                }
+            }
             Ok(s) => s,
             Err(e) => {
                 self.drop_view(from_mount);
@@ -147,7 +183,8 @@ impl Builder<'_> {
                 || sources.sources.len() > 1,
             chown: chown.as_deref(),
             chmod: chmod.as_deref(),
-            extract_archives: *add,
+            // A downloaded archive stays an archive.
+            extract_archives: *add && remote_staging.is_none(),
         });
         let layer = self.unmount_and_take(&key, &rootfs, copied.is_ok(), &[]);
         self.drop_view(from_mount);

@@ -16,6 +16,7 @@ use snapshot::Snapshotter;
 use store::{BlobRef, LayerRecord, NewImage, Store};
 
 mod copy_step;
+mod remote;
 mod run_step;
 mod stages;
 
@@ -89,6 +90,18 @@ use dockerfile::PROXY_ARGS;
 /// Fetches a missing image into the store and returns its ID.
 pub type Puller = dyn Fn(&mut Store, &str) -> std::result::Result<Digest, String>;
 
+/// What a download for `ADD URL` reports besides the bytes it wrote.
+#[derive(Debug, Clone, Default)]
+pub struct Downloaded {
+    /// The `Content-Disposition` header, which names the file when the URL path does not.
+    pub content_disposition: Option<String>,
+    /// The `Last-Modified` header, which becomes the file's mtime.
+    pub last_modified: Option<std::time::SystemTime>,
+}
+
+/// Downloads a URL (`ADD http…`) into the file at the given path.
+pub type Fetcher = dyn Fn(&str, &Path) -> std::result::Result<Downloaded, String>;
+
 pub struct Builder<'a> {
     pub store: &'a mut Store,
     pub snapshots: &'a dyn Snapshotter,
@@ -103,6 +116,8 @@ pub struct Builder<'a> {
     pub cache_dir: PathBuf,
     /// Fetches an image the store lacks (`FROM`, `--pull`); `None` when no registry is wired.
     pub puller: Option<&'a Puller>,
+    /// Downloads the URLs of `ADD`; `None` makes them an error.
+    pub fetcher: Option<&'a Fetcher>,
     /// Filled by [`Builder::build`]: the final image of every stage built, in build order.
     pub stage_images: Vec<Digest>,
     pub out: &'a mut dyn Write,

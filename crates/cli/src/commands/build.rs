@@ -178,13 +178,15 @@ fn parse_ssh(list: &[String]) -> Result<BTreeMap<String, PathBuf>> {
             Some((id, p)) => (id.to_string(), PathBuf::from(p)),
             None => match std::env::var_os("SSH_AUTH_SOCK") {
                 Some(p) => (s.clone(), PathBuf::from(p)),
-                None => return Err(Failure::new(
-                    1,
-                    format!(
+                None => {
+                    return Err(Failure::new(
+                        1,
+                        format!(
                         "--ssh {s}: SSH_AUTH_SOCK is not set: give a socket with --ssh {s}=SOCKET"
                     ),
-                )
-                .into()),
+                    )
+                    .into())
+                }
             },
         };
         if id.is_empty() || path.as_os_str().is_empty() || path.to_string_lossy().contains(',') {
@@ -473,6 +475,19 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
             .map(|p| p.id)
             .map_err(|e| e.to_string())
         };
+    // ADD of a URL: a plain download; Last-Modified (an HTTP date) becomes the mtime.
+    let fetcher = |url: &str, dest: &Path| -> std::result::Result<build::Downloaded, String> {
+        let d = registry::download(url, dest).map_err(|e| e.to_string())?;
+        let last_modified = d
+            .last_modified
+            .as_deref()
+            .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+            .map(std::time::SystemTime::from);
+        Ok(build::Downloaded {
+            content_disposition: d.content_disposition,
+            last_modified,
+        })
+    };
     let stage_images;
     let result = {
         let mut b = build::Builder {
@@ -486,6 +501,7 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
             cache_dir: build_dir.join("cache"),
             stage_images: Vec::new(),
             puller: Some(&puller),
+            fetcher: Some(&fetcher),
             out: &mut out,
         };
         let r = b.build(&plan, &opts);
