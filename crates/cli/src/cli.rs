@@ -14,14 +14,9 @@ pub struct Cli {
     /// Root directory of the store (default /var/lib/strata as root, else $XDG_DATA_HOME/strata)
     #[arg(long, global = true, env = "STRATA_ROOT", value_name = "DIR")]
     pub root: Option<PathBuf>,
-    /// Set the logging level ("debug"|"info"|"warn"|"error"|"fatal")
-    #[arg(
-        short = 'l',
-        long,
-        global = true,
-        default_value = "info",
-        value_name = "LEVEL"
-    )]
+    /// Set the logging level ("debug"|"info"|"warn"|"error"|"fatal"); before the command, as
+    /// Docker's global options (after it, `-l` is the command's own, as `ps -l`)
+    #[arg(short = 'l', long, default_value = "info", value_name = "LEVEL")]
     pub log_level: String,
     /// Enable debug mode
     #[arg(short = 'D', long, global = true)]
@@ -517,8 +512,8 @@ pub struct PsArgs {
     /// Show n last created containers (includes all states)
     #[arg(short = 'n', long = "last", default_value_t = -1, allow_negative_numbers = true)]
     pub last: i64,
-    /// Show the latest created container (includes all states; `-l` is the global --log-level)
-    #[arg(long)]
+    /// Show the latest created container (includes all states)
+    #[arg(short = 'l', long)]
     pub latest: bool,
     /// Don't truncate output
     #[arg(long)]

@@ -343,6 +343,12 @@ fn ps_prints_docker_columns() {
     assert!(s.ok(&["ps", "-a", "-f", "exited=0", "-q"]).is_empty());
     let id = s.ok(&["ps", "-a", "-q", "--no-trunc", "-n", "1"]);
     assert_eq!(id.trim().len(), 64);
+    // `-l` after the command is ps's own --latest (the global -l goes before it).
+    assert_eq!(s.ok(&["ps", "-l", "-q", "--no-trunc"]), id);
+    assert_eq!(
+        s.ok(&["-l", "error", "ps", "--latest", "-q", "--no-trunc"]),
+        id
+    );
     let sized = s.ok(&["ps", "-a", "-s", "--format", "{{.Size}}"]);
     assert!(
         sized.lines().all(|l| l.starts_with("0B (virtual ")),
