@@ -576,6 +576,15 @@ pub struct LogsArgs {
     /// Number of lines to show from the end of the logs (or "all")
     #[arg(short = 'n', long, default_value = "all")]
     pub tail: String,
+    /// Show timestamps
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+    /// Show logs since timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Show logs before a timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes)
+    #[arg(long)]
+    pub until: Option<String>,
     #[arg(value_name = "CONTAINER")]
     pub container: String,
 }

@@ -737,3 +737,64 @@ fn exec_rename_and_restart_a_detached_container() {
     assert!(mounts_under(s.root.path()).is_empty());
     assert_eq!(snapshot_count(&s), 0);
 }
+
+/// Logs are Docker's json-file entries: `logs` gives stdout and stderr back on their own
+/// streams, `-t` prefixes each line with its RFC 3339 nanosecond time, `--tail`, `--since`
+/// and `--until` select; a foreground `run` is logged too, `-d` output is followed with `-f`.
+#[test]
+fn logs_keep_streams_and_times() {
+    let Some(s) = with_busybox() else { return };
+    let (c, out, err) = code(
+        &s,
+        &[
+            "run",
+            "--name",
+            "talk",
+            "busybox",
+            "sh",
+            "-c",
+            "echo one; echo oops >&2; echo two; printf tail",
+        ],
+    );
+    assert_eq!(c, 0);
+    assert_eq!(out, "one\ntwo\ntail");
+    assert_eq!(err, "oops\n");
+    let (_, out, err) = code(&s, &["logs", "talk"]);
+    assert_eq!((out.as_str(), err.as_str()), ("one\ntwo\ntail", "oops\n"));
+    let (_, out, _) = code(&s, &["logs", "-t", "talk"]);
+    let lines: Vec<&str> = out.split_inclusive('\n').collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for l in &lines {
+        let (time, rest) = l.split_once(' ').unwrap();
+        assert_eq!(time.len(), 30, "{l}");
+        assert!(chrono::DateTime::parse_from_rfc3339(time).is_ok(), "{l}");
+        assert!(["one\n", "two\n", "tail"].contains(&rest), "{l}");
+    }
+    let (_, out, err) = code(&s, &["logs", "--tail", "1", "talk"]);
+    assert_eq!((out.as_str(), err.as_str()), ("tail", ""));
+    let (_, out, err) = code(&s, &["logs", "--since", "2999-01-01T00:00:00Z", "talk"]);
+    assert_eq!((out.as_str(), err.as_str()), ("", ""));
+    let (_, out, _) = code(
+        &s,
+        &["logs", "--since", "10m", "--until", "2999-01-01", "talk"],
+    );
+    assert_eq!(out, "one\ntwo\ntail");
+    let (c, _, err) = code(&s, &["logs", "--since", "yesterday", "talk"]);
+    assert_eq!(c, 1);
+    assert!(err.contains("invalid value for \"since\""), "{err}");
+
+    // A detached container's output, followed to its end.
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo tick $i; sleep 0.2; done",
+    ]);
+    assert_eq!(s.ok(&["logs", "-f", "ticker"]), "tick 1\ntick 2\ntick 3\n");
+    // --rm removes the container, so nothing is logged, and output still flows.
+    assert_eq!(s.ok(&["run", "--rm", "busybox", "echo", "gone"]), "gone\n");
+}

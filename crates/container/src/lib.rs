@@ -19,11 +19,13 @@ mod changes;
 mod config;
 mod error;
 mod lifecycle;
+mod logs;
 mod views;
 
 pub use changes::{Change, ChangeKind, CommitOptions};
 pub use config::{generate_name, new_id, validate_name, CreateOptions};
 pub use error::{Error, Result};
 pub use lifecycle::{signal_number, Containers, StartIo};
+pub use logs::{log_pipes, parse_line, read_entries, LogEntry, LogPump, Stream};
 pub use store::{ContainerRecord, ContainerState};
 pub use views::Summary;

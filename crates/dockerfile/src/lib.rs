@@ -82,7 +82,7 @@ pub use shell::{Env, EnvList, Processed, ShellLex};
 pub use stages::{
     lower, Base, BuildOptions, Dockerfile, Platform, Scope, Source, Stage, PROXY_ARGS,
 };
-pub use util::go_quote;
+pub use util::{go_quote, parse_go_duration};
 pub use values::{expose_ports, parse_signal, resolve_workdir};
 
 /// Parse and lower in one step.

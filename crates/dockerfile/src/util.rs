@@ -103,7 +103,7 @@ pub(crate) fn parse_bool(s: &str) -> Option<bool> {
 }
 
 /// Go's `time.ParseDuration`, as nanoseconds (may be negative).
-pub(crate) fn parse_go_duration(s: &str) -> Result<i128, String> {
+pub fn parse_go_duration(s: &str) -> Result<i128, String> {
     let err = || format!("time: invalid duration {}", go_quote(s));
     let mut rest = s;
     let mut neg = false;

@@ -1,7 +1,7 @@
 //! `strata rm`, `stop`, `kill`, `wait`, `logs`, `diff`, `commit`, `export`, `container
 //! inspect` and `container prune`: thin wrappers over the container crate.
 
-use std::io::{self, IsTerminal, Read, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::Path;
 
 use anyhow::Result;
@@ -64,71 +64,114 @@ pub fn wait(root: &Path, a: ContainersArgs) -> Result<()> {
     })
 }
 
+/// A `--since`/`--until` value as Docker takes it: an RFC 3339 time (date only, or without a
+/// zone, meaning UTC), Unix seconds with an optional fraction, or a Go duration before now.
+fn log_time(flag: &str, v: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
+    let bad = || Failure::new(1, format!("invalid value for \"{flag}\": {v:?}"));
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for f in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(v, f) {
+            return Ok(Utc.from_utc_datetime(&t));
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        return Ok(Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).ok_or_else(bad)?));
+    }
+    if let Some((secs, frac)) = v.split_once('.').or(Some((v, ""))).filter(|(a, b)| {
+        !a.is_empty()
+            && a.bytes().all(|c| c.is_ascii_digit())
+            && b.bytes().all(|c| c.is_ascii_digit())
+    }) {
+        let s: i64 = secs.parse().map_err(|_| bad())?;
+        let nanos: u32 = format!("{frac:0<9}")[..9].parse().map_err(|_| bad())?;
+        return Utc
+            .timestamp_opt(s, nanos)
+            .single()
+            .ok_or_else(|| bad().into());
+    }
+    let nanos = dockerfile::parse_go_duration(v).map_err(|_| bad())?;
+    let nanos = i64::try_from(nanos).map_err(|_| bad())?;
+    Ok(Utc::now() - chrono::Duration::nanoseconds(nanos))
+}
+
 pub fn logs(root: &Path, a: LogsArgs) -> Result<()> {
     let c = super::open_containers(root)?;
     let rec = c.find(&a.container)?;
     let path = c.log_path(&rec.id);
-    let mut f = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(_) => return Ok(()),
+    let tail: Option<usize> = match a.tail.as_str() {
+        "all" => None,
+        t => Some(
+            t.parse()
+                .map_err(|_| Failure::new(1, format!("invalid value for --tail: {}", a.tail)))?,
+        ),
+    };
+    let since = a
+        .since
+        .as_deref()
+        .map(|v| log_time("since", v))
+        .transpose()?;
+    let until = a
+        .until
+        .as_deref()
+        .map(|v| log_time("until", v))
+        .transpose()?;
+    let in_range = |e: &::container::LogEntry| -> bool {
+        if since.is_none() && until.is_none() {
+            return true;
+        }
+        let Ok(t) = chrono::DateTime::parse_from_rfc3339(&e.time) else {
+            return false;
+        };
+        since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u)
     };
     let mut out = io::stdout().lock();
-    if a.tail != "all" {
-        let n: usize = a
-            .tail
-            .parse()
-            .map_err(|_| Failure::new(1, format!("invalid value for --tail: {}", a.tail)))?;
-        let mut all = Vec::new();
-        f.read_to_end(&mut all)?;
-        let mut start = all.len();
-        let mut seen = 0;
-        // Skip a final newline, then walk back over n line breaks.
-        let end = if all.last() == Some(&b'\n') {
-            all.len() - 1
-        } else {
-            all.len()
-        };
-        for i in (0..end).rev() {
-            if all[i] == b'\n' {
-                seen += 1;
-                if seen == n {
-                    start = i + 1;
-                    break;
-                }
+    let mut err = io::stderr().lock();
+    let mut show = |entries: &[::container::LogEntry]| -> io::Result<()> {
+        for e in entries {
+            let w: &mut dyn Write = match e.stream {
+                ::container::Stream::Stdout => &mut out,
+                ::container::Stream::Stderr => &mut err,
+            };
+            if a.timestamps {
+                write!(w, "{} ", e.time)?;
             }
-            start = i;
-        }
-        if n == 0 {
-            start = all.len();
-        }
-        out.write_all(&all[start..])?;
-    }
-    let mut buf = vec![0u8; 65536];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n > 0 {
-            out.write_all(&buf[..n])?;
-            continue;
-        }
-        if !a.follow {
-            break;
+            w.write_all(e.log.as_bytes())?;
         }
         out.flush()?;
+        err.flush()
+    };
+    let (entries, mut offset) = ::container::read_entries(&path, 0)?;
+    let mut entries: Vec<_> = entries.into_iter().filter(|e| in_range(e)).collect();
+    if let Some(n) = tail {
+        let skip = entries.len().saturating_sub(n);
+        entries.drain(..skip);
+    }
+    show(&entries)?;
+    // -f: follow while the container runs (or until --until has passed).
+    if !a.follow {
+        return Ok(());
+    }
+    loop {
         let running = c
             .find(&rec.id)
             .map(|r| r.state.status == "running")
             .unwrap_or(false);
-        if !running {
-            // Drain what the monitor wrote last.
-            let n = f.read(&mut buf)?;
-            out.write_all(&buf[..n])?;
-            if n == 0 {
-                break;
-            }
+        let (more, next) = ::container::read_entries(&path, offset)?;
+        offset = next;
+        let more: Vec<_> = more.into_iter().filter(|e| in_range(e)).collect();
+        show(&more)?;
+        if !running || until.is_some_and(|u| chrono::Utc::now() > u) {
+            break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    out.flush()?;
     Ok(())
 }
 

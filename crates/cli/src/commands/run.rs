@@ -167,16 +167,29 @@ pub fn run(root: &Path, a: RunArgs) -> Result<()> {
         println!("{}", rec.id);
         return Ok(());
     }
+    // The output goes to the terminal and, unless the container is removed at its end or
+    // has a terminal of its own, to its log too (`logs` shows it later, as Docker's).
+    let logged = !a.rm && !a.tty;
+    let (stdout, stderr, pump) = if logged {
+        let (o, e, p) = ::container::log_pipes(&c.log_path(&rec.id), true)?;
+        (o, e, Some(p))
+    } else {
+        (runtime::Stdio::Inherit, runtime::Stdio::Inherit, None)
+    };
     let io = StartIo {
         stdin: if a.interactive {
             runtime::Stdio::Inherit
         } else {
             runtime::Stdio::Null
         },
-        ..Default::default()
+        stdout,
+        stderr,
     };
-    let code = c.start(&rec.id, io).map_err(fail)?;
-    exit_with(code)
+    let code = c.start(&rec.id, io).map_err(fail);
+    if let Some(p) = pump {
+        p.finish();
+    }
+    exit_with(code?)
 }
 
 pub fn start(root: &Path, a: StartArgs) -> Result<()> {
@@ -234,22 +247,15 @@ pub fn start(root: &Path, a: StartArgs) -> Result<()> {
 pub fn monitor(root: &Path, a: ContainerArg) -> Result<()> {
     let mut c = super::open_containers(root)?;
     let rec = c.find(&a.container)?;
-    let log_path = c.log_path(&rec.id);
-    if let Some(d) = log_path.parent() {
-        fs::create_dir_all(d)?;
-    }
-    let log = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)?;
-    let err = log.try_clone()?;
+    let (stdout, stderr, pump) = ::container::log_pipes(&c.log_path(&rec.id), false)?;
     let io = StartIo {
         stdin: runtime::Stdio::Null,
-        stdout: runtime::Stdio::Fd(log.into()),
-        stderr: runtime::Stdio::Fd(err.into()),
+        stdout,
+        stderr,
     };
-    let code = c.start(&rec.id, io).map_err(fail)?;
-    exit_with(code)
+    let code = c.start(&rec.id, io).map_err(fail);
+    pump.finish();
+    exit_with(code?)
 }
 
 pub fn exec(root: &Path, a: ExecArgs) -> Result<()> {

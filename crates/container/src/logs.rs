@@ -1,0 +1,221 @@
+//! Container logs in Docker's `json-file` format: one JSON object per line,
+//! `{"log":"text\n","stream":"stdout","time":"2026-11-28T16:00:00.123456789Z"}`.
+//!
+//! The container's stdout and stderr are pipes; a thread per stream reads them, passes the
+//! bytes on at once (to the terminal of a foreground `run`, when asked) and appends each
+//! complete line, with its stream and arrival time, to the log. Lines longer than 16 KiB are
+//! split, as Docker splits them. A log written by an older strata (raw bytes) still reads:
+//! a line that is not a JSON entry is taken as stdout text without a time.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use serde::{Deserialize, Serialize};
+
+/// Docker's longest log line; longer output is cut into entries of this size.
+const MAX_LINE: usize = 16 * 1024;
+
+/// Which stream an entry came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// One log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub log: String,
+    pub stream: Stream,
+    /// RFC 3339 with nanoseconds, UTC; empty for lines of an old raw log.
+    #[serde(default)]
+    pub time: String,
+}
+
+/// The reader threads of one container's output; [`LogPump::finish`] waits for them.
+pub struct LogPump {
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl LogPump {
+    /// Waits until both streams reached their end (the container and everything it started
+    /// have exited) and every line is in the log.
+    pub fn finish(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.9fZ")
+        .to_string()
+}
+
+fn append(log: &Mutex<File>, stream: Stream, line: &[u8]) {
+    let entry = LogEntry {
+        log: String::from_utf8_lossy(line).into_owned(),
+        stream,
+        time: now(),
+    };
+    let mut text = serde_json::to_vec(&entry).expect("log entries serialise");
+    text.push(b'\n');
+    let mut f = log.lock().unwrap_or_else(|e| e.into_inner());
+    // One write per entry with O_APPEND: a reader never sees half an entry interleaved.
+    let _ = f.write_all(&text);
+}
+
+fn pump(
+    mut from: impl Read,
+    log: Arc<Mutex<File>>,
+    stream: Stream,
+    mut tee: Option<Box<dyn Write + Send>>,
+) {
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut line: Vec<u8> = Vec::new();
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        if let Some(t) = tee.as_mut() {
+            let _ = t.write_all(&buf[..n]);
+            let _ = t.flush();
+        }
+        for &b in &buf[..n] {
+            line.push(b);
+            if b == b'\n' || line.len() >= MAX_LINE {
+                append(&log, stream, &line);
+                line.clear();
+            }
+        }
+    }
+    if !line.is_empty() {
+        append(&log, stream, &line);
+    }
+}
+
+/// Pipes for a container's stdout and stderr that feed the log at `path`; with `tee`, the
+/// bytes also go on to this process's own stdout and stderr.
+pub fn log_pipes(path: &Path, tee: bool) -> io::Result<(runtime::Stdio, runtime::Stdio, LogPump)> {
+    if let Some(d) = path.parent() {
+        fs::create_dir_all(d)?;
+    }
+    let file = OpenOptions::new().create(true).append(true).open(path)?;
+    let log = Arc::new(Mutex::new(file));
+    let (out_r, out_w) = io::pipe()?;
+    let (err_r, err_w) = io::pipe()?;
+    let mut threads = Vec::new();
+    for (r, stream) in [(out_r, Stream::Stdout), (err_r, Stream::Stderr)] {
+        let log = log.clone();
+        let t: Option<Box<dyn Write + Send>> = match (tee, stream) {
+            (false, _) => None,
+            (true, Stream::Stdout) => Some(Box::new(io::stdout())),
+            (true, Stream::Stderr) => Some(Box::new(io::stderr())),
+        };
+        threads.push(std::thread::spawn(move || pump(r, log, stream, t)));
+    }
+    Ok((
+        runtime::Stdio::Fd(out_w.into()),
+        runtime::Stdio::Fd(err_w.into()),
+        LogPump { threads },
+    ))
+}
+
+/// Parses one line of a log file.
+pub fn parse_line(line: &str) -> LogEntry {
+    match serde_json::from_str::<LogEntry>(line) {
+        Ok(e) => e,
+        Err(_) => LogEntry {
+            log: format!("{line}\n"),
+            stream: Stream::Stdout,
+            time: String::new(),
+        },
+    }
+}
+
+/// Reads the complete entries of a log from `offset` on; returns them and the offset just
+/// after the last complete line (a line still being written is left for the next read).
+pub fn read_entries(path: &Path, offset: u64) -> io::Result<(Vec<LogEntry>, u64)> {
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), offset)),
+        Err(e) => return Err(e),
+    };
+    let mut r = BufReader::new(f);
+    io::Seek::seek(&mut r, io::SeekFrom::Start(offset))?;
+    let mut out = Vec::new();
+    let mut pos = offset;
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        let n = r.read_until(b'\n', &mut raw)?;
+        if n == 0 || raw.last() != Some(&b'\n') {
+            break;
+        }
+        pos += n as u64;
+        let text = String::from_utf8_lossy(&raw[..n - 1]);
+        out.push(parse_line(&text));
+    }
+    Ok((out, pos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_dockers_json_and_raw_lines_still_read() {
+        let e = parse_line(
+            r#"{"log":"hi\n","stream":"stderr","time":"2026-11-28T16:00:00.000000001Z"}"#,
+        );
+        assert_eq!(e.stream, Stream::Stderr);
+        assert_eq!(e.log, "hi\n");
+        let raw = parse_line("plain text");
+        assert_eq!(
+            (raw.log.as_str(), raw.stream),
+            ("plain text\n", Stream::Stdout)
+        );
+    }
+
+    #[test]
+    fn pipes_split_lines_by_stream_and_keep_a_final_partial_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.log");
+        let (out, err, pump) = log_pipes(&path, false).unwrap();
+        let (runtime::Stdio::Fd(out), runtime::Stdio::Fd(err)) = (out, err) else {
+            panic!("pipes expected")
+        };
+        let mut out = File::from(out);
+        let mut err = File::from(err);
+        out.write_all(b"one\ntwo").unwrap();
+        err.write_all(b"oops\n").unwrap();
+        out.write_all(&vec![b'x'; MAX_LINE + 10]).unwrap();
+        drop(out);
+        drop(err);
+        pump.finish();
+        let (entries, end) = read_entries(&path, 0).unwrap();
+        assert_eq!(end, fs::metadata(&path).unwrap().len());
+        let outs: Vec<&str> = entries
+            .iter()
+            .filter(|e| e.stream == Stream::Stdout)
+            .map(|e| e.log.as_str())
+            .collect();
+        assert_eq!(outs[0], "one\n");
+        assert!(outs[1].starts_with("two") && outs[1].len() == MAX_LINE);
+        assert_eq!(outs[2].len(), 13);
+        assert!(entries
+            .iter()
+            .any(|e| e.stream == Stream::Stderr && e.log == "oops\n"));
+        assert!(entries
+            .iter()
+            .all(|e| e.time.ends_with('Z') && e.time.len() == 30));
+    }
+}
