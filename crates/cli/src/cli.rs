@@ -89,6 +89,8 @@ pub enum Command {
     Rename(RenameArgs),
     /// Restart one or more containers
     Restart(StopArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -350,8 +352,22 @@ pub enum ContainerCommand {
     Exec(ExecArgs),
     Rename(RenameArgs),
     Restart(StopArgs),
+    Top(TopArgs),
     /// Remove all stopped containers
     Prune(PruneArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TopArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// Options for ps (default -ef)
+    #[arg(
+        value_name = "ps OPTIONS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub ps_args: Vec<String>,
 }
 
 #[derive(Args, Debug)]

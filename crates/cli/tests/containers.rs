@@ -798,3 +798,56 @@ fn logs_keep_streams_and_times() {
     // --rm removes the container, so nothing is logged, and output still flows.
     assert_eq!(s.ok(&["run", "--rm", "busybox", "echo", "gone"]), "gone\n");
 }
+
+/// `top` lists the container's processes (and no others) from the host's `ps`, with Docker's
+/// columns and table, or the columns that ps options ask for; a stopped container is an error.
+#[test]
+fn top_shows_only_the_containers_processes() {
+    let Some(s) = with_busybox() else { return };
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 300 & sleep 301",
+    ]);
+    let out = s.ok(&["top", "busy"]);
+    let mut lines = out.lines();
+    let titles: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        titles,
+        ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+    );
+    let cmds: Vec<String> = lines
+        .map(|l| l.split_whitespace().skip(7).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(cmds.len(), 2, "{out}");
+    assert!(cmds.contains(&"sleep 300".to_string()), "{out}");
+    assert!(cmds.contains(&"sleep 301".to_string()), "{out}");
+    // Docker's table: 20-character columns.
+    assert!(
+        out.starts_with(&format!("{:<20}{:<20}", "UID", "PID")),
+        "{out}"
+    );
+    let out = s.ok(&["container", "top", "busy", "-o", "pid,comm"]);
+    assert_eq!(
+        out.lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["PID", "COMMAND"]
+    );
+    assert_eq!(
+        out.lines().filter(|l| l.ends_with("sleep")).count(),
+        2,
+        "{out}"
+    );
+    s.ok(&["stop", "-t", "0", "busy"]);
+    let (c, _, err) = code(&s, &["top", "busy"]);
+    assert_eq!(c, 1);
+    assert!(err.contains("is not running"), "{err}");
+}

@@ -20,6 +20,7 @@ mod config;
 mod error;
 mod lifecycle;
 mod logs;
+mod top;
 mod views;
 
 pub use changes::{Change, ChangeKind, CommitOptions};
@@ -28,4 +29,5 @@ pub use error::{Error, Result};
 pub use lifecycle::{signal_number, Containers, StartIo};
 pub use logs::{log_pipes, parse_line, read_entries, LogEntry, LogPump, Stream};
 pub use store::{ContainerRecord, ContainerState};
+pub use top::{parse_ps, Top};
 pub use views::Summary;

@@ -277,3 +277,17 @@ pub fn rename(root: &Path, a: RenameArgs) -> Result<()> {
     c.rename(&a.container, &a.new_name)?;
     Ok(())
 }
+
+/// `strata top CONTAINER [ps OPTIONS]`: Docker's table (tabwriter 20/1/3).
+pub fn top(root: &Path, a: crate::cli::TopArgs) -> Result<()> {
+    let c = super::open_containers(root)?;
+    let t = c.top(&a.container, &a.ps_args)?;
+    let mut text = t.titles.join("\t");
+    text.push('\n');
+    for p in &t.processes {
+        text.push_str(&p.join("\t"));
+        text.push('\n');
+    }
+    print!("{}", format::tabwriter(&text, 20, 3));
+    Ok(())
+}

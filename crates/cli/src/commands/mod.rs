@@ -87,6 +87,7 @@ pub fn run(cmd: Command, root: &Path) -> Result<()> {
         Command::Restart(a) | Command::Container(ContainerCommand::Restart(a)) => {
             run::restart(root, a)
         }
+        Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => container::top(root, a),
         // ---- end containers ----
         // ---- registry ----
         Command::Pull(a) => pull::run(root, a),
