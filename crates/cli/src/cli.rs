@@ -460,6 +460,9 @@ pub struct RunArgs {
     /// Mount a tmpfs directory
     #[arg(long)]
     pub tmpfs: Vec<String>,
+    /// Attach a filesystem mount to the container (type=bind|tmpfs,…)
+    #[arg(long = "mount", value_name = "mount")]
+    pub mounts: Vec<String>,
     /// Keep STDIN open even if not attached
     #[arg(short = 'i', long)]
     pub interactive: bool,

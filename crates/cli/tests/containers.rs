@@ -851,3 +851,65 @@ fn top_shows_only_the_containers_processes() {
     assert_eq!(c, 1);
     assert!(err.contains("is not running"), "{err}");
 }
+
+/// `--mount` with Docker's syntax: a read-only bind and a sized tmpfs with a mode reach the
+/// process and `inspect`; a missing bind source, a volume and a missing target are Docker's
+/// errors with exit code 125, and leave no container behind.
+#[test]
+fn mount_flags_bind_and_tmpfs() {
+    let Some(s) = with_busybox() else { return };
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("f"), "from the host\n").unwrap();
+    let bind = format!(
+        "type=bind,source={},target=/data,readonly",
+        src.path().display()
+    );
+    let out = s.ok(&[
+        "run",
+        "--name",
+        "mounted",
+        "--mount",
+        &bind,
+        "--mount",
+        "type=tmpfs,destination=/scratch,tmpfs-size=1048576,tmpfs-mode=1770",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /data/f; touch /data/x 2>/dev/null || echo ro; stat -c %a /scratch; df -k /scratch | tail -1",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(&lines[..3], ["from the host", "ro", "1770"], "{out}");
+    assert!(
+        lines[3].starts_with("tmpfs") && lines[3].contains(" 1024 "),
+        "{out}"
+    );
+    assert!(!src.path().join("x").exists());
+    let hc = s.ok(&["inspect", "-f", "{{json .HostConfig.Mounts}}", "mounted"]);
+    assert_eq!(
+        hc.trim(),
+        format!(
+            "[{{\"Type\":\"bind\",\"Source\":\"{}\",\"Target\":\"/data\",\"ReadOnly\":true}},{{\"Type\":\"tmpfs\",\"Target\":\"/scratch\",\"ReadOnly\":false}}]",
+            src.path().display()
+        )
+    );
+    let before = s.ok(&["ps", "-a", "-q"]);
+    for (spec, want) in [
+        (
+            "type=bind,src=/no/such/dir,dst=/x".to_string(),
+            "invalid mount config for type \"bind\": bind source path does not exist: /no/such/dir",
+        ),
+        (
+            "source=vol,target=/x".to_string(),
+            "named volumes are not supported",
+        ),
+        (
+            format!("type=bind,source={}", src.path().display()),
+            "for \"--mount\" flag: target is required",
+        ),
+    ] {
+        let (c, _, err) = code(&s, &["run", "--rm", "--mount", &spec, "busybox", "true"]);
+        assert_eq!(c, 125, "{spec}: {err}");
+        assert!(err.contains(want), "{spec}: {err}");
+    }
+    assert_eq!(s.ok(&["ps", "-a", "-q"]), before);
+}

@@ -29,6 +29,8 @@ pub struct CreateOptions {
     pub volumes: Vec<String>,
     /// `--tmpfs PATH[:OPTIONS]`.
     pub tmpfs: Vec<String>,
+    /// `--mount type=bind|tmpfs,…`, as given.
+    pub mounts: Vec<String>,
     pub read_only: bool,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
@@ -203,6 +205,9 @@ pub(crate) fn mounts(o: &CreateOptions) -> Result<Vec<runtime::MountSpec>> {
             readonly,
         });
     }
+    for m in &o.mounts {
+        out.push(parse_mount_flag(m)?);
+    }
     for t in &o.tmpfs {
         let (dst, opts) = t.split_once(':').unwrap_or((t, ""));
         if !dst.starts_with('/') {
@@ -219,6 +224,111 @@ pub(crate) fn mounts(o: &CreateOptions) -> Result<Vec<runtime::MountSpec>> {
         });
     }
     Ok(out)
+}
+
+/// One `--mount` flag, as Docker's CLI and daemon read it: CSV `key=value` fields; `type`
+/// (`volume` when not given), `source`/`src`, `target`/`destination`/`dst`, `readonly`/`ro`
+/// (with an optional boolean), `bind-propagation`, `tmpfs-size` (bytes), `tmpfs-mode`
+/// (octal). A bind source must exist (unlike `-v`, nothing is created).
+pub fn parse_mount_flag(spec: &str) -> Result<runtime::MountSpec> {
+    let flag = |why: String| {
+        Error::Invalid(format!(
+            "invalid argument \"{spec}\" for \"--mount\" flag: {why}"
+        ))
+    };
+    let mut kind = "volume".to_string();
+    let (mut source, mut target) = (None::<String>, None::<String>);
+    let mut readonly = false;
+    let (mut size, mut mode) = (None::<String>, None::<String>);
+    for field in spec.split(',') {
+        let (k, v) = match field.split_once('=') {
+            Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim())),
+            None => (field.trim().to_ascii_lowercase(), None),
+        };
+        match (k.as_str(), v) {
+            ("type", Some(t)) => kind = t.to_ascii_lowercase(),
+            ("source" | "src", Some(s)) => source = Some(s.to_string()),
+            ("target" | "destination" | "dst", Some(t)) => target = Some(t.to_string()),
+            ("readonly" | "ro", None) => readonly = true,
+            ("readonly" | "ro", Some(b)) => {
+                readonly = match b.to_ascii_lowercase().as_str() {
+                    "1" | "true" => true,
+                    "0" | "false" => false,
+                    _ => return Err(flag(format!("invalid value for {k}: {b}"))),
+                }
+            }
+            ("bind-propagation", Some(p)) => {
+                if ![
+                    "private", "rprivate", "shared", "rshared", "slave", "rslave",
+                ]
+                .contains(&p)
+                {
+                    return Err(flag(format!("invalid value for bind-propagation: {p}")));
+                }
+            }
+            ("bind-nonrecursive" | "consistency", Some(_)) => {}
+            ("tmpfs-size", Some(s)) => size = Some(s.to_string()),
+            ("tmpfs-mode", Some(m)) => {
+                u32::from_str_radix(m, 8)
+                    .map_err(|_| flag(format!("invalid value for tmpfs-mode: {m}")))?;
+                mode = Some(m.to_string());
+            }
+            (k, _) if k.starts_with("volume-") => {}
+            _ => return Err(flag(format!("unexpected key '{k}' in '{field}'"))),
+        }
+    }
+    let target = target.ok_or_else(|| flag("target is required".into()))?;
+    let bad =
+        |why: String| Error::Invalid(format!("invalid mount config for type \"{kind}\": {why}"));
+    if !target.starts_with('/') {
+        return Err(bad(format!(
+            "invalid mount path: '{target}' mount path must be absolute"
+        )));
+    }
+    match kind.as_str() {
+        "bind" => {
+            let src = source.ok_or_else(|| bad("field Source must not be empty".into()))?;
+            if !src.starts_with('/') {
+                return Err(bad(format!(
+                    "invalid mount path: '{src}' mount path must be absolute"
+                )));
+            }
+            if std::fs::symlink_metadata(&src).is_err() {
+                return Err(bad(format!("bind source path does not exist: {src}")));
+            }
+            Ok(runtime::MountSpec {
+                kind: runtime::MountKind::Bind {
+                    source: PathBuf::from(src),
+                },
+                destination: target,
+                readonly,
+            })
+        }
+        "tmpfs" => {
+            if source.is_some() {
+                return Err(bad("field Source must be empty".into()));
+            }
+            let mut options = Vec::new();
+            if let Some(s) = size {
+                options.push(format!("size={s}"));
+            }
+            if let Some(m) = mode {
+                options.push(format!("mode={m}"));
+            }
+            Ok(runtime::MountSpec {
+                kind: runtime::MountKind::Tmpfs {
+                    options: options.join(","),
+                },
+                destination: target,
+                readonly,
+            })
+        }
+        "volume" => Err(bad(
+            "named volumes are not supported by strata: use type=bind with an absolute host path"
+                .into(),
+        )),
+        other => Err(flag(format!("invalid mount type {other:?}"))),
+    }
 }
 
 /// The runtime options of a container.

@@ -134,6 +134,30 @@ impl Containers {
                 (d.to_string(), Value::String(opts.to_string()))
             })
             .collect();
+        // `--mount` flags, as Docker lists them under HostConfig.Mounts.
+        let host_mounts: Vec<Value> = o
+            .mounts
+            .iter()
+            .filter_map(|m| crate::config::parse_mount_flag(m).ok())
+            .map(|m| match m.kind {
+                runtime::MountKind::Bind { source } => json!({
+                    "Type": "bind",
+                    "Source": source.display().to_string(),
+                    "Target": m.destination,
+                    "ReadOnly": m.readonly,
+                }),
+                runtime::MountKind::Tmpfs { .. } => json!({
+                    "Type": "tmpfs",
+                    "Target": m.destination,
+                    "ReadOnly": m.readonly,
+                }),
+            })
+            .collect();
+        let host_mounts = if host_mounts.is_empty() {
+            Value::Null
+        } else {
+            Value::Array(host_mounts)
+        };
         let strings = |v: &Vec<String>| {
             if v.is_empty() {
                 Value::Null
@@ -181,6 +205,7 @@ impl Containers {
                 "Privileged": o.privileged,
                 "ReadonlyRootfs": o.read_only,
                 "Tmpfs": if tmpfs.is_empty() { Value::Null } else { Value::Object(tmpfs) },
+                "Mounts": host_mounts,
                 "Memory": o.memory.unwrap_or(0),
                 "NanoCpus": o.nano_cpus.unwrap_or(0),
                 "PidsLimit": o.pids_limit,

@@ -83,6 +83,7 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
         network: a.network.clone(),
         volumes: a.volumes.clone(),
         tmpfs: a.tmpfs.clone(),
+        mounts: a.mounts.clone(),
         read_only: a.read_only,
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
