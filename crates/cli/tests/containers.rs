@@ -814,7 +814,13 @@ fn top_shows_only_the_containers_processes() {
         "-c",
         "sleep 300 & sleep 301",
     ]);
-    let out = s.ok(&["top", "busy"]);
+    // `run -d` returns once the container runs; its shell may not have started both yet.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut out = s.ok(&["top", "busy"]);
+    while out.matches("sleep 30").count() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        out = s.ok(&["top", "busy"]);
+    }
     let mut lines = out.lines();
     let titles: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(

@@ -158,11 +158,7 @@ fn push_then_pull_into_an_empty_store_keeps_the_image_id() {
         .args(["push", &name])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let out = String::from_utf8(out.stdout).unwrap();
     assert!(out.contains("Pushed"), "{out}");
     let digest_line = out
@@ -233,11 +229,7 @@ fn push_then_pull_into_an_empty_store_keeps_the_image_id() {
         .args(["pull", "-a", &format!("{}/multi/img", reg.host())])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(id_of(&d, &name), id);
     assert_eq!(id_of(&d, &second), id);
 
@@ -361,11 +353,7 @@ fn basic_auth_login_push_pull_logout() {
         .args(["login", "-u", "alice", "--password-stdin", &reg.host()])
         .write_stdin("s3cret\n");
     let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(String::from_utf8_lossy(&out.stdout).contains("Login Succeeded"));
     let conf: serde_json::Value =
         serde_json::from_slice(&std::fs::read(cfg.path().join("config.json")).unwrap()).unwrap();
@@ -375,18 +363,10 @@ fn basic_auth_login_push_pull_logout() {
     );
 
     let out = with_config(&a, cfg.path(), &["push", &name]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let b = Strata::new();
     let out = with_config(&b, cfg.path(), &["pull", &name]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(id_of(&b, &name), id);
 
     let out = with_config(&a, cfg.path(), &["logout", &reg.host()]);
@@ -564,25 +544,13 @@ fn bearer_token_auth_through_a_token_server() {
         cfg.path(),
         &["login", "-u", "alice", "-p", "s3cret", &front.host()],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
 
     let out = with_config(&a, cfg.path(), &["push", &name]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let b = Strata::new();
     let out = with_config(&b, cfg.path(), &["pull", &name]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(id_of(&b, &name), id);
 
     // An identity token in config.json is exchanged with an OAuth2 refresh-token POST.
@@ -597,11 +565,7 @@ fn bearer_token_auth_through_a_token_server() {
     .unwrap();
     let c = Strata::new();
     let out = with_config(&c, idcfg.path(), &["pull", &name]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(id_of(&c, &name), id);
 
     let seen = front.token_requests.lock().unwrap().clone();
@@ -865,11 +829,7 @@ fn a_second_store_builds_from_a_cache_the_first_pushed() {
         ])
         .output()
         .unwrap();
-    assert!(
-        raw.status.success(),
-        "{}",
-        String::from_utf8_lossy(&raw.stderr)
-    );
+    assert_success(&raw);
     assert!(
         String::from_utf8_lossy(&raw.stdout).contains("application/vnd.oci.image.index.v1+json")
     );
@@ -922,11 +882,7 @@ fn run_and_create_pull_a_missing_image() {
         .args(["run", "--rm", &name, "echo", "hello"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

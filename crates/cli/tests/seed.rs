@@ -266,11 +266,7 @@ fn contexts_and_dockerfiles_from_standard_input() {
         .write_stdin(tar)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(String::from_utf8_lossy(&out.stdout).contains("from a tar\n"));
 
     let df = "FROM bb:1\nCOPY f.txt /g.txt\nRUN cat /g.txt\n";
@@ -287,11 +283,7 @@ fn contexts_and_dockerfiles_from_standard_input() {
         .write_stdin(df)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(String::from_utf8_lossy(&out.stdout).contains("Step 2/3 : COPY f.txt /g.txt"));
 
     // `build - < Dockerfile`: standard input that is no archive is the Dockerfile, with an
@@ -302,11 +294,7 @@ fn contexts_and_dockerfiles_from_standard_input() {
         .write_stdin("FROM bb:1\nRUN echo no context here\n")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(String::from_utf8_lossy(&out.stdout).contains("\nno context here\n"));
     let (code, err) = s.fails_with_stdin(&["build", "-"], "FROM bb:1\nCOPY f.txt /f\n");
     assert_eq!(code, 1);

@@ -27,6 +27,9 @@ pub struct StartIo {
     pub stdin: runtime::Stdio,
     pub stdout: runtime::Stdio,
     pub stderr: runtime::Stdio,
+    /// The log readers of `stdout`/`stderr` (see [`crate::log_pipes`]): drained before the
+    /// container is recorded as exited, so a reader that sees `exited` has every line.
+    pub log: Option<crate::LogPump>,
 }
 
 /// Whether a process exists and is not a zombie.
@@ -301,6 +304,12 @@ impl Containers {
     /// `--rm`. Returns Docker's exit code; a start failure is recorded (state `created`, the
     /// exit code 126/127 and the error) and returned as the error.
     pub fn start(&mut self, name: &str, io: StartIo) -> Result<i32> {
+        let StartIo {
+            stdin,
+            stdout,
+            stderr,
+            log,
+        } = io;
         let rec = self.find(name)?;
         if rec.state.status == "running" && alive(rec.state.pid) {
             return Err(Error::AlreadyRunning(rec.id));
@@ -331,9 +340,9 @@ impl Containers {
                 runtime::SpawnOptions {
                     id: rec.id.clone(),
                     state_dir: Some(state_dir.clone()),
-                    stdin: io.stdin,
-                    stdout: io.stdout,
-                    stderr: io.stderr,
+                    stdin,
+                    stdout,
+                    stderr,
                     kill_with_parent: true,
                     tty,
                 },
@@ -387,6 +396,9 @@ impl Containers {
         } else {
             c.wait()
         };
+        if let Some(p) = log {
+            p.finish();
+        }
         FORWARD_TO.store(0, Ordering::SeqCst);
         // SAFETY: restoring the previous handlers.
         unsafe {

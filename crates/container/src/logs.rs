@@ -37,6 +37,7 @@ pub struct LogEntry {
 }
 
 /// The reader threads of one container's output; [`LogPump::finish`] waits for them.
+#[derive(Debug)]
 pub struct LogPump {
     threads: Vec<JoinHandle<()>>,
 }

@@ -45,6 +45,7 @@ fn output_of(c: &mut Containers, id: &str) -> (i32, String) {
         stdin: runtime::Stdio::Null,
         stdout: runtime::Stdio::Fd(wr.into()),
         stderr: runtime::Stdio::Null,
+        log: None,
     };
     let code = c.start(id, io).unwrap();
     let mut s = String::new();

@@ -167,7 +167,12 @@ pub fn logs(root: &Path, a: LogsArgs) -> Result<()> {
         offset = next;
         let more: Vec<_> = more.into_iter().filter(|e| in_range(e)).collect();
         show(&more)?;
-        if !running || until.is_some_and(|u| chrono::Utc::now() > u) {
+        if until.is_some_and(|u| chrono::Utc::now() > u) {
+            break;
+        }
+        // The monitor drains the output before it records `exited`, so the entries read
+        // after seeing that state are the last ones.
+        if !running {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));

@@ -185,12 +185,10 @@ pub fn run(root: &Path, a: RunArgs) -> Result<()> {
         },
         stdout,
         stderr,
+        log: pump,
     };
-    let code = c.start(&rec.id, io).map_err(fail);
-    if let Some(p) = pump {
-        p.finish();
-    }
-    exit_with(code?)
+    let code = c.start(&rec.id, io).map_err(fail)?;
+    exit_with(code)
 }
 
 pub fn start(root: &Path, a: StartArgs) -> Result<()> {
@@ -253,10 +251,10 @@ pub fn monitor(root: &Path, a: ContainerArg) -> Result<()> {
         stdin: runtime::Stdio::Null,
         stdout,
         stderr,
+        log: Some(pump),
     };
-    let code = c.start(&rec.id, io).map_err(fail);
-    pump.finish();
-    exit_with(code?)
+    let code = c.start(&rec.id, io).map_err(fail)?;
+    exit_with(code)
 }
 
 pub fn exec(root: &Path, a: ExecArgs) -> Result<()> {
