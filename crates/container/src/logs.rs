@@ -1,16 +1,15 @@
 //! Container logs in Docker's `json-file` format: one JSON object per line,
 //! `{"log":"text\n","stream":"stdout","time":"2026-11-28T16:00:00.123456789Z"}`.
 //!
-//! The container's stdout and stderr are pipes; a thread per stream reads them, passes the
-//! bytes on at once (to the terminal of a foreground `run`, when asked) and appends each
-//! complete line, with its stream and arrival time, to the log. Lines longer than 16 KiB are
+//! The container's stdout and stderr are pipes; one thread reads both as their bytes
+//! arrive, passes them on at once (to the terminal of a foreground `run`, when asked) and
+//! appends each complete line, with its stream and arrival time, to the log. Lines longer than 16 KiB are
 //! split, as Docker splits them. A log written by an older strata (raw bytes) still reads:
 //! a line that is not a JSON entry is taken as stdout text without a time.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use serde::{Deserialize, Serialize};
@@ -58,7 +57,7 @@ fn now() -> String {
         .to_string()
 }
 
-fn append(log: &Mutex<File>, stream: Stream, line: &[u8]) {
+fn append(log: &mut File, stream: Stream, line: &[u8]) {
     let entry = LogEntry {
         log: String::from_utf8_lossy(line).into_owned(),
         stream,
@@ -66,40 +65,74 @@ fn append(log: &Mutex<File>, stream: Stream, line: &[u8]) {
     };
     let mut text = serde_json::to_vec(&entry).expect("log entries serialise");
     text.push(b'\n');
-    let mut f = log.lock().unwrap_or_else(|e| e.into_inner());
     // One write per entry with O_APPEND: a reader never sees half an entry interleaved.
-    let _ = f.write_all(&text);
+    let _ = log.write_all(&text);
 }
 
-fn pump(
-    mut from: impl Read,
-    log: Arc<Mutex<File>>,
+/// One stream being read: its pipe, where its bytes go on to, and its unfinished line.
+struct Source {
+    pipe: io::PipeReader,
     stream: Stream,
-    mut tee: Option<Box<dyn Write + Send>>,
-) {
+    tee: Option<Box<dyn Write + Send>>,
+    line: Vec<u8>,
+    open: bool,
+}
+
+/// Reads both streams in one thread, in the order their bytes arrive (`poll`), so that the
+/// log keeps the order in which the container wrote to stdout and stderr. A stream's last
+/// partial line is logged at its end, after whatever the other stream had ready then.
+fn pump(mut sources: Vec<Source>, log: &mut File) {
+    use std::os::fd::AsRawFd;
     let mut buf = vec![0u8; 32 * 1024];
-    let mut line: Vec<u8> = Vec::new();
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        };
-        if let Some(t) = tee.as_mut() {
-            let _ = t.write_all(&buf[..n]);
-            let _ = t.flush();
+    while sources.iter().any(|s| s.open) {
+        let mut fds: Vec<libc::pollfd> = sources
+            .iter()
+            .map(|s| libc::pollfd {
+                fd: if s.open { s.pipe.as_raw_fd() } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: `fds` is a valid array of pollfd of the given length.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        if r < 0 {
+            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            break;
         }
-        for &b in &buf[..n] {
-            line.push(b);
-            if b == b'\n' || line.len() >= MAX_LINE {
-                append(&log, stream, &line);
-                line.clear();
+        let mut ended = Vec::new();
+        for (i, s) in sources.iter_mut().enumerate() {
+            if !s.open || fds[i].revents == 0 {
+                continue;
+            }
+            let n = match s.pipe.read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    ended.push(i);
+                    continue;
+                }
+                Ok(n) => n,
+            };
+            if let Some(t) = s.tee.as_mut() {
+                let _ = t.write_all(&buf[..n]);
+                let _ = t.flush();
+            }
+            for &b in &buf[..n] {
+                s.line.push(b);
+                if b == b'\n' || s.line.len() >= MAX_LINE {
+                    append(log, s.stream, &s.line);
+                    s.line.clear();
+                }
             }
         }
-    }
-    if !line.is_empty() {
-        append(&log, stream, &line);
+        for i in ended {
+            let s = &mut sources[i];
+            s.open = false;
+            if !s.line.is_empty() {
+                append(log, s.stream, &s.line);
+                s.line.clear();
+            }
+        }
     }
 }
 
@@ -109,20 +142,22 @@ pub fn log_pipes(path: &Path, tee: bool) -> io::Result<(runtime::Stdio, runtime:
     if let Some(d) = path.parent() {
         fs::create_dir_all(d)?;
     }
-    let file = OpenOptions::new().create(true).append(true).open(path)?;
-    let log = Arc::new(Mutex::new(file));
+    let mut file = OpenOptions::new().create(true).append(true).open(path)?;
     let (out_r, out_w) = io::pipe()?;
     let (err_r, err_w) = io::pipe()?;
-    let mut threads = Vec::new();
-    for (r, stream) in [(out_r, Stream::Stdout), (err_r, Stream::Stderr)] {
-        let log = log.clone();
-        let t: Option<Box<dyn Write + Send>> = match (tee, stream) {
+    let source = |pipe, stream| Source {
+        pipe,
+        stream,
+        tee: match (tee, stream) {
             (false, _) => None,
-            (true, Stream::Stdout) => Some(Box::new(io::stdout())),
+            (true, Stream::Stdout) => Some(Box::new(io::stdout()) as Box<dyn Write + Send>),
             (true, Stream::Stderr) => Some(Box::new(io::stderr())),
-        };
-        threads.push(std::thread::spawn(move || pump(r, log, stream, t)));
-    }
+        },
+        line: Vec::new(),
+        open: true,
+    };
+    let sources = vec![source(out_r, Stream::Stdout), source(err_r, Stream::Stderr)];
+    let threads = vec![std::thread::spawn(move || pump(sources, &mut file))];
     Ok((
         runtime::Stdio::Fd(out_w.into()),
         runtime::Stdio::Fd(err_w.into()),
