@@ -5,6 +5,7 @@ use std::io;
 
 use anyhow::{Context, Result};
 
+use super::progress::ProgressReader;
 use crate::cli::ImportArgs;
 
 pub fn run(root: &std::path::Path, a: ImportArgs) -> Result<()> {
@@ -22,10 +23,16 @@ pub fn run(root: &std::path::Path, a: ImportArgs) -> Result<()> {
         tag: tag.as_ref(),
     };
     let id = if a.file == "-" {
-        image::import(&mut store, io::stdin().lock(), &opts)?
+        let input = ProgressReader::new(io::stdin().lock(), "Importing", None);
+        image::import(&mut store, input, &opts)?
     } else {
         let f = File::open(&a.file).with_context(|| format!("open {}", a.file))?;
-        image::import(&mut store, f, &opts)?
+        let total = f.metadata().ok().map(|m| m.len());
+        image::import(
+            &mut store,
+            ProgressReader::new(f, "Importing", total),
+            &opts,
+        )?
     };
     println!("{id}");
     Ok(())

@@ -5,6 +5,7 @@ use std::io::{self, IsTerminal};
 
 use anyhow::{Context, Result};
 
+use super::progress::ProgressReader;
 use crate::cli::LoadArgs;
 use crate::Failure;
 
@@ -13,7 +14,8 @@ pub fn run(root: &std::path::Path, a: LoadArgs) -> Result<()> {
     let loaded = match &a.input {
         Some(p) => {
             let f = File::open(p).with_context(|| format!("open {}", p.display()))?;
-            image::load(&mut store, f)
+            let total = f.metadata().ok().map(|m| m.len());
+            image::load(&mut store, ProgressReader::new(f, "Loading", total))
         }
         None => {
             if io::stdin().is_terminal() {
@@ -21,7 +23,10 @@ pub fn run(root: &std::path::Path, a: LoadArgs) -> Result<()> {
                     Failure::new(1, "requested load from stdin, but stdin is empty").into(),
                 );
             }
-            image::load(&mut store, io::stdin().lock())
+            image::load(
+                &mut store,
+                ProgressReader::new(io::stdin().lock(), "Loading", None),
+            )
         }
     }?;
     for m in loaded.messages {

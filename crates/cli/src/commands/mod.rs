@@ -10,6 +10,7 @@ mod import;
 mod inspect;
 mod load;
 mod login;
+mod progress;
 mod ps;
 mod pull;
 mod push;
