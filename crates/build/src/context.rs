@@ -54,6 +54,8 @@ pub struct Context {
     owner_names: bool,
     /// Hashes of unchanged files from earlier builds of this context.
     cache: Option<crate::hashcache::HashCache>,
+    /// File hashes without the `file:` prefix, as Docker hashes `ADD URL` downloads.
+    bare_file_hashes: bool,
 }
 
 /// One source of a COPY or ADD, resolved inside the context.
@@ -86,6 +88,16 @@ fn clean(p: &str) -> Option<String> {
     Some(parts.join("/"))
 }
 
+/// The hash of a COPY/ADD's sources: the one source's own, or `multi:` + sha256 of all of
+/// them joined with `,` (Docker's `getSourceHashFromInfos`).
+pub(crate) fn combine_hashes(mut hashes: Vec<String>) -> String {
+    if hashes.len() == 1 {
+        hashes.pop().unwrap_or_default()
+    } else {
+        format!("multi:{}", sha_hex(hashes.join(",").as_bytes()))
+    }
+}
+
 fn sha_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
@@ -97,7 +109,16 @@ impl Context {
             excluded,
             owner_names: false,
             cache: None,
+            bare_file_hashes: false,
         }
+    }
+
+    /// A directory of `ADD URL` downloads, hashed as Docker hashes them: owner names
+    /// included and no `file:` prefix.
+    pub fn for_downloads(mut self) -> Context {
+        self.owner_names = true;
+        self.bare_file_hashes = true;
+        self
     }
 
     /// Keeps file hashes in `cache` across builds (see [`crate::HashCache`]).
@@ -183,12 +204,10 @@ impl Context {
         for src in &sources {
             hashes.push(self.source_hash(src)?);
         }
-        let hash = if hashes.len() == 1 {
-            hashes.pop().unwrap_or_default()
-        } else {
-            format!("multi:{}", sha_hex(hashes.join(",").as_bytes()))
-        };
-        Ok(SourceSet { sources, hash })
+        Ok(SourceSet {
+            sources,
+            hash: combine_hashes(hashes),
+        })
     }
 
     fn expand_glob(&self, pattern: &str) -> Result<Vec<Source>> {
@@ -246,7 +265,12 @@ impl Context {
     /// `file:<hash>` for a file, `dir:<hash>` for a directory.
     pub fn source_hash(&self, src: &Source) -> Result<String> {
         if !src.is_dir {
-            return Ok(format!("file:{}", self.entry_hash(&src.rel)?));
+            let h = self.entry_hash(&src.rel)?;
+            return Ok(if self.bare_file_hashes {
+                h
+            } else {
+                format!("file:{h}")
+            });
         }
         let mut hashes = Vec::new();
         if !src.rel.is_empty() {

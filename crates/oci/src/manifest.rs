@@ -202,6 +202,17 @@ pub enum ManifestError {
     MediaType(String),
 }
 
+/// Schema 2, and a media type (when there is one) of the wanted kind.
+fn check_kind(schema: u32, media: Option<&str>, want: MediaKind) -> Result<(), ManifestError> {
+    if schema != 2 {
+        return Err(ManifestError::SchemaVersion(schema));
+    }
+    match media {
+        Some(mt) if media_kind(mt) != want => Err(ManifestError::MediaType(mt.to_string())),
+        _ => Ok(()),
+    }
+}
+
 impl Manifest {
     /// A new OCI manifest for `config` and `layers`.
     pub fn new_oci(config: Descriptor, layers: Vec<Descriptor>) -> Self {
@@ -219,14 +230,11 @@ impl Manifest {
     /// Reads a manifest, refusing schema 1 and index media types.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, ManifestError> {
         let m: Manifest = serde_json::from_slice(bytes)?;
-        if m.schema_version != 2 {
-            return Err(ManifestError::SchemaVersion(m.schema_version));
-        }
-        match m.media_type.as_deref() {
-            None => {}
-            Some(mt) if media_kind(mt) == MediaKind::Manifest => {}
-            Some(mt) => return Err(ManifestError::MediaType(mt.to_string())),
-        }
+        check_kind(
+            m.schema_version,
+            m.media_type.as_deref(),
+            MediaKind::Manifest,
+        )?;
         Ok(m)
     }
 
@@ -252,14 +260,7 @@ impl Index {
     /// Reads an index or manifest list.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, ManifestError> {
         let i: Index = serde_json::from_slice(bytes)?;
-        if i.schema_version != 2 {
-            return Err(ManifestError::SchemaVersion(i.schema_version));
-        }
-        match i.media_type.as_deref() {
-            None => {}
-            Some(mt) if media_kind(mt) == MediaKind::Index => {}
-            Some(mt) => return Err(ManifestError::MediaType(mt.to_string())),
-        }
+        check_kind(i.schema_version, i.media_type.as_deref(), MediaKind::Index)?;
         Ok(i)
     }
 

@@ -156,15 +156,10 @@ fn wait_pid(pid: i32) -> Result<i32> {
     }
 }
 
-/// Starts `spec`'s process in new namespaces on the root filesystem mounted at `rootfs`
-/// (typically an overlay from the snapshotter, with the init layer on top). Returns when the
-/// command has been exec'd; an error when it could not be (with Docker's message and exit code).
-pub fn spawn(rootfs: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Container> {
-    // Standard streams: keep owned descriptors alive until after clone.
-    let null = if [&opts.stdin, &opts.stdout, &opts.stderr]
-        .iter()
-        .any(|s| matches!(s, Stdio::Null))
-    {
+/// The descriptors a child gets for stdin, stdout and stderr (-1: inherit), and the
+/// `/dev/null` they may point at, which the caller keeps open until the child has them.
+fn stdio_fds(streams: [&Stdio; 3]) -> Result<([RawFd; 3], Option<fs::File>)> {
+    let null = if streams.iter().any(|s| matches!(s, Stdio::Null)) {
         Some(
             fs::OpenOptions::new()
                 .read(true)
@@ -180,7 +175,15 @@ pub fn spawn(rootfs: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Container
         Stdio::Null => null.as_ref().map_or(-1, |f| f.as_raw_fd()),
         Stdio::Fd(fd) => fd.as_raw_fd(),
     };
-    let stdio = [fd_of(&opts.stdin), fd_of(&opts.stdout), fd_of(&opts.stderr)];
+    Ok((streams.map(fd_of), null))
+}
+
+/// Starts `spec`'s process in new namespaces on the root filesystem mounted at `rootfs`
+/// (typically an overlay from the snapshotter, with the init layer on top). Returns when the
+/// command has been exec'd; an error when it could not be (with Docker's message and exit code).
+pub fn spawn(rootfs: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Container> {
+    // Standard streams: keep owned descriptors alive until after clone.
+    let (stdio, _null) = stdio_fds([&opts.stdin, &opts.stdout, &opts.stderr])?;
     let cgroup = Cgroup::create(&opts.id, &spec.resources)?;
     let cgroup_dirs = cgroup
         .as_ref()
@@ -417,26 +420,7 @@ pub fn exec(pid: i32, process: &Process, opts: ExecOptions) -> Result<Container>
                 .ctx("open", &procs)?,
         );
     }
-    let null = if [&opts.stdin, &opts.stdout, &opts.stderr]
-        .iter()
-        .any(|s| matches!(s, Stdio::Null))
-    {
-        Some(
-            fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open("/dev/null")
-                .ctx("open", "/dev/null")?,
-        )
-    } else {
-        None
-    };
-    let fd_of = |s: &Stdio| match s {
-        Stdio::Inherit => -1,
-        Stdio::Null => null.as_ref().map_or(-1, |f| f.as_raw_fd()),
-        Stdio::Fd(fd) => fd.as_raw_fd(),
-    };
-    let stdio = [fd_of(&opts.stdin), fd_of(&opts.stdout), fd_of(&opts.stderr)];
+    let (stdio, _null) = stdio_fds([&opts.stdin, &opts.stdout, &opts.stderr])?;
     let tail = tail_plan(process, false)?;
     let ns_fds: Vec<RawFd> = ns.iter().map(|f| f.as_raw_fd()).collect();
     let cg_fds: Vec<RawFd> = cgroups.iter().map(|f| f.as_raw_fd()).collect();

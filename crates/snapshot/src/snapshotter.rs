@@ -224,6 +224,22 @@ impl State {
     }
 
     /// Creates `key`'s directory (failing when it exists) and writes its metadata.
+    /// Creates `key`'s directory and fills it with `fill`; a failure removes it again.
+    fn create_with<T>(
+        &self,
+        key: &str,
+        kind: Kind,
+        lowers: &[PathBuf],
+        fill: impl FnOnce(&Path) -> Result<T>,
+    ) -> Result<T> {
+        let dir = self.create(key, kind, lowers)?;
+        let r = fill(&dir);
+        if r.is_err() {
+            let _ = fs::remove_dir_all(&dir);
+        }
+        r
+    }
+
     fn create(&self, key: &str, kind: Kind, lowers: &[PathBuf]) -> Result<PathBuf> {
         let dir = self.dir(key)?;
         check_lowers(lowers)?;
@@ -309,18 +325,13 @@ impl OverlaySnapshotter {
     }
 
     fn make(&self, key: &str, lowers: &[PathBuf], kind: Kind) -> Result<Vec<Mount>> {
-        let dir = self.state.create(key, kind, lowers)?;
-        let r = (|| {
+        self.state.create_with(key, kind, lowers, |dir| {
             fs::create_dir(dir.join("fs")).ctx("mkdir", dir.join("fs"))?;
             if kind == Kind::Active && !lowers.is_empty() {
                 fs::create_dir(dir.join("work")).ctx("mkdir", dir.join("work"))?;
             }
             self.mounts(key)
-        })();
-        if r.is_err() {
-            let _ = fs::remove_dir_all(&dir);
-        }
-        r
+        })
     }
 }
 
@@ -394,19 +405,14 @@ impl CopySnapshotter {
     }
 
     fn make(&self, key: &str, lowers: &[PathBuf], kind: Kind) -> Result<Vec<Mount>> {
-        let dir = self.state.create(key, kind, lowers)?;
-        let r = (|| {
+        self.state.create_with(key, kind, lowers, |dir| {
             let fsdir = dir.join("fs");
             fs::create_dir(&fsdir).ctx("mkdir", &fsdir)?;
             for l in lowers.iter().rev() {
                 fsutil::apply_layer(l, &fsdir)?;
             }
             self.mounts(key)
-        })();
-        if r.is_err() {
-            let _ = fs::remove_dir_all(&dir);
-        }
-        r
+        })
     }
 }
 

@@ -82,8 +82,7 @@ impl Builder<'_> {
         let ctx: &Context = match (from, &inline_staging) {
             _ if remote_staging.is_some() => {
                 let stg = remote_staging.as_ref().expect("checked");
-                // Hashed as Docker hashes a download: owner names included.
-                from_ctx = Context::new(stg.path(), Box::new(|_| false)).with_owner_names();
+                from_ctx = Context::new(stg.path(), Box::new(|_| false)).for_downloads();
                 &from_ctx
             }
             (_, Some(stg)) => {
@@ -102,22 +101,6 @@ impl Builder<'_> {
             }
         };
         let sources = match ctx.sources(&exp_srcs) {
-            Ok(s) if remote_staging.is_some() => {
-                // Downloads are hashed without the `file:` prefix local files carry.
-                let mut hashes = Vec::new();
-                for src in &s.sources {
-                    hashes.push(ctx.entry_hash(&src.rel)?);
-                }
-                let hash = if hashes.len() == 1 {
-                    hashes.pop().unwrap_or_default()
-                } else {
-                    format!("multi:{}", Digest::of(hashes.join(",").as_bytes()).hex())
-                };
-                crate::SourceSet {
-                    sources: s.sources,
-                    hash,
-                }
-            }
             Ok(s) => s,
             Err(e) => {
                 self.drop_view(from_mount);

@@ -463,17 +463,9 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
     let puller =
         move |store: &mut store::Store, name: &str| -> std::result::Result<oci::Digest, String> {
             let r = image::parse_name(name).map_err(|e| e.to_string())?;
-            let creds = registry::load_credentials(&r.registry).map_err(|e| e.to_string())?;
-            let progress = super::pull::reporter(quiet);
-            registry::pull(
-                store,
-                &r,
-                creds,
-                &registry::PullOptions::default(),
-                &progress,
-            )
-            .map(|p| p.id)
-            .map_err(|e| e.to_string())
+            super::pull::pull_one(store, &r, None, quiet, false)
+                .map(|p| p.id)
+                .map_err(|e| format!("{e:#}"))
         };
     // ADD of a URL: a plain download; Last-Modified (an HTTP date) becomes the mtime.
     let fetcher = |url: &str, dest: &Path| -> std::result::Result<build::Downloaded, String> {

@@ -94,6 +94,29 @@ pub(super) fn reporter_to(quiet: bool, stderr: bool) -> impl Fn(registry::Progre
     }
 }
 
+/// Pulls one image with the registry's stored credentials, reporting to stdout, or to
+/// stderr with `on_stderr` (as `run`, `create` and `build` do for an image they lack).
+pub(super) fn pull_one(
+    store: &mut store::Store,
+    r: &oci::Reference,
+    platform: Option<String>,
+    quiet: bool,
+    on_stderr: bool,
+) -> Result<registry::Pulled> {
+    let creds = registry::load_credentials(&r.registry)?;
+    let opts = registry::PullOptions {
+        platform,
+        concurrency: None,
+    };
+    Ok(registry::pull(
+        store,
+        r,
+        creds,
+        &opts,
+        &reporter_to(quiet, on_stderr),
+    )?)
+}
+
 pub fn run(root: &std::path::Path, a: PullArgs) -> Result<()> {
     let r = image::parse_name(&a.name)?;
     if a.all_tags

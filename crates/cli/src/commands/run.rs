@@ -134,14 +134,8 @@ fn pull_if_needed(c: &mut ::container::Containers, a: &RunArgs) -> Result<()> {
     if missing {
         eprintln!("Unable to find image '{}' locally", r.familiar());
     }
-    let creds = registry::load_credentials(&r.registry)?;
-    let opts = registry::PullOptions {
-        platform: a.platform.clone(),
-        concurrency: None,
-    };
-    let progress = super::pull::reporter_to(a.quiet, true);
-    registry::pull(store, &r, creds, &opts, &progress)
-        .map_err(|e| Failure::new(125, e.to_string()))?;
+    super::pull::pull_one(store, &r, a.platform.clone(), a.quiet, true)
+        .map_err(|e| Failure::new(125, format!("{e:#}")))?;
     Ok(())
 }
 
