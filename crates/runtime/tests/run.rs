@@ -69,6 +69,35 @@ impl Drop for Unmount {
     }
 }
 
+/// Busybox under the init layer, mounted from an overlay snapshot; unmounted, then
+/// deleted, when dropped (fields drop in order).
+struct Mounted {
+    rootfs: PathBuf,
+    _guard: Unmount,
+    _dir: tempfile::TempDir,
+}
+
+fn mounted_busybox() -> Mounted {
+    let t = tempfile::tempdir().unwrap();
+    let init = t.path().join("init");
+    runtime::make_init_layer(&init).unwrap();
+    let snaps = OverlaySnapshotter::new(&t.path().join("s")).unwrap();
+    let rootfs = t.path().join("r");
+    fs::create_dir(&rootfs).unwrap();
+    snapshot::mount_all(
+        &snaps
+            .prepare("c", &[init, busybox_layer().to_path_buf()])
+            .unwrap(),
+        &rootfs,
+    )
+    .unwrap();
+    Mounted {
+        rootfs,
+        _guard: Unmount(t.path().to_path_buf()),
+        _dir: t,
+    }
+}
+
 fn image() -> ImageConfig {
     ImageConfig {
         env: vec![
@@ -733,20 +762,8 @@ fn exec_joins_a_running_container() {
     if !is_root() {
         return;
     }
-    let t = tempfile::tempdir().unwrap();
-    let init = t.path().join("init");
-    runtime::make_init_layer(&init).unwrap();
-    let snaps = OverlaySnapshotter::new(&t.path().join("s")).unwrap();
-    let rootfs = t.path().join("r");
-    fs::create_dir(&rootfs).unwrap();
-    snapshot::mount_all(
-        &snaps
-            .prepare("c", &[init, busybox_layer().to_path_buf()])
-            .unwrap(),
-        &rootfs,
-    )
-    .unwrap();
-    let _guard = Unmount(t.path().to_path_buf());
+    let mounted = mounted_busybox();
+    let rootfs = mounted.rootfs.clone();
     let mut o = RunOptions {
         id: "exectest01".into(),
         args: vec!["sleep".into(), "30".into()],
@@ -964,20 +981,8 @@ fn init_runs_as_pid_one_and_passes_codes_and_signals() {
         .unwrap_err();
     assert_eq!(e.exit_code(), 127);
 
-    let t = tempfile::tempdir().unwrap();
-    let init = t.path().join("init");
-    runtime::make_init_layer(&init).unwrap();
-    let snaps = OverlaySnapshotter::new(&t.path().join("s")).unwrap();
-    let rootfs = t.path().join("r");
-    fs::create_dir(&rootfs).unwrap();
-    snapshot::mount_all(
-        &snaps
-            .prepare("c", &[init, busybox_layer().to_path_buf()])
-            .unwrap(),
-        &rootfs,
-    )
-    .unwrap();
-    let _guard = Unmount(t.path().to_path_buf());
+    let mounted = mounted_busybox();
+    let rootfs = mounted.rootfs.clone();
     let o = RunOptions {
         id: "initsig".into(),
         args: vec![
@@ -1016,20 +1021,8 @@ fn tty_gives_the_process_a_terminal_of_its_own() {
     if !is_root() {
         return;
     }
-    let t = tempfile::tempdir().unwrap();
-    let init = t.path().join("init");
-    runtime::make_init_layer(&init).unwrap();
-    let snaps = OverlaySnapshotter::new(&t.path().join("s")).unwrap();
-    let rootfs = t.path().join("r");
-    fs::create_dir(&rootfs).unwrap();
-    snapshot::mount_all(
-        &snaps
-            .prepare("c", &[init, busybox_layer().to_path_buf()])
-            .unwrap(),
-        &rootfs,
-    )
-    .unwrap();
-    let _guard = Unmount(t.path().to_path_buf());
+    let mounted = mounted_busybox();
+    let rootfs = mounted.rootfs.clone();
     let o = RunOptions {
         id: "ttytest".into(),
         args: vec![
