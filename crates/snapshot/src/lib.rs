@@ -38,4 +38,6 @@ pub use mount::{
     lowerdir_plus_supported, mount_all, mount_all_with, mounts_under, unmount, unmount_all, Mount,
     OverlayMethod,
 };
-pub use snapshotter::{open, CopySnapshotter, Kind, OverlaySnapshotter, Snapshotter, Usage};
+pub use snapshotter::{
+    effective_lowers, open, CopySnapshotter, Kind, OverlaySnapshotter, Snapshotter, Usage,
+};

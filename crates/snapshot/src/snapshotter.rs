@@ -167,6 +167,25 @@ fn bind_mount(source: &Path, readonly: bool) -> Mount {
     }
 }
 
+/// The lower directories a mount needs for `lowers` (top first): each directory at its top
+/// occurrence only.
+///
+/// One image can hold the same layer at two positions (`COPY f /` then `RUN chmod +x /f`, or
+/// `touch`/`rm` repeated within one second), and overlayfs refuses a directory twice in one
+/// stack (ELOOP). Leaving out the lower occurrences changes nothing: a lookup walks the stack
+/// top down, and every name the layer holds (file, whiteout, opaque or merged directory) is
+/// met at the top occurrence first, where it either ends the lookup or merges the very same
+/// entries the lower occurrence would merge again. A name the layer does not hold is not
+/// affected by it at any position.
+pub fn effective_lowers(lowers: &[PathBuf]) -> Vec<PathBuf> {
+    let mut seen = std::collections::HashSet::with_capacity(lowers.len());
+    lowers
+        .iter()
+        .filter(|l| seen.insert(l.as_path()))
+        .cloned()
+        .collect()
+}
+
 fn check_key(key: &str) -> Result<()> {
     let ok = !key.is_empty()
         && key.len() <= 128
@@ -350,6 +369,7 @@ impl Snapshotter for OverlaySnapshotter {
 
     fn mounts(&self, key: &str) -> Result<Vec<Mount>> {
         let (kind, lowers) = self.state.info(key)?;
+        let lowers = effective_lowers(&lowers);
         let dir = self.state.dir(key)?;
         let m = match (kind, lowers.len()) {
             (Kind::Active, 0) => bind_mount(&dir.join("fs"), false),
@@ -408,7 +428,7 @@ impl CopySnapshotter {
         self.state.create_with(key, kind, lowers, |dir| {
             let fsdir = dir.join("fs");
             fs::create_dir(&fsdir).ctx("mkdir", &fsdir)?;
-            for l in lowers.iter().rev() {
+            for l in effective_lowers(lowers).iter().rev() {
                 fsutil::apply_layer(l, &fsdir)?;
             }
             self.mounts(key)
@@ -439,7 +459,7 @@ impl Snapshotter for CopySnapshotter {
         let (_, lowers) = self.state.info(key)?;
         let dir = self.state.dir(key)?;
         let out = dir.join("upper");
-        fsutil::compute_upper(&dir.join("fs"), &lowers, &out)?;
+        fsutil::compute_upper(&dir.join("fs"), &effective_lowers(&lowers), &out)?;
         Ok(out)
     }
 

@@ -1,0 +1,351 @@
+//! Images that hold the same layer at two positions (`COPY f /` + `RUN chmod +x /f`, or one
+//! RUN's changes undone and redone): they build, run, take further steps, `diff`, `commit` and
+//! `export` as any image; their root filesystems match what Docker 20.10's classic builder
+//! gives for the same Dockerfile; `save` keeps every diff_id at every position and Docker loads
+//! and runs the archive with the same image ID.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+const DOCKER: &str = "/usr/bin/docker";
+
+/// Root is needed for real containers. Without it the test says so, and fails under CI.
+fn require_root() -> bool {
+    if is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "this test needs root (real containers), and CI must run it"
+    );
+    eprintln!("SKIPPED: needs root (real containers)");
+    false
+}
+
+/// Every path of the root filesystem (less the kernel's and the runtime's own) with its type,
+/// mode, owner, and for regular files size and checksum. Times are left out: the two builds
+/// ran at other instants.
+const LISTING: &str = r#"find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /etc/hosts -o -path /etc/hostname -o -path /etc/resolv.conf -o -path /.dockerenv \) -prune -o -print | sort | while read -r f; do if [ -f "$f" ] && [ ! -L "$f" ]; then echo "$f $(stat -c '%F %a %u:%g %s' "$f") $(md5sum < "$f")"; else echo "$f $(stat -c '%F %a %u:%g' "$f")"; fi; done"#;
+
+/// The repeated layers of the issue: COPY then chmod of an executable file (adjacent), and
+/// one RUN undone and redone (apart), whose layers hold whiteouts and an opaque directory.
+/// Every time a layer records is pinned with `touch -d` so the repeats do not depend on the
+/// clock.
+const REPEATS: &str = "\
+COPY entrypoint.sh /
+RUN chmod +x /entrypoint.sh
+RUN mkdir -p /d && echo a > /d/a && echo b > /d/b && echo e > /e && touch -d 2020-01-01 /d/a /d/b /e /d
+RUN rm -rf /d /e && mkdir /d && echo n > /d/n && touch -d 2020-01-01 /d/n /d
+RUN mkdir -p /d && echo a > /d/a && echo b > /d/b && echo e > /e && touch -d 2020-01-01 /d/a /d/b /e /d
+RUN rm -rf /d /e && mkdir /d && echo n > /d/n && touch -d 2020-01-01 /d/n /d
+RUN echo x > /x && touch -d 2020-01-01 /x
+RUN rm /x
+RUN echo x > /x && touch -d 2020-01-01 /x
+RUN rm /x
+RUN echo after > /after
+ENTRYPOINT [\"/entrypoint.sh\"]
+";
+
+fn context(dir: &Path, base: &str) {
+    fs::write(dir.join("entrypoint.sh"), "#!/bin/sh\necho entry \"$@\"\n").unwrap();
+    let st = Command::new("chmod")
+        .args(["0755", dir.join("entrypoint.sh").to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    fs::write(dir.join("Dockerfile"), format!("FROM {base}\n{REPEATS}")).unwrap();
+}
+
+fn layers(s: &Strata, image: &str) -> Vec<String> {
+    let out = s.ok(&[
+        "inspect",
+        "-f",
+        "{{range .RootFS.Layers}}{{println .}}{{end}}",
+        image,
+    ]);
+    out.lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Positions (top of the base excluded) whose diff_id appeared lower in the stack.
+fn repeats(ids: &[String]) -> Vec<usize> {
+    (0..ids.len())
+        .filter(|&i| ids[..i].contains(&ids[i]))
+        .collect()
+}
+
+#[test]
+fn images_with_a_repeated_layer_run_and_match_docker() {
+    if !require_root() {
+        return;
+    }
+    docker();
+    let base = unique("strata-repeat-base:");
+    let tag = unique("strata-repeat:");
+    let tar = busybox_tar();
+    let s = Strata::new();
+    s.ok(&["import", tar.to_str().unwrap(), &base]);
+    let ctx = tempfile::tempdir().unwrap();
+    context(ctx.path(), &base);
+    s.ok(&["build", "-q", "-t", &tag, ctx.path().to_str().unwrap()]);
+
+    // The image keeps every layer at every position: the chmod layer equals the COPY layer,
+    // the redone RUNs equal the first ones.
+    let ids = layers(&s, &tag);
+    assert_eq!(ids.len(), 12, "{ids:?}");
+    assert_eq!(repeats(&ids), vec![2, 5, 6, 9, 10], "{ids:?}");
+    assert_eq!(
+        s.ok(&["history", "-q", &tag]).lines().count(),
+        13,
+        "one history entry per step and the base"
+    );
+
+    // It runs, through the entrypoint the COPY and chmod layers both hold.
+    assert_eq!(
+        s.ok(&["run", "--rm", "--network", "none", &tag, "arg"]),
+        "entry arg\n"
+    );
+    let ours = s.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "sh",
+        &tag,
+        "-c",
+        LISTING,
+    ]);
+    assert!(ours.contains("/d/n regular file 644 0:0 2"), "{ours}");
+    assert!(!ours.contains("/d/a") && !ours.contains("/e ") && !ours.contains("/x "));
+
+    // Docker's classic builder, same Dockerfile, same root filesystem.
+    run_ok(DOCKER, &["import", tar.to_str().unwrap(), &base]);
+    let dtag = unique("strata-repeat-docker:");
+    let b = Command::new(DOCKER)
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "--network", "none", "-q", "-t", &dtag])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert_success(&b);
+    let theirs = run_ok(
+        DOCKER,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "sh",
+            &dtag,
+            "-c",
+            LISTING,
+        ],
+    );
+    assert_eq!(ours, theirs, "root filesystems differ from Docker's");
+
+    // Docker loads strata's archive as the same image, with the same layers, and runs it.
+    let saved = ctx.path().join("saved.tar");
+    s.ok(&["save", "-o", saved.to_str().unwrap(), &tag]);
+    run_ok(DOCKER, &["load", "-i", saved.to_str().unwrap()]);
+    assert_eq!(
+        run_ok(DOCKER, &["inspect", "-f", "{{.Id}}", &tag]),
+        s.ok(&["inspect", "-f", "{{.Id}}", &tag])
+    );
+    let theirs_ids = run_ok(
+        DOCKER,
+        &[
+            "inspect",
+            "-f",
+            "{{range .RootFS.Layers}}{{println .}}{{end}}",
+            &tag,
+        ],
+    );
+    assert_eq!(
+        theirs_ids
+            .lines()
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>(),
+        ids
+    );
+    assert_eq!(
+        run_ok(DOCKER, &["run", "--rm", "--network", "none", &tag, "arg"]),
+        "entry arg\n"
+    );
+    let loaded = run_ok(
+        DOCKER,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "sh",
+            &tag,
+            "-c",
+            LISTING,
+        ],
+    );
+    assert_eq!(ours, loaded, "Docker's run of strata's archive differs");
+    run_ok(DOCKER, &["rmi", &tag, &dtag, &base]);
+}
+
+/// A container of such an image: its changes, a commit of them (a new image on the repeated
+/// stack), an export of the merged tree, and the copy snapshotter on the same stack.
+#[test]
+fn containers_of_a_repeated_stack_diff_commit_and_export() {
+    if !require_root() {
+        return;
+    }
+    let s = Strata::new();
+    s.ok(&["import", busybox_tar().to_str().unwrap(), "busybox"]);
+    let ctx = tempfile::tempdir().unwrap();
+    context(ctx.path(), "busybox");
+    s.ok(&["build", "-q", "-t", "rep", ctx.path().to_str().unwrap()]);
+
+    s.ok(&[
+        "run",
+        "--name",
+        "rc1",
+        "--network",
+        "none",
+        "--entrypoint",
+        "sh",
+        "rep",
+        "-c",
+        "echo changed > /d/n && rm /after && echo new > /new",
+    ]);
+    assert_eq!(s.ok(&["diff", "rc1"]), "C /d\nC /d/n\nA /new\nD /after\n");
+    s.ok(&["commit", "rc1", "rep:committed"]);
+    assert_eq!(layers(&s, "rep:committed").len(), 13);
+    assert_eq!(
+        s.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "sh",
+            "rep:committed",
+            "-c",
+            "cat /d/n /new; ls /after 2>&1; ls /entrypoint.sh",
+        ]),
+        "changed\nnew\nls: /after: No such file or directory\n/entrypoint.sh\n"
+    );
+    let export = ctx.path().join("export.tar");
+    s.ok(&["export", "-o", export.to_str().unwrap(), "rc1"]);
+    let names = run_ok("tar", &["-tf", export.to_str().unwrap()]);
+    for want in ["entrypoint.sh", "d/n", "new"] {
+        assert!(
+            names.lines().any(|l| l.trim_start_matches("./") == want),
+            "{want} in {names}"
+        );
+    }
+    for gone in ["d/a", "e", "x", "after"] {
+        assert!(
+            !names.lines().any(|l| l.trim_start_matches("./") == gone),
+            "{gone} in {names}"
+        );
+    }
+
+    // The copy snapshotter, on a store of its own, gives the same tree.
+    let listing = s.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "sh",
+        "rep",
+        "-c",
+        LISTING,
+    ]);
+    let copy = Strata::new();
+    copy.ok(&["import", busybox_tar().to_str().unwrap(), "busybox"]);
+    let out = copy
+        .cmd()
+        .env("STRATA_SNAPSHOTTER", "copy")
+        .args(["build", "-q", "-t", "rep", ctx.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let out = copy
+        .cmd()
+        .env("STRATA_SNAPSHOTTER", "copy")
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "sh",
+            "rep",
+            "-c",
+            LISTING,
+        ])
+        .output()
+        .unwrap();
+    assert_success(&out);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), listing);
+    s.ok(&["rm", "rc1"]);
+}
+
+/// 200 layers above the base, of which only a few are distinct (a file written and removed
+/// again and again, and a new file every tenth step): it builds step after step on the
+/// repeated stack and runs.
+#[test]
+fn two_hundred_layers_with_repeats_build_and_run() {
+    if !require_root() {
+        return;
+    }
+    let s = Strata::new();
+    s.ok(&["import", busybox_tar().to_str().unwrap(), "busybox"]);
+    let ctx = tempfile::tempdir().unwrap();
+    let mut df = String::from("FROM busybox\n");
+    for i in 0..200 {
+        if i % 10 == 9 {
+            df.push_str(&format!("RUN echo {i} > /f{i}\n"));
+        } else if i % 2 == 0 {
+            df.push_str("RUN echo x > /x && touch -d 2020-01-01 /x\n");
+        } else {
+            df.push_str("RUN rm /x\n");
+        }
+    }
+    fs::write(ctx.path().join("Dockerfile"), df).unwrap();
+    s.ok(&["build", "-q", "-t", "tall", ctx.path().to_str().unwrap()]);
+    let ids = layers(&s, "tall");
+    assert_eq!(ids.len(), 201);
+    assert!(repeats(&ids).len() > 150, "{} repeats", repeats(&ids).len());
+    assert_eq!(
+        s.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "tall",
+            "sh",
+            "-c",
+            "ls / | grep -c '^f'; cat /f9 /f199 /x",
+        ]),
+        "20\n9\n199\nx\n"
+    );
+    // Each distinct layer is stored once and freed with the last image using it.
+    let stored = |s: &Strata| {
+        s.stored_entries()
+            .iter()
+            .filter(|e| e.starts_with("layers/"))
+            .count()
+    };
+    let distinct: std::collections::BTreeSet<_> = ids.iter().collect();
+    assert_eq!(stored(&s), distinct.len());
+    s.ok(&["rmi", "tall"]);
+    assert_eq!(stored(&s), 1, "{:?}", s.stored_entries());
+}
