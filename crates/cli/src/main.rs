@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod output;
+mod settings;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,57 +62,6 @@ fn default_root() -> PathBuf {
     home.join(".local/share/strata")
 }
 
-/// Registries named insecure by `--insecure-registry` and by `insecure-registries` in the
-/// configuration file (Docker's daemon.json key), handed to the registry client through
-/// `STRATA_INSECURE_REGISTRIES` (which the monitor processes inherit too). Set before any
-/// thread starts.
-fn insecure_registries(flags: &[String]) -> Result<(), String> {
-    let path = std::env::var_os("STRATA_CONFIG")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/etc/strata/daemon.json"));
-    let mut list: Vec<String> = flags.to_vec();
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            let v: serde_json::Value = serde_json::from_slice(&bytes)
-                .map_err(|e| format!("invalid configuration file {}: {e}", path.display()))?;
-            if let Some(entries) = v.get("insecure-registries") {
-                let entries = entries.as_array().ok_or_else(|| {
-                    format!(
-                        "invalid configuration file {}: insecure-registries must be a list",
-                        path.display()
-                    )
-                })?;
-                for e in entries {
-                    let s = e.as_str().ok_or_else(|| {
-                        format!(
-                            "invalid configuration file {}: insecure-registries holds {e}, not a string",
-                            path.display()
-                        )
-                    })?;
-                    list.push(s.to_string());
-                }
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-    }
-    for r in &list {
-        // Docker accepts a scheme-less host[:port]; a URL is a common mistake.
-        if r.contains("://") || r.contains('/') || r.is_empty() {
-            return Err(format!(
-                "insecure registry {r} is not valid: use HOST[:PORT], without a scheme or path"
-            ));
-        }
-    }
-    if !list.is_empty() {
-        if let Ok(old) = std::env::var("STRATA_INSECURE_REGISTRIES") {
-            list.push(old);
-        }
-        std::env::set_var("STRATA_INSECURE_REGISTRIES", list.join(","));
-    }
-    Ok(())
-}
-
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -127,7 +77,7 @@ fn main() -> ExitCode {
         }
     };
     output::init_logging(if cli.debug { "debug" } else { &cli.log_level });
-    if let Err(msg) = insecure_registries(&cli.insecure_registries) {
+    if let Err(msg) = settings::load(&cli) {
         eprintln!("Error: {msg}");
         return ExitCode::from(125);
     }

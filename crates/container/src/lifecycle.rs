@@ -66,10 +66,6 @@ extern "C" fn forward(sig: i32) {
     }
 }
 
-/// The snapshotter of a root (`snapshot::open` remembers that overlayfs works there).
-fn open_snapshotter(dir: &Path) -> Result<Box<dyn Snapshotter>> {
-    Ok(snapshot::open(dir)?)
-}
 
 pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
@@ -78,8 +74,14 @@ pub(crate) fn now() -> String {
 impl Containers {
     /// Opens the store and snapshotter of a strata root.
     pub fn open(root: &Path) -> Result<Containers> {
+        Self::open_with(root, snapshot::Choice::Auto)
+    }
+
+    /// Opens the store and the chosen snapshotter of a strata root (`snapshot::open`
+    /// remembers that overlayfs works there).
+    pub fn open_with(root: &Path, snapshotter: snapshot::Choice) -> Result<Containers> {
         let store = Store::open(root)?;
-        let snapshots = open_snapshotter(&root.join("snapshots"))?;
+        let snapshots = snapshot::open(&root.join("snapshots"), snapshotter)?;
         Ok(Containers {
             store,
             root: root.to_path_buf(),

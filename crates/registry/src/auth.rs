@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use base64::Engine;
@@ -37,21 +37,8 @@ pub fn server_key(registry: &str) -> String {
     }
 }
 
-/// Where Docker's client configuration lives.
-pub fn config_path() -> PathBuf {
-    let dir = match std::env::var_os("DOCKER_CONFIG") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => {
-            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-            PathBuf::from(home).join(".docker")
-        }
-    };
-    dir.join("config.json")
-}
-
-fn read_config() -> Result<Map<String, Value>> {
-    let p = config_path();
-    match std::fs::read(&p) {
+fn read_config(p: &Path) -> Result<Map<String, Value>> {
+    match std::fs::read(p) {
         Ok(b) if b.iter().all(u8::is_ascii_whitespace) => Ok(Map::new()),
         Ok(b) => match serde_json::from_slice::<Value>(&b) {
             Ok(Value::Object(m)) => Ok(m),
@@ -66,8 +53,7 @@ fn read_config() -> Result<Map<String, Value>> {
     }
 }
 
-fn write_config(m: &Map<String, Value>) -> Result<()> {
-    let p = config_path();
+fn write_config(p: &Path, m: &Map<String, Value>) -> Result<()> {
     if let Some(dir) = p.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
     }
@@ -86,7 +72,7 @@ fn write_config(m: &Map<String, Value>) -> Result<()> {
         f.write_all(&bytes)
             .map_err(|e| Error::io(tmp.display(), e))?;
     }
-    std::fs::rename(&tmp, &p).map_err(|e| Error::io(p.display(), e))
+    std::fs::rename(&tmp, p).map_err(|e| Error::io(p.display(), e))
 }
 
 /// The helper program that holds credentials for `key`, if any.
@@ -130,9 +116,9 @@ fn run_helper(helper: &str, action: &str, input: &str) -> Result<String> {
 }
 
 /// The credentials Docker would use for `registry` (a host such as `docker.io` or
-/// `127.0.0.1:5000`), from a helper or from `auths`.
-pub fn load_credentials(registry: &str) -> Result<Option<Credentials>> {
-    let cfg = read_config()?;
+/// `127.0.0.1:5000`), from a helper or from `auths` in Docker's `config` file.
+pub fn load_credentials(config: &Path, registry: &str) -> Result<Option<Credentials>> {
+    let cfg = read_config(config)?;
     let key = server_key(registry);
     if let Some(helper) = helper_for(&cfg, registry) {
         return match run_helper(&helper, "get", &key) {
@@ -192,8 +178,8 @@ pub fn load_credentials(registry: &str) -> Result<Option<Credentials>> {
 
 /// Saves credentials for `registry` as `docker login` does (a helper when one is configured,
 /// else a base64 `auths` entry). Returns where they went, for the warning Docker prints.
-pub fn store_credentials(registry: &str, creds: &Credentials) -> Result<PathBuf> {
-    let mut cfg = read_config()?;
+pub fn store_credentials(config: &Path, registry: &str, creds: &Credentials) -> Result<PathBuf> {
+    let mut cfg = read_config(config)?;
     let key = server_key(registry);
     if let Some(helper) = helper_for(&cfg, registry) {
         let input = serde_json::json!({
@@ -222,13 +208,13 @@ pub fn store_credentials(registry: &str, creds: &Credentials) -> Result<PathBuf>
             a.insert(key, Value::Object(e));
         }
     }
-    write_config(&cfg)?;
-    Ok(config_path())
+    write_config(config, &cfg)?;
+    Ok(config.to_path_buf())
 }
 
 /// Removes the credentials of `registry`. Returns false when there were none.
-pub fn erase_credentials(registry: &str) -> Result<bool> {
-    let mut cfg = read_config()?;
+pub fn erase_credentials(config: &Path, registry: &str) -> Result<bool> {
+    let mut cfg = read_config(config)?;
     let key = server_key(registry);
     let mut found = false;
     if let Some(helper) = helper_for(&cfg, registry) {
@@ -242,7 +228,7 @@ pub fn erase_credentials(registry: &str) -> Result<bool> {
         found |= a.len() != before;
     }
     if found {
-        write_config(&cfg)?;
+        write_config(config, &cfg)?;
     }
     Ok(found)
 }

@@ -15,6 +15,7 @@ use store::Store;
 use crate::auth::Credentials;
 use crate::client::{Body, Client};
 use crate::error::{Error, Result};
+use crate::hosts::Hosts;
 use crate::progress::{layer, line, Progress};
 use crate::pull::{check_status, fetch_manifest, read_small, BlobReader};
 use crate::push::{expect, upload, Outcome};
@@ -29,6 +30,7 @@ pub fn push_cache(
     tops: &[Digest],
     r: &Reference,
     creds: Option<Credentials>,
+    hosts: &Hosts,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<Digest> {
     if r.digest.is_some() {
@@ -38,7 +40,7 @@ pub fn push_cache(
         });
     }
     let plan = image::plan_cache(store, tops)?;
-    let client = Client::new(&r.registry, creds);
+    let client = Client::new(&r.registry, creds, hosts);
     client.add_scope(&r.repository, "pull,push");
     for (d, size, _) in &plan.blobs {
         let short = &d.hex()[..12];
@@ -143,9 +145,10 @@ pub fn pull_cache(
     store: &mut Store,
     r: &Reference,
     creds: Option<Credentials>,
+    hosts: &Hosts,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<usize> {
-    let client = Client::new(&r.registry, creds);
+    let client = Client::new(&r.registry, creds, hosts);
     client.add_scope(&r.repository, "pull");
     let reference = r.api_reference();
     let (index, media, digest) = fetch_manifest(&client, r, &reference)?;

@@ -1,5 +1,5 @@
-//! An HTTP client for one registry: picks HTTPS or plain HTTP (loopback hosts and registries
-//! named in `STRATA_INSECURE_REGISTRIES`), answers `WWW-Authenticate` challenges with Basic
+//! An HTTP client for one registry: picks HTTPS or plain HTTP (loopback hosts and the
+//! insecure registries of [`Hosts`]), answers `WWW-Authenticate` challenges with Basic
 //! credentials or a Bearer token from the challenge's realm, and retries 5xx answers and
 //! broken connections with exponential backoff.
 
@@ -13,6 +13,7 @@ use ureq::http::Response;
 
 use crate::auth::{parse_challenge, Challenge, Credentials};
 use crate::error::{Error, Result};
+use crate::hosts::Hosts;
 use crate::progress::{Counting, Progress};
 
 /// How many times a request is sent before a 5xx or a broken connection is an error.
@@ -48,31 +49,7 @@ pub struct Client {
     creds: Option<Credentials>,
     scopes: Mutex<Vec<String>>,
     authorization: Mutex<Option<String>>,
-}
-
-/// True for hosts Docker talks to over plain HTTP: loopback addresses and `localhost`, and
-/// registries listed (comma-separated, `host` or `host:port`) in `STRATA_INSECURE_REGISTRIES`.
-pub fn is_insecure(registry: &str) -> bool {
-    let host = host_of(registry);
-    if host == "localhost" || host == "::1" || host.starts_with("127.") {
-        if host.starts_with("127.") {
-            return host.parse::<std::net::Ipv4Addr>().is_ok();
-        }
-        return true;
-    }
-    std::env::var("STRATA_INSECURE_REGISTRIES")
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .any(|r| !r.is_empty() && (r == registry || r == host))
-}
-
-/// The host of `host[:port]` or `[v6]:port`.
-fn host_of(registry: &str) -> &str {
-    if let Some(rest) = registry.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    registry.split(':').next().unwrap_or(registry)
+    pub(crate) hosts: Hosts,
 }
 
 fn transient(e: &ureq::Error) -> bool {
@@ -92,12 +69,12 @@ pub(crate) fn backoff(attempt: u32) {
 
 impl Client {
     /// A client for `registry` (`host[:port]`, `docker.io` meaning Docker Hub's API host).
-    pub fn new(registry: &str, creds: Option<Credentials>) -> Client {
+    pub fn new(registry: &str, creds: Option<Credentials>, hosts: &Hosts) -> Client {
         let api = match registry {
             "docker.io" | "index.docker.io" => oci::DOCKER_HUB_API_HOST,
             r => r,
         };
-        let scheme = if is_insecure(registry) {
+        let scheme = if hosts.is_insecure(registry) {
             "http"
         } else {
             "https"
@@ -119,6 +96,7 @@ impl Client {
             creds,
             scopes: Mutex::new(Vec::new()),
             authorization: Mutex::new(None),
+            hosts: hosts.clone(),
         }
     }
 
@@ -433,37 +411,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn loopback_is_plain_http() {
-        assert!(is_insecure("127.0.0.1:5000"));
-        assert!(is_insecure("localhost:5000"));
-        assert!(is_insecure("[::1]:5000"));
-        assert!(!is_insecure("127.example.com"));
-        assert!(!is_insecure("registry.example.com"));
-        assert_eq!(
-            Client::new("127.0.0.1:5000", None).url("/v2/"),
-            "http://127.0.0.1:5000/v2/"
-        );
-        assert_eq!(
-            Client::new("quay.io", None).url("/v2/"),
-            "https://quay.io/v2/"
-        );
-    }
-
-    #[test]
-    fn registries_named_insecure_are_plain_http() {
-        // nextest runs each test in its own process, so the variable stays here.
-        std::env::set_var(
-            "STRATA_INSECURE_REGISTRIES",
-            "reg.example:5000, other.example",
-        );
-        assert!(is_insecure("reg.example:5000"));
-        assert!(!is_insecure("reg.example:5001"));
-        assert!(is_insecure("other.example"));
-        assert!(is_insecure("other.example:443"));
-        assert_eq!(
-            Client::new("reg.example:5000", None).url("/v2/"),
-            "http://reg.example:5000/v2/"
-        );
-        assert!(!is_insecure("example"));
+    fn the_scheme_follows_the_hosts_settings() {
+        let mut hosts = Hosts::new("/nonexistent/config.json".into());
+        hosts.insecure = vec!["reg.example:5000".into()];
+        for (registry, url) in [
+            ("127.0.0.1:5000", "http://127.0.0.1:5000/v2/"),
+            ("quay.io", "https://quay.io/v2/"),
+            ("reg.example:5000", "http://reg.example:5000/v2/"),
+            ("reg.example:5001", "https://reg.example:5001/v2/"),
+        ] {
+            assert_eq!(Client::new(registry, None, &hosts).url("/v2/"), url);
+        }
     }
 }

@@ -8,8 +8,11 @@
 //!   chunked), then the manifest; RepoDigests recorded on both.
 //! - [`push_cache`], [`pull_cache`]: build cache as an OCI index of the build's images.
 //! - [`Progress`]: Docker-like status reports for plain lines or live bars.
-//! - [`Client`]: HTTPS, or plain HTTP for loopback and [`is_insecure`] registries; Basic and
-//!   Bearer token authentication; retries with backoff.
+//! - [`Client`]: HTTPS, or plain HTTP for loopback and insecure registries
+//!   ([`Hosts::is_insecure`]); Basic and Bearer token authentication; retries with backoff.
+//! - [`Hosts`]: everything configurable (insecure registries, Docker's `config.json`,
+//!   concurrency, chunk sizes), filled in by the binary and passed down; this crate reads no
+//!   environment variable.
 //! - [`load_credentials`], [`store_credentials`], [`erase_credentials`]: Docker's
 //!   `config.json` and credential helpers.
 //!
@@ -21,18 +24,20 @@ mod cache;
 mod client;
 mod download;
 mod error;
+mod hosts;
 mod progress;
 mod pull;
 mod push;
 
 pub use auth::{
-    config_path, erase_credentials, load_credentials, parse_challenge, server_key,
-    store_credentials, Challenge, Credentials,
+    erase_credentials, load_credentials, parse_challenge, server_key, store_credentials,
+    Challenge, Credentials,
 };
 pub use cache::{pull_cache, push_cache};
-pub use client::{is_insecure, Client};
+pub use client::Client;
 pub use download::{download, Download};
 pub use error::{Error, Result};
+pub use hosts::Hosts;
 pub use progress::Progress;
 pub use pull::{list_tags, pull, PullOptions, Pulled};
 pub use push::{push, Pushed};

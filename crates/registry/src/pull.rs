@@ -14,6 +14,7 @@ use store::{NewImage, Store};
 use crate::auth::Credentials;
 use crate::client::{backoff, describe, Body, Client};
 use crate::error::{Error, Result};
+use crate::hosts::Hosts;
 use crate::progress::{layer, line, Counting, Progress};
 
 /// The manifest types a pull accepts, in the `Accept` header.
@@ -29,7 +30,7 @@ const SMALL_LIMIT: u64 = 16 << 20;
 pub struct PullOptions {
     /// `os/arch[/variant]`; default `linux/<this machine's arch>`.
     pub platform: Option<String>,
-    /// Layers downloaded at once (default 3, as Docker).
+    /// Layers downloaded at once (default: [`Hosts::max_concurrent_downloads`]).
     pub concurrency: Option<usize>,
 }
 
@@ -281,10 +282,11 @@ pub fn pull(
     store: &mut Store,
     r: &Reference,
     creds: Option<Credentials>,
+    hosts: &Hosts,
     opts: &PullOptions,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<Pulled> {
-    let client = Client::new(&r.registry, creds);
+    let client = Client::new(&r.registry, creds, hosts);
     client.add_scope(&r.repository, "pull");
     let familiar = r.familiar();
     line(
@@ -373,12 +375,7 @@ pub fn pull(
     let staging = store.stage()?;
     let concurrency = opts
         .concurrency
-        .or_else(|| {
-            std::env::var("STRATA_MAX_CONCURRENT_DOWNLOADS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(3)
+        .unwrap_or(hosts.max_concurrent_downloads)
         .max(1);
     let queue = Mutex::new(todo.into_iter().rev().collect::<Vec<_>>());
     let results: Mutex<Vec<(usize, image::StagedLayer)>> = Mutex::new(Vec::new());
@@ -489,15 +486,10 @@ pub fn pull(
 }
 
 /// The tags of `r`'s repository (`pull -a`), following the registry's `Link` pages.
-pub fn list_tags(r: &Reference, creds: Option<Credentials>) -> Result<Vec<String>> {
-    let client = Client::new(&r.registry, creds);
+pub fn list_tags(r: &Reference, creds: Option<Credentials>, hosts: &Hosts) -> Result<Vec<String>> {
+    let client = Client::new(&r.registry, creds, hosts);
     client.add_scope(&r.repository, "pull");
-    // Page size: 1000, or STRATA_TAGS_PAGE_SIZE.
-    let n: u32 = std::env::var("STRATA_TAGS_PAGE_SIZE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(1000);
+    let n = hosts.tags_page_size.max(1);
     let mut next = Some(format!("{}/tags/list?n={n}", r.api_repository_path()));
     let mut tags: Vec<String> = Vec::new();
     let mut pages = 0;

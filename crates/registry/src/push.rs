@@ -13,6 +13,7 @@ use store::Store;
 use crate::auth::Credentials;
 use crate::client::{describe, Body, Client, Report};
 use crate::error::{Error, Result};
+use crate::hosts::Hosts;
 use crate::progress::{layer, line, Progress};
 
 /// What a push did.
@@ -29,15 +30,6 @@ pub(crate) enum Outcome {
     Exists,
     Mounted(String),
     Pushed,
-}
-
-/// Blobs larger than this go up in chunks of this size (`STRATA_PUSH_CHUNK_SIZE`, bytes).
-fn chunk_size() -> u64 {
-    std::env::var("STRATA_PUSH_CHUNK_SIZE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(128 << 20)
 }
 
 fn with_query(location: &str, q: &str) -> String {
@@ -114,7 +106,8 @@ pub(crate) fn upload(
             location(&url, &resp)?
         }
     };
-    let chunk = chunk_size();
+    // Blobs larger than this go up in chunks of this size.
+    let chunk = client.hosts.push_chunk_size.max(1);
     if size > chunk {
         let mut offset = 0;
         while offset < size {
@@ -173,6 +166,7 @@ pub fn push(
     store: &mut Store,
     r: &Reference,
     creds: Option<Credentials>,
+    hosts: &Hosts,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<Pushed> {
     let id = image::resolve(store, &r.to_string())?;
@@ -215,7 +209,7 @@ pub fn push(
         }
     };
 
-    let client = Client::new(&r.registry, creds);
+    let client = Client::new(&r.registry, creds, hosts);
     client.add_scope(&r.repository, "pull,push");
     // Repositories of the same registry the image came from: candidates for a mount.
     let mut mount_from: Vec<String> = Vec::new();

@@ -17,6 +17,9 @@ pub enum Error {
     /// A snapshot key is not a plain name.
     #[error("invalid snapshot key {0:?}: use letters, digits, '.', '_' and '-' only (at most 128 characters, not starting with '.')")]
     InvalidKey(String),
+    /// A snapshotter name that is neither `overlayfs` nor `copy`.
+    #[error("unknown snapshotter {0:?}: use overlayfs or copy")]
+    UnknownSnapshotter(String),
     /// A snapshot with this key already exists.
     #[error("snapshot {0:?} already exists")]
     AlreadyExists(String),

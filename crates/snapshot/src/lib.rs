@@ -16,7 +16,7 @@
 //! ```no_run
 //! # fn main() -> Result<(), snapshot::Error> {
 //! use std::path::{Path, PathBuf};
-//! let snapshotter = snapshot::open(Path::new("/var/lib/strata/snapshots"))?;
+//! let snapshotter = snapshot::open(Path::new("/var/lib/strata/snapshots"), snapshot::Choice::Auto)?;
 //! let layers = vec![PathBuf::from("/var/lib/strata/layers/top"), PathBuf::from("/var/lib/strata/layers/base")];
 //! let mounts = snapshotter.prepare("container-1", &layers)?;
 //! snapshot::mount_all(&mounts, Path::new("/run/strata/container-1/rootfs"))?;
@@ -39,5 +39,5 @@ pub use mount::{
     OverlayMethod,
 };
 pub use snapshotter::{
-    effective_lowers, open, CopySnapshotter, Kind, OverlaySnapshotter, Snapshotter, Usage,
+    effective_lowers, open, Choice, CopySnapshotter, Kind, OverlaySnapshotter, Snapshotter, Usage,
 };

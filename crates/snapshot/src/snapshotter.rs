@@ -66,18 +66,43 @@ pub trait Snapshotter: Send + Sync {
     fn info(&self, key: &str) -> Result<(Kind, Vec<PathBuf>)>;
 }
 
-/// Opens the snapshotter rooted at `root`: overlayfs when it can be mounted here, the copy
-/// snapshotter otherwise (said once on stderr). `STRATA_SNAPSHOTTER=copy` or `=overlayfs`
-/// forces the choice.
+/// Which snapshotter [`open`] gives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Choice {
+    /// overlayfs where it can be mounted, the copy snapshotter elsewhere.
+    #[default]
+    Auto,
+    /// Always the overlayfs snapshotter.
+    Overlay,
+    /// Always the copy snapshotter.
+    Copy,
+}
+
+impl std::str::FromStr for Choice {
+    type Err = Error;
+
+    /// `overlayfs` (or `overlay`), `copy`, or `auto` / the empty string.
+    fn from_str(s: &str) -> Result<Choice> {
+        match s {
+            "" | "auto" => Ok(Choice::Auto),
+            "overlay" | "overlayfs" => Ok(Choice::Overlay),
+            "copy" => Ok(Choice::Copy),
+            other => Err(Error::UnknownSnapshotter(other.to_string())),
+        }
+    }
+}
+
+/// Opens the snapshotter rooted at `root`: with [`Choice::Auto`], overlayfs when it can be
+/// mounted here, the copy snapshotter otherwise (said once on stderr).
 ///
 /// Probing costs an overlay mount and unmount (a large part of a container start or an
 /// unchanged rebuild), so once overlayfs has worked under `root` the answer is kept in
 /// `root/driver` and later opens trust it; the copy fallback is probed (and said) every time.
-pub fn open(root: &Path) -> Result<Box<dyn Snapshotter>> {
-    match std::env::var("STRATA_SNAPSHOTTER").as_deref() {
-        Ok("copy") => return Ok(Box::new(CopySnapshotter::new(root)?)),
-        Ok("overlay") | Ok("overlayfs") => return Ok(Box::new(OverlaySnapshotter::new(root)?)),
-        _ => {}
+pub fn open(root: &Path, choice: Choice) -> Result<Box<dyn Snapshotter>> {
+    match choice {
+        Choice::Copy => return Ok(Box::new(CopySnapshotter::new(root)?)),
+        Choice::Overlay => return Ok(Box::new(OverlaySnapshotter::new(root)?)),
+        Choice::Auto => {}
     }
     let over = OverlaySnapshotter::new(root)?;
     let marker = root.join("driver");

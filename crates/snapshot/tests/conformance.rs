@@ -284,10 +284,16 @@ fn two_hundred_forty_layers_with_legacy_mount() {
 }
 
 #[test]
-fn open_honours_the_forcing_variable_and_reports_its_choice() {
+fn open_honours_the_choice_and_reports_it() {
+    use snapshot::Choice;
     let t = tempfile::tempdir().unwrap();
-    let s = snapshot::open(t.path()).unwrap();
-    if is_root() && std::env::var_os("STRATA_SNAPSHOTTER").is_none() {
-        assert_eq!(s.name(), "overlayfs");
+    let forced = |c: Choice| snapshot::open(t.path(), c).unwrap().name();
+    assert_eq!(forced(Choice::Copy), "copy");
+    assert_eq!(forced(Choice::Overlay), "overlayfs");
+    if is_root() {
+        assert_eq!(forced(Choice::Auto), "overlayfs");
     }
+    assert_eq!("overlay".parse::<Choice>().unwrap(), Choice::Overlay);
+    assert_eq!("".parse::<Choice>().unwrap(), Choice::Auto);
+    assert!("zfs".parse::<Choice>().unwrap_err().to_string().contains("zfs"));
 }

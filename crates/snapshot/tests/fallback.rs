@@ -41,7 +41,7 @@ fn copy_snapshotter_is_chosen_where_overlayfs_cannot_stack() {
     snapshot::mount_all(&[m], &merged).unwrap();
     let result = std::panic::catch_unwind(|| {
         let root = merged.join("state");
-        let s = snapshot::open(&root).unwrap();
+        let s = snapshot::open(&root, snapshot::Choice::Auto).unwrap();
         assert_eq!(s.name(), "copy");
         let lower = merged.join("layer");
         fs::create_dir_all(&lower).unwrap();

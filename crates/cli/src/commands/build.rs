@@ -408,7 +408,7 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
     let plan = build::plan(&df).map_err(|e| Failure::new(1, e))?;
     let frontend = build::DockerfileFrontend::new(df.escape);
 
-    let snapshots = snapshot::open(&root.join("snapshots"))?;
+    let snapshots = snapshot::open(&root.join("snapshots"), crate::settings::get().snapshotter)?;
     let build_dir = root.join("build");
     let init = build_dir.join("init");
     if !init.join(".dockerenv").exists() {
@@ -445,9 +445,10 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
             CacheSpec::Registry(r) => {
                 // A cache that is not there (yet) is a warning, as in BuildKit: the build
                 // goes on without it.
-                let creds = registry::load_credentials(&r.registry)?;
+                let hosts = &crate::settings::get().hosts;
+                let creds = registry::load_credentials(&hosts.config_file, &r.registry)?;
                 let progress = super::pull::reporter(a.quiet);
-                if let Err(e) = registry::pull_cache(&mut store, &r, creds, &progress) {
+                if let Err(e) = registry::pull_cache(&mut store, &r, creds, hosts, &progress) {
                     eprintln!("WARNING: importing cache from {}: {e}", r.familiar());
                 }
             }
@@ -522,9 +523,10 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
                         })?;
                     }
                     CacheSpec::Registry(r) => {
-                        let creds = registry::load_credentials(&r.registry)?;
+                        let hosts = &crate::settings::get().hosts;
+                        let creds = registry::load_credentials(&hosts.config_file, &r.registry)?;
                         let progress = super::pull::reporter(a.quiet);
-                        registry::push_cache(&store, &tops, r, creds, &progress).map_err(|e| {
+                        registry::push_cache(&store, &tops, r, creds, hosts, &progress).map_err(|e| {
                             Failure::new(1, format!("exporting cache to {}: {e}", r.familiar()))
                         })?;
                     }

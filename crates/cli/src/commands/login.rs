@@ -68,11 +68,12 @@ pub fn login(a: LoginArgs) -> Result<()> {
         bail!("Error: Non-null Username Required");
     }
     let creds = registry::Credentials { username, password };
-    let client = registry::Client::new(&reg, Some(creds.clone()));
+    let hosts = &crate::settings::get().hosts;
+    let client = registry::Client::new(&reg, Some(creds.clone()), hosts);
     if let Err(e) = client.ping() {
         bail!("Error response from daemon: login attempt to {reg} failed: {e}");
     }
-    let path = registry::store_credentials(&reg, &creds)?;
+    let path = registry::store_credentials(&hosts.config_file, &reg, &creds)?;
     eprintln!(
         "WARNING! Your password will be stored unencrypted in {}.",
         path.display()
@@ -84,7 +85,7 @@ pub fn login(a: LoginArgs) -> Result<()> {
 pub fn logout(a: LogoutArgs) -> Result<()> {
     let reg = registry_of(a.server.as_deref());
     let key = registry::server_key(&reg);
-    if registry::erase_credentials(&reg)? {
+    if registry::erase_credentials(&crate::settings::get().hosts.config_file, &reg)? {
         println!("Removing login credentials for {key}");
     } else {
         println!("Not logged in to {key}");

@@ -100,7 +100,7 @@ pub fn run(cmd: Command, root: &Path) -> Result<()> {
 
 /// Opens the containers of a root and repairs what a killed strata left behind.
 pub fn open_containers(root: &Path) -> Result<::container::Containers> {
-    let mut c = ::container::Containers::open(root)
+    let mut c = ::container::Containers::open_with(root, crate::settings::get().snapshotter)
         .map_err(|e| anyhow::anyhow!("cannot open the store at {}: {e}", root.display()))?;
     c.cleanup()?;
     Ok(c)

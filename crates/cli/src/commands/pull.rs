@@ -103,7 +103,8 @@ pub(super) fn pull_one(
     quiet: bool,
     on_stderr: bool,
 ) -> Result<registry::Pulled> {
-    let creds = registry::load_credentials(&r.registry)?;
+    let hosts = &crate::settings::get().hosts;
+    let creds = registry::load_credentials(&hosts.config_file, &r.registry)?;
     let opts = registry::PullOptions {
         platform,
         concurrency: None,
@@ -112,6 +113,7 @@ pub(super) fn pull_one(
         store,
         r,
         creds,
+        hosts,
         &opts,
         &reporter_to(quiet, on_stderr),
     )?)
@@ -125,7 +127,8 @@ pub fn run(root: &std::path::Path, a: PullArgs) -> Result<()> {
         anyhow::bail!("tag can't be used with --all-tags/-a");
     }
     let mut store = super::open_store(root)?;
-    let creds = registry::load_credentials(&r.registry)?;
+    let hosts = &crate::settings::get().hosts;
+    let creds = registry::load_credentials(&hosts.config_file, &r.registry)?;
     let opts = registry::PullOptions {
         platform: a.platform.clone(),
         concurrency: None,
@@ -139,7 +142,7 @@ pub fn run(root: &std::path::Path, a: PullArgs) -> Result<()> {
         println!("Using default tag: latest");
     }
     let refs = if a.all_tags {
-        registry::list_tags(&r, creds.clone())?
+        registry::list_tags(&r, creds.clone(), hosts)?
             .into_iter()
             .map(|t| r.with_tag(&t))
             .collect::<Result<Vec<_>, _>>()?
@@ -147,7 +150,7 @@ pub fn run(root: &std::path::Path, a: PullArgs) -> Result<()> {
         vec![r.clone()]
     };
     for r in &refs {
-        registry::pull(&mut store, r, creds.clone(), &opts, &progress)?;
+        registry::pull(&mut store, r, creds.clone(), hosts, &opts, &progress)?;
     }
     if a.all_tags {
         if !a.quiet {

@@ -14,7 +14,8 @@ pub fn run(root: &std::path::Path, a: PushArgs) -> Result<()> {
         anyhow::bail!("tag can't be used with --all-tags/-a");
     }
     let mut store = super::open_store(root)?;
-    let creds = registry::load_credentials(&r.registry)?;
+    let hosts = &crate::settings::get().hosts;
+    let creds = registry::load_credentials(&hosts.config_file, &r.registry)?;
     let quiet = a.quiet;
     let progress = super::pull::reporter(quiet);
     let refs = if a.all_tags {
@@ -43,7 +44,7 @@ pub fn run(root: &std::path::Path, a: PushArgs) -> Result<()> {
         vec![r.clone()]
     };
     for r in &refs {
-        let pushed = registry::push(&mut store, r, creds.clone(), &progress)?;
+        let pushed = registry::push(&mut store, r, creds.clone(), hosts, &progress)?;
         if quiet {
             println!("{}@{}", r.name(), pushed.digest);
         }

@@ -1,0 +1,116 @@
+//! What the binary reads from its environment and configuration file, once, before any command
+//! runs. Library crates read no environment variable: commands hand them these values.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use crate::cli::Cli;
+
+/// Settings of this invocation besides its command's arguments.
+#[derive(Debug)]
+pub struct Settings {
+    /// How registries are reached: insecure registries (`--insecure-registry` and
+    /// `insecure-registries` in `$STRATA_CONFIG`), Docker's `config.json` (`$DOCKER_CONFIG`,
+    /// else `~/.docker`), and the transfer tunables (`STRATA_MAX_CONCURRENT_DOWNLOADS`,
+    /// `STRATA_PUSH_CHUNK_SIZE`, `STRATA_TAGS_PAGE_SIZE`).
+    pub hosts: registry::Hosts,
+    /// `STRATA_SNAPSHOTTER`: `overlayfs`, `copy`, or unset for the automatic choice.
+    pub snapshotter: snapshot::Choice,
+}
+
+static SETTINGS: OnceLock<Settings> = OnceLock::new();
+
+/// The settings `main` loaded.
+pub fn get() -> &'static Settings {
+    SETTINGS
+        .get()
+        .expect("settings are loaded by main before any command runs")
+}
+
+/// Reads the environment and the configuration file once; an error is a usage error.
+pub fn load(cli: &Cli) -> Result<&'static Settings, String> {
+    let mut hosts = registry::Hosts::new(docker_config_file());
+    hosts.insecure = insecure_registries(&cli.insecure_registries)?;
+    if let Some(n) = number("STRATA_MAX_CONCURRENT_DOWNLOADS")? {
+        hosts.max_concurrent_downloads = n as usize;
+    }
+    if let Some(n) = number("STRATA_PUSH_CHUNK_SIZE")? {
+        hosts.push_chunk_size = n;
+    }
+    if let Some(n) = number("STRATA_TAGS_PAGE_SIZE")? {
+        hosts.tags_page_size = u32::try_from(n).map_err(|_| "STRATA_TAGS_PAGE_SIZE is too large")?;
+    }
+    let snapshotter = std::env::var("STRATA_SNAPSHOTTER")
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e| format!("STRATA_SNAPSHOTTER: {e}"))?;
+    Ok(SETTINGS.get_or_init(|| Settings { hosts, snapshotter }))
+}
+
+/// A positive number from the environment variable `name`, if set.
+fn number(name: &str) -> Result<Option<u64>, String> {
+    match std::env::var(name) {
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(format!("{name}={v:?} is not a positive number")),
+        },
+        Err(_) => Ok(None),
+    }
+}
+
+/// Docker's client configuration file: `$DOCKER_CONFIG/config.json`, else
+/// `~/.docker/config.json`.
+fn docker_config_file() -> PathBuf {
+    let dir = match std::env::var_os("DOCKER_CONFIG") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => {
+            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+            PathBuf::from(home).join(".docker")
+        }
+    };
+    dir.join("config.json")
+}
+
+/// Registries named insecure by `--insecure-registry` and by `insecure-registries` in the
+/// configuration file (`$STRATA_CONFIG`, default `/etc/strata/daemon.json`, Docker's
+/// daemon.json key).
+fn insecure_registries(flags: &[String]) -> Result<Vec<String>, String> {
+    let path = std::env::var_os("STRATA_CONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/etc/strata/daemon.json"));
+    let mut list: Vec<String> = flags.to_vec();
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let v: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|e| format!("invalid configuration file {}: {e}", path.display()))?;
+            if let Some(entries) = v.get("insecure-registries") {
+                let entries = entries.as_array().ok_or_else(|| {
+                    format!(
+                        "invalid configuration file {}: insecure-registries must be a list",
+                        path.display()
+                    )
+                })?;
+                for e in entries {
+                    let s = e.as_str().ok_or_else(|| {
+                        format!(
+                            "invalid configuration file {}: insecure-registries holds {e}, not a string",
+                            path.display()
+                        )
+                    })?;
+                    list.push(s.to_string());
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    }
+    for r in &list {
+        // Docker accepts a scheme-less host[:port]; a URL is a common mistake.
+        if r.contains("://") || r.contains('/') || r.is_empty() {
+            return Err(format!(
+                "insecure registry {r} is not valid: use HOST[:PORT], without a scheme or path"
+            ));
+        }
+    }
+    Ok(list)
+}
