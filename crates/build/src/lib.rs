@@ -21,7 +21,7 @@ pub use context::{Context, ContextError, Excluder, Source, SourceSet};
 pub use copy::{parse_chown, resolve_in_root};
 pub use engine::{
     cleanup_stale, BuildOptions, Builder, Downloaded, Fetcher, Frontend, HostMount, RunRequest,
-    RunStep, DEFAULT_PATH,
+    RunStep,
 };
 pub use error::{BuildError, Result};
 pub use frontend::{plan, DockerfileFrontend};

@@ -38,7 +38,8 @@ pub fn load(cli: &Cli) -> Result<&'static Settings, String> {
         hosts.push_chunk_size = n;
     }
     if let Some(n) = number("STRATA_TAGS_PAGE_SIZE")? {
-        hosts.tags_page_size = u32::try_from(n).map_err(|_| "STRATA_TAGS_PAGE_SIZE is too large")?;
+        hosts.tags_page_size =
+            u32::try_from(n).map_err(|_| "STRATA_TAGS_PAGE_SIZE is too large")?;
     }
     let snapshotter = std::env::var("STRATA_SNAPSHOTTER")
         .unwrap_or_default()

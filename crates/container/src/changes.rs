@@ -14,7 +14,7 @@ use oci::{Digest, History};
 use store::{BlobRef, LayerRecord, NewImage};
 
 use crate::error::{Error, Result};
-use crate::lifecycle::{now, Containers};
+use crate::lifecycle::Containers;
 
 /// What happened to a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,7 +232,7 @@ impl Containers {
         for c in &o.changes {
             image::apply_change(&mut cc, c)?;
         }
-        let created = now();
+        let created = oci::now();
         cfg.config = Some(cc);
         cfg.container = rec.id.clone();
         cfg.container_config = Some(stored.config.clone());

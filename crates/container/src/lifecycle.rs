@@ -67,10 +67,6 @@ extern "C" fn forward(sig: i32) {
 }
 
 
-pub(crate) fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
-}
-
 impl Containers {
     /// Opens the store and snapshotter of a strata root.
     pub fn open(root: &Path) -> Result<Containers> {
@@ -81,7 +77,7 @@ impl Containers {
     /// remembers that overlayfs works there).
     pub fn open_with(root: &Path, snapshotter: snapshot::Choice) -> Result<Containers> {
         let store = Store::open(root)?;
-        let snapshots = snapshot::open(&root.join("snapshots"), snapshotter)?;
+        let snapshots = snapshot::open(&store::Layout::new(root).snapshots(), snapshotter)?;
         Ok(Containers {
             store,
             root: root.to_path_buf(),
@@ -96,7 +92,7 @@ impl Containers {
 
     /// The directory of a container's state: `/etc` files, the rootfs mount point, logs.
     pub fn state_dir(&self, id: &str) -> PathBuf {
-        self.root.join("containers").join(id)
+        store::Layout::new(&self.root).containers().join(id)
     }
 
     pub(crate) fn rootfs(&self, id: &str) -> PathBuf {
@@ -127,11 +123,11 @@ impl Containers {
 
     /// Docker's `-init` layer, shared by every container of this root (made once).
     fn init_layer(&self) -> Result<PathBuf> {
-        let dir = self.root.join("containers").join("init-layer");
+        let dir = store::Layout::new(&self.root).containers().join("init-layer");
         if dir.join(".dockerenv").exists() {
             return Ok(dir);
         }
-        let parent = self.root.join("containers");
+        let parent = store::Layout::new(&self.root).containers();
         fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
         let tmp = parent.join(format!("init-layer.{}", std::process::id()));
         let _ = fs::remove_dir_all(&tmp);
@@ -214,49 +210,13 @@ impl Containers {
     }
 }
 
-/// Signal number of a name (`SIGTERM`, `TERM`, `term`) or number (`15`).
+/// Signal number of a name (`SIGTERM`, `TERM`, `term`, `RTMIN+3`) or number (`15`), as
+/// Docker parses `kill -s` and `StopSignal`: the Dockerfile frontend's table is the one home of
+/// signal names.
 pub fn signal_number(s: &str) -> Result<i32> {
-    if let Ok(n) = s.parse::<i32>() {
-        if (1..=64).contains(&n) {
-            return Ok(n);
-        }
-    }
-    let up = s.to_ascii_uppercase();
-    let name = up.strip_prefix("SIG").unwrap_or(&up);
-    let n = match name {
-        "HUP" => libc::SIGHUP,
-        "INT" => libc::SIGINT,
-        "QUIT" => libc::SIGQUIT,
-        "ILL" => libc::SIGILL,
-        "TRAP" => libc::SIGTRAP,
-        "ABRT" | "IOT" => libc::SIGABRT,
-        "BUS" => libc::SIGBUS,
-        "FPE" => libc::SIGFPE,
-        "KILL" => libc::SIGKILL,
-        "USR1" => libc::SIGUSR1,
-        "SEGV" => libc::SIGSEGV,
-        "USR2" => libc::SIGUSR2,
-        "PIPE" => libc::SIGPIPE,
-        "ALRM" => libc::SIGALRM,
-        "TERM" => libc::SIGTERM,
-        "CHLD" => libc::SIGCHLD,
-        "CONT" => libc::SIGCONT,
-        "STOP" => libc::SIGSTOP,
-        "TSTP" => libc::SIGTSTP,
-        "TTIN" => libc::SIGTTIN,
-        "TTOU" => libc::SIGTTOU,
-        "URG" => libc::SIGURG,
-        "XCPU" => libc::SIGXCPU,
-        "XFSZ" => libc::SIGXFSZ,
-        "VTALRM" => libc::SIGVTALRM,
-        "PROF" => libc::SIGPROF,
-        "WINCH" => libc::SIGWINCH,
-        "IO" | "POLL" => libc::SIGIO,
-        "PWR" => libc::SIGPWR,
-        "SYS" => libc::SIGSYS,
-        _ => return Err(Error::Invalid(format!("Invalid signal: {s}"))),
-    };
-    Ok(n)
+    dockerfile::parse_signal(s)
+        .map(|n| n as i32)
+        .map_err(|_| Error::Invalid(format!("Invalid signal: {s}")))
 }
 
 fn send(pid: i32, sig: i32) {
@@ -387,7 +347,7 @@ impl Containers {
             status: "running".into(),
             pid: c.pid(),
             exit_code: 0,
-            started_at: Some(now()),
+            started_at: Some(oci::now()),
             finished_at: None,
             error: String::new(),
         };
@@ -415,7 +375,7 @@ impl Containers {
             status: "exited".into(),
             pid: 0,
             exit_code: code,
-            finished_at: Some(now()),
+            finished_at: Some(oci::now()),
             ..started
         };
         // The record may be gone already (`rm -f` while it ran).
@@ -642,7 +602,7 @@ impl Containers {
     /// containers that were never recorded are removed. Returns the IDs it repaired.
     pub fn cleanup(&mut self) -> Result<Vec<String>> {
         let mut fixed = Vec::new();
-        let mounted_now = snapshot::mounts_under(&self.root.join("containers"))?;
+        let mounted_now = snapshot::mounts_under(&store::Layout::new(&self.root).containers())?;
         for c in self.store.containers()? {
             let rootfs = self.rootfs(&c.id);
             let mounted = mounted_now.iter().any(|m| m.starts_with(&rootfs));
@@ -669,7 +629,7 @@ impl Containers {
                         status: "exited".into(),
                         pid: 0,
                         exit_code: 137,
-                        finished_at: Some(now()),
+                        finished_at: Some(oci::now()),
                         ..c.state.clone()
                     };
                     self.store.set_container_state(&c.id, &st)?;
@@ -681,14 +641,7 @@ impl Containers {
         // the snapshot and the commit. Checked under the store lock, which create holds.
         // Under the store lock (which create holds while it prepares and records), so a
         // snapshot seen here without a record really has none.
-        let lock_path = self.root.join("lock");
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Error::io(&lock_path, e))?;
-        lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+        let lock = store::Layout::new(&self.root).lock()?;
         let orphans: Vec<String> = self
             .snapshots
             .list()?
@@ -737,4 +690,22 @@ fn wait_dead(pid: i32, timeout: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(10));
     }
     true
+}
+
+#[cfg(test)]
+mod signal_tests {
+    use super::signal_number;
+
+    #[test]
+    fn kill_signals_are_named_as_in_dockerfiles() {
+        assert_eq!(signal_number("SIGTERM").unwrap(), libc::SIGTERM);
+        assert_eq!(signal_number("kill").unwrap(), libc::SIGKILL);
+        assert_eq!(signal_number("9").unwrap(), 9);
+        assert_eq!(signal_number("RTMIN+3").unwrap(), 37);
+        assert_eq!(
+            signal_number("NOPE").unwrap_err().to_string(),
+            signal_number("0").unwrap_err().to_string().replace(": 0", ": NOPE")
+        );
+        assert!(signal_number("65").is_err());
+    }
 }

@@ -51,17 +51,12 @@ impl LogPump {
     }
 }
 
-fn now() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.9fZ")
-        .to_string()
-}
 
 fn append(log: &mut File, stream: Stream, line: &[u8]) {
     let entry = LogEntry {
         log: String::from_utf8_lossy(line).into_owned(),
         stream,
-        time: now(),
+        time: oci::now(),
     };
     let mut text = serde_json::to_vec(&entry).expect("log entries serialise");
     text.push(b'\n');

@@ -8,7 +8,7 @@ use oci::{Digest, History, ImageConfig, Reference, RootFs};
 use store::{NewImage, Store};
 
 use crate::changes::apply_change;
-use crate::config::{empty_container_config, go_arch, now, STRATA_VERSION};
+use crate::config::{empty_container_config, STRATA_VERSION};
 use crate::error::Result;
 use crate::ingest::ingest_layer;
 
@@ -31,13 +31,13 @@ pub fn import(store: &mut Store, input: impl Read, opts: &ImportOptions<'_>) -> 
     }
     let staging = store.stage()?;
     let layer = ingest_layer(&staging, "the imported tarball", input, None, None)?;
-    let created = now();
+    let created = oci::now();
     let comment = opts
         .message
         .map(str::to_string)
         .unwrap_or_else(|| format!("Imported from {}", opts.source));
     let config = ImageConfig {
-        architecture: go_arch().to_string(),
+        architecture: oci::host_architecture().to_string(),
         comment: comment.clone(),
         config: Some(cfg),
         container_config: Some(empty_container_config()),

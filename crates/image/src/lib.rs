@@ -25,7 +25,7 @@ pub use cache::{
     IMAGE_ANNOTATION, PARENT_ANNOTATION,
 };
 pub use changes::apply_change;
-pub use config::{go_arch, now, read_config, STRATA_VERSION};
+pub use config::{read_config, STRATA_VERSION};
 pub use error::{Error, Result};
 pub use import::{import, ImportOptions};
 pub use ingest::{ingest_layer, StagedLayer};

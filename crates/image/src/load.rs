@@ -391,7 +391,7 @@ fn oci_images(store: &Store, staging: &Staging, dir: &ArchiveDir) -> Result<Vec<
             let inner: Index = serde_json::from_slice(&bytes)
                 .map_err(|e| Error::Archive(format!("index {}: {e}", desc.digest)))?;
             // Take the manifest for this machine's platform, as a pull would.
-            let arch = crate::config::go_arch();
+            let arch = oci::host_architecture();
             let pick = inner.manifests.into_iter().find(|m| {
                 m.platform
                     .as_ref()

@@ -15,9 +15,18 @@ use serde_json::{Map, Value};
 use crate::digest::Digest;
 use crate::gojson::GoJson;
 
-/// The `PATH` Docker puts first in every built image's `Env`.
-pub const DEFAULT_PATH_ENV: &str =
-    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+macro_rules! default_path {
+    () => {
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    };
+}
+
+/// Docker's default `PATH` for Linux containers: what a container gets when its image sets
+/// none, and what a build puts first in the `Env` of an image that had none.
+pub const DEFAULT_PATH: &str = default_path!();
+
+/// [`DEFAULT_PATH`] as an `Env` entry.
+pub const DEFAULT_PATH_ENV: &str = concat!("PATH=", default_path!());
 
 /// The Go zero `time.Time` as Docker prints it.
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -260,20 +269,25 @@ pub struct ImageConfig {
     pub extra: Map<String, Value>,
 }
 
-/// This machine's architecture as Go names it (`GOARCH`), which Docker writes in configs.
+/// This machine's architecture as Go names it (`GOARCH`), which Docker writes in configs and
+/// platforms: the one place strata turns Rust's name into Go's.
 pub fn host_architecture() -> &'static str {
-    go_architecture(std::env::consts::ARCH)
+    go_architecture(std::env::consts::ARCH, cfg!(target_endian = "little"))
 }
 
-/// Go's name (`amd64`, `arm64`, …) for a Rust target architecture name.
-pub fn go_architecture(rust_arch: &str) -> &str {
-    match rust_arch {
-        "x86_64" => "amd64",
-        "x86" => "386",
-        "aarch64" => "arm64",
-        "powerpc64" => "ppc64",
-        "loongarch64" => "loong64",
-        other => other,
+/// Go's name (`amd64`, `arm64`, `ppc64le`, …) for a Rust target architecture name; Rust names
+/// both byte orders of some architectures alike, Go does not.
+pub fn go_architecture(rust_arch: &str, little_endian: bool) -> &str {
+    match (rust_arch, little_endian) {
+        ("x86_64", _) => "amd64",
+        ("x86", _) => "386",
+        ("aarch64", _) => "arm64",
+        ("powerpc64", true) => "ppc64le",
+        ("powerpc64", false) => "ppc64",
+        ("mips64", true) => "mips64le",
+        ("mips", true) => "mipsle",
+        ("loongarch64", _) => "loong64",
+        (other, _) => other,
     }
 }
 
@@ -482,6 +496,17 @@ impl ImageInspect {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn go_architecture_names_both_byte_orders() {
+        use super::go_architecture as g;
+        assert_eq!(g("x86_64", true), "amd64");
+        assert_eq!(g("aarch64", true), "arm64");
+        assert_eq!(g("powerpc64", true), "ppc64le");
+        assert_eq!(g("powerpc64", false), "ppc64");
+        assert_eq!(g("s390x", false), "s390x");
+        assert_eq!(g("riscv64", true), "riscv64");
+    }
+
     use super::*;
 
     #[test]

@@ -16,14 +16,16 @@ mod digest;
 mod gojson;
 mod manifest;
 mod reference;
+mod time;
 
 pub use config::{
     go_architecture, host_architecture, ConfigError, ContainerConfig, GraphDriver, HealthConfig,
-    History, ImageConfig, ImageInspect, InspectMetadata, InspectRootFs, RootFs, DEFAULT_PATH_ENV,
+    History, ImageConfig, ImageInspect, InspectMetadata, InspectRootFs, RootFs, DEFAULT_PATH, DEFAULT_PATH_ENV,
     ZERO_TIME,
 };
 pub use digest::{Digest, DigestError, Hasher};
 pub use gojson::GoJson;
+pub use time::now;
 pub use manifest::{
     annotation, chain_id, chain_ids, empty_layer_diff_id, media_kind, media_type, sniff_kind,
     Compression, Descriptor, Index, Manifest, ManifestError, MediaKind, Platform,

@@ -152,11 +152,11 @@ fn wanted_platform(opts: &PullOptions) -> (String, String, Option<String>) {
     if let Some(p) = &opts.platform {
         let mut parts = p.split('/');
         let os = parts.next().unwrap_or("linux").to_string();
-        let arch = parts.next().unwrap_or(image::go_arch()).to_string();
+        let arch = parts.next().unwrap_or(oci::host_architecture()).to_string();
         let variant = parts.next().map(str::to_string);
         return (os, arch, variant);
     }
-    ("linux".into(), image::go_arch().into(), None)
+    ("linux".into(), oci::host_architecture().into(), None)
 }
 
 /// Resolves `r` to an image manifest: (manifest bytes, repo digest to record).

@@ -8,7 +8,7 @@ use crate::caps;
 use crate::error::{Error, Result};
 
 /// Docker's default `PATH` for Linux containers.
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub use oci::DEFAULT_PATH;
 
 /// Docker's smallest `--memory`.
 pub const MIN_MEMORY: u64 = 6 * 1024 * 1024;

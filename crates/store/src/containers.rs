@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use oci::Digest;
 
-use crate::db::{digest_col, now};
+use crate::db::digest_col;
 use crate::error::{Error, Result};
 use crate::publish::Publisher;
 use crate::Store;
@@ -132,7 +132,7 @@ impl Publisher<'_> {
                 c.image_name,
                 c.snapshot,
                 c.config,
-                now()
+                oci::now()
             ],
         )?;
         Ok(())

@@ -123,10 +123,6 @@ pub struct NewImage<'a> {
     pub created: &'a str,
 }
 
-pub(crate) fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
-}
-
 pub(crate) fn digest_col(s: String) -> Result<Digest> {
     Digest::from_str(&s).map_err(|e| Error::Corrupt(e.to_string()))
 }

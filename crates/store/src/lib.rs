@@ -29,6 +29,7 @@ mod blobs;
 mod containers;
 mod db;
 mod error;
+mod layout;
 mod publish;
 mod staging;
 
@@ -36,6 +37,7 @@ pub use blobs::{BlobWriter, StagedBlob};
 pub use containers::{ContainerRecord, ContainerState, NewContainer};
 pub use db::{BlobRef, ImageRecord, LayerRecord, NewImage};
 pub use error::{Error, Result};
+pub use layout::Layout;
 pub use publish::Publisher;
 pub use staging::Staging;
 

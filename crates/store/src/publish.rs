@@ -31,15 +31,7 @@ pub struct Publisher<'a> {
 }
 
 fn lock_store(root: &Path) -> Result<File> {
-    let p = root.join("lock");
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&p)
-        .map_err(|e| Error::io(&p, e))?;
-    f.lock().map_err(|e| Error::io(&p, e))?;
-    Ok(f)
+    crate::Layout::new(root).lock()
 }
 
 impl<'a> Publisher<'a> {
@@ -170,7 +162,7 @@ impl<'a> Publisher<'a> {
                 id.to_string(),
                 img.parent.map(|p| p.to_string()),
                 img.created,
-                db::now()
+                oci::now()
             ],
         )?;
         for (i, l) in img.layers.iter().enumerate() {
@@ -197,7 +189,7 @@ impl<'a> Publisher<'a> {
         )?;
         self.tx.execute(
             "UPDATE images SET last_tag_time = ?2 WHERE id = ?1",
-            params![image.to_string(), db::now()],
+            params![image.to_string(), oci::now()],
         )?;
         let old = old
             .map(|s| Digest::from_str(&s).map_err(|e| Error::Corrupt(e.to_string())))

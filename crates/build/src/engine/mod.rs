@@ -84,7 +84,6 @@ pub struct BuildOptions {
     pub ssh: BTreeMap<String, PathBuf>,
 }
 
-pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 use dockerfile::PROXY_ARGS;
 
 /// Fetches a missing image into the store and returns its ID.
@@ -296,7 +295,7 @@ impl Builder<'_> {
             (
                 None,
                 ImageConfig {
-                    architecture: image::go_arch().into(),
+                    architecture: oci::host_architecture().into(),
                     os: "linux".into(),
                     ..Default::default()
                 },
@@ -324,7 +323,7 @@ impl Builder<'_> {
             let mut cfg = st.run_config();
             let env = cfg.env.get_or_insert_with(Vec::new);
             if !env.iter().any(|e| e.starts_with("PATH=")) {
-                env.insert(0, DEFAULT_PATH.to_string());
+                env.insert(0, oci::DEFAULT_PATH_ENV.to_string());
             }
             cfg.cmd = cfg.cmd.take();
             st.config.config = Some(cfg);
@@ -664,7 +663,7 @@ impl Builder<'_> {
         layer: Option<NewLayer>,
         quiet: bool,
     ) -> Result<Digest> {
-        let created = image::now();
+        let created = oci::now();
         let created_by = probe
             .as_ref()
             .and_then(|p| p.cmd.clone())
@@ -683,7 +682,7 @@ impl Builder<'_> {
         cfg.created = Some(created.clone());
         cfg.docker_version = image::STRATA_VERSION.into();
         if cfg.architecture.is_empty() {
-            cfg.architecture = image::go_arch().into();
+            cfg.architecture = oci::host_architecture().into();
         }
         if cfg.os.is_empty() {
             cfg.os = "linux".into();

@@ -261,7 +261,7 @@ fn parse_secrets(list: &[String]) -> Result<BTreeMap<String, PathBuf>> {
 
 pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
     if let Some(p) = &a.platform {
-        let host = format!("linux/{}", image::go_arch());
+        let host = format!("linux/{}", oci::host_architecture());
         if p != &host && p != "linux" {
             return Err(Failure::new(
                 1,
@@ -392,7 +392,7 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
         // A context on disk keeps its file hashes for the next build (a tar from standard
         // input is unpacked anew each time, so it would only fill the cache).
         ctx = ctx.with_hash_cache(build::HashCache::for_context(
-            &root.join("build/hashes"),
+            &store::Layout::new(root).build_hashes(),
             &context_dir,
         ));
     }
@@ -408,8 +408,8 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
     let plan = build::plan(&df).map_err(|e| Failure::new(1, e))?;
     let frontend = build::DockerfileFrontend::new(df.escape);
 
-    let snapshots = snapshot::open(&root.join("snapshots"), crate::settings::get().snapshotter)?;
-    let build_dir = root.join("build");
+    let snapshots = snapshot::open(&store::Layout::new(root).snapshots(), crate::settings::get().snapshotter)?;
+    let build_dir = store::Layout::new(root).build();
     let init = build_dir.join("init");
     if !init.join(".dockerenv").exists() {
         fs::create_dir_all(&init)?;
@@ -491,7 +491,7 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
             context: &ctx,
             work_dir: work,
             init_layer: init,
-            cache_dir: build_dir.join("cache"),
+            cache_dir: store::Layout::new(root).build_cache(),
             stage_images: Vec::new(),
             puller: Some(&puller),
             fetcher: Some(&fetcher),

@@ -108,7 +108,7 @@ pub fn run(root: &std::path::Path, a: DfArgs) -> Result<()> {
 
 /// `RUN --mount=type=cache` directories: how many, and their size.
 pub fn build_cache_usage(root: &std::path::Path) -> (usize, u64) {
-    let dir = root.join("build/cache");
+    let dir = store::Layout::new(root).build_cache();
     let Ok(rd) = std::fs::read_dir(&dir) else {
         return (0, 0);
     };
@@ -126,14 +126,14 @@ pub fn build_cache_usage(root: &std::path::Path) -> (usize, u64) {
 pub fn prune_build_cache(root: &std::path::Path, a: crate::cli::PruneArgs) -> Result<()> {
     let _ = (a.all, a.force); // strata never prompts; there is one kind of build cache.
     let (_, size) = build_cache_usage(root);
-    let dir = root.join("build/cache");
+    let dir = store::Layout::new(root).build_cache();
     if let Ok(rd) = std::fs::read_dir(&dir) {
         for e in rd.flatten() {
             std::fs::remove_dir_all(e.path())?;
         }
     }
     // The context hash cache only saves reading files again; it goes too.
-    if let Ok(rd) = std::fs::read_dir(root.join("build/hashes")) {
+    if let Ok(rd) = std::fs::read_dir(store::Layout::new(root).build_hashes()) {
         for e in rd.flatten() {
             let _ = std::fs::remove_file(e.path());
         }

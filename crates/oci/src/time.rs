@@ -1,0 +1,17 @@
+//! The one clock reading strata writes: image configs, history, container records, store rows
+//! and log entries all take their times from [`now`].
+
+/// Now in UTC, as Docker writes times (RFC 3339 with nanoseconds: `2024-01-02T03:04:05.123456789Z`).
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_are_utc_with_nanoseconds() {
+        let t = super::now();
+        assert_eq!(t.len(), "2024-01-02T03:04:05.123456789Z".len(), "{t}");
+        assert!(t.ends_with('Z') && t.as_bytes()[10] == b'T', "{t}");
+    }
+}
