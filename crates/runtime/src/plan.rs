@@ -232,9 +232,12 @@ fn fs_params(data: &str) -> Result<Vec<(CString, Option<CString>)>> {
 
 /// A new filesystem of type `fstype` with data options `data` and mount attributes.
 fn new_fs(fstype: &str, data: &str, attrs: u64) -> Result<MountSrc> {
+    // The source mountinfo shows, as mount(2) would with the type as source.
+    let mut params = vec![(cs("source")?, Some(cs(fstype)?))];
+    params.extend(fs_params(data)?);
     Ok(MountSrc::Fs {
         fstype: cs(fstype)?,
-        params: fs_params(data)?,
+        params,
         attrs,
     })
 }
