@@ -66,7 +66,7 @@ pub enum Error {
         reason: String,
     },
     /// `--init` was asked for but no init binary was given ([`crate::SpawnOptions::init_path`]).
-    #[error("--init needs an init binary (Docker's docker-init): none was found at /usr/bin/tini-static, /usr/bin/docker-init or /usr/libexec/docker/docker-init, and no \"init-path\" is configured; install Debian's tini package")]
+    #[error("--init needs an init binary (Docker's docker-init) and none was found: \"init-path\" in the configuration file names no file, or it is unset and there is none of /usr/bin/tini-static, /usr/bin/docker-init, /usr/libexec/docker/docker-init (install Debian's tini package)")]
     NoInit,
     /// The container's first process is gone (or its PID now names another process).
     #[error("container process {pid} is gone")]

@@ -116,8 +116,9 @@ const INIT_PATHS: [&str; 3] = [
 ];
 
 /// The init binary for `--init`: `init-path` in `$STRATA_CONFIG` (default
-/// `/etc/strata/daemon.json`, Docker's daemon.json key), else the first of [`INIT_PATHS`]
-/// that exists. None when there is none (a container with `--init` then fails to start).
+/// `/etc/strata/daemon.json`, Docker's daemon.json key) when set (if it names no file there
+/// is none), else the first of [`INIT_PATHS`] that exists. None when there is none (a
+/// container with `--init` then fails to start with a clear error).
 pub fn init_path() -> Option<std::path::PathBuf> {
     let config = std::env::var_os("STRATA_CONFIG")
         .map(std::path::PathBuf::from)
@@ -126,8 +127,11 @@ pub fn init_path() -> Option<std::path::PathBuf> {
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|v| v.get("init-path")?.as_str().map(std::path::PathBuf::from));
-    configured
-        .into_iter()
-        .chain(INIT_PATHS.iter().map(std::path::PathBuf::from))
-        .find(|p| p.is_file())
+    match configured {
+        Some(p) => Some(p).filter(|p| p.is_file()),
+        None => INIT_PATHS
+            .iter()
+            .map(std::path::PathBuf::from)
+            .find(|p| p.is_file()),
+    }
 }
