@@ -19,6 +19,8 @@ pub struct Containers {
     pub(crate) store: Store,
     pub(crate) root: PathBuf,
     pub(crate) snapshots: Box<dyn Snapshotter>,
+    /// `docker-init` for `--init` (see [`Containers::set_init_path`]).
+    pub(crate) init_path: Option<PathBuf>,
 }
 
 /// Where a started container's standard streams go.
@@ -82,7 +84,20 @@ impl Containers {
             store,
             root: root.to_path_buf(),
             snapshots,
+            init_path: None,
         })
+    }
+
+    /// The init binary `--init` mounts at `/sbin/docker-init` (Docker's `init-path`; tini).
+    /// Without one, starting a container made with `--init` fails with a clear error.
+    pub fn set_init_path(&mut self, path: Option<PathBuf>) {
+        self.init_path = path;
+    }
+
+    /// Where the started container's first process is recorded (PID and start time), so that
+    /// `exec` joins that very process and never whatever reused its PID.
+    fn init_record(&self, id: &str) -> PathBuf {
+        self.state_dir(id).join("init.pid")
     }
 
     /// The store (for image commands sharing this handle).
@@ -307,6 +322,7 @@ impl Containers {
                     stderr,
                     kill_with_parent: true,
                     tty,
+                    init_path: self.init_path.clone(),
                 },
             )?)
         })();
@@ -343,6 +359,9 @@ impl Containers {
         if let Some(m) = c.take_pty_master() {
             relay_tty(m, stored.options.interactive);
         }
+        let init = c.init_process();
+        let record = self.init_record(&rec.id);
+        let _ = fs::write(&record, format!("{} {}\n", init.pid, init.start_time));
         let started = ContainerState {
             status: "running".into(),
             pid: c.pid(),
@@ -477,8 +496,19 @@ impl Containers {
         let rootfs = self.rootfs(&rec.id);
         let u = runtime::resolve_user(&rootfs, &p.user)?;
         p.apply_user(&u);
+        let init = fs::read_to_string(self.init_record(&rec.id))
+            .ok()
+            .and_then(|t| {
+                let (pid, start) = t.trim().split_once(' ')?;
+                Some(runtime::InitProcess {
+                    pid: pid.parse().ok()?,
+                    start_time: start.parse().ok()?,
+                })
+            })
+            .filter(|i| i.pid == rec.state.pid)
+            .ok_or_else(|| Error::NotRunning(rec.id.clone()))?;
         let mut c = runtime::exec(
-            rec.state.pid,
+            init,
             &p,
             runtime::ExecOptions {
                 stdin: io.stdin,

@@ -7,19 +7,56 @@
 //! `CLONE_NEWNET` for `--network none`). The child is PID 1 of the new PID namespace; it runs
 //! [`child`], which performs only raw system calls on the prepared data (no allocation, no
 //! locks, no glibc `setuid` wrappers, which would try to synchronise threads that do not exist
-//! in the child), and finally `execve`s the command, which stays PID 1 as in Docker (or runs
-//! under a minimal init with `--init`). Failures are reported through a close-on-exec pipe as
-//! `(kind, step, errno)`; end of file on the pipe means the exec succeeded. No helper binary
-//! and no re-exec of `/proc/self/exe` are needed, so this works the same from tests and from
-//! the `strata` binary.
+//! in the child), and finally `execve`s the command, which stays PID 1 as in Docker (with
+//! `--init`, the command is Docker's `docker-init`, bind-mounted read-only from the host).
+//! Failures are reported through a close-on-exec pipe as `(kind, step, errno)`; end of file on
+//! the pipe means the exec succeeded. No helper binary and no re-exec of `/proc/self/exe` are
+//! needed, so this works the same from tests and from the `strata` binary.
+//!
+//! Isolation rules while strata's code runs in the container's namespaces: the process is not
+//! dumpable (`PR_SET_DUMPABLE` 0: nothing in the container can ptrace it or read its memory,
+//! `/proc/PID/exe` or descriptors; execve makes the command dumpable again); it joins a fresh
+//! session keyring; right after taking its standard streams it closes every descriptor but
+//! the few the plan lists (status pipe, terminal socket, cgroup files), and those close on
+//! exec; mount targets are opened with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS)` from a
+//! descriptor of the root and mounted through descriptors (`open_tree`/`fsmount` +
+//! `move_mount`), then checked to be what is visible at that path.
 
 use std::ffi::CString;
 use std::os::fd::RawFd;
 
 use crate::plan::{
-    Op, Plan, Tail, K_CWD, K_EXEC, K_NOT_IN_PATH, K_SETUP, K_STAT, S_CAPS, S_CGROUP, S_CWD,
-    S_HOSTNAME, S_LO, S_NNP, S_PIVOT, S_RO_ROOT, S_STDIO, S_TTY, S_USER,
+    MountSrc, Op, Plan, Tail, K_CWD, K_EXEC, K_NOT_IN_PATH, K_SETUP, K_STAT, S_CAPS, S_CGROUP,
+    S_CWD, S_HOSTNAME, S_ISOLATE, S_LO, S_NNP, S_PIVOT, S_PRIVATE, S_RO_ROOT, S_ROOT_BIND,
+    S_STDIO, S_TTY, S_USER,
 };
+use crate::scope::{openat2, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS};
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x04;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+pub(crate) const MOUNT_ATTR_RDONLY: u64 = 0x01;
+pub(crate) const MOUNT_ATTR_NOSUID: u64 = 0x02;
+pub(crate) const MOUNT_ATTR_NODEV: u64 = 0x04;
+pub(crate) const MOUNT_ATTR_NOEXEC: u64 = 0x08;
+pub(crate) const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+const FSOPEN_CLOEXEC: libc::c_uint = 1;
+const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
+const CLOSE_RANGE_CLOEXEC: libc::c_uint = 4;
+
+/// `struct mount_attr` of mount_setattr(2).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
 
 const NOSUID: libc::c_ulong = libc::MS_NOSUID;
 const NODEV: libc::c_ulong = libc::MS_NODEV;
@@ -47,12 +84,173 @@ fn ptr(c: &Option<CString>) -> *const libc::c_char {
     c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr())
 }
 
+/// Closes every descriptor from 3 up except those in `keep` (sorted ascending). Raw.
+pub(crate) fn close_all_but(keep: &[RawFd]) {
+    let mut next: u32 = 3;
+    // SAFETY: close_range on descriptor numbers; no memory is touched.
+    unsafe {
+        for &k in keep {
+            if k < 0 || (k as u32) < next {
+                continue;
+            }
+            if k as u32 > next {
+                libc::syscall(libc::SYS_close_range, next, k as u32 - 1, 0u32);
+            }
+            next = k as u32 + 1;
+        }
+        libc::syscall(libc::SYS_close_range, next, u32::MAX, 0u32);
+    }
+}
+
+/// Not dumpable (no ptrace, no /proc/PID/mem or fd access from the container while strata's
+/// code runs) and a fresh anonymous session keyring. Raw.
+pub(crate) fn isolate() -> std::result::Result<(), i32> {
+    // SAFETY: prctl and keyctl with integer and null arguments.
+    unsafe {
+        if libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 {
+            return Err(errno());
+        }
+        if libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<libc::c_char>(),
+        ) < 0
+        {
+            return Err(errno());
+        }
+    }
+    Ok(())
+}
+
+/// Mounts `src` on `rel` (symlink-free, relative to the root open as `rootfd`) through
+/// descriptors, then checks that the path now shows the new mount. Raw system calls only.
+fn mount_at(rootfd: RawFd, rel: &CString, src: &MountSrc) -> std::result::Result<(), i32> {
+    let resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    // SAFETY: raw system calls on C strings and structures owned by the plan or the stack.
+    unsafe {
+        let target = openat2(rootfd, rel, libc::O_PATH, resolve);
+        if target < 0 {
+            return Err(-target);
+        }
+        let fail = |e: i32, fds: &[RawFd]| {
+            for fd in fds {
+                libc::close(*fd);
+            }
+            Err(e)
+        };
+        let mnt = match src {
+            MountSrc::Tree {
+                path,
+                recursive,
+                readonly,
+            } => {
+                let rec = if *recursive { AT_RECURSIVE } else { 0 };
+                let fd = libc::syscall(
+                    libc::SYS_open_tree,
+                    libc::AT_FDCWD,
+                    path.as_ptr(),
+                    OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | rec,
+                ) as RawFd;
+                if fd < 0 {
+                    return fail(errno(), &[target]);
+                }
+                if *readonly {
+                    let attr = MountAttr {
+                        attr_set: MOUNT_ATTR_RDONLY,
+                        attr_clr: 0,
+                        propagation: 0,
+                        userns_fd: 0,
+                    };
+                    if libc::syscall(
+                        libc::SYS_mount_setattr,
+                        fd,
+                        c"".as_ptr(),
+                        libc::AT_EMPTY_PATH as libc::c_uint | rec,
+                        &attr as *const MountAttr,
+                        std::mem::size_of::<MountAttr>(),
+                    ) != 0
+                    {
+                        return fail(errno(), &[target, fd]);
+                    }
+                }
+                fd
+            }
+            MountSrc::Fs {
+                fstype,
+                params,
+                attrs,
+            } => {
+                let fs = libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) as RawFd;
+                if fs < 0 {
+                    return fail(errno(), &[target]);
+                }
+                for (k, v) in params {
+                    let (cmd, vp) = match v {
+                        Some(v) => (FSCONFIG_SET_STRING, v.as_ptr()),
+                        None => (FSCONFIG_SET_FLAG, std::ptr::null()),
+                    };
+                    if libc::syscall(libc::SYS_fsconfig, fs, cmd, k.as_ptr(), vp, 0) != 0 {
+                        return fail(errno(), &[target, fs]);
+                    }
+                }
+                if libc::syscall(
+                    libc::SYS_fsconfig,
+                    fs,
+                    FSCONFIG_CMD_CREATE,
+                    std::ptr::null::<libc::c_char>(),
+                    std::ptr::null::<libc::c_char>(),
+                    0,
+                ) != 0
+                {
+                    return fail(errno(), &[target, fs]);
+                }
+                let m = libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, *attrs) as RawFd;
+                if m < 0 {
+                    return fail(errno(), &[target, fs]);
+                }
+                libc::close(fs);
+                m
+            }
+        };
+        if libc::syscall(
+            libc::SYS_move_mount,
+            mnt,
+            c"".as_ptr(),
+            target,
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        ) != 0
+        {
+            return fail(errno(), &[target, mnt]);
+        }
+        // The mount must be what the root shows at `rel` now.
+        let check = openat2(rootfd, rel, libc::O_PATH, resolve);
+        if check < 0 {
+            return fail(-check, &[target, mnt]);
+        }
+        let mut a: libc::stat = std::mem::zeroed();
+        let mut b: libc::stat = std::mem::zeroed();
+        let same = libc::fstat(check, &mut a) == 0
+            && libc::fstat(mnt, &mut b) == 0
+            && a.st_dev == b.st_dev
+            && a.st_ino == b.st_ino;
+        libc::close(check);
+        libc::close(mnt);
+        libc::close(target);
+        if !same {
+            return Err(libc::EXDEV);
+        }
+    }
+    Ok(())
+}
+
 /// Runs one setup op; returns the errno on failure.
-fn run_op(op: &Op) -> std::result::Result<(), i32> {
+fn run_op(op: &Op, rootfd: RawFd) -> std::result::Result<(), i32> {
     // SAFETY: all pointers come from CStrings owned by the plan.
     unsafe {
         let ok = |r: libc::c_int| if r == 0 { Ok(()) } else { Err(errno()) };
         match op {
+            Op::MountAt { rel, src } => mount_at(rootfd, rel, src),
             Op::Mount {
                 src,
                 target,
@@ -311,6 +509,9 @@ pub(crate) fn child(p: &Plan, errfd: RawFd) -> ! {
     let setup = |step: usize, e: i32| -> ! { fail(errfd, K_SETUP, step, e) };
     // SAFETY: raw, async-signal-safe system calls on data prepared before clone.
     unsafe {
+        if let Err(e) = isolate() {
+            setup(S_ISOLATE, e);
+        }
         reset_signals();
         if p.kill_with_parent {
             libc::prctl(
@@ -327,17 +528,47 @@ pub(crate) fn child(p: &Plan, errfd: RawFd) -> ! {
                 setup(S_STDIO, errno());
             }
         }
+        // Nothing of strata's (store, locks, logs of other containers) stays open.
+        close_all_but(&p.keep_fds);
         for fd in &p.cgroup_fds {
             if libc::write(*fd, b"0".as_ptr().cast(), 1) != 1 {
                 setup(S_CGROUP, errno());
             }
         }
         libc::umask(0);
+        if libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ) != 0
+        {
+            setup(S_PRIVATE, errno());
+        }
+        if libc::mount(
+            p.rootfs.as_ptr(),
+            p.rootfs.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND | libc::MS_REC,
+            std::ptr::null(),
+        ) != 0
+        {
+            setup(S_ROOT_BIND, errno());
+        }
+        let rootfd = libc::open(
+            p.rootfs.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        );
+        if rootfd < 0 {
+            setup(S_ROOT_BIND, errno());
+        }
         for (op, step) in &p.pre {
-            if let Err(e) = run_op(op) {
+            if let Err(e) = run_op(op, rootfd) {
                 setup(*step, e);
             }
         }
+        libc::close(rootfd);
         // pivot_root into the root filesystem and drop the old root.
         if libc::chdir(p.rootfs.as_ptr()) != 0
             || libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) != 0
@@ -347,7 +578,7 @@ pub(crate) fn child(p: &Plan, errfd: RawFd) -> ! {
             setup(S_PIVOT, errno());
         }
         for (op, step) in &p.post {
-            if let Err(e) = run_op(op) {
+            if let Err(e) = run_op(op, -1) {
                 setup(*step, e);
             }
         }
@@ -375,68 +606,7 @@ pub(crate) fn child(p: &Plan, errfd: RawFd) -> ! {
                 setup(S_LO, e);
             }
         }
-        if p.init {
-            run_init(&p.tail, errfd);
-        }
         exec_tail(&p.tail, errfd);
-    }
-}
-
-/// `--init`: stay as PID 1 (with the container's user and capabilities, like Docker's
-/// tini), run the command as a child, forward signals to it, reap every zombie, and exit
-/// with the command's status (128+N when it was killed by signal N). Raw system calls only.
-fn run_init(p: &Tail, errfd: RawFd) -> ! {
-    credentials(p, errfd);
-    // SAFETY: raw, async-signal-safe system calls; the clone runs `exec_cmd` only.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::sigprocmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
-        let pid = libc::syscall(
-            libc::SYS_clone,
-            libc::SIGCHLD as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        );
-        if pid < 0 {
-            fail(errfd, K_SETUP, S_USER, errno());
-        }
-        if pid == 0 {
-            let mut none: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut none);
-            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-            exec_cmd(p, errfd);
-        }
-        let pid = pid as libc::pid_t;
-        // The command reports exec failures itself; the parent must see end of file when it
-        // has exec'd, so the init keeps no copy of the status pipe.
-        libc::close(errfd);
-        loop {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            let sig = libc::sigwaitinfo(&all, &mut info);
-            if sig < 0 {
-                continue;
-            }
-            if sig != libc::SIGCHLD {
-                libc::kill(pid, sig);
-                continue;
-            }
-            loop {
-                let mut status = 0;
-                let r = libc::waitpid(-1, &mut status, libc::WNOHANG);
-                if r <= 0 {
-                    break;
-                }
-                if r == pid {
-                    if libc::WIFEXITED(status) {
-                        libc::_exit(libc::WEXITSTATUS(status));
-                    }
-                    libc::_exit(128 + libc::WTERMSIG(status));
-                }
-            }
-        }
     }
 }
 
@@ -525,14 +695,13 @@ fn credentials(p: &Tail, errfd: RawFd) {
 fn exec_cmd(p: &Tail, errfd: RawFd) -> ! {
     // SAFETY: raw, async-signal-safe system calls on data prepared before fork/clone.
     unsafe {
-        // Everything but the standard streams and the status pipe closes on exec.
+        // Everything but the standard streams closes on exec, the status pipe included.
         libc::syscall(
             libc::SYS_close_range,
             3u32,
             u32::MAX,
-            4u32, /* CLOSE_RANGE_CLOEXEC */
+            CLOSE_RANGE_CLOEXEC,
         );
-        libc::fcntl(errfd, libc::F_SETFD, libc::FD_CLOEXEC);
 
         if p.argv0_has_slash {
             let mut st: libc::stat = std::mem::zeroed();

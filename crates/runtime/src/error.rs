@@ -57,6 +57,20 @@ pub enum Error {
     /// A bind mount's source does not exist.
     #[error("invalid mount config for type \"bind\": bind source path does not exist: {0}")]
     BindSource(PathBuf),
+    /// A mount target could not be resolved inside the root filesystem (too many symlinks, a
+    /// file where a directory is needed, ...): runc's wording, with what went wrong.
+    #[error("failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: error during container init: error mounting {source_path:?} to rootfs at {target:?}: {reason}: unknown")]
+    MountTarget {
+        source_path: String,
+        target: String,
+        reason: String,
+    },
+    /// `--init` was asked for but no init binary was given ([`crate::SpawnOptions::init_path`]).
+    #[error("--init needs an init binary (Docker's docker-init) and none was found: \"init-path\" in the configuration file names no file, or it is unset and there is none of /usr/bin/tini-static, /usr/bin/docker-init, /usr/libexec/docker/docker-init (install Debian's tini package)")]
+    NoInit,
+    /// The container's first process is gone (or its PID now names another process).
+    #[error("container process {pid} is gone")]
+    ProcessGone { pid: i32 },
     /// A cgroup could not be made or configured.
     #[error("cgroup {path}: {reason}")]
     Cgroup { path: PathBuf, reason: String },

@@ -46,7 +46,10 @@ pub use caps::{capability_name, capability_number, DEFAULT_CAPABILITIES};
 pub use cgroup::{is_v2 as cgroup_v2, remove_stale as remove_stale_cgroups};
 pub use error::{Error, Phase, Result};
 pub use etc::{make_init_layer, write_etc_files, ETC_FILES};
-pub use process::{exec, run, run_step, spawn, Container, ExecOptions, SpawnOptions, Stdio};
+pub use process::{
+    exec, process_start_time, run, run_step, spawn, Container, ExecOptions, InitProcess,
+    SpawnOptions, Stdio,
+};
 pub use spec::{
     compose, ImageConfig, MountKind, MountSpec, Network, Process, Resources, RunOptions, Spec,
     DEFAULT_PATH, MASKED_PATHS, READONLY_PATHS,

@@ -1,7 +1,8 @@
 //! Everything a container's child process needs, prepared in the parent before `clone`:
-//! mount operations with their target paths resolved inside the root filesystem (mount points
-//! created only when missing, and recorded), argv/envp as C strings, the `PATH` directories,
-//! credentials and capabilities. The child (see `child.rs`) only walks this data.
+//! mount operations with their targets resolved inside the root filesystem by
+//! [`resolve_in_root`] (symlink-free paths relative to the root; mount points created through
+//! directory descriptors only when missing, and recorded), argv/envp as C strings, the `PATH`
+//! directories, credentials and capabilities. The child (see `child.rs`) only walks this data.
 
 use std::ffi::{CString, OsStr};
 use std::fs;
@@ -13,11 +14,34 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, IoContext, Result};
 use crate::etc::ETC_FILES;
 use crate::process::SpawnOptions;
-use crate::scope::secure_join;
+use crate::child::{
+    MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
+    MOUNT_ATTR_STRICTATIME,
+};
+use crate::scope::{open_root, resolve_in_root, Leaf};
 use crate::spec::{MountKind, Network, Process, Spec};
+
+/// What [`Op::MountAt`] mounts.
+pub(crate) enum MountSrc {
+    /// A clone of the host's tree at `path` (`open_tree(OPEN_TREE_CLONE)`), with its
+    /// submounts when `recursive`, read-only all the way down when `readonly`.
+    Tree {
+        path: CString,
+        recursive: bool,
+        readonly: bool,
+    },
+    /// A new filesystem (`fsopen`, `fsconfig` with `params`, `fsmount` with `attrs`).
+    Fs {
+        fstype: CString,
+        params: Vec<(CString, Option<CString>)>,
+        attrs: u64,
+    },
+}
 
 /// One prepared step of the child's setup.
 pub(crate) enum Op {
+    /// A mount onto `rel` (relative to the root, symlink-free) through descriptors.
+    MountAt { rel: CString, src: MountSrc },
     /// mount(2); `optional` failures with ENOENT are ignored.
     Mount {
         src: Option<CString>,
@@ -60,7 +84,9 @@ pub(crate) struct Plan {
     pub(crate) hostname: CString,
     pub(crate) net_none: bool,
     pub(crate) tail: Tail,
-    pub(crate) init: bool,
+    /// Descriptors the child keeps after taking its standard streams (sorted; set by
+    /// `spawn`): the status pipe, the terminal socket, the cgroup files.
+    pub(crate) keep_fds: Vec<RawFd>,
     /// The child's end of the socket the terminal master is sent over (-1: no terminal).
     pub(crate) tty_sock: RawFd,
     pub(crate) stdio: [RawFd; 3],
@@ -91,12 +117,20 @@ pub(crate) struct Tail {
     pub(crate) path_dirs: Vec<CString>,
 }
 
-pub(crate) fn tail_plan(p: &Process, create_cwd: bool) -> Result<Tail> {
+/// Where `--init`'s binary is mounted in the container, as Docker does.
+pub(crate) const INIT_TARGET: &str = "/sbin/docker-init";
+
+pub(crate) fn tail_plan(p: &Process, create_cwd: bool, init: bool) -> Result<Tail> {
     if p.args.is_empty() {
         return Err(Error::NoCommand);
     }
     let env = p.full_env();
-    let argv: Vec<CString> = p.args.iter().map(cs).collect::<Result<_>>()?;
+    let mut args: Vec<&str> = Vec::new();
+    if init {
+        args.extend([INIT_TARGET, "--"]);
+    }
+    args.extend(p.args.iter().map(String::as_str));
+    let argv: Vec<CString> = args.iter().map(cs).collect::<Result<_>>()?;
     let envp: Vec<CString> = env.iter().map(cs).collect::<Result<_>>()?;
     let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());
@@ -132,7 +166,7 @@ pub(crate) fn tail_plan(p: &Process, create_cwd: bool) -> Result<Tail> {
         gid: p.gid,
         groups: p.additional_gids.clone(),
         argv0: argv[0].clone(),
-        argv0_has_slash: p.args[0].contains('/'),
+        argv0_has_slash: args[0].contains('/'),
         _argv: argv,
         argv_ptrs,
         _envp: envp,
@@ -147,27 +181,6 @@ pub(crate) fn cs(s: impl AsRef<OsStr>) -> Result<CString> {
         value: s.as_ref().to_string_lossy().into_owned(),
         reason: "contains a NUL byte".into(),
     })
-}
-
-/// Makes sure mount point `p` (already resolved inside the root) exists, creating a directory
-/// or an empty file, and records what it created.
-fn ensure_mountpoint(p: &Path, dir: bool, created: &mut Vec<PathBuf>) -> Result<()> {
-    if fs::symlink_metadata(p).is_ok() {
-        return Ok(());
-    }
-    if let Some(parent) = p.parent() {
-        if !parent.exists() {
-            fs::create_dir_all(parent).ctx("create mount point", parent)?;
-            created.push(parent.to_path_buf());
-        }
-    }
-    if dir {
-        fs::create_dir(p).ctx("create mount point", p)?;
-    } else {
-        fs::write(p, "").ctx("create mount point", p)?;
-    }
-    created.push(p.to_path_buf());
-    Ok(())
 }
 
 const NOSUID: libc::c_ulong = libc::MS_NOSUID;
@@ -204,6 +217,56 @@ impl Builder {
         self.push(desc, op);
         Ok(())
     }
+}
+
+/// tmpfs data options (`size=64m,mode=1777`) as fsconfig parameters.
+fn fs_params(data: &str) -> Result<Vec<(CString, Option<CString>)>> {
+    data.split(',')
+        .filter(|o| !o.is_empty())
+        .map(|o| match o.split_once('=') {
+            Some((k, v)) => Ok((cs(k)?, Some(cs(v)?))),
+            None => Ok((cs(o)?, None)),
+        })
+        .collect()
+}
+
+/// A new filesystem of type `fstype` with data options `data` and mount attributes.
+fn new_fs(fstype: &str, data: &str, attrs: u64) -> Result<MountSrc> {
+    // The source mountinfo shows, as mount(2) would with the type as source.
+    let mut params = vec![(cs("source")?, Some(cs(fstype)?))];
+    params.extend(fs_params(data)?);
+    Ok(MountSrc::Fs {
+        fstype: cs(fstype)?,
+        params,
+        attrs,
+    })
+}
+
+/// Mount targets resolved in one root filesystem.
+struct Targets<'a> {
+    root: &'a Path,
+    fd: std::os::fd::OwnedFd,
+    created: Vec<PathBuf>,
+}
+
+impl Targets<'_> {
+    /// `dest` resolved inside the root (created as `leaf` when missing): relative, without
+    /// symlinks. `what` names the mount in the error.
+    fn resolve(&mut self, what: &str, dest: &str, leaf: Leaf) -> Result<PathBuf> {
+        resolve_in_root(self.root, &self.fd, dest, leaf, &mut self.created).map_err(|e| {
+            Error::MountTarget {
+                source_path: what.to_string(),
+                target: dest.to_string(),
+                reason: format!("{}: {}", e.reason, errno_text(&e.source)),
+            }
+        })
+    }
+}
+
+fn errno_text(e: &io::Error) -> String {
+    e.raw_os_error()
+        .map(crate::error::errno_text)
+        .unwrap_or_else(|| e.to_string())
 }
 
 /// `/sys/fs/cgroup` as Docker shows it, read-only: on v2 the container's cgroup directory; on
@@ -311,52 +374,46 @@ pub(crate) fn plan(
             source: io::Error::from_raw_os_error(libc::ENOTDIR),
         });
     }
-    let mut created = Vec::new();
+    let mut t = Targets {
+        root: &root,
+        fd: open_root(&root).ctx("open root filesystem", &root)?,
+        created: Vec::new(),
+    };
     let mut b = Builder {
         ops: Vec::new(),
         descs: FIXED_STEPS.iter().map(|s| s.to_string()).collect(),
     };
-    let rd = root.display();
-    b.mount(
-        "make mounts private".into(),
-        None,
-        Path::new("/"),
-        None,
-        libc::MS_REC | libc::MS_PRIVATE,
-        None,
-    )?;
+    let at = |rel: &Path, src: MountSrc| -> Result<Op> {
+        Ok(Op::MountAt {
+            rel: cs(if rel.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                rel
+            })?,
+            src,
+        })
+    };
+    let fs_attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+
+    let proc_ = t.resolve("proc", "/proc", Leaf::Dir)?;
     b.push(
-        format!("bind root filesystem {rd}"),
-        Op::Mount {
-            src: Some(cs(&root)?),
-            target: cs(&root)?,
-            fstype: None,
-            flags: libc::MS_BIND | libc::MS_REC,
-            data: None,
-        },
+        "mount proc to /proc".into(),
+        at(&proc_, new_fs("proc", "", fs_attrs)?)?,
     );
 
-    let proc_ = secure_join(&root, "/proc");
-    ensure_mountpoint(&proc_, true, &mut created)?;
-    b.mount(
-        format!("mount proc to {}", proc_.display()),
-        Some("proc"),
-        &proc_,
-        Some("proc"),
-        NOSUID | NODEV | NOEXEC,
-        None,
-    )?;
-
-    let dev = secure_join(&root, "/dev");
-    ensure_mountpoint(&dev, true, &mut created)?;
-    b.mount(
-        format!("mount tmpfs to {}", dev.display()),
-        Some("tmpfs"),
-        &dev,
-        Some("tmpfs"),
-        NOSUID | libc::MS_STRICTATIME,
-        Some("mode=755,size=65536k"),
-    )?;
+    let dev_rel = t.resolve("tmpfs", "/dev", Leaf::Dir)?;
+    let dev = root.join(&dev_rel);
+    b.push(
+        "mount tmpfs to /dev".into(),
+        at(
+            &dev_rel,
+            new_fs(
+                "tmpfs",
+                "mode=755,size=65536k",
+                MOUNT_ATTR_NOSUID | MOUNT_ATTR_STRICTATIME,
+            )?,
+        )?,
+    );
     for (name, major, minor) in [
         ("null", 1, 3),
         ("zero", 1, 5),
@@ -423,18 +480,13 @@ pub(crate) fn plan(
         None,
     )?;
 
-    let sys = secure_join(&root, "/sys");
-    ensure_mountpoint(&sys, true, &mut created)?;
-    let ro = if spec.privileged { 0 } else { libc::MS_RDONLY };
-    b.mount(
-        format!("mount sysfs to {}", sys.display()),
-        Some("sysfs"),
-        &sys,
-        Some("sysfs"),
-        NOSUID | NODEV | NOEXEC | ro,
-        None,
-    )?;
-    cgroup_mounts(&mut b, &root.join("sys/fs/cgroup"), cgroup_dirs)?;
+    let sys_rel = t.resolve("sysfs", "/sys", Leaf::Dir)?;
+    let ro = if spec.privileged { 0 } else { MOUNT_ATTR_RDONLY };
+    b.push(
+        "mount sysfs to /sys".into(),
+        at(&sys_rel, new_fs("sysfs", "", fs_attrs | ro)?)?,
+    );
+    cgroup_mounts(&mut b, &root.join(&sys_rel).join("fs/cgroup"), cgroup_dirs)?;
 
     if let Some(state) = &opts.state_dir {
         for name in ETC_FILES {
@@ -442,54 +494,60 @@ pub(crate) fn plan(
             if !src.exists() {
                 continue;
             }
-            let target = secure_join(&root, &format!("/etc/{name}"));
-            ensure_mountpoint(&target, false, &mut created)?;
+            let dest = format!("/etc/{name}");
+            let rel = t.resolve(&src.to_string_lossy(), &dest, Leaf::File)?;
             b.push(
-                format!("bind {} to /etc/{name}", src.display()),
-                Op::Mount {
-                    src: Some(cs(&src)?),
-                    target: cs(&target)?,
-                    fstype: None,
-                    flags: libc::MS_BIND,
-                    data: None,
-                },
+                format!("error mounting {:?} to rootfs at {dest:?}", src.display()),
+                at(
+                    &rel,
+                    MountSrc::Tree {
+                        path: cs(&src)?,
+                        recursive: false,
+                        readonly: false,
+                    },
+                )?,
             );
         }
     }
 
+    if spec.init {
+        let init = opts.init_path.as_ref().ok_or(Error::NoInit)?;
+        let rel = t.resolve(&init.to_string_lossy(), INIT_TARGET, Leaf::File)?;
+        b.push(
+            format!("error mounting {:?} to rootfs at {INIT_TARGET:?}", init.display()),
+            at(
+                &rel,
+                MountSrc::Tree {
+                    path: cs(init)?,
+                    recursive: false,
+                    readonly: true,
+                },
+            )?,
+        );
+    }
+
     for m in &spec.mounts {
-        let target = secure_join(&root, &m.destination);
-        let ro = if m.readonly { libc::MS_RDONLY } else { 0 };
         match &m.kind {
             MountKind::Bind { source } => {
                 let meta = fs::metadata(source).map_err(|_| Error::BindSource(source.clone()))?;
-                ensure_mountpoint(&target, meta.is_dir(), &mut created)?;
-                let desc = format!("bind {} to {}", source.display(), m.destination);
+                let leaf = if meta.is_dir() { Leaf::Dir } else { Leaf::File };
+                let what = source.to_string_lossy();
+                let rel = t.resolve(&what, &m.destination, leaf)?;
+                // Docker's binds are recursive (rbind); read-only applies to every submount.
                 b.push(
-                    desc.clone(),
-                    Op::Mount {
-                        src: Some(cs(source)?),
-                        target: cs(&target)?,
-                        fstype: None,
-                        flags: libc::MS_BIND | libc::MS_REC,
-                        data: None,
-                    },
-                );
-                if m.readonly {
-                    b.push(
-                        desc,
-                        Op::Mount {
-                            src: None,
-                            target: cs(&target)?,
-                            fstype: None,
-                            flags: libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
-                            data: None,
+                    format!("error mounting {what:?} to rootfs at {:?}", m.destination),
+                    at(
+                        &rel,
+                        MountSrc::Tree {
+                            path: cs(source)?,
+                            recursive: true,
+                            readonly: m.readonly,
                         },
-                    );
-                }
+                    )?,
+                );
             }
             MountKind::Tmpfs { options } => {
-                ensure_mountpoint(&target, true, &mut created)?;
+                let rel = t.resolve("tmpfs", &m.destination, Leaf::Dir)?;
                 let data = if options.split(',').any(|o| o.starts_with("mode=")) {
                     options.clone()
                 } else if options.is_empty() {
@@ -497,14 +555,11 @@ pub(crate) fn plan(
                 } else {
                     format!("{options},mode=1777")
                 };
-                b.mount(
-                    format!("mount tmpfs to {}", m.destination),
-                    Some("tmpfs"),
-                    &target,
-                    Some("tmpfs"),
-                    NOSUID | NODEV | NOEXEC | ro,
-                    Some(&data),
-                )?;
+                let ro = if m.readonly { MOUNT_ATTR_RDONLY } else { 0 };
+                b.push(
+                    format!("error mounting \"tmpfs\" to rootfs at {:?}", m.destination),
+                    at(&rel, new_fs("tmpfs", &data, fs_attrs | ro)?)?,
+                );
             }
         }
     }
@@ -517,7 +572,7 @@ pub(crate) fn plan(
     }
     let post = std::mem::take(&mut b.ops);
 
-    let tail = tail_plan(&spec.process, true)?;
+    let tail = tail_plan(&spec.process, true, spec.init)?;
     Ok((
         Plan {
             rootfs: cs(&root)?,
@@ -528,18 +583,18 @@ pub(crate) fn plan(
             hostname: cs(&spec.hostname)?,
             net_none: spec.network == Network::None,
             tail,
-            init: spec.init,
+            keep_fds: Vec::new(),
             tty_sock: -1,
             stdio,
             cgroup_fds: Vec::new(),
             kill_with_parent: opts.kill_with_parent,
         },
-        created,
+        t.created,
     ))
 }
 
 /// Descriptions of the child's fixed steps; their indices are the `S_*` constants.
-pub(crate) const FIXED_STEPS: [&str; 11] = [
+pub(crate) const FIXED_STEPS: [&str; 14] = [
     "set up standard streams",
     "join cgroup",
     "pivot_root into the root filesystem",
@@ -551,6 +606,9 @@ pub(crate) const FIXED_STEPS: [&str; 11] = [
     "set capabilities",
     "set no_new_privs",
     "set up the terminal",
+    "make mounts private",
+    "bind the root filesystem",
+    "leave the caller's session keyring and become non-dumpable",
 ];
 pub(crate) const S_STDIO: usize = 0;
 pub(crate) const S_CGROUP: usize = 1;
@@ -563,6 +621,9 @@ pub(crate) const S_USER: usize = 7;
 pub(crate) const S_CAPS: usize = 8;
 pub(crate) const S_NNP: usize = 9;
 pub(crate) const S_TTY: usize = 10;
+pub(crate) const S_PRIVATE: usize = 11;
+pub(crate) const S_ROOT_BIND: usize = 12;
+pub(crate) const S_ISOLATE: usize = 13;
 
 /// Failure kinds the child reports.
 pub(crate) const K_SETUP: u32 = 0;

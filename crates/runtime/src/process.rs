@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::cgroup::Cgroup;
-use crate::child::{child, errno, exec_tail, fail, make_terminal, reset_signals};
+use crate::child::{
+    child, close_all_but, errno, exec_tail, fail, isolate, make_terminal, reset_signals,
+};
 use crate::error::Phase;
 use crate::error::{errno_text, Error, IoContext, Result};
 use crate::plan::{plan, tail_plan, K_CWD, K_EXEC, K_NOT_IN_PATH, K_SETUP, K_STAT};
@@ -49,12 +51,40 @@ pub struct SpawnOptions {
     /// to `/dev/console`) as its controlling terminal and standard streams, ignoring the
     /// `Stdio` fields; [`Container::take_pty_master`] returns the master side.
     pub tty: bool,
+    /// The init binary `--init` ([`crate::Spec::init`]) bind-mounts read-only at
+    /// `/sbin/docker-init` and runs as `docker-init -- COMMAND...` (Docker's `docker-init`:
+    /// tini, e.g. `/usr/bin/tini-static`). Required when the spec asks for an init.
+    pub init_path: Option<PathBuf>,
+}
+
+/// A container's first process as recorded when it started: its PID and its start time
+/// (clock ticks after boot, field 22 of `/proc/PID/stat`), which together name it even after
+/// the PID is reused. [`exec`] checks both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InitProcess {
+    /// The PID in the caller's PID namespace.
+    pub pid: i32,
+    /// Its start time in clock ticks after boot.
+    pub start_time: u64,
+}
+
+/// The start time of process `pid` (clock ticks after boot), from `/proc/PID/stat`.
+pub fn process_start_time(pid: i32) -> Result<u64> {
+    let path = format!("/proc/{pid}/stat");
+    let text = fs::read_to_string(&path).ctx("read", &path)?;
+    // Fields after the command name (which may hold spaces and parentheses): state is field 3,
+    // starttime field 22.
+    text.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(19))
+        .and_then(|v| v.parse().ok())
+        .ok_or(Error::ProcessGone { pid })
 }
 
 /// A started container process.
 #[derive(Debug)]
 pub struct Container {
     pid: i32,
+    start_time: u64,
     cgroup: Option<Cgroup>,
     created: Vec<PathBuf>,
     exit: Option<i32>,
@@ -70,6 +100,14 @@ impl Container {
     /// The process ID (in the caller's PID namespace).
     pub fn pid(&self) -> i32 {
         self.pid
+    }
+
+    /// The PID with its start time, for [`exec`] (which must not trust a bare PID).
+    pub fn init_process(&self) -> InitProcess {
+        InitProcess {
+            pid: self.pid,
+            start_time: self.start_time,
+        }
     }
 
     /// Mount points that were missing from the root filesystem and had to be created in it
@@ -222,6 +260,12 @@ pub fn spawn(rootfs: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Container
         None
     };
     plan.tty_sock = socks.as_ref().map_or(-1, |(_, c)| c.as_raw_fd());
+    plan.keep_fds = [wr.as_raw_fd(), plan.tty_sock]
+        .into_iter()
+        .chain(plan.cgroup_fds.iter().copied())
+        .filter(|fd| *fd > 2)
+        .collect();
+    plan.keep_fds.sort_unstable();
     let mut flags =
         libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
     if spec.network == Network::None {
@@ -252,6 +296,7 @@ pub fn spawn(rootfs: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Container
     drop(wr);
     let mut container = Container {
         pid,
+        start_time: 0,
         cgroup,
         created,
         exit: None,
@@ -269,6 +314,8 @@ pub fn spawn(rootfs: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Container
         }
     }
     if got == 0 {
+        // Our own unreaped child: the PID cannot name another process yet.
+        container.start_time = process_start_time(pid)?;
         if let Some((parent_sock, _)) = &socks {
             container.pty_master = Some(recv_fd(parent_sock.as_raw_fd())?);
         }
@@ -398,18 +445,27 @@ fn cgroup_procs_of(pid: i32) -> Vec<PathBuf> {
     out
 }
 
-/// Runs `process` inside the running container whose first process is `pid` (`docker
-/// exec`): joins its IPC, UTS, network, PID and mount namespaces and its cgroups, then does
-/// what a container start does from the working directory on (which must exist). Failures carry
-/// Docker's `OCI runtime exec failed` message and exit code 126.
+/// Runs `process` inside the running container whose first process is `init` (`docker
+/// exec`): joins its IPC, UTS, network, PID and mount namespaces through a pidfd (opened, then
+/// checked against the recorded start time, so a reused PID cannot redirect it) and its
+/// cgroups, then does what a container start does from the working directory on (which must
+/// exist). Failures carry Docker's `OCI runtime exec failed` message and exit code 126.
 ///
-/// A forked helper joins the namespaces and clones the process with `CLONE_PARENT`, so the
-/// returned [`Container`] is a direct child of the caller and can be waited for.
-pub fn exec(pid: i32, process: &Process, opts: ExecOptions) -> Result<Container> {
-    let mut ns = Vec::new();
-    for name in ["ipc", "uts", "net", "pid", "mnt"] {
-        let path = format!("/proc/{pid}/ns/{name}");
-        ns.push(fs::File::open(&path).ctx("open namespace", &path)?);
+/// A forked helper becomes non-dumpable, joins a fresh session keyring, keeps only the
+/// descriptors it needs, joins the namespaces and clones the process with `CLONE_PARENT`, so
+/// the returned [`Container`] is a direct child of the caller and can be waited for.
+pub fn exec(init: InitProcess, process: &Process, opts: ExecOptions) -> Result<Container> {
+    let pid = init.pid;
+    // SAFETY: plain syscall.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) };
+    if raw < 0 {
+        return Err(Error::ProcessGone { pid });
+    }
+    // SAFETY: a fresh descriptor we own (pidfds are close-on-exec).
+    let pidfd = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
+    // Checked after opening: if the PID was reused before the open, the start time differs.
+    if process_start_time(pid).ok() != Some(init.start_time) {
+        return Err(Error::ProcessGone { pid });
     }
     let mut cgroups = Vec::new();
     for procs in cgroup_procs_of(pid) {
@@ -421,8 +477,7 @@ pub fn exec(pid: i32, process: &Process, opts: ExecOptions) -> Result<Container>
         );
     }
     let (stdio, _null) = stdio_fds([&opts.stdin, &opts.stdout, &opts.stderr])?;
-    let tail = tail_plan(process, false)?;
-    let ns_fds: Vec<RawFd> = ns.iter().map(|f| f.as_raw_fd()).collect();
+    let tail = tail_plan(process, false, false)?;
     let cg_fds: Vec<RawFd> = cgroups.iter().map(|f| f.as_raw_fd()).collect();
     let descs: Vec<String> = vec![
         "join the container's namespaces".into(),
@@ -430,7 +485,14 @@ pub fn exec(pid: i32, process: &Process, opts: ExecOptions) -> Result<Container>
         "set up standard streams".into(),
         "start the process".into(),
         "set up the terminal".into(),
+        "leave the caller's session keyring and become non-dumpable".into(),
     ];
+    let ns_flags = libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWNET
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWNS;
+    let pid_fd = pidfd.as_raw_fd();
 
     let (err_rd, err_wr) = pipe()?;
     let (pid_rd, pid_wr) = pipe()?;
@@ -455,6 +517,12 @@ pub fn exec(pid: i32, process: &Process, opts: ExecOptions) -> Result<Container>
     };
     let tty_sock = socks.as_ref().map_or(-1, |(_, c)| c.as_raw_fd());
     let (errfd, pidfd) = (err_wr.as_raw_fd(), pid_wr.as_raw_fd());
+    let mut keep: Vec<RawFd> = [errfd, pidfd, tty_sock, pid_fd]
+        .into_iter()
+        .chain(cg_fds.iter().copied())
+        .filter(|fd| *fd > 2)
+        .collect();
+    keep.sort_unstable();
     // SAFETY: the helper and its clone only make raw system calls on data prepared above.
     let helper = unsafe { libc::fork() };
     if helper < 0 {
@@ -463,11 +531,20 @@ pub fn exec(pid: i32, process: &Process, opts: ExecOptions) -> Result<Container>
     if helper == 0 {
         // SAFETY: async-signal-safe calls only.
         unsafe {
-            for fd in &ns_fds {
-                if libc::setns(*fd, 0) != 0 {
-                    fail(errfd, K_SETUP, 0, errno());
+            if let Err(e) = isolate() {
+                fail(errfd, K_SETUP, 5, e);
+            }
+            for (i, fd) in stdio.iter().enumerate() {
+                if *fd >= 0 && libc::dup2(*fd, i as i32) < 0 {
+                    fail(errfd, K_SETUP, 2, errno());
                 }
             }
+            // Nothing of strata's is carried into the container.
+            close_all_but(&keep);
+            if libc::setns(pid_fd, ns_flags) != 0 {
+                fail(errfd, K_SETUP, 0, errno());
+            }
+            libc::close(pid_fd);
             for fd in &cg_fds {
                 if libc::write(*fd, b"0".as_ptr().cast(), 1) != 1 {
                     fail(errfd, K_SETUP, 1, errno());
@@ -491,11 +568,6 @@ pub fn exec(pid: i32, process: &Process, opts: ExecOptions) -> Result<Container>
             }
             reset_signals();
             libc::setsid();
-            for (i, fd) in stdio.iter().enumerate() {
-                if *fd >= 0 && libc::dup2(*fd, i as i32) < 0 {
-                    fail(errfd, K_SETUP, 2, errno());
-                }
-            }
             if tty_sock >= 0 {
                 if let Err(e) = make_terminal(tty_sock, false) {
                     fail(errfd, K_SETUP, 4, e);
@@ -524,6 +596,7 @@ pub fn exec(pid: i32, process: &Process, opts: ExecOptions) -> Result<Container>
     }
     let mut c = Container {
         pty_master: None,
+        start_time: 0,
         pid: i32::from_ne_bytes(pid_buf),
         cgroup: None,
         created: Vec::new(),
@@ -649,6 +722,7 @@ pub fn run_step(rootfs: &Path, spec: &Spec, stdout: Stdio, stderr: Stdio) -> Res
             stderr,
             kill_with_parent: true,
             tty: false,
+            init_path: None,
         },
     )?;
     c.wait()

@@ -14,6 +14,16 @@ use std::sync::OnceLock;
 use runtime::{ImageConfig, MountKind, MountSpec, Network, RunOptions, SpawnOptions, Stdio};
 use snapshot::{OverlaySnapshotter, Snapshotter};
 
+/// Docker's `docker-init` (Debian's tini); a test that needs it fails loudly without it.
+fn tini() -> PathBuf {
+    let p = PathBuf::from("/usr/bin/tini-static");
+    assert!(
+        p.is_file(),
+        "--init tests need /usr/bin/tini-static: apt-get install tini (scripts/test does)"
+    );
+    p
+}
+
 fn is_root() -> bool {
     // SAFETY: trivial syscall.
     let root = unsafe { libc::geteuid() } == 0;
@@ -211,6 +221,7 @@ fn run_on(
                 stderr: Stdio::Fd(err_fd),
                 kill_with_parent: true,
                 tty: false,
+                init_path: opts.init.then(tini),
             },
         )?;
         created = c
@@ -799,7 +810,7 @@ fn exec_joins_a_running_container() {
         p.apply_user(&runtime::resolve_user(&rootfs, &p.user).unwrap());
         let (f, fd) = capture();
         let r = runtime::exec(
-            c.pid(),
+            c.init_process(),
             &p,
             runtime::ExecOptions {
                 stdin: Stdio::Null,
@@ -854,7 +865,7 @@ fn exec_joins_a_running_container() {
         )
         .unwrap();
     let mut x = runtime::exec(
-        c.pid(),
+        c.init_process(),
         &p,
         runtime::ExecOptions {
             tty: true,
@@ -976,10 +987,20 @@ fn init_runs_as_pid_one_and_passes_codes_and_signals() {
     assert_eq!(o.result.unwrap(), 5, "{}", o.stderr);
     let pid: u32 = o.stdout.lines().next().unwrap().trim().parse().unwrap();
     assert_ne!(pid, 1, "the command is not PID 1 under --init");
-    let e = run_with(&["nosuch"], &[], |o, _| o.init = true)
-        .result
-        .unwrap_err();
-    assert_eq!(e.exit_code(), 127);
+    // As Docker's: the init starts, fails to exec the command, says so and exits 127.
+    let o = run_with(&["nosuch"], &[], |o, _| o.init = true);
+    assert_eq!(o.result.unwrap(), 127);
+    assert!(o.stderr.contains("exec nosuch failed"), "{}", o.stderr);
+    let o = run_with(
+        &["sh", "-c", "readlink /proc/1/exe; tr '\\0' ' ' </proc/1/cmdline"],
+        &[],
+        |o, _| o.init = true,
+    );
+    assert_eq!(o.result.unwrap(), 0, "{}", o.stderr);
+    assert_eq!(
+        o.stdout,
+        "/sbin/docker-init\n/sbin/docker-init -- sh -c readlink /proc/1/exe; tr '\\0' ' ' </proc/1/cmdline "
+    );
 
     let mounted = mounted_busybox();
     let rootfs = mounted.rootfs.clone();
@@ -1000,6 +1021,7 @@ fn init_runs_as_pid_one_and_passes_codes_and_signals() {
         &spec,
         SpawnOptions {
             kill_with_parent: true,
+            init_path: Some(tini()),
             ..Default::default()
         },
     )
@@ -1103,4 +1125,148 @@ fn privileged_and_host_network() {
     assert_eq!(lines[2], ours);
     assert_eq!(lines[3], "rw", "/sys is writable when privileged");
     assert_ne!(lines[4].trim(), "0", "nothing is masked when privileged");
+}
+
+/// Fails (under `CI`) or says loudly why a test cannot run here.
+fn can_run(what: &str, ok: bool) -> bool {
+    if !ok {
+        eprintln!("NOT RUN: {what}");
+        assert!(std::env::var_os("CI").is_none(), "cannot run under CI: {what}");
+    }
+    ok
+}
+
+/// A static program printing its session keyring's ID and whether a search of it finds the
+/// key `strata-keyring-probe`: `session=ID search=SERIAL|-ERRNO`.
+fn keyring_probe(dir: &Path) -> PathBuf {
+    let src = dir.join("probe.c");
+    fs::write(
+        &src,
+        r#"#include <stdio.h>
+#include <unistd.h>
+#include <errno.h>
+#include <sys/syscall.h>
+int main(void) {
+    long ses = syscall(SYS_keyctl, 0 /* GET_KEYRING_ID */, -3 /* SESSION */, 0);
+    long found = syscall(SYS_keyctl, 10 /* SEARCH */, -3, "user", "strata-keyring-probe", 0);
+    printf("session=%ld search=%ld\n", ses, found < 0 ? -(long)errno : found);
+    return 0;
+}
+"#,
+    )
+    .unwrap();
+    let bin = dir.join("probe");
+    let st = std::process::Command::new("cc")
+        .args(["-static", "-O1", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(st.success(), "cc -static failed");
+    bin
+}
+
+#[test]
+fn containers_and_execs_get_a_session_keyring_of_their_own() {
+    if !can_run("needs root", is_root()) {
+        return;
+    }
+    if !can_run(
+        "needs cc to build a static probe",
+        std::process::Command::new("cc").arg("--version").output().is_ok(),
+    ) {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let probe = keyring_probe(t.path());
+    // This test process: a named session keyring of its own holding the probe key.
+    // SAFETY: keyctl/add_key with valid C strings.
+    let (ours, key) = unsafe {
+        let j = libc::syscall(libc::SYS_keyctl, 1, c"strata-test-session".as_ptr());
+        assert!(j > 0, "join session keyring");
+        let key = libc::syscall(
+            libc::SYS_add_key,
+            c"user".as_ptr(),
+            c"strata-keyring-probe".as_ptr(),
+            b"secret".as_ptr(),
+            6usize,
+            -3i32,
+        );
+        assert!(key > 0, "add_key: {}", std::io::Error::last_os_error());
+        (libc::syscall(libc::SYS_keyctl, 0, -3i32, 0), key)
+    };
+    let parse = |out: &str| -> (i64, i64) {
+        let mut it = out.split_whitespace().map(|w| {
+            w.split_once('=').unwrap().1.parse::<i64>().unwrap()
+        });
+        (it.next().unwrap(), it.next().unwrap())
+    };
+    // The probe in the host's session finds the key (the probe itself works).
+    let host = std::process::Command::new(&probe).output().unwrap();
+    assert_eq!(
+        parse(&String::from_utf8_lossy(&host.stdout)),
+        (ours, key),
+        "the probe sees this session"
+    );
+
+    let mounted = mounted_busybox();
+    let rootfs = mounted.rootfs.clone();
+    let o = RunOptions {
+        id: "keyring01".into(),
+        args: vec!["sh".into(), "-c".into(), "/probe; sleep 30".into()],
+        network: Network::None,
+        mounts: vec![MountSpec {
+            kind: MountKind::Bind {
+                source: probe.clone(),
+            },
+            destination: "/probe".into(),
+            readonly: true,
+        }],
+        ..Default::default()
+    };
+    let spec = runtime::compose(&image(), &o).unwrap();
+    let (f, fd) = capture();
+    let mut c = runtime::spawn(
+        &rootfs,
+        &spec,
+        SpawnOptions {
+            id: o.id.clone(),
+            stdin: Stdio::Null,
+            stdout: Stdio::Fd(fd),
+            kill_with_parent: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let (xf, xfd) = capture();
+    let p = spec
+        .exec_process(vec!["/probe".into()], &[], None, None)
+        .unwrap();
+    let mut x = runtime::exec(
+        c.init_process(),
+        &p,
+        runtime::ExecOptions {
+            stdin: Stdio::Null,
+            stdout: Stdio::Fd(xfd),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(x.wait().unwrap(), 0);
+    let mut out = String::new();
+    for _ in 0..300 {
+        out = read_all(f.try_clone().unwrap());
+        if out.contains('\n') {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    c.signal(libc::SIGKILL).unwrap();
+    let _ = c.wait();
+    let (ses, found) = parse(&out);
+    assert!(ses > 0 && ses != ours, "container session keyring {ses}, ours {ours}");
+    assert_eq!(found, -(libc::ENOKEY as i64), "the container must not find our key");
+    let (xses, xfound) = parse(&read_all(xf));
+    assert!(xses > 0 && xses != ours && xses != ses, "exec session keyring {xses}");
+    assert_eq!(xfound, -(libc::ENOKEY as i64), "exec must not find our key");
 }

@@ -79,6 +79,7 @@ impl build::RunStep for Runner {
                 stderr: err,
                 kill_with_parent: true,
                 tty: false,
+                init_path: None,
             },
         )
         .and_then(|mut c| c.wait());
