@@ -16,7 +16,19 @@ pub struct Settings {
     pub hosts: registry::Hosts,
     /// `STRATA_SNAPSHOTTER`: `overlayfs`, `copy`, or unset for the automatic choice.
     pub snapshotter: snapshot::Choice,
+    /// The init binary for `--init` (tini): `init-path` in the configuration file when set
+    /// (if it names no file there is none), else the first of [`INIT_PATHS`] that exists.
+    /// None when there is none: a container with `--init` then fails with a clear error.
+    pub init_path: Option<PathBuf>,
 }
+
+/// Where Docker installs `docker-init` (tini), searched when the configuration file names
+/// no `init-path`.
+const INIT_PATHS: [&str; 3] = [
+    "/usr/bin/tini-static",
+    "/usr/bin/docker-init",
+    "/usr/libexec/docker/docker-init",
+];
 
 static SETTINGS: OnceLock<Settings> = OnceLock::new();
 
@@ -29,8 +41,9 @@ pub fn get() -> &'static Settings {
 
 /// Reads the environment and the configuration file once; an error is a usage error.
 pub fn load(cli: &Cli) -> Result<&'static Settings, String> {
+    let config = config_file()?;
     let mut hosts = registry::Hosts::new(docker_config_file());
-    hosts.insecure = insecure_registries(&cli.insecure_registries)?;
+    hosts.insecure = insecure_registries(&cli.insecure_registries, &config)?;
     if let Some(n) = number("STRATA_MAX_CONCURRENT_DOWNLOADS")? {
         hosts.max_concurrent_downloads = n as usize;
     }
@@ -45,7 +58,46 @@ pub fn load(cli: &Cli) -> Result<&'static Settings, String> {
         .unwrap_or_default()
         .parse()
         .map_err(|e| format!("STRATA_SNAPSHOTTER: {e}"))?;
-    Ok(SETTINGS.get_or_init(|| Settings { hosts, snapshotter }))
+    let init_path = match config.value.get("init-path") {
+        Some(v) => {
+            let p = v
+                .as_str()
+                .ok_or_else(|| config.invalid("init-path must be a string"))?;
+            Some(PathBuf::from(p)).filter(|p| p.is_file())
+        }
+        None => INIT_PATHS.iter().map(PathBuf::from).find(|p| p.is_file()),
+    };
+    Ok(SETTINGS.get_or_init(|| Settings {
+        hosts,
+        snapshotter,
+        init_path,
+    }))
+}
+
+/// strata's configuration file (`$STRATA_CONFIG`, default `/etc/strata/daemon.json`), with
+/// Docker's daemon.json keys; an absent file is an empty one.
+struct ConfigFile {
+    path: PathBuf,
+    value: serde_json::Value,
+}
+
+impl ConfigFile {
+    fn invalid(&self, what: impl std::fmt::Display) -> String {
+        format!("invalid configuration file {}: {what}", self.path.display())
+    }
+}
+
+fn config_file() -> Result<ConfigFile, String> {
+    let path = std::env::var_os("STRATA_CONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/etc/strata/daemon.json"));
+    let value = match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| format!("invalid configuration file {}: {e}", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::json!({}),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    Ok(ConfigFile { path, value })
 }
 
 /// A positive number from the environment variable `name`, if set.
@@ -73,37 +125,19 @@ fn docker_config_file() -> PathBuf {
 }
 
 /// Registries named insecure by `--insecure-registry` and by `insecure-registries` in the
-/// configuration file (`$STRATA_CONFIG`, default `/etc/strata/daemon.json`, Docker's
-/// daemon.json key).
-fn insecure_registries(flags: &[String]) -> Result<Vec<String>, String> {
-    let path = std::env::var_os("STRATA_CONFIG")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/etc/strata/daemon.json"));
+/// configuration file.
+fn insecure_registries(flags: &[String], config: &ConfigFile) -> Result<Vec<String>, String> {
     let mut list: Vec<String> = flags.to_vec();
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            let v: serde_json::Value = serde_json::from_slice(&bytes)
-                .map_err(|e| format!("invalid configuration file {}: {e}", path.display()))?;
-            if let Some(entries) = v.get("insecure-registries") {
-                let entries = entries.as_array().ok_or_else(|| {
-                    format!(
-                        "invalid configuration file {}: insecure-registries must be a list",
-                        path.display()
-                    )
-                })?;
-                for e in entries {
-                    let s = e.as_str().ok_or_else(|| {
-                        format!(
-                            "invalid configuration file {}: insecure-registries holds {e}, not a string",
-                            path.display()
-                        )
-                    })?;
-                    list.push(s.to_string());
-                }
-            }
+    if let Some(entries) = config.value.get("insecure-registries") {
+        let entries = entries
+            .as_array()
+            .ok_or_else(|| config.invalid("insecure-registries must be a list"))?;
+        for e in entries {
+            let s = e.as_str().ok_or_else(|| {
+                config.invalid(format!("insecure-registries holds {e}, not a string"))
+            })?;
+            list.push(s.to_string());
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("{}: {e}", path.display())),
     }
     for r in &list {
         // Docker accepts a scheme-less host[:port]; a URL is a common mistake.

@@ -103,35 +103,6 @@ pub fn open_containers(root: &Path) -> Result<::container::Containers> {
     let mut c = ::container::Containers::open_with(root, crate::settings::get().snapshotter)
         .map_err(|e| anyhow::anyhow!("cannot open the store at {}: {e}", root.display()))?;
     c.cleanup()?;
-    c.set_init_path(init_path());
+    c.set_init_path(crate::settings::get().init_path.clone());
     Ok(c)
-}
-
-/// Where Docker installs `docker-init` (tini), searched after `init-path` in the
-/// configuration file.
-const INIT_PATHS: [&str; 3] = [
-    "/usr/bin/tini-static",
-    "/usr/bin/docker-init",
-    "/usr/libexec/docker/docker-init",
-];
-
-/// The init binary for `--init`: `init-path` in `$STRATA_CONFIG` (default
-/// `/etc/strata/daemon.json`, Docker's daemon.json key) when set (if it names no file there
-/// is none), else the first of [`INIT_PATHS`] that exists. None when there is none (a
-/// container with `--init` then fails to start with a clear error).
-pub fn init_path() -> Option<std::path::PathBuf> {
-    let config = std::env::var_os("STRATA_CONFIG")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| "/etc/strata/daemon.json".into());
-    let configured = std::fs::read(&config)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v.get("init-path")?.as_str().map(std::path::PathBuf::from));
-    match configured {
-        Some(p) => Some(p).filter(|p| p.is_file()),
-        None => INIT_PATHS
-            .iter()
-            .map(std::path::PathBuf::from)
-            .find(|p| p.is_file()),
-    }
 }
