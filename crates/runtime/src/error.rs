@@ -57,6 +57,12 @@ pub enum Error {
     /// A bind mount's source does not exist.
     #[error("invalid mount config for type \"bind\": bind source path does not exist: {0}")]
     BindSource(PathBuf),
+    /// The private network could not be set up (pasta failed, or is missing).
+    #[error("network: {0}")]
+    Network(String),
+    /// The default network needs pasta and none was given.
+    #[error("the default network needs pasta (Debian package passt), which was not found: install it, or use --network host or --network none")]
+    PastaMissing,
     /// A cgroup could not be made or configured.
     #[error("cgroup {path}: {reason}")]
     Cgroup { path: PathBuf, reason: String },

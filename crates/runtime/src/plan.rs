@@ -58,7 +58,13 @@ pub(crate) struct Plan {
     pub(crate) descs: Vec<String>,
     pub(crate) readonly_root: bool,
     pub(crate) hostname: CString,
-    pub(crate) net_none: bool,
+    /// A new network namespace (`none` or private): bring up `lo`.
+    pub(crate) new_net: bool,
+    /// Private network: the child blocks on this pipe's read end until the parent has
+    /// connected its namespace (one byte: go; end of file: give up); -1 otherwise.
+    pub(crate) net_wait: RawFd,
+    /// The parent's end of that pipe, which the child closes first (-1: none).
+    pub(crate) net_release: RawFd,
     pub(crate) tail: Tail,
     pub(crate) init: bool,
     /// The child's end of the socket the terminal master is sent over (-1: no terminal).
@@ -526,7 +532,9 @@ pub(crate) fn plan(
             descs: b.descs,
             readonly_root: spec.readonly_rootfs,
             hostname: cs(&spec.hostname)?,
-            net_none: spec.network == Network::None,
+            new_net: spec.network != Network::Host,
+            net_wait: -1,
+            net_release: -1,
             tail,
             init: spec.init,
             tty_sock: -1,
@@ -539,7 +547,7 @@ pub(crate) fn plan(
 }
 
 /// Descriptions of the child's fixed steps; their indices are the `S_*` constants.
-pub(crate) const FIXED_STEPS: [&str; 11] = [
+pub(crate) const FIXED_STEPS: [&str; 12] = [
     "set up standard streams",
     "join cgroup",
     "pivot_root into the root filesystem",
@@ -551,6 +559,7 @@ pub(crate) const FIXED_STEPS: [&str; 11] = [
     "set capabilities",
     "set no_new_privs",
     "set up the terminal",
+    "wait for the network",
 ];
 pub(crate) const S_STDIO: usize = 0;
 pub(crate) const S_CGROUP: usize = 1;
@@ -563,6 +572,7 @@ pub(crate) const S_USER: usize = 7;
 pub(crate) const S_CAPS: usize = 8;
 pub(crate) const S_NNP: usize = 9;
 pub(crate) const S_TTY: usize = 10;
+pub(crate) const S_NET: usize = 11;
 
 /// Failure kinds the child reports.
 pub(crate) const K_SETUP: u32 = 0;

@@ -211,6 +211,7 @@ fn run_on(
                 stderr: Stdio::Fd(err_fd),
                 kill_with_parent: true,
                 tty: false,
+                pasta: None,
             },
         )?;
         created = c

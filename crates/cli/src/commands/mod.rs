@@ -89,6 +89,9 @@ pub fn run(cmd: Command, root: &Path) -> Result<()> {
             run::restart(root, a)
         }
         Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => container::top(root, a),
+        Command::Port(a) | Command::Container(ContainerCommand::Port(a)) => {
+            container::port(root, a)
+        }
         // ---- end containers ----
         // ---- registry ----
         Command::Pull(a) => pull::run(root, a),
@@ -102,6 +105,32 @@ pub fn run(cmd: Command, root: &Path) -> Result<()> {
 pub fn open_containers(root: &Path) -> Result<::container::Containers> {
     let mut c = ::container::Containers::open(root)
         .map_err(|e| anyhow::anyhow!("cannot open the store at {}: {e}", root.display()))?;
+    c.set_pasta(pasta());
     c.cleanup()?;
     Ok(c)
+}
+
+/// The pasta binary (Debian's `passt` package) that connects the default private network:
+/// `$STRATA_PASTA`, else `pasta` in `$PATH`, else `/usr/bin/pasta`. Looked up once.
+pub fn pasta() -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    static PASTA: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    PASTA
+        .get_or_init(|| {
+            let executable = |p: &Path| {
+                std::fs::metadata(p)
+                    .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                    .unwrap_or(false)
+            };
+            if let Some(p) = std::env::var_os("STRATA_PASTA").filter(|p| !p.is_empty()) {
+                let p = std::path::PathBuf::from(p);
+                return executable(&p).then_some(p);
+            }
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            std::env::split_paths(&path)
+                .chain(["/usr/bin".into(), "/usr/sbin".into()])
+                .map(|d| d.join("pasta"))
+                .find(|p| executable(p))
+        })
+        .clone()
 }
