@@ -385,7 +385,7 @@ fn etc_hosts_and_resolv_conf_as_docker_writes_them() {
     let (ip, name) = last.split_once('\t').expect(last);
     assert!(ip.parse::<std::net::Ipv4Addr>().is_ok(), "{last}");
     assert_eq!(name, "box");
-    assert_eq!(hosts.lines().count(), 8);
+    assert_eq!(hosts.lines().count(), 7);
     // pasta's DNS forwarder is the only name server; the host's other lines stay.
     let ns: Vec<&str> = resolv
         .lines()
