@@ -243,6 +243,10 @@ pub(crate) struct Pasta {
     /// The watcher that kills pasta when this end closes.
     watcher_pipe: Option<OwnedFd>,
     watcher: i32,
+    /// Wait for pasta's exit in [`Pasta::stop`], so that published host ports are free
+    /// again when the container's end is reported (tearing its interface down takes the
+    /// kernel some 40 ms, not worth waiting for without ports).
+    wait_on_stop: bool,
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -353,10 +357,12 @@ impl Pasta {
             pidfd,
             watcher_pipe: Some(w_wr),
             watcher,
+            wait_on_stop: !ports.is_empty(),
         })
     }
 
-    /// Ends pasta and waits until it is gone (its ports are free again).
+    /// Ends pasta (SIGKILL) and, when it publishes ports, waits until it is gone and the
+    /// ports are free again.
     pub(crate) fn stop(&mut self) {
         if self.watcher_pipe.take().is_none() {
             return;
@@ -368,6 +374,9 @@ impl Pasta {
             while libc::waitpid(self.watcher, &mut status, libc::__WALL) < 0
                 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
             {}
+        }
+        if !self.wait_on_stop {
+            return;
         }
         // A pidfd becomes readable when the process has exited.
         let mut pfd = libc::pollfd {
