@@ -91,6 +91,8 @@ pub enum Command {
     Restart(StopArgs),
     /// Display the running processes of a container
     Top(TopArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -293,8 +295,9 @@ pub struct BuildArgs {
     /// Suppress the build output and print image ID on success
     #[arg(short = 'q', long)]
     pub quiet: bool,
-    /// Set the networking mode for the RUN instructions during build (host|none)
-    #[arg(long, default_value = "host")]
+    /// Set the networking mode for the RUN instructions during build: default (a private
+    /// network through pasta), host or none
+    #[arg(long, default_value = "default")]
     pub network: String,
     /// Set metadata for an image
     #[arg(long = "label", value_name = "KEY=VALUE")]
@@ -353,8 +356,18 @@ pub enum ContainerCommand {
     Rename(RenameArgs),
     Restart(StopArgs),
     Top(TopArgs),
+    Port(PortArgs),
     /// Remove all stopped containers
     Prune(PruneArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PortArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// PRIVATE_PORT[/PROTO]
+    #[arg(value_name = "PRIVATE_PORT[/PROTO]")]
+    pub port: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -448,9 +461,16 @@ pub struct RunArgs {
     /// Container host name
     #[arg(short = 'h', long)]
     pub hostname: Option<String>,
-    /// Connect a container to a network (host or none)
-    #[arg(long = "network", alias = "net", default_value = "host")]
+    /// Connect a container to a network: bridge (the default: a private network through
+    /// pasta), host or none
+    #[arg(long = "network", alias = "net", default_value = "default")]
     pub network: String,
+    /// Publish a container's port(s) to the host ([IP:][HOST_PORT:]CONTAINER_PORT[/PROTO])
+    #[arg(short = 'p', long = "publish", value_name = "list")]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
     /// Bind mount a volume (SRC:DST[:ro])
     #[arg(short = 'v', long = "volume")]
     pub volumes: Vec<String>,

@@ -20,6 +20,9 @@ pub struct Settings {
     /// (if it names no file there is none), else the first of [`INIT_PATHS`] that exists.
     /// None when there is none: a container with `--init` then fails with a clear error.
     pub init_path: Option<PathBuf>,
+    /// The pasta binary (Debian's `passt` package) that connects the default private
+    /// network: `$STRATA_PASTA`, else `pasta` in `$PATH`, else `/usr/bin` or `/usr/sbin`.
+    pub pasta: Option<PathBuf>,
 }
 
 /// Where Docker installs `docker-init` (tini), searched when the configuration file names
@@ -71,7 +74,26 @@ pub fn load(cli: &Cli) -> Result<&'static Settings, String> {
         hosts,
         snapshotter,
         init_path,
+        pasta: pasta(),
     }))
+}
+
+fn pasta() -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    if let Some(p) = std::env::var_os("STRATA_PASTA").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        return executable(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/bin".into(), "/usr/sbin".into()])
+        .map(|d| d.join("pasta"))
+        .find(|p| executable(p))
 }
 
 /// strata's configuration file (`$STRATA_CONFIG`, default `/etc/strata/daemon.json`), with

@@ -110,7 +110,7 @@ fn rm_leaves_no_mount_snapshot_or_record() {
         "{{.State.Status}} {{.State.ExitCode}} {{.State.Running}} {{.Name}} {{.Path}} {{json .Args}} {{.HostConfig.NetworkMode}}",
         "one",
     ]);
-    assert_eq!(st, "exited 0 false /one touch [\"/x\"] host\n");
+    assert_eq!(st, "exited 0 false /one touch [\"/x\"] default\n");
     let json = s.ok(&["container", "inspect", "-s", "one"]);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     let keys: Vec<&str> = v[0]

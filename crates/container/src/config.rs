@@ -23,8 +23,14 @@ pub struct CreateOptions {
     pub workdir: Option<String>,
     pub user: Option<String>,
     pub hostname: Option<String>,
-    /// `host` (default) or `none`.
+    /// `--network`: `default` (what `run` records without the flag, as Docker) or `bridge`
+    /// (the private network), `host`, `none`; empty in records made before the private
+    /// network existed, which meant the host's.
     pub network: String,
+    /// `-p/--publish` specs, as given.
+    pub publish: Vec<String>,
+    /// `-P/--publish-all`.
+    pub publish_all: bool,
     /// `-v SRC:DST[:ro]`.
     pub volumes: Vec<String>,
     /// `--tmpfs PATH[:OPTIONS]`.
@@ -333,15 +339,7 @@ pub fn parse_mount_flag(spec: &str) -> Result<runtime::MountSpec> {
 
 /// The runtime options of a container.
 pub(crate) fn run_options(id: &str, o: &CreateOptions) -> Result<runtime::RunOptions> {
-    let network = match o.network.as_str() {
-        "" | "host" | "default" => runtime::Network::Host,
-        "none" => runtime::Network::None,
-        other => {
-            return Err(Error::Invalid(format!(
-                "network {other} not found: strata supports --network host and none"
-            )))
-        }
-    };
+    let network = network_mode(&o.network)?;
     Ok(runtime::RunOptions {
         id: id.to_string(),
         args: o.args.clone(),
@@ -367,6 +365,33 @@ pub(crate) fn run_options(id: &str, o: &CreateOptions) -> Result<runtime::RunOpt
         stop_signal: o.stop_signal.clone(),
         ..Default::default()
     })
+}
+
+/// The runtime's network for a `--network` value (Docker's names: `default`, `bridge`,
+/// `host`, `none`).
+pub(crate) fn network_mode(name: &str) -> Result<runtime::Network> {
+    Ok(match name {
+        "default" | "bridge" => runtime::Network::Private,
+        // Records made before the private network existed ran on the host's.
+        "" | "host" => runtime::Network::Host,
+        "none" => runtime::Network::None,
+        other => {
+            return Err(Error::Invalid(format!(
+                "network {other} not found: strata supports --network bridge (default), host and none"
+            )))
+        }
+    })
+}
+
+/// `HostConfig.NetworkMode` as Docker shows it, and the name of the network under
+/// `NetworkSettings.Networks`.
+pub(crate) fn network_names(o: &CreateOptions) -> (&str, &str) {
+    match o.network.as_str() {
+        "" | "host" => ("host", "host"),
+        "none" => ("none", "none"),
+        "bridge" => ("bridge", "bridge"),
+        other => (other, "bridge"),
+    }
 }
 
 fn host_hostname() -> String {
@@ -426,6 +451,14 @@ pub(crate) fn container_config(
     }
     if let Some(s) = &o.stop_signal {
         c.stop_signal = s.clone();
+    }
+    // Published ports are exposed too (Docker's `ExposedPorts`).
+    if let Ok(b) = crate::ports::parse_publish(&o.publish) {
+        if !b.is_empty() {
+            c.exposed_ports
+                .get_or_insert_with(Default::default)
+                .extend(b.into_keys());
+        }
     }
     c
 }

@@ -20,6 +20,7 @@ mod config;
 mod error;
 mod lifecycle;
 mod logs;
+mod ports;
 mod top;
 mod views;
 
@@ -28,6 +29,7 @@ pub use config::{generate_name, new_id, validate_name, CreateOptions};
 pub use error::{Error, Result};
 pub use lifecycle::{signal_number, Containers, StartIo};
 pub use logs::{log_pipes, parse_line, read_entries, LogEntry, LogPump, Stream};
+pub use ports::{display as ports_column, parse_publish, PortBinding, PortBindings, PublishedPort};
 pub use store::{ContainerRecord, ContainerState};
 pub use top::{parse_ps, Top};
 pub use views::Summary;

@@ -21,6 +21,8 @@ pub struct Containers {
     pub(crate) snapshots: Box<dyn Snapshotter>,
     /// `docker-init` for `--init` (see [`Containers::set_init_path`]).
     pub(crate) init_path: Option<PathBuf>,
+    /// The pasta binary for the private network (see [`Containers::set_pasta`]).
+    pub(crate) pasta: Option<PathBuf>,
 }
 
 /// Where a started container's standard streams go.
@@ -85,6 +87,7 @@ impl Containers {
             root: root.to_path_buf(),
             snapshots,
             init_path: None,
+            pasta: None,
         })
     }
 
@@ -98,6 +101,12 @@ impl Containers {
     /// `exec` joins that very process and never whatever reused its PID.
     fn init_record(&self, id: &str) -> PathBuf {
         self.state_dir(id).join("init.pid")
+    }
+
+    /// The pasta binary that connects containers on the default (private) network; without
+    /// one, starting such a container fails with [`runtime::Error::PastaMissing`].
+    pub fn set_pasta(&mut self, pasta: Option<PathBuf>) {
+        self.pasta = pasta;
     }
 
     /// The store (for image commands sharing this handle).
@@ -173,6 +182,7 @@ impl Containers {
         let img = image::read_config(&self.store, &image_id)?;
         let id = config::new_id();
         let run = config::run_options(&id, opts)?;
+        crate::ports::parse_publish(&opts.publish)?;
         let spec = runtime::compose(&config::image_runtime_config(&img), &run)?;
         let name = match &opts.name {
             Some(n) => Some(config::validate_name(n)?),
@@ -294,7 +304,6 @@ impl Containers {
         let stored = Self::stored(&rec)?;
         let img = image::read_config(&self.store, &rec.image_id)?;
         let run = config::run_options(&rec.id, &stored.options)?;
-        let mut spec = runtime::compose(&config::image_runtime_config(&img), &run)?;
         let rootfs = self.rootfs(&rec.id);
         fs::create_dir_all(&rootfs).map_err(|e| Error::io(&rootfs, e))?;
         // Held while this process monitors the container: cleanup leaves it alone.
@@ -306,12 +315,17 @@ impl Containers {
         let mounts = self.snapshots.mounts(&rec.snapshot)?;
         snapshot::mount_all(&mounts, &rootfs)?;
         let state_dir = self.state_dir(&rec.id);
+        let _ = fs::remove_file(state_dir.join(crate::ports::STATE_FILE));
         let tty = stored.options.tty;
+        let pasta = self.pasta.clone();
         let spawned = (|| -> Result<runtime::Container> {
+            let mut run = run;
+            let network = self.network_state(&rec, &stored, &mut run)?;
+            let mut spec = runtime::compose(&config::image_runtime_config(&img), &run)?;
             let user = runtime::resolve_user(&rootfs, &spec.process.user)?;
             spec.apply_user(&user);
             runtime::write_etc_files(&state_dir, &spec)?;
-            Ok(runtime::spawn(
+            let c = runtime::spawn(
                 &rootfs,
                 &spec,
                 runtime::SpawnOptions {
@@ -323,8 +337,13 @@ impl Containers {
                     kill_with_parent: true,
                     tty,
                     init_path: self.init_path.clone(),
+                    pasta,
                 },
-            )?)
+            )?;
+            if let Some(n) = network {
+                n.write(&state_dir)?;
+            }
+            Ok(c)
         })();
         let mut c = match spawned {
             Ok(c) => c,
@@ -380,6 +399,7 @@ impl Containers {
         if let Some(p) = log {
             p.finish();
         }
+        let _ = fs::remove_file(state_dir.join(crate::ports::STATE_FILE));
         FORWARD_TO.store(0, Ordering::SeqCst);
         // SAFETY: restoring the previous handlers.
         unsafe {
@@ -402,6 +422,44 @@ impl Containers {
             self.remove(&rec.id, true)?;
         }
         Ok(code)
+    }
+
+    /// On the private network: the ports this start publishes (`-p`, and `-P` over the
+    /// exposed ports, random host ports picked now), put into `run`, and what the state
+    /// directory records of them while the container runs.
+    fn network_state(
+        &self,
+        rec: &ContainerRecord,
+        stored: &Stored,
+        run: &mut runtime::RunOptions,
+    ) -> Result<Option<crate::ports::NetworkState>> {
+        if run.network != runtime::Network::Private {
+            return Ok(None);
+        }
+        let bindings = crate::ports::parse_publish(&stored.options.publish)?;
+        let exposed: Vec<String> = stored
+            .config
+            .exposed_ports
+            .iter()
+            .flatten()
+            .cloned()
+            .collect();
+        let endpoint = format!("{} ({})", rec.name, rec.id);
+        let (maps, shown) = crate::ports::resolve(
+            &bindings,
+            &exposed,
+            stored.options.publish_all,
+            &endpoint,
+        )?;
+        run.ports = maps;
+        let a = runtime::Addresses::detect();
+        Ok(Some(crate::ports::NetworkState {
+            ip: a.ipv4.map(|i| i.to_string()).unwrap_or_default(),
+            prefix_len: a.prefix_len,
+            gateway: a.gateway.map(|i| i.to_string()).unwrap_or_default(),
+            mac: a.mac,
+            ports: shown,
+        }))
     }
 
     /// Starts a container in a new session with `monitor` (this program re-executed to run

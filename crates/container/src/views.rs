@@ -4,8 +4,10 @@ use serde_json::{json, Value};
 
 use store::ContainerRecord;
 
+use crate::config::network_names;
 use crate::error::Result;
 use crate::lifecycle::{alive, Containers};
+use crate::ports::{NetworkState, PublishedPort};
 
 /// One row of `ps`.
 #[derive(Debug, Clone)]
@@ -22,6 +24,10 @@ pub struct Summary {
     pub size_rw: Option<u64>,
     /// The image's size plus `size_rw` (with `size`).
     pub size_root_fs: Option<u64>,
+    /// Docker's PORTS column (published and exposed ports of a running container).
+    pub ports: String,
+    /// Docker's NETWORKS column: `bridge`, `host` or `none`.
+    pub networks: String,
 }
 
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -62,6 +68,22 @@ impl Containers {
                 (None, None)
             };
             let running = rec.state.status == "running" && alive(rec.state.pid);
+            let (ports, networks) = match Self::stored(&rec) {
+                Ok(s) => {
+                    let ports = if running {
+                        let exposed: Vec<String> =
+                            s.config.exposed_ports.iter().flatten().cloned().collect();
+                        let published = NetworkState::read(&self.state_dir(&rec.id))
+                            .map(|n| n.ports)
+                            .unwrap_or_default();
+                        crate::ports::display(&published, &exposed)
+                    } else {
+                        String::new()
+                    };
+                    (ports, network_names(&s.options).1.to_string())
+                }
+                Err(_) => (String::new(), String::new()),
+            };
             let image = match image::resolve(&self.store, &rec.image_name) {
                 Ok(id) if id == rec.image_id => rec.image_name.clone(),
                 _ => rec.image_id.short(),
@@ -73,9 +95,95 @@ impl Containers {
                 running,
                 size_rw,
                 size_root_fs,
+                ports,
+                networks,
             });
         }
         Ok(out)
+    }
+
+    /// The ports a running container publishes (`docker port`), sorted; empty when it is
+    /// not running or not on the private network.
+    pub fn published_ports(&self, name: &str) -> Result<Vec<PublishedPort>> {
+        let rec = self.find(name)?;
+        if rec.state.status != "running" || !alive(rec.state.pid) {
+            return Ok(Vec::new());
+        }
+        let mut p = NetworkState::read(&self.state_dir(&rec.id))
+            .map(|n| n.ports)
+            .unwrap_or_default();
+        p.sort();
+        Ok(p)
+    }
+
+    /// Docker's `NetworkSettings`: the addresses and published ports while it runs on the
+    /// private network, empty values otherwise.
+    fn network_settings(&self, rec: &ContainerRecord, stored: &crate::config::Stored, running: bool) -> Value {
+        let (_, net_name) = network_names(&stored.options);
+        let state = if running && net_name == "bridge" {
+            NetworkState::read(&self.state_dir(&rec.id))
+        } else {
+            None
+        };
+        let mut ports = serde_json::Map::new();
+        if let Some(n) = &state {
+            for e in stored.config.exposed_ports.iter().flatten() {
+                ports.insert(e.clone(), Value::Null);
+            }
+            for p in &n.ports {
+                let entry = ports.entry(p.key()).or_insert(Value::Null);
+                if entry.is_null() {
+                    *entry = json!([]);
+                }
+                if let Some(a) = entry.as_array_mut() {
+                    a.push(json!({"HostIp": p.host_ip, "HostPort": p.host_port.to_string()}));
+                }
+            }
+        }
+        let n = state.unwrap_or_default();
+        let (sandbox_id, sandbox_key) = if running && net_name != "host" {
+            (
+                rec.id.clone(),
+                format!("/proc/{}/ns/net", rec.state.pid),
+            )
+        } else {
+            (String::new(), String::new())
+        };
+        let endpoint = json!({
+            "IPAMConfig": null,
+            "Links": null,
+            "Aliases": null,
+            "NetworkID": "",
+            "EndpointID": "",
+            "Gateway": n.gateway,
+            "IPAddress": n.ip,
+            "IPPrefixLen": n.prefix_len,
+            "IPv6Gateway": "",
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "MacAddress": n.mac,
+            "DriverOpts": null,
+        });
+        json!({
+            "Bridge": "",
+            "SandboxID": sandbox_id,
+            "HairpinMode": false,
+            "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0,
+            "Ports": ports,
+            "SandboxKey": sandbox_key,
+            "SecondaryIPAddresses": null,
+            "SecondaryIPv6Addresses": null,
+            "EndpointID": "",
+            "Gateway": n.gateway,
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "IPAddress": n.ip,
+            "IPPrefixLen": n.prefix_len,
+            "IPv6Gateway": "",
+            "MacAddress": n.mac,
+            "Networks": { net_name: endpoint },
+        })
     }
 
     /// Docker's `inspect` JSON of a container (`SizeRw`/`SizeRootFs` with `size`).
@@ -198,7 +306,9 @@ impl Containers {
             "ExecIDs": null,
             "HostConfig": {
                 "Binds": strings(&o.volumes),
-                "NetworkMode": if o.network.is_empty() { "host" } else { o.network.as_str() },
+                "NetworkMode": network_names(o).0,
+                "PortBindings": crate::ports::parse_publish(&o.publish).unwrap_or_default(),
+                "PublishAllPorts": o.publish_all,
                 "AutoRemove": o.auto_remove,
                 "CapAdd": strings(&o.cap_add),
                 "CapDrop": strings(&o.cap_drop),
@@ -211,6 +321,7 @@ impl Containers {
                 "PidsLimit": o.pids_limit,
                 "Init": if o.init { json!(true) } else { Value::Null },
             },
+            "NetworkSettings": self.network_settings(&rec, &stored, running),
             "GraphDriver": graph,
             "Mounts": mounts,
             "Config": serde_json::to_value(&stored.config).unwrap_or(Value::Null),

@@ -4,7 +4,8 @@
 //! `fork`/`clone` only async-signal-safe work is allowed. The parent therefore prepares
 //! *everything* first (`plan.rs`), then calls the raw `clone` system call (fork semantics, no
 //! new stack) with `CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC` (plus
-//! `CLONE_NEWNET` for `--network none`). The child is PID 1 of the new PID namespace; it runs
+//! `CLONE_NEWNET` for `--network none` and the private network, which the parent
+//! connects with pasta while the child waits on a pipe before exec). The child is PID 1 of the new PID namespace; it runs
 //! [`child`], which performs only raw system calls on the prepared data (no allocation, no
 //! locks, no glibc `setuid` wrappers, which would try to synchronise threads that do not exist
 //! in the child), and finally `execve`s the command, which stays PID 1 as in Docker (with
@@ -27,8 +28,8 @@ use std::os::fd::RawFd;
 
 use crate::plan::{
     MountSrc, Op, Plan, Tail, K_CWD, K_EXEC, K_NOT_IN_PATH, K_SETUP, K_STAT, S_CAPS, S_CGROUP,
-    S_CWD, S_HOSTNAME, S_ISOLATE, S_LO, S_NNP, S_PIVOT, S_PRIVATE, S_RO_ROOT, S_ROOT_BIND,
-    S_STDIO, S_TTY, S_USER,
+    S_CWD, S_HOSTNAME, S_ISOLATE, S_LO, S_NET, S_NNP, S_PIVOT, S_PRIVATE, S_RO_ROOT,
+    S_ROOT_BIND, S_STDIO, S_TTY, S_USER,
 };
 use crate::scope::{openat2, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS};
 
@@ -522,6 +523,9 @@ pub(crate) fn child(p: &Plan, errfd: RawFd) -> ! {
                 0,
             );
         }
+        if p.net_release >= 0 {
+            libc::close(p.net_release);
+        }
         libc::setsid();
         for (i, fd) in p.stdio.iter().enumerate() {
             if *fd >= 0 && libc::dup2(*fd, i as i32) < 0 {
@@ -601,9 +605,23 @@ pub(crate) fn child(p: &Plan, errfd: RawFd) -> ! {
         if libc::sethostname(p.hostname.as_ptr(), p.hostname.as_bytes().len()) != 0 {
             setup(S_HOSTNAME, errno());
         }
-        if p.net_none {
+        if p.new_net {
             if let Err(e) = lo_up() {
                 setup(S_LO, e);
+            }
+        }
+        if p.net_wait >= 0 {
+            // The parent connects the namespace meanwhile; nothing of the user's runs before.
+            let mut go = [0u8; 1];
+            loop {
+                let r = libc::read(p.net_wait, go.as_mut_ptr().cast(), 1);
+                if r == 1 {
+                    break;
+                }
+                if r < 0 && errno() == libc::EINTR {
+                    continue;
+                }
+                setup(S_NET, if r < 0 { errno() } else { libc::ENETDOWN });
             }
         }
         exec_tail(&p.tail, errfd);

@@ -71,6 +71,12 @@ pub enum Error {
     /// The container's first process is gone (or its PID now names another process).
     #[error("container process {pid} is gone")]
     ProcessGone { pid: i32 },
+    /// The private network could not be set up (pasta failed, or is missing).
+    #[error("network: {0}")]
+    Network(String),
+    /// The default network needs pasta and none was given.
+    #[error("the default network needs pasta (Debian package passt), which was not found: install it, or use --network host or --network none")]
+    PastaMissing,
     /// A cgroup could not be made or configured.
     #[error("cgroup {path}: {reason}")]
     Cgroup { path: PathBuf, reason: String },

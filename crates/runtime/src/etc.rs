@@ -17,8 +17,13 @@ pub const ETC_FILES: [&str; 3] = ["hosts", "hostname", "resolv.conf"];
 const STANDARD_HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
 
 /// Writes `hosts`, `hostname` and `resolv.conf` for `spec` into `state_dir`, as Docker does:
-/// with the host network, the host's `/etc/hosts`; otherwise the standard loopback entries;
-/// `resolv.conf` is the host's without loopback name servers (which a container cannot reach).
+/// with the host network, the host's `/etc/hosts` and `/etc/resolv.conf`; otherwise the
+/// standard loopback entries (plus `ADDRESS\tHOSTNAME` on the private network, as Docker's
+/// bridge) and the host's `resolv.conf` without loopback name servers (which a container
+/// cannot reach). On the private network the name server is pasta's DNS forwarding address
+/// ([`crate::DNS_FORWARD_ADDRESS`]) instead of the host's: pasta sends the queries to the
+/// host's resolver from the host, so DNS works even when that resolver is on the host's
+/// loopback (where Docker would fall back to 8.8.8.8 and 8.8.4.4).
 pub fn write_etc_files(state_dir: &Path, spec: &Spec) -> Result<()> {
     fs::create_dir_all(state_dir).ctx("create state directory", state_dir)?;
     let hosts = match spec.network {
@@ -26,20 +31,22 @@ pub fn write_etc_files(state_dir: &Path, spec: &Spec) -> Result<()> {
             fs::read_to_string("/etc/hosts").unwrap_or_else(|_| STANDARD_HOSTS.to_string())
         }
         Network::None => STANDARD_HOSTS.to_string(),
+        Network::Private => match crate::Addresses::detect().ipv4 {
+            Some(ip) => format!("{STANDARD_HOSTS}{ip}\t{}\n", spec.hostname),
+            None => STANDARD_HOSTS.to_string(),
+        },
     };
-    let resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let resolv = match spec.network {
-        Network::Host => resolv,
-        Network::None => resolv
-            .lines()
-            .filter(|l| {
-                let mut w = l.split_whitespace();
-                !(w.next() == Some("nameserver")
-                    && w.next()
-                        .is_some_and(|a| a.starts_with("127.") || a == "::1"))
-            })
-            .map(|l| format!("{l}\n"))
-            .collect(),
+        Network::Host => host_resolv,
+        Network::None => without_nameservers(&host_resolv, |a| {
+            a.starts_with("127.") || a == "::1"
+        }),
+        Network::Private => {
+            let mut r = without_nameservers(&host_resolv, |_| true);
+            r.push_str(&format!("nameserver {}\n", crate::DNS_FORWARD_ADDRESS));
+            r
+        }
     };
     for (name, content) in [
         ("hosts", hosts),
@@ -50,6 +57,17 @@ pub fn write_etc_files(state_dir: &Path, spec: &Spec) -> Result<()> {
         fs::write(&p, content).ctx("write", &p)?;
     }
     Ok(())
+}
+
+/// `resolv.conf` text without the `nameserver` lines whose address matches `drop`.
+fn without_nameservers(text: &str, drop: impl Fn(&str) -> bool) -> String {
+    text.lines()
+        .filter(|l| {
+            let mut w = l.split_whitespace();
+            !(w.next() == Some("nameserver") && w.next().is_some_and(&drop))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 /// Fills `dir` with Docker's init-layer stubs (idempotent): directories `proc`, `sys`, `dev`,

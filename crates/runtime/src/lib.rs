@@ -8,7 +8,7 @@
 //!
 //! [`spawn`] runs a spec on a root filesystem that is already mounted (the snapshotter's
 //! overlay): a child in new mount, PID, UTS and IPC namespaces (and a network namespace with
-//! only `lo` for [`Network::None`]), `/proc`, `/dev`, `/sys`, the `/etc` files from
+//! only `lo` for [`Network::None`], or one connected by pasta for [`Network::Private`]), `/proc`, `/dev`, `/sys`, the `/etc` files from
 //! [`write_etc_files`], pivot_root, Docker's default capabilities and masked paths, cgroup
 //! limits (v1 and v2), then exec. Failures to exec carry Docker's message and exit code
 //! (127 not found, 126 cannot invoke). [`run`] is the foreground form that forwards SIGINT and
@@ -36,6 +36,7 @@ mod cgroup;
 mod child;
 mod error;
 mod etc;
+mod net;
 mod plan;
 mod process;
 mod scope;
@@ -46,6 +47,7 @@ pub use caps::{capability_name, capability_number, DEFAULT_CAPABILITIES};
 pub use cgroup::{is_v2 as cgroup_v2, remove_stale as remove_stale_cgroups};
 pub use error::{Error, Phase, Result};
 pub use etc::{make_init_layer, write_etc_files, ETC_FILES};
+pub use net::{Addresses, PortMapping, Protocol, DNS_FORWARD_ADDRESS, INTERFACE};
 pub use process::{
     exec, process_start_time, run, run_step, spawn, Container, ExecOptions, InitProcess,
     SpawnOptions, Stdio,

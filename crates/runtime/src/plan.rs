@@ -82,7 +82,13 @@ pub(crate) struct Plan {
     pub(crate) descs: Vec<String>,
     pub(crate) readonly_root: bool,
     pub(crate) hostname: CString,
-    pub(crate) net_none: bool,
+    /// A new network namespace (`none` or private): bring up `lo`.
+    pub(crate) new_net: bool,
+    /// Private network: the child blocks on this pipe's read end until the parent has
+    /// connected its namespace (one byte: go; end of file: give up); -1 otherwise.
+    pub(crate) net_wait: RawFd,
+    /// The parent's end of that pipe, which the child closes first (-1: none).
+    pub(crate) net_release: RawFd,
     pub(crate) tail: Tail,
     /// Descriptors the child keeps after taking its standard streams (sorted; set by
     /// `spawn`): the status pipe, the terminal socket, the cgroup files.
@@ -581,7 +587,9 @@ pub(crate) fn plan(
             descs: b.descs,
             readonly_root: spec.readonly_rootfs,
             hostname: cs(&spec.hostname)?,
-            net_none: spec.network == Network::None,
+            new_net: spec.network != Network::Host,
+            net_wait: -1,
+            net_release: -1,
             tail,
             keep_fds: Vec::new(),
             tty_sock: -1,
@@ -594,7 +602,7 @@ pub(crate) fn plan(
 }
 
 /// Descriptions of the child's fixed steps; their indices are the `S_*` constants.
-pub(crate) const FIXED_STEPS: [&str; 14] = [
+pub(crate) const FIXED_STEPS: [&str; 15] = [
     "set up standard streams",
     "join cgroup",
     "pivot_root into the root filesystem",
@@ -609,6 +617,7 @@ pub(crate) const FIXED_STEPS: [&str; 14] = [
     "make mounts private",
     "bind the root filesystem",
     "leave the caller's session keyring and become non-dumpable",
+    "wait for the network",
 ];
 pub(crate) const S_STDIO: usize = 0;
 pub(crate) const S_CGROUP: usize = 1;
@@ -624,6 +633,7 @@ pub(crate) const S_TTY: usize = 10;
 pub(crate) const S_PRIVATE: usize = 11;
 pub(crate) const S_ROOT_BIND: usize = 12;
 pub(crate) const S_ISOLATE: usize = 13;
+pub(crate) const S_NET: usize = 14;
 
 /// Failure kinds the child reports.
 pub(crate) const K_SETUP: u32 = 0;

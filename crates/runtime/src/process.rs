@@ -55,6 +55,9 @@ pub struct SpawnOptions {
     /// `/sbin/docker-init` and runs as `docker-init -- COMMAND...` (Docker's `docker-init`:
     /// tini, e.g. `/usr/bin/tini-static`). Required when the spec asks for an init.
     pub init_path: Option<PathBuf>,
+    /// The pasta binary, for [`Network::Private`] (found by the caller; the library reads
+    /// no environment). Without it, a private network is [`Error::PastaMissing`].
+    pub pasta: Option<PathBuf>,
 }
 
 /// A container's first process as recorded when it started: its PID and its start time
@@ -89,6 +92,8 @@ pub struct Container {
     created: Vec<PathBuf>,
     exit: Option<i32>,
     pty_master: Option<OwnedFd>,
+    /// The pasta connecting a private network, ended with the container.
+    net: Option<crate::net::Pasta>,
 }
 
 impl Container {
@@ -144,7 +149,11 @@ impl Container {
         if let Some(c) = self.exit {
             return Ok(c);
         }
-        let code = wait_pid(self.pid)?;
+        let code = wait_pid(self.pid);
+        if let Some(mut net) = self.net.take() {
+            net.stop();
+        }
+        let code = code?;
         self.exit = Some(code);
         if let Some(mut cg) = self.cgroup.take() {
             cg.remove();
@@ -153,10 +162,14 @@ impl Container {
     }
 
     /// Leaves the process running on its own (`-d`): returns its PID and keeps its cgroups,
-    /// which [`crate::remove_stale_cgroups`] deletes once it is gone.
+    /// which [`crate::remove_stale_cgroups`] deletes once it is gone. A private network
+    /// stays up only while this process lives.
     pub fn detach(mut self) -> i32 {
         if let Some(cg) = self.cgroup.take() {
             std::mem::forget(cg);
+        }
+        if let Some(net) = self.net.take() {
+            std::mem::forget(net);
         }
         self.exit = Some(0);
         self.pid
@@ -220,6 +233,12 @@ fn stdio_fds(streams: [&Stdio; 3]) -> Result<([RawFd; 3], Option<fs::File>)> {
 /// (typically an overlay from the snapshotter, with the init layer on top). Returns when the
 /// command has been exec'd; an error when it could not be (with Docker's message and exit code).
 pub fn spawn(rootfs: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Container> {
+    let private = spec.network == Network::Private;
+    let pasta = match (&opts.pasta, private) {
+        (Some(p), true) => Some(p.clone()),
+        (None, true) => return Err(Error::PastaMissing),
+        _ => None,
+    };
     // Standard streams: keep owned descriptors alive until after clone.
     let (stdio, _null) = stdio_fds([&opts.stdin, &opts.stdout, &opts.stderr])?;
     let cgroup = Cgroup::create(&opts.id, &spec.resources)?;
@@ -260,7 +279,23 @@ pub fn spawn(rootfs: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Container
         None
     };
     plan.tty_sock = socks.as_ref().map_or(-1, |(_, c)| c.as_raw_fd());
-    plan.keep_fds = [wr.as_raw_fd(), plan.tty_sock]
+    // Private network: the child waits on this pipe before exec until pasta is up.
+    let net_pipe = if private {
+        let mut p = [0; 2];
+        // SAFETY: valid array.
+        if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error()).ctx("create", "network pipe");
+        }
+        // SAFETY: freshly created descriptors we own.
+        Some(unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) })
+    } else {
+        None
+    };
+    if let Some((r, w)) = &net_pipe {
+        plan.net_wait = r.as_raw_fd();
+        plan.net_release = w.as_raw_fd();
+    }
+    plan.keep_fds = [wr.as_raw_fd(), plan.tty_sock, plan.net_wait]
         .into_iter()
         .chain(plan.cgroup_fds.iter().copied())
         .filter(|fd| *fd > 2)
@@ -268,7 +303,7 @@ pub fn spawn(rootfs: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Container
     plan.keep_fds.sort_unstable();
     let mut flags =
         libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
-    if spec.network == Network::None {
+    if spec.network != Network::Host {
         flags |= libc::CLONE_NEWNET;
     }
     // SAFETY: fork-like clone (no new stack); the child only runs `child`, which makes raw
@@ -301,7 +336,25 @@ pub fn spawn(rootfs: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Container
         created,
         exit: None,
         pty_master: None,
+        net: None,
     };
+    if let (Some((net_rd, net_wr)), Some(pasta)) = (net_pipe, pasta) {
+        drop(net_rd);
+        let mac = crate::net::Addresses::detect().mac;
+        match crate::net::Pasta::start(&pasta, pid, &spec.ports, &mac) {
+            Ok(net) => {
+                container.net = Some(net);
+                // SAFETY: one byte to a pipe we own: the child may exec now.
+                unsafe { libc::write(net_wr.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
+            }
+            Err(e) => {
+                drop(net_wr);
+                let _ = container.signal(libc::SIGKILL);
+                let _ = container.wait();
+                return Err(e);
+            }
+        }
+    }
     let mut buf = [0u8; 12];
     let mut got = 0;
     let mut file = fs::File::from(rd);
@@ -601,6 +654,7 @@ pub fn exec(init: InitProcess, process: &Process, opts: ExecOptions) -> Result<C
         cgroup: None,
         created: Vec::new(),
         exit: None,
+        net: None,
     };
     if got == 0 {
         if let Some((parent_sock, _)) = &socks {
@@ -704,7 +758,8 @@ pub fn run(rootfs: &Path, spec: &Spec, opts: SpawnOptions) -> Result<i32> {
 
 /// Runs one build step (a Dockerfile `RUN`): the process of `spec` on `rootfs`, stdin from
 /// /dev/null, output to the given sinks, killed if the calling thread dies; returns the exit
-/// code. Does not forward signals and may be called from several threads at once.
+/// code. Does not forward signals and may be called from several threads at once. For
+/// [`Network::Private`], call [`spawn`] with [`SpawnOptions::pasta`].
 pub fn run_step(rootfs: &Path, spec: &Spec, stdout: Stdio, stderr: Stdio) -> Result<i32> {
     static STEP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut c = spawn(
@@ -723,6 +778,7 @@ pub fn run_step(rootfs: &Path, spec: &Spec, stdout: Stdio, stderr: Stdio) -> Res
             kill_with_parent: true,
             tty: false,
             init_path: None,
+            pasta: None,
         },
     )?;
     c.wait()

@@ -58,14 +58,20 @@ pub struct ImageConfig {
     pub hostname: String,
 }
 
-/// Network mode: the host's network, or a new namespace with only `lo`.
+/// Network mode: the host's network, a new namespace with only `lo`, or a private
+/// namespace connected through pasta (Docker's default "bridge" mode, see `net.rs`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Network {
-    /// Share the host's network namespace (strata's default: it has no bridge networks).
+    /// Share the host's network namespace (`--network host`; the library's default, as it
+    /// needs nothing else; the `strata` binary defaults to [`Network::Private`]).
     #[default]
     Host,
     /// A new network namespace with only the loopback interface, up.
     None,
+    /// A new network namespace with `lo` and `eth0`, connected to the host's network by
+    /// pasta (needs [`crate::SpawnOptions::pasta`]); ports published with
+    /// [`RunOptions::ports`]. The host's own interfaces and loopback are out of reach.
+    Private,
 }
 
 /// An extra mount in the container.
@@ -131,6 +137,9 @@ pub struct RunOptions {
     pub host_hostname: String,
     /// `--network`.
     pub network: Network,
+    /// `-p`: ports published on the host (with [`Network::Private`] only; ignored
+    /// otherwise, as Docker discards them with the host network).
+    pub ports: Vec<crate::PortMapping>,
     /// `-v`, `--mount`, `--tmpfs`, in order.
     pub mounts: Vec<MountSpec>,
     /// `--read-only`.
@@ -166,6 +175,7 @@ impl Default for RunOptions {
             hostname: None,
             host_hostname: String::new(),
             network: Network::Host,
+            ports: Vec::new(),
             mounts: Vec::new(),
             read_only: false,
             cap_add: Vec::new(),
@@ -240,6 +250,8 @@ pub struct Spec {
     pub hostname: String,
     /// Network mode.
     pub network: Network,
+    /// Published ports (empty unless the network is [`Network::Private`]).
+    pub ports: Vec<crate::PortMapping>,
     /// Extra mounts, in order.
     pub mounts: Vec<MountSpec>,
     /// Mount the root filesystem read-only.
@@ -389,6 +401,11 @@ pub fn compose(image: &ImageConfig, opts: &RunOptions) -> Result<Spec> {
         },
         hostname,
         network: opts.network,
+        ports: if opts.network == Network::Private {
+            opts.ports.clone()
+        } else {
+            Vec::new()
+        },
         mounts: opts.mounts.clone(),
         readonly_rootfs: opts.read_only,
         masked_paths,

@@ -222,6 +222,7 @@ fn run_on(
                 kill_with_parent: true,
                 tty: false,
                 init_path: opts.init.then(tini),
+                pasta: None,
             },
         )?;
         created = c

@@ -14,6 +14,11 @@ use crate::Failure;
 /// Runs RUN steps with strata's runtime.
 struct Runner {
     state_dir: PathBuf,
+    /// `--network`: the private network (default, as Docker's classic builder runs steps
+    /// on its bridge), `host` or `none`.
+    network: runtime::Network,
+    /// The pasta binary, for the private network.
+    pasta: Option<PathBuf>,
 }
 
 impl build::RunStep for Runner {
@@ -53,7 +58,7 @@ impl build::RunStep for Runner {
             network: if req.network_none {
                 runtime::Network::None
             } else {
-                runtime::Network::Host
+                self.network
             },
             ..Default::default()
         };
@@ -80,6 +85,7 @@ impl build::RunStep for Runner {
                 kill_with_parent: true,
                 tty: false,
                 init_path: None,
+                pasta: self.pasta.clone(),
             },
         )
         .and_then(|mut c| c.wait());
@@ -271,16 +277,18 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
             .into());
         }
     }
-    if a.network != "host" && a.network != "none" && a.network != "default" {
-        return Err(Failure::new(
-            125,
-            format!(
-                "network mode {:?} is not supported: use host or none",
-                a.network
-            ),
-        )
-        .into());
-    }
+    let network = match a.network.as_str() {
+        "default" | "bridge" => runtime::Network::Private,
+        "host" => runtime::Network::Host,
+        "none" => runtime::Network::None,
+        other => {
+            return Err(Failure::new(
+                125,
+                format!("network mode {other:?} is not supported: use default, host or none"),
+            )
+            .into())
+        }
+    };
     let mut tags = Vec::new();
     for t in &a.tags {
         tags.push(image::parse_name(t)?);
@@ -421,6 +429,8 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
     build::cleanup_stale(snapshots.as_ref(), &work)?;
     let runner = Runner {
         state_dir: build_dir.join("state"),
+        network,
+        pasta: crate::settings::get().pasta.clone(),
     };
     // Not locked for the whole build: a FROM that pulls reports progress from other threads.
     let mut out = io::stdout();

@@ -283,6 +283,45 @@ pub fn rename(root: &Path, a: RenameArgs) -> Result<()> {
     Ok(())
 }
 
+/// `strata port CONTAINER [PRIVATE_PORT[/PROTO]]`: Docker 20.10's lines
+/// (`8080/tcp -> 127.0.0.1:18080`), or the host addresses of one port.
+pub fn port(root: &Path, a: crate::cli::PortArgs) -> Result<()> {
+    let c = super::open_containers(root)?;
+    let ports = c.published_ports(&a.container)?;
+    let Some(want) = &a.port else {
+        for p in &ports {
+            println!("{} -> {}:{}", p.key(), p.host_ip, p.host_port);
+        }
+        return Ok(());
+    };
+    let (port, proto) = match want.split_once('/') {
+        Some((p, proto)) if !proto.is_empty() => (p, proto),
+        Some((p, _)) => (p, "tcp"),
+        None => (want.as_str(), "tcp"),
+    };
+    let n: u16 = port
+        .parse()
+        .map_err(|_| Failure::new(1, format!("invalid port format: {port}")))?;
+    let hits: Vec<_> = ports
+        .iter()
+        .filter(|p| p.container_port == n && p.protocol == proto)
+        .collect();
+    if hits.is_empty() {
+        return Err(Failure::new(
+            1,
+            format!(
+                "No public port '{port}/{proto}' published for {}",
+                a.container
+            ),
+        )
+        .into());
+    }
+    for p in hits {
+        println!("{}:{}", p.host_ip, p.host_port);
+    }
+    Ok(())
+}
+
 /// `strata top CONTAINER [ps OPTIONS]`: Docker's table (tabwriter 20/1/3).
 pub fn top(root: &Path, a: crate::cli::TopArgs) -> Result<()> {
     let c = super::open_containers(root)?;

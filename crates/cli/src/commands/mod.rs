@@ -89,6 +89,9 @@ pub fn run(cmd: Command, root: &Path) -> Result<()> {
             run::restart(root, a)
         }
         Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => container::top(root, a),
+        Command::Port(a) | Command::Container(ContainerCommand::Port(a)) => {
+            container::port(root, a)
+        }
         // ---- end containers ----
         // ---- registry ----
         Command::Pull(a) => pull::run(root, a),
@@ -102,7 +105,9 @@ pub fn run(cmd: Command, root: &Path) -> Result<()> {
 pub fn open_containers(root: &Path) -> Result<::container::Containers> {
     let mut c = ::container::Containers::open_with(root, crate::settings::get().snapshotter)
         .map_err(|e| anyhow::anyhow!("cannot open the store at {}: {e}", root.display()))?;
+    let settings = crate::settings::get();
+    c.set_pasta(settings.pasta.clone());
+    c.set_init_path(settings.init_path.clone());
     c.cleanup()?;
-    c.set_init_path(crate::settings::get().init_path.clone());
     Ok(c)
 }

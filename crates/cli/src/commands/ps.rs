@@ -94,12 +94,12 @@ pub fn run(root: &Path, a: PsArgs) -> Result<()> {
                 "RunningFor": format::human_ago(created, now),
                 "Status": status(s, now),
                 "State": if s.running { "running" } else if r.state.status == "created" { "created" } else { "exited" },
-                "Ports": "",
+                "Ports": s.ports,
                 "Names": r.name,
                 "Size": size,
                 "Labels": "",
                 "Mounts": "",
-                "Networks": "",
+                "Networks": s.networks,
             })
         })
         .collect();

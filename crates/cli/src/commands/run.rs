@@ -81,6 +81,8 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
         user: a.user.clone(),
         hostname: a.hostname.clone(),
         network: a.network.clone(),
+        publish: a.publish.clone(),
+        publish_all: a.publish_all,
         volumes: a.volumes.clone(),
         tmpfs: a.tmpfs.clone(),
         mounts: a.mounts.clone(),
@@ -139,7 +141,18 @@ fn pull_if_needed(c: &mut ::container::Containers, a: &RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// Checks `-p` as Docker's CLI does (its messages, exit 125) and warns, as Docker does, that
+/// the host network discards them.
+fn check_publish(a: &RunArgs) -> Result<()> {
+    ::container::parse_publish(&a.publish).map_err(|e| Failure::new(125, e.to_string()))?;
+    if a.network == "host" && (!a.publish.is_empty() || a.publish_all) {
+        eprintln!("WARNING: Published ports are discarded when using host network mode");
+    }
+    Ok(())
+}
+
 pub fn create(root: &Path, a: RunArgs) -> Result<()> {
+    check_publish(&a)?;
     let opts = options(&a)?;
     let mut c = super::open_containers(root)?;
     pull_if_needed(&mut c, &a)?;
@@ -152,6 +165,7 @@ pub fn run(root: &Path, a: RunArgs) -> Result<()> {
     if a.detach && a.interactive && a.tty {
         // Accepted as Docker does; the streams go to the log.
     }
+    check_publish(&a)?;
     let opts = options(&a)?;
     let mut c = super::open_containers(root)?;
     pull_if_needed(&mut c, &a)?;

@@ -1,0 +1,484 @@
+//! The private network of a container (Docker's default "bridge" mode, without a bridge):
+//! the child is cloned into a new network namespace and [pasta](https://passt.top) (the
+//! `passt` package, as Podman uses) connects it to the host's network with user-mode
+//! networking: outbound TCP, UDP and ICMP through ordinary host sockets, DNS through pasta's
+//! forwarding address, published ports (`-p`) as host listening sockets spliced into the
+//! namespace. Nothing is created on the host: no bridge, no route, no firewall rule.
+//!
+//! Isolation from the host: pasta runs with `--no-map-gw` (the gateway address is *not*
+//! the host's loopback) and `-T none -U none` (no port of the host's loopback is reachable
+//! from the namespace), and `-t none -u none` unless ports are published (pasta's default
+//! would publish every port the container binds).
+//!
+//! Life cycle: [`Pasta::start`] runs pasta against the namespace of the (waiting) child
+//! through a descriptor (`--netns /proc/self/fd/3`; as root, pasta keeps only a few
+//! capabilities and could not open `/proc/PID/ns/net` of a more privileged process); pasta
+//! daemonizes once the interface, addresses, routes and port forwards are set up, so its
+//! exit status says whether the network is ready, and its PID arrives through a pipe given
+//! as its PID file. pasta does not notice when a namespace given this way goes away, so a
+//! small watcher process (forked, raw system calls only) kills it as soon as the strata
+//! process that started it closes the watcher's pipe: when the container ends
+//! ([`Pasta::stop`]) or when strata itself dies, however it dies.
+
+use std::fmt;
+use std::fs;
+use std::io::{self, Read};
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::error::{Error, Result};
+
+/// The address in a container's namespace that pasta answers DNS queries on, forwarding
+/// them to the host's resolver (which may be on the host's loopback).
+pub const DNS_FORWARD_ADDRESS: &str = "169.254.1.1";
+
+/// The interface name in the container (Docker's).
+pub const INTERFACE: &str = "eth0";
+
+/// A transport protocol of a published port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Protocol {
+    /// TCP.
+    #[default]
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl Protocol {
+    /// `tcp` or `udp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One published port: `host_ip:host_port` on the host forwards to `container_port` in the
+/// container (`-p`). The host port is concrete (the caller picks free ones for `-P`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PortMapping {
+    /// The host address to listen on; None: every address (IPv4 and IPv6).
+    pub host_ip: Option<IpAddr>,
+    /// The host port.
+    pub host_port: u16,
+    /// The port in the container.
+    pub container_port: u16,
+    /// TCP or UDP.
+    pub protocol: Protocol,
+}
+
+impl PortMapping {
+    /// pasta's `-t`/`-u` spec: `[ADDR/]HOST_PORT:CONTAINER_PORT`.
+    fn pasta_spec(&self) -> String {
+        match self.host_ip {
+            Some(ip) => format!("{ip}/{}:{}", self.host_port, self.container_port),
+            None => format!("{}:{}", self.host_port, self.container_port),
+        }
+    }
+}
+
+/// The addresses a container gets on the private network. pasta copies the host's: the
+/// IPv4 address and gateway of the interface with the default route.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Addresses {
+    /// The container's IPv4 address (None when the host has no IPv4 default route).
+    pub ipv4: Option<Ipv4Addr>,
+    /// Its prefix length.
+    pub prefix_len: u8,
+    /// The gateway (an address of the host's network; pasta does not map it to the host).
+    pub gateway: Option<Ipv4Addr>,
+    /// The MAC address strata gives the container's interface (Docker's `02:42:` + IPv4).
+    pub mac: String,
+}
+
+impl Addresses {
+    /// What the container will get, from the host's routing table (`/proc/net/route`) and
+    /// interface addresses.
+    pub fn detect() -> Addresses {
+        let Some((ifname, gateway)) = default_route_v4() else {
+            return Addresses {
+                mac: mac_for(None),
+                ..Default::default()
+            };
+        };
+        let (ipv4, prefix_len) = interface_v4(&ifname).map_or((None, 0), |(a, p)| (Some(a), p));
+        Addresses {
+            ipv4,
+            prefix_len,
+            gateway: Some(gateway),
+            mac: mac_for(ipv4),
+        }
+    }
+}
+
+fn mac_for(ip: Option<Ipv4Addr>) -> String {
+    let o = ip.map_or([0, 0, 0, 2], |i| i.octets());
+    format!(
+        "02:42:{:02x}:{:02x}:{:02x}:{:02x}",
+        o[0], o[1], o[2], o[3]
+    )
+}
+
+/// The interface and gateway of the host's IPv4 default route.
+fn default_route_v4() -> Option<(String, Ipv4Addr)> {
+    let text = fs::read_to_string("/proc/net/route").ok()?;
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 4 || f[1] != "00000000" {
+            continue;
+        }
+        let flags = u32::from_str_radix(f[3], 16).ok()?;
+        if flags & 0x1 == 0 {
+            continue; // not up
+        }
+        let gw = u32::from_str_radix(f[2], 16).ok()?;
+        return Some((f[0].to_string(), Ipv4Addr::from(gw.to_le_bytes())));
+    }
+    None
+}
+
+/// The first IPv4 address of interface `name` and its prefix length.
+fn interface_v4(name: &str) -> Option<(Ipv4Addr, u8)> {
+    let mut out = None;
+    // SAFETY: getifaddrs allocates a list we walk read-only and free once.
+    unsafe {
+        let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+        if libc::getifaddrs(&mut list) != 0 {
+            return None;
+        }
+        let mut cur = list;
+        while !cur.is_null() {
+            let ifa = &*cur;
+            cur = ifa.ifa_next;
+            if ifa.ifa_addr.is_null() || ifa.ifa_netmask.is_null() {
+                continue;
+            }
+            if i32::from((*ifa.ifa_addr).sa_family) != libc::AF_INET {
+                continue;
+            }
+            if std::ffi::CStr::from_ptr(ifa.ifa_name).to_bytes() != name.as_bytes() {
+                continue;
+            }
+            let a = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+            let m = &*(ifa.ifa_netmask as *const libc::sockaddr_in);
+            let addr = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            let prefix = u32::from_be(m.sin_addr.s_addr).count_ones() as u8;
+            out = Some((addr, prefix));
+            break;
+        }
+        libc::freeifaddrs(list);
+    }
+    out
+}
+
+/// pasta's arguments for a namespace on descriptor 3 and a PID file on descriptor 4.
+pub(crate) fn pasta_args(ports: &[PortMapping], mac: &str) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "--config-net",
+        "--quiet",
+        // As root, pasta would switch to nobody and lose the capabilities it needs to join
+        // the namespace; it still drops every capability but NET_ADMIN, NET_BIND_SERVICE
+        // and SYS_ADMIN, and sandboxes itself.
+        "--runas",
+        "0",
+        // The gateway is not the host: the host's loopback stays out of reach.
+        "--no-map-gw",
+        "--ns-ifname",
+        INTERFACE,
+        "--ns-mac-addr",
+        mac,
+        "--dns-forward",
+        DNS_FORWARD_ADDRESS,
+        // Nothing of the host's loopback is forwarded into the namespace.
+        "--tcp-ns",
+        "none",
+        "--udp-ns",
+        "none",
+        "--pid",
+        "/proc/self/fd/4",
+        "--netns",
+        "/proc/self/fd/3",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for proto in [Protocol::Tcp, Protocol::Udp] {
+        let flag = match proto {
+            Protocol::Tcp => "--tcp-ports",
+            Protocol::Udp => "--udp-ports",
+        };
+        let specs: Vec<String> = ports
+            .iter()
+            .filter(|p| p.protocol == proto)
+            .map(|p| p.pasta_spec())
+            .collect();
+        if specs.is_empty() {
+            a.push(flag.into());
+            a.push("none".into());
+        }
+        for s in specs {
+            a.push(flag.into());
+            a.push(s);
+        }
+    }
+    a
+}
+
+/// A running pasta connected to a container's namespace.
+#[derive(Debug)]
+pub(crate) struct Pasta {
+    /// A pidfd of the daemonized pasta.
+    pidfd: OwnedFd,
+    /// The watcher that kills pasta when this end closes.
+    watcher_pipe: Option<OwnedFd>,
+    watcher: i32,
+    /// Wait for pasta's exit in [`Pasta::stop`], so that published host ports are free
+    /// again when the container's end is reported (tearing its interface down takes the
+    /// kernel some 40 ms, not worth waiting for without ports).
+    wait_on_stop: bool,
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: valid array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: freshly created descriptors we own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn net_error(detail: impl Into<String>) -> Error {
+    Error::Network(detail.into())
+}
+
+impl Pasta {
+    /// Connects the network namespace of process `pid` with pasta at `binary`, publishing
+    /// `ports`; returns once the namespace's interface, routes and forwards are set up.
+    pub(crate) fn start(binary: &Path, pid: i32, ports: &[PortMapping], mac: &str) -> Result<Pasta> {
+        let ns_path = PathBuf::from(format!("/proc/{pid}/ns/net"));
+        let ns = fs::File::open(&ns_path)
+            .map_err(|e| net_error(format!("open {}: {e}", ns_path.display())))?;
+        let (pid_rd, pid_wr) = pipe().map_err(|e| net_error(format!("pipe: {e}")))?;
+        let (ns_fd, pid_fd) = (ns.as_raw_fd(), pid_wr.as_raw_fd());
+        let mut cmd = Command::new(binary);
+        cmd.args(pasta_args(ports, mac))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        // SAFETY: async-signal-safe calls only: the namespace on 3, the PID pipe on 4, and
+        // every other inherited descriptor (store locks, the database) closed on exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let a = libc::fcntl(ns_fd, libc::F_DUPFD, 10);
+                let b = libc::fcntl(pid_fd, libc::F_DUPFD, 10);
+                if a < 0 || b < 0 || libc::dup2(a, 3) < 0 || libc::dup2(b, 4) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                libc::syscall(
+                    libc::SYS_close_range,
+                    5u32,
+                    u32::MAX,
+                    4u32, /* CLOSE_RANGE_CLOEXEC */
+                );
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|e| {
+            net_error(format!("cannot run {}: {e}", binary.display()))
+        })?;
+        drop(pid_wr);
+        drop(ns);
+        let out = child
+            .wait_with_output()
+            .map_err(|e| net_error(format!("wait for pasta: {e}")))?;
+        if !out.status.success() {
+            let msg: Vec<String> = String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .filter(|l| !l.starts_with("Failed to send") && !l.trim().is_empty())
+                .map(str::to_string)
+                .collect();
+            return Err(net_error(format!(
+                "pasta failed ({}): {}",
+                out.status,
+                msg.join("; ")
+            )));
+        }
+        // The PID file: "PID\n", written before the foreground process exits; the daemon
+        // keeps the pipe open, so read up to the newline only.
+        let mut text = Vec::new();
+        let mut f = fs::File::from(pid_rd);
+        let mut b = [0u8; 1];
+        while text.len() < 16 {
+            match f.read(&mut b) {
+                Ok(1) if b[0] == b'\n' => break,
+                Ok(1) => text.push(b[0]),
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(net_error(format!("read pasta's PID: {e}"))),
+            }
+        }
+        let daemon: i32 = String::from_utf8_lossy(&text)
+            .trim()
+            .parse()
+            .map_err(|_| net_error("pasta did not report its PID"))?;
+        // SAFETY: plain syscall.
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, daemon, 0) };
+        if pidfd < 0 {
+            let e = io::Error::last_os_error();
+            // SAFETY: plain syscall on the PID pasta just reported.
+            unsafe { libc::kill(daemon, libc::SIGKILL) };
+            return Err(net_error(format!("pidfd_open {daemon}: {e}")));
+        }
+        // SAFETY: a new descriptor we own.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
+        let (w_rd, w_wr) = pipe().map_err(|e| net_error(format!("pipe: {e}")))?;
+        let watcher = spawn_watcher(&pidfd, &w_rd);
+        drop(w_rd);
+        let watcher = match watcher {
+            Ok(w) => w,
+            Err(e) => {
+                kill_pidfd(pidfd.as_raw_fd());
+                return Err(net_error(format!("fork: {e}")));
+            }
+        };
+        Ok(Pasta {
+            pidfd,
+            watcher_pipe: Some(w_wr),
+            watcher,
+            wait_on_stop: !ports.is_empty(),
+        })
+    }
+
+    /// Ends pasta (SIGKILL) and, when it publishes ports, waits until it is gone and the
+    /// ports are free again.
+    pub(crate) fn stop(&mut self) {
+        if self.watcher_pipe.take().is_none() {
+            return;
+        }
+        kill_pidfd(self.pidfd.as_raw_fd());
+        let mut status = 0;
+        // SAFETY: reaping our own watcher, which exits once its pipe closed.
+        unsafe {
+            while libc::waitpid(self.watcher, &mut status, libc::__WALL) < 0
+                && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+            {}
+        }
+        if !self.wait_on_stop {
+            return;
+        }
+        // A pidfd becomes readable when the process has exited.
+        let mut pfd = libc::pollfd {
+            fd: self.pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one valid descriptor, bounded wait.
+        unsafe {
+            libc::poll(&mut pfd, 1, 5000);
+        }
+    }
+}
+
+impl Drop for Pasta {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn kill_pidfd(fd: RawFd) {
+    // SAFETY: plain syscall on a pidfd we own.
+    unsafe {
+        libc::syscall(libc::SYS_pidfd_send_signal, fd, libc::SIGKILL, 0usize, 0u32);
+    }
+}
+
+/// Forks the watcher: it closes everything but `pidfd` and `pipe`, waits for the pipe to
+/// close (every write end gone: [`Pasta::stop`], or strata died) and kills pasta.
+fn spawn_watcher(pidfd: &OwnedFd, pipe: &OwnedFd) -> io::Result<i32> {
+    let (pfd, rd) = (pidfd.as_raw_fd(), pipe.as_raw_fd());
+    // SAFETY: the child makes raw, async-signal-safe system calls only.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: as above.
+        unsafe {
+            crate::child::reset_signals();
+            // Keep the pidfd and the pipe's read end on fixed numbers, close the rest
+            // (the store's lock files, the database, the pipe's write end).
+            let a = libc::fcntl(pfd, libc::F_DUPFD, 10);
+            let b = libc::fcntl(rd, libc::F_DUPFD, 10);
+            if a < 0 || b < 0 || libc::dup2(a, 3) < 0 || libc::dup2(b, 4) < 0 {
+                libc::syscall(libc::SYS_pidfd_send_signal, pfd, libc::SIGKILL, 0usize, 0u32);
+                libc::_exit(1);
+            }
+            libc::syscall(libc::SYS_close_range, 0u32, 2u32, 0u32);
+            libc::syscall(libc::SYS_close_range, 5u32, u32::MAX, 0u32);
+            libc::setsid();
+            let mut byte = [0u8; 1];
+            loop {
+                let r = libc::read(4, byte.as_mut_ptr().cast(), 1);
+                if r < 0 && *libc::__errno_location() == libc::EINTR {
+                    continue;
+                }
+                break;
+            }
+            libc::syscall(libc::SYS_pidfd_send_signal, 3, libc::SIGKILL, 0usize, 0u32);
+            libc::_exit(0);
+        }
+    }
+    Ok(pid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pasta_arguments_isolate_the_host() {
+        let a = pasta_args(&[], "02:42:00:00:00:02");
+        let s = a.join(" ");
+        assert!(s.contains("--no-map-gw"));
+        assert!(s.contains("--tcp-ns none --udp-ns none"));
+        assert!(s.contains("--tcp-ports none --udp-ports none"));
+        let a = pasta_args(
+            &[
+                PortMapping {
+                    host_ip: Some("127.0.0.1".parse().unwrap()),
+                    host_port: 18080,
+                    container_port: 8080,
+                    protocol: Protocol::Tcp,
+                },
+                PortMapping {
+                    host_ip: None,
+                    host_port: 5353,
+                    container_port: 53,
+                    protocol: Protocol::Udp,
+                },
+            ],
+            "02:42:00:00:00:02",
+        );
+        let s = a.join(" ");
+        assert!(s.contains("--tcp-ports 127.0.0.1/18080:8080"));
+        assert!(s.contains("--udp-ports 5353:53"));
+        assert!(!s.contains("--tcp-ports none"));
+    }
+
+    #[test]
+    fn docker_style_mac() {
+        assert_eq!(mac_for(Some(Ipv4Addr::new(172, 17, 0, 2))), "02:42:ac:11:00:02");
+    }
+}
