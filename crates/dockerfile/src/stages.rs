@@ -191,8 +191,7 @@ pub fn lower(ast: &Ast, options: &BuildOptions) -> Result<Dockerfile> {
     let mut meta_args = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();
     for node in &ast.children {
-        let err = |m: String| Error::parse(node.start_line, m);
-        let parsed = parse_node(node).map_err(err)?;
+        let parsed = parse_node(node)?;
         let ins = |command| Instruction {
             line: node.start_line,
             end_line: node.end_line,
