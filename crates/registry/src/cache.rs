@@ -45,12 +45,7 @@ pub fn push_cache(
     };
     for (d, size, _) in &plan.blobs {
         let short = &d.hex()[..12];
-        let blob = Blob {
-            path: store.blob_path(d),
-            digest: *d,
-            size: *size,
-        };
-        match destination.upload(&blob, None)? {
+        match destination.upload(&Blob::stored(store, *d, *size), None)? {
             Outcome::Exists => layer(progress, short, "Layer already exists"),
             Outcome::Mounted(from) => layer(progress, short, &format!("Mounted from {from}")),
             Outcome::Pushed => layer(progress, short, "Pushed"),

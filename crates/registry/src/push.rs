@@ -70,6 +70,17 @@ pub(crate) struct Blob {
     pub size: u64,
 }
 
+impl Blob {
+    /// The stored blob `digest` of `size` bytes.
+    pub(crate) fn stored(store: &Store, digest: Digest, size: u64) -> Blob {
+        Blob {
+            path: store.blob_path(&digest),
+            digest,
+            size,
+        }
+    }
+}
+
 /// The repository blobs go to, and repositories of the same registry they may be mounted
 /// from.
 pub(crate) struct Destination<'a> {
@@ -270,21 +281,13 @@ impl Plan {
             if !jobs.iter().any(|j| j.blob.digest == blob.digest) {
                 jobs.push(Job {
                     short: blob.digest.hex()[..12].to_string(),
-                    blob: Blob {
-                        path: store.blob_path(&blob.digest),
-                        digest: blob.digest,
-                        size: blob.size,
-                    },
+                    blob: Blob::stored(store, blob.digest, blob.size),
                 });
             }
             layers.push(blob);
         }
         Ok(Plan {
-            config: Blob {
-                path: store.blob_path(&img.id),
-                digest: img.id,
-                size: config_size,
-            },
+            config: Blob::stored(store, img.id, config_size),
             layers,
             jobs,
         })
