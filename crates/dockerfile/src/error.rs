@@ -25,7 +25,8 @@ pub enum Error {
     #[error("{0}")]
     Stage(String),
     /// A value Docker rejects when it writes it into the image configuration (`Invalid
-    /// proto: xyz`, `Invalid signal: FOO`), or a malformed heredoc word.
+    /// proto: xyz`, `Invalid signal: FOO`), a malformed heredoc word, or a duration Go's
+    /// `time.ParseDuration` refuses.
     #[error("{0}")]
     Value(String),
     /// A bad pattern in a `.dockerignore` file (1-based line).

@@ -285,6 +285,51 @@ pub(crate) enum Parsed {
     Command(Command),
 }
 
+/// One AST node as the instruction parsers see it (BuildKit's `parseRequest`).
+struct Request<'a> {
+    node: &'a Node,
+    /// The arguments, words of every kind flattened.
+    args: Vec<String>,
+    /// Whether the arguments were written as a JSON array.
+    json: bool,
+}
+
+impl Request<'_> {
+    /// The flags, checked against the ones the instruction accepts.
+    fn flags(&self, spec: &[(&str, Kind)]) -> Result<Flags, String> {
+        Flags::parse(&self.node.flags, spec)
+    }
+
+    /// Refuses any flag.
+    fn no_flags(&self) -> Result<(), String> {
+        self.flags(&[]).map(|_| ())
+    }
+
+    /// `cmd requires exactly one argument` unless there is exactly one; the argument.
+    fn exactly_one(&self, cmd: &str) -> Result<String, String> {
+        match self.args.as_slice() {
+            [arg] => Ok(arg.clone()),
+            _ => Err(exactly_one(cmd)),
+        }
+    }
+
+    /// `cmd requires at least one argument` when there is none.
+    fn at_least_one(&self, cmd: &str) -> Result<(), String> {
+        if self.args.is_empty() {
+            return Err(at_least_one(cmd));
+        }
+        Ok(())
+    }
+
+    /// The arguments as a command line (exec form as given, shell form joined).
+    fn command_line(&self) -> CommandLine {
+        CommandLine {
+            args: handle_json_args(&self.args, self.json),
+            prepend_shell: !self.json,
+        }
+    }
+}
+
 fn at_least_one(cmd: &str) -> String {
     format!("{cmd} requires at least one argument")
 }
@@ -301,6 +346,360 @@ fn handle_json_args(args: &[String], json: bool) -> Vec<String> {
         return args.to_vec();
     }
     vec![args.join(" ")]
+}
+
+/// Check one AST node and build its typed form (BuildKit's `ParseInstruction`): a dispatch on
+/// the keyword to the instruction's own parser. Errors carry the node's line.
+pub(crate) fn parse_node(node: &Node) -> Result<Parsed> {
+    let req = Request {
+        node,
+        args: node.flat_args(),
+        json: node.json,
+    };
+    let parsed = match node.value.to_lowercase().as_str() {
+        "env" => parse_env(&req).map(Parsed::Command),
+        "maintainer" => parse_maintainer(&req).map(Parsed::Command),
+        "label" => parse_label(&req).map(Parsed::Command),
+        "add" => parse_add(&req).map(Parsed::Command),
+        "copy" => parse_copy(&req).map(Parsed::Command),
+        "from" => parse_from(&req).map(Parsed::From),
+        "onbuild" => parse_onbuild(&req).map(Parsed::Command),
+        "workdir" => parse_workdir(&req).map(Parsed::Command),
+        "run" => parse_run(&req).map(Parsed::Command),
+        "cmd" => parse_cmd(&req).map(Parsed::Command),
+        "entrypoint" => parse_entrypoint(&req).map(Parsed::Command),
+        "healthcheck" => parse_healthcheck(&req).map(Parsed::Command),
+        "expose" => parse_expose(&req).map(Parsed::Command),
+        "user" => parse_user(&req).map(Parsed::Command),
+        "volume" => parse_volume(&req).map(Parsed::Command),
+        "stopsignal" => parse_stopsignal(&req).map(Parsed::Command),
+        "arg" => parse_arg(&req).map(Parsed::Command),
+        "shell" => parse_shell(&req).map(Parsed::Command),
+        _ => Err(format!("unknown instruction: {}", node.value)),
+    };
+    parsed.map_err(|message| Error::parse(node.start_line, message))
+}
+
+/// `ENV key=value ...` (no flags).
+fn parse_env(req: &Request) -> Result<Command, String> {
+    req.no_flags()?;
+    Ok(Command::Env(parse_kvps(&req.args, "ENV")?))
+}
+
+/// `MAINTAINER name` (no flags).
+fn parse_maintainer(req: &Request) -> Result<Command, String> {
+    let name = req.exactly_one("MAINTAINER")?;
+    req.no_flags()?;
+    Ok(Command::Maintainer(name))
+}
+
+/// `LABEL key=value ...` (no flags).
+fn parse_label(req: &Request) -> Result<Command, String> {
+    req.no_flags()?;
+    Ok(Command::Label(parse_kvps(&req.args, "LABEL")?))
+}
+
+/// `ADD [--exclude] [--chown] [--chmod] [--link] [--keep-git-dir] [--checksum] [--unpack]
+/// src... dest`.
+fn parse_add(req: &Request) -> Result<Command, String> {
+    if req.args.len() < 2 {
+        return Err("ADD requires at least two arguments, but only one was provided. Destination could not be determined".into());
+    }
+    let f = req.flags(&[
+        ("exclude", Kind::Strs),
+        ("chown", Kind::Str),
+        ("chmod", Kind::Str),
+        ("link", Kind::Bool),
+        ("keep-git-dir", Kind::Bool),
+        ("checksum", Kind::Str),
+        ("unpack", Kind::Bool),
+    ])?;
+    let (sources, contents, dest) = sources_and_dest(req, "ADD")?;
+    Ok(Command::Add(Add {
+        sources,
+        contents,
+        dest,
+        chown: non_empty(f.string("chown")),
+        chmod: non_empty(f.string("chmod")),
+        checksum: non_empty(f.string("checksum")),
+        keep_git_dir: f.bool("keep-git-dir").unwrap_or(false),
+        link: f.bool("link").unwrap_or(false),
+        excludes: f.strings("exclude"),
+        unpack: f.bool("unpack"),
+    }))
+}
+
+/// `COPY [--exclude] [--parents] [--chown] [--from] [--chmod] [--link] src... dest`.
+fn parse_copy(req: &Request) -> Result<Command, String> {
+    if req.args.len() < 2 {
+        return Err("COPY requires at least two arguments, but only one was provided. Destination could not be determined".into());
+    }
+    let f = req.flags(&[
+        ("exclude", Kind::Strs),
+        ("parents", Kind::Bool),
+        ("chown", Kind::Str),
+        ("from", Kind::Str),
+        ("chmod", Kind::Str),
+        ("link", Kind::Bool),
+    ])?;
+    let (sources, contents, dest) = sources_and_dest(req, "COPY")?;
+    Ok(Command::Copy(Copy {
+        sources,
+        contents,
+        dest,
+        from: non_empty(f.string("from")),
+        chown: non_empty(f.string("chown")),
+        chmod: non_empty(f.string("chmod")),
+        link: f.bool("link").unwrap_or(false),
+        parents: f.bool("parents").unwrap_or(false),
+        excludes: f.strings("exclude"),
+    }))
+}
+
+/// `FROM [--platform] image [AS name]`.
+fn parse_from(req: &Request) -> Result<FromInstruction, String> {
+    let args = &req.args;
+    let name = match args.len() {
+        3 if args[1].eq_ignore_ascii_case("as") => Some(stage_name(&args[2])?),
+        1 => None,
+        _ => return Err("FROM requires either one or three arguments".into()),
+    };
+    let f = req.flags(&[("platform", Kind::Str)])?;
+    Ok(FromInstruction {
+        base: args[0].clone(),
+        name,
+        platform: non_empty(f.string("platform")),
+    })
+}
+
+/// A stage name, lower-cased: a letter, then letters, digits, `-`, `_` or `.`.
+fn stage_name(raw: &str) -> Result<String, String> {
+    let name = raw.to_lowercase();
+    let mut cs = name.chars();
+    let ok = cs.next().is_some_and(|c| c.is_ascii_lowercase())
+        && cs.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
+    if !ok {
+        return Err(format!(
+            "invalid name for build stage: {}, name can't start with a number or contain symbols",
+            go_quote(raw)
+        ));
+    }
+    Ok(name)
+}
+
+/// `ONBUILD instruction` (no flags): the trigger's text, heredoc bodies included.
+fn parse_onbuild(req: &Request) -> Result<Command, String> {
+    req.at_least_one("ONBUILD")?;
+    req.no_flags()?;
+    let trigger = crate::util::trim_space(&req.args[0]).to_uppercase();
+    match trigger.as_str() {
+        "ONBUILD" => return Err("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into()),
+        "MAINTAINER" | "FROM" => {
+            return Err(format!("{trigger} isn't allowed as an ONBUILD trigger"))
+        }
+        _ => {}
+    }
+    let orig = req.node.original.trim_start_matches(crate::util::is_space);
+    let mut expr = if orig
+        .get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("onbuild"))
+    {
+        orig[7..]
+            .trim_start_matches(crate::util::is_space)
+            .to_string()
+    } else {
+        orig.to_string()
+    };
+    for h in &req.node.heredocs {
+        expr.push('\n');
+        expr.push_str(&h.content);
+        expr.push_str(&h.name);
+    }
+    Ok(Command::Onbuild(expr))
+}
+
+/// `WORKDIR path` (no flags).
+fn parse_workdir(req: &Request) -> Result<Command, String> {
+    let path = req.exactly_one("WORKDIR")?;
+    req.no_flags()?;
+    Ok(Command::Workdir(path))
+}
+
+/// `RUN [--mount]... [--network] [--security] command`. The mounts are only prechecked here:
+/// BuildKit parses them after expansion.
+fn parse_run(req: &Request) -> Result<Command, String> {
+    let f = req.flags(&[
+        ("mount", Kind::Strs),
+        ("network", Kind::Str),
+        ("security", Kind::Str),
+    ])?;
+    let mount_specs = f.strings("mount");
+    for m in &mount_specs {
+        precheck_mount(m)?;
+    }
+    let network = match f.string("network").as_deref() {
+        None => None,
+        Some("default") => Some(Network::Default),
+        Some("none") => Some(Network::None),
+        Some("host") => Some(Network::Host),
+        Some(o) => return Err(format!("unsupported network mode {}", go_quote(o))),
+    };
+    let security = match f.string("security").as_deref() {
+        None => None,
+        Some("sandbox") => Some(Security::Sandbox),
+        Some("insecure") => Some(Security::Insecure),
+        Some(o) => return Err(format!("unsupported security mode {}", go_quote(o))),
+    };
+    Ok(Command::Run(Run {
+        cmd: req.command_line(),
+        heredocs: req.node.heredocs.clone(),
+        mount_specs,
+        mounts: Vec::new(),
+        network,
+        security,
+    }))
+}
+
+/// `CMD command` (no flags).
+fn parse_cmd(req: &Request) -> Result<Command, String> {
+    req.no_flags()?;
+    Ok(Command::Cmd(req.command_line()))
+}
+
+/// `ENTRYPOINT command` (no flags).
+fn parse_entrypoint(req: &Request) -> Result<Command, String> {
+    req.no_flags()?;
+    Ok(Command::Entrypoint(req.command_line()))
+}
+
+/// `HEALTHCHECK NONE` (flags ignored) or `HEALTHCHECK [--interval] [--timeout]
+/// [--start-period] [--start-interval] [--retries] CMD command`.
+fn parse_healthcheck(req: &Request) -> Result<Command, String> {
+    req.at_least_one("HEALTHCHECK")?;
+    let typ = req.args[0].to_uppercase();
+    let rest = &req.args[1..];
+    if typ == "NONE" {
+        if !rest.is_empty() {
+            return Err("HEALTHCHECK NONE takes no arguments".into());
+        }
+        return Ok(Command::Healthcheck(Healthcheck::None));
+    }
+    let f = req.flags(&[
+        ("interval", Kind::Str),
+        ("timeout", Kind::Str),
+        ("start-period", Kind::Str),
+        ("start-interval", Kind::Str),
+        ("retries", Kind::Str),
+    ])?;
+    if typ != "CMD" {
+        return Err(format!(
+            "Unknown type {} in HEALTHCHECK (try CMD)",
+            go_quote(&typ)
+        ));
+    }
+    let cmd_slice = handle_json_args(rest, req.json);
+    if cmd_slice.is_empty() {
+        return Err("Missing command after HEALTHCHECK CMD".into());
+    }
+    let head = if req.json { "CMD" } else { "CMD-SHELL" };
+    Ok(Command::Healthcheck(Healthcheck::Check {
+        test: std::iter::once(head.to_string()).chain(cmd_slice).collect(),
+        interval: opt_duration(f.string("interval"), "interval")?,
+        timeout: opt_duration(f.string("timeout"), "timeout")?,
+        start_period: opt_duration(f.string("start-period"), "start-period")?,
+        start_interval: opt_duration(f.string("start-interval"), "start-interval")?,
+        retries: retries(f.string("retries"))?,
+    }))
+}
+
+/// `--retries`: Go's `strconv.ParseInt` of an `int`, not negative (empty: zero).
+fn retries(v: Option<String>) -> Result<u32, String> {
+    let Some(r) = non_empty(v) else {
+        return Ok(0);
+    };
+    let v: i64 = r
+        .parse::<i32>()
+        .map(i64::from)
+        .map_err(|_| format!("strconv.ParseInt: parsing {}: invalid syntax", go_quote(&r)))?;
+    if v < 0 {
+        return Err(format!("--retries cannot be negative ({v})"));
+    }
+    Ok(v as u32)
+}
+
+/// `EXPOSE port...` (no flags), sorted.
+fn parse_expose(req: &Request) -> Result<Command, String> {
+    req.at_least_one("EXPOSE")?;
+    req.no_flags()?;
+    let mut ports = req.args.clone();
+    ports.sort();
+    Ok(Command::Expose(ports))
+}
+
+/// `USER user[:group]` (no flags).
+fn parse_user(req: &Request) -> Result<Command, String> {
+    let user = req.exactly_one("USER")?;
+    req.no_flags()?;
+    Ok(Command::User(user))
+}
+
+/// `VOLUME path...` (no flags), each trimmed and not empty.
+fn parse_volume(req: &Request) -> Result<Command, String> {
+    req.at_least_one("VOLUME")?;
+    req.no_flags()?;
+    let vols = req
+        .args
+        .iter()
+        .map(|v| match crate::util::trim_space(v) {
+            "" => Err("VOLUME specified can not be an empty string".to_string()),
+            v => Ok(v.to_string()),
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(Command::Volume(vols))
+}
+
+/// `STOPSIGNAL signal` (flags not checked, as in BuildKit).
+fn parse_stopsignal(req: &Request) -> Result<Command, String> {
+    Ok(Command::StopSignal(req.exactly_one("STOPSIGNAL")?))
+}
+
+/// `ARG name[=default]...` (flags not checked, as in BuildKit).
+fn parse_arg(req: &Request) -> Result<Command, String> {
+    req.at_least_one("ARG")?;
+    let decls = req
+        .args
+        .iter()
+        .map(|a| match a.split_once('=') {
+            Some(("", _)) => Err("ARG names can not be blank".to_string()),
+            Some((k, v)) => Ok(ArgDecl {
+                name: k.to_string(),
+                default: Some(v.to_string()),
+            }),
+            None => Ok(ArgDecl {
+                name: a.clone(),
+                default: None,
+            }),
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(Command::Arg(decls))
+}
+
+/// `SHELL ["executable", "param"...]` (no flags, JSON form only).
+fn parse_shell(req: &Request) -> Result<Command, String> {
+    req.no_flags()?;
+    let shell = handle_json_args(&req.args, req.json);
+    if shell.is_empty() {
+        return Err(at_least_one("SHELL"));
+    }
+    if !req.json {
+        return Err("SHELL requires the arguments to be in JSON form".into());
+    }
+    Ok(Command::Shell(shell))
+}
+
+/// An option given as an empty string is the same as no option.
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.is_empty())
 }
 
 fn parse_kvps(args: &[String], cmd: &str) -> Result<Vec<KeyValue>, String> {
@@ -323,16 +722,13 @@ fn parse_kvps(args: &[String], cmd: &str) -> Result<Vec<KeyValue>, String> {
     Ok(out)
 }
 
-fn no_flags(node: &Node) -> Result<(), String> {
-    Flags::parse(&node.flags, &[]).map(|_| ())
-}
-
+/// `COPY`/`ADD` arguments: the sources (paths, and heredocs with their bodies) and the
+/// destination.
 fn sources_and_dest(
-    node: &Node,
-    args: &[String],
+    req: &Request,
     cmd: &str,
 ) -> Result<(Vec<String>, Vec<SourceContent>, String), String> {
-    let (dest, srcs) = args.split_last().ok_or_else(|| at_least_one(cmd))?;
+    let (dest, srcs) = req.args.split_last().ok_or_else(|| at_least_one(cmd))?;
     if matches!(parse_heredoc(dest), Ok(Some(_))) {
         return Err(format!("{cmd} cannot accept a heredoc as a destination"));
     }
@@ -341,7 +737,8 @@ fn sources_and_dest(
     for s in srcs {
         match parse_heredoc(s) {
             Ok(Some(h)) => {
-                let body = node
+                let body = req
+                    .node
                     .heredocs
                     .iter()
                     .rev()
@@ -361,11 +758,12 @@ fn sources_and_dest(
     Ok((paths, contents, dest.clone()))
 }
 
+/// A `HEALTHCHECK` duration flag: empty or zero means inherit, else at least 1ms.
 fn opt_duration(v: Option<String>, name: &str) -> Result<Duration, String> {
-    let Some(s) = v.filter(|s| !s.is_empty()) else {
+    let Some(s) = non_empty(v) else {
         return Ok(Duration::ZERO);
     };
-    let ns = parse_go_duration(&s)?;
+    let ns = parse_go_duration(&s).map_err(|e| e.to_string())?;
     if ns == 0 {
         return Ok(Duration::ZERO);
     }
@@ -376,341 +774,6 @@ fn opt_duration(v: Option<String>, name: &str) -> Result<Duration, String> {
         ));
     }
     Ok(Duration::from_nanos(ns as u64))
-}
-
-/// Check one AST node and build its typed form (BuildKit's `ParseInstruction`).
-pub(crate) fn parse_node(node: &Node) -> Result<Parsed, String> {
-    let args = node.flat_args();
-    let name = node.value.to_lowercase();
-    let json = node.json;
-    let cmd = match name.as_str() {
-        "env" => {
-            no_flags(node)?;
-            Command::Env(parse_kvps(&args, "ENV")?)
-        }
-        "maintainer" => {
-            if args.len() != 1 {
-                return Err(exactly_one("MAINTAINER"));
-            }
-            no_flags(node)?;
-            Command::Maintainer(args[0].clone())
-        }
-        "label" => {
-            no_flags(node)?;
-            Command::Label(parse_kvps(&args, "LABEL")?)
-        }
-        "add" => {
-            if args.len() < 2 {
-                return Err("ADD requires at least two arguments, but only one was provided. Destination could not be determined".into());
-            }
-            let f = Flags::parse(
-                &node.flags,
-                &[
-                    ("exclude", Kind::Strs),
-                    ("chown", Kind::Str),
-                    ("chmod", Kind::Str),
-                    ("link", Kind::Bool),
-                    ("keep-git-dir", Kind::Bool),
-                    ("checksum", Kind::Str),
-                    ("unpack", Kind::Bool),
-                ],
-            )?;
-            let (sources, contents, dest) = sources_and_dest(node, &args, "ADD")?;
-            Command::Add(Add {
-                sources,
-                contents,
-                dest,
-                chown: f.string("chown").filter(|s| !s.is_empty()),
-                chmod: f.string("chmod").filter(|s| !s.is_empty()),
-                checksum: f.string("checksum").filter(|s| !s.is_empty()),
-                keep_git_dir: f.bool("keep-git-dir").unwrap_or(false),
-                link: f.bool("link").unwrap_or(false),
-                excludes: f.strings("exclude"),
-                unpack: f.bool("unpack"),
-            })
-        }
-        "copy" => {
-            if args.len() < 2 {
-                return Err("COPY requires at least two arguments, but only one was provided. Destination could not be determined".into());
-            }
-            let f = Flags::parse(
-                &node.flags,
-                &[
-                    ("exclude", Kind::Strs),
-                    ("parents", Kind::Bool),
-                    ("chown", Kind::Str),
-                    ("from", Kind::Str),
-                    ("chmod", Kind::Str),
-                    ("link", Kind::Bool),
-                ],
-            )?;
-            let (sources, contents, dest) = sources_and_dest(node, &args, "COPY")?;
-            Command::Copy(Copy {
-                sources,
-                contents,
-                dest,
-                from: f.string("from").filter(|s| !s.is_empty()),
-                chown: f.string("chown").filter(|s| !s.is_empty()),
-                chmod: f.string("chmod").filter(|s| !s.is_empty()),
-                link: f.bool("link").unwrap_or(false),
-                parents: f.bool("parents").unwrap_or(false),
-                excludes: f.strings("exclude"),
-            })
-        }
-        "from" => {
-            let stage_name = match args.len() {
-                3 if args[1].eq_ignore_ascii_case("as") => {
-                    let n = args[2].to_lowercase();
-                    let mut cs = n.chars();
-                    let ok = cs.next().is_some_and(|c| c.is_ascii_lowercase())
-                        && cs.all(|c| {
-                            c.is_ascii_lowercase()
-                                || c.is_ascii_digit()
-                                || matches!(c, '-' | '_' | '.')
-                        });
-                    if !ok {
-                        return Err(format!(
-                            "invalid name for build stage: {}, name can't start with a number or contain symbols",
-                            go_quote(&args[2])
-                        ));
-                    }
-                    Some(n)
-                }
-                1 => None,
-                _ => return Err("FROM requires either one or three arguments".into()),
-            };
-            let f = Flags::parse(&node.flags, &[("platform", Kind::Str)])?;
-            return Ok(Parsed::From(FromInstruction {
-                base: args[0].clone(),
-                name: stage_name,
-                platform: f.string("platform").filter(|s| !s.is_empty()),
-            }));
-        }
-        "onbuild" => {
-            if args.is_empty() {
-                return Err(at_least_one("ONBUILD"));
-            }
-            no_flags(node)?;
-            let trigger = crate::util::trim_space(&args[0]).to_uppercase();
-            match trigger.as_str() {
-                "ONBUILD" => {
-                    return Err("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into())
-                }
-                "MAINTAINER" | "FROM" => {
-                    return Err(format!("{trigger} isn't allowed as an ONBUILD trigger"))
-                }
-                _ => {}
-            }
-            let orig = node.original.trim_start_matches(crate::util::is_space);
-            let mut expr = if orig
-                .get(..7)
-                .is_some_and(|p| p.eq_ignore_ascii_case("onbuild"))
-            {
-                orig[7..]
-                    .trim_start_matches(crate::util::is_space)
-                    .to_string()
-            } else {
-                orig.to_string()
-            };
-            for h in &node.heredocs {
-                expr.push('\n');
-                expr.push_str(&h.content);
-                expr.push_str(&h.name);
-            }
-            Command::Onbuild(expr)
-        }
-        "workdir" => {
-            if args.len() != 1 {
-                return Err(exactly_one("WORKDIR"));
-            }
-            no_flags(node)?;
-            Command::Workdir(args[0].clone())
-        }
-        "run" => {
-            let f = Flags::parse(
-                &node.flags,
-                &[
-                    ("mount", Kind::Strs),
-                    ("network", Kind::Str),
-                    ("security", Kind::Str),
-                ],
-            )?;
-            let mount_specs = f.strings("mount");
-            for m in &mount_specs {
-                precheck_mount(m)?;
-            }
-            let network = match f.string("network").as_deref() {
-                None => None,
-                Some("default") => Some(Network::Default),
-                Some("none") => Some(Network::None),
-                Some("host") => Some(Network::Host),
-                Some(o) => return Err(format!("unsupported network mode {}", go_quote(o))),
-            };
-            let security = match f.string("security").as_deref() {
-                None => None,
-                Some("sandbox") => Some(Security::Sandbox),
-                Some("insecure") => Some(Security::Insecure),
-                Some(o) => return Err(format!("unsupported security mode {}", go_quote(o))),
-            };
-            Command::Run(Run {
-                cmd: CommandLine {
-                    args: handle_json_args(&args, json),
-                    prepend_shell: !json,
-                },
-                heredocs: node.heredocs.clone(),
-                mount_specs,
-                mounts: Vec::new(),
-                network,
-                security,
-            })
-        }
-        "cmd" | "entrypoint" => {
-            no_flags(node)?;
-            let line = CommandLine {
-                args: handle_json_args(&args, json),
-                prepend_shell: !json,
-            };
-            if name == "cmd" {
-                Command::Cmd(line)
-            } else {
-                Command::Entrypoint(line)
-            }
-        }
-        "healthcheck" => {
-            if args.is_empty() {
-                return Err(at_least_one("HEALTHCHECK"));
-            }
-            let typ = args[0].to_uppercase();
-            let rest = &args[1..];
-            if typ == "NONE" {
-                if !rest.is_empty() {
-                    return Err("HEALTHCHECK NONE takes no arguments".into());
-                }
-                Command::Healthcheck(Healthcheck::None)
-            } else {
-                let f = Flags::parse(
-                    &node.flags,
-                    &[
-                        ("interval", Kind::Str),
-                        ("timeout", Kind::Str),
-                        ("start-period", Kind::Str),
-                        ("start-interval", Kind::Str),
-                        ("retries", Kind::Str),
-                    ],
-                )?;
-                if typ != "CMD" {
-                    return Err(format!(
-                        "Unknown type {} in HEALTHCHECK (try CMD)",
-                        go_quote(&typ)
-                    ));
-                }
-                let cmd_slice = handle_json_args(rest, json);
-                if cmd_slice.is_empty() {
-                    return Err("Missing command after HEALTHCHECK CMD".into());
-                }
-                let head = if json { "CMD" } else { "CMD-SHELL" };
-                let test = std::iter::once(head.to_string()).chain(cmd_slice).collect();
-                let interval = opt_duration(f.string("interval"), "interval")?;
-                let timeout = opt_duration(f.string("timeout"), "timeout")?;
-                let start_period = opt_duration(f.string("start-period"), "start-period")?;
-                let start_interval = opt_duration(f.string("start-interval"), "start-interval")?;
-                let retries = match f.string("retries").filter(|s| !s.is_empty()) {
-                    None => 0,
-                    Some(r) => {
-                        let v: i64 = r.parse::<i32>().map(i64::from).map_err(|_| {
-                            format!("strconv.ParseInt: parsing {}: invalid syntax", go_quote(&r))
-                        })?;
-                        if v < 0 {
-                            return Err(format!("--retries cannot be negative ({v})"));
-                        }
-                        v as u32
-                    }
-                };
-                Command::Healthcheck(Healthcheck::Check {
-                    test,
-                    interval,
-                    timeout,
-                    start_period,
-                    start_interval,
-                    retries,
-                })
-            }
-        }
-        "expose" => {
-            if args.is_empty() {
-                return Err(at_least_one("EXPOSE"));
-            }
-            no_flags(node)?;
-            let mut ports = args.clone();
-            ports.sort();
-            Command::Expose(ports)
-        }
-        "user" => {
-            if args.len() != 1 {
-                return Err(exactly_one("USER"));
-            }
-            no_flags(node)?;
-            Command::User(args[0].clone())
-        }
-        "volume" => {
-            if args.is_empty() {
-                return Err(at_least_one("VOLUME"));
-            }
-            no_flags(node)?;
-            let mut vols = Vec::new();
-            for v in &args {
-                let v = crate::util::trim_space(v);
-                if v.is_empty() {
-                    return Err("VOLUME specified can not be an empty string".into());
-                }
-                vols.push(v.to_string());
-            }
-            Command::Volume(vols)
-        }
-        "stopsignal" => {
-            if args.len() != 1 {
-                return Err(exactly_one("STOPSIGNAL"));
-            }
-            Command::StopSignal(args[0].clone())
-        }
-        "arg" => {
-            if args.is_empty() {
-                return Err(at_least_one("ARG"));
-            }
-            let mut decls = Vec::new();
-            for a in &args {
-                match a.split_once('=') {
-                    Some((k, v)) => {
-                        if k.is_empty() {
-                            return Err("ARG names can not be blank".into());
-                        }
-                        decls.push(ArgDecl {
-                            name: k.to_string(),
-                            default: Some(v.to_string()),
-                        });
-                    }
-                    None => decls.push(ArgDecl {
-                        name: a.clone(),
-                        default: None,
-                    }),
-                }
-            }
-            Command::Arg(decls)
-        }
-        "shell" => {
-            no_flags(node)?;
-            let shell = handle_json_args(&args, json);
-            if shell.is_empty() {
-                return Err(at_least_one("SHELL"));
-            }
-            if !json {
-                return Err("SHELL requires the arguments to be in JSON form".into());
-            }
-            Command::Shell(shell)
-        }
-        _ => return Err(format!("unknown instruction: {}", node.value)),
-    };
-    Ok(Parsed::Command(cmd))
 }
 
 impl Instruction {

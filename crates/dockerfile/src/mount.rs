@@ -204,180 +204,212 @@ fn parse_unsigned(s: &str, radix: u32) -> Option<u32> {
     u32::from_str_radix(s, radix).ok()
 }
 
-/// Parse one mount spec whose values have already been expanded by `expand`.
+/// Parse one mount spec, each value expanded by `expand` before it is read (BuildKit's
+/// `ParseMount`): the fields one by one, then the checks on the mount as a whole.
 pub(crate) fn parse_mount(
     spec: &str,
     expand: &mut dyn FnMut(&str) -> crate::Result<String>,
 ) -> Result<Mount, String> {
     let fields = csv_fields(spec).map_err(|e| format!("failed to parse csv mounts: {e}"))?;
-    let mut m = Mount {
-        kind: MountType::Bind,
-        from: None,
-        source: None,
-        target: None,
-        readonly: false,
-        size: None,
-        id: None,
-        sharing: None,
-        required: false,
-        env: None,
-        mode: None,
-        uid: None,
-        gid: None,
-    };
-    let mut ro_auto = true;
+    let mut m = MountFields::default();
     for field in &fields {
-        let (key, value) = match field.split_once('=') {
-            Some((k, v)) => (k.to_lowercase(), Some(v)),
-            None => (field.to_lowercase(), None),
-        };
-        let Some(value) = value else {
-            match key.as_str() {
-                "readonly" | "ro" => {
-                    m.readonly = true;
-                    ro_auto = false;
-                }
-                "readwrite" | "rw" => {
-                    m.readonly = false;
-                    ro_auto = false;
-                }
-                "required" if matches!(m.kind, MountType::Secret | MountType::Ssh) => {
-                    m.required = true
-                }
-                "required" => {
-                    return Err(format!(
-                        "unexpected key '{key}' for mount type '{}'",
-                        m.kind.as_str()
-                    ))
-                }
-                _ => return Err(format!("invalid field '{field}' must be a key=value pair")),
+        match field.split_once('=') {
+            None => m.set_flag(field)?,
+            Some((key, value)) => {
+                let value = expand(value).map_err(|e| e.to_string())?;
+                m.set_value(&key.to_lowercase(), value, field)?;
             }
-            continue;
-        };
-        let value = expand(value).map_err(|e| e.to_string())?;
-        let bad = || format!("invalid value for {key}: {value}");
+        }
+    }
+    m.finish()
+}
+
+/// A mount while its fields are read.
+struct MountFields {
+    mount: Mount,
+    /// No `ro`/`rw` was given: the default depends on the type.
+    readonly_by_default: bool,
+}
+
+impl Default for MountFields {
+    fn default() -> Self {
+        MountFields {
+            mount: Mount {
+                kind: MountType::Bind,
+                from: None,
+                source: None,
+                target: None,
+                readonly: false,
+                size: None,
+                id: None,
+                sharing: None,
+                required: false,
+                env: None,
+                mode: None,
+                uid: None,
+                gid: None,
+            },
+            readonly_by_default: true,
+        }
+    }
+}
+
+impl MountFields {
+    /// A field without `=`: `ro`, `rw`, `required`.
+    fn set_flag(&mut self, field: &str) -> Result<(), String> {
+        let key = field.to_lowercase();
         match key.as_str() {
-            "type" => {
-                m.kind = match value.to_lowercase().as_str() {
-                    "bind" => MountType::Bind,
-                    "cache" => MountType::Cache,
-                    "tmpfs" => MountType::Tmpfs,
-                    "secret" => MountType::Secret,
-                    "ssh" => MountType::Ssh,
-                    _ => {
-                        return Err(format!(
-                            "unsupported mount type {}",
-                            crate::util::go_quote(&value)
-                        ))
-                    }
-                }
+            "readonly" | "ro" => self.set_readonly(true),
+            "readwrite" | "rw" => self.set_readonly(false),
+            "required" => {
+                self.check_kind(&key, &[MountType::Secret, MountType::Ssh])?;
+                self.mount.required = true;
             }
+            _ => return Err(format!("invalid field '{field}' must be a key=value pair")),
+        }
+        Ok(())
+    }
+
+    /// A `key=value` field (`key` lower-cased, `value` expanded).
+    fn set_value(&mut self, key: &str, value: String, field: &str) -> Result<(), String> {
+        let bad = || format!("invalid value for {key}: {value}");
+        let m = &mut self.mount;
+        match key {
+            "type" => m.kind = mount_type(&value)?,
             "from" => m.from = Some(value),
             "source" | "src" => m.source = Some(value),
             "target" | "dst" | "destination" => m.target = Some(value),
-            "readonly" | "ro" => {
-                m.readonly = parse_bool(&value).ok_or_else(bad)?;
-                ro_auto = false;
-            }
-            "readwrite" | "rw" => {
-                m.readonly = !parse_bool(&value).ok_or_else(bad)?;
-                ro_auto = false;
-            }
+            "readonly" | "ro" => self.set_readonly(parse_bool(&value).ok_or_else(bad)?),
+            "readwrite" | "rw" => self.set_readonly(!parse_bool(&value).ok_or_else(bad)?),
             "required" => {
-                if matches!(m.kind, MountType::Secret | MountType::Ssh) {
-                    m.required = parse_bool(&value).ok_or_else(bad)?;
-                } else {
-                    return Err(format!(
-                        "unexpected key '{key}' for mount type '{}'",
-                        m.kind.as_str()
-                    ));
-                }
+                self.check_kind(key, &[MountType::Secret, MountType::Ssh])?;
+                self.mount.required = parse_bool(&value).ok_or_else(bad)?;
             }
             "size" => {
-                if m.kind == MountType::Tmpfs {
-                    m.size = Some(ram_in_bytes(&value).ok_or_else(bad)?);
-                } else {
-                    return Err(format!(
-                        "unexpected key '{key}' for mount type '{}'",
-                        m.kind.as_str()
-                    ));
-                }
+                self.check_kind(key, &[MountType::Tmpfs])?;
+                self.mount.size = Some(ram_in_bytes(&value).ok_or_else(bad)?);
             }
             "id" => m.id = Some(value),
-            "sharing" => {
-                m.sharing = Some(match value.to_lowercase().as_str() {
-                    "shared" => Sharing::Shared,
-                    "private" => Sharing::Private,
-                    "locked" => Sharing::Locked,
-                    _ => {
-                        return Err(format!(
-                            "unsupported sharing value {}",
-                            crate::util::go_quote(&value)
-                        ))
-                    }
-                })
-            }
-            "mode" => {
-                m.mode = Some(
-                    parse_unsigned(&value, 8)
-                        .ok_or_else(|| format!("invalid value {value} for mode"))?,
-                )
-            }
-            "uid" => {
-                m.uid = Some(
-                    parse_unsigned(&value, 10)
-                        .ok_or_else(|| format!("invalid value {value} for uid"))?,
-                )
-            }
-            "gid" => {
-                m.gid = Some(
-                    parse_unsigned(&value, 10)
-                        .ok_or_else(|| format!("invalid value {value} for gid"))?,
-                )
-            }
+            "sharing" => m.sharing = Some(sharing(&value)?),
+            "mode" => m.mode = Some(parse_id(&value, 8, "mode")?),
+            "uid" => m.uid = Some(parse_id(&value, 10, "uid")?),
+            "gid" => m.gid = Some(parse_id(&value, 10, "gid")?),
             "env" => m.env = Some(value),
             _ => return Err(format!("unexpected key '{key}' in '{field}'")),
         }
+        Ok(())
     }
-    let kind = m.kind.as_str();
-    if !matches!(
+
+    fn set_readonly(&mut self, readonly: bool) {
+        self.mount.readonly = readonly;
+        self.readonly_by_default = false;
+    }
+
+    /// `unexpected key` unless the type read so far is one of `kinds` (`required` is for
+    /// secret and ssh mounts, `size` for tmpfs).
+    fn check_kind(&self, key: &str, kinds: &[MountType]) -> Result<(), String> {
+        if kinds.contains(&self.mount.kind) {
+            return Ok(());
+        }
+        Err(format!(
+            "unexpected key '{key}' for mount type '{}'",
+            self.mount.kind.as_str()
+        ))
+    }
+
+    /// The checks on the mount as a whole, then the defaults that depend on its type.
+    fn finish(self) -> Result<Mount, String> {
+        let mut m = self.mount;
+        check_ownership(&m)?;
+        if self.readonly_by_default {
+            m.readonly = !matches!(m.kind, MountType::Cache | MountType::Tmpfs);
+        }
+        if m.kind == MountType::Secret {
+            check_secret(&m)?;
+        }
+        if m.sharing.is_some() && m.kind != MountType::Cache {
+            return Err(format!(
+                "invalid cache sharing set for {} mount",
+                m.kind.as_str()
+            ));
+        }
+        if m.kind == MountType::Cache && m.sharing.is_none() {
+            m.sharing = Some(Sharing::Shared);
+        }
+        Ok(m)
+    }
+}
+
+/// `type=`.
+fn mount_type(value: &str) -> Result<MountType, String> {
+    match value.to_lowercase().as_str() {
+        "bind" => Ok(MountType::Bind),
+        "cache" => Ok(MountType::Cache),
+        "tmpfs" => Ok(MountType::Tmpfs),
+        "secret" => Ok(MountType::Secret),
+        "ssh" => Ok(MountType::Ssh),
+        _ => Err(format!(
+            "unsupported mount type {}",
+            crate::util::go_quote(value)
+        )),
+    }
+}
+
+/// `sharing=`.
+fn sharing(value: &str) -> Result<Sharing, String> {
+    match value.to_lowercase().as_str() {
+        "shared" => Ok(Sharing::Shared),
+        "private" => Ok(Sharing::Private),
+        "locked" => Ok(Sharing::Locked),
+        _ => Err(format!(
+            "unsupported sharing value {}",
+            crate::util::go_quote(value)
+        )),
+    }
+}
+
+/// `mode=` (octal), `uid=`, `gid=` (decimal).
+fn parse_id(value: &str, radix: u32, key: &str) -> Result<u32, String> {
+    parse_unsigned(value, radix).ok_or_else(|| format!("invalid value {value} for {key}"))
+}
+
+/// `mode`, `uid` and `gid` only apply to the files a secret, ssh or cache mount creates.
+fn check_ownership(m: &Mount) -> Result<(), String> {
+    if matches!(
         m.kind,
         MountType::Secret | MountType::Ssh | MountType::Cache
     ) {
-        if m.mode.is_some() {
-            return Err(format!("mode not allowed for \"{kind}\" type mounts"));
-        }
-        if m.uid.is_some() {
-            return Err(format!("uid not allowed for \"{kind}\" type mounts"));
-        }
-        if m.gid.is_some() {
-            return Err(format!("gid not allowed for \"{kind}\" type mounts"));
+        return Ok(());
+    }
+    let kind = m.kind.as_str();
+    for (key, given) in [
+        ("mode", m.mode.is_some()),
+        ("uid", m.uid.is_some()),
+        ("gid", m.gid.is_some()),
+    ] {
+        if given {
+            return Err(format!("{key} not allowed for \"{kind}\" type mounts"));
         }
     }
-    if ro_auto {
-        m.readonly = !matches!(m.kind, MountType::Cache | MountType::Tmpfs);
+    Ok(())
+}
+
+/// A secret mount has no `from` or `sharing`, and is named by exactly one of its source or
+/// id (or only by its target).
+fn check_secret(m: &Mount) -> Result<(), String> {
+    if m.from.is_some() {
+        return Err("secret mount should not have a from".into());
     }
-    if m.kind == MountType::Secret {
-        if m.from.is_some() {
-            return Err("secret mount should not have a from".into());
-        }
-        if m.sharing.is_some() {
-            return Err("secret mount should not define sharing".into());
-        }
-        if m.source.is_none() && m.target.is_none() && m.id.is_none() {
-            return Err("invalid secret mount. one of source, target required".into());
-        }
-        if m.source.is_some() && m.id.is_some() {
-            return Err("both source and id can't be set".into());
-        }
+    if m.sharing.is_some() {
+        return Err("secret mount should not define sharing".into());
     }
-    if m.sharing.is_some() && m.kind != MountType::Cache {
-        return Err(format!("invalid cache sharing set for {kind} mount"));
+    if m.source.is_none() && m.target.is_none() && m.id.is_none() {
+        return Err("invalid secret mount. one of source, target required".into());
     }
-    if m.kind == MountType::Cache && m.sharing.is_none() {
-        m.sharing = Some(Sharing::Shared);
+    if m.source.is_some() && m.id.is_some() {
+        return Err("both source and id can't be set".into());
     }
-    Ok(m)
+    Ok(())
 }
 
 #[cfg(test)]

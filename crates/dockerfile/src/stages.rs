@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
-use crate::instructions::{parse_node, ArgDecl, Command, Instruction, Parsed};
+use crate::instructions::{parse_node, ArgDecl, Command, FromInstruction, Instruction, Parsed};
 use crate::mount::mount_from;
-use crate::parser::{Ast, Directive, Warning};
+use crate::parser::{Ast, Directive, Node, Warning};
 use crate::shell::{Env, ShellLex};
 
 /// Build args Docker accepts without an `ARG` line and never reports as unused.
@@ -181,109 +181,186 @@ fn is_predefined(name: &str) -> bool {
 /// Turn an [`Ast`] into stages: check every instruction, resolve meta ARGs, `FROM` lines and
 /// stage references, pick the target and its build order, and find unused build args.
 pub fn lower(ast: &Ast, options: &BuildOptions) -> Result<Dockerfile> {
-    let lex = ShellLex::new(ast.escape);
-    let mut global: Vec<(String, String)> = platform_args(options);
-    for (k, v) in &options.build_args {
-        if let Some(e) = global.iter_mut().find(|(n, _)| n == k) {
-            e.1 = v.clone();
-        }
-    }
-    let mut meta_args = Vec::new();
-    let mut stages: Vec<Stage> = Vec::new();
+    let mut state = Lowering::new(ast.escape, options);
     for node in &ast.children {
-        let err = |m: String| Error::parse(node.start_line, m);
-        let parsed = parse_node(node).map_err(err)?;
-        let ins = |command| Instruction {
-            line: node.start_line,
-            end_line: node.end_line,
-            original: node.original.clone(),
-            command,
-        };
-        match parsed {
-            Parsed::Command(Command::Arg(decls)) if stages.is_empty() => {
-                for d in &decls {
-                    let value = match options.build_args.get(&d.name) {
-                        Some(v) => Some(v.clone()),
-                        None => match &d.default {
-                            Some(def) => Some(
-                                lex.process_word(def, &global)
-                                    .map_err(|e| e.at_line(node.start_line))?,
-                            ),
-                            None => None,
-                        },
-                    };
-                    // Without a value the name keeps what the global scope already has
-                    // (e.g. `ARG TARGETPLATFORM`).
-                    if let Some(v) = value {
-                        global.retain(|(n, _)| n != &d.name);
-                        global.push((d.name.clone(), v));
-                    }
-                }
-                meta_args.push(ins(Command::Arg(decls)));
-            }
-            Parsed::Command(c) => {
-                let Some(stage) = stages.last_mut() else {
-                    return Err(Error::parse(
-                        node.start_line,
-                        "no build stage in current context",
-                    ));
-                };
-                stage.instructions.push(ins(c));
-            }
-            Parsed::From(f) => {
-                let line = node.start_line;
-                let base = lex
-                    .process_word(&f.base, &global)
-                    .map_err(|e| e.at_line(line))?;
-                if base.is_empty() {
-                    return Err(Error::parse(
-                        line,
-                        format!("base name ({}) should not be blank", f.base),
-                    ));
-                }
-                let platform = match &f.platform {
-                    Some(p) => Some(lex.process_word(p, &global).map_err(|e| e.at_line(line))?),
-                    None => None,
-                };
-                let lower_base = base.to_lowercase();
-                let resolved = if let Some(s) = stages
-                    .iter()
-                    .find(|s| s.name.as_deref() == Some(lower_base.as_str()))
-                {
-                    Base::Stage(s.index)
-                } else if lower_base == "scratch" {
-                    Base::Scratch
-                } else {
-                    Base::Image(base.clone())
-                };
-                if let Some(n) = &f.name {
-                    if stages.iter().any(|s| s.name.as_ref() == Some(n)) {
-                        return Err(Error::parse(
-                            line,
-                            format!("duplicate stage name {}", crate::util::go_quote(n)),
-                        ));
-                    }
-                }
-                stages.push(Stage {
-                    index: stages.len(),
-                    name: f.name,
-                    base_raw: f.base,
-                    base: resolved,
-                    platform,
-                    line,
-                    original: node.original.clone(),
-                    instructions: Vec::new(),
-                    deps: Vec::new(),
-                });
-            }
-        }
+        state.add(node)?;
     }
+    let Lowering {
+        mut stages,
+        meta_args,
+        global,
+        ..
+    } = state;
     if stages.is_empty() {
         return Err(Error::Stage(
             "dockerfile contains no stages to build".into(),
         ));
     }
-    // dependencies
+    resolve_dependencies(&mut stages)?;
+    let target = target_index(&stages, options.target.as_deref())?;
+    let build_order = order(&stages, target)?;
+    let unused_build_args = unused_build_args(options, &meta_args, &stages, &build_order);
+    Ok(Dockerfile {
+        stages,
+        meta_args,
+        global_args: global,
+        escape: ast.escape,
+        directives: ast.directives.clone(),
+        warnings: ast.warnings.clone(),
+        target,
+        build_order,
+        unused_build_args,
+        options: options.clone(),
+    })
+}
+
+/// What lowering has gathered so far while it walks the nodes in order.
+struct Lowering<'a> {
+    lex: ShellLex,
+    options: &'a BuildOptions,
+    /// The global scope: platform args, then the meta ARGs as they are declared.
+    global: Vec<(String, String)>,
+    /// `ARG` lines before the first `FROM`.
+    meta_args: Vec<Instruction>,
+    stages: Vec<Stage>,
+}
+
+impl<'a> Lowering<'a> {
+    /// The platform args (overridden by build args of the same name) as the global scope.
+    fn new(escape: char, options: &'a BuildOptions) -> Self {
+        let mut global = platform_args(options);
+        for (k, v) in &options.build_args {
+            if let Some(e) = global.iter_mut().find(|(n, _)| n == k) {
+                e.1 = v.clone();
+            }
+        }
+        Lowering {
+            lex: ShellLex::new(escape),
+            options,
+            global,
+            meta_args: Vec::new(),
+            stages: Vec::new(),
+        }
+    }
+
+    /// Check one node and file it: a meta ARG, a new stage, or an instruction of the
+    /// current stage.
+    fn add(&mut self, node: &Node) -> Result<()> {
+        match parse_node(node)? {
+            Parsed::Command(Command::Arg(decls)) if self.stages.is_empty() => {
+                self.declare_meta_args(node, decls)
+            }
+            Parsed::Command(command) => {
+                let Some(stage) = self.stages.last_mut() else {
+                    return Err(Error::parse(
+                        node.start_line,
+                        "no build stage in current context",
+                    ));
+                };
+                stage.instructions.push(instruction(node, command));
+                Ok(())
+            }
+            Parsed::From(from) => self.start_stage(node, from),
+        }
+    }
+
+    /// An `ARG` before the first `FROM`: each value is the build arg, else the default
+    /// expanded with the global scope so far.
+    fn declare_meta_args(&mut self, node: &Node, decls: Vec<ArgDecl>) -> Result<()> {
+        for d in &decls {
+            let value = match self.options.build_args.get(&d.name) {
+                Some(v) => Some(v.clone()),
+                None => match &d.default {
+                    Some(def) => Some(self.expand(def, node.start_line)?),
+                    None => None,
+                },
+            };
+            // Without a value the name keeps what the global scope already has
+            // (e.g. `ARG TARGETPLATFORM`).
+            if let Some(v) = value {
+                self.global.retain(|(n, _)| n != &d.name);
+                self.global.push((d.name.clone(), v));
+            }
+        }
+        self.meta_args.push(instruction(node, Command::Arg(decls)));
+        Ok(())
+    }
+
+    /// A `FROM`: its base and platform expanded with the global scope, the base resolved to
+    /// an earlier stage, scratch or an image, the name checked for duplicates.
+    fn start_stage(&mut self, node: &Node, from: FromInstruction) -> Result<()> {
+        let line = node.start_line;
+        let base = self.expand(&from.base, line)?;
+        if base.is_empty() {
+            return Err(Error::parse(
+                line,
+                format!("base name ({}) should not be blank", from.base),
+            ));
+        }
+        let platform = match &from.platform {
+            Some(p) => Some(self.expand(p, line)?),
+            None => None,
+        };
+        let resolved = self.resolve_base(base);
+        if let Some(n) = &from.name {
+            if self.stages.iter().any(|s| s.name.as_ref() == Some(n)) {
+                return Err(Error::parse(
+                    line,
+                    format!("duplicate stage name {}", crate::util::go_quote(n)),
+                ));
+            }
+        }
+        self.stages.push(Stage {
+            index: self.stages.len(),
+            name: from.name,
+            base_raw: from.base,
+            base: resolved,
+            platform,
+            line,
+            original: node.original.clone(),
+            instructions: Vec::new(),
+            deps: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// An expanded base names an earlier stage (case-insensitive), `scratch`, or an image.
+    fn resolve_base(&self, base: String) -> Base {
+        let lower_base = base.to_lowercase();
+        if let Some(s) = self
+            .stages
+            .iter()
+            .find(|s| s.name.as_deref() == Some(lower_base.as_str()))
+        {
+            Base::Stage(s.index)
+        } else if lower_base == "scratch" {
+            Base::Scratch
+        } else {
+            Base::Image(base)
+        }
+    }
+
+    /// A word expanded with the global scope, errors at `line`.
+    fn expand(&self, word: &str, line: usize) -> Result<String> {
+        self.lex
+            .process_word(word, &self.global)
+            .map_err(|e| e.at_line(line))
+    }
+}
+
+/// An instruction made of a node's position and text and its checked command.
+fn instruction(node: &Node, command: Command) -> Instruction {
+    Instruction {
+        line: node.start_line,
+        end_line: node.end_line,
+        original: node.original.clone(),
+        command,
+    }
+}
+
+/// Each stage's dependencies: its base stage, `COPY --from` and `RUN --mount from=`
+/// stages, sorted and deduplicated.
+fn resolve_dependencies(stages: &mut [Stage]) -> Result<()> {
     let names: Vec<Option<String>> = stages.iter().map(|s| s.name.clone()).collect();
     let count = stages.len();
     for st in stages.iter_mut() {
@@ -309,52 +386,48 @@ pub fn lower(ast: &Ast, options: &BuildOptions) -> Result<Dockerfile> {
         deps.dedup();
         st.deps = deps;
     }
-    let target = match &options.target {
-        None => count - 1,
-        Some(t) => {
-            let lt = t.to_lowercase();
-            stages
-                .iter()
-                .find(|s| s.name.as_deref() == Some(lt.as_str()))
-                .map(|s| s.index)
-                .ok_or_else(|| {
-                    Error::Stage(format!("failed to reach build target {t} in Dockerfile"))
-                })?
-        }
+    Ok(())
+}
+
+/// The stage `--target` names (case-insensitive), or the last stage when `None`.
+fn target_index(stages: &[Stage], target: Option<&str>) -> Result<usize> {
+    let Some(t) = target else {
+        return Ok(stages.len() - 1);
     };
-    let build_order = order(&stages, target)?;
-    // unused build args
-    let mut declared: Vec<String> = Vec::new();
-    for m in &meta_args {
-        if let Command::Arg(d) = &m.command {
-            declared.extend(d.iter().map(|a| a.name.clone()));
-        }
-    }
-    for &i in &build_order {
-        for ins in &stages[i].instructions {
-            if let Command::Arg(d) = &ins.command {
-                declared.extend(d.iter().map(|a| a.name.clone()));
-            }
-        }
-    }
-    let unused_build_args = options
+    let lt = t.to_lowercase();
+    stages
+        .iter()
+        .find(|s| s.name.as_deref() == Some(lt.as_str()))
+        .map(|s| s.index)
+        .ok_or_else(|| Error::Stage(format!("failed to reach build target {t} in Dockerfile")))
+}
+
+/// Build args declared by no `ARG` of the meta scope or of the stages built, and not
+/// predefined, sorted.
+fn unused_build_args(
+    options: &BuildOptions,
+    meta_args: &[Instruction],
+    stages: &[Stage],
+    build_order: &[usize],
+) -> Vec<String> {
+    let built = build_order
+        .iter()
+        .flat_map(|&i| stages[i].instructions.iter());
+    let declared: Vec<&str> = meta_args
+        .iter()
+        .chain(built)
+        .filter_map(|ins| match &ins.command {
+            Command::Arg(d) => Some(d.iter().map(|a| a.name.as_str())),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    options
         .build_args
         .keys()
-        .filter(|k| !declared.contains(k) && !is_predefined(k))
+        .filter(|k| !declared.contains(&k.as_str()) && !is_predefined(k))
         .cloned()
-        .collect();
-    Ok(Dockerfile {
-        stages,
-        meta_args,
-        global_args: global,
-        escape: ast.escape,
-        directives: ast.directives.clone(),
-        warnings: ast.warnings.clone(),
-        target,
-        build_order,
-        unused_build_args,
-        options: options.clone(),
-    })
+        .collect()
 }
 
 /// Resolve a `--from` value: a stage name (case-insensitive), a stage index, or an image.
@@ -432,20 +505,7 @@ impl Dockerfile {
     /// The stages needed to build `target` (a stage name, or the last stage when `None`),
     /// dependencies first.
     pub fn build_order_for(&self, target: Option<&str>) -> Result<Vec<usize>> {
-        let idx = match target {
-            None => self.stages.len() - 1,
-            Some(t) => {
-                let lt = t.to_lowercase();
-                self.stages
-                    .iter()
-                    .find(|s| s.name.as_deref() == Some(lt.as_str()))
-                    .map(|s| s.index)
-                    .ok_or_else(|| {
-                        Error::Stage(format!("failed to reach build target {t} in Dockerfile"))
-                    })?
-            }
-        };
-        order(&self.stages, idx)
+        order(&self.stages, target_index(&self.stages, target)?)
     }
 
     /// A fresh variable scope for running a stage: knows the global ARG values and build args.

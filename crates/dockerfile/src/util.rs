@@ -1,6 +1,8 @@
 //! Small helpers that reproduce Go standard-library behaviour the Dockerfile frontend depends
 //! on: `unicode.IsSpace`, `strconv.Quote`, `time.ParseDuration`, `strconv.ParseBool`.
 
+use crate::error::Error;
+
 /// Go's `unicode.IsSpace` (the same set as Rust's `char::is_whitespace`).
 pub(crate) fn is_space(c: char) -> bool {
     c.is_whitespace()
@@ -102,8 +104,13 @@ pub(crate) fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
-/// Go's `time.ParseDuration`, as nanoseconds (may be negative).
-pub fn parse_go_duration(s: &str) -> Result<i128, String> {
+/// Go's `time.ParseDuration`, as nanoseconds (may be negative). The error is an
+/// [`Error::Value`] with Go's message (`time: invalid duration "x"`).
+pub fn parse_go_duration(s: &str) -> crate::Result<i128> {
+    go_duration_nanos(s).map_err(Error::Value)
+}
+
+fn go_duration_nanos(s: &str) -> Result<i128, String> {
     let err = || format!("time: invalid duration {}", go_quote(s));
     let mut rest = s;
     let mut neg = false;
@@ -195,7 +202,10 @@ mod tests {
         assert_eq!(parse_go_duration("1m30s"), Ok(90_000_000_000));
         assert_eq!(parse_go_duration("1.5ms"), Ok(1_500_000));
         assert_eq!(parse_go_duration("0"), Ok(0));
-        assert!(parse_go_duration("5").is_err());
+        assert_eq!(
+            parse_go_duration("5").unwrap_err().to_string(),
+            "time: missing unit in duration \"5\""
+        );
         assert!(parse_go_duration("abc").is_err());
     }
 

@@ -18,11 +18,7 @@ use crate::error::{Error, Result};
 use crate::hosts::Hosts;
 use crate::progress::{layer, line, Progress};
 use crate::pull::{check_status, fetch_manifest, read_small, BlobReader};
-use crate::push::{expect, upload, Outcome};
-
-fn tag_of(r: &Reference) -> String {
-    r.tag.clone().unwrap_or_else(|| "latest".into())
-}
+use crate::push::{expect, tag_of, Blob, Destination, Outcome};
 
 /// Pushes the cache of the parent chains of `tops` to `r`; returns the index digest.
 pub fn push_cache(
@@ -42,9 +38,14 @@ pub fn push_cache(
     let plan = image::plan_cache(store, tops)?;
     let client = Client::new(&r.registry, creds, hosts);
     client.add_scope(&r.repository, "pull,push");
+    let destination = Destination {
+        client: &client,
+        r,
+        mount_from: &[],
+    };
     for (d, size, _) in &plan.blobs {
         let short = &d.hex()[..12];
-        match upload(&client, r, &store.blob_path(d), d, *size, &[], None)? {
+        match destination.upload(&Blob::stored(store, *d, *size), None)? {
             Outcome::Exists => layer(progress, short, "Layer already exists"),
             Outcome::Mounted(from) => layer(progress, short, &format!("Mounted from {from}")),
             Outcome::Pushed => layer(progress, short, "Pushed"),

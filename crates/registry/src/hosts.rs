@@ -64,7 +64,12 @@ mod tests {
     #[test]
     fn loopback_and_named_registries_are_insecure() {
         let mut h = Hosts::new(PathBuf::from("/nonexistent/config.json"));
-        for r in ["127.0.0.1:5000", "localhost:5000", "[::1]:5000", "127.1.2.3"] {
+        for r in [
+            "127.0.0.1:5000",
+            "localhost:5000",
+            "[::1]:5000",
+            "127.1.2.3",
+        ] {
             assert!(h.is_insecure(r), "{r}");
         }
         assert!(!h.is_insecure("127.example.com"));

@@ -25,13 +25,14 @@ mod client;
 mod download;
 mod error;
 mod hosts;
+mod parallel;
 mod progress;
 mod pull;
 mod push;
 
 pub use auth::{
-    erase_credentials, load_credentials, parse_challenge, server_key, store_credentials,
-    Challenge, Credentials,
+    erase_credentials, load_credentials, parse_challenge, server_key, store_credentials, Challenge,
+    Credentials,
 };
 pub use cache::{pull_cache, push_cache};
 pub use client::Client;

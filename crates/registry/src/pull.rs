@@ -4,17 +4,16 @@
 //! in one transaction at the end, so a failed or tampered pull leaves the store unchanged.
 
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 
 use oci::{media_type, Digest, Manifest, Reference};
 use serde::Deserialize;
-use store::{NewImage, Store};
+use store::{NewImage, Publisher, Staging, Store};
 
 use crate::auth::Credentials;
 use crate::client::{backoff, describe, Body, Client};
 use crate::error::{Error, Result};
 use crate::hosts::Hosts;
+use crate::parallel;
 use crate::progress::{layer, line, Counting, Progress};
 
 /// The manifest types a pull accepts, in the `Accept` header.
@@ -278,6 +277,11 @@ impl Read for BlobReader<'_> {
 }
 
 /// Pulls `r` into the store. `progress` receives Docker's status lines.
+///
+/// The phases: resolve the manifest (and the platform, for a list) → stop here if the image
+/// is complete in the store → fetch and verify the config → plan the missing layers →
+/// download and unpack them in parallel into a staging area → publish everything in one
+/// transaction.
 pub fn pull(
     store: &mut Store,
     r: &Reference,
@@ -286,203 +290,275 @@ pub fn pull(
     opts: &PullOptions,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<Pulled> {
-    let client = Client::new(&r.registry, creds, hosts);
-    client.add_scope(&r.repository, "pull");
-    let familiar = r.familiar();
-    line(
-        progress,
-        &format!(
-            "{}: Pulling from {}",
-            r.tag
-                .clone()
-                .or_else(|| r.digest.map(|d| d.to_string()))
-                .unwrap_or_else(|| "latest".into()),
-            r.repository
-        ),
-    );
-    let (manifest, digest) = resolve_manifest(&client, r, opts)?;
-    let config_digest = manifest.config.digest;
-    let repo_digest = format!("{}@{}", r.name(), digest);
-
-    // Already complete in the store: only the names change.
-    if let Some(img) = store.image(&config_digest)? {
-        if img.layers.iter().all(|l| store.layer_dir(l).is_dir()) {
-            let mut p = store.publish()?;
-            if r.digest.is_none() {
-                p.tag(&r.to_string(), &config_digest)?;
-            }
-            p.add_repo_digest(&repo_digest, &config_digest)?;
-            p.commit()?;
-            line(progress, &format!("Digest: {digest}"));
-            line(
-                progress,
-                &format!("Status: Image is up to date for {familiar}"),
-            );
-            return Ok(Pulled {
-                id: config_digest,
-                digest,
-                downloaded: false,
-            });
-        }
+    let pull = Pull::new(r, creds, hosts, progress);
+    pull.announce();
+    let target = pull.resolve(opts)?;
+    if let Some(pulled) = pull.up_to_date(store, &target)? {
+        return Ok(pulled);
     }
-
-    let config_url = client.url(&format!(
-        "{}/blobs/{config_digest}",
-        r.api_repository_path()
-    ));
-    let mut resp = client.request("GET", &config_url, &[], Body::Empty)?;
-    check_status(
-        &config_url,
-        &format!("blob {config_digest} not found: blob unknown to registry"),
-        &mut resp,
-    )?;
-    let config = read_small(&config_url, &mut resp)?;
-    let actual = Digest::of(&config);
-    if actual != config_digest {
-        return Err(Error::DigestMismatch {
-            what: format!("config of {familiar}"),
-            expected: config_digest,
-            actual,
-        });
-    }
-    let head: ConfigHead = serde_json::from_slice(&config).map_err(|e| Error::Manifest {
-        what: format!("config {config_digest}"),
-        message: e.to_string(),
-    })?;
-    let diff_ids = head.rootfs.diff_ids;
-    if diff_ids.len() != manifest.layers.len() {
-        return Err(Error::Manifest {
-            what: digest.to_string(),
-            message: format!(
-                "the config names {} layers, the manifest {}",
-                diff_ids.len(),
-                manifest.layers.len()
-            ),
-        });
-    }
-
-    // Which layers to fetch: not in the store, each diff_id once.
-    let mut todo: Vec<(usize, oci::Descriptor, Digest)> = Vec::new();
-    for (i, (d, diff)) in manifest.layers.iter().zip(&diff_ids).enumerate() {
-        if store.layer(diff)?.is_some() {
-            layer(progress, &short(&d.digest), "Already exists");
-        } else if !todo.iter().any(|(_, _, x)| x == diff) {
-            layer(progress, &short(&d.digest), "Pulling fs layer");
-            todo.push((i, d.clone(), *diff));
-        }
-    }
-
+    let config = pull.fetch_config(&target)?;
+    let jobs = pull.plan_layers(store, &target, &config)?;
+    // The staged layers live in here until they are published.
     let staging = store.stage()?;
     let concurrency = opts
         .concurrency
         .unwrap_or(hosts.max_concurrent_downloads)
         .max(1);
-    let queue = Mutex::new(todo.into_iter().rev().collect::<Vec<_>>());
-    let results: Mutex<Vec<(usize, image::StagedLayer)>> = Mutex::new(Vec::new());
-    let failure: Mutex<Option<Error>> = Mutex::new(None);
-    let stop = AtomicBool::new(false);
-    std::thread::scope(|s| {
-        for _ in 0..concurrency {
-            s.spawn(|| loop {
-                if stop.load(Ordering::Relaxed) {
-                    return;
-                }
-                let Some((i, desc, diff)) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop()
-                else {
-                    return;
-                };
-                let id = short(&desc.digest);
-                layer(progress, &id, "Downloading");
-                let url = client.url(&format!(
-                    "{}/blobs/{}",
-                    r.api_repository_path(),
-                    desc.digest
-                ));
-                let reader = BlobReader {
-                    client: &client,
-                    url,
-                    reader: None,
-                    offset: 0,
-                    resumes: 0,
-                };
-                let what = format!("layer {}", desc.digest);
-                match image::ingest_layer(
-                    &staging,
-                    &what,
-                    io::BufReader::with_capacity(
-                        1 << 20,
-                        Counting {
-                            inner: reader,
-                            id: &id,
-                            status: "Downloading",
-                            total: desc.size,
-                            current: 0,
-                            last: 0,
-                            progress,
-                        },
-                    ),
-                    Some(&desc.digest),
-                    Some(&diff),
-                ) {
-                    Ok(l) => {
-                        layer(progress, &id, "Download complete");
-                        results
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push((i, l));
-                    }
-                    Err(e) => {
-                        stop.store(true, Ordering::Relaxed);
-                        let mut f = failure.lock().unwrap_or_else(|e| e.into_inner());
-                        if f.is_none() {
-                            *f = Some(e.into());
-                        }
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        return Err(e);
-    }
-    let mut staged = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    staged.sort_by_key(|(i, _)| *i);
+    let staged = pull.download_layers(&staging, jobs, concurrency)?;
+    pull.publish(store, &target, &config, staged)
+}
 
-    let mut p = store.publish()?;
-    let mut done = Vec::new();
-    for (i, l) in staged {
-        l.publish(&mut p)?;
-        done.push(i);
-    }
-    let id = p.add_image(&NewImage {
-        config: &config,
-        layers: &diff_ids,
-        parent: None,
-        created: head.created.as_deref().unwrap_or_default(),
-    })?;
-    if r.digest.is_none() {
-        p.tag(&r.to_string(), &id)?;
-    }
-    p.add_repo_digest(&repo_digest, &id)?;
-    p.commit()?;
-    for i in done {
-        layer(
+/// What every phase of a pull shares (as BuildKit's `dispatchState` carries a stage's).
+struct Pull<'a> {
+    r: &'a Reference,
+    client: Client,
+    progress: &'a (dyn Fn(Progress<'_>) + Sync),
+}
+
+/// The image manifest a reference resolved to.
+struct Target {
+    manifest: Manifest,
+    /// The digest of what the reference named (a list's, for a list): the repo digest.
+    digest: Digest,
+}
+
+/// An image config fetched and verified against its digest and the manifest.
+struct Config {
+    bytes: Vec<u8>,
+    created: Option<String>,
+    diff_ids: Vec<Digest>,
+}
+
+/// A layer to download: its position in the manifest, descriptor and expected diff_id.
+struct LayerJob {
+    index: usize,
+    descriptor: oci::Descriptor,
+    diff_id: Digest,
+}
+
+/// A downloaded layer waiting in the staging area, with its position in the manifest.
+struct Staged {
+    index: usize,
+    layer: image::StagedLayer,
+}
+
+impl<'a> Pull<'a> {
+    fn new(
+        r: &'a Reference,
+        creds: Option<Credentials>,
+        hosts: &Hosts,
+        progress: &'a (dyn Fn(Progress<'_>) + Sync),
+    ) -> Self {
+        let client = Client::new(&r.registry, creds, hosts);
+        client.add_scope(&r.repository, "pull");
+        Pull {
+            r,
+            client,
             progress,
-            &short(&manifest.layers[i].digest),
-            "Pull complete",
+        }
+    }
+
+    /// `TAG: Pulling from REPOSITORY` (the digest when there is no tag).
+    fn announce(&self) {
+        let r = self.r;
+        let what = r
+            .tag
+            .clone()
+            .or_else(|| r.digest.map(|d| d.to_string()))
+            .unwrap_or_else(|| "latest".into());
+        line(
+            self.progress,
+            &format!("{what}: Pulling from {}", r.repository),
         );
     }
-    line(progress, &format!("Digest: {digest}"));
-    line(
-        progress,
-        &format!("Status: Downloaded newer image for {familiar}"),
-    );
-    Ok(Pulled {
-        id,
-        digest,
-        downloaded: true,
-    })
+
+    /// The manifest for this machine's platform (or the one asked for).
+    fn resolve(&self, opts: &PullOptions) -> Result<Target> {
+        let (manifest, digest) = resolve_manifest(&self.client, self.r, opts)?;
+        Ok(Target { manifest, digest })
+    }
+
+    /// When the image is already complete in the store, only its names change.
+    fn up_to_date(&self, store: &mut Store, target: &Target) -> Result<Option<Pulled>> {
+        let id = target.manifest.config.digest;
+        let Some(img) = store.image(&id)? else {
+            return Ok(None);
+        };
+        if !img.layers.iter().all(|l| store.layer_dir(l).is_dir()) {
+            return Ok(None);
+        }
+        self.name_and_commit(store.publish()?, &id, target)?;
+        self.report_done(target, "Image is up to date for");
+        Ok(Some(Pulled {
+            id,
+            digest: target.digest,
+            downloaded: false,
+        }))
+    }
+
+    /// The config blob, checked against the manifest's digest; it must name as many layers
+    /// as the manifest.
+    fn fetch_config(&self, target: &Target) -> Result<Config> {
+        let manifest = &target.manifest;
+        let config_digest = manifest.config.digest;
+        let url = self.blob_url(&config_digest);
+        let mut resp = self.client.request("GET", &url, &[], Body::Empty)?;
+        check_status(
+            &url,
+            &format!("blob {config_digest} not found: blob unknown to registry"),
+            &mut resp,
+        )?;
+        let bytes = read_small(&url, &mut resp)?;
+        let actual = Digest::of(&bytes);
+        if actual != config_digest {
+            return Err(Error::DigestMismatch {
+                what: format!("config of {}", self.r.familiar()),
+                expected: config_digest,
+                actual,
+            });
+        }
+        let head: ConfigHead = serde_json::from_slice(&bytes).map_err(|e| Error::Manifest {
+            what: format!("config {config_digest}"),
+            message: e.to_string(),
+        })?;
+        let diff_ids = head.rootfs.diff_ids;
+        if diff_ids.len() != manifest.layers.len() {
+            return Err(Error::Manifest {
+                what: target.digest.to_string(),
+                message: format!(
+                    "the config names {} layers, the manifest {}",
+                    diff_ids.len(),
+                    manifest.layers.len()
+                ),
+            });
+        }
+        Ok(Config {
+            bytes,
+            created: head.created,
+            diff_ids,
+        })
+    }
+
+    /// The layers to fetch: not in the store, each diff_id once.
+    fn plan_layers(
+        &self,
+        store: &Store,
+        target: &Target,
+        config: &Config,
+    ) -> Result<Vec<LayerJob>> {
+        let mut jobs: Vec<LayerJob> = Vec::new();
+        let layers = target.manifest.layers.iter().zip(&config.diff_ids);
+        for (index, (d, diff)) in layers.enumerate() {
+            if store.layer(diff)?.is_some() {
+                layer(self.progress, &short(&d.digest), "Already exists");
+            } else if !jobs.iter().any(|j| j.diff_id == *diff) {
+                layer(self.progress, &short(&d.digest), "Pulling fs layer");
+                jobs.push(LayerJob {
+                    index,
+                    descriptor: d.clone(),
+                    diff_id: *diff,
+                });
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// Downloads the layers `concurrency` at a time, in manifest order.
+    fn download_layers(
+        &self,
+        staging: &Staging,
+        jobs: Vec<LayerJob>,
+        concurrency: usize,
+    ) -> Result<Vec<Staged>> {
+        parallel::run(jobs, concurrency, |job| self.download_layer(staging, job))
+    }
+
+    /// Streams one layer blob (resuming broken connections), hashing and unpacking it into
+    /// the staging area; both its digest and its diff_id are checked.
+    fn download_layer(&self, staging: &Staging, job: LayerJob) -> Result<Staged> {
+        let desc = &job.descriptor;
+        let id = short(&desc.digest);
+        layer(self.progress, &id, "Downloading");
+        let reader = BlobReader::new(&self.client, self.blob_url(&desc.digest));
+        let counting = Counting {
+            inner: reader,
+            id: &id,
+            status: "Downloading",
+            total: desc.size,
+            current: 0,
+            last: 0,
+            progress: self.progress,
+        };
+        let staged = image::ingest_layer(
+            staging,
+            &format!("layer {}", desc.digest),
+            io::BufReader::with_capacity(1 << 20, counting),
+            Some(&desc.digest),
+            Some(&job.diff_id),
+        )?;
+        layer(self.progress, &id, "Download complete");
+        Ok(Staged {
+            index: job.index,
+            layer: staged,
+        })
+    }
+
+    /// One transaction: the staged layers, the image, its tag and repo digest.
+    fn publish(
+        &self,
+        store: &mut Store,
+        target: &Target,
+        config: &Config,
+        staged: Vec<Staged>,
+    ) -> Result<Pulled> {
+        let mut p = store.publish()?;
+        let mut done = Vec::new();
+        for s in staged {
+            s.layer.publish(&mut p)?;
+            done.push(s.index);
+        }
+        let id = p.add_image(&NewImage {
+            config: &config.bytes,
+            layers: &config.diff_ids,
+            parent: None,
+            created: config.created.as_deref().unwrap_or_default(),
+        })?;
+        self.name_and_commit(p, &id, target)?;
+        for i in done {
+            let digest = &target.manifest.layers[i].digest;
+            layer(self.progress, &short(digest), "Pull complete");
+        }
+        self.report_done(target, "Downloaded newer image for");
+        Ok(Pulled {
+            id,
+            digest: target.digest,
+            downloaded: true,
+        })
+    }
+
+    /// Tags the image (unless pulled by digest), records the repo digest, commits.
+    fn name_and_commit(&self, mut p: Publisher<'_>, id: &Digest, target: &Target) -> Result<()> {
+        if self.r.digest.is_none() {
+            p.tag(&self.r.to_string(), id)?;
+        }
+        p.add_repo_digest(&format!("{}@{}", self.r.name(), target.digest), id)?;
+        p.commit()?;
+        Ok(())
+    }
+
+    /// `Digest: ...` and `Status: STATUS NAME`.
+    fn report_done(&self, target: &Target, status: &str) {
+        line(self.progress, &format!("Digest: {}", target.digest));
+        line(
+            self.progress,
+            &format!("Status: {status} {}", self.r.familiar()),
+        );
+    }
+
+    fn blob_url(&self, digest: &Digest) -> String {
+        self.client
+            .url(&format!("{}/blobs/{digest}", self.r.api_repository_path()))
+    }
 }
 
 /// The tags of `r`'s repository (`pull -a`), following the registry's `Link` pages.
