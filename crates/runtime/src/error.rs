@@ -57,6 +57,12 @@ pub enum Error {
     /// A bind mount's source does not exist.
     #[error("invalid mount config for type \"bind\": bind source path does not exist: {0}")]
     BindSource(PathBuf),
+    /// A seccomp profile cannot be used (Docker's words where it has them).
+    #[error("{0}")]
+    Seccomp(String),
+    /// A `--device` or `--device-cgroup-rule` cannot be used (Docker's words).
+    #[error("{0}")]
+    Device(String),
     /// A cgroup could not be made or configured.
     #[error("cgroup {path}: {reason}")]
     Cgroup { path: PathBuf, reason: String },

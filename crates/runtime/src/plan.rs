@@ -11,6 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
+use crate::devices::Node;
 use crate::etc::ETC_FILES;
 use crate::process::SpawnOptions;
 use crate::scope::secure_join;
@@ -26,11 +27,15 @@ pub(crate) enum Op {
         flags: libc::c_ulong,
         data: Option<CString>,
     },
-    /// A device node, bind-mounted from the host when mknod is not allowed.
+    /// A device node (`mode` has the type and permission bits), bind-mounted from the host
+    /// when mknod is not allowed, then owned by `uid:gid`.
     Device {
         path: CString,
         host: CString,
+        mode: libc::mode_t,
         dev: libc::dev_t,
+        uid: u32,
+        gid: u32,
     },
     Mkdir {
         path: CString,
@@ -89,6 +94,8 @@ pub(crate) struct Tail {
     pub(crate) _envp: Vec<CString>,
     pub(crate) envp_ptrs: Vec<*const libc::c_char>,
     pub(crate) path_dirs: Vec<CString>,
+    /// The compiled seccomp filter (None: unconfined).
+    pub(crate) seccomp: Option<crate::seccomp::Program>,
 }
 
 pub(crate) fn tail_plan(p: &Process, create_cwd: bool) -> Result<Tail> {
@@ -118,6 +125,7 @@ pub(crate) fn tail_plan(p: &Process, create_cwd: bool) -> Result<Tail> {
             cwd_prefixes.push(cs(&acc)?);
         }
     }
+    let seccomp = crate::seccomp::program(&p.seccomp, p.capabilities)?;
     let last_cap = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -138,6 +146,7 @@ pub(crate) fn tail_plan(p: &Process, create_cwd: bool) -> Result<Tail> {
         _envp: envp,
         envp_ptrs,
         path_dirs,
+        seccomp,
     })
 }
 
@@ -302,6 +311,7 @@ pub(crate) fn plan(
     opts: &SpawnOptions,
     stdio: [RawFd; 3],
     cgroup_dirs: &[PathBuf],
+    nodes: &[Node],
 ) -> Result<(Plan, Vec<PathBuf>)> {
     let root = fs::canonicalize(rootfs).ctx("resolve root filesystem", rootfs)?;
     if !root.is_dir() {
@@ -365,12 +375,64 @@ pub(crate) fn plan(
         ("urandom", 1, 9),
         ("tty", 5, 0),
     ] {
+        if nodes.iter().any(|n| n.path == format!("/dev/{name}")) {
+            continue;
+        }
         b.push(
             format!("create device /dev/{name}"),
             Op::Device {
                 path: cs(dev.join(name))?,
                 host: cs(format!("/dev/{name}"))?,
+                mode: libc::S_IFCHR | 0o666,
                 dev: libc::makedev(major, minor),
+                uid: 0,
+                gid: 0,
+            },
+        );
+    }
+    // --device and --privileged nodes: under /dev in the new tmpfs (directories made on the
+    // way), elsewhere in the root filesystem (parents created and recorded).
+    for n in nodes {
+        let desc = format!("create device {}", n.path);
+        let target = match n.path.strip_prefix("/dev/") {
+            Some(rel) => {
+                let comps: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
+                let mut acc = dev.clone();
+                for c in comps.iter().take(comps.len().saturating_sub(1)) {
+                    acc.push(c);
+                    b.push(
+                        desc.clone(),
+                        Op::Mkdir {
+                            path: cs(&acc)?,
+                            mode: 0o755,
+                        },
+                    );
+                }
+                dev.join(rel)
+            }
+            None => {
+                let t = secure_join(&root, &n.path);
+                if let Some(parent) = t.parent() {
+                    if !parent.exists() {
+                        fs::create_dir_all(parent).ctx("create device directory", parent)?;
+                        created.push(parent.to_path_buf());
+                    }
+                }
+                if fs::symlink_metadata(&t).is_err() {
+                    created.push(t.clone());
+                }
+                t
+            }
+        };
+        b.push(
+            desc,
+            Op::Device {
+                path: cs(&target)?,
+                host: cs(&n.host)?,
+                mode: n.mode,
+                dev: n.rdev,
+                uid: n.uid,
+                gid: n.gid,
             },
         );
     }
@@ -539,7 +601,7 @@ pub(crate) fn plan(
 }
 
 /// Descriptions of the child's fixed steps; their indices are the `S_*` constants.
-pub(crate) const FIXED_STEPS: [&str; 11] = [
+pub(crate) const FIXED_STEPS: [&str; 12] = [
     "set up standard streams",
     "join cgroup",
     "pivot_root into the root filesystem",
@@ -551,6 +613,7 @@ pub(crate) const FIXED_STEPS: [&str; 11] = [
     "set capabilities",
     "set no_new_privs",
     "set up the terminal",
+    "load the seccomp filter",
 ];
 pub(crate) const S_STDIO: usize = 0;
 pub(crate) const S_CGROUP: usize = 1;
@@ -563,6 +626,7 @@ pub(crate) const S_USER: usize = 7;
 pub(crate) const S_CAPS: usize = 8;
 pub(crate) const S_NNP: usize = 9;
 pub(crate) const S_TTY: usize = 10;
+pub(crate) const S_SECCOMP: usize = 11;
 
 /// Failure kinds the child reports.
 pub(crate) const K_SETUP: u32 = 0;

@@ -184,12 +184,24 @@ fn stdio_fds(streams: [&Stdio; 3]) -> Result<([RawFd; 3], Option<fs::File>)> {
 pub fn spawn(rootfs: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Container> {
     // Standard streams: keep owned descriptors alive until after clone.
     let (stdio, _null) = stdio_fds([&opts.stdin, &opts.stdout, &opts.stderr])?;
-    let cgroup = Cgroup::create(&opts.id, &spec.resources)?;
+    let (nodes, rules) = crate::devices::resolve(spec.privileged, &spec.devices, &spec.device_rules)?;
+    // Every container gets a devices cgroup, so one without an ID gets a name of its own.
+    static ANON: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let cg_id = if opts.id.is_empty() {
+        format!(
+            "anon-{}-{}",
+            std::process::id(),
+            ANON.fetch_add(1, Ordering::Relaxed)
+        )
+    } else {
+        opts.id.clone()
+    };
+    let cgroup = Cgroup::create(&cg_id, &spec.resources, &rules)?;
     let cgroup_dirs = cgroup
         .as_ref()
         .map(|c| c.dirs().to_vec())
         .unwrap_or_default();
-    let (mut plan, created) = plan(rootfs, spec, &opts, stdio, &cgroup_dirs)?;
+    let (mut plan, created) = plan(rootfs, spec, &opts, stdio, &cgroup_dirs, &nodes)?;
     if let Some(cg) = &cgroup {
         plan.cgroup_fds = cg.procs_fds();
     }
