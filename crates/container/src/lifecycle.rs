@@ -166,8 +166,13 @@ impl Containers {
             None => None,
         };
         let cfg = config::container_config(&id, image_name, &img, &spec, opts);
+        let mut options = opts.clone();
+        if options.privileged && !options.security_opt.iter().any(|o| o.starts_with("label")) {
+            // Docker's daemon records that SELinux labelling is off for privileged containers.
+            options.security_opt.push("label=disable".into());
+        }
         let stored = Stored {
-            options: opts.clone(),
+            options,
             config: cfg,
             path: spec.process.args.first().cloned().unwrap_or_default(),
             args: spec.process.args.iter().skip(1).cloned().collect(),

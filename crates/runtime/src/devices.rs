@@ -34,7 +34,7 @@ impl DeviceMapping {
     /// Parses `--device HOST[:CONTAINER][:PERMS]` as Docker's CLI does (validation first:
     /// `bad format for path`, `bad mode specified`, `... is not an absolute path`).
     pub fn parse(spec: &str) -> Result<DeviceMapping> {
-        let bad = |m: String| Error::Device(format!("invalid argument \"{spec}\" for \"--device\" flag: {m}"));
+        let bad = Error::Device;
         let parts: Vec<&str> = spec.split(':').collect();
         if parts.len() > 3 || parts[0].is_empty() {
             return Err(bad(format!("bad format for path: {spec}")));

@@ -92,6 +92,8 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Exec { code, .. } => *code,
+            // Docker's CLI exits with 127 when the daemon's error mentions a missing file.
+            Error::Device(m) if m.ends_with("no such file or directory") => 127,
             _ => 125,
         }
     }

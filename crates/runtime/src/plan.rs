@@ -393,6 +393,13 @@ pub(crate) fn plan(
     // --device and --privileged nodes: under /dev in the new tmpfs (directories made on the
     // way), elsewhere in the root filesystem (parents created and recorded).
     for n in nodes {
+        // The symbolic links made below win over host nodes of the same name (runc replaces
+        // /dev/ptmx by a link to the container's own devpts).
+        if ["/dev/ptmx", "/dev/fd", "/dev/stdin", "/dev/stdout", "/dev/stderr"]
+            .contains(&n.path.as_str())
+        {
+            continue;
+        }
         let desc = format!("create device {}", n.path);
         let target = match n.path.strip_prefix("/dev/") {
             Some(rel) => {
