@@ -109,9 +109,10 @@ pub(crate) fn security_options(opts: &[String]) -> Result<(Option<bool>, runtime
             "seccomp" if v == "unconfined" => seccomp = runtime::Seccomp::Unconfined,
             "seccomp" => seccomp = runtime::Seccomp::Profile(v.into()),
             "no-new-privileges" => {
-                nnp = Some(parse_bool(v).ok_or_else(|| {
-                    Error::Invalid(format!("invalid --security-opt 2: {opt:?}"))
-                })?)
+                nnp =
+                    Some(parse_bool(v).ok_or_else(|| {
+                        Error::Invalid(format!("invalid --security-opt 2: {opt:?}"))
+                    })?)
             }
             _ => return Err(Error::Invalid(format!("invalid --security-opt 2: {opt:?}"))),
         }
@@ -535,7 +536,8 @@ mod tests {
         let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         let (nnp, sc) = security_options(&v(&["no-new-privileges", "seccomp=unconfined"])).unwrap();
         assert_eq!((nnp, sc), (Some(true), runtime::Seccomp::Unconfined));
-        let (nnp, sc) = security_options(&v(&["no-new-privileges=false", "label=disable"])).unwrap();
+        let (nnp, sc) =
+            security_options(&v(&["no-new-privileges=false", "label=disable"])).unwrap();
         assert_eq!((nnp, sc), (Some(false), runtime::Seccomp::Default));
         let (_, sc) = security_options(&v(&["seccomp:{}"])).unwrap();
         assert_eq!(sc, runtime::Seccomp::Profile("{}".into()));
@@ -544,7 +546,9 @@ mod tests {
             "invalid --security-opt 2: \"foo=bar\""
         );
         assert_eq!(
-            security_options(&v(&["no-new-privileges=maybe"])).unwrap_err().to_string(),
+            security_options(&v(&["no-new-privileges=maybe"]))
+                .unwrap_err()
+                .to_string(),
             "invalid --security-opt 2: \"no-new-privileges=maybe\""
         );
         assert!(security_options(&v(&["foo"])).is_err());

@@ -97,6 +97,11 @@ impl Containers {
         self.root.join("containers").join(id)
     }
 
+    /// Where compiled seccomp filters are kept (`ROOT/cache/seccomp`).
+    pub(crate) fn seccomp_cache(&self) -> PathBuf {
+        self.store.root().join("cache/seccomp")
+    }
+
     pub(crate) fn rootfs(&self, id: &str) -> PathBuf {
         self.state_dir(id).join("rootfs")
     }
@@ -350,6 +355,7 @@ impl Containers {
                     stderr,
                     kill_with_parent: true,
                     tty,
+                    seccomp_cache: Some(self.seccomp_cache()),
                 },
             )?)
         })();
@@ -528,6 +534,7 @@ impl Containers {
                 stdout: io.stdout,
                 stderr: io.stderr,
                 tty,
+                seccomp_cache: Some(self.seccomp_cache()),
             },
         )?;
         if let Some(m) = c.take_pty_master() {

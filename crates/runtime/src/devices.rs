@@ -106,7 +106,9 @@ impl DeviceRule {
 
     /// Parses `--device-cgroup-rule` (Docker: `^[acb] ([0-9]+|\*):([0-9]+|\*) [rwm]{1,3}$`).
     pub fn parse(rule: &str) -> Result<DeviceRule> {
-        let bad = || Error::Device(format!("invalid argument \"{rule}\" for \"--device-cgroup-rule\" flag: invalid device cgroup format '{rule}'"));
+        let bad = || {
+            Error::Device(format!("invalid argument \"{rule}\" for \"--device-cgroup-rule\" flag: invalid device cgroup format '{rule}'"))
+        };
         let f: Vec<&str> = rule.split(' ').collect();
         let [kind, nums, access] = f.as_slice() else {
             return Err(bad());
@@ -137,7 +139,13 @@ impl DeviceRule {
     /// The cgroup v1 line: `c 1:3 rwm`.
     pub(crate) fn v1_line(&self) -> String {
         let n = |v: Option<u32>| v.map_or("*".to_string(), |v| v.to_string());
-        format!("{} {}:{} {}", self.kind, n(self.major), n(self.minor), self.access)
+        format!(
+            "{} {}:{} {}",
+            self.kind,
+            n(self.major),
+            n(self.minor),
+            self.access
+        )
     }
 }
 
@@ -240,8 +248,7 @@ fn host_devices(dir: &Path, out: &mut Vec<Node>) {
         let name = name.to_string_lossy();
         let path = e.path();
         if ft.is_dir() {
-            if !["pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"].contains(&&*name)
-            {
+            if !["pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"].contains(&&*name) {
                 host_devices(&path, out);
             }
             continue;
@@ -275,7 +282,11 @@ pub(crate) fn resolve(
         if privileged && d.path_on_host == d.path_in_container {
             continue;
         }
-        let perms = if privileged { "rwm" } else { &d.cgroup_permissions };
+        let perms = if privileged {
+            "rwm"
+        } else {
+            &d.cgroup_permissions
+        };
         let host = Path::new(&d.path_on_host);
         let gather = |e: std::io::Error| {
             Error::Device(format!(
@@ -332,9 +343,15 @@ mod tests {
     #[test]
     fn device_flags_parse_like_docker() {
         let d = DeviceMapping::parse("/dev/loop3").unwrap();
-        assert_eq!((d.path_in_container.as_str(), d.cgroup_permissions.as_str()), ("/dev/loop3", "rwm"));
+        assert_eq!(
+            (d.path_in_container.as_str(), d.cgroup_permissions.as_str()),
+            ("/dev/loop3", "rwm")
+        );
         let d = DeviceMapping::parse("/dev/loop3:r").unwrap();
-        assert_eq!((d.path_in_container.as_str(), d.cgroup_permissions.as_str()), ("/dev/loop3", "r"));
+        assert_eq!(
+            (d.path_in_container.as_str(), d.cgroup_permissions.as_str()),
+            ("/dev/loop3", "r")
+        );
         let d = DeviceMapping::parse("/dev/loop3:/dev/xvda/").unwrap();
         assert_eq!(d.path_in_container, "/dev/xvda");
         let d = DeviceMapping::parse("/dev/loop3:/dev/xvda:rw").unwrap();
@@ -348,8 +365,18 @@ mod tests {
     #[test]
     fn cgroup_rules_parse_like_docker() {
         assert_eq!(DeviceRule::parse("c 1:3 mr").unwrap().v1_line(), "c 1:3 mr");
-        assert_eq!(DeviceRule::parse("b *:* rwm").unwrap().v1_line(), "b *:* rwm");
-        for bad in ["c 1:3", "x 1:3 r", "c 1:3 rx", "c a:3 r", "c 1:3  r", "c 1:3 rwmr"] {
+        assert_eq!(
+            DeviceRule::parse("b *:* rwm").unwrap().v1_line(),
+            "b *:* rwm"
+        );
+        for bad in [
+            "c 1:3",
+            "x 1:3 r",
+            "c 1:3 rx",
+            "c a:3 r",
+            "c 1:3  r",
+            "c 1:3 rwmr",
+        ] {
             assert!(DeviceRule::parse(bad).is_err(), "{bad}");
         }
     }
@@ -358,7 +385,10 @@ mod tests {
     fn default_rules_are_dockers_then_runcs() {
         let (nodes, rules) = resolve(false, &[], &[]).unwrap();
         assert!(nodes.is_empty());
-        let lines: Vec<String> = rules.iter().map(|r| format!("{} {}", r.allow, r.v1_line())).collect();
+        let lines: Vec<String> = rules
+            .iter()
+            .map(|r| format!("{} {}", r.allow, r.v1_line()))
+            .collect();
         assert_eq!(lines[0], "false a *:* rwm");
         assert_eq!(lines[7], "false c 10:229 rwm");
         assert!(lines.contains(&"true c 136:* rwm".to_string()));

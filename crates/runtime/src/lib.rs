@@ -50,7 +50,10 @@ pub use devices::{valid_device_mode, DeviceMapping, DeviceRule};
 pub use error::{Error, Phase, Result};
 pub use etc::{make_init_layer, write_etc_files, ETC_FILES};
 pub use process::{exec, run, run_step, spawn, Container, ExecOptions, SpawnOptions, Stdio};
-pub use seccomp::{validate_profile as validate_seccomp_profile, Seccomp, DEFAULT_PROFILE as DEFAULT_SECCOMP_PROFILE};
+pub use seccomp::{
+    validate_profile as validate_seccomp_profile, Seccomp,
+    DEFAULT_PROFILE as DEFAULT_SECCOMP_PROFILE,
+};
 pub use spec::{
     compose, ImageConfig, MountKind, MountSpec, Network, Process, Resources, RunOptions, Spec,
     DEFAULT_PATH, MASKED_PATHS, READONLY_PATHS,

@@ -10,8 +10,8 @@ use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, IoContext, Result};
 use crate::devices::Node;
+use crate::error::{Error, IoContext, Result};
 use crate::etc::ETC_FILES;
 use crate::process::SpawnOptions;
 use crate::scope::secure_join;
@@ -98,7 +98,7 @@ pub(crate) struct Tail {
     pub(crate) seccomp: Option<crate::seccomp::Program>,
 }
 
-pub(crate) fn tail_plan(p: &Process, create_cwd: bool) -> Result<Tail> {
+pub(crate) fn tail_plan(p: &Process, create_cwd: bool, cache: Option<&Path>) -> Result<Tail> {
     if p.args.is_empty() {
         return Err(Error::NoCommand);
     }
@@ -125,7 +125,7 @@ pub(crate) fn tail_plan(p: &Process, create_cwd: bool) -> Result<Tail> {
             cwd_prefixes.push(cs(&acc)?);
         }
     }
-    let seccomp = crate::seccomp::program(&p.seccomp, p.capabilities)?;
+    let seccomp = crate::seccomp::program(&p.seccomp, p.capabilities, cache)?;
     let last_cap = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -395,8 +395,14 @@ pub(crate) fn plan(
     for n in nodes {
         // The symbolic links made below win over host nodes of the same name (runc replaces
         // /dev/ptmx by a link to the container's own devpts).
-        if ["/dev/ptmx", "/dev/fd", "/dev/stdin", "/dev/stdout", "/dev/stderr"]
-            .contains(&n.path.as_str())
+        if [
+            "/dev/ptmx",
+            "/dev/fd",
+            "/dev/stdin",
+            "/dev/stdout",
+            "/dev/stderr",
+        ]
+        .contains(&n.path.as_str())
         {
             continue;
         }
@@ -586,7 +592,7 @@ pub(crate) fn plan(
     }
     let post = std::mem::take(&mut b.ops);
 
-    let tail = tail_plan(&spec.process, true)?;
+    let tail = tail_plan(&spec.process, true, opts.seccomp_cache.as_deref())?;
     Ok((
         Plan {
             rootfs: cs(&root)?,

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Seek};
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use libseccomp::{
@@ -133,7 +134,11 @@ fn kernel_version() -> (u64, u64) {
 }
 
 fn parse_kernel(v: &str) -> Result<(u64, u64)> {
-    let bad = || invalid(format!("invalid kernel version: {v:?}, expected \"<kernel>.<major>\""));
+    let bad = || {
+        invalid(format!(
+            "invalid kernel version: {v:?}, expected \"<kernel>.<major>\""
+        ))
+    };
     let (a, b) = v.split_once('.').ok_or_else(bad)?;
     let a: u8 = a.parse().map_err(|_| bad())?;
     let b: u8 = b.parse().map_err(|_| bad())?;
@@ -220,7 +225,13 @@ fn condition(a: &Arg) -> Result<ScmpArgCompare> {
         return Err(invalid(format!("invalid argument index {}", a.index)));
     }
     let op = match a.op.as_str() {
-        "SCMP_CMP_MASKED_EQ" => return Ok(ScmpArgCompare::new(a.index, ScmpCompareOp::MaskedEqual(a.value), a.value_two)),
+        "SCMP_CMP_MASKED_EQ" => {
+            return Ok(ScmpArgCompare::new(
+                a.index,
+                ScmpCompareOp::MaskedEqual(a.value),
+                a.value_two,
+            ))
+        }
         "SCMP_CMP_NE" => ScmpCompareOp::NotEqual,
         "SCMP_CMP_LT" => ScmpCompareOp::Less,
         "SCMP_CMP_LE" => ScmpCompareOp::LessOrEqual,
@@ -271,7 +282,8 @@ fn compile_profile(p: &Profile, caps: u64) -> Result<Vec<libc::sock_filter>> {
                         .map_err(lib)?;
                 }
             } else {
-                ctx.add_rule_conditional(r.action, nr, &conds).map_err(lib)?;
+                ctx.add_rule_conditional(r.action, nr, &conds)
+                    .map_err(lib)?;
             }
         }
     }
@@ -293,19 +305,7 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>> {
     file.rewind()
         .and_then(|_| file.read_to_end(&mut bytes))
         .map_err(invalid)?;
-    const INSN: usize = std::mem::size_of::<libc::sock_filter>();
-    if bytes.len() % INSN != 0 || bytes.is_empty() || bytes.len() / INSN > u16::MAX as usize {
-        return Err(invalid("libseccomp exported a malformed program"));
-    }
-    Ok(bytes
-        .chunks_exact(INSN)
-        .map(|c| libc::sock_filter {
-            code: u16::from_ne_bytes([c[0], c[1]]),
-            jt: c[2],
-            jf: c[3],
-            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
-        })
-        .collect())
+    decode(&bytes).ok_or_else(|| invalid("libseccomp exported a malformed program"))
 }
 
 /// Parses a profile in Docker's format; errors in Docker's words.
@@ -322,9 +322,88 @@ pub fn validate_profile(text: &str) -> Result<()> {
 /// A compiled filter, shared: the same profile and capabilities compile once per process.
 pub(crate) type Program = Arc<Vec<libc::sock_filter>>;
 
+/// Bumped whenever the translation of a profile into a filter changes, so that filters
+/// cached on disk by an older strata are not used.
+const CACHE_FORMAT: u32 = 1;
+
+/// FNV-1a, to name cached filters after the profile they were compiled from.
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The file a filter of the default profile for `caps` is cached in: everything the
+/// compilation depends on is in its name (architecture, capabilities, kernel version for
+/// `minKernel`, the profile, libseccomp's version, this code's format).
+fn cache_file(dir: &Path, caps: u64) -> PathBuf {
+    let (k1, k2) = kernel_version();
+    let v = libseccomp::ScmpVersion::current()
+        .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
+        .unwrap_or_default();
+    dir.join(format!(
+        "default-{}-{caps:016x}-k{k1}.{k2}-{:016x}-libseccomp{v}-f{CACHE_FORMAT}.bpf",
+        native_arch().0,
+        fnv1a(DEFAULT_PROFILE.as_bytes())
+    ))
+}
+
+fn decode(bytes: &[u8]) -> Option<Vec<libc::sock_filter>> {
+    const INSN: usize = std::mem::size_of::<libc::sock_filter>();
+    if bytes.is_empty() || bytes.len() % INSN != 0 || bytes.len() / INSN > 4096 {
+        return None;
+    }
+    let prog: Vec<libc::sock_filter> = bytes
+        .chunks_exact(INSN)
+        .map(|c| libc::sock_filter {
+            code: u16::from_ne_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect();
+    // libseccomp's programs start by loading the architecture (`ld [4]`).
+    (prog[0].code == (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16 && prog[0].k == 4)
+        .then_some(prog)
+}
+
+fn encode(prog: &[libc::sock_filter]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(prog.len() * 8);
+    for i in prog {
+        out.extend_from_slice(&i.code.to_ne_bytes());
+        out.push(i.jt);
+        out.push(i.jf);
+        out.extend_from_slice(&i.k.to_ne_bytes());
+    }
+    out
+}
+
+/// Writes a cached filter by rename, so a reader sees it whole or not at all; failures only
+/// cost a compilation next time.
+fn store_cached(path: &Path, prog: &[libc::sock_filter]) {
+    let Some(dir) = path.parent() else { return };
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    let tmp = dir.join(format!(
+        ".tmp-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    if std::fs::write(&tmp, encode(prog)).is_ok() && std::fs::rename(&tmp, path).is_ok() {
+        return;
+    }
+    let _ = std::fs::remove_file(&tmp);
+}
+
 /// The BPF program of `seccomp` for a process with bounding set `caps` (None: unconfined),
-/// compiled once per process and profile.
-pub(crate) fn program(seccomp: &Seccomp, caps: u64) -> Result<Option<Program>> {
+/// compiled once per process and profile; Docker's default profile's programs are also
+/// kept in `cache_dir` between processes.
+pub(crate) fn program(
+    seccomp: &Seccomp,
+    caps: u64,
+    cache_dir: Option<&Path>,
+) -> Result<Option<Program>> {
     let text: &str = match seccomp {
         Seccomp::Unconfined => return Ok(None),
         Seccomp::Default => DEFAULT_PROFILE,
@@ -332,9 +411,10 @@ pub(crate) fn program(seccomp: &Seccomp, caps: u64) -> Result<Option<Program>> {
     };
     type Cache = Mutex<HashMap<(u64, String), Program>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
+    let is_default = matches!(seccomp, Seccomp::Default);
     let key = (
         caps,
-        if matches!(seccomp, Seccomp::Default) {
+        if is_default {
             String::new()
         } else {
             text.to_string()
@@ -344,7 +424,23 @@ pub(crate) fn program(seccomp: &Seccomp, caps: u64) -> Result<Option<Program>> {
     if let Some(p) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
         return Ok(Some(p.clone()));
     }
-    let prog = compile_profile(&parse(text)?, caps)?;
+    let file = cache_dir
+        .filter(|_| is_default)
+        .map(|d| cache_file(d, caps));
+    let cached = file
+        .as_ref()
+        .and_then(|f| std::fs::read(f).ok())
+        .and_then(|b| decode(&b));
+    let prog = match cached {
+        Some(p) => p,
+        None => {
+            let p = compile_profile(&parse(text)?, caps)?;
+            if let (Some(f), false) = (&file, p.is_empty()) {
+                store_cached(f, &p);
+            }
+            p
+        }
+    };
     if prog.is_empty() {
         return Ok(None);
     }
@@ -382,27 +478,33 @@ mod tests {
         let p = parse(DEFAULT_PROFILE).unwrap();
         let (arches, _) = select(&p, DEFAULT_CAPS).unwrap();
         if cfg!(target_arch = "x86_64") {
-            assert_eq!(arches, ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]);
+            assert_eq!(
+                arches,
+                ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
+            );
         }
     }
 
     #[test]
-    fn default_profile_compiles() {
-        let t = std::time::Instant::now();
-        let p = program(&Seccomp::Default, DEFAULT_CAPS).unwrap().unwrap();
-        eprintln!("{} instructions in {:?}", p.len(), t.elapsed());
-        let t = std::time::Instant::now();
-        let p2 = program(&Seccomp::Default, DEFAULT_CAPS | 1 << 21).unwrap().unwrap();
-        eprintln!("{} instructions in {:?}", p2.len(), t.elapsed());
-        let t = std::time::Instant::now();
-        let x = parse(DEFAULT_PROFILE).unwrap();
-        eprintln!("parse {:?}", t.elapsed());
-        let t = std::time::Instant::now();
-        let mut x = x; x.arch_map.clear();
-        compile_profile(&x, DEFAULT_CAPS).unwrap();
-        eprintln!("native only {:?}", t.elapsed());
+    fn default_profile_compiles_and_is_cached_on_disk() {
+        let p = program(&Seccomp::Default, DEFAULT_CAPS, None)
+            .unwrap()
+            .unwrap();
         assert!(p.len() > 100);
-        assert!(program(&Seccomp::Unconfined, DEFAULT_CAPS).unwrap().is_none());
+        assert!(program(&Seccomp::Unconfined, DEFAULT_CAPS, None)
+            .unwrap()
+            .is_none());
+        let dir = tempfile::tempdir().unwrap();
+        let caps = DEFAULT_CAPS | 1 << 19; // not yet in this process's cache
+        let fresh = program(&Seccomp::Default, caps, Some(dir.path()))
+            .unwrap()
+            .unwrap();
+        let file = cache_file(dir.path(), caps);
+        let bytes = std::fs::read(&file).unwrap();
+        let again = decode(&bytes).unwrap();
+        assert_eq!(encode(&again), encode(&fresh));
+        assert!(decode(&bytes[..bytes.len() - 1]).is_none());
+        assert!(decode(&[0u8; 8]).is_none());
     }
 
     #[test]

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use crate::caps;
 use crate::devices::{DeviceMapping, DeviceRule};
-use crate::seccomp::Seccomp;
 use crate::error::{Error, Result};
+use crate::seccomp::Seccomp;
 
 /// Docker's default `PATH` for Linux containers.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -14,6 +14,8 @@ use crate::Failure;
 /// Runs RUN steps with strata's runtime.
 struct Runner {
     state_dir: PathBuf,
+    /// Compiled seccomp filters (`ROOT/cache/seccomp`, shared with containers).
+    seccomp_cache: PathBuf,
 }
 
 impl build::RunStep for Runner {
@@ -79,6 +81,7 @@ impl build::RunStep for Runner {
                 stderr: err,
                 kill_with_parent: true,
                 tty: false,
+                seccomp_cache: Some(self.seccomp_cache.clone()),
             },
         )
         .and_then(|mut c| c.wait());
@@ -420,6 +423,7 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
     build::cleanup_stale(snapshots.as_ref(), &work)?;
     let runner = Runner {
         state_dir: build_dir.join("state"),
+        seccomp_cache: root.join("cache/seccomp"),
     };
     // Not locked for the whole build: a FROM that pulls reports progress from other threads.
     let mut out = io::stdout();

@@ -134,7 +134,10 @@ fn security_opts(opts: &[String]) -> Result<Vec<String>> {
             let text = fs::read_to_string(v).map_err(|e| {
                 Failure::new(
                     125,
-                    format!("opening seccomp profile ({v}) failed: open {v}: {}", io_text(&e)),
+                    format!(
+                        "opening seccomp profile ({v}) failed: open {v}: {}",
+                        io_text(&e)
+                    ),
                 )
             })?;
             let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
