@@ -85,12 +85,28 @@ fn escape_in(s: &Strata, opts: &[&str]) -> std::collections::BTreeMap<String, St
 fn default_profile_refuses_escapes() {
     let Some(s) = store(true) else { return };
     let r = escape_in(&s, &[]);
-    for call in ["keyctl", "add_key", "unshare_user", "mount", "bpf", "kexec_load"] {
+    for call in [
+        "keyctl",
+        "add_key",
+        "unshare_user",
+        "mount",
+        "bpf",
+        "kexec_load",
+    ] {
         assert_eq!(r[call], "EPERM", "{call} in a default container: {r:?}");
     }
-    assert_eq!(r["clone3"], "ENOSYS", "clone3 is ENOSYS so that libcs fall back to clone");
-    assert_eq!(r["personality_query"], "ok", "personality(0xffffffff) is allowed");
-    assert_eq!(r["personality_other"], "EPERM", "other personalities are not");
+    assert_eq!(
+        r["clone3"], "ENOSYS",
+        "clone3 is ENOSYS so that libcs fall back to clone"
+    );
+    assert_eq!(
+        r["personality_query"], "ok",
+        "personality(0xffffffff) is allowed"
+    );
+    assert_eq!(
+        r["personality_other"], "EPERM",
+        "other personalities are not"
+    );
 
     // no_new_privs or not, the same filter (loaded before or after dropping capabilities).
     for opt in ["no-new-privileges=false", "no-new-privileges"] {
@@ -104,7 +120,10 @@ fn default_profile_refuses_escapes() {
     assert_ne!(admin["clone3"], "ENOSYS");
 
     // Unconfined and privileged containers get past seccomp.
-    for opts in [&["--security-opt", "seccomp=unconfined"][..], &["--privileged"][..]] {
+    for opts in [
+        &["--security-opt", "seccomp=unconfined"][..],
+        &["--privileged"][..],
+    ] {
         let u = escape_in(&s, opts);
         assert_eq!(u["keyctl"], "ok", "{opts:?}: {u:?}");
         assert_eq!(u["unshare_user"], "ok", "{opts:?}: {u:?}");
@@ -191,16 +210,37 @@ fn custom_profiles_and_bad_options() {
     let opt = format!("seccomp={}", profile.display());
     let out = s
         .cmd()
-        .args(["run", "--rm", "--security-opt", &opt, "busybox", "mkdir", "/tmp/x"])
+        .args([
+            "run",
+            "--rm",
+            "--security-opt",
+            &opt,
+            "busybox",
+            "mkdir",
+            "/tmp/x",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"));
-    s.ok(&["run", "--rm", "--security-opt", &opt, "busybox", "touch", "/tmp/x"]);
+    s.ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        &opt,
+        "busybox",
+        "touch",
+        "/tmp/x",
+    ]);
 
     // Docker's CLI sends the profile itself, compacted; inspect shows that.
     let id = s.ok(&["create", "--security-opt", &opt, "busybox", "true"]);
-    let sec = s.ok(&["inspect", "-f", "{{json .HostConfig.SecurityOpt}}", id.trim()]);
+    let sec = s.ok(&[
+        "inspect",
+        "-f",
+        "{{json .HostConfig.SecurityOpt}}",
+        id.trim(),
+    ]);
     assert_eq!(
         sec.trim(),
         r#"["seccomp={\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":[\"mkdir\",\"mkdirat\"],\"action\":\"SCMP_ACT_ERRNO\"}]}"]"#
@@ -222,14 +262,34 @@ fn custom_profiles_and_bad_options() {
         assert_eq!(code, 125, "{opt}: {err}");
         assert!(err.contains(msg), "{opt}: {err}");
     }
-    let (code, err) = s.fails(&["run", "--rm", "--device", "/dev/loop0:xvda", "busybox", "true"]);
-    assert_eq!((code, err.trim()), (125, "Error: xvda is not an absolute path"));
+    let (code, err) = s.fails(&[
+        "run",
+        "--rm",
+        "--device",
+        "/dev/loop0:xvda",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(
+        (code, err.trim()),
+        (125, "Error: xvda is not an absolute path")
+    );
     let (code, err) = s.fails(&["run", "--rm", "--device", "/dev/nope", "busybox", "true"]);
     assert_eq!(code, 127, "{err}");
     assert!(err.contains("error gathering device information while adding custom device \"/dev/nope\": no such file or directory"), "{err}");
-    let (code, err) = s.fails(&["run", "--rm", "--device-cgroup-rule", "c 1:3", "busybox", "true"]);
+    let (code, err) = s.fails(&[
+        "run",
+        "--rm",
+        "--device-cgroup-rule",
+        "c 1:3",
+        "busybox",
+        "true",
+    ]);
     assert_eq!(code, 125);
-    assert!(err.contains("invalid device cgroup format 'c 1:3'"), "{err}");
+    assert!(
+        err.contains("invalid device cgroup format 'c 1:3'"),
+        "{err}"
+    );
 }
 
 /// A loop device over a temporary file, detached when dropped.
@@ -298,18 +358,40 @@ fn the_devices_cgroup_guards_host_disks() {
     let out = read_node(&[], ma, mi);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("head: /tmp/disk: Operation not permitted"), "{err}");
+    assert!(
+        err.contains("head: /tmp/disk: Operation not permitted"),
+        "{err}"
+    );
 
     // --device makes the node and allows it, and only it.
     let dev = format!("{}:/dev/xvda", disk.dev);
-    let out = s.ok(&["run", "--rm", "--device", &dev, "busybox", "head", "-c", "15", "/dev/xvda"]);
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--device",
+        &dev,
+        "busybox",
+        "head",
+        "-c",
+        "15",
+        "/dev/xvda",
+    ]);
     assert_eq!(out, "STRATA-DISK-ONE");
     let out = read_node(&["--device", &dev], oma, omi);
     assert_eq!(out.status.code(), Some(1), "another disk stays refused");
     let dev_ro = format!("{}:/dev/xvda:r", disk.dev);
     let out = s
         .cmd()
-        .args(["run", "--rm", "--device", &dev_ro, "busybox", "sh", "-c", "echo x > /dev/xvda"])
+        .args([
+            "run",
+            "--rm",
+            "--device",
+            &dev_ro,
+            "busybox",
+            "sh",
+            "-c",
+            "echo x > /dev/xvda",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success(), "read-only device opened for writing");
@@ -324,7 +406,16 @@ fn the_devices_cgroup_guards_host_disks() {
     // --privileged allows every device and shows the host's nodes.
     let out = read_node(&["--privileged"], ma, mi);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "STRATA-DISK-ONE");
-    let out = s.ok(&["run", "--rm", "--privileged", "busybox", "head", "-c", "15", &other.dev]);
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "busybox",
+        "head",
+        "-c",
+        "15",
+        &other.dev,
+    ]);
     assert_eq!(out, "STRATA-DISK-TWO");
 
     // The cgroup goes away with the container.
@@ -332,7 +423,10 @@ fn the_devices_cgroup_guards_host_disks() {
     let dir = Path::new("/sys/fs/cgroup/devices/strata").join(id.trim());
     if Path::new("/sys/fs/cgroup/devices").is_dir() {
         let list = std::fs::read_to_string(dir.join("devices.list")).unwrap();
-        assert!(list.contains("c 1:3 rwm") && list.contains("c 136:* rwm"), "{list}");
+        assert!(
+            list.contains("c 1:3 rwm") && list.contains("c 136:* rwm"),
+            "{list}"
+        );
         assert!(!list.contains("a *:* rwm"), "{list}");
     }
     s.ok(&["rm", "-f", id.trim()]);
@@ -386,7 +480,14 @@ fn escapes_match_docker() {
     let name = unique("strata-escape");
     let ctx = tempfile::tempdir().unwrap();
     std::fs::copy(&bin, ctx.path().join("escape")).unwrap();
-    run_ok("docker", &["import", busybox_tar().to_str().unwrap(), &format!("{name}-base")]);
+    run_ok(
+        "docker",
+        &[
+            "import",
+            busybox_tar().to_str().unwrap(),
+            &format!("{name}-base"),
+        ],
+    );
     std::fs::write(
         ctx.path().join("Dockerfile"),
         format!("FROM {name}-base\nCOPY escape /escape\n"),

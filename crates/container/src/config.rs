@@ -413,10 +413,9 @@ pub(crate) fn run_options(id: &str, o: &CreateOptions) -> Result<runtime::RunOpt
         }
     };
     let (nnp, seccomp) = security_options(&o.security_opt)?;
-    let defaults = runtime::RunOptions::default();
     Ok(runtime::RunOptions {
         id: id.to_string(),
-        no_new_privileges: nnp.unwrap_or(defaults.no_new_privileges),
+        no_new_privileges: nnp.unwrap_or(runtime::RunOptions::default().no_new_privileges),
         seccomp,
         devices: o
             .devices
@@ -449,7 +448,6 @@ pub(crate) fn run_options(id: &str, o: &CreateOptions) -> Result<runtime::RunOpt
         tty: o.tty,
         init: o.init,
         stop_signal: o.stop_signal.clone(),
-        ..defaults
     })
 }
 

@@ -350,11 +350,11 @@ fn cache_file(dir: &Path, caps: u64) -> PathBuf {
 
 fn decode(bytes: &[u8]) -> Option<Vec<libc::sock_filter>> {
     const INSN: usize = std::mem::size_of::<libc::sock_filter>();
-    if bytes.is_empty() || bytes.len() % INSN != 0 || bytes.len() / INSN > 4096 {
+    let insns = bytes.chunks_exact(INSN);
+    if bytes.is_empty() || !insns.remainder().is_empty() || insns.len() > 4096 {
         return None;
     }
-    let prog: Vec<libc::sock_filter> = bytes
-        .chunks_exact(INSN)
+    let prog: Vec<libc::sock_filter> = insns
         .map(|c| libc::sock_filter {
             code: u16::from_ne_bytes([c[0], c[1]]),
             jt: c[2],
