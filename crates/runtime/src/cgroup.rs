@@ -215,6 +215,38 @@ fn remove_dir(d: &Path) {
     }
 }
 
+/// Removes the cgroups of build steps and unnamed containers (`step-PID-N`, `build-PID-N`,
+/// `anon-PID-N`) whose process PID is gone (killed before it could clean up). A cgroup that
+/// still has processes cannot be removed, so a live one is never touched.
+pub fn remove_orphans() {
+    for parent in [
+        "memory/strata",
+        "cpu/strata",
+        "pids/strata",
+        "devices/strata",
+        "strata",
+    ] {
+        let Ok(rd) = fs::read_dir(Path::new(ROOT).join(parent)) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let mut parts = name.to_str().unwrap_or("").split('-');
+            let (Some(_), Some(pid), Some(_), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let Ok(pid) = pid.parse::<u32>() else {
+                continue;
+            };
+            if e.path().is_dir() && !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = fs::remove_dir(e.path());
+            }
+        }
+    }
+}
+
 /// Removes container `id`'s cgroups if a crashed run left them behind.
 pub fn remove_stale(id: &str) {
     for d in [

@@ -45,7 +45,10 @@ mod spec;
 mod user;
 
 pub use caps::{capability_name, capability_number, DEFAULT_CAPABILITIES};
-pub use cgroup::{is_v2 as cgroup_v2, remove_stale as remove_stale_cgroups};
+pub use cgroup::{
+    is_v2 as cgroup_v2, remove_orphans as remove_orphaned_cgroups,
+    remove_stale as remove_stale_cgroups,
+};
 pub use devices::{valid_device_mode, DeviceMapping, DeviceRule};
 pub use error::{Error, Phase, Result};
 pub use etc::{make_init_layer, write_etc_files, ETC_FILES};

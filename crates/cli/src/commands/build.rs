@@ -421,6 +421,8 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
     let work = build_dir.join("mounts");
     fs::create_dir_all(&work)?;
     build::cleanup_stale(snapshots.as_ref(), &work)?;
+    // Build steps of a killed build leave their (empty) cgroups behind.
+    runtime::remove_orphaned_cgroups();
     let runner = Runner {
         state_dir: build_dir.join("state"),
         seccomp_cache: root.join("cache/seccomp"),
