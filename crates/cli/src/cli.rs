@@ -510,6 +510,15 @@ pub struct RunArgs {
     /// Give extended privileges to this container
     #[arg(long)]
     pub privileged: bool,
+    /// Security Options (seccomp=unconfined|PROFILE.json, no-new-privileges[=BOOL])
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
+    /// Add a host device to the container (HOST[:CONTAINER][:rwm])
+    #[arg(long = "device")]
+    pub devices: Vec<String>,
+    /// Add a rule to the cgroup allowed devices list ('c|b|a MAJOR:MINOR rwm')
+    #[arg(long = "device-cgroup-rule")]
+    pub device_cgroup_rules: Vec<String>,
     /// Signal to stop a container
     #[arg(long)]
     pub stop_signal: Option<String>,

@@ -54,6 +54,76 @@ pub struct CreateOptions {
     pub stop_timeout: Option<u64>,
     /// `--rm`.
     pub auto_remove: bool,
+    /// `--security-opt`, as Docker records them: a seccomp profile file is replaced by its
+    /// compacted JSON (`seccomp={...}`, as Docker's CLI sends it), and a privileged container
+    /// gets `label=disable`.
+    pub security_opt: Vec<String>,
+    /// `--device`.
+    pub devices: Vec<DeviceMapping>,
+    /// `--device-cgroup-rule`.
+    pub device_cgroup_rules: Vec<String>,
+}
+
+/// A `--device` as `HostConfig.Devices` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeviceMapping {
+    pub path_on_host: String,
+    pub path_in_container: String,
+    pub cgroup_permissions: String,
+}
+
+impl From<runtime::DeviceMapping> for DeviceMapping {
+    fn from(d: runtime::DeviceMapping) -> Self {
+        DeviceMapping {
+            path_on_host: d.path_on_host,
+            path_in_container: d.path_in_container,
+            cgroup_permissions: d.cgroup_permissions,
+        }
+    }
+}
+
+/// Go's `strconv.ParseBool`.
+fn parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// The daemon's reading of `--security-opt` (moby `parseSecurityOpt`): `no-new-privileges`
+/// (optionally `=BOOL`), `seccomp=unconfined|PROFILE-JSON`, and `label`/`apparmor`, which
+/// have no effect here. Returns no_new_privs when set, and the seccomp confinement.
+pub(crate) fn security_options(opts: &[String]) -> Result<(Option<bool>, runtime::Seccomp)> {
+    let mut nnp = None;
+    let mut seccomp = runtime::Seccomp::Default;
+    for opt in opts {
+        if opt == "no-new-privileges" {
+            nnp = Some(true);
+            continue;
+        }
+        if opt == "disable" {
+            continue;
+        }
+        let kv = opt.split_once('=').or_else(|| opt.split_once(':'));
+        let Some((k, v)) = kv else {
+            return Err(Error::Invalid(format!("invalid --security-opt 1: {opt:?}")));
+        };
+        match k {
+            "label" | "apparmor" => {}
+            "seccomp" if v == "unconfined" => seccomp = runtime::Seccomp::Unconfined,
+            "seccomp" => seccomp = runtime::Seccomp::Profile(v.into()),
+            "no-new-privileges" => {
+                nnp =
+                    Some(parse_bool(v).ok_or_else(|| {
+                        Error::Invalid(format!("invalid --security-opt 2: {opt:?}"))
+                    })?)
+            }
+            _ => return Err(Error::Invalid(format!("invalid --security-opt 2: {opt:?}"))),
+        }
+    }
+    Ok((nnp, seccomp))
 }
 
 /// What is stored in the container record's config column.
@@ -340,8 +410,21 @@ pub fn parse_mount_flag(spec: &str) -> Result<runtime::MountSpec> {
 /// The runtime options of a container.
 pub(crate) fn run_options(id: &str, o: &CreateOptions) -> Result<runtime::RunOptions> {
     let network = network_mode(&o.network)?;
+    let (nnp, seccomp) = security_options(&o.security_opt)?;
     Ok(runtime::RunOptions {
         id: id.to_string(),
+        no_new_privileges: nnp.unwrap_or(runtime::RunOptions::default().no_new_privileges),
+        seccomp,
+        devices: o
+            .devices
+            .iter()
+            .map(|d| runtime::DeviceMapping {
+                path_on_host: d.path_on_host.clone(),
+                path_in_container: d.path_in_container.clone(),
+                cgroup_permissions: d.cgroup_permissions.clone(),
+            })
+            .collect(),
+        device_cgroup_rules: o.device_cgroup_rules.clone(),
         args: o.args.clone(),
         entrypoint: o.entrypoint.clone(),
         env: o.env.clone(),
@@ -350,6 +433,7 @@ pub(crate) fn run_options(id: &str, o: &CreateOptions) -> Result<runtime::RunOpt
         hostname: o.hostname.clone(),
         host_hostname: host_hostname(),
         network,
+        ports: Vec::new(),
         mounts: mounts(o)?,
         read_only: o.read_only,
         cap_add: o.cap_add.clone(),
@@ -363,7 +447,6 @@ pub(crate) fn run_options(id: &str, o: &CreateOptions) -> Result<runtime::RunOpt
         tty: o.tty,
         init: o.init,
         stop_signal: o.stop_signal.clone(),
-        ..Default::default()
     })
 }
 
@@ -478,6 +561,29 @@ mod tests {
         let g = generate_name(&id, 0);
         assert!(validate_name(&g).is_ok());
         assert_eq!(generate_name(&id, 2), format!("{g}2"));
+    }
+
+    #[test]
+    fn security_options_follow_the_daemon() {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let (nnp, sc) = security_options(&v(&["no-new-privileges", "seccomp=unconfined"])).unwrap();
+        assert_eq!((nnp, sc), (Some(true), runtime::Seccomp::Unconfined));
+        let (nnp, sc) =
+            security_options(&v(&["no-new-privileges=false", "label=disable"])).unwrap();
+        assert_eq!((nnp, sc), (Some(false), runtime::Seccomp::Default));
+        let (_, sc) = security_options(&v(&["seccomp:{}"])).unwrap();
+        assert_eq!(sc, runtime::Seccomp::Profile("{}".into()));
+        assert_eq!(
+            security_options(&v(&["foo=bar"])).unwrap_err().to_string(),
+            "invalid --security-opt 2: \"foo=bar\""
+        );
+        assert_eq!(
+            security_options(&v(&["no-new-privileges=maybe"]))
+                .unwrap_err()
+                .to_string(),
+            "invalid --security-opt 2: \"no-new-privileges=maybe\""
+        );
+        assert!(security_options(&v(&["foo"])).is_err());
     }
 
     #[test]

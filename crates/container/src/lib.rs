@@ -25,7 +25,7 @@ mod top;
 mod views;
 
 pub use changes::{Change, ChangeKind, CommitOptions};
-pub use config::{generate_name, new_id, validate_name, CreateOptions};
+pub use config::{generate_name, new_id, validate_name, CreateOptions, DeviceMapping};
 pub use error::{Error, Result};
 pub use lifecycle::{signal_number, Containers, StartIo};
 pub use logs::{log_pipes, parse_line, read_entries, LogEntry, LogPump, Stream};

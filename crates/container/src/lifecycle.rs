@@ -119,6 +119,11 @@ impl Containers {
         store::Layout::new(&self.root).containers().join(id)
     }
 
+    /// Where compiled seccomp filters are kept (`ROOT/cache/seccomp`).
+    pub(crate) fn seccomp_cache(&self) -> PathBuf {
+        store::Layout::new(self.store.root()).seccomp_cache()
+    }
+
     pub(crate) fn rootfs(&self, id: &str) -> PathBuf {
         self.state_dir(id).join("rootfs")
     }
@@ -189,8 +194,13 @@ impl Containers {
             None => None,
         };
         let cfg = config::container_config(&id, image_name, &img, &spec, opts);
+        let mut options = opts.clone();
+        if options.privileged && !options.security_opt.iter().any(|o| o.starts_with("label")) {
+            // Docker's daemon records that SELinux labelling is off for privileged containers.
+            options.security_opt.push("label=disable".into());
+        }
         let stored = Stored {
-            options: opts.clone(),
+            options,
             config: cfg,
             path: spec.process.args.first().cloned().unwrap_or_default(),
             args: spec.process.args.iter().skip(1).cloned().collect(),
@@ -338,6 +348,7 @@ impl Containers {
                     tty,
                     init_path: self.init_path.clone(),
                     pasta,
+                    seccomp_cache: Some(self.seccomp_cache()),
                 },
             )?;
             if let Some(n) = network {
@@ -573,6 +584,7 @@ impl Containers {
                 stdout: io.stdout,
                 stderr: io.stderr,
                 tty,
+                seccomp_cache: Some(self.seccomp_cache()),
             },
         )?;
         if let Some(m) = c.take_pty_master() {

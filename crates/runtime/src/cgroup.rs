@@ -1,11 +1,18 @@
-//! cgroup limits for `--memory`, `--cpus` and `--pids-limit` on cgroup v1 (one hierarchy per
-//! controller, as on hybrid machines) and v2 (the unified hierarchy at /sys/fs/cgroup).
-//! Each container gets `strata/<id>` in every hierarchy it needs; the child joins by writing
-//! `0` to pre-opened `cgroup.procs` files, and [`Cgroup::remove`] deletes the directories.
+//! cgroups: limits for `--memory`, `--cpus` and `--pids-limit` on cgroup v1 (one hierarchy per
+//! controller, as on hybrid machines) and v2 (the unified hierarchy at /sys/fs/cgroup), and
+//! the device rules of every container in the v1 `devices` controller (Docker's default
+//! allow list, `--device`, `--device-cgroup-rule`). Each container gets `strata/<id>` in every
+//! hierarchy it needs; the child joins by writing `0` to pre-opened `cgroup.procs` files, and
+//! [`Cgroup::remove`] deletes the directories.
+//!
+//! On a pure v2 machine device access is not confined by a cgroup (that needs an eBPF
+//! device program, not written yet); the default seccomp profile and capabilities still
+//! apply.
 
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 
+use crate::devices::DeviceRule;
 use crate::error::{Error, Result};
 use crate::spec::Resources;
 
@@ -37,9 +44,12 @@ pub fn is_v2() -> bool {
 }
 
 impl Cgroup {
-    /// Creates the cgroups for container `id` with `res`'s limits (None when there are none).
-    pub fn create(id: &str, res: &Resources) -> Result<Option<Cgroup>> {
-        if res.is_empty() {
+    /// Creates the cgroups for container `id` with `res`'s limits and, on v1, a `devices`
+    /// cgroup with `devices`' rules in order (None when there is nothing to set).
+    pub fn create(id: &str, res: &Resources, devices: &[DeviceRule]) -> Result<Option<Cgroup>> {
+        let v2 = is_v2();
+        let want_devices = !devices.is_empty() && !v2 && Path::new(ROOT).join("devices").is_dir();
+        if res.is_empty() && !want_devices {
             return Ok(None);
         }
         if id.is_empty()
@@ -53,10 +63,16 @@ impl Cgroup {
             dirs: Vec::new(),
             procs: Vec::new(),
         };
-        let r = if is_v2() {
+        let r = if v2 {
             cg.setup_v2(id, res)
         } else {
-            cg.setup_v1(id, res)
+            cg.setup_v1(id, res).and_then(|()| {
+                if want_devices {
+                    cg.setup_devices(id, devices)
+                } else {
+                    Ok(())
+                }
+            })
         };
         match r {
             Ok(()) => Ok(Some(cg)),
@@ -96,6 +112,33 @@ impl Cgroup {
             let dir = Path::new(ROOT).join("pids/strata").join(id);
             self.make(dir.clone())?;
             write(&dir.join("pids.max"), &p.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The v1 `devices` cgroup: rules written one per write, in order (`a` to `devices.deny`
+    /// first clears the inherited allow-all).
+    fn setup_devices(&mut self, id: &str, rules: &[DeviceRule]) -> Result<()> {
+        use std::io::Write;
+        let dir = Path::new(ROOT).join("devices/strata").join(id);
+        self.make(dir.clone())?;
+        let open = |name: &str| {
+            let p = dir.join(name);
+            OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .map_err(|e| err(&p, e))
+        };
+        let (mut allow, mut deny) = (open("devices.allow")?, open("devices.deny")?);
+        for r in rules {
+            let line = r.v1_line();
+            let (f, name) = if r.allow {
+                (&mut allow, "devices.allow")
+            } else {
+                (&mut deny, "devices.deny")
+            };
+            f.write_all(line.as_bytes())
+                .map_err(|e| err(&dir.join(name), format!("writing {line:?}: {e}")))?;
         }
         Ok(())
     }
@@ -172,12 +215,45 @@ fn remove_dir(d: &Path) {
     }
 }
 
+/// Removes the cgroups of build steps and unnamed containers (`step-PID-N`, `build-PID-N`,
+/// `anon-PID-N`) whose process PID is gone (killed before it could clean up). A cgroup that
+/// still has processes cannot be removed, so a live one is never touched.
+pub fn remove_orphans() {
+    for parent in [
+        "memory/strata",
+        "cpu/strata",
+        "pids/strata",
+        "devices/strata",
+        "strata",
+    ] {
+        let Ok(rd) = fs::read_dir(Path::new(ROOT).join(parent)) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let mut parts = name.to_str().unwrap_or("").split('-');
+            let (Some(_), Some(pid), Some(_), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let Ok(pid) = pid.parse::<u32>() else {
+                continue;
+            };
+            if e.path().is_dir() && !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = fs::remove_dir(e.path());
+            }
+        }
+    }
+}
+
 /// Removes container `id`'s cgroups if a crashed run left them behind.
 pub fn remove_stale(id: &str) {
     for d in [
         Path::new(ROOT).join("memory/strata").join(id),
         Path::new(ROOT).join("cpu/strata").join(id),
         Path::new(ROOT).join("pids/strata").join(id),
+        Path::new(ROOT).join("devices/strata").join(id),
         Path::new(ROOT).join("strata").join(id),
     ] {
         if d.exists() {

@@ -29,7 +29,7 @@ use std::os::fd::RawFd;
 use crate::plan::{
     MountSrc, Op, Plan, Tail, K_CWD, K_EXEC, K_NOT_IN_PATH, K_SETUP, K_STAT, S_CAPS, S_CGROUP,
     S_CWD, S_HOSTNAME, S_ISOLATE, S_LO, S_NET, S_NNP, S_PIVOT, S_PRIVATE, S_RO_ROOT,
-    S_ROOT_BIND, S_STDIO, S_TTY, S_USER,
+    S_ROOT_BIND, S_SECCOMP, S_STDIO, S_TTY, S_USER,
 };
 use crate::scope::{openat2, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS};
 
@@ -265,26 +265,36 @@ fn run_op(op: &Op, rootfd: RawFd) -> std::result::Result<(), i32> {
                 *flags,
                 ptr(data).cast(),
             )),
-            Op::Device { path, host, dev } => {
-                if libc::mknod(path.as_ptr(), libc::S_IFCHR | 0o666, *dev) == 0 {
-                    return Ok(());
+            Op::Device {
+                path,
+                host,
+                mode,
+                dev,
+                uid,
+                gid,
+            } => {
+                if libc::mknod(path.as_ptr(), *mode, *dev) != 0 {
+                    let fd = libc::open(
+                        path.as_ptr(),
+                        libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                        0o666,
+                    );
+                    if fd < 0 {
+                        return Err(errno());
+                    }
+                    libc::close(fd);
+                    return ok(libc::mount(
+                        host.as_ptr(),
+                        path.as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_BIND,
+                        std::ptr::null(),
+                    ));
                 }
-                let fd = libc::open(
-                    path.as_ptr(),
-                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
-                    0o666,
-                );
-                if fd < 0 {
-                    return Err(errno());
+                if (*uid, *gid) != (0, 0) {
+                    return ok(libc::chown(path.as_ptr(), *uid, *gid));
                 }
-                libc::close(fd);
-                ok(libc::mount(
-                    host.as_ptr(),
-                    path.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_BIND,
-                    std::ptr::null(),
-                ))
+                Ok(())
             }
             Op::Mkdir { path, mode } => {
                 let r = libc::mkdir(path.as_ptr(), *mode);
@@ -635,7 +645,36 @@ pub(crate) fn exec_tail(p: &Tail, errfd: RawFd) -> ! {
     exec_cmd(p, errfd)
 }
 
-/// Working directory, capabilities, user and groups, no_new_privs, umask.
+/// Hands the prepared BPF program to the kernel. Raw system call only.
+fn load_seccomp(prog: &[libc::sock_filter]) -> std::result::Result<(), i32> {
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `fprog` points at a program that lives as long as the plan.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER as libc::c_ulong,
+            &fprog as *const libc::sock_fprog as libc::c_ulong,
+            0,
+            0,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
+
+/// Working directory, capabilities, user and groups, no_new_privs, seccomp, umask.
+///
+/// The seccomp filter goes in as runc puts it: with no_new_privs, last (loading a filter then
+/// needs no privilege, and the fewest system calls run under it); without, before the
+/// capabilities are dropped, since loading a filter then needs CAP_SYS_ADMIN. Everything
+/// done after it (capset, setresuid, prctl, close_range, stat, execve, and `--init`'s clone
+/// and waits) is allowed by Docker's default profile.
 fn credentials(p: &Tail, errfd: RawFd) {
     let setup = |step: usize, e: i32| -> ! { fail(errfd, K_SETUP, step, e) };
     // SAFETY: raw, async-signal-safe system calls on data prepared before fork/clone.
@@ -645,6 +684,11 @@ fn credentials(p: &Tail, errfd: RawFd) {
         }
         if libc::chdir(p.cwd.as_ptr()) != 0 {
             fail(errfd, K_CWD, S_CWD, errno());
+        }
+        if let Some(prog) = p.seccomp.as_deref().filter(|_| !p.nnp) {
+            if let Err(e) = load_seccomp(prog) {
+                setup(S_SECCOMP, e);
+            }
         }
         // Capabilities: bounding set first, then credentials keeping the permitted set,
         // then the effective/permitted sets; inheritable and ambient stay empty (Docker).
@@ -706,6 +750,11 @@ fn credentials(p: &Tail, errfd: RawFd) {
             setup(S_NNP, errno());
         }
         libc::umask(0o022);
+        if let Some(prog) = p.seccomp.as_deref().filter(|_| p.nnp) {
+            if let Err(e) = load_seccomp(prog) {
+                setup(S_SECCOMP, e);
+            }
+        }
     }
 }
 

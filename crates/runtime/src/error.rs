@@ -77,6 +77,12 @@ pub enum Error {
     /// The default network needs pasta and none was given.
     #[error("the default network needs pasta (Debian package passt), which was not found: install it, or use --network host or --network none")]
     PastaMissing,
+    /// A seccomp profile cannot be used (Docker's words where it has them).
+    #[error("{0}")]
+    Seccomp(String),
+    /// A `--device` or `--device-cgroup-rule` cannot be used (Docker's words).
+    #[error("{0}")]
+    Device(String),
     /// A cgroup could not be made or configured.
     #[error("cgroup {path}: {reason}")]
     Cgroup { path: PathBuf, reason: String },
@@ -106,6 +112,8 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Exec { code, .. } => *code,
+            // Docker's CLI exits with 127 when the daemon's error mentions a missing file.
+            Error::Device(m) if m.ends_with("no such file or directory") => 127,
             _ => 125,
         }
     }

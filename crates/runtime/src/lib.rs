@@ -34,23 +34,33 @@
 mod caps;
 mod cgroup;
 mod child;
+mod devices;
 mod error;
 mod etc;
 mod net;
 mod plan;
 mod process;
 mod scope;
+mod seccomp;
 mod spec;
 mod user;
 
 pub use caps::{capability_name, capability_number, DEFAULT_CAPABILITIES};
-pub use cgroup::{is_v2 as cgroup_v2, remove_stale as remove_stale_cgroups};
+pub use cgroup::{
+    is_v2 as cgroup_v2, remove_orphans as remove_orphaned_cgroups,
+    remove_stale as remove_stale_cgroups,
+};
+pub use devices::{valid_device_mode, DeviceMapping, DeviceRule};
 pub use error::{Error, Phase, Result};
 pub use etc::{make_init_layer, write_etc_files, ETC_FILES};
 pub use net::{Addresses, PortMapping, Protocol, DNS_FORWARD_ADDRESS, INTERFACE};
 pub use process::{
     exec, process_start_time, run, run_step, spawn, Container, ExecOptions, InitProcess,
     SpawnOptions, Stdio,
+};
+pub use seccomp::{
+    validate_profile as validate_seccomp_profile, Seccomp,
+    DEFAULT_PROFILE as DEFAULT_SECCOMP_PROFILE,
 };
 pub use spec::{
     compose, ImageConfig, MountKind, MountSpec, Network, Process, Resources, RunOptions, Spec,

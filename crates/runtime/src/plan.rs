@@ -11,6 +11,7 @@ use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use crate::devices::Node;
 use crate::error::{Error, IoContext, Result};
 use crate::etc::ETC_FILES;
 use crate::process::SpawnOptions;
@@ -50,11 +51,15 @@ pub(crate) enum Op {
         flags: libc::c_ulong,
         data: Option<CString>,
     },
-    /// A device node, bind-mounted from the host when mknod is not allowed.
+    /// A device node (`mode` has the type and permission bits), bind-mounted from the host
+    /// when mknod is not allowed, then owned by `uid:gid`.
     Device {
         path: CString,
         host: CString,
+        mode: libc::mode_t,
         dev: libc::dev_t,
+        uid: u32,
+        gid: u32,
     },
     Mkdir {
         path: CString,
@@ -121,12 +126,19 @@ pub(crate) struct Tail {
     pub(crate) _envp: Vec<CString>,
     pub(crate) envp_ptrs: Vec<*const libc::c_char>,
     pub(crate) path_dirs: Vec<CString>,
+    /// The compiled seccomp filter (None: unconfined).
+    pub(crate) seccomp: Option<crate::seccomp::Program>,
 }
 
 /// Where `--init`'s binary is mounted in the container, as Docker does.
 pub(crate) const INIT_TARGET: &str = "/sbin/docker-init";
 
-pub(crate) fn tail_plan(p: &Process, create_cwd: bool, init: bool) -> Result<Tail> {
+pub(crate) fn tail_plan(
+    p: &Process,
+    create_cwd: bool,
+    init: bool,
+    cache: Option<&Path>,
+) -> Result<Tail> {
     if p.args.is_empty() {
         return Err(Error::NoCommand);
     }
@@ -158,6 +170,7 @@ pub(crate) fn tail_plan(p: &Process, create_cwd: bool, init: bool) -> Result<Tai
             cwd_prefixes.push(cs(&acc)?);
         }
     }
+    let seccomp = crate::seccomp::program(&p.seccomp, p.capabilities, cache)?;
     let last_cap = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -178,6 +191,7 @@ pub(crate) fn tail_plan(p: &Process, create_cwd: bool, init: bool) -> Result<Tai
         _envp: envp,
         envp_ptrs,
         path_dirs,
+        seccomp,
     })
 }
 
@@ -371,6 +385,7 @@ pub(crate) fn plan(
     opts: &SpawnOptions,
     stdio: [RawFd; 3],
     cgroup_dirs: &[PathBuf],
+    nodes: &[Node],
 ) -> Result<(Plan, Vec<PathBuf>)> {
     let root = fs::canonicalize(rootfs).ctx("resolve root filesystem", rootfs)?;
     if !root.is_dir() {
@@ -428,12 +443,78 @@ pub(crate) fn plan(
         ("urandom", 1, 9),
         ("tty", 5, 0),
     ] {
+        if nodes.iter().any(|n| n.path == format!("/dev/{name}")) {
+            continue;
+        }
         b.push(
             format!("create device /dev/{name}"),
             Op::Device {
                 path: cs(dev.join(name))?,
                 host: cs(format!("/dev/{name}"))?,
+                mode: libc::S_IFCHR | 0o666,
                 dev: libc::makedev(major, minor),
+                uid: 0,
+                gid: 0,
+            },
+        );
+    }
+    // --device and --privileged nodes: under /dev in the new tmpfs (directories made on the
+    // way), elsewhere in the root filesystem (parents created and recorded).
+    for n in nodes {
+        // The symbolic links made below win over host nodes of the same name (runc replaces
+        // /dev/ptmx by a link to the container's own devpts).
+        if [
+            "/dev/ptmx",
+            "/dev/fd",
+            "/dev/stdin",
+            "/dev/stdout",
+            "/dev/stderr",
+        ]
+        .contains(&n.path.as_str())
+        {
+            continue;
+        }
+        let desc = format!("create device {}", n.path);
+        let target = match n.path.strip_prefix("/dev/") {
+            Some(rel) => {
+                let comps: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
+                let mut acc = dev.clone();
+                for c in comps.iter().take(comps.len().saturating_sub(1)) {
+                    acc.push(c);
+                    b.push(
+                        desc.clone(),
+                        Op::Mkdir {
+                            path: cs(&acc)?,
+                            mode: 0o755,
+                        },
+                    );
+                }
+                dev.join(rel)
+            }
+            None => {
+                // The parent is resolved (and made) inside the root like a mount target; the
+                // node itself is made by the child, which records nothing on the host.
+                let path = Path::new(&n.path);
+                let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+                    return Err(Error::Device(format!("invalid device path {}", n.path)));
+                };
+                let parent = t.resolve(&n.host.to_string_lossy(), &parent.to_string_lossy(), Leaf::Dir)?;
+                let target = root.join(parent).join(name);
+                if fs::symlink_metadata(&target).is_err() {
+                    t.created.push(target.clone());
+                }
+                target
+            }
+        };
+        b.push(
+            desc,
+            Op::Device {
+                path: cs(&target)?,
+                host: cs(&n.host)?,
+                mode: n.mode,
+                dev: n.rdev,
+                uid: n.uid,
+                gid: n.gid,
             },
         );
     }
@@ -578,7 +659,7 @@ pub(crate) fn plan(
     }
     let post = std::mem::take(&mut b.ops);
 
-    let tail = tail_plan(&spec.process, true, spec.init)?;
+    let tail = tail_plan(&spec.process, true, spec.init, opts.seccomp_cache.as_deref())?;
     Ok((
         Plan {
             rootfs: cs(&root)?,
@@ -602,7 +683,7 @@ pub(crate) fn plan(
 }
 
 /// Descriptions of the child's fixed steps; their indices are the `S_*` constants.
-pub(crate) const FIXED_STEPS: [&str; 15] = [
+pub(crate) const FIXED_STEPS: [&str; 16] = [
     "set up standard streams",
     "join cgroup",
     "pivot_root into the root filesystem",
@@ -618,6 +699,7 @@ pub(crate) const FIXED_STEPS: [&str; 15] = [
     "bind the root filesystem",
     "leave the caller's session keyring and become non-dumpable",
     "wait for the network",
+    "load the seccomp filter",
 ];
 pub(crate) const S_STDIO: usize = 0;
 pub(crate) const S_CGROUP: usize = 1;
@@ -634,6 +716,7 @@ pub(crate) const S_PRIVATE: usize = 11;
 pub(crate) const S_ROOT_BIND: usize = 12;
 pub(crate) const S_ISOLATE: usize = 13;
 pub(crate) const S_NET: usize = 14;
+pub(crate) const S_SECCOMP: usize = 15;
 
 /// Failure kinds the child reports.
 pub(crate) const K_SETUP: u32 = 0;

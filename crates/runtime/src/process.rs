@@ -58,6 +58,9 @@ pub struct SpawnOptions {
     /// The pasta binary, for [`Network::Private`] (found by the caller; the library reads
     /// no environment). Without it, a private network is [`Error::PastaMissing`].
     pub pasta: Option<PathBuf>,
+    /// Where compiled seccomp filters of Docker's default profile are kept between runs
+    /// (compiling it takes ~10 ms); None compiles once per process.
+    pub seccomp_cache: Option<PathBuf>,
 }
 
 /// A container's first process as recorded when it started: its PID and its start time
@@ -241,12 +244,25 @@ pub fn spawn(rootfs: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Container
     };
     // Standard streams: keep owned descriptors alive until after clone.
     let (stdio, _null) = stdio_fds([&opts.stdin, &opts.stdout, &opts.stderr])?;
-    let cgroup = Cgroup::create(&opts.id, &spec.resources)?;
+    let (nodes, rules) =
+        crate::devices::resolve(spec.privileged, &spec.devices, &spec.device_rules)?;
+    // Every container gets a devices cgroup, so one without an ID gets a name of its own.
+    static ANON: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let cg_id = if opts.id.is_empty() {
+        format!(
+            "anon-{}-{}",
+            std::process::id(),
+            ANON.fetch_add(1, Ordering::Relaxed)
+        )
+    } else {
+        opts.id.clone()
+    };
+    let cgroup = Cgroup::create(&cg_id, &spec.resources, &rules)?;
     let cgroup_dirs = cgroup
         .as_ref()
         .map(|c| c.dirs().to_vec())
         .unwrap_or_default();
-    let (mut plan, created) = plan(rootfs, spec, &opts, stdio, &cgroup_dirs)?;
+    let (mut plan, created) = plan(rootfs, spec, &opts, stdio, &cgroup_dirs, &nodes)?;
     if let Some(cg) = &cgroup {
         plan.cgroup_fds = cg.procs_fds();
     }
@@ -465,6 +481,8 @@ pub struct ExecOptions {
     pub stderr: Stdio,
     /// `-t`: a new terminal in the container's `/dev/pts`, as for [`SpawnOptions::tty`].
     pub tty: bool,
+    /// As [`SpawnOptions::seccomp_cache`].
+    pub seccomp_cache: Option<PathBuf>,
 }
 
 /// The `cgroup.procs` files of the strata cgroups process `pid` is in.
@@ -530,7 +548,7 @@ pub fn exec(init: InitProcess, process: &Process, opts: ExecOptions) -> Result<C
         );
     }
     let (stdio, _null) = stdio_fds([&opts.stdin, &opts.stdout, &opts.stderr])?;
-    let tail = tail_plan(process, false, false)?;
+    let tail = tail_plan(process, false, false, opts.seccomp_cache.as_deref())?;
     let cg_fds: Vec<RawFd> = cgroups.iter().map(|f| f.as_raw_fd()).collect();
     let descs: Vec<String> = vec![
         "join the container's namespaces".into(),
@@ -779,6 +797,7 @@ pub fn run_step(rootfs: &Path, spec: &Spec, stdout: Stdio, stderr: Stdio) -> Res
             tty: false,
             init_path: None,
             pasta: None,
+            seccomp_cache: None,
         },
     )?;
     c.wait()

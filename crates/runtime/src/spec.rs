@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 
 use crate::caps;
+use crate::devices::{DeviceMapping, DeviceRule};
 use crate::error::{Error, Result};
+use crate::seccomp::Seccomp;
 
 /// Docker's default `PATH` for Linux containers.
 pub use oci::DEFAULT_PATH;
@@ -161,6 +163,12 @@ pub struct RunOptions {
     /// Set no_new_privs before exec. strata defaults to on (issue 4); Docker only sets it
     /// with `--security-opt no-new-privileges`.
     pub no_new_privileges: bool,
+    /// seccomp confinement (`--security-opt seccomp=...`; `--privileged` makes it unconfined).
+    pub seccomp: Seccomp,
+    /// `--device`.
+    pub devices: Vec<DeviceMapping>,
+    /// `--device-cgroup-rule`, as given (`c 1:3 mr`).
+    pub device_cgroup_rules: Vec<String>,
 }
 
 impl Default for RunOptions {
@@ -186,6 +194,9 @@ impl Default for RunOptions {
             init: false,
             stop_signal: None,
             no_new_privileges: true,
+            seccomp: Seccomp::Default,
+            devices: Vec::new(),
+            device_cgroup_rules: Vec::new(),
         }
     }
 }
@@ -213,6 +224,9 @@ pub struct Process {
     pub capabilities: u64,
     /// Set no_new_privs.
     pub no_new_privileges: bool,
+    /// The seccomp filter, installed last before exec (or before dropping capabilities
+    /// without no_new_privs, as runc does).
+    pub seccomp: Seccomp,
 }
 
 impl Process {
@@ -268,6 +282,10 @@ pub struct Spec {
     pub stop_signal: String,
     /// Run a minimal init as PID 1 (`--init`).
     pub init: bool,
+    /// `--device` mappings.
+    pub devices: Vec<DeviceMapping>,
+    /// `--device-cgroup-rule`s.
+    pub device_rules: Vec<DeviceRule>,
 }
 
 /// Replaces the entry with the same key in `env`, or appends (Docker's
@@ -376,6 +394,11 @@ pub fn compose(image: &ImageConfig, opts: &RunOptions) -> Result<Spec> {
         }
     }
 
+    let device_rules = opts
+        .device_cgroup_rules
+        .iter()
+        .map(|r| DeviceRule::parse(r))
+        .collect::<Result<Vec<_>>>()?;
     let capabilities = caps::effective_mask(opts.privileged, &opts.cap_add, &opts.cap_drop)?;
     let user = opts.user.clone().unwrap_or_else(|| image.user.clone());
     let (masked_paths, readonly_paths) = if opts.privileged {
@@ -398,6 +421,11 @@ pub fn compose(image: &ImageConfig, opts: &RunOptions) -> Result<Spec> {
             home: "/".into(),
             capabilities,
             no_new_privileges: opts.no_new_privileges && !opts.privileged,
+            seccomp: if opts.privileged {
+                Seccomp::Unconfined
+            } else {
+                opts.seccomp.clone()
+            },
         },
         hostname,
         network: opts.network,
@@ -418,6 +446,8 @@ pub fn compose(image: &ImageConfig, opts: &RunOptions) -> Result<Spec> {
             .or_else(|| image.stop_signal.clone())
             .unwrap_or_else(|| "SIGTERM".into()),
         init: opts.init,
+        devices: opts.devices.clone(),
+        device_rules,
     })
 }
 

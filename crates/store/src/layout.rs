@@ -6,6 +6,7 @@
 //! ROOT/blobs/sha256/HEX  blobs                        ROOT/layers/HEX    unpacked layers by diff_id
 //! ROOT/tmp/              staging areas                ROOT/snapshots/    the snapshotter's root
 //! ROOT/containers/ID/    a container's state          ROOT/build/        the builder's files
+//! ROOT/cache/seccomp/    compiled seccomp filters
 //! ```
 
 use std::fs::{File, OpenOptions};
@@ -52,6 +53,11 @@ impl Layout {
     /// `RUN --mount=type=cache` directories.
     pub fn build_cache(&self) -> PathBuf {
         self.build().join("cache")
+    }
+
+    /// Compiled seccomp filters of Docker's default profile, shared by containers and builds.
+    pub fn seccomp_cache(&self) -> PathBuf {
+        self.root.join("cache/seccomp")
     }
 
     /// The file whose lock is the store lock.

@@ -19,6 +19,8 @@ struct Runner {
     network: runtime::Network,
     /// The pasta binary, for the private network.
     pasta: Option<PathBuf>,
+    /// Compiled seccomp filters (`ROOT/cache/seccomp`, shared with containers).
+    seccomp_cache: PathBuf,
 }
 
 impl build::RunStep for Runner {
@@ -86,6 +88,7 @@ impl build::RunStep for Runner {
                 tty: false,
                 init_path: None,
                 pasta: self.pasta.clone(),
+                seccomp_cache: Some(self.seccomp_cache.clone()),
             },
         )
         .and_then(|mut c| c.wait());
@@ -427,10 +430,13 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
     let work = build_dir.join("mounts");
     fs::create_dir_all(&work)?;
     build::cleanup_stale(snapshots.as_ref(), &work)?;
+    // Build steps of a killed build leave their (empty) cgroups behind.
+    runtime::remove_orphaned_cgroups();
     let runner = Runner {
         state_dir: build_dir.join("state"),
         network,
         pasta: crate::settings::get().pasta.clone(),
+        seccomp_cache: store::Layout::new(root).seccomp_cache(),
     };
     // Not locked for the whole build: a FROM that pulls reports progress from other threads.
     let mut out = io::stdout();

@@ -99,7 +99,71 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
         stop_signal: a.stop_signal.clone(),
         stop_timeout: a.stop_timeout,
         auto_remove: a.rm,
+        security_opt: security_opts(&a.security_opt)?,
+        devices: a
+            .devices
+            .iter()
+            .map(|d| runtime::DeviceMapping::parse(d).map(Into::into))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| Failure::new(125, e.to_string()))?,
+        device_cgroup_rules: a
+            .device_cgroup_rules
+            .iter()
+            .map(|r| runtime::DeviceRule::parse(r).map(|_| r.clone()))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| Failure::new(125, e.to_string()))?,
     })
+}
+
+/// `--security-opt` as Docker's CLI reads it: `KEY=VALUE` (or the deprecated `KEY:VALUE`),
+/// or a bare `no-new-privileges`; `seccomp=FILE` is replaced by the file's compacted JSON.
+fn security_opts(opts: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for opt in opts {
+        let kv = opt.split_once('=').or_else(|| {
+            (opt != "no-new-privileges")
+                .then(|| opt.split_once(':'))
+                .flatten()
+        });
+        let Some((k, v)) = kv else {
+            if opt == "no-new-privileges" {
+                out.push(opt.clone());
+                continue;
+            }
+            return Err(Failure::new(125, format!("Invalid --security-opt: {opt:?}")).into());
+        };
+        if k == "seccomp" && v != "unconfined" {
+            let text = fs::read_to_string(v).map_err(|e| {
+                Failure::new(
+                    125,
+                    format!(
+                        "opening seccomp profile ({v}) failed: open {v}: {}",
+                        io_text(&e)
+                    ),
+                )
+            })?;
+            let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                Failure::new(
+                    125,
+                    format!("compacting json for seccomp profile ({v}) failed: {e}"),
+                )
+            })?;
+            out.push(format!("seccomp={json}"));
+            continue;
+        }
+        out.push(opt.clone());
+    }
+    Ok(out)
+}
+
+/// An I/O error in Go's words ("no such file or directory").
+fn io_text(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    let s = s.split(" (os error").next().unwrap_or(&s).to_string();
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_lowercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
 }
 
 fn monitor_command(root: &Path, id: &str) -> Result<std::process::Command> {

@@ -178,3 +178,33 @@ pub fn docker() {
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", std::process::id())
 }
+
+/// Says on standard error that a test cannot run and why, and fails it when `CI` is set, so
+/// a CI run never passes a test that did not run.
+pub fn cannot_run(why: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("this test cannot run here: {why}");
+    }
+    eprintln!("SKIPPED (not run): {why}");
+}
+
+/// Whether the test runs as root; otherwise see [`cannot_run`].
+pub fn require_root() -> bool {
+    if is_root() {
+        return true;
+    }
+    cannot_run("needs root");
+    false
+}
+
+/// Whether `tool` can be run (`tool --version` succeeds); otherwise see [`cannot_run`].
+pub fn require_tool(tool: &str) -> bool {
+    let ok = Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        cannot_run(&format!("{tool} is not installed"));
+    }
+    ok
+}
