@@ -1226,6 +1226,8 @@ fn containers_and_execs_get_a_session_keyring_of_their_own() {
         id: "keyring01".into(),
         args: vec!["sh".into(), "-c".into(), "/probe; sleep 30".into()],
         network: Network::None,
+        // Docker's seccomp profile refuses keyctl; the probe asks the kernel directly.
+        seccomp: runtime::Seccomp::Unconfined,
         mounts: vec![MountSpec {
             kind: MountKind::Bind {
                 source: probe.clone(),
