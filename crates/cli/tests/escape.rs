@@ -117,15 +117,43 @@ fn nothing_of_strata_is_open_or_executing_in_a_container() {
         return;
     }
     // Foreground, without and with --init.
-    let out = s.ok(&["run", "--rm", "--network", "none", "busybox", "sh", "-c", FD_PROBE]);
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        FD_PROBE,
+    ]);
     check_probe(&out, &s, "/bin/busybox");
     let out = s.ok(&[
-        "run", "--rm", "--init", "--network", "none", "busybox", "sh", "-c", FD_PROBE,
+        "run",
+        "--rm",
+        "--init",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        FD_PROBE,
     ]);
     check_probe(&out, &s, "/sbin/docker-init");
-    let ps = s.ok(&["run", "--rm", "--init", "--network", "none", "busybox", "ps", "-o", "pid,args"]);
+    let ps = s.ok(&[
+        "run",
+        "--rm",
+        "--init",
+        "--network",
+        "none",
+        "busybox",
+        "ps",
+        "-o",
+        "pid,args",
+    ]);
     assert!(
-        ps.lines().any(|l| l.trim() == "1 /sbin/docker-init -- ps -o pid,args"),
+        ps.lines()
+            .any(|l| l.trim() == "1 /sbin/docker-init -- ps -o pid,args"),
         "{ps}"
     );
 
@@ -136,7 +164,14 @@ fn nothing_of_strata_is_open_or_executing_in_a_container() {
         .to_string();
     let id = s
         .ok(&[
-            "run", "-d", "--init", "--network", "none", "busybox", "sleep", "60",
+            "run",
+            "-d",
+            "--init",
+            "--network",
+            "none",
+            "busybox",
+            "sleep",
+            "60",
         ])
         .trim()
         .to_string();
@@ -159,7 +194,13 @@ fn nothing_of_strata_is_open_or_executing_in_a_container() {
     }
     s.ok(&["rm", "-f", &plain]);
     assert_eq!(
-        s.ok(&["inspect", "-f", "{{json .HostConfig.Init}} {{.Path}} {{json .Args}}", &id]).trim(),
+        s.ok(&[
+            "inspect",
+            "-f",
+            "{{json .HostConfig.Init}} {{.Path}} {{json .Args}}",
+            &id
+        ])
+        .trim(),
         "true sleep [\"60\"]"
     );
     let out = s.ok(&["exec", &id, "sh", "-c", FD_PROBE]);
@@ -171,7 +212,8 @@ fn nothing_of_strata_is_open_or_executing_in_a_container() {
     // Without --init, inspect shows null, as Docker.
     let id = s.ok(&["create", "busybox", "true"]).trim().to_string();
     assert_eq!(
-        s.ok(&["inspect", "-f", "{{json .HostConfig.Init}}", &id]).trim(),
+        s.ok(&["inspect", "-f", "{{json .HostConfig.Init}}", &id])
+            .trim(),
         "null"
     );
     s.ok(&["rm", &id]);
@@ -199,7 +241,11 @@ fn mounts_outside(prefixes: &[&Path]) -> Vec<String> {
     let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
     info.lines()
         .filter_map(|l| l.split(' ').nth(4))
-        .filter(|mp| prefixes.iter().any(|p| mp.starts_with(&*p.to_string_lossy())))
+        .filter(|mp| {
+            prefixes
+                .iter()
+                .any(|p| mp.starts_with(&*p.to_string_lossy()))
+        })
         .map(String::from)
         .collect()
 }
@@ -240,7 +286,16 @@ fn symlink_chains_and_absolute_links_never_leave_the_root() {
     for target in ["/chain0", "/chain44", "/chain0/below"] {
         let (c, _, err) = code(
             &s,
-            &["run", "--rm", "--network", "none", "-v", &v(target), "chains:1", "true"],
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "-v",
+                &v(target),
+                "chains:1",
+                "true",
+            ],
         );
         assert_eq!(c, 125, "{target}: {err}");
         assert!(
@@ -253,18 +308,36 @@ fn symlink_chains_and_absolute_links_never_leave_the_root() {
     // Ten links: resolved inside the root, where the chain ends (the escape path, but under the
     // container's root).
     let out = s.ok(&[
-        "run", "--rm", "--network", "none", "-v", &v("/short"), "chains:1", "cat",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &v("/short"),
+        "chains:1",
+        "cat",
         &format!("{}/marker", escape.display()),
     ]);
     assert_eq!(out, "from-src");
     assert!(!escape.exists(), "created {} on the host", escape.display());
     // An absolute link lands inside the root, not on the host directory it names.
     let out = s.ok(&[
-        "run", "--rm", "--network", "none", "-v", &v("/abs"), "chains:1", "cat",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &v("/abs"),
+        "chains:1",
+        "cat",
         &format!("{}/marker", host_dir.display()),
     ]);
     assert_eq!(out, "from-src");
-    assert_eq!(fs::read_dir(&host_dir).unwrap().count(), 0, "host dir untouched");
+    assert_eq!(
+        fs::read_dir(&host_dir).unwrap().count(),
+        0,
+        "host dir untouched"
+    );
     assert!(mounts_outside(&[host.path()]).is_empty());
 }
 
@@ -312,7 +385,16 @@ fn a_target_swapped_for_a_symlink_during_setup_never_escapes() {
         let (c, out, err) = code(
             &s,
             &[
-                "run", "--rm", "--network", "none", "-v", &vol, "-v", &bind, "busybox", "cat",
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "-v",
+                &vol,
+                "-v",
+                &bind,
+                "busybox",
+                "cat",
                 "/vol/t/sub/marker",
             ],
         );
@@ -348,7 +430,14 @@ fn read_only_binds_are_read_only_on_submounts_too() {
     fs::create_dir(&sub).unwrap();
     run_ok(
         "mount",
-        &["-t", "tmpfs", "-o", "size=1m", "tmpfs", sub.to_str().unwrap()],
+        &[
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=1m",
+            "tmpfs",
+            sub.to_str().unwrap(),
+        ],
     );
     struct Umount(std::path::PathBuf);
     impl Drop for Umount {
@@ -361,7 +450,15 @@ fn read_only_binds_are_read_only_on_submounts_too() {
     let (c, _, err) = code(
         &s,
         &[
-            "run", "--rm", "--network", "none", "-v", &v, "busybox", "sh", "-c",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            &v,
+            "busybox",
+            "sh",
+            "-c",
             "touch /d/sub/x",
         ],
     );
@@ -369,13 +466,33 @@ fn read_only_binds_are_read_only_on_submounts_too() {
     assert!(err.contains("Read-only file system"), "{err}");
     let (c, _, err) = code(
         &s,
-        &["run", "--rm", "--network", "none", "-v", &v, "busybox", "touch", "/d/y"],
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            &v,
+            "busybox",
+            "touch",
+            "/d/y",
+        ],
     );
     assert_eq!(c, 1, "{err}");
     assert!(!sub.join("x").exists() && !host.path().join("y").exists());
     // Without :ro the submount is there (rbind) and writable.
     let v = format!("{}:/d", host.path().display());
-    s.ok(&["run", "--rm", "--network", "none", "-v", &v, "busybox", "touch", "/d/sub/x"]);
+    s.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &v,
+        "busybox",
+        "touch",
+        "/d/sub/x",
+    ]);
     assert!(sub.join("x").exists());
 }
 
@@ -391,17 +508,38 @@ fn init_without_an_init_binary_is_a_clear_error() {
     let out = s
         .cmd()
         .env("STRATA_CONFIG", &conf)
-        .args(["run", "--rm", "--init", "--network", "none", "busybox", "true"])
+        .args([
+            "run",
+            "--rm",
+            "--init",
+            "--network",
+            "none",
+            "busybox",
+            "true",
+        ])
         .output()
         .unwrap();
     // busybox as docker-init: "docker-init: applet not found", exit 127: it ran our binary.
-    assert_eq!(out.status.code(), Some(127), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(127),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // A configured init-path naming no file: no fallback, a clear error, nothing started.
     fs::write(&conf, "{\"init-path\": \"/nonexistent/docker-init\"}").unwrap();
     let out = s
         .cmd()
         .env("STRATA_CONFIG", &conf)
-        .args(["run", "--rm", "--init", "--network", "none", "busybox", "true"])
+        .args([
+            "run",
+            "--rm",
+            "--init",
+            "--network",
+            "none",
+            "busybox",
+            "true",
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

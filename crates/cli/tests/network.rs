@@ -31,7 +31,10 @@ fn can_run(test: &str) -> bool {
         None => true,
         Some(why) => {
             eprintln!("SKIPPED {test}: {why}");
-            assert!(std::env::var_os("CI").is_none(), "{test} cannot run under CI: {why}");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{test} cannot run under CI: {why}"
+            );
             false
         }
     }
@@ -118,7 +121,13 @@ fn default_container_sees_only_its_own_interfaces_and_not_the_host_loopback() {
         assert!(!inside.contains(name), "host interface {name} visible");
     }
     // Its eth0 is not the host's: Docker's 02:42 MAC, set by strata.
-    let mac = s.ok(&["run", "--rm", "busybox", "cat", "/sys/class/net/eth0/address"]);
+    let mac = s.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "cat",
+        "/sys/class/net/eth0/address",
+    ]);
     assert!(mac.starts_with("02:42:"), "{mac}");
     if let Ok(host_mac) = std::fs::read_to_string("/sys/class/net/eth0/address") {
         assert_ne!(mac.trim(), host_mac.trim());
@@ -142,9 +151,27 @@ fn default_container_sees_only_its_own_interfaces_and_not_the_host_loopback() {
     let probe = format!("nc -w 3 127.0.0.1 {port} </dev/null; echo rc=$?");
     let out = s.ok(&["run", "--rm", "busybox", "sh", "-c", &probe]);
     assert!(!out.contains("host-secret"), "host loopback reached: {out}");
-    let out = s.ok(&["run", "--rm", "--network", "bridge", "busybox", "sh", "-c", &probe]);
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "bridge",
+        "busybox",
+        "sh",
+        "-c",
+        &probe,
+    ]);
     assert!(!out.contains("host-secret"), "host loopback reached: {out}");
-    let out = s.ok(&["run", "--rm", "--network", "host", "busybox", "sh", "-c", &probe]);
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "sh",
+        "-c",
+        &probe,
+    ]);
     assert!(out.contains("host-secret"), "--network host: {out}");
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     t.join().unwrap();
@@ -232,7 +259,10 @@ fn published_ports_reach_the_container_and_show_in_port_ps_and_inspect() {
             "round {round}: {lines}"
         );
         assert!(lines.contains("9000/udp -> 0.0.0.0:"), "{lines}");
-        assert_eq!(s.ok(&["port", "web", "8080"]), format!("127.0.0.1:{port}\n"));
+        assert_eq!(
+            s.ok(&["port", "web", "8080"]),
+            format!("127.0.0.1:{port}\n")
+        );
         assert_eq!(
             s.ok(&["port", "web", "8080/tcp"]),
             format!("127.0.0.1:{port}\n")
@@ -313,14 +343,26 @@ fn run_rm_leaves_no_pasta_behind() {
     let ns = s.ok(&["run", "--rm", "busybox", "readlink", "/proc/self/ns/net"]);
     let ns = ns.trim();
     assert!(ns.starts_with("net:["), "{ns}");
-    assert_ne!(ns, netns_of("self"), "the container has a namespace of its own");
+    assert_ne!(
+        ns,
+        netns_of("self"),
+        "the container has a namespace of its own"
+    );
     // pasta is killed as the container ends; the kernel takes a moment to tear it down.
     wait_until("pasta to end with run --rm", || pastas_of(ns).is_empty());
     // `--network none` needs no pasta at all.
     let out = s
         .cmd()
         .env("STRATA_PASTA", "/nonexistent/pasta")
-        .args(["run", "--rm", "--network", "none", "busybox", "cat", "/proc/net/dev"])
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "cat",
+            "/proc/net/dev",
+        ])
         .output()
         .unwrap();
     common::assert_success(&out);
@@ -351,13 +393,24 @@ fn bad_publish_specs_fail_as_docker() {
         ("x:80", "Invalid hostPort: x"),
         ("80/xyz", "Invalid proto: xyz"),
         ("1.2.3:80:80", "Invalid ip address: 1.2.3"),
-        ("1-3:4-5", "Invalid ranges specified for container and host Ports: 4-5 and 1-3"),
+        (
+            "1-3:4-5",
+            "Invalid ranges specified for container and host Ports: 4-5 and 1-3",
+        ),
     ] {
         let (code, err) = s.fails(&["run", "--pull", "never", "-p", spec, "busybox", "true"]);
         assert_eq!(code, 125, "{spec}");
         assert!(err.contains(msg), "{spec}: {err}");
     }
-    let (code, err) = s.fails(&["create", "--pull", "never", "--network", "nat", "busybox", "true"]);
+    let (code, err) = s.fails(&[
+        "create",
+        "--pull",
+        "never",
+        "--network",
+        "nat",
+        "busybox",
+        "true",
+    ]);
     assert_eq!(code, 125);
     assert!(err.contains("network nat not found"), "{err}");
 }
@@ -394,7 +447,10 @@ fn etc_hosts_and_resolv_conf_as_docker_writes_them() {
         .collect();
     assert_eq!(ns, vec!["nameserver 169.254.1.1"], "{resolv}");
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap();
-    for l in host.lines().filter(|l| l.starts_with("search") || l.starts_with("options")) {
+    for l in host
+        .lines()
+        .filter(|l| l.starts_with("search") || l.starts_with("options"))
+    {
         assert!(resolv.contains(l), "{l} missing from {resolv}");
     }
     assert!(lookup.contains("Address"), "DNS: {lookup}");
@@ -410,7 +466,15 @@ fn etc_hosts_and_resolv_conf_as_docker_writes_them() {
         "cat /etc/resolv.conf",
     ]);
     assert_eq!(out, host);
-    let out = s.ok(&["run", "--rm", "--network", "none", "busybox", "cat", "/etc/hosts"]);
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "cat",
+        "/etc/hosts",
+    ]);
     assert_eq!(out, standard);
 }
 
@@ -432,16 +496,49 @@ fn build_run_steps_reach_the_package_registry() {
          && cat /proc/net/dev > /interfaces\n",
     )
     .unwrap();
-    s.ok(&["build", "--no-cache", "-t", "fetched", dir.path().to_str().unwrap()]);
-    let names = interfaces(&s.ok(&["run", "--rm", "--network", "none", "fetched", "cat", "/interfaces"]));
-    assert_eq!(names, ["eth0", "lo"].iter().map(|s| s.to_string()).collect());
+    s.ok(&[
+        "build",
+        "--no-cache",
+        "-t",
+        "fetched",
+        dir.path().to_str().unwrap(),
+    ]);
+    let names = interfaces(&s.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "fetched",
+        "cat",
+        "/interfaces",
+    ]));
+    assert_eq!(
+        names,
+        ["eth0", "lo"].iter().map(|s| s.to_string()).collect()
+    );
     // --network none: no way out.
     std::fs::write(
         dir.path().join("Dockerfile"),
         "FROM busybox\nRUN cat /proc/net/dev > /interfaces\n",
     )
     .unwrap();
-    s.ok(&["build", "--no-cache", "--network", "none", "-t", "offline", dir.path().to_str().unwrap()]);
-    let names = interfaces(&s.ok(&["run", "--rm", "--network", "none", "offline", "cat", "/interfaces"]));
+    s.ok(&[
+        "build",
+        "--no-cache",
+        "--network",
+        "none",
+        "-t",
+        "offline",
+        dir.path().to_str().unwrap(),
+    ]);
+    let names = interfaces(&s.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "offline",
+        "cat",
+        "/interfaces",
+    ]));
     assert_eq!(names, ["lo".to_string()].into_iter().collect());
 }

@@ -459,9 +459,10 @@ pub(crate) fn network_mode(name: &str) -> Result<runtime::Network> {
         "" | "host" => runtime::Network::Host,
         "none" => runtime::Network::None,
         other => {
+            let supported = "strata supports --network bridge (default), host and none";
             return Err(Error::Invalid(format!(
-                "network {other} not found: strata supports --network bridge (default), host and none"
-            )))
+                "network {other} not found: {supported}"
+            )));
         }
     })
 }

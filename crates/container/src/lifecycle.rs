@@ -70,7 +70,6 @@ extern "C" fn forward(sig: i32) {
     }
 }
 
-
 impl Containers {
     /// Opens the store and snapshotter of a strata root.
     pub fn open(root: &Path) -> Result<Containers> {
@@ -152,7 +151,9 @@ impl Containers {
 
     /// Docker's `-init` layer, shared by every container of this root (made once).
     fn init_layer(&self) -> Result<PathBuf> {
-        let dir = store::Layout::new(&self.root).containers().join("init-layer");
+        let dir = store::Layout::new(&self.root)
+            .containers()
+            .join("init-layer");
         if dir.join(".dockerenv").exists() {
             return Ok(dir);
         }
@@ -456,12 +457,8 @@ impl Containers {
             .cloned()
             .collect();
         let endpoint = format!("{} ({})", rec.name, rec.id);
-        let (maps, shown) = crate::ports::resolve(
-            &bindings,
-            &exposed,
-            stored.options.publish_all,
-            &endpoint,
-        )?;
+        let (maps, shown) =
+            crate::ports::resolve(&bindings, &exposed, stored.options.publish_all, &endpoint)?;
         run.ports = maps;
         let a = runtime::Addresses::detect();
         Ok(Some(crate::ports::NetworkState {
@@ -804,7 +801,10 @@ mod signal_tests {
         assert_eq!(signal_number("RTMIN+3").unwrap(), 37);
         assert_eq!(
             signal_number("NOPE").unwrap_err().to_string(),
-            signal_number("0").unwrap_err().to_string().replace(": 0", ": NOPE")
+            signal_number("0")
+                .unwrap_err()
+                .to_string()
+                .replace(": 0", ": NOPE")
         );
         assert!(signal_number("65").is_err());
     }

@@ -51,7 +51,6 @@ impl LogPump {
     }
 }
 
-
 fn append(log: &mut File, stream: Stream, line: &[u8]) {
     let entry = LogEntry {
         log: String::from_utf8_lossy(line).into_owned(),

@@ -232,9 +232,7 @@ pub(crate) fn resolve(
             ))
         };
         let host_port = match b.host_port.split_once('-') {
-            _ if b.host_port.is_empty() => {
-                free(ip, 0, protocol).map_err(|e| bind_error("0", e))?
-            }
+            _ if b.host_port.is_empty() => free(ip, 0, protocol).map_err(|e| bind_error("0", e))?,
             None => {
                 let p: u16 = b.host_port.parse().unwrap_or(0);
                 free(ip, p, protocol).map_err(|e| bind_error(&b.host_port, e))?
@@ -294,12 +292,18 @@ pub fn display(published: &[PublishedPort], exposed: &[String]) -> String {
     let mut items: Vec<String> = Vec::new();
     let mut sorted = published.to_vec();
     sorted.sort_by(|a, b| {
-        (a.host_ip.contains(':'), &a.protocol, a.container_port, &a.host_ip).cmp(&(
-            b.host_ip.contains(':'),
-            &b.protocol,
-            b.container_port,
-            &b.host_ip,
-        ))
+        (
+            a.host_ip.contains(':'),
+            &a.protocol,
+            a.container_port,
+            &a.host_ip,
+        )
+            .cmp(&(
+                b.host_ip.contains(':'),
+                &b.protocol,
+                b.container_port,
+                &b.host_ip,
+            ))
     });
     for p in &sorted {
         items.push(format!(
@@ -372,7 +376,11 @@ mod tests {
         };
         assert_eq!(
             display(
-                &[pp("::", 18081, 81), pp("127.0.0.1", 18080, 8080), pp("0.0.0.0", 18081, 81)],
+                &[
+                    pp("::", 18081, 81),
+                    pp("127.0.0.1", 18080, 8080),
+                    pp("0.0.0.0", 18081, 81)
+                ],
                 &["7000/tcp".into(), "8080/tcp".into()]
             ),
             "0.0.0.0:18081->81/tcp, 127.0.0.1:18080->8080/tcp, :::18081->81/tcp, 7000/tcp"

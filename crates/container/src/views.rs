@@ -118,7 +118,12 @@ impl Containers {
 
     /// Docker's `NetworkSettings`: the addresses and published ports while it runs on the
     /// private network, empty values otherwise.
-    fn network_settings(&self, rec: &ContainerRecord, stored: &crate::config::Stored, running: bool) -> Value {
+    fn network_settings(
+        &self,
+        rec: &ContainerRecord,
+        stored: &crate::config::Stored,
+        running: bool,
+    ) -> Value {
         let (_, net_name) = network_names(&stored.options);
         let state = if running && net_name == "bridge" {
             NetworkState::read(&self.state_dir(&rec.id))
@@ -142,10 +147,7 @@ impl Containers {
         }
         let n = state.unwrap_or_default();
         let (sandbox_id, sandbox_key) = if running && net_name != "host" {
-            (
-                rec.id.clone(),
-                format!("/proc/{}/ns/net", rec.state.pid),
-            )
+            (rec.id.clone(), format!("/proc/{}/ns/net", rec.state.pid))
         } else {
             (String::new(), String::new())
         };

@@ -20,12 +20,11 @@ mod time;
 
 pub use config::{
     go_architecture, host_architecture, ConfigError, ContainerConfig, GraphDriver, HealthConfig,
-    History, ImageConfig, ImageInspect, InspectMetadata, InspectRootFs, RootFs, DEFAULT_PATH, DEFAULT_PATH_ENV,
-    ZERO_TIME,
+    History, ImageConfig, ImageInspect, InspectMetadata, InspectRootFs, RootFs, DEFAULT_PATH,
+    DEFAULT_PATH_ENV, ZERO_TIME,
 };
 pub use digest::{Digest, DigestError, Hasher};
 pub use gojson::GoJson;
-pub use time::now;
 pub use manifest::{
     annotation, chain_id, chain_ids, empty_layer_diff_id, media_kind, media_type, sniff_kind,
     Compression, Descriptor, Index, Manifest, ManifestError, MediaKind, Platform,
@@ -35,3 +34,4 @@ pub use reference::{
     valid_tag, Reference, ReferenceError, DEFAULT_REGISTRY, DEFAULT_TAG, DOCKER_HUB_API_HOST,
     NAME_TOTAL_LENGTH_MAX,
 };
+pub use time::now;

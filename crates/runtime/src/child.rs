@@ -28,8 +28,8 @@ use std::os::fd::RawFd;
 
 use crate::plan::{
     MountSrc, Op, Plan, Tail, K_CWD, K_EXEC, K_NOT_IN_PATH, K_SETUP, K_STAT, S_CAPS, S_CGROUP,
-    S_CWD, S_HOSTNAME, S_ISOLATE, S_LO, S_NET, S_NNP, S_PIVOT, S_PRIVATE, S_RO_ROOT,
-    S_ROOT_BIND, S_SECCOMP, S_STDIO, S_TTY, S_USER,
+    S_CWD, S_HOSTNAME, S_ISOLATE, S_LO, S_NET, S_NNP, S_PIVOT, S_PRIVATE, S_ROOT_BIND, S_RO_ROOT,
+    S_SECCOMP, S_STDIO, S_TTY, S_USER,
 };
 use crate::scope::{openat2, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS};
 
@@ -763,12 +763,7 @@ fn exec_cmd(p: &Tail, errfd: RawFd) -> ! {
     // SAFETY: raw, async-signal-safe system calls on data prepared before fork/clone.
     unsafe {
         // Everything but the standard streams closes on exec, the status pipe included.
-        libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            CLOSE_RANGE_CLOEXEC,
-        );
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC);
 
         if p.argv0_has_slash {
             let mut st: libc::stat = std::mem::zeroed();

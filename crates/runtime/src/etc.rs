@@ -39,9 +39,7 @@ pub fn write_etc_files(state_dir: &Path, spec: &Spec) -> Result<()> {
     let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let resolv = match spec.network {
         Network::Host => host_resolv,
-        Network::None => without_nameservers(&host_resolv, |a| {
-            a.starts_with("127.") || a == "::1"
-        }),
+        Network::None => without_nameservers(&host_resolv, |a| a.starts_with("127.") || a == "::1"),
         Network::Private => {
             let mut r = without_nameservers(&host_resolv, |_| true);
             r.push_str(&format!("nameserver {}\n", crate::DNS_FORWARD_ADDRESS));

@@ -124,10 +124,7 @@ impl Addresses {
 
 fn mac_for(ip: Option<Ipv4Addr>) -> String {
     let o = ip.map_or([0, 0, 0, 2], |i| i.octets());
-    format!(
-        "02:42:{:02x}:{:02x}:{:02x}:{:02x}",
-        o[0], o[1], o[2], o[3]
-    )
+    format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
 }
 
 /// The interface and gateway of the host's IPv4 default route.
@@ -266,7 +263,12 @@ fn net_error(detail: impl Into<String>) -> Error {
 impl Pasta {
     /// Connects the network namespace of process `pid` with pasta at `binary`, publishing
     /// `ports`; returns once the namespace's interface, routes and forwards are set up.
-    pub(crate) fn start(binary: &Path, pid: i32, ports: &[PortMapping], mac: &str) -> Result<Pasta> {
+    pub(crate) fn start(
+        binary: &Path,
+        pid: i32,
+        ports: &[PortMapping],
+        mac: &str,
+    ) -> Result<Pasta> {
         let ns_path = PathBuf::from(format!("/proc/{pid}/ns/net"));
         let ns = fs::File::open(&ns_path)
             .map_err(|e| net_error(format!("open {}: {e}", ns_path.display())))?;
@@ -295,9 +297,9 @@ impl Pasta {
                 Ok(())
             });
         }
-        let child = cmd.spawn().map_err(|e| {
-            net_error(format!("cannot run {}: {e}", binary.display()))
-        })?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| net_error(format!("cannot run {}: {e}", binary.display())))?;
         drop(pid_wr);
         drop(ns);
         let out = child
@@ -422,7 +424,13 @@ fn spawn_watcher(pidfd: &OwnedFd, pipe: &OwnedFd) -> io::Result<i32> {
             let a = libc::fcntl(pfd, libc::F_DUPFD, 10);
             let b = libc::fcntl(rd, libc::F_DUPFD, 10);
             if a < 0 || b < 0 || libc::dup2(a, 3) < 0 || libc::dup2(b, 4) < 0 {
-                libc::syscall(libc::SYS_pidfd_send_signal, pfd, libc::SIGKILL, 0usize, 0u32);
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    pfd,
+                    libc::SIGKILL,
+                    0usize,
+                    0u32,
+                );
                 libc::_exit(1);
             }
             libc::syscall(libc::SYS_close_range, 0u32, 2u32, 0u32);
@@ -479,6 +487,9 @@ mod tests {
 
     #[test]
     fn docker_style_mac() {
-        assert_eq!(mac_for(Some(Ipv4Addr::new(172, 17, 0, 2))), "02:42:ac:11:00:02");
+        assert_eq!(
+            mac_for(Some(Ipv4Addr::new(172, 17, 0, 2))),
+            "02:42:ac:11:00:02"
+        );
     }
 }

@@ -11,14 +11,14 @@ use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::devices::Node;
-use crate::error::{Error, IoContext, Result};
-use crate::etc::ETC_FILES;
-use crate::process::SpawnOptions;
 use crate::child::{
     MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
     MOUNT_ATTR_STRICTATIME,
 };
+use crate::devices::Node;
+use crate::error::{Error, IoContext, Result};
+use crate::etc::ETC_FILES;
+use crate::process::SpawnOptions;
 use crate::scope::{open_root, resolve_in_root, Leaf};
 use crate::spec::{MountKind, Network, Process, Spec};
 
@@ -42,7 +42,10 @@ pub(crate) enum MountSrc {
 /// One prepared step of the child's setup.
 pub(crate) enum Op {
     /// A mount onto `rel` (relative to the root, symlink-free) through descriptors.
-    MountAt { rel: CString, src: MountSrc },
+    MountAt {
+        rel: CString,
+        src: MountSrc,
+    },
     /// mount(2); `optional` failures with ENOENT are ignored.
     Mount {
         src: Option<CString>,
@@ -498,7 +501,11 @@ pub(crate) fn plan(
                 let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
                     return Err(Error::Device(format!("invalid device path {}", n.path)));
                 };
-                let parent = t.resolve(&n.host.to_string_lossy(), &parent.to_string_lossy(), Leaf::Dir)?;
+                let parent = t.resolve(
+                    &n.host.to_string_lossy(),
+                    &parent.to_string_lossy(),
+                    Leaf::Dir,
+                )?;
                 let target = root.join(parent).join(name);
                 if fs::symlink_metadata(&target).is_err() {
                     t.created.push(target.clone());
@@ -568,7 +575,11 @@ pub(crate) fn plan(
     )?;
 
     let sys_rel = t.resolve("sysfs", "/sys", Leaf::Dir)?;
-    let ro = if spec.privileged { 0 } else { MOUNT_ATTR_RDONLY };
+    let ro = if spec.privileged {
+        0
+    } else {
+        MOUNT_ATTR_RDONLY
+    };
     b.push(
         "mount sysfs to /sys".into(),
         at(&sys_rel, new_fs("sysfs", "", fs_attrs | ro)?)?,
@@ -601,7 +612,10 @@ pub(crate) fn plan(
         let init = opts.init_path.as_ref().ok_or(Error::NoInit)?;
         let rel = t.resolve(&init.to_string_lossy(), INIT_TARGET, Leaf::File)?;
         b.push(
-            format!("error mounting {:?} to rootfs at {INIT_TARGET:?}", init.display()),
+            format!(
+                "error mounting {:?} to rootfs at {INIT_TARGET:?}",
+                init.display()
+            ),
             at(
                 &rel,
                 MountSrc::Tree {
@@ -659,7 +673,12 @@ pub(crate) fn plan(
     }
     let post = std::mem::take(&mut b.ops);
 
-    let tail = tail_plan(&spec.process, true, spec.init, opts.seccomp_cache.as_deref())?;
+    let tail = tail_plan(
+        &spec.process,
+        true,
+        spec.init,
+        opts.seccomp_cache.as_deref(),
+    )?;
     Ok((
         Plan {
             rootfs: cs(&root)?,

@@ -234,7 +234,11 @@ pub(crate) fn resolve_in_root(
                 let fd = libc::openat(
                     dir.as_raw_fd(),
                     name.as_ptr(),
-                    libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                    libc::O_CREAT
+                        | libc::O_EXCL
+                        | libc::O_WRONLY
+                        | libc::O_NOFOLLOW
+                        | libc::O_CLOEXEC,
                     0o755,
                 );
                 if fd >= 0 {
@@ -309,13 +313,22 @@ mod tests {
         let fd = open_root(&r).unwrap();
         let mut created = Vec::new();
         let mut res = |p: &str, leaf| resolve_in_root(&r, &fd, p, leaf, &mut created);
-        assert_eq!(res("/etc/hosts", Leaf::File).unwrap(), Path::new("real/etc/hosts"));
+        assert_eq!(
+            res("/etc/hosts", Leaf::File).unwrap(),
+            Path::new("real/etc/hosts")
+        );
         assert!(r.join("real/etc/hosts").is_file());
-        assert_eq!(res("/real/esc/x", Leaf::Dir).unwrap(), Path::new("outside/x"));
+        assert_eq!(
+            res("/real/esc/x", Leaf::Dir).unwrap(),
+            Path::new("outside/x")
+        );
         assert!(r.join("outside/x").is_dir());
         let abs = res("/abs/y", Leaf::Dir).unwrap();
         assert_eq!(abs, t.path().join("host/y").strip_prefix("/").unwrap());
-        assert!(!t.path().join("host").exists(), "nothing created on the host");
+        assert!(
+            !t.path().join("host").exists(),
+            "nothing created on the host"
+        );
         assert!(r.join(&abs).is_dir());
         for i in 0..50 {
             std::os::unix::fs::symlink(format!("/l{}", i + 1), r.join(format!("l{i}"))).unwrap();

@@ -1003,7 +1003,11 @@ fn init_runs_as_pid_one_and_passes_codes_and_signals() {
     assert_eq!(o.result.unwrap(), 127);
     assert!(o.stderr.contains("exec nosuch failed"), "{}", o.stderr);
     let o = run_with(
-        &["sh", "-c", "readlink /proc/1/exe; tr '\\0' ' ' </proc/1/cmdline"],
+        &[
+            "sh",
+            "-c",
+            "readlink /proc/1/exe; tr '\\0' ' ' </proc/1/cmdline",
+        ],
         &[],
         |o, _| o.init = true,
     );
@@ -1142,7 +1146,10 @@ fn privileged_and_host_network() {
 fn can_run(what: &str, ok: bool) -> bool {
     if !ok {
         eprintln!("NOT RUN: {what}");
-        assert!(std::env::var_os("CI").is_none(), "cannot run under CI: {what}");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "cannot run under CI: {what}"
+        );
     }
     ok
 }
@@ -1184,7 +1191,10 @@ fn containers_and_execs_get_a_session_keyring_of_their_own() {
     }
     if !can_run(
         "needs cc to build a static probe",
-        std::process::Command::new("cc").arg("--version").output().is_ok(),
+        std::process::Command::new("cc")
+            .arg("--version")
+            .output()
+            .is_ok(),
     ) {
         return;
     }
@@ -1207,9 +1217,9 @@ fn containers_and_execs_get_a_session_keyring_of_their_own() {
         (libc::syscall(libc::SYS_keyctl, 0, -3i32, 0), key)
     };
     let parse = |out: &str| -> (i64, i64) {
-        let mut it = out.split_whitespace().map(|w| {
-            w.split_once('=').unwrap().1.parse::<i64>().unwrap()
-        });
+        let mut it = out
+            .split_whitespace()
+            .map(|w| w.split_once('=').unwrap().1.parse::<i64>().unwrap());
         (it.next().unwrap(), it.next().unwrap())
     };
     // The probe in the host's session finds the key (the probe itself works).
@@ -1277,9 +1287,19 @@ fn containers_and_execs_get_a_session_keyring_of_their_own() {
     c.signal(libc::SIGKILL).unwrap();
     let _ = c.wait();
     let (ses, found) = parse(&out);
-    assert!(ses > 0 && ses != ours, "container session keyring {ses}, ours {ours}");
-    assert_eq!(found, -(libc::ENOKEY as i64), "the container must not find our key");
+    assert!(
+        ses > 0 && ses != ours,
+        "container session keyring {ses}, ours {ours}"
+    );
+    assert_eq!(
+        found,
+        -(libc::ENOKEY as i64),
+        "the container must not find our key"
+    );
     let (xses, xfound) = parse(&read_all(xf));
-    assert!(xses > 0 && xses != ours && xses != ses, "exec session keyring {xses}");
+    assert!(
+        xses > 0 && xses != ours && xses != ses,
+        "exec session keyring {xses}"
+    );
     assert_eq!(xfound, -(libc::ENOKEY as i64), "exec must not find our key");
 }

@@ -295,5 +295,9 @@ fn open_honours_the_choice_and_reports_it() {
     }
     assert_eq!("overlay".parse::<Choice>().unwrap(), Choice::Overlay);
     assert_eq!("".parse::<Choice>().unwrap(), Choice::Auto);
-    assert!("zfs".parse::<Choice>().unwrap_err().to_string().contains("zfs"));
+    assert!("zfs"
+        .parse::<Choice>()
+        .unwrap_err()
+        .to_string()
+        .contains("zfs"));
 }

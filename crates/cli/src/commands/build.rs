@@ -420,7 +420,10 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
     let plan = build::plan(&df).map_err(|e| Failure::new(1, e))?;
     let frontend = build::DockerfileFrontend::new(df.escape);
 
-    let snapshots = snapshot::open(&store::Layout::new(root).snapshots(), crate::settings::get().snapshotter)?;
+    let snapshots = snapshot::open(
+        &store::Layout::new(root).snapshots(),
+        crate::settings::get().snapshotter,
+    )?;
     let build_dir = store::Layout::new(root).build();
     let init = build_dir.join("init");
     if !init.join(".dockerenv").exists() {
@@ -543,9 +546,11 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
                         let hosts = &crate::settings::get().hosts;
                         let creds = registry::load_credentials(&hosts.config_file, &r.registry)?;
                         let progress = super::pull::reporter(a.quiet);
-                        registry::push_cache(&store, &tops, r, creds, hosts, &progress).map_err(|e| {
-                            Failure::new(1, format!("exporting cache to {}: {e}", r.familiar()))
-                        })?;
+                        registry::push_cache(&store, &tops, r, creds, hosts, &progress).map_err(
+                            |e| {
+                                Failure::new(1, format!("exporting cache to {}: {e}", r.familiar()))
+                            },
+                        )?;
                     }
                 }
             }
