@@ -10,12 +10,15 @@
 //! from the namespace), and `-t none -u none` unless ports are published (pasta's default
 //! would publish every port the container binds).
 //!
-//! Life cycle: [`Pasta::start`] runs pasta against the namespace of the (waiting) child
+//! Life cycle: [`Pasta::launch`] runs pasta against the namespace of the (waiting) child
 //! through a descriptor (`--netns /proc/self/fd/3`; as root, pasta keeps only a few
 //! capabilities and could not open `/proc/PID/ns/net` of a more privileged process); pasta
 //! daemonizes once the interface, addresses, routes and port forwards are set up, so its
 //! exit status says whether the network is ready, and its PID arrives through a pipe given
-//! as its PID file. pasta does not notice when a namespace given this way goes away, so a
+//! as its PID file. Without published ports the child does not wait for all of that: a
+//! netlink socket in the namespace ([`Launch::configured`]) sees pasta add the IPv4 default
+//! route, which comes before the other half of pasta's start-up (socket and pipe pools,
+//! daemonizing); packets the container sends meanwhile wait in the tap queue. pasta does not notice when a namespace given this way goes away, so a
 //! small watcher process (forked, raw system calls only) kills it as soon as the strata
 //! process that started it closes the watcher's pipe: when the container ends
 //! ([`Pasta::stop`]) or when strata itself dies, however it dies.
@@ -260,18 +263,103 @@ fn net_error(detail: impl Into<String>) -> Error {
     Error::Network(detail.into())
 }
 
+/// pasta on its way up: launched against a namespace, not yet known to be ready.
+#[derive(Debug)]
+pub(crate) struct Launch {
+    child: std::process::Child,
+    /// pasta's PID file: the daemon's PID arrives here.
+    pid_rd: OwnedFd,
+    /// IPv4 route changes in the namespace (None when the socket could not be made: then
+    /// only pasta's own exit says the namespace is ready).
+    routes: Option<OwnedFd>,
+    wait_on_stop: bool,
+}
+
+/// `RTMGRP_IPV4_ROUTE`: the multicast group of IPv4 route changes.
+const RTMGRP_IPV4_ROUTE: u32 = 0x40;
+const RTM_NEWROUTE: u16 = 24;
+
+/// A netlink socket in the namespace `ns` that is told about IPv4 route changes. A socket
+/// belongs to the namespace it was made in, so it is made on a thread that joined `ns`.
+fn route_socket(ns: &fs::File) -> io::Result<OwnedFd> {
+    let nsfd = ns.as_raw_fd();
+    std::thread::scope(|s| {
+        s.spawn(move || -> io::Result<OwnedFd> {
+            // SAFETY: plain system calls on descriptors we own; setns moves this thread only.
+            unsafe {
+                if libc::setns(nsfd, libc::CLONE_NEWNET) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                let fd = libc::socket(
+                    libc::AF_NETLINK,
+                    libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                    libc::NETLINK_ROUTE,
+                );
+                if fd < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                let fd = OwnedFd::from_raw_fd(fd);
+                let mut addr: libc::sockaddr_nl = std::mem::zeroed();
+                addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+                addr.nl_groups = RTMGRP_IPV4_ROUTE;
+                if libc::bind(
+                    fd.as_raw_fd(),
+                    (&addr as *const libc::sockaddr_nl).cast(),
+                    std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+                ) != 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(fd)
+            }
+        })
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("route watcher thread panicked")))
+    })
+}
+
+/// Whether `buf` (netlink messages) announces an IPv4 default route in the main table.
+pub(crate) fn announces_default_route(mut buf: &[u8]) -> bool {
+    while buf.len() >= 16 {
+        let len = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        let kind = u16::from_ne_bytes([buf[4], buf[5]]);
+        if len < 16 || len > buf.len() {
+            return false;
+        }
+        // rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags.
+        let body = &buf[16..len];
+        if kind == RTM_NEWROUTE
+            && body.len() >= 12
+            && body[0] == libc::AF_INET as u8
+            && body[1] == 0
+            && body[4] == libc::RT_TABLE_MAIN
+        {
+            return true;
+        }
+        let next = (len + 3) & !3;
+        if next >= buf.len() {
+            return false;
+        }
+        buf = &buf[next..];
+    }
+    false
+}
+
 impl Pasta {
-    /// Connects the network namespace of process `pid` with pasta at `binary`, publishing
-    /// `ports`; returns once the namespace's interface, routes and forwards are set up.
-    pub(crate) fn start(
+    /// Starts pasta at `binary` against the network namespace of process `pid`, publishing
+    /// `ports`. [`Launch::configured`] then says when the namespace can be used and
+    /// [`Launch::finish`] when pasta is fully up.
+    pub(crate) fn launch(
         binary: &Path,
         pid: i32,
         ports: &[PortMapping],
         mac: &str,
-    ) -> Result<Pasta> {
+    ) -> Result<Launch> {
         let ns_path = PathBuf::from(format!("/proc/{pid}/ns/net"));
         let ns = fs::File::open(&ns_path)
             .map_err(|e| net_error(format!("open {}: {e}", ns_path.display())))?;
+        // Subscribed before pasta starts, so the route it adds cannot be missed.
+        let routes = route_socket(&ns).ok();
         let (pid_rd, pid_wr) = pipe().map_err(|e| net_error(format!("pipe: {e}")))?;
         let (ns_fd, pid_fd) = (ns.as_raw_fd(), pid_wr.as_raw_fd());
         let mut cmd = Command::new(binary);
@@ -300,8 +388,120 @@ impl Pasta {
         let child = cmd
             .spawn()
             .map_err(|e| net_error(format!("cannot run {}: {e}", binary.display())))?;
-        drop(pid_wr);
-        drop(ns);
+        Ok(Launch {
+            child,
+            pid_rd,
+            routes,
+            wait_on_stop: !ports.is_empty(),
+        })
+    }
+}
+
+impl Pasta {
+    /// Ends pasta (SIGKILL) and, when it publishes ports, waits until it is gone and the
+    /// ports are free again.
+    pub(crate) fn stop(&mut self) {
+        if self.watcher_pipe.take().is_none() {
+            return;
+        }
+        kill_pidfd(self.pidfd.as_raw_fd());
+        let mut status = 0;
+        // SAFETY: reaping our own watcher, which exits once its pipe closed.
+        unsafe {
+            while libc::waitpid(self.watcher, &mut status, libc::__WALL) < 0
+                && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+            {}
+        }
+        if !self.wait_on_stop {
+            return;
+        }
+        // A pidfd becomes readable when the process has exited.
+        let mut pfd = libc::pollfd {
+            fd: self.pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one valid descriptor, bounded wait.
+        unsafe {
+            libc::poll(&mut pfd, 1, 5000);
+        }
+    }
+}
+
+impl Launch {
+    /// Returns once the namespace has its interface, address and IPv4 default route (pasta
+    /// sets them up first; what it does afterwards, socket pools and daemonizing, takes as
+    /// long again and needs nothing of the container), or once pasta's start-up has ended,
+    /// whichever comes first. Packets sent meanwhile wait in the tap queue for pasta.
+    pub(crate) fn configured(&mut self) -> Result<()> {
+        let Some(routes) = &self.routes else {
+            return Ok(());
+        };
+        // SAFETY: plain syscall; the foreground pasta is our unreaped child.
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, self.child.id() as i32, 0) };
+        if pidfd < 0 {
+            return Ok(());
+        }
+        // SAFETY: a new descriptor we own.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            let mut fds = [
+                libc::pollfd {
+                    fd: routes.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: pidfd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: poll on two valid descriptors.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, left.as_millis() as i32) };
+            if n < 0 {
+                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Ok(());
+            }
+            if fds[1].revents != 0 {
+                // pasta's start-up ended: `finish` tells how.
+                return Ok(());
+            }
+            if fds[0].revents != 0 {
+                loop {
+                    // SAFETY: reading into a buffer we own.
+                    let r = unsafe {
+                        libc::recv(routes.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0)
+                    };
+                    if r <= 0 {
+                        break;
+                    }
+                    if announces_default_route(&buf[..r as usize]) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits until pasta is fully up (its foreground process exits 0 once everything,
+    /// published ports included, is in place) and returns the running pasta.
+    pub(crate) fn finish(self) -> Result<Pasta> {
+        let Launch {
+            child,
+            pid_rd,
+            routes,
+            wait_on_stop,
+        } = self;
+        drop(routes);
         let out = child
             .wait_with_output()
             .map_err(|e| net_error(format!("wait for pasta: {e}")))?;
@@ -359,37 +559,8 @@ impl Pasta {
             pidfd,
             watcher_pipe: Some(w_wr),
             watcher,
-            wait_on_stop: !ports.is_empty(),
+            wait_on_stop,
         })
-    }
-
-    /// Ends pasta (SIGKILL) and, when it publishes ports, waits until it is gone and the
-    /// ports are free again.
-    pub(crate) fn stop(&mut self) {
-        if self.watcher_pipe.take().is_none() {
-            return;
-        }
-        kill_pidfd(self.pidfd.as_raw_fd());
-        let mut status = 0;
-        // SAFETY: reaping our own watcher, which exits once its pipe closed.
-        unsafe {
-            while libc::waitpid(self.watcher, &mut status, libc::__WALL) < 0
-                && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
-            {}
-        }
-        if !self.wait_on_stop {
-            return;
-        }
-        // A pidfd becomes readable when the process has exited.
-        let mut pfd = libc::pollfd {
-            fd: self.pidfd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: poll on one valid descriptor, bounded wait.
-        unsafe {
-            libc::poll(&mut pfd, 1, 5000);
-        }
     }
 }
 
@@ -483,6 +654,54 @@ mod tests {
         assert!(s.contains("--tcp-ports 127.0.0.1/18080:8080"));
         assert!(s.contains("--udp-ports 5353:53"));
         assert!(!s.contains("--tcp-ports none"));
+    }
+
+    /// One netlink message: header, rtmsg, no attributes.
+    fn route_msg(kind: u16, family: u8, dst_len: u8, table: u8) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&28u32.to_ne_bytes());
+        m.extend_from_slice(&kind.to_ne_bytes());
+        m.extend_from_slice(&[0u8; 10]);
+        m.extend_from_slice(&[family, dst_len, 0, 0, table, 4, 0, 1]);
+        m.extend_from_slice(&0u32.to_ne_bytes());
+        m
+    }
+
+    #[test]
+    fn only_an_ipv4_default_route_of_the_main_table_counts() {
+        let inet = libc::AF_INET as u8;
+        let main = libc::RT_TABLE_MAIN;
+        assert!(announces_default_route(&route_msg(
+            RTM_NEWROUTE,
+            inet,
+            0,
+            main
+        )));
+        assert!(!announces_default_route(&route_msg(
+            RTM_NEWROUTE,
+            inet,
+            24,
+            main
+        )));
+        assert!(!announces_default_route(&route_msg(
+            RTM_NEWROUTE,
+            libc::AF_INET6 as u8,
+            0,
+            main
+        )));
+        assert!(
+            !announces_default_route(&route_msg(25, inet, 0, main)),
+            "RTM_DELROUTE"
+        );
+        assert!(
+            !announces_default_route(&route_msg(RTM_NEWROUTE, inet, 0, 255)),
+            "local table"
+        );
+        let mut two = route_msg(RTM_NEWROUTE, inet, 24, main);
+        two.extend(route_msg(RTM_NEWROUTE, inet, 0, main));
+        assert!(announces_default_route(&two), "the second of two messages");
+        assert!(!announces_default_route(&two[..30]), "a truncated message");
+        assert!(!announces_default_route(&[]));
     }
 
     #[test]

@@ -356,13 +356,25 @@ pub fn spawn(rootfs: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Container
     };
     if let (Some((net_rd, net_wr)), Some(pasta)) = (net_pipe, pasta) {
         drop(net_rd);
+        // SAFETY: one byte to a pipe we own: the child may exec now.
+        let release = || unsafe { libc::write(net_wr.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
         let mac = crate::net::Addresses::detect().mac;
-        match crate::net::Pasta::start(&pasta, pid, &spec.ports, &mac) {
-            Ok(net) => {
-                container.net = Some(net);
-                // SAFETY: one byte to a pipe we own: the child may exec now.
-                unsafe { libc::write(net_wr.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
-            }
+        let started =
+            crate::net::Pasta::launch(&pasta, pid, &spec.ports, &mac).and_then(|mut l| {
+                // Without published ports the container needs only its interface and routes:
+                // it goes on while pasta finishes its own start-up.
+                if spec.ports.is_empty() {
+                    l.configured()?;
+                    release();
+                }
+                let net = l.finish()?;
+                if !spec.ports.is_empty() {
+                    release();
+                }
+                Ok(net)
+            });
+        match started {
+            Ok(net) => container.net = Some(net),
             Err(e) => {
                 drop(net_wr);
                 let _ = container.signal(libc::SIGKILL);

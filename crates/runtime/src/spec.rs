@@ -160,8 +160,8 @@ pub struct RunOptions {
     pub init: bool,
     /// `--stop-signal`.
     pub stop_signal: Option<String>,
-    /// Set no_new_privs before exec. strata defaults to on (issue 4); Docker only sets it
-    /// with `--security-opt no-new-privileges`.
+    /// Set no_new_privs before exec: only with `--security-opt no-new-privileges`, as Docker
+    /// (setuid programs in images work; the seccomp filter confines either way).
     pub no_new_privileges: bool,
     /// seccomp confinement (`--security-opt seccomp=...`; `--privileged` makes it unconfined).
     pub seccomp: Seccomp,
@@ -193,7 +193,7 @@ impl Default for RunOptions {
             tty: false,
             init: false,
             stop_signal: None,
-            no_new_privileges: true,
+            no_new_privileges: false,
             seccomp: Seccomp::Default,
             devices: Vec::new(),
             device_cgroup_rules: Vec::new(),
@@ -697,7 +697,9 @@ mod tests {
         let sp = compose(&image(), &o).unwrap();
         assert_eq!(sp.process.capabilities, 0xa80425fb);
         assert!(sp.masked_paths.contains(&"/proc/kcore".to_string()));
-        assert!(sp.process.no_new_privileges);
+        assert!(!sp.process.no_new_privileges, "Docker's default");
+        o.no_new_privileges = true;
+        assert!(compose(&image(), &o).unwrap().process.no_new_privileges);
         o.privileged = true;
         let sp = compose(&image(), &o).unwrap();
         assert!(sp.masked_paths.is_empty() && sp.readonly_paths.is_empty());
