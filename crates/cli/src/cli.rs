@@ -490,8 +490,8 @@ pub struct RunArgs {
     #[arg(short = 't', long)]
     pub tty: bool,
     /// Run an init inside the container that forwards signals and reaps processes
-    #[arg(long)]
-    pub init: bool,
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub init: Option<bool>,
     /// Memory limit
     #[arg(short = 'm', long)]
     pub memory: Option<String>,

@@ -516,3 +516,37 @@ fn escapes_match_docker() {
         .args(["rmi", &name, &format!("{name}-base")])
         .output();
 }
+
+/// `HostConfig.Init` as Docker shows it: null without the flag, else what was given; no
+/// no_new_privs unless asked (Docker's default, so setuid programs in images work).
+#[test]
+fn init_flag_and_no_new_privileges_default_as_docker() {
+    let Some(s) = store(false) else { return };
+    for (flag, want) in [("", "null"), ("--init", "true"), ("--init=false", "false")] {
+        let mut args = vec!["create", "--network", "none"];
+        if !flag.is_empty() {
+            args.push(flag);
+        }
+        args.extend(["busybox", "true"]);
+        let id = s.ok(&args);
+        let id = id.trim();
+        assert_eq!(
+            s.ok(&["inspect", "-f", "{{json .HostConfig.Init}}", id])
+                .trim(),
+            want,
+            "{flag}"
+        );
+        s.ok(&["rm", id]);
+    }
+    let status = |extra: &[&str]| {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend_from_slice(extra);
+        args.extend(["busybox", "grep", "NoNewPrivs", "/proc/self/status"]);
+        s.ok(&args)
+    };
+    assert_eq!(status(&[]), "NoNewPrivs:\t0\n");
+    assert_eq!(
+        status(&["--security-opt", "no-new-privileges"]),
+        "NoNewPrivs:\t1\n"
+    );
+}

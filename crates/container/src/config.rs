@@ -48,7 +48,9 @@ pub struct CreateOptions {
     pub interactive: bool,
     /// `-t`.
     pub tty: bool,
-    pub init: bool,
+    /// `--init` (None: not given, which `inspect` shows as null, as Docker).
+    #[serde(default)]
+    pub init: Option<bool>,
     pub stop_signal: Option<String>,
     /// Seconds `stop` waits before SIGKILL (default 10).
     pub stop_timeout: Option<u64>,
@@ -445,7 +447,7 @@ pub(crate) fn run_options(id: &str, o: &CreateOptions) -> Result<runtime::RunOpt
             pids_limit: o.pids_limit,
         },
         tty: o.tty,
-        init: o.init,
+        init: o.init.unwrap_or(false),
         stop_signal: o.stop_signal.clone(),
     })
 }

@@ -324,7 +324,7 @@ impl Containers {
                 "Memory": o.memory.unwrap_or(0),
                 "NanoCpus": o.nano_cpus.unwrap_or(0),
                 "PidsLimit": o.pids_limit,
-                "Init": if o.init { json!(true) } else { Value::Null },
+                "Init": o.init,
             },
             "NetworkSettings": self.network_settings(&rec, &stored, running),
             "GraphDriver": graph,

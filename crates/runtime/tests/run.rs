@@ -292,7 +292,10 @@ fn isolation_basics() {
     );
     assert!(o.stdout.contains("CapEff:\t00000000a80425fb"));
     assert!(o.stdout.contains("CapInh:\t0000000000000000"));
-    assert!(o.stdout.contains("NoNewPrivs:\t0"), "Docker sets no_new_privs only when asked");
+    assert!(
+        o.stdout.contains("NoNewPrivs:\t0"),
+        "Docker sets no_new_privs only when asked"
+    );
     // Only the shell and its children are in the PID namespace.
     let n: usize = lines[lines.len() - 2].trim().parse().unwrap();
     assert!(n <= 4, "{n} processes visible");
