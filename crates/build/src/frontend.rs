@@ -6,7 +6,25 @@ use dockerfile::{
 };
 
 use crate::engine::Frontend;
+use crate::error::HookError;
 use crate::steps::{CommandForm, Healthcheck, Op, Plan, RunMount, RunMountKind, Stage, Step};
+
+/// Why the Dockerfile frontend refused a word, an instruction or an ONBUILD trigger.
+#[derive(Debug, thiserror::Error)]
+pub enum FrontendError {
+    /// Word expansion or an instruction's arguments, in the `dockerfile` crate's words.
+    #[error(transparent)]
+    Dockerfile(#[from] dockerfile::Error),
+    /// An ONBUILD trigger of the base image that does not parse. The message already names
+    /// the cause, so it is kept as a field and not returned again by `source()`.
+    #[error("invalid ONBUILD trigger {text:?}: {cause}")]
+    Trigger {
+        text: String,
+        cause: dockerfile::Error,
+    },
+    #[error("empty ONBUILD trigger")]
+    EmptyTrigger,
+}
 
 /// Word expansion and ONBUILD parsing with the Dockerfile's escape character.
 pub struct DockerfileFrontend {
@@ -22,27 +40,32 @@ impl DockerfileFrontend {
 }
 
 impl Frontend for DockerfileFrontend {
-    fn word(&self, word: &str, env: &[(String, String)]) -> Result<String, String> {
-        self.lex
-            .process_word(word, &env.to_vec())
-            .map_err(|e| e.to_string())
+    fn word(&self, word: &str, env: &[(String, String)]) -> Result<String, HookError> {
+        let w = self.lex.process_word(word, &env.to_vec());
+        Ok(w.map_err(FrontendError::from)?)
     }
-    fn words(&self, text: &str, env: &[(String, String)]) -> Result<Vec<String>, String> {
-        self.lex
-            .process_words(text, &env.to_vec())
-            .map_err(|e| e.to_string())
+    fn words(&self, text: &str, env: &[(String, String)]) -> Result<Vec<String>, HookError> {
+        let w = self.lex.process_words(text, &env.to_vec());
+        Ok(w.map_err(FrontendError::from)?)
     }
-    fn parse_trigger(&self, text: &str) -> Result<Step, String> {
-        let df =
-            dockerfile::parse_and_lower(&format!("FROM scratch\n{text}\n"), &Default::default())
-                .map_err(|e| format!("invalid ONBUILD trigger {text:?}: {e}"))?;
-        let ins = df
-            .stages
-            .first()
-            .and_then(|s| s.instructions.first())
-            .ok_or("empty ONBUILD trigger")?;
-        step_of(ins)
+    fn parse_trigger(&self, text: &str) -> Result<Step, HookError> {
+        Ok(trigger_step(text)?)
     }
+}
+
+/// An ONBUILD trigger (`RUN …`), parsed as the one instruction of a stage.
+fn trigger_step(text: &str) -> Result<Step, FrontendError> {
+    let df = dockerfile::parse_and_lower(&format!("FROM scratch\n{text}\n"), &Default::default())
+        .map_err(|cause| FrontendError::Trigger {
+        text: text.to_string(),
+        cause,
+    })?;
+    let ins = df
+        .stages
+        .first()
+        .and_then(|s| s.instructions.first())
+        .ok_or(FrontendError::EmptyTrigger)?;
+    step_of(ins)
 }
 
 fn form(args: &[String], prepend_shell: bool) -> CommandForm {
@@ -53,7 +76,7 @@ fn form(args: &[String], prepend_shell: bool) -> CommandForm {
     }
 }
 
-fn step_of(ins: &Instruction) -> Result<Step, String> {
+fn step_of(ins: &Instruction) -> Result<Step, FrontendError> {
     let op = match &ins.command {
         Command::Run(r) => {
             let mut mounts = Vec::new();
@@ -63,8 +86,7 @@ fn step_of(ins: &Instruction) -> Result<Step, String> {
                 Vec::new()
             } else {
                 match ins
-                    .expand(&ShellLex::new('\\'), &Vec::<(String, String)>::new())
-                    .map_err(|e| e.to_string())?
+                    .expand(&ShellLex::new('\\'), &Vec::<(String, String)>::new())?
                     .command
                 {
                     Command::Run(x) => x.mounts,
@@ -209,7 +231,7 @@ fn step_of(ins: &Instruction) -> Result<Step, String> {
 }
 
 /// The engine's plan for a lowered Dockerfile.
-pub fn plan(df: &dockerfile::Dockerfile) -> Result<Plan, String> {
+pub fn plan(df: &dockerfile::Dockerfile) -> Result<Plan, FrontendError> {
     let mut plan = Plan::default();
     for m in &df.meta_args {
         if let Command::Arg(decls) = &m.command {

@@ -24,14 +24,14 @@ use stages::{needed_stages, stage_ref};
 
 use crate::context::Context;
 use crate::copy::{copy_into, CopyRequest};
-use crate::error::{BuildError, Result};
+use crate::error::{BuildError, HookError, Result};
 use crate::gofmt;
 use crate::steps::{CommandForm, Healthcheck, Op, Plan, RunMount, RunMountKind, Stage, Step};
 
 /// Runs a RUN step's process in a mounted root filesystem; the binary wires the runtime in.
 pub trait RunStep {
     /// Returns the process's exit code.
-    fn run(&self, req: &RunRequest<'_>) -> std::result::Result<i32, String>;
+    fn run(&self, req: &RunRequest<'_>) -> std::result::Result<i32, HookError>;
 }
 
 pub struct RunRequest<'a> {
@@ -58,13 +58,13 @@ pub struct HostMount {
 
 /// Expands words and parses ONBUILD triggers: the frontend's services the engine needs.
 pub trait Frontend {
-    fn word(&self, word: &str, env: &[(String, String)]) -> std::result::Result<String, String>;
+    fn word(&self, word: &str, env: &[(String, String)]) -> std::result::Result<String, HookError>;
     fn words(
         &self,
         text: &str,
         env: &[(String, String)],
-    ) -> std::result::Result<Vec<String>, String>;
-    fn parse_trigger(&self, text: &str) -> std::result::Result<Step, String>;
+    ) -> std::result::Result<Vec<String>, HookError>;
+    fn parse_trigger(&self, text: &str) -> std::result::Result<Step, HookError>;
 }
 
 #[derive(Debug, Clone, Default)]
@@ -87,7 +87,7 @@ pub struct BuildOptions {
 use dockerfile::PROXY_ARGS;
 
 /// Fetches a missing image into the store and returns its ID.
-pub type Puller = dyn Fn(&mut Store, &str) -> std::result::Result<Digest, String>;
+pub type Puller = dyn Fn(&mut Store, &str) -> std::result::Result<Digest, HookError>;
 
 /// What a download for `ADD URL` reports besides the bytes it wrote.
 #[derive(Debug, Clone, Default)]
@@ -99,7 +99,7 @@ pub struct Downloaded {
 }
 
 /// Downloads a URL (`ADD http…`) into the file at the given path.
-pub type Fetcher = dyn Fn(&str, &Path) -> std::result::Result<Downloaded, String>;
+pub type Fetcher = dyn Fn(&str, &Path) -> std::result::Result<Downloaded, HookError>;
 
 pub struct Builder<'a> {
     pub store: &'a mut Store,
@@ -215,11 +215,9 @@ impl Builder<'_> {
                 let value = match opts.build_args.get(name) {
                     Some(v) => Some(v.clone()),
                     None => match default {
-                        Some(d) => Some(
-                            self.frontend
-                                .word(d, &meta)
-                                .map_err(|e| BuildError::Step { line: 0, msg: e })?,
-                        ),
+                        Some(d) => {
+                            Some(self.frontend.word(d, &meta).map_err(BuildError::Frontend)?)
+                        }
                         None => None,
                     },
                 };
@@ -289,7 +287,7 @@ impl Builder<'_> {
         let base = self
             .frontend
             .word(&stage.base, meta)
-            .map_err(|msg| BuildError::Step { line: 0, msg })?;
+            .map_err(BuildError::Frontend)?;
         let (id, config) = if base.eq_ignore_ascii_case("scratch") {
             self.say(q, " ---> ");
             (
@@ -351,7 +349,7 @@ impl Builder<'_> {
                 let step = self
                     .frontend
                     .parse_trigger(&t)
-                    .map_err(|msg| BuildError::Step { line: 0, msg })?;
+                    .map_err(BuildError::Frontend)?;
                 self.step(&mut st, plan, built, &step, opts)?;
             }
         }
@@ -399,7 +397,7 @@ impl Builder<'_> {
             }
         }
         match self.puller {
-            Some(pull) => pull(self.store, name).map_err(|msg| BuildError::Step { line: 0, msg }),
+            Some(pull) => pull(self.store, name).map_err(BuildError::Pull),
             None if opts.pull => Err(BuildError::Step {
                 line: 0,
                 msg: format!("--pull: cannot pull {name}: no registry client is available"),
@@ -414,9 +412,10 @@ impl Builder<'_> {
     }
 
     fn expand(&self, st: &StageState, w: &str, line: usize) -> Result<String> {
+        let _ = line;
         self.frontend
             .word(w, &st.env_pairs())
-            .map_err(|msg| BuildError::Step { line, msg })
+            .map_err(BuildError::Frontend)
     }
 
     fn step(
@@ -440,11 +439,11 @@ impl Builder<'_> {
                     let k = self
                         .frontend
                         .word(k, &before)
-                        .map_err(|msg| BuildError::Step { line, msg })?;
+                        .map_err(BuildError::Frontend)?;
                     let v = self
                         .frontend
                         .word(v, &before)
-                        .map_err(|msg| BuildError::Step { line, msg })?;
+                        .map_err(BuildError::Frontend)?;
                     if let Some(e) = env
                         .iter_mut()
                         .find(|e| e.split_once('=').map(|(n, _)| n == k).unwrap_or(false))
@@ -497,7 +496,7 @@ impl Builder<'_> {
                     for w in self
                         .frontend
                         .words(p, &st.env_pairs())
-                        .map_err(|msg| BuildError::Step { line, msg })?
+                        .map_err(BuildError::Frontend)?
                     {
                         all.push(if w.contains('/') {
                             w.to_ascii_lowercase()

@@ -119,10 +119,7 @@ impl Builder<'_> {
             code.as_ref().map(|c| *c == 0).unwrap_or(false),
             &cleanup,
         );
-        let code = code.map_err(|msg| BuildError::Step {
-            line: step.line,
-            msg,
-        })?;
+        let code = code.map_err(BuildError::Run)?;
         if code != 0 {
             return Err(BuildError::RunFailed {
                 command: argv.join(" "),

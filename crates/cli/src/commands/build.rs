@@ -24,7 +24,7 @@ struct Runner {
 }
 
 impl build::RunStep for Runner {
-    fn run(&self, req: &build::RunRequest<'_>) -> std::result::Result<i32, String> {
+    fn run(&self, req: &build::RunRequest<'_>) -> std::result::Result<i32, build::HookError> {
         let image = runtime::ImageConfig {
             env: req.env.to_vec(),
             cmd: None,
@@ -64,12 +64,11 @@ impl build::RunStep for Runner {
             },
             ..Default::default()
         };
-        let mut spec = runtime::compose(&image, &opts).map_err(|e| e.to_string())?;
-        let user =
-            runtime::resolve_user(req.rootfs, &spec.process.user).map_err(|e| e.to_string())?;
+        let mut spec = runtime::compose(&image, &opts)?;
+        let user = runtime::resolve_user(req.rootfs, &spec.process.user)?;
         spec.apply_user(&user);
         let state = self.state_dir.join(&id);
-        runtime::write_etc_files(&state, &spec).map_err(|e| e.to_string())?;
+        runtime::write_etc_files(&state, &spec)?;
         let (out, err) = if req.quiet {
             (runtime::Stdio::Null, runtime::Stdio::Null)
         } else {
@@ -93,9 +92,22 @@ impl build::RunStep for Runner {
         )
         .and_then(|mut c| c.wait());
         let _ = fs::remove_dir_all(&state);
-        res.map_err(|e| e.to_string())
+        Ok(res?)
     }
 }
+
+/// A failed pull as the build's hook error. Its message is the whole chain (`{:#}`), as
+/// `strata` prints a pull's errors, so the chain is not offered again as `source()`.
+#[derive(Debug)]
+struct PullFailed(anyhow::Error);
+
+impl std::fmt::Display for PullFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for PullFailed {}
 
 fn next_step() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -417,7 +429,7 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
     };
     let df =
         dockerfile::parse_and_lower(&text, &df_opts).map_err(|e| Failure::new(1, e.to_string()))?;
-    let plan = build::plan(&df).map_err(|e| Failure::new(1, e))?;
+    let plan = build::plan(&df).map_err(|e| Failure::new(1, e.to_string()))?;
     let frontend = build::DockerfileFrontend::new(df.escape);
 
     let snapshots = snapshot::open(
@@ -481,26 +493,28 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
         .transpose()?;
     // FROM of an image the store lacks (or every FROM with --pull) pulls it, as Docker does.
     let quiet = a.quiet;
-    let puller =
-        move |store: &mut store::Store, name: &str| -> std::result::Result<oci::Digest, String> {
-            let r = image::parse_name(name).map_err(|e| e.to_string())?;
-            super::pull::pull_one(store, &r, None, quiet, false)
-                .map(|p| p.id)
-                .map_err(|e| format!("{e:#}"))
-        };
-    // ADD of a URL: a plain download; Last-Modified (an HTTP date) becomes the mtime.
-    let fetcher = |url: &str, dest: &Path| -> std::result::Result<build::Downloaded, String> {
-        let d = registry::download(url, dest).map_err(|e| e.to_string())?;
-        let last_modified = d
-            .last_modified
-            .as_deref()
-            .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
-            .map(std::time::SystemTime::from);
-        Ok(build::Downloaded {
-            content_disposition: d.content_disposition,
-            last_modified,
-        })
+    let puller = move |store: &mut store::Store,
+                       name: &str|
+          -> std::result::Result<oci::Digest, build::HookError> {
+        let r = image::parse_name(name)?;
+        super::pull::pull_one(store, &r, None, quiet, false)
+            .map(|p| p.id)
+            .map_err(|e| PullFailed(e).into())
     };
+    // ADD of a URL: a plain download; Last-Modified (an HTTP date) becomes the mtime.
+    let fetcher =
+        |url: &str, dest: &Path| -> std::result::Result<build::Downloaded, build::HookError> {
+            let d = registry::download(url, dest)?;
+            let last_modified = d
+                .last_modified
+                .as_deref()
+                .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+                .map(std::time::SystemTime::from);
+            Ok(build::Downloaded {
+                content_disposition: d.content_disposition,
+                last_modified,
+            })
+        };
     let stage_images;
     let result = {
         let mut b = build::Builder {
