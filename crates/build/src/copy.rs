@@ -110,17 +110,25 @@ fn lookup(rootfs: &Path, file: &str, name: &str) -> Option<(u32, u32)> {
     None
 }
 
+/// A `--chown` name the image's passwd or group file lacks (Docker's words).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChownError {
+    #[error("unable to find user {0}: no matching entries in passwd file")]
+    NoSuchUser(String),
+    #[error("unable to find group {0}: no matching entries in group file")]
+    NoSuchGroup(String),
+}
+
 /// `--chown=user[:group]` through the image's passwd and group files, as Docker resolves it.
-pub fn parse_chown(rootfs: &Path, spec: &str) -> R<(u32, u32)> {
+pub fn parse_chown(rootfs: &Path, spec: &str) -> Result<(u32, u32), ChownError> {
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
     let (uid, primary) = match user.parse::<u32>() {
         Ok(u) => (u, u),
-        Err(_) => lookup(rootfs, "/etc/passwd", user).ok_or_else(|| {
-            format!("unable to find user {user}: no matching entries in passwd file")
-        })?,
+        Err(_) => lookup(rootfs, "/etc/passwd", user)
+            .ok_or_else(|| ChownError::NoSuchUser(user.to_string()))?,
     };
     let gid = match group {
         None => {
@@ -134,9 +142,7 @@ pub fn parse_chown(rootfs: &Path, spec: &str) -> R<(u32, u32)> {
             Ok(g) => g,
             Err(_) => lookup(rootfs, "/etc/group", g)
                 .map(|(id, _)| id)
-                .ok_or_else(|| {
-                    format!("unable to find group {g}: no matching entries in group file")
-                })?,
+                .ok_or_else(|| ChownError::NoSuchGroup(g.to_string()))?,
         },
     };
     Ok((uid, gid))
@@ -346,7 +352,7 @@ fn set_mtime(p: &Path, (s, ns): (i64, i64)) {
 /// Copies the sources into the mounted root filesystem.
 pub fn copy_into(req: &CopyRequest<'_>) -> R<()> {
     let owner = match req.chown {
-        Some(c) => parse_chown(req.rootfs, c)?,
+        Some(c) => parse_chown(req.rootfs, c).map_err(|e| e.to_string())?,
         None => (0, 0),
     };
     let chmod = req.chmod.map(parse_chmod).transpose()?;

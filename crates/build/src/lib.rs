@@ -18,13 +18,13 @@ mod hashcache;
 mod steps;
 
 pub use context::{Context, ContextError, Excluder, Source, SourceSet};
-pub use copy::{parse_chown, resolve_in_root};
+pub use copy::{parse_chown, resolve_in_root, ChownError};
 pub use engine::{
     cleanup_stale, BuildOptions, Builder, Downloaded, Fetcher, Frontend, HostMount, RunRequest,
     RunStep,
 };
-pub use error::{BuildError, Result};
-pub use frontend::{plan, DockerfileFrontend};
+pub use error::{BuildError, HookError, Result};
+pub use frontend::{plan, DockerfileFrontend, FrontendError};
 pub use glob::{glob_match, has_glob};
 pub use hashcache::HashCache;
 pub use steps::{CommandForm, Healthcheck, Op, Plan, RunMount, RunMountKind, Stage, Step};

@@ -111,6 +111,15 @@ pub struct Stage {
     pub steps: Vec<Step>,
 }
 
+impl Stage {
+    /// Whether the stage is named `name` (`FROM … AS name`; names ignore case).
+    pub fn is_named(&self, name: &str) -> bool {
+        self.name
+            .as_deref()
+            .is_some_and(|n| n.eq_ignore_ascii_case(name))
+    }
+}
+
 /// One `ARG` declaration: a name and its default, unexpanded.
 pub type ArgDecl = (String, Option<String>);
 
@@ -126,5 +135,11 @@ impl Plan {
     /// The number Docker prints after `Step N/`: pre-FROM ARGs, FROMs and instructions.
     pub fn step_count(&self) -> usize {
         self.meta_args.len() + self.stages.iter().map(|s| 1 + s.steps.len()).sum::<usize>()
+    }
+
+    /// The number `Step N/` prints for the FROM of stage `index` (its steps follow it).
+    pub fn first_step(&self, index: usize) -> usize {
+        let before: usize = self.stages[..index].iter().map(|s| 1 + s.steps.len()).sum();
+        self.meta_args.len() + before + 1
     }
 }

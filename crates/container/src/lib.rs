@@ -27,7 +27,7 @@ mod views;
 pub use changes::{Change, ChangeKind, CommitOptions};
 pub use config::{generate_name, new_id, validate_name, CreateOptions, DeviceMapping};
 pub use error::{Error, Result};
-pub use lifecycle::{signal_number, Containers, StartIo};
+pub use lifecycle::{signal_number, Containers, ExecRequest, StartIo};
 pub use logs::{log_pipes, parse_line, read_entries, LogEntry, LogPump, Stream};
 pub use ports::{display as ports_column, parse_publish, PortBinding, PortBindings, PublishedPort};
 pub use store::{ContainerRecord, ContainerState};

@@ -36,6 +36,20 @@ pub struct StartIo {
     pub log: Option<crate::LogPump>,
 }
 
+/// What `docker exec` runs in a container.
+#[derive(Debug, Default)]
+pub struct ExecRequest {
+    pub args: Vec<String>,
+    /// Added to the container's environment.
+    pub env: Vec<String>,
+    /// The container's own when `None`.
+    pub workdir: Option<String>,
+    /// The container's own when `None`.
+    pub user: Option<String>,
+    pub tty: bool,
+    pub io: StartIo,
+}
+
 /// Whether a process exists and is not a zombie.
 pub(crate) fn alive(pid: i32) -> bool {
     if pid <= 0 {
@@ -537,19 +551,17 @@ impl Containers {
         }
     }
 
-    /// `docker exec`: runs `args` in the running container with its environment plus `env`,
-    /// in `workdir` or its own, as `user` or its own; returns the exit code.
-    #[allow(clippy::too_many_arguments)]
-    pub fn exec(
-        &mut self,
-        name: &str,
-        args: Vec<String>,
-        env: &[String],
-        workdir: Option<String>,
-        user: Option<String>,
-        tty: bool,
-        io: StartIo,
-    ) -> Result<i32> {
+    /// `docker exec`: runs the request's process in the running container; returns the
+    /// exit code.
+    pub fn exec(&mut self, name: &str, req: ExecRequest) -> Result<i32> {
+        let ExecRequest {
+            args,
+            env,
+            workdir,
+            user,
+            tty,
+            io,
+        } = req;
         let rec = self.find(name)?;
         if rec.state.status != "running" || !alive(rec.state.pid) {
             return Err(Error::NotRunning(rec.id));
@@ -558,7 +570,7 @@ impl Containers {
         let img = image::read_config(&self.store, &rec.image_id)?;
         let run = config::run_options(&rec.id, &stored.options)?;
         let spec = runtime::compose(&config::image_runtime_config(&img), &run)?;
-        let mut p = spec.exec_process(args, env, workdir, user)?;
+        let mut p = spec.exec_process(args, &env, workdir, user)?;
         let rootfs = self.rootfs(&rec.id);
         let u = runtime::resolve_user(&rootfs, &p.user)?;
         p.apply_user(&u);

@@ -5,19 +5,102 @@
 use std::fs;
 use std::path::PathBuf;
 
-use oci::Digest;
+use oci::ContainerConfig;
 
 use super::*;
 
+/// A COPY or ADD with its words expanded.
+struct CopyWords {
+    /// `COPY` or `ADD`, as errors and the probe name it.
+    kind: &'static str,
+    srcs: Vec<String>,
+    dest: String,
+    chown: Option<String>,
+    /// Downloaded URLs (ADD) or heredoc files: a scratch context of their own.
+    staging: Option<store::Staging>,
+    /// `staging` holds downloads (which stay archives and are hashed as downloads).
+    downloaded: bool,
+}
+
+/// Where a COPY reads: the build context, or a context of its own (downloads, heredocs, or
+/// a view of a stage or image, which must be unmounted after the step).
+struct CopyFrom {
+    ctx: Option<Context>,
+    view: Option<(String, PathBuf)>,
+}
+
 impl Builder<'_> {
-    pub(super) fn copy(
-        &mut self,
-        st: &mut StageState,
-        plan: &Plan,
-        built: &[Option<Digest>],
-        step: &Step,
-        opts: &BuildOptions,
-    ) -> Result<()> {
+    pub(super) fn copy(&mut self, st: &mut StageState, step: &Step) -> Result<()> {
+        let Op::Copy {
+            add, from, chmod, ..
+        } = &step.op
+        else {
+            unreachable!("copy() is called for COPY and ADD")
+        };
+        let line = step.line;
+        let w = self.copy_words(st, step)?;
+        let from = self.copy_from(st, &w, from.as_deref(), line)?;
+        let default_ctx = self.context;
+        let ctx = from.ctx.as_ref().unwrap_or(default_ctx);
+        let sources = match ctx.sources(&w.srcs) {
+            Ok(s) => s,
+            Err(e) => {
+                self.drop_view(from.view);
+                return Err(match e {
+                    crate::ContextError::NotFound(p) => BuildError::Step {
+                        line,
+                        msg: format!("{} failed: file not found in build context or excluded by .dockerignore: stat {p}: file does not exist", w.kind),
+                    },
+                    e => e.into(),
+                });
+            }
+        };
+        let probe = copy_probe(st, &w, chmod.as_deref(), &sources.hash);
+        if self.probe(st, &probe)? {
+            self.drop_view(from.view);
+            return Ok(());
+        }
+        let cid = new_container_id();
+        let (key, rootfs) = match self.mount(st, &cid) {
+            Ok(x) => x,
+            Err(e) => {
+                self.drop_view(from.view);
+                return Err(e);
+            }
+        };
+        let copied = copy_into(&CopyRequest {
+            context: ctx,
+            sources: &sources.sources,
+            rootfs: &rootfs,
+            dest: &abs_dest(st, &w.dest),
+            dest_is_dir_hint: w.dest.ends_with('/')
+                || w.dest.ends_with("/.")
+                || sources.sources.len() > 1,
+            chown: w.chown.as_deref(),
+            chmod: chmod.as_deref(),
+            // A downloaded archive stays an archive.
+            extract_archives: *add && !w.downloaded,
+        });
+        let layer = self.unmount_and_take(&key, &rootfs, copied.is_ok(), &[]);
+        self.drop_view(from.view);
+        copied.map_err(|msg| BuildError::Step {
+            line,
+            msg: format!("{} failed: {msg}", w.kind),
+        })?;
+        // COPY always makes a layer, even an empty one, as Docker's classic builder does.
+        let layer = match layer? {
+            Some(l) => l,
+            None => self.empty_layer()?,
+        };
+        let mut new_cfg = st.config.clone();
+        new_cfg.container = String::new();
+        self.commit(st, new_cfg, Some(probe), Some(layer))?;
+        Ok(())
+    }
+
+    /// Expands the sources, the destination and `--chown`; downloads URLs (ADD: every
+    /// build, as Docker's classic builder does; COPY refuses them) and writes heredocs.
+    fn copy_words(&mut self, st: &StageState, step: &Step) -> Result<CopyWords> {
         let Op::Copy {
             add,
             inline,
@@ -25,19 +108,17 @@ impl Builder<'_> {
             dest,
             from,
             chown,
-            chmod,
+            ..
         } = &step.op
         else {
-            unreachable!("copy() is called for COPY and ADD")
+            unreachable!("copy_words() is called for COPY and ADD")
         };
         let line = step.line;
-        let word = "COPY";
-        let kind = if *add { "ADD" } else { word };
+        let kind = if *add { "ADD" } else { "COPY" };
         let mut exp_srcs = Vec::new();
         for s in srcs {
-            exp_srcs.push(self.expand(st, s, line)?);
+            exp_srcs.push(self.expand(st, s)?);
         }
-        // URLs: ADD downloads them (every build, as Docker's classic builder); COPY refuses.
         let urls = exp_srcs.iter().filter(|s| super::remote::is_url(s)).count();
         if urls > 0 && !*add {
             return Err(BuildError::Step {
@@ -51,151 +132,76 @@ impl Builder<'_> {
                 msg: "ADD: URLs cannot be mixed with other sources in one instruction".into(),
             });
         }
-        let remote_staging = if urls > 0 {
-            let (stg, names) = self.download(&exp_srcs, line, opts.quiet)?;
+        let mut staging = None;
+        if urls > 0 {
+            let (stg, names) = self.download(&exp_srcs, line, st.quiet)?;
             exp_srcs = names;
-            Some(stg)
-        } else {
-            None
-        };
-        let dest = self.expand(st, dest, line)?;
-        let chown = chown
-            .as_ref()
-            .map(|c| self.expand(st, c, line))
-            .transpose()?;
-        // The sources: the context, or the root filesystem of a stage or image.
-        let mut from_mount: Option<(String, PathBuf)> = None;
-        let from_ctx;
+            staging = Some(stg);
+        }
+        let dest = self.expand(st, dest)?;
+        let chown = chown.as_ref().map(|c| self.expand(st, c)).transpose()?;
         // Heredoc sources become files in a scratch context of their own.
-        let inline_staging = if inline.is_empty() {
-            None
-        } else {
-            Some(self.store.stage()?)
-        };
-        if let Some(stg) = &inline_staging {
+        if !inline.is_empty() {
+            let stg = self.store.stage()?;
             for (name, data) in inline {
                 let p = stg.path().join(name.trim_start_matches('/'));
                 fs::write(&p, data).map_err(|e| BuildError::io(&p, e))?;
                 exp_srcs.push(name.trim_start_matches('/').to_string());
             }
+            staging = Some(stg);
         }
-        let ctx: &Context = match (from, &inline_staging) {
-            _ if remote_staging.is_some() => {
-                let stg = remote_staging.as_ref().expect("checked");
-                from_ctx = Context::new(stg.path(), Box::new(|_| false)).for_downloads();
-                &from_ctx
+        Ok(CopyWords {
+            kind,
+            srcs: exp_srcs,
+            dest,
+            chown,
+            staging,
+            downloaded: urls > 0,
+        })
+    }
+
+    /// The context a COPY reads from: its own scratch context, a stage's or image's root
+    /// filesystem (`--from`), or the build context (`ctx: None`).
+    fn copy_from(
+        &mut self,
+        st: &StageState,
+        w: &CopyWords,
+        from: Option<&str>,
+        line: usize,
+    ) -> Result<CopyFrom> {
+        let own = |ctx| CopyFrom {
+            ctx: Some(ctx),
+            view: None,
+        };
+        match (&w.staging, from) {
+            (Some(stg), _) if w.downloaded => {
+                Ok(own(
+                    Context::new(stg.path(), Box::new(|_| false)).for_downloads()
+                ))
             }
-            (_, Some(stg)) => {
-                from_ctx = Context::new(stg.path(), Box::new(|_| false));
-                &from_ctx
-            }
-            (None, None) => self.context,
-            (Some(f), None) => {
-                let f = self.expand(st, f, line)?;
+            (Some(stg), _) => Ok(own(Context::new(stg.path(), Box::new(|_| false)))),
+            (None, None) => Ok(CopyFrom {
+                ctx: None,
+                view: None,
+            }),
+            (None, Some(f)) => {
+                let f = self.expand(st, f)?;
                 let (key, root) = self
-                    .mount_view(plan, built, &f)
+                    .mount_view(st.build, &f)
                     .map_err(|e| e.with_line(line))?;
-                from_mount = Some((key, root.clone()));
-                from_ctx = Context::new(root, Box::new(|_| false)).with_owner_names();
-                &from_ctx
+                Ok(CopyFrom {
+                    ctx: Some(Context::new(root.clone(), Box::new(|_| false)).with_owner_names()),
+                    view: Some((key, root)),
+                })
             }
-        };
-        let sources = match ctx.sources(&exp_srcs) {
-            Ok(s) => s,
-            Err(e) => {
-                self.drop_view(from_mount);
-                return Err(match e {
-                    crate::ContextError::NotFound(p) => BuildError::Step {
-                        line,
-                        msg: format!("{kind} failed: file not found in build context or excluded by .dockerignore: stat {p}: file does not exist"),
-                    },
-                    e => e.into(),
-                });
-            }
-        };
-        let wd = st.run_config().working_dir;
-        let abs_dest = if dest.starts_with('/') {
-            dest.clone()
-        } else {
-            format!(
-                "{}/{}",
-                if wd.is_empty() {
-                    ""
-                } else {
-                    wd.trim_end_matches('/')
-                },
-                dest
-            )
-        };
-        let mut probe = st.run_config();
-        let mut cmd = st.shell.clone();
-        // Docker writes `--chown=U:G` right before the hash; `--chmod` (which only BuildKit
-        // knows) follows the same style so that changing it is a cache miss.
-        let mut chown_part = chown
-            .as_ref()
-            .map(|c| format!("--chown={c}"))
-            .unwrap_or_default();
-        if let Some(m) = chmod {
-            chown_part.push_str(&format!("--chmod={m}"));
         }
-        cmd.push(format!(
-            "#(nop) {kind} {chown_part}{} in {dest} ",
-            sources.hash
-        ));
-        probe.cmd = Some(cmd);
-        if self.probe(st, &probe, opts)? {
-            self.drop_view(from_mount);
-            return Ok(());
-        }
-        let cid = new_container_id();
-        let res = self.mount(st, &cid);
-        let (key, rootfs) = match res {
-            Ok(x) => x,
-            Err(e) => {
-                self.drop_view(from_mount);
-                return Err(e);
-            }
-        };
-        let copied = copy_into(&CopyRequest {
-            context: ctx,
-            sources: &sources.sources,
-            rootfs: &rootfs,
-            dest: &abs_dest,
-            dest_is_dir_hint: dest.ends_with('/')
-                || dest.ends_with("/.")
-                || sources.sources.len() > 1,
-            chown: chown.as_deref(),
-            chmod: chmod.as_deref(),
-            // A downloaded archive stays an archive.
-            extract_archives: *add && remote_staging.is_none(),
-        });
-        let layer = self.unmount_and_take(&key, &rootfs, copied.is_ok(), &[]);
-        self.drop_view(from_mount);
-        copied.map_err(|msg| BuildError::Step {
-            line,
-            msg: format!("{kind} failed: {msg}"),
-        })?;
-        let layer = layer?;
-        let mut new_cfg = st.config.clone();
-        new_cfg.container = String::new();
-        // COPY always makes a layer, even an empty one, as Docker's classic builder does.
-        let layer = match layer {
-            Some(l) => Some(l),
-            None => Some(self.empty_layer()?),
-        };
-        self.commit(st, new_cfg, Some(probe), layer, opts.quiet)?;
-        Ok(())
     }
 
     /// Mounts a read-only view of a stage's or image's root filesystem.
-    pub(super) fn mount_view(
-        &mut self,
-        plan: &Plan,
-        built: &[Option<Digest>],
-        from: &str,
-    ) -> Result<(String, PathBuf)> {
-        let id = match stage_ref(plan, plan.stages.len(), from) {
-            Some(j) => built
+    pub(super) fn mount_view(&mut self, bs: &BuildState, from: &str) -> Result<(String, PathBuf)> {
+        let id = match stage_ref(bs.plan, bs.plan.stages.len(), from) {
+            Some(j) => bs
+                .built
                 .get(j)
                 .copied()
                 .flatten()
@@ -255,4 +261,32 @@ impl Builder<'_> {
             blob,
         })
     }
+}
+
+/// The probe of a COPY or ADD: the sources' hash, after `--chown=U:G` as Docker writes it;
+/// `--chmod` (which only BuildKit knows) follows the same style so that changing it is a
+/// cache miss.
+fn copy_probe(st: &StageState, w: &CopyWords, chmod: Option<&str>, hash: &str) -> ContainerConfig {
+    let mut probe = st.run_config();
+    let mut cmd = st.shell.clone();
+    let mut flags = w
+        .chown
+        .as_ref()
+        .map(|c| format!("--chown={c}"))
+        .unwrap_or_default();
+    if let Some(m) = chmod {
+        flags.push_str(&format!("--chmod={m}"));
+    }
+    cmd.push(format!("#(nop) {} {flags}{hash} in {} ", w.kind, w.dest));
+    probe.cmd = Some(cmd);
+    probe
+}
+
+/// The destination as an absolute path: relative ones are under WORKDIR.
+fn abs_dest(st: &StageState, dest: &str) -> String {
+    if dest.starts_with('/') {
+        return dest.to_string();
+    }
+    let wd = st.run_config().working_dir;
+    format!("{}/{dest}", wd.trim_end_matches('/'))
 }

@@ -11,11 +11,12 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use oci::{ContainerConfig, Digest, HealthConfig, History, ImageConfig, Reference, RootFs};
+use oci::{ContainerConfig, Digest, History, ImageConfig, Reference, RootFs};
 use snapshot::Snapshotter;
 use store::{BlobRef, LayerRecord, NewImage, Store};
 
 mod copy_step;
+mod meta_step;
 mod remote;
 mod run_step;
 mod stages;
@@ -24,14 +25,14 @@ use stages::{needed_stages, stage_ref};
 
 use crate::context::Context;
 use crate::copy::{copy_into, CopyRequest};
-use crate::error::{BuildError, Result};
+use crate::error::{BuildError, HookError, Result};
 use crate::gofmt;
-use crate::steps::{CommandForm, Healthcheck, Op, Plan, RunMount, RunMountKind, Stage, Step};
+use crate::steps::{CommandForm, Op, Plan, RunMount, RunMountKind, Step};
 
 /// Runs a RUN step's process in a mounted root filesystem; the binary wires the runtime in.
 pub trait RunStep {
     /// Returns the process's exit code.
-    fn run(&self, req: &RunRequest<'_>) -> std::result::Result<i32, String>;
+    fn run(&self, req: &RunRequest<'_>) -> std::result::Result<i32, HookError>;
 }
 
 pub struct RunRequest<'a> {
@@ -58,13 +59,13 @@ pub struct HostMount {
 
 /// Expands words and parses ONBUILD triggers: the frontend's services the engine needs.
 pub trait Frontend {
-    fn word(&self, word: &str, env: &[(String, String)]) -> std::result::Result<String, String>;
+    fn word(&self, word: &str, env: &[(String, String)]) -> std::result::Result<String, HookError>;
     fn words(
         &self,
         text: &str,
         env: &[(String, String)],
-    ) -> std::result::Result<Vec<String>, String>;
-    fn parse_trigger(&self, text: &str) -> std::result::Result<Step, String>;
+    ) -> std::result::Result<Vec<String>, HookError>;
+    fn parse_trigger(&self, text: &str) -> std::result::Result<Step, HookError>;
 }
 
 #[derive(Debug, Clone, Default)]
@@ -87,7 +88,7 @@ pub struct BuildOptions {
 use dockerfile::PROXY_ARGS;
 
 /// Fetches a missing image into the store and returns its ID.
-pub type Puller = dyn Fn(&mut Store, &str) -> std::result::Result<Digest, String>;
+pub type Puller = dyn Fn(&mut Store, &str) -> std::result::Result<Digest, HookError>;
 
 /// What a download for `ADD URL` reports besides the bytes it wrote.
 #[derive(Debug, Clone, Default)]
@@ -99,7 +100,7 @@ pub struct Downloaded {
 }
 
 /// Downloads a URL (`ADD http…`) into the file at the given path.
-pub type Fetcher = dyn Fn(&str, &Path) -> std::result::Result<Downloaded, String>;
+pub type Fetcher = dyn Fn(&str, &Path) -> std::result::Result<Downloaded, HookError>;
 
 pub struct Builder<'a> {
     pub store: &'a mut Store,
@@ -122,8 +123,20 @@ pub struct Builder<'a> {
     pub out: &'a mut dyn Write,
 }
 
-/// The state of the stage being built.
-struct StageState {
+/// What every step of one build reads: the plan, the options, the meta ARGs and the stages
+/// built so far (BuildKit's `dispatchOpt`).
+struct BuildState<'p> {
+    plan: &'p Plan,
+    opts: &'p BuildOptions,
+    /// The ARGs before the first FROM, with their values.
+    meta: Vec<(String, String)>,
+    /// The final image of every stage built so far, by stage index.
+    built: Vec<Option<Digest>>,
+}
+
+/// The state of the stage being built (BuildKit's `dispatchState`).
+struct StageState<'b> {
+    build: &'b BuildState<'b>,
     id: Option<Digest>,
     config: ImageConfig,
     shell: Vec<String>,
@@ -131,9 +144,40 @@ struct StageState {
     cmd_set: bool,
     /// ARGs in scope, in declaration order, with their values.
     args: Vec<(String, Option<String>)>,
+    /// Print nothing (`build -q`, and the step `--label` adds).
+    quiet: bool,
 }
 
-impl StageState {
+impl<'b> StageState<'b> {
+    /// A stage on `config` (the base image's, or scratch's): `PATH` set and the base
+    /// image's SHELL in force.
+    fn new(build: &'b BuildState<'b>, id: Option<Digest>, config: ImageConfig) -> Self {
+        let mut st = StageState {
+            build,
+            id,
+            config,
+            shell: vec!["/bin/sh".into(), "-c".into()],
+            busted: build.opts.no_cache,
+            cmd_set: false,
+            args: vec![],
+            quiet: build.opts.quiet,
+        };
+        let mut cfg = st.run_config();
+        let env = cfg.env.get_or_insert_with(Vec::new);
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(0, oci::DEFAULT_PATH_ENV.to_string());
+        }
+        if let Some(sh) = cfg.shell.as_ref().filter(|sh| !sh.is_empty()) {
+            st.shell = sh.clone();
+        }
+        st.config.config = Some(cfg);
+        st
+    }
+
+    fn opts(&self) -> &'b BuildOptions {
+        self.build.opts
+    }
+
     fn run_config(&self) -> ContainerConfig {
         self.config.config.clone().unwrap_or_default()
     }
@@ -203,64 +247,67 @@ impl Builder<'_> {
 
     /// Builds the plan; returns the final image's ID.
     pub fn build(&mut self, plan: &Plan, opts: &BuildOptions) -> Result<Digest> {
-        let q = opts.quiet;
-        let total = plan.step_count();
-        let mut n = 0;
-        // Meta ARGs: visible to FROM lines, and inside stages that declare them again.
-        let mut meta: Vec<(String, String)> = Vec::new();
-        for (text, decls) in &plan.meta_args {
-            n += 1;
-            self.say(q, &format!("Step {n}/{total} : {text}"));
-            for (name, default) in decls {
-                let value = match opts.build_args.get(name) {
-                    Some(v) => Some(v.clone()),
-                    None => match default {
-                        Some(d) => Some(
-                            self.frontend
-                                .word(d, &meta)
-                                .map_err(|e| BuildError::Step { line: 0, msg: e })?,
-                        ),
-                        None => None,
-                    },
-                };
-                if let Some(v) = value {
-                    meta.push((name.clone(), v));
-                }
-            }
-        }
+        let meta = self.meta_args(plan, opts)?;
         let needed = needed_stages(plan, opts.target.as_deref(), &meta, self.frontend)?;
-        let mut built: Vec<Option<Digest>> = vec![None; plan.stages.len()];
+        let mut bs = BuildState {
+            plan,
+            opts,
+            meta,
+            built: vec![None; plan.stages.len()],
+        };
         let mut last = None;
         for (i, stage) in plan.stages.iter().enumerate() {
             if !needed[i] {
-                n += 1 + stage.steps.len();
                 continue;
             }
-            let id = self.build_stage(plan, i, stage, &meta, &built, opts, &mut n, total)?;
-            built[i] = Some(id);
+            let id = self.build_stage(&bs, i)?;
+            bs.built[i] = Some(id);
             self.stage_images.push(id);
             last = Some(id);
-            if let Some(t) = &opts.target {
-                if stage
-                    .name
-                    .as_deref()
-                    .map(|s| s.eq_ignore_ascii_case(t))
-                    .unwrap_or(false)
-                {
-                    break;
-                }
+            if opts.target.as_deref().is_some_and(|t| stage.is_named(t)) {
+                break;
             }
         }
         let id = last.ok_or_else(|| BuildError::Step {
             line: 0,
             msg: "no build stage in the Dockerfile".into(),
         })?;
+        self.tag(&id, opts)?;
+        Ok(id)
+    }
+
+    /// The ARGs before the first FROM (one step each): visible to FROM lines, and inside
+    /// stages that declare them again.
+    fn meta_args(&mut self, plan: &Plan, opts: &BuildOptions) -> Result<Vec<(String, String)>> {
+        let total = plan.step_count();
+        let mut meta: Vec<(String, String)> = Vec::new();
+        for (i, (text, decls)) in plan.meta_args.iter().enumerate() {
+            self.say(opts.quiet, &format!("Step {}/{total} : {text}", i + 1));
+            for (name, default) in decls {
+                let value = match opts.build_args.get(name) {
+                    Some(v) => Some(v.clone()),
+                    None => default
+                        .as_ref()
+                        .map(|d| self.frontend.word(d, &meta))
+                        .transpose()
+                        .map_err(BuildError::Frontend)?,
+                };
+                if let Some(v) = value {
+                    meta.push((name.clone(), v));
+                }
+            }
+        }
+        Ok(meta)
+    }
+
+    /// Tags the final image and prints Docker's last lines (only the ID with `-q`).
+    fn tag(&mut self, id: &Digest, opts: &BuildOptions) -> Result<()> {
         let mut p = self.store.publish()?;
         for t in &opts.tags {
-            p.tag(&t.to_string(), &id)?;
+            p.tag(&t.to_string(), id)?;
         }
         p.commit()?;
-        if q {
+        if opts.quiet {
             let _ = writeln!(self.out, "{id}");
         } else {
             self.say(false, &format!("Successfully built {}", id.short()));
@@ -268,124 +315,103 @@ impl Builder<'_> {
                 self.say(false, &format!("Successfully tagged {}", t.familiar()));
             }
         }
-        Ok(id)
+        Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn build_stage(
-        &mut self,
-        plan: &Plan,
-        index: usize,
-        stage: &Stage,
-        meta: &[(String, String)],
-        built: &[Option<Digest>],
-        opts: &BuildOptions,
-        n: &mut usize,
-        total: usize,
-    ) -> Result<Digest> {
-        let q = opts.quiet;
-        *n += 1;
-        self.say(q, &format!("Step {n}/{total} : {}", stage.from_text));
-        let base = self
-            .frontend
-            .word(&stage.base, meta)
-            .map_err(|msg| BuildError::Step { line: 0, msg })?;
-        let (id, config) = if base.eq_ignore_ascii_case("scratch") {
-            self.say(q, " ---> ");
-            (
-                None,
-                ImageConfig {
-                    architecture: oci::host_architecture().into(),
-                    os: "linux".into(),
-                    ..Default::default()
-                },
-            )
-        } else {
-            let id = match stage_ref(plan, index, &base) {
-                Some(j) => built[j].ok_or_else(|| BuildError::Step {
-                    line: 0,
-                    msg: format!("stage {base} was not built"),
-                })?,
-                None => self.base_image(&base, opts)?,
-            };
-            self.say(q, &format!(" ---> {}", id.short()));
-            (Some(id), image::read_config(self.store, &id)?)
-        };
-        let mut st = StageState {
-            id,
-            config,
-            shell: vec!["/bin/sh".into(), "-c".into()],
-            busted: opts.no_cache,
-            cmd_set: false,
-            args: vec![],
-        };
-        {
-            let mut cfg = st.run_config();
-            let env = cfg.env.get_or_insert_with(Vec::new);
-            if !env.iter().any(|e| e.starts_with("PATH=")) {
-                env.insert(0, oci::DEFAULT_PATH_ENV.to_string());
-            }
-            cfg.cmd = cfg.cmd.take();
-            st.config.config = Some(cfg);
+    /// Builds stage `index`: its base, the base's ONBUILD triggers, its steps, and on the
+    /// last stage the `--label`s; returns the stage's final image.
+    fn build_stage(&mut self, bs: &BuildState, index: usize) -> Result<Digest> {
+        let stage = &bs.plan.stages[index];
+        let total = bs.plan.step_count();
+        let first = bs.plan.first_step(index);
+        self.say(
+            bs.opts.quiet,
+            &format!("Step {first}/{total} : {}", stage.from_text),
+        );
+        let (id, config) = self.stage_base(bs, index)?;
+        let mut st = StageState::new(bs, id, config);
+        self.run_triggers(&mut st)?;
+        for (k, step) in stage.steps.iter().enumerate() {
+            let n = first + 1 + k;
+            self.say(st.quiet, &format!("Step {n}/{total} : {}", step.text));
+            self.step(&mut st, step)?;
         }
-        if let Some(sh) = st.run_config().shell {
-            if !sh.is_empty() {
-                st.shell = sh;
-            }
-        }
-        // ONBUILD triggers of the base image run first.
-        let triggers = st.run_config().on_build.unwrap_or_default();
-        if !triggers.is_empty() {
-            self.say(
-                q,
-                &format!(
-                    "# Executing {} build trigger{}",
-                    triggers.len(),
-                    if triggers.len() == 1 { "" } else { "s" }
-                ),
-            );
-            let mut cfg = st.run_config();
-            cfg.on_build = None;
-            st.config.config = Some(cfg);
-            for t in triggers {
-                let step = self
-                    .frontend
-                    .parse_trigger(&t)
-                    .map_err(|msg| BuildError::Step { line: 0, msg })?;
-                self.step(&mut st, plan, built, &step, opts)?;
-            }
-        }
-        for step in &stage.steps {
-            *n += 1;
-            self.say(q, &format!("Step {n}/{total} : {}", step.text));
-            self.step(&mut st, plan, built, step, opts)?;
-        }
-        // Labels from `--label` go on the last image of the stage, as one more step would.
-        if !opts.labels.is_empty() && index + 1 == plan.stages.len() {
-            let step = Step {
-                text: String::new(),
-                line: 0,
-                op: Op::Label(opts.labels.clone()),
-            };
-            self.step(
-                &mut st,
-                plan,
-                built,
-                &step,
-                &BuildOptions {
-                    quiet: true,
-                    ..opts.clone()
-                },
-            )?;
+        if !bs.opts.labels.is_empty() && index + 1 == bs.plan.stages.len() {
+            self.label_step(&mut st)?;
         }
         match st.id {
             Some(id) => Ok(id),
             None => {
                 // FROM scratch with no steps: an image with no layers.
                 let cfg = st.config.clone();
-                self.commit(&mut st, cfg, None, None, true)
+                st.quiet = true;
+                self.commit(&mut st, cfg, None, None)
             }
         }
+    }
+
+    /// The image and config a stage starts from: scratch, an earlier stage or an image.
+    fn stage_base(
+        &mut self,
+        bs: &BuildState,
+        index: usize,
+    ) -> Result<(Option<Digest>, ImageConfig)> {
+        let q = bs.opts.quiet;
+        let base = self
+            .frontend
+            .word(&bs.plan.stages[index].base, &bs.meta)
+            .map_err(BuildError::Frontend)?;
+        if base.eq_ignore_ascii_case("scratch") {
+            self.say(q, " ---> ");
+            let config = ImageConfig {
+                architecture: oci::host_architecture().into(),
+                os: "linux".into(),
+                ..Default::default()
+            };
+            return Ok((None, config));
+        }
+        let id = match stage_ref(bs.plan, index, &base) {
+            Some(j) => bs.built[j].ok_or_else(|| BuildError::Step {
+                line: 0,
+                msg: format!("stage {base} was not built"),
+            })?,
+            None => self.base_image(&base, bs.opts)?,
+        };
+        self.say(q, &format!(" ---> {}", id.short()));
+        Ok((Some(id), image::read_config(self.store, &id)?))
+    }
+
+    /// The ONBUILD triggers of the base image run first, then leave the config.
+    fn run_triggers(&mut self, st: &mut StageState) -> Result<()> {
+        let triggers = st.run_config().on_build.unwrap_or_default();
+        if triggers.is_empty() {
+            return Ok(());
+        }
+        let s = if triggers.len() == 1 { "" } else { "s" };
+        let line = format!("# Executing {} build trigger{s}", triggers.len());
+        self.say(st.quiet, &line);
+        let mut cfg = st.run_config();
+        cfg.on_build = None;
+        st.config.config = Some(cfg);
+        for t in triggers {
+            let step = self
+                .frontend
+                .parse_trigger(&t)
+                .map_err(BuildError::Frontend)?;
+            self.step(st, &step)?;
+        }
+        Ok(())
+    }
+
+    /// Labels from `--label` go on the last image of the stage, as one more (silent) step.
+    fn label_step(&mut self, st: &mut StageState) -> Result<()> {
+        let step = Step {
+            text: String::new(),
+            line: 0,
+            op: Op::Label(st.opts().labels.clone()),
+        };
+        st.quiet = true;
+        self.step(st, &step)
     }
 
     /// The image a `FROM` names: from the store, or pulled when missing (always with
@@ -399,7 +425,7 @@ impl Builder<'_> {
             }
         }
         match self.puller {
-            Some(pull) => pull(self.store, name).map_err(|msg| BuildError::Step { line: 0, msg }),
+            Some(pull) => pull(self.store, name).map_err(BuildError::Pull),
             None if opts.pull => Err(BuildError::Step {
                 line: 0,
                 msg: format!("--pull: cannot pull {name}: no registry client is available"),
@@ -413,202 +439,25 @@ impl Builder<'_> {
         }
     }
 
-    fn expand(&self, st: &StageState, w: &str, line: usize) -> Result<String> {
+    /// Expands a word with the stage's ARGs and ENV.
+    fn expand(&self, st: &StageState, w: &str) -> Result<String> {
         self.frontend
             .word(w, &st.env_pairs())
-            .map_err(|msg| BuildError::Step { line, msg })
+            .map_err(BuildError::Frontend)
     }
 
-    fn step(
-        &mut self,
-        st: &mut StageState,
-        plan: &Plan,
-        built: &[Option<Digest>],
-        step: &Step,
-        opts: &BuildOptions,
-    ) -> Result<()> {
-        let line = step.line;
-        let mut cfg = st.run_config();
-        let comment: String;
+    fn step(&mut self, st: &mut StageState, step: &Step) -> Result<()> {
         match &step.op {
-            Op::Env(pairs) => {
-                // Every pair of one ENV sees the environment from before the instruction.
-                let before = st.env_pairs();
-                let mut parts = Vec::new();
-                let env = cfg.env.get_or_insert_with(Vec::new);
-                for (k, v) in pairs {
-                    let k = self
-                        .frontend
-                        .word(k, &before)
-                        .map_err(|msg| BuildError::Step { line, msg })?;
-                    let v = self
-                        .frontend
-                        .word(v, &before)
-                        .map_err(|msg| BuildError::Step { line, msg })?;
-                    if let Some(e) = env
-                        .iter_mut()
-                        .find(|e| e.split_once('=').map(|(n, _)| n == k).unwrap_or(false))
-                    {
-                        *e = format!("{k}={v}");
-                    } else {
-                        env.push(format!("{k}={v}"));
-                    }
-                    parts.push(format!("{k}={v}"));
-                }
-                comment = format!("ENV {}", parts.join(" "));
-            }
-            Op::Label(pairs) => {
-                let mut parts = Vec::new();
-                let labels = cfg.labels.get_or_insert_with(Default::default);
-                for (k, v) in pairs {
-                    let k = self.expand(st, k, line)?;
-                    let v = self.expand(st, v, line)?;
-                    parts.push(format!("{k}={v}"));
-                    labels.insert(k, v);
-                }
-                comment = format!("LABEL {}", parts.join(" "));
-            }
-            Op::Maintainer(m) => {
-                st.config.author = m.clone();
-                comment = format!("MAINTAINER {m}");
-            }
-            Op::Arg(list) => {
-                let mut parts = Vec::new();
-                for (name, default) in list {
-                    let value = match opts.build_args.get(name) {
-                        Some(v) => Some(v.clone()),
-                        None => match default {
-                            Some(d) => Some(self.expand(st, d, line)?),
-                            None => None,
-                        },
-                    };
-                    st.args.retain(|(k, _)| k != name);
-                    st.args.push((name.clone(), value));
-                    parts.push(match default {
-                        Some(d) => format!("{name}={d}"),
-                        None => name.clone(),
-                    });
-                }
-                comment = format!("ARG {}", parts.join(" "));
-            }
-            Op::Expose(ports) => {
-                let mut all = Vec::new();
-                for p in ports {
-                    for w in self
-                        .frontend
-                        .words(p, &st.env_pairs())
-                        .map_err(|msg| BuildError::Step { line, msg })?
-                    {
-                        all.push(if w.contains('/') {
-                            w.to_ascii_lowercase()
-                        } else {
-                            format!("{w}/tcp")
-                        });
-                    }
-                }
-                let set = cfg.exposed_ports.get_or_insert_with(Default::default);
-                for p in &all {
-                    set.insert(p.clone());
-                }
-                all.sort();
-                all.dedup();
-                comment = format!("EXPOSE {}", all.join(" "));
-            }
-            Op::Volume(vols) => {
-                let mut all = Vec::new();
-                for v in vols {
-                    let w = self.expand(st, v, line)?;
-                    if w.is_empty() {
-                        return Err(BuildError::Step {
-                            line,
-                            msg: "VOLUME specified can not be an empty string".into(),
-                        });
-                    }
-                    all.push(w);
-                }
-                let set = cfg.volumes.get_or_insert_with(Default::default);
-                for v in &all {
-                    set.insert(v.clone());
-                }
-                comment = format!("VOLUME {}", gofmt::plain_list(&all));
-            }
-            Op::User(u) => {
-                cfg.user = self.expand(st, u, line)?;
-                comment = format!("USER {}", cfg.user);
-            }
-            Op::StopSignal(s) => {
-                cfg.stop_signal = self.expand(st, s, line)?;
-                comment = format!("STOPSIGNAL {}", cfg.stop_signal);
-            }
-            Op::Cmd(form) => {
-                let argv = command_argv(form, &st.shell);
-                comment = format!("CMD {}", gofmt::quote_list(&argv));
-                cfg.cmd = Some(argv);
-                st.cmd_set = true;
-            }
-            Op::Entrypoint(form) => {
-                let argv = command_argv(form, &st.shell);
-                comment = format!("ENTRYPOINT {}", gofmt::quote_list(&argv));
-                cfg.entrypoint = Some(argv);
-                if !st.cmd_set {
-                    cfg.cmd = None;
-                }
-            }
-            Op::Shell(sh) => {
-                cfg.shell = Some(sh.clone());
-                st.shell = sh.clone();
-                comment = format!("SHELL {}", gofmt::plain_list(sh));
-            }
-            Op::Healthcheck(h) => {
-                let hc = health_config(h, &st.shell);
-                comment = format!(
-                    "HEALTHCHECK &{{{} {} {} {} {}}}",
-                    gofmt::quote_list(hc.test.as_deref().unwrap_or_default()),
-                    gofmt::quote(&gofmt::duration(hc.interval)),
-                    gofmt::quote(&gofmt::duration(hc.timeout)),
-                    gofmt::quote(&gofmt::duration(hc.start_period)),
-                    gofmt::quote_rune(hc.retries)
-                );
-                cfg.healthcheck = Some(hc);
-            }
-            Op::OnBuild(t) => {
-                cfg.on_build.get_or_insert_with(Vec::new).push(t.clone());
-                comment = format!("ONBUILD {t}");
-            }
-            Op::Run(form, mounts) => return self.run(st, plan, built, step, form, mounts, opts),
-            Op::Workdir(w) => return self.workdir(st, step, w, opts),
-            Op::Copy { .. } => return self.copy(st, plan, built, step, opts),
+            Op::Run(form, mounts) => self.run(st, step, form, mounts),
+            Op::Workdir(w) => self.workdir(st, step, w),
+            Op::Copy { .. } => self.copy(st, step),
+            _ => self.meta_step(st, step),
         }
-        // A metadata step: the new config, probed with `#(nop) ` and the comment.
-        let mut probe = cfg.clone();
-        let mut cmd = st.shell.clone();
-        cmd.push("#(nop) ".into());
-        cmd.push(comment);
-        probe.cmd = Some(cmd);
-        let mut new_cfg = st.config.clone();
-        new_cfg.config = Some(cfg);
-        if self.probe(st, &probe, opts)? {
-            return Ok(());
-        }
-        let cid = new_container_id();
-        self.say(opts.quiet, &format!(" ---> Running in {}", &cid[..12]));
-        self.say(
-            opts.quiet,
-            &format!("Removing intermediate container {}", &cid[..12]),
-        );
-        new_cfg.container = cid;
-        self.commit(st, new_cfg, Some(probe), None, opts.quiet)
-            .map(|_| ())
     }
 
     /// Looks for a cached child of the current image made by the same step; on a hit moves
     /// to it and prints Docker's lines.
-    fn probe(
-        &mut self,
-        st: &mut StageState,
-        probe: &ContainerConfig,
-        opts: &BuildOptions,
-    ) -> Result<bool> {
+    fn probe(&mut self, st: &mut StageState, probe: &ContainerConfig) -> Result<bool> {
         if st.busted {
             return Ok(false);
         }
@@ -638,8 +487,8 @@ impl Builder<'_> {
         }
         match best {
             Some((_, id, cfg)) => {
-                self.say(opts.quiet, " ---> Using cache");
-                self.say(opts.quiet, &format!(" ---> {}", id.short()));
+                self.say(st.quiet, " ---> Using cache");
+                self.say(st.quiet, &format!(" ---> {}", id.short()));
                 st.id = Some(id);
                 if let Some(sh) = cfg.config.as_ref().and_then(|c| c.shell.clone()) {
                     st.shell = sh;
@@ -661,7 +510,6 @@ impl Builder<'_> {
         mut cfg: ImageConfig,
         probe: Option<ContainerConfig>,
         layer: Option<NewLayer>,
-        quiet: bool,
     ) -> Result<Digest> {
         let created = oci::now();
         let created_by = probe
@@ -717,7 +565,7 @@ impl Builder<'_> {
             created: &created,
         })?;
         p.commit()?;
-        self.say(quiet, &format!(" ---> {}", id.short()));
+        self.say(st.quiet, &format!(" ---> {}", id.short()));
         if let Some(sh) = cfg.config.as_ref().and_then(|c| c.shell.clone()) {
             st.shell = sh;
         }
@@ -817,14 +665,8 @@ impl Builder<'_> {
         result
     }
 
-    fn workdir(
-        &mut self,
-        st: &mut StageState,
-        step: &Step,
-        w: &str,
-        opts: &BuildOptions,
-    ) -> Result<()> {
-        let w = self.expand(st, w, step.line)?;
+    fn workdir(&mut self, st: &mut StageState, step: &Step, w: &str) -> Result<()> {
+        let w = self.expand(st, w)?;
         let cur = st.run_config().working_dir;
         let path = clean_abs(&if w.starts_with('/') {
             w.clone()
@@ -837,11 +679,11 @@ impl Builder<'_> {
         let mut cmd = st.shell.clone();
         cmd.push(format!("#(nop) WORKDIR {path}"));
         probe.cmd = Some(cmd);
-        if self.probe(st, &probe, opts)? {
+        if self.probe(st, &probe)? {
             return Ok(());
         }
         let cid = new_container_id();
-        self.say(opts.quiet, &format!(" ---> Running in {}", &cid[..12]));
+        self.say(st.quiet, &format!(" ---> Running in {}", &cid[..12]));
         let (key, rootfs) = self.mount(st, &cid)?;
         let made = crate::copy::mkdir_all_in_root(&rootfs, &path, None);
         let layer = self.unmount_and_take(&key, &rootfs, made.is_ok(), &[]);
@@ -851,13 +693,13 @@ impl Builder<'_> {
         })?;
         let layer = layer?;
         self.say(
-            opts.quiet,
+            st.quiet,
             &format!("Removing intermediate container {}", &cid[..12]),
         );
         let mut new_cfg = st.config.clone();
         new_cfg.config = Some(cfg);
         new_cfg.container = cid;
-        self.commit(st, new_cfg, Some(probe), layer, opts.quiet)?;
+        self.commit(st, new_cfg, Some(probe), layer)?;
         Ok(())
     }
 }
@@ -896,28 +738,6 @@ struct NewLayer {
     dir: PathBuf,
     rec: LayerRecord,
     blob: store::StagedBlob,
-}
-
-fn health_config(h: &Healthcheck, shell: &[String]) -> HealthConfig {
-    let test = match &h.test {
-        None => vec!["NONE".to_string()],
-        Some(CommandForm::Shell(s)) => vec!["CMD-SHELL".to_string(), s.clone()],
-        Some(CommandForm::Exec(v)) => {
-            let mut t = vec!["CMD".to_string()];
-            t.extend(v.iter().cloned());
-            t
-        }
-    };
-    let _ = shell;
-    HealthConfig {
-        test: Some(test),
-        interval: h.interval_ns,
-        timeout: h.timeout_ns,
-        start_period: h.start_period_ns,
-        start_interval: h.start_interval_ns,
-        retries: h.retries,
-        ..Default::default()
-    }
 }
 
 fn clean_abs(p: &str) -> String {

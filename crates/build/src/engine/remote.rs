@@ -88,7 +88,7 @@ impl Builder<'_> {
         let mut names = Vec::new();
         for (i, url) in urls.iter().enumerate() {
             let tmp = stg.path().join(format!(".download-{i}"));
-            let got = fetch(url, &tmp).map_err(|msg| BuildError::Step { line, msg })?;
+            let got = fetch(url, &tmp).map_err(BuildError::Fetch)?;
             let name = filename_for(url, got.content_disposition.as_deref()).ok_or_else(|| {
                 BuildError::Step {
                     line,

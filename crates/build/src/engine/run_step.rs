@@ -4,125 +4,80 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use oci::Digest;
-
 use super::*;
 
+/// The `--mount`s of one RUN, resolved for its process.
+#[derive(Default)]
+struct RunMounts {
+    /// What the process gets.
+    host: Vec<HostMount>,
+    /// Image paths that exist only as mount points (kept out of the layer).
+    cleanup: Vec<String>,
+    /// Read-only views of stages and images (`from=`), unmounted after the step.
+    views: Vec<(String, PathBuf)>,
+    /// Copies for writable binds, removed after the step.
+    scratch: Vec<store::Staging>,
+}
+
+/// Where one `--mount` comes from.
+enum MountSource {
+    /// Nothing to mount (an optional secret or ssh socket not given, or a secret given
+    /// only as an environment variable).
+    Skip,
+    Tmpfs,
+    Host(PathBuf),
+}
+
 impl Builder<'_> {
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn run(
         &mut self,
         st: &mut StageState,
-        plan: &Plan,
-        built: &[Option<Digest>],
         step: &Step,
         form: &CommandForm,
         mounts: &[RunMount],
-        opts: &BuildOptions,
     ) -> Result<()> {
         let argv = command_argv(form, &st.shell);
         // Build args in scope go into the key and the process's environment, not the image.
-        let mut arg_env: Vec<String> = Vec::new();
-        for (k, v) in &st.args {
-            if let Some(v) = v {
-                arg_env.push(format!("{k}={v}"));
-            }
-        }
-        for (k, v) in &opts.build_args {
-            if PROXY_ARGS.contains(&k.as_str()) && !st.args.iter().any(|(n, _)| n == k) {
-                // Predefined args reach the process but not the key.
-                let _ = (k, v);
-            }
-        }
-        let mut probe = st.run_config();
-        let mut saved = argv.clone();
-        if !arg_env.is_empty() {
-            let mut sorted = arg_env.clone();
-            sorted.sort();
-            let mut c = vec![format!("|{}", sorted.len())];
-            c.extend(sorted);
-            c.extend(argv.clone());
-            saved = c;
-        }
-        // Mount specs are part of the step's identity (never a secret's content).
-        if !mounts.is_empty() {
-            let mut c: Vec<String> = mounts.iter().map(|m| m.spec.clone()).collect();
-            c.extend(saved);
-            saved = c;
-        }
-        probe.cmd = Some(saved);
-        if self.probe(st, &probe, opts)? {
+        let arg_env: Vec<String> = st
+            .args
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+            .collect();
+        let probe = run_probe(st, &argv, &arg_env, mounts);
+        if self.probe(st, &probe)? {
             return Ok(());
         }
         let cfg = st.run_config();
-        let mut env = cfg.env.clone().unwrap_or_default();
-        for a in &arg_env {
-            let k = a.split_once('=').map(|(k, _)| k).unwrap_or("");
-            if !env
-                .iter()
-                .any(|e| e.split_once('=').map(|(n, _)| n) == Some(k))
-            {
-                env.push(a.clone());
-            }
-        }
-        for (k, v) in &opts.build_args {
-            if PROXY_ARGS.contains(&k.as_str())
-                && !env.iter().any(|e| e.starts_with(&format!("{k}=")))
-            {
-                env.push(format!("{k}={v}"));
-            }
-        }
+        let mut env = run_env(st, &cfg, &arg_env);
         let cid = new_container_id();
-        self.say(opts.quiet, &format!(" ---> Running in {}", &cid[..12]));
+        self.say(st.quiet, &format!(" ---> Running in {}", &cid[..12]));
         let workdir = if cfg.working_dir.is_empty() {
             "/".to_string()
         } else {
             cfg.working_dir.clone()
         };
         let (key, rootfs) = self.mount(st, &cid)?;
-        let mut views = Vec::new();
-        let mut scratch = Vec::new();
-        let prepared = self.run_mounts(
-            plan,
-            built,
-            mounts,
-            &workdir,
-            &rootfs,
-            opts,
-            &mut env,
-            &mut views,
-            &mut scratch,
-        );
-        let (host_mounts, cleanup) = match prepared {
-            Ok(x) => x,
-            Err(e) => {
-                let _ = self.unmount_and_take(&key, &rootfs, false, &[]);
-                views.into_iter().for_each(|v| self.drop_view(Some(v)));
-                return Err(e.with_line(step.line));
-            }
-        };
+        let mut m = RunMounts::default();
+        if let Err(e) = self.run_mounts(st, mounts, (&workdir, &rootfs), &mut env, &mut m) {
+            let _ = self.unmount_and_take(&key, &rootfs, false, &[]);
+            m.views.into_iter().for_each(|v| self.drop_view(Some(v)));
+            return Err(e.with_line(step.line));
+        }
         let code = self.runner.run(&RunRequest {
             rootfs: &rootfs,
             argv: &argv,
             env: &env,
             user: &cfg.user,
             workdir: &workdir,
-            network_none: opts.network_none,
-            quiet: opts.quiet,
-            mounts: &host_mounts,
+            network_none: st.opts().network_none,
+            quiet: st.quiet,
+            mounts: &m.host,
         });
-        views.into_iter().for_each(|v| self.drop_view(Some(v)));
-        drop(scratch);
-        let layer = self.unmount_and_take(
-            &key,
-            &rootfs,
-            code.as_ref().map(|c| *c == 0).unwrap_or(false),
-            &cleanup,
-        );
-        let code = code.map_err(|msg| BuildError::Step {
-            line: step.line,
-            msg,
-        })?;
+        m.views.into_iter().for_each(|v| self.drop_view(Some(v)));
+        drop(m.scratch);
+        let ok = code.as_ref().is_ok_and(|c| *c == 0);
+        let layer = self.unmount_and_take(&key, &rootfs, ok, &m.cleanup);
+        let code = code.map_err(BuildError::Run)?;
         if code != 0 {
             return Err(BuildError::RunFailed {
                 command: argv.join(" "),
@@ -131,32 +86,25 @@ impl Builder<'_> {
         }
         let layer = layer?;
         self.say(
-            opts.quiet,
+            st.quiet,
             &format!("Removing intermediate container {}", &cid[..12]),
         );
         let mut new_cfg = st.config.clone();
         new_cfg.container = cid;
-        self.commit(st, new_cfg, Some(probe), layer, opts.quiet)?;
+        self.commit(st, new_cfg, Some(probe), layer)?;
         Ok(())
     }
 
-    /// Resolves a RUN's `--mount`s to host mounts; returns them and the image paths that
-    /// exist only as their mount points (to keep out of the layer).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn run_mounts(
+    /// Resolves a RUN's `--mount`s (in the process's `workdir` and `rootfs`) into `out`;
+    /// secrets given as variables and the ssh socket go into `env`.
+    fn run_mounts(
         &mut self,
-        plan: &Plan,
-        built: &[Option<Digest>],
+        st: &StageState,
         mounts: &[RunMount],
-        workdir: &str,
-        rootfs: &Path,
-        opts: &BuildOptions,
+        (workdir, rootfs): (&str, &Path),
         env: &mut Vec<String>,
-        views: &mut Vec<(String, PathBuf)>,
-        scratch: &mut Vec<store::Staging>,
-    ) -> Result<(Vec<HostMount>, Vec<String>)> {
-        let mut out = Vec::new();
-        let mut cleanup = Vec::new();
+        out: &mut RunMounts,
+    ) -> Result<()> {
         for m in mounts {
             let target = if m.target.starts_with('/') {
                 clean_abs(&m.target)
@@ -165,114 +113,10 @@ impl Builder<'_> {
             } else {
                 clean_abs(&format!("{workdir}/{}", m.target))
             };
-            let source: Option<PathBuf> = match &m.kind {
-                RunMountKind::Tmpfs { .. } => None,
-                RunMountKind::Cache { id, mode, uid, gid } => {
-                    let safe: String = id
-                        .chars()
-                        .map(|c| {
-                            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                                c
-                            } else {
-                                '_'
-                            }
-                        })
-                        .collect();
-                    let dir = self.cache_dir.join(format!(
-                        "{safe}-{}",
-                        &oci::Digest::of(id.as_bytes()).hex()[..12]
-                    ));
-                    if !dir.exists() {
-                        fs::create_dir_all(&dir).map_err(|e| BuildError::io(&dir, e))?;
-                        use std::os::unix::fs::PermissionsExt;
-                        fs::set_permissions(&dir, fs::Permissions::from_mode(*mode))
-                            .map_err(|e| BuildError::io(&dir, e))?;
-                        std::os::unix::fs::chown(&dir, Some(*uid), Some(*gid))
-                            .map_err(|e| BuildError::io(&dir, e))?;
-                    }
-                    Some(dir)
-                }
-                RunMountKind::Secret {
-                    id,
-                    required,
-                    env: var,
-                } => match opts.secrets.get(id) {
-                    Some(p) => {
-                        if let Some(var) = var {
-                            let v = fs::read_to_string(p).map_err(|e| BuildError::io(p, e))?;
-                            env.push(format!("{var}={}", v.trim_end_matches('\n')));
-                            if m.target.is_empty() {
-                                continue;
-                            }
-                        }
-                        Some(p.clone())
-                    }
-                    None if *required => {
-                        return Err(BuildError::Step {
-                            line: 0,
-                            msg: format!(
-                                "secret {id} not found: give it with --secret id={id},src=FILE"
-                            ),
-                        })
-                    }
-                    None => continue,
-                },
-                RunMountKind::Ssh { id, required } => match opts.ssh.get(id) {
-                    Some(sock) => {
-                        if !env.iter().any(|e| e.starts_with("SSH_AUTH_SOCK=")) {
-                            env.push(format!("SSH_AUTH_SOCK={target}"));
-                        }
-                        Some(sock.clone())
-                    }
-                    None if *required => {
-                        return Err(BuildError::Step {
-                            line: 0,
-                            msg: format!(
-                                "no SSH key {id:?} forwarded from the client: give it with --ssh {id}[=SOCKET]"
-                            ),
-                        })
-                    }
-                    None => continue,
-                },
-                RunMountKind::Bind { from, source } => {
-                    let base = match from {
-                        Some(f) => {
-                            let v = self.mount_view(plan, built, f)?;
-                            let root = v.1.clone();
-                            views.push(v);
-                            root
-                        }
-                        None => self.context.root().to_path_buf(),
-                    };
-                    let host = crate::copy::resolve_in_root(&base, source, true);
-                    if !host.exists() {
-                        return Err(BuildError::Step {
-                            line: 0,
-                            msg: format!("failed to compute cache key: {source:?} not found"),
-                        });
-                    }
-                    if m.readonly {
-                        Some(host)
-                    } else {
-                        // A writable bind gets a copy: the step must not change its source.
-                        let stg = self.store.stage()?;
-                        let copy = stg.path().join("bind");
-                        let st = std::process::Command::new("cp")
-                            .arg("-a")
-                            .arg(&host)
-                            .arg(&copy)
-                            .status()
-                            .map_err(|e| BuildError::io(&host, e))?;
-                        if !st.success() {
-                            return Err(BuildError::Step {
-                                line: 0,
-                                msg: format!("cannot copy {source} for a writable bind mount"),
-                            });
-                        }
-                        scratch.push(stg);
-                        Some(copy)
-                    }
-                }
+            let source = match self.mount_source(st, m, &target, env, out)? {
+                MountSource::Skip => continue,
+                MountSource::Tmpfs => None,
+                MountSource::Host(p) => Some(p),
             };
             if target.is_empty() || target == "/" {
                 return Err(BuildError::Step {
@@ -280,30 +124,214 @@ impl Builder<'_> {
                     msg: format!("{}: a mount target is required", m.spec),
                 });
             }
-            // Every component of the target that the image lacks is a mount point only.
-            let mut cur = String::new();
-            let mut missing = Vec::new();
-            for c in target.split('/').filter(|c| !c.is_empty()) {
-                cur.push('/');
-                cur.push_str(c);
-                if fs::symlink_metadata(crate::copy::resolve_in_root(rootfs, &cur, false)).is_err()
-                {
-                    missing.push(cur.clone());
-                }
-            }
-            missing.reverse();
-            cleanup.extend(missing);
+            out.cleanup.extend(mount_points_only(rootfs, &target));
             let tmpfs_size = match &m.kind {
                 RunMountKind::Tmpfs { size } => *size,
                 _ => None,
             };
-            out.push(HostMount {
+            out.host.push(HostMount {
                 source,
                 target,
                 readonly: m.readonly,
                 tmpfs_size,
             });
         }
-        Ok((out, cleanup))
+        Ok(())
     }
+
+    /// What a `--mount` mounts at `target`.
+    fn mount_source(
+        &mut self,
+        st: &StageState,
+        m: &RunMount,
+        target: &str,
+        env: &mut Vec<String>,
+        out: &mut RunMounts,
+    ) -> Result<MountSource> {
+        let opts = st.opts();
+        match &m.kind {
+            RunMountKind::Tmpfs { .. } => Ok(MountSource::Tmpfs),
+            RunMountKind::Cache { id, mode, uid, gid } => {
+                self.cache_mount(id, *mode, (*uid, *gid)).map(MountSource::Host)
+            }
+            RunMountKind::Secret {
+                id,
+                required,
+                env: var,
+            } => match opts.secrets.get(id) {
+                Some(p) => {
+                    if let Some(var) = var {
+                        let v = fs::read_to_string(p).map_err(|e| BuildError::io(p, e))?;
+                        env.push(format!("{var}={}", v.trim_end_matches('\n')));
+                        if m.target.is_empty() {
+                            return Ok(MountSource::Skip);
+                        }
+                    }
+                    Ok(MountSource::Host(p.clone()))
+                }
+                None if *required => Err(BuildError::Step {
+                    line: 0,
+                    msg: format!("secret {id} not found: give it with --secret id={id},src=FILE"),
+                }),
+                None => Ok(MountSource::Skip),
+            },
+            RunMountKind::Ssh { id, required } => match opts.ssh.get(id) {
+                Some(sock) => {
+                    if !env.iter().any(|e| e.starts_with("SSH_AUTH_SOCK=")) {
+                        env.push(format!("SSH_AUTH_SOCK={target}"));
+                    }
+                    Ok(MountSource::Host(sock.clone()))
+                }
+                None if *required => Err(BuildError::Step {
+                    line: 0,
+                    msg: format!(
+                        "no SSH key {id:?} forwarded from the client: give it with --ssh {id}[=SOCKET]"
+                    ),
+                }),
+                None => Ok(MountSource::Skip),
+            },
+            RunMountKind::Bind { from, source } => {
+                let base = match from {
+                    Some(f) => {
+                        let v = self.mount_view(st.build, f)?;
+                        let root = v.1.clone();
+                        out.views.push(v);
+                        root
+                    }
+                    None => self.context.root().to_path_buf(),
+                };
+                self.bind_mount(&base, source, m.readonly, out)
+                    .map(MountSource::Host)
+            }
+        }
+    }
+
+    /// The directory of a cache mount, made (with its mode and owner) on first use.
+    fn cache_mount(&self, id: &str, mode: u32, (uid, gid): (u32, u32)) -> Result<PathBuf> {
+        let safe: String = id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let dir = self.cache_dir.join(format!(
+            "{safe}-{}",
+            &oci::Digest::of(id.as_bytes()).hex()[..12]
+        ));
+        if !dir.exists() {
+            use std::os::unix::fs::PermissionsExt;
+            fs::create_dir_all(&dir).map_err(|e| BuildError::io(&dir, e))?;
+            fs::set_permissions(&dir, fs::Permissions::from_mode(mode))
+                .map_err(|e| BuildError::io(&dir, e))?;
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+                .map_err(|e| BuildError::io(&dir, e))?;
+        }
+        Ok(dir)
+    }
+
+    /// The host path of a bind mount's `source` under `base`; a writable bind gets a copy,
+    /// because the step must not change its source.
+    fn bind_mount(
+        &mut self,
+        base: &Path,
+        source: &str,
+        readonly: bool,
+        out: &mut RunMounts,
+    ) -> Result<PathBuf> {
+        let host = crate::copy::resolve_in_root(base, source, true);
+        if !host.exists() {
+            return Err(BuildError::Step {
+                line: 0,
+                msg: format!("failed to compute cache key: {source:?} not found"),
+            });
+        }
+        if readonly {
+            return Ok(host);
+        }
+        let stg = self.store.stage()?;
+        let copy = stg.path().join("bind");
+        let st = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&host)
+            .arg(&copy)
+            .status()
+            .map_err(|e| BuildError::io(&host, e))?;
+        if !st.success() {
+            return Err(BuildError::Step {
+                line: 0,
+                msg: format!("cannot copy {source} for a writable bind mount"),
+            });
+        }
+        out.scratch.push(stg);
+        Ok(copy)
+    }
+}
+
+/// The probe of a RUN: the command, after the build args in scope (`|N a=1 b=2 …`, as
+/// Docker keys them) and the mount specs (never a secret's content).
+fn run_probe(
+    st: &StageState,
+    argv: &[String],
+    arg_env: &[String],
+    mounts: &[RunMount],
+) -> ContainerConfig {
+    let mut probe = st.run_config();
+    let mut saved = argv.to_vec();
+    if !arg_env.is_empty() {
+        let mut sorted = arg_env.to_vec();
+        sorted.sort();
+        let mut c = vec![format!("|{}", sorted.len())];
+        c.extend(sorted);
+        c.extend(argv.iter().cloned());
+        saved = c;
+    }
+    if !mounts.is_empty() {
+        let mut c: Vec<String> = mounts.iter().map(|m| m.spec.clone()).collect();
+        c.extend(saved);
+        saved = c;
+    }
+    probe.cmd = Some(saved);
+    probe
+}
+
+/// The process's environment: the config's, the build args in scope it lacks, and the
+/// predefined proxy args given with `--build-arg` (which never reach the key).
+fn run_env(st: &StageState, cfg: &ContainerConfig, arg_env: &[String]) -> Vec<String> {
+    let mut env = cfg.env.clone().unwrap_or_default();
+    for a in arg_env {
+        let k = a.split_once('=').map(|(k, _)| k).unwrap_or("");
+        if !env
+            .iter()
+            .any(|e| e.split_once('=').map(|(n, _)| n) == Some(k))
+        {
+            env.push(a.clone());
+        }
+    }
+    for (k, v) in &st.opts().build_args {
+        if PROXY_ARGS.contains(&k.as_str()) && !env.iter().any(|e| e.starts_with(&format!("{k}=")))
+        {
+            env.push(format!("{k}={v}"));
+        }
+    }
+    env
+}
+
+/// The components of `target` that the image lacks, deepest first: they exist only as
+/// mount points.
+fn mount_points_only(rootfs: &Path, target: &str) -> Vec<String> {
+    let mut cur = String::new();
+    let mut missing = Vec::new();
+    for c in target.split('/').filter(|c| !c.is_empty()) {
+        cur.push('/');
+        cur.push_str(c);
+        if fs::symlink_metadata(crate::copy::resolve_in_root(rootfs, &cur, false)).is_err() {
+            missing.push(cur.clone());
+        }
+    }
+    missing.reverse();
+    missing
 }

@@ -11,12 +11,7 @@ pub(super) fn stage_ref(plan: &Plan, before: usize, word: &str) -> Option<usize>
     }
     plan.stages[..before.min(plan.stages.len())]
         .iter()
-        .position(|s| {
-            s.name
-                .as_deref()
-                .map(|n| n.eq_ignore_ascii_case(word))
-                .unwrap_or(false)
-        })
+        .position(|s| s.is_named(word))
 }
 
 /// Which stages the target needs: itself, the stages it starts FROM and copies --from.
@@ -30,12 +25,7 @@ pub(super) fn needed_stages(
         Some(t) => plan
             .stages
             .iter()
-            .position(|s| {
-                s.name
-                    .as_deref()
-                    .map(|n| n.eq_ignore_ascii_case(t))
-                    .unwrap_or(false)
-            })
+            .position(|s| s.is_named(t))
             .ok_or_else(|| BuildError::Step {
                 line: 0,
                 msg: format!("failed to reach build target {t} in Dockerfile"),

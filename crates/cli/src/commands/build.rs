@@ -24,7 +24,7 @@ struct Runner {
 }
 
 impl build::RunStep for Runner {
-    fn run(&self, req: &build::RunRequest<'_>) -> std::result::Result<i32, String> {
+    fn run(&self, req: &build::RunRequest<'_>) -> std::result::Result<i32, build::HookError> {
         let image = runtime::ImageConfig {
             env: req.env.to_vec(),
             cmd: None,
@@ -64,12 +64,11 @@ impl build::RunStep for Runner {
             },
             ..Default::default()
         };
-        let mut spec = runtime::compose(&image, &opts).map_err(|e| e.to_string())?;
-        let user =
-            runtime::resolve_user(req.rootfs, &spec.process.user).map_err(|e| e.to_string())?;
+        let mut spec = runtime::compose(&image, &opts)?;
+        let user = runtime::resolve_user(req.rootfs, &spec.process.user)?;
         spec.apply_user(&user);
         let state = self.state_dir.join(&id);
-        runtime::write_etc_files(&state, &spec).map_err(|e| e.to_string())?;
+        runtime::write_etc_files(&state, &spec)?;
         let (out, err) = if req.quiet {
             (runtime::Stdio::Null, runtime::Stdio::Null)
         } else {
@@ -93,9 +92,22 @@ impl build::RunStep for Runner {
         )
         .and_then(|mut c| c.wait());
         let _ = fs::remove_dir_all(&state);
-        res.map_err(|e| e.to_string())
+        Ok(res?)
     }
 }
+
+/// A failed pull as the build's hook error. Its message is the whole chain (`{:#}`), as
+/// `strata` prints a pull's errors, so the chain is not offered again as `source()`.
+#[derive(Debug)]
+struct PullFailed(anyhow::Error);
+
+impl std::fmt::Display for PullFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for PullFailed {}
 
 fn next_step() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -269,74 +281,138 @@ fn parse_secrets(list: &[String]) -> Result<BTreeMap<String, PathBuf>> {
     Ok(out)
 }
 
+/// Where the build reads from: the context directory and the Dockerfile.
+struct Input {
+    context_dir: PathBuf,
+    dockerfile_path: PathBuf,
+    text: String,
+}
+
+/// What the builder needs on this machine: the snapshots, Docker's `-init` layer, the
+/// directory for step mounts and the runner of RUN steps.
+struct Machinery {
+    snapshots: Box<dyn snapshot::Snapshotter>,
+    init: PathBuf,
+    work: PathBuf,
+    runner: Runner,
+}
+
 pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
-    if let Some(p) = &a.platform {
-        let host = format!("linux/{}", oci::host_architecture());
-        if p != &host && p != "linux" {
-            return Err(Failure::new(
-                1,
-                format!("platform {p} is not supported: strata builds for {host}"),
-            )
-            .into());
-        }
-    }
-    let network = match a.network.as_str() {
-        "default" | "bridge" => runtime::Network::Private,
-        "host" => runtime::Network::Host,
-        "none" => runtime::Network::None,
-        other => {
-            return Err(Failure::new(
-                125,
-                format!("network mode {other:?} is not supported: use default, host or none"),
-            )
-            .into())
-        }
-    };
+    check_platform(a.platform.as_deref())?;
+    let network = network_mode(&a.network)?;
     let mut tags = Vec::new();
     for t in &a.tags {
         tags.push(image::parse_name(t)?);
     }
     let mut store = super::open_store(root)?;
-    // The context: read in place, or unpacked from a tar on stdin into a staging area.
+    // A context from standard input is unpacked into this staging area.
     let staging = store.stage()?;
-    let mut dockerfile_text: Option<String> = None;
-    let context_dir: PathBuf = if a.context == "-" {
-        if a.file.as_deref() == Some("-") {
-            return Err(Failure::new(
-                125,
-                "invalid argument: can't use stdin for both build context and dockerfile",
-            )
-            .into());
-        }
-        let dir = staging.new_dir("context")?;
-        // A pipe may hand over fewer bytes per read: collect the first block first.
-        let mut head = Vec::with_capacity(512);
-        io::stdin()
-            .lock()
-            .take(512)
-            .read_to_end(&mut head)
-            .context("reading the build context from standard input")?;
-        let archive = is_archive(&head);
-        let mut stdin = io::Cursor::new(head).chain(io::stdin().lock());
-        if archive {
-            layer::apply_layer_with(
-                stdin,
-                &dir,
-                &layer::ApplyOptions {
-                    whiteouts: layer::WhiteoutMode::Delete,
-                    ..Default::default()
-                },
-            )
-            .context("reading the build context from standard input")?;
-        } else {
-            // `build - < Dockerfile`: a Dockerfile with an empty context, as Docker does.
-            let mut s = String::new();
-            stdin
-                .read_to_string(&mut s)
-                .context("reading the Dockerfile from standard input")?;
-            dockerfile_text = Some(s);
-        }
-        dir
+    let input = read_input(&a, &staging)?;
+    let ctx = context(root, &a, &input)?;
+    let build_args = parse_kv(&a.build_args, true);
+    let df_opts = dockerfile::BuildOptions {
+        build_args: build_args.clone(),
+        target: a.target.clone(),
+        ..Default::default()
+    };
+    let df = dockerfile::parse_and_lower(&input.text, &df_opts)
+        .map_err(|e| Failure::new(1, e.to_string()))?;
+    let plan = build::plan(&df).map_err(|e| Failure::new(1, e.to_string()))?;
+    let m = machinery(root, network)?;
+    let opts = build::BuildOptions {
+        tags,
+        no_cache: a.no_cache,
+        quiet: a.quiet,
+        build_args,
+        network_none: a.network == "none",
+        labels: parse_kv(&a.labels, false).into_iter().collect(),
+        target: a.target.clone(),
+        secrets: parse_secrets(&a.secrets)?,
+        ssh: parse_ssh(&a.ssh)?,
+        pull: a.pull,
+    };
+    import_caches(&mut store, &a.cache_from, a.quiet)?;
+    let cache_to = a
+        .cache_to
+        .as_deref()
+        .map(|s| cache_spec(s, "dest"))
+        .transpose()?;
+    // Not locked for the whole build: a FROM that pulls reports progress from other threads.
+    let mut out = io::stdout();
+    let frontend = build::DockerfileFrontend::new(df.escape);
+    let puller = puller(a.quiet);
+    let mut b = build::Builder {
+        store: &mut store,
+        snapshots: m.snapshots.as_ref(),
+        runner: &m.runner,
+        frontend: &frontend,
+        context: &ctx,
+        work_dir: m.work,
+        init_layer: m.init,
+        cache_dir: store::Layout::new(root).build_cache(),
+        stage_images: Vec::new(),
+        puller: Some(&puller),
+        fetcher: Some(&fetch),
+        out: &mut out,
+    };
+    let result = b.build(&plan, &opts);
+    let stage_images = std::mem::take(&mut b.stage_images);
+    if let Err(e) = ctx.save_hash_cache() {
+        // Only speed is lost.
+        tracing::debug!("cannot save the context hash cache: {e}");
+    }
+    drop(staging);
+    let id = result.map_err(build_failure)?;
+    if !df.unused_build_args.is_empty() {
+        eprintln!(
+            "[Warning] One or more build-args [{}] were not consumed",
+            df.unused_build_args.join(" ")
+        );
+    }
+    if let Some((spec, max)) = &cache_to {
+        let tops: Vec<oci::Digest> = if *max { stage_images } else { vec![id] };
+        export_cache(&store, spec, &tops, a.quiet)?;
+    }
+    if let Some(f) = &a.iidfile {
+        fs::write(f, id.to_string()).with_context(|| format!("write {}", f.display()))?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// `--platform`: only the host's.
+fn check_platform(platform: Option<&str>) -> Result<()> {
+    let host = format!("linux/{}", oci::host_architecture());
+    match platform {
+        Some(p) if p != host && p != "linux" => Err(Failure::new(
+            1,
+            format!("platform {p} is not supported: strata builds for {host}"),
+        )
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// `--network`: the private network (as Docker's classic builder runs steps on its
+/// bridge), `host` or `none`.
+fn network_mode(network: &str) -> Result<runtime::Network> {
+    match network {
+        "default" | "bridge" => Ok(runtime::Network::Private),
+        "host" => Ok(runtime::Network::Host),
+        "none" => Ok(runtime::Network::None),
+        other => Err(Failure::new(
+            125,
+            format!("network mode {other:?} is not supported: use default, host or none"),
+        )
+        .into()),
+    }
+}
+
+/// The context directory (a tar on standard input is unpacked into `staging`) and the
+/// Dockerfile: `-f FILE`, `-f -`, a Dockerfile on standard input, or `CONTEXT/Dockerfile`.
+fn read_input(a: &BuildArgs, staging: &store::Staging) -> Result<Input> {
+    let (context_dir, mut text) = if a.context == "-" {
+        stdin_context(a, staging)?
     } else {
         let p = PathBuf::from(&a.context);
         if !p.is_dir() {
@@ -346,14 +422,14 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
             )
             .into());
         }
-        p
+        (p, None)
     };
     let dockerfile_name: String = match a.file.as_deref() {
-        _ if dockerfile_text.is_some() => "Dockerfile".into(),
+        _ if text.is_some() => "Dockerfile".into(),
         Some("-") => {
             let mut s = String::new();
             io::stdin().read_to_string(&mut s)?;
-            dockerfile_text = Some(s);
+            text = Some(s);
             "Dockerfile".into()
         }
         Some(f) => f.to_string(),
@@ -369,28 +445,70 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
     } else {
         context_dir.join(&dockerfile_name)
     };
-    let text = match dockerfile_text {
+    let text = match text {
         Some(t) => t,
         None => fs::read_to_string(&dockerfile_path).map_err(|_| {
             Failure::new(1, format!("unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat {}: no such file or directory", dockerfile_path.display()))
         })?,
     };
-    // .dockerignore (NAME.dockerignore beside a Dockerfile named NAME wins).
-    let mut ignore_text = None;
-    let df_base = dockerfile_path
+    Ok(Input {
+        context_dir,
+        dockerfile_path,
+        text,
+    })
+}
+
+/// `build -`: a tar on standard input is the context; anything else is a Dockerfile with
+/// an empty context, as Docker does.
+fn stdin_context(a: &BuildArgs, staging: &store::Staging) -> Result<(PathBuf, Option<String>)> {
+    if a.file.as_deref() == Some("-") {
+        return Err(Failure::new(
+            125,
+            "invalid argument: can't use stdin for both build context and dockerfile",
+        )
+        .into());
+    }
+    let dir = staging.new_dir("context")?;
+    // A pipe may hand over fewer bytes per read: collect the first block first.
+    let mut head = Vec::with_capacity(512);
+    io::stdin()
+        .lock()
+        .take(512)
+        .read_to_end(&mut head)
+        .context("reading the build context from standard input")?;
+    let archive = is_archive(&head);
+    let mut stdin = io::Cursor::new(head).chain(io::stdin().lock());
+    if !archive {
+        let mut s = String::new();
+        stdin
+            .read_to_string(&mut s)
+            .context("reading the Dockerfile from standard input")?;
+        return Ok((dir, Some(s)));
+    }
+    let opts = layer::ApplyOptions {
+        whiteouts: layer::WhiteoutMode::Delete,
+        ..Default::default()
+    };
+    layer::apply_layer_with(stdin, &dir, &opts)
+        .context("reading the build context from standard input")?;
+    Ok((dir, None))
+}
+
+/// The build context with its `.dockerignore` (NAME.dockerignore beside a Dockerfile named
+/// NAME wins) and, for a context on disk, the file hashes of earlier builds.
+fn context(root: &Path, a: &BuildArgs, input: &Input) -> Result<build::Context> {
+    let df_base = input
+        .dockerfile_path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    for cand in [
-        dockerfile_path.with_file_name(format!("{df_base}.dockerignore")),
-        context_dir.join(".dockerignore"),
-    ] {
-        if let Ok(t) = fs::read_to_string(&cand) {
-            ignore_text = Some(t);
-            break;
-        }
-    }
-    let ignore = match ignore_text {
+    let candidates = [
+        input
+            .dockerfile_path
+            .with_file_name(format!("{df_base}.dockerignore")),
+        input.context_dir.join(".dockerignore"),
+    ];
+    let ignore = match candidates.iter().find_map(|c| fs::read_to_string(c).ok()) {
         Some(t) => Some(
             dockerfile::DockerIgnore::parse(&t)
                 .map_err(|e| Failure::new(1, format!(".dockerignore: {e}")))?,
@@ -399,32 +517,23 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
     };
     let excluder: build::Excluder =
         Box::new(move |p: &str| ignore.as_ref().map(|i| i.matches(p)).unwrap_or(false));
-    let mut ctx = build::Context::new(&context_dir, excluder);
+    let mut ctx = build::Context::new(&input.context_dir, excluder);
     if a.context != "-" {
         // A context on disk keeps its file hashes for the next build (a tar from standard
         // input is unpacked anew each time, so it would only fill the cache).
         ctx = ctx.with_hash_cache(build::HashCache::for_context(
             &store::Layout::new(root).build_hashes(),
-            &context_dir,
+            &input.context_dir,
         ));
     }
+    Ok(ctx)
+}
 
-    let build_args = parse_kv(&a.build_args, true);
-    let df_opts = dockerfile::BuildOptions {
-        build_args: build_args.clone(),
-        target: a.target.clone(),
-        ..Default::default()
-    };
-    let df =
-        dockerfile::parse_and_lower(&text, &df_opts).map_err(|e| Failure::new(1, e.to_string()))?;
-    let plan = build::plan(&df).map_err(|e| Failure::new(1, e))?;
-    let frontend = build::DockerfileFrontend::new(df.escape);
-
-    let snapshots = snapshot::open(
-        &store::Layout::new(root).snapshots(),
-        crate::settings::get().snapshotter,
-    )?;
-    let build_dir = store::Layout::new(root).build();
+/// Opens the snapshots, makes the `-init` layer once, and removes what killed builds left.
+fn machinery(root: &Path, network: runtime::Network) -> Result<Machinery> {
+    let layout = store::Layout::new(root);
+    let snapshots = snapshot::open(&layout.snapshots(), crate::settings::get().snapshotter)?;
+    let build_dir = layout.build();
     let init = build_dir.join("init");
     if !init.join(".dockerenv").exists() {
         fs::create_dir_all(&init)?;
@@ -439,136 +548,103 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
         state_dir: build_dir.join("state"),
         network,
         pasta: crate::settings::get().pasta.clone(),
-        seccomp_cache: store::Layout::new(root).seccomp_cache(),
+        seccomp_cache: layout.seccomp_cache(),
     };
-    // Not locked for the whole build: a FROM that pulls reports progress from other threads.
-    let mut out = io::stdout();
-    let opts = build::BuildOptions {
-        tags,
-        no_cache: a.no_cache,
-        quiet: a.quiet,
-        build_args,
-        network_none: a.network == "none",
-        labels: parse_kv(&a.labels, false).into_iter().collect(),
-        target: a.target.clone(),
-        secrets: parse_secrets(&a.secrets)?,
-        ssh: parse_ssh(&a.ssh)?,
-        pull: a.pull,
-    };
-    for spec in &a.cache_from {
+    Ok(Machinery {
+        snapshots,
+        init,
+        work,
+        runner,
+    })
+}
+
+/// `--cache-from`: a local cache that fails is an error; a registry cache that is not
+/// there (yet) is a warning, as in BuildKit, and the build goes on without it.
+fn import_caches(store: &mut store::Store, specs: &[String], quiet: bool) -> Result<()> {
+    for spec in specs {
         match cache_spec(spec, "src")?.0 {
             CacheSpec::Local(dir) => {
-                image::import_cache(&mut store, &dir).map_err(|e| {
+                image::import_cache(store, &dir).map_err(|e| {
                     Failure::new(1, format!("importing cache from {}: {e}", dir.display()))
                 })?;
             }
             CacheSpec::Registry(r) => {
-                // A cache that is not there (yet) is a warning, as in BuildKit: the build
-                // goes on without it.
                 let hosts = &crate::settings::get().hosts;
                 let creds = registry::load_credentials(&hosts.config_file, &r.registry)?;
-                let progress = super::pull::reporter(a.quiet);
-                if let Err(e) = registry::pull_cache(&mut store, &r, creds, hosts, &progress) {
+                let progress = super::pull::reporter(quiet);
+                if let Err(e) = registry::pull_cache(store, &r, creds, hosts, &progress) {
                     eprintln!("WARNING: importing cache from {}: {e}", r.familiar());
                 }
             }
         }
     }
-    let cache_to = a
-        .cache_to
-        .as_deref()
-        .map(|s| cache_spec(s, "dest"))
-        .transpose()?;
-    // FROM of an image the store lacks (or every FROM with --pull) pulls it, as Docker does.
-    let quiet = a.quiet;
-    let puller =
-        move |store: &mut store::Store, name: &str| -> std::result::Result<oci::Digest, String> {
-            let r = image::parse_name(name).map_err(|e| e.to_string())?;
-            super::pull::pull_one(store, &r, None, quiet, false)
-                .map(|p| p.id)
-                .map_err(|e| format!("{e:#}"))
-        };
-    // ADD of a URL: a plain download; Last-Modified (an HTTP date) becomes the mtime.
-    let fetcher = |url: &str, dest: &Path| -> std::result::Result<build::Downloaded, String> {
-        let d = registry::download(url, dest).map_err(|e| e.to_string())?;
-        let last_modified = d
-            .last_modified
-            .as_deref()
-            .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
-            .map(std::time::SystemTime::from);
-        Ok(build::Downloaded {
-            content_disposition: d.content_disposition,
-            last_modified,
-        })
-    };
-    let stage_images;
-    let result = {
-        let mut b = build::Builder {
-            store: &mut store,
-            snapshots: snapshots.as_ref(),
-            runner: &runner,
-            frontend: &frontend,
-            context: &ctx,
-            work_dir: work,
-            init_layer: init,
-            cache_dir: store::Layout::new(root).build_cache(),
-            stage_images: Vec::new(),
-            puller: Some(&puller),
-            fetcher: Some(&fetcher),
-            out: &mut out,
-        };
-        let r = b.build(&plan, &opts);
-        stage_images = std::mem::take(&mut b.stage_images);
-        r
-    };
-    if let Err(e) = ctx.save_hash_cache() {
-        // Only speed is lost.
-        tracing::debug!("cannot save the context hash cache: {e}");
-    }
-    drop(staging);
-    match result {
-        Ok(id) => {
-            if !df.unused_build_args.is_empty() {
-                eprintln!(
-                    "[Warning] One or more build-args [{}] were not consumed",
-                    df.unused_build_args.join(" ")
-                );
-            }
-            if let Some((spec, max)) = &cache_to {
-                let tops: Vec<oci::Digest> = if *max { stage_images.clone() } else { vec![id] };
-                match spec {
-                    CacheSpec::Local(dir) => {
-                        image::export_cache(&store, &tops, dir).map_err(|e| {
-                            Failure::new(1, format!("exporting cache to {}: {e}", dir.display()))
-                        })?;
-                    }
-                    CacheSpec::Registry(r) => {
-                        let hosts = &crate::settings::get().hosts;
-                        let creds = registry::load_credentials(&hosts.config_file, &r.registry)?;
-                        let progress = super::pull::reporter(a.quiet);
-                        registry::push_cache(&store, &tops, r, creds, hosts, &progress).map_err(
-                            |e| {
-                                Failure::new(1, format!("exporting cache to {}: {e}", r.familiar()))
-                            },
-                        )?;
-                    }
-                }
-            }
-            if let Some(f) = &a.iidfile {
-                fs::write(f, id.to_string()).with_context(|| format!("write {}", f.display()))?;
-            }
-            out.flush()?;
-            Ok(())
+    Ok(())
+}
+
+/// `--cache-to`: the images `tops` and their parents.
+fn export_cache(
+    store: &store::Store,
+    spec: &CacheSpec,
+    tops: &[oci::Digest],
+    quiet: bool,
+) -> Result<()> {
+    match spec {
+        CacheSpec::Local(dir) => {
+            image::export_cache(store, tops, dir).map_err(|e| {
+                Failure::new(1, format!("exporting cache to {}: {e}", dir.display()))
+            })?;
         }
-        Err(build::BuildError::RunFailed { command, code }) => {
+        CacheSpec::Registry(r) => {
+            let hosts = &crate::settings::get().hosts;
+            let creds = registry::load_credentials(&hosts.config_file, &r.registry)?;
+            let progress = super::pull::reporter(quiet);
+            registry::push_cache(store, tops, r, creds, hosts, &progress).map_err(|e| {
+                Failure::new(1, format!("exporting cache to {}: {e}", r.familiar()))
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// The FROM hook: an image the store lacks (or every FROM with `--pull`) is pulled, as
+/// Docker does.
+fn puller(
+    quiet: bool,
+) -> impl Fn(&mut store::Store, &str) -> std::result::Result<oci::Digest, build::HookError> {
+    move |store, name| {
+        let r = image::parse_name(name)?;
+        super::pull::pull_one(store, &r, None, quiet, false)
+            .map(|p| p.id)
+            .map_err(|e| PullFailed(e).into())
+    }
+}
+
+/// The `ADD URL` hook: a plain download; Last-Modified (an HTTP date) becomes the mtime.
+fn fetch(url: &str, dest: &Path) -> std::result::Result<build::Downloaded, build::HookError> {
+    let d = registry::download(url, dest)?;
+    let last_modified = d
+        .last_modified
+        .as_deref()
+        .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+        .map(std::time::SystemTime::from);
+    Ok(build::Downloaded {
+        content_disposition: d.content_disposition,
+        last_modified,
+    })
+}
+
+/// A failed build as Docker reports it: a failed RUN exits with the command's code.
+fn build_failure(e: build::BuildError) -> anyhow::Error {
+    match e {
+        build::BuildError::RunFailed { command, code } => {
             let code = code.clamp(1, 255) as u8;
-            Err(Failure::bare(
+            Failure::bare(
                 code,
                 format!("The command '{command}' returned a non-zero code: {code}"),
             )
-            .into())
+            .into()
         }
-        Err(e) => Err(Failure::bare(1, e.to_string()).into()),
+        e => Failure::bare(1, e.to_string()).into(),
     }
 }
 

@@ -350,17 +350,15 @@ pub fn exec(root: &Path, a: ExecArgs) -> Result<()> {
         },
         ..Default::default()
     };
-    let code = c
-        .exec(
-            &a.container,
-            a.command.clone(),
-            &env,
-            a.workdir.clone(),
-            a.user.clone(),
-            a.tty,
-            io,
-        )
-        .map_err(fail)?;
+    let req = container::ExecRequest {
+        args: a.command.clone(),
+        env,
+        workdir: a.workdir.clone(),
+        user: a.user.clone(),
+        tty: a.tty,
+        io,
+    };
+    let code = c.exec(&a.container, req).map_err(fail)?;
     exit_with(code)
 }
 
