@@ -38,8 +38,9 @@ fn code(s: &Strata, args: &[&str]) -> (i32, String, String) {
 
 /// Lists, from inside, the descriptors (names and link targets) a process started by the
 /// command inherits (a `sleep` in the background: the listing shell's own glob and pipes are
-/// not its), and `/proc/1/exe`.
-const FD_PROBE: &str = "sleep 5 & p=$!; cd /proc/$p/fd && for f in *; do echo \"fd $f $(readlink $f)\"; done; echo \"exe $(readlink /proc/1/exe)\"; kill $p";
+/// not its), and `/proc/1/exe`. It waits for `sleep` to have been exec'd: until then the
+/// forked shell may be between closing its standard input and reopening it on /dev/null.
+const FD_PROBE: &str = "sleep 5 & p=$!; until [ \"$(cat /proc/$p/comm)\" = sleep ]; do :; done; cd /proc/$p/fd && for f in *; do echo \"fd $f $(readlink $f)\"; done; echo \"exe $(readlink /proc/1/exe)\"; kill $p";
 
 /// Checks a probe's output: descriptors 0, 1, 2 only, none pointing into strata's store or at
 /// a lock, and the executable one of the container's.
