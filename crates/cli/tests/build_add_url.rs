@@ -96,9 +96,9 @@ fn download_hash(name: &str, body: &[u8]) -> String {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn add_url_downloads_like_the_classic_builder() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !require_root() {
         return;
     }
     let web = Server::start();

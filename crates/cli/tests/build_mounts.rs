@@ -40,9 +40,9 @@ fn layer_entries(archive: &std::path::Path) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn run_mounts_and_heredoc_copy() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !require_root() {
         return;
     }
     let s = Strata::new();
@@ -153,9 +153,9 @@ fn run_mounts_and_heredoc_copy() {
 /// target), points `SSH_AUTH_SOCK` at it for that step only, and leaves no trace in the layer
 /// or the config; a required one that was not given fails the build with its id.
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn ssh_agent_sockets_reach_run_steps_only() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !require_root() {
         return;
     }
     let s = Strata::new();

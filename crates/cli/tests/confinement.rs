@@ -82,6 +82,7 @@ fn escape_in(s: &Strata, opts: &[&str]) -> std::collections::BTreeMap<String, St
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn default_profile_refuses_escapes() {
     let Some(s) = store(true) else { return };
     let r = escape_in(&s, &[]);
@@ -156,6 +157,7 @@ fn default_profile_refuses_escapes() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn exec_and_create_start_are_confined_too() {
     let Some(s) = store(true) else { return };
     let id = s.ok(&["run", "-d", "--network", "none", "escape", "sleep", "60"]);
@@ -180,6 +182,7 @@ fn exec_and_create_start_are_confined_too() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn build_steps_run_under_the_default_profile() {
     let Some(s) = store(false) else { return };
     let ctx = tempfile::tempdir().unwrap();
@@ -195,6 +198,7 @@ fn build_steps_run_under_the_default_profile() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn custom_profiles_and_bad_options() {
     let Some(s) = store(false) else { return };
     let dir = tempfile::tempdir().unwrap();
@@ -338,6 +342,7 @@ impl Drop for Loop {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn the_devices_cgroup_guards_host_disks() {
     let Some(s) = store(false) else { return };
     let (Some(disk), Some(other)) = (Loop::new(b"STRATA-DISK-ONE"), Loop::new(b"STRATA-DISK-TWO"))
@@ -434,6 +439,7 @@ fn the_devices_cgroup_guards_host_disks() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn inspect_shows_security_options_and_devices_as_docker() {
     let Some(s) = store(false) else { return };
     let fields = "{{json .HostConfig.SecurityOpt}} {{json .HostConfig.Devices}} {{json .HostConfig.DeviceCgroupRules}} {{json .HostConfig.Privileged}}";
@@ -470,12 +476,12 @@ fn inspect_shows_security_options_and_devices_as_docker() {
 
 /// The same escape attempts give the same answers in Docker 20.10's containers.
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn escapes_match_docker() {
     let Some(s) = store(true) else { return };
-    if !require_tool("docker") {
+    if !docker() {
         return;
     }
-    docker();
     let bin = escape_binary().unwrap();
     let name = unique("strata-escape");
     let ctx = tempfile::tempdir().unwrap();

@@ -11,8 +11,7 @@ use common::*;
 
 /// A store with busybox imported as `busybox`.
 fn with_busybox() -> Option<Strata> {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !require_root() {
         return None;
     }
     let s = Strata::new();
@@ -45,6 +44,7 @@ fn code(s: &Strata, args: &[&str]) -> (i32, String, String) {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn run_prints_output_and_returns_docker_exit_codes() {
     let Some(s) = with_busybox() else { return };
     assert_eq!(
@@ -95,6 +95,7 @@ fn run_prints_output_and_returns_docker_exit_codes() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn rm_leaves_no_mount_snapshot_or_record() {
     let Some(s) = with_busybox() else { return };
     s.ok(&["run", "--name", "one", "busybox", "touch", "/x"]);
@@ -158,6 +159,7 @@ fn rm_leaves_no_mount_snapshot_or_record() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn containers_share_image_layers_and_never_see_each_others_writes() {
     let Some(s) = with_busybox() else { return };
     let layers_before = s.stored_entries();
@@ -182,6 +184,7 @@ fn containers_share_image_layers_and_never_see_each_others_writes() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn diff_shows_added_changed_and_deleted_paths() {
     let Some(s) = with_busybox() else { return };
     s.ok(&[
@@ -216,6 +219,7 @@ fn diff_shows_added_changed_and_deleted_paths() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn commit_makes_an_image_with_the_change_and_rmi_is_refused_while_used() {
     let Some(s) = with_busybox() else { return };
     s.ok(&[
@@ -270,6 +274,7 @@ fn commit_makes_an_image_with_the_change_and_rmi_is_refused_while_used() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn ps_prints_docker_columns() {
     let Some(s) = with_busybox() else { return };
     s.ok(&[
@@ -357,6 +362,7 @@ fn ps_prints_docker_columns() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn detached_containers_run_log_stop_and_wait() {
     let Some(s) = with_busybox() else { return };
     let id = s.ok(&[
@@ -396,6 +402,7 @@ fn detached_containers_run_log_stop_and_wait() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn a_killed_strata_run_is_cleaned_up_by_the_next_command() {
     let Some(s) = with_busybox() else { return };
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("strata"))
@@ -445,6 +452,7 @@ fn a_killed_strata_run_is_cleaned_up_by_the_next_command() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn export_writes_the_merged_filesystem() {
     let Some(s) = with_busybox() else { return };
     s.ok(&[
@@ -469,6 +477,7 @@ fn export_writes_the_merged_filesystem() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn run_flags_reach_the_container_and_limits_leave_no_cgroup() {
     let Some(s) = with_busybox() else { return };
     let host = tempfile::tempdir().unwrap();
@@ -536,9 +545,12 @@ fn run_flags_reach_the_container_and_limits_leave_no_cgroup() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn docker_loads_a_committed_image_and_sees_the_writable_layer() {
     let Some(s) = with_busybox() else { return };
-    docker();
+    if !docker() {
+        return;
+    }
     let name = unique("strata-commit-test:");
     s.ok(&[
         "run",
@@ -577,9 +589,12 @@ fn docker_loads_a_committed_image_and_sees_the_writable_layer() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn diff_matches_docker_for_the_same_changes() {
     let Some(s) = with_busybox() else { return };
-    docker();
+    if !docker() {
+        return;
+    }
     let name = unique("strata-diff-base:");
     let tar = busybox_tar();
     run_ok("docker", &["import", tar.to_str().unwrap(), &name]);
@@ -619,6 +634,7 @@ fn diff_matches_docker_for_the_same_changes() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn twenty_containers_of_one_image_cost_almost_nothing_on_disk() {
     let Some(s) = with_busybox() else { return };
     let du = |p: &Path| -> u64 {
@@ -640,6 +656,7 @@ fn twenty_containers_of_one_image_cost_almost_nothing_on_disk() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn kill_sends_signals_and_foreground_runs_forward_sigterm() {
     let Some(s) = with_busybox() else { return };
     let trap = "trap 'echo got; exit 7' USR1 TERM; echo ready; while true; do sleep 0.05; done";
@@ -686,6 +703,7 @@ fn kill_sends_signals_and_foreground_runs_forward_sigterm() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn exec_rename_and_restart_a_detached_container() {
     let Some(s) = with_busybox() else { return };
     s.ok(&[
@@ -742,6 +760,7 @@ fn exec_rename_and_restart_a_detached_container() {
 /// streams, `-t` prefixes each line with its RFC 3339 nanosecond time, `--tail`, `--since`
 /// and `--until` select; a foreground `run` is logged too, `-d` output is followed with `-f`.
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn logs_keep_streams_and_times() {
     let Some(s) = with_busybox() else { return };
     let (c, out, err) = code(
@@ -802,6 +821,7 @@ fn logs_keep_streams_and_times() {
 /// `top` lists the container's processes (and no others) from the host's `ps`, with Docker's
 /// columns and table, or the columns that ps options ask for; a stopped container is an error.
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn top_shows_only_the_containers_processes() {
     let Some(s) = with_busybox() else { return };
     s.ok(&[
@@ -862,6 +882,7 @@ fn top_shows_only_the_containers_processes() {
 /// process and `inspect`; a missing bind source, a volume and a missing target are Docker's
 /// errors with exit code 125, and leave no container behind.
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn mount_flags_bind_and_tmpfs() {
     let Some(s) = with_busybox() else { return };
     let src = tempfile::tempdir().unwrap();

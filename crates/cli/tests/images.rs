@@ -24,9 +24,9 @@ fn import(s: &Strata, name: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn import_save_load_into_an_empty_store_keeps_the_image_id() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !require_root() {
         return;
     }
     let a = Strata::new();
@@ -54,9 +54,9 @@ fn import_save_load_into_an_empty_store_keeps_the_image_id() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn two_images_sharing_a_layer_store_it_once_and_removing_both_empties_the_store() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !require_root() {
         return;
     }
     let s = Strata::new();
@@ -115,12 +115,14 @@ fn missing_images_and_bad_names_fail_like_docker() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn docker_loads_the_archive_strata_saves_and_runs_it() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !require_root() {
         return;
     }
-    docker();
+    if !docker() {
+        return;
+    }
     let s = Strata::new();
     let name = unique("strata-save-test:");
     let id = import(&s, &name);
@@ -153,12 +155,14 @@ fn docker_loads_the_archive_strata_saves_and_runs_it() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn strata_loads_what_docker_saved_with_the_same_id_history_and_inspect() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !require_root() {
         return;
     }
-    docker();
+    if !docker() {
+        return;
+    }
     let base = unique("strata-docker-base:");
     let built = unique("strata-docker-built:");
     let tar = busybox_tar();
@@ -301,9 +305,9 @@ fn strata_loads_what_docker_saved_with_the_same_id_history_and_inspect() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn skopeo_and_umoci_read_strata_archives_and_strata_loads_skopeo_layouts() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !require_root() || !require_tool("skopeo") || !require_tool("umoci") {
         return;
     }
     let s = Strata::new();
@@ -380,9 +384,9 @@ fn skopeo_and_umoci_read_strata_archives_and_strata_loads_skopeo_layouts() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn bad_templates_are_clear_errors_not_panics() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !require_root() {
         return;
     }
     let s = Strata::new();

@@ -9,35 +9,14 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{busybox_tar, is_root, Strata};
+use common::{busybox_tar, require_root, require_tool, Strata};
 
-/// Whether these tests can run here (root, pasta installed). When they cannot, says so on
-/// stderr, and fails under CI so that a missing prerequisite never passes silently.
-fn can_run(test: &str) -> bool {
-    let why = if !is_root() {
-        Some("needs root")
-    } else if !["/usr/bin/pasta", "/usr/sbin/pasta", "/bin/pasta"]
-        .iter()
-        .any(|p| Path::new(p).exists())
-    {
-        Some("needs pasta (Debian package passt; scripts/test installs it)")
-    } else {
-        None
-    };
-    match why {
-        None => true,
-        Some(why) => {
-            eprintln!("SKIPPED {test}: {why}");
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{test} cannot run under CI: {why}"
-            );
-            false
-        }
-    }
+/// Whether these tests can run here: root, and pasta installed; otherwise see
+/// [`common::cannot_run`].
+fn can_run() -> bool {
+    require_root() && require_tool("pasta")
 }
 
 fn store() -> Strata {
@@ -104,8 +83,9 @@ fn interfaces(dev: &str) -> BTreeSet<String> {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn default_container_sees_only_its_own_interfaces_and_not_the_host_loopback() {
-    if !can_run("default_container_sees_only_its_own_interfaces_and_not_the_host_loopback") {
+    if !can_run() {
         return;
     }
     let s = store();
@@ -203,8 +183,9 @@ fn default_container_sees_only_its_own_interfaces_and_not_the_host_loopback() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn published_ports_reach_the_container_and_show_in_port_ps_and_inspect() {
-    if !can_run("published_ports_reach_the_container_and_show_in_port_ps_and_inspect") {
+    if !can_run() {
         return;
     }
     let s = store();
@@ -335,8 +316,9 @@ fn published_ports_reach_the_container_and_show_in_port_ps_and_inspect() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn run_rm_leaves_no_pasta_behind() {
-    if !can_run("run_rm_leaves_no_pasta_behind") {
+    if !can_run() {
         return;
     }
     let s = store();
@@ -416,8 +398,9 @@ fn bad_publish_specs_fail_as_docker() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn etc_hosts_and_resolv_conf_as_docker_writes_them() {
-    if !can_run("etc_hosts_and_resolv_conf_as_docker_writes_them") {
+    if !can_run() {
         return;
     }
     let s = store();
@@ -479,8 +462,9 @@ fn etc_hosts_and_resolv_conf_as_docker_writes_them() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn build_run_steps_reach_the_package_registry() {
-    if !can_run("build_run_steps_reach_the_package_registry") {
+    if !can_run() {
         return;
     }
     let s = store();

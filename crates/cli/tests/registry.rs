@@ -13,6 +13,12 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// Whether these tests can run here: root, Debian's docker-registry and skopeo; otherwise see
+/// [`cannot_run`].
+fn require_peers() -> bool {
+    require_root() && require_tool("/usr/bin/docker-registry") && require_tool("skopeo")
+}
+
 /// A `docker-registry serve` of its own, killed when dropped.
 struct Registry {
     child: Child,
@@ -141,9 +147,9 @@ fn skopeo_digest(reference: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn push_then_pull_into_an_empty_store_keeps_the_image_id() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !require_peers() {
         return;
     }
     let reg = Registry::start(None);
@@ -242,9 +248,9 @@ fn push_then_pull_into_an_empty_store_keeps_the_image_id() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn strata_pulls_what_skopeo_pushed() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !require_peers() {
         return;
     }
     let reg = Registry::start(None);
@@ -273,9 +279,9 @@ fn strata_pulls_what_skopeo_pushed() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn a_tampered_blob_fails_the_pull_and_leaves_nothing() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !require_peers() {
         return;
     }
     let reg = Registry::start(None);
@@ -323,9 +329,9 @@ fn with_config(s: &Strata, config: &Path, args: &[&str]) -> std::process::Output
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn basic_auth_login_push_pull_logout() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !require_peers() {
         return;
     }
     let reg = Registry::start(Some(("alice", "s3cret")));
@@ -515,9 +521,9 @@ impl TokenFront {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn bearer_token_auth_through_a_token_server() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !require_peers() {
         return;
     }
     let reg = Registry::start(None);
@@ -618,9 +624,9 @@ fn slow_front(upstream: u16) -> u16 {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn a_pull_killed_halfway_leaves_a_working_store() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !require_peers() {
         return;
     }
     let reg = Registry::start(None);
@@ -677,9 +683,9 @@ fn a_pull_killed_halfway_leaves_a_working_store() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn an_index_resolves_to_this_machines_platform() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !require_peers() {
         return;
     }
     let reg = Registry::start(None);
@@ -750,9 +756,9 @@ fn an_index_resolves_to_this_machines_platform() {
 
 /// `FROM` of an image the store lacks pulls it, as Docker does; `--pull` pulls every base.
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn build_pulls_a_missing_base_image() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !require_peers() {
         return;
     }
     let reg = Registry::start(None);
@@ -796,9 +802,9 @@ fn build_pulls_a_missing_base_image() {
 /// `--cache-to type=registry` pushes the build's images as an OCI index; a second store that
 /// has only the base builds the same image from it with every step `Using cache`.
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn a_second_store_builds_from_a_cache_the_first_pushed() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !require_peers() {
         return;
     }
     let reg = Registry::start(None);
@@ -868,9 +874,9 @@ fn a_second_store_builds_from_a_cache_the_first_pushed() {
 /// `run` and `create` of an image the store lacks pull it first, reporting on standard
 /// error (standard output keeps the container's output); `--pull always` pulls anyway.
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn run_and_create_pull_a_missing_image() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !require_peers() {
         return;
     }
     let reg = Registry::start(None);
@@ -935,9 +941,9 @@ fn skopeo_config_digest(reference: &str) -> (String, serde_json::Value) {
 /// zstd and uncompressed layers (pushed by skopeo) pull and run; a zstd image pushes back
 /// with its zstd blobs and an OCI manifest.
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn zstd_and_uncompressed_layers_pull_run_and_push_back() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !require_peers() {
         return;
     }
     let reg = Registry::start(None);

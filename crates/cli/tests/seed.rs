@@ -62,9 +62,9 @@ fn cached_steps(out: &str) -> Vec<usize> {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn the_layers_tutorial_works_with_strata() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !require_root() {
         return;
     }
     let s = Strata::new();
@@ -154,9 +154,9 @@ fn the_layers_tutorial_works_with_strata() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn a_failing_run_exits_with_its_code_and_tags_nothing() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !require_root() {
         return;
     }
     let s = Strata::new();
@@ -198,9 +198,9 @@ fn a_failing_run_exits_with_its_code_and_tags_nothing() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn a_build_killed_mid_run_is_cleaned_up_by_the_next_build() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !require_root() {
         return;
     }
     let s = Strata::new();
@@ -241,9 +241,9 @@ fn a_build_killed_mid_run_is_cleaned_up_by_the_next_build() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn contexts_and_dockerfiles_from_standard_input() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !require_root() {
         return;
     }
     let s = Strata::new();
@@ -325,12 +325,14 @@ fn contexts_and_dockerfiles_from_standard_input() {
 /// The same Dockerfile built by Docker 20.10's classic builder and by strata gives the same
 /// history (instruction strings, COPY source hashes, layer sizes) and the same config.
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn history_and_config_match_dockers_classic_builder() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !require_root() {
         return;
     }
-    docker();
+    if !docker() {
+        return;
+    }
     const DOCKER: &str = "/usr/bin/docker";
     let base = unique("strata-hist-base:");
     let built = unique("strata-hist-docker:");
@@ -397,9 +399,9 @@ fn history_and_config_match_dockers_classic_builder() {
 /// every step is ` ---> Using cache` and the image ID is the same. A tampered cache blob is
 /// refused and changes nothing.
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn build_cache_travels_to_another_store() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !require_root() {
         return;
     }
     let a = Strata::new();

@@ -1,11 +1,15 @@
 //! Cross-check against Docker's own output: for every shared end-to-end build case, simulate
 //! the image configuration a builder derives from the lowered and expanded instructions and
 //! compare the fields Docker recorded (Env, Labels, ExposedPorts, WorkingDir, User, Volumes,
-//! StopSignal, Shell, Cmd, Entrypoint, Healthcheck, OnBuild).
+//! StopSignal, Shell, Cmd, Entrypoint, Healthcheck, OnBuild). Cases come from
+//! `$STRATA_BUILD_CASES` or `../shared/conformance/build/cases`.
+
+mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use common::conformance_data;
 use dockerfile::*;
 use serde_json::{json, Map, Value};
 
@@ -163,14 +167,11 @@ fn to_json(c: &Config) -> Map<String, Value> {
     m
 }
 
-fn cases_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/build/cases")
-}
-
 #[test]
 fn build_case_configs_match_docker() {
-    let dir = cases_dir();
-    assert!(dir.is_dir(), "build cases not found at {}", dir.display());
+    let Some(dir) = conformance_data("STRATA_BUILD_CASES", "build/cases") else {
+        return;
+    };
     let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())

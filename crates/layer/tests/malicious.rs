@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 
-use common::{is_root, snapshot, RawTar};
+use common::{require_root, snapshot, RawTar};
 use layer::{apply_layer, apply_layer_with, ApplyOptions, LayerError, WhiteoutMode};
 
 struct Setup {
@@ -105,8 +105,9 @@ fn inside(s: &Setup, name: &str) -> PathBuf {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn path_traversal_is_refused() {
-    if !is_root("path_traversal_is_refused") {
+    if !require_root() {
         return;
     }
     run_case(
@@ -141,8 +142,9 @@ fn path_traversal_is_refused() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn absolute_names_stay_inside() {
-    if !is_root("absolute_names_stay_inside") {
+    if !require_root() {
         return;
     }
     run_case(
@@ -190,8 +192,9 @@ fn absolute_names_stay_inside() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn symlink_escapes_are_refused_or_contained() {
-    if !is_root("symlink_escapes_are_refused_or_contained") {
+    if !require_root() {
         return;
     }
     run_case(
@@ -323,8 +326,9 @@ fn symlink_escapes_are_refused_or_contained() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn symlink_swapped_in_mid_archive() {
-    if !is_root("symlink_swapped_in_mid_archive") {
+    if !require_root() {
         return;
     }
     run_case(
@@ -384,8 +388,9 @@ fn symlink_swapped_in_mid_archive() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn hostile_whiteouts_are_refused_or_contained() {
-    if !is_root("hostile_whiteouts_are_refused_or_contained") {
+    if !require_root() {
         return;
     }
     run_case(
@@ -479,8 +484,9 @@ fn compress(data: &[u8], c: layer::Compression) -> Vec<u8> {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn truncated_archives_are_reported() {
-    if !is_root("truncated_archives_are_reported") {
+    if !require_root() {
         return;
     }
     let tar = sample_tar();
@@ -521,8 +527,9 @@ fn truncated_archives_are_reported() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn corrupt_archives_are_reported() {
-    if !is_root("corrupt_archives_are_reported") {
+    if !require_root() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -580,8 +587,9 @@ fn corrupt_archives_are_reported() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn digests_cover_the_whole_stream() {
-    if !is_root("digests_cover_the_whole_stream") {
+    if !require_root() {
         return;
     }
     // Bytes after the end marker (tar padding to a record) count in the diff_id, and the

@@ -10,7 +10,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{is_root, snapshot, tar_names, xattrs, RawTar};
+use common::{require_root, snapshot, tar_names, xattrs, RawTar};
 use layer::{apply_layer, apply_layer_with, write_layer, ApplyOptions, Compression, WhiteoutMode};
 
 /// An overlay mount, unmounted on drop.
@@ -69,8 +69,9 @@ fn build_lower(lower: &Path) {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn overlay_upper_round_trips_through_docker_whiteouts() {
-    if !is_root("overlay_upper_round_trips_through_docker_whiteouts") {
+    if !require_root() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -240,8 +241,9 @@ fn merged_of(lower: &Path, upper: &Path, tmp: &Path, name: &str) -> PathBuf {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn opaque_directories_keep_what_the_layer_itself_adds() {
-    if !is_root("opaque_directories_keep_what_the_layer_itself_adds") {
+    if !require_root() {
         return;
     }
     // `-early` sorts before the opaque marker; it belongs to this layer and must survive.
@@ -304,8 +306,9 @@ fn opaque_directories_keep_what_the_layer_itself_adds() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn redirect_dir_uppers_are_refused() {
-    if !is_root("redirect_dir_uppers_are_refused") {
+    if !require_root() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -324,8 +327,9 @@ fn redirect_dir_uppers_are_refused() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn userxattr_overlay_markers_are_understood() {
-    if !is_root("userxattr_overlay_markers_are_understood") {
+    if !require_root() {
         return;
     }
     // Overlays mounted with `userxattr` (rootless) mark opaque dirs with user.overlay.*.

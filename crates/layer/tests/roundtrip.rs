@@ -11,7 +11,7 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 
-use common::{is_root, snapshot, tar_names};
+use common::{require_root, snapshot, tar_names};
 use layer::{apply_layer, write_tree, Compression};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, Timespec, Timestamps, XattrFlags};
 
@@ -170,8 +170,9 @@ fn expected(
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn every_file_type_round_trips_in_every_compression() {
-    if !is_root("every_file_type_round_trips_in_every_compression") {
+    if !require_root() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -225,8 +226,9 @@ fn snapshot_file_bytes(snap: &std::collections::BTreeMap<String, common::Node>) 
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn output_is_docker_shaped_and_deterministic() {
-    if !is_root("output_is_docker_shaped_and_deterministic") {
+    if !require_root() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -321,8 +323,9 @@ fn output_is_docker_shaped_and_deterministic() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn gnu_tar_archives_apply() {
-    if !is_root("gnu_tar_archives_apply") {
+    if !require_root() {
         return;
     }
     // An archive made by GNU tar (GNU long names, `./` prefixes, a root entry) applies and
@@ -371,8 +374,9 @@ fn gnu_tar_archives_apply() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn pax_records_set_mtime_owner_and_xattrs() {
-    if !is_root("pax_records_set_mtime_owner_and_xattrs") {
+    if !require_root() {
         return;
     }
     let mut t = common::RawTar::new();
@@ -399,8 +403,9 @@ fn pax_records_set_mtime_owner_and_xattrs() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn overlay_xattrs_in_a_tar_are_not_applied() {
-    if !is_root("overlay_xattrs_in_a_tar_are_not_applied") {
+    if !require_root() {
         return;
     }
     let mut t = common::RawTar::new();
@@ -415,8 +420,9 @@ fn overlay_xattrs_in_a_tar_are_not_applied() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn gnu_sparse_files_apply_with_their_holes_filled() {
-    if !is_root("gnu_sparse_files_apply_with_their_holes_filled") {
+    if !require_root() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

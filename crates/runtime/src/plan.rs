@@ -743,3 +743,632 @@ pub(crate) const K_NOT_IN_PATH: u32 = 1;
 pub(crate) const K_STAT: u32 = 2;
 pub(crate) const K_EXEC: u32 = 3;
 pub(crate) const K_CWD: u32 = 4;
+
+/// The plan for a few `docker run` option sets, on a fake root filesystem in a temporary
+/// directory: no root, no namespaces, nothing mounted. What the child would do is compared as
+/// text, one line per operation with the description it reports on failure.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seccomp::Seccomp;
+    use crate::spec::{compose, ImageConfig, MountSpec, RunOptions};
+
+    /// A root filesystem with a few files, and without `/proc`, `/dev` or `/sys`.
+    fn rootfs() -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        for d in ["bin", "etc", "tmp"] {
+            fs::create_dir(t.path().join(d)).unwrap();
+        }
+        fs::write(t.path().join("bin/sh"), "#!fake\n").unwrap();
+        fs::write(
+            t.path().join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\n",
+        )
+        .unwrap();
+        t
+    }
+
+    fn image() -> ImageConfig {
+        ImageConfig {
+            cmd: Some(vec!["sh".into()]),
+            ..Default::default()
+        }
+    }
+
+    fn run_opts() -> RunOptions {
+        RunOptions {
+            id: "0123456789abcdef".into(),
+            network: Network::None,
+            ..Default::default()
+        }
+    }
+
+    /// `p` relative to `root` when under it (mount targets are host paths in the root).
+    fn rel(root: &Path, p: &CString) -> String {
+        let p = Path::new(OsStr::from_bytes(p.as_bytes()));
+        match p.strip_prefix(root) {
+            Ok(r) => format!("<root>/{}", r.display()),
+            Err(_) => p.display().to_string(),
+        }
+    }
+
+    fn s(c: &CString) -> String {
+        c.to_string_lossy().into_owned()
+    }
+
+    fn attrs(a: u64) -> String {
+        let names = [
+            (MOUNT_ATTR_RDONLY, "ro"),
+            (MOUNT_ATTR_NOSUID, "nosuid"),
+            (MOUNT_ATTR_NODEV, "nodev"),
+            (MOUNT_ATTR_NOEXEC, "noexec"),
+            (MOUNT_ATTR_STRICTATIME, "strictatime"),
+        ];
+        let v: Vec<&str> = names
+            .iter()
+            .filter(|(bit, _)| a & bit != 0)
+            .map(|(_, n)| *n)
+            .collect();
+        assert_eq!(
+            a & !names.iter().fold(0, |m, (b, _)| m | b),
+            0,
+            "unknown attrs"
+        );
+        v.join(",")
+    }
+
+    fn flags(f: libc::c_ulong) -> String {
+        let names = [
+            (libc::MS_BIND, "bind"),
+            (libc::MS_REMOUNT, "remount"),
+            (libc::MS_RDONLY, "ro"),
+            (libc::MS_NOSUID, "nosuid"),
+            (libc::MS_NODEV, "nodev"),
+            (libc::MS_NOEXEC, "noexec"),
+            (libc::MS_REC, "rec"),
+        ];
+        let v: Vec<&str> = names
+            .iter()
+            .filter(|(bit, _)| f & bit != 0)
+            .map(|(_, n)| *n)
+            .collect();
+        v.join(",")
+    }
+
+    /// One line per operation: `description | operation`.
+    fn lines(plan: &Plan, ops: &[(Op, usize)], root: &Path) -> Vec<String> {
+        ops.iter()
+            .map(|(op, d)| {
+                let what = match op {
+                    Op::MountAt { rel: r, src } => match src {
+                        MountSrc::Tree {
+                            path,
+                            recursive,
+                            readonly,
+                        } => format!(
+                            "at {}: tree {}{}{}",
+                            s(r),
+                            rel(root, path),
+                            if *recursive { " rec" } else { "" },
+                            if *readonly { " ro" } else { "" }
+                        ),
+                        MountSrc::Fs {
+                            fstype,
+                            params,
+                            attrs: a,
+                        } => {
+                            let p: Vec<String> = params
+                                .iter()
+                                .map(|(k, v)| match v {
+                                    Some(v) => format!("{}={}", s(k), s(v)),
+                                    None => s(k),
+                                })
+                                .collect();
+                            format!("at {}: {} [{}] {}", s(r), s(fstype), p.join(","), attrs(*a))
+                        }
+                    },
+                    Op::Mount {
+                        src,
+                        target,
+                        fstype,
+                        flags: f,
+                        data,
+                    } => format!(
+                        "mount {} on {} type {} {} [{}]",
+                        src.as_ref().map_or("-".into(), s),
+                        rel(root, target),
+                        fstype.as_ref().map_or("-".into(), s),
+                        flags(*f),
+                        data.as_ref().map_or(String::new(), s)
+                    ),
+                    Op::Device {
+                        path,
+                        host,
+                        mode,
+                        dev,
+                        uid,
+                        gid,
+                    } => format!(
+                        "device {} from {} {:o} {}:{} {uid}:{gid}",
+                        rel(root, path),
+                        s(host),
+                        mode,
+                        libc::major(*dev),
+                        libc::minor(*dev)
+                    ),
+                    Op::Mkdir { path, mode } => format!("mkdir {} {mode:o}", rel(root, path)),
+                    Op::Symlink { target, link } => {
+                        format!("symlink {} -> {}", rel(root, link), s(target))
+                    }
+                    Op::Mask { path } => format!("mask {}", s(path)),
+                    Op::Readonly { path } => format!("readonly {}", s(path)),
+                };
+                format!("{} | {what}", plan.descs[*d])
+            })
+            .collect()
+    }
+
+    /// The plan for `opts` (with spawn's options `spawn`) on a fresh fake root filesystem:
+    /// the plan, its `pre` and `post` lines, and the paths it created in the root.
+    struct Planned {
+        plan: Plan,
+        pre: Vec<String>,
+        post: Vec<String>,
+        created: Vec<String>,
+        _root: tempfile::TempDir,
+    }
+
+    fn planned_with(opts: &RunOptions, spawn: &SpawnOptions, nodes: &[Node]) -> Planned {
+        let t = rootfs();
+        let root = fs::canonicalize(t.path()).unwrap();
+        let spec = compose(&image(), opts).unwrap();
+        let (plan, created) = super::plan(&root, &spec, spawn, [0, 1, 2], &[], nodes).unwrap();
+        let pre = lines(&plan, &plan.pre, &root);
+        let post = lines(&plan, &plan.post, &root);
+        let created = created
+            .iter()
+            .map(|p| match p.strip_prefix(&root) {
+                Ok(r) => format!("<root>/{}", r.display()),
+                Err(_) => p.display().to_string(),
+            })
+            .collect();
+        Planned {
+            plan,
+            pre,
+            post,
+            created,
+            _root: t,
+        }
+    }
+
+    fn planned(opts: &RunOptions) -> Planned {
+        planned_with(opts, &SpawnOptions::default(), &[])
+    }
+
+    /// What every container gets before its own mounts: /proc, a tmpfs /dev with Docker's
+    /// nodes, links and pseudo-filesystems, and sysfs (read-only unless `privileged`).
+    fn base(sys_ro: bool) -> Vec<String> {
+        let mut v: Vec<String> = [
+            "mount proc to /proc | at proc: proc [source=proc] nosuid,nodev,noexec",
+            "mount tmpfs to /dev | at dev: tmpfs [source=tmpfs,mode=755,size=65536k] nosuid,strictatime",
+            "create device /dev/null | device <root>/dev/null from /dev/null 20666 1:3 0:0",
+            "create device /dev/zero | device <root>/dev/zero from /dev/zero 20666 1:5 0:0",
+            "create device /dev/full | device <root>/dev/full from /dev/full 20666 1:7 0:0",
+            "create device /dev/random | device <root>/dev/random from /dev/random 20666 1:8 0:0",
+            "create device /dev/urandom | device <root>/dev/urandom from /dev/urandom 20666 1:9 0:0",
+            "create device /dev/tty | device <root>/dev/tty from /dev/tty 20666 5:0 0:0",
+            "create /dev/pts | mkdir <root>/dev/pts 755",
+            "create /dev/shm | mkdir <root>/dev/shm 1777",
+            "create /dev/mqueue | mkdir <root>/dev/mqueue 1777",
+            "create /dev/fd | symlink <root>/dev/fd -> /proc/self/fd",
+            "create /dev/stdin | symlink <root>/dev/stdin -> /proc/self/fd/0",
+            "create /dev/stdout | symlink <root>/dev/stdout -> /proc/self/fd/1",
+            "create /dev/stderr | symlink <root>/dev/stderr -> /proc/self/fd/2",
+            "create /dev/ptmx | symlink <root>/dev/ptmx -> pts/ptmx",
+            "mount devpts to /dev/pts | mount devpts on <root>/dev/pts type devpts nosuid,noexec [newinstance,ptmxmode=0666,mode=0620,gid=5]",
+            "mount shm to /dev/shm | mount shm on <root>/dev/shm type tmpfs nosuid,nodev,noexec [mode=1777,size=65536k]",
+            "mount mqueue to /dev/mqueue | mount mqueue on <root>/dev/mqueue type mqueue nosuid,nodev,noexec []",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.push(format!(
+            "mount sysfs to /sys | at sys: sysfs [source=sysfs] {}",
+            if sys_ro {
+                "ro,nosuid,nodev,noexec"
+            } else {
+                "nosuid,nodev,noexec"
+            }
+        ));
+        v
+    }
+
+    /// Docker's masked and read-only paths, in its order.
+    fn docker_post() -> Vec<String> {
+        let mut v: Vec<String> = crate::spec::MASKED_PATHS
+            .iter()
+            .map(|p| format!("mask {p} | mask {p}"))
+            .collect();
+        v.extend(
+            crate::spec::READONLY_PATHS
+                .iter()
+                .map(|p| format!("make {p} read-only | readonly {p}")),
+        );
+        v
+    }
+
+    /// The bit of capability `name`.
+    fn cap(name: &str) -> u64 {
+        1 << crate::caps::capability_number(name).unwrap()
+    }
+
+    fn default_caps() -> u64 {
+        crate::caps::effective_mask(false, &[], &[]).unwrap()
+    }
+
+    fn argv(t: &Tail) -> Vec<String> {
+        t._argv.iter().map(s).collect()
+    }
+
+    #[test]
+    fn default_container() {
+        let p = planned(&run_opts());
+        // The child's fixed steps come first, so that their indices are the S_* constants.
+        assert_eq!(
+            p.plan.descs[..FIXED_STEPS.len()],
+            FIXED_STEPS.map(String::from)
+        );
+        assert_eq!(p.pre, base(true));
+        assert_eq!(p.post, docker_post());
+        for masked in ["/proc/kcore", "/proc/keys", "/sys/firmware"] {
+            assert!(p.post.contains(&format!("mask {masked} | mask {masked}")));
+        }
+        assert!(p
+            .post
+            .contains(&"make /proc/sys read-only | readonly /proc/sys".to_string()));
+        // The mount points the image lacked were made, and recorded for cleanup.
+        assert_eq!(p.created, ["<root>/proc", "<root>/dev", "<root>/sys"]);
+        let plan = &p.plan;
+        assert!(!plan.readonly_root);
+        assert!(plan.new_net, "--network none: a new namespace with lo");
+        assert_eq!(s(&plan.hostname), "0123456789ab");
+        assert_eq!(plan.stdio, [0, 1, 2]);
+        // Descriptors are spawn's business: the plan keeps none and has no terminal, network
+        // pipe or cgroup files yet.
+        assert!(plan.keep_fds.is_empty());
+        assert!(plan.cgroup_fds.is_empty());
+        assert_eq!(
+            (plan.tty_sock, plan.net_wait, plan.net_release),
+            (-1, -1, -1)
+        );
+        assert!(!plan.kill_with_parent);
+        let t = &plan.tail;
+        assert_eq!(t.caps, default_caps());
+        assert!(t.caps & cap("SYS_ADMIN") == 0);
+        assert!(t.caps & cap("CHOWN") != 0);
+        assert!(t.nnp, "no_new_privs is the library's default");
+        assert!(t.seccomp.is_some(), "Docker's default seccomp profile");
+        assert_eq!(argv(t), ["sh"]);
+        assert!(!t.argv0_has_slash);
+        assert_eq!((t.uid, t.gid), (0, 0));
+        assert_eq!(s(&t.cwd), "/");
+        assert!(t.cwd_prefixes.is_empty());
+        assert_eq!(t.argv_ptrs.len(), 2, "argv is NULL-terminated");
+        assert!(t.argv_ptrs[1].is_null());
+        assert!(t.envp_ptrs.last().unwrap().is_null());
+        let dirs: Vec<String> = t.path_dirs.iter().map(s).collect();
+        assert_eq!(
+            dirs,
+            [
+                "/usr/local/sbin",
+                "/usr/local/bin",
+                "/usr/sbin",
+                "/usr/bin",
+                "/sbin",
+                "/bin"
+            ]
+        );
+    }
+
+    #[test]
+    fn read_only_root_filesystem() {
+        let p = planned(&RunOptions {
+            read_only: true,
+            ..run_opts()
+        });
+        assert!(p.plan.readonly_root, "the child remounts / read-only");
+        assert_eq!(p.pre, base(true));
+        assert_eq!(p.post, docker_post());
+    }
+
+    #[test]
+    fn read_only_bind_and_a_bind_of_a_file() {
+        let host = tempfile::tempdir().unwrap();
+        let src = fs::canonicalize(host.path()).unwrap();
+        fs::write(src.join("f"), "x").unwrap();
+        let p = planned(&RunOptions {
+            mounts: vec![
+                MountSpec {
+                    kind: MountKind::Bind {
+                        source: src.clone(),
+                    },
+                    destination: "/data/in".into(),
+                    readonly: true,
+                },
+                MountSpec {
+                    kind: MountKind::Bind {
+                        source: src.join("f"),
+                    },
+                    destination: "/etc/f".into(),
+                    readonly: false,
+                },
+            ],
+            ..run_opts()
+        });
+        let mut want = base(true);
+        want.push(format!(
+            "error mounting {:?} to rootfs at \"/data/in\" | at data/in: tree {} rec ro",
+            src.display(),
+            src.display()
+        ));
+        want.push(format!(
+            "error mounting {:?} to rootfs at \"/etc/f\" | at etc/f: tree {} rec",
+            src.join("f").display(),
+            src.join("f").display()
+        ));
+        assert_eq!(p.pre, want);
+        // The missing directories and the file mount point were made in the root, not on the
+        // host's side.
+        assert_eq!(
+            p.created,
+            [
+                "<root>/proc",
+                "<root>/dev",
+                "<root>/sys",
+                "<root>/data",
+                "<root>/data/in",
+                "<root>/etc/f"
+            ]
+        );
+        assert!(p._root.path().join("etc/f").is_file());
+    }
+
+    #[test]
+    fn a_bind_whose_source_is_missing_is_docker_s_error() {
+        let t = rootfs();
+        let spec = compose(
+            &image(),
+            &RunOptions {
+                mounts: vec![MountSpec {
+                    kind: MountKind::Bind {
+                        source: "/nonexistent/strata-test".into(),
+                    },
+                    destination: "/data".into(),
+                    readonly: false,
+                }],
+                ..run_opts()
+            },
+        )
+        .unwrap();
+        let err = super::plan(
+            t.path(),
+            &spec,
+            &SpawnOptions::default(),
+            [0, 1, 2],
+            &[],
+            &[],
+        )
+        .err()
+        .unwrap();
+        assert!(matches!(err, Error::BindSource(_)), "{err}");
+    }
+
+    #[test]
+    fn tmpfs_mounts() {
+        let p = planned(&RunOptions {
+            mounts: vec![
+                MountSpec {
+                    kind: MountKind::Tmpfs {
+                        options: String::new(),
+                    },
+                    destination: "/run".into(),
+                    readonly: false,
+                },
+                MountSpec {
+                    kind: MountKind::Tmpfs {
+                        options: "size=1m,mode=700".into(),
+                    },
+                    destination: "/tmp".into(),
+                    readonly: true,
+                },
+            ],
+            ..run_opts()
+        });
+        let mut want = base(true);
+        want.push(
+            "error mounting \"tmpfs\" to rootfs at \"/run\" | at run: tmpfs [source=tmpfs,mode=1777] nosuid,nodev,noexec".into(),
+        );
+        want.push(
+            "error mounting \"tmpfs\" to rootfs at \"/tmp\" | at tmp: tmpfs [source=tmpfs,size=1m,mode=700] ro,nosuid,nodev,noexec".into(),
+        );
+        assert_eq!(p.pre, want);
+        assert!(p.created.contains(&"<root>/run".to_string()));
+        assert!(
+            !p.created.contains(&"<root>/tmp".to_string()),
+            "/tmp was there"
+        );
+    }
+
+    #[test]
+    fn privileged() {
+        let node = |path: &str, host: &str, mode, (ma, mi)| Node {
+            path: path.into(),
+            host: host.into(),
+            mode,
+            rdev: libc::makedev(ma, mi),
+            uid: 0,
+            gid: 6,
+        };
+        // As devices::resolve gives for --privileged: the host's nodes, including those the
+        // container makes anyway.
+        let nodes = [
+            node("/dev/null", "/dev/null", libc::S_IFCHR | 0o666, (1, 3)),
+            node("/dev/ptmx", "/dev/ptmx", libc::S_IFCHR | 0o666, (5, 2)),
+            node("/dev/loop0", "/dev/loop0", libc::S_IFBLK | 0o660, (7, 0)),
+            node(
+                "/dev/net/tun",
+                "/dev/net/tun",
+                libc::S_IFCHR | 0o666,
+                (10, 200),
+            ),
+        ];
+        let p = planned_with(
+            &RunOptions {
+                privileged: true,
+                ..run_opts()
+            },
+            &SpawnOptions::default(),
+            &nodes,
+        );
+        let mut want = base(false);
+        // Docker's own /dev/null gives way to the host's node of that name; /dev/ptmx stays the
+        // link to the container's devpts.
+        want.remove(2);
+        want.splice(
+            7..7,
+            [
+                "create device /dev/null | device <root>/dev/null from /dev/null 20666 1:3 0:6",
+                "create device /dev/loop0 | device <root>/dev/loop0 from /dev/loop0 60660 7:0 0:6",
+                "create device /dev/net/tun | mkdir <root>/dev/net 755",
+                "create device /dev/net/tun | device <root>/dev/net/tun from /dev/net/tun 20666 10:200 0:6",
+            ]
+            .map(String::from),
+        );
+        assert_eq!(p.pre, want);
+        assert_eq!(p.post, Vec::<String>::new(), "nothing masked or read-only");
+        let t = &p.plan.tail;
+        assert_eq!(t.caps, crate::caps::effective_mask(true, &[], &[]).unwrap());
+        assert!(t.caps & cap("SYS_ADMIN") != 0);
+        assert!(!t.nnp, "no no_new_privs when privileged");
+        assert!(t.seccomp.is_none(), "unconfined when privileged");
+    }
+
+    #[test]
+    fn networks() {
+        let net = |network| {
+            planned(&RunOptions {
+                network,
+                ..run_opts()
+            })
+            .plan
+            .new_net
+        };
+        assert!(net(Network::None));
+        assert!(net(Network::Private));
+        assert!(!net(Network::Host), "--network host: the host's namespace");
+        let host = planned(&RunOptions {
+            network: Network::Host,
+            host_hostname: "the-host".into(),
+            ..run_opts()
+        });
+        assert_eq!(s(&host.plan.hostname), "the-host");
+    }
+
+    #[test]
+    fn init() {
+        let dir = tempfile::tempdir().unwrap();
+        let tini = fs::canonicalize(dir.path()).unwrap().join("tini-static");
+        fs::write(&tini, "#!fake\n").unwrap();
+        let opts = RunOptions {
+            init: true,
+            ..run_opts()
+        };
+        let p = planned_with(
+            &opts,
+            &SpawnOptions {
+                init_path: Some(tini.clone()),
+                ..Default::default()
+            },
+            &[],
+        );
+        let mut want = base(true);
+        want.push(format!(
+            "error mounting {:?} to rootfs at \"/sbin/docker-init\" | at sbin/docker-init: tree {} ro",
+            tini.display(),
+            tini.display()
+        ));
+        assert_eq!(p.pre, want);
+        assert!(p.created.ends_with(&[
+            "<root>/sbin".to_string(),
+            "<root>/sbin/docker-init".to_string()
+        ]));
+        let t = &p.plan.tail;
+        assert_eq!(argv(t), ["/sbin/docker-init", "--", "sh"]);
+        assert!(t.argv0_has_slash);
+
+        // Without the binary, there is no plan.
+        let spec = compose(&image(), &opts).unwrap();
+        let r = rootfs();
+        let err = super::plan(
+            r.path(),
+            &spec,
+            &SpawnOptions::default(),
+            [0, 1, 2],
+            &[],
+            &[],
+        )
+        .err()
+        .unwrap();
+        assert!(matches!(err, Error::NoInit), "{err}");
+    }
+
+    #[test]
+    fn etc_files_workdir_and_security_options() {
+        let state = tempfile::tempdir().unwrap();
+        let st = fs::canonicalize(state.path()).unwrap();
+        fs::write(st.join("hosts"), "127.0.0.1 localhost\n").unwrap();
+        fs::write(st.join("resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
+        let p = planned_with(
+            &RunOptions {
+                workdir: Some("/srv/app".into()),
+                no_new_privileges: false,
+                seccomp: Seccomp::Unconfined,
+                cap_drop: vec!["CHOWN".into()],
+                ..run_opts()
+            },
+            &SpawnOptions {
+                state_dir: Some(st.clone()),
+                kill_with_parent: true,
+                ..Default::default()
+            },
+            &[],
+        );
+        let etc: Vec<&String> = p.pre.iter().filter(|l| l.contains("/etc/")).collect();
+        let want: Vec<String> = ETC_FILES
+            .iter()
+            .filter(|n| st.join(n).exists())
+            .map(|n| {
+                format!(
+                    "error mounting {:?} to rootfs at \"/etc/{n}\" | at etc/{n}: tree {}",
+                    st.join(n).display(),
+                    st.join(n).display()
+                )
+            })
+            .collect();
+        assert_eq!(etc.len(), 2);
+        assert_eq!(etc, want.iter().collect::<Vec<_>>());
+        let plan = &p.plan;
+        assert!(plan.kill_with_parent);
+        let t = &plan.tail;
+        let prefixes: Vec<String> = t.cwd_prefixes.iter().map(s).collect();
+        assert_eq!(
+            prefixes,
+            ["/srv", "/srv/app"],
+            "made on the way in the child"
+        );
+        assert_eq!(s(&t.cwd), "/srv/app");
+        assert!(!t.nnp);
+        assert!(t.seccomp.is_none());
+        assert_eq!(t.caps, default_caps() & !cap("CHOWN"));
+    }
+}

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use runtime::{ImageConfig, MountKind, MountSpec, Network, RunOptions, SpawnOptions, Stdio};
 use snapshot::{OverlaySnapshotter, Snapshotter};
 
-/// Docker's `docker-init` (Debian's tini); a test that needs it fails loudly without it.
+/// Docker's `docker-init` (Debian's tini); its test checks first that it is installed.
 fn tini() -> PathBuf {
     let p = PathBuf::from("/usr/bin/tini-static");
     assert!(
@@ -24,13 +24,37 @@ fn tini() -> PathBuf {
     p
 }
 
+/// Whether `CI` is set (to anything but empty, `0` or `false`).
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"))
+}
+
+/// Says that the running test cannot run here, and why. Under `CI` that fails the test: CI
+/// must never pass a test that did not run. Otherwise it prints `SKIPPED <test>: <why>` on
+/// standard error past the test harness's capture, so that the run's output shows it even
+/// though the test then passes. (The tests that need root are also marked ignored at build
+/// time, see `build.rs`; this check covers a binary run by another user than built it.)
+fn cannot_run(why: &str) {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("this test");
+    assert!(!ci(), "{test} cannot run here, and CI must run it: {why}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: {why}");
+}
+
+/// Whether this process runs as root.
 fn is_root() -> bool {
-    // SAFETY: trivial syscall.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        eprintln!("skipping: runtime tests need root (namespaces, mounts)");
+    // SAFETY: no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Whether the test runs as root; otherwise see [`cannot_run`].
+fn require_root() -> bool {
+    if is_root() {
+        return true;
     }
-    root
+    cannot_run("needs root (namespaces, mounts)");
+    false
 }
 
 /// The busybox layer, unpacked once into cargo's test scratch directory and reused.
@@ -262,8 +286,9 @@ fn run(args: &[&str]) -> Outcome {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn isolation_basics() {
-    if !is_root() {
+    if !require_root() {
         return;
     }
     let o = run_with(
@@ -317,8 +342,9 @@ fn isolation_basics() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn mounts_inside_look_like_dockers() {
-    if !is_root() {
+    if !require_root() {
         return;
     }
     let o = run(&["sh", "-c", "cat /proc/self/mountinfo; ls /dev; echo x > /proc/sys/kernel/hostname || echo ro-proc-sys; touch /sys/x || echo ro-sys"]);
@@ -348,8 +374,9 @@ fn mounts_inside_look_like_dockers() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn exit_codes_and_messages_match_docker() {
-    if !is_root() {
+    if !require_root() {
         return;
     }
     assert_eq!(run(&["sh", "-c", "exit 3"]).result.unwrap(), 3);
@@ -385,8 +412,9 @@ fn exit_codes_and_messages_match_docker() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn environment_is_composed_as_docker_does() {
-    if !is_root() {
+    if !require_root() {
         return;
     }
     let o = run_with(&["env"], &[], |o, _| {
@@ -400,8 +428,9 @@ fn environment_is_composed_as_docker_does() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn users_resolve_through_the_image() {
-    if !is_root() {
+    if !require_root() {
         return;
     }
     let t = tempfile::tempdir().unwrap();
@@ -451,8 +480,9 @@ fn users_resolve_through_the_image() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn upper_dir_holds_exactly_the_writes() {
-    if !is_root() {
+    if !require_root() {
         return;
     }
     let o = run(&["sh", "-c", "echo hi > /tmp/x && rm /bin/vi && echo 1 >> /etc/passwd && mkdir /newdir && echo h > /etc/hosts"]);
@@ -472,8 +502,9 @@ fn upper_dir_holds_exactly_the_writes() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn copy_snapshotter_gives_the_same_upper_dir() {
-    if !is_root() {
+    if !require_root() {
         return;
     }
     let script = "echo hi > /tmp/x && rm /bin/vi && echo 1 >> /etc/passwd && mkdir /newdir && echo h > /etc/hosts && hostname";
@@ -500,8 +531,9 @@ fn copy_snapshotter_gives_the_same_upper_dir() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn read_only_rootfs_binds_and_tmpfs() {
-    if !is_root() {
+    if !require_root() {
         return;
     }
     let host = tempfile::tempdir().unwrap();
@@ -538,8 +570,9 @@ fn read_only_rootfs_binds_and_tmpfs() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn pids_limit_is_enforced_and_cgroup_removed() {
-    if !is_root() {
+    if !require_root() {
         return;
     }
     let script = if runtime::cgroup_v2() {
@@ -585,8 +618,9 @@ fn pids_limit_is_enforced_and_cgroup_removed() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn cgroup_limits_are_written() {
-    if !is_root() {
+    if !require_root() {
         return;
     }
     let t = tempfile::tempdir().unwrap();
@@ -656,8 +690,9 @@ fn cgroup_limits_are_written() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn signals_reach_the_process() {
-    if !is_root() {
+    if !require_root() {
         return;
     }
     let t = tempfile::tempdir().unwrap();
@@ -708,8 +743,9 @@ fn signals_reach_the_process() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn two_hundred_ten_layers_run() {
-    if !is_root() {
+    if !require_root() {
         return;
     }
     let t = tempfile::tempdir().unwrap();
@@ -734,8 +770,9 @@ fn two_hundred_ten_layers_run() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn run_step_streams_output_and_returns_the_code() {
-    if !is_root() {
+    if !require_root() {
         return;
     }
     let t = tempfile::tempdir().unwrap();
@@ -780,8 +817,9 @@ fn run_step_streams_output_and_returns_the_code() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn exec_joins_a_running_container() {
-    if !is_root() {
+    if !require_root() {
         return;
     }
     let mounted = mounted_busybox();
@@ -953,8 +991,9 @@ fn helper_foreground_run() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn foreground_run_forwards_sigterm() {
-    if !is_root() {
+    if !require_root() {
         return;
     }
     let t = tempfile::tempdir().unwrap();
@@ -985,8 +1024,9 @@ fn foreground_run_forwards_sigterm() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn init_runs_as_pid_one_and_passes_codes_and_signals() {
-    if !is_root() {
+    if !require_root() || !require_tool("/usr/bin/tini-static", "tini") {
         return;
     }
     let o = run_with(
@@ -1057,8 +1097,9 @@ fn init_runs_as_pid_one_and_passes_codes_and_signals() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn tty_gives_the_process_a_terminal_of_its_own() {
-    if !is_root() {
+    if !require_root() {
         return;
     }
     let mounted = mounted_busybox();
@@ -1103,8 +1144,9 @@ fn tty_gives_the_process_a_terminal_of_its_own() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn privileged_and_host_network() {
-    if !is_root() {
+    if !require_root() {
         return;
     }
     let host_ifaces = fs::read_to_string("/proc/net/dev")
@@ -1145,14 +1187,17 @@ fn privileged_and_host_network() {
     assert_ne!(lines[4].trim(), "0", "nothing is masked when privileged");
 }
 
-/// Fails (under `CI`) or says loudly why a test cannot run here.
-fn can_run(what: &str, ok: bool) -> bool {
+/// Whether `tool --version` succeeds; otherwise see [`cannot_run`], naming the Debian
+/// package `package` that has it.
+fn require_tool(tool: &str, package: &str) -> bool {
+    let ok = std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ok {
-        eprintln!("NOT RUN: {what}");
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "cannot run under CI: {what}"
-        );
+        cannot_run(&format!(
+            "needs {tool}: apt-get install {package} (scripts/test installs it)"
+        ));
     }
     ok
 }
@@ -1188,17 +1233,9 @@ int main(void) {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn containers_and_execs_get_a_session_keyring_of_their_own() {
-    if !can_run("needs root", is_root()) {
-        return;
-    }
-    if !can_run(
-        "needs cc to build a static probe",
-        std::process::Command::new("cc")
-            .arg("--version")
-            .output()
-            .is_ok(),
-    ) {
+    if !require_root() || !require_tool("cc", "gcc libc6-dev") {
         return;
     }
     let t = tempfile::tempdir().unwrap();

@@ -3,20 +3,14 @@
 //! deletions, copy-ups and `rm -rf d && mkdir d`, isolation between snapshots, read-only
 //! views, and that unmount plus remove leave nothing behind. Also 200+ lower directories.
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use common::{cannot_run, is_root, require_root};
 use snapshot::{CopySnapshotter, OverlayMethod, OverlaySnapshotter, Snapshotter};
-
-fn is_root() -> bool {
-    // SAFETY: trivial syscall.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        eprintln!("skipping: snapshot conformance tests need root (real mounts)");
-    }
-    root
-}
 
 fn whiteout(p: &Path) {
     let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
@@ -211,16 +205,18 @@ fn conformance(make: impl Fn(&Path) -> Box<dyn Snapshotter>) {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn overlay_snapshotter_conforms() {
-    if !is_root() {
+    if !require_root() {
         return;
     }
     conformance(|p| Box::new(OverlaySnapshotter::new(p).unwrap()));
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn copy_snapshotter_conforms() {
-    if !is_root() {
+    if !require_root() {
         return;
     }
     conformance(|p| Box::new(CopySnapshotter::new(p).unwrap()));
@@ -264,20 +260,22 @@ fn many_layers(method: OverlayMethod) {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn two_hundred_forty_layers_with_lowerdir_plus() {
-    if !is_root() {
+    if !require_root() {
         return;
     }
     if !snapshot::lowerdir_plus_supported() {
-        eprintln!("skipping: this kernel has no overlayfs lowerdir+ (Linux < 6.8)");
+        cannot_run("this kernel has no overlayfs lowerdir+ (Linux < 6.8)");
         return;
     }
     many_layers(OverlayMethod::LowerdirPlus);
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn two_hundred_forty_layers_with_legacy_mount() {
-    if !is_root() {
+    if !require_root() {
         return;
     }
     many_layers(OverlayMethod::Legacy);

@@ -3,20 +3,20 @@
 //! `open` must pick the copy snapshotter, which still works there. Its own test binary, since
 //! the overlay probe runs once per process.
 
+mod common;
+
 use std::fs;
 
-fn is_root() -> bool {
-    // SAFETY: trivial syscall.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        eprintln!("skipping: the fallback test needs root (real mounts)");
-    }
-    root
-}
+use common::{cannot_run, require_root};
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn copy_snapshotter_is_chosen_where_overlayfs_cannot_stack() {
-    if !is_root() || std::env::var_os("STRATA_SNAPSHOTTER").is_some() {
+    if !require_root() {
+        return;
+    }
+    if std::env::var_os("STRATA_SNAPSHOTTER").is_some() {
+        cannot_run("STRATA_SNAPSHOTTER is set, and it overrides the choice this test checks");
         return;
     }
     let t = tempfile::tempdir().unwrap();

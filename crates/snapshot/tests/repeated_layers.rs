@@ -8,27 +8,15 @@
 //! own overlay of the full stack, with each repeated occurrence replaced by a copy of the
 //! layer (a copy is another directory, which the kernel accepts).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
+use common::require_root;
 use snapshot::{CopySnapshotter, OverlaySnapshotter, Snapshotter};
-
-/// Root is needed for mounts and `trusted.*` xattrs. Without it the test says so, and fails
-/// under CI, where it must run.
-fn require_root() -> bool {
-    // SAFETY: trivial syscall.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "this test needs root (real overlay mounts), and CI must run it"
-    );
-    eprintln!("SKIPPED: needs root (real overlay mounts)");
-    false
-}
 
 /// One entry of a layer, as a layer directory holds it.
 #[derive(Debug, Clone)]
@@ -294,6 +282,7 @@ fn generated_stacks(s: &dyn Snapshotter, root: &Path, cases: u64) {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn overlay_mounts_repeated_layers_as_applying_every_layer_in_order() {
     if !require_root() {
         return;
@@ -304,6 +293,7 @@ fn overlay_mounts_repeated_layers_as_applying_every_layer_in_order() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn copy_snapshotter_applies_repeated_layers_the_same_way() {
     if !require_root() {
         return;
@@ -316,6 +306,7 @@ fn copy_snapshotter_applies_repeated_layers_the_same_way() {
 /// The kernel refuses a stack with a directory twice; the snapshotter's mounts of it work, the
 /// snapshot keeps the full list, and a read-only view of `[x, x]` is `x` itself.
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn a_stack_naming_one_directory_twice_mounts_and_keeps_its_list() {
     if !require_root() {
         return;
