@@ -10,18 +10,18 @@
 //! from the namespace), and `-t none -u none` unless ports are published (pasta's default
 //! would publish every port the container binds).
 //!
-//! Life cycle: [`Pasta::launch`] runs pasta against the namespace of the (waiting) child
-//! through a descriptor (`--netns /proc/self/fd/3`; as root, pasta keeps only a few
-//! capabilities and could not open `/proc/PID/ns/net` of a more privileged process); pasta
-//! daemonizes once the interface, addresses, routes and port forwards are set up, so its
-//! exit status says whether the network is ready, and its PID arrives through a pipe given
-//! as its PID file. Without published ports the child does not wait for all of that: a
-//! netlink socket in the namespace ([`Launch::configured`]) sees pasta add the IPv4 default
-//! route, which comes before the other half of pasta's start-up (socket and pipe pools,
-//! daemonizing); packets the container sends meanwhile wait in the tap queue. pasta does not notice when a namespace given this way goes away, so a
-//! small watcher process (forked, raw system calls only) kills it as soon as the strata
-//! process that started it closes the watcher's pipe: when the container ends
-//! ([`Pasta::stop`]) or when strata itself dies, however it dies.
+//! Life cycle: [`Pasta::start`] runs pasta in the foreground (our own child) against the
+//! namespace of the waiting child through a descriptor (`--netns /proc/self/fd/3`; as root,
+//! pasta keeps only a few capabilities and could not open `/proc/PID/ns/net` of a more
+//! privileged process). The child execs once the network can be used: without published
+//! ports, when a netlink socket in the namespace sees pasta add the IPv4 default route
+//! (interface, addresses and routes come first; pasta's socket and pipe pools, as long
+//! again, need nothing of the container, and packets sent meanwhile wait in the tap queue);
+//! with ports, when pasta writes its PID file, which it does once every forward is bound.
+//! pasta does not notice when a namespace given this way goes away, so a small watcher
+//! process (forked, raw system calls only) kills it as soon as the strata process that
+//! started it closes the watcher's pipe: when the container ends ([`Pasta::stop`]) or when
+//! strata itself dies, however it dies.
 
 use std::fmt;
 use std::fs;
@@ -187,6 +187,8 @@ pub(crate) fn pasta_args(ports: &[PortMapping], mac: &str) -> Vec<String> {
     let mut a: Vec<String> = [
         "--config-net",
         "--quiet",
+        // Our own child for its whole life: ended at any moment, start-up included.
+        "--foreground",
         // As root, pasta would switch to nobody and lose the capabilities it needs to join
         // the namespace; it still drops every capability but NET_ADMIN, NET_BIND_SERVICE
         // and SYS_ADMIN, and sandboxes itself.
@@ -235,11 +237,18 @@ pub(crate) fn pasta_args(ports: &[PortMapping], mac: &str) -> Vec<String> {
     a
 }
 
-/// A running pasta connected to a container's namespace.
+/// pasta connected to a container's namespace: our own child, run in the foreground
+/// (`--foreground`), so that it can be ended at any moment, its start-up included.
 #[derive(Debug)]
 pub(crate) struct Pasta {
-    /// A pidfd of the daemonized pasta.
+    child: std::process::Child,
+    /// A pidfd of pasta.
     pidfd: OwnedFd,
+    /// Read end of pasta's PID file, kept open for pasta's life (it writes to it once set
+    /// up; a closed pipe would kill it with SIGPIPE).
+    pid_rd: OwnedFd,
+    /// pasta's standard error, read when it fails.
+    stderr: Option<std::process::ChildStderr>,
     /// The watcher that kills pasta when this end closes.
     watcher_pipe: Option<OwnedFd>,
     watcher: i32,
@@ -261,18 +270,6 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 
 fn net_error(detail: impl Into<String>) -> Error {
     Error::Network(detail.into())
-}
-
-/// pasta on its way up: launched against a namespace, not yet known to be ready.
-#[derive(Debug)]
-pub(crate) struct Launch {
-    child: std::process::Child,
-    /// pasta's PID file: the daemon's PID arrives here.
-    pid_rd: OwnedFd,
-    /// IPv4 route changes in the namespace (None when the socket could not be made: then
-    /// only pasta's own exit says the namespace is ready).
-    routes: Option<OwnedFd>,
-    wait_on_stop: bool,
 }
 
 /// `RTMGRP_IPV4_ROUTE`: the multicast group of IPv4 route changes.
@@ -345,21 +342,42 @@ pub(crate) fn announces_default_route(mut buf: &[u8]) -> bool {
     false
 }
 
+/// Whether a netlink socket's pending messages announce an IPv4 default route.
+fn drain_routes(routes: &OwnedFd, buf: &mut [u8]) -> bool {
+    loop {
+        // SAFETY: reading into a buffer we own.
+        let r = unsafe { libc::recv(routes.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if r <= 0 {
+            return false;
+        }
+        if announces_default_route(&buf[..r as usize]) {
+            return true;
+        }
+    }
+}
+
 impl Pasta {
-    /// Starts pasta at `binary` against the network namespace of process `pid`, publishing
-    /// `ports`. [`Launch::configured`] then says when the namespace can be used and
-    /// [`Launch::finish`] when pasta is fully up.
-    pub(crate) fn launch(
+    /// Connects the network namespace of process `pid` with pasta at `binary`, publishing
+    /// `ports`. Returns once the container can use its network: pasta has set the
+    /// namespace's IPv4 default route (it sets interface, addresses and routes first; its
+    /// socket and pipe pools come after and need nothing of the container; packets sent
+    /// meanwhile wait in the tap queue), or, with published ports, once pasta reports itself
+    /// set up (it writes its PID file when every forward is bound).
+    pub(crate) fn start(
         binary: &Path,
         pid: i32,
         ports: &[PortMapping],
         mac: &str,
-    ) -> Result<Launch> {
+    ) -> Result<Pasta> {
         let ns_path = PathBuf::from(format!("/proc/{pid}/ns/net"));
         let ns = fs::File::open(&ns_path)
             .map_err(|e| net_error(format!("open {}: {e}", ns_path.display())))?;
         // Subscribed before pasta starts, so the route it adds cannot be missed.
-        let routes = route_socket(&ns).ok();
+        let routes = if ports.is_empty() {
+            route_socket(&ns).ok()
+        } else {
+            None
+        };
         let (pid_rd, pid_wr) = pipe().map_err(|e| net_error(format!("pipe: {e}")))?;
         let (ns_fd, pid_fd) = (ns.as_raw_fd(), pid_wr.as_raw_fd());
         let mut cmd = Command::new(binary);
@@ -385,21 +403,108 @@ impl Pasta {
                 Ok(())
             });
         }
-        let child = cmd
+        let mut child = cmd
             .spawn()
             .map_err(|e| net_error(format!("cannot run {}: {e}", binary.display())))?;
-        Ok(Launch {
+        drop(pid_wr);
+        drop(ns);
+        // SAFETY: plain syscall; pasta is our unreaped child.
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as i32, 0) };
+        if pidfd < 0 {
+            let e = io::Error::last_os_error();
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(net_error(format!("pidfd_open {}: {e}", child.id())));
+        }
+        // SAFETY: a new descriptor we own.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
+        let (w_rd, w_wr) = pipe().map_err(|e| net_error(format!("pipe: {e}")))?;
+        let watcher = spawn_watcher(&pidfd, &w_rd);
+        drop(w_rd);
+        let stderr = child.stderr.take();
+        let mut pasta = Pasta {
             child,
+            pidfd,
             pid_rd,
-            routes,
+            stderr,
+            watcher_pipe: Some(w_wr),
+            watcher: -1,
             wait_on_stop: !ports.is_empty(),
-        })
+        };
+        match watcher {
+            Ok(w) => pasta.watcher = w,
+            Err(e) => return Err(net_error(format!("fork: {e}"))),
+        }
+        pasta.until_ready(routes.as_ref())?;
+        Ok(pasta)
     }
-}
 
-impl Pasta {
-    /// Ends pasta (SIGKILL) and, when it publishes ports, waits until it is gone and the
-    /// ports are free again.
+    /// Waits for the default route (when `routes` is given) or pasta's PID report, whichever
+    /// comes first; pasta ending first is its failure, told with what it printed.
+    fn until_ready(&mut self, routes: Option<&OwnedFd>) -> Result<()> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(net_error("pasta did not set up the network in 30 s"));
+            }
+            let mut fds = [
+                libc::pollfd {
+                    fd: self.pid_rd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.pidfd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: routes.map_or(-1, |r| r.as_raw_fd()),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: poll on valid descriptors (a negative one is ignored).
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), 3, left.as_millis() as i32) };
+            if n < 0 {
+                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(net_error(format!("poll: {}", io::Error::last_os_error())));
+            }
+            if fds[0].revents & libc::POLLIN != 0 {
+                return Ok(());
+            }
+            if fds[1].revents != 0 || fds[0].revents != 0 {
+                return Err(self.failure());
+            }
+            if let Some(r) = routes {
+                if fds[2].revents != 0 && drain_routes(r, &mut buf) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// pasta's end before it was set up, as an error with its status and what it printed.
+    fn failure(&mut self) -> Error {
+        let status = self.child.wait();
+        let mut text = String::new();
+        if let Some(mut e) = self.stderr.take() {
+            let _ = e.read_to_string(&mut text);
+        }
+        let msg: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with("Failed to send") && !l.trim().is_empty())
+            .collect();
+        let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+        net_error(format!("pasta failed ({status}): {}", msg.join("; ")))
+    }
+
+    /// Ends pasta (SIGKILL) and reaps it; when it publishes ports, that wait is what frees
+    /// them again before the container's end is reported.
     pub(crate) fn stop(&mut self) {
         if self.watcher_pipe.take().is_none() {
             return;
@@ -408,159 +513,17 @@ impl Pasta {
         let mut status = 0;
         // SAFETY: reaping our own watcher, which exits once its pipe closed.
         unsafe {
-            while libc::waitpid(self.watcher, &mut status, libc::__WALL) < 0
+            while self.watcher > 0
+                && libc::waitpid(self.watcher, &mut status, libc::__WALL) < 0
                 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
             {}
         }
-        if !self.wait_on_stop {
-            return;
+        if self.wait_on_stop {
+            let _ = self.child.wait();
+        } else {
+            // Reaped later without waiting: the kernel takes a while to tear down the tap.
+            let _ = self.child.try_wait();
         }
-        // A pidfd becomes readable when the process has exited.
-        let mut pfd = libc::pollfd {
-            fd: self.pidfd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: poll on one valid descriptor, bounded wait.
-        unsafe {
-            libc::poll(&mut pfd, 1, 5000);
-        }
-    }
-}
-
-impl Launch {
-    /// Returns once the namespace has its interface, address and IPv4 default route (pasta
-    /// sets them up first; what it does afterwards, socket pools and daemonizing, takes as
-    /// long again and needs nothing of the container), or once pasta's start-up has ended,
-    /// whichever comes first. Packets sent meanwhile wait in the tap queue for pasta.
-    pub(crate) fn configured(&mut self) -> Result<()> {
-        let Some(routes) = &self.routes else {
-            return Ok(());
-        };
-        // SAFETY: plain syscall; the foreground pasta is our unreaped child.
-        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, self.child.id() as i32, 0) };
-        if pidfd < 0 {
-            return Ok(());
-        }
-        // SAFETY: a new descriptor we own.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                return Ok(());
-            }
-            let mut fds = [
-                libc::pollfd {
-                    fd: routes.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: pidfd.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            // SAFETY: poll on two valid descriptors.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, left.as_millis() as i32) };
-            if n < 0 {
-                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Ok(());
-            }
-            if fds[1].revents != 0 {
-                // pasta's start-up ended: `finish` tells how.
-                return Ok(());
-            }
-            if fds[0].revents != 0 {
-                loop {
-                    // SAFETY: reading into a buffer we own.
-                    let r = unsafe {
-                        libc::recv(routes.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0)
-                    };
-                    if r <= 0 {
-                        break;
-                    }
-                    if announces_default_route(&buf[..r as usize]) {
-                        return Ok(());
-                    }
-                }
-            }
-        }
-    }
-
-    /// Waits until pasta is fully up (its foreground process exits 0 once everything,
-    /// published ports included, is in place) and returns the running pasta.
-    pub(crate) fn finish(self) -> Result<Pasta> {
-        let Launch {
-            child,
-            pid_rd,
-            routes,
-            wait_on_stop,
-        } = self;
-        drop(routes);
-        let out = child
-            .wait_with_output()
-            .map_err(|e| net_error(format!("wait for pasta: {e}")))?;
-        if !out.status.success() {
-            let msg: Vec<String> = String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .filter(|l| !l.starts_with("Failed to send") && !l.trim().is_empty())
-                .map(str::to_string)
-                .collect();
-            return Err(net_error(format!(
-                "pasta failed ({}): {}",
-                out.status,
-                msg.join("; ")
-            )));
-        }
-        // The PID file: "PID\n", written before the foreground process exits; the daemon
-        // keeps the pipe open, so read up to the newline only.
-        let mut text = Vec::new();
-        let mut f = fs::File::from(pid_rd);
-        let mut b = [0u8; 1];
-        while text.len() < 16 {
-            match f.read(&mut b) {
-                Ok(1) if b[0] == b'\n' => break,
-                Ok(1) => text.push(b[0]),
-                Ok(_) => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(net_error(format!("read pasta's PID: {e}"))),
-            }
-        }
-        let daemon: i32 = String::from_utf8_lossy(&text)
-            .trim()
-            .parse()
-            .map_err(|_| net_error("pasta did not report its PID"))?;
-        // SAFETY: plain syscall.
-        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, daemon, 0) };
-        if pidfd < 0 {
-            let e = io::Error::last_os_error();
-            // SAFETY: plain syscall on the PID pasta just reported.
-            unsafe { libc::kill(daemon, libc::SIGKILL) };
-            return Err(net_error(format!("pidfd_open {daemon}: {e}")));
-        }
-        // SAFETY: a new descriptor we own.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
-        let (w_rd, w_wr) = pipe().map_err(|e| net_error(format!("pipe: {e}")))?;
-        let watcher = spawn_watcher(&pidfd, &w_rd);
-        drop(w_rd);
-        let watcher = match watcher {
-            Ok(w) => w,
-            Err(e) => {
-                kill_pidfd(pidfd.as_raw_fd());
-                return Err(net_error(format!("fork: {e}")));
-            }
-        };
-        Ok(Pasta {
-            pidfd,
-            watcher_pipe: Some(w_wr),
-            watcher,
-            wait_on_stop,
-        })
     }
 }
 

@@ -359,22 +359,12 @@ pub fn spawn(rootfs: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Container
         // SAFETY: one byte to a pipe we own: the child may exec now.
         let release = || unsafe { libc::write(net_wr.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
         let mac = crate::net::Addresses::detect().mac;
-        let started =
-            crate::net::Pasta::launch(&pasta, pid, &spec.ports, &mac).and_then(|mut l| {
-                // Without published ports the container needs only its interface and routes:
-                // it goes on while pasta finishes its own start-up.
-                if spec.ports.is_empty() {
-                    l.configured()?;
-                    release();
-                }
-                let net = l.finish()?;
-                if !spec.ports.is_empty() {
-                    release();
-                }
-                Ok(net)
-            });
+        let started = crate::net::Pasta::start(&pasta, pid, &spec.ports, &mac);
         match started {
-            Ok(net) => container.net = Some(net),
+            Ok(net) => {
+                container.net = Some(net);
+                release();
+            }
             Err(e) => {
                 drop(net_wr);
                 let _ = container.signal(libc::SIGKILL);
