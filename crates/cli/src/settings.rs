@@ -43,7 +43,7 @@ pub fn get() -> &'static Settings {
 }
 
 /// Reads the environment and the configuration file once; an error is a usage error.
-pub fn load(cli: &Cli) -> Result<&'static Settings, String> {
+pub fn load(cli: &Cli) -> anyhow::Result<&'static Settings> {
     let config = config_file()?;
     let mut hosts = registry::Hosts::new(docker_config_file());
     hosts.insecure = insecure_registries(&cli.insecure_registries, &config)?;
@@ -55,12 +55,12 @@ pub fn load(cli: &Cli) -> Result<&'static Settings, String> {
     }
     if let Some(n) = number("STRATA_TAGS_PAGE_SIZE")? {
         hosts.tags_page_size =
-            u32::try_from(n).map_err(|_| "STRATA_TAGS_PAGE_SIZE is too large")?;
+            u32::try_from(n).map_err(|_| anyhow::anyhow!("STRATA_TAGS_PAGE_SIZE is too large"))?;
     }
     let snapshotter = std::env::var("STRATA_SNAPSHOTTER")
         .unwrap_or_default()
         .parse()
-        .map_err(|e| format!("STRATA_SNAPSHOTTER: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("STRATA_SNAPSHOTTER: {e}"))?;
     let init_path = match config.value.get("init-path") {
         Some(v) => {
             let p = v
@@ -104,30 +104,30 @@ struct ConfigFile {
 }
 
 impl ConfigFile {
-    fn invalid(&self, what: impl std::fmt::Display) -> String {
-        format!("invalid configuration file {}: {what}", self.path.display())
+    fn invalid(&self, what: impl std::fmt::Display) -> anyhow::Error {
+        anyhow::anyhow!("invalid configuration file {}: {what}", self.path.display())
     }
 }
 
-fn config_file() -> Result<ConfigFile, String> {
+fn config_file() -> anyhow::Result<ConfigFile> {
     let path = std::env::var_os("STRATA_CONFIG")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/etc/strata/daemon.json"));
     let value = match std::fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
-            .map_err(|e| format!("invalid configuration file {}: {e}", path.display()))?,
+            .map_err(|e| anyhow::anyhow!("invalid configuration file {}: {e}", path.display()))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::json!({}),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
+        Err(e) => return Err(anyhow::anyhow!("{}: {e}", path.display())),
     };
     Ok(ConfigFile { path, value })
 }
 
 /// A positive number from the environment variable `name`, if set.
-fn number(name: &str) -> Result<Option<u64>, String> {
+fn number(name: &str) -> anyhow::Result<Option<u64>> {
     match std::env::var(name) {
         Ok(v) => match v.trim().parse::<u64>() {
             Ok(n) if n > 0 => Ok(Some(n)),
-            _ => Err(format!("{name}={v:?} is not a positive number")),
+            _ => Err(anyhow::anyhow!("{name}={v:?} is not a positive number")),
         },
         Err(_) => Ok(None),
     }
@@ -148,7 +148,7 @@ fn docker_config_file() -> PathBuf {
 
 /// Registries named insecure by `--insecure-registry` and by `insecure-registries` in the
 /// configuration file.
-fn insecure_registries(flags: &[String], config: &ConfigFile) -> Result<Vec<String>, String> {
+fn insecure_registries(flags: &[String], config: &ConfigFile) -> anyhow::Result<Vec<String>> {
     let mut list: Vec<String> = flags.to_vec();
     if let Some(entries) = config.value.get("insecure-registries") {
         let entries = entries
@@ -164,7 +164,7 @@ fn insecure_registries(flags: &[String], config: &ConfigFile) -> Result<Vec<Stri
     for r in &list {
         // Docker accepts a scheme-less host[:port]; a URL is a common mistake.
         if r.contains("://") || r.contains('/') || r.is_empty() {
-            return Err(format!(
+            return Err(anyhow::anyhow!(
                 "insecure registry {r} is not valid: use HOST[:PORT], without a scheme or path"
             ));
         }

@@ -1046,7 +1046,7 @@ mod tests {
         assert_eq!(t.caps, default_caps());
         assert!(t.caps & cap("SYS_ADMIN") == 0);
         assert!(t.caps & cap("CHOWN") != 0);
-        assert!(t.nnp, "no_new_privs is the library's default");
+        assert!(!t.nnp, "no_new_privs only when asked, as Docker");
         assert!(t.seccomp.is_some(), "Docker's default seccomp profile");
         assert_eq!(argv(t), ["sh"]);
         assert!(!t.argv0_has_slash);
