@@ -1,4 +1,5 @@
-//! Test configuration only. When this build does not run as root and `CI` is not set, sets
+//! The build script of every crate with tests that need root (`build = ` in their
+//! Cargo.toml). Test configuration only. When this build does not run as root and `CI` is not set, sets
 //! `cfg(strata_no_root)`, under which the tests that need root carry
 //! `#[cfg_attr(strata_no_root, ignore = "needs root")]`: `cargo test` and nextest then list
 //! them as ignored/skipped, with the reason, instead of passing tests that did not run. Under
@@ -7,7 +8,6 @@
 
 fn main() {
     println!("cargo:rustc-check-cfg=cfg(strata_no_root)");
-    println!("cargo:rerun-if-changed=build.rs");
     // Who builds: a change of user (sudo, runuser) or of CI reruns this script.
     for var in ["CI", "USER", "SUDO_UID"] {
         println!("cargo:rerun-if-env-changed={var}");
