@@ -48,17 +48,34 @@ fn context(dir: &Path, base: &str) {
     fs::write(dir.join("Dockerfile"), format!("FROM {base}\n{REPEATS}")).unwrap();
 }
 
-fn layers(s: &Strata, image: &str) -> Vec<String> {
-    let out = s.ok(&[
-        "inspect",
-        "-f",
-        "{{range .RootFS.Layers}}{{println .}}{{end}}",
-        image,
-    ]);
+/// `inspect` template listing an image's diff_ids, one a line.
+const LAYERS: &str = "{{range .RootFS.Layers}}{{println .}}{{end}}";
+
+/// The non-empty lines of `out`.
+fn lines(out: &str) -> Vec<String> {
     out.lines()
         .filter(|l| !l.is_empty())
         .map(str::to_string)
         .collect()
+}
+
+/// `run` arguments that print [`LISTING`] of `image` (strata's and Docker's alike).
+fn listing(image: &str) -> [&str; 9] {
+    [
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "sh",
+        image,
+        "-c",
+        LISTING,
+    ]
+}
+
+fn layers(s: &Strata, image: &str) -> Vec<String> {
+    lines(&s.ok(&["inspect", "-f", LAYERS, image]))
 }
 
 /// Positions (top of the base excluded) whose diff_id appeared lower in the stack.
@@ -107,17 +124,7 @@ fn images_with_a_repeated_layer_run_and_match_docker() {
         s.ok(&["run", "--rm", "--network", "none", &tag, "arg"]),
         "entry arg\n"
     );
-    let ours = s.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--entrypoint",
-        "sh",
-        &tag,
-        "-c",
-        LISTING,
-    ]);
+    let ours = s.ok(&listing(&tag));
     assert!(ours.contains("/d/n regular file 644 0:0 2"), "{ours}");
     assert!(!ours.contains("/d/a") && !ours.contains("/e ") && !ours.contains("/x "));
 
@@ -131,20 +138,7 @@ fn images_with_a_repeated_layer_run_and_match_docker() {
         .output()
         .unwrap();
     assert_success(&b);
-    let theirs = run_ok(
-        DOCKER,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--entrypoint",
-            "sh",
-            &dtag,
-            "-c",
-            LISTING,
-        ],
-    );
+    let theirs = run_ok(DOCKER, &listing(&dtag));
     assert_eq!(ours, theirs, "root filesystems differ from Docker's");
 
     // Docker loads strata's archive as the same image, with the same layers, and runs it.
@@ -155,40 +149,15 @@ fn images_with_a_repeated_layer_run_and_match_docker() {
         run_ok(DOCKER, &["inspect", "-f", "{{.Id}}", &tag]),
         s.ok(&["inspect", "-f", "{{.Id}}", &tag])
     );
-    let theirs_ids = run_ok(
-        DOCKER,
-        &[
-            "inspect",
-            "-f",
-            "{{range .RootFS.Layers}}{{println .}}{{end}}",
-            &tag,
-        ],
-    );
     assert_eq!(
-        theirs_ids
-            .lines()
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>(),
+        lines(&run_ok(DOCKER, &["inspect", "-f", LAYERS, &tag])),
         ids
     );
     assert_eq!(
         run_ok(DOCKER, &["run", "--rm", "--network", "none", &tag, "arg"]),
         "entry arg\n"
     );
-    let loaded = run_ok(
-        DOCKER,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--entrypoint",
-            "sh",
-            &tag,
-            "-c",
-            LISTING,
-        ],
-    );
+    let loaded = run_ok(DOCKER, &listing(&tag));
     assert_eq!(ours, loaded, "Docker's run of strata's archive differs");
     run_ok(DOCKER, &["rmi", &tag, &dtag, &base]);
 }
@@ -253,17 +222,7 @@ fn containers_of_a_repeated_stack_diff_commit_and_export() {
     }
 
     // The copy snapshotter, on a store of its own, gives the same tree.
-    let listing = s.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--entrypoint",
-        "sh",
-        "rep",
-        "-c",
-        LISTING,
-    ]);
+    let tree = s.ok(&listing("rep"));
     let copy = Strata::new();
     copy.ok(&["import", busybox_tar().to_str().unwrap(), "busybox"]);
     let out = copy
@@ -276,21 +235,11 @@ fn containers_of_a_repeated_stack_diff_commit_and_export() {
     let out = copy
         .cmd()
         .env("STRATA_SNAPSHOTTER", "copy")
-        .args([
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--entrypoint",
-            "sh",
-            "rep",
-            "-c",
-            LISTING,
-        ])
+        .args(listing("rep"))
         .output()
         .unwrap();
     assert_success(&out);
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), listing);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), tree);
     s.ok(&["rm", "rc1"]);
 }
 
@@ -475,16 +424,7 @@ fn repeated_layers_with_whiteouts_and_opaque_directories_match_docker() {
     let ids = layers(&s, &tag);
     assert_eq!(ids.len(), 11);
     assert_eq!(repeats(&ids), vec![3, 4, 5, 8, 9, 10]);
-    let ours = s.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        &tag,
-        "sh",
-        "-c",
-        LISTING,
-    ]);
+    let ours = s.ok(&listing(&tag));
     // The top `a` restores d/a, d/b and e over the opaque d; x is whited out.
     for want in [
         "/d/a regular file",
@@ -501,19 +441,7 @@ fn repeated_layers_with_whiteouts_and_opaque_directories_match_docker() {
         run_ok(DOCKER, &["inspect", "-f", "{{.Id}}", &tag]),
         s.ok(&["inspect", "-f", "{{.Id}}", &tag])
     );
-    let theirs = run_ok(
-        DOCKER,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            &tag,
-            "sh",
-            "-c",
-            LISTING,
-        ],
-    );
+    let theirs = run_ok(DOCKER, &listing(&tag));
     assert_eq!(ours, theirs, "root filesystems differ from Docker's");
 
     // Without the top `a`: d is the opaque one holding only n, e stays whited out.
@@ -521,33 +449,12 @@ fn repeated_layers_with_whiteouts_and_opaque_directories_match_docker() {
     let archive2 = crafted_archive(&t.path().join("two"), &tag2, &stack[..9]);
     s.ok(&["load", "-i", archive2.to_str().unwrap()]);
     run_ok(DOCKER, &["load", "-i", archive2.to_str().unwrap()]);
-    let ours = s.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        &tag2,
-        "sh",
-        "-c",
-        LISTING,
-    ]);
+    let ours = s.ok(&listing(&tag2));
     assert!(
         ours.contains("/d/n regular file") && !ours.contains("/d/a") && !ours.contains("/e "),
         "{ours}"
     );
-    let theirs = run_ok(
-        DOCKER,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            &tag2,
-            "sh",
-            "-c",
-            LISTING,
-        ],
-    );
+    let theirs = run_ok(DOCKER, &listing(&tag2));
     assert_eq!(ours, theirs, "root filesystems differ from Docker's");
     run_ok(DOCKER, &["rmi", &tag, &tag2]);
 }
