@@ -1,13 +1,10 @@
 //! cgroups: limits for `--memory`, `--cpus` and `--pids-limit` on cgroup v1 (one hierarchy per
 //! controller, as on hybrid machines) and v2 (the unified hierarchy at /sys/fs/cgroup), and
-//! the device rules of every container in the v1 `devices` controller (Docker's default
-//! allow list, `--device`, `--device-cgroup-rule`). Each container gets `strata/<id>` in every
+//! the device rules of every container (Docker's default allow list, `--device`,
+//! `--device-cgroup-rule`): the v1 `devices` controller, or on v2 an eBPF device program
+//! (`devices_bpf.rs`) attached to the container's cgroup. Each container gets `strata/<id>` in every
 //! hierarchy it needs; the child joins by writing `0` to pre-opened `cgroup.procs` files, and
 //! [`Cgroup::remove`] deletes the directories.
-//!
-//! On a pure v2 machine device access is not confined by a cgroup (that needs an eBPF
-//! device program, not written yet); the default seccomp profile and capabilities still
-//! apply.
 
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -44,11 +41,12 @@ pub fn is_v2() -> bool {
 }
 
 impl Cgroup {
-    /// Creates the cgroups for container `id` with `res`'s limits and, on v1, a `devices`
-    /// cgroup with `devices`' rules in order (None when there is nothing to set).
+    /// Creates the cgroups for container `id` with `res`'s limits and its device rules in
+    /// order: a `devices` cgroup on v1, an eBPF device program on v2 (None when there is
+    /// nothing to set).
     pub fn create(id: &str, res: &Resources, devices: &[DeviceRule]) -> Result<Option<Cgroup>> {
         let v2 = is_v2();
-        let want_devices = !devices.is_empty() && !v2 && Path::new(ROOT).join("devices").is_dir();
+        let want_devices = !devices.is_empty() && (v2 || Path::new(ROOT).join("devices").is_dir());
         if res.is_empty() && !want_devices {
             return Ok(None);
         }
@@ -65,6 +63,12 @@ impl Cgroup {
         };
         let r = if v2 {
             cg.setup_v2(id, res)
+                .and_then(|()| match (&cg.dirs.last(), want_devices) {
+                    (Some(dir), true) => {
+                        crate::devices_bpf::attach(dir, devices).map_err(|e| err(dir, e))
+                    }
+                    _ => Ok(()),
+                })
         } else {
             cg.setup_v1(id, res).and_then(|()| {
                 if want_devices {

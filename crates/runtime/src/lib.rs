@@ -35,6 +35,7 @@ mod caps;
 mod cgroup;
 mod child;
 mod devices;
+mod devices_bpf;
 mod error;
 mod etc;
 mod net;
