@@ -55,6 +55,16 @@ impl Builder<'_> {
                 });
             }
         };
+        if sources.sources.len() > 1 && !w.dest.ends_with('/') {
+            self.drop_view(from.view);
+            return Err(BuildError::Step {
+                line,
+                msg: format!(
+                    "When using {} with more than one source file, the destination must be a directory and end with a /",
+                    w.kind
+                ),
+            });
+        }
         let probe = copy_probe(st, &w, chmod.as_deref(), &sources.hash);
         if self.probe(st, &probe)? {
             self.drop_view(from.view);

@@ -139,11 +139,20 @@ impl Builder<'_> {
     fn arg(&self, st: &mut StageState, list: &[(String, Option<String>)]) -> Result<String> {
         let mut parts = Vec::new();
         for (name, default) in list {
+            // A build argument wins; then the stage's own default; then, for `ARG NAME`
+            // without one, the default of the same ARG before the first FROM (Docker's
+            // classic builder and BuildKit alike).
             let value = match st.opts().build_args.get(name) {
                 Some(v) => Some(v.clone()),
                 None => match default {
                     Some(d) => Some(self.expand(st, d)?),
-                    None => None,
+                    None => st
+                        .build
+                        .meta
+                        .iter()
+                        .rev()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.clone()),
                 },
             };
             st.args.retain(|(k, _)| k != name);
@@ -156,34 +165,33 @@ impl Builder<'_> {
         Ok(format!("ARG {}", parts.join(" ")))
     }
 
-    /// EXPOSE: every word a port, `/tcp` unless a protocol is given.
+    /// EXPOSE: every word a port or a range of ports (`/tcp` unless a protocol is given), each
+    /// port of a range exposed on its own; the history keeps the words as written, sorted, as
+    /// Docker's classic builder does.
     fn expose(
         &self,
         st: &StageState,
         cfg: &mut ContainerConfig,
         ports: &[String],
     ) -> Result<String> {
-        let mut all = Vec::new();
+        let mut words = Vec::new();
         for p in ports {
-            let words = self
-                .frontend
-                .words(p, &st.env_pairs())
-                .map_err(BuildError::Frontend)?;
-            for w in words {
-                all.push(if w.contains('/') {
-                    w.to_ascii_lowercase()
-                } else {
-                    format!("{w}/tcp")
-                });
-            }
+            words.extend(
+                self.frontend
+                    .words(p, &st.env_pairs())
+                    .map_err(BuildError::Frontend)?,
+            );
         }
         let set = cfg.exposed_ports.get_or_insert_with(Default::default);
-        for p in &all {
-            set.insert(p.clone());
+        for w in &words {
+            let expanded = dockerfile::expose_ports(w).map_err(|e| BuildError::Step {
+                line: 0,
+                msg: e.to_string(),
+            })?;
+            set.extend(expanded);
         }
-        all.sort();
-        all.dedup();
-        Ok(format!("EXPOSE {}", all.join(" ")))
+        words.sort();
+        Ok(format!("EXPOSE {}", words.join(" ")))
     }
 
     fn volume(

@@ -339,10 +339,19 @@ impl Builder<'_> {
         if !bs.opts.labels.is_empty() && index + 1 == bs.plan.stages.len() {
             self.label_step(&mut st)?;
         }
+        let last = match bs.opts.target.as_deref() {
+            Some(t) => stage.is_named(t),
+            None => index + 1 == bs.plan.stages.len(),
+        };
         match st.id {
             Some(id) => Ok(id),
+            // The built image is `FROM scratch` and nothing else: Docker makes no image.
+            None if last => Err(BuildError::Step {
+                line: 0,
+                msg: "No image was generated. Is your Dockerfile empty?".into(),
+            }),
             None => {
-                // FROM scratch with no steps: an image with no layers.
+                // An earlier stage FROM scratch with no steps: an image with no layers.
                 let cfg = st.config.clone();
                 st.quiet = true;
                 self.commit(&mut st, cfg, None, None)

@@ -315,8 +315,13 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
         target: a.target.clone(),
         ..Default::default()
     };
-    let df = dockerfile::parse_and_lower(&input.text, &df_opts)
-        .map_err(|e| Failure::new(1, e.to_string()))?;
+    let df = dockerfile::parse_and_lower(&input.text, &df_opts).map_err(|e| match e {
+        // The classic builder's words when nothing but comments and blank lines is there.
+        dockerfile::Error::Parse { message, .. } if message == "file with no instructions" => {
+            Failure::new(1, format!("failed to parse Dockerfile: {message}"))
+        }
+        e => Failure::new(1, e.to_string()),
+    })?;
     let plan = build::plan(&df).map_err(|e| Failure::new(1, e.to_string()))?;
     let m = machinery(root, network)?;
     let opts = build::BuildOptions {
@@ -451,6 +456,17 @@ fn read_input(a: &BuildArgs, staging: &store::Staging) -> Result<Input> {
             Failure::new(1, format!("unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat {}: no such file or directory", dockerfile_path.display()))
         })?,
     };
+    if text.is_empty() {
+        // Docker names the file as it is in the context.
+        let name = dockerfile_path
+            .strip_prefix(&context_dir)
+            .ok()
+            .or_else(|| dockerfile_path.file_name().map(Path::new))
+            .unwrap_or(&dockerfile_path)
+            .display()
+            .to_string();
+        return Err(Failure::new(1, format!("the Dockerfile ({name}) cannot be empty")).into());
+    }
     Ok(Input {
         context_dir,
         dockerfile_path,
