@@ -11,7 +11,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use oci::{Digest, History};
-use store::{BlobRef, LayerRecord, NewImage};
+use store::NewImage;
 
 use crate::error::{Error, Result};
 use crate::lifecycle::Containers;
@@ -194,10 +194,7 @@ impl Containers {
         let staging = self.store.stage()?;
         let mut layer = None;
         if !empty {
-            let mut w = staging.blob_writer()?;
-            let d = layer::write_layer(&upper, &mut w, layer::Compression::Gzip)?;
-            let blob = w.finish(Some(&d.digest))?;
-            // The layer directory: the same tar unpacked (the upper dir stays the container's).
+            // The upper dir stays the container's: the layer is its tar, unpacked again.
             let tar_path = staging.path().join("layer.tar");
             let mut tar = fs::OpenOptions::new()
                 .read(true)
@@ -205,28 +202,18 @@ impl Containers {
                 .create_new(true)
                 .open(&tar_path)
                 .map_err(|e| Error::io(&tar_path, e))?;
-            layer::write_layer(&upper, &mut tar, layer::Compression::None)?;
+            let d = layer::write_layer(&upper, &mut tar, layer::Compression::None)?;
             tar.seek(SeekFrom::Start(0))
                 .map_err(|e| Error::io(&tar_path, e))?;
-            let dir = staging.new_dir("layer")?;
-            let rep = layer::apply_layer(std::io::BufReader::new(tar), &dir)?;
-            if rep.diff_id != d.diff_id {
-                return Err(Error::Invalid(format!(
-                    "the writable layer of {} changed while it was committed",
-                    rec.id
-                )));
-            }
-            let rec = LayerRecord {
-                diff_id: d.diff_id,
-                size: layer::diff_size(&dir)?,
-                tar_size: d.uncompressed_size,
-                blob: Some(BlobRef {
-                    digest: d.digest,
-                    media_type: image::layer_media_type(layer::Compression::Gzip),
-                    size: d.size,
-                }),
-            };
-            layer = Some((blob, dir, rec));
+            let staged = image::ingest_layer(
+                &staging,
+                &format!("the writable layer of {}", rec.id),
+                std::io::BufReader::new(tar),
+                None,
+                Some(&d.diff_id),
+            )?;
+            let _ = fs::remove_file(&tar_path);
+            layer = Some(staged);
         }
         let mut cc = stored.config.clone();
         for c in &o.changes {
@@ -248,18 +235,15 @@ impl Containers {
             empty_layer: layer.is_none(),
             ..Default::default()
         });
-        if let Some((_, _, l)) = &layer {
+        if let Some(l) = &layer {
             let rootfs = cfg.rootfs.get_or_insert_with(Default::default);
-            rootfs.diff_ids.push(l.diff_id);
+            rootfs.diff_ids.push(l.record.diff_id);
         }
         let bytes = cfg.to_docker_json();
         let layers = cfg.diff_ids().to_vec();
         let mut p = self.store.publish()?;
-        if let Some((blob, dir, l)) = layer {
-            if !p.has_layer(&l.diff_id)? {
-                p.put_blob(blob)?;
-                p.put_layer(&dir, &l)?;
-            }
+        if let Some(l) = layer {
+            l.publish(&mut p)?;
         }
         let id = p.add_image(&NewImage {
             config: &bytes,

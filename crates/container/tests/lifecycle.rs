@@ -198,6 +198,7 @@ fn tall_image(c: &mut Containers, n: usize) -> oci::Digest {
                 media_type: image::layer_media_type(layer::Compression::Gzip),
                 size: d.size,
             }),
+            tar_split: false,
         };
         cfg.rootfs.as_mut().unwrap().diff_ids.push(d.diff_id);
         cfg.history.push(oci::History {
@@ -211,7 +212,7 @@ fn tall_image(c: &mut Containers, n: usize) -> oci::Digest {
     let mut p = store.publish().unwrap();
     for (blob, dir, rec) in staged {
         p.put_blob(blob).unwrap();
-        p.put_layer(&dir, &rec).unwrap();
+        p.put_layer(&dir, None, &rec).unwrap();
     }
     let id = p
         .add_image(&store::NewImage {

@@ -1,34 +1,23 @@
-//! Bringing one layer into a staging area: the bytes are hashed into a staged blob exactly as
-//! they arrive (so the source's digest can be checked) while the same stream is unpacked,
-//! confined, into a new directory. Nothing is visible in the store until it is published.
+//! Bringing one layer into a staging area: the stream is unpacked, confined, into a new
+//! directory in one pass that also hashes it as received (so the source's digest can be
+//! checked) and as a tar (its diff_id), and records its tar-split file. Neither the stream
+//! nor the tar is written anywhere else: the directory and the tar-split file give the exact
+//! tar back. Nothing is visible in the store until it is published.
 
-use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
 use oci::Digest;
-use store::{BlobRef, BlobWriter, LayerRecord, Publisher, StagedBlob, Staging};
+use store::{BlobRef, LayerRecord, Publisher, Staging};
 
 use crate::error::{Error, Result};
 
 /// A layer unpacked in a staging area, ready to publish.
 pub struct StagedLayer {
     dir: PathBuf,
-    blob: StagedBlob,
+    split: PathBuf,
     pub record: LayerRecord,
-}
-
-/// Copies everything it reads into a blob writer.
-struct Tee<'a, R> {
-    inner: R,
-    blob: &'a mut BlobWriter,
-}
-
-impl<R: Read> Read for Tee<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.blob.write_all(&buf[..n])?;
-        Ok(n)
-    }
+    /// The stream as it was received: its digest, size and media type (compression).
+    pub received: BlobRef,
 }
 
 /// Unpacks `input` (gzip, zstd or plain tar) into a new directory of `staging`.
@@ -37,29 +26,23 @@ impl<R: Read> Read for Tee<'_, R> {
 pub fn ingest_layer(
     staging: &Staging,
     what: &str,
-    input: impl Read,
+    input: impl std::io::Read,
     expected_blob: Option<&Digest>,
     expected_diff_id: Option<&Digest>,
 ) -> Result<StagedLayer> {
-    let dir = staging.new_dir(&format!("layer-{}", staging_counter()))?;
-    let mut writer = staging.blob_writer()?;
-    let report = {
-        let mut tee = Tee {
-            inner: input,
-            blob: &mut writer,
-        };
-        let report = layer::apply_layer(&mut tee, &dir)
-            .map_err(|e| Error::Archive(format!("{what}: {e}")))?;
-        // Whatever follows the end of the archive still belongs to the blob.
-        io::copy(&mut tee, &mut io::sink()).map_err(|e| Error::Read(what.to_string(), e))?;
-        report
-    };
-    let blob = writer.finish(expected_blob).map_err(|e| match e {
-        store::Error::DigestMismatch { expected, actual } => Error::Archive(format!(
-            "{what}: digest mismatch: expected {expected}, got {actual}"
-        )),
-        e => e.into(),
-    })?;
+    let n = staging_counter();
+    let dir = staging.new_dir(&format!("layer-{n}"))?;
+    let split = staging.path().join(format!("layer-{n}.split"));
+    let report = layer::apply_layer_recording(input, &dir, &split)
+        .map_err(|e| Error::Archive(format!("{what}: {e}")))?;
+    if let Some(exp) = expected_blob {
+        if *exp != report.digest {
+            return Err(Error::Archive(format!(
+                "{what}: digest mismatch: expected {exp}, got {}",
+                report.digest
+            )));
+        }
+    }
     if let Some(exp) = expected_diff_id {
         if *exp != report.diff_id {
             return Err(Error::Archive(format!(
@@ -72,25 +55,67 @@ pub fn ingest_layer(
         diff_id: report.diff_id,
         size: layer::diff_size(&dir)?,
         tar_size: report.uncompressed_size,
-        blob: Some(BlobRef {
-            digest: blob.digest,
-            media_type: crate::layer_media_type(report.compression),
-            size: blob.size,
-        }),
+        blob: None,
+        tar_split: true,
     };
-    Ok(StagedLayer { dir, blob, record })
+    let received = BlobRef {
+        digest: report.digest,
+        media_type: crate::layer_media_type(report.compression),
+        size: report.size,
+    };
+    Ok(StagedLayer {
+        dir,
+        split,
+        record,
+        received,
+    })
+}
+
+/// Stages the directory `dir` (inside `staging`, in overlay form: whiteout devices, opaque
+/// xattrs) as a layer: one walk hashes its tar (the diff_id) and writes its tar-split file; the
+/// directory itself becomes the layer, nothing is copied or compressed.
+pub fn stage_layer_dir(staging: &Staging, dir: PathBuf) -> Result<StagedLayer> {
+    let split = staging
+        .path()
+        .join(format!("layer-{}.split", staging_counter()));
+    let out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&split)
+        .map_err(|e| Error::Read(split.display().to_string(), e))?;
+    let (d, out) = layer::write_layer_split(&dir, out)?;
+    out.sync_all()
+        .map_err(|e| Error::Read(split.display().to_string(), e))?;
+    let record = LayerRecord {
+        diff_id: d.diff_id,
+        size: layer::diff_size(&dir)?,
+        tar_size: d.uncompressed_size,
+        blob: None,
+        tar_split: true,
+    };
+    let received = BlobRef {
+        digest: d.diff_id,
+        media_type: crate::layer_media_type(layer::Compression::None),
+        size: d.uncompressed_size,
+    };
+    Ok(StagedLayer {
+        dir,
+        split,
+        record,
+        received,
+    })
 }
 
 impl StagedLayer {
-    /// Publishes the blob and layer directory (unless another process did meanwhile).
+    /// Publishes the layer directory and its tar-split file (unless another process did
+    /// meanwhile).
     pub fn publish(self, p: &mut Publisher<'_>) -> Result<Digest> {
         if p.has_layer(&self.record.diff_id)? {
             // Another process published the same layer meanwhile; ours is dropped with the
             // staging area.
             return Ok(self.record.diff_id);
         }
-        p.put_blob(self.blob)?;
-        p.put_layer(&self.dir, &self.record)?;
+        p.put_layer(&self.dir, Some(&self.split), &self.record)?;
         Ok(self.record.diff_id)
     }
 }

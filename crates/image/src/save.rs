@@ -116,6 +116,13 @@ impl<W: Write> Archive<W> {
                 format!("{path}: layer is shorter than recorded"),
             ));
         }
+        // The last read is where a layer's tar is checked against its diff_id.
+        if counted.inner.read(&mut [0u8; 1])? != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{path}: layer is longer than recorded"),
+            ));
+        }
         Ok(())
     }
 }
@@ -166,17 +173,15 @@ pub fn save(store: &Store, items: &[SaveItem], out: impl Write) -> Result<()> {
             let rec = store
                 .layer(diff_id)?
                 .ok_or(store::Error::LayerNotFound(*diff_id))?;
-            let blob = rec
-                .blob
-                .as_ref()
-                .ok_or(store::Error::LayerNotFound(*diff_id))?;
             let path = blob_path(diff_id);
             if !ar.written.contains(&path) {
-                let file = store.open_blob(&blob.digest)?;
-                let (_, tar_stream) =
-                    layer::decompress(io::BufReader::with_capacity(1 << 20, file))
-                        .map_err(|e| Error::Archive(format!("layer {diff_id}: {e}")))?;
-                ar.stream(&path, rec.tar_size, tar_stream).map_err(io_err)?;
+                let tar = crate::open_layer_tar(store, &rec)?;
+                ar.stream(
+                    &path,
+                    rec.tar_size,
+                    io::BufReader::with_capacity(1 << 20, tar),
+                )
+                .map_err(io_err)?;
             }
             layer_descs.push(json!({"mediaType": OCI_LAYER_TAR, "digest": diff_id.to_string(), "size": rec.tar_size}));
             layer_paths.push(path);

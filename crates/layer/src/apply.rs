@@ -1,18 +1,24 @@
 //! Applying a layer tar to a directory: decompress (detected by magic bytes), hash, unpack
 //! every entry confined to the root, translate whiteouts, and set directory times last.
 
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::rc::Rc;
 
 use oci::Digest;
-use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
+use rustix::fs::{
+    self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps, XattrFlags,
+};
 use rustix::io::Errno;
 
 use crate::error::{LayerError, Result};
 use crate::resolve::{self, clean, list_dir, remove_all_at, split_last, Root};
+use crate::split::{Record, SplitReader, SplitWriter};
 use crate::stream::{decoder, sniff, Compression, HashRead};
 use crate::LayerDigests;
 
@@ -96,6 +102,17 @@ pub fn apply_layer_with<R: Read>(
     root: &Path,
     opts: &ApplyOptions,
 ) -> Result<ApplyReport> {
+    apply_inner(reader, root, opts, None).map(|(report, _)| report)
+}
+
+type Recorders = (Rc<RefCell<Recording>>, Aside);
+
+fn apply_inner<R: Read>(
+    reader: R,
+    root: &Path,
+    opts: &ApplyOptions,
+    recording: Option<Recorders>,
+) -> Result<(ApplyReport, Option<Aside>)> {
     let root_handle = Root::open(root, !opts.without_openat2).map_err(|err| LayerError::Root {
         path: root.to_path_buf(),
         err,
@@ -104,8 +121,23 @@ pub fn apply_layer_with<R: Read>(
     let mut raw = HashRead::new(BufReader::with_capacity(256 * 1024, reader));
     let (compression, prefix) = sniff(&mut raw)?;
     let mut applier = Applier::new(root_handle, opts.whiteouts);
+    let recorder = recording.map(|(rec, aside)| {
+        applier.aside = Some(aside);
+        rec
+    });
     let (diff_id, uncompressed_size) = {
-        let mut tar_in = HashRead::new(decoder(compression, prefix, &mut raw)?);
+        let plain = decoder(compression, prefix, &mut raw)?;
+        let plain: Box<dyn Read> = match &recorder {
+            Some(rec) => {
+                applier.recording = Some(rec.clone());
+                Box::new(Recorder {
+                    inner: plain,
+                    recording: rec.clone(),
+                })
+            }
+            None => plain,
+        };
+        let mut tar_in = HashRead::new(plain);
         let end_of_entries = applier.run(&mut tar_in)?;
         // The tar reader stops at the first zero block or at EOF; only a zero block means
         // the archive is complete.
@@ -123,7 +155,9 @@ pub fn apply_layer_with<R: Read>(
     };
     applier.finish()?;
     let (digest, size) = raw.drain().map_err(|err| LayerError::Read { err })?;
-    Ok(ApplyReport {
+    applier.recording = None;
+    let aside = applier.aside.take();
+    let report = ApplyReport {
         compression,
         diff_id,
         digest,
@@ -132,7 +166,197 @@ pub fn apply_layer_with<R: Read>(
         unpacked_size: applier.unpacked_size,
         entries: applier.entries,
         xattrs_skipped: applier.xattrs_skipped,
-    })
+    };
+    Ok((report, aside))
+}
+
+/// [`apply_layer`] that also writes the layer's tar-split file at `split` (see
+/// [`crate::split`]): with the directory it gives back the exact tar, so neither the tar nor
+/// the blob needs keeping. `split` must not exist; a directory `SPLIT.aside` next to it holds,
+/// while applying, files a later entry of the same layer replaced (their data goes into the
+/// tar-split file at the end).
+pub fn apply_layer_recording<R: Read>(reader: R, root: &Path, split: &Path) -> Result<ApplyReport> {
+    let out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(split)
+        .map_err(|err| fs_err(&split.display().to_string(), "creating tar-split file", err))?;
+    let writer = SplitWriter::new(out).map_err(|err| LayerError::Write { err })?;
+    let recording = Rc::new(RefCell::new(Recording {
+        split: writer,
+        offset: 0,
+        data_until: 0,
+        files: 0,
+    }));
+    let aside = Aside {
+        dir: split.with_extension("aside"),
+        fd: None,
+        paths: BTreeMap::new(),
+        moved: HashMap::new(),
+        count: 0,
+    };
+    let report = apply_inner(
+        reader,
+        root,
+        &ApplyOptions::default(),
+        Some((recording.clone(), aside)),
+    );
+    let (report, aside) = report?;
+    let recording = Rc::try_unwrap(recording)
+        .map_err(|_| LayerError::Write {
+            err: io::Error::other("tar-split recorder still shared"),
+        })?
+        .into_inner();
+    recording
+        .split
+        .finish()
+        .and_then(|f| f.sync_all())
+        .map_err(|err| LayerError::Write { err })?;
+    if let Some(aside) = aside {
+        aside.inline_into(split)?;
+    }
+    Ok(report)
+}
+
+/// The tar-split file being written while the tar reader pulls the stream through a
+/// [`Recorder`].
+struct Recording {
+    split: SplitWriter<File>,
+    /// Bytes of the tar seen so far.
+    offset: u64,
+    /// The stream is file data (left out of the tar-split file) up to this offset.
+    data_until: u64,
+    /// File records written.
+    files: usize,
+}
+
+impl Recording {
+    /// The data of the entry at `start` (`size` bytes) is the regular file `path`. Returns
+    /// the record's number, or `None` when the stream is not exactly there (then the data is
+    /// kept as literal bytes).
+    fn file(&mut self, start: u64, size: u64, path: &[u8]) -> io::Result<Option<usize>> {
+        if start != self.offset || self.data_until > self.offset {
+            return Ok(None);
+        }
+        self.split.file(path, size)?;
+        self.data_until = start + size;
+        self.files += 1;
+        Ok(Some(self.files - 1))
+    }
+}
+
+/// Passes the tar stream on to the tar reader, keeping every byte that is not file data in
+/// the tar-split file.
+struct Recorder<R> {
+    inner: R,
+    recording: Rc<RefCell<Recording>>,
+}
+
+impl<R: Read> Read for Recorder<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut rec = self.recording.borrow_mut();
+        let data = rec.data_until.saturating_sub(rec.offset).min(n as u64) as usize;
+        if data < n {
+            rec.split.literal(&buf[data..n])?;
+        }
+        rec.offset += n as u64;
+        Ok(n)
+    }
+}
+
+/// Files of this layer that a later entry replaced: moved aside (not deleted) so their data
+/// can still go into the tar-split file.
+struct Aside {
+    dir: std::path::PathBuf,
+    fd: Option<OwnedFd>,
+    /// Where each file record's data is: its path in the layer.
+    paths: BTreeMap<Vec<u8>, usize>,
+    /// Records whose file was moved aside, and where it is now (relative to `dir`).
+    moved: HashMap<usize, Vec<u8>>,
+    count: usize,
+}
+
+impl Aside {
+    /// Moves `name` of `pfd` (the layer path `path`) aside when it is, or holds, a file
+    /// whose data a record refers to. Returns whether it did.
+    fn take(&mut self, pfd: &OwnedFd, path: &[u8], name: &[u8]) -> io::Result<bool> {
+        let mut under = path.to_vec();
+        under.push(b'/');
+        let mut hit: Vec<(Vec<u8>, usize)> = Vec::new();
+        if let Some(&i) = self.paths.get(path) {
+            hit.push((path.to_vec(), i));
+        }
+        for (p, &i) in self.paths.range(under.clone()..) {
+            if !p.starts_with(&under) {
+                break;
+            }
+            hit.push((p.clone(), i));
+        }
+        if hit.is_empty() {
+            return Ok(false);
+        }
+        if self.fd.is_none() {
+            std::fs::create_dir(&self.dir)?;
+            self.fd = Some(rfs::open(
+                &self.dir,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?);
+        }
+        let slot = self.count.to_string().into_bytes();
+        self.count += 1;
+        let fd = self.fd.as_ref().expect("made above");
+        rfs::renameat(pfd, name, fd, slot.as_slice())?;
+        for (p, i) in hit {
+            self.paths.remove(&p);
+            let mut at = slot.clone();
+            at.extend_from_slice(&p[path.len()..]);
+            self.moved.insert(i, at);
+        }
+        Ok(true)
+    }
+
+    /// Rewrites the tar-split file with the data of moved files inlined, then removes them.
+    fn inline_into(self, split: &Path) -> Result<()> {
+        let w = |err| LayerError::Write { err };
+        if self.moved.is_empty() {
+            return Ok(());
+        }
+        let tmp = split.with_extension("rewrite");
+        let out = File::create(&tmp).map_err(w)?;
+        let mut writer = SplitWriter::new(out).map_err(w)?;
+        let mut reader = SplitReader::new(File::open(split).map_err(w)?).map_err(w)?;
+        let mut index = 0;
+        loop {
+            match reader.next().map_err(w)? {
+                Record::End => break,
+                Record::Literal(b) => writer.literal(&b).map_err(w)?,
+                Record::File { path, size } => {
+                    match self.moved.get(&index) {
+                        Some(at) => {
+                            let p = self.dir.join(std::ffi::OsStr::from_bytes(at));
+                            let mut f = File::open(&p).map_err(w)?.take(size);
+                            let mut buf = vec![0u8; 64 * 1024];
+                            loop {
+                                let n = f.read(&mut buf).map_err(w)?;
+                                if n == 0 {
+                                    break;
+                                }
+                                writer.literal(&buf[..n]).map_err(w)?;
+                            }
+                        }
+                        None => writer.file(&path, size).map_err(w)?,
+                    }
+                    index += 1;
+                }
+            }
+        }
+        writer.finish().and_then(|f| f.sync_all()).map_err(w)?;
+        std::fs::rename(&tmp, split).map_err(w)?;
+        let _ = std::fs::remove_dir_all(&self.dir);
+        Ok(())
+    }
 }
 
 /// Maps a read error to `Truncated` when the stream simply ended.
@@ -219,6 +443,11 @@ struct Applier {
     entries: u64,
     unpacked_size: u64,
     xattrs_skipped: u64,
+    /// Set when writing a tar-split file: file data is recorded as references.
+    recording: Option<Rc<RefCell<Recording>>>,
+    aside: Option<Aside>,
+    /// Whether the last parent checked resolves without symlinks (only when recording).
+    plain_parent: Option<(Vec<u8>, bool)>,
 }
 
 impl Applier {
@@ -233,7 +462,42 @@ impl Applier {
             entries: 0,
             unpacked_size: 0,
             xattrs_skipped: 0,
+            recording: None,
+            aside: None,
+            plain_parent: None,
         }
+    }
+
+    /// Removes `name` of `pfd` (the layer path `path`), or moves it aside when a tar-split
+    /// record refers to its data.
+    fn remove_existing(&mut self, pfd: &OwnedFd, path: &[u8], name: &[u8]) -> io::Result<()> {
+        if let Some(aside) = &mut self.aside {
+            if aside.take(pfd, path, name)? {
+                return Ok(());
+            }
+        }
+        remove_all_at(pfd, name)
+    }
+
+    /// Whether the directory `parent` is reached from the root without any symlink, so a
+    /// tar-split record can name a file in it by path.
+    fn parent_is_plain(&mut self, parent: &[u8]) -> bool {
+        if let Some((p, plain)) = &self.plain_parent {
+            if p == parent {
+                return *plain;
+            }
+        }
+        let plain = parent.is_empty()
+            || rfs::openat2(
+                self.root.fd(),
+                parent,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::IN_ROOT | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+            )
+            .is_ok();
+        self.plain_parent = Some((parent.to_vec(), plain));
+        plain
     }
 
     /// Applies every entry; returns the offset where the last entry's data ended.
@@ -315,12 +579,32 @@ impl Applier {
         let keep_dir = kind == Kind::Dir && existing == Some(FileType::Directory);
         if existing.is_some() && !keep_dir {
             // Removing a child of `parent` cannot change what `parent` resolves to.
-            remove_all_at(&pfd, name)
+            self.plain_parent = None;
+            self.remove_existing(&pfd, &path, name)
                 .map_err(|err| fs_err(&shown, "replacing existing entry", err))?;
         }
 
         match kind {
-            Kind::File => self.file(&pfd, name, e, &meta, &shown)?,
+            Kind::File => {
+                let sparse = e.header().entry_type().is_gnu_sparse();
+                if !sparse
+                    && e.size() > 0
+                    && self.recording.is_some()
+                    && self.parent_is_plain(parent)
+                {
+                    let start = e.raw_file_position();
+                    let size = e.size();
+                    let rec = self.recording.as_ref().expect("checked");
+                    let record = rec
+                        .borrow_mut()
+                        .file(start, size, &path)
+                        .map_err(|err| LayerError::Write { err })?;
+                    if let (Some(i), Some(aside)) = (record, &mut self.aside) {
+                        aside.paths.insert(path.clone(), i);
+                    }
+                }
+                self.file(&pfd, name, e, &meta, &shown)?
+            }
             Kind::Dir => {
                 if !keep_dir {
                     rfs::mkdirat(&pfd, name, Mode::from_raw_mode(0o700))
@@ -614,7 +898,13 @@ impl Applier {
         match self.mode {
             WhiteoutMode::OverlayDevices => {
                 let pfd = self.parent(parent, true, shown)?;
-                remove_all_at(&pfd, target)
+                let mut path = parent.to_vec();
+                if !path.is_empty() {
+                    path.push(b'/');
+                }
+                path.extend_from_slice(target);
+                self.plain_parent = None;
+                self.remove_existing(&pfd, &path, target)
                     .map_err(|err| fs_err(shown, "replacing existing entry", err))?;
                 // Docker's tars name an earlier whiteout as link target when the kernel
                 // shared one inode between them; share it again (keeps rewrites identical).

@@ -15,15 +15,17 @@ mod apply;
 mod error;
 mod resolve;
 mod size;
+pub mod split;
 mod stream;
 mod tarfmt;
 mod write;
 
 pub use apply::{
-    apply_layer, apply_layer_with, ApplyOptions, ApplyReport, WhiteoutMode, OVERLAY_OPAQUE_XATTR,
-    WHITEOUT_OPAQUE, WHITEOUT_PREFIX,
+    apply_layer, apply_layer_recording, apply_layer_with, ApplyOptions, ApplyReport, WhiteoutMode,
+    OVERLAY_OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX,
 };
 pub use error::{LayerError, Result};
 pub use size::diff_size;
-pub use stream::{decompress, Compression};
-pub use write::{write_layer, write_tree, LayerDigests};
+pub use split::TarReader;
+pub use stream::{decompress, decompress_send, Compression};
+pub use write::{write_layer, write_layer_split, write_tree, LayerDigests};

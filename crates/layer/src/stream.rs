@@ -98,6 +98,22 @@ pub fn decompress<'a, R: Read + 'a>(mut reader: R) -> Result<(Compression, Box<d
     Ok((compression, decoder(compression, prefix, reader)?))
 }
 
+/// [`decompress`] for a reader that may move to another thread.
+pub fn decompress_send<'a, R: Read + Send + 'a>(
+    mut reader: R,
+) -> Result<(Compression, Box<dyn Read + Send + 'a>)> {
+    let (compression, prefix) = sniff(&mut reader)?;
+    let src = Cursor::new(prefix).chain(reader);
+    let out: Box<dyn Read + Send + 'a> = match compression {
+        Compression::None => Box::new(src),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(src)),
+        Compression::Zstd => {
+            Box::new(zstd::stream::read::Decoder::new(src).map_err(|err| LayerError::Read { err })?)
+        }
+    };
+    Ok((compression, out))
+}
+
 /// A reader that hashes and counts every byte read through it.
 pub(crate) struct HashRead<R> {
     inner: R,

@@ -12,11 +12,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
-use oci::Digest;
+use oci::{Digest, Hasher};
 use rustix::io::Errno;
 
 use crate::apply::{OVERLAY_OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
 use crate::error::{LayerError, Result};
+use crate::split::SplitWriter;
 use crate::stream::{Compression, Encoder, HashWrite};
 use crate::tarfmt::{self, flag, Header};
 
@@ -54,16 +55,39 @@ pub fn write_tree<W: Write>(dir: &Path, out: W, compression: Compression) -> Res
     write_dir(dir, out, compression, false)
 }
 
+/// Writes the overlay upper directory `upper` as a layer tar without writing the tar
+/// anywhere: the tar is hashed (its diff_id) while its headers and padding go to the tar-split
+/// file `split` and its file data is left where it is, in `upper` (see [`crate::split`]). The
+/// returned digest and size are the tar's. Reading the directory back through
+/// [`crate::TarReader`] gives the same bytes as long as it is unchanged.
+pub fn write_layer_split<W: Write>(upper: &Path, split: W) -> Result<(LayerDigests, W)> {
+    check_root(upper)?;
+    let mut sink = SplitSink {
+        hasher: Hasher::new(),
+        split: SplitWriter::new(split).map_err(write_err)?,
+    };
+    let mut walker = Walker::new(upper, true);
+    walker.walk(&mut sink)?;
+    tarfmt::write_end(&mut sink).map_err(write_err)?;
+    let size = sink.hasher.len();
+    let diff_id = sink.hasher.finish();
+    let out = sink.split.finish().map_err(write_err)?;
+    Ok((
+        LayerDigests {
+            diff_id,
+            digest: diff_id,
+            size,
+            uncompressed_size: size,
+        },
+        out,
+    ))
+}
+
 fn write_err(err: io::Error) -> LayerError {
     LayerError::Write { err }
 }
 
-fn write_dir<W: Write>(
-    root: &Path,
-    out: W,
-    compression: Compression,
-    overlay: bool,
-) -> Result<LayerDigests> {
+fn check_root(root: &Path) -> Result<()> {
     let md = fs::metadata(root).map_err(|err| LayerError::Root {
         path: root.to_path_buf(),
         err,
@@ -74,17 +98,22 @@ fn write_dir<W: Write>(
             err: io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
         });
     }
+    Ok(())
+}
+
+fn write_dir<W: Write>(
+    root: &Path,
+    out: W,
+    compression: Compression,
+    overlay: bool,
+) -> Result<LayerDigests> {
+    check_root(root)?;
     let encoder = Encoder::new(compression, HashWrite::new(out)).map_err(write_err)?;
-    let mut tar = HashWrite::new(encoder);
-    let mut walker = Walker {
-        root,
-        overlay,
-        links: HashMap::new(),
-        buf: vec![0; 128 * 1024],
-    };
+    let mut tar = Plain(HashWrite::new(encoder));
+    let mut walker = Walker::new(root, overlay);
     walker.walk(&mut tar)?;
     tarfmt::write_end(&mut tar).map_err(write_err)?;
-    let (encoder, diff_id, uncompressed_size) = tar.finish();
+    let (encoder, diff_id, uncompressed_size) = tar.0.finish();
     let (mut out, digest, size) = encoder.finish().map_err(write_err)?.finish();
     out.flush().map_err(write_err)?;
     Ok(LayerDigests {
@@ -95,12 +124,134 @@ fn write_dir<W: Write>(
     })
 }
 
+/// Where a walked tar goes: its bytes through `Write`, and the data of regular files.
+trait TarSink: Write {
+    /// Passes on the `size` bytes of data of the regular file `rel`, opened as `file`.
+    fn file_data(
+        &mut self,
+        rel: &[u8],
+        path: &Path,
+        file: &mut File,
+        size: u64,
+        buf: &mut [u8],
+    ) -> Result<()>;
+}
+
+/// A sink that writes the whole tar.
+struct Plain<W>(W);
+
+impl<W: Write> Write for Plain<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<W: Write> TarSink for Plain<W> {
+    fn file_data(
+        &mut self,
+        _rel: &[u8],
+        path: &Path,
+        file: &mut File,
+        size: u64,
+        buf: &mut [u8],
+    ) -> Result<()> {
+        read_exactly(path, file, size, buf, |chunk| {
+            self.0.write_all(chunk).map_err(write_err)
+        })
+    }
+}
+
+/// A sink that hashes the tar and keeps only what is not file data, in a tar-split file.
+struct SplitSink<W: Write> {
+    hasher: Hasher,
+    split: SplitWriter<W>,
+}
+
+impl<W: Write> Write for SplitSink<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.hasher.update(buf);
+        self.split.literal(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<W: Write> TarSink for SplitSink<W> {
+    fn file_data(
+        &mut self,
+        rel: &[u8],
+        path: &Path,
+        file: &mut File,
+        size: u64,
+        buf: &mut [u8],
+    ) -> Result<()> {
+        self.split.file(rel, size).map_err(write_err)?;
+        let hasher = &mut self.hasher;
+        read_exactly(path, file, size, buf, |chunk| {
+            hasher.update(chunk);
+            Ok(())
+        })
+    }
+}
+
+/// Reads exactly `size` bytes of `file` (the entry `rel`) and hands them to `each`.
+fn read_exactly(
+    path: &Path,
+    file: &mut File,
+    size: u64,
+    buf: &mut [u8],
+    mut each: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    let src = |op, err| LayerError::Source {
+        path: path.to_path_buf(),
+        op,
+        err,
+    };
+    let mut left = size;
+    while left > 0 {
+        let want = left.min(buf.len() as u64) as usize;
+        let n = match file.read(&mut buf[..want]) {
+            Ok(0) => {
+                return Err(src(
+                    "read",
+                    io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file shrank while being archived",
+                    ),
+                ))
+            }
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(src("read", err)),
+        };
+        each(&buf[..n])?;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
 struct Walker<'a> {
     root: &'a Path,
     overlay: bool,
     /// First archived name of each multiply-linked inode.
     links: HashMap<(u64, u64), Vec<u8>>,
     buf: Vec<u8>,
+}
+
+impl<'a> Walker<'a> {
+    fn new(root: &'a Path, overlay: bool) -> Walker<'a> {
+        Walker {
+            root,
+            overlay,
+            links: HashMap::new(),
+            buf: vec![0; 256 * 1024],
+        }
+    }
 }
 
 /// Names in `dir`, sorted bytewise.
@@ -179,7 +330,7 @@ fn owner_name(id: u32) -> Vec<u8> {
 }
 
 impl Walker<'_> {
-    fn walk<W: Write>(&mut self, tar: &mut W) -> Result<()> {
+    fn walk<W: TarSink>(&mut self, tar: &mut W) -> Result<()> {
         let mut stack: Vec<(Vec<u8>, std::vec::IntoIter<Vec<u8>>)> =
             vec![(Vec::new(), sorted_names(self.root)?.into_iter())];
         while let Some((prefix, names)) = stack.last_mut() {
@@ -198,7 +349,7 @@ impl Walker<'_> {
     }
 
     /// Writes one entry; returns the directory prefix (`a/b/`) to descend into, if any.
-    fn entry<W: Write>(
+    fn entry<W: TarSink>(
         &mut self,
         tar: &mut W,
         rel: Vec<u8>,
@@ -284,7 +435,7 @@ impl Walker<'_> {
             h.typeflag = flag::REG;
             h.size = md.len();
             tarfmt::write_header(tar, &h).map_err(write_err)?;
-            self.copy_data(tar, &path, &md)?;
+            self.copy_data(tar, &rel, &path, &md)?;
         } else if ft.is_symlink() {
             h.typeflag = flag::SYMLINK;
             let target = fs::read_link(&path).map_err(|err| LayerError::Source {
@@ -332,38 +483,24 @@ impl Walker<'_> {
         Ok(xattrs)
     }
 
-    fn copy_data<W: Write>(&mut self, tar: &mut W, path: &Path, md: &Metadata) -> Result<()> {
-        let src = |op, err| LayerError::Source {
-            path: path.to_path_buf(),
-            op,
-            err,
-        };
+    fn copy_data<W: TarSink>(
+        &mut self,
+        tar: &mut W,
+        rel: &[u8],
+        path: &Path,
+        md: &Metadata,
+    ) -> Result<()> {
         let mut file: File = OpenOptions::new()
             .read(true)
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(path)
-            .map_err(|err| src("open", err))?;
+            .map_err(|err| LayerError::Source {
+                path: path.to_path_buf(),
+                op: "open",
+                err,
+            })?;
         let size = md.len();
-        let mut left = size;
-        while left > 0 {
-            let want = left.min(self.buf.len() as u64) as usize;
-            let n = match file.read(&mut self.buf[..want]) {
-                Ok(0) => {
-                    return Err(src(
-                        "read",
-                        io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "file shrank while being archived",
-                        ),
-                    ))
-                }
-                Ok(n) => n,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) => return Err(src("read", err)),
-            };
-            tar.write_all(&self.buf[..n]).map_err(write_err)?;
-            left -= n as u64;
-        }
+        tar.file_data(rel, path, &mut file, size, &mut self.buf)?;
         tarfmt::pad(tar, size).map_err(write_err)
     }
 }

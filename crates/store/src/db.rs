@@ -66,6 +66,22 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX containers_image ON containers(image_id);
     "#,
+    // 3: layers kept as a directory plus a tar-split file instead of a compressed blob, and
+    // the compressed blobs each layer is known by in registries (Docker's distribution
+    // metadata), so a push can skip, mount or reuse them.
+    r#"
+    ALTER TABLE layers ADD COLUMN tar_split INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE layer_remotes (
+        diff_id    TEXT NOT NULL,
+        registry   TEXT NOT NULL,
+        repository TEXT NOT NULL,
+        digest     TEXT NOT NULL,
+        media_type TEXT NOT NULL,
+        size       INTEGER NOT NULL,
+        PRIMARY KEY (diff_id, registry, repository, digest)
+    );
+    CREATE INDEX layer_remotes_digest ON layer_remotes(digest);
+    "#,
 ];
 
 pub(crate) struct Db {
@@ -80,8 +96,25 @@ pub struct LayerRecord {
     pub size: u64,
     /// Length of the uncompressed layer tar (whose sha256 is the diff_id).
     pub tar_size: u64,
-    /// The stored blob of this layer, exactly as it was received or made (compressed or not).
+    /// A stored blob of this layer, exactly as it was received (compressed or not). Stores
+    /// written before tar-split files kept one for every layer; now layers have none.
     pub blob: Option<BlobRef>,
+    /// Whether `ROOT/tarsplit/HEX` holds the tar's headers and padding, from which and the
+    /// layer directory the exact tar is put back together.
+    pub tar_split: bool,
+}
+
+/// A compressed blob a registry repository holds for a layer (pulled from or pushed there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteBlob {
+    pub diff_id: Digest,
+    /// The registry host as references name it (`docker.io`, `127.0.0.1:5000`).
+    pub registry: String,
+    /// The repository path in that registry (`library/busybox`).
+    pub repository: String,
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
 }
 
 /// A stored blob with the media type it was received or made with.
@@ -165,7 +198,7 @@ impl Db {
 
     pub(crate) fn layers(&self) -> Result<Vec<LayerRecord>> {
         let mut st = self.conn.prepare(
-            "SELECT diff_id, size, tar_size, blob, media_type, blob_size FROM layers ORDER BY diff_id",
+            "SELECT diff_id, size, tar_size, blob, media_type, blob_size, tar_split FROM layers ORDER BY diff_id",
         )?;
         let rows = st.query_map([], layer_row)?;
         rows.map(|r| r?).collect()
@@ -245,6 +278,7 @@ fn layer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<LayerRecord>> {
     let blob: Option<String> = r.get(3)?;
     let media_type: Option<String> = r.get(4)?;
     let blob_size: Option<i64> = r.get(5)?;
+    let tar_split: bool = r.get(6)?;
     Ok((|| {
         let blob = match blob {
             Some(d) => Some(BlobRef {
@@ -259,6 +293,7 @@ fn layer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<LayerRecord>> {
             size: size as u64,
             tar_size: tar_size as u64,
             blob,
+            tar_split,
         })
     })())
 }
@@ -266,12 +301,57 @@ fn layer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<LayerRecord>> {
 pub(crate) fn layer_on(conn: &Connection, diff_id: &Digest) -> Result<Option<LayerRecord>> {
     let row = conn
         .query_row(
-            "SELECT diff_id, size, tar_size, blob, media_type, blob_size FROM layers WHERE diff_id = ?1",
+            "SELECT diff_id, size, tar_size, blob, media_type, blob_size, tar_split FROM layers WHERE diff_id = ?1",
             [diff_id.to_string()],
             layer_row,
         )
         .optional()?;
     row.transpose()
+}
+
+pub(crate) fn remote_blobs_on(conn: &Connection, diff_id: &Digest) -> Result<Vec<RemoteBlob>> {
+    let mut st = conn.prepare(
+        "SELECT registry, repository, digest, media_type, size FROM layer_remotes
+         WHERE diff_id = ?1 ORDER BY registry, repository, digest",
+    )?;
+    let rows = st.query_map([diff_id.to_string()], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, i64>(4)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (registry, repository, digest, media_type, size) = row?;
+        out.push(RemoteBlob {
+            diff_id: *diff_id,
+            registry,
+            repository,
+            digest: digest_col(digest)?,
+            media_type,
+            size: size as u64,
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) fn add_remote_blob_on(conn: &Connection, b: &RemoteBlob) -> Result<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO layer_remotes (diff_id, registry, repository, digest, media_type, size)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            b.diff_id.to_string(),
+            b.registry,
+            b.repository,
+            b.digest.to_string(),
+            b.media_type,
+            b.size as i64
+        ],
+    )?;
+    Ok(())
 }
 
 pub(crate) fn image_on(conn: &Connection, id: &Digest) -> Result<Option<ImageRecord>> {

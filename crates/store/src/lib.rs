@@ -10,6 +10,8 @@
 //! ROOT/lock                 exclusive while publishing or collecting garbage (short)
 //! ROOT/blobs/sha256/HEX     content blobs: configs, manifests, compressed layers
 //! ROOT/layers/HEX           one unpacked layer per diff_id, ready to be an overlay lowerdir
+//! ROOT/tarsplit/HEX         the layer tar's headers and padding (its file data is in the
+//!                           layer directory): the tar is put back together from both
 //! ROOT/tmp/                 staging areas of running processes, each with a held lock file
 //! ```
 //!
@@ -35,7 +37,7 @@ mod staging;
 
 pub use blobs::{BlobWriter, StagedBlob};
 pub use containers::{ContainerRecord, ContainerState, NewContainer};
-pub use db::{BlobRef, ImageRecord, LayerRecord, NewImage};
+pub use db::{BlobRef, ImageRecord, LayerRecord, NewImage, RemoteBlob};
 pub use error::{Error, Result};
 pub use layout::Layout;
 pub use publish::Publisher;
@@ -64,7 +66,7 @@ impl Store {
     /// Opens (creating when needed) the store at `root`.
     pub fn open(root: impl AsRef<Path>) -> Result<Store> {
         let root = root.as_ref().to_path_buf();
-        for d in ["blobs/sha256", "layers", "tmp"] {
+        for d in ["blobs/sha256", "layers", "tarsplit", "tmp"] {
             let p = root.join(d);
             fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?;
         }
@@ -106,6 +108,22 @@ impl Store {
     /// The directory holding the unpacked layer with this diff_id (it may not exist).
     pub fn layer_dir(&self, diff_id: &Digest) -> PathBuf {
         self.root.join("layers").join(diff_id.hex())
+    }
+
+    /// The tar-split file of the layer with this diff_id (it may not exist).
+    pub fn tar_split_path(&self, diff_id: &Digest) -> PathBuf {
+        self.root.join("tarsplit").join(diff_id.hex())
+    }
+
+    /// The compressed blobs registries are known to hold for this layer.
+    pub fn remote_blobs(&self, diff_id: &Digest) -> Result<Vec<RemoteBlob>> {
+        db::remote_blobs_on(&self.db.conn, diff_id)
+    }
+
+    /// Remembers that a registry repository holds `blob` for its layer (after a push). A
+    /// short transaction of its own; no file changes, so no store lock.
+    pub fn add_remote_blob(&self, blob: &RemoteBlob) -> Result<()> {
+        db::add_remote_blob_on(&self.db.conn, blob)
     }
 
     /// A fresh staging area for long work; removed when dropped.

@@ -91,12 +91,28 @@ impl<'a> Publisher<'a> {
         Ok(digest)
     }
 
-    /// Records a layer unpacked in `dir` (inside a staging area) with its stored blob.
-    /// When the store already has the layer, the staged copy is left to be dropped.
-    pub fn put_layer(&mut self, dir: &Path, layer: &LayerRecord) -> Result<()> {
+    /// Records a layer unpacked in `dir` (inside a staging area) with its stored blob, if
+    /// any, and its tar-split file `tar_split` (staged too), which `layer.tar_split` must
+    /// announce. When the store already has the layer, the staged copy is left to be dropped.
+    pub fn put_layer(
+        &mut self,
+        dir: &Path,
+        tar_split: Option<&Path>,
+        layer: &LayerRecord,
+    ) -> Result<()> {
         let diff_id = &layer.diff_id;
         if db::layer_on(&self.tx, diff_id)?.is_some() {
             return Ok(());
+        }
+        if layer.tar_split != tar_split.is_some() {
+            return Err(Error::Corrupt(format!(
+                "layer {diff_id}: the record and the staged files disagree on its tar-split"
+            )));
+        }
+        if layer.blob.is_none() && tar_split.is_none() {
+            return Err(Error::Corrupt(format!(
+                "layer {diff_id} has neither a blob nor a tar-split"
+            )));
         }
         if let Some(b) = &layer.blob {
             if !self.blob_path(&b.digest).is_file() {
@@ -107,22 +123,32 @@ impl<'a> Publisher<'a> {
         if !dst.exists() {
             // Make the unpacked files durable before they become visible under their name.
             sync_filesystem(dir)?;
+            if let Some(split) = tar_split {
+                let to = self.root.join("tarsplit").join(diff_id.hex());
+                fs::rename(split, &to).map_err(|e| Error::io(&to, e))?;
+            }
             fs::rename(dir, &dst).map_err(|e| Error::io(&dst, e))?;
             self.layers_renamed = true;
         }
         self.tx.execute(
-            "INSERT INTO layers (diff_id, size, tar_size, blob, media_type, blob_size)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO layers (diff_id, size, tar_size, blob, media_type, blob_size, tar_split)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 diff_id.to_string(),
                 layer.size as i64,
                 layer.tar_size as i64,
                 layer.blob.as_ref().map(|b| b.digest.to_string()),
                 layer.blob.as_ref().map(|b| b.media_type.clone()),
-                layer.blob.as_ref().map(|b| b.size as i64)
+                layer.blob.as_ref().map(|b| b.size as i64),
+                layer.tar_split
             ],
         )?;
         Ok(())
+    }
+
+    /// Remembers that a registry repository holds `blob` for its layer (after a pull).
+    pub fn add_remote_blob(&mut self, blob: &db::RemoteBlob) -> Result<()> {
+        db::add_remote_blob_on(&self.tx, blob)
     }
 
     /// Whether the layer is recorded (in the store or earlier in this transaction).
@@ -271,6 +297,7 @@ impl<'a> Publisher<'a> {
             sync_dir(&self.root.join("blobs/sha256"))?;
         }
         if self.layers_renamed {
+            sync_dir(&self.root.join("tarsplit"))?;
             sync_dir(&self.root.join("layers"))?;
         }
         self.tx.commit()?;
@@ -301,6 +328,10 @@ pub(crate) fn collect_garbage(store: &mut Store) -> Result<Collected> {
         "DELETE FROM layers WHERE diff_id NOT IN (SELECT diff_id FROM image_layers)
          AND diff_id NOT IN (SELECT il.diff_id FROM image_layers il
                              JOIN containers c ON c.image_id = il.image_id)",
+        [],
+    )?;
+    tx.execute(
+        "DELETE FROM layer_remotes WHERE diff_id NOT IN (SELECT diff_id FROM layers)",
         [],
     )?;
     let live_layers: HashSet<String> = {
@@ -336,6 +367,16 @@ pub(crate) fn collect_garbage(store: &mut Store) -> Result<Collected> {
             if let Ok(d) = Digest::from_str(&key) {
                 out.layers.push(d);
             }
+        }
+    }
+    let splits_dir = root.join("tarsplit");
+    for e in fs::read_dir(&splits_dir)
+        .map_err(|e| Error::io(&splits_dir, e))?
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !live_layers.contains(&format!("sha256:{name}")) {
+            fs::remove_file(e.path()).map_err(|err| Error::io(&e.path(), err))?;
         }
     }
     let blobs_dir = root.join("blobs/sha256");

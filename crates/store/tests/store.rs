@@ -28,8 +28,9 @@ fn publish_layer(store: &mut Store, content: &str) -> Digest {
             media_type: "application/vnd.oci.image.layer.v1.tar".into(),
             size: 4,
         }),
+        tar_split: false,
     };
-    p.put_layer(&dir, &record).unwrap();
+    p.put_layer(&dir, None, &record).unwrap();
     p.commit().unwrap();
     diff_id
 }

@@ -251,24 +251,10 @@ impl Builder<'_> {
     pub(super) fn empty_layer(&mut self) -> Result<NewLayer> {
         let staging = self.store.stage()?;
         let dir = staging.new_dir("layer")?;
-        let mut w = staging.blob_writer()?;
-        let d = layer::write_layer(&dir, &mut w, layer::Compression::Gzip)?;
-        let blob = w.finish(Some(&d.digest))?;
-        let rec = LayerRecord {
-            diff_id: d.diff_id,
-            size: 0,
-            tar_size: d.uncompressed_size,
-            blob: Some(BlobRef {
-                digest: d.digest,
-                media_type: image::layer_media_type(layer::Compression::Gzip),
-                size: d.size,
-            }),
-        };
+        let layer = image::stage_layer_dir(&staging, dir)?;
         Ok(NewLayer {
             _staging: staging,
-            dir,
-            rec,
-            blob,
+            layer,
         })
     }
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use oci::{ContainerConfig, Digest, History, ImageConfig, Reference, RootFs};
 use snapshot::Snapshotter;
-use store::{BlobRef, LayerRecord, NewImage, Store};
+use store::{NewImage, Store};
 
 mod copy_step;
 mod meta_step;
@@ -548,7 +548,7 @@ impl Builder<'_> {
         let rootfs = cfg.rootfs.get_or_insert_with(RootFs::default);
         rootfs.kind = "layers".into();
         if let Some(l) = &layer {
-            rootfs.diff_ids.push(l.rec.diff_id);
+            rootfs.diff_ids.push(l.layer.record.diff_id);
         }
         if !created_by.is_empty() || st.id.is_some() || !empty {
             cfg.history.push(History {
@@ -562,10 +562,7 @@ impl Builder<'_> {
         let layers = cfg.diff_ids().to_vec();
         let mut p = self.store.publish()?;
         if let Some(l) = layer {
-            if !p.has_layer(&l.rec.diff_id)? {
-                p.put_blob(l.blob)?;
-                p.put_layer(&l.dir, &l.rec)?;
-            }
+            l.layer.publish(&mut p)?;
         }
         let id = p.add_image(&NewImage {
             config: &bytes,
@@ -646,28 +643,13 @@ impl Builder<'_> {
                 return Ok(None);
             }
             let staging = self.store.stage()?;
-            let mut w = staging.blob_writer()?;
-            let d = layer::write_layer(&upper, &mut w, layer::Compression::Gzip)?;
-            let blob = w.finish(Some(&d.digest))?;
             // The upper directory already is the layer in overlay form: move it, no copy.
             let dir = staging.path().join("layer");
             fs::rename(&upper, &dir).map_err(|e| BuildError::io(&upper, e))?;
-            let size = layer::diff_size(&dir)?;
-            let rec = LayerRecord {
-                diff_id: d.diff_id,
-                size,
-                tar_size: d.uncompressed_size,
-                blob: Some(BlobRef {
-                    digest: d.digest,
-                    media_type: image::layer_media_type(layer::Compression::Gzip),
-                    size: d.size,
-                }),
-            };
+            let layer = image::stage_layer_dir(&staging, dir)?;
             Ok(Some(NewLayer {
                 _staging: staging,
-                dir,
-                rec,
-                blob,
+                layer,
             }))
         })();
         let _ = self.snapshots.remove(key);
@@ -742,11 +724,9 @@ pub fn cleanup_stale(snapshots: &dyn Snapshotter, work_dir: &Path) -> Result<usi
 
 /// A layer made by a step, staged and not yet published.
 struct NewLayer {
-    /// Holds the staging area (and so `dir`) alive until the layer is published.
+    /// Holds the staging area (and so the layer's files) alive until it is published.
     _staging: store::Staging,
-    dir: PathBuf,
-    rec: LayerRecord,
-    blob: store::StagedBlob,
+    layer: image::StagedLayer,
 }
 
 fn clean_abs(p: &str) -> String {
