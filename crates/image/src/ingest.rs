@@ -35,22 +35,6 @@ pub fn ingest_layer(
     let split = staging.path().join(format!("layer-{n}.split"));
     let report = layer::apply_layer_recording(input, &dir, &split)
         .map_err(|e| Error::Archive(format!("{what}: {e}")))?;
-    if let Some(exp) = expected_blob {
-        if *exp != report.digest {
-            return Err(Error::Archive(format!(
-                "{what}: digest mismatch: expected {exp}, got {}",
-                report.digest
-            )));
-        }
-    }
-    if let Some(exp) = expected_diff_id {
-        if *exp != report.diff_id {
-            return Err(Error::Archive(format!(
-                "{what}: diff_id mismatch: expected {exp}, got {}",
-                report.diff_id
-            )));
-        }
-    }
     let record = LayerRecord {
         diff_id: report.diff_id,
         size: layer::diff_size(&dir)?,
@@ -63,12 +47,14 @@ pub fn ingest_layer(
         media_type: crate::layer_media_type(report.compression),
         size: report.size,
     };
-    Ok(StagedLayer {
+    let staged = StagedLayer {
         dir,
         split,
         record,
         received,
-    })
+    };
+    staged.check(what, expected_blob, expected_diff_id)?;
+    Ok(staged)
 }
 
 /// Stages the directory `dir` (inside `staging`, in overlay form: whiteout devices, opaque
@@ -107,6 +93,32 @@ pub fn stage_layer_dir(staging: &Staging, dir: PathBuf) -> Result<StagedLayer> {
 }
 
 impl StagedLayer {
+    /// Checks the stream's digest and the tar's diff_id against what names them.
+    pub(crate) fn check(
+        &self,
+        what: &str,
+        expected_blob: Option<&Digest>,
+        expected_diff_id: Option<&Digest>,
+    ) -> Result<()> {
+        if let Some(exp) = expected_blob {
+            if *exp != self.received.digest {
+                return Err(Error::Archive(format!(
+                    "{what}: digest mismatch: expected {exp}, got {}",
+                    self.received.digest
+                )));
+            }
+        }
+        if let Some(exp) = expected_diff_id {
+            if *exp != self.record.diff_id {
+                return Err(Error::Archive(format!(
+                    "{what}: diff_id mismatch: expected {exp}, got {}",
+                    self.record.diff_id
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Publishes the layer directory and its tar-split file (unless another process did
     /// meanwhile).
     pub fn publish(self, p: &mut Publisher<'_>) -> Result<Digest> {

@@ -8,9 +8,10 @@
 //! layer against the diff_id its config declares. All images are published in one
 //! transaction at the end, so a bad archive leaves the store exactly as it was.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use oci::{Digest, Reference};
@@ -33,6 +34,43 @@ pub struct Loaded {
 struct ArchiveDir {
     root: PathBuf,
     links: HashMap<String, String>,
+    /// Entries that look like layers (a tar, gzip or zstd stream) are unpacked as layers while
+    /// the archive is read, so their bytes are written once; the names they had.
+    layers: RefCell<HashMap<String, Unpacked>>,
+}
+
+/// A layer unpacked while reading the archive.
+enum Unpacked {
+    Staged(StagedLayer),
+    /// Taken by an earlier image of the archive (published in the same transaction).
+    Taken(Digest),
+}
+
+/// Whether the first bytes of an entry start a layer: gzip or zstd magic, or a tar header
+/// whose checksum is right.
+fn looks_like_layer(prefix: &[u8]) -> bool {
+    if prefix.starts_with(&[0x1f, 0x8b]) || prefix.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        return true;
+    }
+    if prefix.len() < 512 {
+        return false;
+    }
+    let stored = std::str::from_utf8(&prefix[148..156])
+        .ok()
+        .map(|s| s.trim_matches(|c: char| c == '\0' || c == ' '))
+        .and_then(|s| u32::from_str_radix(s, 8).ok());
+    let sum: u32 = prefix[..512]
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(b)
+            }
+        })
+        .sum();
+    stored == Some(sum)
 }
 
 fn clean(name: &str) -> Option<String> {
@@ -54,6 +92,7 @@ impl ArchiveDir {
     fn unpack(staging: &Staging, input: impl Read) -> Result<ArchiveDir> {
         let root = staging.new_dir("archive")?;
         let mut links = HashMap::new();
+        let mut layers = HashMap::new();
         let (_, stream) = layer::decompress(io::BufReader::with_capacity(1 << 20, input))
             .map_err(|e| Error::Archive(format!("cannot read the archive: {e}")))?;
         let mut ar = tar::Archive::new(stream);
@@ -79,13 +118,27 @@ impl ArchiveDir {
                     fs::create_dir_all(&dest).map_err(|e| Error::io(&dest, e))?;
                 }
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    let corrupt = |e: io::Error| {
+                        Error::Archive(format!("entry {raw:?}: truncated or corrupt archive: {e}"))
+                    };
+                    let mut prefix = Vec::with_capacity(512);
+                    (&mut entry)
+                        .take(512)
+                        .read_to_end(&mut prefix)
+                        .map_err(corrupt)?;
+                    if looks_like_layer(&prefix) {
+                        let what = format!("layer {name}");
+                        let input = io::Cursor::new(prefix).chain(&mut entry);
+                        let staged = ingest_layer(staging, &what, input, None, None)?;
+                        layers.insert(name, Unpacked::Staged(staged));
+                        continue;
+                    }
                     if let Some(parent) = dest.parent() {
                         fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
                     }
                     let mut f = File::create(&dest).map_err(|e| Error::io(&dest, e))?;
-                    io::copy(&mut entry, &mut f).map_err(|e| {
-                        Error::Archive(format!("entry {raw:?}: truncated or corrupt archive: {e}"))
-                    })?;
+                    f.write_all(&prefix).map_err(|e| Error::io(&dest, e))?;
+                    io::copy(&mut entry, &mut f).map_err(corrupt)?;
                 }
                 tar::EntryType::Symlink | tar::EntryType::Link => {
                     let target = entry
@@ -122,7 +175,22 @@ impl ArchiveDir {
                 }
             }
         }
-        Ok(ArchiveDir { root, links })
+        Ok(ArchiveDir {
+            root,
+            links,
+            layers: RefCell::new(layers),
+        })
+    }
+
+    /// The layer unpacked from entry `name` while reading, if it was one.
+    fn take_layer(&self, name: &str) -> Option<Unpacked> {
+        let name = self.resolve(name)?;
+        let mut layers = self.layers.borrow_mut();
+        let taken = match layers.get(&name)? {
+            Unpacked::Staged(l) => Unpacked::Taken(l.record.diff_id),
+            Unpacked::Taken(d) => Unpacked::Taken(*d),
+        };
+        layers.insert(name, taken)
     }
 
     fn resolve(&self, name: &str) -> Option<String> {
@@ -138,7 +206,7 @@ impl ArchiveDir {
 
     fn exists(&self, name: &str) -> bool {
         self.resolve(name)
-            .map(|n| self.root.join(n).is_file())
+            .map(|n| self.root.join(&n).is_file() || self.layers.borrow().contains_key(&n))
             .unwrap_or(false)
     }
 
@@ -307,14 +375,28 @@ fn stage_layers(
             continue;
         }
         let what = format!("{image}: layer {i} ({path})");
-        let f = dir.open(path)?;
-        staged.push(ingest_layer(
-            staging,
-            &what,
-            io::BufReader::with_capacity(1 << 20, f),
-            blob_digest.as_ref(),
-            Some(diff_id),
-        )?);
+        match dir.take_layer(path) {
+            Some(Unpacked::Staged(layer)) => {
+                layer.check(&what, blob_digest.as_ref(), Some(diff_id))?;
+                staged.push(layer);
+            }
+            Some(Unpacked::Taken(d)) if d == *diff_id => {}
+            Some(Unpacked::Taken(d)) => {
+                return Err(Error::Archive(format!(
+                    "{what}: diff_id mismatch: expected {diff_id}, got {d}"
+                )))
+            }
+            None => {
+                let f = dir.open(path)?;
+                staged.push(ingest_layer(
+                    staging,
+                    &what,
+                    io::BufReader::with_capacity(1 << 20, f),
+                    blob_digest.as_ref(),
+                    Some(diff_id),
+                )?);
+            }
+        }
     }
     Ok(staged)
 }
