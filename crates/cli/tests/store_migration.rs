@@ -216,7 +216,7 @@ fn an_old_layer_whose_blob_was_damaged_is_not_saved() {
     let (code, err) = s.fails(&["save", "-o", archive.to_str().unwrap(), "old:1"]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("layer sha256:") && err.contains("was changed"),
+        err.contains("layer sha256:") && err.contains("its stored blob"),
         "{err}"
     );
     assert!(!archive.exists(), "no half-written archive is left");

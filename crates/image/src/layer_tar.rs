@@ -18,6 +18,8 @@ pub struct LayerTar {
     diff_id: Digest,
     size: u64,
     checked: bool,
+    /// What the tar is made from, for the error when it does not match.
+    source: &'static str,
 }
 
 impl LayerTar {
@@ -35,6 +37,11 @@ impl LayerTar {
 pub fn open_layer_tar(store: &Store, rec: &LayerRecord) -> Result<LayerTar> {
     let diff_id = rec.diff_id;
     let what = |e: io::Error| Error::Read(format!("layer {diff_id}"), e);
+    let source = if rec.tar_split {
+        "its files in the store and tar-split file"
+    } else {
+        "its stored blob"
+    };
     let inner: Box<dyn Read + Send> = if rec.tar_split {
         Box::new(
             layer::TarReader::open(&store.layer_dir(&diff_id), &store.tar_split_path(&diff_id))
@@ -56,6 +63,7 @@ pub fn open_layer_tar(store: &Store, rec: &LayerRecord) -> Result<LayerTar> {
         diff_id,
         size: rec.tar_size,
         checked: false,
+        source,
     })
 }
 
@@ -74,8 +82,8 @@ impl Read for LayerTar {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!(
-                        "layer {}: its files in the store no longer give its tar ({len} bytes hashing to {got}, expected {} bytes): the layer directory was changed",
-                        self.diff_id, self.size
+                        "layer {}: {} no longer give its tar ({len} bytes hashing to {got}, expected {} bytes): the store was changed or damaged",
+                        self.diff_id, self.source, self.size
                     ),
                 ));
             }
