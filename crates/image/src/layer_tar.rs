@@ -38,9 +38,9 @@ pub fn open_layer_tar(store: &Store, rec: &LayerRecord) -> Result<LayerTar> {
     let diff_id = rec.diff_id;
     let what = |e: io::Error| Error::Read(format!("layer {diff_id}"), e);
     let source = if rec.tar_split {
-        "its files in the store and tar-split file"
+        "its files in the store and its tar-split file no longer give"
     } else {
-        "its stored blob"
+        "its stored blob no longer gives"
     };
     let inner: Box<dyn Read + Send> = if rec.tar_split {
         Box::new(
@@ -82,7 +82,7 @@ impl Read for LayerTar {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!(
-                        "layer {}: {} no longer give its tar ({len} bytes hashing to {got}, expected {} bytes): the store was changed or damaged",
+                        "layer {}: {} its tar ({len} bytes hashing to {got}, expected {} bytes): the store was changed or damaged",
                         self.diff_id, self.source, self.size
                     ),
                 ));
