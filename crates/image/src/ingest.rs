@@ -69,12 +69,12 @@ pub fn stage_layer_dir(staging: &Staging, dir: PathBuf) -> Result<StagedLayer> {
         .create_new(true)
         .open(&split)
         .map_err(|e| Error::Read(split.display().to_string(), e))?;
-    let (d, out) = layer::write_layer_split(&dir, out)?;
-    out.sync_all()
-        .map_err(|e| Error::Read(split.display().to_string(), e))?;
+    // Made durable with the layer directory when published (`Publisher::put_layer`).
+    let written = layer::write_layer_split(&dir, out)?;
+    let d = written.digests;
     let record = LayerRecord {
         diff_id: d.diff_id,
-        size: layer::diff_size(&dir)?,
+        size: written.diff_size,
         tar_size: d.uncompressed_size,
         blob: None,
         tar_split: true,

@@ -207,10 +207,10 @@ pub fn apply_layer_recording<R: Read>(reader: R, root: &Path, split: &Path) -> R
             err: io::Error::other("tar-split recorder still shared"),
         })?
         .into_inner();
+    // Made durable with the layer directory by whoever publishes them.
     recording
         .split
         .finish()
-        .and_then(|f| f.sync_all())
         .map_err(|err| LayerError::Write { err })?;
     if let Some(aside) = aside {
         aside.inline_into(split)?;

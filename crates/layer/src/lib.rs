@@ -28,4 +28,4 @@ pub use error::{LayerError, Result};
 pub use size::diff_size;
 pub use split::TarReader;
 pub use stream::{decompress, decompress_send, Compression};
-pub use write::{write_layer, write_layer_split, write_tree, LayerDigests};
+pub use write::{write_layer, write_layer_split, write_tree, LayerDigests, SplitLayer};

@@ -60,7 +60,17 @@ pub fn write_tree<W: Write>(dir: &Path, out: W, compression: Compression) -> Res
 /// file `split` and its file data is left where it is, in `upper` (see [`crate::split`]). The
 /// returned digest and size are the tar's. Reading the directory back through
 /// [`crate::TarReader`] gives the same bytes as long as it is unchanged.
-pub fn write_layer_split<W: Write>(upper: &Path, split: W) -> Result<(LayerDigests, W)> {
+/// A layer written by [`write_layer_split`].
+#[derive(Debug)]
+pub struct SplitLayer<W> {
+    pub digests: LayerDigests,
+    /// Docker's DiffSize (as [`crate::diff_size`] measures it), counted during the same walk.
+    pub diff_size: u64,
+    /// The tar-split file's writer, flushed.
+    pub split: W,
+}
+
+pub fn write_layer_split<W: Write>(upper: &Path, split: W) -> Result<SplitLayer<W>> {
     check_root(upper)?;
     let mut sink = SplitSink {
         hasher: Hasher::new(),
@@ -72,15 +82,16 @@ pub fn write_layer_split<W: Write>(upper: &Path, split: W) -> Result<(LayerDiges
     let size = sink.hasher.len();
     let diff_id = sink.hasher.finish();
     let out = sink.split.finish().map_err(write_err)?;
-    Ok((
-        LayerDigests {
+    Ok(SplitLayer {
+        digests: LayerDigests {
             diff_id,
             digest: diff_id,
             size,
             uncompressed_size: size,
         },
-        out,
-    ))
+        diff_size: walker.diff_size,
+        split: out,
+    })
 }
 
 fn write_err(err: io::Error) -> LayerError {
@@ -241,6 +252,8 @@ struct Walker<'a> {
     /// First archived name of each multiply-linked inode.
     links: HashMap<(u64, u64), Vec<u8>>,
     buf: Vec<u8>,
+    /// Sizes of non-directories, each inode once (Docker's DiffSize).
+    diff_size: u64,
 }
 
 impl<'a> Walker<'a> {
@@ -250,6 +263,7 @@ impl<'a> Walker<'a> {
             overlay,
             links: HashMap::new(),
             buf: vec![0; 256 * 1024],
+            diff_size: 0,
         }
     }
 }
@@ -383,6 +397,9 @@ impl Walker<'_> {
                     self.links.insert(key, rel.clone());
                 }
             }
+        }
+        if !ft.is_dir() && first_name.is_none() {
+            self.diff_size += md.size();
         }
         if ft.is_char_device() && self.overlay && md.rdev() == 0 {
             // An overlay whiteout: `.wh.NAME`, mode 0600, as Docker's converter writes it.

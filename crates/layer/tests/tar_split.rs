@@ -210,8 +210,10 @@ fn a_written_directory_reads_back_as_write_layer_writes_it() {
     .unwrap();
     let mut plain = Vec::new();
     let d = write_layer(&dir, &mut plain, Compression::None).unwrap();
-    let (ds, split) = write_layer_split(&dir, Vec::new()).unwrap();
+    let written = write_layer_split(&dir, Vec::new()).unwrap();
+    let (ds, split) = (written.digests, written.split);
     assert_eq!(ds.diff_id, d.diff_id);
+    assert_eq!(written.diff_size, layer::diff_size(&dir).unwrap());
     assert_eq!(ds.uncompressed_size, plain.len() as u64);
     let mut out = Vec::new();
     TarReader::new(&dir, split.as_slice())
