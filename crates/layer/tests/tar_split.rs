@@ -202,7 +202,7 @@ fn a_written_directory_reads_back_as_write_layer_writes_it() {
     fs::hard_link(dir.join("z"), dir.join("a/z2")).unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &dir.join("gone"),
+        dir.join("gone"),
         rustix::fs::FileType::CharacterDevice,
         rustix::fs::Mode::empty(),
         rustix::fs::makedev(0, 0),
