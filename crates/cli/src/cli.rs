@@ -695,7 +695,7 @@ pub struct PushArgs {
     /// Compression of the layers that have no blob yet (gzip, zstd, uncompressed)
     #[arg(long, value_name = "TYPE", default_value = "gzip")]
     pub compression: String,
-    /// Compression level (gzip 0-9, zstd 1-22; default gzip 1, zstd 3)
+    /// Compression level (gzip 0-9, zstd 1-22)
     #[arg(long = "compression-level", value_name = "N")]
     pub compression_level: Option<String>,
     /// Compress again the layers known by blobs of another compression
