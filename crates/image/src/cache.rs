@@ -51,6 +51,14 @@ pub struct CachePlan {
     images: Vec<PlannedImage>,
 }
 
+/// What [`CachePlan::manifests`] makes.
+pub struct CacheManifests {
+    /// One manifest per image, base first: digest and bytes.
+    pub manifests: Vec<(Digest, Vec<u8>)>,
+    /// The OCI index naming them, annotated with each image and its parent.
+    pub index: Vec<u8>,
+}
+
 /// One image of a cache: its config, layers and parent.
 struct PlannedImage {
     id: Digest,
@@ -112,12 +120,9 @@ impl CachePlan {
         self.images.len()
     }
 
-    /// The manifests (digest and bytes, base first) and the OCI index naming them with
-    /// their annotations, each layer named by its blob in `blobs` (keyed by diff_id).
-    pub fn manifests(
-        &self,
-        blobs: &HashMap<Digest, BlobRef>,
-    ) -> Result<(Vec<(Digest, Vec<u8>)>, Vec<u8>)> {
+    /// The manifests and the OCI index naming them, each layer named by its blob in
+    /// `blobs` (keyed by diff_id).
+    pub fn manifests(&self, blobs: &HashMap<Digest, BlobRef>) -> Result<CacheManifests> {
         let mut manifests = Vec::new();
         let mut entries = Vec::new();
         for img in &self.images {
@@ -144,7 +149,10 @@ impl CachePlan {
             manifests.push((md, bytes));
         }
         let index = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": entries});
-        Ok((manifests, serde_json::to_vec(&index).expect("json")))
+        Ok(CacheManifests {
+            manifests,
+            index: serde_json::to_vec(&index).expect("json"),
+        })
     }
 }
 
@@ -189,15 +197,15 @@ pub fn export_cache(
         };
         blobs.insert(rec.diff_id, blob);
     }
-    let (manifests, index) = plan.manifests(&blobs)?;
-    for (d, bytes) in &manifests {
+    let m = plan.manifests(&blobs)?;
+    for (d, bytes) in &m.manifests {
         put(d, bytes)?;
     }
     write_atomic(
         &dir.join("oci-layout"),
         br#"{"imageLayoutVersion":"1.0.0"}"#,
     )?;
-    write_atomic(&dir.join("index.json"), &index)?;
+    write_atomic(&dir.join("index.json"), &m.index)?;
     Ok(plan.images())
 }
 

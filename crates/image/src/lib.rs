@@ -23,8 +23,8 @@ mod save;
 mod views;
 
 pub use cache::{
-    export_cache, import_cache, import_cache_from, plan_cache, CachePlan, CacheSource,
-    IMAGE_ANNOTATION, PARENT_ANNOTATION,
+    export_cache, import_cache, import_cache_from, plan_cache, CacheManifests, CachePlan,
+    CacheSource, IMAGE_ANNOTATION, PARENT_ANNOTATION,
 };
 pub use changes::apply_change;
 pub use config::{read_config, STRATA_VERSION};

@@ -361,23 +361,26 @@ fn deflate_block(z: &mut flate2::Compress, job: &Job) -> io::Result<Deflated> {
 /// the same for the same input.
 const INCOMPRESSIBLE_BITS: f64 = 7.95;
 
+/// Whether `block` looks incompressible, judged on 16 windows of 4 KiB spread evenly over it
+/// (a sixteenth of a full block: enough for the statistics, and cheap next to the copy).
 fn incompressible(block: &[u8]) -> bool {
-    if block.len() < 4096 {
+    const WINDOW: usize = 4096;
+    const WINDOWS: usize = 16;
+    if block.len() < WINDOW * WINDOWS {
         return false;
     }
+    let step = (block.len() - WINDOW) / (WINDOWS - 1);
     // Four tables, so consecutive bytes do not wait on each other's increments.
     let mut counts = [[0u32; 256]; 4];
-    let mut chunks = block.chunks_exact(4);
-    for c in &mut chunks {
-        counts[0][c[0] as usize] += 1;
-        counts[1][c[1] as usize] += 1;
-        counts[2][c[2] as usize] += 1;
-        counts[3][c[3] as usize] += 1;
+    for w in 0..WINDOWS {
+        for c in block[w * step..w * step + WINDOW].chunks_exact(4) {
+            counts[0][c[0] as usize] += 1;
+            counts[1][c[1] as usize] += 1;
+            counts[2][c[2] as usize] += 1;
+            counts[3][c[3] as usize] += 1;
+        }
     }
-    for &b in chunks.remainder() {
-        counts[0][b as usize] += 1;
-    }
-    let n = block.len() as f64;
+    let n = (WINDOW * WINDOWS) as f64;
     let bits: f64 = (0..256)
         .map(|i| counts.iter().map(|t| t[i]).sum::<u32>())
         .filter(|&c| c > 0)
@@ -526,7 +529,7 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                if x % 61 == 0 {
+                if x.is_multiple_of(61) {
                     x as u8
                 } else {
                     b"the quick brown fox jumps over the lazy dog "[i % 44]

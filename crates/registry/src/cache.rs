@@ -56,9 +56,9 @@ pub fn push_cache(
         store.add_remote_blob(&remote_blob(r, diff_id, blob))?;
     }
     uploaded?;
-    let (manifests, index) = plan.manifests(&blobs.into_iter().collect::<HashMap<_, _>>())?;
+    let m = plan.manifests(&blobs.into_iter().collect::<HashMap<_, _>>())?;
     let repo = r.api_repository_path();
-    for (d, bytes) in &manifests {
+    for (d, bytes) in &m.manifests {
         put_manifest(
             &push.client,
             &format!("{repo}/manifests/{d}"),
@@ -71,9 +71,9 @@ pub fn push_cache(
         &push.client,
         &format!("{repo}/manifests/{tag}"),
         media_type::OCI_INDEX,
-        &index,
+        &m.index,
     )?;
-    let digest = Digest::of(&index);
+    let digest = Digest::of(&m.index);
     line(
         progress,
         &format!(
