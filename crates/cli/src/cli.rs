@@ -311,7 +311,9 @@ pub struct BuildArgs {
     /// Import build cache (type=local,src=DIR or type=registry,ref=NAME)
     #[arg(long = "cache-from", value_name = "type=local,src=DIR")]
     pub cache_from: Vec<String>,
-    /// Export build cache (type=local,dest=DIR[,mode=min|max])
+    /// Export build cache (type=local,dest=DIR or type=registry,ref=NAME; mode=min|max,
+    /// compression=gzip|zstd|uncompressed, compression-level=N, force-compression=BOOL,
+    /// oci-mediatypes=BOOL)
     #[arg(long = "cache-to", value_name = "type=local,dest=DIR")]
     pub cache_to: Option<String>,
     /// Write the image ID to the file
@@ -690,6 +692,18 @@ pub struct PushArgs {
     /// Push all tagged images in the repository
     #[arg(short = 'a', long = "all-tags")]
     pub all_tags: bool,
+    /// Compression of the layers that have no blob yet (gzip, zstd, uncompressed)
+    #[arg(long, value_name = "TYPE", default_value = "gzip")]
+    pub compression: String,
+    /// Compression level (gzip 0-9, zstd 1-22)
+    #[arg(long = "compression-level", value_name = "N")]
+    pub compression_level: Option<String>,
+    /// Compress again the layers known by blobs of another compression
+    #[arg(long = "force-compression", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub force_compression: bool,
+    /// Use OCI media types in the manifest (always with zstd)
+    #[arg(long = "oci-mediatypes", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub oci_mediatypes: bool,
     pub name: String,
 }
 

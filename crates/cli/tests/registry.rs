@@ -968,11 +968,11 @@ fn zstd_and_uncompressed_layers_pull_run_and_push_back() {
         ],
     );
     // skopeo compresses whatever it sends to a registry, so the uncompressed image is pushed
-    // by strata from a store that loaded the archive's plain layer tars (kept as received).
+    // by strata, asked not to compress.
     let l = Strata::new();
     l.ok(&["load", "-i", archive.to_str().unwrap()]);
     l.ok(&["tag", "bb:src", &plain]);
-    l.ok(&["push", &plain]);
+    l.ok(&["push", "--compression", "uncompressed", &plain]);
     let (zid, zmanifest) = skopeo_config_digest(&zstd);
     assert!(zmanifest["layers"][0]["mediaType"]
         .as_str()
@@ -1005,4 +1005,316 @@ fn zstd_and_uncompressed_layers_pull_run_and_push_back() {
             assert_eq!(m2["layers"], zmanifest["layers"]);
         }
     }
+}
+
+/// A context of `files` (name, bytes) with a Dockerfile `FROM scratch` and one COPY each.
+fn scratch_context(files: &[(&str, Vec<u8>)]) -> tempfile::TempDir {
+    let ctx = tempfile::tempdir().unwrap();
+    let mut df = String::from("FROM scratch\n");
+    for (name, bytes) in files {
+        std::fs::write(ctx.path().join(name), bytes).unwrap();
+        df.push_str(&format!("COPY {name} /{name}\n"));
+    }
+    std::fs::write(ctx.path().join("Dockerfile"), df).unwrap();
+    ctx
+}
+
+fn urandom(len: usize) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut v)
+        .unwrap();
+    v
+}
+
+/// Text that compresses well.
+fn text(len: usize) -> Vec<u8> {
+    (0..)
+        .map(|i| format!("line {i}: the quick brown fox jumps over the lazy dog\n"))
+        .flat_map(String::into_bytes)
+        .take(len)
+        .collect()
+}
+
+/// Copies `reference` with skopeo into an OCI layout (skopeo checks every blob's digest on
+/// the way) and checks the layout's blobs against their names once more; the manifest.
+fn skopeo_copy_verified(reference: &str) -> serde_json::Value {
+    let oci = tempfile::tempdir().unwrap();
+    run_ok(
+        "skopeo",
+        &[
+            "copy",
+            "--src-tls-verify=false",
+            &format!("docker://{reference}"),
+            &format!("oci:{}:x", oci.path().display()),
+        ],
+    );
+    let blobs = oci.path().join("blobs/sha256");
+    for e in std::fs::read_dir(&blobs).unwrap().flatten() {
+        let sum = run_ok("sha256sum", &[e.path().to_str().unwrap()]);
+        assert_eq!(&sum[..64], e.file_name().to_str().unwrap());
+    }
+    skopeo_config_digest(reference).1
+}
+
+/// A freshly built image (layers with no blob) goes out gzip-compressed as Docker pushes
+/// it; skopeo reads it, a pull gives the same image, a second push sends nothing, and the
+/// pulled image pushed to another repository of the registry is mounted.
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn a_built_image_pushes_compressed_and_again_sends_nothing() {
+    if !require_peers() {
+        return;
+    }
+    let reg = Registry::start(None);
+    let a = Strata::new();
+    let ctx = scratch_context(&[("noise", urandom(3 << 20)), ("words", text(4 << 20))]);
+    let name = format!("{}/built/img:1", reg.host());
+    a.ok(&["build", "-q", "-t", &name, ctx.path().to_str().unwrap()]);
+    let id = id_of(&a, &name);
+    let out = a.ok(&["push", &name]);
+    assert_eq!(out.matches(": Pushed").count(), 2, "{out}");
+    let m = skopeo_copy_verified(&name);
+    assert_eq!(
+        m["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    let layers = m["layers"].as_array().unwrap();
+    for l in layers {
+        assert_eq!(
+            l["mediaType"],
+            "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        );
+    }
+    // Random bytes stay their size; text shrinks.
+    let size = |i: usize| layers[i]["size"].as_u64().unwrap();
+    assert!(
+        size(0) > 3 << 20 && size(0) < (3 << 20) + (64 << 10),
+        "{}",
+        size(0)
+    );
+    assert!(size(1) < (4 << 20) / 10, "{}", size(1));
+
+    // Nothing is compressed or sent again: Docker's words for a blob that is there.
+    let again = a.ok(&["push", &name]);
+    assert_eq!(again.matches("Layer already exists").count(), 2, "{again}");
+    assert!(!again.contains("Pushed"), "{again}");
+
+    let b = Strata::new();
+    b.ok(&["pull", &name]);
+    assert_eq!(id_of(&b, &name), id);
+    let other = format!("{}/elsewhere/img:1", reg.host());
+    b.ok(&["tag", &name, &other]);
+    let out = b.ok(&["push", &other]);
+    assert_eq!(out.matches("Mounted from built/img").count(), 2, "{out}");
+    assert_eq!(skopeo_config_digest(&other).1["layers"], m["layers"]);
+}
+
+/// An imported plain tar of 50 MB of text goes out gzip: the media type says so and the
+/// blob is a small fraction of the tar.
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn an_imported_uncompressed_layer_goes_out_gzip() {
+    if !require_peers() {
+        return;
+    }
+    let reg = Registry::start(None);
+    let a = Strata::new();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("words"), text(50_000_000)).unwrap();
+    let tar = src.path().join("words.tar");
+    run_ok(
+        "tar",
+        &[
+            "cf",
+            tar.to_str().unwrap(),
+            "-C",
+            src.path().to_str().unwrap(),
+            "words",
+        ],
+    );
+    let name = format!("{}/imported/words:1", reg.host());
+    a.ok(&["import", tar.to_str().unwrap(), &name]);
+    a.ok(&["push", &name]);
+    let m = skopeo_copy_verified(&name);
+    let l = &m["layers"][0];
+    assert_eq!(
+        l["mediaType"],
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    );
+    assert!(l["size"].as_u64().unwrap() < 5_000_000, "{l}");
+}
+
+/// `--compression zstd` sends zstd blobs under an OCI manifest that skopeo reads and a pull
+/// brings back as the same image; `--oci-mediatypes` gives an OCI manifest with gzip; a
+/// level outside gzip's range is a usage error.
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn zstd_and_oci_media_types_on_request() {
+    if !require_peers() {
+        return;
+    }
+    let reg = Registry::start(None);
+    let a = Strata::new();
+    let ctx = scratch_context(&[("words", text(2 << 20)), ("noise", urandom(1 << 20))]);
+    let name = format!("{}/zstd/img:1", reg.host());
+    a.ok(&["build", "-q", "-t", &name, ctx.path().to_str().unwrap()]);
+    let id = id_of(&a, &name);
+    a.ok(&[
+        "push",
+        "--compression",
+        "zstd",
+        "--compression-level",
+        "5",
+        &name,
+    ]);
+    let m = skopeo_copy_verified(&name);
+    assert_eq!(m["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+    for l in m["layers"].as_array().unwrap() {
+        assert_eq!(
+            l["mediaType"],
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+        );
+    }
+    let b = Strata::new();
+    b.ok(&["pull", &name]);
+    assert_eq!(id_of(&b, &name), id);
+
+    // The zstd blobs are what the layers are known by here: a gzip push without
+    // --force-compression keeps them, with it compresses anew.
+    let again = a.ok(&["push", &name]);
+    assert_eq!(again.matches("Layer already exists").count(), 2, "{again}");
+    let forced = a.ok(&["push", "--force-compression", &name]);
+    assert_eq!(forced.matches(": Pushed").count(), 2, "{forced}");
+    let m = skopeo_config_digest(&name).1;
+    assert_eq!(
+        m["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+
+    let oci = format!("{}/zstd/oci:1", reg.host());
+    a.ok(&["tag", &name, &oci]);
+    a.ok(&["push", "--oci-mediatypes", &oci]);
+    let m = skopeo_config_digest(&oci).1;
+    assert_eq!(m["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(
+        m["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+
+    let (code, err) = a.fails(&["push", "--compression-level", "12", &name]);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("not valid for gzip"), "{err}");
+    let (code, err) = a.fails(&["push", "--compression", "xz", &name]);
+    assert_eq!(code, 125, "{err}");
+}
+
+/// A layer whose files changed in the store no longer gives its tar: the push fails with
+/// that cause (no retry can help) and the registry gets no manifest.
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn a_changed_layer_fails_the_push() {
+    if !require_peers() {
+        return;
+    }
+    let reg = Registry::start(None);
+    let a = Strata::new();
+    let ctx = scratch_context(&[("words", text(3 << 20))]);
+    let name = format!("{}/changed/img:1", reg.host());
+    a.ok(&["build", "-q", "-t", &name, ctx.path().to_str().unwrap()]);
+    let layers = a.root.path().join("layers");
+    let dir = std::fs::read_dir(&layers)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let file = dir.join("words");
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[1 << 20] ^= 1;
+    std::fs::write(&file, bytes).unwrap();
+    let (code, err) = a.fails(&["push", &name]);
+    assert_eq!(code, 1);
+    assert!(err.contains("the layer directory was changed"), "{err}");
+    let out = std::process::Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", &format!("docker://{name}")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+/// `--cache-to type=registry` with zstd and OCI media types, then `--cache-from`: the cache
+/// layers are zstd and a second store builds from them with every step from the cache.
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn a_zstd_registry_cache_round_trips() {
+    if !require_peers() {
+        return;
+    }
+    let reg = Registry::start(None);
+    let cache = format!("{}/cache/zstd:1", reg.host());
+    let a = Strata::new();
+    a.ok(&["import", busybox_tar().to_str().unwrap(), "base:1"]);
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("words"), text(1 << 20)).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM base:1\nCOPY words /words\nRUN wc -l /words > /count\n",
+    )
+    .unwrap();
+    let c = ctx.to_str().unwrap();
+    let to = format!("type=registry,ref={cache},compression=zstd,compression-level=3,force-compression=true,oci-mediatypes=true");
+    let out = a.ok(&["build", "--cache-to", &to, "-t", "app:1", c]);
+    assert!(out.contains("exported build cache"), "{out}");
+    let id = id_of(&a, "app:1");
+    let index: serde_json::Value = serde_json::from_str(&run_ok(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{cache}"),
+        ],
+    ))
+    .unwrap();
+    let top = index["manifests"].as_array().unwrap().last().unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let m: serde_json::Value = serde_json::from_str(&run_ok(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{}/cache/zstd@{top}", reg.host()),
+        ],
+    ))
+    .unwrap();
+    for l in m["layers"].as_array().unwrap() {
+        assert_eq!(
+            l["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd",
+            "{m}"
+        );
+    }
+
+    let b = Strata::new();
+    let base = work.path().join("base.tar");
+    a.ok(&["save", "-o", base.to_str().unwrap(), "base:1"]);
+    b.ok(&["load", "-i", base.to_str().unwrap()]);
+    let from = format!("type=registry,ref={cache}");
+    let out = b.ok(&["build", "--cache-from", &from, "-t", "app:1", c]);
+    assert_eq!(out.matches(" ---> Using cache").count(), 2, "{out}");
+    assert_eq!(id_of(&b, "app:1"), id);
+
+    let (code, err) = a.fails(&[
+        "build",
+        "--cache-to",
+        &format!("type=registry,ref={cache},compression=lz4"),
+        c,
+    ]);
+    assert_eq!(code, 125, "{err}");
 }

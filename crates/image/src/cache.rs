@@ -7,21 +7,24 @@
 //! ```text
 //! DIR/oci-layout
 //! DIR/index.json           one manifest per image, base first, annotated with its parent
-//! DIR/blobs/sha256/…       configs, manifests and layer blobs as stored
+//! DIR/blobs/sha256/…       configs, manifests, and layer blobs (compressed from the layers' tars,
+//!                          or as stored in old stores)
 //! ```
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::io::{BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::io::{BufReader, Read, Write};
+use std::path::Path;
 
-use oci::Digest;
+use oci::{Digest, Hasher};
 use serde::Deserialize;
 use serde_json::json;
-use store::{NewImage, Store};
+use store::{BlobRef, LayerRecord, NewImage, Store};
 
 use crate::error::{Error, Result};
+use crate::export::{compression_of, manifest_layer_type, ExportOptions};
 use crate::ingest::{ingest_layer, StagedLayer};
+use crate::layer_tar::LayerSource;
 
 /// Annotation naming an image's parent image ID.
 pub const PARENT_ANNOTATION: &str = "dev.strata.cache.parent";
@@ -37,25 +40,31 @@ fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
-/// Where the bytes of one blob of a cache come from.
-pub enum CacheBlob {
-    /// Made for the cache (a manifest) or read from the store (a config).
-    Bytes(Vec<u8>),
-    /// A layer blob, as the store keeps it.
-    Stored(PathBuf),
+/// Everything a cache holds, before its layers have blobs: a directory (`export_cache`) or
+/// a registry (the registry crate) gives each layer a blob (one it has, or the layer's tar
+/// compressed), then writes the manifests and the index [`CachePlan::manifests`] makes.
+pub struct CachePlan {
+    /// The configs, each once: digest and bytes.
+    pub configs: Vec<(Digest, Vec<u8>)>,
+    /// The layers, each once, base first.
+    pub layers: Vec<LayerRecord>,
+    images: Vec<PlannedImage>,
 }
 
-/// Everything a cache holds, before it is written anywhere: a directory (`export_cache`)
-/// or a registry (the registry crate) takes it from here.
-pub struct CachePlan {
-    /// Every blob the manifests point at (configs and layers), each once.
-    pub blobs: Vec<(Digest, u64, CacheBlob)>,
-    /// The manifests, base first: digest and bytes.
+/// What [`CachePlan::manifests`] makes.
+pub struct CacheManifests {
+    /// One manifest per image, base first: digest and bytes.
     pub manifests: Vec<(Digest, Vec<u8>)>,
-    /// The OCI index naming the manifests with their annotations.
+    /// The OCI index naming them, annotated with each image and its parent.
     pub index: Vec<u8>,
-    /// How many images the cache holds.
-    pub images: usize,
+}
+
+/// One image of a cache: its config, layers and parent.
+struct PlannedImage {
+    id: Digest,
+    config_size: usize,
+    layers: Vec<Digest>,
+    parent: Option<Digest>,
 }
 
 /// Plans the cache of the parent chains of `tops`.
@@ -78,87 +87,158 @@ pub fn plan_cache(store: &Store, tops: &[Digest]) -> Result<CachePlan> {
         stack.reverse();
         chain.extend(stack);
     }
-    let mut blobs: Vec<(Digest, u64, CacheBlob)> = Vec::new();
+    let mut plan = CachePlan {
+        configs: Vec::new(),
+        layers: Vec::new(),
+        images: Vec::new(),
+    };
     let mut have = HashSet::new();
-    let mut manifests = Vec::new();
-    let mut entries = Vec::new();
     for img in &chain {
         let config = store.read_blob(&img.id)?;
-        let config_len = config.len();
-        if have.insert(img.id) {
-            blobs.push((img.id, config_len as u64, CacheBlob::Bytes(config)));
-        }
-        let mut layers = Vec::new();
-        for l in &img.layers {
-            let rec = store.layer(l)?.ok_or(store::Error::LayerNotFound(*l))?;
-            let blob = rec.blob.ok_or(store::Error::LayerNotFound(*l))?;
-            if have.insert(blob.digest) {
-                blobs.push((
-                    blob.digest,
-                    blob.size,
-                    CacheBlob::Stored(store.blob_path(&blob.digest)),
-                ));
-            }
-            layers.push(json!({"mediaType": blob.media_type, "digest": blob.digest.to_string(), "size": blob.size}));
-        }
-        let m = json!({
-            "schemaVersion": 2,
-            "mediaType": MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": img.id.to_string(), "size": config_len},
-            "layers": layers,
+        plan.images.push(PlannedImage {
+            id: img.id,
+            config_size: config.len(),
+            layers: img.layers.clone(),
+            parent: img.parent,
         });
-        let bytes = serde_json::to_vec(&m).expect("json values serialise");
-        let md = Digest::of(&bytes);
-        let mut annotations = serde_json::Map::new();
-        annotations.insert(IMAGE_ANNOTATION.into(), json!(img.id.to_string()));
-        if let Some(p) = img.parent {
-            annotations.insert(PARENT_ANNOTATION.into(), json!(p.to_string()));
+        if have.insert(img.id) {
+            plan.configs.push((img.id, config));
         }
-        entries.push(json!({"mediaType": MANIFEST, "digest": md.to_string(), "size": bytes.len(), "annotations": annotations}));
-        manifests.push((md, bytes));
+        for l in &img.layers {
+            if have.insert(*l) {
+                let rec = store.layer(l)?.ok_or(store::Error::LayerNotFound(*l))?;
+                plan.layers.push(rec);
+            }
+        }
     }
-    let index = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": entries});
-    Ok(CachePlan {
-        blobs,
-        manifests,
-        index: serde_json::to_vec(&index).expect("json"),
-        images: chain.len(),
-    })
+    Ok(plan)
 }
 
-/// Writes the parent chains of `tops` to `dir`; returns how many images it holds.
-pub fn export_cache(store: &Store, tops: &[Digest], dir: &Path) -> Result<usize> {
+impl CachePlan {
+    /// How many images the cache holds.
+    pub fn images(&self) -> usize {
+        self.images.len()
+    }
+
+    /// The manifests and the OCI index naming them, each layer named by its blob in
+    /// `blobs` (keyed by diff_id).
+    pub fn manifests(&self, blobs: &HashMap<Digest, BlobRef>) -> Result<CacheManifests> {
+        let mut manifests = Vec::new();
+        let mut entries = Vec::new();
+        for img in &self.images {
+            let mut layers = Vec::new();
+            for l in &img.layers {
+                let blob = blobs.get(l).ok_or(store::Error::LayerNotFound(*l))?;
+                let c = compression_of(&blob.media_type).unwrap_or(layer::Compression::None);
+                layers.push(json!({"mediaType": manifest_layer_type(c, true), "digest": blob.digest.to_string(), "size": blob.size}));
+            }
+            let m = json!({
+                "schemaVersion": 2,
+                "mediaType": MANIFEST,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": img.id.to_string(), "size": img.config_size},
+                "layers": layers,
+            });
+            let bytes = serde_json::to_vec(&m).expect("json values serialise");
+            let md = Digest::of(&bytes);
+            let mut annotations = serde_json::Map::new();
+            annotations.insert(IMAGE_ANNOTATION.into(), json!(img.id.to_string()));
+            if let Some(p) = img.parent {
+                annotations.insert(PARENT_ANNOTATION.into(), json!(p.to_string()));
+            }
+            entries.push(json!({"mediaType": MANIFEST, "digest": md.to_string(), "size": bytes.len(), "annotations": annotations}));
+            manifests.push((md, bytes));
+        }
+        let index = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": entries});
+        Ok(CacheManifests {
+            manifests,
+            index: serde_json::to_vec(&index).expect("json"),
+        })
+    }
+}
+
+/// Writes the parent chains of `tops` to `dir`; returns how many images it holds. Each layer
+/// goes in as its stored blob when `opts` lets that go out as it is, else as its tar
+/// compressed as `opts` says.
+pub fn export_cache(
+    store: &Store,
+    tops: &[Digest],
+    dir: &Path,
+    opts: &ExportOptions,
+) -> Result<usize> {
     let plan = plan_cache(store, tops)?;
-    let blobs = dir.join("blobs/sha256");
-    fs::create_dir_all(&blobs).map_err(|e| Error::io(&blobs, e))?;
-    let put = |d: &Digest, data: &CacheBlob| -> Result<()> {
-        let p = blobs.join(d.hex());
+    let blobs_dir = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs_dir).map_err(|e| Error::io(&blobs_dir, e))?;
+    let put = |d: &Digest, data: &[u8]| -> Result<()> {
+        let p = blobs_dir.join(d.hex());
         if p.exists() {
             return Ok(());
         }
-        let tmp = blobs.join(format!("{}.tmp", d.hex()));
-        match data {
-            CacheBlob::Bytes(b) => fs::write(&tmp, b).map_err(|e| Error::io(&tmp, e))?,
-            CacheBlob::Stored(src) => {
-                // A copy, not a hard link: the user owns this directory, and an edit there
-                // must never reach the store's blob.
-                fs::copy(src, &tmp).map_err(|e| Error::io(&tmp, e))?;
-            }
-        }
-        fs::rename(&tmp, &p).map_err(|e| Error::io(&p, e))
+        write_atomic(&p, data)
     };
-    for (d, _, b) in &plan.blobs {
-        put(d, b)?;
+    for (d, bytes) in &plan.configs {
+        put(d, bytes)?;
     }
-    for (d, bytes) in &plan.manifests {
-        put(d, &CacheBlob::Bytes(bytes.clone()))?;
+    let mut blobs = HashMap::new();
+    for rec in &plan.layers {
+        let src = LayerSource::new(store, rec);
+        let blob = match (&rec.blob, src.blob_path()) {
+            (Some(b), Some(path)) if opts.reuses(&b.media_type) => {
+                let p = blobs_dir.join(b.digest.hex());
+                if !p.exists() {
+                    // A copy, not a hard link: the user owns this directory, and an edit
+                    // there must never reach the store's blob.
+                    let tmp = blobs_dir.join(format!("{}.tmp", b.digest.hex()));
+                    fs::copy(path, &tmp).map_err(|e| Error::io(&tmp, e))?;
+                    fs::rename(&tmp, &p).map_err(|e| Error::io(&p, e))?;
+                }
+                b.clone()
+            }
+            _ => write_compressed(&blobs_dir, &src, opts)?,
+        };
+        blobs.insert(rec.diff_id, blob);
+    }
+    let m = plan.manifests(&blobs)?;
+    for (d, bytes) in &m.manifests {
+        put(d, bytes)?;
     }
     write_atomic(
         &dir.join("oci-layout"),
         br#"{"imageLayoutVersion":"1.0.0"}"#,
     )?;
-    write_atomic(&dir.join("index.json"), &plan.index)?;
-    Ok(plan.images)
+    write_atomic(&dir.join("index.json"), &m.index)?;
+    Ok(plan.images())
+}
+
+/// Writes the layer's tar compressed as `opts` says into `blobs_dir`, named by its digest.
+fn write_compressed(blobs_dir: &Path, src: &LayerSource, opts: &ExportOptions) -> Result<BlobRef> {
+    let diff_id = src.record.diff_id;
+    let tmp = blobs_dir.join(format!("{}.layer.tmp", diff_id.hex()));
+    let mut out = fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let mut input = src.compressed(&opts.compress)?;
+    let mut hasher = Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(Error::Read(format!("layer {diff_id}"), e));
+            }
+        };
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).map_err(|e| Error::io(&tmp, e))?;
+    }
+    let size = hasher.len();
+    let digest = hasher.finish();
+    let p = blobs_dir.join(digest.hex());
+    fs::rename(&tmp, &p).map_err(|e| Error::io(&p, e))?;
+    Ok(BlobRef {
+        digest,
+        media_type: crate::layer_media_type(opts.compress.compression),
+        size,
+    })
 }
 
 /// Where an import reads a cache from: a directory or a registry.

@@ -12,6 +12,7 @@ mod cache;
 mod changes;
 mod config;
 mod error;
+mod export;
 mod import;
 mod ingest;
 mod layer_tar;
@@ -22,15 +23,16 @@ mod save;
 mod views;
 
 pub use cache::{
-    export_cache, import_cache, import_cache_from, plan_cache, CacheBlob, CachePlan, CacheSource,
-    IMAGE_ANNOTATION, PARENT_ANNOTATION,
+    export_cache, import_cache, import_cache_from, plan_cache, CacheManifests, CachePlan,
+    CacheSource, IMAGE_ANNOTATION, PARENT_ANNOTATION,
 };
 pub use changes::apply_change;
 pub use config::{read_config, STRATA_VERSION};
 pub use error::{Error, Result};
+pub use export::{compression_of, manifest_layer_type, ExportOptions};
 pub use import::{import, ImportOptions};
 pub use ingest::{ingest_layer, stage_layer_dir, StagedLayer};
-pub use layer_tar::{open_layer_tar, LayerTar};
+pub use layer_tar::{open_layer_tar, LayerSource, LayerTar};
 pub use load::{load, Loaded};
 pub use remove::{prune, remove, RemoveOptions, Report};
 pub use resolve::{parse_name, resolve};

@@ -45,6 +45,13 @@ pub enum LayerError {
     /// The directory being archived holds something a layer tar cannot express.
     #[error("{}: {reason}", path.display())]
     Unsupported { path: PathBuf, reason: String },
+    /// A compression level the compression does not have.
+    #[error("compression level {level} is not valid for {compression} ({range})")]
+    InvalidLevel {
+        compression: &'static str,
+        level: i32,
+        range: String,
+    },
     /// Writing the archive to its destination failed.
     #[error("writing layer: {err}")]
     Write { err: io::Error },

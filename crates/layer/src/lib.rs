@@ -9,9 +9,12 @@
 //!   (whiteout devices and opaque dirs become `.wh.` entries); [`write_tree`] does the same
 //!   for a plain directory. Both hash the tar and the compressed blob in one pass and are
 //!   deterministic.
-//! * [`decompress`] opens any gzip/zstd/plain stream by magic bytes.
+//! * [`decompress`] opens any gzip/zstd/plain stream by magic bytes; [`compress_reader`]
+//!   compresses a stream where it leaves the machine (parallel gzip, multi-threaded zstd),
+//!   always to the same bytes.
 
 mod apply;
+mod compress;
 mod error;
 mod resolve;
 mod size;
@@ -23,6 +26,9 @@ mod write;
 pub use apply::{
     apply_layer, apply_layer_recording, apply_layer_with, ApplyOptions, ApplyReport, WhiteoutMode,
     OVERLAY_OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX,
+};
+pub use compress::{
+    compress_reader, CompressOptions, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, GZIP_BLOCK,
 };
 pub use error::{LayerError, Result};
 pub use size::diff_size;

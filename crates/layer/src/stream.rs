@@ -200,12 +200,9 @@ impl<W: Write> Encoder<W> {
             ),
             Compression::Zstd => {
                 let mut enc = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)?;
-                // zstd's output is the same for any worker count >= 1 (but differs from
-                // single-threaded mode), so always use the multi-threaded format.
-                let workers = std::thread::available_parallelism()
-                    .map_or(1, |n| n.get())
-                    .min(4);
-                enc.multithread(workers as u32)?;
+                // Always with workers: see `zstd_workers`.
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                enc.multithread(crate::compress::zstd_workers(cores.min(4)))?;
                 enc.include_checksum(true)?;
                 Encoder::Zstd(enc)
             }

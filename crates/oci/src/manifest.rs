@@ -32,6 +32,7 @@ pub mod media_type {
     pub const DOCKER_MANIFEST_LIST: &str =
         "application/vnd.docker.distribution.manifest.list.v2+json";
     pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+    pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
     pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
     pub const DOCKER_LAYER_FOREIGN_GZIP: &str =
         "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
@@ -78,7 +79,7 @@ pub fn media_kind(mt: &str) -> MediaKind {
         OCI_MANIFEST | DOCKER_MANIFEST => MediaKind::Manifest,
         OCI_INDEX | DOCKER_MANIFEST_LIST => MediaKind::Index,
         OCI_CONFIG | DOCKER_CONFIG => MediaKind::Config,
-        OCI_LAYER | OCI_LAYER_NONDIST => MediaKind::Layer(Compression::None),
+        OCI_LAYER | OCI_LAYER_NONDIST | DOCKER_LAYER => MediaKind::Layer(Compression::None),
         OCI_LAYER_GZIP | OCI_LAYER_NONDIST_GZIP | DOCKER_LAYER_GZIP | DOCKER_LAYER_FOREIGN_GZIP => {
             MediaKind::Layer(Compression::Gzip)
         }

@@ -1,14 +1,16 @@
 //! Build cache through a registry (`build --cache-to/--cache-from type=registry,ref=REF`):
 //! the same OCI index the local cache writes (one manifest per image of the build's parent
 //! chains, annotated with the image and its parent), pushed under REF's tag. Every manifest
-//! is pushed by digest before the index that names it; the blobs are the store's own, so the
-//! image IDs and layer digests survive the trip. An import reads the index, verifies every
+//! is pushed by digest before the index that names it. Configs are the store's own, so the
+//! image IDs survive the trip; layers go up as `push` sends them (known blobs skipped or
+//! mounted, the rest compressed while they upload). An import reads the index, verifies every
 //! manifest and config against its digest and streams only the layers the store lacks,
 //! verifying them while they unpack; nothing is published unless all of it checks out.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 
+use image::ExportOptions;
 use oci::{media_type, Digest, Reference};
 use store::Store;
 
@@ -16,17 +18,20 @@ use crate::auth::Credentials;
 use crate::client::{Body, Client};
 use crate::error::{Error, Result};
 use crate::hosts::Hosts;
-use crate::progress::{layer, line, Progress};
+use crate::progress::{line, Progress};
 use crate::pull::{check_status, fetch_manifest, read_small, BlobReader};
-use crate::push::{expect, tag_of, Blob, Destination, Outcome};
+use crate::push::{expect, remote_blob, tag_of, Blob, LayerJob, Push};
 
-/// Pushes the cache of the parent chains of `tops` to `r`; returns the index digest.
+/// Pushes the cache of the parent chains of `tops` to `r`, its layers going out as `opts`
+/// says (blobs the registry is known to hold for them mounted or skipped); returns the index
+/// digest.
 pub fn push_cache(
     store: &Store,
     tops: &[Digest],
     r: &Reference,
     creds: Option<Credentials>,
     hosts: &Hosts,
+    opts: &ExportOptions,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<Digest> {
     if r.digest.is_some() {
@@ -36,25 +41,26 @@ pub fn push_cache(
         });
     }
     let plan = image::plan_cache(store, tops)?;
-    let client = Client::new(&r.registry, creds, hosts);
-    client.add_scope(&r.repository, "pull,push");
-    let destination = Destination {
-        client: &client,
-        r,
-        mount_from: &[],
-    };
-    for (d, size, _) in &plan.blobs {
-        let short = &d.hex()[..12];
-        match destination.upload(&Blob::stored(store, *d, *size), None)? {
-            Outcome::Exists => layer(progress, short, "Layer already exists"),
-            Outcome::Mounted(from) => layer(progress, short, &format!("Mounted from {from}")),
-            Outcome::Pushed => layer(progress, short, "Pushed"),
-        }
+    let jobs = plan
+        .layers
+        .iter()
+        .map(|rec| LayerJob::new(store, rec, &r.registry, opts, &[]))
+        .collect::<Result<Vec<_>>>()?;
+    let push = Push::new(r, creds, hosts, &[], &jobs, progress);
+    for (d, bytes) in &plan.configs {
+        push.destination()
+            .upload(&Blob::stored(store, *d, bytes.len() as u64), None)?;
     }
+    let (blobs, uploaded) = push.upload_layers(&jobs, opts);
+    for (diff_id, blob) in &blobs {
+        store.add_remote_blob(&remote_blob(r, diff_id, blob))?;
+    }
+    uploaded?;
+    let m = plan.manifests(&blobs.into_iter().collect::<HashMap<_, _>>())?;
     let repo = r.api_repository_path();
-    for (d, bytes) in &plan.manifests {
+    for (d, bytes) in &m.manifests {
         put_manifest(
-            &client,
+            &push.client,
             &format!("{repo}/manifests/{d}"),
             media_type::OCI_MANIFEST,
             bytes,
@@ -62,17 +68,17 @@ pub fn push_cache(
     }
     let tag = tag_of(r);
     put_manifest(
-        &client,
+        &push.client,
         &format!("{repo}/manifests/{tag}"),
         media_type::OCI_INDEX,
-        &plan.index,
+        &m.index,
     )?;
-    let digest = Digest::of(&plan.index);
+    let digest = Digest::of(&m.index);
     line(
         progress,
         &format!(
             "exported build cache of {} images to {}: digest: {digest}",
-            plan.images,
+            plan.images(),
             r.familiar()
         ),
     );

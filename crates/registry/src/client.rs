@@ -17,7 +17,7 @@ use crate::hosts::Hosts;
 use crate::progress::{Counting, Progress};
 
 /// How many times a request is sent before a 5xx or a broken connection is an error.
-const ATTEMPTS: u32 = 5;
+pub(crate) const ATTEMPTS: u32 = 5;
 
 /// What a request sends: nothing, bytes, or a range of a file (re-read on every retry).
 #[derive(Clone, Copy)]
@@ -191,30 +191,12 @@ impl Client {
         headers: &[(&str, &str)],
         body: Body<'_>,
     ) -> Result<Response<ureq::Body>, ureq::Error> {
-        let auth = self
-            .authorization
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        macro_rules! decorate {
-            ($rb:expr) => {{
-                let mut rb = $rb;
-                if let Some(a) = &auth {
-                    rb = rb.header("Authorization", a.as_str());
-                }
-                for (k, v) in headers {
-                    rb = rb.header(*k, *v);
-                }
-                rb
-            }};
-        }
+        let decorate = |rb| self.decorate(rb, headers);
         let rb = match method {
-            "GET" => return decorate!(self.agent.get(url)).call(),
-            "HEAD" => return decorate!(self.agent.head(url)).call(),
-            "DELETE" => return decorate!(self.agent.delete(url)).call(),
-            "POST" => decorate!(self.agent.post(url)),
-            "PUT" => decorate!(self.agent.put(url)),
-            _ => decorate!(self.agent.patch(url)),
+            "GET" => return decorate(self.agent.get(url)).call(),
+            "HEAD" => return decorate(self.agent.head(url)).call(),
+            "DELETE" => return decorate(self.agent.delete(url)).call(),
+            _ => self.with_body(method, url, headers),
         };
         match body {
             Body::Empty => rb.header("Content-Length", "0").send_empty(),
@@ -249,6 +231,67 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// Sends `body` once, chunked, as it is read (it cannot be read again, so nothing is
+    /// retried here). A 401 with a challenge is answered for the next request and returned
+    /// like any other status.
+    pub(crate) fn send_stream(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &mut dyn Read,
+    ) -> Result<Response<ureq::Body>> {
+        let resp = self
+            .with_body(method, url, headers)
+            .send(ureq::SendBody::from_reader(body))
+            .map_err(|e| Error::http(url, e))?;
+        if resp.status().as_u16() == 401 {
+            let challenge = resp
+                .headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_challenge);
+            if let Some(ch) = challenge {
+                self.authenticate(&ch, url)?;
+            }
+        }
+        Ok(resp)
+    }
+
+    /// A request with a body, with our authorization and `headers`.
+    fn with_body(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        let rb = match method {
+            "POST" => self.agent.post(url),
+            "PUT" => self.agent.put(url),
+            _ => self.agent.patch(url),
+        };
+        self.decorate(rb, headers)
+    }
+
+    fn decorate<B>(
+        &self,
+        mut rb: ureq::RequestBuilder<B>,
+        headers: &[(&str, &str)],
+    ) -> ureq::RequestBuilder<B> {
+        let auth = self
+            .authorization
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(a) = &auth {
+            rb = rb.header("Authorization", a.as_str());
+        }
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        rb
     }
 
     /// Answers a challenge: Basic with the stored credentials, or a Bearer token fetched

@@ -4,8 +4,9 @@
 //! - [`pull`]: manifest (Docker schema2 or OCI, lists and indexes resolved to a platform),
 //!   config verified by digest, missing layers downloaded a few at a time, each hashed while
 //!   it streams and unpacked into a staging area, all published in one transaction.
-//! - [`push`]: blobs uploaded as stored (HEAD first, cross-repository mount, monolithic or
-//!   chunked), then the manifest; RepoDigests recorded on both.
+//! - [`push`]: each layer as a blob the registry is known to hold (HEAD, cross-repository
+//!   mount) or its tar compressed while it uploads (gzip or zstd, BuildKit's options in
+//!   [`image::ExportOptions`]), then the manifest; RepoDigests and the layers' blobs recorded.
 //! - [`push_cache`], [`pull_cache`]: build cache as an OCI index of the build's images.
 //! - [`Progress`]: Docker-like status reports for plain lines or live bars.
 //! - [`Client`]: HTTPS, or plain HTTP for loopback and insecure registries

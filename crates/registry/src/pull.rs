@@ -1,13 +1,15 @@
 //! `pull`: resolve a reference to a manifest (choosing this machine's platform from a list),
 //! fetch and verify the config, then download the missing layers a few at a time, each
 //! hashed while it streams and unpacked straight into a staging area. Everything is published
-//! in one transaction at the end, so a failed or tampered pull leaves the store unchanged.
+//! in one transaction at the end, so a failed or tampered pull leaves the store unchanged;
+//! with the layers go the blobs they came as (registry, repository, digest), so a push of
+//! them to that registry sends nothing again.
 
 use std::io::{self, Read};
 
 use oci::{media_type, Digest, Manifest, Reference};
 use serde::Deserialize;
-use store::{NewImage, Publisher, Staging, Store};
+use store::{NewImage, Publisher, RemoteBlob, Staging, Store};
 
 use crate::auth::Credentials;
 use crate::client::{backoff, describe, Body, Client};
@@ -514,6 +516,17 @@ impl<'a> Pull<'a> {
         let mut p = store.publish()?;
         let mut done = Vec::new();
         for s in staged {
+            // Where this blob was verified to come from: pushing the layer back to this
+            // registry mounts or skips it instead of compressing it again.
+            let received = &s.layer.received;
+            p.add_remote_blob(&RemoteBlob {
+                diff_id: s.layer.record.diff_id,
+                registry: self.r.registry.clone(),
+                repository: self.r.repository.clone(),
+                digest: received.digest,
+                media_type: received.media_type.clone(),
+                size: received.size,
+            })?;
             s.layer.publish(&mut p)?;
             done.push(s.index);
         }

@@ -1,20 +1,27 @@
-//! `push`: upload an image's config and compressed layers as stored (so the image ID and the
-//! layer digests are preserved), skipping blobs the registry has (HEAD) or can mount from
-//! another repository the image came from, then PUT a Docker schema2 manifest (OCI when a
-//! layer is zstd). Large blobs go up in chunks, the rest in one PUT.
+//! `push`: upload an image's config and layers, then PUT its manifest. Each layer goes as a
+//! blob the registry already has (HEAD: "Layer already exists"), as one mounted from another
+//! repository of the same registry ("Mounted from"), or as its tar compressed while it
+//! uploads (POST, one streamed PATCH, PUT with the digest computed on the way). The blobs a
+//! layer is known by (pulled or pushed before, or stored by old stores) are tried first, so
+//! pushing what is there already compresses and uploads nothing. Docker schema2 manifests
+//! with gzip, OCI ones with zstd or when asked.
 
+use std::collections::HashMap;
+use std::io::{self, Read};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use oci::{media_type, Descriptor, Digest, Manifest, Reference};
-use store::{BlobRef, ImageRecord, Store};
+use image::{ExportOptions, LayerSource};
+use oci::{media_type, Descriptor, Digest, Hasher, Manifest, Reference};
+use store::{BlobRef, ImageRecord, RemoteBlob, Store};
 
 use crate::auth::Credentials;
-use crate::client::{describe, Body, Client, Report};
+use crate::client::{backoff, describe, Body, Client, Report, ATTEMPTS};
 use crate::error::{Error, Result};
 use crate::hosts::Hosts;
 use crate::parallel;
 use crate::progress::{layer, line, Progress};
-
 /// What a push did.
 #[derive(Debug, Clone)]
 pub struct Pushed {
@@ -81,6 +88,102 @@ impl Blob {
     }
 }
 
+/// One layer to push: its tar, and the blobs it is known by that may go out as they are.
+pub(crate) struct LayerJob {
+    /// The short diff_id its progress is reported under, as Docker does.
+    short: String,
+    source: LayerSource,
+    /// The wanted compression first.
+    known: Vec<Known>,
+}
+
+/// A blob a layer is known by.
+struct Known {
+    blob: BlobRef,
+    /// Repositories of the destination registry that hold it.
+    repos: Vec<String>,
+    /// The store's own copy (old stores), uploadable as it is.
+    stored: Option<PathBuf>,
+}
+
+impl LayerJob {
+    /// The layer `rec` for a push to `registry`: the blobs the registries hold for it and
+    /// its stored blob, those that `opts` lets go out as they are. A stored blob may also be
+    /// mounted from `mount_from` (the repositories the image was pulled from or pushed to).
+    pub(crate) fn new(
+        store: &Store,
+        rec: &store::LayerRecord,
+        registry: &str,
+        opts: &ExportOptions,
+        mount_from: &[String],
+    ) -> Result<LayerJob> {
+        let source = LayerSource::new(store, rec);
+        let mut known: Vec<Known> = Vec::new();
+        for rb in store.remote_blobs(&rec.diff_id)? {
+            if !opts.reuses(&rb.media_type) {
+                continue;
+            }
+            let k = match known.iter_mut().position(|k| k.blob.digest == rb.digest) {
+                Some(i) => &mut known[i],
+                None => {
+                    known.push(Known {
+                        blob: BlobRef {
+                            digest: rb.digest,
+                            media_type: rb.media_type.clone(),
+                            size: rb.size,
+                        },
+                        repos: Vec::new(),
+                        stored: None,
+                    });
+                    known.last_mut().expect("just pushed")
+                }
+            };
+            if rb.registry == registry && !k.repos.contains(&rb.repository) {
+                k.repos.push(rb.repository);
+            }
+        }
+        if let (Some(b), Some(path)) = (&rec.blob, source.blob_path()) {
+            if opts.reuses(&b.media_type) {
+                let k = match known.iter_mut().position(|k| k.blob.digest == b.digest) {
+                    Some(i) => &mut known[i],
+                    None => {
+                        known.push(Known {
+                            blob: b.clone(),
+                            repos: Vec::new(),
+                            stored: None,
+                        });
+                        known.last_mut().expect("just pushed")
+                    }
+                };
+                k.stored = Some(path.to_path_buf());
+                for m in mount_from {
+                    if !k.repos.contains(m) {
+                        k.repos.push(m.clone());
+                    }
+                }
+            }
+        }
+        // Stable: the wanted compression first, otherwise as found.
+        known.sort_by_key(|k| !opts.wants(&k.blob.media_type));
+        Ok(LayerJob {
+            short: rec.diff_id.hex()[..12].to_string(),
+            source,
+            known,
+        })
+    }
+
+    pub(crate) fn diff_id(&self) -> Digest {
+        self.source.record.diff_id
+    }
+
+    /// Repositories of the destination registry the layer may be mounted from.
+    pub(crate) fn repos(&self) -> impl Iterator<Item = &str> {
+        self.known
+            .iter()
+            .flat_map(|k| k.repos.iter().map(String::as_str))
+    }
+}
+
 /// The repository blobs go to, and repositories of the same registry they may be mounted
 /// from.
 pub(crate) struct Destination<'a> {
@@ -95,9 +198,28 @@ enum Start {
     Session(String),
 }
 
+/// Why one attempt at a streamed upload failed: worth another try (with the stream made
+/// anew), or not.
+enum Attempt {
+    Retry(Error),
+    Fail(Error),
+}
+
+impl From<Error> for Attempt {
+    fn from(e: Error) -> Self {
+        Attempt::Fail(e)
+    }
+}
+
+impl From<image::Error> for Attempt {
+    fn from(e: image::Error) -> Self {
+        Attempt::Fail(e.into())
+    }
+}
+
 impl Destination<'_> {
     /// Makes sure the registry has `blob` in the repository: HEAD, else a cross-repository
-    /// mount, else an upload in one PUT or, above the chunk size, in PATCHes.
+    /// mount, else an upload.
     pub(crate) fn upload(&self, blob: &Blob, report: Option<Report<'_>>) -> Result<Outcome> {
         if self.exists(&blob.digest)? {
             return Ok(Outcome::Exists);
@@ -106,14 +228,70 @@ impl Destination<'_> {
             Start::Mounted(from) => return Ok(Outcome::Mounted(from)),
             Start::Session(location) => location,
         };
-        // Blobs larger than this go up in chunks of this size.
-        let chunk = self.client.hosts.push_chunk_size.max(1);
-        if blob.size > chunk {
-            self.put_chunked(session, blob, chunk, report)?;
-        } else {
-            self.put_whole(&session, blob, report)?;
-        }
+        self.put_file(session, blob, report)?;
         Ok(Outcome::Pushed)
+    }
+
+    /// Makes sure the registry has a blob of the layer in the repository, and says which:
+    /// a known blob already there (HEAD), one mounted from another repository of the
+    /// registry, the stored blob uploaded, or else the layer's tar compressed as `opts`
+    /// says while it uploads.
+    pub(crate) fn put_layer(
+        &self,
+        job: &LayerJob,
+        opts: &ExportOptions,
+        report: Report<'_>,
+    ) -> Result<(BlobRef, Outcome)> {
+        let here = &self.r.repository;
+        let recorded_here = |k: &&Known| k.repos.iter().any(|r| r == here);
+        for k in job.known.iter().filter(recorded_here) {
+            if self.exists(&k.blob.digest)? {
+                return Ok((k.blob.clone(), Outcome::Exists));
+            }
+        }
+        // A refused mount opens an upload session, kept for the upload.
+        let mut session = None;
+        for k in &job.known {
+            for from in k.repos.iter().filter(|r| *r != here) {
+                match self.mount(&k.blob.digest, from)? {
+                    Some(Start::Mounted(from)) => {
+                        return Ok((k.blob.clone(), Outcome::Mounted(from)))
+                    }
+                    Some(Start::Session(s)) => {
+                        session.get_or_insert(s);
+                    }
+                    None => {}
+                }
+            }
+        }
+        for k in job.known.iter().filter(|k| !recorded_here(k)) {
+            if self.exists(&k.blob.digest)? {
+                return Ok((k.blob.clone(), Outcome::Exists));
+            }
+        }
+        if let Some((k, path)) = job
+            .known
+            .iter()
+            .find_map(|k| k.stored.as_ref().map(|p| (k, p)))
+        {
+            let session = match session {
+                Some(s) => s,
+                None => self.start()?,
+            };
+            let blob = Blob {
+                path: path.clone(),
+                digest: k.blob.digest,
+                size: k.blob.size,
+            };
+            let report = Report {
+                total: blob.size,
+                ..report
+            };
+            self.put_file(session, &blob, Some(report))?;
+            return Ok((k.blob.clone(), Outcome::Pushed));
+        }
+        let blob = self.put_compressed(session, job, opts, report)?;
+        Ok((blob, Outcome::Pushed))
     }
 
     /// HEAD of the blob: 200 it exists, 404 it does not, anything else is an error.
@@ -127,24 +305,129 @@ impl Destination<'_> {
         }
     }
 
-    /// Asks each candidate repository for a mount (201: mounted; 202: the registry opened
-    /// an upload session instead); without one, opens a session.
+    /// Asks for a mount of `digest` from `from`: mounted (201), an upload session opened
+    /// instead (202), or refused.
+    fn mount(&self, digest: &Digest, from: &str) -> Result<Option<Start>> {
+        let url = self.url(&format!("blobs/uploads/?mount={digest}&from={from}"));
+        let mut resp = self.client.request("POST", &url, &[], Body::Empty)?;
+        Ok(match resp.status().as_u16() {
+            201 => Some(Start::Mounted(from.to_string())),
+            202 => Some(Start::Session(location(&url, &resp)?)),
+            _ => {
+                let _ = describe(&mut resp);
+                None
+            }
+        })
+    }
+
+    /// Asks each candidate repository for a mount; without one, opens a session.
     fn mount_or_start(&self, digest: &Digest) -> Result<Start> {
         for from in self.mount_from {
-            let url = self.url(&format!("blobs/uploads/?mount={digest}&from={from}"));
-            let mut resp = self.client.request("POST", &url, &[], Body::Empty)?;
-            match resp.status().as_u16() {
-                201 => return Ok(Start::Mounted(from.clone())),
-                202 => return Ok(Start::Session(location(&url, &resp)?)),
-                _ => {
-                    let _ = describe(&mut resp);
-                }
+            if let Some(start) = self.mount(digest, from)? {
+                return Ok(start);
             }
         }
+        Ok(Start::Session(self.start()?))
+    }
+
+    /// Opens an upload session; its location.
+    fn start(&self) -> Result<String> {
         let url = self.url("blobs/uploads/");
         let mut resp = self.client.request("POST", &url, &[], Body::Empty)?;
         expect(&url, &mut resp, &[202])?;
-        Ok(Start::Session(location(&url, &resp)?))
+        location(&url, &resp)
+    }
+
+    /// Uploads a file in one PUT or, above the chunk size, in PATCHes.
+    fn put_file(&self, session: String, blob: &Blob, report: Option<Report<'_>>) -> Result<()> {
+        // Blobs larger than this go up in chunks of this size.
+        let chunk = self.client.hosts.push_chunk_size.max(1);
+        if blob.size > chunk {
+            self.put_chunked(session, blob, chunk, report)
+        } else {
+            self.put_whole(&session, blob, report)
+        }
+    }
+
+    /// The layer's tar compressed while it streams in one PATCH, then the closing PUT with
+    /// the digest of what went up. A failed attempt is tried again with the stream made
+    /// anew (nothing of it is kept on disk); an error of the layer itself (its files no
+    /// longer give its tar) is not.
+    fn put_compressed(
+        &self,
+        mut session: Option<String>,
+        job: &LayerJob,
+        opts: &ExportOptions,
+        report: Report<'_>,
+    ) -> Result<BlobRef> {
+        let mut attempt = 0;
+        loop {
+            let location = match session.take() {
+                Some(s) => s,
+                None => self.start()?,
+            };
+            match self.try_put_compressed(location, job, opts, report) {
+                Ok(blob) => return Ok(blob),
+                Err(Attempt::Retry(_)) if attempt + 1 < ATTEMPTS => {
+                    backoff(attempt);
+                    attempt += 1;
+                }
+                Err(Attempt::Retry(e) | Attempt::Fail(e)) => return Err(e),
+            }
+        }
+    }
+
+    fn try_put_compressed(
+        &self,
+        session: String,
+        job: &LayerJob,
+        opts: &ExportOptions,
+        report: Report<'_>,
+    ) -> Result<BlobRef, Attempt> {
+        let read = Arc::new(AtomicU64::new(0));
+        let tar = Tally {
+            inner: job.source.open()?,
+            read: read.clone(),
+        };
+        let compressed = layer::compress_reader(tar, &opts.compress).map_err(image::Error::from)?;
+        let mut body = Outgoing {
+            inner: compressed,
+            hasher: Hasher::new(),
+            failure: None,
+            read,
+            reported: 0,
+            total: job.source.record.tar_size,
+            report,
+        };
+        let url = self.client.url(&session);
+        let sent = self.client.send_stream(
+            "PATCH",
+            &url,
+            &[("Content-Type", "application/octet-stream")],
+            &mut body,
+        );
+        if let Some(e) = body.failure.take() {
+            return Err(Attempt::Fail(
+                image::Error::Read(format!("layer {}", job.diff_id()), e).into(),
+            ));
+        }
+        let mut resp = sent.map_err(Attempt::Retry)?;
+        let status = resp.status().as_u16();
+        if status >= 500 || status == 429 || status == 401 {
+            return Err(Attempt::Retry(Error::http(&url, describe(&mut resp))));
+        }
+        expect(&url, &mut resp, &[202])?;
+        let session = location(&url, &resp)?;
+        let size = body.hasher.len();
+        let digest = std::mem::replace(&mut body.hasher, Hasher::new()).finish();
+        let url = self.closing_url(&session, &digest);
+        let mut resp = self.client.request("PUT", &url, &[], Body::Empty)?;
+        expect(&url, &mut resp, &[201, 204])?;
+        Ok(BlobRef {
+            digest,
+            media_type: image::layer_media_type(opts.compress.compression),
+            size,
+        })
     }
 
     /// PATCHes of `chunk` bytes, each answered with the next location, then the closing PUT.
@@ -212,15 +495,70 @@ impl Destination<'_> {
     }
 }
 
-/// Pushes the image `r` names to its registry. `progress` receives Docker's status lines.
+/// Counts the bytes of a layer's tar as the compressor reads them (on its own thread).
+struct Tally<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Tally<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// The body of a streamed upload: hashes what goes out, reports `Pushing` with the bytes of
+/// the tar read so far (as Docker counts a layer it compresses), and keeps an error of the
+/// stream itself, which the HTTP client would only report as a broken request.
+struct Outgoing<'a> {
+    inner: Box<dyn Read + Send>,
+    hasher: Hasher,
+    failure: Option<io::Error>,
+    read: Arc<AtomicU64>,
+    reported: u64,
+    total: u64,
+    report: Report<'a>,
+}
+
+impl Read for Outgoing<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            Err(e) => {
+                let message = e.to_string();
+                self.failure = Some(e);
+                return Err(io::Error::other(message));
+            }
+        };
+        self.hasher.update(&buf[..n]);
+        let read = self.read.load(Ordering::Relaxed);
+        if read - self.reported >= 512 << 10 || (n == 0 && read != self.reported) {
+            self.reported = read;
+            (self.report.progress)(Progress::Bytes {
+                id: self.report.id,
+                status: "Pushing",
+                current: read,
+                total: self.total,
+            });
+        }
+        Ok(n)
+    }
+}
+
+/// Pushes the image `r` names to its registry, its layers going out as `opts` says.
+/// `progress` receives Docker's status lines.
 ///
-/// The phases: plan the blobs (the layers' blobs as stored, each once) → upload them in
-/// parallel → put the config → put the manifest → record the repo digest.
+/// The phases: plan the layers (each once, with the blobs it is known by) → put them in
+/// parallel → put the config → put the manifest → record the repo digest and where each
+/// layer's blob now is.
 pub fn push(
     store: &mut Store,
     r: &Reference,
     creds: Option<Credentials>,
     hosts: &Hosts,
+    opts: &ExportOptions,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<Pushed> {
     let id = image::resolve(store, &r.to_string())?;
@@ -232,12 +570,20 @@ pub fn push(
         progress,
         &format!("The push refers to repository [{}]", r.name()),
     );
-    let plan = Plan::new(store, r, &img, config.len() as u64)?;
-    let push = Push::new(r, creds, hosts, &img.repo_digests, progress);
-    push.upload_layers(&plan.jobs)?;
+    let mount_from = mount_sources(r, &img.repo_digests);
+    let plan = Plan::new(store, r, &img, config.len() as u64, opts, &mount_from)?;
+    let push = Push::new(r, creds, hosts, &mount_from, &plan.jobs, progress);
+    let (blobs, uploaded) = push.upload_layers(&plan.jobs, opts);
+    let remote: Vec<RemoteBlob> = blobs.iter().map(|(d, b)| remote_blob(r, d, b)).collect();
+    if let Err(e) = uploaded {
+        // What did go up is remembered: trying again skips it.
+        record(store, r, &id, None, &remote)?;
+        return Err(e);
+    }
     push.destination().upload(&plan.config, None)?;
-    let pushed = push.put_manifest(&plan.manifest())?;
-    record(store, r, &id, &pushed.digest)?;
+    let blobs: HashMap<Digest, BlobRef> = blobs.into_iter().collect();
+    let pushed = push.put_manifest(&plan.manifest(&blobs, opts))?;
+    record(store, r, &id, Some(&pushed.digest), &remote)?;
     line(
         progress,
         &format!(
@@ -250,62 +596,62 @@ pub fn push(
     Ok(pushed)
 }
 
-/// What a push uploads: the config, and the layers' blobs as stored.
-struct Plan {
-    config: Blob,
-    /// The blob of every layer, base first (a repeated layer repeats).
-    layers: Vec<BlobRef>,
-    /// The distinct layer blobs.
-    jobs: Vec<Job>,
+/// Repositories of `r`'s registry the image was pulled from or pushed to (its repo
+/// digests), other than `r`'s: where its config and stored blobs may be mounted from.
+fn mount_sources(r: &Reference, repo_digests: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for rd in repo_digests {
+        let name = rd.split('@').next().unwrap_or("");
+        if let Some(repo) = name.strip_prefix(&format!("{}/", r.registry)) {
+            if repo != r.repository && !out.iter().any(|m| m == repo) {
+                out.push(repo.to_string());
+            }
+        }
+    }
+    out
 }
 
-/// One layer blob to push, with the short id its progress is reported under.
-struct Job {
-    short: String,
-    blob: Blob,
+/// What a push uploads: the config, and each layer once.
+struct Plan {
+    config: Blob,
+    /// The diff_ids of the image, base first (a repeated layer repeats).
+    layers: Vec<Digest>,
+    /// The distinct layers.
+    jobs: Vec<LayerJob>,
 }
 
 impl Plan {
-    /// Every layer of `img` must have its compressed blob in the store.
-    fn new(store: &Store, r: &Reference, img: &ImageRecord, config_size: u64) -> Result<Plan> {
-        let mut layers = Vec::new();
-        let mut jobs: Vec<Job> = Vec::new();
+    fn new(
+        store: &Store,
+        r: &Reference,
+        img: &ImageRecord,
+        config_size: u64,
+        opts: &ExportOptions,
+        mount_from: &[String],
+    ) -> Result<Plan> {
+        let mut jobs: Vec<LayerJob> = Vec::new();
         for diff in &img.layers {
+            if jobs.iter().any(|j| j.diff_id() == *diff) {
+                continue;
+            }
             let rec = store
                 .layer(diff)?
                 .ok_or(store::Error::LayerNotFound(*diff))?;
-            let blob = rec.blob.ok_or_else(|| Error::Manifest {
-                what: r.familiar(),
-                message: format!("layer {diff} has no compressed blob in the store"),
-            })?;
-            if !jobs.iter().any(|j| j.blob.digest == blob.digest) {
-                jobs.push(Job {
-                    short: blob.digest.hex()[..12].to_string(),
-                    blob: Blob::stored(store, blob.digest, blob.size),
-                });
-            }
-            layers.push(blob);
+            jobs.push(LayerJob::new(store, &rec, &r.registry, opts, mount_from)?);
         }
         Ok(Plan {
             config: Blob::stored(store, img.id, config_size),
-            layers,
+            layers: img.layers.clone(),
             jobs,
         })
     }
 
-    /// A Docker schema2 manifest, or an OCI one when a layer is zstd (which schema2 cannot
-    /// name); layer media types as Docker writes them.
-    fn manifest(&self) -> Manifest {
-        let zstd = self.layers.iter().any(|b| b.media_type.contains("zstd"));
-        let layer_type = |mt: &str| -> String {
-            let gzip = mt.contains("gzip");
-            match (zstd, gzip) {
-                (true, _) => mt.to_string(),
-                (false, true) => media_type::DOCKER_LAYER_GZIP.to_string(),
-                (false, false) => "application/vnd.docker.image.rootfs.diff.tar".to_string(),
-            }
-        };
-        let (manifest_type, config_type) = if zstd {
+    /// The manifest naming each layer by the blob it went up as: Docker's schema2, or OCI's
+    /// when asked or when a layer is zstd.
+    fn manifest(&self, blobs: &HashMap<Digest, BlobRef>, opts: &ExportOptions) -> Manifest {
+        let layers: Vec<&BlobRef> = self.layers.iter().map(|d| &blobs[d]).collect();
+        let oci = opts.oci_manifest(layers.iter().map(|b| b.media_type.as_str()));
+        let (manifest_type, config_type) = if oci {
             (media_type::OCI_MANIFEST, media_type::OCI_CONFIG)
         } else {
             (media_type::DOCKER_MANIFEST, media_type::DOCKER_CONFIG)
@@ -315,10 +661,13 @@ impl Plan {
             media_type: Some(manifest_type.to_string()),
             artifact_type: None,
             config: Descriptor::new(config_type, self.config.digest, self.config.size),
-            layers: self
-                .layers
+            layers: layers
                 .iter()
-                .map(|b| Descriptor::new(&layer_type(&b.media_type), b.digest, b.size))
+                .map(|b| {
+                    let c =
+                        image::compression_of(&b.media_type).unwrap_or(layer::Compression::None);
+                    Descriptor::new(image::manifest_layer_type(c, oci), b.digest, b.size)
+                })
                 .collect(),
             subject: None,
             annotations: Default::default(),
@@ -327,43 +676,42 @@ impl Plan {
 }
 
 /// What every phase of a push shares (as BuildKit's `dispatchState` carries a stage's).
-struct Push<'a> {
+pub(crate) struct Push<'a> {
     r: &'a Reference,
-    client: Client,
+    pub(crate) client: Client,
     /// Repositories of the same registry the image came from: candidates for a mount.
     mount_from: Vec<String>,
     progress: &'a (dyn Fn(Progress<'_>) + Sync),
 }
 
 impl<'a> Push<'a> {
-    fn new(
+    /// A client for `r`'s repository with pull access to the repositories the config
+    /// and the layers may be mounted from.
+    pub(crate) fn new(
         r: &'a Reference,
         creds: Option<Credentials>,
         hosts: &Hosts,
-        repo_digests: &[String],
+        mount_from: &[String],
+        jobs: &[LayerJob],
         progress: &'a (dyn Fn(Progress<'_>) + Sync),
     ) -> Self {
         let client = Client::new(&r.registry, creds, hosts);
         client.add_scope(&r.repository, "pull,push");
-        let mut mount_from: Vec<String> = Vec::new();
-        for rd in repo_digests {
-            let name = rd.split('@').next().unwrap_or("");
-            if let Some(repo) = name.strip_prefix(&format!("{}/", r.registry)) {
-                if repo != r.repository && !mount_from.iter().any(|m| m == repo) {
-                    client.add_scope(repo, "pull");
-                    mount_from.push(repo.to_string());
-                }
+        let layer_repos = jobs.iter().flat_map(LayerJob::repos);
+        for repo in mount_from.iter().map(String::as_str).chain(layer_repos) {
+            if repo != r.repository {
+                client.add_scope(repo, "pull");
             }
         }
         Push {
             r,
             client,
-            mount_from,
+            mount_from: mount_from.to_vec(),
             progress,
         }
     }
 
-    fn destination(&self) -> Destination<'_> {
+    pub(crate) fn destination(&self) -> Destination<'_> {
         Destination {
             client: &self.client,
             r: self.r,
@@ -371,29 +719,43 @@ impl<'a> Push<'a> {
         }
     }
 
-    /// Uploads the layer blobs three at a time, the top layer first, as Docker does.
-    fn upload_layers(&self, jobs: &[Job]) -> Result<()> {
+    /// Puts the layers three at a time, the top layer first, as Docker does. Returns the
+    /// blob each layer that made it went up as (diff_id, blob), and the first failure.
+    pub(crate) fn upload_layers(
+        &self,
+        jobs: &[LayerJob],
+        opts: &ExportOptions,
+    ) -> (Vec<(Digest, BlobRef)>, Result<()>) {
         for j in jobs.iter().rev() {
             layer(self.progress, &j.short, "Preparing");
         }
-        parallel::run(jobs.iter().rev().collect(), 3, |j| self.upload_layer(j))?;
-        Ok(())
+        let done = Mutex::new(Vec::new());
+        let result = parallel::run(jobs.iter().rev().collect(), 3, |j| {
+            let blob = self.upload_layer(j, opts)?;
+            done.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((j.diff_id(), blob));
+            Ok(())
+        });
+        let done = done.into_inner().unwrap_or_else(|e| e.into_inner());
+        (done, result.map(|_| ()))
     }
 
-    fn upload_layer(&self, j: &Job) -> Result<()> {
+    fn upload_layer(&self, j: &LayerJob, opts: &ExportOptions) -> Result<BlobRef> {
         layer(self.progress, &j.short, "Waiting");
         let report = Report {
             id: &j.short,
-            total: j.blob.size,
+            total: j.source.record.tar_size,
             progress: self.progress,
         };
-        let status = match self.destination().upload(&j.blob, Some(report))? {
+        let (blob, outcome) = self.destination().put_layer(j, opts, report)?;
+        let status = match outcome {
             Outcome::Exists => "Layer already exists".to_string(),
             Outcome::Mounted(from) => format!("Mounted from {from}"),
             Outcome::Pushed => "Pushed".to_string(),
         };
         layer(self.progress, &j.short, &status);
-        Ok(())
+        Ok(blob)
     }
 
     /// PUTs the manifest under the tag; the registry's `Docker-Content-Digest`, when given,
@@ -440,10 +802,34 @@ pub(crate) fn tag_of(r: &Reference) -> String {
     r.tag.clone().unwrap_or_else(|| "latest".into())
 }
 
-/// Records `NAME@DIGEST` on the image.
-fn record(store: &mut Store, r: &Reference, id: &Digest, digest: &Digest) -> Result<()> {
+/// What the registry of `r` holds for the layer `diff_id`, in `r`'s repository.
+pub(crate) fn remote_blob(r: &Reference, diff_id: &Digest, blob: &BlobRef) -> RemoteBlob {
+    RemoteBlob {
+        diff_id: *diff_id,
+        registry: r.registry.clone(),
+        repository: r.repository.clone(),
+        digest: blob.digest,
+        media_type: blob.media_type.clone(),
+        size: blob.size,
+    }
+}
+
+/// Records in one transaction where the layers' blobs now are, and `NAME@DIGEST` on the
+/// image once its manifest is there.
+fn record(
+    store: &mut Store,
+    r: &Reference,
+    id: &Digest,
+    manifest: Option<&Digest>,
+    remote: &[RemoteBlob],
+) -> Result<()> {
     let mut p = store.publish()?;
-    p.add_repo_digest(&format!("{}@{digest}", r.name()), id)?;
+    for b in remote {
+        p.add_remote_blob(b)?;
+    }
+    if let Some(digest) = manifest {
+        p.add_repo_digest(&format!("{}@{digest}", r.name()), id)?;
+    }
     p.commit()?;
     Ok(())
 }

@@ -144,13 +144,26 @@ enum CacheSpec {
     Registry(oci::Reference),
 }
 
-/// Parses `--cache-from`/`--cache-to` (`key` is `src` or `dest`): the cache and whether
-/// `mode=max` asks for every stage's images, not only the final one.
-fn cache_spec(spec: &str, key: &str) -> Result<(CacheSpec, bool)> {
+/// A parsed `--cache-from`/`--cache-to`.
+struct CacheArgs {
+    spec: CacheSpec,
+    /// `mode=max`: every stage's images, not only the final one.
+    max: bool,
+    /// How the layers go out (`compression`, `compression-level`, `force-compression`,
+    /// `oci-mediatypes`).
+    export: image::ExportOptions,
+}
+
+/// Parses `--cache-from`/`--cache-to` (`key` is `src` or `dest`).
+fn cache_spec(spec: &str, key: &str) -> Result<CacheArgs> {
     let mut kind = None;
     let mut dir = None;
     let mut reference = None;
     let mut max = false;
+    let mut compression = "gzip";
+    let mut level = None;
+    let mut force = false;
+    let mut oci = false;
     let bad = |why: &str| -> anyhow::Error {
         Failure::new(125, format!("invalid cache spec {spec:?}: {why}")).into()
     };
@@ -162,8 +175,12 @@ fn cache_spec(spec: &str, key: &str) -> Result<(CacheSpec, bool)> {
             Some(("mode", "max")) => max = true,
             Some(("mode", "min")) => max = false,
             Some(("mode", m)) => return Err(bad(&format!("unknown mode {m:?}"))),
+            Some(("compression", v)) => compression = v,
+            Some(("compression-level", v)) => level = Some(v),
+            Some(("force-compression", v)) => force = super::push::bool_field(field, v)?,
+            Some(("oci-mediatypes", v)) => oci = super::push::bool_field(field, v)?,
             // BuildKit's options that change nothing here.
-            Some(("oci-mediatypes" | "image-manifest" | "compression" | "ignore-error", _)) => {}
+            Some(("image-manifest" | "ignore-error", _)) => {}
             // `--cache-from NAME` without a key means a registry reference, as in BuildKit.
             None if !field.is_empty() && kind.is_none() && reference.is_none() => {
                 kind = Some("registry");
@@ -172,22 +189,26 @@ fn cache_spec(spec: &str, key: &str) -> Result<(CacheSpec, bool)> {
             _ => return Err(bad(&format!("unknown field {field:?}"))),
         }
     }
-    match kind.unwrap_or("local") {
+    let export = super::push::export_options(compression, level, force, oci)?;
+    let spec = match kind.unwrap_or("local") {
         "local" => {
             let dir = dir.ok_or_else(|| bad(&format!("{key}=DIR is required")))?;
-            Ok((CacheSpec::Local(dir), max))
+            CacheSpec::Local(dir)
         }
         "registry" => {
             let r = reference.ok_or_else(|| bad("ref=NAME is required"))?;
             let r = image::parse_name(r).map_err(|e| Failure::new(125, e.to_string()))?;
-            Ok((CacheSpec::Registry(r), max))
+            CacheSpec::Registry(r)
         }
-        other => Err(Failure::new(
-            1,
-            format!("cache type {other} is not supported: use type=local or type=registry"),
-        )
-        .into()),
-    }
+        other => {
+            return Err(Failure::new(
+                1,
+                format!("cache type {other} is not supported: use type=local or type=registry"),
+            )
+            .into())
+        }
+    };
+    Ok(CacheArgs { spec, max, export })
 }
 
 /// `--ssh default|ID[=SOCKET]`: agent sockets (`$SSH_AUTH_SOCK` when none is named). Key
@@ -374,9 +395,9 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
             df.unused_build_args.join(" ")
         );
     }
-    if let Some((spec, max)) = &cache_to {
-        let tops: Vec<oci::Digest> = if *max { stage_images } else { vec![id] };
-        export_cache(&store, spec, &tops, a.quiet)?;
+    if let Some(to) = &cache_to {
+        let tops: Vec<oci::Digest> = if to.max { stage_images } else { vec![id] };
+        export_cache(&store, to, &tops, a.quiet)?;
     }
     if let Some(f) = &a.iidfile {
         fs::write(f, id.to_string()).with_context(|| format!("write {}", f.display()))?;
@@ -578,7 +599,7 @@ fn machinery(root: &Path, network: runtime::Network) -> Result<Machinery> {
 /// there (yet) is a warning, as in BuildKit, and the build goes on without it.
 fn import_caches(store: &mut store::Store, specs: &[String], quiet: bool) -> Result<()> {
     for spec in specs {
-        match cache_spec(spec, "src")?.0 {
+        match cache_spec(spec, "src")?.spec {
             CacheSpec::Local(dir) => {
                 image::import_cache(store, &dir).map_err(|e| {
                     Failure::new(1, format!("importing cache from {}: {e}", dir.display()))
@@ -600,13 +621,13 @@ fn import_caches(store: &mut store::Store, specs: &[String], quiet: bool) -> Res
 /// `--cache-to`: the images `tops` and their parents.
 fn export_cache(
     store: &store::Store,
-    spec: &CacheSpec,
+    to: &CacheArgs,
     tops: &[oci::Digest],
     quiet: bool,
 ) -> Result<()> {
-    match spec {
+    match &to.spec {
         CacheSpec::Local(dir) => {
-            image::export_cache(store, tops, dir).map_err(|e| {
+            image::export_cache(store, tops, dir, &to.export).map_err(|e| {
                 Failure::new(1, format!("exporting cache to {}: {e}", dir.display()))
             })?;
         }
@@ -614,9 +635,9 @@ fn export_cache(
             let hosts = &crate::settings::get().hosts;
             let creds = registry::load_credentials(&hosts.config_file, &r.registry)?;
             let progress = super::pull::reporter(quiet);
-            registry::push_cache(store, tops, r, creds, hosts, &progress).map_err(|e| {
-                Failure::new(1, format!("exporting cache to {}: {e}", r.familiar()))
-            })?;
+            registry::push_cache(store, tops, r, creds, hosts, &to.export, &progress).map_err(
+                |e| Failure::new(1, format!("exporting cache to {}: {e}", r.familiar())),
+            )?;
         }
     }
     Ok(())

@@ -1,10 +1,57 @@
-//! `strata push [-q] [-a] NAME[:TAG]`
+//! `strata push [-q] [-a] [--compression gzip|zstd|uncompressed] [--compression-level N]
+//! [--force-compression] [--oci-mediatypes] NAME[:TAG]`
 
 use anyhow::Result;
 
 use crate::cli::PushArgs;
+use crate::Failure;
+
+/// BuildKit's exporter options (`compression`, `compression-level`, `force-compression`,
+/// `oci-mediatypes`), as `push` flags or `--cache-to` fields; a bad value exits 125.
+pub fn export_options(
+    compression: &str,
+    level: Option<&str>,
+    force_compression: bool,
+    oci_mediatypes: bool,
+) -> Result<image::ExportOptions> {
+    let usage = |m: String| -> anyhow::Error { Failure::new(125, m).into() };
+    let c = layer::Compression::from_name(compression).ok_or_else(|| {
+        usage(format!(
+            "unsupported compression type {compression}: use gzip, zstd or uncompressed"
+        ))
+    })?;
+    let level = level
+        .map(|l| {
+            l.parse::<i32>()
+                .map_err(|_| usage(format!("invalid compression level {l:?}")))
+        })
+        .transpose()?;
+    let compress = layer::CompressOptions::new(c, level).map_err(|e| usage(e.to_string()))?;
+    Ok(image::ExportOptions {
+        compress,
+        force_compression,
+        oci_mediatypes,
+    })
+}
+
+/// A `true`/`false` field of a BuildKit option list.
+pub fn bool_field(key: &str, v: &str) -> Result<bool> {
+    v.parse::<bool>().map_err(|_| {
+        Failure::new(
+            125,
+            format!("invalid value {v:?} for {key}: use true or false"),
+        )
+        .into()
+    })
+}
 
 pub fn run(root: &std::path::Path, a: PushArgs) -> Result<()> {
+    let opts = export_options(
+        &a.compression,
+        a.compression_level.as_deref(),
+        a.force_compression,
+        a.oci_mediatypes,
+    )?;
     let r = image::parse_name(&a.name)?;
     if r.digest.is_some() {
         anyhow::bail!("cannot push a digest reference");
@@ -44,7 +91,7 @@ pub fn run(root: &std::path::Path, a: PushArgs) -> Result<()> {
         vec![r.clone()]
     };
     for r in &refs {
-        let pushed = registry::push(&mut store, r, creds.clone(), hosts, &progress)?;
+        let pushed = registry::push(&mut store, r, creds.clone(), hosts, &opts, &progress)?;
         if quiet {
             println!("{}@{}", r.name(), pushed.digest);
         }
