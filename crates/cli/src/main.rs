@@ -62,6 +62,23 @@ fn default_root() -> PathBuf {
     home.join(".local/share/strata")
 }
 
+/// The error and its causes joined by ": ", as anyhow's `{:#}` does, but leaving out a cause
+/// whose text the message already holds (errors that print their source and also return it).
+fn chain_message(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if msg.contains(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    msg
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -87,7 +104,7 @@ fn main() -> ExitCode {
         Err(e) => {
             let (code, msg, bare) = match e.downcast_ref::<Failure>() {
                 Some(f) => (f.code, f.message.clone(), f.bare),
-                None => (1, format!("{e:#}"), false),
+                None => (1, chain_message(&e), false),
             };
             if bare {
                 eprintln!("{msg}");

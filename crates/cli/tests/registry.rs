@@ -1236,7 +1236,7 @@ fn a_changed_layer_fails_the_push() {
     std::fs::write(&file, bytes).unwrap();
     let (code, err) = a.fails(&["push", &name]);
     assert_eq!(code, 1);
-    assert!(err.contains("the layer directory was changed"), "{err}");
+    assert!(err.contains("no longer give its tar"), "{err}");
     let out = std::process::Command::new("skopeo")
         .args(["inspect", "--tls-verify=false", &format!("docker://{name}")])
         .output()

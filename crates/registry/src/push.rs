@@ -408,7 +408,7 @@ impl Destination<'_> {
         );
         if let Some(e) = body.failure.take() {
             return Err(Attempt::Fail(
-                image::Error::Read(format!("layer {}", job.diff_id()), e).into(),
+                image::Error::Read(format!("uploading layer {}", job.diff_id()), e).into(),
             ));
         }
         let mut resp = sent.map_err(Attempt::Retry)?;
