@@ -1264,3 +1264,72 @@ fn a_changed_layer_fails_the_push() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+/// A relay to a registry that breaks the first connection on which the client sends more
+/// than 2 MiB (an upload), once; its port, and whether it did.
+fn breaking_front(upstream: u16) -> (u16, Arc<std::sync::atomic::AtomicBool>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let broken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let did = broken.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            let broken = broken.clone();
+            std::thread::spawn(move || {
+                let Ok(up) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    return;
+                };
+                let (mut up_in, mut c_out) = (up.try_clone().unwrap(), c.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut up_in, &mut c_out);
+                    let _ = c_out.shutdown(Shutdown::Both);
+                });
+                let (mut c_in, mut up_out) = (c, up);
+                let mut buf = vec![0u8; 64 << 10];
+                let mut sent = 0;
+                loop {
+                    match c_in.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            sent += n;
+                            if sent > 2 << 20
+                                && !broken.swap(true, std::sync::atomic::Ordering::SeqCst)
+                            {
+                                break;
+                            }
+                            if up_out.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                let _ = c_in.shutdown(Shutdown::Both);
+                let _ = up_out.shutdown(Shutdown::Both);
+            });
+        }
+    });
+    (port, did)
+}
+
+/// An upload broken halfway is tried again with the layer compressed anew (nothing was kept
+/// of the first stream): the push succeeds and the blob checks out.
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn a_broken_upload_is_compressed_and_sent_again() {
+    if !require_peers() {
+        return;
+    }
+    let reg = Registry::start(None);
+    let (front, broken) = breaking_front(reg.port);
+    let files = [("noise", urandom(6 << 20))];
+    let (a, direct, id) = built_image(&reg, "broken/img:1", &files);
+    let name = format!("127.0.0.1:{front}/broken/img:1");
+    a.ok(&["tag", &direct, &name]);
+    let out = a.ok(&["push", &name]);
+    assert!(out.contains(": Pushed"), "{out}");
+    assert!(broken.load(std::sync::atomic::Ordering::SeqCst));
+    skopeo_copy_verified(&direct);
+    let b = Strata::new();
+    b.ok(&["pull", &direct]);
+    assert_eq!(id_of(&b, &direct), id);
+}
