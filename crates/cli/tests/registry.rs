@@ -634,26 +634,8 @@ fn a_pull_killed_halfway_leaves_a_working_store() {
     let a = Strata::new();
     let name = format!("127.0.0.1:{front}/slow/img:1");
     // One layer of 8 MB of random bytes: about four seconds through the slow relay.
-    let src = tempfile::tempdir().unwrap();
-    let mut noise = vec![0u8; 8 << 20];
-    std::fs::File::open("/dev/urandom")
-        .unwrap()
-        .read_exact(&mut noise)
-        .unwrap();
-    std::fs::write(src.path().join("noise"), &noise).unwrap();
-    let tar = src.path().join("noise.tar");
-    run_ok(
-        "tar",
-        &[
-            "cf",
-            tar.to_str().unwrap(),
-            "-C",
-            src.path().to_str().unwrap(),
-            "noise",
-        ],
-    );
     let direct = format!("{}/slow/img:1", reg.host());
-    a.ok(&["import", tar.to_str().unwrap(), &direct]);
+    import_one_file(&a, "noise", &urandom(8 << 20), &direct);
     let id = id_of(&a, &direct);
     a.ok(&["push", &direct]);
 
@@ -849,6 +831,42 @@ fn a_second_store_builds_from_a_cache_the_first_pushed() {
     assert_eq!(out.matches(" ---> Using cache").count(), 4, "{out}");
     assert!(!out.contains("Running in"), "{out}");
     assert_eq!(id_of(&b, "app:1"), id);
+
+    // BuildKit's compression options: the same cache with zstd layers, from which a third
+    // store builds the same image.
+    let zstd = format!("{}/cache/app:zstd", reg.host());
+    let to = format!("type=registry,ref={zstd},mode=max,compression=zstd,compression-level=3,force-compression=true,oci-mediatypes=true");
+    a.ok(&["build", "-q", "--cache-to", &to, "-t", "app:1", c]);
+    let index: serde_json::Value = serde_json::from_str(&run_ok(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{zstd}"),
+        ],
+    ))
+    .unwrap();
+    let top = index["manifests"].as_array().unwrap().last().unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, m) = skopeo_config_digest(&format!("{}/cache/app@{top}", reg.host()));
+    for l in m["layers"].as_array().unwrap() {
+        assert_eq!(
+            l["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd",
+            "{m}"
+        );
+    }
+    let z = Strata::new();
+    z.ok(&["load", "-i", base.to_str().unwrap()]);
+    let from_zstd = format!("type=registry,ref={zstd}");
+    let out = z.ok(&["build", "--cache-from", &from_zstd, "-t", "app:1", c]);
+    assert_eq!(out.matches(" ---> Using cache").count(), 4, "{out}");
+    assert_eq!(id_of(&z, "app:1"), id);
+    let bad = format!("type=registry,ref={zstd},compression=lz4");
+    let (code, err) = a.fails(&["build", "--cache-to", &bad, c]);
+    assert_eq!(code, 125, "{err}");
     b.ok(&["run", "--rm", "app:1"]);
 
     // A changed file misses from its step on, as locally.
@@ -1019,6 +1037,31 @@ fn scratch_context(files: &[(&str, Vec<u8>)]) -> tempfile::TempDir {
     ctx
 }
 
+/// A store holding `REGISTRY/repo_tag` built `FROM scratch` with a COPY of each file; the
+/// store, the name and the image ID.
+fn built_image(
+    reg: &Registry,
+    repo_tag: &str,
+    files: &[(&str, Vec<u8>)],
+) -> (Strata, String, String) {
+    let a = Strata::new();
+    let ctx = scratch_context(files);
+    let name = format!("{}/{repo_tag}", reg.host());
+    a.ok(&["build", "-q", "-t", &name, ctx.path().to_str().unwrap()]);
+    let id = id_of(&a, &name);
+    (a, name, id)
+}
+
+/// Imports a plain tar holding the file `file` as the image `name`.
+fn import_one_file(s: &Strata, file: &str, bytes: &[u8], name: &str) {
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join(file), bytes).unwrap();
+    let tar = src.path().join("layer.tar");
+    let dir = src.path().to_str().unwrap();
+    run_ok("tar", &["cf", tar.to_str().unwrap(), "-C", dir, file]);
+    s.ok(&["import", tar.to_str().unwrap(), name]);
+}
+
 fn urandom(len: usize) -> Vec<u8> {
     let mut v = vec![0u8; len];
     std::fs::File::open("/dev/urandom")
@@ -1068,11 +1111,8 @@ fn a_built_image_pushes_compressed_and_again_sends_nothing() {
         return;
     }
     let reg = Registry::start(None);
-    let a = Strata::new();
-    let ctx = scratch_context(&[("noise", urandom(3 << 20)), ("words", text(4 << 20))]);
-    let name = format!("{}/built/img:1", reg.host());
-    a.ok(&["build", "-q", "-t", &name, ctx.path().to_str().unwrap()]);
-    let id = id_of(&a, &name);
+    let files = [("noise", urandom(3 << 20)), ("words", text(4 << 20))];
+    let (a, name, id) = built_image(&reg, "built/img:1", &files);
     let out = a.ok(&["push", &name]);
     assert_eq!(out.matches(": Pushed").count(), 2, "{out}");
     let m = skopeo_copy_verified(&name);
@@ -1121,21 +1161,8 @@ fn an_imported_uncompressed_layer_goes_out_gzip() {
     }
     let reg = Registry::start(None);
     let a = Strata::new();
-    let src = tempfile::tempdir().unwrap();
-    std::fs::write(src.path().join("words"), text(50_000_000)).unwrap();
-    let tar = src.path().join("words.tar");
-    run_ok(
-        "tar",
-        &[
-            "cf",
-            tar.to_str().unwrap(),
-            "-C",
-            src.path().to_str().unwrap(),
-            "words",
-        ],
-    );
     let name = format!("{}/imported/words:1", reg.host());
-    a.ok(&["import", tar.to_str().unwrap(), &name]);
+    import_one_file(&a, "words", &text(50_000_000), &name);
     a.ok(&["push", &name]);
     let m = skopeo_copy_verified(&name);
     let l = &m["layers"][0];
@@ -1156,11 +1183,8 @@ fn zstd_and_oci_media_types_on_request() {
         return;
     }
     let reg = Registry::start(None);
-    let a = Strata::new();
-    let ctx = scratch_context(&[("words", text(2 << 20)), ("noise", urandom(1 << 20))]);
-    let name = format!("{}/zstd/img:1", reg.host());
-    a.ok(&["build", "-q", "-t", &name, ctx.path().to_str().unwrap()]);
-    let id = id_of(&a, &name);
+    let files = [("words", text(2 << 20)), ("noise", urandom(1 << 20))];
+    let (a, name, id) = built_image(&reg, "zstd/img:1", &files);
     a.ok(&[
         "push",
         "--compression",
@@ -1219,10 +1243,7 @@ fn a_changed_layer_fails_the_push() {
         return;
     }
     let reg = Registry::start(None);
-    let a = Strata::new();
-    let ctx = scratch_context(&[("words", text(3 << 20))]);
-    let name = format!("{}/changed/img:1", reg.host());
-    a.ok(&["build", "-q", "-t", &name, ctx.path().to_str().unwrap()]);
+    let (a, name, _) = built_image(&reg, "changed/img:1", &[("words", text(3 << 20))]);
     let layers = a.root.path().join("layers");
     let dir = std::fs::read_dir(&layers)
         .unwrap()
@@ -1244,77 +1265,71 @@ fn a_changed_layer_fails_the_push() {
     assert!(!out.status.success());
 }
 
-/// `--cache-to type=registry` with zstd and OCI media types, then `--cache-from`: the cache
-/// layers are zstd and a second store builds from them with every step from the cache.
+/// A relay to a registry that breaks the first connection on which the client sends more
+/// than 2 MiB (an upload), once; its port, and whether it did.
+fn breaking_front(upstream: u16) -> (u16, Arc<std::sync::atomic::AtomicBool>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let broken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let did = broken.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            let broken = broken.clone();
+            std::thread::spawn(move || {
+                let Ok(up) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    return;
+                };
+                let (mut up_in, mut c_out) = (up.try_clone().unwrap(), c.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut up_in, &mut c_out);
+                    let _ = c_out.shutdown(Shutdown::Both);
+                });
+                let (mut c_in, mut up_out) = (c, up);
+                let mut buf = vec![0u8; 64 << 10];
+                let mut sent = 0;
+                loop {
+                    match c_in.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            sent += n;
+                            if sent > 2 << 20
+                                && !broken.swap(true, std::sync::atomic::Ordering::SeqCst)
+                            {
+                                break;
+                            }
+                            if up_out.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                let _ = c_in.shutdown(Shutdown::Both);
+                let _ = up_out.shutdown(Shutdown::Both);
+            });
+        }
+    });
+    (port, did)
+}
+
+/// An upload broken halfway is tried again with the layer compressed anew (nothing was kept
+/// of the first stream): the push succeeds and the blob checks out.
 #[test]
 #[cfg_attr(strata_no_root, ignore = "needs root")]
-fn a_zstd_registry_cache_round_trips() {
+fn a_broken_upload_is_compressed_and_sent_again() {
     if !require_peers() {
         return;
     }
     let reg = Registry::start(None);
-    let cache = format!("{}/cache/zstd:1", reg.host());
-    let a = Strata::new();
-    a.ok(&["import", busybox_tar().to_str().unwrap(), "base:1"]);
-    let work = tempfile::tempdir().unwrap();
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir(&ctx).unwrap();
-    std::fs::write(ctx.join("words"), text(1 << 20)).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        "FROM base:1\nCOPY words /words\nRUN wc -l /words > /count\n",
-    )
-    .unwrap();
-    let c = ctx.to_str().unwrap();
-    let to = format!("type=registry,ref={cache},compression=zstd,compression-level=3,force-compression=true,oci-mediatypes=true");
-    let out = a.ok(&["build", "--cache-to", &to, "-t", "app:1", c]);
-    assert!(out.contains("exported build cache"), "{out}");
-    let id = id_of(&a, "app:1");
-    let index: serde_json::Value = serde_json::from_str(&run_ok(
-        "skopeo",
-        &[
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{cache}"),
-        ],
-    ))
-    .unwrap();
-    let top = index["manifests"].as_array().unwrap().last().unwrap()["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let m: serde_json::Value = serde_json::from_str(&run_ok(
-        "skopeo",
-        &[
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{}/cache/zstd@{top}", reg.host()),
-        ],
-    ))
-    .unwrap();
-    for l in m["layers"].as_array().unwrap() {
-        assert_eq!(
-            l["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd",
-            "{m}"
-        );
-    }
-
+    let (front, broken) = breaking_front(reg.port);
+    let files = [("noise", urandom(6 << 20))];
+    let (a, direct, id) = built_image(&reg, "broken/img:1", &files);
+    let name = format!("127.0.0.1:{front}/broken/img:1");
+    a.ok(&["tag", &direct, &name]);
+    let out = a.ok(&["push", &name]);
+    assert!(out.contains(": Pushed"), "{out}");
+    assert!(broken.load(std::sync::atomic::Ordering::SeqCst));
+    skopeo_copy_verified(&direct);
     let b = Strata::new();
-    let base = work.path().join("base.tar");
-    a.ok(&["save", "-o", base.to_str().unwrap(), "base:1"]);
-    b.ok(&["load", "-i", base.to_str().unwrap()]);
-    let from = format!("type=registry,ref={cache}");
-    let out = b.ok(&["build", "--cache-from", &from, "-t", "app:1", c]);
-    assert_eq!(out.matches(" ---> Using cache").count(), 2, "{out}");
-    assert_eq!(id_of(&b, "app:1"), id);
-
-    let (code, err) = a.fails(&[
-        "build",
-        "--cache-to",
-        &format!("type=registry,ref={cache},compression=lz4"),
-        c,
-    ]);
-    assert_eq!(code, 125, "{err}");
+    b.ok(&["pull", &direct]);
+    assert_eq!(id_of(&b, &direct), id);
 }

@@ -106,6 +106,24 @@ struct Known {
     stored: Option<PathBuf>,
 }
 
+impl Known {
+    /// The entry of `blob` in `known`, added if missing.
+    fn entry(known: &mut Vec<Known>, blob: BlobRef) -> &mut Known {
+        let i = match known.iter().position(|k| k.blob.digest == blob.digest) {
+            Some(i) => i,
+            None => {
+                known.push(Known {
+                    blob,
+                    repos: Vec::new(),
+                    stored: None,
+                });
+                known.len() - 1
+            }
+        };
+        &mut known[i]
+    }
+}
+
 impl LayerJob {
     /// The layer `rec` for a push to `registry`: the blobs the registries hold for it and
     /// its stored blob, those that `opts` lets go out as they are. A stored blob may also be
@@ -123,38 +141,19 @@ impl LayerJob {
             if !opts.reuses(&rb.media_type) {
                 continue;
             }
-            let k = match known.iter_mut().position(|k| k.blob.digest == rb.digest) {
-                Some(i) => &mut known[i],
-                None => {
-                    known.push(Known {
-                        blob: BlobRef {
-                            digest: rb.digest,
-                            media_type: rb.media_type.clone(),
-                            size: rb.size,
-                        },
-                        repos: Vec::new(),
-                        stored: None,
-                    });
-                    known.last_mut().expect("just pushed")
-                }
+            let blob = BlobRef {
+                digest: rb.digest,
+                media_type: rb.media_type,
+                size: rb.size,
             };
+            let k = Known::entry(&mut known, blob);
             if rb.registry == registry && !k.repos.contains(&rb.repository) {
                 k.repos.push(rb.repository);
             }
         }
         if let (Some(b), Some(path)) = (&rec.blob, source.blob_path()) {
             if opts.reuses(&b.media_type) {
-                let k = match known.iter_mut().position(|k| k.blob.digest == b.digest) {
-                    Some(i) => &mut known[i],
-                    None => {
-                        known.push(Known {
-                            blob: b.clone(),
-                            repos: Vec::new(),
-                            stored: None,
-                        });
-                        known.last_mut().expect("just pushed")
-                    }
-                };
+                let k = Known::entry(&mut known, b.clone());
                 k.stored = Some(path.to_path_buf());
                 for m in mount_from {
                     if !k.repos.contains(m) {
