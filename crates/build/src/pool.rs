@@ -95,12 +95,12 @@ where
     let worker = || {
         let mut state = init();
         while let Some(task) = queue.take() {
-            let result = work(&mut state, task, &queue);
-            if let Err(e) = result {
+            let finished = Finished(&queue);
+            if let Err(e) = work(&mut state, task, &queue) {
                 lock(&failure).get_or_insert(e);
                 queue.fail();
             }
-            queue.done();
+            drop(finished);
         }
         state
     };
@@ -118,6 +118,19 @@ where
     match failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
         Some(e) => Err(e),
         None => Ok(states),
+    }
+}
+
+/// Marks a task finished, also when it panics (which stops the others, instead of leaving
+/// them waiting for it for ever).
+struct Finished<'a, T>(&'a Queue<T>);
+
+impl<T> Drop for Finished<'_, T> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.fail();
+        }
+        self.0.done();
     }
 }
 
@@ -166,5 +179,23 @@ mod tests {
             },
         );
         assert_eq!(r.err(), Some(2));
+    }
+
+    /// A task that panics stops the run (the panic goes on to the caller) instead of leaving
+    /// the other threads waiting.
+    #[test]
+    fn a_panicking_task_does_not_hang_the_others() {
+        let r = std::panic::catch_unwind(|| {
+            run(vec![1u32], 2, || (), |_, n, q| {
+                if n == 1 {
+                    q.push(2);
+                    q.push(3);
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    panic!("task {n}");
+                }
+                Ok::<(), ()>(())
+            })
+        });
+        assert!(r.is_err());
     }
 }
