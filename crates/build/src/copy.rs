@@ -814,4 +814,105 @@ mod tests {
         assert!(parse_chmod("q+x").is_err());
         assert!(parse_chmod("99999").is_err());
     }
+
+    fn request<'a>(ctx: &'a Context, sources: &'a [Source], rootfs: &'a Path) -> CopyRequest<'a> {
+        CopyRequest {
+            context: ctx,
+            sources,
+            rootfs,
+            dest: "/out",
+            dest_is_dir_hint: true,
+            chown: None,
+            chmod: None,
+            extract_archives: false,
+            upper: None,
+        }
+    }
+
+    fn kind(p: &Path) -> &'static str {
+        match fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() => "dir",
+            Ok(m) if m.file_type().is_symlink() => "symlink",
+            Ok(_) => "file",
+            Err(_) => "none",
+        }
+    }
+
+    /// What the destination already holds gives way as before: a directory where a file
+    /// comes is removed whole, a file or symlink where a directory comes too, a directory
+    /// where a directory comes is merged into (keeping what the copy does not bring) and
+    /// takes the source's mode; files the tree holds many of are copied by both threads.
+    #[test]
+    fn a_tree_copied_over_existing_entries_replaces_and_merges_as_before() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("ctx");
+        for d in ["tree/a", "tree/d", "tree/many"] {
+            fs::create_dir_all(src.join(d)).unwrap();
+        }
+        fs::write(src.join("tree/b"), "b").unwrap();
+        fs::write(src.join("tree/c"), "c").unwrap();
+        fs::write(src.join("tree/d/new"), "new").unwrap();
+        fs::set_permissions(src.join("tree/d"), fs::Permissions::from_mode(0o700)).unwrap();
+        for i in 0..500 {
+            fs::write(src.join(format!("tree/many/{i}")), i.to_string()).unwrap();
+        }
+        let root = t.path().join("root");
+        fs::create_dir_all(root.join("out/b/deep")).unwrap();
+        fs::write(root.join("out/a"), "old").unwrap();
+        std::os::unix::fs::symlink("/nowhere", root.join("out/c")).unwrap();
+        fs::create_dir_all(root.join("out/d")).unwrap();
+        fs::write(root.join("out/d/kept"), "kept").unwrap();
+
+        let ctx = Context::new(&src, Box::new(|_| false));
+        let sources = ctx.sources(&["tree".into()]).unwrap().sources;
+        copy_into(&request(&ctx, &sources, &root)).unwrap();
+        let out = root.join("out");
+        assert_eq!(kind(&out.join("a")), "dir");
+        assert_eq!(kind(&out.join("b")), "file");
+        assert_eq!(fs::read_to_string(out.join("c")).unwrap(), "c");
+        assert_eq!(kind(&out.join("c")), "file");
+        assert_eq!(fs::read_to_string(out.join("d/kept")).unwrap(), "kept");
+        assert_eq!(fs::read_to_string(out.join("d/new")).unwrap(), "new");
+        let mode = fs::metadata(out.join("d")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o700);
+        assert_eq!(fs::read_dir(out.join("many")).unwrap().count(), 500);
+        assert_eq!(fs::read_to_string(out.join("many/499")).unwrap(), "499");
+    }
+
+    /// With an upper directory, a destination the COPY makes is filled there (the mounted
+    /// root only gets the directory itself); an existing destination is written through the
+    /// mounted root.
+    #[test]
+    fn a_destination_the_copy_makes_is_written_into_the_upper_directory() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("ctx");
+        fs::create_dir_all(src.join("tree/sub")).unwrap();
+        fs::write(src.join("tree/sub/f"), "f").unwrap();
+        fs::write(src.join("one"), "1").unwrap();
+        let ctx = Context::new(&src, Box::new(|_| false));
+        let sources = ctx.sources(&["tree".into(), "one".into()]).unwrap().sources;
+        let root = t.path().join("root");
+        let upper = t.path().join("upper");
+        fs::create_dir_all(&root).unwrap();
+        // The overlay would show the directory in both; here the test makes it in the upper
+        // directory as overlayfs does when the copy makes it in the root.
+        fs::create_dir_all(upper.join("out")).unwrap();
+        let mut req = request(&ctx, &sources, &root);
+        req.upper = Some(&upper);
+        copy_into(&req).unwrap();
+        assert_eq!(fs::read_to_string(upper.join("out/sub/f")).unwrap(), "f");
+        assert_eq!(fs::read_to_string(upper.join("out/one")).unwrap(), "1");
+        assert_eq!(kind(&root.join("out/sub")), "none");
+
+        // Existing destination: no direct writes.
+        let root2 = t.path().join("root2");
+        fs::create_dir_all(root2.join("out")).unwrap();
+        let upper2 = t.path().join("upper2");
+        fs::create_dir_all(upper2.join("out")).unwrap();
+        let mut req = request(&ctx, &sources, &root2);
+        req.upper = Some(&upper2);
+        copy_into(&req).unwrap();
+        assert_eq!(fs::read_to_string(root2.join("out/sub/f")).unwrap(), "f");
+        assert_eq!(kind(&upper2.join("out/sub")), "none");
+    }
 }
