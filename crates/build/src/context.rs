@@ -9,13 +9,17 @@
 //!   included, joined with `,`;
 //! * several sources: `multi:` + sha256 of their hashes joined with `,`.
 
+use std::ffi::{CStr, CString};
+use std::fmt::Write as _;
 use std::fs;
-use std::io::{self, Read};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Component, Path, PathBuf};
 
+use rustix::fs::{FileType, CWD};
 use sha2::{Digest as _, Sha256};
 
+use crate::files::{open_dir, open_file_at, stat_at, DirBuf, Meta, BIG_FILE};
 use crate::glob::{glob_match, has_glob};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +40,7 @@ pub enum ContextError {
 
 type Result<T> = std::result::Result<T, ContextError>;
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ContextError + '_ {
+fn io_err(path: &Path) -> impl Fn(io::Error) -> ContextError + '_ {
     move |source| ContextError::Io {
         path: path.to_path_buf(),
         source,
@@ -272,135 +276,234 @@ impl Context {
                 format!("file:{h}")
             });
         }
-        let mut hashes = Vec::new();
+        let mut digests = self.tree_digests(&src.rel)?;
         if !src.rel.is_empty() {
-            hashes.push(self.entry_hash(&src.rel)?);
+            digests.push(self.entry_digest_of(&src.rel)?);
         }
-        for (rel, md) in self.walk_with_metadata(&src.rel)? {
-            hashes.push(self.entry_hash_with(&rel, &md)?);
-        }
-        hashes.sort();
-        Ok(format!("dir:{}", sha_hex(hashes.join(",").as_bytes())))
-    }
-
-    /// Every entry under `rel` that the context holds (not excluded), sorted, not `rel`.
-    pub fn walk(&self, rel: &str) -> Result<Vec<String>> {
-        Ok(self
-            .walk_with_metadata(rel)?
-            .into_iter()
-            .map(|(r, _)| r)
-            .collect())
-    }
-
-    /// [`Context::walk`] with each entry's (not followed) metadata, taken once.
-    fn walk_with_metadata(&self, rel: &str) -> Result<Vec<(String, fs::Metadata)>> {
-        let mut out = Vec::new();
-        let mut stack = vec![rel.to_string()];
-        while let Some(d) = stack.pop() {
-            let dir = self.path_of(&d);
-            let mut entries: Vec<(String, fs::DirEntry)> = fs::read_dir(&dir)
-                .map_err(io_err(&dir))?
-                .flatten()
-                .map(|e| (e.file_name().to_string_lossy().into_owned(), e))
-                .collect();
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            for (n, e) in entries.into_iter().rev() {
-                let child = if d.is_empty() { n } else { format!("{d}/{n}") };
-                if self.is_excluded(&child) {
-                    continue;
-                }
-                // Relative to the open directory: no path walk per entry.
-                let md = e.metadata().map_err(io_err(&self.path_of(&child)))?;
-                if md.is_dir() {
-                    stack.push(child.clone());
-                }
-                out.push((child, md));
+        // Sorting the digests sorts their hex forms: hex keeps the byte order. (Comparing
+        // the first eight bytes as a number first is several times quicker than memcmp.)
+        digests.sort_unstable_by(|a, b| prefix(a).cmp(&prefix(b)).then_with(|| a.cmp(b)));
+        let mut h = Sha256::new();
+        let mut hex_buf = [0u8; 64];
+        for (i, d) in digests.iter().enumerate() {
+            if i > 0 {
+                h.update(b",");
             }
+            // 64 bytes always hold the hex of 32.
+            let _ = hex::encode_to_slice(d, &mut hex_buf);
+            h.update(hex_buf);
         }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(out)
+        Ok(format!("dir:{}", hex::encode(h.finalize())))
+    }
+
+    /// The digests of every entry under `rel` that the context holds (not excluded), not of
+    /// `rel` itself, in no particular order. Directories are read, and big files hashed, by
+    /// several threads.
+    fn tree_digests(&self, rel: &str) -> Result<Vec<[u8; 32]>> {
+        let workers = crate::pool::workers();
+        let states = crate::pool::run(
+            vec![HashTask::Dir(rel.to_string())],
+            workers,
+            || HashWorker {
+                digests: Vec::new(),
+                scratch: Scratch::default(),
+                dir_buf: DirBuf::new(),
+                child: String::new(),
+            },
+            |w: &mut HashWorker, task, queue| match task {
+                HashTask::Dir(d) => self.hash_dir(w, &d, queue, workers > 1),
+                HashTask::File(f, md) => {
+                    let p = self.path_of(&f);
+                    let c = cpath(&p)?;
+                    let d = self.entry_digest(&f, &md, CWD, &c, &mut w.scratch)?;
+                    w.digests.push(d);
+                    Ok(())
+                }
+            },
+        )?;
+        let mut all = Vec::new();
+        for mut s in states {
+            all.append(&mut s.digests);
+        }
+        Ok(all)
+    }
+
+    /// Hashes the entries of the directory `rel`, queueing its subdirectories (and, when other
+    /// threads can take them, its big files that the cache does not know).
+    fn hash_dir(
+        &self,
+        w: &mut HashWorker,
+        rel: &str,
+        queue: &crate::pool::Queue<HashTask>,
+        share_big: bool,
+    ) -> Result<()> {
+        let dir = self.path_of(rel);
+        let fd = open_dir(&dir).map_err(io_err(&dir))?;
+        let HashWorker {
+            digests,
+            scratch,
+            dir_buf,
+            child,
+        } = w;
+        dir_buf.for_each(fd.as_fd(), io_err(&dir), |name| {
+            child.clear();
+            if !rel.is_empty() {
+                child.push_str(rel);
+                child.push('/');
+            }
+            child.push_str(&String::from_utf8_lossy(name.to_bytes()));
+            if self.is_excluded(child) {
+                return Ok(());
+            }
+            let md = stat_at(fd.as_fd(), name).map_err(|e| io_err(&self.path_of(child))(e))?;
+            if md.is_dir() {
+                queue.push(HashTask::Dir(child.clone()));
+            } else if share_big
+                && md.is_file()
+                && md.size >= BIG_FILE
+                && self.cached(child, &md).is_none()
+            {
+                queue.push(HashTask::File(child.clone(), md));
+                return Ok(());
+            }
+            digests.push(self.entry_digest(child, &md, fd.as_fd(), name, scratch)?);
+            Ok(())
+        })
     }
 
     /// The tarsum (version 1) of one context entry, as the classic builder computes it.
     pub fn entry_hash(&self, rel: &str) -> Result<String> {
-        let p = self.path_of(rel);
-        let md = fs::symlink_metadata(&p).map_err(io_err(&p))?;
-        self.entry_hash_with(rel, &md)
+        Ok(hex::encode(self.entry_digest_of(rel)?))
     }
 
-    /// [`Context::entry_hash`] with the entry's metadata already taken.
-    fn entry_hash_with(&self, rel: &str, md: &fs::Metadata) -> Result<String> {
+    fn entry_digest_of(&self, rel: &str) -> Result<[u8; 32]> {
         let p = self.path_of(rel);
-        let ft = md.file_type();
-        let perm = md.mode() & 0o7777;
-        let (type_bits, flag, size, link) = if ft.is_dir() {
-            (0o040000, '5', 0, String::new())
-        } else if ft.is_symlink() {
-            let t = fs::read_link(&p).map_err(io_err(&p))?;
-            (0o120000, '2', 0, t.to_string_lossy().into_owned())
-        } else if ft.is_file() {
-            (0o100000, '0', md.len(), String::new())
-        } else if ft.is_char_device() {
-            (0o020000, '3', 0, String::new())
-        } else if ft.is_block_device() {
-            (0o060000, '4', 0, String::new())
-        } else {
-            (0o010000, '6', 0, String::new())
-        };
-        let name = if ft.is_dir() {
-            format!("{rel}/")
-        } else {
-            rel.to_string()
-        };
-        let (major, minor) = if ft.is_char_device() || ft.is_block_device() {
-            (libc_major(md.rdev()), libc_minor(md.rdev()))
-        } else {
-            (0, 0)
-        };
-        let mut h = Sha256::new();
-        h.update(format!(
-            "name{name}mode{}uid{}gid{}size{size}typeflag{flag}linkname{link}uname{}gname{}devmajor{major}devminor{minor}",
-            perm | type_bits,
-            if self.owner_names { md.uid() } else { 0 },
-            if self.owner_names { md.gid() } else { 0 },
-            if self.owner_names { "root" } else { "" },
-            if self.owner_names { "root" } else { "" },
-        ));
-        let cache = self
-            .cache
+        let c = cpath(&p)?;
+        let md = stat_at(CWD, &c).map_err(io_err(&p))?;
+        self.entry_digest(rel, &md, CWD, &c, &mut Scratch::default())
+    }
+
+    /// The cached digest of a regular file, when the cache is used and knows it.
+    fn cached(&self, rel: &str, md: &Meta) -> Option<[u8; 32]> {
+        self.cache
             .as_ref()
-            .filter(|_| ft.is_file() && !self.owner_names);
-        let stamp = crate::hashcache::Stamp::of(md);
-        if let Some(hash) = cache.and_then(|c| c.get(rel, &stamp)) {
-            return Ok(hash);
+            .filter(|_| md.is_file() && !self.owner_names)
+            .and_then(|c| c.get(rel, md))
+    }
+
+    /// [`Context::entry_hash`] of the entry `name` in the open directory `dir` (or of a path,
+    /// with `CWD`), its metadata already taken.
+    fn entry_digest(
+        &self,
+        rel: &str,
+        md: &Meta,
+        dir: BorrowedFd<'_>,
+        name: &CStr,
+        scratch: &mut Scratch,
+    ) -> Result<[u8; 32]> {
+        if let Some(d) = self.cached(rel, md) {
+            return Ok(d);
         }
-        if ft.is_file() {
-            let mut f = fs::File::open(&p).map_err(io_err(&p))?;
-            let mut buf = vec![0u8; 1 << 16];
+        let err = |e: io::Error| ContextError::Io {
+            path: self.path_of(rel),
+            source: e,
+        };
+        let ft = md.file_type();
+        let mut link = std::borrow::Cow::Borrowed("");
+        let (type_bits, flag, size) = match ft {
+            FileType::Directory => (0o040000, '5', 0),
+            FileType::Symlink => {
+                let t = rustix::fs::readlinkat(dir, name, Vec::new()).map_err(|e| err(e.into()))?;
+                link = std::borrow::Cow::Owned(t.to_string_lossy().into_owned());
+                (0o120000, '2', 0)
+            }
+            FileType::RegularFile => (0o100000, '0', md.size),
+            FileType::CharacterDevice => (0o020000, '3', 0),
+            FileType::BlockDevice => (0o060000, '4', 0),
+            _ => (0o010000, '6', 0),
+        };
+        let (major, minor) = match ft {
+            FileType::CharacterDevice | FileType::BlockDevice => (md.rdev_major, md.rdev_minor),
+            _ => (0, 0),
+        };
+        let slash = if ft == FileType::Directory { "/" } else { "" };
+        let (uid, gid, owner) = if self.owner_names {
+            (md.uid, md.gid, "root")
+        } else {
+            (0, 0, "")
+        };
+        let header = &mut scratch.header;
+        header.clear();
+        let _ = write!(
+            header,
+            "name{rel}{slash}mode{}uid{uid}gid{gid}size{size}typeflag{flag}linkname{link}uname{owner}gname{owner}devmajor{major}devminor{minor}",
+            md.perm() | type_bits,
+        );
+        let mut h = Sha256::new();
+        h.update(header.as_bytes());
+        if ft == FileType::RegularFile {
+            let f = open_file_at(dir, name).map_err(err)?;
+            let buf = &mut scratch.buf;
+            if buf.len() < READ_BUF {
+                buf.resize(READ_BUF, 0);
+            }
             loop {
-                let n = f.read(&mut buf).map_err(io_err(&p))?;
-                if n == 0 {
-                    break;
+                match rustix::io::read(&f, &mut buf[..]) {
+                    Ok(0) => break,
+                    Ok(n) => h.update(&buf[..n]),
+                    Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => return Err(err(e.into())),
                 }
-                h.update(&buf[..n]);
             }
         }
-        let hash = hex::encode(h.finalize());
-        if let Some(c) = cache {
-            // The hash is only as good as the stat taken before the read: a file that
-            // changed meanwhile would carry a new ctime, so it is simply rehashed next time.
-            c.put(rel, stamp, &hash);
+        let digest: [u8; 32] = h.finalize().into();
+        if let Some(c) = self.cache.as_ref().filter(|_| ft == FileType::RegularFile) {
+            if !self.owner_names {
+                // The hash is only as good as the stat taken before the read: a file that
+                // changed meanwhile carries a new ctime, so it is simply rehashed next time.
+                c.put(rel, md, digest);
+            }
         }
-        Ok(hash)
+        Ok(digest)
     }
 }
 
-fn libc_major(dev: u64) -> u64 {
-    ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0xfff)
+fn prefix(d: &[u8; 32]) -> u64 {
+    u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
 }
 
-fn libc_minor(dev: u64) -> u64 {
-    ((dev >> 12) & 0xffff_ff00) | (dev & 0xff)
+/// Read size for hashing file contents.
+const READ_BUF: usize = 256 * 1024;
+
+/// Work for the threads of a tree hash.
+enum HashTask {
+    /// A directory to read (context path).
+    Dir(String),
+    /// A big file to hash on its own (context path, metadata).
+    File(String, Meta),
+}
+
+/// One hashing thread's results and buffers.
+struct HashWorker {
+    digests: Vec<[u8; 32]>,
+    scratch: Scratch,
+    dir_buf: DirBuf,
+    /// The context path of the entry at hand.
+    child: String,
+}
+
+/// Buffers reused from one entry's hash to the next.
+#[derive(Default)]
+struct Scratch {
+    header: String,
+    buf: Vec<u8>,
+}
+
+fn cpath(p: &Path) -> Result<CString> {
+    CString::new(p.as_os_str().as_encoded_bytes()).map_err(|e| ContextError::Io {
+        path: p.to_path_buf(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, e),
+    })
 }
 
 #[cfg(test)]

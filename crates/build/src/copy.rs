@@ -5,12 +5,23 @@
 //! resolved inside its root, even through the image's own symlinks.
 
 use std::collections::HashMap;
+use std::ffi::{CStr, CString, OsStr};
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rustix::fs::{
+    AtFlags, FileType, Gid, Mode, OFlags, StatxFlags, Timespec, Timestamps, Uid, CWD,
+};
+use rustix::io::Errno;
 
 use crate::context::{Context, Source};
+use crate::files::{open_dir, open_file_at, stat_at, stat_fd, DataCopier, DirBuf, Meta, BIG_FILE};
+use crate::pool::lock;
 
 pub struct CopyRequest<'a> {
     pub context: &'a Context,
@@ -23,6 +34,11 @@ pub struct CopyRequest<'a> {
     pub chown: Option<&'a str>,
     pub chmod: Option<&'a str>,
     pub extract_archives: bool,
+    /// The snapshot's upper directory while it is mounted as an overlay: a directory this
+    /// COPY makes holds nothing of the lower layers, so what goes under it is written straight
+    /// into the upper directory, at the file system's own speed, instead of through overlayfs
+    /// (nothing reads it through the mount before it is unmounted).
+    pub upper: Option<&'a Path>,
 }
 
 type R<T> = std::result::Result<T, String>;
@@ -227,13 +243,6 @@ pub fn parse_chmod(spec: &str) -> R<Chmod> {
     Ok(Chmod::Symbolic(clauses))
 }
 
-struct Copier<'a> {
-    owner: (u32, u32),
-    chmod: Option<Chmod>,
-    links: HashMap<(u64, u64), PathBuf>,
-    rootfs: &'a Path,
-}
-
 /// The uncompressed stream of a local archive ADD unpacks: plain, gzip, zstd (the layer
 /// formats), bzip2 or xz.
 fn archive_stream(path: &Path) -> std::io::Result<Box<dyn Read>> {
@@ -267,86 +276,442 @@ fn is_archive(path: &Path) -> bool {
     got == 512 && (&head[257..262] == b"ustar")
 }
 
-impl Copier<'_> {
-    fn copy_entry(&mut self, src: &Path, dst: &Path, top: bool) -> R<()> {
-        let md = fs::symlink_metadata(src).map_err(|e| format!("{}: {e}", src.display()))?;
-        let ft = md.file_type();
-        if let Ok(old) = fs::symlink_metadata(dst) {
-            if !(old.is_dir() && ft.is_dir()) {
-                if old.is_dir() {
-                    fs::remove_dir_all(dst).map_err(|e| e.to_string())?;
-                } else {
-                    fs::remove_file(dst).map_err(|e| e.to_string())?;
-                }
-            }
+/// Work for the threads of a tree copy.
+enum CopyTask {
+    /// A directory: its context path, its host path, and the (existing) directory its entries
+    /// go into, with its depth below the copy's root.
+    Dir {
+        rel: String,
+        src: PathBuf,
+        dst: PathBuf,
+        depth: usize,
+    },
+    /// A big file, copied on its own.
+    File {
+        src: PathBuf,
+        dst: PathBuf,
+        md: Meta,
+    },
+}
+
+/// One copying thread's buffers.
+struct CopyWorker {
+    dir_buf: DirBuf,
+    /// For read/write copies.
+    buf: Vec<u8>,
+    /// The context path of the entry at hand.
+    child: String,
+}
+
+impl CopyWorker {
+    fn new() -> CopyWorker {
+        CopyWorker {
+            dir_buf: DirBuf::new(),
+            buf: Vec::new(),
+            child: String::new(),
         }
-        if ft.is_dir() {
-            if !dst.exists() {
-                fs::create_dir(dst).map_err(|e| format!("mkdir {}: {e}", dst.display()))?;
-            }
-            let mut names: Vec<_> = fs::read_dir(src)
-                .map_err(|e| e.to_string())?
-                .flatten()
-                .map(|e| e.file_name())
-                .collect();
-            names.sort();
-            for n in names {
-                self.copy_entry(&src.join(&n), &dst.join(&n), false)?;
-            }
-        } else if ft.is_symlink() {
-            let t = fs::read_link(src).map_err(|e| e.to_string())?;
-            std::os::unix::fs::symlink(&t, dst)
-                .map_err(|e| format!("symlink {}: {e}", dst.display()))?;
-        } else if ft.is_file() {
-            if md.nlink() > 1 {
-                if let Some(first) = self.links.get(&(md.dev(), md.ino())) {
-                    fs::hard_link(first, dst)
-                        .map_err(|e| format!("link {}: {e}", dst.display()))?;
-                    return Ok(());
-                }
-                self.links.insert((md.dev(), md.ino()), dst.to_path_buf());
-            }
-            fs::copy(src, dst).map_err(|e| format!("copy {}: {e}", src.display()))?;
-        } else {
-            return Ok(());
-        }
-        let _ = top;
-        std::os::unix::fs::lchown(dst, Some(self.owner.0), Some(self.owner.1))
-            .map_err(|e| e.to_string())?;
-        if !ft.is_symlink() {
-            let mode = self
-                .chmod
-                .as_ref()
-                .map(|c| c.apply(md.mode(), md.is_dir()))
-                .unwrap_or(md.mode() & 0o7777);
-            fs::set_permissions(dst, fs::Permissions::from_mode(mode))
-                .map_err(|e| e.to_string())?;
-        }
-        let mtime = filetime_of(&md);
-        set_mtime(dst, mtime);
-        Ok(())
     }
 }
 
-fn filetime_of(md: &fs::Metadata) -> (i64, i64) {
-    (md.mtime(), md.mtime_nsec())
+struct Copier<'a> {
+    owner: (u32, u32),
+    chmod: Option<Chmod>,
+    rootfs: &'a Path,
+    /// A directory this COPY made in the mounted root, and the same directory in the
+    /// snapshot's upper directory: everything under it is written there directly (see
+    /// [`CopyRequest::upper`]).
+    direct: Option<(PathBuf, PathBuf)>,
+    /// The first copy of each file with several links, by (device, inode).
+    links: Mutex<HashMap<(u64, u64), PathBuf>>,
+    /// Links to make once every file is copied: (first copy, link).
+    later_links: Mutex<Vec<(PathBuf, PathBuf)>>,
+    /// Directories copied, with their depth and source metadata: owner, mode and mtime are set
+    /// last, deepest first (adding entries to a directory moves its mtime).
+    dirs: Mutex<Vec<(usize, PathBuf, Meta)>>,
+    data: DataCopier,
+    /// The process's umask (when /proc tells) and effective user and group.
+    umask: Option<u32>,
+    ids: (u32, u32),
 }
 
-fn set_mtime(p: &Path, (s, ns): (i64, i64)) {
-    let t = rustix::fs::Timespec {
+/// What a file made in one destination directory gets without being told: the group (the
+/// directory's when it is set-group-ID), and whether a default ACL may change its mode.
+#[derive(Clone, Copy)]
+struct DirRules {
+    gid: u32,
+    default_acl: bool,
+}
+
+/// The umask, from /proc (reading it with umask(2) would change it for a moment).
+fn current_umask() -> Option<u32> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(line.trim(), 8).ok()
+}
+
+/// Where an entry goes: the open directory, the name in it, and the whole path (for
+/// messages and links).
+type Target<'a> = (BorrowedFd<'a>, &'a CStr, &'a Path);
+
+fn os(name: &CStr) -> &OsStr {
+    OsStr::from_bytes(name.to_bytes())
+}
+
+fn cpath(p: &Path) -> R<CString> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| format!("{}: NUL in path", p.display()))
+}
+
+/// Splits a path into its parent directory and last name.
+fn split(p: &Path) -> R<(&Path, CString)> {
+    match (p.parent(), p.file_name()) {
+        (Some(dir), Some(name)) => Ok((
+            dir,
+            CString::new(name.as_bytes()).map_err(|_| format!("{}: NUL in path", p.display()))?,
+        )),
+        _ => Err(format!("{}: not a file name", p.display())),
+    }
+}
+
+fn timestamps((s, ns): (i64, u32)) -> Timestamps {
+    let t = Timespec {
         tv_sec: s,
         tv_nsec: ns as _,
     };
-    let ts = rustix::fs::Timestamps {
+    Timestamps {
         last_access: t,
         last_modification: t,
-    };
-    let _ = rustix::fs::utimensat(
-        rustix::fs::CWD,
-        p,
-        &ts,
-        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-    );
+    }
+}
+
+fn at_path(p: &Path) -> impl Fn(std::io::Error) -> String + '_ {
+    move |e| format!("{}: {e}", p.display())
+}
+
+impl Copier<'_> {
+    /// Where a host path under the mounted root is written: in the upper directory when it
+    /// lies under the directory this COPY made.
+    fn place(&self, host: &Path) -> PathBuf {
+        if let Some((made, upper)) = &self.direct {
+            if let Ok(rest) = host.strip_prefix(made) {
+                return upper.join(rest);
+            }
+        }
+        host.to_path_buf()
+    }
+
+    /// The mode a copy of an entry with `md` gets.
+    fn mode(&self, md: &Meta) -> Mode {
+        let m = self
+            .chmod
+            .as_ref()
+            .map(|c| c.apply(md.mode, md.is_dir()))
+            .unwrap_or(md.perm());
+        Mode::from_raw_mode(m)
+    }
+
+    /// The rules of the open destination directory `dir`.
+    fn rules(&self, dir: BorrowedFd<'_>) -> R<DirRules> {
+        let md = stat_fd(dir).map_err(|e| e.to_string())?;
+        let default_acl = !matches!(
+            rustix::fs::fgetxattr_query(dir, c"system.posix_acl_default"),
+            Err(Errno::NODATA | Errno::OPNOTSUPP)
+        );
+        Ok(DirRules {
+            gid: if md.mode & 0o2000 != 0 {
+                md.gid
+            } else {
+                self.ids.1
+            },
+            default_acl,
+        })
+    }
+
+    fn uid_gid(&self) -> (Option<Uid>, Option<Gid>) {
+        (
+            Some(Uid::from_raw(self.owner.0)),
+            Some(Gid::from_raw(self.owner.1)),
+        )
+    }
+
+    /// Copies the entries of the context directory `rel` into the existing directory `dst`,
+    /// skipping what `.dockerignore` excludes, with several threads.
+    fn copy_dir_contents(&self, ctx: &Context, rel: &str, dst: &Path) -> R<()> {
+        let workers = crate::pool::workers();
+        let first = CopyTask::Dir {
+            rel: rel.to_string(),
+            src: ctx.path_of(rel),
+            dst: dst.to_path_buf(),
+            depth: 0,
+        };
+        crate::pool::run(
+            vec![first],
+            workers,
+            CopyWorker::new,
+            |w, task, queue| match task {
+                CopyTask::Dir {
+                    rel,
+                    src,
+                    dst,
+                    depth,
+                } => self.copy_dir_entries(ctx, w, queue, &rel, &src, &dst, depth, workers > 1),
+                CopyTask::File { src, dst, md } => {
+                    let (sdir, sname) = split(&src)?;
+                    let (ddir, dname) = split(&dst)?;
+                    let sfd = open_dir(sdir).map_err(at_path(sdir))?;
+                    let dfd = open_dir(ddir).map_err(at_path(ddir))?;
+                    let rules = self.rules(dfd.as_fd())?;
+                    let to = (dfd.as_fd(), dname.as_c_str(), dst.as_path());
+                    self.copy_file(sfd.as_fd(), &sname, to, rules, &md, &mut w.buf)
+                }
+            },
+        )?;
+        self.finish()
+    }
+
+    /// Copies the entries of one directory: directories are made and queued, big files queued
+    /// (when other threads can take them), the rest copied here.
+    #[allow(clippy::too_many_arguments)]
+    fn copy_dir_entries(
+        &self,
+        ctx: &Context,
+        w: &mut CopyWorker,
+        queue: &crate::pool::Queue<CopyTask>,
+        rel: &str,
+        src: &Path,
+        dst: &Path,
+        depth: usize,
+        share_big: bool,
+    ) -> R<()> {
+        let sfd = open_dir(src).map_err(at_path(src))?;
+        let dfd = open_dir(dst).map_err(at_path(dst))?;
+        let rules = self.rules(dfd.as_fd())?;
+        let CopyWorker {
+            dir_buf,
+            buf,
+            child,
+        } = w;
+        dir_buf.for_each(sfd.as_fd(), at_path(src), |name| {
+            child.clear();
+            if !rel.is_empty() {
+                child.push_str(rel);
+                child.push('/');
+            }
+            child.push_str(&String::from_utf8_lossy(name.to_bytes()));
+            if ctx.excluded(child) {
+                return Ok(());
+            }
+            let md = stat_at(sfd.as_fd(), name).map_err(at_path(&src.join(os(name))))?;
+            let to = dst.join(os(name));
+            match md.file_type() {
+                FileType::Directory => {
+                    self.make_dir_at(dfd.as_fd(), name, &to)?;
+                    lock(&self.dirs).push((depth + 1, to.clone(), md));
+                    queue.push(CopyTask::Dir {
+                        rel: child.clone(),
+                        src: src.join(os(name)),
+                        dst: to,
+                        depth: depth + 1,
+                    });
+                    Ok(())
+                }
+                FileType::RegularFile if share_big && md.size >= BIG_FILE => {
+                    queue.push(CopyTask::File {
+                        src: src.join(os(name)),
+                        dst: to,
+                        md,
+                    });
+                    Ok(())
+                }
+                _ => {
+                    let target = (dfd.as_fd(), name, to.as_path());
+                    self.copy_entry_at(sfd.as_fd(), name, target, rules, &md, buf)
+                }
+            }
+        })
+    }
+
+    /// Copies one entry that is not a directory: a file, a symlink (as a symlink); other kinds
+    /// only clear the destination, as before.
+    fn copy_entry_at(
+        &self,
+        sdir: BorrowedFd<'_>,
+        sname: &CStr,
+        target: Target<'_>,
+        rules: DirRules,
+        md: &Meta,
+        buf: &mut Vec<u8>,
+    ) -> R<()> {
+        let (ddir, dname, to) = target;
+        match md.file_type() {
+            FileType::RegularFile => self.copy_file(sdir, sname, target, rules, md, buf),
+            FileType::Symlink => {
+                let target = rustix::fs::readlinkat(sdir, sname, Vec::new())
+                    .map_err(|e| format!("readlink {}: {e}", to.display()))?;
+                loop {
+                    match rustix::fs::symlinkat(target.as_c_str(), ddir, dname) {
+                        Ok(()) => break,
+                        Err(Errno::EXIST) => self.clear_at(ddir, dname, to)?,
+                        Err(e) => return Err(format!("symlink {}: {e}", to.display())),
+                    }
+                }
+                let (u, g) = self.uid_gid();
+                rustix::fs::chownat(ddir, dname, u, g, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(at_path(to).compose())?;
+                rustix::fs::utimensat(
+                    ddir,
+                    dname,
+                    &timestamps(md.mtime),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .map_err(at_path(to).compose())
+            }
+            _ => {
+                match rustix::fs::statx(ddir, dname, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::TYPE) {
+                    Ok(_) => self.clear_at(ddir, dname, to),
+                    Err(_) => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Copies a regular file's data, owner, mode and mtime; a file with several links
+    /// becomes a link to its first copy. The file is made with its final mode and left with
+    /// the owner it gets anyway when nothing (umask, default ACL, set-ID bits, another owner)
+    /// stands in the way: two system calls less per file.
+    fn copy_file(
+        &self,
+        sdir: BorrowedFd<'_>,
+        sname: &CStr,
+        (ddir, dname, to): Target<'_>,
+        rules: DirRules,
+        md: &Meta,
+        buf: &mut Vec<u8>,
+    ) -> R<()> {
+        if md.nlink > 1 {
+            let mut links = lock(&self.links);
+            if let Some(first) = links.get(&(md.dev, md.ino)) {
+                lock(&self.later_links).push((first.clone(), to.to_path_buf()));
+                return Ok(());
+            }
+            links.insert((md.dev, md.ino), to.to_path_buf());
+        }
+        let copy_err = |e: std::io::Error| format!("copy {}: {e}", to.display());
+        let src = open_file_at(sdir, sname).map_err(copy_err)?;
+        let mode = self.mode(md);
+        let exact = !rules.default_acl
+            && mode.as_raw_mode() & 0o7000 == 0
+            && self.umask.is_some_and(|u| mode.as_raw_mode() & u == 0);
+        let out = loop {
+            match rustix::fs::openat(
+                ddir,
+                dname,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                if exact {
+                    mode
+                } else {
+                    Mode::from_raw_mode(0o600)
+                },
+            ) {
+                Ok(fd) => break fd,
+                Err(Errno::EXIST) => self.clear_at(ddir, dname, to)?,
+                Err(e) => return Err(copy_err(e.into())),
+            }
+        };
+        self.data
+            .copy(src.as_fd(), out.as_fd(), md.size, buf)
+            .map_err(copy_err)?;
+        if self.owner != (self.ids.0, rules.gid) {
+            let (u, g) = self.uid_gid();
+            // Owner first: chown clears set-ID bits, which the mode then sets.
+            rustix::fs::fchown(&out, u, g).map_err(at_path(to).compose())?;
+        }
+        if !exact {
+            rustix::fs::fchmod(&out, mode).map_err(at_path(to).compose())?;
+        }
+        rustix::fs::futimens(&out, &timestamps(md.mtime)).map_err(at_path(to).compose())
+    }
+
+    /// Makes the directory `name` in `dir`, or keeps the directory that is there (what is
+    /// there otherwise goes).
+    fn make_dir_at(&self, dir: BorrowedFd<'_>, name: &CStr, to: &Path) -> R<()> {
+        loop {
+            match rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o755)) {
+                Ok(()) => return Ok(()),
+                Err(Errno::EXIST) => {
+                    let md = stat_at(dir, name).map_err(at_path(to))?;
+                    if md.is_dir() {
+                        return Ok(());
+                    }
+                    self.clear_at(dir, name, to)?;
+                }
+                Err(e) => return Err(format!("mkdir {}: {e}", to.display())),
+            }
+        }
+    }
+
+    /// Removes what is at `name` in `dir` (a directory with all it holds).
+    fn clear_at(&self, dir: BorrowedFd<'_>, name: &CStr, to: &Path) -> R<()> {
+        match stat_at(dir, name) {
+            Ok(md) if md.is_dir() => fs::remove_dir_all(to).map_err(|e| e.to_string()),
+            Ok(_) => rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(|e| e.to_string()),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Makes the hard links that waited for their first copy, then sets the copied
+    /// directories' owner, mode and mtime, deepest first.
+    fn finish(&self) -> R<()> {
+        let links = std::mem::take(&mut *lock(&self.later_links));
+        for (first, link) in links {
+            let (dir, name) = split(&link)?;
+            let dfd = open_dir(dir).map_err(at_path(dir))?;
+            self.clear_at(dfd.as_fd(), &name, &link)?;
+            fs::hard_link(&first, &link).map_err(|e| format!("link {}: {e}", link.display()))?;
+        }
+        let mut dirs = std::mem::take(&mut *lock(&self.dirs));
+        dirs.sort_by(|a, b| b.0.cmp(&a.0));
+        for (_, dir, md) in dirs {
+            let (u, g) = self.uid_gid();
+            let c = cpath(&dir)?;
+            rustix::fs::chownat(CWD, &c, u, g, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(at_path(&dir).compose())?;
+            rustix::fs::chmodat(CWD, &c, self.mode(&md), AtFlags::empty())
+                .map_err(at_path(&dir).compose())?;
+            rustix::fs::utimensat(CWD, &c, &timestamps(md.mtime), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(at_path(&dir).compose())?;
+        }
+        Ok(())
+    }
+
+    /// Copies one source that is not a directory (a directory found there after all is
+    /// copied whole) to the host path `to`.
+    fn copy_one(&self, ctx: &Context, rel: &str, from: &Path, to: &Path) -> R<()> {
+        let (sdir, sname) = split(from)?;
+        let (ddir, dname) = split(to)?;
+        let sfd = open_dir(sdir).map_err(at_path(sdir))?;
+        let dfd = open_dir(ddir).map_err(at_path(ddir))?;
+        let md = stat_at(sfd.as_fd(), &sname).map_err(at_path(from))?;
+        if md.is_dir() {
+            self.make_dir_at(dfd.as_fd(), &dname, to)?;
+            lock(&self.dirs).push((0, to.to_path_buf(), md));
+            return self.copy_dir_contents(ctx, rel, to);
+        }
+        let rules = self.rules(dfd.as_fd())?;
+        let target = (dfd.as_fd(), dname.as_c_str(), to);
+        self.copy_entry_at(sfd.as_fd(), &sname, target, rules, &md, &mut Vec::new())?;
+        self.finish()
+    }
+}
+
+/// Error text from a rustix error, through a function made for std's.
+trait Compose {
+    fn compose(self) -> impl Fn(Errno) -> String;
+}
+
+impl<F: Fn(std::io::Error) -> String> Compose for F {
+    fn compose(self) -> impl Fn(Errno) -> String {
+        move |e| self(e.into())
+    }
 }
 
 /// Copies the sources into the mounted root filesystem.
@@ -359,42 +724,37 @@ pub fn copy_into(req: &CopyRequest<'_>) -> R<()> {
     let mut c = Copier {
         owner,
         chmod,
-        links: HashMap::new(),
         rootfs: req.rootfs,
+        direct: None,
+        links: Mutex::new(HashMap::new()),
+        later_links: Mutex::new(Vec::new()),
+        dirs: Mutex::new(Vec::new()),
+        data: DataCopier::new(),
+        umask: current_umask(),
+        // SAFETY: plain system calls without arguments.
+        ids: unsafe { (libc::geteuid(), libc::getegid()) },
     };
     let dest_host = resolve_in_root(req.rootfs, req.dest, true);
-    let dest_is_dir = req.dest_is_dir_hint
-        || fs::metadata(&dest_host)
-            .map(|m| m.is_dir())
-            .unwrap_or(false);
+    let dest_meta = fs::metadata(&dest_host);
+    let dest_existed = fs::symlink_metadata(&dest_host).is_ok();
+    let dest_is_dir = req.dest_is_dir_hint || dest_meta.map(|m| m.is_dir()).unwrap_or(false);
     let dir_owner = req.chown.map(|_| owner);
     for src in req.sources {
         let src_host = req.context.path_of(&src.rel);
-        if src.is_dir {
+        if src.is_dir || dest_is_dir {
             mkdir_all_in_root(c.rootfs, req.dest, dir_owner)?;
-            let target = resolve_in_root(c.rootfs, req.dest, true);
-            let mut names: Vec<_> = fs::read_dir(&src_host)
-                .map_err(|e| e.to_string())?
-                .flatten()
-                .map(|e| e.file_name())
-                .collect();
-            names.sort();
-            for n in names {
-                let rel = if src.rel.is_empty() {
-                    n.to_string_lossy().into_owned()
-                } else {
-                    format!("{}/{}", src.rel, n.to_string_lossy())
-                };
-                if req.context.excluded(&rel) {
-                    continue;
-                }
-                c.copy_tree_filtered(req.context, &rel, &target.join(&n))?;
+            if !dest_existed && c.direct.is_none() {
+                c.direct = direct_root(req, c.rootfs);
             }
+        }
+        if src.is_dir {
+            let target = c.place(&resolve_in_root(c.rootfs, req.dest, true));
+            c.copy_dir_contents(req.context, &src.rel, &target)?;
             continue;
         }
         if req.extract_archives && is_archive(&src_host) {
             mkdir_all_in_root(c.rootfs, req.dest, dir_owner)?;
-            let target = resolve_in_root(c.rootfs, req.dest, true);
+            let target = c.place(&resolve_in_root(c.rootfs, req.dest, true));
             let f = archive_stream(&src_host).map_err(|e| format!("{}: {e}", src.rel))?;
             layer::apply_layer_with(
                 f,
@@ -412,7 +772,6 @@ pub fn copy_into(req: &CopyRequest<'_>) -> R<()> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let image_path = if dest_is_dir {
-            mkdir_all_in_root(c.rootfs, req.dest, dir_owner)?;
             format!("{}/{}", req.dest.trim_end_matches('/'), name)
         } else {
             if let Some((parent, _)) = req.dest.rsplit_once('/') {
@@ -424,52 +783,20 @@ pub fn copy_into(req: &CopyRequest<'_>) -> R<()> {
             }
             req.dest.to_string()
         };
-        let target = resolve_in_root(c.rootfs, &image_path, false);
-        c.copy_entry(&src_host, &target, true)?;
+        let target = c.place(&resolve_in_root(c.rootfs, &image_path, false));
+        c.copy_one(req.context, &src.rel, &src_host, &target)?;
     }
     Ok(())
 }
 
-impl Copier<'_> {
-    /// Copies a context entry, skipping what `.dockerignore` excludes below it.
-    fn copy_tree_filtered(&mut self, ctx: &Context, rel: &str, dst: &Path) -> R<()> {
-        let src = ctx.path_of(rel);
-        let md = fs::symlink_metadata(&src).map_err(|e| format!("{}: {e}", src.display()))?;
-        if !md.is_dir() {
-            return self.copy_entry(&src, dst, false);
-        }
-        if let Ok(old) = fs::symlink_metadata(dst) {
-            if !old.is_dir() {
-                fs::remove_file(dst).map_err(|e| e.to_string())?;
-            }
-        }
-        if !dst.exists() {
-            fs::create_dir(dst).map_err(|e| format!("mkdir {}: {e}", dst.display()))?;
-        }
-        let mut names: Vec<_> = fs::read_dir(&src)
-            .map_err(|e| e.to_string())?
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
-        names.sort();
-        for n in names {
-            let child = format!("{rel}/{}", n.to_string_lossy());
-            if ctx.excluded(&child) {
-                continue;
-            }
-            self.copy_tree_filtered(ctx, &child, &dst.join(&n))?;
-        }
-        std::os::unix::fs::lchown(dst, Some(self.owner.0), Some(self.owner.1))
-            .map_err(|e| e.to_string())?;
-        let mode = self
-            .chmod
-            .as_ref()
-            .map(|c| c.apply(md.mode(), md.is_dir()))
-            .unwrap_or(md.mode() & 0o7777);
-        fs::set_permissions(dst, fs::Permissions::from_mode(mode)).map_err(|e| e.to_string())?;
-        set_mtime(dst, filetime_of(&md));
-        Ok(())
-    }
+/// The destination directory that this COPY just made, and where it is in the snapshot's
+/// upper directory, when it is there as a plain directory.
+fn direct_root(req: &CopyRequest<'_>, rootfs: &Path) -> Option<(PathBuf, PathBuf)> {
+    let upper = req.upper?;
+    let made = resolve_in_root(rootfs, req.dest, true);
+    let in_upper = upper.join(made.strip_prefix(rootfs).ok()?);
+    let md = fs::symlink_metadata(&in_upper).ok()?;
+    md.is_dir().then_some((made, in_upper))
 }
 
 #[cfg(test)]
@@ -486,5 +813,106 @@ mod tests {
         assert_eq!(parse_chmod("+x").unwrap().apply(0o644, false), 0o755);
         assert!(parse_chmod("q+x").is_err());
         assert!(parse_chmod("99999").is_err());
+    }
+
+    fn request<'a>(ctx: &'a Context, sources: &'a [Source], rootfs: &'a Path) -> CopyRequest<'a> {
+        CopyRequest {
+            context: ctx,
+            sources,
+            rootfs,
+            dest: "/out",
+            dest_is_dir_hint: true,
+            chown: None,
+            chmod: None,
+            extract_archives: false,
+            upper: None,
+        }
+    }
+
+    fn kind(p: &Path) -> &'static str {
+        match fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() => "dir",
+            Ok(m) if m.file_type().is_symlink() => "symlink",
+            Ok(_) => "file",
+            Err(_) => "none",
+        }
+    }
+
+    /// What the destination already holds gives way as before: a directory where a file
+    /// comes is removed whole, a file or symlink where a directory comes too, a directory
+    /// where a directory comes is merged into (keeping what the copy does not bring) and
+    /// takes the source's mode; files the tree holds many of are copied by both threads.
+    #[test]
+    fn a_tree_copied_over_existing_entries_replaces_and_merges_as_before() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("ctx");
+        for d in ["tree/a", "tree/d", "tree/many"] {
+            fs::create_dir_all(src.join(d)).unwrap();
+        }
+        fs::write(src.join("tree/b"), "b").unwrap();
+        fs::write(src.join("tree/c"), "c").unwrap();
+        fs::write(src.join("tree/d/new"), "new").unwrap();
+        fs::set_permissions(src.join("tree/d"), fs::Permissions::from_mode(0o700)).unwrap();
+        for i in 0..500 {
+            fs::write(src.join(format!("tree/many/{i}")), i.to_string()).unwrap();
+        }
+        let root = t.path().join("root");
+        fs::create_dir_all(root.join("out/b/deep")).unwrap();
+        fs::write(root.join("out/a"), "old").unwrap();
+        std::os::unix::fs::symlink("/nowhere", root.join("out/c")).unwrap();
+        fs::create_dir_all(root.join("out/d")).unwrap();
+        fs::write(root.join("out/d/kept"), "kept").unwrap();
+
+        let ctx = Context::new(&src, Box::new(|_| false));
+        let sources = ctx.sources(&["tree".into()]).unwrap().sources;
+        copy_into(&request(&ctx, &sources, &root)).unwrap();
+        let out = root.join("out");
+        assert_eq!(kind(&out.join("a")), "dir");
+        assert_eq!(kind(&out.join("b")), "file");
+        assert_eq!(fs::read_to_string(out.join("c")).unwrap(), "c");
+        assert_eq!(kind(&out.join("c")), "file");
+        assert_eq!(fs::read_to_string(out.join("d/kept")).unwrap(), "kept");
+        assert_eq!(fs::read_to_string(out.join("d/new")).unwrap(), "new");
+        let mode = fs::metadata(out.join("d")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o700);
+        assert_eq!(fs::read_dir(out.join("many")).unwrap().count(), 500);
+        assert_eq!(fs::read_to_string(out.join("many/499")).unwrap(), "499");
+    }
+
+    /// With an upper directory, a destination the COPY makes is filled there (the mounted
+    /// root only gets the directory itself); an existing destination is written through the
+    /// mounted root.
+    #[test]
+    fn a_destination_the_copy_makes_is_written_into_the_upper_directory() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("ctx");
+        fs::create_dir_all(src.join("tree/sub")).unwrap();
+        fs::write(src.join("tree/sub/f"), "f").unwrap();
+        fs::write(src.join("one"), "1").unwrap();
+        let ctx = Context::new(&src, Box::new(|_| false));
+        let sources = ctx.sources(&["tree".into(), "one".into()]).unwrap().sources;
+        let root = t.path().join("root");
+        let upper = t.path().join("upper");
+        fs::create_dir_all(&root).unwrap();
+        // The overlay would show the directory in both; here the test makes it in the upper
+        // directory as overlayfs does when the copy makes it in the root.
+        fs::create_dir_all(upper.join("out")).unwrap();
+        let mut req = request(&ctx, &sources, &root);
+        req.upper = Some(&upper);
+        copy_into(&req).unwrap();
+        assert_eq!(fs::read_to_string(upper.join("out/sub/f")).unwrap(), "f");
+        assert_eq!(fs::read_to_string(upper.join("out/one")).unwrap(), "1");
+        assert_eq!(kind(&root.join("out/sub")), "none");
+
+        // Existing destination: no direct writes.
+        let root2 = t.path().join("root2");
+        fs::create_dir_all(root2.join("out")).unwrap();
+        let upper2 = t.path().join("upper2");
+        fs::create_dir_all(upper2.join("out")).unwrap();
+        let mut req = request(&ctx, &sources, &root2);
+        req.upper = Some(&upper2);
+        copy_into(&req).unwrap();
+        assert_eq!(fs::read_to_string(root2.join("out/sub/f")).unwrap(), "f");
+        assert_eq!(kind(&upper2.join("out/sub")), "none");
     }
 }

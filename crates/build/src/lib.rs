@@ -11,10 +11,12 @@ mod context;
 mod copy;
 mod engine;
 mod error;
+mod files;
 mod frontend;
 mod glob;
 mod gofmt;
 mod hashcache;
+mod pool;
 mod steps;
 
 pub use context::{Context, ContextError, Excluder, Source, SourceSet};

@@ -78,6 +78,7 @@ impl Builder<'_> {
                 return Err(e);
             }
         };
+        let upper = self.overlay_upper(&key);
         let copied = copy_into(&CopyRequest {
             context: ctx,
             sources: &sources.sources,
@@ -90,6 +91,7 @@ impl Builder<'_> {
             chmod: chmod.as_deref(),
             // A downloaded archive stays an archive.
             extract_archives: *add && !w.downloaded,
+            upper: upper.as_deref(),
         });
         let layer = self.unmount_and_take(&key, &rootfs, copied.is_ok(), &[]);
         self.drop_view(from.view);
@@ -237,6 +239,15 @@ impl Builder<'_> {
             return Err(e.into());
         }
         Ok((key, root))
+    }
+
+    /// The upper directory of a snapshot mounted as one overlay, which COPY may write into
+    /// directly (`None` for the copy snapshotter, whose upper directory is computed after).
+    fn overlay_upper(&self, key: &str) -> Option<PathBuf> {
+        match self.snapshots.mounts(key).ok()?.as_slice() {
+            [m] if m.kind == "overlay" => m.option("upperdir").map(PathBuf::from),
+            _ => None,
+        }
     }
 
     pub(super) fn drop_view(&self, m: Option<(String, PathBuf)>) {
