@@ -84,6 +84,9 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
+/// WAL size (in 4 KiB pages) at which a commit checkpoints it into the database.
+const WAL_PAGES: i64 = 64;
+
 pub(crate) struct Db {
     pub(crate) conn: Connection,
 }
@@ -164,9 +167,26 @@ impl Db {
     pub(crate) fn open(path: &Path) -> Result<Db> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(60))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // WAL mode is recorded in the database file: set only once.
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
+        // Every commit is fsynced in the WAL before it returns.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Every strata process is short-lived: by default the last connection to close
+        // checkpoints the WAL into the database and deletes it (two fsyncs and a file
+        // deletion), and the next process's first commit makes the WAL again (two more
+        // fsyncs, one of the directory). Leave the WAL in place instead; commits checkpoint
+        // it once it holds WAL_PAGES pages, which also bounds what the first process to open
+        // the database reads to rebuild the WAL index. Committed transactions are durable in
+        // the WAL either way.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )?;
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_PAGES)?;
         let mut db = Db { conn };
         db.migrate()?;
         Ok(db)
