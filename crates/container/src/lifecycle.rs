@@ -337,7 +337,11 @@ impl Containers {
             None => return Err(Error::AlreadyRunning(rec.id)),
         };
         let _ = snapshot::unmount_all(&rootfs);
-        let mounts = self.snapshots.mounts(&rec.snapshot)?;
+        let mut mounts = self.snapshots.mounts(&rec.snapshot)?;
+        if stored.options.auto_remove {
+            // Removed when it ends: nothing it writes needs to reach the disk.
+            mounts = mounts.into_iter().map(snapshot::Mount::volatile).collect();
+        }
         snapshot::mount_all(&mounts, &rootfs)?;
         let state_dir = self.state_dir(&rec.id);
         let _ = fs::remove_file(state_dir.join(crate::ports::STATE_FILE));

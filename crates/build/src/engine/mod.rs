@@ -595,7 +595,13 @@ impl Builder<'_> {
         let key = format!("build-{}-{}", std::process::id(), &cid[..12]);
         let mut lowers = vec![self.init_layer.clone()];
         lowers.extend(self.lowers(st));
-        let mounts = self.snapshots.prepare(&key, &lowers)?;
+        // The step's changes become a layer that publishing makes durable, or are dropped.
+        let mounts: Vec<snapshot::Mount> = self
+            .snapshots
+            .prepare(&key, &lowers)?
+            .into_iter()
+            .map(snapshot::Mount::volatile)
+            .collect();
         let rootfs = self.work_dir.join(&key);
         fs::create_dir_all(&rootfs).map_err(|e| BuildError::io(&rootfs, e))?;
         if let Err(e) = snapshot::mount_all(&mounts, &rootfs) {
