@@ -122,7 +122,7 @@ impl<'a> Publisher<'a> {
         let dst = self.root.join("layers").join(diff_id.hex());
         if !dst.exists() {
             // Make the unpacked files durable before they become visible under their name.
-            sync_filesystem(dir)?;
+            sync_tree(dir)?;
             if let Some(split) = tar_split {
                 let to = self.root.join("tarsplit").join(diff_id.hex());
                 fs::rename(split, &to).map_err(|e| Error::io(&to, e))?;
@@ -302,6 +302,50 @@ impl<'a> Publisher<'a> {
         }
         self.tx.commit()?;
         Ok(())
+    }
+}
+
+/// Most files and directories [`sync_tree`] fsyncs one by one.
+const MAX_FSYNCS: usize = 128;
+
+/// Makes the tree at `dir` durable: a small tree (a build step's layer) by an fsync of each
+/// regular file, then of each directory, deepest first (the journal commit that makes the
+/// last one durable carries the entries, symlinks, device nodes and attributes made before
+/// it); a larger one, or one that cannot be opened file by file, by `syncfs`, which writes
+/// back the whole filesystem at once, other programs' dirty files too.
+fn sync_tree(dir: &Path) -> Result<()> {
+    fn each(dir: &Path) -> std::io::Result<bool> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut files = Vec::new();
+        let mut dirs = vec![dir.to_path_buf()];
+        let mut i = 0;
+        while i < dirs.len() {
+            for e in fs::read_dir(&dirs[i])? {
+                let e = e?;
+                let t = e.file_type()?;
+                if t.is_dir() {
+                    dirs.push(e.path());
+                } else if t.is_file() {
+                    files.push(e.path());
+                }
+                if files.len() + dirs.len() > MAX_FSYNCS {
+                    return Ok(false);
+                }
+            }
+            i += 1;
+        }
+        for p in files.iter().chain(dirs.iter().rev()) {
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NOATIME)
+                .open(p)?
+                .sync_all()?;
+        }
+        Ok(true)
+    }
+    match each(dir) {
+        Ok(true) => Ok(()),
+        _ => sync_filesystem(dir),
     }
 }
 
