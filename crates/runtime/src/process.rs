@@ -487,7 +487,8 @@ pub struct ExecOptions {
     pub seccomp_cache: Option<PathBuf>,
 }
 
-/// The `cgroup.procs` files of the strata cgroups process `pid` is in.
+/// The files (see [`crate::cgroup::JOIN_V1`]) through which a single-threaded process joins
+/// the strata cgroups process `pid` is in.
 fn cgroup_procs_of(pid: i32) -> Vec<PathBuf> {
     let Ok(text) = fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
         return Vec::new();
@@ -502,18 +503,20 @@ fn cgroup_procs_of(pid: i32) -> Vec<PathBuf> {
             continue;
         }
         let rel = path.trim_start_matches('/');
-        let dir = if ctrl.is_empty() {
-            if crate::cgroup::is_v2() {
+        let (dir, join) = if ctrl.is_empty() {
+            let unified = if crate::cgroup::is_v2() {
                 Path::new("/sys/fs/cgroup").join(rel)
             } else {
                 Path::new("/sys/fs/cgroup/unified").join(rel)
-            }
+            };
+            (unified, crate::cgroup::JOIN_V2)
         } else {
-            Path::new("/sys/fs/cgroup")
+            let v1 = Path::new("/sys/fs/cgroup")
                 .join(ctrl.trim_start_matches("name="))
-                .join(rel)
+                .join(rel);
+            (v1, crate::cgroup::JOIN_V1)
         };
-        out.push(dir.join("cgroup.procs"));
+        out.push(dir.join(join));
     }
     out
 }
