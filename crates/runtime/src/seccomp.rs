@@ -254,6 +254,7 @@ fn compile_profile(p: &Profile, caps: u64) -> Result<Vec<libc::sock_filter>> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Layout {
     /// One comparison after the other (libseccomp's default, runc's filter).
+    #[cfg(test)]
     Linear,
     /// A binary tree of comparisons (libseccomp's optimization level 2): the same decisions,
     /// in a few comparisons per call instead of up to hundreds. Loading the filter costs the
