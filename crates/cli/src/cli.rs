@@ -30,6 +30,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum Command {
     /// Build an image from a Dockerfile
     Build(BuildArgs),
@@ -114,6 +115,7 @@ pub enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum ImageCommand {
     Import(ImportArgs),
     Load(LoadArgs),
@@ -130,12 +132,14 @@ pub enum ImageCommand {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum BuilderCommand {
     /// Remove build cache (RUN --mount=type=cache directories)
     Prune(PruneArgs),
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum SystemCommand {
     /// Show strata disk usage
     Df(DfArgs),
@@ -338,6 +342,7 @@ pub struct BuildArgs {
 // ---- containers ----
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum ContainerCommand {
     Run(RunArgs),
     Create(RunArgs),

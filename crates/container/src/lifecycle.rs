@@ -336,16 +336,32 @@ impl Containers {
             Some(l) => l,
             None => return Err(Error::AlreadyRunning(rec.id)),
         };
+        // The private network first: pasta connects it while the root filesystem is mounted
+        // and the container's process sets itself up.
+        let mut run = run;
+        let early = (|| -> Result<_> {
+            let network = self.network_state(&rec, &stored, &mut run)?;
+            let net = match (&self.pasta, run.network == runtime::Network::Private) {
+                (Some(pasta), true) => Some(runtime::PrivateNetwork::start(pasta, &run.ports)?),
+                _ => None,
+            };
+            Ok((network, net))
+        })();
         let _ = snapshot::unmount_all(&rootfs);
-        let mounts = self.snapshots.mounts(&rec.snapshot)?;
-        snapshot::mount_all(&mounts, &rootfs)?;
+        if early.is_ok() {
+            let mut mounts = self.snapshots.mounts(&rec.snapshot)?;
+            if stored.options.auto_remove {
+                // Removed when it ends: nothing it writes needs to reach the disk.
+                mounts = mounts.into_iter().map(snapshot::Mount::volatile).collect();
+            }
+            snapshot::mount_all(&mounts, &rootfs)?;
+        }
         let state_dir = self.state_dir(&rec.id);
         let _ = fs::remove_file(state_dir.join(crate::ports::STATE_FILE));
         let tty = stored.options.tty;
         let pasta = self.pasta.clone();
         let spawned = (|| -> Result<runtime::Container> {
-            let mut run = run;
-            let network = self.network_state(&rec, &stored, &mut run)?;
+            let (network, net) = early?;
             let mut spec = runtime::compose(&config::image_runtime_config(&img), &run)?;
             let user = runtime::resolve_user(&rootfs, &spec.process.user)?;
             spec.apply_user(&user);
@@ -364,6 +380,7 @@ impl Containers {
                     init_path: self.init_path.clone(),
                     pasta,
                     seccomp_cache: Some(self.seccomp_cache()),
+                    network: net,
                 },
             )?;
             if let Some(n) = network {

@@ -3,8 +3,8 @@
 //! the device rules of every container (Docker's default allow list, `--device`,
 //! `--device-cgroup-rule`): the v1 `devices` controller, or on v2 an eBPF device program
 //! (`devices_bpf.rs`) attached to the container's cgroup. Each container gets `strata/<id>` in every
-//! hierarchy it needs; the child joins by writing `0` to pre-opened `cgroup.procs` files, and
-//! [`Cgroup::remove`] deletes the directories.
+//! hierarchy it needs; the child joins by writing `0` to pre-opened files ([`JOIN_V1`] or
+//! [`JOIN_V2`]), and [`Cgroup::remove`] deletes the directories.
 
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -16,6 +16,14 @@ use crate::spec::Resources;
 const ROOT: &str = "/sys/fs/cgroup";
 /// CFS period used for `--cpus`, as Docker.
 const CPU_PERIOD: u64 = 100_000;
+
+/// The file of a v1 cgroup that a single-threaded process (the container's child before
+/// exec, the exec helper) writes `0` into to join: `tasks` moves only the writing thread,
+/// which the kernel does without taking the global threadgroup lock, whose write side waits
+/// for an RCU grace period (5 to 9 ms here, every time, for `cgroup.procs`).
+pub(crate) const JOIN_V1: &str = "tasks";
+/// The same on the unified (v2) hierarchy, which has no `tasks`.
+pub(crate) const JOIN_V2: &str = "cgroup.procs";
 
 /// The cgroup directories of one container.
 #[derive(Debug)]
@@ -87,9 +95,9 @@ impl Cgroup {
         }
     }
 
-    fn make(&mut self, dir: PathBuf) -> Result<()> {
+    fn make(&mut self, dir: PathBuf, join: &str) -> Result<()> {
         fs::create_dir_all(&dir).map_err(|e| err(&dir, e))?;
-        let procs = dir.join("cgroup.procs");
+        let procs = dir.join(join);
         let f = OpenOptions::new()
             .write(true)
             .open(&procs)
@@ -102,19 +110,19 @@ impl Cgroup {
     fn setup_v1(&mut self, id: &str, res: &Resources) -> Result<()> {
         if let Some(m) = res.memory {
             let dir = Path::new(ROOT).join("memory/strata").join(id);
-            self.make(dir.clone())?;
+            self.make(dir.clone(), JOIN_V1)?;
             write(&dir.join("memory.limit_in_bytes"), &m.to_string())?;
         }
         if let Some(n) = res.nano_cpus {
             let dir = Path::new(ROOT).join("cpu/strata").join(id);
-            self.make(dir.clone())?;
+            self.make(dir.clone(), JOIN_V1)?;
             write(&dir.join("cpu.cfs_period_us"), &CPU_PERIOD.to_string())?;
             let quota = (n as u128 * CPU_PERIOD as u128 / 1_000_000_000) as u64;
             write(&dir.join("cpu.cfs_quota_us"), &quota.max(1000).to_string())?;
         }
         if let Some(p) = res.pids_limit.filter(|p| *p > 0) {
             let dir = Path::new(ROOT).join("pids/strata").join(id);
-            self.make(dir.clone())?;
+            self.make(dir.clone(), JOIN_V1)?;
             write(&dir.join("pids.max"), &p.to_string())?;
         }
         Ok(())
@@ -125,7 +133,7 @@ impl Cgroup {
     fn setup_devices(&mut self, id: &str, rules: &[DeviceRule]) -> Result<()> {
         use std::io::Write;
         let dir = Path::new(ROOT).join("devices/strata").join(id);
-        self.make(dir.clone())?;
+        self.make(dir.clone(), JOIN_V1)?;
         let open = |name: &str| {
             let p = dir.join(name);
             OpenOptions::new()
@@ -165,7 +173,7 @@ impl Cgroup {
             write(&parent.join("cgroup.subtree_control"), c)?;
         }
         let dir = parent.join(id);
-        self.make(dir.clone())?;
+        self.make(dir.clone(), JOIN_V2)?;
         if let Some(m) = res.memory {
             write(&dir.join("memory.max"), &m.to_string())?;
         }
@@ -182,7 +190,7 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Raw `cgroup.procs` descriptors the child writes `0` into to join.
+    /// Raw descriptors of the files the child writes `0` into to join.
     pub(crate) fn procs_fds(&self) -> Vec<i32> {
         use std::os::fd::AsRawFd;
         self.procs.iter().map(|f| f.as_raw_fd()).collect()

@@ -524,6 +524,9 @@ pub(crate) fn child(p: &Plan, errfd: RawFd) -> ! {
             setup(S_ISOLATE, e);
         }
         reset_signals();
+        if p.netns >= 0 && libc::setns(p.netns, libc::CLONE_NEWNET) != 0 {
+            setup(S_NET, errno());
+        }
         if p.kill_with_parent {
             libc::prctl(
                 libc::PR_SET_PDEATHSIG,

@@ -54,7 +54,7 @@ pub use cgroup::{
 pub use devices::{valid_device_mode, DeviceMapping, DeviceRule};
 pub use error::{Error, Phase, Result};
 pub use etc::{make_init_layer, write_etc_files, ETC_FILES};
-pub use net::{Addresses, PortMapping, Protocol, DNS_FORWARD_ADDRESS, INTERFACE};
+pub use net::{Addresses, PortMapping, PrivateNetwork, Protocol, DNS_FORWARD_ADDRESS, INTERFACE};
 pub use process::{
     exec, process_start_time, run, run_step, spawn, Container, ExecOptions, InitProcess,
     SpawnOptions, Stdio,

@@ -1,5 +1,5 @@
 //! The private network of a container (Docker's default "bridge" mode, without a bridge):
-//! the child is cloned into a new network namespace and [pasta](https://passt.top) (the
+//! the child joins a new network namespace and [pasta](https://passt.top) (the
 //! `passt` package, as Podman uses) connects it to the host's network with user-mode
 //! networking: outbound TCP, UDP and ICMP through ordinary host sockets, DNS through pasta's
 //! forwarding address, published ports (`-p`) as host listening sockets spliced into the
@@ -10,10 +10,13 @@
 //! from the namespace), and `-t none -u none` unless ports are published (pasta's default
 //! would publish every port the container binds).
 //!
-//! Life cycle: [`Pasta::start`] runs pasta in the foreground (our own child) against the
-//! namespace of the waiting child through a descriptor (`--netns /proc/self/fd/3`; as root,
-//! pasta keeps only a few capabilities and could not open `/proc/PID/ns/net` of a more
-//! privileged process). The child execs once the network can be used: without published
+//! Life cycle: [`PrivateNetwork::start`] makes the namespace (on a short-lived thread) before
+//! the container's process exists, so that pasta's start-up overlaps the mount of the root
+//! filesystem and the process's own set-up (the process joins the namespace first thing).
+//! pasta runs in the foreground (our own child) against the namespace through a descriptor
+//! (`--netns /proc/self/fd/3`; as root, pasta keeps only a few capabilities and could not
+//! open `/proc/PID/ns/net` of a more privileged process). The child execs once the network
+//! can be used: without published
 //! ports, when a netlink socket in the namespace sees pasta add the IPv4 default route
 //! (interface, addresses and routes come first; pasta's socket and pipe pools, as long
 //! again, need nothing of the container, and packets sent meanwhile wait in the tap queue);
@@ -29,7 +32,7 @@ use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::error::{Error, Result};
@@ -276,17 +279,25 @@ fn net_error(detail: impl Into<String>) -> Error {
 const RTMGRP_IPV4_ROUTE: u32 = 0x40;
 const RTM_NEWROUTE: u16 = 24;
 
-/// A netlink socket in the namespace `ns` that is told about IPv4 route changes. A socket
-/// belongs to the namespace it was made in, so it is made on a thread that joined `ns`.
-fn route_socket(ns: &fs::File) -> io::Result<OwnedFd> {
-    let nsfd = ns.as_raw_fd();
+/// A new network namespace, and a netlink socket in it that is told about IPv4 route
+/// changes. Both are made on a thread of their own (`unshare` moves only the calling
+/// thread, and a socket belongs to the namespace it was made in), which then ends.
+fn new_namespace() -> io::Result<(OwnedFd, OwnedFd)> {
     std::thread::scope(|s| {
-        s.spawn(move || -> io::Result<OwnedFd> {
-            // SAFETY: plain system calls on descriptors we own; setns moves this thread only.
+        s.spawn(|| -> io::Result<(OwnedFd, OwnedFd)> {
+            // SAFETY: plain system calls on descriptors we own; unshare moves this thread only.
             unsafe {
-                if libc::setns(nsfd, libc::CLONE_NEWNET) != 0 {
+                if libc::unshare(libc::CLONE_NEWNET) != 0 {
                     return Err(io::Error::last_os_error());
                 }
+                let ns = libc::open(
+                    c"/proc/thread-self/ns/net".as_ptr(),
+                    libc::O_RDONLY | libc::O_CLOEXEC,
+                );
+                if ns < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                let ns = OwnedFd::from_raw_fd(ns);
                 let fd = libc::socket(
                     libc::AF_NETLINK,
                     libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
@@ -307,11 +318,11 @@ fn route_socket(ns: &fs::File) -> io::Result<OwnedFd> {
                 {
                     return Err(io::Error::last_os_error());
                 }
-                Ok(fd)
+                Ok((ns, fd))
             }
         })
         .join()
-        .unwrap_or_else(|_| Err(io::Error::other("route watcher thread panicked")))
+        .unwrap_or_else(|_| Err(io::Error::other("network namespace thread panicked")))
     })
 }
 
@@ -357,27 +368,9 @@ fn drain_routes(routes: &OwnedFd, buf: &mut [u8]) -> bool {
 }
 
 impl Pasta {
-    /// Connects the network namespace of process `pid` with pasta at `binary`, publishing
-    /// `ports`. Returns once the container can use its network: pasta has set the
-    /// namespace's IPv4 default route (it sets interface, addresses and routes first; its
-    /// socket and pipe pools come after and need nothing of the container; packets sent
-    /// meanwhile wait in the tap queue), or, with published ports, once pasta reports itself
-    /// set up (it writes its PID file when every forward is bound).
-    pub(crate) fn start(
-        binary: &Path,
-        pid: i32,
-        ports: &[PortMapping],
-        mac: &str,
-    ) -> Result<Pasta> {
-        let ns_path = PathBuf::from(format!("/proc/{pid}/ns/net"));
-        let ns = fs::File::open(&ns_path)
-            .map_err(|e| net_error(format!("open {}: {e}", ns_path.display())))?;
-        // Subscribed before pasta starts, so the route it adds cannot be missed.
-        let routes = if ports.is_empty() {
-            route_socket(&ns).ok()
-        } else {
-            None
-        };
+    /// Starts pasta at `binary` on the network namespace `ns`, publishing `ports`, and
+    /// returns without waiting for it (see [`Pasta::until_ready`]).
+    fn launch(binary: &Path, ns: &OwnedFd, ports: &[PortMapping], mac: &str) -> Result<Pasta> {
         let (pid_rd, pid_wr) = pipe().map_err(|e| net_error(format!("pipe: {e}")))?;
         let (ns_fd, pid_fd) = (ns.as_raw_fd(), pid_wr.as_raw_fd());
         let mut cmd = Command::new(binary);
@@ -407,7 +400,6 @@ impl Pasta {
             .spawn()
             .map_err(|e| net_error(format!("cannot run {}: {e}", binary.display())))?;
         drop(pid_wr);
-        drop(ns);
         // SAFETY: plain syscall; pasta is our unreaped child.
         let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as i32, 0) };
         if pidfd < 0 {
@@ -435,12 +427,15 @@ impl Pasta {
             Ok(w) => pasta.watcher = w,
             Err(e) => return Err(net_error(format!("fork: {e}"))),
         }
-        pasta.until_ready(routes.as_ref())?;
         Ok(pasta)
     }
 
-    /// Waits for the default route (when `routes` is given) or pasta's PID report, whichever
-    /// comes first; pasta ending first is its failure, told with what it printed.
+    /// Waits until the container can use its network: pasta has set the namespace's IPv4
+    /// default route, seen on `routes` (it sets interface, addresses and routes first; its
+    /// socket and pipe pools come after and need nothing of the container; packets sent
+    /// meanwhile wait in the tap queue), or pasta reports itself set up (it writes its PID
+    /// file when every forward is bound), whichever comes first; pasta ending first is its
+    /// failure, told with what it printed.
     fn until_ready(&mut self, routes: Option<&OwnedFd>) -> Result<()> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         let mut buf = vec![0u8; 16 * 1024];
@@ -583,6 +578,47 @@ fn spawn_watcher(pidfd: &OwnedFd, pipe: &OwnedFd) -> io::Result<i32> {
         }
     }
     Ok(pid)
+}
+
+/// A container's private network, made before the container: a new network namespace
+/// that pasta is already connecting while the caller mounts the root filesystem and the
+/// container's process sets itself up (pasta's start-up is the longest part of starting a
+/// container). [`crate::spawn`] moves the process into the namespace before anything else and
+/// lets it exec once pasta is ready; dropping it ends pasta.
+#[derive(Debug)]
+pub struct PrivateNetwork {
+    ns: OwnedFd,
+    /// Told about the namespace's routes (None with published ports: pasta's PID file says
+    /// when it is ready then).
+    routes: Option<OwnedFd>,
+    pasta: Pasta,
+}
+
+impl PrivateNetwork {
+    /// Makes the namespace and starts pasta (`binary`) on it with `ports` published.
+    pub fn start(binary: &Path, ports: &[PortMapping]) -> Result<PrivateNetwork> {
+        let (ns, routes) =
+            new_namespace().map_err(|e| net_error(format!("new network namespace: {e}")))?;
+        let mac = Addresses::detect().mac;
+        let pasta = Pasta::launch(binary, &ns, ports, &mac)?;
+        Ok(PrivateNetwork {
+            ns,
+            routes: ports.is_empty().then_some(routes),
+            pasta,
+        })
+    }
+
+    /// The namespace, for the container's process to join.
+    pub(crate) fn namespace(&self) -> RawFd {
+        self.ns.as_raw_fd()
+    }
+
+    /// Waits until the network can be used (see [`Pasta::until_ready`]); returns pasta, which
+    /// ends when dropped.
+    pub(crate) fn ready(mut self) -> Result<Pasta> {
+        self.pasta.until_ready(self.routes.as_ref())?;
+        Ok(self.pasta)
+    }
 }
 
 #[cfg(test)]

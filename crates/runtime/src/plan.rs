@@ -97,6 +97,9 @@ pub(crate) struct Plan {
     pub(crate) net_wait: RawFd,
     /// The parent's end of that pipe, which the child closes first (-1: none).
     pub(crate) net_release: RawFd,
+    /// Private network: the namespace the child joins before anything else (-1: none; with
+    /// `--network none` the child is cloned into a new one).
+    pub(crate) netns: RawFd,
     pub(crate) tail: Tail,
     /// Descriptors the child keeps after taking its standard streams (sorted; set by
     /// `spawn`): the status pipe, the terminal socket, the cgroup files.
@@ -690,6 +693,7 @@ pub(crate) fn plan(
             new_net: spec.network != Network::Host,
             net_wait: -1,
             net_release: -1,
+            netns: -1,
             tail,
             keep_fds: Vec::new(),
             tty_sock: -1,
@@ -1038,8 +1042,8 @@ mod tests {
         assert!(plan.keep_fds.is_empty());
         assert!(plan.cgroup_fds.is_empty());
         assert_eq!(
-            (plan.tty_sock, plan.net_wait, plan.net_release),
-            (-1, -1, -1)
+            (plan.tty_sock, plan.net_wait, plan.net_release, plan.netns),
+            (-1, -1, -1, -1)
         );
         assert!(!plan.kill_with_parent);
         let t = &plan.tail;

@@ -61,6 +61,9 @@ pub struct SpawnOptions {
     /// Where compiled seccomp filters of Docker's default profile are kept between runs
     /// (compiling it takes ~10 ms); None compiles once per process.
     pub seccomp_cache: Option<PathBuf>,
+    /// For [`Network::Private`]: the network started ahead of the container
+    /// ([`crate::PrivateNetwork::start`]); None starts one with `pasta` before the clone.
+    pub network: Option<crate::net::PrivateNetwork>,
 }
 
 /// A container's first process as recorded when it started: its PID and its start time
@@ -235,11 +238,12 @@ fn stdio_fds(streams: [&Stdio; 3]) -> Result<([RawFd; 3], Option<fs::File>)> {
 /// Starts `spec`'s process in new namespaces on the root filesystem mounted at `rootfs`
 /// (typically an overlay from the snapshotter, with the init layer on top). Returns when the
 /// command has been exec'd; an error when it could not be (with Docker's message and exit code).
-pub fn spawn(rootfs: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Container> {
+pub fn spawn(rootfs: &Path, spec: &Spec, mut opts: SpawnOptions) -> Result<Container> {
     let private = spec.network == Network::Private;
-    let pasta = match (&opts.pasta, private) {
-        (Some(p), true) => Some(p.clone()),
-        (None, true) => return Err(Error::PastaMissing),
+    let net = match (opts.network.take(), &opts.pasta, private) {
+        (Some(n), _, true) => Some(n),
+        (None, Some(p), true) => Some(crate::net::PrivateNetwork::start(p, &spec.ports)?),
+        (None, None, true) => return Err(Error::PastaMissing),
         _ => None,
     };
     // Standard streams: keep owned descriptors alive until after clone.
@@ -311,6 +315,7 @@ pub fn spawn(rootfs: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Container
         plan.net_wait = r.as_raw_fd();
         plan.net_release = w.as_raw_fd();
     }
+    plan.netns = net.as_ref().map_or(-1, |n| n.namespace());
     plan.keep_fds = [wr.as_raw_fd(), plan.tty_sock, plan.net_wait]
         .into_iter()
         .chain(plan.cgroup_fds.iter().copied())
@@ -319,7 +324,7 @@ pub fn spawn(rootfs: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Container
     plan.keep_fds.sort_unstable();
     let mut flags =
         libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
-    if spec.network != Network::Host {
+    if spec.network == Network::None {
         flags |= libc::CLONE_NEWNET;
     }
     // SAFETY: fork-like clone (no new stack); the child only runs `child`, which makes raw
@@ -354,13 +359,11 @@ pub fn spawn(rootfs: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Container
         pty_master: None,
         net: None,
     };
-    if let (Some((net_rd, net_wr)), Some(pasta)) = (net_pipe, pasta) {
+    if let (Some((net_rd, net_wr)), Some(net)) = (net_pipe, net) {
         drop(net_rd);
         // SAFETY: one byte to a pipe we own: the child may exec now.
         let release = || unsafe { libc::write(net_wr.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
-        let mac = crate::net::Addresses::detect().mac;
-        let started = crate::net::Pasta::start(&pasta, pid, &spec.ports, &mac);
-        match started {
+        match net.ready() {
             Ok(net) => {
                 container.net = Some(net);
                 release();
@@ -487,7 +490,8 @@ pub struct ExecOptions {
     pub seccomp_cache: Option<PathBuf>,
 }
 
-/// The `cgroup.procs` files of the strata cgroups process `pid` is in.
+/// The files (see [`crate::cgroup::JOIN_V1`]) through which a single-threaded process joins
+/// the strata cgroups process `pid` is in.
 fn cgroup_procs_of(pid: i32) -> Vec<PathBuf> {
     let Ok(text) = fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
         return Vec::new();
@@ -502,18 +506,20 @@ fn cgroup_procs_of(pid: i32) -> Vec<PathBuf> {
             continue;
         }
         let rel = path.trim_start_matches('/');
-        let dir = if ctrl.is_empty() {
-            if crate::cgroup::is_v2() {
+        let (dir, join) = if ctrl.is_empty() {
+            let unified = if crate::cgroup::is_v2() {
                 Path::new("/sys/fs/cgroup").join(rel)
             } else {
                 Path::new("/sys/fs/cgroup/unified").join(rel)
-            }
+            };
+            (unified, crate::cgroup::JOIN_V2)
         } else {
-            Path::new("/sys/fs/cgroup")
+            let v1 = Path::new("/sys/fs/cgroup")
                 .join(ctrl.trim_start_matches("name="))
-                .join(rel)
+                .join(rel);
+            (v1, crate::cgroup::JOIN_V1)
         };
-        out.push(dir.join("cgroup.procs"));
+        out.push(dir.join(join));
     }
     out
 }
@@ -800,6 +806,7 @@ pub fn run_step(rootfs: &Path, spec: &Spec, stdout: Stdio, stderr: Stdio) -> Res
             init_path: None,
             pasta: None,
             seccomp_cache: None,
+            network: None,
         },
     )?;
     c.wait()

@@ -247,6 +247,24 @@ fn condition(a: &Arg) -> Result<ScmpArgCompare> {
 /// translation: rules with the default action are dropped, unknown syscall names skipped,
 /// several conditions on one argument become separate rules).
 fn compile_profile(p: &Profile, caps: u64) -> Result<Vec<libc::sock_filter>> {
+    compile_profile_as(p, caps, Layout::Tree)
+}
+
+/// How libseccomp lays out the syscall numbers of a filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// One comparison after the other (libseccomp's default, runc's filter).
+    #[cfg(test)]
+    Linear,
+    /// A binary tree of comparisons (libseccomp's optimization level 2): the same decisions,
+    /// in a few comparisons per call instead of up to hundreds. Loading the filter costs the
+    /// kernel about a third as much (it evaluates the filter for every syscall number of
+    /// every architecture to find the ones it may always allow): 0.36 ms instead of 1 ms
+    /// here for Docker's default profile, at every container start.
+    Tree,
+}
+
+fn compile_profile_as(p: &Profile, caps: u64, layout: Layout) -> Result<Vec<libc::sock_filter>> {
     let lib = |e: libseccomp::error::SeccompError| invalid(e);
     if p.default_action.is_empty() && p.syscalls.is_empty() {
         return Ok(Vec::new());
@@ -254,6 +272,10 @@ fn compile_profile(p: &Profile, caps: u64) -> Result<Vec<libc::sock_filter>> {
     let default = action(&p.default_action, p.default_errno_ret)?;
     let (arches, rules) = select(p, caps)?;
     let mut ctx = ScmpFilterContext::new_filter(default).map_err(lib)?;
+    if layout == Layout::Tree {
+        // A libseccomp without the option (before 2.5) keeps the linear layout.
+        let _ = ctx.set_ctl_optimize(2);
+    }
     for a in &arches {
         let arch: ScmpArch = a
             .parse()
@@ -324,7 +346,7 @@ pub(crate) type Program = Arc<Vec<libc::sock_filter>>;
 
 /// Bumped whenever the translation of a profile into a filter changes, so that filters
 /// cached on disk by an older strata are not used.
-const CACHE_FORMAT: u32 = 1;
+const CACHE_FORMAT: u32 = 2;
 
 /// FNV-1a, to name cached filters after the profile they were compiled from.
 fn fnv1a(data: &[u8]) -> u64 {
@@ -515,5 +537,128 @@ mod tests {
             r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["nope_call"],"action":"SCMP_ACT_ERRNO"}]}"#
         )
         .is_ok());
+    }
+
+    /// A classic-BPF interpreter for the instructions libseccomp emits, over `struct
+    /// seccomp_data` (nr, arch, instruction pointer, six arguments): the action, and whether
+    /// the arguments were read.
+    fn run_filter(prog: &[libc::sock_filter], nr: u32, arch: u32, args: [u64; 6]) -> (u32, bool) {
+        let mut data = Vec::with_capacity(64);
+        data.extend_from_slice(&nr.to_ne_bytes());
+        data.extend_from_slice(&arch.to_ne_bytes());
+        data.extend_from_slice(&0u64.to_ne_bytes());
+        for a in args {
+            data.extend_from_slice(&a.to_ne_bytes());
+        }
+        let (mut a, mut x, mut mem, mut pc) = (0u32, 0u32, [0u32; 16], 0usize);
+        let mut read_args = false;
+        loop {
+            let i = prog[pc];
+            pc += 1;
+            let code = i.code as u32;
+            let src = if code & 0x08 != 0 { x } else { i.k };
+            match code & 0x07 {
+                0x00 => match code & 0xe0 {
+                    0x20 => {
+                        let o = i.k as usize;
+                        read_args |= o >= 16;
+                        a = u32::from_ne_bytes(data[o..o + 4].try_into().unwrap());
+                    }
+                    0x00 => a = i.k,
+                    0x60 => a = mem[i.k as usize],
+                    m => panic!("ld mode {m:#x}"),
+                },
+                0x01 => match code & 0xe0 {
+                    0x00 => x = i.k,
+                    0x60 => x = mem[i.k as usize],
+                    m => panic!("ldx mode {m:#x}"),
+                },
+                0x02 => mem[i.k as usize] = a,
+                0x03 => mem[i.k as usize] = x,
+                0x04 => {
+                    a = match code & 0xf0 {
+                        0x00 => a.wrapping_add(src),
+                        0x10 => a.wrapping_sub(src),
+                        0x40 => a | src,
+                        0x50 => a & src,
+                        0x60 => a.wrapping_shl(src),
+                        0x70 => a.wrapping_shr(src),
+                        0xa0 => a ^ src,
+                        op => panic!("alu {op:#x}"),
+                    }
+                }
+                0x05 => {
+                    let taken = match code & 0xf0 {
+                        0x00 => {
+                            pc += i.k as usize;
+                            continue;
+                        }
+                        0x10 => a == src,
+                        0x20 => a > src,
+                        0x30 => a >= src,
+                        0x40 => a & src != 0,
+                        op => panic!("jmp {op:#x}"),
+                    };
+                    pc += if taken { i.jt } else { i.jf } as usize;
+                }
+                0x06 => return (if code & 0x18 == 0x10 { a } else { i.k }, read_args),
+                0x07 => {
+                    if code & 0xf8 == 0x00 {
+                        x = a
+                    } else {
+                        a = x
+                    }
+                }
+                _ => unreachable!(),
+            }
+        }
+    }
+
+    #[test]
+    fn the_tree_filter_decides_every_call_as_the_linear_one() {
+        const X86_64: u32 = 0xc000_003e;
+        const I386: u32 = 0x4000_0003;
+        const AARCH64: u32 = 0xc000_00b7;
+        let p = parse(DEFAULT_PROFILE).unwrap();
+        for caps in [DEFAULT_CAPS, u64::MAX >> 23] {
+            let linear = compile_profile_as(&p, caps, Layout::Linear).unwrap();
+            let tree = compile_profile_as(&p, caps, Layout::Tree).unwrap();
+            assert_ne!(encode(&linear), encode(&tree));
+            // Every constant the filters compare with, and its neighbours, in every argument.
+            let mut values: Vec<u64> = vec![0, u64::MAX, 1 << 32];
+            for i in linear.iter().chain(tree.iter()) {
+                if i.code as u32 & 0x07 == 0x05 {
+                    let k = i.k as u64;
+                    values.extend([k, k.wrapping_sub(1), k + 1, k << 32, (k << 32) | k]);
+                }
+            }
+            values.sort_unstable();
+            values.dedup();
+            let mut with_args = 0;
+            for arch in [X86_64, I386, AARCH64, 0] {
+                for nr in (0..600).chain(0x4000_0000..0x4000_0260) {
+                    let same = |args: [u64; 6]| {
+                        let (l, read_l) = run_filter(&linear, nr, arch, args);
+                        let (t, read_t) = run_filter(&tree, nr, arch, args);
+                        assert_eq!(l, t, "arch {arch:#x} nr {nr} args {args:x?}");
+                        read_l || read_t
+                    };
+                    if !same([0; 6]) {
+                        continue;
+                    }
+                    // A call whose arguments are compared: every value in every argument.
+                    with_args += 1;
+                    for (n, v) in values.iter().enumerate() {
+                        for i in 0..6 {
+                            let mut args = [0u64; 6];
+                            args[i] = *v;
+                            args[(i + 1) % 6] = values[(n * 7) % values.len()];
+                            same(args);
+                        }
+                    }
+                }
+            }
+            assert!(with_args >= 3, "{with_args} calls with argument rules");
+        }
     }
 }

@@ -241,6 +241,7 @@ fn run_on(
                 init_path: opts.init.then(tini),
                 pasta: None,
                 seccomp_cache: None,
+                network: None,
             },
         )?;
         created = c

@@ -56,7 +56,26 @@ impl Mount {
     pub fn is_readonly(&self) -> bool {
         self.options.iter().any(|o| o == "ro")
     }
+
+    /// This mount, as a `volatile` overlay when it is a writable overlay: overlayfs then
+    /// never syncs the filesystem of its upper directory, neither for `fsync`/`syncfs` inside
+    /// it nor when it is unmounted (which otherwise writes back every dirty file of that whole
+    /// filesystem, other programs' too, and waits for it). Only for snapshots whose changes
+    /// are thrown away (`run --rm`) or made durable by the caller before anything names them
+    /// (a build step's layer). Kernels without the option (before 5.10) mount without it.
+    pub fn volatile(mut self) -> Mount {
+        if self.kind == "overlay"
+            && self.option("upperdir").is_some()
+            && !self.options.iter().any(|o| o == VOLATILE)
+        {
+            self.options.push(VOLATILE.into());
+        }
+        self
+    }
 }
+
+/// overlayfs's option for an upper directory that is never synced.
+const VOLATILE: &str = "volatile";
 
 /// Which system call family mounts an overlay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +201,23 @@ pub fn lowerdir_plus_supported() -> bool {
 }
 
 fn mount_overlay(m: &Mount, target: &Path, method: OverlayMethod) -> Result<()> {
+    if !m.options.iter().any(|o| o == VOLATILE) {
+        return mount_overlay_as(m, target, method);
+    }
+    // overlayfs leaves `WORKDIR/work/incompat/volatile` behind and refuses that work
+    // directory from then on (its upper may have lost writes); the caller does not need
+    // them, so a leftover from an earlier mount is removed.
+    if let Some(w) = m.option("workdir") {
+        let _ = std::fs::remove_dir_all(Path::new(w).join("work/incompat/volatile"));
+    }
+    mount_overlay_as(m, target, method).or_else(|_| {
+        let mut plain = m.clone();
+        plain.options.retain(|o| o != VOLATILE);
+        mount_overlay_as(&plain, target, method)
+    })
+}
+
+fn mount_overlay_as(m: &Mount, target: &Path, method: OverlayMethod) -> Result<()> {
     let use_plus = match method {
         OverlayMethod::Auto => lowerdir_plus_supported(),
         OverlayMethod::LowerdirPlus => true,

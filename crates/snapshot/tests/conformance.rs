@@ -281,6 +281,51 @@ fn two_hundred_forty_layers_with_legacy_mount() {
     many_layers(OverlayMethod::Legacy);
 }
 
+/// A volatile overlay (changes thrown away or synced by the caller) works like any other,
+/// also when its snapshot is mounted again (overlayfs marks a work directory it used as
+/// volatile), with either mount method; only writable overlays become volatile.
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn volatile_overlays_mount_again_and_keep_their_changes_until_removed() {
+    if !require_root() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let lowers = make_lowers(t.path());
+    let s = OverlaySnapshotter::new(&t.path().join("state")).unwrap();
+    let merged = t.path().join("merged");
+    fs::create_dir(&merged).unwrap();
+    let mut methods = vec![OverlayMethod::Legacy];
+    if snapshot::lowerdir_plus_supported() {
+        methods.push(OverlayMethod::LowerdirPlus);
+    }
+    for (i, method) in methods.into_iter().enumerate() {
+        let key = format!("v{i}");
+        let volatile: Vec<_> = s
+            .prepare(&key, &lowers)
+            .unwrap()
+            .into_iter()
+            .map(snapshot::Mount::volatile)
+            .collect();
+        assert!(volatile[0].options.iter().any(|o| o == "volatile"));
+        for round in ["one", "two"] {
+            snapshot::mount_all_with(&volatile, &merged, method).unwrap();
+            write(&merged.join(round), round);
+            snapshot::unmount_all(&merged).unwrap();
+        }
+        assert_unmounted(t.path());
+        assert_eq!(tree(&s.upper_dir(&key).unwrap()), ["one", "two"]);
+        s.remove(&key).unwrap();
+    }
+    let view = s.view("ro", &lowers).unwrap();
+    let same: Vec<_> = view
+        .iter()
+        .cloned()
+        .map(snapshot::Mount::volatile)
+        .collect();
+    assert_eq!(same, view);
+}
+
 #[test]
 fn open_honours_the_choice_and_reports_it() {
     use snapshot::Choice;

@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use oci::Digest;
 
-use crate::db::digest_col;
+use crate::db::{digest_col, Cached};
 use crate::error::{Error, Result};
 use crate::publish::Publisher;
 use crate::Store;
@@ -78,7 +78,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<ContainerRecord>> {
 
 fn all_on(conn: &Connection, filter: &str, arg: &str) -> Result<Vec<ContainerRecord>> {
     let sql = format!("SELECT {COLUMNS} FROM containers {filter} ORDER BY created DESC, id");
-    let mut st = conn.prepare(&sql)?;
+    let mut st = conn.prepare_cached(&sql)?;
     let rows = if filter.is_empty() {
         st.query_map([], row)?
             .collect::<std::result::Result<Vec<_>, _>>()?
@@ -112,7 +112,7 @@ impl Publisher<'_> {
         }
         let taken: Option<String> = self
             .tx()
-            .query_row("SELECT id FROM containers WHERE name = ?1", [c.name], |r| {
+            .row("SELECT id FROM containers WHERE name = ?1", [c.name], |r| {
                 r.get(0)
             })
             .optional()?;
@@ -122,7 +122,7 @@ impl Publisher<'_> {
                 id,
             });
         }
-        self.tx().execute(
+        self.tx().exec(
             "INSERT INTO containers (id, name, image_id, image_name, snapshot, config, created, status)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'created')",
             params![
@@ -191,7 +191,7 @@ impl Store {
 
     /// Records a container's new run state.
     pub fn set_container_state(&self, id: &str, s: &ContainerState) -> Result<()> {
-        let n = self.db.conn.execute(
+        let n = self.db.conn.exec(
             "UPDATE containers SET status = ?2, pid = ?3, exit_code = ?4, started_at = ?5,
              finished_at = ?6, error = ?7 WHERE id = ?1",
             params![
@@ -212,7 +212,7 @@ impl Store {
 
     /// Replaces a container's configuration JSON.
     pub fn set_container_config(&self, id: &str, config: &str) -> Result<()> {
-        self.db.conn.execute(
+        self.db.conn.exec(
             "UPDATE containers SET config = ?2 WHERE id = ?1",
             params![id, config],
         )?;
@@ -224,7 +224,7 @@ impl Store {
         let taken: Option<String> = self
             .db
             .conn
-            .query_row("SELECT id FROM containers WHERE name = ?1", [name], |r| {
+            .row("SELECT id FROM containers WHERE name = ?1", [name], |r| {
                 r.get(0)
             })
             .optional()?;
@@ -234,7 +234,7 @@ impl Store {
                 id: other,
             });
         }
-        let n = self.db.conn.execute(
+        let n = self.db.conn.exec(
             "UPDATE containers SET name = ?2 WHERE id = ?1",
             params![id, name],
         )?;
@@ -249,7 +249,7 @@ impl Store {
         let n = self
             .db
             .conn
-            .execute("DELETE FROM containers WHERE id = ?1", [id])?;
+            .exec("DELETE FROM containers WHERE id = ?1", [id])?;
         if n == 0 {
             return Err(Error::ContainerNotFound(id.to_string()));
         }

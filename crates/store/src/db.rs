@@ -82,7 +82,16 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX layer_remotes_digest ON layer_remotes(digest);
     "#,
+    // 4: the builder's cache key of an image (a digest of what its cache compares), so that
+    // finding a cached step reads one config instead of every child's.
+    r#"
+    ALTER TABLE images ADD COLUMN cache_key TEXT;
+    CREATE INDEX images_cache ON images(parent, cache_key);
+    "#,
 ];
+
+/// WAL size (in 4 KiB pages) at which a commit checkpoints it into the database.
+const WAL_PAGES: i64 = 64;
 
 pub(crate) struct Db {
     pub(crate) conn: Connection,
@@ -156,6 +165,30 @@ pub struct NewImage<'a> {
     pub created: &'a str,
 }
 
+/// Statements through the connection's cache of prepared statements: a strata process runs
+/// the same few queries many times (one per layer, per step, per state change), and preparing
+/// one costs more than running it.
+pub(crate) trait Cached {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    fn row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+    fn row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
 pub(crate) fn digest_col(s: String) -> Result<Digest> {
     Digest::from_str(&s).map_err(|e| Error::Corrupt(e.to_string()))
 }
@@ -164,18 +197,34 @@ impl Db {
     pub(crate) fn open(path: &Path) -> Result<Db> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(60))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.set_prepared_statement_cache_capacity(64);
+        // WAL mode is recorded in the database file: set only once.
+        let mode: String = conn.row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
+        // Every commit is fsynced in the WAL before it returns.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Every strata process is short-lived: by default the last connection to close
+        // checkpoints the WAL into the database and deletes it (two fsyncs and a file
+        // deletion), and the next process's first commit makes the WAL again (two more
+        // fsyncs, one of the directory). Leave the WAL in place instead; commits checkpoint
+        // it once it holds WAL_PAGES pages, which also bounds what the first process to open
+        // the database reads to rebuild the WAL index. Committed transactions are durable in
+        // the WAL either way.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )?;
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_PAGES)?;
         let mut db = Db { conn };
         db.migrate()?;
         Ok(db)
     }
 
     fn migrate(&mut self) -> Result<()> {
-        let version: usize = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let version: usize = self.conn.row("PRAGMA user_version", [], |r| r.get(0))?;
         if version >= MIGRATIONS.len() {
             return Ok(());
         }
@@ -183,7 +232,7 @@ impl Db {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Another process may have migrated while we waited for the write lock.
-        let version: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let version: usize = tx.row("PRAGMA user_version", [], |r| r.get(0))?;
         for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
             tx.execute_batch(m)?;
             tx.pragma_update(None, "user_version", i + 1)?;
@@ -197,7 +246,7 @@ impl Db {
     }
 
     pub(crate) fn layers(&self) -> Result<Vec<LayerRecord>> {
-        let mut st = self.conn.prepare(
+        let mut st = self.conn.prepare_cached(
             "SELECT diff_id, size, tar_size, blob, media_type, blob_size, tar_split FROM layers ORDER BY diff_id",
         )?;
         let rows = st.query_map([], layer_row)?;
@@ -212,7 +261,7 @@ impl Db {
         let ids: Vec<String> = {
             let mut st = self
                 .conn
-                .prepare("SELECT id FROM images ORDER BY added DESC, id")?;
+                .prepare_cached("SELECT id FROM images ORDER BY added DESC, id")?;
             let rows = st.query_map([], |r| r.get(0))?;
             rows.collect::<std::result::Result<_, _>>()?
         };
@@ -228,7 +277,7 @@ impl Db {
     pub(crate) fn lookup_tag(&self, name: &str) -> Result<Option<Digest>> {
         let id: Option<String> = self
             .conn
-            .query_row("SELECT image_id FROM tags WHERE name = ?1", [name], |r| {
+            .row("SELECT image_id FROM tags WHERE name = ?1", [name], |r| {
                 r.get(0)
             })
             .optional()?;
@@ -238,7 +287,7 @@ impl Db {
     pub(crate) fn lookup_repo_digest(&self, name: &str) -> Result<Option<Digest>> {
         let id: Option<String> = self
             .conn
-            .query_row(
+            .row(
                 "SELECT image_id FROM repo_digests WHERE name = ?1",
                 [name],
                 |r| r.get(0),
@@ -253,7 +302,7 @@ impl Db {
         }
         let mut st = self
             .conn
-            .prepare("SELECT id FROM images WHERE substr(id, 8, ?2) = ?1")?;
+            .prepare_cached("SELECT id FROM images WHERE substr(id, 8, ?2) = ?1")?;
         let rows = st.query_map(params![prefix.to_ascii_lowercase(), prefix.len()], |r| {
             r.get::<_, String>(0)
         })?;
@@ -263,10 +312,25 @@ impl Db {
     pub(crate) fn children(&self, id: &Digest) -> Result<Vec<Digest>> {
         children_on(&self.conn, id)
     }
+
+    pub(crate) fn cache_candidates(
+        &self,
+        parent: Option<&Digest>,
+        key: &str,
+    ) -> Result<Vec<Digest>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id FROM images WHERE parent IS ?1 AND (cache_key = ?2 OR cache_key IS NULL)
+             ORDER BY id",
+        )?;
+        let rows = st.query_map(params![parent.map(|p| p.to_string()), key], |r| {
+            r.get::<_, String>(0)
+        })?;
+        rows.map(|r| digest_col(r?)).collect()
+    }
 }
 
 pub(crate) fn children_on(conn: &Connection, id: &Digest) -> Result<Vec<Digest>> {
-    let mut st = conn.prepare("SELECT id FROM images WHERE parent = ?1 ORDER BY id")?;
+    let mut st = conn.prepare_cached("SELECT id FROM images WHERE parent = ?1 ORDER BY id")?;
     let rows = st.query_map([id.to_string()], |r| r.get::<_, String>(0))?;
     rows.map(|r| digest_col(r?)).collect()
 }
@@ -300,7 +364,7 @@ fn layer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<LayerRecord>> {
 
 pub(crate) fn layer_on(conn: &Connection, diff_id: &Digest) -> Result<Option<LayerRecord>> {
     let row = conn
-        .query_row(
+        .row(
             "SELECT diff_id, size, tar_size, blob, media_type, blob_size, tar_split FROM layers WHERE diff_id = ?1",
             [diff_id.to_string()],
             layer_row,
@@ -310,7 +374,7 @@ pub(crate) fn layer_on(conn: &Connection, diff_id: &Digest) -> Result<Option<Lay
 }
 
 pub(crate) fn remote_blobs_on(conn: &Connection, diff_id: &Digest) -> Result<Vec<RemoteBlob>> {
-    let mut st = conn.prepare(
+    let mut st = conn.prepare_cached(
         "SELECT registry, repository, digest, media_type, size FROM layer_remotes
          WHERE diff_id = ?1 ORDER BY registry, repository, digest",
     )?;
@@ -339,7 +403,7 @@ pub(crate) fn remote_blobs_on(conn: &Connection, diff_id: &Digest) -> Result<Vec
 }
 
 pub(crate) fn add_remote_blob_on(conn: &Connection, b: &RemoteBlob) -> Result<()> {
-    conn.execute(
+    conn.exec(
         "INSERT OR REPLACE INTO layer_remotes (diff_id, registry, repository, digest, media_type, size)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
@@ -356,7 +420,7 @@ pub(crate) fn add_remote_blob_on(conn: &Connection, b: &RemoteBlob) -> Result<()
 
 pub(crate) fn image_on(conn: &Connection, id: &Digest) -> Result<Option<ImageRecord>> {
     let row: Option<(Option<String>, String, String, Option<String>)> = conn
-        .query_row(
+        .row(
             "SELECT parent, created, added, last_tag_time FROM images WHERE id = ?1",
             [id.to_string()],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
@@ -368,7 +432,7 @@ pub(crate) fn image_on(conn: &Connection, id: &Digest) -> Result<Option<ImageRec
     let mut layers = Vec::new();
     let mut size = 0u64;
     {
-        let mut st = conn.prepare(
+        let mut st = conn.prepare_cached(
             "SELECT l.diff_id, l.size FROM image_layers il JOIN layers l ON l.diff_id = il.diff_id
              WHERE il.image_id = ?1 ORDER BY il.position",
         )?;
@@ -379,7 +443,7 @@ pub(crate) fn image_on(conn: &Connection, id: &Digest) -> Result<Option<ImageRec
         }
     }
     let strings = |sql: &str| -> Result<Vec<String>> {
-        let mut st = conn.prepare(sql)?;
+        let mut st = conn.prepare_cached(sql)?;
         let rows = st.query_map([id.to_string()], |r| r.get::<_, String>(0))?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     };

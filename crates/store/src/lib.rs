@@ -174,6 +174,13 @@ impl Store {
         self.db.children(id)
     }
 
+    /// The images whose parent is `parent` (None: images without one) that may hold the build
+    /// step with cache key `key` (see [`Publisher::set_cache_key`]): those recorded with that
+    /// key and those recorded without any (made elsewhere or by older versions), by ID.
+    pub fn cache_candidates(&self, parent: Option<&Digest>, key: &str) -> Result<Vec<Digest>> {
+        self.db.cache_candidates(parent, key)
+    }
+
     /// Removes unreferenced layers and blobs, and staging areas of processes that died.
     pub fn collect_garbage(&mut self) -> Result<Collected> {
         publish::collect_garbage(self)

@@ -15,7 +15,7 @@ use oci::Digest;
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::blobs::{sync_dir, StagedBlob};
-use crate::db::{self, LayerRecord, NewImage};
+use crate::db::{self, Cached, LayerRecord, NewImage};
 use crate::error::{Error, Result};
 use crate::staging::{random_u64, remove_if_stale, remove_tree};
 use crate::{Collected, Store};
@@ -122,7 +122,7 @@ impl<'a> Publisher<'a> {
         let dst = self.root.join("layers").join(diff_id.hex());
         if !dst.exists() {
             // Make the unpacked files durable before they become visible under their name.
-            sync_filesystem(dir)?;
+            sync_tree(dir)?;
             if let Some(split) = tar_split {
                 let to = self.root.join("tarsplit").join(diff_id.hex());
                 fs::rename(split, &to).map_err(|e| Error::io(&to, e))?;
@@ -130,7 +130,7 @@ impl<'a> Publisher<'a> {
             fs::rename(dir, &dst).map_err(|e| Error::io(&dst, e))?;
             self.layers_renamed = true;
         }
-        self.tx.execute(
+        self.tx.exec(
             "INSERT INTO layers (diff_id, size, tar_size, blob, media_type, blob_size, tar_split)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
@@ -167,7 +167,7 @@ impl<'a> Publisher<'a> {
         let id = self.put_blob_bytes(img.config)?;
         let exists: Option<i64> = self
             .tx
-            .query_row(
+            .row(
                 "SELECT 1 FROM images WHERE id = ?1",
                 [id.to_string()],
                 |r| r.get(0),
@@ -175,14 +175,14 @@ impl<'a> Publisher<'a> {
             .optional()?;
         if exists.is_some() {
             if let Some(p) = img.parent {
-                self.tx.execute(
+                self.tx.exec(
                     "UPDATE images SET parent = ?2 WHERE id = ?1 AND parent IS NULL",
                     params![id.to_string(), p.to_string()],
                 )?;
             }
             return Ok(id);
         }
-        self.tx.execute(
+        self.tx.exec(
             "INSERT INTO images (id, parent, created, added) VALUES (?1, ?2, ?3, ?4)",
             params![
                 id.to_string(),
@@ -192,7 +192,7 @@ impl<'a> Publisher<'a> {
             ],
         )?;
         for (i, l) in img.layers.iter().enumerate() {
-            self.tx.execute(
+            self.tx.exec(
                 "INSERT INTO image_layers (image_id, position, diff_id) VALUES (?1, ?2, ?3)",
                 params![id.to_string(), i as i64, l.to_string()],
             )?;
@@ -200,20 +200,31 @@ impl<'a> Publisher<'a> {
         Ok(id)
     }
 
+    /// Records the builder's cache key of `image`: a digest of the parts of its
+    /// `container_config` that the build cache compares, so that
+    /// [`Store::cache_candidates`] need not offer every child of a parent.
+    pub fn set_cache_key(&mut self, image: &Digest, key: &str) -> Result<()> {
+        self.tx.exec(
+            "UPDATE images SET cache_key = ?2 WHERE id = ?1",
+            params![image.to_string(), key],
+        )?;
+        Ok(())
+    }
+
     /// Points `name` at `image`, returning the image it pointed to before (if different).
     pub fn tag(&mut self, name: &str, image: &Digest) -> Result<Option<Digest>> {
         let old: Option<String> = self
             .tx
-            .query_row("SELECT image_id FROM tags WHERE name = ?1", [name], |r| {
+            .row("SELECT image_id FROM tags WHERE name = ?1", [name], |r| {
                 r.get(0)
             })
             .optional()?;
-        self.tx.execute(
+        self.tx.exec(
             "INSERT INTO tags (name, image_id) VALUES (?1, ?2)
              ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id",
             params![name, image.to_string()],
         )?;
-        self.tx.execute(
+        self.tx.exec(
             "UPDATE images SET last_tag_time = ?2 WHERE id = ?1",
             params![image.to_string(), oci::now()],
         )?;
@@ -227,19 +238,18 @@ impl<'a> Publisher<'a> {
     pub fn untag(&mut self, name: &str) -> Result<Option<Digest>> {
         let old: Option<String> = self
             .tx
-            .query_row("SELECT image_id FROM tags WHERE name = ?1", [name], |r| {
+            .row("SELECT image_id FROM tags WHERE name = ?1", [name], |r| {
                 r.get(0)
             })
             .optional()?;
-        self.tx
-            .execute("DELETE FROM tags WHERE name = ?1", [name])?;
+        self.tx.exec("DELETE FROM tags WHERE name = ?1", [name])?;
         old.map(|s| Digest::from_str(&s).map_err(|e| Error::Corrupt(e.to_string())))
             .transpose()
     }
 
     /// Records that `image` is known as `name@sha256:…`.
     pub fn add_repo_digest(&mut self, name: &str, image: &Digest) -> Result<()> {
-        self.tx.execute(
+        self.tx.exec(
             "INSERT OR IGNORE INTO repo_digests (name, image_id) VALUES (?1, ?2)",
             params![name, image.to_string()],
         )?;
@@ -248,7 +258,7 @@ impl<'a> Publisher<'a> {
 
     /// Forgets that `image` is known as `name@sha256:…`.
     pub fn remove_repo_digest(&mut self, name: &str, image: &Digest) -> Result<()> {
-        self.tx.execute(
+        self.tx.exec(
             "DELETE FROM repo_digests WHERE name = ?1 AND image_id = ?2",
             params![name, image.to_string()],
         )?;
@@ -267,11 +277,11 @@ impl<'a> Publisher<'a> {
         }
         let n = self
             .tx
-            .execute("DELETE FROM images WHERE id = ?1", [id.to_string()])?;
+            .exec("DELETE FROM images WHERE id = ?1", [id.to_string()])?;
         if n == 0 {
             return Err(Error::ImageNotFound(*id));
         }
-        self.tx.execute(
+        self.tx.exec(
             "UPDATE images SET parent = NULL WHERE parent = ?1",
             [id.to_string()],
         )?;
@@ -305,6 +315,50 @@ impl<'a> Publisher<'a> {
     }
 }
 
+/// Most files and directories [`sync_tree`] fsyncs one by one.
+const MAX_FSYNCS: usize = 128;
+
+/// Makes the tree at `dir` durable: a small tree (a build step's layer) by an fsync of each
+/// regular file, then of each directory, deepest first (the journal commit that makes the
+/// last one durable carries the entries, symlinks, device nodes and attributes made before
+/// it); a larger one, or one that cannot be opened file by file, by `syncfs`, which writes
+/// back the whole filesystem at once, other programs' dirty files too.
+fn sync_tree(dir: &Path) -> Result<()> {
+    fn each(dir: &Path) -> std::io::Result<bool> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut files = Vec::new();
+        let mut dirs = vec![dir.to_path_buf()];
+        let mut i = 0;
+        while i < dirs.len() {
+            for e in fs::read_dir(&dirs[i])? {
+                let e = e?;
+                let t = e.file_type()?;
+                if t.is_dir() {
+                    dirs.push(e.path());
+                } else if t.is_file() {
+                    files.push(e.path());
+                }
+                if files.len() + dirs.len() > MAX_FSYNCS {
+                    return Ok(false);
+                }
+            }
+            i += 1;
+        }
+        for p in files.iter().chain(dirs.iter().rev()) {
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NOATIME)
+                .open(p)?
+                .sync_all()?;
+        }
+        Ok(true)
+    }
+    match each(dir) {
+        Ok(true) => Ok(()),
+        _ => sync_filesystem(dir),
+    }
+}
+
 fn sync_filesystem(p: &Path) -> Result<()> {
     use std::os::fd::AsRawFd;
     let f = File::open(p).map_err(|e| Error::io(p, e))?;
@@ -324,23 +378,23 @@ pub(crate) fn collect_garbage(store: &mut Store) -> Result<Collected> {
         .db
         .conn
         .transaction_with_behavior(TransactionBehavior::Immediate)?;
-    tx.execute(
+    tx.exec(
         "DELETE FROM layers WHERE diff_id NOT IN (SELECT diff_id FROM image_layers)
          AND diff_id NOT IN (SELECT il.diff_id FROM image_layers il
                              JOIN containers c ON c.image_id = il.image_id)",
         [],
     )?;
-    tx.execute(
+    tx.exec(
         "DELETE FROM layer_remotes WHERE diff_id NOT IN (SELECT diff_id FROM layers)",
         [],
     )?;
     let live_layers: HashSet<String> = {
-        let mut st = tx.prepare("SELECT diff_id FROM layers")?;
+        let mut st = tx.prepare_cached("SELECT diff_id FROM layers")?;
         let rows = st.query_map([], |r| r.get::<_, String>(0))?;
         rows.collect::<std::result::Result<_, _>>()?
     };
     let live_blobs: HashSet<String> = {
-        let mut st = tx.prepare(
+        let mut st = tx.prepare_cached(
             "SELECT id FROM images UNION SELECT blob FROM layers WHERE blob IS NOT NULL",
         )?;
         let rows = st.query_map([], |r| r.get::<_, String>(0))?;

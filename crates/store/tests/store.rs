@@ -164,6 +164,54 @@ fn retagging_moves_the_name_and_reports_the_old_image() {
 }
 
 #[test]
+fn cache_candidates_are_the_children_with_the_key_or_without_any() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = Store::open(tmp.path()).unwrap();
+    let parent = add_image(&mut store, "{\"n\":0}", &[], None);
+    let child = |store: &mut Store, n: u32, parent: Option<Digest>, key: Option<&str>| {
+        let mut p = store.publish().unwrap();
+        let id = p
+            .add_image(&NewImage {
+                config: format!("{{\"n\":{n}}}").as_bytes(),
+                layers: &[],
+                parent,
+                created: "2026-01-01T00:00:00Z",
+            })
+            .unwrap();
+        if let Some(k) = key {
+            p.set_cache_key(&id, k).unwrap();
+        }
+        p.commit().unwrap();
+        id
+    };
+    let a = child(&mut store, 1, Some(parent), Some("ka"));
+    let b = child(&mut store, 2, Some(parent), Some("kb"));
+    let unkeyed = child(&mut store, 3, Some(parent), None);
+    let root_a = child(&mut store, 4, None, Some("ka"));
+    let sorted = |mut v: Vec<Digest>| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        store.cache_candidates(Some(&parent), "ka").unwrap(),
+        sorted(vec![a, unkeyed])
+    );
+    assert_eq!(
+        store.cache_candidates(Some(&parent), "kb").unwrap(),
+        sorted(vec![b, unkeyed])
+    );
+    assert_eq!(
+        store.cache_candidates(Some(&parent), "kc").unwrap(),
+        vec![unkeyed]
+    );
+    assert_eq!(
+        store.cache_candidates(None, "ka").unwrap(),
+        sorted(vec![parent, root_a])
+    );
+    assert!(store.cache_candidates(Some(&b), "kb").unwrap().is_empty());
+}
+
+#[test]
 fn staging_left_by_a_dead_process_is_collected_but_a_live_one_is_not() {
     let tmp = tempfile::tempdir().unwrap();
     let mut store = Store::open(tmp.path()).unwrap();

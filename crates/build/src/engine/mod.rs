@@ -226,6 +226,49 @@ fn cache_match(a: &ContainerConfig, b: &ContainerConfig) -> bool {
         && keys(&a.volumes) == keys(&b.volumes)
 }
 
+/// A digest of what [`cache_match`] compares, recorded with each image the builder makes
+/// (`store::Publisher::set_cache_key`) so that a probe reads only the configs that can match:
+/// two configs get the same key exactly when they match. None for a config that matches
+/// nothing (`OpenStdin`).
+fn cache_key(c: &ContainerConfig) -> Option<String> {
+    if c.open_stdin {
+        return None;
+    }
+    let mut h = oci::Hasher::new();
+    // Every part is length-prefixed, so no two configs hash the same bytes.
+    let mut part = |b: &[u8]| {
+        h.update(&(b.len() as u64).to_le_bytes());
+        h.update(b);
+    };
+    // Changing what is compared changes this version, so older keys never match.
+    part(b"strata-cache-key-1");
+    part(&[c.attach_stdout as u8, c.attach_stderr as u8, c.tty as u8]);
+    part(c.user.as_bytes());
+    let mut list = |items: &mut dyn ExactSizeIterator<Item = &str>| {
+        part(&(items.len() as u64).to_le_bytes());
+        for i in items {
+            part(i.as_bytes());
+        }
+    };
+    let none = Vec::new();
+    for v in [&c.cmd, &c.env, &c.entrypoint] {
+        list(&mut v.as_ref().unwrap_or(&none).iter().map(String::as_str));
+    }
+    let labels = c.labels.clone().unwrap_or_default();
+    list(
+        &mut labels
+            .iter()
+            .flat_map(|(k, v)| [k.as_str(), v.as_str()])
+            .collect::<Vec<_>>()
+            .into_iter(),
+    );
+    for set in [&c.exposed_ports, &c.volumes] {
+        let set = set.clone().unwrap_or_default();
+        list(&mut set.iter().map(String::as_str));
+    }
+    Some(h.finish().to_string())
+}
+
 fn command_argv(form: &CommandForm, shell: &[String]) -> Vec<String> {
     match form {
         CommandForm::Shell(s) => {
@@ -470,15 +513,10 @@ impl Builder<'_> {
         if st.busted {
             return Ok(false);
         }
-        let candidates: Vec<Digest> = match st.id {
-            Some(id) => self.store.children(&id)?,
-            None => self
-                .store
-                .images()?
-                .into_iter()
-                .filter(|i| i.parent.is_none())
-                .map(|i| i.id)
-                .collect(),
+        // The children recorded with this step's key, and those recorded without one.
+        let candidates = match cache_key(probe) {
+            Some(key) => self.store.cache_candidates(st.id.as_ref(), &key)?,
+            None => Vec::new(),
         };
         let mut best: Option<(String, Digest, ImageConfig)> = None;
         for c in candidates {
@@ -535,6 +573,7 @@ impl Builder<'_> {
         }
         let mut cc = probe.unwrap_or_default();
         cc.image = parent_cfg_image;
+        let key = cache_key(&cc);
         cfg.container_config = Some(cc);
         cfg.created = Some(created.clone());
         cfg.docker_version = image::STRATA_VERSION.into();
@@ -570,6 +609,9 @@ impl Builder<'_> {
             parent: st.id,
             created: &created,
         })?;
+        if let Some(key) = &key {
+            p.set_cache_key(&id, key)?;
+        }
         p.commit()?;
         self.say(st.quiet, &format!(" ---> {}", id.short()));
         if let Some(sh) = cfg.config.as_ref().and_then(|c| c.shell.clone()) {
@@ -595,7 +637,13 @@ impl Builder<'_> {
         let key = format!("build-{}-{}", std::process::id(), &cid[..12]);
         let mut lowers = vec![self.init_layer.clone()];
         lowers.extend(self.lowers(st));
-        let mounts = self.snapshots.prepare(&key, &lowers)?;
+        // The step's changes become a layer that publishing makes durable, or are dropped.
+        let mounts: Vec<snapshot::Mount> = self
+            .snapshots
+            .prepare(&key, &lowers)?
+            .into_iter()
+            .map(snapshot::Mount::volatile)
+            .collect();
         let rootfs = self.work_dir.join(&key);
         fs::create_dir_all(&rootfs).map_err(|e| BuildError::io(&rootfs, e))?;
         if let Err(e) = snapshot::mount_all(&mounts, &rootfs) {
@@ -741,4 +789,64 @@ fn clean_abs(p: &str) -> String {
         }
     }
     format!("/{}", parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Configs that differ in one field each, and equal ones written differently.
+    fn variants() -> Vec<ContainerConfig> {
+        let base = ContainerConfig {
+            cmd: Some(vec!["/bin/sh".into(), "-c".into(), "#(nop) ".into()]),
+            env: Some(vec!["PATH=/bin".into()]),
+            ..Default::default()
+        };
+        let mut out = vec![base.clone(), ContainerConfig::default()];
+        let mut push = |f: &dyn Fn(&mut ContainerConfig)| {
+            let mut c = base.clone();
+            f(&mut c);
+            out.push(c);
+        };
+        push(&|c| c.attach_stdout = true);
+        push(&|c| c.attach_stderr = true);
+        push(&|c| c.tty = true);
+        push(&|c| c.user = "1000".into());
+        push(&|c| c.cmd = None);
+        push(&|c| c.cmd = Some(vec![]));
+        push(&|c| c.cmd = Some(vec!["/bin/sh -c".into(), "#(nop) ".into()]));
+        push(&|c| c.env = Some(vec!["PATH=/bin".into(), "A=1".into()]));
+        push(&|c| c.entrypoint = Some(vec!["/bin/sh".into()]));
+        push(&|c| c.entrypoint = Some(vec!["/bin/sh".into(), "-c".into()]));
+        push(&|c| c.labels = Some([("a".into(), "b".into())].into()));
+        push(&|c| c.labels = Some([("ab".into(), "".into())].into()));
+        push(&|c| c.labels = Some(Default::default()));
+        push(&|c| c.exposed_ports = Some(["80/tcp".to_string()].into()));
+        push(&|c| c.volumes = Some(["80/tcp".to_string()].into()));
+        // Not compared by Docker's cache.
+        push(&|c| c.working_dir = "/app".into());
+        push(&|c| c.image = "sha256:00".into());
+        push(&|c| c.hostname = "h".into());
+        out
+    }
+
+    #[test]
+    fn cache_keys_are_equal_exactly_when_configs_match() {
+        let all = variants();
+        for a in &all {
+            for b in &all {
+                assert_eq!(
+                    cache_key(a) == cache_key(b),
+                    cache_match(a, b),
+                    "{a:?}\n{b:?}"
+                );
+            }
+        }
+        let open = ContainerConfig {
+            open_stdin: true,
+            ..Default::default()
+        };
+        assert_eq!(cache_key(&open), None);
+        assert!(!cache_match(&open, &open));
+    }
 }

@@ -88,6 +88,7 @@ impl build::RunStep for Runner {
                 init_path: None,
                 pasta: self.pasta.clone(),
                 seccomp_cache: Some(self.seccomp_cache.clone()),
+                network: None,
             },
         )
         .and_then(|mut c| c.wait());
