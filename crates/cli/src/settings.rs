@@ -12,7 +12,7 @@ pub struct Settings {
     /// How registries are reached: insecure registries (`--insecure-registry` and
     /// `insecure-registries` in `$STRATA_CONFIG`), Docker's `config.json` (`$DOCKER_CONFIG`,
     /// else `~/.docker`), and the transfer tunables (`STRATA_MAX_CONCURRENT_DOWNLOADS`,
-    /// `STRATA_PUSH_CHUNK_SIZE`, `STRATA_TAGS_PAGE_SIZE`).
+    /// `STRATA_MAX_CONCURRENT_UPLOADS`, `STRATA_PUSH_CHUNK_SIZE`, `STRATA_TAGS_PAGE_SIZE`).
     pub hosts: registry::Hosts,
     /// `STRATA_SNAPSHOTTER`: `overlayfs`, `copy`, or unset for the automatic choice.
     pub snapshotter: snapshot::Choice,
@@ -50,6 +50,9 @@ pub fn load(cli: &Cli) -> anyhow::Result<&'static Settings> {
     hosts.insecure = insecure_registries(&cli.insecure_registries, &config)?;
     if let Some(n) = number("STRATA_MAX_CONCURRENT_DOWNLOADS")? {
         hosts.max_concurrent_downloads = n as usize;
+    }
+    if let Some(n) = number("STRATA_MAX_CONCURRENT_UPLOADS")? {
+        hosts.max_concurrent_uploads = n as usize;
     }
     if let Some(n) = number("STRATA_PUSH_CHUNK_SIZE")? {
         hosts.push_chunk_size = n;

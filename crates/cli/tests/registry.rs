@@ -587,40 +587,67 @@ fn bearer_token_auth_through_a_token_server() {
     );
 }
 
-/// A relay to a registry that sends answers slowly (64 KiB every 20 ms), so a pull can be
-/// killed halfway through a layer.
-fn slow_front(upstream: u16) -> u16 {
+/// A TCP relay to `upstream` on a port of its own. Before it passes on a chunk (at most
+/// 64 KiB), `shape(to_upstream, bytes so far that way on this connection)` may wait, or
+/// say to break the connection (false).
+fn relay(upstream: u16, shape: impl Fn(bool, usize) -> bool + Send + Sync + 'static) -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
+    let shape = Arc::new(shape);
     std::thread::spawn(move || {
         for c in l.incoming().flatten() {
-            std::thread::spawn(move || {
-                let Ok(up) = TcpStream::connect(("127.0.0.1", upstream)) else {
-                    return;
-                };
-                let (mut c_in, mut up_out) = (c.try_clone().unwrap(), up.try_clone().unwrap());
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut c_in, &mut up_out);
-                    let _ = up_out.shutdown(Shutdown::Write);
-                });
-                let (mut up_in, mut c_out) = (up, c);
-                let mut buf = vec![0u8; 64 << 10];
-                loop {
-                    match up_in.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if c_out.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                            std::thread::sleep(Duration::from_millis(20));
-                        }
-                    }
-                }
-                let _ = c_out.shutdown(Shutdown::Both);
-            });
+            let Ok(up) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                continue;
+            };
+            for (from, to, to_upstream) in [
+                (c.try_clone().unwrap(), up.try_clone().unwrap(), true),
+                (up, c, false),
+            ] {
+                let shape = shape.clone();
+                std::thread::spawn(move || pump(from, to, to_upstream, &*shape));
+            }
         }
     });
     port
+}
+
+/// One direction of a [`relay`].
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    to_upstream: bool,
+    shape: &(dyn Fn(bool, usize) -> bool + Send + Sync),
+) {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut total = 0;
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                total += n;
+                if !shape(to_upstream, total) {
+                    let _ = from.shutdown(Shutdown::Both);
+                    let _ = to.shutdown(Shutdown::Both);
+                    return;
+                }
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+/// A relay to a registry that sends answers slowly (64 KiB every 20 ms), so a pull can be
+/// killed halfway through a layer.
+fn slow_front(upstream: u16) -> u16 {
+    relay(upstream, |to_upstream, _| {
+        if !to_upstream {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    })
 }
 
 #[test]
@@ -1268,45 +1295,10 @@ fn a_changed_layer_fails_the_push() {
 /// A relay to a registry that breaks the first connection on which the client sends more
 /// than 2 MiB (an upload), once; its port, and whether it did.
 fn breaking_front(upstream: u16) -> (u16, Arc<std::sync::atomic::AtomicBool>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
     let broken = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let did = broken.clone();
-    std::thread::spawn(move || {
-        for c in l.incoming().flatten() {
-            let broken = broken.clone();
-            std::thread::spawn(move || {
-                let Ok(up) = TcpStream::connect(("127.0.0.1", upstream)) else {
-                    return;
-                };
-                let (mut up_in, mut c_out) = (up.try_clone().unwrap(), c.try_clone().unwrap());
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut up_in, &mut c_out);
-                    let _ = c_out.shutdown(Shutdown::Both);
-                });
-                let (mut c_in, mut up_out) = (c, up);
-                let mut buf = vec![0u8; 64 << 10];
-                let mut sent = 0;
-                loop {
-                    match c_in.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            sent += n;
-                            if sent > 2 << 20
-                                && !broken.swap(true, std::sync::atomic::Ordering::SeqCst)
-                            {
-                                break;
-                            }
-                            if up_out.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-                let _ = c_in.shutdown(Shutdown::Both);
-                let _ = up_out.shutdown(Shutdown::Both);
-            });
-        }
+    let port = relay(upstream, move |to_upstream, sent| {
+        !(to_upstream && sent > 2 << 20 && !broken.swap(true, std::sync::atomic::Ordering::SeqCst))
     });
     (port, did)
 }

@@ -171,18 +171,109 @@ pub fn compress_reader<R: Read + Send + 'static>(
 /// The gzip header Go's `compress/gzip` writes: no name, mtime 0, OS unknown.
 const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 
-/// One deflated block, in the order of the input.
+/// A block of input (the buffer is [`GZIP_BLOCK`] long, `len` of it filled), back in its
+/// pool when the last reference goes.
+struct Block {
+    buf: Vec<u8>,
+    len: usize,
+    pool: Arc<Pool>,
+}
+
+impl Block {
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        self.pool.put(std::mem::take(&mut self.buf));
+    }
+}
+
+/// Input buffers kept for the next blocks: a fresh 1 MiB buffer costs page faults and
+/// zeroing, which is as much as the rest of the work on a block that is stored.
+struct Pool(Mutex<Vec<Vec<u8>>>);
+
+impl Pool {
+    fn take(&self) -> Vec<u8> {
+        let free = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        free.unwrap_or_else(|| vec![0u8; GZIP_BLOCK])
+    }
+
+    fn put(&self, buf: Vec<u8>) {
+        let mut free = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if buf.len() == GZIP_BLOCK && free.len() < 32 {
+            free.push(buf);
+        }
+    }
+}
+
+/// What a block became, in the order of the input.
 struct Deflated {
-    data: Vec<u8>,
+    piece: Piece,
     crc: Crc,
     last: bool,
+}
+
+/// Bytes of the gzip stream.
+enum Piece {
+    Bytes(Vec<u8>),
+    /// The block's own bytes in deflate stored blocks of at most [`STORED_MAX`] bytes (the
+    /// last one final when `last`), read from the input without a copy.
+    Stored {
+        input: Arc<Block>,
+        last: bool,
+    },
+}
+
+/// The most bytes one deflate stored block holds.
+const STORED_MAX: usize = 65535;
+
+impl Piece {
+    /// Copies the bytes of the piece from `pos` on into `buf`; 0 at its end.
+    fn read_at(&self, pos: usize, buf: &mut [u8]) -> usize {
+        match self {
+            Piece::Bytes(b) => {
+                let n = buf.len().min(b.len().saturating_sub(pos));
+                buf[..n].copy_from_slice(&b[pos..pos + n]);
+                n
+            }
+            Piece::Stored { input, last } => {
+                let data = input.bytes();
+                // Each stored block is 5 bytes of header (final bit and padding, LEN, NLEN)
+                // and its data; an empty input is one empty block.
+                let count = data.len().div_ceil(STORED_MAX).max(1);
+                let (k, off) = (pos / (STORED_MAX + 5), pos % (STORED_MAX + 5));
+                if k >= count {
+                    return 0;
+                }
+                let start = k * STORED_MAX;
+                let chunk = &data[start..data.len().min(start + STORED_MAX)];
+                if off < 5 {
+                    let len = chunk.len() as u16;
+                    let [l0, l1] = len.to_le_bytes();
+                    let [n0, n1] = (!len).to_le_bytes();
+                    let header = [u8::from(*last && k + 1 == count), l0, l1, n0, n1];
+                    let n = buf.len().min(5 - off);
+                    buf[..n].copy_from_slice(&header[off..off + n]);
+                    n
+                } else {
+                    let rest = &chunk[off - 5..];
+                    let n = buf.len().min(rest.len());
+                    buf[..n].copy_from_slice(&rest[..n]);
+                    n
+                }
+            }
+        }
+    }
 }
 
 /// A block to deflate: its input, the block before it (for the dictionary), whether it is
 /// the last, and where the result goes.
 struct Job {
-    input: Arc<Vec<u8>>,
-    before: Option<Arc<Vec<u8>>>,
+    input: Arc<Block>,
+    before: Option<Arc<Block>>,
     last: bool,
     level: u32,
     done: SyncSender<io::Result<Deflated>>,
@@ -202,7 +293,8 @@ struct ParGzip {
     phase: Phase,
     /// The results of the blocks, in input order (each a one-shot channel).
     order: Option<Receiver<Receiver<io::Result<Deflated>>>>,
-    out: Vec<u8>,
+    /// What `read` is giving out, and how far.
+    piece: Piece,
     pos: usize,
     crc: Crc,
     len: u64,
@@ -227,7 +319,7 @@ impl ParGzip {
         ParGzip {
             phase: Phase::Header,
             order: Some(order_rx),
-            out: Vec::new(),
+            piece: Piece::Bytes(Vec::new()),
             pos: 0,
             crc: Crc::new(),
             len: 0,
@@ -235,7 +327,7 @@ impl ParGzip {
         }
     }
 
-    /// The next deflated block; `None` after the last one.
+    /// The next deflated block.
     fn next_block(&mut self) -> io::Result<Deflated> {
         let stopped = || io::Error::other("gzip compressor stopped before the end of its input");
         let order = self.order.as_ref().ok_or_else(stopped)?;
@@ -252,22 +344,24 @@ fn feed<R: Read>(
     order: &SyncSender<Receiver<io::Result<Deflated>>>,
     jobs: &mpsc::Sender<Job>,
 ) {
-    let mut before: Option<Arc<Vec<u8>>> = None;
-    let mut current = match read_block(&mut src) {
+    let pool = Arc::new(Pool(Mutex::new(Vec::new())));
+    let mut before: Option<Arc<Block>> = None;
+    let mut current = match read_block(&mut src, &pool) {
         Ok(b) => b,
         Err(e) => return fail(order, e),
     };
     loop {
         // A full block may be followed by nothing: read on to know which is the last.
-        let next = if current.len() < GZIP_BLOCK {
-            Vec::new()
+        let next = if current.len < GZIP_BLOCK {
+            None
         } else {
-            match read_block(&mut src) {
-                Ok(b) => b,
+            match read_block(&mut src, &pool) {
+                Ok(b) if b.len == 0 => None,
+                Ok(b) => Some(b),
                 Err(e) => return fail(order, e),
             }
         };
-        let last = next.is_empty();
+        let last = next.is_none();
         let input = Arc::new(current);
         let (done, result) = mpsc::sync_channel(1);
         if order.send(result).is_err() {
@@ -280,7 +374,11 @@ fn feed<R: Read>(
             level,
             done,
         };
-        if jobs.send(job).is_err() || last {
+        let Some(next) = next else {
+            let _ = jobs.send(job);
+            return;
+        };
+        if jobs.send(job).is_err() {
             return;
         }
         before = Some(input);
@@ -297,18 +395,20 @@ fn fail(order: &SyncSender<Receiver<io::Result<Deflated>>>, e: io::Error) {
 
 /// Fills a block of [`GZIP_BLOCK`] bytes, shorter only at the end of the source (which is
 /// then read up to its `Ok(0)`).
-fn read_block<R: Read>(src: &mut R) -> io::Result<Vec<u8>> {
-    let mut block = vec![0u8; GZIP_BLOCK];
-    let mut got = 0;
-    while got < GZIP_BLOCK {
-        match src.read(&mut block[got..]) {
+fn read_block<R: Read>(src: &mut R, pool: &Arc<Pool>) -> io::Result<Block> {
+    let mut block = Block {
+        buf: pool.take(),
+        len: 0,
+        pool: pool.clone(),
+    };
+    while block.len < GZIP_BLOCK {
+        match src.read(&mut block.buf[block.len..]) {
             Ok(0) => break,
-            Ok(n) => got += n,
+            Ok(n) => block.len += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    block.truncate(got);
     Ok(block)
 }
 
@@ -338,15 +438,19 @@ fn deflate_jobs(jobs: &Mutex<Receiver<Job>>) {
 /// Deflates one block as a piece of a single deflate stream: primed with the 32 KiB before
 /// it, ended by a sync flush, or by the final block for the last one.
 fn deflate_block(z: &mut flate2::Compress, job: &Job) -> io::Result<Deflated> {
+    let input = job.input.bytes();
     let mut crc = Crc::new();
-    crc.update(&job.input);
-    let data = if job.level > 0 && incompressible(&job.input) {
-        stored(&job.input, job.last)
+    crc.update(input);
+    let piece = if job.level > 0 && incompressible(input) {
+        Piece::Stored {
+            input: job.input.clone(),
+            last: job.last,
+        }
     } else {
-        deflate(z, job)?
+        Piece::Bytes(deflate(z, job)?)
     };
     Ok(Deflated {
-        data,
+        piece,
         crc,
         last: job.last,
     })
@@ -392,34 +496,15 @@ fn incompressible(block: &[u8]) -> bool {
     bits > INCOMPRESSIBLE_BITS
 }
 
-/// `input` as deflate stored blocks (at most 65535 bytes each), the last one final when
-/// `last`. Starts and ends on a byte boundary, as the pieces before and after expect.
-fn stored(input: &[u8], last: bool) -> Vec<u8> {
-    const MAX: usize = 65535;
-    let mut out = Vec::with_capacity(input.len() + input.len() / MAX * 5 + 10);
-    let mut chunks = input.chunks(MAX).peekable();
-    if input.is_empty() {
-        out.extend_from_slice(&[u8::from(last), 0, 0, 0xff, 0xff]);
-    }
-    while let Some(c) = chunks.next() {
-        let fin = last && chunks.peek().is_none();
-        let len = c.len() as u16;
-        out.push(u8::from(fin));
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&(!len).to_le_bytes());
-        out.extend_from_slice(c);
-    }
-    out
-}
-
 /// Deflates one block with zlib-rs.
 fn deflate(z: &mut flate2::Compress, job: &Job) -> io::Result<Vec<u8>> {
     let deflate_err = |e: flate2::CompressError| io::Error::other(format!("deflate: {e}"));
     if let Some(before) = &job.before {
+        let before = before.bytes();
         let start = before.len().saturating_sub(WINDOW);
         z.set_dictionary(&before[start..]).map_err(deflate_err)?;
     }
-    let input = &job.input[..];
+    let input = job.input.bytes();
     let flush = if job.last {
         FlushCompress::Finish
     } else {
@@ -451,40 +536,42 @@ fn deflate(z: &mut flate2::Compress, job: &Job) -> io::Result<Vec<u8>> {
 
 impl Read for ParGzip {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
         loop {
-            if self.pos < self.out.len() {
-                let n = buf.len().min(self.out.len() - self.pos);
-                buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
+            let n = self.piece.read_at(self.pos, buf);
+            if n > 0 {
                 self.pos += n;
                 return Ok(n);
             }
             self.pos = 0;
-            match self.phase {
+            self.piece = match self.phase {
                 Phase::Header => {
-                    self.out = GZIP_HEADER.to_vec();
                     self.phase = Phase::Blocks;
+                    Piece::Bytes(GZIP_HEADER.to_vec())
                 }
                 Phase::Blocks => {
                     let block = self.next_block()?;
                     self.len += block.crc.amount() as u64;
                     self.crc.combine(&block.crc);
-                    self.out = block.data;
                     if block.last {
                         self.phase = Phase::Trailer;
                     }
+                    block.piece
                 }
                 Phase::Trailer => {
+                    self.phase = Phase::End;
                     let mut t = Vec::with_capacity(8);
                     t.extend_from_slice(&self.crc.sum().to_le_bytes());
                     t.extend_from_slice(&(self.len as u32).to_le_bytes());
-                    self.out = t;
-                    self.phase = Phase::End;
+                    Piece::Bytes(t)
                 }
                 Phase::End => {
-                    self.out = Vec::new();
+                    self.piece = Piece::Bytes(Vec::new());
                     return Ok(0);
                 }
-            }
+            };
         }
     }
 }
@@ -691,6 +778,18 @@ mod tests {
         random.splice(GZIP_BLOCK..GZIP_BLOCK, sample(GZIP_BLOCK));
         let z = compress_all(&random, &gzip(Some(6), 2));
         assert_eq!(gunzip(&z), random);
+        // The same bytes when read a few at a time (across stored block headers).
+        let mut r = compress_reader(io::Cursor::new(random.clone()), &gzip(Some(6), 2)).unwrap();
+        let mut small = Vec::new();
+        let mut buf = [0u8; 7];
+        for i in 0.. {
+            let n = r.read(&mut buf[..1 + i % 7]).unwrap();
+            if n == 0 {
+                break;
+            }
+            small.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(small, z);
         assert!(z.len() < random.len() - GZIP_BLOCK / 2, "{}", z.len());
         assert!(
             z.len() < 2 * GZIP_BLOCK + 100 + GZIP_BLOCK / 2 + 1000,

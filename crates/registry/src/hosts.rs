@@ -14,6 +14,8 @@ pub struct Hosts {
     pub config_file: PathBuf,
     /// Layers a pull downloads at once (Docker's `max-concurrent-downloads`, 3).
     pub max_concurrent_downloads: usize,
+    /// Layers a push uploads at once (Docker's `max-concurrent-uploads`, 5).
+    pub max_concurrent_uploads: usize,
     /// Blobs larger than this are pushed in chunks of this many bytes.
     pub push_chunk_size: u64,
     /// Tags asked for per page of a tag list.
@@ -27,6 +29,7 @@ impl Hosts {
             insecure: Vec::new(),
             config_file,
             max_concurrent_downloads: 3,
+            max_concurrent_uploads: 5,
             push_chunk_size: 128 << 20,
             tags_page_size: 1000,
         }

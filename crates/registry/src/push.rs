@@ -718,8 +718,9 @@ impl<'a> Push<'a> {
         }
     }
 
-    /// Puts the layers three at a time, the top layer first, as Docker does. Returns the
-    /// blob each layer that made it went up as (diff_id, blob), and the first failure.
+    /// Puts the layers [`Hosts::max_concurrent_uploads`] at a time, the top layer first, as
+    /// Docker does. Returns the blob each layer that made it went up as (diff_id, blob), and
+    /// the first failure.
     pub(crate) fn upload_layers(
         &self,
         jobs: &[LayerJob],
@@ -729,7 +730,8 @@ impl<'a> Push<'a> {
             layer(self.progress, &j.short, "Preparing");
         }
         let done = Mutex::new(Vec::new());
-        let result = parallel::run(jobs.iter().rev().collect(), 3, |j| {
+        let workers = self.client.hosts.max_concurrent_uploads.max(1);
+        let result = parallel::run(jobs.iter().rev().collect(), workers, |j| {
             let blob = self.upload_layer(j, opts)?;
             done.lock()
                 .unwrap_or_else(|e| e.into_inner())
