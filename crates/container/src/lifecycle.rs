@@ -198,6 +198,26 @@ impl Containers {
     /// `docker create`: checks the options against the image, prepares the writable snapshot
     /// and records the container (state `created`).
     pub fn create(&mut self, image_name: &str, opts: &CreateOptions) -> Result<ContainerRecord> {
+        self.create_as(image_name, opts, true)
+    }
+
+    /// [`Containers::create`] for `docker run`, whose start follows at once: the record does
+    /// not wait for the disk ([`store::Store::unsynced`]); the start records the running
+    /// state (or its failure) durably, and that makes the record durable too.
+    pub fn create_to_run(
+        &mut self,
+        image_name: &str,
+        opts: &CreateOptions,
+    ) -> Result<ContainerRecord> {
+        self.create_as(image_name, opts, false)
+    }
+
+    fn create_as(
+        &mut self,
+        image_name: &str,
+        opts: &CreateOptions,
+        synced: bool,
+    ) -> Result<ContainerRecord> {
         let image_id = image::resolve(&self.store, image_name)?;
         let img = image::read_config(&self.store, &image_id)?;
         let id = config::new_id();
@@ -222,27 +242,65 @@ impl Containers {
         };
         let json = serde_json::to_string(&stored).map_err(|e| Error::Invalid(e.to_string()))?;
         let lowers = self.lowers(&image_id)?;
+        let snapshots = &self.snapshots;
+        let record = |store: &mut Store| -> Result<()> {
+            let name = name.as_deref();
+            Self::record(
+                store,
+                snapshots.as_ref(),
+                &id,
+                name,
+                image_name,
+                &image_id,
+                &json,
+                &lowers,
+            )
+        };
+        if synced {
+            record(&mut self.store)?;
+        } else {
+            self.store.unsynced(record)?;
+        }
+        Ok(self
+            .store
+            .container(&id)?
+            .ok_or_else(|| store::Error::ContainerNotFound(id.clone()))?)
+    }
+
+    /// Records container `id` (a generated name when `name` is None) and prepares its
+    /// snapshot, under the store lock so that cleanup never sees one without the other.
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        store: &mut Store,
+        snapshots: &dyn Snapshotter,
+        id: &str,
+        name: Option<&str>,
+        image_name: &str,
+        image_id: &oci::Digest,
+        json: &str,
+        lowers: &[PathBuf],
+    ) -> Result<()> {
         let mut attempt = 0;
         loop {
-            let n = match &name {
-                Some(n) => n.clone(),
-                None => config::generate_name(&id, attempt),
+            let n = match name {
+                Some(n) => n.to_string(),
+                None => config::generate_name(id, attempt),
             };
-            let mut p = self.store.publish()?;
+            let mut p = store.publish()?;
             let added = p.add_container(&NewContainer {
-                id: &id,
+                id,
                 name: &n,
-                image_id: &image_id,
+                image_id,
                 image_name,
-                snapshot: &id,
-                config: &json,
+                snapshot: id,
+                config: json,
             });
             match added {
                 Ok(()) => {
                     // Made under the store lock, so cleanup never sees it unrecorded.
-                    self.snapshots.prepare(&id, &lowers)?;
+                    snapshots.prepare(id, lowers)?;
                     if let Err(e) = p.commit() {
-                        let _ = self.snapshots.remove(&id);
+                        let _ = snapshots.remove(id);
                         return Err(e.into());
                     }
                     break;
@@ -253,10 +311,7 @@ impl Containers {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(self
-            .store
-            .container(&id)?
-            .ok_or_else(|| store::Error::ContainerNotFound(id.clone()))?)
+        Ok(())
     }
 }
 
@@ -460,9 +515,19 @@ impl Containers {
             finished_at: Some(oci::now()),
             ..started
         };
-        // The record may be gone already (`rm -f` while it ran).
-        if self.store.set_container_state(&rec.id, &ended).is_ok() && stored.options.auto_remove {
-            self.remove(&rec.id, true)?;
+        // The record may be gone already (`rm -f` while it ran). A `--rm` container's exit
+        // is recorded for whoever waits for it, and made durable by its removal right after.
+        if stored.options.auto_remove {
+            let id = &rec.id;
+            if self
+                .store
+                .unsynced(|s| s.set_container_state(id, &ended))
+                .is_ok()
+            {
+                self.remove(id, true)?;
+            }
+        } else {
+            let _ = self.store.set_container_state(&rec.id, &ended);
         }
         Ok(code)
     }

@@ -328,6 +328,23 @@ mod tests {
         assert_eq!(store.find_container("uno").unwrap().id, a);
         store.rename_container(&a, "one").unwrap();
         assert_eq!(store.container(&a).unwrap().unwrap().state, st);
+        // A state recorded without waiting for the disk is visible at once, and later
+        // commits wait again.
+        let ended = ContainerState {
+            exit_code: 4,
+            ..st.clone()
+        };
+        store
+            .unsynced(|s| s.set_container_state(&a, &ended))
+            .unwrap();
+        assert_eq!(store.container(&a).unwrap().unwrap().state, ended);
+        let level: i64 = store
+            .db
+            .conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(level, 2, "FULL again");
+        store.set_container_state(&a, &st).unwrap();
         // The image cannot be deleted while containers use it.
         let mut p = store.publish().unwrap();
         assert!(matches!(

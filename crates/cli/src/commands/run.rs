@@ -233,7 +233,7 @@ pub fn run(root: &Path, a: RunArgs) -> Result<()> {
     let opts = options(&a)?;
     let mut c = super::open_containers(root)?;
     pull_if_needed(&mut c, &a)?;
-    let rec = c.create(&a.image, &opts).map_err(fail)?;
+    let rec = c.create_to_run(&a.image, &opts).map_err(fail)?;
     if a.detach {
         c.start_detached(&rec.id, monitor_command(root, &rec.id)?)
             .map_err(fail)?;
