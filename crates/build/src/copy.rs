@@ -669,7 +669,7 @@ impl Copier<'_> {
             fs::hard_link(&first, &link).map_err(|e| format!("link {}: {e}", link.display()))?;
         }
         let mut dirs = std::mem::take(&mut *lock(&self.dirs));
-        dirs.sort_by(|a, b| b.0.cmp(&a.0));
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.0));
         for (_, dir, md) in dirs {
             let (u, g) = self.uid_gid();
             let c = cpath(&dir)?;

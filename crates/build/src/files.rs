@@ -89,14 +89,20 @@ pub(crate) fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     )?)
 }
 
-/// Opens `name` in `dir` for reading, never through a symlink.
+/// Whether `O_NOATIME` is still tried (it needs the file's owner or CAP_FOWNER).
+static NOATIME: AtomicBool = AtomicBool::new(true);
+
+/// Opens `name` in `dir` for reading, never through a symlink, and without moving its atime
+/// (which would cost a journalled inode update per context file on its first read).
 pub(crate) fn open_file_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
-    Ok(rustix::fs::openat(
-        dir,
-        name,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?)
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    if NOATIME.load(Ordering::Relaxed) {
+        match rustix::fs::openat(dir, name, flags | OFlags::NOATIME, Mode::empty()) {
+            Err(Errno::PERM) => NOATIME.store(false, Ordering::Relaxed),
+            r => return Ok(r?),
+        }
+    }
+    Ok(rustix::fs::openat(dir, name, flags, Mode::empty())?)
 }
 
 /// A buffer for reading directories, reused across them.

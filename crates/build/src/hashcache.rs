@@ -223,7 +223,11 @@ impl HashCache {
         // Old records that this build did not replace, then the new ones, sorted by path: the
         // entries of one directory end up side by side, which is where the walk looks for
         // them one after the other.
-        let mut records: Vec<(&[u8], Result<&[u8], (&Stamp, &[u8; 32])>)> =
+        enum Saved<'a> {
+            Old(&'a [u8]),
+            New(&'a Stamp, &'a [u8; 32]),
+        }
+        let mut records: Vec<(&[u8], Saved<'_>)> =
             Vec::with_capacity(self.index.len() + fresh.len());
         let mut at = 0;
         while let Some((r, next)) = record_at(&self.data, at) {
@@ -231,19 +235,19 @@ impl HashCache {
                 .map(|p| fresh.contains_key(p))
                 .unwrap_or(false);
             if !replaced {
-                records.push((r.path, Ok(&self.data[at..next])));
+                records.push((r.path, Saved::Old(&self.data[at..next])));
             }
             at = next;
         }
         for (rel, (st, digest)) in fresh.iter() {
-            records.push((rel.as_bytes(), Err((st, digest))));
+            records.push((rel.as_bytes(), Saved::New(st, digest)));
         }
         records.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut body = Vec::with_capacity(self.data.len() + fresh.len() * (RECORD_FIXED + 40));
         for (path, r) in records {
             match r {
-                Ok(bytes) => body.extend_from_slice(bytes),
-                Err((st, digest)) => put_record(&mut body, st, digest, path),
+                Saved::Old(bytes) => body.extend_from_slice(bytes),
+                Saved::New(st, digest) => put_record(&mut body, st, digest, path),
             }
         }
         if let Some(parent) = self.path.parent() {

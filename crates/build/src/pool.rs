@@ -186,15 +186,20 @@ mod tests {
     #[test]
     fn a_panicking_task_does_not_hang_the_others() {
         let r = std::panic::catch_unwind(|| {
-            run(vec![1u32], 2, || (), |_, n, q| {
-                if n == 1 {
-                    q.push(2);
-                    q.push(3);
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                    panic!("task {n}");
-                }
-                Ok::<(), ()>(())
-            })
+            run(
+                vec![1u32],
+                2,
+                || (),
+                |_, n, q| {
+                    if n == 1 {
+                        q.push(2);
+                        q.push(3);
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                        panic!("task {n}");
+                    }
+                    Ok::<(), ()>(())
+                },
+            )
         });
         assert!(r.is_err());
     }
