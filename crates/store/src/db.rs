@@ -83,10 +83,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX layer_remotes_digest ON layer_remotes(digest);
     "#,
     // 4: the builder's cache key of an image (a digest of what its cache compares), so that
-    // finding a cached step reads one config instead of every child's.
+    // finding a cached step reads one config instead of every child's; the new index serves
+    // lookups by parent too.
     r#"
     ALTER TABLE images ADD COLUMN cache_key TEXT;
     CREATE INDEX images_cache ON images(parent, cache_key);
+    DROP INDEX images_parent;
     "#,
 ];
 
