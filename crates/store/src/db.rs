@@ -321,7 +321,8 @@ impl Db {
         key: &str,
     ) -> Result<Vec<Digest>> {
         let mut st = self.conn.prepare_cached(
-            "SELECT id FROM images WHERE parent IS ?1 AND (cache_key = ?2 OR cache_key IS NULL)
+            "SELECT id FROM images WHERE parent IS ?1 AND cache_key = ?2
+             UNION ALL SELECT id FROM images WHERE parent IS ?1 AND cache_key IS NULL
              ORDER BY id",
         )?;
         let rows = st.query_map(params![parent.map(|p| p.to_string()), key], |r| {
