@@ -83,10 +83,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX layer_remotes_digest ON layer_remotes(digest);
     "#,
     // 4: the builder's cache key of an image (a digest of what its cache compares), so that
-    // finding a cached step reads one config instead of every child's.
+    // finding a cached step reads one config instead of every child's; the new index serves
+    // lookups by parent too.
     r#"
     ALTER TABLE images ADD COLUMN cache_key TEXT;
     CREATE INDEX images_cache ON images(parent, cache_key);
+    DROP INDEX images_parent;
     "#,
 ];
 
@@ -319,7 +321,8 @@ impl Db {
         key: &str,
     ) -> Result<Vec<Digest>> {
         let mut st = self.conn.prepare_cached(
-            "SELECT id FROM images WHERE parent IS ?1 AND (cache_key = ?2 OR cache_key IS NULL)
+            "SELECT id FROM images WHERE parent IS ?1 AND cache_key = ?2
+             UNION ALL SELECT id FROM images WHERE parent IS ?1 AND cache_key IS NULL
              ORDER BY id",
         )?;
         let rows = st.query_map(params![parent.map(|p| p.to_string()), key], |r| {

@@ -136,14 +136,25 @@ impl Store {
         Publisher::begin(self)
     }
 
+    /// Makes every commit so far durable, those made [`Store::unsynced`] too: they are in the
+    /// WAL, which this syncs (a checkpoint syncs what it moves out of it before resetting it).
+    pub fn sync(&self) -> Result<()> {
+        let wal = self.root.join("metadata.db-wal");
+        match File::open(&wal) {
+            Ok(f) => f.sync_all().map_err(|e| Error::io(&wal, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(&wal, e)),
+        }
+    }
+
     /// Runs `f` with commits that do not wait for the disk: what they record is visible at
     /// once, consistent after a crash (whole transactions or nothing), and durable with the
     /// next commit of any process that does wait (every other commit: the WAL is synced as a
-    /// whole) or the next checkpoint. Files are still synced before the rows naming them.
-    /// Only for a record that a durable commit of the same command follows before the command
-    /// reports anything (a container created by `run`, which records it running next; the
-    /// exit of a `--rm` container, which is deleted next): an OS crash in between loses a
-    /// state nobody was told about.
+    /// whole), the next checkpoint or [`Store::sync`]. Files are still synced before the rows
+    /// naming them. Only for records that the same command makes durable so before it returns
+    /// (a container created by `run`, whose running state is recorded next; the exit of a
+    /// `--rm` container, deleted next; the steps of a build, tagged or synced at its end): an
+    /// OS crash before then loses only records of work that was still going on.
     pub fn unsynced<T, E: From<Error>>(
         &mut self,
         f: impl FnOnce(&mut Store) -> std::result::Result<T, E>,

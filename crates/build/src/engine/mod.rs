@@ -132,6 +132,9 @@ struct BuildState<'p> {
     meta: Vec<(String, String)>,
     /// The final image of every stage built so far, by stage index.
     built: Vec<Option<Digest>>,
+    /// Whether a step's image was recorded without waiting for the disk (see
+    /// [`Builder::build`]).
+    unsynced: std::cell::Cell<bool>,
 }
 
 /// The state of the stage being built (BuildKit's `dispatchState`).
@@ -289,7 +292,31 @@ impl Builder<'_> {
     }
 
     /// Builds the plan; returns the final image's ID.
+    ///
+    /// Each step's image is recorded without waiting for the disk ([`Store::unsynced`]): the
+    /// tag at the end waits for it, which makes every earlier record durable with it, or,
+    /// without a tag or when the build fails, a sync of the store before returning. What a
+    /// build printed is durable once it returns, with one disk wait instead of one per step.
     pub fn build(&mut self, plan: &Plan, opts: &BuildOptions) -> Result<Digest> {
+        let unsynced = std::cell::Cell::new(false);
+        let built = self.build_stages(plan, opts, &unsynced);
+        let tagged = built.and_then(|id| self.tag(&id, opts).map(|()| id));
+        if unsynced.get() && (tagged.is_err() || opts.tags.is_empty()) {
+            let synced = self.store.sync();
+            if tagged.is_ok() {
+                synced?;
+            }
+        }
+        tagged
+    }
+
+    /// Builds the stages; returns the final image's ID, untagged.
+    fn build_stages(
+        &mut self,
+        plan: &Plan,
+        opts: &BuildOptions,
+        unsynced: &std::cell::Cell<bool>,
+    ) -> Result<Digest> {
         let meta = self.meta_args(plan, opts)?;
         let needed = needed_stages(plan, opts.target.as_deref(), &meta, self.frontend)?;
         let mut bs = BuildState {
@@ -297,13 +324,21 @@ impl Builder<'_> {
             opts,
             meta,
             built: vec![None; plan.stages.len()],
+            unsynced: std::cell::Cell::new(false),
         };
+        let r = self.build_needed(&mut bs, &needed);
+        unsynced.set(bs.unsynced.get());
+        r
+    }
+
+    fn build_needed(&mut self, bs: &mut BuildState, needed: &[bool]) -> Result<Digest> {
+        let (plan, opts) = (bs.plan, bs.opts);
         let mut last = None;
         for (i, stage) in plan.stages.iter().enumerate() {
             if !needed[i] {
                 continue;
             }
-            let id = self.build_stage(&bs, i)?;
+            let id = self.build_stage(bs, i)?;
             bs.built[i] = Some(id);
             self.stage_images.push(id);
             last = Some(id);
@@ -311,12 +346,10 @@ impl Builder<'_> {
                 break;
             }
         }
-        let id = last.ok_or_else(|| BuildError::Step {
+        last.ok_or_else(|| BuildError::Step {
             line: 0,
             msg: "no build stage in the Dockerfile".into(),
-        })?;
-        self.tag(&id, opts)?;
-        Ok(id)
+        })
     }
 
     /// The ARGs before the first FROM (one step each): visible to FROM lines, and inside
@@ -599,20 +632,26 @@ impl Builder<'_> {
         }
         let bytes = cfg.to_docker_json();
         let layers = cfg.diff_ids().to_vec();
-        let mut p = self.store.publish()?;
-        if let Some(l) = layer {
-            l.layer.publish(&mut p)?;
-        }
-        let id = p.add_image(&NewImage {
-            config: &bytes,
-            layers: &layers,
-            parent: st.id,
-            created: &created,
+        let parent = st.id;
+        // Durable with the build's tag or final sync (see `build`).
+        st.build.unsynced.set(true);
+        let id = self.store.unsynced(|store| -> Result<Digest> {
+            let mut p = store.publish()?;
+            if let Some(l) = layer {
+                l.layer.publish(&mut p)?;
+            }
+            let id = p.add_image(&NewImage {
+                config: &bytes,
+                layers: &layers,
+                parent,
+                created: &created,
+            })?;
+            if let Some(key) = &key {
+                p.set_cache_key(&id, key)?;
+            }
+            p.commit()?;
+            Ok(id)
         })?;
-        if let Some(key) = &key {
-            p.set_cache_key(&id, key)?;
-        }
-        p.commit()?;
         self.say(st.quiet, &format!(" ---> {}", id.short()));
         if let Some(sh) = cfg.config.as_ref().and_then(|c| c.shell.clone()) {
             st.shell = sh;

@@ -327,9 +327,13 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
         tags.push(image::parse_name(t)?);
     }
     let mut store = super::open_store(root)?;
-    // A context from standard input is unpacked into this staging area.
-    let staging = store.stage()?;
-    let input = read_input(&a, &staging)?;
+    // A context from standard input is unpacked into a staging area.
+    let staging = if a.context == "-" {
+        Some(store.stage()?)
+    } else {
+        None
+    };
+    let input = read_input(&a, staging.as_ref())?;
     let ctx = context(root, &a, &input)?;
     let build_args = parse_kv(&a.build_args, true);
     let df_opts = dockerfile::BuildOptions {
@@ -435,10 +439,10 @@ fn network_mode(network: &str) -> Result<runtime::Network> {
     }
 }
 
-/// The context directory (a tar on standard input is unpacked into `staging`) and the
+/// The context directory (a tar on standard input, `-`, is unpacked into `staging`) and the
 /// Dockerfile: `-f FILE`, `-f -`, a Dockerfile on standard input, or `CONTEXT/Dockerfile`.
-fn read_input(a: &BuildArgs, staging: &store::Staging) -> Result<Input> {
-    let (context_dir, mut text) = if a.context == "-" {
+fn read_input(a: &BuildArgs, staging: Option<&store::Staging>) -> Result<Input> {
+    let (context_dir, mut text) = if let Some(staging) = staging {
         stdin_context(a, staging)?
     } else {
         let p = PathBuf::from(&a.context);
