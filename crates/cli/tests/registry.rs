@@ -1325,3 +1325,90 @@ fn a_broken_upload_is_compressed_and_sent_again() {
     b.ok(&["pull", &direct]);
     assert_eq!(id_of(&b, &direct), id);
 }
+
+/// Writes into `s`'s store a layer as stores kept them before tar-split files: the busybox
+/// tar unpacked, and its gzip blob made by `gzip -n` (bytes strata's own compressor would
+/// not give). Tags an image of that layer `name`; returns the blob's digest.
+fn legacy_gzip_image(s: &Strata, name: &str) -> String {
+    use std::io::Write as _;
+    let tar = std::fs::read(busybox_tar()).unwrap();
+    let gz = Command::new("gzip")
+        .args(["-n", "-c"])
+        .arg(busybox_tar())
+        .output()
+        .unwrap()
+        .stdout;
+    let diff_id = oci::Digest::of(&tar);
+    let mut store = store::Store::open(s.root.path()).unwrap();
+    let staging = store.stage().unwrap();
+    let dir = staging.new_dir("legacy").unwrap();
+    layer::apply_layer(&tar[..], &dir).unwrap();
+    let mut w = staging.blob_writer().unwrap();
+    w.write_all(&gz).unwrap();
+    let blob = w.finish(None).unwrap();
+    let record = store::LayerRecord {
+        diff_id,
+        size: layer::diff_size(&dir).unwrap(),
+        tar_size: tar.len() as u64,
+        blob: Some(store::BlobRef {
+            digest: blob.digest,
+            media_type: "application/vnd.docker.image.rootfs.diff.tar.gzip".into(),
+            size: gz.len() as u64,
+        }),
+        tar_split: false,
+    };
+    let config = format!(
+        r#"{{"architecture":"amd64","config":{{"Cmd":["sh"]}},"created":"2026-01-01T00:00:00Z","os":"linux","rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}}}"#
+    );
+    let mut p = store.publish().unwrap();
+    let digest = p.put_blob(blob).unwrap();
+    p.put_layer(&dir, None, &record).unwrap();
+    let id = p
+        .add_image(&store::NewImage {
+            config: config.as_bytes(),
+            layers: &[diff_id],
+            parent: None,
+            created: "2026-01-01T00:00:00Z",
+        })
+        .unwrap();
+    p.tag(&image::parse_name(name).unwrap().to_string(), &id)
+        .unwrap();
+    p.commit().unwrap();
+    digest.to_string()
+}
+
+/// A layer an old store keeps as a gzip blob goes out as that blob, even when zstd is asked
+/// for; `--force-compression` makes zstd of it.
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn a_stored_gzip_blob_goes_out_as_it_is() {
+    if !require_peers() {
+        return;
+    }
+    let reg = Registry::start(None);
+    let a = Strata::new();
+    let name = format!("{}/legacy/img:1", reg.host());
+    let blob = legacy_gzip_image(&a, &name);
+    a.ok(&["push", "--compression", "zstd", &name]);
+    let m = skopeo_copy_verified(&name);
+    assert_eq!(m["layers"][0]["digest"], blob.as_str());
+    assert_eq!(
+        m["layers"][0]["mediaType"],
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    );
+    a.ok(&[
+        "push",
+        "--compression",
+        "zstd",
+        "--force-compression",
+        &name,
+    ]);
+    let m = skopeo_copy_verified(&name);
+    assert_eq!(
+        m["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+    let b = Strata::new();
+    b.ok(&["pull", &name]);
+    assert_eq!(id_of(&b, &name), id_of(&a, &name));
+}
