@@ -307,8 +307,7 @@ impl Context {
             || HashWorker {
                 digests: Vec::new(),
                 scratch: Scratch::default(),
-                dir_buf: DirBuf::new(),
-                child: String::new(),
+                entries: EntryReader::new(),
             },
             |w: &mut HashWorker, task, queue| match task {
                 HashTask::Dir(d) => self.hash_dir(w, &d, queue, workers > 1),
@@ -342,33 +341,54 @@ impl Context {
         let HashWorker {
             digests,
             scratch,
-            dir_buf,
-            child,
+            entries,
         } = w;
-        dir_buf.for_each(fd.as_fd(), io_err(&dir), |name| {
-            child.clear();
-            if !rel.is_empty() {
-                child.push_str(rel);
-                child.push('/');
-            }
-            child.push_str(&String::from_utf8_lossy(name.to_bytes()));
-            if self.is_excluded(child) {
-                return Ok(());
-            }
-            let md = stat_at(fd.as_fd(), name).map_err(|e| io_err(&self.path_of(child))(e))?;
+        let err = |p: &str, e| io_err(&self.path_of(p))(e);
+        self.each_entry(entries, fd.as_fd(), rel, err, |child, name, md| {
             if md.is_dir() {
-                queue.push(HashTask::Dir(child.clone()));
+                queue.push(HashTask::Dir(child.to_string()));
             } else if share_big
                 && md.is_file()
                 && md.size >= BIG_FILE
-                && self.cached(child, &md).is_none()
+                && self.cached(child, md).is_none()
             {
-                queue.push(HashTask::File(child.clone(), md));
+                queue.push(HashTask::File(child.to_string(), *md));
                 return Ok(());
             }
-            digests.push(self.entry_digest(child, &md, fd.as_fd(), name, scratch)?);
+            digests.push(self.entry_digest(child, md, fd.as_fd(), name, scratch)?);
             Ok(())
         })
+    }
+
+    /// Calls `each` with the context path, name and (not followed) metadata of every entry of
+    /// the context directory `rel`, open as `dir`, that `.dockerignore` keeps; `err` makes an
+    /// error of a failed read (of `rel`) or stat (of the entry), given its context path.
+    pub(crate) fn each_entry<E>(
+        &self,
+        reader: &mut EntryReader,
+        dir: BorrowedFd<'_>,
+        rel: &str,
+        err: impl Fn(&str, io::Error) -> E,
+        mut each: impl FnMut(&str, &CStr, &Meta) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let EntryReader { buf, child } = reader;
+        buf.for_each(
+            dir,
+            |e| err(rel, e),
+            |name| {
+                child.clear();
+                if !rel.is_empty() {
+                    child.push_str(rel);
+                    child.push('/');
+                }
+                child.push_str(&String::from_utf8_lossy(name.to_bytes()));
+                if self.is_excluded(child) {
+                    return Ok(());
+                }
+                let md = stat_at(dir, name).map_err(|e| err(child, e))?;
+                each(child, name, &md)
+            },
+        )
     }
 
     /// The tarsum (version 1) of one context entry, as the classic builder computes it.
@@ -487,9 +507,23 @@ enum HashTask {
 struct HashWorker {
     digests: Vec<[u8; 32]>,
     scratch: Scratch,
-    dir_buf: DirBuf,
-    /// The context path of the entry at hand.
+    entries: EntryReader,
+}
+
+/// What [`Context::each_entry`] reads directories with, reused from one to the next: the
+/// buffer for their entries and the one the context paths are built in.
+pub(crate) struct EntryReader {
+    buf: DirBuf,
     child: String,
+}
+
+impl EntryReader {
+    pub(crate) fn new() -> EntryReader {
+        EntryReader {
+            buf: DirBuf::new(),
+            child: String::new(),
+        }
+    }
 }
 
 /// Buffers reused from one entry's hash to the next.

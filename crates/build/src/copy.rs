@@ -19,8 +19,8 @@ use rustix::fs::{
 };
 use rustix::io::Errno;
 
-use crate::context::{Context, Source};
-use crate::files::{open_dir, open_file_at, stat_at, stat_fd, DataCopier, DirBuf, Meta, BIG_FILE};
+use crate::context::{Context, EntryReader, Source};
+use crate::files::{open_dir, open_file_at, stat_at, stat_fd, DataCopier, Meta, BIG_FILE};
 use crate::pool::lock;
 
 pub struct CopyRequest<'a> {
@@ -296,19 +296,16 @@ enum CopyTask {
 
 /// One copying thread's buffers.
 struct CopyWorker {
-    dir_buf: DirBuf,
+    entries: EntryReader,
     /// For read/write copies.
     buf: Vec<u8>,
-    /// The context path of the entry at hand.
-    child: String,
 }
 
 impl CopyWorker {
     fn new() -> CopyWorker {
         CopyWorker {
-            dir_buf: DirBuf::new(),
+            entries: EntryReader::new(),
             buf: Vec::new(),
-            child: String::new(),
         }
     }
 }
@@ -485,29 +482,16 @@ impl Copier<'_> {
         let sfd = open_dir(src).map_err(at_path(src))?;
         let dfd = open_dir(dst).map_err(at_path(dst))?;
         let rules = self.rules(dfd.as_fd())?;
-        let CopyWorker {
-            dir_buf,
-            buf,
-            child,
-        } = w;
-        dir_buf.for_each(sfd.as_fd(), at_path(src), |name| {
-            child.clear();
-            if !rel.is_empty() {
-                child.push_str(rel);
-                child.push('/');
-            }
-            child.push_str(&String::from_utf8_lossy(name.to_bytes()));
-            if ctx.excluded(child) {
-                return Ok(());
-            }
-            let md = stat_at(sfd.as_fd(), name).map_err(at_path(&src.join(os(name))))?;
+        let CopyWorker { entries, buf } = w;
+        let err = |p: &str, e| format!("{}: {e}", ctx.path_of(p).display());
+        ctx.each_entry(entries, sfd.as_fd(), rel, err, |child, name, md| {
             let to = dst.join(os(name));
             match md.file_type() {
                 FileType::Directory => {
                     self.make_dir_at(dfd.as_fd(), name, &to)?;
-                    lock(&self.dirs).push((depth + 1, to.clone(), md));
+                    lock(&self.dirs).push((depth + 1, to.clone(), *md));
                     queue.push(CopyTask::Dir {
-                        rel: child.clone(),
+                        rel: child.to_string(),
                         src: src.join(os(name)),
                         dst: to,
                         depth: depth + 1,
@@ -518,13 +502,13 @@ impl Copier<'_> {
                     queue.push(CopyTask::File {
                         src: src.join(os(name)),
                         dst: to,
-                        md,
+                        md: *md,
                     });
                     Ok(())
                 }
                 _ => {
                     let target = (dfd.as_fd(), name, to.as_path());
-                    self.copy_entry_at(sfd.as_fd(), name, target, rules, &md, buf)
+                    self.copy_entry_at(sfd.as_fd(), name, target, rules, md, buf)
                 }
             }
         })

@@ -6,6 +6,8 @@
 //! is a cache hit.
 
 mod common;
+#[path = "../../../support/rng.rs"]
+mod rng;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -13,6 +15,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
+use rng::Rng;
 
 const DOCKER: &str = "/usr/bin/docker";
 
@@ -28,22 +31,6 @@ const PLAIN: (&str, &str) = (
     "sha256:4ddd02aaac25edc950c57f5957746eec873da7325bada9085435dac95ffe6986",
     "/bin/sh -c #(nop) COPY dir:afb78ca5575694cbd4637d3d4f701997d1916f60cf467d598c4fb00288c2453b in /",
 );
-
-/// A small deterministic generator (xorshift64*), so that the tree is the same everywhere.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| (self.next() >> 56) as u8).collect()
-    }
-}
 
 fn set_mode(p: &Path, mode: u32) {
     fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
@@ -94,7 +81,7 @@ fn make_tree(ctx: &Path) {
     let mut files = Vec::new();
     for i in 0..3000 {
         let p = plain_dirs[i % plain_dirs.len()].join(format!("f{i:04}.dat"));
-        let len = (rng.next() % 6001) as usize;
+        let len = rng.below(6001) as usize;
         fs::write(&p, rng.bytes(len)).unwrap();
         let mode = match i % 6 {
             0 => 0o600,

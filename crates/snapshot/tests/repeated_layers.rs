@@ -9,6 +9,8 @@
 //! layer (a copy is another directory, which the kernel accepts).
 
 mod common;
+#[path = "../../../support/rng.rs"]
+mod rng;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -16,6 +18,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use common::require_root;
+use rng::Rng;
 use snapshot::{CopySnapshotter, OverlaySnapshotter, Snapshotter};
 
 /// One entry of a layer, as a layer directory holds it.
@@ -129,22 +132,6 @@ fn read_tree(dir: &Path) -> BTreeMap<String, Merged> {
         out.insert(name, m);
     }
     out
-}
-
-/// xorshift64*: deterministic, so a failure names a seed that reproduces it.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// A random layer over a small set of names so layers collide: files, whiteouts, plain and
