@@ -402,7 +402,9 @@ impl Containers {
             };
             Ok((network, net))
         })();
-        let _ = snapshot::unmount_all(&rootfs);
+        // A root filesystem is mounted only at the mount point (its own mounts are in the
+        // container's namespace), so one statx tells whether one is left there.
+        let _ = snapshot::unmount_if_mounted(&rootfs);
         if early.is_ok() {
             let mut mounts = self.snapshots.mounts(&rec.snapshot)?;
             if stored.options.auto_remove {
@@ -446,7 +448,7 @@ impl Containers {
         let mut c = match spawned {
             Ok(c) => c,
             Err(e) => {
-                let _ = snapshot::unmount_all(&rootfs);
+                let _ = snapshot::unmount_if_mounted(&rootfs);
                 let st = ContainerState {
                     status: "created".into(),
                     exit_code: e.exit_code(),
@@ -505,7 +507,7 @@ impl Containers {
                 libc::sigaction(*s, &old[i], std::ptr::null_mut());
             }
         }
-        let _ = snapshot::unmount_all(&rootfs);
+        let _ = snapshot::unmount_if_mounted(&rootfs);
         recorded?;
         let code = code?;
         let ended = ContainerState {
@@ -770,7 +772,7 @@ impl Containers {
             wait_dead(rec.state.pid, Duration::from_secs(10));
         }
         let rootfs = self.rootfs(&rec.id);
-        snapshot::unmount_all(&rootfs)?;
+        snapshot::unmount_if_mounted(&rootfs)?;
         match self.snapshots.remove(&rec.snapshot) {
             Ok(()) | Err(snapshot::Error::NotFound(_)) => {}
             Err(e) => return Err(e.into()),

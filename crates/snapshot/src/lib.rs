@@ -35,8 +35,8 @@ mod snapshotter;
 
 pub use error::{Error, Result};
 pub use mount::{
-    lowerdir_plus_supported, mount_all, mount_all_with, mounts_under, unmount, unmount_all, Mount,
-    OverlayMethod,
+    lowerdir_plus_supported, mount_all, mount_all_with, mounts_under, unmount, unmount_all,
+    unmount_if_mounted, Mount, OverlayMethod,
 };
 pub use snapshotter::{
     effective_lowers, open, Choice, CopySnapshotter, Kind, OverlaySnapshotter, Snapshotter, Usage,

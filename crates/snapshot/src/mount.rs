@@ -419,6 +419,34 @@ pub fn unmount_all(target: &Path) -> Result<()> {
     Ok(())
 }
 
+/// [`unmount_all`] for a target that nothing is mounted below unless something is mounted on
+/// it (a container's root filesystem): when one `statx` says `target` is no mount point,
+/// `/proc/self/mountinfo` is not read. Not mounted (or missing) is not an error.
+pub fn unmount_if_mounted(target: &Path) -> Result<()> {
+    let Ok(t) = cstr(target) else {
+        return unmount_all(target);
+    };
+    // SAFETY: statx into a zeroed structure we own, on a valid C string.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    let r = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT,
+            0,
+            &mut st,
+        )
+    };
+    let known = r == 0 && st.stx_attributes_mask & libc::STATX_ATTR_MOUNT_ROOT as u64 != 0;
+    if known && st.stx_attributes & libc::STATX_ATTR_MOUNT_ROOT as u64 == 0 {
+        return Ok(());
+    }
+    if r != 0 && io::Error::last_os_error().kind() == io::ErrorKind::NotFound {
+        return Ok(());
+    }
+    unmount_all(target)
+}
+
 /// Mount points at or below `dir` in this mount namespace, in mount order.
 pub fn mounts_under(dir: &Path) -> Result<Vec<PathBuf>> {
     let info = std::fs::read("/proc/self/mountinfo").ctx("read", "/proc/self/mountinfo")?;
