@@ -243,18 +243,38 @@ impl Containers {
         let json = serde_json::to_string(&stored).map_err(|e| Error::Invalid(e.to_string()))?;
         let lowers = self.lowers(&image_id)?;
         let snapshots = &self.snapshots;
+        // The snapshot is made under the store lock, so cleanup never sees it unrecorded.
         let record = |store: &mut Store| -> Result<()> {
-            let name = name.as_deref();
-            Self::record(
-                store,
-                snapshots.as_ref(),
-                &id,
-                name,
-                image_name,
-                &image_id,
-                &json,
-                &lowers,
-            )
+            let mut attempt = 0;
+            loop {
+                let n = match &name {
+                    Some(n) => n.clone(),
+                    None => config::generate_name(&id, attempt),
+                };
+                let mut p = store.publish()?;
+                let added = p.add_container(&NewContainer {
+                    id: &id,
+                    name: &n,
+                    image_id: &image_id,
+                    image_name,
+                    snapshot: &id,
+                    config: &json,
+                });
+                match added {
+                    Ok(()) => {
+                        snapshots.prepare(&id, &lowers)?;
+                        if let Err(e) = p.commit() {
+                            let _ = snapshots.remove(&id);
+                            return Err(e.into());
+                        }
+                        return Ok(());
+                    }
+                    Err(store::Error::NameInUse { .. }) if name.is_none() && attempt < 50 => {
+                        attempt += 1;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
         };
         if synced {
             record(&mut self.store)?;
@@ -265,53 +285,6 @@ impl Containers {
             .store
             .container(&id)?
             .ok_or_else(|| store::Error::ContainerNotFound(id.clone()))?)
-    }
-
-    /// Records container `id` (a generated name when `name` is None) and prepares its
-    /// snapshot, under the store lock so that cleanup never sees one without the other.
-    #[allow(clippy::too_many_arguments)]
-    fn record(
-        store: &mut Store,
-        snapshots: &dyn Snapshotter,
-        id: &str,
-        name: Option<&str>,
-        image_name: &str,
-        image_id: &oci::Digest,
-        json: &str,
-        lowers: &[PathBuf],
-    ) -> Result<()> {
-        let mut attempt = 0;
-        loop {
-            let n = match name {
-                Some(n) => n.to_string(),
-                None => config::generate_name(id, attempt),
-            };
-            let mut p = store.publish()?;
-            let added = p.add_container(&NewContainer {
-                id,
-                name: &n,
-                image_id,
-                image_name,
-                snapshot: id,
-                config: json,
-            });
-            match added {
-                Ok(()) => {
-                    // Made under the store lock, so cleanup never sees it unrecorded.
-                    snapshots.prepare(id, lowers)?;
-                    if let Err(e) = p.commit() {
-                        let _ = snapshots.remove(id);
-                        return Err(e.into());
-                    }
-                    break;
-                }
-                Err(store::Error::NameInUse { .. }) if name.is_none() && attempt < 50 => {
-                    attempt += 1;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
     }
 }
 

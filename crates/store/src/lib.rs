@@ -22,6 +22,9 @@
 //! [`Publisher`] then takes the store lock, renames the staged files into place and records
 //! them in one database transaction. A crash at any instant leaves either the old state or
 //! the new one, plus at worst unreferenced files that [`Store::collect_garbage`] removes.
+//! Commits wait for the disk (the WAL is fsynced), except those made in [`Store::unsynced`],
+//! which the same command makes durable before it returns; the WAL stays between processes
+//! and is checkpointed by commits once it holds 64 pages.
 //!
 //! **Invariant:** a blob or layer directory at its final path is complete and its name is its
 //! digest; a database row never names a file that was not already in place when it was
