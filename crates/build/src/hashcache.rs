@@ -127,8 +127,8 @@ fn put_record(out: &mut Vec<u8>, stamp: &[u8], digest: &[u8; 32], path: &[u8]) {
 /// The hashes of one context directory's files, by context path.
 pub struct HashCache {
     path: PathBuf,
-    /// The file as loaded (records only).
-    data: Vec<u8>,
+    /// The file as loaded, when it checked out (its records are [`HashCache::data`]).
+    file: Vec<u8>,
     /// Path hash → offset of its record in `data`.
     index: HashMap<u64, u32, BuildHasherDefault<KeyIsHash>>,
     /// Entries hashed by this build.
@@ -148,31 +148,39 @@ impl HashCache {
             .unwrap_or_default();
         let mut cache = HashCache {
             path,
-            data: Vec::new(),
+            file: Vec::new(),
             index: HashMap::default(),
             fresh: Mutex::new(HashMap::new()),
             has_fresh: AtomicBool::new(false),
             recent_after: (now.as_secs() as i64 - 2, now.subsec_nanos()),
         };
         if let Ok(file) = fs::read(&cache.path) {
-            if let Some(body) = checked_body(&file) {
-                cache.data = body.to_vec();
+            if checked_body(&file).is_some() {
+                cache.file = file;
                 cache.index_records();
             }
         }
         cache
     }
 
+    /// The records of the loaded file.
+    fn data(&self) -> &[u8] {
+        self.file.get(HEADER_LEN..).unwrap_or_default()
+    }
+
     fn index_records(&mut self) {
         let mut at = 0;
-        while let Some((r, next)) = record_at(&self.data, at) {
+        let mut index = HashMap::default();
+        let data = self.data();
+        while let Some((r, next)) = record_at(data, at) {
             // Two paths with one hash: the first keeps the slot, the other is never served.
-            self.index.entry(fold(r.path)).or_insert(at as u32);
+            index.entry(fold(r.path)).or_insert(at as u32);
             at = next;
         }
-        if at != self.data.len() || at > u32::MAX as usize {
-            self.data.clear();
-            self.index.clear();
+        if at != data.len() || at > u32::MAX as usize {
+            self.file.clear();
+        } else {
+            self.index = index;
         }
     }
 
@@ -190,7 +198,7 @@ impl HashCache {
     pub(crate) fn get(&self, rel: &str, md: &Meta) -> Option<[u8; 32]> {
         let st = stamp(md);
         if let Some(&at) = self.index.get(&fold(rel.as_bytes())) {
-            if let Some((r, _)) = record_at(&self.data, at as usize) {
+            if let Some((r, _)) = record_at(self.data(), at as usize) {
                 if r.path == rel.as_bytes() && r.stamp == st {
                     return Some(r.digest);
                 }
@@ -230,12 +238,13 @@ impl HashCache {
         let mut records: Vec<(&[u8], Saved<'_>)> =
             Vec::with_capacity(self.index.len() + fresh.len());
         let mut at = 0;
-        while let Some((r, next)) = record_at(&self.data, at) {
+        let data = self.data();
+        while let Some((r, next)) = record_at(data, at) {
             let replaced = std::str::from_utf8(r.path)
                 .map(|p| fresh.contains_key(p))
                 .unwrap_or(false);
             if !replaced {
-                records.push((r.path, Saved::Old(&self.data[at..next])));
+                records.push((r.path, Saved::Old(&data[at..next])));
             }
             at = next;
         }
@@ -243,7 +252,7 @@ impl HashCache {
             records.push((rel.as_bytes(), Saved::New(st, digest)));
         }
         records.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let mut body = Vec::with_capacity(self.data.len() + fresh.len() * (RECORD_FIXED + 40));
+        let mut body = Vec::with_capacity(data.len() + fresh.len() * (RECORD_FIXED + 40));
         for (path, r) in records {
             match r {
                 Saved::Old(bytes) => body.extend_from_slice(bytes),
@@ -457,7 +466,7 @@ mod tests {
         ] {
             fs::write(&p, bytes).unwrap();
             let c = HashCache::load(&p);
-            assert!(c.index.is_empty() && c.data.is_empty(), "{what}");
+            assert!(c.index.is_empty() && c.data().is_empty(), "{what}");
         }
     }
 }
