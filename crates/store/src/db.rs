@@ -97,6 +97,26 @@ const WAL_PAGES: i64 = 64;
 
 pub(crate) struct Db {
     pub(crate) conn: Connection,
+    /// The WAL file (`metadata.db-wal`).
+    wal: std::path::PathBuf,
+}
+
+impl Drop for Db {
+    /// A WAL that has grown past [`WAL_PAGES`] is checkpointed and truncated as the process
+    /// lets go of the database. Without this, a WAL left in place outlives the wal-index that
+    /// knew it was checkpointed (the next process to open the database rebuilds the index
+    /// from the WAL, counting every frame as not yet copied), so it is never restarted and
+    /// every commit of every later process copies all its frames again, with three fsyncs.
+    /// Best effort: another process reading or writing just now keeps it for later.
+    fn drop(&mut self) {
+        let big = std::fs::metadata(&self.wal).is_ok_and(|m| m.len() > (WAL_PAGES as u64) * 4096);
+        if big {
+            let _ = self.conn.busy_timeout(Duration::from_millis(0));
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
+    }
 }
 
 /// A layer known to the store.
@@ -220,7 +240,12 @@ impl Db {
             true,
         )?;
         conn.pragma_update(None, "wal_autocheckpoint", WAL_PAGES)?;
-        let mut db = Db { conn };
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let mut db = Db {
+            conn,
+            wal: wal.into(),
+        };
         db.migrate()?;
         Ok(db)
     }
