@@ -90,6 +90,23 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX images_cache ON images(parent, cache_key);
     DROP INDEX images_parent;
     "#,
+    // volumes (driver, labels and options of each), and which containers mount them: a
+    // volume is in use while a container row names it (removed with the container).
+    r#"
+    CREATE TABLE IF NOT EXISTS volumes (
+        name    TEXT PRIMARY KEY,
+        driver  TEXT NOT NULL,
+        labels  TEXT NOT NULL,
+        options TEXT NOT NULL,
+        created TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS container_volumes (
+        container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        volume       TEXT NOT NULL REFERENCES volumes(name),
+        PRIMARY KEY (container_id, volume)
+    );
+    CREATE INDEX IF NOT EXISTS container_volumes_volume ON container_volumes(volume);
+    "#,
 ];
 
 /// WAL size (in 4 KiB pages) at which a commit checkpoints it into the database.

@@ -17,6 +17,7 @@ mod push;
 mod rmi;
 mod run;
 mod save;
+mod volume;
 
 use std::path::Path;
 
@@ -92,6 +93,7 @@ pub fn run(cmd: Command, root: &Path) -> Result<()> {
         Command::Port(a) | Command::Container(ContainerCommand::Port(a)) => {
             container::port(root, a)
         }
+        Command::Volume(a) => volume::run(root, a),
         // ---- end containers ----
         // ---- registry ----
         Command::Pull(a) => pull::run(root, a),
