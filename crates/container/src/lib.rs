@@ -20,6 +20,7 @@ mod config;
 mod error;
 mod lifecycle;
 mod logs;
+mod networks;
 mod ports;
 mod top;
 mod views;
@@ -29,6 +30,9 @@ pub use config::{generate_name, new_id, validate_name, CreateOptions, DeviceMapp
 pub use error::{Error, Result};
 pub use lifecycle::{signal_number, Containers, ExecRequest, StartIo};
 pub use logs::{log_pipes, parse_line, read_entries, LogEntry, LogPump, Stream};
+pub use networks::{
+    Attachment, CreateNetwork, Network, NetworkConfig, BUILTIN as BUILTIN_NETWORKS,
+};
 pub use ports::{display as ports_column, parse_publish, PortBinding, PortBindings, PublishedPort};
 pub use store::{ContainerRecord, ContainerState};
 pub use top::{parse_ps, Top};

@@ -90,6 +90,27 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX images_cache ON images(parent, cache_key);
     DROP INDEX images_parent;
     "#,
+    // user-defined networks (their configuration is JSON the container crate owns) and the
+    // endpoints of running containers on them (the address each holds while it runs).
+    r#"
+    CREATE TABLE IF NOT EXISTS networks (
+        id      TEXT PRIMARY KEY,
+        name    TEXT NOT NULL UNIQUE,
+        created TEXT NOT NULL,
+        config  TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS endpoints (
+        network_id   TEXT NOT NULL,
+        container_id TEXT NOT NULL,
+        endpoint_id  TEXT NOT NULL,
+        ip           TEXT NOT NULL,
+        mac          TEXT NOT NULL,
+        ifname       TEXT NOT NULL,
+        PRIMARY KEY (network_id, container_id),
+        UNIQUE (network_id, ip)
+    );
+    CREATE INDEX IF NOT EXISTS endpoints_container ON endpoints(container_id);
+    "#,
 ];
 
 /// WAL size (in 4 KiB pages) at which a commit checkpoints it into the database.

@@ -32,6 +32,10 @@ pub enum Error {
     AmbiguousContainer(String),
     #[error("image {image} is in use by container {container}")]
     ImageInUse { image: Digest, container: String },
+    #[error("network with name {0} already exists")]
+    NetworkNameInUse(String),
+    #[error("network {0} not found")]
+    NetworkNotFound(String),
     #[error("corrupt metadata: {0}")]
     Corrupt(String),
 }

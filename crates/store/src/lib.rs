@@ -35,6 +35,7 @@ mod containers;
 mod db;
 mod error;
 mod layout;
+mod networks;
 mod publish;
 mod staging;
 
@@ -43,6 +44,7 @@ pub use containers::{ContainerRecord, ContainerState, NewContainer};
 pub use db::{BlobRef, ImageRecord, LayerRecord, NewImage, RemoteBlob};
 pub use error::{Error, Result};
 pub use layout::Layout;
+pub use networks::{EndpointRecord, NetworkRecord};
 pub use publish::Publisher;
 pub use staging::Staging;
 
