@@ -99,6 +99,9 @@ pub enum Command {
     Container(ContainerCommand),
     /// Manage volumes
     Volume(VolumeArgs),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// (internal) monitor a detached container until it ends
     #[command(hide = true, name = "container-monitor")]
     ContainerMonitor(ContainerArg),
@@ -471,9 +474,15 @@ pub struct RunArgs {
     #[arg(short = 'h', long)]
     pub hostname: Option<String>,
     /// Connect a container to a network: bridge (the default: a private network through
-    /// pasta), host or none
+    /// pasta), host, none, or a network made with `network create`
     #[arg(long = "network", alias = "net", default_value = "default")]
     pub network: String,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", alias = "net-alias", value_name = "list")]
+    pub network_aliases: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long = "ip", value_name = "string")]
+    pub ip: Option<String>,
     /// Publish a container's port(s) to the host ([IP:][HOST_PORT:]CONTAINER_PORT[/PROTO])
     #[arg(short = 'p', long = "publish", value_name = "list")]
     pub publish: Vec<String>,
@@ -795,6 +804,65 @@ pub struct VolumeLsArgs {
     #[arg(long)]
     pub format: Option<String>,
     /// Only display volume names
+#[derive(Subcommand, Debug)]
+#[command(defer = true)]
+pub enum NetworkCommand {
+    /// Create a network
+    Create(NetworkCreateArgs),
+    /// List networks
+    #[command(visible_alias = "list")]
+    Ls(NetworkLsArgs),
+    /// Display detailed information on one or more networks
+    Inspect(NetworkInspectArgs),
+    /// Remove one or more networks
+    #[command(visible_alias = "remove")]
+    Rm(NetworkRmArgs),
+    /// Connect a container to a network
+    Connect(NetworkConnectArgs),
+    /// Disconnect a container from a network
+    Disconnect(NetworkDisconnectArgs),
+    /// Remove all unused networks
+    Prune(NetworkPruneArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkCreateArgs {
+    /// Driver to manage the Network
+    #[arg(short = 'd', long, default_value = "bridge")]
+    pub driver: String,
+    /// Subnet in CIDR format that represents a network segment
+    #[arg(long)]
+    pub subnet: Vec<String>,
+    /// IPv4 or IPv6 Gateway for the master subnet
+    #[arg(long)]
+    pub gateway: Vec<String>,
+    /// Set metadata on a network
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Set driver specific options
+    #[arg(short = 'o', long = "opt")]
+    pub options: Vec<String>,
+    /// Restrict external access to the network
+    #[arg(long)]
+    pub internal: bool,
+    /// Enable manual container attachment
+    #[arg(long)]
+    pub attachable: bool,
+    pub name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkLsArgs {
+    /// Provide filter values (e.g. 'driver=bridge')
+    #[arg(short = 'f', long = "filter")]
+    pub filters: Vec<String>,
+    /// Pretty-print networks using a Go template
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Do not truncate the output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only display network IDs
     #[arg(short = 'q', long)]
     pub quiet: bool,
 }
@@ -802,6 +870,47 @@ pub struct VolumeLsArgs {
 #[derive(Args, Debug)]
 pub struct VolumePruneArgs {
     /// Provide filter values (e.g. 'label=<label>')
+pub struct NetworkInspectArgs {
+    /// Format the output using the given Go template
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+    /// Verbose output for diagnostics
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    #[arg(required = true, value_name = "NETWORK")]
+    pub networks: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkRmArgs {
+    #[arg(required = true, value_name = "NETWORK")]
+    pub networks: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkConnectArgs {
+    /// Add network-scoped alias for the container
+    #[arg(long = "alias")]
+    pub aliases: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    pub ip: Option<String>,
+    pub network: String,
+    pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkDisconnectArgs {
+    /// Force the container to disconnect from a network
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    pub network: String,
+    pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkPruneArgs {
+    /// Provide filter values (e.g. 'until=<timestamp>')
     #[arg(long = "filter")]
     pub filters: Vec<String>,
     /// Do not prompt for confirmation

@@ -26,6 +26,13 @@ pub struct CreateOptions {
     /// (the private network), `host`, `none`; empty in records made before the private
     /// network existed, which meant the host's.
     pub network: String,
+    /// `--network-alias` (for a user-defined `--network`).
+    pub network_aliases: Vec<String>,
+    /// `--ip` (for a user-defined `--network`).
+    pub ip: Option<String>,
+    /// The user-defined networks the container is on: `--network NAME` (resolved at create)
+    /// and `network connect`, in the order they were attached.
+    pub networks: Vec<crate::networks::Attachment>,
     /// `-p/--publish` specs, as given.
     pub publish: Vec<String>,
     /// `-P/--publish-all`.
@@ -328,19 +335,13 @@ pub(crate) fn run_options(
 }
 
 /// The runtime's network for a `--network` value (Docker's names: `default`, `bridge`,
-/// `host`, `none`).
+/// `host`, `none`, or a user-defined network, which is a private namespace too).
 pub(crate) fn network_mode(name: &str) -> Result<runtime::Network> {
     Ok(match name {
-        "default" | "bridge" => runtime::Network::Private,
         // Records made before the private network existed ran on the host's.
         "" | "host" => runtime::Network::Host,
         "none" => runtime::Network::None,
-        other => {
-            let supported = "strata supports --network bridge (default), host and none";
-            return Err(Error::Invalid(format!(
-                "network {other} not found: {supported}"
-            )));
-        }
+        _ => runtime::Network::Private,
     })
 }
 
@@ -351,7 +352,8 @@ pub(crate) fn network_names(o: &CreateOptions) -> (&str, &str) {
         "" | "host" => ("host", "host"),
         "none" => ("none", "none"),
         "bridge" => ("bridge", "bridge"),
-        other => (other, "bridge"),
+        "default" => ("default", "bridge"),
+        other => (other, other),
     }
 }
 

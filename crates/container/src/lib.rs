@@ -21,6 +21,7 @@ mod error;
 mod lifecycle;
 mod logs;
 mod mounts;
+mod networks;
 mod ports;
 mod top;
 mod views;
@@ -32,6 +33,9 @@ pub use error::{Error, Result};
 pub use lifecycle::{signal_number, Containers, ExecRequest, StartIo};
 pub use logs::{log_pipes, parse_line, read_entries, LogEntry, LogPump, Stream};
 pub use mounts::{parse_mount_flag, validate_volume_name, MountPoint, MountType};
+pub use networks::{
+    Attachment, CreateNetwork, Network, NetworkConfig, BUILTIN as BUILTIN_NETWORKS,
+};
 pub use ports::{display as ports_column, parse_publish, PortBinding, PortBindings, PublishedPort};
 pub use store::{ContainerRecord, ContainerState};
 pub use top::{parse_ps, Top};

@@ -235,6 +235,11 @@ impl Containers {
         };
         let cfg = config::container_config(&id, image_name, &img, &spec, opts);
         let mut options = opts.clone();
+        if let Some(a) =
+            self.primary_attachment(&opts.network, &opts.network_aliases, opts.ip.as_deref())?
+        {
+            options.networks = vec![a];
+        }
         if options.privileged && !options.security_opt.iter().any(|o| o.starts_with("label")) {
             // Docker's daemon records that SELinux labelling is off for privileged containers.
             options.security_opt.push("label=disable".into());
@@ -403,13 +408,41 @@ impl Containers {
         // The private network first: pasta connects it while the root filesystem is mounted
         // and the container's process sets itself up.
         let mut run = run;
+        let user_primary = crate::networks::is_user_network(&stored.options.network);
         let early = (|| -> Result<_> {
             let network = self.network_state(&rec, &stored, &mut run)?;
-            let net = match (&self.pasta, run.network == runtime::Network::Private) {
-                (Some(pasta), true) => Some(runtime::PrivateNetwork::start(pasta, &run.ports)?),
-                _ => None,
+            let attached = self.attached_networks(&stored.options.networks)?;
+            let net = if run.network == runtime::Network::Private {
+                // On a user-defined network, eth0 is that network's; pasta (outbound traffic
+                // and published ports) gets an interface of its own, and none at all when
+                // every network of the container is internal.
+                let internal_only = user_primary
+                    && !attached.is_empty()
+                    && attached.iter().all(|(_, n)| n.config.internal);
+                let ifname = if user_primary {
+                    crate::networks::PASTA_INTERFACE
+                } else {
+                    runtime::INTERFACE
+                };
+                match (&self.pasta, internal_only) {
+                    (_, true) => Some(runtime::PrivateNetwork::start_with(None, &[], ifname)?),
+                    (Some(p), false) => Some(runtime::PrivateNetwork::start_with(
+                        Some(p),
+                        &run.ports,
+                        ifname,
+                    )?),
+                    (None, false) => None,
+                }
+            } else {
+                None
             };
-            Ok((network, net))
+            if let Some(n) = &net {
+                if !attached.is_empty() {
+                    let first = usize::from(!user_primary);
+                    self.connect_at_start(&rec, &attached, first, n.namespace_fd())?;
+                }
+            }
+            Ok((network, net, !attached.is_empty()))
         })();
         // A root filesystem is mounted only at the mount point (its own mounts are in the
         // container's namespace), so one statx tells whether one is left there.
@@ -431,11 +464,14 @@ impl Containers {
         let tty = stored.options.tty;
         let pasta = self.pasta.clone();
         let spawned = (|| -> Result<runtime::Container> {
-            let (network, net) = early?;
+            let (network, net, on_networks) = early?;
             let mut spec = runtime::compose(&config::image_runtime_config(&img), &run)?;
             let user = runtime::resolve_user(&rootfs, &spec.process.user)?;
             spec.apply_user(&user);
             runtime::write_etc_files(&state_dir, &spec)?;
+            if on_networks {
+                self.write_network_hosts(&rec.id)?;
+            }
             let c = runtime::spawn(
                 &rootfs,
                 &spec,
@@ -502,6 +538,7 @@ impl Containers {
         if let Some(p) = log {
             p.finish();
         }
+        let _ = self.release_endpoints(&rec.id);
         let _ = fs::remove_file(state_dir.join(crate::ports::STATE_FILE));
         FORWARD_TO.store(0, Ordering::SeqCst);
         // SAFETY: restoring the previous handlers.
@@ -540,6 +577,7 @@ impl Containers {
     /// Records why a container could not start (state `created`, Docker's exit code and the
     /// error), removes it when made with `--rm`, and gives the error back.
     fn failed_start(&mut self, rec: &ContainerRecord, stored: &Stored, e: Error) -> Error {
+        let _ = self.release_endpoints(&rec.id);
         let st = ContainerState {
             status: "created".into(),
             exit_code: e.exit_code(),
@@ -637,7 +675,7 @@ impl Containers {
     }
 
     /// Takes the container's monitor lock without waiting (None: another process holds it).
-    fn try_monitor_lock(&self, id: &str) -> Result<Option<fs::File>> {
+    pub(crate) fn try_monitor_lock(&self, id: &str) -> Result<Option<fs::File>> {
         let dir = self.state_dir(id);
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let p = dir.join("monitor.lock");
@@ -808,6 +846,7 @@ impl Containers {
             Err(e) => return Err(e.into()),
         }
         runtime::remove_stale_cgroups(&rec.id);
+        self.release_endpoints(&rec.id)?;
         let dir = self.state_dir(&rec.id);
         if dir.exists() {
             fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -892,6 +931,7 @@ impl Containers {
             }
         }
         drop(lock);
+        self.cleanup_networks()?;
         Ok(fixed)
     }
 

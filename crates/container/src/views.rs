@@ -80,7 +80,7 @@ impl Containers {
                     } else {
                         String::new()
                     };
-                    (ports, network_names(&s.options).1.to_string())
+                    (ports, crate::networks::network_list(&s.options).join(","))
                 }
                 Err(_) => (String::new(), String::new()),
             };
@@ -125,7 +125,8 @@ impl Containers {
         running: bool,
     ) -> Value {
         let (_, net_name) = network_names(&stored.options);
-        let state = if running && net_name == "bridge" {
+        let user = crate::networks::is_user_network(&stored.options.network);
+        let state = if running && (net_name == "bridge" || user) {
             NetworkState::read(&self.state_dir(&rec.id))
         } else {
             None
@@ -145,7 +146,14 @@ impl Containers {
                 }
             }
         }
-        let n = state.unwrap_or_default();
+        // On a user-defined network, the top-level addresses (the default bridge's) are
+        // empty, as Docker shows them.
+        let n = if user {
+            NetworkState::default()
+        } else {
+            state.unwrap_or_default()
+        };
+        let mut networks = serde_json::Map::new();
         let (sandbox_id, sandbox_key) = if running && net_name != "host" {
             (rec.id.clone(), format!("/proc/{}/ns/net", rec.state.pid))
         } else {
@@ -166,6 +174,13 @@ impl Containers {
             "MacAddress": n.mac,
             "DriverOpts": null,
         });
+        if !user {
+            networks.insert(net_name.to_string(), endpoint);
+        }
+        networks.extend(
+            self.network_entries(rec, stored, running)
+                .unwrap_or_default(),
+        );
         json!({
             "Bridge": "",
             "SandboxID": sandbox_id,
@@ -184,7 +199,7 @@ impl Containers {
             "IPPrefixLen": n.prefix_len,
             "IPv6Gateway": "",
             "MacAddress": n.mac,
-            "Networks": { net_name: endpoint },
+            "Networks": networks,
         })
     }
 

@@ -14,7 +14,9 @@ use crate::spec::{Network, Spec};
 /// The names of the files [`write_etc_files`] writes and the runtime bind-mounts over `/etc`.
 pub const ETC_FILES: [&str; 3] = ["hosts", "hostname", "resolv.conf"];
 
-const STANDARD_HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
+/// Docker's `/etc/hosts` of a container with a network namespace of its own, before its
+/// own address line.
+pub const STANDARD_HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
 
 /// Writes `hosts`, `hostname` and `resolv.conf` for `spec` into `state_dir`, as Docker does:
 /// with the host network, the host's `/etc/hosts` and `/etc/resolv.conf`; otherwise the

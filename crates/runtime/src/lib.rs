@@ -31,6 +31,7 @@
 //! # let _ = code; Ok(()) }
 //! ```
 
+mod bridge;
 mod caps;
 mod cgroup;
 mod child;
@@ -39,6 +40,7 @@ mod devices_bpf;
 mod error;
 mod etc;
 mod net;
+mod netlink;
 mod plan;
 mod process;
 mod scope;
@@ -46,6 +48,10 @@ mod seccomp;
 mod spec;
 mod user;
 
+pub use bridge::{
+    attach_endpoint, create_network_namespace, detach_endpoint, format_mac, mac_for_ipv4,
+    network_namespace_exists, remove_network_namespace, Endpoint, BRIDGE,
+};
 pub use caps::{capability_name, capability_number, DEFAULT_CAPABILITIES};
 pub use cgroup::{
     is_v2 as cgroup_v2, remove_orphans as remove_orphaned_cgroups,
@@ -53,7 +59,7 @@ pub use cgroup::{
 };
 pub use devices::{valid_device_mode, DeviceMapping, DeviceRule};
 pub use error::{Error, Phase, Result};
-pub use etc::{make_init_layer, write_etc_files, ETC_FILES};
+pub use etc::{make_init_layer, write_etc_files, ETC_FILES, STANDARD_HOSTS};
 pub use net::{Addresses, PortMapping, PrivateNetwork, Protocol, DNS_FORWARD_ADDRESS, INTERFACE};
 pub use process::{
     exec, process_start_time, run, run_step, spawn, Container, ExecOptions, InitProcess,

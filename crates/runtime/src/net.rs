@@ -186,7 +186,7 @@ fn interface_v4(name: &str) -> Option<(Ipv4Addr, u8)> {
 }
 
 /// pasta's arguments for a namespace on descriptor 3 and a PID file on descriptor 4.
-pub(crate) fn pasta_args(ports: &[PortMapping], mac: &str) -> Vec<String> {
+pub(crate) fn pasta_args(ports: &[PortMapping], mac: &str, ifname: &str) -> Vec<String> {
     let mut a: Vec<String> = [
         "--config-net",
         "--quiet",
@@ -200,7 +200,7 @@ pub(crate) fn pasta_args(ports: &[PortMapping], mac: &str) -> Vec<String> {
         // The gateway is not the host: the host's loopback stays out of reach.
         "--no-map-gw",
         "--ns-ifname",
-        INTERFACE,
+        ifname,
         "--ns-mac-addr",
         mac,
         "--dns-forward",
@@ -370,11 +370,17 @@ fn drain_routes(routes: &OwnedFd, buf: &mut [u8]) -> bool {
 impl Pasta {
     /// Starts pasta at `binary` on the network namespace `ns`, publishing `ports`, and
     /// returns without waiting for it (see [`Pasta::until_ready`]).
-    fn launch(binary: &Path, ns: &OwnedFd, ports: &[PortMapping], mac: &str) -> Result<Pasta> {
+    fn launch(
+        binary: &Path,
+        ns: &OwnedFd,
+        ports: &[PortMapping],
+        mac: &str,
+        ifname: &str,
+    ) -> Result<Pasta> {
         let (pid_rd, pid_wr) = pipe().map_err(|e| net_error(format!("pipe: {e}")))?;
         let (ns_fd, pid_fd) = (ns.as_raw_fd(), pid_wr.as_raw_fd());
         let mut cmd = Command::new(binary);
-        cmd.args(pasta_args(ports, mac))
+        cmd.args(pasta_args(ports, mac, ifname))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -591,16 +597,36 @@ pub struct PrivateNetwork {
     /// Told about the namespace's routes (None with published ports: pasta's PID file says
     /// when it is ready then).
     routes: Option<OwnedFd>,
-    pasta: Pasta,
+    /// None for a namespace that only user-defined `--internal` networks connect.
+    pasta: Option<Pasta>,
 }
 
 impl PrivateNetwork {
     /// Makes the namespace and starts pasta (`binary`) on it with `ports` published.
     pub fn start(binary: &Path, ports: &[PortMapping]) -> Result<PrivateNetwork> {
+        Self::start_with(Some(binary), ports, INTERFACE)
+    }
+
+    /// Makes the namespace and, with a `binary`, starts pasta on it with `ports` published
+    /// and its interface called `ifname` (without: a namespace with only `lo`, for the caller
+    /// to connect to user-defined networks through [`Self::namespace_fd`]).
+    pub fn start_with(
+        binary: Option<&Path>,
+        ports: &[PortMapping],
+        ifname: &str,
+    ) -> Result<PrivateNetwork> {
         let (ns, routes) =
             new_namespace().map_err(|e| net_error(format!("new network namespace: {e}")))?;
-        let mac = Addresses::detect().mac;
-        let pasta = Pasta::launch(binary, &ns, ports, &mac)?;
+        let pasta = match binary {
+            Some(b) => Some(Pasta::launch(
+                b,
+                &ns,
+                ports,
+                &Addresses::detect().mac,
+                ifname,
+            )?),
+            None => None,
+        };
         Ok(PrivateNetwork {
             ns,
             routes: ports.is_empty().then_some(routes),
@@ -613,10 +639,18 @@ impl PrivateNetwork {
         self.ns.as_raw_fd()
     }
 
+    /// The namespace, to connect it to networks before the container runs.
+    pub fn namespace_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.ns.as_fd()
+    }
+
     /// Waits until the network can be used (see [`Pasta::until_ready`]); returns pasta, which
     /// ends when dropped.
-    pub(crate) fn ready(mut self) -> Result<Pasta> {
-        self.pasta.until_ready(self.routes.as_ref())?;
+    pub(crate) fn ready(mut self) -> Result<Option<Pasta>> {
+        if let Some(p) = self.pasta.as_mut() {
+            p.until_ready(self.routes.as_ref())?;
+        }
         Ok(self.pasta)
     }
 }
@@ -627,7 +661,7 @@ mod tests {
 
     #[test]
     fn pasta_arguments_isolate_the_host() {
-        let a = pasta_args(&[], "02:42:00:00:00:02");
+        let a = pasta_args(&[], "02:42:00:00:00:02", INTERFACE);
         let s = a.join(" ");
         assert!(s.contains("--no-map-gw"));
         assert!(s.contains("--tcp-ns none --udp-ns none"));
@@ -648,6 +682,7 @@ mod tests {
                 },
             ],
             "02:42:00:00:00:02",
+            INTERFACE,
         );
         let s = a.join(" ");
         assert!(s.contains("--tcp-ports 127.0.0.1/18080:8080"));

@@ -365,7 +365,7 @@ pub fn spawn(rootfs: &Path, spec: &Spec, mut opts: SpawnOptions) -> Result<Conta
         let release = || unsafe { libc::write(net_wr.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
         match net.ready() {
             Ok(net) => {
-                container.net = Some(net);
+                container.net = net;
                 release();
             }
             Err(e) => {

@@ -90,7 +90,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX images_cache ON images(parent, cache_key);
     DROP INDEX images_parent;
     "#,
-    // volumes (driver, labels and options of each), and which containers mount them: a
+    // 5: volumes (driver, labels and options of each), and which containers mount them: a
     // volume is in use while a container row names it (removed with the container).
     r#"
     CREATE TABLE IF NOT EXISTS volumes (
@@ -106,6 +106,27 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (container_id, volume)
     );
     CREATE INDEX IF NOT EXISTS container_volumes_volume ON container_volumes(volume);
+    "#,
+    // 6: user-defined networks (their configuration is JSON the container crate owns) and the
+    // endpoints of running containers on them (the address each holds while it runs).
+    r#"
+    CREATE TABLE IF NOT EXISTS networks (
+        id      TEXT PRIMARY KEY,
+        name    TEXT NOT NULL UNIQUE,
+        created TEXT NOT NULL,
+        config  TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS endpoints (
+        network_id   TEXT NOT NULL,
+        container_id TEXT NOT NULL,
+        endpoint_id  TEXT NOT NULL,
+        ip           TEXT NOT NULL,
+        mac          TEXT NOT NULL,
+        ifname       TEXT NOT NULL,
+        PRIMARY KEY (network_id, container_id),
+        UNIQUE (network_id, ip)
+    );
+    CREATE INDEX IF NOT EXISTS endpoints_container ON endpoints(container_id);
     "#,
 ];
 

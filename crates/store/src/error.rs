@@ -39,6 +39,10 @@ pub enum Error {
         name: String,
         containers: Vec<String>,
     },
+    #[error("network with name {0} already exists")]
+    NetworkNameInUse(String),
+    #[error("network {0} not found")]
+    NetworkNotFound(String),
     #[error("corrupt metadata: {0}")]
     Corrupt(String),
 }

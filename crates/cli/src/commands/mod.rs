@@ -10,6 +10,7 @@ mod import;
 mod inspect;
 mod load;
 mod login;
+mod network;
 mod progress;
 mod ps;
 mod pull;
@@ -24,7 +25,9 @@ use std::path::Path;
 use anyhow::Result;
 use store::Store;
 
-use crate::cli::{BuilderCommand, Command, ContainerCommand, ImageCommand, SystemCommand};
+use crate::cli::{
+    BuilderCommand, Command, ContainerCommand, ImageCommand, NetworkCommand, SystemCommand,
+};
 
 pub fn open_store(root: &Path) -> Result<Store> {
     Store::open(root)
@@ -95,6 +98,15 @@ pub fn run(cmd: Command, root: &Path) -> Result<()> {
         }
         Command::Volume(a) => volume::run(root, a),
         // ---- end containers ----
+        Command::Network(n) => match n {
+            NetworkCommand::Create(a) => network::create(root, a),
+            NetworkCommand::Ls(a) => network::ls(root, a),
+            NetworkCommand::Inspect(a) => network::inspect(root, a),
+            NetworkCommand::Rm(a) => network::rm(root, a),
+            NetworkCommand::Connect(a) => network::connect(root, a),
+            NetworkCommand::Disconnect(a) => network::disconnect(root, a),
+            NetworkCommand::Prune(a) => network::prune(root, a),
+        },
         // ---- registry ----
         Command::Pull(a) => pull::run(root, a),
         Command::Push(a) => push::run(root, a),
