@@ -302,7 +302,7 @@ fn compare(cases: &[Case]) -> Vec<String> {
             differ.push(c.name.to_string());
         }
     }
-    let _ = Command::new(DOCKER).args(["rmi", &base]).output();
+    let _ = Command::new(DOCKER).args(["rmi", "-f", &base]).output();
     differ
 }
 
