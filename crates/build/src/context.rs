@@ -20,7 +20,7 @@ use rustix::fs::{FileType, CWD};
 use sha2::{Digest as _, Sha256};
 
 use crate::files::{open_dir, open_file_at, stat_at, DirBuf, Meta, BIG_FILE};
-use crate::glob::{glob_match, has_glob};
+use oci::{glob_match, has_glob};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {
@@ -28,7 +28,8 @@ pub enum ContextError {
     Outside(String),
     #[error("COPY failed: file not found in build context or excluded by .dockerignore: stat {0}: file does not exist")]
     NotFound(String),
-    #[error("COPY failed: no source files were specified")]
+    /// The caller names the instruction: `COPY failed: …` / `ADD failed: …`.
+    #[error("no source files were specified")]
     NoSources,
     #[error("{path}: {source}")]
     Io {
@@ -60,14 +61,26 @@ pub struct Context {
     cache: Option<crate::hashcache::HashCache>,
     /// File hashes without the `file:` prefix, as Docker hashes `ADD URL` downloads.
     bare_file_hashes: bool,
+    /// Whether an excluded directory may still hold kept entries (a `.dockerignore`
+    /// exception under it, see [`Context::with_exceptions`]).
+    kept_under: Option<Excluder>,
 }
 
 /// One source of a COPY or ADD, resolved inside the context.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
-    /// Relative path in the context (`/`-separated, no leading `./`); empty for the root.
+    /// Relative path in the context (`/`-separated, no leading `./`) with symlinks resolved
+    /// inside the context; empty for the root.
     pub rel: String,
     pub is_dir: bool,
+    /// The name the source has where it is copied into a directory: the last component of
+    /// the path as written (or matched), a symlink's own name rather than its target's.
+    pub name: String,
+}
+
+/// The last component of a context path.
+fn base_name(rel: &str) -> String {
+    rel.rsplit('/').next().unwrap_or_default().to_string()
 }
 
 /// The sources of one COPY or ADD with their combined hash.
@@ -114,7 +127,47 @@ impl Context {
             owner_names: false,
             cache: None,
             bare_file_hashes: false,
+            kept_under: None,
         }
+    }
+
+    /// `kept_under(dir)` says whether `.dockerignore` has an exception under the excluded
+    /// directory `dir` (`docs` then `!docs/keep.txt`). Docker's client then leaves the
+    /// directory out of the context it sends but walks it for the exceptions, and the
+    /// daemon makes it again as the parent of what is kept: a plain directory (mode 0755,
+    /// owned by root, made at build time) when copied, and its path in place of its hash in
+    /// a directory's hash (see [`Context::link_digest`]).
+    pub fn with_exceptions(mut self, kept_under: Excluder) -> Context {
+        self.kept_under = Some(kept_under);
+        self
+    }
+
+    /// Whether the excluded directory `rel` is walked for exceptions.
+    fn walked_excluded(&self, rel: &str) -> bool {
+        self.kept_under.as_ref().is_some_and(|k| k(rel))
+    }
+
+    /// The metadata a copy gives `rel`: what the file system says, or for an excluded
+    /// directory walked for its exceptions, the directory Docker's daemon makes.
+    fn as_sent(&self, rel: &str, md: Meta) -> Meta {
+        if !md.is_dir() || !self.is_excluded(rel) {
+            return md;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Meta {
+            mode: 0o040755,
+            uid: 0,
+            gid: 0,
+            mtime: (now.as_secs() as i64, now.subsec_nanos()),
+            ..md
+        }
+    }
+
+    /// Whether `.dockerignore` leaves `rel` (a directory when `is_dir`) out of the context.
+    fn left_out(&self, rel: &str, is_dir: bool) -> bool {
+        self.is_excluded(rel) && !(is_dir && self.walked_excluded(rel))
     }
 
     /// A directory of `ADD URL` downloads, hashed as Docker hashes them: owner names
@@ -186,23 +239,24 @@ impl Context {
             let cleaned =
                 clean(s.trim_start_matches('/')).ok_or_else(|| ContextError::Outside(s.clone()))?;
             if has_glob(&cleaned) {
-                let found = self.expand_glob(&cleaned)?;
-                if found.is_empty() {
-                    return Err(ContextError::NotFound(s.clone()));
-                }
-                sources.extend(found);
+                // A wildcard may match nothing; only a COPY left with no source fails.
+                sources.extend(self.expand_glob(&cleaned)?);
                 continue;
             }
             let rel = self.resolve_in_scope(&cleaned)?;
             let p = self.path_of(&rel);
             let md = fs::metadata(&p).map_err(|_| ContextError::NotFound(s.clone()))?;
-            if self.is_excluded(&rel) {
+            if self.left_out(&rel, md.is_dir()) {
                 return Err(ContextError::NotFound(s.clone()));
             }
             sources.push(Source {
                 rel,
                 is_dir: md.is_dir(),
+                name: base_name(&cleaned),
             });
+        }
+        if sources.is_empty() {
+            return Err(ContextError::NoSources);
         }
         let mut hashes = Vec::new();
         for src in &sources {
@@ -253,14 +307,18 @@ impl Context {
             let _ = i;
         }
         let mut out = Vec::new();
-        for rel in current {
-            if self.is_excluded(&rel) {
+        for matched in current {
+            let is_dir = self.path_of(&matched).is_dir();
+            if self.left_out(&matched, is_dir) {
                 continue;
             }
+            // A match that is a symlink is followed, as a source named without wildcards.
+            let rel = self.resolve_in_scope(&matched)?;
             let md = fs::metadata(self.path_of(&rel)).map_err(io_err(&self.path_of(&rel)))?;
             out.push(Source {
                 rel,
                 is_dir: md.is_dir(),
+                name: base_name(&matched),
             });
         }
         Ok(out)
@@ -276,22 +334,34 @@ impl Context {
                 format!("file:{h}")
             });
         }
-        let mut digests = self.tree_digests(&src.rel)?;
+        let (mut digests, mut names) = self.tree_digests(&src.rel)?;
         if !src.rel.is_empty() {
-            digests.push(self.entry_digest_of(&src.rel)?);
+            if self.is_excluded(&src.rel) {
+                names.push(src.rel.clone());
+            } else {
+                digests.push(self.entry_digest_of(&src.rel)?);
+            }
         }
         // Sorting the digests sorts their hex forms: hex keeps the byte order. (Comparing
         // the first eight bytes as a number first is several times quicker than memcmp.)
         digests.sort_unstable_by(|a, b| prefix(a).cmp(&prefix(b)).then_with(|| a.cmp(b)));
         let mut h = Sha256::new();
         let mut hex_buf = [0u8; 64];
-        for (i, d) in digests.iter().enumerate() {
-            if i > 0 {
-                h.update(b",");
+        if names.is_empty() {
+            for (i, d) in digests.iter().enumerate() {
+                if i > 0 {
+                    h.update(b",");
+                }
+                // 64 bytes always hold the hex of 32.
+                let _ = hex::encode_to_slice(d, &mut hex_buf);
+                h.update(hex_buf);
             }
-            // 64 bytes always hold the hex of 32.
-            let _ = hex::encode_to_slice(d, &mut hex_buf);
-            h.update(hex_buf);
+        } else {
+            // Paths stand for entries the context lacks: sorted with the hashes as strings.
+            let mut all: Vec<String> = digests.iter().map(hex::encode).collect();
+            all.append(&mut names);
+            all.sort_unstable();
+            h.update(all.join(",").as_bytes());
         }
         Ok(format!("dir:{}", hex::encode(h.finalize())))
     }
@@ -299,13 +369,14 @@ impl Context {
     /// The digests of every entry under `rel` that the context holds (not excluded), not of
     /// `rel` itself, in no particular order. Directories are read, and big files hashed, by
     /// several threads.
-    fn tree_digests(&self, rel: &str) -> Result<Vec<[u8; 32]>> {
+    fn tree_digests(&self, rel: &str) -> Result<(Vec<[u8; 32]>, Vec<String>)> {
         let workers = crate::pool::workers();
         let states = crate::pool::run(
             vec![HashTask::Dir(rel.to_string())],
             workers,
             || HashWorker {
                 digests: Vec::new(),
+                names: Vec::new(),
                 scratch: Scratch::default(),
                 entries: EntryReader::new(),
             },
@@ -320,11 +391,12 @@ impl Context {
                 }
             },
         )?;
-        let mut all = Vec::new();
+        let (mut all, mut names) = (Vec::new(), Vec::new());
         for mut s in states {
             all.append(&mut s.digests);
+            names.append(&mut s.names);
         }
-        Ok(all)
+        Ok((all, names))
     }
 
     /// Hashes the entries of the directory `rel`, queueing its subdirectories (and, when other
@@ -340,6 +412,7 @@ impl Context {
         let fd = open_dir(&dir).map_err(io_err(&dir))?;
         let HashWorker {
             digests,
+            names,
             scratch,
             entries,
         } = w;
@@ -347,6 +420,17 @@ impl Context {
         self.each_entry(entries, fd.as_fd(), rel, err, |child, name, md| {
             if md.is_dir() {
                 queue.push(HashTask::Dir(child.to_string()));
+                if self.is_excluded(child) {
+                    // Walked for its exceptions, not in the context itself.
+                    names.push(child.to_string());
+                    return Ok(());
+                }
+            } else if md.file_type() == FileType::Symlink {
+                match self.link_digest(child, scratch)? {
+                    Some(d) => digests.push(d),
+                    None => names.push(child.to_string()),
+                }
+                return Ok(());
             } else if share_big
                 && md.is_file()
                 && md.size >= BIG_FILE
@@ -383,12 +467,41 @@ impl Context {
                 }
                 child.push_str(&String::from_utf8_lossy(name.to_bytes()));
                 if self.is_excluded(child) {
-                    return Ok(());
+                    if !self.walked_excluded(child) {
+                        return Ok(());
+                    }
+                    let md = stat_at(dir, name).map_err(|e| err(child, e))?;
+                    if !md.is_dir() {
+                        return Ok(());
+                    }
+                    return each(child, name, &self.as_sent(child, md));
                 }
                 let md = stat_at(dir, name).map_err(|e| err(child, e))?;
                 each(child, name, &md)
             },
         )
+    }
+
+    /// What a symlink under a directory source adds to the directory's hash. Docker's
+    /// classic builder takes the hashes of a directory's entries from the context tar's
+    /// tarsum, each by a path it first resolves inside the context (`archiveContext.Hash`):
+    /// a link counts as its target (hashed under the target's own path), and an entry the
+    /// tar lacks (a link whose target is missing or left out, a directory only walked for
+    /// `.dockerignore` exceptions) counts as its own path, the string (`None` here).
+    fn link_digest(&self, rel: &str, scratch: &mut Scratch) -> Result<Option<[u8; 32]>> {
+        let target = self.resolve_in_scope(rel)?;
+        if target.is_empty() {
+            return Ok(None);
+        }
+        let p = self.path_of(&target);
+        let c = cpath(&p)?;
+        let Ok(md) = stat_at(CWD, &c) else {
+            return Ok(None);
+        };
+        if self.is_excluded(&target) {
+            return Ok(None);
+        }
+        self.entry_digest(&target, &md, CWD, &c, scratch).map(Some)
     }
 
     /// The tarsum (version 1) of one context entry, as the classic builder computes it.
@@ -506,6 +619,9 @@ enum HashTask {
 /// One hashing thread's results and buffers.
 struct HashWorker {
     digests: Vec<[u8; 32]>,
+    /// Context paths that stand for themselves in a directory's hash (see
+    /// [`Context::link_digest`]).
+    names: Vec<String>,
     scratch: Scratch,
     entries: EntryReader,
 }

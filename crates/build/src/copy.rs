@@ -126,40 +126,43 @@ fn lookup(rootfs: &Path, file: &str, name: &str) -> Option<(u32, u32)> {
     None
 }
 
-/// A `--chown` name the image's passwd or group file lacks (Docker's words).
+/// Why a `--chown` value cannot be used, in the words of Docker 20.10's classic builder.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChownError {
-    #[error("unable to find user {0}: no matching entries in passwd file")]
+    #[error(
+        "unable to convert uid/gid chown string to host mapping: invalid chown string format: {0}"
+    )]
+    Format(String),
+    #[error("unable to convert uid/gid chown string to host mapping: can't find uid for user {0}: no such user: {0}")]
     NoSuchUser(String),
-    #[error("unable to find group {0}: no matching entries in group file")]
+    #[error("unable to convert uid/gid chown string to host mapping: can't find gid for group {0}: no such group: {0}")]
     NoSuchGroup(String),
 }
 
-/// `--chown=user[:group]` through the image's passwd and group files, as Docker resolves it.
+/// `--chown=user[:group]` through the image's passwd and group files, as Docker 20.10's
+/// classic builder resolves it (`parseChownFlag`): a number is an ID, a name is looked up,
+/// and without a group the user's word is the group's too (so `nobody` needs a group
+/// `nobody`).
 pub fn parse_chown(rootfs: &Path, spec: &str) -> Result<(u32, u32), ChownError> {
-    let (user, group) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (user, group) = match parts.as_slice() {
+        [u] => (*u, *u),
+        [u, g] => (*u, *g),
+        _ => return Err(ChownError::Format(spec.to_string())),
     };
-    let (uid, primary) = match user.parse::<u32>() {
-        Ok(u) => (u, u),
-        Err(_) => lookup(rootfs, "/etc/passwd", user)
+    // Go's strconv.Atoi: an optional sign, then digits.
+    let number = |s: &str| s.parse::<i64>().ok().map(|n| n as u32);
+    let uid = match number(user) {
+        Some(u) => u,
+        None => lookup(rootfs, "/etc/passwd", user)
+            .map(|(id, _)| id)
             .ok_or_else(|| ChownError::NoSuchUser(user.to_string()))?,
     };
-    let gid = match group {
-        None => {
-            if user.parse::<u32>().is_ok() {
-                uid
-            } else {
-                primary
-            }
-        }
-        Some(g) => match g.parse::<u32>() {
-            Ok(g) => g,
-            Err(_) => lookup(rootfs, "/etc/group", g)
-                .map(|(id, _)| id)
-                .ok_or_else(|| ChownError::NoSuchGroup(g.to_string()))?,
-        },
+    let gid = match number(group) {
+        Some(g) => g,
+        None => lookup(rootfs, "/etc/group", group)
+            .map(|(id, _)| id)
+            .ok_or_else(|| ChownError::NoSuchGroup(group.to_string()))?,
     };
     Ok((uid, gid))
 }
@@ -751,12 +754,8 @@ pub fn copy_into(req: &CopyRequest<'_>) -> R<()> {
             .map_err(|e| format!("{}: {e}", src.rel))?;
             continue;
         }
-        let name = Path::new(&src.rel)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
         let image_path = if dest_is_dir {
-            format!("{}/{}", req.dest.trim_end_matches('/'), name)
+            format!("{}/{}", req.dest.trim_end_matches('/'), src.name)
         } else {
             if let Some((parent, _)) = req.dest.rsplit_once('/') {
                 mkdir_all_in_root(

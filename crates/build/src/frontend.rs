@@ -105,7 +105,10 @@ fn step_of(ins: &Instruction) -> Result<Step, FrontendError> {
         Command::Cmd(c) => Op::Cmd(form(&c.args, c.prepend_shell)),
         Command::Entrypoint(c) => Op::Entrypoint(form(&c.args, c.prepend_shell)),
         Command::Env(kv) => Op::Env(pairs(kv)),
-        Command::Label(kv) => Op::Label(pairs(kv)),
+        Command::Label(kv) => Op::Label {
+            pairs: pairs(kv),
+            expand: true,
+        },
         Command::Arg(decls) => Op::Arg(
             decls
                 .iter()
@@ -123,7 +126,7 @@ fn step_of(ins: &Instruction) -> Result<Step, FrontendError> {
         Command::Healthcheck(h) => Op::Healthcheck(healthcheck(h)),
     };
     Ok(Step {
-        text: ins.original.clone(),
+        text: ins.original.trim().to_string(),
         line: ins.line,
         op,
     })
@@ -239,11 +242,14 @@ fn healthcheck(h: &DfHealth) -> Healthcheck {
 
 /// The engine's plan for a lowered Dockerfile.
 pub fn plan(df: &dockerfile::Dockerfile) -> Result<Plan, FrontendError> {
-    let mut plan = Plan::default();
+    let mut plan = Plan {
+        warnings: dockerfile::warnings_text(&df.warnings),
+        ..Plan::default()
+    };
     for m in &df.meta_args {
         if let Command::Arg(decls) = &m.command {
             plan.meta_args.push((
-                m.original.clone(),
+                m.original.trim().to_string(),
                 decls
                     .iter()
                     .map(|d| (d.name.clone(), d.default.clone()))
@@ -262,7 +268,7 @@ pub fn plan(df: &dockerfile::Dockerfile) -> Result<Plan, FrontendError> {
             steps.push(step_of(ins)?);
         }
         plan.stages.push(Stage {
-            from_text: s.original.clone(),
+            from_text: s.original.trim().to_string(),
             base,
             name: s.name.clone(),
             steps,

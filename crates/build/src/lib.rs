@@ -13,7 +13,6 @@ mod engine;
 mod error;
 mod files;
 mod frontend;
-mod glob;
 mod gofmt;
 mod hashcache;
 mod pool;
@@ -22,11 +21,11 @@ mod steps;
 pub use context::{Context, ContextError, Excluder, Source, SourceSet};
 pub use copy::{parse_chown, resolve_in_root, ChownError};
 pub use engine::{
-    cleanup_stale, BuildOptions, Builder, Downloaded, Fetcher, Frontend, HostMount, RunRequest,
-    RunStep,
+    cleanup_stale, stderr_chunk, BuildOptions, Builder, Downloaded, Fetcher, Frontend, HostMount,
+    RunRequest, RunStep, CLASSIC_PROXY_ARGS,
 };
 pub use error::{BuildError, HookError, Result};
 pub use frontend::{plan, DockerfileFrontend, FrontendError};
-pub use glob::{glob_match, has_glob};
 pub use hashcache::HashCache;
+pub use oci::{glob_match, has_glob};
 pub use steps::{CommandForm, Healthcheck, Op, Plan, RunMount, RunMountKind, Stage, Step};

@@ -80,7 +80,11 @@ pub enum Op {
     },
     Workdir(String),
     Env(Vec<(String, String)>),
-    Label(Vec<(String, String)>),
+    /// `expand` is false for `--label` (Docker's `NewLabelCommand(k, v, true)`).
+    Label {
+        pairs: Vec<(String, String)>,
+        expand: bool,
+    },
     Arg(Vec<(String, Option<String>)>),
     Expose(Vec<String>),
     Volume(Vec<String>),
@@ -129,12 +133,22 @@ pub struct Plan {
     /// Each pre-FROM ARG instruction: its text and its (name, default) declarations.
     pub meta_args: Vec<(String, Vec<ArgDecl>)>,
     pub stages: Vec<Stage>,
+    /// The parser's warnings as Docker prints them before the first step (empty
+    /// continuation lines), if any.
+    pub warnings: Option<String>,
 }
 
 impl Plan {
-    /// The number Docker prints after `Step N/`: pre-FROM ARGs, FROMs and instructions.
-    pub fn step_count(&self) -> usize {
-        self.meta_args.len() + self.stages.iter().map(|s| 1 + s.steps.len()).sum::<usize>()
+    /// The number Docker prints after `Step N/`: pre-FROM ARGs, FROMs and instructions of
+    /// the stages up to `last` (the target's, or the last one).
+    pub fn step_count(&self, last: usize) -> usize {
+        self.meta_args.len()
+            + self
+                .stages
+                .iter()
+                .take(last + 1)
+                .map(|s| 1 + s.steps.len())
+                .sum::<usize>()
     }
 
     /// The number `Step N/` prints for the FROM of stage `index` (its steps follow it).

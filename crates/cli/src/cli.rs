@@ -203,7 +203,7 @@ pub struct ImagesArgs {
     /// Pretty-print images using a Go template
     #[arg(long)]
     pub format: Option<String>,
-    /// Filter output based on conditions provided (dangling=true|false, reference=PATTERN)
+    /// Filter output based on conditions provided (dangling, label, before, since, reference)
     #[arg(short = 'f', long = "filter")]
     pub filters: Vec<String>,
     /// REPOSITORY[:TAG]

@@ -308,6 +308,15 @@ impl DockerIgnore {
             .collect()
     }
 
+    /// Whether an exception (`!PATTERN`) starts with the directory `dir`, so that Docker's
+    /// client walks `dir` even when it is excluded (`TarWithOptions`).
+    pub fn has_exception_under(&self, dir: &str) -> bool {
+        let dir_slash = format!("{}/", clean_path(dir).trim_start_matches('/'));
+        self.patterns
+            .iter()
+            .any(|p| p.exclusion && format!("{}/", p.cleaned).starts_with(&dir_slash))
+    }
+
     /// Whether `path` (relative to the context root, `/`-separated) is excluded from the
     /// context: the last pattern that matches it or one of its parent directories decides.
     pub fn matches(&self, path: &str) -> bool {

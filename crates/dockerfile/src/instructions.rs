@@ -380,6 +380,65 @@ pub(crate) fn parse_node(node: &Node) -> Result<Parsed> {
     parsed.map_err(|message| Error::parse(node.start_line, message))
 }
 
+/// [`parse_node`] as Docker 20.10's classic builder checks instructions (BuildKit v0.8's
+/// parser): flag errors capitalised (`Unknown flag: x`), and HEALTHCHECK stricter (no
+/// `--start-interval`, durations of at least 1ms even when zero, at least one retry).
+pub(crate) fn parse_node_classic(node: &Node) -> Result<Parsed> {
+    let parsed = parse_node(node).map_err(|e| match e {
+        Error::Parse { line, message } => Error::Parse {
+            line,
+            message: classic_flag_message(message),
+        },
+        e => e,
+    })?;
+    if matches!(parsed, Parsed::Command(Command::Healthcheck(_))) {
+        classic_healthcheck_flags(&node.flags).map_err(|m| Error::parse(node.start_line, m))?;
+    }
+    Ok(parsed)
+}
+
+/// BuildKit v0.8's words for a flag it refuses.
+fn classic_flag_message(message: String) -> String {
+    for (new, old) in [
+        ("unknown flag: ", "Unknown flag: "),
+        ("duplicate flag specified: ", "Duplicate flag specified: "),
+        ("missing a value on flag: ", "Missing a value on flag: "),
+        ("arg should start with -- : ", "Arg should start with -- : "),
+    ] {
+        if let Some(rest) = message.strip_prefix(new) {
+            return format!("{old}{rest}");
+        }
+    }
+    message
+}
+
+/// HEALTHCHECK flags as BuildKit v0.8 checks them.
+fn classic_healthcheck_flags(flags: &[String]) -> Result<(), String> {
+    for f in flags {
+        let body = f.trim_start_matches("--");
+        let (name, value) = body.split_once('=').unwrap_or((body, ""));
+        match name {
+            "start-interval" => return Err(format!("Unknown flag: {name}")),
+            "interval" | "timeout" | "start-period"
+                if parse_go_duration(value).is_ok_and(|ns| ns < 1_000_000) =>
+            {
+                return Err(format!(
+                    "Interval {} cannot be less than 1ms",
+                    go_quote(name)
+                ));
+            }
+            "retries" if value.parse::<i64>().is_ok_and(|n| n < 1) => {
+                return Err(format!(
+                    "--retries must be at least 1 (not {})",
+                    value.parse::<i64>().unwrap_or_default()
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// `ENV key=value ...` (no flags).
 fn parse_env(req: &Request) -> Result<Command, String> {
     req.no_flags()?;

@@ -75,8 +75,8 @@ pub use instructions::{
 };
 pub use mount::{Mount, MountType, Sharing};
 pub use parser::{
-    chomp_heredoc, dump_ast, parse, parse_heredoc, Ast, CheckOptions, Directive, Heredoc, Node,
-    Warning,
+    chomp_heredoc, dump_ast, parse, parse_heredoc, warnings_text, Ast, CheckOptions, Directive,
+    Heredoc, Node, Warning,
 };
 pub use shell::{Env, EnvList, Processed, ShellLex};
 pub use stages::{

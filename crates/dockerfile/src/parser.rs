@@ -82,10 +82,22 @@ impl Ast {
 /// A non-fatal parser finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
-    /// Docker's message.
+    /// Docker 20.10's message (`[WARNING]: Empty continuation line found in:\n    LINE`).
     pub message: String,
     /// 1-based line it refers to.
     pub line: usize,
+}
+
+/// What Docker 20.10's parser prints for its warnings (`Result.PrintWarnings`): each message,
+/// then a last line saying that empty continuation lines will become errors; `None` when
+/// there are none.
+pub fn warnings_text(warnings: &[Warning]) -> Option<String> {
+    if warnings.is_empty() {
+        return None;
+    }
+    let mut out: Vec<&str> = warnings.iter().map(|w| w.message.as_str()).collect();
+    out.push("[WARNING]: Empty continuation lines will become errors in a future release.");
+    Some(out.join("\n") + "\n")
 }
 
 /// One heredoc attached to an instruction (`<<EOF` ... `EOF`).
@@ -371,7 +383,7 @@ pub fn parse(text: &str) -> Result<Ast> {
         }
         if empty_cont {
             warnings.push(Warning {
-                message: format!("Empty continuation line found in: {line}"),
+                message: format!("[WARNING]: Empty continuation line found in:\n    {line}"),
                 line: idx,
             });
         }

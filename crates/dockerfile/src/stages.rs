@@ -81,6 +81,10 @@ pub struct BuildOptions {
     pub target_platform: Platform,
     /// Platform of the builder (`BUILDPLATFORM` and friends).
     pub build_platform: Platform,
+    /// For Docker's classic builder, which builds every stage up to the target in order
+    /// and checks a `--from` when it gets to it: a `--from` that names no earlier stage is
+    /// no error here and no dependency.
+    pub classic: bool,
 }
 
 /// What a stage's `FROM` refers to.
@@ -196,7 +200,7 @@ pub fn lower(ast: &Ast, options: &BuildOptions) -> Result<Dockerfile> {
             "dockerfile contains no stages to build".into(),
         ));
     }
-    resolve_dependencies(&mut stages)?;
+    resolve_dependencies(&mut stages, options.classic)?;
     let target = target_index(&stages, options.target.as_deref())?;
     let build_order = order(&stages, target)?;
     let unused_build_args = unused_build_args(options, &meta_args, &stages, &build_order);
@@ -246,16 +250,24 @@ impl<'a> Lowering<'a> {
     /// Check one node and file it: a meta ARG, a new stage, or an instruction of the
     /// current stage.
     fn add(&mut self, node: &Node) -> Result<()> {
-        match parse_node(node)? {
+        let parsed = if self.options.classic {
+            crate::instructions::parse_node_classic(node)?
+        } else {
+            parse_node(node)?
+        };
+        match parsed {
             Parsed::Command(Command::Arg(decls)) if self.stages.is_empty() => {
                 self.declare_meta_args(node, decls)
             }
             Parsed::Command(command) => {
                 let Some(stage) = self.stages.last_mut() else {
-                    return Err(Error::parse(
-                        node.start_line,
-                        "no build stage in current context",
-                    ));
+                    // Docker's classic builder says it without the line.
+                    let msg = "no build stage in current context";
+                    return Err(if self.options.classic {
+                        Error::Stage(msg.into())
+                    } else {
+                        Error::parse(node.start_line, msg)
+                    });
                 };
                 stage.instructions.push(instruction(node, command));
                 Ok(())
@@ -359,11 +371,12 @@ fn instruction(node: &Node, command: Command) -> Instruction {
 }
 
 /// Each stage's dependencies: its base stage, `COPY --from` and `RUN --mount from=`
-/// stages, sorted and deduplicated.
-fn resolve_dependencies(stages: &mut [Stage]) -> Result<()> {
+/// stages, sorted and deduplicated (for `classic`, only earlier stages, see
+/// [`BuildOptions::classic`]).
+fn resolve_dependencies(stages: &mut [Stage], classic: bool) -> Result<()> {
     let names: Vec<Option<String>> = stages.iter().map(|s| s.name.clone()).collect();
     let count = stages.len();
-    for st in stages.iter_mut() {
+    for (index, st) in stages.iter_mut().enumerate() {
         let mut deps = Vec::new();
         if let Base::Stage(i) = st.base {
             deps.push(i);
@@ -376,8 +389,9 @@ fn resolve_dependencies(stages: &mut [Stage]) -> Result<()> {
             };
             for r in refs {
                 match resolve_source(&names, count, &r) {
-                    Ok(Source::Stage(i)) => deps.push(i),
-                    Ok(Source::Image(_)) => {}
+                    Ok(Source::Stage(i)) if !classic || i < index => deps.push(i),
+                    Ok(_) => {}
+                    Err(_) if classic => {}
                     Err(m) => return Err(Error::parse(ins.line, m)),
                 }
             }

@@ -511,7 +511,14 @@ fn escape_directive_and_continuations() {
     assert_eq!(ast.warnings.len(), 1);
     assert!(ast.warnings[0]
         .message
-        .starts_with("Empty continuation line found in: "));
+        .starts_with("[WARNING]: Empty continuation line found in:\n    RUN dir "));
+    assert_eq!(
+        dockerfile::warnings_text(&ast.warnings).unwrap(),
+        format!(
+            "{}\n[WARNING]: Empty continuation lines will become errors in a future release.\n",
+            ast.warnings[0].message
+        )
+    );
     let df = lower(&ast, &opts(&[])).unwrap();
     assert_eq!(df.lexer().escape(), '`');
 }

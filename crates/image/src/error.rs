@@ -41,6 +41,12 @@ pub enum Error {
         expected: Digest,
         actual: Digest,
     },
+    /// Docker's words for a filter name it does not know, or a value it refuses.
+    #[error("Invalid filter '{0}'")]
+    InvalidFilter(String),
+    /// A filter whose value cannot be used (a malformed `reference` pattern).
+    #[error("{0}")]
+    Filter(String),
     #[error("invalid change {change:?}: {reason}")]
     Change { change: String, reason: String },
 }

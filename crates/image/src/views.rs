@@ -81,69 +81,58 @@ pub struct ImageRow {
 /// The rows `images` lists: every name of every image; untagged images as `<none>` when
 /// they are dangling (or, with `all`, intermediate images too). Newest first.
 pub fn image_rows(store: &Store, all: bool) -> Result<Vec<ImageRow>> {
-    let images = store.images()?;
-    let shared = shared_sizes(store, &images)?;
-    let mut has_children: HashMap<Digest, bool> = HashMap::new();
-    for img in &images {
-        if let Some(p) = img.parent {
-            has_children.insert(p, true);
-        }
+    crate::filter::list_images(store, all, &crate::filter::ImageFilters::default())
+}
+
+/// The rows of one image: one per tag, one per repository digest of a repository without a
+/// tag, or a single `<none>` row when it has neither.
+pub(crate) fn image_row(img: &ImageRecord, created: String, shared_size: u64) -> Vec<ImageRow> {
+    let base = ImageRow {
+        repository: None,
+        tag: None,
+        digest: None,
+        id: img.id,
+        created,
+        size: img.size,
+        shared_size,
+        containers: 0,
+    };
+    let digest_for = |repo: &str| {
+        img.repo_digests.iter().find_map(|d| {
+            let r = Reference::parse(d).ok()?;
+            (r.name() == repo)
+                .then(|| r.digest.as_ref().map(|d| d.to_string()))
+                .flatten()
+        })
+    };
+    if img.tags.is_empty() && img.repo_digests.is_empty() {
+        return vec![base];
     }
     let mut rows = Vec::new();
-    for img in &images {
-        let created = read_config(store, &img.id)?
-            .created
-            .unwrap_or_else(|| img.created.clone());
-        let base = ImageRow {
-            repository: None,
-            tag: None,
-            digest: None,
-            id: img.id,
-            created,
-            size: img.size,
-            shared_size: *shared.get(&img.id).unwrap_or(&0),
-            containers: 0,
-        };
-        let digest_for = |repo: &str| {
-            img.repo_digests.iter().find_map(|d| {
-                let r = Reference::parse(d).ok()?;
-                (r.name() == repo)
-                    .then(|| r.digest.as_ref().map(|d| d.to_string()))
-                    .flatten()
-            })
-        };
-        if img.tags.is_empty() && img.repo_digests.is_empty() {
-            if all || !has_children.contains_key(&img.id) {
-                rows.push(base);
-            }
+    let mut repos_with_tags = Vec::new();
+    for t in &img.tags {
+        let Ok(r) = Reference::parse(t) else { continue };
+        repos_with_tags.push(r.name());
+        rows.push(ImageRow {
+            repository: Some(r.repository_familiar()),
+            tag: r.tag.as_deref().map(str::to_string),
+            digest: digest_for(&r.name()),
+            ..base.clone()
+        });
+    }
+    for d in &img.repo_digests {
+        let Ok(r) = Reference::parse(d) else { continue };
+        if repos_with_tags.contains(&r.name()) {
             continue;
         }
-        let mut repos_with_tags = Vec::new();
-        for t in &img.tags {
-            let Ok(r) = Reference::parse(t) else { continue };
-            repos_with_tags.push(r.name());
-            rows.push(ImageRow {
-                repository: Some(r.repository_familiar()),
-                tag: r.tag.as_deref().map(str::to_string),
-                digest: digest_for(&r.name()),
-                ..base.clone()
-            });
-        }
-        for d in &img.repo_digests {
-            let Ok(r) = Reference::parse(d) else { continue };
-            if repos_with_tags.contains(&r.name()) {
-                continue;
-            }
-            rows.push(ImageRow {
-                repository: Some(r.repository_familiar()),
-                tag: None,
-                digest: r.digest.as_ref().map(|d| d.to_string()),
-                ..base.clone()
-            });
-        }
+        rows.push(ImageRow {
+            repository: Some(r.repository_familiar()),
+            tag: None,
+            digest: r.digest.as_ref().map(|d| d.to_string()),
+            ..base.clone()
+        });
     }
-    rows.sort_by(|a, b| b.created.cmp(&a.created));
-    Ok(rows)
+    rows
 }
 
 /// For each image, the sum of its layers that another image also uses (Docker's SHARED SIZE).

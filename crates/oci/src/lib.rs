@@ -13,6 +13,7 @@
 
 mod config;
 mod digest;
+mod glob;
 mod gojson;
 mod manifest;
 mod reference;
@@ -24,6 +25,7 @@ pub use config::{
     DEFAULT_PATH_ENV, ZERO_TIME,
 };
 pub use digest::{Digest, DigestError, Hasher};
+pub use glob::{glob_match, has_glob, path_match, BadPattern};
 pub use gojson::GoJson;
 pub use manifest::{
     annotation, chain_id, chain_ids, empty_layer_diff_id, media_kind, media_type, sniff_kind,

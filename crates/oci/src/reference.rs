@@ -143,6 +143,15 @@ impl Reference {
         s
     }
 
+    /// Docker's `FamiliarMatch`: whether `pattern` (Go's `path.Match`) matches the familiar
+    /// string (`busybox:latest`) or, failing that, the familiar name (`busybox`).
+    pub fn familiar_match(&self, pattern: &str) -> Result<bool, crate::BadPattern> {
+        if crate::path_match(pattern, &self.familiar())? {
+            return Ok(true);
+        }
+        Ok(crate::path_match(pattern, &self.repository_familiar()).unwrap_or(false))
+    }
+
     /// The same reference with the tag replaced and no digest.
     pub fn with_tag(&self, tag: &str) -> Result<Self, ReferenceError> {
         if !valid_tag(tag) {

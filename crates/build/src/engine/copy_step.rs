@@ -51,6 +51,12 @@ impl Builder<'_> {
                         line,
                         msg: format!("{} failed: file not found in build context or excluded by .dockerignore: stat {p}: file does not exist", w.kind),
                     },
+                    e @ (crate::ContextError::NoSources | crate::ContextError::Outside(_)) => {
+                        BuildError::Step {
+                            line,
+                            msg: format!("{} failed: {e}", w.kind),
+                        }
+                    }
                     e => e.into(),
                 });
             }
@@ -78,6 +84,19 @@ impl Builder<'_> {
                 return Err(e);
             }
         };
+        // Docker resolves `--chown` in the step's root filesystem, and says so unprefixed.
+        if let Some(Err(e)) = w
+            .chown
+            .as_deref()
+            .map(|c| crate::copy::parse_chown(&rootfs, c))
+        {
+            let _ = self.unmount_and_take(&key, &rootfs, false, &[]);
+            self.drop_view(from.view);
+            return Err(BuildError::Step {
+                line,
+                msg: e.to_string(),
+            });
+        }
         let upper = self.overlay_upper(&key);
         let copied = copy_into(&CopyRequest {
             context: ctx,
@@ -135,7 +154,7 @@ impl Builder<'_> {
         if urls > 0 && !*add {
             return Err(BuildError::Step {
                 line,
-                msg: "source can't be a URL for COPY".into(),
+                msg: "COPY failed: source can't be a URL for COPY".into(),
             });
         }
         if urls > 0 && (urls != exp_srcs.len() || from.is_some() || !inline.is_empty()) {
@@ -198,9 +217,7 @@ impl Builder<'_> {
             }),
             (None, Some(f)) => {
                 let f = self.expand(st, f)?;
-                let (key, root) = self
-                    .mount_view(st.build, &f)
-                    .map_err(|e| e.with_line(line))?;
+                let (key, root) = self.mount_view(st, &f).map_err(|e| e.with_line(line))?;
                 Ok(CopyFrom {
                     ctx: Some(Context::new(root.clone(), Box::new(|_| false)).with_owner_names()),
                     view: Some((key, root)),
@@ -209,9 +226,33 @@ impl Builder<'_> {
         }
     }
 
-    /// Mounts a read-only view of a stage's or image's root filesystem.
-    pub(super) fn mount_view(&mut self, bs: &BuildState, from: &str) -> Result<(String, PathBuf)> {
-        let id = match stage_ref(bs.plan, bs.plan.stages.len(), from) {
+    /// Mounts a read-only view of a stage's or image's root filesystem: `from` names an
+    /// earlier stage (by name or index) or else an image, pulled when missing. Other
+    /// indexes fail as Docker's classic builder fails them: `invalid from flag value 1:
+    /// refers to current build stage` / `index out of bounds`.
+    pub(super) fn mount_view(&mut self, st: &StageState, from: &str) -> Result<(String, PathBuf)> {
+        let bs = st.build;
+        let invalid = |why: &str| BuildError::Step {
+            line: 0,
+            msg: format!("invalid from flag value {from}: {why}"),
+        };
+        let by_name = bs.plan.stages[..st.index]
+            .iter()
+            .position(|s| s.is_named(from));
+        let index = match by_name {
+            Some(j) => Some(j),
+            None => match from.parse::<i64>() {
+                Ok(i) if i == st.index as i64 => {
+                    return Err(invalid("refers to current build stage"))
+                }
+                Ok(i) if i < 0 || i > st.index as i64 => {
+                    return Err(invalid("index out of bounds"))
+                }
+                Ok(i) => Some(i as usize),
+                Err(_) => None,
+            },
+        };
+        let id = match index {
             Some(j) => bs
                 .built
                 .get(j)
@@ -221,7 +262,9 @@ impl Builder<'_> {
                     line: 0,
                     msg: format!("stage {from} was not built"),
                 })?,
-            None => image::resolve(self.store, from)?,
+            None => self
+                .base_image(from, bs.opts)
+                .map_err(|e| invalid(&e.to_string()))?,
         };
         let cfg = image::read_config(self.store, &id)?;
         let lowers: Vec<PathBuf> = cfg

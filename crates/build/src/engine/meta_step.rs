@@ -41,7 +41,7 @@ impl Builder<'_> {
     ) -> Result<String> {
         Ok(match &step.op {
             Op::Env(pairs) => self.env(st, cfg, pairs)?,
-            Op::Label(pairs) => self.label(st, cfg, pairs)?,
+            Op::Label { pairs, expand } => self.label(st, cfg, pairs, *expand)?,
             Op::Maintainer(m) => {
                 st.config.author = m.clone();
                 format!("MAINTAINER {m}")
@@ -55,19 +55,26 @@ impl Builder<'_> {
             }
             Op::StopSignal(s) => {
                 cfg.stop_signal = self.expand(st, s)?;
+                if dockerfile::parse_signal(&cfg.stop_signal).is_err() {
+                    return Err(BuildError::Step {
+                        line: step.line,
+                        msg: format!("Invalid signal: {}", cfg.stop_signal),
+                    });
+                }
                 format!("STOPSIGNAL {}", cfg.stop_signal)
             }
             Op::Cmd(form) => {
                 let argv = command_argv(form, &st.shell);
                 let comment = format!("CMD {}", gofmt::quote_list(&argv));
-                cfg.cmd = Some(argv);
+                // `CMD []` leaves no command (Docker's parser makes no words of it).
+                cfg.cmd = (!argv.is_empty()).then_some(argv);
                 st.cmd_set = true;
                 comment
             }
             Op::Entrypoint(form) => {
                 let argv = command_argv(form, &st.shell);
                 let comment = format!("ENTRYPOINT {}", gofmt::quote_list(&argv));
-                cfg.entrypoint = Some(argv);
+                cfg.entrypoint = (!argv.is_empty()).then_some(argv);
                 if !st.cmd_set {
                     cfg.cmd = None;
                 }
@@ -123,12 +130,16 @@ impl Builder<'_> {
         st: &StageState,
         cfg: &mut ContainerConfig,
         pairs: &[(String, String)],
+        expand: bool,
     ) -> Result<String> {
         let mut parts = Vec::new();
         let labels = cfg.labels.get_or_insert_with(Default::default);
         for (k, v) in pairs {
-            let k = self.expand(st, k)?;
-            let v = self.expand(st, v)?;
+            let (k, v) = if expand {
+                (self.expand(st, k)?, self.expand(st, v)?)
+            } else {
+                (k.clone(), v.clone())
+            };
             parts.push(format!("{k}={v}"));
             labels.insert(k, v);
         }
@@ -139,6 +150,7 @@ impl Builder<'_> {
     fn arg(&self, st: &mut StageState, list: &[(String, Option<String>)]) -> Result<String> {
         let mut parts = Vec::new();
         for (name, default) in list {
+            st.build.referenced.borrow_mut().insert(name.clone());
             // A build argument wins; then the stage's own default; then, for `ARG NAME`
             // without one, the default of the same ARG before the first FROM (Docker's
             // classic builder and BuildKit alike).

@@ -21,7 +21,7 @@ mod remote;
 mod run_step;
 mod stages;
 
-use stages::{needed_stages, stage_ref};
+use stages::{last_stage, stage_ref};
 
 use crate::context::Context;
 use crate::copy::{copy_into, CopyRequest};
@@ -85,8 +85,6 @@ pub struct BuildOptions {
     pub ssh: BTreeMap<String, PathBuf>,
 }
 
-use dockerfile::PROXY_ARGS;
-
 /// Fetches a missing image into the store and returns its ID.
 pub type Puller = dyn Fn(&mut Store, &str) -> std::result::Result<Digest, HookError>;
 
@@ -135,11 +133,18 @@ struct BuildState<'p> {
     /// Whether a step's image was recorded without waiting for the disk (see
     /// [`Builder::build`]).
     unsynced: std::cell::Cell<bool>,
+    /// The last stage built (the target's).
+    last: usize,
+    /// The names of the ARGs declared so far (meta ARGs and the ARG steps run): build args
+    /// named by none are reported as not consumed.
+    referenced: std::cell::RefCell<std::collections::BTreeSet<String>>,
 }
 
 /// The state of the stage being built (BuildKit's `dispatchState`).
 struct StageState<'b> {
     build: &'b BuildState<'b>,
+    /// The stage's index in the plan.
+    index: usize,
     id: Option<Digest>,
     config: ImageConfig,
     shell: Vec<String>,
@@ -154,9 +159,15 @@ struct StageState<'b> {
 impl<'b> StageState<'b> {
     /// A stage on `config` (the base image's, or scratch's): `PATH` set and the base
     /// image's SHELL in force.
-    fn new(build: &'b BuildState<'b>, id: Option<Digest>, config: ImageConfig) -> Self {
+    fn new(
+        build: &'b BuildState<'b>,
+        index: usize,
+        id: Option<Digest>,
+        config: ImageConfig,
+    ) -> Self {
         let mut st = StageState {
             build,
+            index,
             id,
             config,
             shell: vec!["/bin/sh".into(), "-c".into()],
@@ -200,6 +211,55 @@ impl<'b> StageState<'b> {
         }
         out
     }
+}
+
+/// The `LABEL` steps `--label` adds to the last stage built (none on other stages), one per
+/// label, sorted by key.
+fn label_steps(bs: &BuildState, index: usize) -> Vec<Step> {
+    if index != bs.last {
+        return Vec::new();
+    }
+    let labels: BTreeMap<&str, &str> = bs
+        .opts
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    labels
+        .into_iter()
+        .map(|(k, v)| Step {
+            text: format!("LABEL {k}={v}"),
+            line: 0,
+            op: Op::Label {
+                pairs: vec![(k.to_string(), v.to_string())],
+                expand: false,
+            },
+        })
+        .collect()
+}
+
+/// The build args Docker 20.10's classic builder accepts without an `ARG`
+/// (`builtinAllowedBuildArgs`): passed to RUN steps, never reported as unused.
+pub const CLASSIC_PROXY_ARGS: [&str; 8] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
+/// A chunk of a step's standard error as Docker's classic builder writes it into the build
+/// output: between the escape sequences that turn it bright red (`streamformatter`'s
+/// stderr writer), one pair per write.
+pub fn stderr_chunk(buf: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(buf.len() + 9);
+    out.extend_from_slice(b"\x1b[91m");
+    out.extend_from_slice(buf);
+    out.extend_from_slice(b"\x1b[0m");
+    out
 }
 
 fn new_container_id() -> String {
@@ -291,6 +351,12 @@ impl Builder<'_> {
         }
     }
 
+    /// Docker's ` ---> ID` line after a step (empty for `FROM scratch`).
+    fn say_image(&mut self, st: &StageState) {
+        let id = st.id.map(|id| id.short()).unwrap_or_default();
+        self.say(st.quiet, &format!(" ---> {id}"));
+    }
+
     /// Builds the plan; returns the final image's ID.
     ///
     /// Each step's image is recorded without waiting for the disk ([`Store::unsynced`]): the
@@ -317,34 +383,41 @@ impl Builder<'_> {
         opts: &BuildOptions,
         unsynced: &std::cell::Cell<bool>,
     ) -> Result<Digest> {
-        let meta = self.meta_args(plan, opts)?;
-        let needed = needed_stages(plan, opts.target.as_deref(), &meta, self.frontend)?;
+        let last = last_stage(plan, opts.target.as_deref())?;
+        if let Some(w) = &plan.warnings {
+            if !opts.quiet {
+                let _ = self.out.write_all(&stderr_chunk(w.as_bytes()));
+                let _ = self.out.flush();
+            }
+        }
+        let meta = self.meta_args(plan, opts, last)?;
+        let referenced = meta.iter().map(|(k, _)| k.clone()).collect();
         let mut bs = BuildState {
             plan,
             opts,
             meta,
             built: vec![None; plan.stages.len()],
             unsynced: std::cell::Cell::new(false),
+            last,
+            referenced: std::cell::RefCell::new(referenced),
         };
-        let r = self.build_needed(&mut bs, &needed);
+        let r = self.build_up_to_last(&mut bs);
         unsynced.set(bs.unsynced.get());
+        if r.is_ok() {
+            self.warn_unused_args(&bs);
+        }
         r
     }
 
-    fn build_needed(&mut self, bs: &mut BuildState, needed: &[bool]) -> Result<Digest> {
-        let (plan, opts) = (bs.plan, bs.opts);
+    /// Builds every stage up to the last one, in order (Docker's classic builder builds
+    /// them all, needed by the target or not); returns the last one's image.
+    fn build_up_to_last(&mut self, bs: &mut BuildState) -> Result<Digest> {
         let mut last = None;
-        for (i, stage) in plan.stages.iter().enumerate() {
-            if !needed[i] {
-                continue;
-            }
+        for i in 0..=bs.last {
             let id = self.build_stage(bs, i)?;
             bs.built[i] = Some(id);
             self.stage_images.push(id);
             last = Some(id);
-            if opts.target.as_deref().is_some_and(|t| stage.is_named(t)) {
-                break;
-            }
         }
         last.ok_or_else(|| BuildError::Step {
             line: 0,
@@ -352,10 +425,36 @@ impl Builder<'_> {
         })
     }
 
+    /// Docker's `[Warning] One or more build-args [A B] were not consumed` (on the build's
+    /// output, before `Successfully built`): build args no ARG declared, other than the
+    /// proxy variables the classic builder always accepts.
+    fn warn_unused_args(&mut self, bs: &BuildState) {
+        let referenced = bs.referenced.borrow();
+        let unused: Vec<&str> = bs
+            .opts
+            .build_args
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !referenced.contains(*k) && !CLASSIC_PROXY_ARGS.contains(k))
+            .collect();
+        if !unused.is_empty() {
+            let line = format!(
+                "[Warning] One or more build-args [{}] were not consumed",
+                unused.join(" ")
+            );
+            self.say(bs.opts.quiet, &line);
+        }
+    }
+
     /// The ARGs before the first FROM (one step each): visible to FROM lines, and inside
     /// stages that declare them again.
-    fn meta_args(&mut self, plan: &Plan, opts: &BuildOptions) -> Result<Vec<(String, String)>> {
-        let total = plan.step_count();
+    fn meta_args(
+        &mut self,
+        plan: &Plan,
+        opts: &BuildOptions,
+        last: usize,
+    ) -> Result<Vec<(String, String)>> {
+        let total = plan.step_count(last);
         let mut meta: Vec<(String, String)> = Vec::new();
         for (i, (text, decls)) in plan.meta_args.iter().enumerate() {
             self.say(opts.quiet, &format!("Step {}/{total} : {text}", i + 1));
@@ -414,30 +513,29 @@ impl Builder<'_> {
     }
 
     /// Builds stage `index`: its base, the base's ONBUILD triggers, its steps, and on the
-    /// last stage the `--label`s; returns the stage's final image.
+    /// last stage one `LABEL` step per `--label` (sorted), as Docker's classic builder adds
+    /// them; returns the stage's final image.
     fn build_stage(&mut self, bs: &BuildState, index: usize) -> Result<Digest> {
         let stage = &bs.plan.stages[index];
-        let total = bs.plan.step_count();
+        let total = bs.plan.step_count(bs.last) + label_steps(bs, index).len();
         let first = bs.plan.first_step(index);
         self.say(
             bs.opts.quiet,
             &format!("Step {first}/{total} : {}", stage.from_text),
         );
         let (id, config) = self.stage_base(bs, index)?;
-        let mut st = StageState::new(bs, id, config);
+        let mut st = StageState::new(bs, index, id, config);
         self.run_triggers(&mut st)?;
-        for (k, step) in stage.steps.iter().enumerate() {
+        // After the triggers: their steps print what a step prints, but not the image.
+        self.say_image(&st);
+        let labels = label_steps(bs, index);
+        for (k, step) in stage.steps.iter().chain(labels.iter()).enumerate() {
             let n = first + 1 + k;
             self.say(st.quiet, &format!("Step {n}/{total} : {}", step.text));
             self.step(&mut st, step)?;
+            self.say_image(&st);
         }
-        if !bs.opts.labels.is_empty() && index + 1 == bs.plan.stages.len() {
-            self.label_step(&mut st)?;
-        }
-        let last = match bs.opts.target.as_deref() {
-            Some(t) => stage.is_named(t),
-            None => index + 1 == bs.plan.stages.len(),
-        };
+        let last = index == bs.last;
         match st.id {
             Some(id) => Ok(id),
             // The built image is `FROM scratch` and nothing else: Docker makes no image.
@@ -460,13 +558,11 @@ impl Builder<'_> {
         bs: &BuildState,
         index: usize,
     ) -> Result<(Option<Digest>, ImageConfig)> {
-        let q = bs.opts.quiet;
         let base = self
             .frontend
             .word(&bs.plan.stages[index].base, &bs.meta)
             .map_err(BuildError::Frontend)?;
         if base.eq_ignore_ascii_case("scratch") {
-            self.say(q, " ---> ");
             let config = ImageConfig {
                 architecture: oci::host_architecture().into(),
                 os: "linux".into(),
@@ -481,7 +577,6 @@ impl Builder<'_> {
             })?,
             None => self.base_image(&base, bs.opts)?,
         };
-        self.say(q, &format!(" ---> {}", id.short()));
         Ok((Some(id), image::read_config(self.store, &id)?))
     }
 
@@ -505,17 +600,6 @@ impl Builder<'_> {
             self.step(st, &step)?;
         }
         Ok(())
-    }
-
-    /// Labels from `--label` go on the last image of the stage, as one more (silent) step.
-    fn label_step(&mut self, st: &mut StageState) -> Result<()> {
-        let step = Step {
-            text: String::new(),
-            line: 0,
-            op: Op::Label(st.opts().labels.clone()),
-        };
-        st.quiet = true;
-        self.step(st, &step)
     }
 
     /// The image a `FROM` names: from the store, or pulled when missing (always with
@@ -587,7 +671,6 @@ impl Builder<'_> {
         match best {
             Some((_, id, cfg)) => {
                 self.say(st.quiet, " ---> Using cache");
-                self.say(st.quiet, &format!(" ---> {}", id.short()));
                 st.id = Some(id);
                 if let Some(sh) = cfg.config.as_ref().and_then(|c| c.shell.clone()) {
                     st.shell = sh;
@@ -671,7 +754,6 @@ impl Builder<'_> {
             p.commit()?;
             Ok(id)
         })?;
-        self.say(st.quiet, &format!(" ---> {}", id.short()));
         if let Some(sh) = cfg.config.as_ref().and_then(|c| c.shell.clone()) {
             st.shell = sh;
         }

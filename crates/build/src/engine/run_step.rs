@@ -37,13 +37,29 @@ impl Builder<'_> {
         mounts: &[RunMount],
     ) -> Result<()> {
         let argv = command_argv(form, &st.shell);
-        // Build args in scope go into the key and the process's environment, not the image.
+        // Build args in scope go into the key and the process's environment, not the image;
+        // an ENV of the same name hides them (Docker's `FilterAllowed`).
+        let env_keys: Vec<String> = st
+            .run_config()
+            .env
+            .unwrap_or_default()
+            .iter()
+            .map(|e| e.split_once('=').map(|(k, _)| k).unwrap_or(e).to_string())
+            .collect();
         let arg_env: Vec<String> = st
             .args
             .iter()
+            .filter(|(k, _)| !env_keys.contains(k))
             .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
             .collect();
-        let probe = run_probe(st, &argv, &arg_env, mounts);
+        // The proxy variables given with `--build-arg` are in scope too without an ARG: they
+        // reach the process and make the key carry the (then maybe empty) list of build args.
+        let proxies = st.opts().build_args.keys().any(|k| {
+            CLASSIC_PROXY_ARGS.contains(&k.as_str())
+                && !env_keys.contains(k)
+                && !st.args.iter().any(|(a, _)| a == k)
+        });
+        let probe = run_probe(st, &argv, &arg_env, proxies, mounts);
         if self.probe(st, &probe)? {
             return Ok(());
         }
@@ -58,7 +74,10 @@ impl Builder<'_> {
         };
         let (key, rootfs) = self.mount(st, &cid)?;
         let mut m = RunMounts::default();
-        if let Err(e) = self.run_mounts(st, mounts, (&workdir, &rootfs), &mut env, &mut m) {
+        let prepared = self
+            .volume_mounts(&cfg, &rootfs, &mut m)
+            .and_then(|()| self.run_mounts(st, mounts, (&workdir, &rootfs), &mut env, &mut m));
+        if let Err(e) = prepared {
             let _ = self.unmount_and_take(&key, &rootfs, false, &[]);
             m.views.into_iter().for_each(|v| self.drop_view(Some(v)));
             return Err(e.with_line(step.line));
@@ -193,7 +212,7 @@ impl Builder<'_> {
             RunMountKind::Bind { from, source } => {
                 let base = match from {
                     Some(f) => {
-                        let v = self.mount_view(st.build, f)?;
+                        let v = self.mount_view(st, f)?;
                         let root = v.1.clone();
                         out.views.push(v);
                         root
@@ -204,6 +223,43 @@ impl Builder<'_> {
                     .map(MountSource::Host)
             }
         }
+    }
+
+    /// The image's VOLUMEs, each a fresh copy of what the image holds there (Docker's
+    /// anonymous volumes start so), so that what the step changes under them is lost: Docker's
+    /// classic builder commits the container's layer, which its volumes are not part of. A
+    /// mount point the image lacks is made in the layer, as Docker makes it.
+    fn volume_mounts(
+        &mut self,
+        cfg: &ContainerConfig,
+        rootfs: &Path,
+        out: &mut RunMounts,
+    ) -> Result<()> {
+        let Some(vols) = &cfg.volumes else {
+            return Ok(());
+        };
+        for v in vols {
+            let target = clean_abs(v);
+            if target == "/" {
+                continue;
+            }
+            let host = crate::copy::resolve_in_root(rootfs, &target, true);
+            let stg = self.store.stage()?;
+            let copy = stg.path().join("volume");
+            if fs::symlink_metadata(&host).is_ok_and(|m| m.is_dir()) {
+                copy_tree(&host, &copy, &target)?;
+            } else {
+                fs::create_dir(&copy).map_err(|e| BuildError::io(&copy, e))?;
+            }
+            out.scratch.push(stg);
+            out.host.push(HostMount {
+                source: Some(copy),
+                target,
+                readonly: false,
+                tmpfs_size: None,
+            });
+        }
+        Ok(())
     }
 
     /// The directory of a cache mount, made (with its mode and owner) on first use.
@@ -254,34 +310,41 @@ impl Builder<'_> {
         }
         let stg = self.store.stage()?;
         let copy = stg.path().join("bind");
-        let st = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(&host)
-            .arg(&copy)
-            .status()
-            .map_err(|e| BuildError::io(&host, e))?;
-        if !st.success() {
-            return Err(BuildError::Step {
-                line: 0,
-                msg: format!("cannot copy {source} for a writable bind mount"),
-            });
-        }
+        copy_tree(&host, &copy, source)?;
         out.scratch.push(stg);
         Ok(copy)
     }
 }
 
+/// Copies `host` (named `what` in errors) to `copy` with modes, owners and times.
+fn copy_tree(host: &Path, copy: &Path, what: &str) -> Result<()> {
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(host)
+        .arg(copy)
+        .status()
+        .map_err(|e| BuildError::io(host, e))?;
+    if !st.success() {
+        return Err(BuildError::Step {
+            line: 0,
+            msg: format!("cannot copy {what} for a mount"),
+        });
+    }
+    Ok(())
+}
+
 /// The probe of a RUN: the command, after the build args in scope (`|N a=1 b=2 …`, as
-/// Docker keys them) and the mount specs (never a secret's content).
+/// Docker keys them; `|0` when only proxy variables are) and the mount specs (never a secret's content).
 fn run_probe(
     st: &StageState,
     argv: &[String],
     arg_env: &[String],
+    proxies: bool,
     mounts: &[RunMount],
 ) -> ContainerConfig {
     let mut probe = st.run_config();
     let mut saved = argv.to_vec();
-    if !arg_env.is_empty() {
+    if !arg_env.is_empty() || proxies {
         let mut sorted = arg_env.to_vec();
         sorted.sort();
         let mut c = vec![format!("|{}", sorted.len())];
@@ -312,7 +375,8 @@ fn run_env(st: &StageState, cfg: &ContainerConfig, arg_env: &[String]) -> Vec<St
         }
     }
     for (k, v) in &st.opts().build_args {
-        if PROXY_ARGS.contains(&k.as_str()) && !env.iter().any(|e| e.starts_with(&format!("{k}=")))
+        if CLASSIC_PROXY_ARGS.contains(&k.as_str())
+            && !env.iter().any(|e| e.starts_with(&format!("{k}=")))
         {
             env.push(format!("{k}={v}"));
         }

@@ -5,11 +5,29 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, Result};
 
 use crate::cli::BuildArgs;
 use crate::Failure;
+
+/// The output of a `build -q`, kept in memory.
+#[derive(Clone)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
 
 /// Runs RUN steps with strata's runtime.
 struct Runner {
@@ -21,6 +39,8 @@ struct Runner {
     pasta: Option<PathBuf>,
     /// Compiled seccomp filters (`ROOT/cache/seccomp`, shared with containers).
     seccomp_cache: PathBuf,
+    /// Where a step's output goes for `build -q` (else to standard output).
+    capture: Option<Captured>,
 }
 
 impl build::RunStep for Runner {
@@ -69,10 +89,26 @@ impl build::RunStep for Runner {
         spec.apply_user(&user);
         let state = self.state_dir.join(&id);
         runtime::write_etc_files(&state, &spec)?;
+        // Docker's classic builder writes a step's standard error into the build output,
+        // each chunk coloured as stderr.
+        let mut relays = Vec::new();
         let (out, err) = if req.quiet {
             (runtime::Stdio::Null, runtime::Stdio::Null)
         } else {
-            (runtime::Stdio::Inherit, runtime::Stdio::Inherit)
+            let (err_r, err_w) = pipe()?;
+            let (out, out_r) = match &self.capture {
+                Some(_) => {
+                    let (r, w) = pipe()?;
+                    (runtime::Stdio::Fd(w), Some(r))
+                }
+                None => (runtime::Stdio::Inherit, None),
+            };
+            let sink: Box<dyn Write + Send> = match &self.capture {
+                Some(c) => Box::new(c.clone()),
+                None => Box::new(io::stdout()),
+            };
+            relays.push(std::thread::spawn(move || relay(out_r, err_r, sink)));
+            (out, runtime::Stdio::Fd(err_w))
         };
         let res = runtime::spawn(
             req.rootfs,
@@ -92,8 +128,78 @@ impl build::RunStep for Runner {
             },
         )
         .and_then(|mut c| c.wait());
+        // Every copy of the pipes' write ends is closed once the step's processes are gone.
+        for r in relays {
+            let _ = r.join();
+        }
         let _ = fs::remove_dir_all(&state);
         Ok(res?)
+    }
+}
+
+/// A pipe, both ends close-on-exec.
+fn pipe() -> io::Result<(fs::File, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just made and are owned by nothing else.
+    unsafe {
+        Ok((
+            fs::File::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        ))
+    }
+}
+
+/// Copies a step's output to `sink` as it comes: its standard output (when piped) as it
+/// is, its standard error chunk by chunk as Docker's classic builder prints it. One thread
+/// reads both, standard output first when both have data, so that their order holds.
+fn relay(out: Option<fs::File>, err: fs::File, mut sink: Box<dyn Write + Send>) {
+    use std::os::fd::AsRawFd;
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut open: Vec<(fs::File, bool)> = out.map(|o| (o, false)).into_iter().collect();
+    open.push((err, true));
+    while !open.is_empty() {
+        let mut fds: Vec<libc::pollfd> = open
+            .iter()
+            .map(|(f, _)| libc::pollfd {
+                fd: f.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: `fds` holds `fds.len()` initialised entries for open descriptors.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        if n < 0 {
+            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        let mut closed = Vec::new();
+        for (i, p) in fds.iter().enumerate() {
+            if p.revents == 0 {
+                continue;
+            }
+            let (f, is_err) = &mut open[i];
+            match f.read(&mut buf) {
+                Ok(0) | Err(_) => closed.push(i),
+                Ok(n) => {
+                    let _ = if *is_err {
+                        sink.write_all(&build::stderr_chunk(&buf[..n]))
+                    } else {
+                        sink.write_all(&buf[..n])
+                    };
+                    let _ = sink.flush();
+                }
+            }
+        }
+        for i in closed.into_iter().rev() {
+            open.remove(i);
+        }
     }
 }
 
@@ -339,21 +445,34 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
     let df_opts = dockerfile::BuildOptions {
         build_args: build_args.clone(),
         target: a.target.clone(),
+        classic: true,
         ..Default::default()
     };
     let df = dockerfile::parse_and_lower(&input.text, &df_opts).map_err(|e| match e {
-        // The classic builder's words when nothing but comments and blank lines is there.
-        dockerfile::Error::Parse { message, .. } if message == "file with no instructions" => {
-            Failure::new(1, format!("failed to parse Dockerfile: {message}"))
+        // What Docker 20.10's parser itself refuses (rather than its instruction checks) is
+        // reported as `failed to parse NAME: …`, without a line.
+        dockerfile::Error::Parse { message, .. }
+            if message == "file with no instructions"
+                || message.ends_with(" must have two arguments")
+                || message.starts_with("Syntax error - can't find = in ") =>
+        {
+            Failure::new(
+                1,
+                format!("failed to parse {}: {message}", dockerfile_name(&input)),
+            )
         }
         e => Failure::new(1, e.to_string()),
     })?;
     let plan = build::plan(&df).map_err(|e| Failure::new(1, e.to_string()))?;
-    let m = machinery(root, network)?;
+    let mut m = machinery(root, network)?;
+    // `-q`: Docker's client keeps the whole build output (RUN steps' too) and shows it, on
+    // standard error, only when the build fails; a build that succeeds prints its ID.
+    let captured = a.quiet.then(|| Captured(Arc::new(Mutex::new(Vec::new()))));
+    m.runner.capture = captured.clone();
     let opts = build::BuildOptions {
         tags,
         no_cache: a.no_cache,
-        quiet: a.quiet,
+        quiet: false,
         build_args,
         network_none: a.network == "none",
         labels: parse_kv(&a.labels, false).into_iter().collect(),
@@ -369,7 +488,10 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
         .map(|s| cache_spec(s, "dest"))
         .transpose()?;
     // Not locked for the whole build: a FROM that pulls reports progress from other threads.
-    let mut out = io::stdout();
+    let mut out: Box<dyn Write> = match &captured {
+        Some(c) => Box::new(c.clone()),
+        None => Box::new(io::stdout()),
+    };
     let frontend = build::DockerfileFrontend::new(df.escape);
     let puller = puller(a.quiet);
     let mut b = build::Builder {
@@ -393,13 +515,20 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
         tracing::debug!("cannot save the context hash cache: {e}");
     }
     drop(staging);
-    let id = result.map_err(build_failure)?;
-    if !df.unused_build_args.is_empty() {
-        eprintln!(
-            "[Warning] One or more build-args [{}] were not consumed",
-            df.unused_build_args.join(" ")
-        );
-    }
+    let id = match (result, &captured) {
+        (Ok(id), Some(_)) => {
+            println!("{id}");
+            id
+        }
+        (Ok(id), None) => id,
+        (Err(e), Some(c)) => {
+            let mut err = io::stderr().lock();
+            let _ = err.write_all(&c.0.lock().unwrap_or_else(|e| e.into_inner()));
+            let _ = err.flush();
+            return Err(build_failure(e));
+        }
+        (Err(e), None) => return Err(build_failure(e)),
+    };
     if let Some(to) = &cache_to {
         let tops: Vec<oci::Digest> = if to.max { stage_images } else { vec![id] };
         export_cache(&store, to, &tops, a.quiet)?;
@@ -500,6 +629,22 @@ fn read_input(a: &BuildArgs, staging: Option<&store::Staging>) -> Result<Input> 
     })
 }
 
+/// The Dockerfile's name as Docker's daemon knows it: its path in the context, or the
+/// random name Docker's client gives a Dockerfile from elsewhere.
+fn dockerfile_name(input: &Input) -> String {
+    match input.dockerfile_path.strip_prefix(&input.context_dir) {
+        Ok(rel) if !rel.as_os_str().is_empty() => rel.display().to_string(),
+        _ => {
+            let mut b = [0u8; 10];
+            if let Ok(mut f) = fs::File::open("/dev/urandom") {
+                let _ = f.read_exact(&mut b);
+            }
+            let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            format!(".dockerfile.{hex}")
+        }
+    }
+}
+
 /// `build -`: a tar on standard input is the context; anything else is a Dockerfile with
 /// an empty context, as Docker does.
 fn stdin_context(a: &BuildArgs, staging: &store::Staging) -> Result<(PathBuf, Option<String>)> {
@@ -557,9 +702,15 @@ fn context(root: &Path, a: &BuildArgs, input: &Input) -> Result<build::Context> 
         ),
         None => None,
     };
+    let exceptions = ignore.clone();
     let excluder: build::Excluder =
         Box::new(move |p: &str| ignore.as_ref().map(|i| i.matches(p)).unwrap_or(false));
-    let mut ctx = build::Context::new(&input.context_dir, excluder);
+    let kept_under: build::Excluder = Box::new(move |p: &str| {
+        exceptions
+            .as_ref()
+            .is_some_and(|i| i.has_exception_under(p))
+    });
+    let mut ctx = build::Context::new(&input.context_dir, excluder).with_exceptions(kept_under);
     if a.context != "-" {
         // A context on disk keeps its file hashes for the next build (a tar from standard
         // input is unpacked anew each time, so it would only fill the cache).
@@ -591,6 +742,7 @@ fn machinery(root: &Path, network: runtime::Network) -> Result<Machinery> {
         network,
         pasta: crate::settings::get().pasta.clone(),
         seccomp_cache: layout.seccomp_cache(),
+        capture: None,
     };
     Ok(Machinery {
         snapshots,

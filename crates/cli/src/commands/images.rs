@@ -13,46 +13,32 @@ pub fn tag(root: &std::path::Path, a: TagArgs) -> Result<()> {
     Ok(())
 }
 
-/// Whether a row matches `REPOSITORY[:TAG]` (Docker matches the familiar repository name).
-fn matches_reference(row: &image::ImageRow, pattern: &str) -> bool {
-    let (repo_pat, tag_pat) = match pattern.rsplit_once(':') {
-        Some((r, t)) if !t.contains('/') => (r, Some(t)),
-        _ => (pattern, None),
-    };
-    let Some(repo) = &row.repository else {
-        return false;
-    };
-    let full = oci::Reference::parse(repo)
-        .map(|r| r.name())
-        .unwrap_or_default();
-    let repo_ok = build::glob_match(repo_pat, repo) || full == repo_pat;
-    let tag_ok = match tag_pat {
-        None => true,
-        Some(t) => row
-            .tag
-            .as_deref()
-            .map(|tag| build::glob_match(t, tag))
-            .unwrap_or(false),
-    };
-    repo_ok && tag_ok
+/// `--filter NAME=VALUE` as Docker's client reads it: the name lower-cased, both trimmed;
+/// without `=` a usage error (exit 125).
+fn parse_filters(list: &[String]) -> Result<Vec<(String, String)>> {
+    list.iter()
+        .map(|f| match f.split_once('=') {
+            Some((k, v)) => Ok((k.trim().to_lowercase(), v.trim().to_string())),
+            None => Err(Failure::bare(
+                125,
+                format!(
+                    "invalid argument \"{f}\" for \"-f, --filter\" flag: bad format of filter \
+                     (expected name=value)\nSee 'strata images --help'."
+                ),
+            )
+            .into()),
+        })
+        .collect()
 }
 
 pub fn list(root: &std::path::Path, a: ImagesArgs) -> Result<()> {
+    let pairs = parse_filters(&a.filters)?;
     let store = super::open_store(root)?;
-    let mut rows = image::image_rows(&store, a.all)?;
+    let mut filters = image::ImageFilters::new(&pairs)?;
     if let Some(r) = &a.reference {
-        rows.retain(|row| matches_reference(row, r));
+        filters.add_reference(r);
     }
-    for f in &a.filters {
-        match f.split_once('=') {
-            Some(("dangling", v)) => {
-                let want = v == "true" || v == "1";
-                rows.retain(|r| (r.repository.is_none() && r.tag.is_none()) == want);
-            }
-            Some(("reference", pat)) => rows.retain(|row| matches_reference(row, pat)),
-            _ => return Err(Failure::new(1, format!("invalid filter '{f}'")).into()),
-        }
-    }
+    let rows = image::list_images(&store, a.all, &filters)?;
     let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
     let values: Vec<Value> = rows
         .iter()

@@ -1,5 +1,11 @@
-//! Go's `filepath.Match`, which COPY and ADD sources use for wildcards: `*` and `?` never
-//! match `/`, `[...]` classes with ranges and `^`/`!` negation, `\` escapes.
+//! Go's `filepath.Match` (the same as `path.Match` on Unix), which COPY and ADD sources use
+//! for wildcards and `images --filter reference=` for names: `*` and `?` never match `/`,
+//! `[...]` classes with ranges and `^`/`!` negation, `\` escapes.
+
+/// Go's `path.ErrBadPattern`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("syntax error in pattern")]
+pub struct BadPattern;
 
 /// Whether `pattern` contains a wildcard.
 pub fn has_glob(pattern: &str) -> bool {
@@ -9,9 +15,15 @@ pub fn has_glob(pattern: &str) -> bool {
 /// Matches `name` against `pattern` as Go's `filepath.Match`; a malformed pattern matches
 /// nothing.
 pub fn glob_match(pattern: &str, name: &str) -> bool {
+    path_match(pattern, name).unwrap_or(false)
+}
+
+/// Go's `path.Match`: whether `name` matches `pattern`, or [`BadPattern`] for a malformed
+/// pattern (as Go, also when the part that fails to parse comes after a mismatch).
+pub fn path_match(pattern: &str, name: &str) -> Result<bool, BadPattern> {
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
-    matches(&p, &n).unwrap_or(false)
+    matches(&p, &n).ok_or(BadPattern)
 }
 
 fn matches(p: &[char], n: &[char]) -> Option<bool> {
