@@ -17,6 +17,7 @@
 
 mod changes;
 mod config;
+mod control;
 mod error;
 mod lifecycle;
 mod logs;
@@ -25,7 +26,11 @@ mod top;
 mod views;
 
 pub use changes::{Change, ChangeKind, CommitOptions};
-pub use config::{generate_name, new_id, validate_name, CreateOptions, DeviceMapping};
+pub use config::{
+    check_resources, generate_name, new_id, restart_policy, validate_name, CreateOptions,
+    DeviceMapping,
+};
+pub use control::{StatsSample, UpdateOptions};
 pub use error::{Error, Result};
 pub use lifecycle::{signal_number, Containers, ExecRequest, StartIo};
 pub use logs::{log_pipes, parse_line, read_entries, LogEntry, LogPump, Stream};

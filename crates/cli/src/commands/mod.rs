@@ -1,8 +1,10 @@
 //! One function per command; each turns parsed arguments into library calls and prints
 //! the result the way Docker prints it.
 
+mod attach;
 mod build;
 mod container;
+mod cp;
 mod df;
 mod history;
 mod images;
@@ -10,6 +12,7 @@ mod import;
 mod inspect;
 mod load;
 mod login;
+mod pause;
 mod progress;
 mod ps;
 mod pull;
@@ -17,6 +20,8 @@ mod push;
 mod rmi;
 mod run;
 mod save;
+mod stats;
+mod update;
 
 use std::path::Path;
 
@@ -91,6 +96,18 @@ pub fn run(cmd: Command, root: &Path) -> Result<()> {
         Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => container::top(root, a),
         Command::Port(a) | Command::Container(ContainerCommand::Port(a)) => {
             container::port(root, a)
+        }
+        Command::Pause(a) | Command::Container(ContainerCommand::Pause(a)) => pause::pause(root, a),
+        Command::Unpause(a) | Command::Container(ContainerCommand::Unpause(a)) => {
+            pause::unpause(root, a)
+        }
+        Command::Update(a) | Command::Container(ContainerCommand::Update(a)) => {
+            update::run(root, a)
+        }
+        Command::Stats(a) | Command::Container(ContainerCommand::Stats(a)) => stats::run(root, a),
+        Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => cp::run(root, a),
+        Command::Attach(a) | Command::Container(ContainerCommand::Attach(a)) => {
+            attach::run(root, a)
         }
         // ---- end containers ----
         // ---- registry ----

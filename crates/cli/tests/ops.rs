@@ -1,0 +1,348 @@
+//! Container operations side by side with Docker 20.10: `pause`/`unpause` (freezer cgroup,
+//! `(Paused)` in `ps`, `State.Paused` in `inspect`, the daemon's errors, `stop` of a paused
+//! container), `update` (limits written to the cgroups and shown in `HostConfig`, with the
+//! daemon's checks), `stats` (Docker's columns from the container's cgroups), `cp`,
+//! `port`, `top` and `attach`.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::*;
+
+const DOCKER: &str = "/usr/bin/docker";
+
+/// A store with busybox imported as `IMAGE`, and the same image in Docker.
+fn both_with_busybox(image: &str) -> Option<Strata> {
+    if !require_root() || !docker() {
+        return None;
+    }
+    let s = Strata::new();
+    let tar = busybox_tar();
+    s.ok(&["import", tar.to_str().unwrap(), image]);
+    run_ok(DOCKER, &["import", tar.to_str().unwrap(), image]);
+    Some(s)
+}
+
+/// (exit code, stdout, stderr) with every 64- and 12-digit ID of `ids` replaced by `ID`.
+fn outcome(o: Output, ids: &[&str]) -> (i32, String, String) {
+    let clean = |b: &[u8]| {
+        let mut t = String::from_utf8_lossy(b).into_owned();
+        for id in ids {
+            t = t.replace(id, "ID").replace(&id[..12], "ID");
+        }
+        t
+    };
+    (
+        o.status.code().unwrap_or(-1),
+        clean(&o.stdout),
+        clean(&o.stderr),
+    )
+}
+
+fn ours(s: &Strata, args: &[&str], ids: &[&str]) -> (i32, String, String) {
+    outcome(s.cmd().args(args).output().unwrap(), ids)
+}
+
+fn theirs(args: &[&str], ids: &[&str]) -> (i32, String, String) {
+    outcome(Command::new(DOCKER).args(args).output().unwrap(), ids)
+}
+
+/// Starts `sleep 1000` detached (no network) on both sides under `name`; returns the IDs.
+fn start_both(s: &Strata, image: &str, name: &str, extra: &[&str]) -> (String, String) {
+    let _ = Command::new(DOCKER).args(["rm", "-f", name]).output();
+    let mut args = vec!["run", "-d", "--network", "none", "--name", name];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[image, "sleep", "1000"]);
+    let a = s.ok(&args).trim().to_string();
+    let b = run_ok(DOCKER, &args).trim().to_string();
+    (a, b)
+}
+
+fn docker_rm(name: &str) {
+    let _ = Command::new(DOCKER).args(["rm", "-f", name]).output();
+}
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn pause_and_unpause_as_docker() {
+    let image = unique("strata-ops-pause:");
+    let Some(s) = both_with_busybox(&image) else {
+        return;
+    };
+    let name = unique("strata-ops-pause-");
+    let (a, b) = start_both(&s, &image, &name, &[]);
+    let ids = [a.as_str(), b.as_str()];
+    let both = |args: &[&str]| {
+        let x = ours(&s, args, &ids);
+        let y = theirs(args, &ids);
+        assert_eq!(x, y, "{args:?}");
+        x
+    };
+    assert_eq!(both(&["unpause", &name]).0, 1);
+    assert_eq!(
+        both(&["pause", &name]),
+        (0, format!("{name}\n"), String::new())
+    );
+    // A frozen process: its state in /proc is D or the freezer's; ps shows (Paused).
+    let (_, err) = (0, both(&["pause", &name]).2);
+    assert_eq!(
+        err,
+        "Error response from daemon: Container ID is already paused\n"
+    );
+    both(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.Paused}} {{.State.Running}}",
+        &name,
+    ]);
+    let status = s.ok(&[
+        "ps",
+        "--format",
+        "{{.Status}}",
+        "--filter",
+        &format!("name={name}"),
+    ]);
+    assert!(status.trim().ends_with("(Paused)"), "{status}");
+    let paused = s.ok(&["ps", "-q", "--filter", "status=paused"]);
+    assert_eq!(paused.trim(), &a[..12]);
+    assert_eq!(both(&["unpause", &name]).1, format!("{name}\n"));
+    both(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.Paused}}",
+        &name,
+    ]);
+    both(&["pause", "strata-ops-no-such-container"]);
+    // A paused container stops as Docker's: the stop signal is delivered once it is thawed
+    // (sleep as PID 1 ignores SIGTERM, so the kill after the timeout ends it: 137).
+    both(&["pause", &name]);
+    both(&["stop", "-t", "1", &name]);
+    both(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.Paused}} {{.State.ExitCode}}",
+        &name,
+    ]);
+    assert_eq!(
+        both(&["pause", &name]).2,
+        "Error response from daemon: Container ID is not running\n"
+    );
+    both(&["unpause", &name]);
+    // kill of a paused container.
+    s.ok(&["start", &name]);
+    run_ok(DOCKER, &["start", &name]);
+    both(&["pause", &name]);
+    both(&["kill", &name]);
+    s.ok(&["wait", &name]);
+    run_ok(DOCKER, &["wait", &name]);
+    both(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        &name,
+    ]);
+    // rm leaves no cgroup behind.
+    s.ok(&["rm", &name]);
+    docker_rm(&name);
+    for ctl in [
+        "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer", "devices", "",
+    ] {
+        let d = Path::new("/sys/fs/cgroup")
+            .join(ctl)
+            .join("strata")
+            .join(&a);
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+}
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn update_writes_cgroups_and_host_config_as_docker() {
+    let image = unique("strata-ops-update:");
+    let Some(s) = both_with_busybox(&image) else {
+        return;
+    };
+    let name = unique("strata-ops-update-");
+    let (a, b) = start_both(&s, &image, &name, &["-m", "10m"]);
+    let ids = [a.as_str(), b.as_str()];
+    let both = |args: &[&str]| {
+        let x = ours(&s, args, &ids);
+        let y = theirs(args, &ids);
+        assert_eq!(x, y, "{args:?}");
+        x
+    };
+    let fields = "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.CpuShares}} {{.HostConfig.CpusetCpus}} {{.HostConfig.PidsLimit}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}";
+    both(&["inspect", "-f", fields, &name]);
+    // A memory limit above the swap limit needs a swap limit too.
+    assert_eq!(both(&["update", "--memory", "30m", &name]).0, 1);
+    both(&[
+        "update",
+        "--memory",
+        "20m",
+        "--memory-swap",
+        "40m",
+        "--cpus",
+        "0.5",
+        "--cpu-shares",
+        "512",
+        "--cpuset-cpus",
+        "0",
+        "--pids-limit",
+        "50",
+        "--restart",
+        "on-failure:3",
+        &name,
+    ]);
+    both(&["inspect", "-f", fields, &name]);
+    let cg = |ctl: &str, file: &str| {
+        std::fs::read_to_string(
+            Path::new("/sys/fs/cgroup")
+                .join(ctl)
+                .join("strata")
+                .join(&a)
+                .join(file),
+        )
+        .unwrap()
+        .trim()
+        .to_string()
+    };
+    assert_eq!(cg("memory", "memory.limit_in_bytes"), "20971520");
+    assert_eq!(cg("memory", "memory.memsw.limit_in_bytes"), "41943040");
+    assert_eq!(cg("cpu", "cpu.cfs_quota_us"), "50000");
+    assert_eq!(cg("cpu", "cpu.shares"), "512");
+    assert_eq!(cg("cpuset", "cpuset.cpus"), "0");
+    assert_eq!(cg("pids", "pids.max"), "50");
+    // The container sees its new limit.
+    assert_eq!(
+        s.ok(&["exec", &name, "cat", "/sys/fs/cgroup/pids/pids.max"])
+            .trim(),
+        "50"
+    );
+    // The daemon's checks.
+    for bad in [
+        &["update", "--memory", "3m", &name][..],
+        &["update", "--cpus", "64", &name],
+        &["update", "--cpuset-cpus", "x", &name],
+        &["update", "--restart", "bogus", &name],
+        &["update", "--memory", "30m", "--memory-swap", "20m", &name],
+        &["update", "--cpus", "1", "strata-ops-no-such-container"],
+    ] {
+        assert_eq!(both(bad).0, 1, "{bad:?}");
+    }
+    // A stopped container's record changes; its next start uses it.
+    s.ok(&["stop", "-t", "0", &name]);
+    run_ok(DOCKER, &["stop", "-t", "0", &name]);
+    both(&["update", "--pids-limit", "70", "--cpu-shares", "256", &name]);
+    both(&["inspect", "-f", fields, &name]);
+    s.ok(&["start", &name]);
+    assert_eq!(cg("pids", "pids.max"), "70");
+    assert_eq!(cg("cpu", "cpu.shares"), "256");
+    s.ok(&["rm", "-f", &name]);
+    docker_rm(&name);
+}
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn run_limit_flags_are_recorded_as_docker() {
+    let image = unique("strata-ops-runlimits:");
+    let Some(s) = both_with_busybox(&image) else {
+        return;
+    };
+    let name = unique("strata-ops-runlimits-");
+    let (a, b) = start_both(
+        &s,
+        &image,
+        &name,
+        &[
+            "-m",
+            "32m",
+            "--cpus",
+            "1.5",
+            "--cpu-shares",
+            "300",
+            "--cpuset-cpus",
+            "1",
+            "--pids-limit",
+            "20",
+        ],
+    );
+    let ids = [a.as_str(), b.as_str()];
+    let fields = "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.CpuShares}} {{.HostConfig.CpusetCpus}} {{.HostConfig.PidsLimit}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}";
+    let args = ["inspect", "-f", fields, &name];
+    assert_eq!(ours(&s, &args, &ids), theirs(&args, &ids));
+    let inside = s.ok(&[
+        "exec", &name, "sh", "-c",
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpuset/cpuset.cpus /sys/fs/cgroup/pids/pids.max",
+    ]);
+    assert_eq!(inside, "33554432\n300\n1\n20\n");
+    s.ok(&["rm", "-f", &name]);
+    docker_rm(&name);
+}
+
+/// The columns of a `stats --no-stream` table, split on runs of 3+ spaces.
+fn columns(table: &str) -> Vec<Vec<String>> {
+    table
+        .lines()
+        .map(|l| {
+            l.split("   ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn stats_shows_dockers_columns_from_cgroups() {
+    let image = unique("strata-ops-stats:");
+    let Some(s) = both_with_busybox(&image) else {
+        return;
+    };
+    let name = unique("strata-ops-stats-");
+    let (a, b) = start_both(&s, &image, &name, &["-m", "64m"]);
+    let ids = [a.as_str(), b.as_str()];
+    let (c1, t1, e1) = ours(&s, &["stats", "--no-stream", &name], &ids);
+    let (c2, t2, e2) = theirs(&["stats", "--no-stream", &name], &ids);
+    assert_eq!((c1, &e1), (c2, &e2));
+    let (x, y) = (columns(&t1), columns(&t2));
+    assert_eq!(x[0], y[0], "headers");
+    assert_eq!(x.len(), 2);
+    let row = &x[1];
+    assert_eq!(row[0], "ID");
+    assert_eq!(row[1], name);
+    assert!(row[2].ends_with('%'), "{row:?}");
+    assert!(row[3].ends_with(" / 64MiB"), "{row:?}");
+    assert_eq!(row[5], "0B / 0B", "no network");
+    assert_eq!(row[7], "1", "one process");
+    // The same row fields and names in a template, and json.
+    let f = "{{.Container}}|{{.Name}}|{{.ID}}|{{.PIDs}}|{{.NetIO}}";
+    let args = ["stats", "--no-stream", "--format", f, &name];
+    assert_eq!(ours(&s, &args, &ids), theirs(&args, &ids));
+    let args = [
+        "stats",
+        "--no-stream",
+        "--no-trunc",
+        "--format",
+        "{{.ID}}",
+        &name,
+    ];
+    assert_eq!(ours(&s, &args, &ids), theirs(&args, &ids));
+    // Memory in use grows with what the container allocates (a 20 MB tmpfs file).
+    s.ok(&["exec", &name, "sh", "-c", "mkdir -p /t && mount -t tmpfs t /t 2>/dev/null; dd if=/dev/zero of=/dev/shm/f bs=1M count=20 2>/dev/null"]);
+    let used = s.ok(&["stats", "--no-stream", "--format", "{{.MemUsage}}", &name]);
+    let mib: f64 = used.split("MiB").next().unwrap().parse().unwrap_or(0.0);
+    assert!(mib >= 19.0, "{used}");
+    // A stopped container with -a: zeros; an unknown one: the daemon's error.
+    s.ok(&["stop", "-t", "0", &name]);
+    run_ok(DOCKER, &["stop", "-t", "0", &name]);
+    let args = ["stats", "--no-stream", &name];
+    assert_eq!(ours(&s, &args, &ids), theirs(&args, &ids));
+    let args = ["stats", "--no-stream", "strata-ops-no-such-container"];
+    assert_eq!(ours(&s, &args, &ids), theirs(&args, &ids));
+    s.ok(&["rm", &name]);
+    docker_rm(&name);
+}
