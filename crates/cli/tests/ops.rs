@@ -346,3 +346,251 @@ fn stats_shows_dockers_columns_from_cgroups() {
     s.ok(&["rm", &name]);
     docker_rm(&name);
 }
+
+/// Lists a host tree as `path mode uid:gid [-> target]` lines.
+fn tree(dir: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(dir).unwrap().display().to_string();
+            let link = std::fs::read_link(&p)
+                .map(|t| format!(" -> {}", t.display()))
+                .unwrap_or_default();
+            out.push(format!(
+                "{rel} {:o} {}:{}{link}",
+                m.mode(),
+                m.uid(),
+                m.gid()
+            ));
+            if m.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn cp_follows_dockers_rules_both_ways() {
+    let image = unique("strata-ops-cp:");
+    let Some(s) = both_with_busybox(&image) else {
+        return;
+    };
+    let name = unique("strata-ops-cp-");
+    docker_rm(&name);
+    let setup = "mkdir -p /d/sub && echo hi > /d/f && echo s > /d/sub/g && ln -s /etc /d/link \
+                 && ln -s f /d/flink && echo own > /d/owned && chown 1234:99 /d/owned \
+                 && ln -s ../../../../../../d/sub/g /d/esc && touch /ready; sleep 1000";
+    let args = [
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &name,
+        &image,
+        "sh",
+        "-c",
+        setup,
+    ];
+    let a = s.ok(&args).trim().to_string();
+    let b = run_ok(DOCKER, &args).trim().to_string();
+    for _ in 0..100 {
+        let ready = |o: Output| o.status.success();
+        if ready(
+            s.cmd()
+                .args(["exec", &name, "test", "-e", "/ready"])
+                .output()
+                .unwrap(),
+        ) && ready(run(DOCKER, &["exec", &name, "test", "-e", "/ready"]))
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let ids = [a.as_str(), b.as_str()];
+    let (ho, hd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("a"), "a\n").unwrap();
+    std::os::unix::fs::chown(host.path().join("a"), Some(1234), Some(99)).unwrap();
+    std::fs::create_dir(host.path().join("hd")).unwrap();
+    std::fs::write(host.path().join("hd/x"), "x\n").unwrap();
+    // Each case runs in a directory of its own on each side; outputs and trees compared.
+    let cases: Vec<Vec<String>> = [
+        "C:/nosuch x",
+        "nosuch-container-strata:/d x",
+        "C:/d/f newf",
+        "C:/d newd",
+        "C:/d/. dot",
+        "C:/d/f nodir/",
+        "C:/d/f/ x",
+        "C:/d/link lnk",
+        "-L C:/d/flink fl",
+        "-L C:/d/esc esc",
+        "C:/d/owned o1",
+        "-a C:/d/owned o2",
+        "HOST/a C:/nodir/x",
+        "HOST/a C:/nodir/",
+        "HOST/hd C:/d/f",
+        "HOST/a C:/d/sub",
+        "-a HOST/a C:/d/sub/a2",
+        "HOST/hd C:/new",
+        "HOST/hd/. C:/d/sub",
+        "HOST/a C:/d/link",
+    ]
+    .iter()
+    .map(|c| c.split(' ').map(String::from).collect())
+    .collect();
+    for (i, case) in cases.iter().enumerate() {
+        let mk = |base: &Path| {
+            let d = base.join(i.to_string());
+            std::fs::create_dir(&d).unwrap();
+            d
+        };
+        let (od, dd) = (mk(ho.path()), mk(hd.path()));
+        let args: Vec<String> = std::iter::once("cp".to_string())
+            .chain(case.iter().map(|w| {
+                w.replace("C:", &format!("{name}:"))
+                    .replace("HOST", &host.path().display().to_string())
+            }))
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut x = outcome(s.cmd().args(&args).current_dir(&od).output().unwrap(), &ids);
+        x.2 = x.2.replace(&ho.path().display().to_string(), "T");
+        let y = outcome(
+            Command::new(DOCKER)
+                .args(&args)
+                .current_dir(&dd)
+                .output()
+                .unwrap(),
+            &ids,
+        );
+        // Docker's daemon names its own host path in an lstat error; strata the container's.
+        let y2 = (
+            y.0,
+            y.1.clone(),
+            y.2.replace(&hd.path().display().to_string(), "T"),
+        );
+        if case[0] == "C:/d/f/" {
+            assert_eq!(
+                (x.0, x.2.as_str()),
+                (
+                    1,
+                    "Error response from daemon: lstat /d/f/: not a directory\n"
+                )
+            );
+            assert_eq!(y.0, 1);
+        } else {
+            assert_eq!(x, y2, "cp {case:?}");
+        }
+        assert_eq!(tree(&od), tree(&dd), "cp {case:?}");
+    }
+    // What each container holds afterwards, owners included.
+    let listing = [
+        "exec",
+        &name,
+        "sh",
+        "-c",
+        "cd / && ls -lnR d new etc/a 2>&1 | sed 's/ [A-Z][a-z][a-z] .*:[0-9][0-9] / /'",
+    ];
+    assert_eq!(ours(&s, &listing, &ids), theirs(&listing, &ids));
+    // The escaping link read with -L is the container's file, not the host's.
+    let esc = std::fs::read_to_string(ho.path().join("9/esc")).unwrap();
+    assert_eq!(esc, "s\n");
+    // A tar on standard input: only into a directory, owners kept (as Docker 20.10 without
+    // user namespaces, with or without -a), confined.
+    let mut t = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(2);
+    h.set_mode(0o644);
+    h.set_uid(1234);
+    h.set_gid(99);
+    t.append_data(&mut h, "in/t", &b"t\n"[..]).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_size(0);
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_mode(0o777);
+    t.append_link(&mut h, "in/up", "../../../../../tmp")
+        .unwrap();
+    let bytes = t.into_inner().unwrap();
+    for (flag, owner) in [("", "1234 99"), ("-a", "1234 99")] {
+        let mut args = vec!["cp"];
+        if !flag.is_empty() {
+            args.push(flag);
+        }
+        let dst = format!("{name}:/d");
+        args.extend(["-", dst.as_str()]);
+        let st = s
+            .cmd()
+            .args(&args)
+            .write_stdin(bytes.clone())
+            .output()
+            .unwrap();
+        assert_success(&st);
+        let out = s.ok(&["exec", &name, "stat", "-c", "%u %g", "/d/in/t"]);
+        assert_eq!(out.trim(), owner);
+    }
+    // An archive entry climbing out through the link it made lands inside the container.
+    let mut t = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(4);
+    h.set_mode(0o644);
+    t.append_data(&mut h, "in/up/strata-ops-escape", &b"bad\n"[..])
+        .unwrap();
+    let bytes = t.into_inner().unwrap();
+    let _ = s
+        .cmd()
+        .args(["cp", "-", &format!("{name}:/d")])
+        .write_stdin(bytes)
+        .output()
+        .unwrap();
+    assert!(!Path::new("/tmp/strata-ops-escape").exists());
+    // Into a file: Docker's client error.
+    let (code, _, err) = ours(&s, &["cp", "-", &format!("{name}:/d/f")], &ids);
+    assert_eq!(
+        (code, err.trim()),
+        (
+            1,
+            format!("destination \"{name}:/d/f\" must be a directory").as_str()
+        )
+    );
+    // The tar on standard output names entries after the source.
+    let out = s
+        .cmd()
+        .args(["cp", &format!("{name}:/d/sub"), "-"])
+        .output()
+        .unwrap();
+    let mut names: Vec<String> = tar::Archive::new(&out.stdout[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    names.sort();
+    assert!(names.contains(&"sub/g".to_string()), "{names:?}");
+    // A stopped container: its snapshot is mounted for the copy and unmounted after.
+    s.ok(&["stop", "-t", "0", &name]);
+    let d = tempfile::tempdir().unwrap();
+    let dst = d.path().join("f");
+    s.ok(&["cp", &format!("{name}:/d/f"), dst.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&dst).unwrap(), "hi\n");
+    s.ok(&["cp", dst.to_str().unwrap(), &format!("{name}:/d/copied")]);
+    let out = s
+        .cmd()
+        .args(["cp", &format!("{name}:/d/copied"), "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&s.root.path().display().to_string()),
+        "left mounted"
+    );
+    s.ok(&["rm", &name]);
+    docker_rm(&name);
+}

@@ -18,6 +18,7 @@
 mod changes;
 mod config;
 mod control;
+mod copy;
 mod error;
 mod lifecycle;
 mod logs;
@@ -31,6 +32,7 @@ pub use config::{
     DeviceMapping,
 };
 pub use control::{StatsSample, UpdateOptions};
+pub use copy::{CopyError, CopyOptions};
 pub use error::{Error, Result};
 pub use lifecycle::{signal_number, Containers, ExecRequest, StartIo};
 pub use logs::{log_pipes, parse_line, read_entries, LogEntry, LogPump, Stream};
