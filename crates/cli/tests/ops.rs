@@ -594,3 +594,103 @@ fn cp_follows_dockers_rules_both_ways() {
     s.ok(&["rm", &name]);
     docker_rm(&name);
 }
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn top_and_port_errors_as_docker() {
+    let image = unique("strata-ops-top:");
+    let Some(s) = both_with_busybox(&image) else {
+        return;
+    };
+    let name = unique("strata-ops-top-");
+    let (a, b) = start_both(&s, &image, &name, &[]);
+    let ids = [a.as_str(), b.as_str()];
+    let both = |args: &[&str]| {
+        let x = ours(&s, args, &ids);
+        let y = theirs(args, &ids);
+        assert_eq!(x, y, "{args:?}");
+        x
+    };
+    assert_eq!(both(&["top", &name, "-o", "bogus"]).0, 1);
+    assert_eq!(both(&["top", "strata-ops-no-such-container"]).0, 1);
+    assert_eq!(both(&["port", &name]).0, 0);
+    assert_eq!(both(&["port", "strata-ops-no-such-container"]).0, 1);
+    // Docker 20.10's client names the protocol in this message (newer clients do not).
+    let (code, _, err) = ours(&s, &["port", &name, "80"], &ids);
+    assert_eq!(
+        (code, err),
+        (
+            1,
+            format!("Error: No public port '80/tcp' published for {name}\n")
+        )
+    );
+    s.ok(&["stop", "-t", "0", &name]);
+    run_ok(DOCKER, &["stop", "-t", "0", &name]);
+    assert_eq!(
+        both(&["top", &name]).2,
+        "Error response from daemon: Container ID is not running\n"
+    );
+    s.ok(&["rm", &name]);
+    docker_rm(&name);
+}
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn attach_streams_live_output_and_returns_the_exit_code() {
+    let image = unique("strata-ops-attach:");
+    let Some(s) = both_with_busybox(&image) else {
+        return;
+    };
+    let name = unique("strata-ops-attach-");
+    docker_rm(&name);
+    let script =
+        "echo before; while [ ! -e /go ]; do sleep 0.05; done; echo after; echo err >&2; exit 3";
+    let args = [
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &name,
+        &image,
+        "sh",
+        "-c",
+        script,
+    ];
+    let a = s.ok(&args).trim().to_string();
+    let b = run_ok(DOCKER, &args).trim().to_string();
+    let ids = [a.as_str(), b.as_str()];
+    // Wait until both printed their first line.
+    for _ in 0..200 {
+        if s.ok(&["logs", &name]) == "before\n" && run_ok(DOCKER, &["logs", &name]) == "before\n" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let mut mine = Command::new(assert_cmd::cargo::cargo_bin("strata"));
+    mine.env("STRATA_ROOT", s.root.path())
+        .args(["attach", "--no-stdin", &name]);
+    let ours_attach = std::thread::spawn(move || mine.output().unwrap());
+    let theirs_attach = std::thread::spawn({
+        let name = name.clone();
+        move || {
+            Command::new(DOCKER)
+                .args(["attach", "--no-stdin", &name])
+                .output()
+                .unwrap()
+        }
+    });
+    // Both attached before the trigger: the output after it is streamed live.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    s.ok(&["exec", &name, "touch", "/go"]);
+    run_ok(DOCKER, &["exec", &name, "touch", "/go"]);
+    let x = outcome(ours_attach.join().unwrap(), &ids);
+    let y = outcome(theirs_attach.join().unwrap(), &ids);
+    assert_eq!(x, y);
+    assert_eq!(x, (3, "after\n".into(), "err\n".into()));
+    // A stopped container cannot be attached to.
+    let args = ["attach", &name];
+    assert_eq!(ours(&s, &args, &ids).0, theirs(&args, &ids).0);
+    s.ok(&["rm", &name]);
+    docker_rm(&name);
+}
