@@ -694,3 +694,58 @@ fn attach_streams_live_output_and_returns_the_exit_code() {
     s.ok(&["rm", &name]);
     docker_rm(&name);
 }
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn attach_forwards_stdin_to_an_interactive_container_until_detached() {
+    if !require_root() {
+        return;
+    }
+    let s = Strata::new();
+    s.ok(&["import", busybox_tar().to_str().unwrap(), "busybox"]);
+    let script = "read a; echo got $a; read b; echo got2 $b; exit 4";
+    let id = s.ok(&[
+        "run",
+        "-d",
+        "-i",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    let id = id.trim();
+    // ctrl-p ctrl-q detaches: attach ends with 0, the container keeps running.
+    let out = s
+        .cmd()
+        .args(["attach", id])
+        .write_stdin(b"hello\n\x10\x11".to_vec())
+        .output()
+        .unwrap();
+    assert_success(&out);
+    for _ in 0..200 {
+        if s.ok(&["logs", id]).contains("got hello") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert_eq!(s.ok(&["logs", id]), "got hello\n");
+    assert_eq!(
+        s.ok(&["inspect", "-f", "{{.State.Running}}", id]).trim(),
+        "true"
+    );
+    // A second attach: its input reaches the same process, its exit code is the container's.
+    let out = s
+        .cmd()
+        .args(["attach", id])
+        .write_stdin(b"again\n".to_vec())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got2 again\n");
+    // Custom keys are checked as Docker checks them.
+    let (code, err) = s.fails(&["attach", "--detach-keys", "ctrl-", id]);
+    assert_eq!(code, 1, "{err}");
+    s.ok(&["rm", id]);
+}

@@ -15,6 +15,7 @@
 //! container command) turns a `running` record whose process is gone into `exited`,
 //! unmounts what is left mounted and removes snapshots no record names.
 
+mod attach;
 mod changes;
 mod config;
 mod control;
@@ -26,6 +27,7 @@ mod ports;
 mod top;
 mod views;
 
+pub use attach::serve_stdin;
 pub use changes::{Change, ChangeKind, CommitOptions};
 pub use config::{
     check_resources, generate_name, new_id, restart_policy, validate_name, CreateOptions,

@@ -342,8 +342,14 @@ pub fn monitor(root: &Path, a: ContainerArg) -> Result<()> {
     let mut c = super::open_containers(root)?;
     let rec = c.find(&a.container)?;
     let (stdout, stderr, pump) = ::container::log_pipes(&c.log_path(&rec.id), false)?;
+    // `-i`: stdin stays open, fed by `attach` through the socket this monitor serves.
+    let stdin = if c.open_stdin(&rec.id) {
+        ::container::serve_stdin(&c.state_dir(&rec.id))?
+    } else {
+        runtime::Stdio::Null
+    };
     let io = StartIo {
-        stdin: runtime::Stdio::Null,
+        stdin,
         stdout,
         stderr,
         log: Some(pump),
