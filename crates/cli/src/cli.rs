@@ -602,8 +602,9 @@ pub struct RunArgs {
     /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
     #[arg(long, allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
-    /// CPU shares (relative weight)
-    #[arg(short = 'c', long)]
+    /// CPU shares (relative weight). Docker's short `-c` is left out: the parser here would
+    /// take a `-c` after the image (`sh -c ...`) as this flag
+    #[arg(long)]
     pub cpu_shares: Option<i64>,
     /// CPUs in which to allow execution (0-3, 0,1)
     #[arg(long)]
