@@ -64,6 +64,17 @@ fn docker_rm(name: &str) {
     let _ = Command::new(DOCKER).args(["rm", "-f", name]).output();
 }
 
+/// Removes a container on both sides when dropped, so that a failing test leaves no
+/// detached container (and its monitor) running.
+struct Remove<'a>(&'a Strata, String);
+
+impl Drop for Remove<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.cmd().args(["rm", "-f", &self.1]).output();
+        docker_rm(&self.1);
+    }
+}
+
 #[test]
 #[cfg_attr(strata_no_root, ignore = "needs root")]
 fn pause_and_unpause_as_docker() {
@@ -73,6 +84,7 @@ fn pause_and_unpause_as_docker() {
     };
     let name = unique("strata-ops-pause-");
     let (a, b) = start_both(&s, &image, &name, &[]);
+    let _guard = Remove(&s, name.clone());
     let ids = [a.as_str(), b.as_str()];
     let both = |args: &[&str]| {
         let x = ours(&s, args, &ids);
@@ -166,6 +178,7 @@ fn update_writes_cgroups_and_host_config_as_docker() {
     };
     let name = unique("strata-ops-update-");
     let (a, b) = start_both(&s, &image, &name, &["-m", "10m"]);
+    let _guard = Remove(&s, name.clone());
     let ids = [a.as_str(), b.as_str()];
     let both = |args: &[&str]| {
         let x = ours(&s, args, &ids);
@@ -268,6 +281,7 @@ fn run_limit_flags_are_recorded_as_docker() {
             "20",
         ],
     );
+    let _guard = Remove(&s, name.clone());
     let ids = [a.as_str(), b.as_str()];
     let fields = "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.CpuShares}} {{.HostConfig.CpusetCpus}} {{.HostConfig.PidsLimit}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}";
     let args = ["inspect", "-f", fields, &name];
@@ -304,6 +318,7 @@ fn stats_shows_dockers_columns_from_cgroups() {
     };
     let name = unique("strata-ops-stats-");
     let (a, b) = start_both(&s, &image, &name, &["-m", "64m"]);
+    let _guard = Remove(&s, name.clone());
     let ids = [a.as_str(), b.as_str()];
     let (c1, t1, e1) = ours(&s, &["stats", "--no-stream", &name], &ids);
     let (c2, t2, e2) = theirs(&["stats", "--no-stream", &name], &ids);
@@ -401,6 +416,7 @@ fn cp_follows_dockers_rules_both_ways() {
     ];
     let a = s.ok(&args).trim().to_string();
     let b = run_ok(DOCKER, &args).trim().to_string();
+    let _guard = Remove(&s, name.clone());
     for _ in 0..100 {
         let ready = |o: Output| o.status.success();
         if ready(
@@ -604,6 +620,7 @@ fn top_and_port_errors_as_docker() {
     };
     let name = unique("strata-ops-top-");
     let (a, b) = start_both(&s, &image, &name, &[]);
+    let _guard = Remove(&s, name.clone());
     let ids = [a.as_str(), b.as_str()];
     let both = |args: &[&str]| {
         let x = ours(&s, args, &ids);
@@ -659,6 +676,7 @@ fn attach_streams_live_output_and_returns_the_exit_code() {
     ];
     let a = s.ok(&args).trim().to_string();
     let b = run_ok(DOCKER, &args).trim().to_string();
+    let _guard = Remove(&s, name.clone());
     let ids = [a.as_str(), b.as_str()];
     // Wait until both printed their first line.
     for _ in 0..200 {
@@ -716,6 +734,7 @@ fn attach_forwards_stdin_to_an_interactive_container_until_detached() {
         script,
     ]);
     let id = id.trim();
+    let _guard = Remove(&s, id.to_string());
     // ctrl-p ctrl-q detaches: attach ends with 0, the container keeps running.
     let out = s
         .cmd()
