@@ -15,6 +15,8 @@
 //! container command) turns a `running` record whose process is gone into `exited`,
 //! unmounts what is left mounted and removes snapshots no record names.
 
+#![recursion_limit = "256"]
+
 mod attach;
 mod changes;
 mod config;
