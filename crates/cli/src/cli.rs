@@ -94,6 +94,18 @@ pub enum Command {
     Top(TopArgs),
     /// List port mappings or a specific mapping for the container
     Port(PortArgs),
+    /// Pause all processes within one or more containers
+    Pause(ContainersArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(ContainersArgs),
+    /// Update configuration of one or more containers
+    Update(UpdateArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -369,8 +381,90 @@ pub enum ContainerCommand {
     Restart(StopArgs),
     Top(TopArgs),
     Port(PortArgs),
+    Pause(ContainersArgs),
+    Unpause(ContainersArgs),
+    Update(UpdateArgs),
+    Stats(StatsArgs),
+    Cp(CpArgs),
+    Attach(AttachArgs),
     /// Remove all stopped containers
     Prune(PruneArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// Memory limit
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long)]
+    pub cpu_shares: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long, allow_negative_numbers = true)]
+    pub pids_limit: Option<i64>,
+    /// Restart policy to apply when a container exits
+    #[arg(long)]
+    pub restart: Option<String>,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Disable streaming stats and only pull the first result
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Do not truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Pretty-print images using a Go template
+    #[arg(long)]
+    pub format: Option<String>,
+    #[arg(value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CpArgs {
+    /// Archive mode (copy all uid/gid information)
+    #[arg(short = 'a', long)]
+    pub archive: bool,
+    /// Always follow symbol link in SRC_PATH
+    #[arg(short = 'L', long)]
+    pub follow_link: bool,
+    /// CONTAINER:SRC_PATH, SRC_PATH or - (a tar archive on standard input)
+    #[arg(value_name = "SRC", allow_hyphen_values = true)]
+    pub source: String,
+    /// DEST_PATH, CONTAINER:DEST_PATH or - (a tar archive on standard output)
+    #[arg(value_name = "DEST", allow_hyphen_values = true)]
+    pub destination: String,
+}
+
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    /// Override the key sequence for detaching a container
+    #[arg(long)]
+    pub detach_keys: Option<String>,
+    /// Do not attach STDIN
+    #[arg(long)]
+    pub no_stdin: bool,
+    /// Proxy all received signals to the process
+    #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub sig_proxy: bool,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
 }
 
 #[derive(Args, Debug)]
@@ -519,9 +613,23 @@ pub struct RunArgs {
     /// Number of CPUs
     #[arg(long)]
     pub cpus: Option<f64>,
-    /// Tune container pids limit (set -1 for unlimited)
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// CPU shares (relative weight). Docker's short `-c` is left out: the parser here would
+    /// take a `-c` after the image (`sh -c ...`) as this flag
     #[arg(long)]
+    pub cpu_shares: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long, allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
+    /// Restart policy to apply when a container exits (recorded; strata has no daemon to
+    /// restart it)
+    #[arg(long, default_value = "no")]
+    pub restart: String,
     /// Add Linux capabilities
     #[arg(long)]
     pub cap_add: Vec<String>,

@@ -50,8 +50,21 @@ pub struct CreateOptions {
     pub cap_drop: Vec<String>,
     pub privileged: bool,
     pub memory: Option<u64>,
+    /// `--memory-swap` (-1: unlimited); twice `memory` when only that is given, as Docker.
+    #[serde(default)]
+    pub memory_swap: Option<i64>,
     pub nano_cpus: Option<u64>,
+    /// `--cpu-shares`.
+    #[serde(default)]
+    pub cpu_shares: Option<u64>,
+    /// `--cpuset-cpus`.
+    #[serde(default)]
+    pub cpuset_cpus: Option<String>,
     pub pids_limit: Option<i64>,
+    /// `--restart` (`no`, `always`, `unless-stopped`, `on-failure[:N]`), recorded for
+    /// `inspect` and `update`.
+    #[serde(default)]
+    pub restart: Option<String>,
     /// `-i`.
     pub interactive: bool,
     /// `-t`.
@@ -323,15 +336,134 @@ pub(crate) fn run_options(
         cap_add: o.cap_add.clone(),
         cap_drop: o.cap_drop.clone(),
         privileged: o.privileged,
-        resources: runtime::Resources {
-            memory: o.memory,
-            nano_cpus: o.nano_cpus,
-            pids_limit: o.pids_limit,
-        },
+        resources: resources(o),
         tty: o.tty,
         init: o.init.unwrap_or(false),
         stop_signal: o.stop_signal.clone(),
     })
+}
+
+/// The cgroup limits of a container's options; every container gets all controllers
+/// (`stats`, `pause` and `update` need them).
+pub(crate) fn resources(o: &CreateOptions) -> runtime::Resources {
+    runtime::Resources {
+        memory: o.memory,
+        memory_swap: o.memory_swap,
+        nano_cpus: o.nano_cpus,
+        cpu_shares: o.cpu_shares,
+        cpuset_cpus: o.cpuset_cpus.clone(),
+        pids_limit: o.pids_limit,
+        accounting: true,
+    }
+}
+
+/// Docker's `RestartPolicy` of a `--restart` value: (name, maximum retry count), with the
+/// CLI's and the daemon's errors.
+pub fn restart_policy(v: Option<&str>) -> Result<(String, i64)> {
+    let Some(v) = v.filter(|v| !v.is_empty()) else {
+        return Ok(("no".into(), 0));
+    };
+    let parts: Vec<&str> = v.split(':').collect();
+    if parts.len() > 2 {
+        return Err(Error::Invalid("invalid restart policy format".into()));
+    }
+    let count: i64 = match parts.get(1) {
+        Some(c) => c
+            .parse()
+            .map_err(|_| Error::Invalid("maximum retry count must be an integer".into()))?,
+        None => 0,
+    };
+    let name = parts[0];
+    match name {
+        "no" | "always" | "unless-stopped" if count != 0 => Err(Error::Invalid(format!(
+            "maximum retry count cannot be used with restart policy '{name}'"
+        ))),
+        "on-failure" if count < 0 => Err(Error::Invalid(
+            "maximum retry count cannot be negative".into(),
+        )),
+        "no" | "always" | "unless-stopped" | "on-failure" => Ok((name.into(), count)),
+        _ => Err(Error::Invalid(format!("invalid restart policy '{name}'"))),
+    }
+}
+
+/// The daemon's checks of the memory and CPU flags (`run`, `create`, `update`): `memory`
+/// at least 6 MB, `memory_swap` above it, `cpus` within the machine's, `cpuset_cpus` a
+/// list of CPUs that exist.
+pub fn check_resources(o: &CreateOptions) -> Result<()> {
+    if o.memory.is_some_and(|m| m > 0 && m < 6 * 1024 * 1024) {
+        return Err(Error::Invalid("Minimum memory limit allowed is 6MB".into()));
+    }
+    if let Some(s) = o.memory_swap.filter(|s| *s > 0) {
+        match o.memory {
+            Some(m) if m > 0 && (s as u64) < m => {
+                return Err(Error::Invalid(
+                    "Minimum memoryswap limit should be larger than memory limit, see usage".into(),
+                ))
+            }
+            None | Some(0) => {
+                return Err(Error::Invalid(
+                    "You should always set the Memory limit when using Memoryswap limit, see usage"
+                        .into(),
+                ))
+            }
+            _ => {}
+        }
+    }
+    let cpus = online_cpus();
+    if let Some(n) = o.nano_cpus.filter(|n| *n > 0) {
+        if n < 10_000_000 || n > cpus.len() as u64 * 1_000_000_000 {
+            return Err(Error::Invalid(format!(
+                "Range of CPUs is from 0.01 to {}.00, as there are only {} CPUs available",
+                cpus.len(),
+                cpus.len()
+            )));
+        }
+    }
+    if let Some(c) = &o.cpuset_cpus {
+        let wanted = parse_cpu_list(c).ok_or_else(|| {
+            Error::Invalid(format!(
+                "Invalid value {c} for cpuset cpus: invalid format: {c}"
+            ))
+        })?;
+        if let Some(bad) = wanted.iter().find(|w| !cpus.contains(w)) {
+            let _ = bad;
+            let available = std::fs::read_to_string("/sys/devices/system/cpu/online")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default();
+            return Err(Error::Invalid(format!(
+                "Requested CPUs are not available - requested {c}, available: {available}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A Linux CPU list (`0-2,4`), None when malformed.
+fn parse_cpu_list(s: &str) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    for part in s.trim().split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+                if b < a {
+                    return None;
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.parse().ok()?),
+        }
+    }
+    Some(out)
+}
+
+/// The CPUs online on this machine.
+fn online_cpus() -> Vec<u32> {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|s| parse_cpu_list(&s))
+        .unwrap_or_else(|| {
+            (0..std::thread::available_parallelism().map_or(1, |n| n.get() as u32)).collect()
+        })
 }
 
 /// The runtime's network for a `--network` value (Docker's names: `default`, `bridge`,

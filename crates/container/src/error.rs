@@ -33,6 +33,15 @@ pub enum Error {
     Running(String),
     #[error("Container {0} is not running")]
     NotRunning(String),
+    #[error("Container {0} is already paused")]
+    AlreadyPaused(String),
+    #[error("Container {0} is not paused")]
+    NotPaused(String),
+    #[error("Container {0} is paused, unpause the container before exec")]
+    PausedExec(String),
+    /// `docker update` refused (Docker's `Cannot update container ID: …`).
+    #[error("Cannot update container {id}: {reason}")]
+    Update { id: String, reason: String },
     #[error("container {0} is already running")]
     AlreadyRunning(String),
     #[error("corrupt container record {id}: {reason}")]

@@ -15,8 +15,13 @@
 //! container command) turns a `running` record whose process is gone into `exited`,
 //! unmounts what is left mounted and removes snapshots no record names.
 
+#![recursion_limit = "256"]
+
+mod attach;
 mod changes;
 mod config;
+mod control;
+mod copy;
 mod error;
 mod lifecycle;
 mod logs;
@@ -27,8 +32,14 @@ mod top;
 mod views;
 mod volumes;
 
+pub use attach::serve_stdin;
 pub use changes::{Change, ChangeKind, CommitOptions};
-pub use config::{generate_name, new_id, validate_name, CreateOptions, DeviceMapping};
+pub use config::{
+    check_resources, generate_name, new_id, restart_policy, validate_name, CreateOptions,
+    DeviceMapping,
+};
+pub use control::{StatsSample, UpdateOptions};
+pub use copy::{CopyError, CopyOptions};
 pub use error::{Error, Result};
 pub use lifecycle::{signal_number, Containers, ExecRequest, StartIo};
 pub use logs::{log_pipes, parse_line, read_entries, LogEntry, LogPump, Stream};

@@ -240,6 +240,12 @@ impl Containers {
         {
             options.networks = vec![a];
         }
+        config::check_resources(&options)?;
+        config::restart_policy(options.restart.as_deref())?;
+        if let (Some(m), None) = (options.memory.filter(|m| *m > 0), options.memory_swap) {
+            // Docker's default: as much swap as memory.
+            options.memory_swap = Some(2 * m as i64);
+        }
         if options.privileged && !options.security_opt.iter().any(|o| o.starts_with("label")) {
             // Docker's daemon records that SELinux labelling is off for privileged containers.
             options.security_opt.push("label=disable".into());
@@ -707,6 +713,9 @@ impl Containers {
         if rec.state.status != "running" || !alive(rec.state.pid) {
             return Err(Error::NotRunning(rec.id));
         }
+        if self.is_paused(&rec) {
+            return Err(Error::PausedExec(rec.id));
+        }
         let stored = Self::stored(&rec)?;
         let img = image::read_config(&self.store, &rec.image_id)?;
         let run = config::run_options(&rec.id, &stored.options, Vec::new())?;
@@ -759,6 +768,19 @@ impl Containers {
             return Err(Error::NotRunning(rec.id));
         }
         send(rec.state.pid, sig);
+        // Docker resumes a paused container after sending it its stop signal (any signal
+        // when it has none configured), so that the signal is delivered.
+        let stop_signal = Self::stored(&rec)
+            .ok()
+            .map(|s| s.config.stop_signal)
+            .filter(|s| !s.is_empty());
+        let resumes = match stop_signal {
+            None => true,
+            Some(s) => sig == libc::SIGKILL || signal_number(&s).ok() == Some(sig),
+        };
+        if resumes {
+            self.thaw_after_signal(&rec);
+        }
         Ok(rec)
     }
 
@@ -778,8 +800,10 @@ impl Containers {
         };
         let t = timeout.or(stored.options.stop_timeout).unwrap_or(10);
         send(pid, sig);
+        self.thaw_after_signal(&rec);
         if !wait_dead(pid, Duration::from_secs(t)) {
             send(pid, libc::SIGKILL);
+            self.thaw_after_signal(&rec);
             wait_dead(pid, Duration::from_secs(10));
         }
         self.settle(&rec.id);
@@ -837,6 +861,7 @@ impl Containers {
                 return Err(Error::Running(rec.id));
             }
             send(rec.state.pid, libc::SIGKILL);
+            self.thaw_after_signal(&rec);
             wait_dead(rec.state.pid, Duration::from_secs(10));
         }
         let rootfs = self.rootfs(&rec.id);

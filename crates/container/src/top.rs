@@ -91,9 +91,11 @@ impl Containers {
             .output()
             .map_err(|e| Error::io("ps", e))?;
         if !out.status.success() {
+            // The daemon's message: the first line of ps's complaint.
+            let err = String::from_utf8_lossy(&out.stderr);
             return Err(Error::Invalid(format!(
                 "ps: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
+                err.lines().next().unwrap_or("").trim_end()
             )));
         }
         parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)

@@ -20,6 +20,8 @@ pub struct Summary {
     pub image: String,
     /// Whether its process is alive.
     pub running: bool,
+    /// Whether it runs frozen (`docker pause`).
+    pub paused: bool,
     /// Bytes of regular files in the writable layer (with `size`).
     pub size_rw: Option<u64>,
     /// The image's size plus `size_rw` (with `size`).
@@ -68,6 +70,7 @@ impl Containers {
                 (None, None)
             };
             let running = rec.state.status == "running" && alive(rec.state.pid);
+            let paused = running && self.is_paused(&rec);
             let (ports, networks) = match Self::stored(&rec) {
                 Ok(s) => {
                     let ports = if running {
@@ -93,6 +96,7 @@ impl Containers {
                 command,
                 image,
                 running,
+                paused,
                 size_rw,
                 size_root_fs,
                 ports,
@@ -210,7 +214,10 @@ impl Containers {
         let o = &stored.options;
         let st = &rec.state;
         let running = st.status == "running" && alive(st.pid);
+        let paused = running && self.is_paused(&rec);
         let dir = self.state_dir(&rec.id);
+        let (restart_name, restart_count) =
+            crate::config::restart_policy(o.restart.as_deref()).unwrap_or(("no".into(), 0));
         let upper = match self.snapshots.upper_dir(&rec.snapshot) {
             Ok(u) => Some(u),
             Err(snapshot::Error::NotFound(_)) => None,
@@ -271,9 +278,9 @@ impl Containers {
             "Path": stored.path,
             "Args": stored.args,
             "State": {
-                "Status": if running { "running" } else if st.status == "running" { "exited" } else { st.status.as_str() },
+                "Status": if paused { "paused" } else if running { "running" } else if st.status == "running" { "exited" } else { st.status.as_str() },
                 "Running": running,
-                "Paused": false,
+                "Paused": paused,
                 "Restarting": false,
                 "OOMKilled": false,
                 "Dead": false,
@@ -313,8 +320,12 @@ impl Containers {
                 "ReadonlyRootfs": o.read_only,
                 "Tmpfs": if tmpfs.is_empty() { Value::Null } else { Value::Object(tmpfs) },
                 "Mounts": host_mounts,
+                "RestartPolicy": {"Name": restart_name, "MaximumRetryCount": restart_count},
                 "Memory": o.memory.unwrap_or(0),
+                "MemorySwap": o.memory_swap.unwrap_or(0),
                 "NanoCpus": o.nano_cpus.unwrap_or(0),
+                "CpuShares": o.cpu_shares.unwrap_or(0),
+                "CpusetCpus": o.cpuset_cpus.clone().unwrap_or_default(),
                 "PidsLimit": o.pids_limit,
                 "Init": o.init,
             },

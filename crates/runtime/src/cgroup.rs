@@ -108,24 +108,41 @@ impl Cgroup {
     }
 
     fn setup_v1(&mut self, id: &str, res: &Resources) -> Result<()> {
-        if let Some(m) = res.memory {
-            let dir = Path::new(ROOT).join("memory/strata").join(id);
-            self.make(dir.clone(), JOIN_V1)?;
-            write(&dir.join("memory.limit_in_bytes"), &m.to_string())?;
+        let mut wanted: Vec<&str> = Vec::new();
+        if res.accounting {
+            wanted.extend(
+                V1_CONTROLLERS
+                    .iter()
+                    .filter(|c| Path::new(ROOT).join(c).is_dir()),
+            );
+        } else {
+            if res.memory.is_some() || res.memory_swap.is_some() {
+                wanted.push("memory");
+            }
+            if res.nano_cpus.is_some() || res.cpu_shares.is_some() {
+                wanted.push("cpu");
+            }
+            if res.cpuset_cpus.is_some() {
+                wanted.push("cpuset");
+            }
+            if res.pids_limit.is_some_and(|p| p > 0) {
+                wanted.push("pids");
+            }
         }
-        if let Some(n) = res.nano_cpus {
-            let dir = Path::new(ROOT).join("cpu/strata").join(id);
-            self.make(dir.clone(), JOIN_V1)?;
-            write(&dir.join("cpu.cfs_period_us"), &CPU_PERIOD.to_string())?;
-            let quota = (n as u128 * CPU_PERIOD as u128 / 1_000_000_000) as u64;
-            write(&dir.join("cpu.cfs_quota_us"), &quota.max(1000).to_string())?;
+        for ctrl in wanted {
+            let dir = v1_dir(ctrl, id);
+            if ctrl == "cpuset" {
+                // A new cpuset cgroup has no CPUs and no memory nodes: nothing could join it
+                // until they are copied from its parent.
+                let parent = Path::new(ROOT).join("cpuset/strata");
+                fs::create_dir_all(&parent).map_err(|e| err(&parent, e))?;
+                inherit_cpuset(&parent)?;
+                fs::create_dir_all(&dir).map_err(|e| err(&dir, e))?;
+                inherit_cpuset(&dir)?;
+            }
+            self.make(dir, JOIN_V1)?;
         }
-        if let Some(p) = res.pids_limit.filter(|p| *p > 0) {
-            let dir = Path::new(ROOT).join("pids/strata").join(id);
-            self.make(dir.clone(), JOIN_V1)?;
-            write(&dir.join("pids.max"), &p.to_string())?;
-        }
-        Ok(())
+        apply_v1(id, res)
     }
 
     /// The v1 `devices` cgroup: rules written one per write, in order (`a` to `devices.deny`
@@ -159,35 +176,27 @@ impl Cgroup {
         let parent = Path::new(ROOT).join("strata");
         fs::create_dir_all(&parent).map_err(|e| err(&parent, e))?;
         let mut ctrls = Vec::new();
-        if res.memory.is_some() {
-            ctrls.push("+memory");
-        }
-        if res.nano_cpus.is_some() {
-            ctrls.push("+cpu");
-        }
-        if res.pids_limit.is_some() {
-            ctrls.push("+pids");
+        let available =
+            fs::read_to_string(Path::new(ROOT).join("cgroup.controllers")).unwrap_or_default();
+        let has = |c: &str| available.split_whitespace().any(|a| a == c);
+        for (c, want) in [
+            ("memory", res.memory.is_some() || res.memory_swap.is_some()),
+            ("cpu", res.nano_cpus.is_some() || res.cpu_shares.is_some()),
+            ("cpuset", res.cpuset_cpus.is_some()),
+            ("pids", res.pids_limit.is_some()),
+            ("io", false),
+        ] {
+            if want || (res.accounting && has(c)) {
+                ctrls.push(format!("+{c}"));
+            }
         }
         for c in &ctrls {
             write(&Path::new(ROOT).join("cgroup.subtree_control"), c)?;
             write(&parent.join("cgroup.subtree_control"), c)?;
         }
         let dir = parent.join(id);
-        self.make(dir.clone(), JOIN_V2)?;
-        if let Some(m) = res.memory {
-            write(&dir.join("memory.max"), &m.to_string())?;
-        }
-        if let Some(n) = res.nano_cpus {
-            let quota = (n as u128 * CPU_PERIOD as u128 / 1_000_000_000) as u64;
-            write(
-                &dir.join("cpu.max"),
-                &format!("{} {CPU_PERIOD}", quota.max(1000)),
-            )?;
-        }
-        if let Some(p) = res.pids_limit.filter(|p| *p > 0) {
-            write(&dir.join("pids.max"), &p.to_string())?;
-        }
-        Ok(())
+        self.make(dir, JOIN_V2)?;
+        apply_v2(id, res)
     }
 
     /// Raw descriptors of the files the child writes `0` into to join.
@@ -231,14 +240,13 @@ fn remove_dir(d: &Path) {
 /// `anon-PID-N`) whose process PID is gone (killed before it could clean up). A cgroup that
 /// still has processes cannot be removed, so a live one is never touched.
 pub fn remove_orphans() {
-    for parent in [
-        "memory/strata",
-        "cpu/strata",
-        "pids/strata",
-        "devices/strata",
-        "strata",
-    ] {
-        let Ok(rd) = fs::read_dir(Path::new(ROOT).join(parent)) else {
+    let parents = V1_CONTROLLERS
+        .iter()
+        .chain(["devices"].iter())
+        .map(|c| Path::new(ROOT).join(c).join("strata"))
+        .chain([Path::new(ROOT).join("strata")]);
+    for parent in parents {
+        let Ok(rd) = fs::read_dir(parent) else {
             continue;
         };
         for e in rd.flatten() {
@@ -261,15 +269,360 @@ pub fn remove_orphans() {
 
 /// Removes container `id`'s cgroups if a crashed run left them behind.
 pub fn remove_stale(id: &str) {
-    for d in [
-        Path::new(ROOT).join("memory/strata").join(id),
-        Path::new(ROOT).join("cpu/strata").join(id),
-        Path::new(ROOT).join("pids/strata").join(id),
-        Path::new(ROOT).join("devices/strata").join(id),
-        Path::new(ROOT).join("strata").join(id),
-    ] {
+    if id.is_empty() || id.contains('/') || id.starts_with('.') {
+        return;
+    }
+    for d in V1_CONTROLLERS
+        .iter()
+        .chain(["devices"].iter())
+        .map(|c| v1_dir(c, id))
+        .chain([v2_dir(id)])
+    {
         if d.exists() {
+            // A frozen cgroup keeps its dying processes: thaw it first.
+            let _ = fs::write(d.join("freezer.state"), "THAWED");
             remove_dir(&d);
         }
     }
+}
+
+/// The v1 controllers a container gets besides `devices` (all of them with
+/// [`Resources::accounting`], as Docker gives every container).
+const V1_CONTROLLERS: [&str; 7] = [
+    "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer",
+];
+
+fn v1_dir(ctrl: &str, id: &str) -> PathBuf {
+    Path::new(ROOT).join(ctrl).join("strata").join(id)
+}
+
+fn v2_dir(id: &str) -> PathBuf {
+    Path::new(ROOT).join("strata").join(id)
+}
+
+fn read_trim(path: &Path) -> Result<String> {
+    fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .map_err(|e| err(path, e))
+}
+
+/// Copies `cpuset.cpus` and `cpuset.mems` from the parent where they are still empty.
+fn inherit_cpuset(dir: &Path) -> Result<()> {
+    let parent = dir.parent().unwrap_or(Path::new(ROOT));
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        if read_trim(&dir.join(f))?.is_empty() {
+            write(&dir.join(f), &read_trim(&parent.join(f))?)?;
+        }
+    }
+    Ok(())
+}
+
+/// `--cpus` as a CFS quota for [`CPU_PERIOD`].
+fn quota(nano_cpus: u64) -> u64 {
+    ((nano_cpus as u128 * CPU_PERIOD as u128 / 1_000_000_000) as u64).max(1000)
+}
+
+/// Writes the limits `res` sets into container `id`'s v1 cgroups (creation and `update`).
+fn apply_v1(id: &str, res: &Resources) -> Result<()> {
+    let mem = v1_dir("memory", id);
+    let swap_file = mem.join("memory.memsw.limit_in_bytes");
+    let swap = res.memory_swap.filter(|_| swap_file.exists()).map(|s| {
+        if s < 0 {
+            "-1".to_string()
+        } else {
+            s.to_string()
+        }
+    });
+    match (res.memory, swap) {
+        (Some(m), Some(s)) => {
+            // memory.limit_in_bytes may never exceed memory.memsw.limit_in_bytes: raise the
+            // latter first when the new memory limit is above it.
+            let current: u64 = read_trim(&swap_file)?.parse().unwrap_or(u64::MAX);
+            if m > current {
+                write(&swap_file, &s)?;
+                write(&mem.join("memory.limit_in_bytes"), &m.to_string())?;
+            } else {
+                write(&mem.join("memory.limit_in_bytes"), &m.to_string())?;
+                write(&swap_file, &s)?;
+            }
+        }
+        (Some(m), None) => write(&mem.join("memory.limit_in_bytes"), &m.to_string())?,
+        (None, Some(s)) => write(&swap_file, &s)?,
+        (None, None) => {}
+    }
+    let cpu = v1_dir("cpu", id);
+    if let Some(n) = res.nano_cpus {
+        write(&cpu.join("cpu.cfs_period_us"), &CPU_PERIOD.to_string())?;
+        let q = if n == 0 {
+            "-1".into()
+        } else {
+            quota(n).to_string()
+        };
+        write(&cpu.join("cpu.cfs_quota_us"), &q)?;
+    }
+    if let Some(s) = res.cpu_shares {
+        // 0 means the default weight; the kernel raises values below 2 to 2.
+        let s = if s == 0 { 1024 } else { s };
+        write(&cpu.join("cpu.shares"), &s.to_string())?;
+    }
+    if let Some(c) = &res.cpuset_cpus {
+        write(&v1_dir("cpuset", id).join("cpuset.cpus"), c)?;
+    }
+    if let Some(p) = res.pids_limit {
+        let pids = v1_dir("pids", id);
+        if p > 0 {
+            write(&pids.join("pids.max"), &p.to_string())?;
+        } else if pids.is_dir() {
+            write(&pids.join("pids.max"), "max")?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the limits `res` sets into container `id`'s v2 cgroup.
+fn apply_v2(id: &str, res: &Resources) -> Result<()> {
+    let dir = v2_dir(id);
+    if let Some(m) = res.memory {
+        write(&dir.join("memory.max"), &m.to_string())?;
+    }
+    if let Some(s) = res.memory_swap {
+        let p = dir.join("memory.swap.max");
+        if p.exists() {
+            let v = match (s, res.memory) {
+                (s, _) if s < 0 => "max".to_string(),
+                (s, Some(m)) => (s as u64).saturating_sub(m).to_string(),
+                (s, None) => s.to_string(),
+            };
+            write(&p, &v)?;
+        }
+    }
+    if let Some(n) = res.nano_cpus {
+        let q = if n == 0 {
+            "max".into()
+        } else {
+            quota(n).to_string()
+        };
+        write(&dir.join("cpu.max"), &format!("{q} {CPU_PERIOD}"))?;
+    }
+    if let Some(s) = res.cpu_shares.filter(|s| *s > 0) {
+        // runc's conversion of shares [2, 262144] to weights [1, 10000].
+        let s = s.clamp(2, 262_144);
+        let w = 1 + ((s - 2) * 9999) / 262_142;
+        write(&dir.join("cpu.weight"), &w.to_string())?;
+    }
+    if let Some(c) = &res.cpuset_cpus {
+        write(&dir.join("cpuset.cpus"), c)?;
+    }
+    if let Some(p) = res.pids_limit {
+        let v = if p > 0 { p.to_string() } else { "max".into() };
+        if p > 0 || dir.join("pids.max").exists() {
+            write(&dir.join("pids.max"), &v)?;
+        }
+    }
+    Ok(())
+}
+
+/// The cgroups of a running container, found by its ID: what `stats`, `pause`, `unpause`
+/// and `update` work on.
+#[derive(Debug, Clone)]
+pub struct ContainerCgroup {
+    id: String,
+    v2: bool,
+}
+
+/// What `docker stats` shows of a container's cgroups at one instant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CgroupStats {
+    /// CPU time used, nanoseconds.
+    pub cpu_total_ns: u64,
+    /// Bytes charged (v1 `memory.usage_in_bytes`, v2 `memory.current`).
+    pub memory_usage: u64,
+    /// The limit (a huge number when none is set).
+    pub memory_limit: u64,
+    /// `total_inactive_file` (v1) or `inactive_file` (v2), which Docker's CLI subtracts.
+    pub memory_inactive_file: Option<u64>,
+    /// Bytes read and written on block devices.
+    pub block_read: u64,
+    pub block_write: u64,
+    /// Processes (and threads) in the cgroup.
+    pub pids: u64,
+}
+
+impl ContainerCgroup {
+    /// The cgroups of container `id` (None: it has none this process can use, e.g. a
+    /// container started before containers got every controller).
+    pub fn of(id: &str) -> Option<ContainerCgroup> {
+        if id.is_empty() || id.contains('/') || id.starts_with('.') {
+            return None;
+        }
+        let v2 = is_v2();
+        let found = if v2 {
+            v2_dir(id).is_dir()
+        } else {
+            v1_dir("memory", id).is_dir() || v1_dir("freezer", id).is_dir()
+        };
+        found.then(|| ContainerCgroup {
+            id: id.to_string(),
+            v2,
+        })
+    }
+
+    /// Freezes every process (`docker pause`): v1 freezer, v2 `cgroup.freeze`. Returns once
+    /// the kernel reports the cgroup frozen.
+    pub fn freeze(&self) -> Result<()> {
+        self.set_frozen(true)
+    }
+
+    /// Thaws the processes (`docker unpause`).
+    pub fn thaw(&self) -> Result<()> {
+        self.set_frozen(false)
+    }
+
+    fn set_frozen(&self, frozen: bool) -> Result<()> {
+        let (file, value) = if self.v2 {
+            (
+                v2_dir(&self.id).join("cgroup.freeze"),
+                if frozen { "1" } else { "0" },
+            )
+        } else {
+            (
+                v1_dir("freezer", &self.id).join("freezer.state"),
+                if frozen { "FROZEN" } else { "THAWED" },
+            )
+        };
+        for _ in 0..1000 {
+            write(&file, value)?;
+            if self.frozen()? == frozen {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        Err(err(&file, format!("the kernel did not report {value}")))
+    }
+
+    /// Whether the cgroup is frozen (a freeze under way counts as frozen on v1).
+    pub fn frozen(&self) -> Result<bool> {
+        if self.v2 {
+            let events = fs::read_to_string(v2_dir(&self.id).join("cgroup.events"))
+                .map_err(|e| err(&v2_dir(&self.id), e))?;
+            Ok(events.lines().any(|l| l.trim() == "frozen 1"))
+        } else {
+            let p = v1_dir("freezer", &self.id).join("freezer.state");
+            if !p.exists() {
+                return Ok(false);
+            }
+            Ok(read_trim(&p)? == "FROZEN")
+        }
+    }
+
+    /// Writes new limits (`docker update`).
+    pub fn update(&self, res: &Resources) -> Result<()> {
+        if self.v2 {
+            apply_v2(&self.id, res)
+        } else {
+            apply_v1(&self.id, res)
+        }
+    }
+
+    /// Reads the counters `docker stats` shows.
+    pub fn stats(&self) -> Result<CgroupStats> {
+        let num = |p: PathBuf| -> u64 {
+            fs::read_to_string(p)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        let keyed = |p: PathBuf| -> Vec<(String, u64)> {
+            fs::read_to_string(p)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| {
+                    let (k, v) = l.split_once(' ')?;
+                    Some((k.to_string(), v.trim().parse().ok()?))
+                })
+                .collect()
+        };
+        let mut s = CgroupStats::default();
+        if self.v2 {
+            let d = v2_dir(&self.id);
+            let cpu = keyed(d.join("cpu.stat"));
+            s.cpu_total_ns = cpu
+                .iter()
+                .find(|(k, _)| k == "usage_usec")
+                .map_or(0, |(_, v)| v * 1000);
+            s.memory_usage = num(d.join("memory.current"));
+            s.memory_limit = num(d.join("memory.max"));
+            if s.memory_limit == 0 {
+                s.memory_limit = u64::MAX;
+            }
+            s.memory_inactive_file = keyed(d.join("memory.stat"))
+                .into_iter()
+                .find(|(k, _)| k == "inactive_file")
+                .map(|(_, v)| v);
+            for line in fs::read_to_string(d.join("io.stat"))
+                .unwrap_or_default()
+                .lines()
+            {
+                for f in line.split_whitespace().skip(1) {
+                    match f.split_once('=') {
+                        Some(("rbytes", v)) => s.block_read += v.parse::<u64>().unwrap_or(0),
+                        Some(("wbytes", v)) => s.block_write += v.parse::<u64>().unwrap_or(0),
+                        _ => {}
+                    }
+                }
+            }
+            s.pids = num(d.join("pids.current"));
+        } else {
+            s.cpu_total_ns = num(v1_dir("cpuacct", &self.id).join("cpuacct.usage"));
+            let mem = v1_dir("memory", &self.id);
+            s.memory_usage = num(mem.join("memory.usage_in_bytes"));
+            s.memory_limit = num(mem.join("memory.limit_in_bytes"));
+            s.memory_inactive_file = keyed(mem.join("memory.stat"))
+                .into_iter()
+                .find(|(k, _)| k == "total_inactive_file")
+                .map(|(_, v)| v);
+            let blkio = v1_dir("blkio", &self.id);
+            let mut text = fs::read_to_string(blkio.join("blkio.io_service_bytes_recursive"))
+                .unwrap_or_default();
+            if text.lines().all(|l| l.starts_with("Total")) {
+                text = fs::read_to_string(blkio.join("blkio.throttle.io_service_bytes_recursive"))
+                    .unwrap_or_default();
+            }
+            for line in text.lines() {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                if let [_, op, v] = f.as_slice() {
+                    let v: u64 = v.parse().unwrap_or(0);
+                    match op.to_ascii_lowercase().as_str() {
+                        "read" => s.block_read += v,
+                        "write" => s.block_write += v,
+                        _ => {}
+                    }
+                }
+            }
+            s.pids = num(v1_dir("pids", &self.id).join("pids.current"));
+        }
+        Ok(s)
+    }
+}
+
+/// The machine's CPU time since boot in nanoseconds (the `cpu` line of `/proc/stat`), and the
+/// number of online CPUs: Docker's `system_cpu_usage` and `online_cpus`.
+pub fn system_cpu() -> (u64, u32) {
+    let text = fs::read_to_string("/proc/stat").unwrap_or_default();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let mut total = 0;
+    let mut cpus = 0;
+    for line in text.lines() {
+        let mut f = line.split_whitespace();
+        match f.next() {
+            Some("cpu") => {
+                total = f.take(7).filter_map(|v| v.parse::<u64>().ok()).sum::<u64>() * 1_000_000_000
+                    / hz
+            }
+            Some(c) if c.starts_with("cpu") => cpus += 1,
+            _ => {}
+        }
+    }
+    (total, cpus)
 }

@@ -55,7 +55,7 @@ pub use bridge::{
 pub use caps::{capability_name, capability_number, DEFAULT_CAPABILITIES};
 pub use cgroup::{
     is_v2 as cgroup_v2, remove_orphans as remove_orphaned_cgroups,
-    remove_stale as remove_stale_cgroups,
+    remove_stale as remove_stale_cgroups, system_cpu, CgroupStats, ContainerCgroup,
 };
 pub use devices::{valid_device_mode, DeviceMapping, DeviceRule};
 pub use error::{Error, Phase, Result};

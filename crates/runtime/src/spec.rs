@@ -97,23 +97,38 @@ pub struct MountSpec {
     pub readonly: bool,
 }
 
-/// cgroup limits (`--memory`, `--cpus`, `--pids-limit`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// cgroup limits (`--memory`, `--memory-swap`, `--cpus`, `--cpu-shares`, `--cpuset-cpus`,
+/// `--pids-limit`), and whether the container gets every controller Docker gives one
+/// (`accounting`: memory, cpu, cpuacct, cpuset, pids, blkio and freezer on v1; the same
+/// controllers on v2) so that `stats`, `pause` and `update` can work on it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Resources {
     /// Memory limit in bytes.
     pub memory: Option<u64>,
+    /// Memory plus swap limit in bytes (-1: unlimited swap).
+    pub memory_swap: Option<i64>,
     /// CPU limit in billionths of a CPU (`--cpus 1.5` is 1_500_000_000).
     pub nano_cpus: Option<u64>,
+    /// Relative CPU weight (`--cpu-shares`, v1 `cpu.shares`; 1024 is the default).
+    pub cpu_shares: Option<u64>,
+    /// CPUs the container may run on (`--cpuset-cpus 0-1,3`).
+    pub cpuset_cpus: Option<String>,
     /// Maximum number of processes (a value <= 0 means unlimited, as Docker).
     pub pids_limit: Option<i64>,
+    /// Give the container every controller (containers, not build steps).
+    pub accounting: bool,
 }
 
 impl Resources {
-    /// Whether any limit is set.
+    /// Whether no limit is set and no controller is wanted.
     pub fn is_empty(&self) -> bool {
         self.memory.is_none()
+            && self.memory_swap.is_none()
             && self.nano_cpus.is_none()
+            && self.cpu_shares.is_none()
+            && self.cpuset_cpus.is_none()
             && !matches!(self.pids_limit, Some(n) if n > 0)
+            && !self.accounting
     }
 }
 
@@ -438,7 +453,7 @@ pub fn compose(image: &ImageConfig, opts: &RunOptions) -> Result<Spec> {
         readonly_rootfs: opts.read_only,
         masked_paths,
         readonly_paths,
-        resources: opts.resources,
+        resources: opts.resources.clone(),
         privileged: opts.privileged,
         stop_signal: opts
             .stop_signal

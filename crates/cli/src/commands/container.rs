@@ -288,10 +288,19 @@ pub fn rename(root: &Path, a: RenameArgs) -> Result<()> {
 /// (`8080/tcp -> 127.0.0.1:18080`), or the host addresses of one port.
 pub fn port(root: &Path, a: crate::cli::PortArgs) -> Result<()> {
     let c = super::open_containers(root)?;
+    // The client's inspect: a missing container is `Error: No such container: X`.
     let ports = c.published_ports(&a.container)?;
+    // Go's net.JoinHostPort: IPv6 addresses in brackets.
+    let join = |ip: &str, port: u16| {
+        if ip.contains(':') {
+            format!("[{ip}]:{port}")
+        } else {
+            format!("{ip}:{port}")
+        }
+    };
     let Some(want) = &a.port else {
         for p in &ports {
-            println!("{} -> {}:{}", p.key(), p.host_ip, p.host_port);
+            println!("{} -> {}", p.key(), join(&p.host_ip, p.host_port));
         }
         return Ok(());
     };
@@ -300,9 +309,13 @@ pub fn port(root: &Path, a: crate::cli::PortArgs) -> Result<()> {
         Some((p, _)) => (p, "tcp"),
         None => (want.as_str(), "tcp"),
     };
-    let n: u16 = port
-        .parse()
-        .map_err(|_| Failure::new(1, format!("invalid port format: {port}")))?;
+    // Docker 20.10's client prints nat.NewPort's error as it is.
+    let n: u16 = port.parse().map_err(|_| {
+        Failure::bare(
+            1,
+            format!("strconv.ParseUint: parsing {port:?}: invalid syntax"),
+        )
+    })?;
     let hits: Vec<_> = ports
         .iter()
         .filter(|p| p.container_port == n && p.protocol == proto)
@@ -318,7 +331,7 @@ pub fn port(root: &Path, a: crate::cli::PortArgs) -> Result<()> {
         .into());
     }
     for p in hits {
-        println!("{}:{}", p.host_ip, p.host_port);
+        println!("{}", join(&p.host_ip, p.host_port));
     }
     Ok(())
 }
@@ -326,7 +339,17 @@ pub fn port(root: &Path, a: crate::cli::PortArgs) -> Result<()> {
 /// `strata top CONTAINER [ps OPTIONS]`: Docker's table (tabwriter 20/1/3).
 pub fn top(root: &Path, a: crate::cli::TopArgs) -> Result<()> {
     let c = super::open_containers(root)?;
-    let t = c.top(&a.container, &a.ps_args)?;
+    // Docker passes the options as one string split on spaces.
+    let args: Vec<String> = a
+        .ps_args
+        .join(" ")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    let t = c
+        .top(&a.container, &args)
+        .map_err(|e| Failure::bare(1, super::pause::daemon_error(e)))?;
     let mut text = t.titles.join("\t");
     text.push('\n');
     for p in &t.processes {

@@ -1,8 +1,10 @@
 //! One function per command; each turns parsed arguments into library calls and prints
 //! the result the way Docker prints it.
 
+mod attach;
 mod build;
 mod container;
+mod cp;
 mod df;
 mod history;
 mod images;
@@ -11,6 +13,7 @@ mod inspect;
 mod load;
 mod login;
 mod network;
+mod pause;
 mod progress;
 mod ps;
 mod pull;
@@ -19,6 +22,8 @@ mod rmi;
 mod run;
 mod save;
 mod volume;
+mod stats;
+mod update;
 
 use std::path::Path;
 
@@ -97,6 +102,18 @@ pub fn run(cmd: Command, root: &Path) -> Result<()> {
             container::port(root, a)
         }
         Command::Volume(a) => volume::run(root, a),
+        Command::Pause(a) | Command::Container(ContainerCommand::Pause(a)) => pause::pause(root, a),
+        Command::Unpause(a) | Command::Container(ContainerCommand::Unpause(a)) => {
+            pause::unpause(root, a)
+        }
+        Command::Update(a) | Command::Container(ContainerCommand::Update(a)) => {
+            update::run(root, a)
+        }
+        Command::Stats(a) | Command::Container(ContainerCommand::Stats(a)) => stats::run(root, a),
+        Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => cp::run(root, a),
+        Command::Attach(a) | Command::Container(ContainerCommand::Attach(a)) => {
+            attach::run(root, a)
+        }
         // ---- end containers ----
         Command::Network(n) => match n {
             NetworkCommand::Create(a) => network::create(root, a),

@@ -18,7 +18,8 @@ fn status(s: &container::Summary, now: f64) -> String {
     if s.running {
         let since = st.started_at.as_deref().and_then(secs).unwrap_or(now);
         let d = std::time::Duration::from_secs_f64((now - since).max(0.0));
-        return format!("Up {}", format::human_duration(d));
+        let paused = if s.paused { " (Paused)" } else { "" };
+        return format!("Up {}{paused}", format::human_duration(d));
     }
     match st.finished_at.as_deref().and_then(secs) {
         Some(f) if st.status != "created" => {
@@ -39,7 +40,9 @@ pub fn run(root: &Path, a: PsArgs) -> Result<()> {
             )
         })?;
         let state = |s: &container::Summary| -> &str {
-            if s.running {
+            if s.paused {
+                "paused"
+            } else if s.running {
                 "running"
             } else if s.record.state.status == "created" {
                 "created"

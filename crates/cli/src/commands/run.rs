@@ -14,7 +14,8 @@ fn fail(e: container::Error) -> anyhow::Error {
     let code = match &e {
         // The CLI's own lookups fail with 1, as Docker's do.
         container::Error::Store(store::Error::ContainerNotFound(_))
-        | container::Error::NotRunning(_) => 1,
+        | container::Error::NotRunning(_)
+        | container::Error::PausedExec(_) => 1,
         e => e.exit_code().clamp(1, 255) as u8,
     };
     Failure::new(code, e.to_string()).into()
@@ -22,6 +23,12 @@ fn fail(e: container::Error) -> anyhow::Error {
 
 /// Docker's memory sizes: `512`, `64k`, `6m`, `1g` (binary units, optional `b`).
 fn parse_memory(s: &str) -> Result<u64> {
+    parse_size("-m, --memory", s)
+}
+
+/// A size flag (`-m, --memory`, `--memory-swap`) as Docker's `RAMInBytes` reads it, with
+/// the CLI's error.
+pub(crate) fn parse_size(flag: &str, s: &str) -> Result<u64> {
     let t = s.trim().to_ascii_lowercase();
     let t = t.strip_suffix('b').unwrap_or(&t);
     let (num, mult) = match t.chars().last() {
@@ -31,13 +38,25 @@ fn parse_memory(s: &str) -> Result<u64> {
         Some('t') => (&t[..t.len() - 1], 1 << 40),
         _ => (t, 1),
     };
-    let n: f64 = num.parse().map_err(|_| {
-        Failure::new(
-            125,
-            format!("invalid argument \"{s}\" for \"-m, --memory\" flag: invalid size: '{s}'"),
-        )
-    })?;
+    let n: f64 = num
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite() && *n >= 0.0)
+        .ok_or_else(|| {
+            Failure::new(
+                125,
+                format!("invalid argument \"{s}\" for \"{flag}\" flag: invalid size: '{s}'"),
+            )
+        })?;
     Ok((n * mult as f64) as u64)
+}
+
+/// `--memory-swap`: a size, or -1 for unlimited swap.
+pub(crate) fn parse_swap(s: &str) -> Result<i64> {
+    if s.trim() == "-1" {
+        return Ok(-1);
+    }
+    Ok(parse_size("--memory-swap", s)? as i64)
 }
 
 /// `-e K=V`, `-e K` (from this environment, dropped when unset) and `--env-file` lines.
@@ -95,8 +114,12 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
         cap_drop: a.cap_drop.clone(),
         privileged: a.privileged,
         memory: a.memory.as_deref().map(parse_memory).transpose()?,
+        memory_swap: a.memory_swap.as_deref().map(parse_swap).transpose()?,
         nano_cpus: a.cpus.map(|c| (c * 1e9) as u64),
+        cpu_shares: a.cpu_shares.map(|c| c.max(0) as u64),
+        cpuset_cpus: a.cpuset_cpus.clone(),
         pids_limit: a.pids_limit,
+        restart: (a.restart != "no").then(|| a.restart.clone()),
         interactive: a.interactive,
         tty: a.tty,
         init: a.init,
@@ -323,8 +346,14 @@ pub fn monitor(root: &Path, a: ContainerArg) -> Result<()> {
     let mut c = super::open_containers(root)?;
     let rec = c.find(&a.container)?;
     let (stdout, stderr, pump) = ::container::log_pipes(&c.log_path(&rec.id), false)?;
+    // `-i`: stdin stays open, fed by `attach` through the socket this monitor serves.
+    let stdin = if c.open_stdin(&rec.id) {
+        ::container::serve_stdin(&c.state_dir(&rec.id))?
+    } else {
+        runtime::Stdio::Null
+    };
     let io = StartIo {
-        stdin: runtime::Stdio::Null,
+        stdin,
         stdout,
         stderr,
         log: Some(pump),
