@@ -34,6 +34,7 @@ mod blobs;
 mod containers;
 mod db;
 mod error;
+pub mod events;
 mod layout;
 mod publish;
 mod staging;

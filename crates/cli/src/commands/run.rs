@@ -259,6 +259,7 @@ pub fn run(root: &Path, a: RunArgs) -> Result<()> {
         stderr,
         log: pump,
     };
+    c.record_event("attach", &rec, &[]);
     let code = c.start(&rec.id, io).map_err(fail)?;
     exit_with(code)
 }
@@ -279,6 +280,7 @@ pub fn start(root: &Path, a: StartArgs) -> Result<()> {
             },
             ..Default::default()
         };
+        c.record_event_for("attach", &a.containers[0], &[]);
         let code = c.start(&a.containers[0], io).map_err(fail)?;
         return exit_with(code);
     }
@@ -372,7 +374,10 @@ pub fn restart(root: &Path, a: StopArgs) -> Result<()> {
             c.start_detached(&rec.id, cmd)
         });
         match r {
-            Ok(()) => println!("{name}"),
+            Ok(()) => {
+                c.record_event_for("restart", name, &[]);
+                println!("{name}")
+            }
             Err(e) => {
                 if let Some(prev) = last.replace(e.to_string()) {
                     eprintln!("Error: {prev}");
