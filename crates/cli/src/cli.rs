@@ -511,6 +511,9 @@ pub struct RunArgs {
     /// Assign a name to the container
     #[arg(long)]
     pub name: Option<String>,
+    /// Set meta data on a container
+    #[arg(short = 'l', long = "label", value_name = "list")]
+    pub labels: Vec<String>,
     /// Pull image before running ("always"|"missing"|"never")
     #[arg(long, default_value = "missing", value_parser = ["always", "missing", "never"])]
     pub pull: String,

@@ -940,11 +940,10 @@ fn check_workdir(rootfs: &Path, cwd: &str) -> Result<()> {
         return Ok(());
     };
     let root = fs::File::open(rootfs).map_err(|e| Error::io(rootfs, e))?;
-    let how = libc::open_how {
-        flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
-        mode: 0,
-        resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
-    };
+    // SAFETY: open_how is plain data; zero is valid for every field.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
     // SAFETY: valid descriptor, NUL-terminated path and an open_how of the size given.
     let fd = unsafe {
         libc::syscall(

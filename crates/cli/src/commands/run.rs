@@ -106,6 +106,7 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
             .map(|d| runtime::DeviceMapping::parse(d).map(Into::into))
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| Failure::new(125, e.to_string()))?,
+        labels: a.labels.clone(),
         device_cgroup_rules: a
             .device_cgroup_rules
             .iter()
