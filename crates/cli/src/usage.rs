@@ -56,7 +56,13 @@ fn usage_line(path: &[String], cmd: &clap::Command) -> String {
     if cmd.has_subcommands() && cmd.get_positionals().next().is_none() {
         return u;
     }
-    if cmd.get_opts().next().is_some() || cmd.get_arguments().any(|a| a.get_long().is_some()) {
+    let own_flag = |a: &&Arg| {
+        !a.is_positional()
+            && !a.is_global_set()
+            && !a.is_hide_set()
+            && !matches!(a.get_id().as_str(), "help" | "version")
+    };
+    if cmd.get_arguments().any(|a| own_flag(&a)) {
         u.push_str(" [OPTIONS]");
     }
     for a in positionals(cmd) {
@@ -93,6 +99,18 @@ fn count_message(cmd: &clap::Command) -> String {
     } else {
         format!("requires at least {min} and at most {max} {}", word(max))
     }
+}
+
+/// Docker's error for a wrong number of arguments: `See '… --help'` after "at least",
+/// `Run '… --help'` after an exact count.
+fn count_error(
+    full: &str,
+    cmd: &clap::Command,
+    help: &dyn Fn(&str) -> String,
+) -> (String, u8, String) {
+    let m = count_message(cmd);
+    let verb = if m.contains("at least") { "See" } else { "Run" };
+    (format!("{PROGRAM}: '{full}' {m}"), 1, help(verb))
 }
 
 fn context(e: &clap::Error, k: ContextKind) -> Option<String> {
@@ -157,11 +175,7 @@ pub fn report(e: &clap::Error) -> ExitCode {
                     help("Run"),
                 )
             } else {
-                (
-                    format!("{PROGRAM}: '{full}' {}", count_message(&cmd)),
-                    1,
-                    help("See"),
-                )
+                count_error(&full, &cmd, &help)
             }
         }
         ErrorKind::InvalidSubcommand => {
@@ -176,11 +190,7 @@ pub fn report(e: &clap::Error) -> ExitCode {
         ErrorKind::MissingRequiredArgument | ErrorKind::WrongNumberOfValues
             if context(e, ContextKind::InvalidArg).is_none_or(|a| !a.starts_with('-')) =>
         {
-            (
-                format!("{PROGRAM}: '{full}' {}", count_message(&cmd)),
-                1,
-                help("See"),
-            )
+            count_error(&full, &cmd, &help)
         }
         ErrorKind::ValueValidation | ErrorKind::InvalidValue => {
             let arg = context(e, ContextKind::InvalidArg).unwrap_or_default();
