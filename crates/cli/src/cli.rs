@@ -277,7 +277,9 @@ pub struct ImagesArgs {
 
 #[derive(Args, Debug)]
 pub struct TagArgs {
+    #[arg(value_name = "SOURCE_IMAGE[:TAG]")]
     pub source: String,
+    #[arg(value_name = "TARGET_IMAGE[:TAG]")]
     pub target: String,
 }
 

@@ -1,7 +1,7 @@
-//! Command-line errors in the Docker CLI's words and exit codes: `unknown flag: --x` (125),
-//! `strata: 'strata run' requires at least 1 argument` (1), `strata: unknown command: …` (1),
-//! `invalid argument "x" for "-n, --last" flag: …` (125), each followed by the command's
-//! usage line and where to find help.
+//! Command-line errors in Docker 20.10's CLI words and exit codes: `unknown flag: --x` and
+//! `See 'strata run --help'.` (125), `"strata run" requires at least 1 argument.` with the
+//! usage line (1), `strata: 'x' is not a strata command.` (1), `invalid argument "x" for
+//! "-n, --last" flag: …` (125).
 
 use std::process::ExitCode;
 
@@ -72,6 +72,8 @@ fn usage_line(path: &[String], cmd: &clap::Command) -> String {
             .map(|s| s.to_string())
             .unwrap_or_else(|| a.get_id().as_str().to_uppercase());
         let shown = match (a.is_required_set(), multiple(a)) {
+            // Docker's `[COMMAND] [ARG...]`.
+            (false, true) if name == "COMMAND" => "[COMMAND] [ARG...]".to_string(),
             (true, true) => format!("{name} [{name}...]"),
             (true, false) => name,
             (false, true) => format!("[{name}...]"),
@@ -93,24 +95,12 @@ fn count_message(cmd: &clap::Command) -> String {
     if unbounded {
         format!("requires at least {min} {}", word(min))
     } else if min == max {
-        format!("requires {min} {}", word(min))
+        format!("requires exactly {min} {}", word(min))
     } else if min == 0 {
         format!("requires at most {max} {}", word(max))
     } else {
         format!("requires at least {min} and at most {max} {}", word(max))
     }
-}
-
-/// Docker's error for a wrong number of arguments: `See '… --help'` after "at least",
-/// `Run '… --help'` after an exact count.
-fn count_error(
-    full: &str,
-    cmd: &clap::Command,
-    help: &dyn Fn(&str) -> String,
-) -> (String, u8, String) {
-    let m = count_message(cmd);
-    let verb = if m.contains("at least") { "See" } else { "Run" };
-    (format!("{PROGRAM}: '{full}' {m}"), 1, help(verb))
 }
 
 fn context(e: &clap::Error, k: ContextKind) -> Option<String> {
@@ -142,79 +132,82 @@ fn flag_name(cmd: &clap::Command, shown: &str) -> String {
     }
 }
 
-/// Prints a parse error as Docker's CLI does and returns its exit code.
+/// Prints a parse error as Docker 20.10's CLI does and returns its exit code.
 pub fn report(e: &clap::Error) -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let (path, cmd) = command_path(&args);
+    let (path, mut cmd) = command_path(&args);
     let full = std::iter::once(PROGRAM.to_string())
         .chain(path.iter().cloned())
         .collect::<Vec<_>>()
         .join(" ");
-    let help = |verb: &str| format!("{verb} '{full} --help' for more information");
-    let usage = usage_line(&path, &cmd);
-    let (message, code, tail) = match e.kind() {
+    let see = format!("See '{full} --help'.");
+    let flag_error = |m: String| {
+        eprintln!("{m}\n{see}");
+        ExitCode::from(125)
+    };
+    // `"strata run" requires at least 1 argument.`, the usage line and what it does.
+    let count_error = |cmd: &clap::Command| {
+        let about = cmd.get_about().map(|a| a.to_string()).unwrap_or_default();
+        eprintln!(
+            "\"{full}\" {}.\n{see}\n\n{}\n\n{about}",
+            count_message(cmd),
+            usage_line(&path, cmd)
+        );
+        ExitCode::from(1)
+    };
+    match e.kind() {
         ErrorKind::DisplayHelp
         | ErrorKind::DisplayVersion
         | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = e.print();
-            return ExitCode::SUCCESS;
+            ExitCode::SUCCESS
         }
         ErrorKind::UnknownArgument => {
             let bad = context(e, ContextKind::InvalidArg).unwrap_or_default();
             let bad = bad.split('=').next().unwrap_or(&bad).to_string();
             if let Some(long) = bad.strip_prefix("--") {
-                (format!("unknown flag: --{long}"), 125, help("Run"))
+                flag_error(format!("unknown flag: --{long}"))
             } else if let Some(shorts) = bad.strip_prefix('-') {
                 let c = shorts
                     .chars()
                     .find(|c| cmd.get_arguments().all(|a| a.get_short() != Some(*c)))
                     .unwrap_or('?');
-                (
-                    format!("unknown shorthand flag: '{c}' in {bad}"),
-                    125,
-                    help("Run"),
-                )
+                flag_error(format!("unknown shorthand flag: '{c}' in {bad}"))
             } else {
-                count_error(&full, &cmd, &help)
+                count_error(&cmd)
             }
         }
         ErrorKind::InvalidSubcommand => {
             let bad = context(e, ContextKind::InvalidSubcommand).unwrap_or_default();
-            let msg = format!("{PROGRAM}: unknown command: {full} {bad}");
             if path.is_empty() {
-                eprintln!("{msg}\n\n{}", help("Run"));
-                return ExitCode::from(1);
+                eprintln!("{PROGRAM}: '{bad}' is not a {PROGRAM} command.\nSee '{PROGRAM} --help'");
+            } else {
+                // A group given an unknown command: its help, on stderr.
+                eprintln!("\n{}", cmd.render_help());
             }
-            (msg, 1, help("Run"))
+            ExitCode::from(1)
         }
         ErrorKind::MissingRequiredArgument | ErrorKind::WrongNumberOfValues
             if context(e, ContextKind::InvalidArg).is_none_or(|a| !a.starts_with('-')) =>
         {
-            count_error(&full, &cmd, &help)
+            count_error(&cmd)
         }
         ErrorKind::ValueValidation | ErrorKind::InvalidValue => {
             let arg = context(e, ContextKind::InvalidArg).unwrap_or_default();
             let value = context(e, ContextKind::InvalidValue).unwrap_or_default();
             let reason = std::error::Error::source(e)
                 .map(|s| s.to_string())
-                .or_else(|| {
-                    context(e, ContextKind::ValidValue).map(|_| {
-                        let valid: Vec<String> = match e.get(ContextKind::ValidValue) {
-                            Some(ContextValue::Strings(v)) => v.clone(),
-                            _ => Vec::new(),
-                        };
-                        format!("valid values are {}", valid.join(", "))
-                    })
+                .or_else(|| match e.get(ContextKind::ValidValue) {
+                    Some(ContextValue::Strings(v)) => {
+                        Some(format!("valid values are {}", v.join(", ")))
+                    }
+                    _ => None,
                 })
                 .unwrap_or_else(|| "invalid value".into());
-            (
-                format!(
-                    "invalid argument {value:?} for {:?} flag: {reason}",
-                    flag_name(&cmd, &arg)
-                ),
-                125,
-                help("Run"),
-            )
+            flag_error(format!(
+                "invalid argument {value:?} for {:?} flag: {reason}",
+                flag_name(&cmd, &arg)
+            ))
         }
         _ => {
             let text = e.render().to_string();
@@ -224,9 +217,7 @@ pub fn report(e: &clap::Error) -> ExitCode {
                 .unwrap_or("")
                 .trim_start_matches("error: ")
                 .to_string();
-            (first, 125, help("Run"))
+            flag_error(first)
         }
-    };
-    eprintln!("{message}\n\n{usage}\n\n{tail}");
-    ExitCode::from(code)
+    }
 }

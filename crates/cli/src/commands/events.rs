@@ -41,7 +41,7 @@ impl Filters {
                 Failure::bare(
                     125,
                     format!(
-                        "invalid argument \"{f}\" for \"-f, --filter\" flag: bad format of filter (expected name=value)\n\nUsage:  {p} events [OPTIONS]\n\nRun '{p} events --help' for more information",
+                        "invalid argument \"{f}\" for \"-f, --filter\" flag: bad format of filter (expected name=value)\nSee '{p} events --help'.",
                         p = crate::PROGRAM
                     ),
                 )

@@ -246,7 +246,7 @@ impl PruneFilters {
                 Failure::bare(
                     125,
                     format!(
-                        "invalid argument \"{a}\" for \"--filter\" flag: bad format of filter (expected name=value)\n\nUsage:  {p} system prune [OPTIONS]\n\nRun '{p} system prune --help' for more information",
+                        "invalid argument \"{a}\" for \"--filter\" flag: bad format of filter (expected name=value)\nSee '{p} system prune --help'.",
                         p = crate::PROGRAM
                     ),
                 )
@@ -312,12 +312,12 @@ pub fn prune(root: &Path, a: SystemPruneArgs) -> Result<()> {
     if !a.force {
         let mut w = String::from("WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n");
         if a.volumes {
-            w.push_str("  - all anonymous volumes not used by at least one container\n");
+            w.push_str("  - all volumes not used by at least one container\n");
         }
         if a.all {
             w.push_str("  - all images without at least one container associated to them\n  - all build cache\n");
         } else {
-            w.push_str("  - all dangling images\n  - unused build cache\n");
+            w.push_str("  - all dangling images\n  - all dangling build cache\n");
         }
         if !a.filters.is_empty() {
             w.push_str("\n  Items to be pruned will be filtered with:\n");
