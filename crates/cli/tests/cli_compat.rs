@@ -258,6 +258,23 @@ fn containers_match_docker_in_ps_logs_workdir_and_events() {
     ];
     assert_eq!(wd(&strata_out(&s, &args)), (Some(125), true));
     assert_eq!(wd(&docker_out(&args)), (Some(125), true));
+    // Docker's json-file name in the state directory; a log of an earlier strata
+    // (`container.log`) still reads.
+    let id = s
+        .ok(&["inspect", "-f", "{{.Id}}", &name])
+        .trim()
+        .to_string();
+    let log = s
+        .ok(&["inspect", "-f", "{{.LogPath}}", &name])
+        .trim()
+        .to_string();
+    assert!(log.ends_with(&format!("{id}/{id}-json.log")), "{log}");
+    std::fs::rename(
+        &log,
+        std::path::Path::new(&log).with_file_name("container.log"),
+    )
+    .unwrap();
+    assert_eq!(s.ok(&["logs", &name]), lt);
     s.ok(&["rm", &name]);
     run_ok(DOCKER, &["rm", &name]);
     // The container's events, in Docker's order and with its attributes.
@@ -323,6 +340,33 @@ fn chrono_now_secs() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
+}
+
+/// Without `--until`, `events` follows the journal until it is stopped.
+#[test]
+fn events_follow_new_events() {
+    let s = Strata::new();
+    let tar = busybox_tar();
+    s.ok(&["import", tar.to_str().unwrap(), "follow:1"]);
+    let since = (chrono_now_secs() - 1).to_string();
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("strata"))
+        .env("STRATA_ROOT", s.root.path())
+        .args(["events", "--since", &since, "--filter", "event=tag"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(
+        first.contains(" image tag sha256:") && first.ends_with("(name=follow:1)"),
+        "{first}"
+    );
+    s.ok(&["tag", "follow:1", "follow:2"]);
+    let second = lines.next().unwrap().unwrap();
+    assert!(second.ends_with("(name=follow:2)"), "{second}");
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 #[test]

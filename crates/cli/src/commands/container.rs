@@ -242,6 +242,10 @@ pub fn prune(root: &Path, a: PruneArgs) -> Result<()> {
         }
         println!();
     }
+    store::events::record_in(
+        root,
+        store::events::Event::container("prune", "").attr("reclaimed", total.to_string()),
+    );
     println!("Total reclaimed space: {}", format::human_size(total));
     Ok(())
 }
@@ -295,6 +299,7 @@ pub fn port(root: &Path, a: crate::cli::PortArgs) -> Result<()> {
 pub fn top(root: &Path, a: crate::cli::TopArgs) -> Result<()> {
     let c = super::open_containers(root)?;
     let t = c.top(&a.container, &a.ps_args)?;
+    c.record_event_for("top", &a.container, &[]);
     let mut text = t.titles.join("\t");
     text.push('\n');
     for p in &t.processes {

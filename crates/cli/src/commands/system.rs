@@ -383,12 +383,10 @@ pub fn prune(root: &Path, a: SystemPruneArgs) -> Result<()> {
         super::df::clear_build_cache(root)?;
         reclaimed += size;
     }
-    if !removed.is_empty() {
-        store::events::record_in(
-            root,
-            store::events::Event::container("prune", "").attr("reclaimed", reclaimed.to_string()),
-        );
-    }
+    store::events::record_in(
+        root,
+        store::events::Event::container("prune", "").attr("reclaimed", reclaimed.to_string()),
+    );
     out.push_str(&format!(
         "Total reclaimed space: {}\n",
         format::human_size_4(reclaimed)
