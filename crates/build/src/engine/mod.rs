@@ -383,6 +383,9 @@ impl Builder<'_> {
             p.tag(&t.to_string(), id)?;
         }
         p.commit()?;
+        for t in &opts.tags {
+            image::record_event(&self.store, "tag", id, Some(&t.familiar()));
+        }
         if opts.quiet {
             let _ = writeln!(self.out, "{id}");
         } else {
