@@ -28,6 +28,9 @@ pub fn run(root: &std::path::Path, a: DfArgs) -> Result<()> {
         .filter(|r| !r.running)
         .map(|r| r.size_rw.unwrap_or(0))
         .sum();
+    let volumes = super::volume::disk_usage(root)?;
+    let volumes_size: u64 = volumes.iter().map(|v| v.2).sum();
+    let unused: u64 = volumes.iter().filter(|v| v.1 == 0).map(|v| v.2).sum();
     let (n, size) = build_cache_usage(root);
     let row = |t: &str, total: String, active: String, size: String, rec: String| {
         serde_json::json!({
@@ -63,10 +66,10 @@ pub fn run(root: &std::path::Path, a: DfArgs) -> Result<()> {
         ),
         row(
             "Local Volumes",
-            "0".into(),
-            "0".into(),
-            "0B".into(),
-            "0B".into(),
+            volumes.len().to_string(),
+            volumes.iter().filter(|v| v.1 > 0).count().to_string(),
+            format::human_size_4(volumes_size),
+            with_percent(unused, volumes_size),
         ),
         row(
             "Build Cache",
@@ -143,10 +146,11 @@ pub fn run(root: &std::path::Path, a: DfArgs) -> Result<()> {
         .render()
     );
     println!("\nLocal Volumes space usage:\n");
-    print!(
-        "{}",
-        format::Table::new(&["VOLUME NAME", "LINKS", "SIZE"]).render()
-    );
+    let mut vt = format::Table::new(&["VOLUME NAME", "LINKS", "SIZE"]);
+    for (name, links, size) in &volumes {
+        vt.push([name.clone(), links.to_string(), format::human_size_4(*size)]);
+    }
+    print!("{}", vt.render());
     println!("\nBuild cache usage: {}\n", format::human_size_4(size));
     print!(
         "{}",

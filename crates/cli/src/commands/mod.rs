@@ -19,6 +19,7 @@ mod rmi;
 mod run;
 mod save;
 mod system;
+mod volume;
 
 use std::path::Path;
 
@@ -97,6 +98,7 @@ pub fn run(cmd: Command, root: &Path) -> Result<()> {
         Command::Port(a) | Command::Container(ContainerCommand::Port(a)) => {
             container::port(root, a)
         }
+        Command::Volume(a) => volume::run(root, a),
         // ---- end containers ----
         // ---- registry ----
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::run(root, a),

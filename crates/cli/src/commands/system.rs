@@ -290,6 +290,10 @@ impl PruneFilters {
                 _ => return false,
             }
         }
+        self.labels_match(labels)
+    }
+
+    fn labels_match(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
         self.labels.iter().all(|(k, v, want)| {
             let has = match v {
                 Some(v) => labels.get(k) == Some(v),
@@ -360,7 +364,26 @@ pub fn prune(root: &Path, a: SystemPruneArgs) -> Result<()> {
         }
         out.push('\n');
     }
-    // TODO(networks, volumes): prune them here once their commands exist on main.
+    // TODO(networks): prune them here once `network prune` exists on main.
+    if a.volumes {
+        let (names, bytes) = c.volume_prune(|v| {
+            let labels: std::collections::BTreeMap<String, String> = v
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            !filters.labels_match(&labels)
+        })?;
+        reclaimed += bytes;
+        if !names.is_empty() {
+            out.push_str("Deleted Volumes:\n");
+            for n in &names {
+                out.push_str(n);
+                out.push('\n');
+            }
+            out.push('\n');
+        }
+    }
     // Images.
     let store = c.store();
     let (lines, bytes) = if filters.is_empty() {
