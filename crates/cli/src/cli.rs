@@ -137,7 +137,7 @@ pub enum ImageCommand {
     History(HistoryArgs),
     /// Remove unused images
     Prune(PruneArgs),
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     Pull(PullArgs),
     Push(PushArgs),
 }
@@ -148,7 +148,7 @@ pub enum BuilderCommand {
     /// Remove build cache (RUN --mount=type=cache directories)
     Prune(PruneArgs),
     /// Build an image from a Dockerfile
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
 }
 
 #[derive(Subcommand, Debug)]

@@ -56,11 +56,7 @@ pub fn run(root: &std::path::Path, a: DfArgs) -> Result<()> {
                 format!(
                     "{} ({}%)",
                     format::human_size_4(c_free),
-                    if c_size == 0 {
-                        0
-                    } else {
-                        c_free * 100 / c_size
-                    }
+                    (c_free * 100).checked_div(c_size).unwrap_or(0)
                 )
             },
         ),

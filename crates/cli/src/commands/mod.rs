@@ -36,9 +36,10 @@ pub fn open_store(root: &Path) -> Result<Store> {
 pub fn run(cmd: Command, root: &Path) -> Result<()> {
     match cmd {
         Command::Version(a) => system::version(a),
-        Command::Build(a)
-        | Command::Image(ImageCommand::Build(a))
-        | Command::Builder(BuilderCommand::Build(a)) => build::run(root, a),
+        Command::Build(a) => build::run(root, a),
+        Command::Image(ImageCommand::Build(a)) | Command::Builder(BuilderCommand::Build(a)) => {
+            build::run(root, *a)
+        }
         Command::Events(a) | Command::System(SystemCommand::Events(a)) => events::run(root, a),
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => system::info(root, a),
         Command::System(SystemCommand::Prune(a)) => system::prune(root, a),

@@ -156,9 +156,7 @@ fn info_text(v: &Value) -> String {
     o.push_str("Client:\n");
     o.push_str(&format!(" Version:    {}\n", env!("CARGO_PKG_VERSION")));
     o.push_str(" Debug Mode: false\n\nServer:\n");
-    for (k, label) in [("Containers", " Containers")] {
-        o.push_str(&format!("{label}: {}\n", s(k)));
-    }
+    o.push_str(&format!(" Containers: {}\n", s("Containers")));
     o.push_str(&format!("  Running: {}\n", s("ContainersRunning")));
     o.push_str(&format!("  Paused: {}\n", s("ContainersPaused")));
     o.push_str(&format!("  Stopped: {}\n", s("ContainersStopped")));
