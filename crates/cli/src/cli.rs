@@ -119,7 +119,13 @@ pub enum Command {
     ContainerMonitor(ContainerArg),
     // ---- end containers ----
     /// Show the strata version information
-    Version,
+    Version(VersionArgs),
+    /// Get real time events from the store's journal
+    Events(EventsArgs),
+    /// Display system-wide information
+    Info(InfoArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell)
+    Completion(CompletionArgs),
     // ---- registry ----
     /// Download an image from a registry
     Pull(PullArgs),
@@ -146,6 +152,9 @@ pub enum ImageCommand {
     History(HistoryArgs),
     /// Remove unused images
     Prune(PruneArgs),
+    Build(Box<BuildArgs>),
+    Pull(PullArgs),
+    Push(PushArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -153,6 +162,8 @@ pub enum ImageCommand {
 pub enum BuilderCommand {
     /// Remove build cache (RUN --mount=type=cache directories)
     Prune(PruneArgs),
+    /// Build an image from a Dockerfile
+    Build(Box<BuildArgs>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -160,6 +171,65 @@ pub enum BuilderCommand {
 pub enum SystemCommand {
     /// Show strata disk usage
     Df(DfArgs),
+    /// Get real time events from the store's journal
+    Events(EventsArgs),
+    /// Display system-wide information
+    Info(InfoArgs),
+    /// Remove unused data
+    Prune(SystemPruneArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct VersionArgs {
+    /// Format the output using the given Go template ("json": the whole as JSON)
+    #[arg(short = 'f', long, value_name = "string")]
+    pub format: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Filter output based on conditions provided
+    #[arg(short = 'f', long = "filter", value_name = "filter")]
+    pub filters: Vec<String>,
+    /// Format the output using the given Go template ("json": one JSON object per line)
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+    /// Show all events created since timestamp
+    #[arg(long, value_name = "string")]
+    pub since: Option<String>,
+    /// Stream events until this timestamp
+    #[arg(long, value_name = "string")]
+    pub until: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// Format the output using the given Go template ("json": the whole as JSON)
+    #[arg(short = 'f', long, value_name = "string")]
+    pub format: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SystemPruneArgs {
+    /// Remove all unused images not just dangling ones
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Provide filter values (e.g. 'label=<key>=<value>')
+    #[arg(long = "filter", value_name = "filter")]
+    pub filters: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Prune volumes
+    #[arg(long)]
+    pub volumes: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Args, Debug)]
@@ -224,7 +294,9 @@ pub struct ImagesArgs {
 
 #[derive(Args, Debug)]
 pub struct TagArgs {
+    #[arg(value_name = "SOURCE_IMAGE[:TAG]")]
     pub source: String,
+    #[arg(value_name = "TARGET_IMAGE[:TAG]")]
     pub target: String,
 }
 
@@ -540,6 +612,9 @@ pub struct RunArgs {
     /// Assign a name to the container
     #[arg(long)]
     pub name: Option<String>,
+    /// Set meta data on a container
+    #[arg(short = 'l', long = "label", value_name = "list")]
+    pub labels: Vec<String>,
     /// Pull image before running ("always"|"missing"|"never")
     #[arg(long, default_value = "missing", value_parser = ["always", "missing", "never"])]
     pub pull: String,

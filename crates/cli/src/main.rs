@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod output;
 mod settings;
+mod usage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,6 +13,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::Cli;
+
+/// The program's name where Docker's messages say `docker`.
+pub const PROGRAM: &str = "strata";
 
 /// An error with the exit code Docker would use for it.
 #[derive(Debug)]
@@ -82,16 +86,7 @@ fn chain_message(e: &anyhow::Error) -> String {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            let code = match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
-                // Docker exits 125 when the command line itself is wrong.
-                _ => 125,
-            };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
+        Err(e) => return usage::report(&e),
     };
     output::init_logging(if cli.debug { "debug" } else { &cli.log_level });
     if let Err(msg) = settings::load(&cli) {

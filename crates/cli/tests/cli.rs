@@ -10,6 +10,7 @@ fn version_flag_prints_the_version() {
         .stdout(predicates::str::contains(env!("CARGO_PKG_VERSION")));
 }
 
+/// Docker 20.10: `docker: 'frobnicate' is not a docker command.`, exit 1.
 #[test]
 fn unknown_command_is_a_usage_error() {
     Command::cargo_bin("strata")
@@ -17,7 +18,8 @@ fn unknown_command_is_a_usage_error() {
         .arg("frobnicate")
         .assert()
         .failure()
-        .code(125);
+        .code(1)
+        .stderr("strata: 'frobnicate' is not a strata command.\nSee 'strata --help'\n");
 }
 
 /// The configuration file's `insecure-registries` is read on every command; a broken file or

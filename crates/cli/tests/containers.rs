@@ -317,13 +317,13 @@ fn ps_prints_docker_columns() {
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), 2);
     assert!(
-        rows[0].contains("\"sh -c exit 2\"")
+        rows[0].contains("\"sh -c 'exit 2'\"")
             && rows[0].contains("Exited (2)")
             && rows[0].ends_with("done"),
         "{out}"
     );
     assert!(
-        rows[1].contains("\"echo a long command…\"")
+        rows[1].contains("\"echo 'a long comman…\"")
             && rows[1].contains("Created")
             && rows[1].ends_with("fresh"),
         "{out}"

@@ -256,6 +256,21 @@ impl Containers {
         }
         p.commit()?;
         drop(staging);
+        if let Some(t) = &tag {
+            image::record_event(&self.store, "tag", &id, Some(&t.familiar()));
+        }
+        self.record_event(
+            "commit",
+            &rec,
+            &[
+                ("comment", o.message.clone()),
+                ("imageID", id.to_string()),
+                (
+                    "imageRef",
+                    tag.as_ref().map(|t| t.familiar()).unwrap_or_default(),
+                ),
+            ],
+        );
         Ok(id)
     }
 
@@ -282,6 +297,7 @@ impl Containers {
             let _ = fs::remove_dir(&target);
         }
         r?;
+        self.record_event("export", &rec, &[]);
         Ok(())
     }
 }

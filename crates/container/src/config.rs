@@ -85,6 +85,8 @@ pub struct CreateOptions {
     pub devices: Vec<DeviceMapping>,
     /// `--device-cgroup-rule`.
     pub device_cgroup_rules: Vec<String>,
+    /// `--label K=V` (or `K`, an empty value), over the image's labels.
+    pub labels: Vec<String>,
 }
 
 /// A `--device` as `HostConfig.Devices` shows it.
@@ -541,6 +543,13 @@ pub(crate) fn container_config(
         c.cmd = Some(o.args.clone());
     }
     c.image = image_name.to_string();
+    if !o.labels.is_empty() {
+        let labels = c.labels.get_or_insert_with(Default::default);
+        for l in &o.labels {
+            let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+            labels.insert(k.to_string(), v.to_string());
+        }
+    }
     if let Some(w) = &o.workdir {
         c.working_dir = w.clone();
     }

@@ -122,6 +122,43 @@ impl Containers {
         self.pasta = pasta;
     }
 
+    /// Records a container event in the store's journal (`events`) with Docker's
+    /// attributes: the container's labels, the image as it was named at creation, its name,
+    /// and `extra` (`exitCode`, `signal`…).
+    pub fn record_event(&self, action: &str, rec: &ContainerRecord, extra: &[(&str, String)]) {
+        let labels = Self::stored(rec)
+            .ok()
+            .and_then(|s| s.config.labels)
+            .unwrap_or_default();
+        let e = store::events::Event::container(action, &rec.id)
+            .attrs(labels)
+            .attr("image", rec.image_name.as_str())
+            .attr("name", rec.name.as_str())
+            .attrs(extra.iter().map(|(k, v)| (*k, v.as_str())));
+        store::events::record(&self.store, e);
+    }
+
+    /// The container's labels (`--label`, and the image's).
+    pub fn labels(
+        &self,
+        rec: &ContainerRecord,
+    ) -> Option<std::collections::BTreeMap<String, String>> {
+        Self::stored(rec).ok().and_then(|s| s.config.labels)
+    }
+
+    /// [`Containers::record_event`] for a container named by ID, name or prefix (nothing is
+    /// recorded when there is no such container).
+    pub fn record_event_for(&self, action: &str, name: &str, extra: &[(&str, String)]) {
+        if let Ok(rec) = self.find(name) {
+            self.record_event(action, &rec, extra);
+        }
+    }
+
+    /// The snapshotter's name (`overlayfs`, or the copying fallback's).
+    pub fn snapshotter_name(&self) -> &'static str {
+        self.snapshots.name()
+    }
+
     /// The store (for image commands sharing this handle).
     pub fn store(&mut self) -> &mut Store {
         &mut self.store
@@ -142,8 +179,15 @@ impl Containers {
     }
 
     /// Where a detached container's output goes.
+    /// Docker's json-file name, `ID-json.log`; containers made by an earlier strata keep
+    /// their `container.log`.
     pub fn log_path(&self, id: &str) -> PathBuf {
-        self.state_dir(id).join("container.log")
+        let dir = self.state_dir(id);
+        let old = dir.join("container.log");
+        if old.exists() {
+            return old;
+        }
+        dir.join(format!("{id}-json.log"))
     }
 
     /// Finds a container by ID, name or unique ID prefix.
@@ -320,10 +364,12 @@ impl Containers {
             }
             return Err(e);
         }
-        Ok(self
+        let rec = self
             .store
             .container(&id)?
-            .ok_or_else(|| store::Error::ContainerNotFound(id.clone()))?)
+            .ok_or_else(|| store::Error::ContainerNotFound(id.clone()))?;
+        self.record_event("create", &rec, &[]);
+        Ok(rec)
     }
 }
 
@@ -472,6 +518,7 @@ impl Containers {
         let spawned = (|| -> Result<runtime::Container> {
             let (network, net, on_networks) = early?;
             let mut spec = runtime::compose(&config::image_runtime_config(&img), &run)?;
+            check_workdir(&rootfs, &spec.process.cwd)?;
             let user = runtime::resolve_user(&rootfs, &spec.process.user)?;
             spec.apply_user(&user);
             runtime::write_etc_files(&state_dir, &spec)?;
@@ -535,6 +582,9 @@ impl Containers {
             error: String::new(),
         };
         let recorded = self.store.set_container_state(&rec.id, &started);
+        if recorded.is_ok() {
+            self.record_event("start", &rec, &[]);
+        }
         let code = if recorded.is_err() {
             let _ = c.signal(libc::SIGKILL);
             c.wait()
@@ -563,6 +613,13 @@ impl Containers {
             finished_at: Some(oci::now()),
             ..started
         };
+        // Under the name it has now (it may have been renamed while it ran).
+        let now = self.store.container(&rec.id).ok().flatten();
+        self.record_event(
+            "die",
+            now.as_ref().unwrap_or(&rec),
+            &[("exitCode", code.to_string())],
+        );
         // The record may be gone already (`rm -f` while it ran). A `--rm` container's exit
         // is recorded for whoever waits for it, and made durable by its removal right after.
         if stored.options.auto_remove {
@@ -720,6 +777,9 @@ impl Containers {
         let img = image::read_config(&self.store, &rec.image_id)?;
         let run = config::run_options(&rec.id, &stored.options, Vec::new())?;
         let spec = runtime::compose(&config::image_runtime_config(&img), &run)?;
+        let exec_id = [("execID", config::new_id())];
+        let command = args.join(" ");
+        self.record_event(&format!("exec_create: {command}"), &rec, &exec_id);
         let mut p = spec.exec_process(args, &env, workdir, user)?;
         let rootfs = self.rootfs(&rec.id);
         let u = runtime::resolve_user(&rootfs, &p.user)?;
@@ -746,10 +806,18 @@ impl Containers {
                 seccomp_cache: Some(self.seccomp_cache()),
             },
         )?;
+        self.record_event(&format!("exec_start: {command}"), &rec, &exec_id);
         if let Some(m) = c.take_pty_master() {
             relay_tty(m, true);
         }
-        Ok(c.wait()?)
+        let code = c.wait()?;
+        let [(_, exec)] = &exec_id;
+        self.record_event(
+            "exec_die",
+            &rec,
+            &[("execID", exec.clone()), ("exitCode", code.to_string())],
+        );
+        Ok(code)
     }
 
     /// `docker rename`.
@@ -757,6 +825,11 @@ impl Containers {
         let rec = self.find(name)?;
         let n = config::validate_name(new_name)?;
         self.store.rename_container(&rec.id, &n)?;
+        let renamed = ContainerRecord {
+            name: n,
+            ..rec.clone()
+        };
+        self.record_event("rename", &renamed, &[("oldName", format!("/{}", rec.name))]);
         Ok(())
     }
 
@@ -781,6 +854,7 @@ impl Containers {
         if resumes {
             self.thaw_after_signal(&rec);
         }
+        self.record_event("kill", &rec, &[("signal", sig.to_string())]);
         Ok(rec)
     }
 
@@ -801,12 +875,15 @@ impl Containers {
         let t = timeout.or(stored.options.stop_timeout).unwrap_or(10);
         send(pid, sig);
         self.thaw_after_signal(&rec);
+        self.record_event("kill", &rec, &[("signal", sig.to_string())]);
         if !wait_dead(pid, Duration::from_secs(t)) {
             send(pid, libc::SIGKILL);
             self.thaw_after_signal(&rec);
+            self.record_event("kill", &rec, &[("signal", libc::SIGKILL.to_string())]);
             wait_dead(pid, Duration::from_secs(10));
         }
         self.settle(&rec.id);
+        self.record_event("stop", &rec, &[]);
         Ok(rec)
     }
 
@@ -862,6 +939,7 @@ impl Containers {
             }
             send(rec.state.pid, libc::SIGKILL);
             self.thaw_after_signal(&rec);
+            self.record_event("kill", &rec, &[("signal", libc::SIGKILL.to_string())]);
             wait_dead(rec.state.pid, Duration::from_secs(10));
         }
         let rootfs = self.rootfs(&rec.id);
@@ -877,7 +955,8 @@ impl Containers {
             fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         }
         match self.store.delete_container(&rec.id) {
-            Ok(()) | Err(store::Error::ContainerNotFound(_)) => {}
+            Ok(()) => self.record_event("destroy", &rec, &[]),
+            Err(store::Error::ContainerNotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
         if volumes {
@@ -911,6 +990,8 @@ impl Containers {
             snapshot::unmount_all(&rootfs)?;
             runtime::remove_stale_cgroups(&c.id);
             if c.state.status == "running" {
+                // Its monitor is gone: Docker's daemon would have seen it die.
+                self.record_event("die", &c, &[("exitCode", "137".into())]);
                 let auto_remove = Self::stored(&c)
                     .map(|s| s.options.auto_remove)
                     .unwrap_or(false);
@@ -971,6 +1052,46 @@ impl Containers {
             out.push(c.id);
         }
         Ok(out)
+    }
+}
+
+/// Docker's check before a start: the working directory may be missing (it is made then),
+/// but not something else than a directory (resolved inside the root, symlinks followed).
+fn check_workdir(rootfs: &Path, cwd: &str) -> Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let rel = cwd.trim_start_matches('/');
+    if rel.is_empty() {
+        return Ok(());
+    }
+    let Ok(path) = std::ffi::CString::new(rel) else {
+        return Ok(());
+    };
+    let root = fs::File::open(rootfs).map_err(|e| Error::io(rootfs, e))?;
+    // SAFETY: open_how is plain data; zero is valid for every field.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: valid descriptor, NUL-terminated path and an open_how of the size given.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root.as_raw_fd(),
+            path.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        // Missing (made by the runtime) or unreachable (the runtime reports it).
+        return Ok(());
+    }
+    // SAFETY: openat2 returned a new descriptor that nothing else owns.
+    let f = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+    match f.metadata() {
+        Ok(m) if !m.is_dir() => Err(Error::Invalid(format!(
+            "Cannot mkdir: {cwd} is not a directory"
+        ))),
+        _ => Ok(()),
     }
 }
 

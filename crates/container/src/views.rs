@@ -13,7 +13,8 @@ use crate::ports::{NetworkState, PublishedPort};
 #[derive(Debug, Clone)]
 pub struct Summary {
     pub record: ContainerRecord,
-    /// `Path` and `Args` joined with spaces (Docker's COMMAND before quoting).
+    /// `Path` and `Args` joined with spaces, arguments holding a space in single quotes
+    /// (Docker's COMMAND before the CLI quotes it).
     pub command: String,
     /// The image as `ps` shows it: the name it was created with while that name still means
     /// the same image, else the short image ID (as Docker).
@@ -56,9 +57,16 @@ impl Containers {
     pub fn summaries(&self, size: bool) -> Result<Vec<Summary>> {
         let mut out = Vec::new();
         for rec in self.store.containers()? {
+            // Docker's daemon quotes the arguments that hold a space: `sh -c 'echo a b'`.
             let command = match Self::stored(&rec) {
                 Ok(s) => std::iter::once(s.path)
-                    .chain(s.args)
+                    .chain(s.args.into_iter().map(|a| {
+                        if a.contains(' ') {
+                            format!("'{a}'")
+                        } else {
+                            a
+                        }
+                    }))
                     .collect::<Vec<_>>()
                     .join(" "),
                 Err(_) => String::new(),

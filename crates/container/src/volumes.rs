@@ -218,7 +218,12 @@ impl Containers {
         let mut p = self.store.publish()?;
         let rec = p.add_volume(&rec)?;
         p.commit()?;
-        Ok(self.volume_of(rec))
+        let v = self.volume_of(rec);
+        store::events::record(
+            &self.store,
+            store::events::Event::volume("create", &v.name).attr("driver", v.driver.as_str()),
+        );
+        Ok(v)
     }
 
     /// A volume by name (Docker's `get NAME: no such volume`).
@@ -259,6 +264,10 @@ impl Containers {
             Err(e) => return Err(e.into()),
         }
         p.commit()?;
+        store::events::record(
+            &self.store,
+            store::events::Event::volume("destroy", name).attr("driver", "local"),
+        );
         let dir = self.volumes_dir().join(name);
         match fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
@@ -332,38 +341,6 @@ impl Containers {
         fs::set_permissions(data, fs::Permissions::from_mode(meta.mode() & 0o7777))
             .map_err(|e| Error::io(data, e))?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_the_bind_form_is_accepted() {
-        let o = |kv: &[(&str, &str)]| {
-            kv.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>()
-        };
-        assert!(check_options("v", &o(&[])).is_ok());
-        assert!(check_options(
-            "v",
-            &o(&[("type", "none"), ("o", "bind"), ("device", "/tmp")])
-        )
-        .is_ok());
-        assert_eq!(
-            check_options("v", &o(&[("foo", "bar")]))
-                .unwrap_err()
-                .to_string(),
-            "create v: invalid option: \"foo\""
-        );
-        assert!(
-            check_options("v", &o(&[("type", "tmpfs"), ("device", "tmpfs")]))
-                .unwrap_err()
-                .to_string()
-                .contains("supports only the bind form")
-        );
     }
 }
 
@@ -558,5 +535,37 @@ impl Containers {
             .collect();
         out.extend(crate::config::tmpfs_mounts(o)?);
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_bind_form_is_accepted() {
+        let o = |kv: &[(&str, &str)]| {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        assert!(check_options("v", &o(&[])).is_ok());
+        assert!(check_options(
+            "v",
+            &o(&[("type", "none"), ("o", "bind"), ("device", "/tmp")])
+        )
+        .is_ok());
+        assert_eq!(
+            check_options("v", &o(&[("foo", "bar")]))
+                .unwrap_err()
+                .to_string(),
+            "create v: invalid option: \"foo\""
+        );
+        assert!(
+            check_options("v", &o(&[("type", "tmpfs"), ("device", "tmpfs")]))
+                .unwrap_err()
+                .to_string()
+                .contains("supports only the bind form")
+        );
     }
 }

@@ -126,6 +126,12 @@ impl ListFormat {
     /// is removed), surrounding spaces are trimmed, and the two-character sequences `\t`
     /// and `\n` become a tab and a newline.
     pub fn parse(format: &str) -> Result<Self, TemplateError> {
+        // Docker CLI 23+: `--format json` prints each row as one JSON line.
+        let format = if format.trim() == "json" {
+            "{{json .}}"
+        } else {
+            format
+        };
         let table = format.starts_with("table");
         let body = if table {
             &format["table".len()..]

@@ -89,6 +89,12 @@ pub fn docker_zero_fields() -> Vec<ZeroFields> {
 /// A parsed template, ready to run on many values (one per row of a list).
 pub struct Template {
     inner: gotmpl::Template,
+    /// The same template printing `<no value>` for a missing key, as Go does for a key
+    /// missing from a map (Docker's first, typed evaluation), made when the template reads
+    /// a field of one of Docker's maps (see [`GO_MAPS`]).
+    lenient: Option<Box<Template>>,
+    /// The source, to tell which field a missing key was asked of.
+    src: String,
     state: Arc<RwLock<State>>,
     zero_fields: Vec<ZeroFields>,
     list_rows: bool,
@@ -115,8 +121,20 @@ impl Template {
     }
 
     fn build(src: &str, header: bool) -> Result<Self, TemplateError> {
+        let mut t = Self::build_with(src, header, MissingKey::Error)?;
+        if GO_MAPS.iter().any(|m| src.contains(&format!(".{m}."))) {
+            t.lenient = Some(Box::new(Self::build_with(
+                src,
+                header,
+                MissingKey::Invalid,
+            )?));
+        }
+        Ok(t)
+    }
+
+    fn build_with(src: &str, header: bool, missing: MissingKey) -> Result<Self, TemplateError> {
         let state: Arc<RwLock<State>> = Arc::default();
-        let mut t = gotmpl::Template::new(ROOT_NAME).missing_key(MissingKey::Error);
+        let mut t = gotmpl::Template::new(ROOT_NAME).missing_key(missing);
         if header {
             for name in [
                 "json", "split", "join", "title", "lower", "upper", "truncate",
@@ -140,6 +158,8 @@ impl Template {
         check_functions(&inner)?;
         Ok(Template {
             inner,
+            lenient: None,
+            src: src.to_string(),
             state,
             zero_fields: docker_zero_fields(),
             list_rows: false,
@@ -151,11 +171,15 @@ impl Template {
     /// (`"\u003cnone\u003e"`), unlike `json` of a single field.
     pub fn list_rows(mut self) -> Self {
         self.list_rows = true;
+        self.lenient = self.lenient.map(|l| Box::new(l.list_rows()));
         self
     }
 
     /// Replaces the table of omissible struct fields (default: [`docker_zero_fields`]).
     pub fn with_zero_fields(mut self, z: Vec<ZeroFields>) -> Self {
+        self.lenient = self
+            .lenient
+            .map(|l| Box::new(l.with_zero_fields(z.clone())));
         self.zero_fields = z;
         self
     }
@@ -180,9 +204,47 @@ impl Template {
                 None
             };
         }
-        self.inner.execute_to_string(&v).map_err(go_error)
+        match self.inner.execute_to_string(&v) {
+            Err(gotmpl::TemplateError::MissingKey { key }) if self.asks_map(&key) => self
+                .lenient
+                .as_ref()
+                .map(|l| l.render(data))
+                .unwrap_or_else(|| Err(go_error(gotmpl::TemplateError::MissingKey { key }))),
+            r => r.map_err(go_error),
+        }
+    }
+
+    /// Whether the template reads `key` as a field of one of Docker's maps (`.Labels.key`).
+    fn asks_map(&self, key: &str) -> bool {
+        self.lenient.is_some()
+            && GO_MAPS.iter().any(|m| {
+                let pat = format!(".{m}.{key}");
+                self.src.match_indices(&pat).any(|(i, _)| {
+                    !self.src[i + pat.len()..]
+                        .starts_with(|c: char| c.is_alphanumeric() || c == '_')
+                })
+            })
     }
 }
+
+/// Fields of Docker's inspect structs that are Go maps: a key missing there prints
+/// `<no value>`, where a missing struct field is an error.
+const GO_MAPS: &[&str] = &[
+    "Labels",
+    "Data",
+    "Ports",
+    "Networks",
+    "ExposedPorts",
+    "Volumes",
+    "PortBindings",
+    "Tmpfs",
+    "Sysctls",
+    "StorageOpt",
+    "DriverOpts",
+    "Options",
+    "Attributes",
+    "Annotations",
+];
 
 /// Name of the root template: named so that its parse tree can be walked (an unnamed root
 /// is not listed by the engine), with a name no `{{define}}` will use.

@@ -69,5 +69,9 @@ pub fn import(store: &mut Store, input: impl Read, opts: &ImportOptions<'_>) -> 
         p.tag(&t.to_string(), &id)?;
     }
     p.commit()?;
+    if let Some(t) = opts.tag {
+        crate::record_event(store, "tag", &id, Some(&t.familiar()));
+    }
+    crate::record_event(store, "import", &id, None);
     Ok(id)
 }

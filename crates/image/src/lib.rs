@@ -54,6 +54,41 @@ pub fn layer_media_type(c: layer::Compression) -> String {
     )
 }
 
+/// Records an image event as Docker's daemon sends it: the image's labels, and `name` (the
+/// image ID when no name is given, as Docker's `untag`, `delete`, `load`, `save`…).
+pub fn record_event(store: &Store, action: &str, id: &Digest, name: Option<&str>) {
+    let labels = if action == "delete" {
+        Default::default()
+    } else {
+        read_config(store, id)
+            .ok()
+            .and_then(|c| c.config.and_then(|c| c.labels))
+            .unwrap_or_default()
+    };
+    let id = id.to_string();
+    store::events::record(
+        store,
+        store::events::Event::image(action, &id)
+            .attrs(labels)
+            .attr("name", name.unwrap_or(&id)),
+    );
+}
+
+/// Records a `pull` or `push` event: Docker names the actor by the reference
+/// (`busybox:latest`) and the `name` attribute by its repository (`busybox`).
+pub fn record_reference_event(store: &Store, action: &str, r: &oci::Reference, id: &Digest) {
+    let labels = read_config(store, id)
+        .ok()
+        .and_then(|c| c.config.and_then(|c| c.labels))
+        .unwrap_or_default();
+    store::events::record(
+        store,
+        store::events::Event::image(action, &r.familiar())
+            .attrs(labels)
+            .attr("name", r.repository_familiar()),
+    );
+}
+
 /// Points `target` at the image `source` names, as `tag` does.
 pub fn tag(store: &mut Store, source: &str, target: &str) -> Result<Digest> {
     let id = resolve(store, source)?;
@@ -66,5 +101,6 @@ pub fn tag(store: &mut Store, source: &str, target: &str) -> Result<Digest> {
     let mut p = store.publish()?;
     p.tag(&r.to_string(), &id)?;
     p.commit()?;
+    record_event(store, "tag", &id, Some(&r.familiar()));
     Ok(id)
 }

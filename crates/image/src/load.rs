@@ -342,6 +342,9 @@ pub fn load(store: &mut Store, input: impl Read) -> Result<Loaded> {
         out.images.push(id);
     }
     p.commit()?;
+    for id in &out.images {
+        crate::record_event(store, "load", id, None);
+    }
     Ok(out)
 }
 

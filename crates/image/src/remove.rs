@@ -30,6 +30,20 @@ fn repository_of(name: &str) -> String {
         .unwrap_or_else(|_| name.to_string())
 }
 
+/// The events of an `rmi`: an `untag` for each name removed, a `delete` for each image
+/// deleted (Docker names both by the image ID). Labels are read before the config goes.
+fn record_removal(store: &Store, id: &oci::Digest, report: &Report) {
+    for line in report {
+        if line.starts_with("Untagged: ") {
+            crate::record_event(store, "untag", id, None);
+        } else if let Some(d) = line.strip_prefix("Deleted: ") {
+            if let Ok(d) = d.parse::<oci::Digest>() {
+                crate::record_event(store, "delete", &d, None);
+            }
+        }
+    }
+}
+
 /// Removes one image name or ID, as `rmi` does.
 pub fn remove(store: &mut Store, name: &str, opts: RemoveOptions) -> Result<Report> {
     let id = crate::resolve(store, name)?;
@@ -78,6 +92,7 @@ pub fn remove(store: &mut Store, name: &str, opts: RemoveOptions) -> Result<Repo
             report.push(format!("Untagged: {}", familiar(t)));
         }
         p.commit()?;
+        record_removal(store, &id, &report);
         return Ok(report);
     }
     match named.filter(|r| r.digest.as_ref().is_none() && img.tags.contains(&r.to_string())) {
@@ -86,6 +101,7 @@ pub fn remove(store: &mut Store, name: &str, opts: RemoveOptions) -> Result<Repo
             report.push(format!("Untagged: {}", r.familiar()));
             if img.tags.len() > 1 {
                 p.commit()?;
+                record_removal(store, &id, &report);
                 return Ok(report);
             }
             for d in &img.repo_digests {
@@ -123,6 +139,7 @@ pub fn remove(store: &mut Store, name: &str, opts: RemoveOptions) -> Result<Repo
     if !p.children(&id)?.is_empty() {
         // An untagged image with children stays as an intermediate image.
         p.commit()?;
+        record_removal(store, &id, &report);
         return Ok(report);
     }
     let mut next = Some(id);
@@ -142,6 +159,7 @@ pub fn remove(store: &mut Store, name: &str, opts: RemoveOptions) -> Result<Repo
         }
     }
     p.commit()?;
+    record_removal(store, &id, &report);
     let freed = store.collect_garbage()?;
     for l in freed.layers {
         report.push(format!("Deleted: {l}"));
@@ -177,6 +195,10 @@ pub fn prune(store: &mut Store, all: bool) -> Result<(Report, u64)> {
             p.delete_image(&img.id)?;
             p.commit()?;
             report.push(format!("deleted: {}", img.id));
+            for _ in img.tags.iter().chain(&img.repo_digests) {
+                crate::record_event(store, "untag", &img.id, None);
+            }
+            crate::record_event(store, "delete", &img.id, None);
             removed_any = true;
         }
         if !removed_any {

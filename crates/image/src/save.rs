@@ -248,5 +248,8 @@ pub fn save(store: &Store, items: &[SaveItem], out: impl Write) -> Result<()> {
         .map_err(io_err)?
         .flush()
         .map_err(io_err)?;
+    for item in items {
+        crate::record_event(store, "save", &item.id, None);
+    }
     Ok(())
 }

@@ -6,6 +6,11 @@ pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
+/// Now as nanoseconds since the Unix epoch (Docker's `timeNano` of events).
+pub fn now_nanos() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -292,6 +292,19 @@ pub fn pull(
     opts: &PullOptions,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<Pulled> {
+    let done = pull_unrecorded(store, r, creds, hosts, opts, progress)?;
+    image::record_reference_event(store, "pull", r, &done.id);
+    Ok(done)
+}
+
+fn pull_unrecorded(
+    store: &mut Store,
+    r: &Reference,
+    creds: Option<Credentials>,
+    hosts: &Hosts,
+    opts: &PullOptions,
+    progress: &(dyn Fn(Progress<'_>) + Sync),
+) -> Result<Pulled> {
     let pull = Pull::new(r, creds, hosts, progress);
     pull.announce();
     let target = pull.resolve(opts)?;

@@ -560,6 +560,21 @@ pub fn push(
     opts: &ExportOptions,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<Pushed> {
+    let done = push_unrecorded(store, r, creds, hosts, opts, progress)?;
+    if let Ok(id) = image::resolve(store, &r.to_string()) {
+        image::record_reference_event(store, "push", r, &id);
+    }
+    Ok(done)
+}
+
+fn push_unrecorded(
+    store: &mut Store,
+    r: &Reference,
+    creds: Option<Credentials>,
+    hosts: &Hosts,
+    opts: &ExportOptions,
+    progress: &(dyn Fn(Progress<'_>) + Sync),
+) -> Result<Pushed> {
     let id = image::resolve(store, &r.to_string())?;
     let img = store
         .image(&id)?

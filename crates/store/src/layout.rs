@@ -7,6 +7,7 @@
 //! ROOT/tmp/              staging areas                ROOT/snapshots/    the snapshotter's root
 //! ROOT/containers/ID/    a container's state          ROOT/build/        the builder's files
 //! ROOT/cache/seccomp/    compiled seccomp filters  ROOT/volumes/NAME/_data  a volume's data
+//! ROOT/events.log        the event journal
 //! ```
 
 use std::fs::{File, OpenOptions};
@@ -63,6 +64,11 @@ impl Layout {
     /// Compiled seccomp filters of Docker's default profile, shared by containers and builds.
     pub fn seccomp_cache(&self) -> PathBuf {
         self.root.join("cache/seccomp")
+    }
+
+    /// The event journal (`events`): Docker's event messages, one JSON line each.
+    pub fn events(&self) -> PathBuf {
+        self.root.join("events.log")
     }
 
     /// The file whose lock is the store lock.

@@ -35,6 +35,7 @@ mod blobs;
 mod containers;
 mod db;
 mod error;
+pub mod events;
 mod layout;
 mod networks;
 mod publish;

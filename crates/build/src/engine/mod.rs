@@ -501,6 +501,9 @@ impl Builder<'_> {
         } else {
             commit(self.store)?;
         }
+        for t in &opts.tags {
+            image::record_event(self.store, "tag", id, Some(&t.familiar()));
+        }
         if opts.quiet {
             let _ = writeln!(self.out, "{id}");
         } else {

@@ -65,41 +65,10 @@ pub fn wait(root: &Path, a: ContainersArgs) -> Result<()> {
     })
 }
 
-/// A `--since`/`--until` value as Docker takes it: an RFC 3339 time (date only, or without a
-/// zone, meaning UTC), Unix seconds with an optional fraction, or a Go duration before now.
+/// A `--since`/`--until` value of `logs` (see [`super::parse_time`]).
 fn log_time(flag: &str, v: &str) -> Result<chrono::DateTime<chrono::Utc>> {
-    use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
-    let bad = || Failure::new(1, format!("invalid value for \"{flag}\": {v:?}"));
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    for f in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S",
-        "%Y-%m-%dT%H:%M",
-    ] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(v, f) {
-            return Ok(Utc.from_utc_datetime(&t));
-        }
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
-        return Ok(Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).ok_or_else(bad)?));
-    }
-    if let Some((secs, frac)) = v.split_once('.').or(Some((v, ""))).filter(|(a, b)| {
-        !a.is_empty()
-            && a.bytes().all(|c| c.is_ascii_digit())
-            && b.bytes().all(|c| c.is_ascii_digit())
-    }) {
-        let s: i64 = secs.parse().map_err(|_| bad())?;
-        let nanos: u32 = format!("{frac:0<9}")[..9].parse().map_err(|_| bad())?;
-        return Utc
-            .timestamp_opt(s, nanos)
-            .single()
-            .ok_or_else(|| bad().into());
-    }
-    let nanos = dockerfile::parse_go_duration(v).map_err(|_| bad())?;
-    let nanos = i64::try_from(nanos).map_err(|_| bad())?;
-    Ok(Utc::now() - chrono::Duration::nanoseconds(nanos))
+    super::parse_time(v)
+        .ok_or_else(|| Failure::new(1, format!("invalid value for \"{flag}\": {v:?}")).into())
 }
 
 pub fn logs(root: &Path, a: LogsArgs) -> Result<()> {
@@ -274,6 +243,10 @@ pub fn prune(root: &Path, a: PruneArgs) -> Result<()> {
         }
         println!();
     }
+    store::events::record_in(
+        root,
+        store::events::Event::container("prune", "").attr("reclaimed", total.to_string()),
+    );
     println!("Total reclaimed space: {}", format::human_size(total));
     Ok(())
 }
@@ -350,6 +323,7 @@ pub fn top(root: &Path, a: crate::cli::TopArgs) -> Result<()> {
     let t = c
         .top(&a.container, &args)
         .map_err(|e| Failure::bare(1, super::pause::daemon_error(e)))?;
+    c.record_event_for("top", &a.container, &[]);
     let mut text = t.titles.join("\t");
     text.push('\n');
     for p in &t.processes {

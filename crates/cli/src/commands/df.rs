@@ -18,34 +18,82 @@ fn with_percent(reclaimable: u64, total: u64) -> String {
 pub fn run(root: &std::path::Path, a: DfArgs) -> Result<()> {
     let store = super::open_store(root)?;
     let du = image::disk_usage(&store)?;
-    let _ = &a.format;
-    let mut t = format::Table::new(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
-    t.push([
-        "Images".to_string(),
-        du.images.to_string(),
-        du.active_images.to_string(),
-        format::human_size_4(du.images_size),
-        with_percent(du.reclaimable, du.images_size),
-    ]);
-    t.push(["Containers", "0", "0", "0B", "0B"].map(String::from));
+    // Containers: how many, how many run, their writable layers, those of stopped ones.
+    let c = super::open_containers(root)?;
+    let rows = c.summaries(true)?;
+    let active = rows.iter().filter(|r| r.running).count();
+    let c_size: u64 = rows.iter().map(|r| r.size_rw.unwrap_or(0)).sum();
+    let c_free: u64 = rows
+        .iter()
+        .filter(|r| !r.running)
+        .map(|r| r.size_rw.unwrap_or(0))
+        .sum();
     let volumes = super::volume::disk_usage(root)?;
     let volumes_size: u64 = volumes.iter().map(|v| v.2).sum();
     let unused: u64 = volumes.iter().filter(|v| v.1 == 0).map(|v| v.2).sum();
-    t.push([
-        "Local Volumes".to_string(),
-        volumes.len().to_string(),
-        volumes.iter().filter(|v| v.1 > 0).count().to_string(),
-        format::human_size_4(volumes_size),
-        with_percent(unused, volumes_size),
-    ]);
     let (n, size) = build_cache_usage(root);
-    t.push([
-        "Build Cache".to_string(),
-        n.to_string(),
-        "0".into(),
-        format::human_size_4(size),
-        format::human_size_4(size),
-    ]);
+    let row = |t: &str, total: String, active: String, size: String, rec: String| {
+        serde_json::json!({
+            "Type": t, "TotalCount": total, "Active": active, "Size": size, "Reclaimable": rec,
+        })
+    };
+    let values = vec![
+        row(
+            "Images",
+            du.images.to_string(),
+            du.active_images.to_string(),
+            format::human_size_4(du.images_size),
+            with_percent(du.reclaimable, du.images_size),
+        ),
+        row(
+            "Containers",
+            rows.len().to_string(),
+            active.to_string(),
+            format::human_size_4(c_size),
+            if rows.is_empty() {
+                "0B".into()
+            } else {
+                format!(
+                    "{} ({}%)",
+                    format::human_size_4(c_free),
+                    (c_free * 100).checked_div(c_size).unwrap_or(0)
+                )
+            },
+        ),
+        row(
+            "Local Volumes",
+            volumes.len().to_string(),
+            volumes.iter().filter(|v| v.1 > 0).count().to_string(),
+            format::human_size_4(volumes_size),
+            with_percent(unused, volumes_size),
+        ),
+        row(
+            "Build Cache",
+            n.to_string(),
+            "0".into(),
+            format::human_size_4(size),
+            format::human_size_4(size),
+        ),
+    ];
+    if let Some(f) = &a.format {
+        let header = serde_json::json!({
+            "Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE",
+            "Reclaimable": "RECLAIMABLE",
+        });
+        let lf = format::ListFormat::parse(f).map_err(|e| crate::Failure::new(1, e.to_string()))?;
+        let out = lf
+            .render(&header, &values)
+            .map_err(|e| crate::Failure::new(1, e.to_string()))?;
+        print!("{out}");
+        return Ok(());
+    }
+    let mut t = format::Table::new(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
+    for v in &values {
+        t.push(
+            ["Type", "TotalCount", "Active", "Size", "Reclaimable"]
+                .map(|k| v[k].as_str().unwrap_or("").to_string()),
+        );
+    }
     if !a.verbose {
         print!("{}", t.render());
         return Ok(());
@@ -136,6 +184,13 @@ pub fn build_cache_usage(root: &std::path::Path) -> (usize, u64) {
 pub fn prune_build_cache(root: &std::path::Path, a: crate::cli::PruneArgs) -> Result<()> {
     let _ = (a.all, a.force); // strata never prompts; there is one kind of build cache.
     let (_, size) = build_cache_usage(root);
+    clear_build_cache(root)?;
+    println!("Total reclaimed space: {}", format::human_size_4(size));
+    Ok(())
+}
+
+/// Removes the `RUN --mount=type=cache` directories and the context hash cache.
+pub fn clear_build_cache(root: &std::path::Path) -> Result<()> {
     let dir = store::Layout::new(root).build_cache();
     if let Ok(rd) = std::fs::read_dir(&dir) {
         for e in rd.flatten() {
@@ -148,6 +203,5 @@ pub fn prune_build_cache(root: &std::path::Path, a: crate::cli::PruneArgs) -> Re
             let _ = std::fs::remove_file(e.path());
         }
     }
-    println!("Total reclaimed space: {}", format::human_size_4(size));
     Ok(())
 }

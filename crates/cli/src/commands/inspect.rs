@@ -36,7 +36,10 @@ pub fn run_kind(root: &std::path::Path, a: InspectArgs, kind: Kind) -> Result<()
         Some(super::open_containers(root)?)
     };
     let store = super::open_store(root)?;
+    // Docker CLI 23+: `--format json` prints the objects as one compact JSON array.
+    let compact = a.format.as_deref().map(str::trim) == Some("json");
     let template = match &a.format {
+        Some(_) if compact => None,
         Some(f) => Some(format::Template::parse(f).map_err(|e| Failure::bare(1, e.to_string()))?),
         None => None,
     };
@@ -75,6 +78,7 @@ pub fn run_kind(root: &std::path::Path, a: InspectArgs, kind: Kind) -> Result<()
                 println!("{out}");
             }
         }
+        None if compact => println!("{}", oci::GoJson::MARSHAL.to_string(&found)?),
         None => {
             let text = oci::GoJson::INSPECT.to_string(&found)?;
             println!("{text}");

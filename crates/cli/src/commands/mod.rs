@@ -6,6 +6,7 @@ mod build;
 mod container;
 mod cp;
 mod df;
+mod events;
 mod history;
 mod images;
 mod import;
@@ -21,6 +22,7 @@ mod push;
 mod rmi;
 mod run;
 mod save;
+mod system;
 mod volume;
 mod stats;
 mod update;
@@ -41,11 +43,15 @@ pub fn open_store(root: &Path) -> Result<Store> {
 
 pub fn run(cmd: Command, root: &Path) -> Result<()> {
     match cmd {
-        Command::Version => {
-            println!("strata version {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
-        }
+        Command::Version(a) => system::version(a),
         Command::Build(a) => build::run(root, a),
+        Command::Image(ImageCommand::Build(a)) | Command::Builder(BuilderCommand::Build(a)) => {
+            build::run(root, *a)
+        }
+        Command::Events(a) | Command::System(SystemCommand::Events(a)) => events::run(root, a),
+        Command::Info(a) | Command::System(SystemCommand::Info(a)) => system::info(root, a),
+        Command::System(SystemCommand::Prune(a)) => system::prune(root, a),
+        Command::Completion(a) => system::completion(a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(root, a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(root, a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save::run(root, a),
@@ -125,11 +131,44 @@ pub fn run(cmd: Command, root: &Path) -> Result<()> {
             NetworkCommand::Prune(a) => network::prune(root, a),
         },
         // ---- registry ----
-        Command::Pull(a) => pull::run(root, a),
-        Command::Push(a) => push::run(root, a),
+        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::run(root, a),
+        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => push::run(root, a),
         Command::Login(a) => login::login(a),
         Command::Logout(a) => login::logout(a),
     }
+}
+
+/// A `--since`/`--until` value as Docker takes it: an RFC 3339 time (date only, or without a
+/// zone, meaning UTC), Unix seconds with an optional fraction, or a Go duration before now.
+pub fn parse_time(v: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for f in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(v, f) {
+            return Some(Utc.from_utc_datetime(&t));
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        return Some(Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0)?));
+    }
+    if let Some((secs, frac)) = v.split_once('.').or(Some((v, ""))).filter(|(a, b)| {
+        !a.is_empty()
+            && a.bytes().all(|c| c.is_ascii_digit())
+            && b.bytes().all(|c| c.is_ascii_digit())
+    }) {
+        let s: i64 = secs.parse().ok()?;
+        let nanos: u32 = format!("{frac:0<9}")[..9].parse().ok()?;
+        return Utc.timestamp_opt(s, nanos).single();
+    }
+    let nanos = dockerfile::parse_go_duration(v).ok()?;
+    let nanos = i64::try_from(nanos).ok()?;
+    Some(Utc::now() - chrono::Duration::nanoseconds(nanos))
 }
 
 /// Opens the containers of a root and repairs what a killed strata left behind.

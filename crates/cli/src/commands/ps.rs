@@ -90,7 +90,7 @@ pub fn run(root: &Path, a: PsArgs) -> Result<()> {
             json!({
                 "ID": if a.no_trunc { r.id.clone() } else { r.id[..12].to_string() },
                 "Image": s.image,
-                "Command": serde_json::to_string(&command).unwrap_or_default(),
+                "Command": dockerfile::go_quote(&command),
                 "CreatedAt": super::history::parse_time(&r.created)
                     .map(|d| d.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
                     .unwrap_or_default(),
@@ -100,7 +100,13 @@ pub fn run(root: &Path, a: PsArgs) -> Result<()> {
                 "Ports": s.ports,
                 "Names": r.name,
                 "Size": size,
-                "Labels": "",
+                "Labels": c
+                    .labels(r)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
                 "Mounts": "",
                 "Networks": s.networks,
             })

@@ -36,6 +36,10 @@ pub fn prune(root: &std::path::Path, a: PruneArgs) -> Result<()> {
         lines.iter().for_each(|l| println!("{l}"));
         println!();
     }
+    store::events::record(
+        &store,
+        store::events::Event::image("prune", "").attr("reclaimed", reclaimed.to_string()),
+    );
     println!("Total reclaimed space: {}", format::human_size_4(reclaimed));
     Ok(())
 }

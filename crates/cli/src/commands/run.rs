@@ -133,6 +133,7 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
             .map(|d| runtime::DeviceMapping::parse(d).map(Into::into))
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| Failure::new(125, e.to_string()))?,
+        labels: a.labels.clone(),
         device_cgroup_rules: a
             .device_cgroup_rules
             .iter()
@@ -286,6 +287,7 @@ pub fn run(root: &Path, a: RunArgs) -> Result<()> {
         stderr,
         log: pump,
     };
+    c.record_event("attach", &rec, &[]);
     let code = c.start(&rec.id, io).map_err(fail)?;
     exit_with(code)
 }
@@ -306,6 +308,7 @@ pub fn start(root: &Path, a: StartArgs) -> Result<()> {
             },
             ..Default::default()
         };
+        c.record_event_for("attach", &a.containers[0], &[]);
         let code = c.start(&a.containers[0], io).map_err(fail)?;
         return exit_with(code);
     }
@@ -405,7 +408,10 @@ pub fn restart(root: &Path, a: StopArgs) -> Result<()> {
             c.start_detached(&rec.id, cmd)
         });
         match r {
-            Ok(()) => println!("{name}"),
+            Ok(()) => {
+                c.record_event_for("restart", name, &[]);
+                println!("{name}")
+            }
             Err(e) => {
                 if let Some(prev) = last.replace(e.to_string()) {
                     eprintln!("Error: {prev}");

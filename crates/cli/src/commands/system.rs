@@ -1,0 +1,494 @@
+//! `strata info` (`system info`), `system prune` and `completion`.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use anyhow::Result;
+use serde_json::{json, Value};
+
+use crate::cli::{CompletionArgs, InfoArgs, SystemPruneArgs, VersionArgs};
+use crate::Failure;
+
+/// Docker's name of the filesystem type `statfs` reports (`graphdriver.FsNames`).
+fn fs_name(magic: i64) -> String {
+    match magic {
+        0xEF53 => "extfs".into(),
+        0x58465342 => "xfs".into(),
+        0x9123683E => "btrfs".into(),
+        0x01021994 => "tmpfs".into(),
+        0x794c7630 => "overlayfs".into(),
+        0x2fc12fc1 => "zfs".into(),
+        0x6969 => "nfs".into(),
+        0x65735546 => "fuse".into(),
+        m => format!("<unknown> ({m:#x})"),
+    }
+}
+
+fn statfs_type(p: &Path) -> Option<i64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).ok()?;
+    // SAFETY: a zeroed statfs is a valid out-parameter; `c` is NUL-terminated.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    (unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0).then_some(st.f_type as i64)
+}
+
+fn os_release() -> (String, String) {
+    let text = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let get = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .map(|v| v.trim_matches('"').to_string())
+            .unwrap_or_default()
+    };
+    (get("PRETTY_NAME"), get("VERSION_ID"))
+}
+
+fn uname() -> (String, String, String) {
+    // SAFETY: a zeroed utsname is a valid out-parameter.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    unsafe { libc::uname(&mut u) };
+    let s = |f: &[libc::c_char]| {
+        // SAFETY: uname NUL-terminates its fields.
+        unsafe { std::ffi::CStr::from_ptr(f.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    (s(&u.release), s(&u.machine), s(&u.nodename))
+}
+
+fn mem_total() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        * 1024
+}
+
+/// What `info` reports, with the Engine API's field names (`{{.Containers}}`, `{{json .}}`).
+fn info_value(root: &Path) -> Result<Value> {
+    let c = super::open_containers(root)?;
+    let rows = c.summaries(false)?;
+    let running = rows.iter().filter(|s| s.running).count();
+    let store = super::open_store(root)?;
+    let images = store.images()?.len();
+    let driver = match c.snapshotter_name() {
+        "overlayfs" => "overlay2",
+        other => other,
+    };
+    let backing = statfs_type(root).map(fs_name).unwrap_or_default();
+    let driver_status = if driver == "overlay2" {
+        json!([
+            ["Backing Filesystem", backing],
+            ["Supports d_type", "true"],
+            ["Native Overlay Diff", "true"],
+            ["userxattr", "false"]
+        ])
+    } else {
+        json!([["Backing Filesystem", backing]])
+    };
+    let cgroup_version = if statfs_type(Path::new("/sys/fs/cgroup")) == Some(0x63677270) {
+        "2"
+    } else {
+        "1"
+    };
+    let (kernel, arch, host) = uname();
+    let (os, os_version) = os_release();
+    let settings = crate::settings::get();
+    let mut insecure = vec!["127.0.0.0/8".to_string()];
+    insecure.extend(settings.hosts.insecure.iter().cloned());
+    let init_binary = if settings.init_path.is_some() {
+        "docker-init"
+    } else {
+        ""
+    };
+    let ncpu = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    Ok(json!({
+        "Containers": rows.len(),
+        "ContainersRunning": running,
+        "ContainersPaused": 0,
+        "ContainersStopped": rows.len() - running,
+        "Images": images,
+        "Driver": driver,
+        "DriverStatus": driver_status,
+        "Plugins": {
+            "Volume": ["local"],
+            "Network": ["bridge", "host", "null"],
+            "Authorization": null,
+            "Log": ["json-file"],
+        },
+        "LoggingDriver": "json-file",
+        "CgroupDriver": "cgroupfs",
+        "CgroupVersion": cgroup_version,
+        "KernelVersion": kernel,
+        "OperatingSystem": os,
+        "OSVersion": os_version,
+        "OSType": "linux",
+        "Architecture": arch,
+        "IndexServerAddress": "https://index.docker.io/v1/",
+        "RegistryConfig": {"InsecureRegistryCIDRs": insecure},
+        "NCPU": ncpu,
+        "MemTotal": mem_total(),
+        "DockerRootDir": root.display().to_string(),
+        "Name": host,
+        "ServerVersion": env!("CARGO_PKG_VERSION"),
+        "InitBinary": init_binary,
+        "SecurityOptions": ["name=seccomp,profile=default"],
+        "Debug": false,
+        "ExperimentalBuild": false,
+        "LiveRestoreEnabled": false,
+        "Warnings": null,
+    }))
+}
+
+/// Docker's `info` text from the values above (only the lines strata can make true).
+fn info_text(v: &Value) -> String {
+    let s = |k: &str| match &v[k] {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut o = String::new();
+    o.push_str("Client:\n");
+    o.push_str(&format!(" Version:    {}\n", env!("CARGO_PKG_VERSION")));
+    o.push_str(" Debug Mode: false\n\nServer:\n");
+    o.push_str(&format!(" Containers: {}\n", s("Containers")));
+    o.push_str(&format!("  Running: {}\n", s("ContainersRunning")));
+    o.push_str(&format!("  Paused: {}\n", s("ContainersPaused")));
+    o.push_str(&format!("  Stopped: {}\n", s("ContainersStopped")));
+    o.push_str(&format!(" Images: {}\n", s("Images")));
+    o.push_str(&format!(" Server Version: {}\n", s("ServerVersion")));
+    o.push_str(&format!(" Storage Driver: {}\n", s("Driver")));
+    for pair in v["DriverStatus"].as_array().into_iter().flatten() {
+        o.push_str(&format!(
+            "  {}: {}\n",
+            pair[0].as_str().unwrap_or(""),
+            pair[1].as_str().unwrap_or("")
+        ));
+    }
+    o.push_str(&format!(" Logging Driver: {}\n", s("LoggingDriver")));
+    o.push_str(&format!(" Cgroup Driver: {}\n", s("CgroupDriver")));
+    o.push_str(&format!(" Cgroup Version: {}\n", s("CgroupVersion")));
+    o.push_str(" Plugins:\n");
+    for k in ["Volume", "Network", "Log"] {
+        let items: Vec<&str> = v["Plugins"][k]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        o.push_str(&format!("  {k}: {}\n", items.join(" ")));
+    }
+    if !s("InitBinary").is_empty() {
+        o.push_str(&format!(" Init Binary: {}\n", s("InitBinary")));
+    }
+    o.push_str(" Security Options:\n  seccomp\n   Profile: default\n");
+    o.push_str(&format!(" Kernel Version: {}\n", s("KernelVersion")));
+    o.push_str(&format!(" Operating System: {}\n", s("OperatingSystem")));
+    o.push_str(&format!(" OSType: {}\n", s("OSType")));
+    o.push_str(&format!(" Architecture: {}\n", s("Architecture")));
+    o.push_str(&format!(" CPUs: {}\n", s("NCPU")));
+    o.push_str(&format!(
+        " Total Memory: {}\n",
+        format::bytes_size(v["MemTotal"].as_u64().unwrap_or(0))
+    ));
+    o.push_str(&format!(" Name: {}\n", s("Name")));
+    o.push_str(&format!(" Docker Root Dir: {}\n", s("DockerRootDir")));
+    o.push_str(" Debug Mode: false\n");
+    o.push_str(" Experimental: false\n");
+    o.push_str(" Insecure Registries:\n");
+    for r in v["RegistryConfig"]["InsecureRegistryCIDRs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        o.push_str(&format!("  {r}\n"));
+    }
+    o.push_str(" Live Restore Enabled: false\n\n");
+    o
+}
+
+pub fn info(root: &Path, a: InfoArgs) -> Result<()> {
+    let v = info_value(root)?;
+    match a.format.as_deref().map(str::trim) {
+        None | Some("") => print!("{}", info_text(&v)),
+        Some("json") => println!("{}", oci::GoJson::MARSHAL.to_string(&v)?),
+        Some(f) => {
+            let t = format::Template::parse(f).map_err(|e| Failure::bare(1, e.to_string()))?;
+            let out = t.render(&v).map_err(|e| Failure::bare(1, e.to_string()))?;
+            println!("{out}");
+        }
+    }
+    Ok(())
+}
+
+/// `--filter until=…|label=…|label!=…` of `system prune`, as Docker's prune filters.
+struct PruneFilters {
+    until: Option<chrono::DateTime<chrono::Utc>>,
+    labels: Vec<(String, Option<String>, bool)>,
+}
+
+impl PruneFilters {
+    fn parse(args: &[String]) -> Result<PruneFilters> {
+        let mut f = PruneFilters {
+            until: None,
+            labels: Vec::new(),
+        };
+        for a in args {
+            let (k, v) = a.split_once('=').ok_or_else(|| {
+                Failure::bare(
+                    125,
+                    format!(
+                        "invalid argument \"{a}\" for \"--filter\" flag: bad format of filter (expected name=value)\nSee '{p} system prune --help'.",
+                        p = crate::PROGRAM
+                    ),
+                )
+            })?;
+            match k {
+                "until" => {
+                    f.until = Some(super::parse_time(v).ok_or_else(|| {
+                        Failure::new(
+                            1,
+                            format!("Error response from daemon: failed to parse value as time or duration: {v:?}"),
+                        )
+                    })?)
+                }
+                "label" | "label!" => {
+                    let (lk, lv) = match v.split_once('=') {
+                        Some((a, b)) => (a.to_string(), Some(b.to_string())),
+                        None => (v.to_string(), None),
+                    };
+                    f.labels.push((lk, lv, k == "label"));
+                }
+                other => {
+                    return Err(Failure::new(
+                        1,
+                        format!("Error response from daemon: Invalid filter '{other}'"),
+                    )
+                    .into())
+                }
+            }
+        }
+        Ok(f)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.until.is_none() && self.labels.is_empty()
+    }
+
+    fn matches(&self, created: &str, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        if let Some(u) = self.until {
+            match super::history::parse_time(created) {
+                Some(c) if c < u => {}
+                _ => return false,
+            }
+        }
+        self.labels_match(labels)
+    }
+
+    fn labels_match(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        self.labels.iter().all(|(k, v, want)| {
+            let has = match v {
+                Some(v) => labels.get(k) == Some(v),
+                None => labels.contains_key(k),
+            };
+            has == *want
+        })
+    }
+}
+
+pub fn prune(root: &Path, a: SystemPruneArgs) -> Result<()> {
+    let filters = PruneFilters::parse(&a.filters)?;
+    if a.volumes && filters.until.is_some() {
+        return Err(Failure::bare(
+            1,
+            "ERROR: The \"until\" filter is not supported with \"--volumes\"",
+        )
+        .into());
+    }
+    if !a.force {
+        let mut w = String::from("WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n");
+        if a.volumes {
+            w.push_str("  - all volumes not used by at least one container\n");
+        }
+        if a.all {
+            w.push_str("  - all images without at least one container associated to them\n  - all build cache\n");
+        } else {
+            w.push_str("  - all dangling images\n  - all dangling build cache\n");
+        }
+        if !a.filters.is_empty() {
+            w.push_str("\n  Items to be pruned will be filtered with:\n");
+            for f in &a.filters {
+                w.push_str(&format!("  - {f}\n"));
+            }
+        }
+        w.push_str("\nAre you sure you want to continue? [y/N] ");
+        print!("{w}");
+        io::stdout().flush()?;
+        let mut line = String::new();
+        io::stdin().read_line(&mut line)?;
+        if !matches!(line.trim().to_lowercase().as_str(), "y" | "yes") {
+            return Ok(());
+        }
+    }
+    let mut out = String::new();
+    let mut reclaimed = 0u64;
+    // Containers.
+    let mut c = super::open_containers(root)?;
+    let mut removed = Vec::new();
+    for s in c.summaries(true)? {
+        if s.running {
+            continue;
+        }
+        let labels = c.labels(&s.record).unwrap_or_default();
+        if !filters.matches(&s.record.created, &labels) {
+            continue;
+        }
+        if c.remove(&s.record.id, false).is_ok() {
+            reclaimed += s.size_rw.unwrap_or(0);
+            removed.push(s.record.id.clone());
+        }
+    }
+    if !removed.is_empty() {
+        out.push_str("Deleted Containers:\n");
+        for id in &removed {
+            out.push_str(id);
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    // TODO(networks): prune them here once `network prune` exists on main.
+    if a.volumes {
+        let (names, bytes) = c.volume_prune(|v| {
+            let labels: std::collections::BTreeMap<String, String> = v
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            !filters.labels_match(&labels)
+        })?;
+        reclaimed += bytes;
+        if !names.is_empty() {
+            out.push_str("Deleted Volumes:\n");
+            for n in &names {
+                out.push_str(n);
+                out.push('\n');
+            }
+            out.push('\n');
+        }
+    }
+    // Images.
+    let store = c.store();
+    let (lines, bytes) = if filters.is_empty() {
+        image::prune(store, a.all)?
+    } else {
+        prune_images_filtered(store, a.all, &filters)?
+    };
+    reclaimed += bytes;
+    if !lines.is_empty() {
+        out.push_str("Deleted Images:\n");
+        for l in &lines {
+            out.push_str(l);
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    // Build cache (RUN --mount=type=cache directories and the context hashes).
+    if filters.is_empty() {
+        let (_, size) = super::df::build_cache_usage(root);
+        super::df::clear_build_cache(root)?;
+        reclaimed += size;
+    }
+    store::events::record_in(
+        root,
+        store::events::Event::container("prune", "").attr("reclaimed", reclaimed.to_string()),
+    );
+    out.push_str(&format!(
+        "Total reclaimed space: {}\n",
+        format::human_size_4(reclaimed)
+    ));
+    print!("{out}");
+    Ok(())
+}
+
+/// `image prune` restricted by `until`/`label` filters: each dangling image (or, with `all`,
+/// each image no container uses and no image builds on) that matches, removed as `rmi` would,
+/// reported in prune's lowercase words.
+fn prune_images_filtered(
+    store: &mut store::Store,
+    all: bool,
+    f: &PruneFilters,
+) -> Result<(Vec<String>, u64)> {
+    let before: u64 = store.layers()?.iter().map(|l| l.size).sum();
+    let mut report = Vec::new();
+    for img in store.images()? {
+        if !store.containers_using(&img.id)?.is_empty() || !store.children(&img.id)?.is_empty() {
+            continue;
+        }
+        if !(all || img.tags.is_empty()) {
+            continue;
+        }
+        let labels = image::read_config(store, &img.id)
+            .ok()
+            .and_then(|c| c.config.and_then(|c| c.labels))
+            .unwrap_or_default();
+        if !f.matches(&img.created, &labels) {
+            continue;
+        }
+        let opts = image::RemoveOptions {
+            force: true,
+            no_prune: true,
+        };
+        if let Ok(lines) = image::remove(store, &img.id.to_string(), opts) {
+            for l in lines {
+                report.push(l.replacen("Untagged: ", "untagged: ", 1).replacen(
+                    "Deleted: ",
+                    "deleted: ",
+                    1,
+                ));
+            }
+        }
+    }
+    let after: u64 = store.layers()?.iter().map(|l| l.size).sum();
+    Ok((report, before.saturating_sub(after)))
+}
+
+/// `strata version [--format]`: one line, or Docker's `Client`/`Server` fields for a template
+/// (strata is both).
+pub fn version(a: VersionArgs) -> Result<()> {
+    let v = env!("CARGO_PKG_VERSION");
+    let Some(f) = a.format.as_deref().map(str::trim) else {
+        println!("strata version {v}");
+        return Ok(());
+    };
+    let (kernel, _, _) = uname();
+    let part = json!({
+        "Version": v, "Os": "linux", "Arch": oci::host_architecture(),
+    });
+    let mut server = part.clone();
+    server["KernelVersion"] = json!(kernel);
+    let data = json!({"Client": part, "Server": server});
+    if f == "json" {
+        println!("{}", oci::GoJson::MARSHAL.to_string(&data)?);
+        return Ok(());
+    }
+    let t = format::Template::parse(f).map_err(|e| Failure::bare(1, e.to_string()))?;
+    println!(
+        "{}",
+        t.render(&data)
+            .map_err(|e| Failure::bare(1, e.to_string()))?
+    );
+    Ok(())
+}
+
+pub fn completion(a: CompletionArgs) -> Result<()> {
+    use clap::CommandFactory;
+    let mut cmd = crate::cli::Cli::command();
+    clap_complete::generate(a.shell, &mut cmd, crate::PROGRAM, &mut io::stdout());
+    Ok(())
+}

@@ -1,0 +1,459 @@
+//! The same commands against strata and Docker (20.10's daemon, the installed CLI), side by
+//! side: list and inspect formats, errors and exit codes for missing objects, usage errors,
+//! `events`, `system prune`, `info`, the `ps` COMMAND column, `run -w FILE`, partial log
+//! lines, `--format json`, aliases and completion scripts.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::*;
+
+const DOCKER: &str = "/usr/bin/docker";
+
+fn strata_out(s: &Strata, args: &[&str]) -> Output {
+    s.cmd().args(args).output().unwrap()
+}
+
+fn docker_out(args: &[&str]) -> Output {
+    Command::new(DOCKER).args(args).output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Exit code and the first stderr line without Docker's and strata's prefixes, with the
+/// program's name made neutral.
+fn outcome(o: &Output) -> (i32, String) {
+    let err = text(&o.stderr);
+    let first = err.lines().next().unwrap_or("").to_string();
+    let first = first
+        .trim_start_matches("Error response from daemon: ")
+        .trim_start_matches("Error: ")
+        .trim_start_matches("Error response from daemon: ")
+        .replace("docker", "PROG")
+        .replace("strata", "PROG");
+    (o.status.code().unwrap_or(-1), first)
+}
+
+/// Imports the busybox root filesystem under `name` into strata and Docker.
+fn import_both(s: &Strata, name: &str) {
+    let tar = busybox_tar();
+    s.ok(&["import", tar.to_str().unwrap(), name]);
+    run_ok(DOCKER, &["import", tar.to_str().unwrap(), name]);
+}
+
+#[test]
+fn usage_errors_match_docker() {
+    if !docker() {
+        return;
+    }
+    let s = Strata::new();
+    for args in [
+        &["run", "--nosuch", "x"][..],
+        &["run", "-Z", "x"],
+        &["ps", "--nosuch"],
+        &["container", "ls", "--nosuch"],
+        &["events", "--nosuch"],
+        &["system", "df", "--nosuch"],
+        &["run"],
+        &["rm"],
+        &["logs"],
+        &["tag", "a"],
+        &["nosuchcmd"],
+    ] {
+        let ours = strata_out(&s, args);
+        let theirs = docker_out(args);
+        // The message and where help is, with the exit code (then, for a wrong number of
+        // arguments, the usage line and what the command does, in strata's words).
+        let head = |o: &Output, prog: &str| {
+            let e = text(&o.stderr).replace(prog, "PROG");
+            (
+                o.status.code(),
+                e.lines().take(2).collect::<Vec<_>>().join("\n"),
+            )
+        };
+        assert_eq!(head(&ours, "strata"), head(&theirs, "docker"), "{args:?}");
+    }
+    // A bad value: the flag as Docker names it, exit 125.
+    let ours = strata_out(&s, &["ps", "-n", "x"]);
+    let theirs = docker_out(&["ps", "-n", "x"]);
+    let prefix = |o: &Output, prog: &str| {
+        let e = text(&o.stderr).replace(prog, "PROG");
+        let mut l = e.lines();
+        let first = l
+            .next()
+            .unwrap_or("")
+            .split(" flag:")
+            .next()
+            .unwrap_or("")
+            .to_string();
+        (o.status.code(), first, l.next().map(str::to_string))
+    };
+    assert_eq!(prefix(&ours, "strata"), prefix(&theirs, "docker"));
+}
+
+#[test]
+fn missing_objects_fail_as_in_docker() {
+    if !docker() {
+        return;
+    }
+    let s = Strata::new();
+    let name = unique("strata-compat-nosuch");
+    for args in [
+        vec!["inspect", name.as_str()],
+        vec!["image", "inspect", name.as_str()],
+        vec!["container", "inspect", name.as_str()],
+        vec!["rm", name.as_str()],
+        vec!["rmi", name.as_str()],
+        vec!["logs", name.as_str()],
+        vec!["stop", name.as_str()],
+        vec!["history", name.as_str()],
+        vec!["rename", name.as_str(), "x"],
+    ] {
+        let ours = strata_out(&s, &args);
+        let theirs = docker_out(&args);
+        assert_eq!(outcome(&ours), outcome(&theirs), "{args:?}");
+    }
+}
+
+#[test]
+fn list_and_inspect_formats_match_docker() {
+    if !docker() {
+        return;
+    }
+    let s = Strata::new();
+    let img = format!("{}:1", unique("strata-compat-img"));
+    import_both(&s, &img);
+    let both = |args: &[&str]| (s.ok(args), run_ok(DOCKER, args));
+    // A key missing from a map is `<no value>`; a missing struct field is an error.
+    let (a, b) = both(&["inspect", "-f", "{{.Config.Labels.nosuch}}", &img]);
+    assert_eq!((a.as_str(), b.as_str()), ("<no value>\n", "<no value>\n"));
+    let ours = strata_out(&s, &["inspect", "-f", "{{.Config.Nosuch}}", &img]);
+    let theirs = docker_out(&["inspect", "-f", "{{.Config.Nosuch}}", &img]);
+    assert_eq!(ours.status.code(), theirs.status.code());
+    for o in [&ours, &theirs] {
+        let e = text(&o.stderr);
+        assert!(
+            e.starts_with("template parsing error: ")
+                && e.trim_end()
+                    .ends_with("map has no entry for key \"Nosuch\""),
+            "{e}"
+        );
+    }
+    let (a, b) = both(&["inspect", "-f", "{{.Os}} {{.Architecture}} {{.Size}}", &img]);
+    assert_eq!(a, b);
+    // `--format json` (Docker CLI 23+; 20.10 prints the word): one compact array for
+    // inspect, one object per line for lists, as `{{json .}}` in 20.10.
+    let a = s.ok(&["inspect", "--format", "json", &img]);
+    let b = run_ok(DOCKER, &["inspect", "--format", "{{json .}}", &img]);
+    let b = format!("[{}]", b.trim_end());
+    let (ja, jb): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_str(&a).unwrap_or_else(|e| panic!("{e}: {a}")),
+        serde_json::from_str(&b).unwrap_or_else(|e| panic!("{e}: {b}")),
+    );
+    // The image IDs differ (each import has its own time): compare what does not.
+    assert_eq!(ja[0]["RepoTags"], jb[0]["RepoTags"]);
+    assert_eq!(ja[0]["RootFS"], jb[0]["RootFS"]);
+    assert_eq!(a.lines().count(), 1);
+    let keys = |line: &str| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        v.as_object().unwrap().keys().cloned().collect()
+    };
+    for args in [
+        vec!["images", "--format", "json", img.as_str()],
+        vec!["history", "--format", "json", img.as_str()],
+    ] {
+        let a = s.ok(&args);
+        let b = run_ok(DOCKER, &[args[0], "--format", "{{json .}}", args[3]]);
+        let same = s.ok(&[args[0], "--format", "{{json .}}", args[3]]);
+        assert_eq!(
+            keys(a.lines().next().unwrap()),
+            keys(same.lines().next().unwrap())
+        );
+        assert_eq!(a.lines().count(), b.lines().count(), "{args:?}");
+        assert_eq!(
+            keys(a.lines().next().unwrap()),
+            keys(b.lines().next().unwrap()),
+            "{args:?}"
+        );
+    }
+    let (a, b) = both(&[
+        "images",
+        "--format",
+        "{{.Repository}}:{{.Tag}} {{.Size}} {{.Digest}}",
+        &img,
+    ]);
+    assert_eq!(a, b);
+    let (a, b) = both(&["history", "--format", "{{.CreatedBy}}|{{.Size}}", &img]);
+    assert_eq!(a, b);
+    let (a, b) = both(&[
+        "image",
+        "list",
+        "--format",
+        "{{.Repository}} {{.Size}}",
+        &img,
+    ]);
+    assert_eq!(a, b);
+    run_ok(DOCKER, &["rmi", &img]);
+}
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn containers_match_docker_in_ps_logs_workdir_and_events() {
+    if !require_root() || !docker() {
+        return;
+    }
+    let s = Strata::new();
+    let img = format!("{}:1", unique("strata-compat-run"));
+    import_both(&s, &img);
+    let name = unique("strata-compat-c");
+    let start = chrono_now_secs();
+    let script = "printf 'one\\ntwo'; printf '%20000s' x; echo; exit 3";
+    let run = |prog: &dyn Fn(&[&str]) -> Output| {
+        prog(&[
+            "run",
+            "--name",
+            &name,
+            "--network",
+            "none",
+            "--label",
+            "l=v",
+            &img,
+            "sh",
+            "-c",
+            script,
+        ])
+    };
+    let ours = run(&|a| strata_out(&s, a));
+    let theirs = run(&|a| docker_out(a));
+    assert_eq!(ours.status.code(), Some(3));
+    assert_eq!(theirs.status.code(), Some(3));
+    assert_eq!(ours.stdout, theirs.stdout);
+    // `logs` joins a partial line and a line over 16 KiB as Docker does.
+    let (lo, lt) = (s.ok(&["logs", &name]), run_ok(DOCKER, &["logs", &name]));
+    assert_eq!(lo, lt);
+    // The COMMAND column quotes arguments holding spaces, truncated or not.
+    for extra in [&[][..], &["--no-trunc"]] {
+        let mut args = vec!["ps", "-a", "--filter"];
+        let filter = format!("name={name}");
+        args.push(&filter);
+        args.extend_from_slice(&["--format", "{{.Command}} {{.Labels}}"]);
+        args.extend_from_slice(extra);
+        assert_eq!(s.ok(&args), run_ok(DOCKER, &args), "{args:?}");
+    }
+    // A working directory that is a file: 125 and the daemon's message.
+    let wd = |o: &Output| {
+        (
+            o.status.code(),
+            text(&o.stderr).contains("Cannot mkdir: /etc/passwd is not a directory"),
+        )
+    };
+    let args = [
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-w",
+        "/etc/passwd",
+        &img,
+        "true",
+    ];
+    assert_eq!(wd(&strata_out(&s, &args)), (Some(125), true));
+    assert_eq!(wd(&docker_out(&args)), (Some(125), true));
+    // Docker's json-file name in the state directory; a log of an earlier strata
+    // (`container.log`) still reads.
+    let id = s
+        .ok(&["inspect", "-f", "{{.Id}}", &name])
+        .trim()
+        .to_string();
+    let log = s
+        .ok(&["inspect", "-f", "{{.LogPath}}", &name])
+        .trim()
+        .to_string();
+    assert!(log.ends_with(&format!("{id}/{id}-json.log")), "{log}");
+    std::fs::rename(
+        &log,
+        std::path::Path::new(&log).with_file_name("container.log"),
+    )
+    .unwrap();
+    assert_eq!(s.ok(&["logs", &name]), lt);
+    s.ok(&["rm", &name]);
+    run_ok(DOCKER, &["rm", &name]);
+    // The container's events, in Docker's order and with its attributes.
+    let until = (chrono_now_secs() + 1).to_string();
+    let filter = format!("container={name}");
+    let ev = |out: String| -> Vec<String> {
+        out.lines()
+            .map(|l| {
+                // time type action ID (attrs): keep the action and the attributes' keys.
+                let mut w = l.splitn(4, ' ');
+                let _time = w.next();
+                let kind = w.next().unwrap_or("");
+                let action = w.next().unwrap_or("");
+                let attrs = l.split_once(" (").map(|x| x.1).unwrap_or("");
+                let keys: Vec<&str> = attrs
+                    .trim_end_matches(')')
+                    .split(", ")
+                    .map(|kv| kv.split('=').next().unwrap_or(""))
+                    .collect();
+                format!("{kind} {action} {}", keys.join(","))
+            })
+            .collect()
+    };
+    let args = [
+        "events",
+        "--since",
+        &start.to_string(),
+        "--until",
+        &until,
+        "--filter",
+        &filter,
+        "--filter",
+        "type=container",
+    ];
+    let (a, b) = (s.ok(&args), run_ok(DOCKER, &args));
+    assert_eq!(ev(a.clone()), ev(b), "{a}");
+    assert!(a.contains("exitCode=3"), "{a}");
+    let line = a.lines().next().unwrap();
+    assert_eq!(&line[10..11], "T");
+    assert!(line[..30].ends_with('Z'), "{line}");
+    // `{{json .}}` gives Docker's message.
+    let json = s.ok(&[
+        "events",
+        "--since",
+        &start.to_string(),
+        "--until",
+        &until,
+        "--filter",
+        &filter,
+        "--format",
+        "{{json .}}",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert_eq!(v["Type"], "container");
+    assert_eq!(v["status"], "create");
+    assert_eq!(v["from"], img.as_str());
+    assert_eq!(v["Actor"]["Attributes"]["l"], "v");
+    run_ok(DOCKER, &["rmi", &img]);
+}
+
+fn chrono_now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Without `--until`, `events` follows the journal until it is stopped.
+#[test]
+fn events_follow_new_events() {
+    let s = Strata::new();
+    let tar = busybox_tar();
+    s.ok(&["import", tar.to_str().unwrap(), "follow:1"]);
+    let since = (chrono_now_secs() - 1).to_string();
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("strata"))
+        .env("STRATA_ROOT", s.root.path())
+        .args(["events", "--since", &since, "--filter", "event=tag"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(
+        first.contains(" image tag sha256:") && first.ends_with("(name=follow:1)"),
+        "{first}"
+    );
+    s.ok(&["tag", "follow:1", "follow:2"]);
+    let second = lines.next().unwrap().unwrap();
+    assert!(second.ends_with("(name=follow:2)"), "{second}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn system_prune_info_aliases_and_completion() {
+    if !docker() {
+        return;
+    }
+    let s = Strata::new();
+    // The prompt, word for word, and nothing removed on "n".
+    let label = format!("label={}", unique("strata-compat-none"));
+    for args in [
+        vec!["system", "prune"],
+        vec![
+            "system",
+            "prune",
+            "-a",
+            "--volumes",
+            "--filter",
+            label.as_str(),
+        ],
+    ] {
+        let ours = s.cmd().args(&args).write_stdin("n\n").output().unwrap();
+        let theirs = Command::new(DOCKER)
+            .args(&args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(b"n\n")?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        assert_eq!(text(&ours.stdout), text(&theirs.stdout), "{args:?}");
+        assert_eq!(ours.status.code(), theirs.status.code());
+    }
+    // Nothing to prune (a label nothing has, for the shared daemon).
+    let args = ["system", "prune", "-f", "--filter", label.as_str()];
+    assert_eq!(s.ok(&args), run_ok(DOCKER, &args));
+    assert_eq!(
+        s.ok(&["system", "prune", "-f"]),
+        "Total reclaimed space: 0B\n"
+    );
+    // `info`: Docker's layout, what is true here.
+    let info = s.ok(&["info"]);
+    for want in [
+        "Client:\n",
+        "\nServer:\n Containers: 0\n  Running: 0\n  Paused: 0\n  Stopped: 0\n Images: 0\n",
+        " Logging Driver: json-file\n",
+        " Security Options:\n  seccomp\n   Profile: default\n",
+        &format!(" Docker Root Dir: {}\n", s.root.path().display()),
+    ] {
+        assert!(info.contains(want), "{want:?} in\n{info}");
+    }
+    for f in [
+        "{{.OSType}} {{.Architecture}} {{.NCPU}} {{.KernelVersion}}",
+        "{{.CgroupVersion}}",
+    ] {
+        assert_eq!(
+            s.ok(&["system", "info", "--format", f]),
+            run_ok(DOCKER, &["info", "--format", f])
+        );
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&s.ok(&["info", "--format", "{{json .}}"])).unwrap();
+    assert_eq!(v["Images"], 0);
+    // Aliases Docker has.
+    for args in [
+        &["container", "ls"][..],
+        &["container", "list"],
+        &["container", "ps"],
+        &["image", "ls"],
+        &["image", "list"],
+        &["system", "df"],
+        &["system", "events", "--until", "1"],
+    ] {
+        s.ok(args);
+    }
+    // Completion scripts for the shells clap_complete knows.
+    assert!(s
+        .ok(&["completion", "bash"])
+        .contains("complete -F _strata"));
+    assert!(s.ok(&["completion", "zsh"]).starts_with("#compdef strata"));
+    assert!(s.ok(&["completion", "fish"]).contains("complete -c strata"));
+}
