@@ -987,6 +987,20 @@ pub struct VolumeLsArgs {
     #[arg(long)]
     pub format: Option<String>,
     /// Only display volume names
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct VolumePruneArgs {
+    /// Provide filter values (e.g. 'label=<label>')
+    #[arg(long = "filter")]
+    pub filters: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
 #[derive(Subcommand, Debug)]
 #[command(defer = true)]
 pub enum NetworkCommand {
@@ -1051,8 +1065,6 @@ pub struct NetworkLsArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct VolumePruneArgs {
-    /// Provide filter values (e.g. 'label=<label>')
 pub struct NetworkInspectArgs {
     /// Format the output using the given Go template
     #[arg(short = 'f', long)]
