@@ -879,7 +879,7 @@ fn top_shows_only_the_containers_processes() {
 }
 
 /// `--mount` with Docker's syntax: a read-only bind and a sized tmpfs with a mode reach the
-/// process and `inspect`; a missing bind source, a volume and a missing target are Docker's
+/// process and `inspect`; a missing bind source, a bad volume name and a missing target are Docker's
 /// errors with exit code 125, and leave no container behind.
 #[test]
 #[cfg_attr(strata_no_root, ignore = "needs root")]
@@ -915,7 +915,7 @@ fn mount_flags_bind_and_tmpfs() {
     assert_eq!(
         hc.trim(),
         format!(
-            "[{{\"Type\":\"bind\",\"Source\":\"{}\",\"Target\":\"/data\",\"ReadOnly\":true}},{{\"Type\":\"tmpfs\",\"Target\":\"/scratch\",\"ReadOnly\":false}}]",
+            "[{{\"Type\":\"bind\",\"Source\":\"{}\",\"Target\":\"/data\",\"ReadOnly\":true}},{{\"Type\":\"tmpfs\",\"Target\":\"/scratch\",\"TmpfsOptions\":{{\"SizeBytes\":1048576,\"Mode\":1016}}}}]",
             src.path().display()
         )
     );
@@ -926,8 +926,8 @@ fn mount_flags_bind_and_tmpfs() {
             "invalid mount config for type \"bind\": bind source path does not exist: /no/such/dir",
         ),
         (
-            "source=vol,target=/x".to_string(),
-            "named volumes are not supported",
+            "source=v,target=/x".to_string(),
+            "create v: volume name is too short, names should be at least two alphanumeric characters",
         ),
         (
             format!("type=bind,source={}", src.path().display()),
