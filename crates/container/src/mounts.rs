@@ -512,6 +512,32 @@ pub(crate) fn parse_volumes_from(spec: &str) -> Result<(&str, Option<bool>)> {
     }
 }
 
+impl MountPoint {
+    /// One entry of `inspect`'s `Mounts`, as Docker's.
+    pub fn inspect(&self) -> serde_json::Value {
+        match self.kind {
+            MountType::Volume => serde_json::json!({
+                "Type": "volume",
+                "Name": self.name,
+                "Source": self.source,
+                "Destination": self.destination,
+                "Driver": "local",
+                "Mode": self.mode,
+                "RW": self.rw,
+                "Propagation": self.propagation,
+            }),
+            kind => serde_json::json!({
+                "Type": kind.as_str(),
+                "Source": self.source,
+                "Destination": self.destination,
+                "Mode": self.mode,
+                "RW": self.rw,
+                "Propagation": self.propagation,
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -579,31 +605,5 @@ mod tests {
         );
         let t = parse_mount_flag("type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=700").unwrap();
         assert_eq!(t.tmpfs_options, "size=1048576,mode=700");
-    }
-}
-
-impl MountPoint {
-    /// One entry of `inspect`'s `Mounts`, as Docker's.
-    pub fn inspect(&self) -> serde_json::Value {
-        match self.kind {
-            MountType::Volume => serde_json::json!({
-                "Type": "volume",
-                "Name": self.name,
-                "Source": self.source,
-                "Destination": self.destination,
-                "Driver": "local",
-                "Mode": self.mode,
-                "RW": self.rw,
-                "Propagation": self.propagation,
-            }),
-            kind => serde_json::json!({
-                "Type": kind.as_str(),
-                "Source": self.source,
-                "Destination": self.destination,
-                "Mode": self.mode,
-                "RW": self.rw,
-                "Propagation": self.propagation,
-            }),
-        }
     }
 }

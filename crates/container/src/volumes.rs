@@ -335,38 +335,6 @@ impl Containers {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_the_bind_form_is_accepted() {
-        let o = |kv: &[(&str, &str)]| {
-            kv.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>()
-        };
-        assert!(check_options("v", &o(&[])).is_ok());
-        assert!(check_options(
-            "v",
-            &o(&[("type", "none"), ("o", "bind"), ("device", "/tmp")])
-        )
-        .is_ok());
-        assert_eq!(
-            check_options("v", &o(&[("foo", "bar")]))
-                .unwrap_err()
-                .to_string(),
-            "create v: invalid option: \"foo\""
-        );
-        assert!(
-            check_options("v", &o(&[("type", "tmpfs"), ("device", "tmpfs")]))
-                .unwrap_err()
-                .to_string()
-                .contains("supports only the bind form")
-        );
-    }
-}
-
 impl Containers {
     /// A new container's mount points, in Docker's order of precedence: `--volumes-from`,
     /// then `-v` and `--mount` (which replace what they share a destination with), then an
@@ -558,5 +526,37 @@ impl Containers {
             .collect();
         out.extend(crate::config::tmpfs_mounts(o)?);
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_bind_form_is_accepted() {
+        let o = |kv: &[(&str, &str)]| {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        assert!(check_options("v", &o(&[])).is_ok());
+        assert!(check_options(
+            "v",
+            &o(&[("type", "none"), ("o", "bind"), ("device", "/tmp")])
+        )
+        .is_ok());
+        assert_eq!(
+            check_options("v", &o(&[("foo", "bar")]))
+                .unwrap_err()
+                .to_string(),
+            "create v: invalid option: \"foo\""
+        );
+        assert!(
+            check_options("v", &o(&[("type", "tmpfs"), ("device", "tmpfs")]))
+                .unwrap_err()
+                .to_string()
+                .contains("supports only the bind form")
+        );
     }
 }
