@@ -944,7 +944,7 @@ pub enum VolumeCommand {
     /// List volumes
     #[command(visible_alias = "list")]
     Ls(VolumeLsArgs),
-    /// Remove unused local volumes
+    /// Remove all unused local volumes
     Prune(VolumePruneArgs),
     /// Remove one or more volumes
     #[command(visible_alias = "remove")]

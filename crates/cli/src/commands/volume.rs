@@ -14,7 +14,8 @@ use crate::cli::{
 };
 use crate::Failure;
 
-const USAGE: &str = "Usage:  strata volume COMMAND
+const USAGE: &str = "
+Usage:  strata volume COMMAND
 
 Manage volumes
 
@@ -22,7 +23,7 @@ Commands:
   create      Create a volume
   inspect     Display detailed information on one or more volumes
   ls          List volumes
-  prune       Remove unused local volumes
+  prune       Remove all unused local volumes
   rm          Remove one or more volumes
 
 Run 'strata volume COMMAND --help' for more information on a command.
@@ -60,9 +61,9 @@ fn key_values(list: &[String]) -> BTreeMap<String, String> {
 fn create(root: &Path, a: VolumeCreateArgs) -> Result<()> {
     let name =
         match (a.name_flag, a.name) {
-            (Some(_), Some(_)) => return Err(Failure::new(
+            (Some(_), Some(_)) => return Err(Failure::bare(
                 1,
-                "Conflicting options: either specify --name or provide positional arg, not both",
+                "conflicting options: either specify --name or provide positional arg, not both",
             )
             .into()),
             (a, b) => a.or(b),
@@ -91,6 +92,10 @@ fn inspect(root: &Path, a: VolumeInspectArgs) -> Result<()> {
     for n in &a.volumes {
         match c.volume(n) {
             Ok(v) => found.push(v.inspect()),
+            // The CLI's own words for a missing object.
+            Err(container::Error::Store(store::Error::VolumeNotFound(_))) => {
+                errors.push(format!("No such volume: {n}"))
+            }
             Err(e) => errors.push(e.to_string()),
         }
     }
@@ -203,7 +208,7 @@ fn ls(root: &Path, a: VolumeLsArgs) -> Result<()> {
                     want.push(match v.as_str() {
                         "true" | "1" => true,
                         "false" | "0" => false,
-                        _ => return Err(bad_filter(&format!("dangling={v}"))),
+                        _ => return Err(bad_filter(&format!("dangling=[{v}]"))),
                     });
                 }
                 let mut keep = Vec::new();
@@ -262,6 +267,11 @@ fn rm(root: &Path, a: VolumeRmArgs) -> Result<()> {
     for n in &a.volumes {
         match c.volume_remove(n, a.force) {
             Ok(()) => println!("{n}"),
+            Err(container::Error::Store(store::Error::VolumeNotFound(_))) => {
+                if let Some(prev) = last.replace(format!("No such volume: {n}")) {
+                    eprintln!("Error: {prev}");
+                }
+            }
             Err(e) => {
                 if let Some(prev) = last.replace(e.to_string()) {
                     eprintln!("Error: {prev}");
