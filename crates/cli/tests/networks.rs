@@ -375,7 +375,7 @@ fn outputs_and_errors_have_dockers_shapes() {
         let line = |t: &str| {
             t.lines()
                 .find(|l| l.split_whitespace().nth(1) == Some(builtin))
-                .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>())
+                .map(|l| l.split_whitespace().skip(1).map(str::to_string).collect::<Vec<_>>())
         };
         assert_eq!(line(&s_ls), line(&d_ls), "{builtin}");
     }
