@@ -528,12 +528,12 @@ fn cleanup_releases_what_a_killed_strata_left() {
         "--network",
         "left",
         "--name",
-        "a",
+        "gone",
         "busybox",
         "sleep",
         "300",
     ]);
-    let pid = s.ok(&["inspect", "-f", "{{.State.Pid}}", "a"]);
+    let pid = s.ok(&["inspect", "-f", "{{.State.Pid}}", "gone"]);
     let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap();
     let monitor = status
         .lines()
@@ -560,14 +560,14 @@ fn cleanup_releases_what_a_killed_strata_left() {
     assert_eq!(net[0]["Containers"], serde_json::json!({}));
     assert!(!stray.exists());
     assert_eq!(
-        s.ok(&["inspect", "-f", "{{.State.Status}}", "a"]).trim(),
+        s.ok(&["inspect", "-f", "{{.State.Status}}", "gone"]).trim(),
         "exited"
     );
     // It starts again with an endpoint, and the network goes once it is removed.
-    s.ok(&["start", "a"]);
+    s.ok(&["start", "gone"]);
     let net = json(&s.ok(&["network", "inspect", "left"]));
     assert_eq!(net[0]["Containers"].as_object().unwrap().len(), 1);
-    s.ok(&["rm", "-f", "a"]);
+    s.ok(&["rm", "-f", "gone"]);
     s.ok(&["network", "rm", "left"]);
     assert_eq!(s.mounts(), Vec::<String>::new());
 }
