@@ -203,7 +203,7 @@ fn short(id: &str) -> &str {
 
 impl Containers {
     fn networks_dir(&self) -> PathBuf {
-        self.root.join("networks")
+        store::Layout::new(&self.root).networks()
     }
 
     fn network_ns(&self, id: &str) -> PathBuf {

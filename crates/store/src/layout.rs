@@ -6,7 +6,7 @@
 //! ROOT/blobs/sha256/HEX  blobs                        ROOT/layers/HEX    unpacked layers by diff_id
 //! ROOT/tmp/              staging areas                ROOT/snapshots/    the snapshotter's root
 //! ROOT/containers/ID/    a container's state          ROOT/build/        the builder's files
-//! ROOT/cache/seccomp/    compiled seccomp filters
+//! ROOT/cache/seccomp/    compiled seccomp filters     ROOT/networks/ID/  a network's namespace (netns)
 //! ```
 
 use std::fs::{File, OpenOptions};
@@ -38,6 +38,12 @@ impl Layout {
     /// The parent of every container's state directory.
     pub fn containers(&self) -> PathBuf {
         self.root.join("containers")
+    }
+
+    /// The parent of every user-defined network's directory (`ID/netns`, its namespace) and
+    /// of the lock that orders network changes.
+    pub fn networks(&self) -> PathBuf {
+        self.root.join("networks")
     }
 
     /// The builder's directory: its `-init` layer, RUN mount points, RUN state, caches.
