@@ -97,6 +97,8 @@ pub enum Command {
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// Manage volumes
+    Volume(VolumeArgs),
     /// Manage networks
     #[command(subcommand)]
     Network(NetworkCommand),
@@ -487,16 +489,19 @@ pub struct RunArgs {
     /// Publish all exposed ports to random ports
     #[arg(short = 'P', long = "publish-all")]
     pub publish_all: bool,
-    /// Bind mount a volume (SRC:DST[:ro])
+    /// Bind mount a volume (SRC:DST[:MODE], NAME:DST[:MODE] or DST for an anonymous volume)
     #[arg(short = 'v', long = "volume")]
     pub volumes: Vec<String>,
+    /// Mount volumes from the specified container(s) (CONTAINER[:ro|rw])
+    #[arg(long = "volumes-from", value_name = "list")]
+    pub volumes_from: Vec<String>,
     /// Mount the container's root filesystem as read only
     #[arg(long)]
     pub read_only: bool,
     /// Mount a tmpfs directory
     #[arg(long)]
     pub tmpfs: Vec<String>,
-    /// Attach a filesystem mount to the container (type=bind|tmpfs,…)
+    /// Attach a filesystem mount to the container (type=bind|volume|tmpfs,…)
     #[arg(long = "mount", value_name = "mount")]
     pub mounts: Vec<String>,
     /// Keep STDIN open even if not attached
@@ -595,7 +600,7 @@ pub struct RmArgs {
     /// Force the removal of a running container (uses SIGKILL)
     #[arg(short = 'f', long)]
     pub force: bool,
-    /// Remove anonymous volumes associated with the container (strata has none)
+    /// Remove anonymous volumes associated with the container
     #[arg(short = 'v', long)]
     pub volumes: bool,
     #[arg(required = true, value_name = "CONTAINER")]
@@ -738,6 +743,88 @@ pub struct LoginArgs {
 #[derive(Args, Debug)]
 pub struct LogoutArgs {
     pub server: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct VolumeArgs {
+    #[command(subcommand)]
+    pub command: Option<VolumeCommand>,
+}
+
+#[derive(Subcommand, Debug)]
+#[command(defer = true)]
+pub enum VolumeCommand {
+    /// Create a volume
+    Create(VolumeCreateArgs),
+    /// Display detailed information on one or more volumes
+    Inspect(VolumeInspectArgs),
+    /// List volumes
+    #[command(visible_alias = "list")]
+    Ls(VolumeLsArgs),
+    /// Remove unused local volumes
+    Prune(VolumePruneArgs),
+    /// Remove one or more volumes
+    #[command(visible_alias = "remove")]
+    Rm(VolumeRmArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct VolumeCreateArgs {
+    /// Specify volume driver name
+    #[arg(short = 'd', long, default_value = "local")]
+    pub driver: String,
+    /// Set metadata for a volume
+    #[arg(long = "label", value_name = "list")]
+    pub labels: Vec<String>,
+    /// Set driver specific options
+    #[arg(short = 'o', long = "opt", value_name = "map")]
+    pub opts: Vec<String>,
+    /// Specify volume name
+    #[arg(long = "name")]
+    pub name_flag: Option<String>,
+    /// VOLUME
+    pub name: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct VolumeInspectArgs {
+    /// Format the output using the given Go template
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+    #[arg(required = true, value_name = "VOLUME")]
+    pub volumes: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct VolumeLsArgs {
+    /// Provide filter values (e.g. 'dangling=true')
+    #[arg(short = 'f', long = "filter")]
+    pub filters: Vec<String>,
+    /// Pretty-print volumes using a Go template
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Only display volume names
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct VolumePruneArgs {
+    /// Provide filter values (e.g. 'label=<label>')
+    #[arg(long = "filter")]
+    pub filters: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct VolumeRmArgs {
+    /// Force the removal of one or more volumes
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(required = true, value_name = "VOLUME")]
+    pub volumes: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -2,7 +2,6 @@
 //! `container.Config` derived from them and the image, IDs and generated names.
 
 use std::io::Read;
-use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -42,8 +41,10 @@ pub struct CreateOptions {
     pub volumes: Vec<String>,
     /// `--tmpfs PATH[:OPTIONS]`.
     pub tmpfs: Vec<String>,
-    /// `--mount type=bind|tmpfs,…`, as given.
+    /// `--mount type=bind|volume|tmpfs,…`, as given.
     pub mounts: Vec<String>,
+    /// `--volumes-from CONTAINER[:ro|rw]`, as given.
+    pub volumes_from: Vec<String>,
     pub read_only: bool,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
@@ -144,6 +145,10 @@ pub(crate) struct Stored {
     /// `Path` and `Args` as Docker shows them.
     pub path: String,
     pub args: Vec<String>,
+    /// The mount points worked out at create (volumes named, anonymous ones included);
+    /// None in records made before volumes existed, whose mounts come from the options.
+    #[serde(default)]
+    pub mount_points: Option<Vec<crate::mounts::MountPoint>>,
 }
 
 /// A fresh container ID: 64 random hex digits (never all digits, as Docker).
@@ -253,46 +258,9 @@ pub(crate) fn image_runtime_config(c: &oci::ImageConfig) -> runtime::ImageConfig
     }
 }
 
-/// Parses `-v SRC:DST[:ro|rw]` and `--tmpfs PATH[:OPTS]` into runtime mounts.
-pub(crate) fn mounts(o: &CreateOptions) -> Result<Vec<runtime::MountSpec>> {
+/// The `--tmpfs PATH[:OPTS]` mounts.
+pub(crate) fn tmpfs_mounts(o: &CreateOptions) -> Result<Vec<runtime::MountSpec>> {
     let mut out = Vec::new();
-    for v in &o.volumes {
-        let parts: Vec<&str> = v.split(':').collect();
-        let (src, dst, mode) = match parts.as_slice() {
-            [s, d] => (*s, *d, ""),
-            [s, d, m] => (*s, *d, *m),
-            _ => {
-                return Err(Error::Invalid(format!(
-                    "invalid volume specification: '{v}'"
-                )))
-            }
-        };
-        if !src.starts_with('/') {
-            return Err(Error::Invalid(format!(
-                "invalid volume specification: '{v}': named volumes are not supported, use an absolute host path"
-            )));
-        }
-        if !dst.starts_with('/') {
-            return Err(Error::Invalid(format!(
-                "invalid volume specification: '{v}': invalid mount config for type \"bind\": invalid mount path: '{dst}' mount path must be absolute"
-            )));
-        }
-        let readonly = match mode {
-            "" | "rw" => false,
-            "ro" => true,
-            m => return Err(Error::Invalid(format!("invalid mode: {m}"))),
-        };
-        out.push(runtime::MountSpec {
-            kind: runtime::MountKind::Bind {
-                source: PathBuf::from(src),
-            },
-            destination: dst.to_string(),
-            readonly,
-        });
-    }
-    for m in &o.mounts {
-        out.push(parse_mount_flag(m)?);
-    }
     for t in &o.tmpfs {
         let (dst, opts) = t.split_once(':').unwrap_or((t, ""));
         if !dst.starts_with('/') {
@@ -311,113 +279,20 @@ pub(crate) fn mounts(o: &CreateOptions) -> Result<Vec<runtime::MountSpec>> {
     Ok(out)
 }
 
-/// One `--mount` flag, as Docker's CLI and daemon read it: CSV `key=value` fields; `type`
-/// (`volume` when not given), `source`/`src`, `target`/`destination`/`dst`, `readonly`/`ro`
-/// (with an optional boolean), `bind-propagation`, `tmpfs-size` (bytes), `tmpfs-mode`
-/// (octal). A bind source must exist (unlike `-v`, nothing is created).
-pub fn parse_mount_flag(spec: &str) -> Result<runtime::MountSpec> {
-    let flag = |why: String| {
-        Error::Invalid(format!(
-            "invalid argument \"{spec}\" for \"--mount\" flag: {why}"
-        ))
-    };
-    let mut kind = "volume".to_string();
-    let (mut source, mut target) = (None::<String>, None::<String>);
-    let mut readonly = false;
-    let (mut size, mut mode) = (None::<String>, None::<String>);
-    for field in spec.split(',') {
-        let (k, v) = match field.split_once('=') {
-            Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim())),
-            None => (field.trim().to_ascii_lowercase(), None),
-        };
-        match (k.as_str(), v) {
-            ("type", Some(t)) => kind = t.to_ascii_lowercase(),
-            ("source" | "src", Some(s)) => source = Some(s.to_string()),
-            ("target" | "destination" | "dst", Some(t)) => target = Some(t.to_string()),
-            ("readonly" | "ro", None) => readonly = true,
-            ("readonly" | "ro", Some(b)) => {
-                readonly = match b.to_ascii_lowercase().as_str() {
-                    "1" | "true" => true,
-                    "0" | "false" => false,
-                    _ => return Err(flag(format!("invalid value for {k}: {b}"))),
-                }
-            }
-            ("bind-propagation", Some(p)) => {
-                if ![
-                    "private", "rprivate", "shared", "rshared", "slave", "rslave",
-                ]
-                .contains(&p)
-                {
-                    return Err(flag(format!("invalid value for bind-propagation: {p}")));
-                }
-            }
-            ("bind-nonrecursive" | "consistency", Some(_)) => {}
-            ("tmpfs-size", Some(s)) => size = Some(s.to_string()),
-            ("tmpfs-mode", Some(m)) => {
-                u32::from_str_radix(m, 8)
-                    .map_err(|_| flag(format!("invalid value for tmpfs-mode: {m}")))?;
-                mode = Some(m.to_string());
-            }
-            (k, _) if k.starts_with("volume-") => {}
-            _ => return Err(flag(format!("unexpected key '{k}' in '{field}'"))),
-        }
-    }
-    let target = target.ok_or_else(|| flag("target is required".into()))?;
-    let bad =
-        |why: String| Error::Invalid(format!("invalid mount config for type \"{kind}\": {why}"));
-    if !target.starts_with('/') {
-        return Err(bad(format!(
-            "invalid mount path: '{target}' mount path must be absolute"
-        )));
-    }
-    match kind.as_str() {
-        "bind" => {
-            let src = source.ok_or_else(|| bad("field Source must not be empty".into()))?;
-            if !src.starts_with('/') {
-                return Err(bad(format!(
-                    "invalid mount path: '{src}' mount path must be absolute"
-                )));
-            }
-            if std::fs::symlink_metadata(&src).is_err() {
-                return Err(bad(format!("bind source path does not exist: {src}")));
-            }
-            Ok(runtime::MountSpec {
-                kind: runtime::MountKind::Bind {
-                    source: PathBuf::from(src),
-                },
-                destination: target,
-                readonly,
-            })
-        }
-        "tmpfs" => {
-            if source.is_some() {
-                return Err(bad("field Source must be empty".into()));
-            }
-            let mut options = Vec::new();
-            if let Some(s) = size {
-                options.push(format!("size={s}"));
-            }
-            if let Some(m) = mode {
-                options.push(format!("mode={m}"));
-            }
-            Ok(runtime::MountSpec {
-                kind: runtime::MountKind::Tmpfs {
-                    options: options.join(","),
-                },
-                destination: target,
-                readonly,
-            })
-        }
-        "volume" => Err(bad(
-            "named volumes are not supported by strata: use type=bind with an absolute host path"
-                .into(),
-        )),
-        other => Err(flag(format!("invalid mount type {other:?}"))),
-    }
+/// The mount points of a record made before volumes existed: its `-v` binds and `--mount`s
+/// as they were accepted then.
+pub(crate) fn legacy_mount_points(o: &CreateOptions) -> Vec<crate::mounts::MountPoint> {
+    crate::mounts::user_mounts(&o.volumes, &o.mounts).unwrap_or_default()
 }
 
 /// The runtime options of a container.
-pub(crate) fn run_options(id: &str, o: &CreateOptions) -> Result<runtime::RunOptions> {
+/// The runtime options of a container; `mounts` are its mounts in order (see
+/// `Containers::runtime_mounts`).
+pub(crate) fn run_options(
+    id: &str,
+    o: &CreateOptions,
+    mounts: Vec<runtime::MountSpec>,
+) -> Result<runtime::RunOptions> {
     let network = network_mode(&o.network)?;
     let (nnp, seccomp) = security_options(&o.security_opt)?;
     Ok(runtime::RunOptions {
@@ -443,7 +318,7 @@ pub(crate) fn run_options(id: &str, o: &CreateOptions) -> Result<runtime::RunOpt
         host_hostname: host_hostname(),
         network,
         ports: Vec::new(),
-        mounts: mounts(o)?,
+        mounts,
         read_only: o.read_only,
         cap_add: o.cap_add.clone(),
         cap_drop: o.cap_drop.clone(),
@@ -548,6 +423,13 @@ pub(crate) fn container_config(
                 .extend(b.into_keys());
         }
     }
+    // `-v /path` makes an anonymous volume, listed with the image's.
+    let anonymous = crate::mounts::anonymous_flags(&o.volumes);
+    if !anonymous.is_empty() {
+        c.volumes
+            .get_or_insert_with(Default::default)
+            .extend(anonymous);
+    }
     c
 }
 
@@ -592,20 +474,17 @@ mod tests {
     }
 
     #[test]
-    fn volumes_and_tmpfs_parse() {
+    fn tmpfs_parse() {
         let o = CreateOptions {
-            volumes: vec!["/a:/b:ro".into(), "/c:/d".into()],
             tmpfs: vec!["/t:size=1m".into()],
             ..Default::default()
         };
-        let m = mounts(&o).unwrap();
-        assert_eq!(m.len(), 3);
-        assert!(m[0].readonly && !m[1].readonly);
-        assert_eq!(m[2].destination, "/t");
+        let m = tmpfs_mounts(&o).unwrap();
+        assert_eq!(m[0].destination, "/t");
         let bad = CreateOptions {
-            volumes: vec!["vol:/b".into()],
+            tmpfs: vec!["t".into()],
             ..Default::default()
         };
-        assert!(mounts(&bad).is_err());
+        assert!(tmpfs_mounts(&bad).is_err());
     }
 }

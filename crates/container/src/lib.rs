@@ -20,16 +20,19 @@ mod config;
 mod error;
 mod lifecycle;
 mod logs;
+mod mounts;
 mod networks;
 mod ports;
 mod top;
 mod views;
+mod volumes;
 
 pub use changes::{Change, ChangeKind, CommitOptions};
 pub use config::{generate_name, new_id, validate_name, CreateOptions, DeviceMapping};
 pub use error::{Error, Result};
 pub use lifecycle::{signal_number, Containers, ExecRequest, StartIo};
 pub use logs::{log_pipes, parse_line, read_entries, LogEntry, LogPump, Stream};
+pub use mounts::{parse_mount_flag, validate_volume_name, MountPoint, MountType};
 pub use networks::{
     Attachment, CreateNetwork, Network, NetworkConfig, BUILTIN as BUILTIN_NETWORKS,
 };
@@ -37,3 +40,4 @@ pub use ports::{display as ports_column, parse_publish, PortBinding, PortBinding
 pub use store::{ContainerRecord, ContainerState};
 pub use top::{parse_ps, Top};
 pub use views::Summary;
+pub use volumes::{Volume, VolumeRequest};

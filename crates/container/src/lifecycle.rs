@@ -221,7 +221,12 @@ impl Containers {
         let image_id = image::resolve(&self.store, image_name)?;
         let img = image::read_config(&self.store, &image_id)?;
         let id = config::new_id();
-        let run = config::run_options(&id, opts)?;
+        let (mount_points, new_volumes) = self.plan_mounts(opts, &img)?;
+        let run = config::run_options(
+            &id,
+            opts,
+            self.runtime_mounts_unchecked(&mount_points, opts)?,
+        )?;
         crate::ports::parse_publish(&opts.publish)?;
         let spec = runtime::compose(&config::image_runtime_config(&img), &run)?;
         let name = match &opts.name {
@@ -244,9 +249,17 @@ impl Containers {
             config: cfg,
             path: spec.process.args.first().cloned().unwrap_or_default(),
             args: spec.process.args.iter().skip(1).cloned().collect(),
+            mount_points: Some(mount_points.clone()),
         };
+        let volume_names: Vec<String> = mount_points
+            .iter()
+            .filter(|m| m.kind == crate::MountType::Volume)
+            .map(|m| m.name.clone())
+            .collect();
         let json = serde_json::to_string(&stored).map_err(|e| Error::Invalid(e.to_string()))?;
         let lowers = self.lowers(&image_id)?;
+        // A volume's directory is in place before the row that names it.
+        self.make_volume_dirs(&new_volumes)?;
         let snapshots = &self.snapshots;
         // The snapshot is made under the store lock, so cleanup never sees it unrecorded.
         let record = |store: &mut Store| -> Result<()> {
@@ -257,6 +270,9 @@ impl Containers {
                     None => config::generate_name(&id, attempt),
                 };
                 let mut p = store.publish()?;
+                for v in &new_volumes {
+                    p.add_volume(v)?;
+                }
                 let added = p.add_container(&NewContainer {
                     id: &id,
                     name: &n,
@@ -267,6 +283,9 @@ impl Containers {
                 });
                 match added {
                     Ok(()) => {
+                        for v in &volume_names {
+                            p.attach_volume(&id, v)?;
+                        }
                         snapshots.prepare(&id, &lowers)?;
                         if let Err(e) = p.commit() {
                             let _ = snapshots.remove(&id);
@@ -281,10 +300,19 @@ impl Containers {
                 }
             }
         };
-        if synced {
-            record(&mut self.store)?;
+        let recorded = if synced {
+            record(&mut self.store)
         } else {
-            self.store.unsynced(record)?;
+            self.store.unsynced(record)
+        };
+        if let Err(e) = recorded {
+            // The directories of volumes that were to be created with it go too.
+            for v in &new_volumes {
+                if matches!(self.store.volume(&v.name), Ok(None)) {
+                    let _ = fs::remove_dir_all(self.volumes_dir().join(&v.name));
+                }
+            }
+            return Err(e);
         }
         Ok(self
             .store
@@ -361,7 +389,15 @@ impl Containers {
         }
         let stored = Self::stored(&rec)?;
         let img = image::read_config(&self.store, &rec.image_id)?;
-        let run = config::run_options(&rec.id, &stored.options)?;
+        let points = stored
+            .mount_points
+            .clone()
+            .unwrap_or_else(|| config::legacy_mount_points(&stored.options));
+        let mounts = match self.runtime_mounts(&points, &stored.options) {
+            Ok(m) => m,
+            Err(e) => return Err(self.failed_start(&rec, &stored, e)),
+        };
+        let run = config::run_options(&rec.id, &stored.options, mounts)?;
         let rootfs = self.rootfs(&rec.id);
         fs::create_dir_all(&rootfs).map_err(|e| Error::io(&rootfs, e))?;
         // Held while this process monitors the container: cleanup leaves it alone.
@@ -419,6 +455,10 @@ impl Containers {
             }
             snapshot::mount_all(&mounts, &rootfs)?;
         }
+        let early = match early {
+            Ok(x) => self.populate_volumes(&points, &rootfs).map(|()| x),
+            Err(e) => Err(e),
+        };
         let state_dir = self.state_dir(&rec.id);
         let _ = fs::remove_file(state_dir.join(crate::ports::STATE_FILE));
         let tty = stored.options.tty;
@@ -459,17 +499,7 @@ impl Containers {
             Err(e) => {
                 let _ = snapshot::unmount_if_mounted(&rootfs);
                 let _ = self.release_endpoints(&rec.id);
-                let st = ContainerState {
-                    status: "created".into(),
-                    exit_code: e.exit_code(),
-                    error: e.to_string(),
-                    ..rec.state.clone()
-                };
-                let _ = self.store.set_container_state(&rec.id, &st);
-                if stored.options.auto_remove {
-                    let _ = self.remove(&rec.id, true);
-                }
-                return Err(e);
+                return Err(self.failed_start(&rec, &stored, e));
             }
         };
         // Forward signals to the container from here on.
@@ -537,12 +567,28 @@ impl Containers {
                 .unsynced(|s| s.set_container_state(id, &ended))
                 .is_ok()
             {
-                self.remove(id, true)?;
+                self.remove_with_volumes(id, true, true)?;
             }
         } else {
             let _ = self.store.set_container_state(&rec.id, &ended);
         }
         Ok(code)
+    }
+
+    /// Records why a container could not start (state `created`, Docker's exit code and the
+    /// error), removes it when made with `--rm`, and gives the error back.
+    fn failed_start(&mut self, rec: &ContainerRecord, stored: &Stored, e: Error) -> Error {
+        let st = ContainerState {
+            status: "created".into(),
+            exit_code: e.exit_code(),
+            error: e.to_string(),
+            ..rec.state.clone()
+        };
+        let _ = self.store.set_container_state(&rec.id, &st);
+        if stored.options.auto_remove {
+            let _ = self.remove_with_volumes(&rec.id, true, true);
+        }
+        e
     }
 
     /// On the private network: the ports this start publishes (`-p`, and `-P` over the
@@ -663,7 +709,7 @@ impl Containers {
         }
         let stored = Self::stored(&rec)?;
         let img = image::read_config(&self.store, &rec.image_id)?;
-        let run = config::run_options(&rec.id, &stored.options)?;
+        let run = config::run_options(&rec.id, &stored.options, Vec::new())?;
         let spec = runtime::compose(&config::image_runtime_config(&img), &run)?;
         let mut p = spec.exec_process(args, &env, workdir, user)?;
         let rootfs = self.rootfs(&rec.id);
@@ -774,6 +820,17 @@ impl Containers {
     /// `docker rm`: unmounts, removes the snapshot, the cgroups, the state directory and the
     /// record. A running container needs `force` (it is killed first).
     pub fn remove(&mut self, name: &str, force: bool) -> Result<ContainerRecord> {
+        self.remove_with_volumes(name, force, false)
+    }
+
+    /// `docker rm [-v]`: [`Containers::remove`], and with `volumes` its anonymous volumes
+    /// too (those no other container uses).
+    pub fn remove_with_volumes(
+        &mut self,
+        name: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<ContainerRecord> {
         let rec = self.find(name)?;
         if rec.state.status == "running" && alive(rec.state.pid) {
             if !force {
@@ -797,6 +854,11 @@ impl Containers {
         match self.store.delete_container(&rec.id) {
             Ok(()) | Err(store::Error::ContainerNotFound(_)) => {}
             Err(e) => return Err(e.into()),
+        }
+        if volumes {
+            if let Some(points) = Self::stored(&rec).ok().and_then(|s| s.mount_points) {
+                self.remove_anonymous_volumes(&points)?;
+            }
         }
         Ok(rec)
     }
@@ -828,7 +890,7 @@ impl Containers {
                     .map(|s| s.options.auto_remove)
                     .unwrap_or(false);
                 if auto_remove {
-                    self.remove(&c.id, true)?;
+                    self.remove_with_volumes(&c.id, true, true)?;
                 } else {
                     let st = ContainerState {
                         status: "exited".into(),

@@ -229,27 +229,16 @@ impl Containers {
             }),
             None => json!({"Data": null, "Name": self.snapshots.name()}),
         };
-        let mounts: Vec<Value> = crate::config::mounts(o)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|m| match m.kind {
-                runtime::MountKind::Bind { source } => json!({
-                    "Type": "bind",
-                    "Source": source.display().to_string(),
-                    "Destination": m.destination,
-                    "Mode": if m.readonly { "ro" } else { "" },
-                    "RW": !m.readonly,
-                    "Propagation": "rprivate",
-                }),
-                runtime::MountKind::Tmpfs { .. } => json!({
-                    "Type": "tmpfs",
-                    "Source": "",
-                    "Destination": m.destination,
-                    "Mode": "",
-                    "RW": true,
-                    "Propagation": "",
-                }),
-            })
+        // Docker lists `Mounts` from a map (no order of its own): by destination here.
+        let points = stored
+            .mount_points
+            .clone()
+            .unwrap_or_else(|| crate::config::legacy_mount_points(o));
+        let mut sorted = points.clone();
+        sorted.sort_by(|a, b| a.destination.cmp(&b.destination));
+        let mounts: Vec<Value> = sorted
+            .iter()
+            .map(crate::mounts::MountPoint::inspect)
             .collect();
         let tmpfs: serde_json::Map<String, Value> = o
             .tmpfs
@@ -260,24 +249,10 @@ impl Containers {
             })
             .collect();
         // `--mount` flags, as Docker lists them under HostConfig.Mounts.
-        let host_mounts: Vec<Value> = o
-            .mounts
-            .iter()
-            .filter_map(|m| crate::config::parse_mount_flag(m).ok())
-            .map(|m| match m.kind {
-                runtime::MountKind::Bind { source } => json!({
-                    "Type": "bind",
-                    "Source": source.display().to_string(),
-                    "Target": m.destination,
-                    "ReadOnly": m.readonly,
-                }),
-                runtime::MountKind::Tmpfs { .. } => json!({
-                    "Type": "tmpfs",
-                    "Target": m.destination,
-                    "ReadOnly": m.readonly,
-                }),
-            })
-            .collect();
+        let host_mounts: Vec<Value> = match &stored.mount_points {
+            Some(p) => p.iter().filter_map(|m| m.spec.clone()).collect(),
+            None => points.iter().filter_map(|m| m.spec.clone()).collect(),
+        };
         let host_mounts = if host_mounts.is_empty() {
             Value::Null
         } else {
@@ -322,11 +297,13 @@ impl Containers {
             "AppArmorProfile": "",
             "ExecIDs": null,
             "HostConfig": {
-                "Binds": strings(&o.volumes),
+                "Binds": strings(&o.volumes.iter().filter(|v| v.contains(':')).cloned().collect()),
                 "NetworkMode": network_names(o).0,
                 "PortBindings": crate::ports::parse_publish(&o.publish).unwrap_or_default(),
                 "PublishAllPorts": o.publish_all,
                 "AutoRemove": o.auto_remove,
+                "VolumeDriver": "",
+                "VolumesFrom": strings(&o.volumes_from),
                 "CapAdd": strings(&o.cap_add),
                 "CapDrop": strings(&o.cap_drop),
                 "Privileged": o.privileged,

@@ -59,7 +59,7 @@ pub(crate) fn openat2(dirfd: RawFd, path: &std::ffi::CStr, flags: i32, resolve: 
 
 /// `path` (absolute, inside the container) resolved under `root`, following symlinks within
 /// `root`. Missing components are kept as they are (for paths about to be created).
-pub(crate) fn secure_join(root: &Path, path: &str) -> PathBuf {
+pub fn secure_join(root: &Path, path: &str) -> PathBuf {
     let mut pending: Vec<OsString> = components(Path::new(path));
     pending.reverse();
     let mut resolved: Vec<OsString> = Vec::new();

@@ -90,6 +90,23 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX images_cache ON images(parent, cache_key);
     DROP INDEX images_parent;
     "#,
+    // volumes (driver, labels and options of each), and which containers mount them: a
+    // volume is in use while a container row names it (removed with the container).
+    r#"
+    CREATE TABLE IF NOT EXISTS volumes (
+        name    TEXT PRIMARY KEY,
+        driver  TEXT NOT NULL,
+        labels  TEXT NOT NULL,
+        options TEXT NOT NULL,
+        created TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS container_volumes (
+        container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        volume       TEXT NOT NULL REFERENCES volumes(name),
+        PRIMARY KEY (container_id, volume)
+    );
+    CREATE INDEX IF NOT EXISTS container_volumes_volume ON container_volumes(volume);
+    "#,
     // user-defined networks (their configuration is JSON the container crate owns) and the
     // endpoints of running containers on them (the address each holds while it runs).
     r#"
@@ -118,6 +135,26 @@ const WAL_PAGES: i64 = 64;
 
 pub(crate) struct Db {
     pub(crate) conn: Connection,
+    /// The WAL file (`metadata.db-wal`).
+    wal: std::path::PathBuf,
+}
+
+impl Drop for Db {
+    /// A WAL that has grown past [`WAL_PAGES`] is checkpointed and truncated as the process
+    /// lets go of the database. Without this, a WAL left in place outlives the wal-index that
+    /// knew it was checkpointed (the next process to open the database rebuilds the index
+    /// from the WAL, counting every frame as not yet copied), so it is never restarted and
+    /// every commit of every later process copies all its frames again, with three fsyncs.
+    /// Best effort: another process reading or writing just now keeps it for later.
+    fn drop(&mut self) {
+        let big = std::fs::metadata(&self.wal).is_ok_and(|m| m.len() > (WAL_PAGES as u64) * 4096);
+        if big {
+            let _ = self.conn.busy_timeout(Duration::from_millis(0));
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
+    }
 }
 
 /// A layer known to the store.
@@ -241,7 +278,12 @@ impl Db {
             true,
         )?;
         conn.pragma_update(None, "wal_autocheckpoint", WAL_PAGES)?;
-        let mut db = Db { conn };
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let mut db = Db {
+            conn,
+            wal: wal.into(),
+        };
         db.migrate()?;
         Ok(db)
     }

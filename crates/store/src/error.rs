@@ -32,6 +32,13 @@ pub enum Error {
     AmbiguousContainer(String),
     #[error("image {image} is in use by container {container}")]
     ImageInUse { image: Digest, container: String },
+    #[error("get {0}: no such volume")]
+    VolumeNotFound(String),
+    #[error("remove {name}: volume is in use - [{}]", containers.join(", "))]
+    VolumeInUse {
+        name: String,
+        containers: Vec<String>,
+    },
     #[error("network with name {0} already exists")]
     NetworkNameInUse(String),
     #[error("network {0} not found")]

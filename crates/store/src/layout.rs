@@ -6,7 +6,8 @@
 //! ROOT/blobs/sha256/HEX  blobs                        ROOT/layers/HEX    unpacked layers by diff_id
 //! ROOT/tmp/              staging areas                ROOT/snapshots/    the snapshotter's root
 //! ROOT/containers/ID/    a container's state          ROOT/build/        the builder's files
-//! ROOT/cache/seccomp/    compiled seccomp filters     ROOT/networks/ID/  a network's namespace (netns)
+//! ROOT/cache/seccomp/    compiled seccomp filters  ROOT/volumes/NAME/_data  a volume's data
+//! ROOT/networks/ID/netns  a network's namespace
 //! ```
 
 use std::fs::{File, OpenOptions};
@@ -38,6 +39,11 @@ impl Layout {
     /// The parent of every container's state directory.
     pub fn containers(&self) -> PathBuf {
         self.root.join("containers")
+    }
+
+    /// The parent of every volume's directory (`volumes/NAME/_data`, Docker's layout).
+    pub fn volumes(&self) -> PathBuf {
+        self.root.join("volumes")
     }
 
     /// The parent of every user-defined network's directory (`ID/netns`, its namespace) and

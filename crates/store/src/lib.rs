@@ -6,7 +6,8 @@
 //!
 //! ```text
 //! ROOT/metadata.db          SQLite (WAL): layers, images, image_layers, tags, repo_digests,
-//!                           containers
+//!                           containers, volumes, container_volumes
+//! ROOT/volumes/NAME/_data   a volume's data (Docker's layout)
 //! ROOT/lock                 exclusive while publishing or collecting garbage (short)
 //! ROOT/blobs/sha256/HEX     content blobs: configs, manifests, compressed layers
 //! ROOT/layers/HEX           one unpacked layer per diff_id, ready to be an overlay lowerdir
@@ -38,6 +39,7 @@ mod layout;
 mod networks;
 mod publish;
 mod staging;
+mod volumes;
 
 pub use blobs::{BlobWriter, StagedBlob};
 pub use containers::{ContainerRecord, ContainerState, NewContainer};
@@ -47,6 +49,7 @@ pub use layout::Layout;
 pub use networks::{EndpointRecord, NetworkRecord};
 pub use publish::Publisher;
 pub use staging::Staging;
+pub use volumes::VolumeRecord;
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};

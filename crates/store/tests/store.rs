@@ -337,3 +337,29 @@ fn a_writer_killed_at_any_instant_leaves_a_consistent_store() {
     assert_eq!(entries(&tmp.path().join("tmp")), 0);
     assert_consistent(tmp.path());
 }
+
+#[test]
+fn the_wal_stays_bounded_across_processes() {
+    // Each short-lived process opens the store, commits once and lets go. The WAL is left in
+    // place between processes, but must be checkpointed and restarted once it is big: a
+    // WAL that only grows makes every commit copy all of it into the database again.
+    let dir = tempfile::tempdir().unwrap();
+    let id = {
+        let mut s = Store::open(dir.path()).unwrap();
+        add_image(&mut s, r#"{"n":1}"#, &[], Some("wal:1"))
+    };
+    let wal = dir.path().join("metadata.db-wal");
+    let mut biggest = 0;
+    for _ in 0..200 {
+        let mut s = Store::open(dir.path()).unwrap();
+        let mut p = s.publish().unwrap();
+        p.tag("wal:1", &id).unwrap();
+        p.commit().unwrap();
+        drop(s);
+        biggest = biggest.max(fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+    }
+    assert!(
+        biggest <= 80 * 4096,
+        "the WAL grew to {biggest} bytes over 200 commits of one page"
+    );
+}

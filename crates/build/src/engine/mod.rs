@@ -300,7 +300,7 @@ impl Builder<'_> {
     pub fn build(&mut self, plan: &Plan, opts: &BuildOptions) -> Result<Digest> {
         let unsynced = std::cell::Cell::new(false);
         let built = self.build_stages(plan, opts, &unsynced);
-        let tagged = built.and_then(|id| self.tag(&id, opts).map(|()| id));
+        let tagged = built.and_then(|id| self.tag(&id, opts, unsynced.get()).map(|()| id));
         if unsynced.get() && (tagged.is_err() || opts.tags.is_empty()) {
             let synced = self.store.sync();
             if tagged.is_ok() {
@@ -377,12 +377,31 @@ impl Builder<'_> {
     }
 
     /// Tags the final image and prints Docker's last lines (only the ID with `-q`).
-    fn tag(&mut self, id: &Digest, opts: &BuildOptions) -> Result<()> {
-        let mut p = self.store.publish()?;
+    ///
+    /// When the build recorded nothing new and every tag already names the image (an
+    /// unchanged rebuild), the commit only moves Docker's `LastTagTime`, which need not wait
+    /// for the disk: a crash loses nothing but that time.
+    fn tag(&mut self, id: &Digest, opts: &BuildOptions, unsynced: bool) -> Result<()> {
+        let mut retag_only = !unsynced;
         for t in &opts.tags {
-            p.tag(&t.to_string(), id)?;
+            if !retag_only {
+                break;
+            }
+            retag_only = self.store.lookup_tag(&t.to_string())?.as_ref() == Some(id);
         }
-        p.commit()?;
+        let commit = |store: &mut Store| -> Result<()> {
+            let mut p = store.publish()?;
+            for t in &opts.tags {
+                p.tag(&t.to_string(), id)?;
+            }
+            p.commit()?;
+            Ok(())
+        };
+        if retag_only {
+            self.store.unsynced(commit)?;
+        } else {
+            commit(self.store)?;
+        }
         if opts.quiet {
             let _ = writeln!(self.out, "{id}");
         } else {

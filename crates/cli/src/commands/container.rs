@@ -39,7 +39,8 @@ fn each(
 pub fn rm(root: &Path, a: RmArgs) -> Result<()> {
     let mut c = super::open_containers(root)?;
     each(&a.containers, |n| {
-        c.remove(n, a.force).map(|_| Some(n.to_string()))
+        c.remove_with_volumes(n, a.force, a.volumes)
+            .map(|_| Some(n.to_string()))
     })
 }
 

@@ -28,7 +28,16 @@ pub fn run(root: &std::path::Path, a: DfArgs) -> Result<()> {
         with_percent(du.reclaimable, du.images_size),
     ]);
     t.push(["Containers", "0", "0", "0B", "0B"].map(String::from));
-    t.push(["Local Volumes", "0", "0", "0B", "0B"].map(String::from));
+    let volumes = super::volume::disk_usage(root)?;
+    let volumes_size: u64 = volumes.iter().map(|v| v.2).sum();
+    let unused: u64 = volumes.iter().filter(|v| v.1 == 0).map(|v| v.2).sum();
+    t.push([
+        "Local Volumes".to_string(),
+        volumes.len().to_string(),
+        volumes.iter().filter(|v| v.1 > 0).count().to_string(),
+        format::human_size_4(volumes_size),
+        with_percent(unused, volumes_size),
+    ]);
     let (n, size) = build_cache_usage(root);
     t.push([
         "Build Cache".to_string(),
@@ -85,10 +94,11 @@ pub fn run(root: &std::path::Path, a: DfArgs) -> Result<()> {
         .render()
     );
     println!("\nLocal Volumes space usage:\n");
-    print!(
-        "{}",
-        format::Table::new(&["VOLUME NAME", "LINKS", "SIZE"]).render()
-    );
+    let mut vt = format::Table::new(&["VOLUME NAME", "LINKS", "SIZE"]);
+    for (name, links, size) in &volumes {
+        vt.push([name.clone(), links.to_string(), format::human_size_4(*size)]);
+    }
+    print!("{}", vt.render());
     println!("\nBuild cache usage: {}\n", format::human_size_4(size));
     print!(
         "{}",

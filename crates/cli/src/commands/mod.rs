@@ -18,6 +18,7 @@ mod push;
 mod rmi;
 mod run;
 mod save;
+mod volume;
 
 use std::path::Path;
 
@@ -95,6 +96,7 @@ pub fn run(cmd: Command, root: &Path) -> Result<()> {
         Command::Port(a) | Command::Container(ContainerCommand::Port(a)) => {
             container::port(root, a)
         }
+        Command::Volume(a) => volume::run(root, a),
         // ---- end containers ----
         Command::Network(n) => match n {
             NetworkCommand::Create(a) => network::create(root, a),

@@ -89,6 +89,7 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
         volumes: a.volumes.clone(),
         tmpfs: a.tmpfs.clone(),
         mounts: a.mounts.clone(),
+        volumes_from: a.volumes_from.clone(),
         read_only: a.read_only,
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
