@@ -375,7 +375,12 @@ fn outputs_and_errors_have_dockers_shapes() {
         let line = |t: &str| {
             t.lines()
                 .find(|l| l.split_whitespace().nth(1) == Some(builtin))
-                .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>())
+                .map(|l| {
+                    l.split_whitespace()
+                        .skip(1)
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
         };
         assert_eq!(line(&s_ls), line(&d_ls), "{builtin}");
     }
@@ -507,4 +512,62 @@ fn scopeguard(f: impl FnOnce()) -> impl Drop {
         }
     }
     G(Some(f))
+}
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn cleanup_releases_what_a_killed_strata_left() {
+    if !can_run() {
+        return;
+    }
+    let s = Store::new();
+    s.ok(&["network", "create", "--internal", "left"]);
+    s.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "left",
+        "--name",
+        "gone",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let pid = s.ok(&["inspect", "-f", "{{.State.Pid}}", "gone"]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap();
+    let monitor = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    // The monitor dies without releasing anything (its container dies with it).
+    common::run_ok("kill", &["-9", &monitor]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{}", pid.trim())).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "container outlived its monitor"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // A network namespace directory no record names (a create killed half-way).
+    let stray = s.root.path().join("networks").join("0".repeat(64));
+    std::fs::create_dir_all(&stray).unwrap();
+    std::fs::write(stray.join("netns"), "").unwrap();
+    // The next command repairs both.
+    let net = json(&s.ok(&["network", "inspect", "left"]));
+    assert_eq!(net[0]["Containers"], serde_json::json!({}));
+    assert!(!stray.exists());
+    assert_eq!(
+        s.ok(&["inspect", "-f", "{{.State.Status}}", "gone"]).trim(),
+        "exited"
+    );
+    // It starts again with an endpoint, and the network goes once it is removed.
+    s.ok(&["start", "gone"]);
+    let net = json(&s.ok(&["network", "inspect", "left"]));
+    assert_eq!(net[0]["Containers"].as_object().unwrap().len(), 1);
+    s.ok(&["rm", "-f", "gone"]);
+    s.ok(&["network", "rm", "left"]);
+    assert_eq!(s.mounts(), Vec::<String>::new());
 }

@@ -203,7 +203,7 @@ fn short(id: &str) -> &str {
 
 impl Containers {
     fn networks_dir(&self) -> PathBuf {
-        self.root.join("networks")
+        store::Layout::new(&self.root).networks()
     }
 
     fn network_ns(&self, id: &str) -> PathBuf {
@@ -633,7 +633,7 @@ impl Containers {
                 }
             }
         }
-        self.refresh_hosts(&[rec.id.clone()])?;
+        self.refresh_hosts(std::slice::from_ref(&rec.id))?;
         Ok(out)
     }
 
@@ -763,10 +763,12 @@ impl Containers {
             "" | "host" => return Err(bad(
                 "container cannot be disconnected from host network or connected to host network",
             )),
-            "none" => return Err(bad(format!(
+            "none" => {
+                return Err(bad(format!(
                 "container cannot be connected to network {}: it was started with --network none",
                 n.name()
-            ))),
+            )))
+            }
             _ => {}
         }
         if stored
@@ -816,7 +818,7 @@ impl Containers {
                 let _ = self.save_options(&rec.id, &stored);
                 return Err(e);
             }
-            self.refresh_hosts(&[rec.id.clone()])?;
+            self.refresh_hosts(std::slice::from_ref(&rec.id))?;
         } else {
             stored.options.networks.push(att);
             self.save_options(&rec.id, &stored)?;

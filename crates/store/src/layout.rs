@@ -8,6 +8,7 @@
 //! ROOT/containers/ID/    a container's state          ROOT/build/        the builder's files
 //! ROOT/cache/seccomp/    compiled seccomp filters  ROOT/volumes/NAME/_data  a volume's data
 //! ROOT/events.log        the event journal
+//! ROOT/networks/ID/netns  a network's namespace
 //! ```
 
 use std::fs::{File, OpenOptions};
@@ -44,6 +45,12 @@ impl Layout {
     /// The parent of every volume's directory (`volumes/NAME/_data`, Docker's layout).
     pub fn volumes(&self) -> PathBuf {
         self.root.join("volumes")
+    }
+
+    /// The parent of every user-defined network's directory (`ID/netns`, its namespace) and
+    /// of the lock that orders network changes.
+    pub fn networks(&self) -> PathBuf {
+        self.root.join("networks")
     }
 
     /// The builder's directory: its `-init` layer, RUN mount points, RUN state, caches.

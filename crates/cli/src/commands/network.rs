@@ -81,7 +81,6 @@ fn matches(n: &container::Network, key: &str, value: &str) -> Result<bool> {
                 return Err(Failure::new(1, format!("invalid filter: 'type'='{other}'")).into())
             }
         },
-        "dangling" => true,
         other => return Err(Failure::new(1, format!("invalid filter '{other}'")).into()),
     })
 }
