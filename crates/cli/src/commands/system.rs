@@ -362,7 +362,19 @@ pub fn prune(root: &Path, a: SystemPruneArgs) -> Result<()> {
         }
         out.push('\n');
     }
-    // TODO(networks): prune them here once `network prune` exists on main.
+    // Networks (user-defined ones no container is on; `prune_networks` takes no filters yet,
+    // so with filters none are removed rather than too many).
+    if a.filters.is_empty() {
+        let removed = c.prune_networks()?;
+        if !removed.is_empty() {
+            out.push_str("Deleted Networks:\n");
+            for n in &removed {
+                out.push_str(n);
+                out.push('\n');
+            }
+            out.push('\n');
+        }
+    }
     if a.volumes {
         let (names, bytes) = c.volume_prune(|v| {
             let labels: std::collections::BTreeMap<String, String> = v
