@@ -22,10 +22,10 @@ mod push;
 mod rmi;
 mod run;
 mod save;
-mod system;
-mod volume;
 mod stats;
+mod system;
 mod update;
+mod volume;
 
 use std::path::Path;
 
