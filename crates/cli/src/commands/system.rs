@@ -501,6 +501,12 @@ pub fn version(a: VersionArgs) -> Result<()> {
 pub fn completion(a: CompletionArgs) -> Result<()> {
     use clap::CommandFactory;
     let mut cmd = crate::cli::Cli::command();
-    clap_complete::generate(a.shell, &mut cmd, crate::PROGRAM, &mut io::stdout());
-    Ok(())
+    // Generated into memory first: clap_complete panics on a write error, and a reader
+    // that stops early (`| head`) is no error.
+    let mut script = Vec::new();
+    clap_complete::generate(a.shell, &mut cmd, crate::PROGRAM, &mut script);
+    match io::stdout().lock().write_all(&script) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
