@@ -62,6 +62,9 @@ fn usage_errors_match_docker() {
         &["logs"],
         &["tag", "a"],
         &["nosuchcmd"],
+        &["ps", "--filter", "foo"],
+        &["network", "ls", "--filter", "foo"],
+        &["volume", "ls", "--filter", "foo"],
     ] {
         let ours = strata_out(&s, args);
         let theirs = docker_out(args);
@@ -92,6 +95,15 @@ fn usage_errors_match_docker() {
         (o.status.code(), first, l.next().map(str::to_string))
     };
     assert_eq!(prefix(&ours, "strata"), prefix(&theirs, "docker"));
+    // An unknown filter name is the daemon's error, exit 1.
+    for args in [
+        &["ps", "--filter", "foo=bar"][..],
+        &["network", "ls", "--filter", "foo=bar"],
+        &["volume", "ls", "--filter", "foo=bar"],
+    ] {
+        let (ours, theirs) = (outcome(&strata_out(&s, args)), outcome(&docker_out(args)));
+        assert_eq!(ours, theirs, "{args:?}");
+    }
 }
 
 #[test]

@@ -171,6 +171,22 @@ pub fn parse_time(v: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     Some(Utc::now() - chrono::Duration::nanoseconds(nanos))
 }
 
+/// Splits a `--filter NAME=VALUE` as Docker's client does; a filter without `=` is the
+/// client's usage error (exit 125) naming `command` (`ps`, `network ls`…).
+pub fn split_filter<'a>(f: &'a str, command: &str) -> Result<(&'a str, &'a str)> {
+    f.split_once('=').ok_or_else(|| {
+        crate::Failure::bare(
+            125,
+            format!(
+                "invalid argument \"{f}\" for \"-f, --filter\" flag: bad format of filter \
+                 (expected name=value)\nSee '{} {command} --help'.",
+                crate::PROGRAM
+            ),
+        )
+        .into()
+    })
+}
+
 /// Opens the containers of a root and repairs what a killed strata left behind.
 pub fn open_containers(root: &Path) -> Result<::container::Containers> {
     let mut c = ::container::Containers::open_with(root, crate::settings::get().snapshotter)

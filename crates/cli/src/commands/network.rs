@@ -81,7 +81,7 @@ fn matches(n: &container::Network, key: &str, value: &str) -> Result<bool> {
                 return Err(Failure::new(1, format!("invalid filter: 'type'='{other}'")).into())
             }
         },
-        other => return Err(Failure::new(1, format!("invalid filter '{other}'")).into()),
+        other => return Err(Failure::new(1, format!("Invalid filter '{other}'")).into()),
     })
 }
 
@@ -91,12 +91,7 @@ pub fn ls(root: &Path, a: NetworkLsArgs) -> Result<()> {
     // Filters of one key match any of their values; different keys must all match.
     let mut by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for f in &a.filters {
-        let (k, v) = f.split_once('=').ok_or_else(|| {
-            Failure::new(
-                1,
-                format!("bad format of filter (expected name=value): {f}"),
-            )
-        })?;
+        let (k, v) = super::split_filter(f, "network ls")?;
         by_key.entry(k.to_string()).or_default().push(v.to_string());
     }
     for (k, vals) in &by_key {

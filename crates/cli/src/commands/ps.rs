@@ -33,12 +33,7 @@ pub fn run(root: &Path, a: PsArgs) -> Result<()> {
     let c = super::open_containers(root)?;
     let mut rows = c.summaries(a.size)?;
     for f in &a.filters {
-        let (k, v) = f.split_once('=').ok_or_else(|| {
-            Failure::new(
-                1,
-                format!("bad format of filter (expected name=value): {f}"),
-            )
-        })?;
+        let (k, v) = super::split_filter(f, "ps")?;
         let state = |s: &container::Summary| -> &str {
             if s.paused {
                 "paused"
@@ -58,7 +53,7 @@ pub fn run(root: &Path, a: PsArgs) -> Result<()> {
                 rows.retain(|s| state(s) == "exited" && s.record.state.exit_code.to_string() == v)
             }
             "ancestor" => rows.retain(|s| s.image == v || s.record.image_name == v),
-            _ => return Err(Failure::new(1, format!("invalid filter '{k}'")).into()),
+            _ => return Err(Failure::new(1, format!("Invalid filter '{k}'")).into()),
         }
     }
     let filtered = !a.filters.is_empty();

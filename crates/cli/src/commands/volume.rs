@@ -192,12 +192,7 @@ fn ls(root: &Path, a: VolumeLsArgs) -> Result<()> {
     // Filters of one name are alternatives (any may match); different names all apply.
     let mut by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for f in &a.filters {
-        let (k, v) = f.split_once('=').ok_or_else(|| {
-            Failure::new(
-                1,
-                format!("bad format of filter (expected name=value): {f}"),
-            )
-        })?;
+        let (k, v) = super::split_filter(f, "volume ls")?;
         by_key.entry(k.to_string()).or_default().push(v.to_string());
     }
     for (k, vals) in &by_key {
