@@ -936,3 +936,27 @@ fn mount_flags_bind_and_tmpfs() {
     }
     assert_eq!(s.ok(&["ps", "-a", "-q"]), before);
 }
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn a_real_time_caller_starts_containers_with_the_normal_policy() {
+    // Under `chrt -f` the container's process used to stay SCHED_FIFO and could not join
+    // its v1 `cpu` cgroup (no real-time budget): every run failed with EINVAL.
+    let Some(s) = with_busybox() else { return };
+    let strata = assert_cmd::cargo::cargo_bin("strata");
+    let out = std::process::Command::new("chrt")
+        .args(["-f", "1"])
+        .arg(&strata)
+        .args(["run", "--rm", "--network", "none", "busybox"])
+        .args(["sh", "-c", "grep ^policy /proc/self/sched"])
+        .env("STRATA_ROOT", s.root.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(line.split(':').nth(1).map(str::trim), Some("0"), "{line}");
+}

@@ -547,6 +547,14 @@ pub(crate) fn child(p: &Plan, errfd: RawFd) -> ! {
         }
         // Nothing of strata's (store, locks, logs of other containers) stays open.
         close_all_but(&p.keep_fds);
+        // A container starts with the normal scheduling policy, as under Docker (whose
+        // shim is not real-time), even when strata runs real-time (`chrt -f`): a real-time
+        // task may not join a v1 `cpu` cgroup that has no real-time budget (EINVAL).
+        let policy = libc::sched_getscheduler(0) & !libc::SCHED_RESET_ON_FORK;
+        if policy == libc::SCHED_FIFO || policy == libc::SCHED_RR {
+            let param = libc::sched_param { sched_priority: 0 };
+            libc::sched_setscheduler(0, libc::SCHED_OTHER, &param);
+        }
         for fd in &p.cgroup_fds {
             if libc::write(*fd, b"0".as_ptr().cast(), 1) != 1 {
                 setup(S_CGROUP, errno());
