@@ -171,6 +171,22 @@ pub fn parse_time(v: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     Some(Utc::now() - chrono::Duration::nanoseconds(nanos))
 }
 
+/// A container-library error as a failure with exit code 1 (Docker's for daemon errors).
+pub fn container_failure(e: ::container::Error) -> anyhow::Error {
+    crate::Failure::new(1, e.to_string()).into()
+}
+
+/// `KEY=VALUE` or `KEY` (an empty value) flags (`--label`, `--opt`), as Docker's list and
+/// map options.
+pub fn key_values(list: &[String]) -> std::collections::BTreeMap<String, String> {
+    list.iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (l.clone(), String::new()),
+        })
+        .collect()
+}
+
 /// Splits a `--filter NAME=VALUE` as Docker's client does; a filter without `=` is the
 /// client's usage error (exit 125) naming `command` (`ps`, `network ls`…).
 pub fn split_filter<'a>(f: &'a str, command: &str) -> Result<(&'a str, &'a str)> {

@@ -14,19 +14,9 @@ use crate::cli::{
 };
 use crate::Failure;
 
-fn fail(e: container::Error) -> anyhow::Error {
-    Failure::new(1, e.to_string()).into()
-}
+use super::container_failure as fail;
 
-/// `KEY=VALUE` flags (`--label`, `--opt`) as Docker reads them (`KEY` alone: empty value).
-fn key_values(list: &[String]) -> BTreeMap<String, String> {
-    list.iter()
-        .map(|l| match l.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string()),
-            None => (l.to_string(), String::new()),
-        })
-        .collect()
-}
+use super::key_values;
 
 pub fn create(root: &Path, a: NetworkCreateArgs) -> Result<()> {
     if a.subnet.len() > 1 || a.gateway.len() > 1 {

@@ -44,19 +44,9 @@ pub fn run(root: &Path, a: VolumeArgs) -> Result<()> {
     }
 }
 
-fn fail(e: container::Error) -> anyhow::Error {
-    Failure::new(1, e.to_string()).into()
-}
+use super::container_failure as fail;
 
-/// `KEY=VALUE` or `KEY` (an empty value), as Docker's list and map options.
-fn key_values(list: &[String]) -> BTreeMap<String, String> {
-    list.iter()
-        .map(|l| match l.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string()),
-            None => (l.clone(), String::new()),
-        })
-        .collect()
-}
+use super::key_values;
 
 fn create(root: &Path, a: VolumeCreateArgs) -> Result<()> {
     let name =
