@@ -424,6 +424,10 @@ pub struct BuildArgs {
     /// Always remove intermediate containers
     #[arg(long)]
     pub force_rm: bool,
+    /// Output destination (format: "type=local,dest=path"; type=image|local|tar|oci|docker;
+    /// a path alone is type=local, - is type=tar to standard output)
+    #[arg(short = 'o', long = "output", value_name = "stringArray")]
+    pub outputs: Vec<String>,
     /// The build context: a directory, or - for a tar archive on standard input
     pub context: String,
 }

@@ -432,6 +432,13 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
     for t in &a.tags {
         tags.push(image::parse_name(t)?);
     }
+    let outputs = super::build_output::parse_outputs(&a.outputs)?;
+    for r in super::build_output::image_names(&outputs) {
+        if !tags.iter().any(|t| t.to_string() == r.to_string()) {
+            tags.push(r.clone());
+        }
+    }
+    let mut stdout = super::build_output::take_stdout(&outputs)?;
     let mut store = super::open_store(root)?;
     // A context from standard input is unpacked into a staging area.
     let staging = if a.context == "-" {
@@ -470,7 +477,7 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
     let captured = a.quiet.then(|| Captured(Arc::new(Mutex::new(Vec::new()))));
     m.runner.capture = captured.clone();
     let opts = build::BuildOptions {
-        tags,
+        tags: tags.clone(),
         no_cache: a.no_cache,
         quiet: false,
         build_args,
@@ -537,6 +544,7 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
         fs::write(f, id.to_string()).with_context(|| format!("write {}", f.display()))?;
     }
     out.flush()?;
+    super::build_output::export(&store, &id, &outputs, &tags, &mut stdout)?;
     Ok(())
 }
 

@@ -1,0 +1,233 @@
+//! BuildKit's build features on the classic builder: `--output` (local, tar, oci, docker,
+//! image), reproducible images with `SOURCE_DATE_EPOCH`, `--squash`/`--squash-all`, `RUN
+//! --network`/`--security` and `--platform`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use common::*;
+
+/// A store with busybox imported as `bb:1`.
+fn store_with_busybox() -> Strata {
+    let s = Strata::new();
+    s.ok(&["import", busybox_tar().to_str().unwrap(), "bb:1"]);
+    s
+}
+
+/// A context directory holding `dockerfile` and the given files.
+fn context(dockerfile: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
+    let ctx = tempfile::tempdir().unwrap();
+    fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+    for (name, data) in files {
+        fs::write(ctx.path().join(name), data).unwrap();
+    }
+    ctx
+}
+
+/// Every path under `dir` with its type, mode, owner, size and content digest (or link).
+fn tree(dir: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let md = fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(dir).unwrap().display().to_string();
+            let what = if md.is_dir() {
+                stack.push(p.clone());
+                "dir".to_string()
+            } else if md.file_type().is_symlink() {
+                format!("link {}", fs::read_link(&p).unwrap().display())
+            } else if md.is_file() {
+                format!("file {:x}", md5ish(&fs::read(&p).unwrap()))
+            } else {
+                format!("special {:o}", md.mode())
+            };
+            out.insert(
+                rel,
+                format!("{what} {:o} {}:{}", md.mode() & 0o7777, md.uid(), md.gid()),
+            );
+        }
+    }
+    out
+}
+
+/// A cheap content fingerprint (FNV-1a), enough to tell files apart in a test.
+fn md5ish(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// The entry names of a tar, `./` and trailing slashes dropped.
+fn tar_names(data: &[u8]) -> Vec<String> {
+    let mut names: Vec<String> = tar::Archive::new(data)
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path().unwrap().display().to_string();
+            p.trim_start_matches("./").trim_end_matches('/').to_string()
+        })
+        .filter(|p| !p.is_empty())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn output_local_and_tar_hold_exactly_the_final_stage() {
+    if !require_root() {
+        return;
+    }
+    let s = store_with_busybox();
+    let ctx = context(
+        "FROM bb:1 AS builder\n\
+         RUN mkdir -p /out/sub && echo built > /out/artifact && echo deep > /out/sub/f && echo x > /junk\n\
+         FROM scratch\n\
+         COPY --from=builder /out/ /\n",
+        &[],
+    );
+    let c = ctx.path().to_str().unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let d = dest.path().join("out");
+    let out = s.ok(&[
+        "build",
+        "-o",
+        &format!("type=local,dest={}", d.display()),
+        c,
+    ]);
+    assert!(out.contains("Successfully built"), "{out}");
+    assert!(!out.contains("Successfully tagged"), "{out}");
+    let t = tree(&d);
+    assert_eq!(
+        t.keys().cloned().collect::<Vec<_>>(),
+        ["artifact", "sub", "sub/f"],
+        "{t:?}"
+    );
+    assert_eq!(fs::read_to_string(d.join("artifact")).unwrap(), "built\n");
+    // Nothing tagged, the cache kept: the same build again uses it.
+    let images = s.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let tagged: Vec<&str> = images.lines().filter(|l| *l != "<none>:<none>").collect();
+    assert_eq!(tagged, ["bb:1"], "{images}");
+    let again = s.ok(&["build", "-o", d.to_str().unwrap(), c]);
+    assert!(again.contains(" ---> Using cache"), "{again}");
+
+    // A final stage on a base: its whole root filesystem, deletions carried out.
+    let ctx2 = context(
+        "FROM bb:1\nRUN rm /bin/ls && mkdir /app && echo hi > /app/hi\n",
+        &[],
+    );
+    let c2 = ctx2.path().to_str().unwrap();
+    let d2 = dest.path().join("rootfs");
+    s.ok(&["build", "-t", "app:1", "-o", d2.to_str().unwrap(), c2]);
+    assert!(s.ok(&["images"]).contains("app "), "-t still tags");
+    assert!(d2.join("bin/sh").exists() && !d2.join("bin/ls").exists());
+    assert_eq!(fs::read_to_string(d2.join("app/hi")).unwrap(), "hi\n");
+    let local = tree(&d2);
+
+    // type=tar to a file and, with `-o -`, to standard output: the same entries, and
+    // nothing else on standard output.
+    let f = dest.path().join("rootfs.tar");
+    s.ok(&["build", "-o", &format!("type=tar,dest={}", f.display()), c2]);
+    let from_file = tar_names(&fs::read(&f).unwrap());
+    assert_eq!(from_file, local.keys().cloned().collect::<Vec<_>>());
+    let out = s.cmd().args(["build", "-o", "-", c2]).output().unwrap();
+    assert_success(&out);
+    assert_eq!(tar_names(&out.stdout), from_file);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Successfully built"), "{err}");
+}
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn output_archives_load_in_strata_and_docker() {
+    if !require_root() {
+        return;
+    }
+    let s = store_with_busybox();
+    let ctx = context(
+        "FROM bb:1\nCOPY f /f\nCMD [\"cat\", \"/f\"]\n",
+        &[("f", "payload\n")],
+    );
+    let c = ctx.path().to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let docker_tar = dir.path().join("docker.tar");
+    let oci_tar = dir.path().join("oci.tar");
+    let name = unique("strata-output-test:");
+    let out = s.ok(&[
+        "build",
+        "-q",
+        "-o",
+        &format!("type=docker,dest={},name={name}", docker_tar.display()),
+        c,
+    ]);
+    let id = out.trim().to_string();
+    s.ok(&[
+        "build",
+        "-o",
+        &format!("type=oci,dest={}", oci_tar.display()),
+        c,
+    ]);
+    // Not tagged in the store.
+    assert!(!s.ok(&["images"]).contains("strata-output-test"));
+
+    // Both archives load into a fresh store as the same image.
+    for archive in [&docker_tar, &oci_tar] {
+        let other = Strata::new();
+        other.ok(&["load", "-i", archive.to_str().unwrap()]);
+        let ids = other.ok(&["images", "-q", "--no-trunc"]);
+        assert_eq!(ids.trim(), id, "{}", archive.display());
+    }
+    let other = Strata::new();
+    let loaded = other.ok(&["load", "-i", docker_tar.to_str().unwrap()]);
+    assert!(loaded.contains(&name), "{loaded}");
+
+    if !docker() {
+        return;
+    }
+    let out = run_ok(
+        "/usr/bin/docker",
+        &["load", "-i", docker_tar.to_str().unwrap()],
+    );
+    assert!(out.contains(&name), "{out}");
+    let got = run_ok("/usr/bin/docker", &["inspect", "-f", "{{.Id}}", &name]);
+    let ran = run_ok("/usr/bin/docker", &["run", "--rm", &name]);
+    run_ok("/usr/bin/docker", &["rmi", &name]);
+    assert_eq!(got.trim(), id);
+    assert_eq!(ran, "payload\n");
+}
+
+#[test]
+fn output_specs_are_checked_before_building() {
+    let s = Strata::new();
+    let ctx = context("FROM scratch\n", &[]);
+    let c = ctx.path().to_str().unwrap();
+    for (spec, msg) in [
+        ("type=local", "dest is required for local exporter"),
+        ("dest=x,name=y", "type is required for output"),
+        ("type=tar,bogus", "invalid value bogus"),
+        ("type=nope,dest=x", "exporter \"nope\" could not be found"),
+        (
+            "type=local,dest=-",
+            "dest cannot be stdout for local exporter",
+        ),
+    ] {
+        let (code, err) = s.fails(&["build", "-o", spec, c]);
+        assert_eq!(code, 1, "{spec}: {err}");
+        assert!(err.contains(msg), "{spec}: {err}");
+    }
+    let (_, err) = s.fails(&["build", "-o", "-", "-o", "type=oci", c]);
+    assert!(
+        err.contains("multiple outputs configured to write to stdout"),
+        "{err}"
+    );
+    assert!(
+        s.stored_entries().is_empty(),
+        "a refused build stores nothing"
+    );
+}
