@@ -10,6 +10,7 @@
 mod context;
 mod copy;
 mod engine;
+mod epoch;
 mod error;
 mod files;
 mod frontend;

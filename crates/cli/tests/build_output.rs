@@ -231,3 +231,153 @@ fn output_specs_are_checked_before_building() {
         "a refused build stores nothing"
     );
 }
+
+/// The files of `save NAME`'s archive, and its `manifest.json`.
+fn saved(s: &Strata, name: &str) -> (BTreeMap<String, Vec<u8>>, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("image.tar");
+    s.ok(&["save", "-o", archive.to_str().unwrap(), name]);
+    let mut files = BTreeMap::new();
+    for e in tar::Archive::new(fs::File::open(&archive).unwrap())
+        .entries()
+        .unwrap()
+    {
+        let mut e = e.unwrap();
+        let p = e.path().unwrap().display().to_string();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        files.insert(p, data);
+    }
+    let manifest = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    (files, manifest)
+}
+
+/// The config of the image `name`.
+fn config_of(s: &Strata, name: &str) -> serde_json::Value {
+    let (files, manifest) = saved(s, name);
+    serde_json::from_slice(&files[manifest[0]["Config"].as_str().unwrap()]).unwrap()
+}
+
+/// Every mtime in the layers of the image `name`, by layer.
+fn layer_mtimes(s: &Strata, name: &str) -> Vec<Vec<(String, u64)>> {
+    let (blobs, manifest) = saved(s, name);
+    manifest[0]["Layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            tar::Archive::new(&blobs[l.as_str().unwrap()][..])
+                .entries()
+                .unwrap()
+                .map(|e| {
+                    let e = e.unwrap();
+                    let p = e.path().unwrap().display().to_string();
+                    (p, e.header().mtime().unwrap())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Sets the mtime of `path` (seconds since 1970).
+fn touch(path: &Path, secs: i64) {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64);
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn source_date_epoch_makes_the_same_image_in_two_stores() {
+    if !require_root() {
+        return;
+    }
+    const EPOCH: i64 = 1_700_000_000;
+    // The same base image in both stores (an import is stamped with the time it ran).
+    let a = store_with_busybox();
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("bb.tar");
+    a.ok(&["save", "-o", base.to_str().unwrap(), "bb:1"]);
+    let b = Strata::new();
+    b.ok(&["load", "-i", base.to_str().unwrap()]);
+    let ctx = context(
+        "FROM bb:1\n\
+         ARG SOURCE_DATE_EPOCH\n\
+         COPY f /app/f\n\
+         RUN echo $SOURCE_DATE_EPOCH > /app/epoch && mkdir /app/d && echo x > /app/d/new\n\
+         WORKDIR /work\n\
+         ENV X=1\n",
+        &[("f", "payload\n")],
+    );
+    let c = ctx.path().to_str().unwrap();
+    let f = ctx.path().join("f");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    // Store A takes it from the environment, store B as a build arg; the context file has
+    // other mtimes each time (both after the epoch), as it would a minute later.
+    touch(&f, now - 60);
+    let out = a
+        .cmd()
+        .env("SOURCE_DATE_EPOCH", EPOCH.to_string())
+        .args(["build", "-q", "-t", "repro:1", c])
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let id_a = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    touch(&f, now);
+    let out_b = b.ok(&[
+        "build",
+        "--build-arg",
+        &format!("SOURCE_DATE_EPOCH={EPOCH}"),
+        "-t",
+        "repro:1",
+        c,
+    ]);
+    assert!(!out_b.contains("were not consumed"), "{out_b}");
+    let id_b = b.ok(&["images", "-q", "--no-trunc", "repro:1"]);
+    assert_eq!(id_a, id_b.trim(), "same image ID in both stores");
+
+    let cfg = config_of(&b, "repro:1");
+    assert_eq!(cfg["created"], "2023-11-14T22:13:20Z", "{cfg}");
+    let history = cfg["history"].as_array().unwrap();
+    let last = &history[history.len() - 4..];
+    assert!(
+        last.iter().all(|h| h["created"] == "2023-11-14T22:13:20Z"),
+        "{history:?}"
+    );
+    let layers = layer_mtimes(&b, "repro:1");
+    let base_layers = layers.len() - 3;
+    for (path, mtime) in layers[base_layers..].iter().flatten() {
+        assert!(*mtime as i64 <= EPOCH, "{path} has mtime {mtime}");
+    }
+    // RUN saw the build arg it declared.
+    let d = dir.path().join("out");
+    b.ok(&[
+        "build",
+        "--build-arg",
+        &format!("SOURCE_DATE_EPOCH={EPOCH}"),
+        "-o",
+        d.to_str().unwrap(),
+        c,
+    ]);
+    assert_eq!(
+        fs::read_to_string(d.join("app/epoch")).unwrap(),
+        format!("{EPOCH}\n")
+    );
+
+    // Another epoch is another image: the cache only reuses images made with the same one.
+    let out = b.ok(&[
+        "build",
+        "--build-arg",
+        "SOURCE_DATE_EPOCH=1600000000",
+        "-q",
+        c,
+    ]);
+    assert_ne!(out.trim(), id_a);
+}

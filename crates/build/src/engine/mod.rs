@@ -83,6 +83,19 @@ pub struct BuildOptions {
     pub secrets: BTreeMap<String, PathBuf>,
     /// `--ssh ID=SOCKET`: agent sockets that `RUN --mount=type=ssh` may use.
     pub ssh: BTreeMap<String, PathBuf>,
+    /// `SOURCE_DATE_EPOCH` (seconds): every `created` the build writes is this time, and
+    /// every later mtime in its layers is clamped to it; the cache only reuses images made so.
+    pub source_date_epoch: Option<i64>,
+}
+
+impl BuildOptions {
+    /// The `created` of the images the build makes: now, or `SOURCE_DATE_EPOCH`.
+    pub fn created(&self) -> String {
+        match self.source_date_epoch {
+            Some(e) => oci::unix_time(e),
+            None => oci::now(),
+        }
+    }
 }
 
 /// Fetches a missing image into the store and returns its ID.
@@ -435,7 +448,11 @@ impl Builder<'_> {
             .build_args
             .keys()
             .map(String::as_str)
-            .filter(|k| !referenced.contains(*k) && !CLASSIC_PROXY_ARGS.contains(k))
+            .filter(|k| {
+                !referenced.contains(*k)
+                    && !CLASSIC_PROXY_ARGS.contains(k)
+                    && *k != "SOURCE_DATE_EPOCH"
+            })
             .collect();
         if !unused.is_empty() {
             let line = format!(
@@ -658,12 +675,18 @@ impl Builder<'_> {
             None => Vec::new(),
         };
         let mut best: Option<(String, Digest, ImageConfig)> = None;
+        // With SOURCE_DATE_EPOCH, only images made with the same one (their times clamped).
+        let epoch = st.opts().source_date_epoch.map(oci::unix_time);
         for c in candidates {
             let cfg = image::read_config(self.store, &c)?;
             let Some(cc) = &cfg.container_config else {
                 continue;
             };
-            if !cache_match(cc, probe) {
+            if !cache_match(cc, probe)
+                || epoch
+                    .as_ref()
+                    .is_some_and(|e| cfg.created != Some(e.clone()))
+            {
                 continue;
             }
             let created = cfg.created.clone().unwrap_or_default();
@@ -696,7 +719,15 @@ impl Builder<'_> {
         probe: Option<ContainerConfig>,
         layer: Option<NewLayer>,
     ) -> Result<Digest> {
-        let created = oci::now();
+        let created = st.opts().created();
+        let layer = match (layer, st.opts().source_date_epoch) {
+            (Some(l), Some(epoch)) => Some(l.clamped(epoch)?),
+            (l, _) => l,
+        };
+        if st.opts().source_date_epoch.is_some() {
+            // A random container ID would make every build's config differ.
+            cfg.container = String::new();
+        }
         let created_by = probe
             .as_ref()
             .and_then(|p| p.cmd.clone())
@@ -918,6 +949,19 @@ struct NewLayer {
     /// Holds the staging area (and so the layer's files) alive until it is published.
     _staging: store::Staging,
     layer: image::StagedLayer,
+}
+
+impl NewLayer {
+    /// The layer with every mtime later than `epoch` set to it, staged again.
+    fn clamped(self, epoch: i64) -> Result<NewLayer> {
+        let dir = self.layer.into_dir();
+        crate::epoch::clamp_mtimes(&dir, epoch).map_err(|e| BuildError::io(&dir, e))?;
+        let layer = image::stage_layer_dir(&self._staging, dir)?;
+        Ok(NewLayer {
+            _staging: self._staging,
+            layer,
+        })
+    }
 }
 
 fn clean_abs(p: &str) -> String {

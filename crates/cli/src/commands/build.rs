@@ -448,7 +448,8 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
     };
     let input = read_input(&a, staging.as_ref())?;
     let ctx = context(root, &a, &input)?;
-    let build_args = parse_kv(&a.build_args, true);
+    let mut build_args = parse_kv(&a.build_args, true);
+    let source_date_epoch = source_date_epoch(&mut build_args)?;
     let df_opts = dockerfile::BuildOptions {
         build_args: build_args.clone(),
         target: a.target.clone(),
@@ -487,6 +488,7 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
         secrets: parse_secrets(&a.secrets)?,
         ssh: parse_ssh(&a.ssh)?,
         pull: a.pull,
+        source_date_epoch,
     };
     import_caches(&mut store, &a.cache_from, a.quiet)?;
     let cache_to = a
@@ -546,6 +548,31 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
     out.flush()?;
     super::build_output::export(&store, &id, &outputs, &tags, &mut stdout)?;
     Ok(())
+}
+
+/// `SOURCE_DATE_EPOCH`: the build arg, or else the environment variable, which then becomes
+/// the build arg too (as buildx passes it on).
+fn source_date_epoch(build_args: &mut BTreeMap<String, String>) -> Result<Option<i64>> {
+    const NAME: &str = "SOURCE_DATE_EPOCH";
+    if !build_args.contains_key(NAME) {
+        match std::env::var(NAME) {
+            Ok(v) if !v.is_empty() => {
+                build_args.insert(NAME.into(), v);
+            }
+            _ => return Ok(None),
+        }
+    }
+    let v = &build_args[NAME];
+    if v.is_empty() {
+        return Ok(None);
+    }
+    v.parse::<i64>().map(Some).map_err(|_| {
+        Failure::new(
+            1,
+            format!("invalid SOURCE_DATE_EPOCH: {v:?}: expected seconds since 1970-01-01"),
+        )
+        .into()
+    })
 }
 
 /// `--platform`: only the host's.
