@@ -428,6 +428,12 @@ pub struct BuildArgs {
     /// a path alone is type=local, - is type=tar to standard output)
     #[arg(short = 'o', long = "output", value_name = "stringArray")]
     pub outputs: Vec<String>,
+    /// Squash newly built layers into a single new layer
+    #[arg(long)]
+    pub squash: bool,
+    /// Squash all of the image's layers, the base image's too, into a single new layer
+    #[arg(long)]
+    pub squash_all: bool,
     /// The build context: a directory, or - for a tar archive on standard input
     pub context: String,
 }

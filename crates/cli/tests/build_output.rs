@@ -381,3 +381,101 @@ fn source_date_epoch_makes_the_same_image_in_two_stores() {
     ]);
     assert_ne!(out.trim(), id_a);
 }
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn squash_merges_the_new_layers_and_keeps_the_files() {
+    if !require_root() {
+        return;
+    }
+    let s = store_with_busybox();
+    let ctx = context(
+        "FROM bb:1\n\
+         RUN mkdir /app && echo a > /app/a && echo b > /app/b && mkdir /app/gone && echo g > /app/gone/g\n\
+         RUN rm /app/b /bin/ls && rm -r /app/gone && mkdir /app/gone && echo new > /app/gone/n\n\
+         COPY f /app/f\n\
+         ENV X=1\n",
+        &[("f", "payload\n")],
+    );
+    let c = ctx.path().to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut trees = Vec::new();
+    for (flag, name) in [
+        (None, "plain:1"),
+        (Some("--squash"), "sq:1"),
+        (Some("--squash-all"), "sqall:1"),
+    ] {
+        let out_dir = dir.path().join(name);
+        let mut args = vec!["build", "-t", name];
+        args.extend(flag);
+        args.push(c);
+        s.ok(&args);
+        // The tree of the image: the same build (all from the cache) with `-o`.
+        let mut args = vec!["build"];
+        args.extend(flag);
+        args.extend(["-o", out_dir.to_str().unwrap(), c]);
+        s.ok(&args);
+        trees.push(tree(&out_dir));
+    }
+    assert!(!trees[0].contains_key("bin/ls") && trees[0].contains_key("app/gone/n"));
+    assert!(!trees[0].contains_key("app/gone/g") && !trees[0].contains_key("app/b"));
+    assert_eq!(trees[0], trees[1], "--squash changed the files");
+    assert_eq!(trees[0], trees[2], "--squash-all changed the files");
+
+    let base = config_of(&s, "bb:1");
+    let plain = config_of(&s, "plain:1");
+    let sq = config_of(&s, "sq:1");
+    let sqall = config_of(&s, "sqall:1");
+    let layers = |c: &serde_json::Value| c["rootfs"]["diff_ids"].as_array().unwrap().clone();
+    let base_layers = layers(&base);
+    assert_eq!(layers(&plain).len(), base_layers.len() + 3);
+    let sq_layers = layers(&sq);
+    assert_eq!(
+        sq_layers.len(),
+        base_layers.len() + 1,
+        "one new layer on the base's"
+    );
+    assert_eq!(sq_layers[..base_layers.len()], base_layers[..]);
+    assert_eq!(layers(&sqall).len(), 1);
+    // History: the plain image's, the merged steps marked empty, and one entry for the layer.
+    let hist = |c: &serde_json::Value| c["history"].as_array().unwrap().clone();
+    let (ph, sh) = (hist(&plain), hist(&sq));
+    assert_eq!(sh.len(), ph.len() + 1);
+    let base_len = hist(&base).len();
+    for (i, (p, q)) in ph.iter().zip(&sh).enumerate() {
+        assert_eq!(p["created_by"], q["created_by"]);
+        let empty = q["empty_layer"].as_bool().unwrap_or(false);
+        assert_eq!(
+            empty,
+            i >= base_len || p["empty_layer"].as_bool().unwrap_or(false),
+            "{q}"
+        );
+    }
+    assert!(
+        sh.last().unwrap()["comment"]
+            .as_str()
+            .unwrap()
+            .starts_with("merge sha256:"),
+        "{sh:?}"
+    );
+    let non_empty = |h: &[serde_json::Value]| {
+        h.iter()
+            .filter(|e| !e["empty_layer"].as_bool().unwrap_or(false))
+            .count()
+    };
+    assert_eq!(non_empty(&sh), sq_layers.len());
+    assert_eq!(non_empty(&hist(&sqall)), 1);
+    assert_eq!(sq["config"]["Env"], plain["config"]["Env"]);
+    // It runs.
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "sq:1",
+        "cat",
+        "/app/a",
+        "/app/f",
+    ]);
+    assert_eq!(out, "a\npayload\n");
+}

@@ -33,7 +33,7 @@ pub use config::{read_config, STRATA_VERSION};
 pub use error::{Error, Result};
 pub use export::{compression_of, manifest_layer_type, ExportOptions};
 pub use filter::{list_images, ImageFilters};
-pub use flatten::unpack_rootfs;
+pub use flatten::{squash, unpack_rootfs};
 pub use import::{import, ImportOptions};
 pub use ingest::{ingest_layer, stage_layer_dir, StagedLayer};
 pub use layer_tar::{open_layer_tar, LayerSource, LayerTar};

@@ -86,6 +86,19 @@ pub struct BuildOptions {
     /// `SOURCE_DATE_EPOCH` (seconds): every `created` the build writes is this time, and
     /// every later mtime in its layers is clamped to it; the cache only reuses images made so.
     pub source_date_epoch: Option<i64>,
+    /// `--squash`, `--squash-all`.
+    pub squash: Squash,
+}
+
+/// What `--squash` (Docker's) and `--squash-all` (Podman's) merge into one layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Squash {
+    #[default]
+    No,
+    /// The layers the final stage added on its base.
+    NewLayers,
+    /// Every layer, the base image's too.
+    All,
 }
 
 impl BuildOptions {
@@ -148,6 +161,8 @@ struct BuildState<'p> {
     unsynced: std::cell::Cell<bool>,
     /// The last stage built (the target's).
     last: usize,
+    /// The image the last stage starts from (None for scratch), for `--squash`.
+    last_base: std::cell::Cell<Option<Digest>>,
     /// The names of the ARGs declared so far (meta ARGs and the ARG steps run): build args
     /// named by none are reported as not consumed.
     referenced: std::cell::RefCell<std::collections::BTreeSet<String>>,
@@ -412,6 +427,7 @@ impl Builder<'_> {
             built: vec![None; plan.stages.len()],
             unsynced: std::cell::Cell::new(false),
             last,
+            last_base: std::cell::Cell::new(None),
             referenced: std::cell::RefCell::new(referenced),
         };
         let r = self.build_up_to_last(&mut bs);
@@ -419,7 +435,23 @@ impl Builder<'_> {
         if r.is_ok() {
             self.warn_unused_args(&bs);
         }
-        r
+        r.and_then(|id| self.squash(&bs, id))
+    }
+
+    /// `--squash`: the final image with the layers on its stage's base merged into one
+    /// (Docker's `SquashImage`); `--squash-all`: all its layers in one.
+    fn squash(&mut self, bs: &BuildState, id: Digest) -> Result<Digest> {
+        let base = match bs.opts.squash {
+            Squash::No => return Ok(id),
+            Squash::NewLayers => bs.last_base.get(),
+            Squash::All => None,
+        };
+        Ok(image::squash(
+            self.store,
+            &id,
+            base.as_ref(),
+            &bs.opts.created(),
+        )?)
     }
 
     /// Builds every stage up to the last one, in order (Docker's classic builder builds
@@ -544,6 +576,9 @@ impl Builder<'_> {
             &format!("Step {first}/{total} : {}", stage.from_text),
         );
         let (id, config) = self.stage_base(bs, index)?;
+        if index == bs.last {
+            bs.last_base.set(id);
+        }
         let mut st = StageState::new(bs, index, id, config);
         self.run_triggers(&mut st)?;
         // After the triggers: their steps print what a step prints, but not the image.

@@ -489,6 +489,11 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
         ssh: parse_ssh(&a.ssh)?,
         pull: a.pull,
         source_date_epoch,
+        squash: match (a.squash, a.squash_all) {
+            (_, true) => build::Squash::All,
+            (true, false) => build::Squash::NewLayers,
+            (false, false) => build::Squash::No,
+        },
     };
     import_caches(&mut store, &a.cache_from, a.quiet)?;
     let cache_to = a
