@@ -29,4 +29,6 @@ pub use error::{BuildError, HookError, Result};
 pub use frontend::{plan, DockerfileFrontend, FrontendError};
 pub use hashcache::HashCache;
 pub use oci::{glob_match, has_glob};
-pub use steps::{CommandForm, Healthcheck, Op, Plan, RunMount, RunMountKind, Stage, Step};
+pub use steps::{
+    CommandForm, Healthcheck, Op, Plan, RunFlags, RunMount, RunMountKind, RunNetwork, Stage, Step,
+};

@@ -434,6 +434,9 @@ pub struct BuildArgs {
     /// Squash all of the image's layers, the base image's too, into a single new layer
     #[arg(long)]
     pub squash_all: bool,
+    /// Allow extra privileged entitlement (security.insecure, network.host)
+    #[arg(long = "allow", value_name = "stringSlice")]
+    pub allow: Vec<String>,
     /// The build context: a directory, or - for a tar archive on standard input
     pub context: String,
 }

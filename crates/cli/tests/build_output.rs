@@ -479,3 +479,130 @@ fn squash_merges_the_new_layers_and_keeps_the_files() {
     ]);
     assert_eq!(out, "a\npayload\n");
 }
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn run_network_and_security_flags() {
+    if !require_root() {
+        return;
+    }
+    let s = store_with_busybox();
+    let ctx = context(
+        "FROM bb:1\n\
+         RUN ls /sys/class/net > /build-net\n\
+         RUN --network=none ls /sys/class/net > /none-net\n\
+         RUN --network=host ls /sys/class/net > /host-net\n\
+         RUN grep CapEff /proc/self/status > /caps\n",
+        &[],
+    );
+    let c = ctx.path().to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("out");
+    s.ok(&["build", "--network", "none", "-o", d.to_str().unwrap(), c]);
+    let host_net: Vec<String> = {
+        let mut v: Vec<String> = fs::read_dir("/sys/class/net")
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let read = |f: &str| fs::read_to_string(d.join(f)).unwrap();
+    assert_eq!(read("build-net"), "lo\n");
+    assert_eq!(read("none-net"), "lo\n");
+    let mut got: Vec<String> = read("host-net").lines().map(String::from).collect();
+    got.sort();
+    assert_eq!(
+        got, host_net,
+        "RUN --network=host sees the host's interfaces"
+    );
+    let default_caps = read("caps");
+
+    // --security=insecure: refused without the entitlement, privileged with it.
+    let ctx2 = context(
+        "FROM bb:1\nRUN --security=insecure grep CapEff /proc/self/status > /caps\n",
+        &[],
+    );
+    let c2 = ctx2.path().to_str().unwrap();
+    let (code, err) = s.fails(&["build", "--network", "none", c2]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("security.insecure is not allowed"), "{err}");
+    let (_, err) = s.fails(&["build", "--allow", "bogus", c2]);
+    assert!(err.contains("invalid entitlement: bogus"), "{err}");
+    let d2 = dir.path().join("insecure");
+    s.ok(&[
+        "build",
+        "--network",
+        "none",
+        "--allow",
+        "security.insecure",
+        "-o",
+        d2.to_str().unwrap(),
+        c2,
+    ]);
+    let insecure_caps = fs::read_to_string(d2.join("caps")).unwrap();
+    let mine = fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("CapEff"))
+        .unwrap()
+        .to_string();
+    assert_eq!(insecure_caps.trim(), mine.trim());
+    assert_ne!(insecure_caps, default_caps);
+}
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn platform_is_recorded_or_refused() {
+    if !require_root() {
+        return;
+    }
+    let s = store_with_busybox();
+    let ctx = context("FROM bb:1\nENV A=1\n", &[]);
+    let c = ctx.path().to_str().unwrap();
+    let host = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    s.ok(&[
+        "build",
+        "--platform",
+        &format!("linux/{host}"),
+        "-t",
+        "p:1",
+        c,
+    ]);
+    let cfg = config_of(&s, "p:1");
+    assert_eq!(
+        (cfg["os"].as_str(), cfg["architecture"].as_str()),
+        (Some("linux"), Some(host))
+    );
+    let other = if host == "arm64" {
+        "linux/amd64"
+    } else {
+        "linux/arm64"
+    };
+    let (code, err) = s.fails(&["build", "--platform", other, c]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!("platform {other} is not supported"))
+            && err.contains("does not emulate"),
+        "{err}"
+    );
+    let (_, err) = s.fails(&["build", "--platform", "windows/amd64", c]);
+    assert!(err.contains("is not supported"), "{err}");
+    if host == "amd64" {
+        // A microarchitecture level is recorded as the variant, when this CPU has it.
+        let has_v2 = fs::read_to_string("/proc/cpuinfo")
+            .unwrap()
+            .contains(" sse4_2");
+        if has_v2 {
+            s.ok(&["build", "--platform", "linux/amd64/v2", "-t", "p:2", c]);
+            assert_eq!(config_of(&s, "p:2")["variant"], "v2");
+        }
+        // x86_64 and amd64/v1 are amd64.
+        s.ok(&["build", "--platform", "linux/x86_64", "-t", "p:3", c]);
+        assert!(config_of(&s, "p:3").get("variant").is_none());
+    }
+}

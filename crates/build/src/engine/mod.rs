@@ -27,7 +27,7 @@ use crate::context::Context;
 use crate::copy::{copy_into, CopyRequest};
 use crate::error::{BuildError, HookError, Result};
 use crate::gofmt;
-use crate::steps::{CommandForm, Op, Plan, RunMount, RunMountKind, Step};
+use crate::steps::{CommandForm, Op, Plan, RunFlags, RunMount, RunMountKind, RunNetwork, Step};
 
 /// Runs a RUN step's process in a mounted root filesystem; the binary wires the runtime in.
 pub trait RunStep {
@@ -42,6 +42,10 @@ pub struct RunRequest<'a> {
     pub user: &'a str,
     pub workdir: &'a str,
     pub network_none: bool,
+    /// `RUN --network=host`.
+    pub network_host: bool,
+    /// `RUN --security=insecure`: privileged, as `run --privileged`.
+    pub insecure: bool,
     /// Send the process's output nowhere (`build -q`).
     pub quiet: bool,
     /// `RUN --mount`s, resolved to host paths.
@@ -88,6 +92,10 @@ pub struct BuildOptions {
     pub source_date_epoch: Option<i64>,
     /// `--squash`, `--squash-all`.
     pub squash: Squash,
+    /// `--allow security.insecure`: `RUN --security=insecure` may run.
+    pub allow_insecure: bool,
+    /// `--platform`: recorded in every config the build writes.
+    pub platform: Option<oci::Platform>,
 }
 
 /// What `--squash` (Docker's) and `--squash-all` (Podman's) merge into one layer.
@@ -691,7 +699,7 @@ impl Builder<'_> {
 
     fn step(&mut self, st: &mut StageState, step: &Step) -> Result<()> {
         match &step.op {
-            Op::Run(form, mounts) => self.run(st, step, form, mounts),
+            Op::Run(form, mounts, flags) => self.run(st, step, form, mounts, *flags),
             Op::Workdir(w) => self.workdir(st, step, w),
             Op::Copy { .. } => self.copy(st, step),
             _ => self.meta_step(st, step),
@@ -717,7 +725,11 @@ impl Builder<'_> {
             let Some(cc) = &cfg.container_config else {
                 continue;
             };
+            let other_platform = st.opts().platform.as_ref().is_some_and(|p| {
+                (&cfg.os, &cfg.architecture, &cfg.variant) != (&p.os, &p.architecture, &p.variant)
+            });
             if !cache_match(cc, probe)
+                || other_platform
                 || epoch
                     .as_ref()
                     .is_some_and(|e| cfg.created != Some(e.clone()))
@@ -781,6 +793,11 @@ impl Builder<'_> {
         cfg.container_config = Some(cc);
         cfg.created = Some(created.clone());
         cfg.docker_version = image::STRATA_VERSION.into();
+        if let Some(p) = &st.opts().platform {
+            cfg.os = p.os.clone();
+            cfg.architecture = p.architecture.clone();
+            cfg.variant = p.variant.clone();
+        }
         if cfg.architecture.is_empty() {
             cfg.architecture = oci::host_architecture().into();
         }
