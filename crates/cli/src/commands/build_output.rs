@@ -274,6 +274,11 @@ fn write_to(
             w.flush()?;
         }
         Dest::File(p) => {
+            // As buildx's writer: the file's directory is made when missing.
+            if let Some(parent) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
             let f = fs::File::create(p).map_err(|e| error(format!("failed to open {e}")))?;
             let mut w = io::BufWriter::new(f);
             let r = write(&mut w).and_then(|()| w.flush().map_err(anyhow::Error::from));
