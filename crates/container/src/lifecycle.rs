@@ -581,7 +581,15 @@ impl Containers {
             finished_at: None,
             error: String::new(),
         };
-        let recorded = self.store.set_container_state(&rec.id, &started);
+        // A `--rm` container's records need not reach the disk: it is removed when it ends,
+        // and after an OS crash `cleanup` removes a record left running without a monitor.
+        let auto_remove = stored.options.auto_remove;
+        let recorded = if auto_remove {
+            self.store
+                .unsynced(|s| s.set_container_state(&rec.id, &started))
+        } else {
+            self.store.set_container_state(&rec.id, &started)
+        };
         if recorded.is_ok() {
             self.record_event("start", &rec, &[]);
         }
@@ -621,15 +629,15 @@ impl Containers {
             &[("exitCode", code.to_string())],
         );
         // The record may be gone already (`rm -f` while it ran). A `--rm` container's exit
-        // is recorded for whoever waits for it, and made durable by its removal right after.
-        if stored.options.auto_remove {
+        // is recorded for whoever waits for it, then the container is removed.
+        if auto_remove {
             let id = &rec.id;
             if self
                 .store
                 .unsynced(|s| s.set_container_state(id, &ended))
                 .is_ok()
             {
-                self.remove_with_volumes(id, true, true)?;
+                self.remove_as(id, true, true, false)?;
             }
         } else {
             let _ = self.store.set_container_state(&rec.id, &ended);
@@ -932,6 +940,18 @@ impl Containers {
         force: bool,
         volumes: bool,
     ) -> Result<ContainerRecord> {
+        self.remove_as(name, force, volumes, true)
+    }
+
+    /// [`Containers::remove_with_volumes`]; the record's deletion waits for the disk when
+    /// `synced` (not for a `--rm` container's own monitor: see [`Containers::start`]).
+    fn remove_as(
+        &mut self,
+        name: &str,
+        force: bool,
+        volumes: bool,
+        synced: bool,
+    ) -> Result<ContainerRecord> {
         let rec = self.find(name)?;
         if rec.state.status == "running" && alive(rec.state.pid) {
             if !force {
@@ -954,7 +974,12 @@ impl Containers {
         if dir.exists() {
             fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         }
-        match self.store.delete_container(&rec.id) {
+        let deleted = if synced {
+            self.store.delete_container(&rec.id)
+        } else {
+            self.store.unsynced(|s| s.delete_container(&rec.id))
+        };
+        match deleted {
             Ok(()) => self.record_event("destroy", &rec, &[]),
             Err(store::Error::ContainerNotFound(_)) => {}
             Err(e) => return Err(e.into()),
