@@ -268,9 +268,9 @@ pub fn run(root: &Path, a: RunArgs) -> Result<()> {
         println!("{}", rec.id);
         return Ok(());
     }
-    // The output goes to the terminal and, unless the container is removed at its end or
-    // has a terminal of its own, to its log too (`logs` shows it later, as Docker's).
-    let logged = !a.rm && !a.tty;
+    // The output goes to the terminal and, unless the container is removed at its end, to
+    // its log too (`logs` shows it later, as Docker's; a `-t` container's as one stream).
+    let logged = !a.rm;
     let (stdout, stderr, pump) = if logged {
         let (o, e, p) = ::container::log_pipes(&c.log_path(&rec.id), true)?;
         (o, e, Some(p))
