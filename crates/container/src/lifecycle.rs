@@ -368,6 +368,7 @@ impl Containers {
             .store
             .container(&id)?
             .ok_or_else(|| store::Error::ContainerNotFound(id.clone()))?;
+        self.record_volume_events("create", &rec.id, &mount_points);
         self.record_event("create", &rec, &[]);
         Ok(rec)
     }
@@ -457,10 +458,7 @@ impl Containers {
         }
         let stored = Self::stored(&rec)?;
         let img = image::read_config(&self.store, &rec.image_id)?;
-        let points = stored
-            .mount_points
-            .clone()
-            .unwrap_or_else(|| config::legacy_mount_points(&stored.options));
+        let points = stored.points();
         let mounts = match self.runtime_mounts(&points, &stored.options) {
             Ok(m) => m,
             Err(e) => return Err(self.failed_start(&rec, &stored, e)),
@@ -610,7 +608,12 @@ impl Containers {
             error: String::new(),
         };
         let recorded = self.store.set_container_state(&rec.id, &started);
+        let networks = self.container_networks(&stored.options);
         if recorded.is_ok() {
+            for n in &networks {
+                self.record_network_event("connect", n, Some(&rec.id));
+            }
+            self.record_volume_events("mount", &rec.id, &points);
             self.record_event("start", &rec, &[]);
         }
         let code = if recorded.is_err() {
@@ -651,6 +654,15 @@ impl Containers {
             now.as_ref().unwrap_or(&rec),
             &[("exitCode", code.to_string())],
         );
+        // The networks it is on now (`network connect` and `disconnect` while it ran).
+        let networks = match now.as_ref().map(Self::stored) {
+            Some(Ok(cur)) => self.container_networks(&cur.options),
+            _ => networks,
+        };
+        for n in &networks {
+            self.record_network_event("disconnect", n, Some(&rec.id));
+        }
+        self.record_volume_events("unmount", &rec.id, &points);
         // The record may be gone already (`rm -f` while it ran). A `--rm` container's exit
         // is recorded for whoever waits for it, and made durable by its removal right after.
         if stored.options.auto_remove {

@@ -32,6 +32,8 @@ use std::path::Path;
 use anyhow::Result;
 use store::Store;
 
+use crate::Failure;
+
 use crate::cli::{
     BuilderCommand, Command, ContainerCommand, ImageCommand, NetworkCommand, SystemCommand,
 };
@@ -201,6 +203,80 @@ pub fn split_filter<'a>(f: &'a str, command: &str) -> Result<(&'a str, &'a str)>
         )
         .into()
     })
+}
+
+/// `--filter until=…|label=…|label!=…` of `system prune` and `network prune`, as Docker's
+/// prune filters.
+pub struct PruneFilters {
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    pub labels: Vec<(String, Option<String>, bool)>,
+}
+
+impl PruneFilters {
+    pub fn parse(args: &[String], command: &str) -> Result<PruneFilters> {
+        let mut f = PruneFilters {
+            until: None,
+            labels: Vec::new(),
+        };
+        for a in args {
+            let (k, v) = a.split_once('=').ok_or_else(|| {
+                Failure::bare(
+                    125,
+                    format!(
+                        "invalid argument \"{a}\" for \"--filter\" flag: bad format of filter (expected name=value)\nSee '{p} {command} --help'.",
+                        p = crate::PROGRAM
+                    ),
+                )
+            })?;
+            match k {
+                "until" => {
+                    f.until = Some(parse_time(v).ok_or_else(|| {
+                        Failure::daemon(
+                            1,
+                            format!("failed to parse value as time or duration: {v:?}"),
+                        )
+                    })?)
+                }
+                "label" | "label!" => {
+                    let (lk, lv) = match v.split_once('=') {
+                        Some((a, b)) => (a.to_string(), Some(b.to_string())),
+                        None => (v.to_string(), None),
+                    };
+                    f.labels.push((lk, lv, k == "label"));
+                }
+                other => return Err(Failure::daemon(1, format!("Invalid filter '{other}'")).into()),
+            }
+        }
+        Ok(f)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.until.is_none() && self.labels.is_empty()
+    }
+
+    pub fn matches(
+        &self,
+        created: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> bool {
+        if let Some(u) = self.until {
+            match history::parse_time(created) {
+                Some(c) if c < u => {}
+                _ => return false,
+            }
+        }
+        self.labels_match(labels)
+    }
+
+    pub fn labels_match(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        self.labels.iter().all(|(k, v, want)| {
+            let has = match v {
+                Some(v) => labels.get(k) == Some(v),
+                None => labels.contains_key(k),
+            };
+            has == *want
+        })
+    }
 }
 
 /// Opens the containers of a root and repairs what a killed strata left behind.

@@ -54,8 +54,27 @@ fn labels(l: &BTreeMap<String, String>) -> String {
         .join(",")
 }
 
-fn matches(n: &container::Network, key: &str, value: &str) -> Result<bool> {
+fn matches(
+    c: &container::Containers,
+    n: &container::Network,
+    key: &str,
+    value: &str,
+) -> Result<bool> {
     Ok(match key {
+        "dangling" => {
+            let dangling = match value {
+                "1" | "true" => true,
+                "0" | "false" => false,
+                _ => {
+                    return Err(Failure::daemon(
+                        1,
+                        "invalid value for filter 'dangling', must be \"true\" (or \"1\"), or \"false\" (or \"0\")",
+                    )
+                    .into())
+                }
+            };
+            c.network_in_use(n).map_err(fail)? != dangling
+        }
         "name" => n.name().contains(value),
         "id" => n.id().starts_with(value),
         "driver" => n.config.driver == value,
@@ -85,11 +104,16 @@ pub fn ls(root: &Path, a: NetworkLsArgs) -> Result<()> {
         by_key.entry(k.to_string()).or_default().push(v.to_string());
     }
     for (k, vals) in &by_key {
+        if k == "dangling" && vals.len() > 1 {
+            return Err(
+                Failure::daemon(1, "got more than one value for filter key \"dangling\"").into(),
+            );
+        }
         let mut keep = Vec::new();
         for n in nets {
             let mut any = false;
             for v in vals {
-                any |= matches(&n, k, v)?;
+                any |= matches(&c, &n, k, v)?;
             }
             if any {
                 keep.push(n);
@@ -201,9 +225,7 @@ pub fn disconnect(root: &Path, a: NetworkDisconnectArgs) -> Result<()> {
 }
 
 pub fn prune(root: &Path, a: NetworkPruneArgs) -> Result<()> {
-    if !a.filters.is_empty() {
-        return Err(Failure::new(1, "strata network prune takes no filters yet").into());
-    }
+    let filters = super::PruneFilters::parse(&a.filters, "network prune")?;
     if !a.force {
         print!("WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] ");
         io::stdout().flush()?;
@@ -214,7 +236,9 @@ pub fn prune(root: &Path, a: NetworkPruneArgs) -> Result<()> {
         }
     }
     let mut c = super::open_containers(root)?;
-    let removed = c.prune_networks().map_err(fail)?;
+    let removed = c
+        .prune_networks(|n| !filters.matches(&n.record.created, &n.config.labels))
+        .map_err(fail)?;
     if !removed.is_empty() {
         println!("Deleted Networks:");
         for n in &removed {
