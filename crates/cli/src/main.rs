@@ -106,9 +106,10 @@ fn main() -> ExitCode {
                 Some(f) => (f.code, f.message.clone(), f.bare),
                 None => (1, chain_message(&e), false),
             };
-            if bare {
+            if msg.is_empty() {
+            } else if bare {
                 eprintln!("{msg}");
-            } else if !msg.is_empty() {
+            } else {
                 eprintln!("Error: {msg}");
             }
             ExitCode::from(code)

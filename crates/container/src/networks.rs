@@ -337,9 +337,8 @@ impl Containers {
     pub fn create_network(&mut self, o: &CreateNetwork) -> Result<String> {
         let driver = o.driver.clone().unwrap_or_else(|| "bridge".into());
         if driver != "bridge" {
-            return Err(bad(format!(
-                "plugin \"{driver}\" not found: strata supports the bridge driver"
-            )));
+            // Docker's words; strata has the bridge driver only.
+            return Err(bad(format!("plugin \"{driver}\" not found")));
         }
         if o.gateway.is_some() && o.subnet.is_none() {
             return Err(bad(

@@ -41,7 +41,7 @@ pub fn create(root: &Path, a: NetworkCreateArgs) -> Result<()> {
             internal: a.internal,
             attachable: a.attachable,
         })
-        .map_err(fail)?;
+        .map_err(super::daemon_failure)?;
     println!("{id}");
     Ok(())
 }
@@ -172,7 +172,7 @@ pub fn inspect(root: &Path, a: NetworkInspectArgs) -> Result<()> {
     for name in &a.networks {
         match c.find_network(name) {
             Ok(n) => found.push(c.inspect_network(&n).map_err(fail)?),
-            Err(e) => errors.push(e.to_string()),
+            Err(e) => errors.push(super::lookup_error(name, e)),
         }
     }
     match &template {
@@ -184,11 +184,8 @@ pub fn inspect(root: &Path, a: NetworkInspectArgs) -> Result<()> {
         }
         None => println!("{}", oci::GoJson::INSPECT.to_string(&found)?),
     }
-    if let Some((last, rest)) = errors.split_last() {
-        for e in rest {
-            eprintln!("Error: {e}");
-        }
-        return Err(Failure::new(1, last.clone()).into());
+    if !errors.is_empty() {
+        return Err(Failure::bare(1, errors.join("\n")).into());
     }
     Ok(())
 }
@@ -200,14 +197,13 @@ pub fn rm(root: &Path, a: NetworkRmArgs) -> Result<()> {
         match c.remove_network(n) {
             Ok(_) => println!("{n}"),
             Err(e) => {
-                eprintln!("Error: {e}");
+                eprintln!("{}", super::lookup_error(n, e));
                 failed = true;
             }
         }
     }
     if failed {
-        // Docker's CLI ends a partly failed `network rm` with this line.
-        return Err(Failure::bare(1, "exit status 1").into());
+        return Err(Failure::bare(1, "").into());
     }
     Ok(())
 }
@@ -215,13 +211,13 @@ pub fn rm(root: &Path, a: NetworkRmArgs) -> Result<()> {
 pub fn connect(root: &Path, a: NetworkConnectArgs) -> Result<()> {
     let mut c = super::open_containers(root)?;
     c.connect_network(&a.network, &a.container, &a.aliases, a.ip.as_deref())
-        .map_err(fail)
+        .map_err(super::daemon_failure)
 }
 
 pub fn disconnect(root: &Path, a: NetworkDisconnectArgs) -> Result<()> {
     let mut c = super::open_containers(root)?;
     c.disconnect_network(&a.network, &a.container, a.force)
-        .map_err(fail)
+        .map_err(super::daemon_failure)
 }
 
 pub fn prune(root: &Path, a: NetworkPruneArgs) -> Result<()> {
