@@ -7,7 +7,9 @@ use dockerfile::{
 
 use crate::engine::Frontend;
 use crate::error::HookError;
-use crate::steps::{CommandForm, Healthcheck, Op, Plan, RunMount, RunMountKind, Stage, Step};
+use crate::steps::{
+    CommandForm, Healthcheck, Op, Plan, RunFlags, RunMount, RunMountKind, RunNetwork, Stage, Step,
+};
 
 /// Why the Dockerfile frontend refused a word, an instruction or an ONBUILD trigger.
 #[derive(Debug, thiserror::Error)]
@@ -169,7 +171,15 @@ fn run_op(ins: &Instruction, r: &dockerfile::Run) -> Result<Op, FrontendError> {
         } => form(&args, prepend_shell),
         RunScript::File { data, .. } => CommandForm::Shell(data),
     };
-    Ok(Op::Run(cmd, mounts))
+    let flags = RunFlags {
+        network: match r.network {
+            None | Some(dockerfile::Network::Default) => RunNetwork::Default,
+            Some(dockerfile::Network::None) => RunNetwork::None,
+            Some(dockerfile::Network::Host) => RunNetwork::Host,
+        },
+        insecure: r.security == Some(dockerfile::Security::Insecure),
+    };
+    Ok(Op::Run(cmd, mounts, flags))
 }
 
 /// One `--mount` with BuildKit's defaults; `ssh_index` counts the ssh mounts before it.

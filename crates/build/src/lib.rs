@@ -10,6 +10,7 @@
 mod context;
 mod copy;
 mod engine;
+mod epoch;
 mod error;
 mod files;
 mod frontend;
@@ -22,10 +23,12 @@ pub use context::{Context, ContextError, Excluder, Source, SourceSet};
 pub use copy::{parse_chown, resolve_in_root, ChownError};
 pub use engine::{
     cleanup_stale, stderr_chunk, BuildOptions, Builder, Downloaded, Fetcher, Frontend, HostMount,
-    RunRequest, RunStep, CLASSIC_PROXY_ARGS,
+    RunRequest, RunStep, Squash, CLASSIC_PROXY_ARGS,
 };
 pub use error::{BuildError, HookError, Result};
 pub use frontend::{plan, DockerfileFrontend, FrontendError};
 pub use hashcache::HashCache;
 pub use oci::{glob_match, has_glob};
-pub use steps::{CommandForm, Healthcheck, Op, Plan, RunMount, RunMountKind, Stage, Step};
+pub use steps::{
+    CommandForm, Healthcheck, Op, Plan, RunFlags, RunMount, RunMountKind, RunNetwork, Stage, Step,
+};

@@ -63,9 +63,43 @@ pub struct RunMount {
     pub spec: String,
 }
 
+/// `RUN --network`: `default` is the build's own (`build --network`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RunNetwork {
+    #[default]
+    Default,
+    None,
+    Host,
+}
+
+/// `RUN --network` and `RUN --security`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RunFlags {
+    pub network: RunNetwork,
+    /// `--security=insecure`: a privileged process (needs `build --allow security.insecure`).
+    pub insecure: bool,
+}
+
+impl RunFlags {
+    /// The flags as they go into the step's cache key, before the mounts (none for the
+    /// defaults, so a RUN without them keeps its key).
+    pub fn key_words(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        match self.network {
+            RunNetwork::Default => {}
+            RunNetwork::None => out.push("--network=none".to_string()),
+            RunNetwork::Host => out.push("--network=host".to_string()),
+        }
+        if self.insecure {
+            out.push("--security=insecure".to_string());
+        }
+        out
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    Run(CommandForm, Vec<RunMount>),
+    Run(CommandForm, Vec<RunMount>, RunFlags),
     Copy {
         /// ADD instead of COPY.
         add: bool,

@@ -424,6 +424,19 @@ pub struct BuildArgs {
     /// Always remove intermediate containers
     #[arg(long)]
     pub force_rm: bool,
+    /// Output destination (format: "type=local,dest=path"; type=image|local|tar|oci|docker;
+    /// a path alone is type=local, - is type=tar to standard output)
+    #[arg(short = 'o', long = "output", value_name = "stringArray")]
+    pub outputs: Vec<String>,
+    /// Squash newly built layers into a single new layer
+    #[arg(long)]
+    pub squash: bool,
+    /// Squash all of the image's layers, the base image's too, into a single new layer
+    #[arg(long)]
+    pub squash_all: bool,
+    /// Allow extra privileged entitlement (security.insecure, network.host)
+    #[arg(long = "allow", value_name = "stringSlice")]
+    pub allow: Vec<String>,
     /// The build context: a directory, or - for a tar archive on standard input
     pub context: String,
 }

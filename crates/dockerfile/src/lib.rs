@@ -73,7 +73,7 @@ pub use instructions::{
     Add, ArgDecl, Command, CommandLine, Copy, Healthcheck, Instruction, KeyValue, Network, Run,
     RunScript, Security, SourceContent,
 };
-pub use mount::{Mount, MountType, Sharing};
+pub use mount::{csv_fields, Mount, MountType, Sharing};
 pub use parser::{
     chomp_heredoc, dump_ast, parse, parse_heredoc, warnings_text, Ast, CheckOptions, Directive,
     Heredoc, Node, Warning,

@@ -74,7 +74,7 @@ pub struct Mount {
 }
 
 /// Split a mount spec into CSV fields like Go's `encoding/csv` (one record, `"` quoting).
-pub(crate) fn csv_fields(s: &str) -> Result<Vec<String>, String> {
+pub fn csv_fields(s: &str) -> Result<Vec<String>, String> {
     let line = s.split('\n').next().unwrap_or("").trim_end_matches('\r');
     let chars: Vec<char> = line.chars().collect();
     let mut fields = Vec::new();

@@ -93,6 +93,13 @@ pub fn stage_layer_dir(staging: &Staging, dir: PathBuf) -> Result<StagedLayer> {
 }
 
 impl StagedLayer {
+    /// The layer's directory, to be staged again once changed (the tar-split file made for
+    /// it is stale then, and removed).
+    pub fn into_dir(self) -> PathBuf {
+        let _ = std::fs::remove_file(&self.split);
+        self.dir
+    }
+
     /// Checks the stream's digest and the tar's diff_id against what names them.
     pub(crate) fn check(
         &self,

@@ -14,6 +14,7 @@ mod config;
 mod error;
 mod export;
 mod filter;
+mod flatten;
 mod import;
 mod ingest;
 mod layer_tar;
@@ -32,13 +33,14 @@ pub use config::{read_config, STRATA_VERSION};
 pub use error::{Error, Result};
 pub use export::{compression_of, manifest_layer_type, ExportOptions};
 pub use filter::{list_images, ImageFilters};
+pub use flatten::{squash, unpack_rootfs};
 pub use import::{import, ImportOptions};
 pub use ingest::{ingest_layer, stage_layer_dir, StagedLayer};
 pub use layer_tar::{open_layer_tar, LayerSource, LayerTar};
 pub use load::{load, Loaded};
 pub use remove::{prune, remove, RemoveOptions, Report};
 pub use resolve::{parse_name, resolve};
-pub use save::{plan as plan_save, save, SaveItem};
+pub use save::{plan as plan_save, save, write_archive, SaveItem};
 pub use views::{
     disk_usage, history, image_rows, inspect, shared_sizes, DiskUsage, HistoryRow, ImageRow,
 };

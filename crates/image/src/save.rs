@@ -148,8 +148,17 @@ fn blob_path(d: &Digest) -> String {
     format!("blobs/sha256/{}", d.hex())
 }
 
-/// Writes the archive for `items` to `out`.
+/// Writes the archive for `items` to `out` and records Docker's `save` events.
 pub fn save(store: &Store, items: &[SaveItem], out: impl Write) -> Result<()> {
+    write_archive(store, items, out)?;
+    for item in items {
+        crate::record_event(store, "save", &item.id, None);
+    }
+    Ok(())
+}
+
+/// Writes the archive for `items` to `out` (`save`, and `build --output type=oci|docker`).
+pub fn write_archive(store: &Store, items: &[SaveItem], out: impl Write) -> Result<()> {
     let mut ar = Archive {
         tar: tar::Builder::new(out),
         written: HashSet::new(),
@@ -248,8 +257,5 @@ pub fn save(store: &Store, items: &[SaveItem], out: impl Write) -> Result<()> {
         .map_err(io_err)?
         .flush()
         .map_err(io_err)?;
-    for item in items {
-        crate::record_event(store, "save", &item.id, None);
-    }
     Ok(())
 }

@@ -42,6 +42,12 @@ pub enum WhiteoutMode {
     /// The target is a merged tree (copy-based snapshots): `.wh.NAME` deletes `NAME`, and
     /// `.wh..wh..opq` empties its directory of everything this layer did not itself add.
     Delete,
+    /// The target is a layer directory made of several layers applied in order (a squash):
+    /// whiteouts and opaque directories stay in overlay form for the layers below, and also
+    /// do what they mean to what the earlier layers applied here wrote (a whiteout replaces
+    /// it, an opaque directory is emptied of it). A directory made where an earlier layer
+    /// left a whiteout becomes opaque, as overlayfs makes it.
+    Merge,
 }
 
 /// Options for [`apply_layer_with`].
@@ -437,7 +443,7 @@ struct Applier {
     cached_parent: Option<(Vec<u8>, OwnedFd)>,
     /// Directories and their mtimes, applied after all content is written.
     dir_times: Vec<(Vec<u8>, Timespec)>,
-    /// Paths this layer wrote (only kept in `Delete` mode, for opaque directories).
+    /// Paths this layer wrote (not kept in `OverlayDevices` mode; for opaque directories).
     unpacked: HashSet<Vec<u8>>,
     buf: Vec<u8>,
     entries: u64,
@@ -571,9 +577,12 @@ impl Applier {
         }
 
         let pfd = self.parent(parent, true, &shown)?;
-        let existing = match rfs::statat(&pfd, name, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) => Some(FileType::from_raw_mode(st.st_mode)),
-            Err(Errno::NOENT) => None,
+        let (existing, over_whiteout) = match rfs::statat(&pfd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => {
+                let ft = FileType::from_raw_mode(st.st_mode);
+                (Some(ft), ft == FileType::CharacterDevice && st.st_rdev == 0)
+            }
+            Err(Errno::NOENT) => (None, false),
             Err(e) => return Err(fs_err(&shown, "inspecting existing entry", e.into())),
         };
         let keep_dir = kind == Kind::Dir && existing == Some(FileType::Directory);
@@ -618,6 +627,11 @@ impl Applier {
                 )
                 .map_err(|err| fs_err(&shown, "opening directory", err.into()))?;
                 self.set_meta_fd(&fd, &meta, &shown)?;
+                if over_whiteout && self.mode == WhiteoutMode::Merge {
+                    rfs::fsetxattr(&fd, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty()).map_err(
+                        |err| fs_err(&shown, "setting trusted.overlay.opaque", err.into()),
+                    )?;
+                }
                 self.dir_times.push((path.clone(), meta.mtime));
             }
             Kind::Symlink => {
@@ -670,7 +684,7 @@ impl Applier {
                 self.set_meta_at(&pfd, name, &meta, false, &shown)?;
             }
         }
-        if self.mode == WhiteoutMode::Delete {
+        if self.mode != WhiteoutMode::OverlayDevices {
             self.unpacked.insert(path.clone());
         }
         self.cached_parent = Some((parent.to_vec(), pfd));
@@ -896,7 +910,7 @@ impl Applier {
         }
         self.cached_parent = None;
         match self.mode {
-            WhiteoutMode::OverlayDevices => {
+            WhiteoutMode::OverlayDevices | WhiteoutMode::Merge => {
                 let pfd = self.parent(parent, true, shown)?;
                 let mut path = parent.to_vec();
                 if !path.is_empty() {
@@ -982,8 +996,11 @@ impl Applier {
     fn opaque(&mut self, dir: &[u8], shown: &str) -> Result<()> {
         self.cached_parent = None;
         match self.mode {
-            WhiteoutMode::OverlayDevices => {
+            WhiteoutMode::OverlayDevices | WhiteoutMode::Merge => {
                 let fd = self.parent(dir, true, shown)?;
+                if self.mode == WhiteoutMode::Merge {
+                    self.purge(&fd, dir.to_vec(), shown)?;
+                }
                 let fd = resolve::reopen_dir(&fd)
                     .map_err(|err| fs_err(shown, "opening opaque directory", err))?;
                 rfs::fsetxattr(&fd, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty())

@@ -362,3 +362,68 @@ fn userxattr_overlay_markers_are_understood() {
     let err = write_layer(&upper, Vec::new(), Compression::None).unwrap_err();
     assert!(err.to_string().contains("user.overlay.redirect"), "{err}");
 }
+
+/// Merge mode (a squash): two layers applied into one directory give, over the base through
+/// overlayfs, the tree both layers give applied one after the other onto a copy of the base.
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn merged_layers_stack_like_the_layers_they_merge() {
+    if !require_root() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    fs::create_dir_all(base.join("d")).unwrap();
+    fs::create_dir_all(base.join("e")).unwrap();
+    fs::write(base.join("a"), b"a").unwrap();
+    fs::write(base.join("d/x"), b"x").unwrap();
+    fs::write(base.join("e/y"), b"y").unwrap();
+    let first = RawTar::new()
+        .file("n1", b"1")
+        .dir("d/")
+        .file("d/new", b"n")
+        .file(".wh.a", b"")
+        .dir("g/")
+        .file("g/1", b"g")
+        .finish();
+    // A file of the first layer whited out, an opaque directory over both, a directory
+    // where the first layer left a whiteout, and a directory only the first layer made
+    // removed again.
+    let second = RawTar::new()
+        .file(".wh.n1", b"")
+        .dir("d/")
+        .file("d/.wh..wh..opq", b"")
+        .file("d/z", b"z")
+        .dir("a/")
+        .file("a/in", b"i")
+        .file(".wh.g", b"")
+        .finish();
+    let squashed = tmp.path().join("squashed");
+    fs::create_dir(&squashed).unwrap();
+    let merge = ApplyOptions {
+        whiteouts: WhiteoutMode::Merge,
+        ..ApplyOptions::default()
+    };
+    for l in [&first, &second] {
+        apply_layer_with(&l[..], &squashed, &merge).unwrap();
+    }
+    let expected = tmp.path().join("expected");
+    assert!(Command::new("cp")
+        .arg("-a")
+        .arg(&base)
+        .arg(&expected)
+        .status()
+        .unwrap()
+        .success());
+    let delete = ApplyOptions {
+        whiteouts: WhiteoutMode::Delete,
+        ..ApplyOptions::default()
+    };
+    for l in [&first, &second] {
+        apply_layer_with(&l[..], &expected, &delete).unwrap();
+    }
+    let merged = merged_of(&base, &squashed, tmp.path(), "merged");
+    assert_eq!(view(&merged), view(&expected));
+    let names: Vec<String> = snapshot(&expected).into_keys().collect();
+    assert_eq!(names, ["a", "a/in", "d", "d/z", "e", "e/y"]);
+}

@@ -36,4 +36,4 @@ pub use reference::{
     valid_tag, Reference, ReferenceError, DEFAULT_REGISTRY, DEFAULT_TAG, DOCKER_HUB_API_HOST,
     NAME_TOTAL_LENGTH_MAX,
 };
-pub use time::{now, now_nanos};
+pub use time::{now, now_nanos, unix_time};

@@ -27,7 +27,7 @@ use crate::context::Context;
 use crate::copy::{copy_into, CopyRequest};
 use crate::error::{BuildError, HookError, Result};
 use crate::gofmt;
-use crate::steps::{CommandForm, Op, Plan, RunMount, RunMountKind, Step};
+use crate::steps::{CommandForm, Op, Plan, RunFlags, RunMount, RunMountKind, RunNetwork, Step};
 
 /// Runs a RUN step's process in a mounted root filesystem; the binary wires the runtime in.
 pub trait RunStep {
@@ -42,6 +42,10 @@ pub struct RunRequest<'a> {
     pub user: &'a str,
     pub workdir: &'a str,
     pub network_none: bool,
+    /// `RUN --network=host`.
+    pub network_host: bool,
+    /// `RUN --security=insecure`: privileged, as `run --privileged`.
+    pub insecure: bool,
     /// Send the process's output nowhere (`build -q`).
     pub quiet: bool,
     /// `RUN --mount`s, resolved to host paths.
@@ -83,6 +87,36 @@ pub struct BuildOptions {
     pub secrets: BTreeMap<String, PathBuf>,
     /// `--ssh ID=SOCKET`: agent sockets that `RUN --mount=type=ssh` may use.
     pub ssh: BTreeMap<String, PathBuf>,
+    /// `SOURCE_DATE_EPOCH` (seconds): every `created` the build writes is this time, and
+    /// every later mtime in its layers is clamped to it; the cache only reuses images made so.
+    pub source_date_epoch: Option<i64>,
+    /// `--squash`, `--squash-all`.
+    pub squash: Squash,
+    /// `--allow security.insecure`: `RUN --security=insecure` may run.
+    pub allow_insecure: bool,
+    /// `--platform`: recorded in every config the build writes.
+    pub platform: Option<oci::Platform>,
+}
+
+/// What `--squash` (Docker's) and `--squash-all` (Podman's) merge into one layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Squash {
+    #[default]
+    No,
+    /// The layers the final stage added on its base.
+    NewLayers,
+    /// Every layer, the base image's too.
+    All,
+}
+
+impl BuildOptions {
+    /// The `created` of the images the build makes: now, or `SOURCE_DATE_EPOCH`.
+    pub fn created(&self) -> String {
+        match self.source_date_epoch {
+            Some(e) => oci::unix_time(e),
+            None => oci::now(),
+        }
+    }
 }
 
 /// Fetches a missing image into the store and returns its ID.
@@ -135,6 +169,8 @@ struct BuildState<'p> {
     unsynced: std::cell::Cell<bool>,
     /// The last stage built (the target's).
     last: usize,
+    /// The image the last stage starts from (None for scratch), for `--squash`.
+    last_base: std::cell::Cell<Option<Digest>>,
     /// The names of the ARGs declared so far (meta ARGs and the ARG steps run): build args
     /// named by none are reported as not consumed.
     referenced: std::cell::RefCell<std::collections::BTreeSet<String>>,
@@ -399,6 +435,7 @@ impl Builder<'_> {
             built: vec![None; plan.stages.len()],
             unsynced: std::cell::Cell::new(false),
             last,
+            last_base: std::cell::Cell::new(None),
             referenced: std::cell::RefCell::new(referenced),
         };
         let r = self.build_up_to_last(&mut bs);
@@ -406,7 +443,23 @@ impl Builder<'_> {
         if r.is_ok() {
             self.warn_unused_args(&bs);
         }
-        r
+        r.and_then(|id| self.squash(&bs, id))
+    }
+
+    /// `--squash`: the final image with the layers on its stage's base merged into one
+    /// (Docker's `SquashImage`); `--squash-all`: all its layers in one.
+    fn squash(&mut self, bs: &BuildState, id: Digest) -> Result<Digest> {
+        let base = match bs.opts.squash {
+            Squash::No => return Ok(id),
+            Squash::NewLayers => bs.last_base.get(),
+            Squash::All => None,
+        };
+        Ok(image::squash(
+            self.store,
+            &id,
+            base.as_ref(),
+            &bs.opts.created(),
+        )?)
     }
 
     /// Builds every stage up to the last one, in order (Docker's classic builder builds
@@ -435,7 +488,11 @@ impl Builder<'_> {
             .build_args
             .keys()
             .map(String::as_str)
-            .filter(|k| !referenced.contains(*k) && !CLASSIC_PROXY_ARGS.contains(k))
+            .filter(|k| {
+                !referenced.contains(*k)
+                    && !CLASSIC_PROXY_ARGS.contains(k)
+                    && *k != "SOURCE_DATE_EPOCH"
+            })
             .collect();
         if !unused.is_empty() {
             let line = format!(
@@ -527,6 +584,9 @@ impl Builder<'_> {
             &format!("Step {first}/{total} : {}", stage.from_text),
         );
         let (id, config) = self.stage_base(bs, index)?;
+        if index == bs.last {
+            bs.last_base.set(id);
+        }
         let mut st = StageState::new(bs, index, id, config);
         self.run_triggers(&mut st)?;
         // After the triggers: their steps print what a step prints, but not the image.
@@ -639,7 +699,7 @@ impl Builder<'_> {
 
     fn step(&mut self, st: &mut StageState, step: &Step) -> Result<()> {
         match &step.op {
-            Op::Run(form, mounts) => self.run(st, step, form, mounts),
+            Op::Run(form, mounts, flags) => self.run(st, step, form, mounts, *flags),
             Op::Workdir(w) => self.workdir(st, step, w),
             Op::Copy { .. } => self.copy(st, step),
             _ => self.meta_step(st, step),
@@ -658,12 +718,22 @@ impl Builder<'_> {
             None => Vec::new(),
         };
         let mut best: Option<(String, Digest, ImageConfig)> = None;
+        // With SOURCE_DATE_EPOCH, only images made with the same one (their times clamped).
+        let epoch = st.opts().source_date_epoch.map(oci::unix_time);
         for c in candidates {
             let cfg = image::read_config(self.store, &c)?;
             let Some(cc) = &cfg.container_config else {
                 continue;
             };
-            if !cache_match(cc, probe) {
+            let other_platform = st.opts().platform.as_ref().is_some_and(|p| {
+                (&cfg.os, &cfg.architecture, &cfg.variant) != (&p.os, &p.architecture, &p.variant)
+            });
+            if !cache_match(cc, probe)
+                || other_platform
+                || epoch
+                    .as_ref()
+                    .is_some_and(|e| cfg.created != Some(e.clone()))
+            {
                 continue;
             }
             let created = cfg.created.clone().unwrap_or_default();
@@ -696,7 +766,15 @@ impl Builder<'_> {
         probe: Option<ContainerConfig>,
         layer: Option<NewLayer>,
     ) -> Result<Digest> {
-        let created = oci::now();
+        let created = st.opts().created();
+        let layer = match (layer, st.opts().source_date_epoch) {
+            (Some(l), Some(epoch)) => Some(l.clamped(epoch)?),
+            (l, _) => l,
+        };
+        if st.opts().source_date_epoch.is_some() {
+            // A random container ID would make every build's config differ.
+            cfg.container = String::new();
+        }
         let created_by = probe
             .as_ref()
             .and_then(|p| p.cmd.clone())
@@ -715,6 +793,11 @@ impl Builder<'_> {
         cfg.container_config = Some(cc);
         cfg.created = Some(created.clone());
         cfg.docker_version = image::STRATA_VERSION.into();
+        if let Some(p) = &st.opts().platform {
+            cfg.os = p.os.clone();
+            cfg.architecture = p.architecture.clone();
+            cfg.variant = p.variant.clone();
+        }
         if cfg.architecture.is_empty() {
             cfg.architecture = oci::host_architecture().into();
         }
@@ -918,6 +1001,19 @@ struct NewLayer {
     /// Holds the staging area (and so the layer's files) alive until it is published.
     _staging: store::Staging,
     layer: image::StagedLayer,
+}
+
+impl NewLayer {
+    /// The layer with every mtime later than `epoch` set to it, staged again.
+    fn clamped(self, epoch: i64) -> Result<NewLayer> {
+        let dir = self.layer.into_dir();
+        crate::epoch::clamp_mtimes(&dir, epoch).map_err(|e| BuildError::io(&dir, e))?;
+        let layer = image::stage_layer_dir(&self._staging, dir)?;
+        Ok(NewLayer {
+            _staging: self._staging,
+            layer,
+        })
+    }
 }
 
 fn clean_abs(p: &str) -> String {

@@ -35,7 +35,15 @@ impl Builder<'_> {
         step: &Step,
         form: &CommandForm,
         mounts: &[RunMount],
+        flags: RunFlags,
     ) -> Result<()> {
+        if flags.insecure && !st.opts().allow_insecure {
+            // BuildKit checks entitlements before anything runs or is looked up.
+            return Err(BuildError::Step {
+                line: step.line,
+                msg: "security.insecure is not allowed".into(),
+            });
+        }
         let argv = command_argv(form, &st.shell);
         // Build args in scope go into the key and the process's environment, not the image;
         // an ENV of the same name hides them (Docker's `FilterAllowed`).
@@ -59,7 +67,7 @@ impl Builder<'_> {
                 && !env_keys.contains(k)
                 && !st.args.iter().any(|(a, _)| a == k)
         });
-        let probe = run_probe(st, &argv, &arg_env, proxies, mounts);
+        let probe = run_probe(st, &argv, &arg_env, proxies, mounts, flags);
         if self.probe(st, &probe)? {
             return Ok(());
         }
@@ -88,7 +96,13 @@ impl Builder<'_> {
             env: &env,
             user: &cfg.user,
             workdir: &workdir,
-            network_none: st.opts().network_none,
+            network_none: match flags.network {
+                RunNetwork::Default => st.opts().network_none,
+                RunNetwork::None => true,
+                RunNetwork::Host => false,
+            },
+            network_host: flags.network == RunNetwork::Host,
+            insecure: flags.insecure,
             quiet: st.quiet,
             mounts: &m.host,
         });
@@ -334,13 +348,15 @@ fn copy_tree(host: &Path, copy: &Path, what: &str) -> Result<()> {
 }
 
 /// The probe of a RUN: the command, after the build args in scope (`|N a=1 b=2 …`, as
-/// Docker keys them; `|0` when only proxy variables are) and the mount specs (never a secret's content).
+/// Docker keys them; `|0` when only proxy variables are), the mount specs (never a secret's
+/// content) and the `--network`/`--security` flags other than the defaults.
 fn run_probe(
     st: &StageState,
     argv: &[String],
     arg_env: &[String],
     proxies: bool,
     mounts: &[RunMount],
+    flags: RunFlags,
 ) -> ContainerConfig {
     let mut probe = st.run_config();
     let mut saved = argv.to_vec();
@@ -356,6 +372,10 @@ fn run_probe(
         let mut c: Vec<String> = mounts.iter().map(|m| m.spec.clone()).collect();
         c.extend(saved);
         saved = c;
+    }
+    let words = flags.key_words();
+    if !words.is_empty() {
+        saved = words.into_iter().chain(saved).collect();
     }
     probe.cmd = Some(saved);
     probe

@@ -79,9 +79,12 @@ impl build::RunStep for Runner {
             no_new_privileges: false,
             network: if req.network_none {
                 runtime::Network::None
+            } else if req.network_host {
+                runtime::Network::Host
             } else {
                 self.network
             },
+            privileged: req.insecure,
             ..Default::default()
         };
         let mut spec = runtime::compose(&image, &opts)?;
@@ -426,12 +429,20 @@ struct Machinery {
 }
 
 pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
-    check_platform(a.platform.as_deref())?;
+    let platform = a.platform.as_deref().map(build_platform).transpose()?;
+    let allow_insecure = allow_insecure(&a.allow)?;
     let network = network_mode(&a.network)?;
     let mut tags = Vec::new();
     for t in &a.tags {
         tags.push(image::parse_name(t)?);
     }
+    let outputs = super::build_output::parse_outputs(&a.outputs)?;
+    for r in super::build_output::image_names(&outputs) {
+        if !tags.iter().any(|t| t.to_string() == r.to_string()) {
+            tags.push(r.clone());
+        }
+    }
+    let mut stdout = super::build_output::take_stdout(&outputs)?;
     let mut store = super::open_store(root)?;
     // A context from standard input is unpacked into a staging area.
     let staging = if a.context == "-" {
@@ -441,7 +452,8 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
     };
     let input = read_input(&a, staging.as_ref())?;
     let ctx = context(root, &a, &input)?;
-    let build_args = parse_kv(&a.build_args, true);
+    let mut build_args = parse_kv(&a.build_args, true);
+    let source_date_epoch = source_date_epoch(&mut build_args)?;
     let df_opts = dockerfile::BuildOptions {
         build_args: build_args.clone(),
         target: a.target.clone(),
@@ -470,7 +482,7 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
     let captured = a.quiet.then(|| Captured(Arc::new(Mutex::new(Vec::new()))));
     m.runner.capture = captured.clone();
     let opts = build::BuildOptions {
-        tags,
+        tags: tags.clone(),
         no_cache: a.no_cache,
         quiet: false,
         build_args,
@@ -480,6 +492,14 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
         secrets: parse_secrets(&a.secrets)?,
         ssh: parse_ssh(&a.ssh)?,
         pull: a.pull,
+        source_date_epoch,
+        allow_insecure,
+        platform,
+        squash: match (a.squash, a.squash_all) {
+            (_, true) => build::Squash::All,
+            (true, false) => build::Squash::NewLayers,
+            (false, false) => build::Squash::No,
+        },
     };
     import_caches(&mut store, &a.cache_from, a.quiet)?;
     let cache_to = a
@@ -493,7 +513,7 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
         None => Box::new(io::stdout()),
     };
     let frontend = build::DockerfileFrontend::new(df.escape);
-    let puller = puller(a.quiet);
+    let puller = puller(a.quiet, opts.platform.as_ref());
     let mut b = build::Builder {
         store: &mut store,
         snapshots: m.snapshots.as_ref(),
@@ -537,20 +557,140 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
         fs::write(f, id.to_string()).with_context(|| format!("write {}", f.display()))?;
     }
     out.flush()?;
+    super::build_output::export(&store, &id, &outputs, &tags, &mut stdout)?;
     Ok(())
 }
 
-/// `--platform`: only the host's.
-fn check_platform(platform: Option<&str>) -> Result<()> {
-    let host = format!("linux/{}", oci::host_architecture());
-    match platform {
-        Some(p) if p != host && p != "linux" => Err(Failure::new(
-            1,
-            format!("platform {p} is not supported: strata builds for {host}"),
-        )
-        .into()),
-        _ => Ok(()),
+/// `SOURCE_DATE_EPOCH`: the build arg, or else the environment variable, which then becomes
+/// the build arg too (as buildx passes it on).
+fn source_date_epoch(build_args: &mut BTreeMap<String, String>) -> Result<Option<i64>> {
+    const NAME: &str = "SOURCE_DATE_EPOCH";
+    if !build_args.contains_key(NAME) {
+        match std::env::var(NAME) {
+            Ok(v) if !v.is_empty() => {
+                build_args.insert(NAME.into(), v);
+            }
+            _ => return Ok(None),
+        }
     }
+    let v = &build_args[NAME];
+    if v.is_empty() {
+        return Ok(None);
+    }
+    v.parse::<i64>().map(Some).map_err(|_| {
+        Failure::new(
+            1,
+            format!("invalid SOURCE_DATE_EPOCH: {v:?}: expected seconds since 1970-01-01"),
+        )
+        .into()
+    })
+}
+
+/// `--allow`: BuildKit's entitlements; whether `security.insecure` is among them.
+fn allow_insecure(list: &[String]) -> Result<bool> {
+    let mut insecure = false;
+    for e in list.iter().flat_map(|a| a.split(',')) {
+        match e.trim() {
+            "security.insecure" => insecure = true,
+            // Host networking needs no grant here (`--network host` never did).
+            "network.host" => {}
+            other => return Err(Failure::new(1, format!("invalid entitlement: {other}")).into()),
+        }
+    }
+    Ok(insecure)
+}
+
+/// `--platform OS/ARCH[/VARIANT]`, normalised as containerd does (`x86_64` is `amd64`,
+/// `amd64/v1` is `amd64`, `aarch64` is `arm64`…): only a platform this machine runs without
+/// emulation (its architecture, and for amd64 the microarchitecture levels its CPU has).
+fn build_platform(spec: &str) -> Result<oci::Platform> {
+    let mut parts = spec.split('/').map(|p| p.trim().to_ascii_lowercase());
+    let os = parts.next().unwrap_or_default();
+    let arch = parts.next();
+    let variant = parts.next();
+    if os.is_empty() || parts.next().is_some() {
+        return Err(Failure::new(
+            125,
+            format!("invalid platform {spec:?}: expected OS[/ARCH[/VARIANT]] (linux/amd64)"),
+        )
+        .into());
+    }
+    let host = oci::host_architecture();
+    let (architecture, variant) = match (arch.as_deref(), variant.as_deref()) {
+        (None, _) => (host.to_string(), String::new()),
+        (Some("x86_64" | "x86-64" | "amd64"), v) => (
+            "amd64".to_string(),
+            v.filter(|v| *v != "v1").unwrap_or("").to_string(),
+        ),
+        (Some("aarch64" | "arm64"), v) => (
+            "arm64".to_string(),
+            v.filter(|v| *v != "v8").unwrap_or("").to_string(),
+        ),
+        (Some("i386" | "386"), v) => ("386".to_string(), v.unwrap_or("").to_string()),
+        (Some("armhf"), None) => ("arm".to_string(), "v7".to_string()),
+        (Some("armel"), None) => ("arm".to_string(), "v6".to_string()),
+        (Some(a), v) => (a.to_string(), v.unwrap_or("").to_string()),
+    };
+    let runs = os == "linux"
+        && architecture == host
+        && (variant.is_empty() || amd64_levels().contains(&variant.as_str()));
+    if !runs {
+        let mut native = vec![format!("linux/{host}")];
+        native.extend(amd64_levels().iter().map(|l| format!("linux/{host}/{l}")));
+        return Err(Failure::new(
+            1,
+            format!(
+                "platform {spec} is not supported: this machine runs {} without emulation, and strata does not emulate other platforms",
+                native.join(", ")
+            ),
+        )
+        .into());
+    }
+    Ok(oci::Platform {
+        os,
+        architecture,
+        variant,
+        ..Default::default()
+    })
+}
+
+/// The amd64 microarchitecture levels above v1 (GOAMD64) this CPU has.
+fn amd64_levels() -> Vec<&'static str> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        let mut out = Vec::new();
+        let v2 = has!("cmpxchg16b")
+            && has!("popcnt")
+            && has!("sse3")
+            && has!("sse4.1")
+            && has!("sse4.2")
+            && has!("ssse3");
+        let v3 = v2
+            && has!("avx")
+            && has!("avx2")
+            && has!("bmi1")
+            && has!("bmi2")
+            && has!("f16c")
+            && has!("fma")
+            && has!("lzcnt")
+            && has!("movbe")
+            && has!("xsave");
+        let v4 = v3
+            && has!("avx512f")
+            && has!("avx512bw")
+            && has!("avx512cd")
+            && has!("avx512dq")
+            && has!("avx512vl");
+        for (ok, l) in [(v2, "v2"), (v3, "v3"), (v4, "v4")] {
+            if ok {
+                out.push(l);
+            }
+        }
+        out
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    Vec::new()
 }
 
 /// `--network`: the private network (as Docker's classic builder runs steps on its
@@ -804,10 +944,19 @@ fn export_cache(
 /// Docker does.
 fn puller(
     quiet: bool,
+    platform: Option<&oci::Platform>,
 ) -> impl Fn(&mut store::Store, &str) -> std::result::Result<oci::Digest, build::HookError> {
+    let platform = platform.map(|p| {
+        [p.os.as_str(), &p.architecture, &p.variant]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join("/")
+    });
     move |store, name| {
         let r = image::parse_name(name)?;
-        super::pull::pull_one(store, &r, None, quiet, false)
+        super::pull::pull_one(store, &r, platform.clone(), quiet, false)
             .map(|p| p.id)
             .map_err(|e| PullFailed(e).into())
     }

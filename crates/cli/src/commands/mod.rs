@@ -3,6 +3,7 @@
 
 mod attach;
 mod build;
+mod build_output;
 mod container;
 mod cp;
 mod df;
