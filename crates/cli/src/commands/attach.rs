@@ -93,6 +93,8 @@ pub fn run(root: &Path, a: AttachArgs) -> Result<()> {
     }
     let mut out = std::io::stdout();
     let mut err = std::io::stderr();
+    // However attach ends from here on, the terminal gets its settings back.
+    let _restore = RestoreTerminal;
     loop {
         let cur = c.find(&rec.id).ok();
         let running = cur.as_ref().is_some_and(|r| {
@@ -110,7 +112,6 @@ pub fn run(root: &Path, a: AttachArgs) -> Result<()> {
         // The monitor drains the output before it records the end, so what is read after
         // seeing the end is the last of it.
         if !running {
-            restore_terminal();
             let code = cur.map_or(0, |r| r.state.exit_code);
             return if code == 0 {
                 Ok(())
@@ -140,6 +141,15 @@ fn raw_terminal() {
         if libc::tcsetattr(0, libc::TCSANOW, &t) == 0 {
             *SAVED_TERMINAL.lock().unwrap_or_else(|p| p.into_inner()) = Some(saved);
         }
+    }
+}
+
+/// Calls [`restore_terminal`] when dropped.
+struct RestoreTerminal;
+
+impl Drop for RestoreTerminal {
+    fn drop(&mut self) {
+        restore_terminal();
     }
 }
 
