@@ -57,6 +57,11 @@ impl<T> Queue<T> {
         }
     }
 
+    /// Whether tasks wait to be taken.
+    fn has_tasks(&self) -> bool {
+        !lock(&self.state).tasks.is_empty()
+    }
+
     fn done(&self) {
         let mut st = lock(&self.state);
         st.running -= 1;
@@ -95,21 +100,41 @@ where
         stop: AtomicBool::new(false),
     };
     let failure: Mutex<Option<E>> = Mutex::new(None);
-    let worker = || {
-        let mut state = init();
-        while let Some(task) = queue.take() {
-            let finished = Finished(&queue);
-            if let Err(e) = work(&mut state, task, &queue) {
-                lock(&failure).get_or_insert(e);
-                queue.fail();
-            }
-            drop(finished);
+    let one = |state: &mut S, task: T| {
+        let finished = Finished(&queue);
+        if let Err(e) = work(state, task, &queue) {
+            lock(&failure).get_or_insert(e);
+            queue.fail();
         }
-        state
+        drop(finished);
+    };
+    let drain = |state: &mut S| {
+        while let Some(task) = queue.take() {
+            one(state, task);
+        }
     };
     let states = std::thread::scope(|s| {
-        let helpers: Vec<_> = (1..workers.max(1)).map(|_| s.spawn(worker)).collect();
-        let mut states = vec![worker()];
+        // The first task runs alone: the helpers start only if it left work behind (a
+        // directory with subdirectories), so a walk of one small directory, the usual COPY,
+        // spawns no thread.
+        let mut state = init();
+        let mut helpers = Vec::new();
+        if let Some(task) = queue.take() {
+            one(&mut state, task);
+            if queue.has_tasks() {
+                helpers = (1..workers.max(1))
+                    .map(|_| {
+                        s.spawn(|| {
+                            let mut st = init();
+                            drain(&mut st);
+                            st
+                        })
+                    })
+                    .collect();
+            }
+        }
+        drain(&mut state);
+        let mut states = vec![state];
         for h in helpers {
             match h.join() {
                 Ok(st) => states.push(st),

@@ -34,6 +34,11 @@ impl Failure {
             bare: false,
         }
     }
+    /// A failure Docker's daemon reports: its CLI prints `Error response from daemon: `
+    /// before the message.
+    pub fn daemon(code: u8, message: impl std::fmt::Display) -> Self {
+        Failure::bare(code, format!("Error response from daemon: {message}"))
+    }
     /// A failure whose message Docker prints without a prefix.
     pub fn bare(code: u8, message: impl Into<String>) -> Self {
         Failure {
@@ -101,9 +106,10 @@ fn main() -> ExitCode {
                 Some(f) => (f.code, f.message.clone(), f.bare),
                 None => (1, chain_message(&e), false),
             };
-            if bare {
+            if msg.is_empty() {
+            } else if bare {
                 eprintln!("{msg}");
-            } else if !msg.is_empty() {
+            } else {
                 eprintln!("Error: {msg}");
             }
             ExitCode::from(code)

@@ -106,27 +106,108 @@ fn usage_errors_match_docker() {
     }
 }
 
+/// Exit code, stdout and the whole of stderr, with the program's name made neutral.
+fn whole(o: &Output) -> (i32, String, String) {
+    let neutral = |b: &[u8]| text(b).replace("docker", "PROG").replace("strata", "PROG");
+    (
+        o.status.code().unwrap_or(-1),
+        neutral(&o.stdout),
+        neutral(&o.stderr),
+    )
+}
+
+/// Missing containers, images, networks and volumes, and a missing registry: Docker's CLI
+/// prints what its daemon answered as `Error response from daemon: …`, and its own lookups
+/// (`rm`, `rmi`, `inspect`, `logs`, `exec`, `network rm`…) as `Error: No such …`; strata
+/// prints the same, word for word, with the same exit codes.
 #[test]
 fn missing_objects_fail_as_in_docker() {
     if !docker() {
         return;
     }
     let s = Strata::new();
-    let name = unique("strata-compat-nosuch");
+    let n = unique("strata-compat-nosuch");
+    let m = unique("strata-compat-nosuch2");
+    let (n, m) = (n.as_str(), m.as_str());
+    let image = format!("{n}:1");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.tar").display().to_string();
     for args in [
-        vec!["inspect", name.as_str()],
-        vec!["image", "inspect", name.as_str()],
-        vec!["container", "inspect", name.as_str()],
-        vec!["rm", name.as_str()],
-        vec!["rmi", name.as_str()],
-        vec!["logs", name.as_str()],
-        vec!["stop", name.as_str()],
-        vec!["history", name.as_str()],
-        vec!["rename", name.as_str(), "x"],
+        vec!["inspect", n],
+        vec!["inspect", n, m],
+        vec!["image", "inspect", n],
+        vec!["container", "inspect", n],
+        vec!["network", "inspect", n],
+        vec!["volume", "inspect", n],
+        vec!["rm", n],
+        vec!["rm", n, m],
+        vec!["rmi", n],
+        vec!["rmi", &image, m],
+        vec!["logs", n],
+        vec!["exec", n, "true"],
+        vec!["start", n],
+        vec!["start", n, m],
+        vec!["stop", n],
+        vec!["restart", n],
+        vec!["kill", n],
+        vec!["wait", n],
+        vec!["pause", n],
+        vec!["unpause", n],
+        vec!["port", n],
+        vec!["top", n],
+        vec!["diff", n],
+        vec!["export", n],
+        vec!["commit", n],
+        vec!["rename", n, "x"],
+        vec!["update", "--memory", "10m", n],
+        vec!["stats", "--no-stream", n],
+        vec!["attach", n],
+        vec!["network", "rm", n],
+        vec!["network", "rm", n, m],
+        vec!["network", "connect", n, n],
+        vec!["network", "disconnect", n, n],
+        vec!["volume", "rm", n],
+        vec!["volume", "rm", n, m],
+        vec!["tag", n, "x:1"],
+        vec!["history", n],
+        vec!["save", n],
+        vec!["save", "-o", &out, n],
+        vec!["load", "-i", "/nonexistent"],
+        vec!["import", "/nonexistent"],
+        vec!["network", "create", "--driver", "foo", n],
+        vec!["volume", "create", "bad/name"],
+        vec!["events", "--since", "x"],
     ] {
         let ours = strata_out(&s, &args);
         let theirs = docker_out(&args);
-        assert_eq!(outcome(&ours), outcome(&theirs), "{args:?}");
+        assert_eq!(whole(&ours), whole(&theirs), "{args:?}");
+    }
+    assert!(!dir.path().join("x.tar").exists());
+    // A registry that is not there: the daemon's error (its words are Go's: `Get "…": dial
+    // tcp …`), in `run`'s form for `run`.
+    let missing = "127.0.0.1:9/missing:1";
+    for args in [
+        vec!["pull", missing],
+        vec!["create", missing],
+        vec!["run", missing],
+    ] {
+        let shape = |o: &Output| {
+            let (code, _, err) = whole(o);
+            let lines: Vec<String> = err
+                .lines()
+                .filter(|l| !l.contains("Pulling from"))
+                .map(|l| match l.split_once("daemon: ") {
+                    Some((head, _)) => format!("{head}daemon: …"),
+                    None => l.to_string(),
+                })
+                .collect();
+            (code, lines)
+        };
+        assert_eq!(
+            shape(&strata_out(&s, &args)),
+            shape(&docker_out(&args)),
+            "{args:?}"
+        );
     }
 }
 

@@ -678,13 +678,8 @@ fn attach_streams_live_output_and_returns_the_exit_code() {
     let b = run_ok(DOCKER, &args).trim().to_string();
     let _guard = Remove(&s, name.clone());
     let ids = [a.as_str(), b.as_str()];
-    // Wait until both printed their first line.
-    for _ in 0..200 {
-        if s.ok(&["logs", &name]) == "before\n" && run_ok(DOCKER, &["logs", &name]) == "before\n" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
+    wait_logs(&s, &name, "before\n");
+    let since = now_secs();
     let mut mine = Command::new(assert_cmd::cargo::cargo_bin("strata"));
     mine.env("STRATA_ROOT", s.root.path())
         .args(["attach", "--no-stdin", &name]);
@@ -698,8 +693,9 @@ fn attach_streams_live_output_and_returns_the_exit_code() {
                 .unwrap()
         }
     });
-    // Both attached before the trigger: the output after it is streamed live.
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Both attached before the trigger (each logged its `attach` event once connected):
+    // the output after it is streamed live.
+    wait_attached(&s, &name, since);
     s.ok(&["exec", &name, "touch", "/go"]);
     run_ok(DOCKER, &["exec", &name, "touch", "/go"]);
     let x = outcome(ours_attach.join().unwrap(), &ids);
@@ -711,6 +707,134 @@ fn attach_streams_live_output_and_returns_the_exit_code() {
     assert_eq!(ours(&s, &args, &ids).0, theirs(&args, &ids).0);
     s.ok(&["rm", &name]);
     docker_rm(&name);
+}
+
+/// Seconds since the epoch (plus `ahead`), for `events --since` and `--until`.
+fn secs(ahead: u64) -> String {
+    (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + ahead)
+        .to_string()
+}
+
+fn now_secs() -> String {
+    secs(0)
+}
+
+/// Waits until `logs NAME` shows `want` on both sides.
+fn wait_logs(s: &Strata, name: &str, want: &str) {
+    for _ in 0..400 {
+        if s.ok(&["logs", name]) == want && run_ok(DOCKER, &["logs", name]) == want {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("logs of {name} never became {want:?}");
+}
+
+/// Waits until both sides logged an `attach` event for `name` since `since`: attach
+/// records it once it follows the output, so nothing written after it is missed.
+fn wait_attached(s: &Strata, name: &str, since: String) {
+    for _ in 0..400 {
+        let until = secs(1);
+        let args = [
+            "events",
+            "--since",
+            since.as_str(),
+            "--until",
+            until.as_str(),
+            "--filter",
+            "event=attach",
+            "--filter",
+            &format!("container={name}"),
+        ];
+        if !s.ok(&args).is_empty() && !run_ok(DOCKER, &args).is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("no attach event for {name}");
+}
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn attach_and_logs_of_a_container_with_a_terminal_as_docker() {
+    let image = unique("strata-ops-attach-tty:");
+    let Some(s) = both_with_busybox(&image) else {
+        return;
+    };
+    let name = unique("strata-ops-attach-tty-");
+    docker_rm(&name);
+    let script =
+        "echo before; while [ ! -e /go ]; do sleep 0.05; done; echo after; echo err >&2; exit 3";
+    let args = [
+        "run",
+        "-dt",
+        "--network",
+        "none",
+        "--name",
+        &name,
+        &image,
+        "sh",
+        "-c",
+        script,
+    ];
+    let a = s.ok(&args).trim().to_string();
+    let b = run_ok(DOCKER, &args).trim().to_string();
+    let _guard = Remove(&s, name.clone());
+    let ids = [a.as_str(), b.as_str()];
+    // The terminal's output is logged, as one stream with the terminal's line ends.
+    wait_logs(&s, &name, "before\r\n");
+    // Its input needs a terminal here (stdin is /dev/null).
+    let args = ["attach", &name];
+    assert_eq!(
+        ours(&s, &args, &ids),
+        (1, String::new(), "the input device is not a TTY\n".into())
+    );
+    assert_eq!(ours(&s, &args, &ids), theirs(&args, &ids));
+    let since = now_secs();
+    let attach = |cmd: Command| {
+        let mut cmd = cmd;
+        cmd.args(["attach", "--no-stdin", &name]);
+        std::thread::spawn(move || cmd.output().unwrap())
+    };
+    let mut mine = Command::new(assert_cmd::cargo::cargo_bin("strata"));
+    mine.env("STRATA_ROOT", s.root.path());
+    let ours_attach = attach(mine);
+    let theirs_attach = attach(Command::new(DOCKER));
+    wait_attached(&s, &name, since);
+    s.ok(&["exec", &name, "touch", "/go"]);
+    run_ok(DOCKER, &["exec", &name, "touch", "/go"]);
+    let x = outcome(ours_attach.join().unwrap(), &ids);
+    let y = outcome(theirs_attach.join().unwrap(), &ids);
+    assert_eq!(x, y);
+    assert_eq!(x, (3, "after\r\nerr\r\n".into(), String::new()));
+    let logs = ["logs", &name];
+    assert_eq!(ours(&s, &logs, &ids), theirs(&logs, &ids));
+    assert_eq!(ours(&s, &logs, &ids).1, "before\r\nafter\r\nerr\r\n");
+    // A foreground `run -t` shows and logs the same.
+    let fg = unique("strata-ops-run-tty-");
+    let _fg_guard = Remove(&s, fg.clone());
+    let run = [
+        "run",
+        "-t",
+        "--network",
+        "none",
+        "--name",
+        &fg,
+        &image,
+        "sh",
+        "-c",
+        "echo hi; exit 2",
+    ];
+    assert_eq!(ours(&s, &run, &ids), theirs(&run, &ids));
+    assert_eq!(
+        ours(&s, &["logs", &fg], &ids),
+        (0, "hi\r\n".into(), String::new())
+    );
+    assert_eq!(ours(&s, &["logs", &fg], &ids), theirs(&["logs", &fg], &ids));
 }
 
 #[test]

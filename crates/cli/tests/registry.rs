@@ -858,6 +858,13 @@ fn a_second_store_builds_from_a_cache_the_first_pushed() {
     assert_eq!(out.matches(" ---> Using cache").count(), 4, "{out}");
     assert!(!out.contains("Running in"), "{out}");
     assert_eq!(id_of(&b, "app:1"), id);
+    // The import remembered where the cache's layers are: a push of the image to another
+    // repository of that registry mounts every layer from the cache's, uploading none.
+    let again = format!("{}/other/app:1", reg.host());
+    b.ok(&["tag", "app:1", &again]);
+    let out = b.ok(&["push", &again]);
+    assert_eq!(out.matches("Mounted from cache/app").count(), 4, "{out}");
+    assert!(!out.contains("Pushed"), "{out}");
 
     // BuildKit's compression options: the same cache with zstd layers, from which a third
     // store builds the same image.

@@ -432,6 +432,63 @@ fn build_cache_travels_to_another_store() {
     assert_eq!(cached_steps(&out), vec![2, 3, 4, 5, 6], "{out}");
     assert_eq!(b.ok(&["inspect", "-f", "{{.Id}}", "simple_api_img"]), id);
 
+    // Exported again after an edit, the cache keeps the blobs it has (the layers compressed
+    // the first time are not compressed and written again) and adds the new ones.
+    let inodes = |dir: &Path| -> std::collections::HashMap<String, u64> {
+        use std::os::unix::fs::MetadataExt;
+        fs::read_dir(dir.join("blobs/sha256"))
+            .unwrap()
+            .flatten()
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    e.metadata().unwrap().ino(),
+                )
+            })
+            .collect()
+    };
+    let cache2 = work.path().join("cache2");
+    let dest2 = format!("type=local,dest={}", cache2.display());
+    a.ok(&[
+        "build",
+        "-q",
+        "--cache-to",
+        &dest2,
+        "-t",
+        "simple_api_img",
+        c,
+    ]);
+    let before = inodes(&cache2);
+    let edited = work.path().join("edited");
+    copy_dir(&ctx, &edited);
+    fs::write(edited.join("app/api.sh"), "echo edited\n").unwrap();
+    a.ok(&[
+        "build",
+        "-q",
+        "--cache-to",
+        &dest2,
+        "-t",
+        "edited",
+        edited.to_str().unwrap(),
+    ]);
+    let after = inodes(&cache2);
+    for (name, ino) in &before {
+        assert_eq!(after.get(name), Some(ino), "blob {name} was written again");
+    }
+    assert!(after.len() > before.len());
+    let e = Strata::new();
+    e.ok(&["load", "-i", base.to_str().unwrap()]);
+    let src2 = format!("type=local,src={}", cache2.display());
+    let out = e.ok(&[
+        "build",
+        "--cache-from",
+        &src2,
+        "-t",
+        "edited",
+        edited.to_str().unwrap(),
+    ]);
+    assert_eq!(cached_steps(&out), vec![2, 3, 4, 5, 6], "{out}");
+
     // Tamper with the final image's config in the cache: a third store refuses the cache and
     // stays as it was.
     let t = Strata::new();

@@ -739,3 +739,196 @@ fn symlinks_planted_in_a_volume_stay_inside_it() {
     assert!(!s.root.path().join("volumes/evil").exists());
     assert!(Path::new("/etc/hostname").exists());
 }
+
+/// `cp` into and out of a container sees its volumes and binds, running or stopped, as
+/// Docker's (which mounts them for the copy); `volume` and `network` events of its life (and
+/// of each copy) are Docker's. A running container's `--tmpfs` is reached in its own mount namespace (Docker
+/// 20.10 writes under the tmpfs, where the container cannot see the file: a difference kept
+/// on purpose).
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn cp_reaches_mounts_and_volume_events_match_docker() {
+    if !require_root() || !docker() {
+        return;
+    }
+    let s = Strata::new();
+    let p = unique("strata-vcp");
+    let base = format!("{p}-base:1");
+    let vol = format!("{p}-vol");
+    let mut clean = Cleanup {
+        containers: vec![],
+        volumes: vec![vol.clone()],
+        images: vec![base.clone()],
+    };
+    let tar = busybox_tar();
+    s.ok(&["import", tar.to_str().unwrap(), &base]);
+    run_ok(DOCKER, &["import", tar.to_str().unwrap(), &base]);
+    let host = tempfile::tempdir().unwrap();
+    let file = host.path().join("f");
+    fs::write(&file, "from the host\n").unwrap();
+    let file = file.to_str().unwrap();
+    let since = run_ok("date", &["+%s"]).trim().to_string();
+    let mut ids = Vec::new();
+    for who in ["strata", "docker"] {
+        let bind = host.path().join(who);
+        let name = format!("{p}-{who}");
+        clean.containers.push(name.clone());
+        let both = |args: &[&str]| -> (i32, String, String) {
+            if who == "strata" {
+                strata_cmd(&s, args)
+            } else {
+                docker_cmd(args)
+            }
+        };
+        assert_eq!(both(&["volume", "create", &vol]).0, 0);
+        let b = format!("{}:/bind", bind.display());
+        let v = format!("{vol}:/vol");
+        let (code, id, err) = both(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            &name,
+            "-v",
+            &v,
+            "-v",
+            &b,
+            "-v",
+            "/anon",
+            "--tmpfs",
+            "/tmpfs",
+            &base,
+            "sleep",
+            "1000",
+        ]);
+        assert_eq!(code, 0, "{who}: {err}");
+        ids.push(id.trim().to_string());
+        for dst in ["/vol/f", "/bind/f"] {
+            assert_eq!(
+                both(&["cp", file, &format!("{name}:{dst}")]).0,
+                0,
+                "{who} {dst}"
+            );
+        }
+        assert_eq!(
+            both(&["exec", &name, "cat", "/vol/f", "/bind/f"]),
+            (0, "from the host\nfrom the host\n".into(), String::new()),
+            "{who}"
+        );
+        assert_eq!(
+            fs::read_to_string(bind.join("f")).unwrap(),
+            "from the host\n"
+        );
+        assert_eq!(
+            both(&["exec", &name, "sh", "-c", "echo inside > /vol/g"]).0,
+            0
+        );
+        let out = host.path().join(format!("{who}-g"));
+        let out = out.to_str().unwrap();
+        assert_eq!(both(&["cp", &format!("{name}:/vol/g"), out]).0, 0, "{who}");
+        assert_eq!(fs::read_to_string(out).unwrap(), "inside\n");
+        // Stopped: the volume is mounted for the copy.
+        assert_eq!(both(&["stop", "-t", "0", &name]).0, 0);
+        assert_eq!(both(&["cp", file, &format!("{name}:/vol/h")]).0, 0, "{who}");
+        let out = host.path().join(format!("{who}-stopped"));
+        let out = out.to_str().unwrap();
+        assert_eq!(both(&["cp", &format!("{name}:/vol/g"), out]).0, 0, "{who}");
+        assert_eq!(fs::read_to_string(out).unwrap(), "inside\n");
+        let see = format!("{vol}:/v");
+        assert_eq!(
+            both(&[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "-v",
+                &see,
+                &base,
+                "ls",
+                "/v"
+            ]),
+            (0, "f\ng\nh\n".into(), String::new()),
+            "{who}"
+        );
+        assert_eq!(both(&["rm", "-v", &name]).0, 0);
+        assert_eq!(both(&["volume", "rm", &vol]).0, 0);
+    }
+    // The volume and network events of both, IDs and times aside (Docker's `none` network
+    // and strata's have different IDs, as have the anonymous volumes).
+    // Up to the next second: `--until` takes whole seconds.
+    let until = run_ok("date", &["-d", "+1 sec", "+%s"]).trim().to_string();
+    let events = |who: &str, kind: &str, id: &str| -> Vec<String> {
+        let args = [
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            &format!("type={kind}"),
+            "--format",
+            "{{.Type}} {{.Action}} {{.Actor.ID}} {{json .Actor.Attributes}}",
+        ];
+        let (_, text, _) = if who == "strata" {
+            strata_cmd(&s, &args)
+        } else {
+            docker_cmd(&args)
+        };
+        let anon = regex_lite_64(&text);
+        text.lines()
+            .filter(|l| l.contains(id) || l.contains(&vol))
+            .map(|l| {
+                let mut l = l.replace(id, "CONTAINER");
+                for a in &anon {
+                    l = l.replace(a.as_str(), "ANON");
+                }
+                l
+            })
+            .collect()
+    };
+    // Docker mounts the volumes for every `cp` too; it unmounts them in no fixed order.
+    for kind in ["volume", "network"] {
+        let mut ours = events("strata", kind, &ids[0]);
+        let mut theirs = events("docker", kind, &ids[1]);
+        ours.sort();
+        theirs.sort();
+        assert_eq!(ours, theirs, "{kind}");
+        assert!(!ours.is_empty(), "{kind}");
+    }
+    // The container's own tmpfs (see above).
+    let t = format!("{p}-tmpfs");
+    s.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &t,
+        "--tmpfs",
+        "/tmpfs",
+        &base,
+        "sleep",
+        "1000",
+    ]);
+    let copied = strata_cmd(&s, &["cp", file, &format!("{t}:/tmpfs/f")]);
+    let seen = strata_cmd(&s, &["exec", &t, "cat", "/tmpfs/f"]);
+    s.ok(&["rm", "-f", &t]);
+    assert_eq!(copied.0, 0, "{copied:?}");
+    assert_eq!(seen.1, "from the host\n");
+    assert!(events("strata", "volume", &ids[0])
+        .contains(&format!("volume mount {vol} {{\"container\":\"CONTAINER\",\"destination\":\"/vol\",\"driver\":\"local\",\"propagation\":\"\",\"read/write\":\"true\"}}")));
+    drop(clean);
+}
+
+/// Every 64-hex-digit word of a text (IDs and anonymous volume names).
+fn regex_lite_64(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = text
+        .split(|c: char| !c.is_ascii_hexdigit())
+        .filter(|w| w.len() == 64)
+        .map(str::to_string)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}

@@ -1,7 +1,8 @@
 //! The attach socket of a detached container started with `-i`: its monitor keeps the
 //! write end of the container's standard input and serves `attach.sock` in the state
 //! directory; every byte an `attach` client sends there goes to the container's stdin
-//! (the output is followed from the log). The socket lives in the root-only state
+//! (the output is followed from the log; a `-t` container's monitor copies the pipe to
+//! the terminal and the terminal to the log). The socket lives in the root-only state
 //! directory and dies with the monitor.
 
 use std::io::{Read, Write};
@@ -56,9 +57,18 @@ impl Containers {
 
     /// Whether the container keeps stdin open (`-i`).
     pub fn open_stdin(&self, id: &str) -> bool {
+        self.options_of(id).is_some_and(|o| o.interactive)
+    }
+
+    /// Whether the container has a terminal of its own (`-t`).
+    pub fn has_tty(&self, id: &str) -> bool {
+        self.options_of(id).is_some_and(|o| o.tty)
+    }
+
+    fn options_of(&self, id: &str) -> Option<crate::CreateOptions> {
         self.find(id)
             .ok()
             .and_then(|r| Self::stored(&r).ok())
-            .is_some_and(|s| s.options.interactive)
+            .map(|s| s.options)
     }
 }

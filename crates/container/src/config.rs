@@ -300,7 +300,15 @@ pub(crate) fn legacy_mount_points(o: &CreateOptions) -> Vec<crate::mounts::Mount
     crate::mounts::user_mounts(&o.volumes, &o.mounts).unwrap_or_default()
 }
 
-/// The runtime options of a container.
+impl Stored {
+    /// The container's mount points (those of an older record worked out from its flags).
+    pub(crate) fn points(&self) -> Vec<crate::mounts::MountPoint> {
+        self.mount_points
+            .clone()
+            .unwrap_or_else(|| legacy_mount_points(&self.options))
+    }
+}
+
 /// The runtime options of a container; `mounts` are its mounts in order (see
 /// `Containers::runtime_mounts`).
 pub(crate) fn run_options(

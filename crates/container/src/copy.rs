@@ -355,6 +355,28 @@ fn prepare(
     Ok((dst_dir, dst_base))
 }
 
+/// The root directory of a container's process, as it sees it (`/proc/PID/root`, in its
+/// mount namespace), when `init` is still that process (its start time checked after the
+/// process directory is open, so a reused PID is never taken).
+fn process_root(init: &runtime::InitProcess) -> Option<OwnedFd> {
+    let dir = rfs::open(
+        format!("/proc/{}", init.pid),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    if runtime::process_start_time(init.pid).ok()? != init.start_time {
+        return None;
+    }
+    rfs::openat(
+        &dir,
+        c"root",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()
+}
+
 /// Unpacks `tar` into the directory `dir` (a descriptor), confined to it.
 fn unpack_into(dir: &OwnedFd, tar: impl Read) -> layer::Result<()> {
     let path = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
@@ -363,41 +385,80 @@ fn unpack_into(dir: &OwnedFd, tar: impl Read) -> layer::Result<()> {
 }
 
 impl Containers {
-    /// Runs `f` on a descriptor of the container's root: its mounted root while it runs, its
-    /// snapshot mounted for the call otherwise.
+    /// Runs `f` on a descriptor of the container's root as its processes see it: while it
+    /// runs, its first process's root (so paths cross the container's own mounts: volumes,
+    /// binds and tmpfs); otherwise its snapshot mounted for the call with its volumes and
+    /// binds on it (as Docker mounts them for a stopped container; a tmpfs has no content
+    /// then). `calls`: the daemon calls Docker's client makes before the copy itself.
     fn with_root<T>(
         &mut self,
         name: &str,
+        calls: usize,
         f: impl FnOnce(&OwnedFd, &str) -> std::result::Result<T, CopyError>,
     ) -> std::result::Result<T, CopyError> {
         let rec = self.find(name)?;
-        let rootfs = self.rootfs(&rec.id);
-        let mounted = !snapshot::mounts_under(&rootfs)
-            .map_err(Error::from)?
-            .is_empty();
-        let target = if mounted {
-            rootfs
-        } else {
-            let t = self
-                .state_dir(&rec.id)
-                .join(format!("cp-{}", std::process::id()));
-            fs::create_dir_all(&t).map_err(|e| Error::io(&t, e))?;
-            let mounts = self.snapshots.mounts(&rec.snapshot).map_err(Error::from)?;
-            snapshot::mount_all(&mounts, &t).map_err(Error::from)?;
-            t
-        };
-        let r = rfs::open(
-            &target,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| CopyError::Daemon(format!("{}: {e}", target.display())))
-        .and_then(|root| f(&root, name));
-        if !mounted {
-            let _ = snapshot::unmount_all(&target);
-            let _ = fs::remove_dir(&target);
+        // Docker's daemon mounts the container's volumes for every call of a copy (two for
+        // a copy into it: its client stats the destination first), and says so.
+        let points = Self::stored(&rec)?.points();
+        for _ in 0..calls {
+            self.record_volume_events("mount", &rec.id, &points);
+            self.record_volume_events("unmount", &rec.id, &points);
         }
+        self.record_volume_events("mount", &rec.id, &points);
+        let r = self.copy_root(&rec, name, f);
+        self.record_volume_events("unmount", &rec.id, &points);
         r
+    }
+
+    /// [`Containers::with_root`] once the container is found.
+    fn copy_root<T>(
+        &mut self,
+        rec: &store::ContainerRecord,
+        name: &str,
+        f: impl FnOnce(&OwnedFd, &str) -> std::result::Result<T, CopyError>,
+    ) -> std::result::Result<T, CopyError> {
+        if let Some(root) = self.init_process(rec).and_then(|i| process_root(&i)) {
+            return f(&root, name);
+        }
+        let t = self
+            .state_dir(&rec.id)
+            .join(format!("cp-{}", std::process::id()));
+        fs::create_dir_all(&t).map_err(|e| Error::io(&t, e))?;
+        let mounts = self.snapshots.mounts(&rec.snapshot).map_err(Error::from)?;
+        snapshot::mount_all(&mounts, &t).map_err(Error::from)?;
+        let r = self
+            .bind_mount_points(rec, &t)
+            .and_then(|()| {
+                rfs::open(
+                    &t,
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| CopyError::Daemon(format!("{}: {e}", t.display())))
+            })
+            .and_then(|root| f(&root, name));
+        let _ = snapshot::unmount_all(&t);
+        let _ = fs::remove_dir(&t);
+        r
+    }
+
+    /// Mounts a stopped container's volumes and binds on its root filesystem at `root`,
+    /// parents first.
+    fn bind_mount_points(
+        &self,
+        rec: &store::ContainerRecord,
+        root: &Path,
+    ) -> std::result::Result<(), CopyError> {
+        let stored = Self::stored(rec)?;
+        let mounts = self.runtime_mounts(&stored.points(), &stored.options)?;
+        for m in mounts {
+            if let runtime::MountKind::Bind { source } = &m.kind {
+                runtime::bind_in_root(root, source, &m.destination).map_err(|e| {
+                    CopyError::Daemon(format!("mount {}: {}", m.destination, go_errno(&e)))
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// `docker cp CONTAINER:SRC DEST|-`: the source's tar to `out` when `dest` is None
@@ -411,7 +472,7 @@ impl Containers {
         opts: &CopyOptions,
     ) -> std::result::Result<(), CopyError> {
         let dest = dest.map(Path::to_path_buf);
-        self.with_root(name, |root, cname| {
+        self.with_root(name, 0, |root, cname| {
             let not_found = || CopyError::NotFound {
                 path: src.to_string(),
                 container: cname.to_string(),
@@ -498,7 +559,7 @@ impl Containers {
         opts: &CopyOptions,
     ) -> std::result::Result<(), CopyError> {
         let src = src.map(Path::to_path_buf);
-        self.with_root(name, |root, cname| {
+        self.with_root(name, 1, |root, cname| {
             let abs = if dest.starts_with('/') {
                 dest.to_string()
             } else {

@@ -368,6 +368,7 @@ impl Containers {
             .store
             .container(&id)?
             .ok_or_else(|| store::Error::ContainerNotFound(id.clone()))?;
+        self.record_volume_events("create", &rec.id, &mount_points);
         self.record_event("create", &rec, &[]);
         Ok(rec)
     }
@@ -391,35 +392,51 @@ fn send(pid: i32, sig: i32) {
     }
 }
 
-/// Copies between the caller's terminal streams and a container's pty master.
-fn relay_tty(master: OwnedFd, stdin: bool) {
+/// Copies between a container's pty master and the streams it was given: `input` (the
+/// caller's stdin, or the pipe an attach socket feeds) to the terminal, and the terminal's
+/// output (one stream, as Docker's for a `-t` container) to `output` (the caller's stdout,
+/// or the log's stdout pipe). Returns the output thread: it ends once every process holding
+/// the terminal is gone and the last bytes are passed on.
+fn relay_tty(
+    master: OwnedFd,
+    input: runtime::Stdio,
+    output: runtime::Stdio,
+) -> Option<std::thread::JoinHandle<()>> {
     use std::io::{Read, Write};
-    let Ok(out) = master.try_clone() else { return };
-    let mut out = fs::File::from(out);
-    std::thread::spawn(move || {
+    let reader = master.try_clone().ok()?;
+    let mut sink: Box<dyn Write + Send> = match output {
+        runtime::Stdio::Inherit => Box::new(std::io::stdout()),
+        runtime::Stdio::Fd(fd) => Box::new(fs::File::from(fd)),
+        runtime::Stdio::Null => Box::new(std::io::sink()),
+    };
+    let out = std::thread::spawn(move || {
+        let mut out = fs::File::from(reader);
         let mut buf = [0u8; 8192];
-        let mut so = std::io::stdout();
+        // EIO once the last process holding the terminal closed it.
         while let Ok(n) = out.read(&mut buf) {
-            if n == 0 || so.write_all(&buf[..n]).is_err() {
+            if n == 0 || sink.write_all(&buf[..n]).is_err() {
                 break;
             }
-            let _ = so.flush();
+            let _ = sink.flush();
         }
     });
-    if stdin {
+    let source: Option<Box<dyn Read + Send>> = match input {
+        runtime::Stdio::Inherit => Some(Box::new(std::io::stdin())),
+        runtime::Stdio::Fd(fd) => Some(Box::new(fs::File::from(fd))),
+        runtime::Stdio::Null => None,
+    };
+    if let Some(mut source) = source {
         let mut m = fs::File::from(master);
         std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
-            let mut si = std::io::stdin();
-            while let Ok(n) = si.read(&mut buf) {
+            while let Ok(n) = source.read(&mut buf) {
                 if n == 0 || m.write_all(&buf[..n]).is_err() {
                     break;
                 }
             }
         });
-    } else {
-        std::mem::forget(master);
     }
+    Some(out)
 }
 
 impl Containers {
@@ -441,10 +458,7 @@ impl Containers {
         }
         let stored = Self::stored(&rec)?;
         let img = image::read_config(&self.store, &rec.image_id)?;
-        let points = stored
-            .mount_points
-            .clone()
-            .unwrap_or_else(|| config::legacy_mount_points(&stored.options));
+        let points = stored.points();
         let mounts = match self.runtime_mounts(&points, &stored.options) {
             Ok(m) => m,
             Err(e) => return Err(self.failed_start(&rec, &stored, e)),
@@ -514,6 +528,17 @@ impl Containers {
         let state_dir = self.state_dir(&rec.id);
         let _ = fs::remove_file(state_dir.join(crate::ports::STATE_FILE));
         let tty = stored.options.tty;
+        // With a terminal, the container's streams are its pty: the given stdin is copied to
+        // it and its output to the given stdout (the log's pipe for a detached container).
+        let (stdin, stdout, relay) = if tty {
+            (
+                runtime::Stdio::Null,
+                runtime::Stdio::Null,
+                Some((stdin, stdout)),
+            )
+        } else {
+            (stdin, stdout, None)
+        };
         let pasta = self.pasta.clone();
         let spawned = (|| -> Result<runtime::Container> {
             let (network, net, on_networks) = early?;
@@ -567,9 +592,10 @@ impl Containers {
                 libc::sigaction(*s, &sa, &mut old[i]);
             }
         }
-        if let Some(m) = c.take_pty_master() {
-            relay_tty(m, stored.options.interactive);
-        }
+        let relay = c
+            .take_pty_master()
+            .zip(relay)
+            .and_then(|(m, (input, output))| relay_tty(m, input, output));
         let init = c.init_process();
         let record = self.init_record(&rec.id);
         let _ = fs::write(&record, format!("{} {}\n", init.pid, init.start_time));
@@ -581,8 +607,21 @@ impl Containers {
             finished_at: None,
             error: String::new(),
         };
-        let recorded = self.store.set_container_state(&rec.id, &started);
+        // A `--rm` container's records need not reach the disk: it is removed when it ends,
+        // and after an OS crash `cleanup` removes a record left running without a monitor.
+        let auto_remove = stored.options.auto_remove;
+        let recorded = if auto_remove {
+            self.store
+                .unsynced(|s| s.set_container_state(&rec.id, &started))
+        } else {
+            self.store.set_container_state(&rec.id, &started)
+        };
+        let networks = self.container_networks(&stored.options);
         if recorded.is_ok() {
+            for n in &networks {
+                self.record_network_event("connect", n, Some(&rec.id));
+            }
+            self.record_volume_events("mount", &rec.id, &points);
             self.record_event("start", &rec, &[]);
         }
         let code = if recorded.is_err() {
@@ -591,6 +630,9 @@ impl Containers {
         } else {
             c.wait()
         };
+        if let Some(t) = relay {
+            let _ = t.join();
+        }
         if let Some(p) = log {
             p.finish();
         }
@@ -620,16 +662,25 @@ impl Containers {
             now.as_ref().unwrap_or(&rec),
             &[("exitCode", code.to_string())],
         );
+        // The networks it is on now (`network connect` and `disconnect` while it ran).
+        let networks = match now.as_ref().map(Self::stored) {
+            Some(Ok(cur)) => self.container_networks(&cur.options),
+            _ => networks,
+        };
+        for n in &networks {
+            self.record_network_event("disconnect", n, Some(&rec.id));
+        }
+        self.record_volume_events("unmount", &rec.id, &points);
         // The record may be gone already (`rm -f` while it ran). A `--rm` container's exit
-        // is recorded for whoever waits for it, and made durable by its removal right after.
-        if stored.options.auto_remove {
+        // is recorded for whoever waits for it, then the container is removed.
+        if auto_remove {
             let id = &rec.id;
             if self
                 .store
                 .unsynced(|s| s.set_container_state(id, &ended))
                 .is_ok()
             {
-                self.remove_with_volumes(id, true, true)?;
+                self.remove_as(id, true, true, false)?;
             }
         } else {
             let _ = self.store.set_container_state(&rec.id, &ended);
@@ -784,22 +835,20 @@ impl Containers {
         let rootfs = self.rootfs(&rec.id);
         let u = runtime::resolve_user(&rootfs, &p.user)?;
         p.apply_user(&u);
-        let init = fs::read_to_string(self.init_record(&rec.id))
-            .ok()
-            .and_then(|t| {
-                let (pid, start) = t.trim().split_once(' ')?;
-                Some(runtime::InitProcess {
-                    pid: pid.parse().ok()?,
-                    start_time: start.parse().ok()?,
-                })
-            })
-            .filter(|i| i.pid == rec.state.pid)
+        let init = self
+            .init_process(&rec)
             .ok_or_else(|| Error::NotRunning(rec.id.clone()))?;
+        // With a terminal, stdin (`-i`) is copied to it rather than given to the process.
+        let (stdin, tty_input) = if tty {
+            (runtime::Stdio::Null, io.stdin)
+        } else {
+            (io.stdin, runtime::Stdio::Null)
+        };
         let mut c = runtime::exec(
             init,
             &p,
             runtime::ExecOptions {
-                stdin: io.stdin,
+                stdin,
                 stdout: io.stdout,
                 stderr: io.stderr,
                 tty,
@@ -807,9 +856,10 @@ impl Containers {
             },
         )?;
         self.record_event(&format!("exec_start: {command}"), &rec, &exec_id);
-        if let Some(m) = c.take_pty_master() {
-            relay_tty(m, true);
-        }
+        // Not waited for: a process the command left in the background may hold the terminal.
+        let _relay = c
+            .take_pty_master()
+            .and_then(|m| relay_tty(m, tty_input, runtime::Stdio::Inherit));
         let code = c.wait()?;
         let [(_, exec)] = &exec_id;
         self.record_event(
@@ -818,6 +868,21 @@ impl Containers {
             &[("execID", exec.clone()), ("exitCode", code.to_string())],
         );
         Ok(code)
+    }
+
+    /// The first process of a running container as its start recorded it (PID and start
+    /// time), when that is the PID the record names.
+    pub(crate) fn init_process(&self, rec: &ContainerRecord) -> Option<runtime::InitProcess> {
+        fs::read_to_string(self.init_record(&rec.id))
+            .ok()
+            .and_then(|t| {
+                let (pid, start) = t.trim().split_once(' ')?;
+                Some(runtime::InitProcess {
+                    pid: pid.parse().ok()?,
+                    start_time: start.parse().ok()?,
+                })
+            })
+            .filter(|i| i.pid == rec.state.pid && rec.state.status == "running")
     }
 
     /// `docker rename`.
@@ -932,6 +997,18 @@ impl Containers {
         force: bool,
         volumes: bool,
     ) -> Result<ContainerRecord> {
+        self.remove_as(name, force, volumes, true)
+    }
+
+    /// [`Containers::remove_with_volumes`]; the record's deletion waits for the disk when
+    /// `synced` (not for a `--rm` container's own monitor: see [`Containers::start`]).
+    fn remove_as(
+        &mut self,
+        name: &str,
+        force: bool,
+        volumes: bool,
+        synced: bool,
+    ) -> Result<ContainerRecord> {
         let rec = self.find(name)?;
         if rec.state.status == "running" && alive(rec.state.pid) {
             if !force {
@@ -954,7 +1031,12 @@ impl Containers {
         if dir.exists() {
             fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         }
-        match self.store.delete_container(&rec.id) {
+        let deleted = if synced {
+            self.store.delete_container(&rec.id)
+        } else {
+            self.store.unsynced(|s| s.delete_container(&rec.id))
+        };
+        match deleted {
             Ok(()) => self.record_event("destroy", &rec, &[]),
             Err(store::Error::ContainerNotFound(_)) => {}
             Err(e) => return Err(e.into()),

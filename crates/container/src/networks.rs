@@ -312,13 +312,33 @@ impl Containers {
         Err(not_found(name_or_id))
     }
 
+    /// Records a network event with Docker's attributes (`name`, `type`, and the
+    /// `container` connected or disconnected).
+    pub(crate) fn record_network_event(&self, action: &str, n: &Network, container: Option<&str>) {
+        let mut e = store::events::Event::network(action, n.id())
+            .attr("name", n.name())
+            .attr("type", n.config.driver.as_str());
+        if let Some(c) = container {
+            e = e.attr("container", c);
+        }
+        store::events::record(&self.store, e);
+    }
+
+    /// The networks a container is on (its primary one, predefined or not, and those it
+    /// was connected to), for its `connect`/`disconnect` events at start and end.
+    pub(crate) fn container_networks(&mut self, o: &crate::config::CreateOptions) -> Vec<Network> {
+        network_list(o)
+            .iter()
+            .filter_map(|name| self.find_network(name).ok())
+            .collect()
+    }
+
     /// `network create`: records the network and makes its namespace; returns its ID.
     pub fn create_network(&mut self, o: &CreateNetwork) -> Result<String> {
         let driver = o.driver.clone().unwrap_or_else(|| "bridge".into());
         if driver != "bridge" {
-            return Err(bad(format!(
-                "plugin \"{driver}\" not found: strata supports the bridge driver"
-            )));
+            // Docker's words; strata has the bridge driver only.
+            return Err(bad(format!("plugin \"{driver}\" not found")));
         }
         if o.gateway.is_some() && o.subnet.is_none() {
             return Err(bad(
@@ -402,6 +422,9 @@ impl Containers {
             let _ = fs::remove_dir_all(&dir);
             return Err(e);
         }
+        if let Ok(n) = self.find_network(&id) {
+            self.record_network_event("create", &n, None);
+        }
         Ok(id)
     }
 
@@ -425,18 +448,25 @@ impl Containers {
         let mut p = self.store.publish()?;
         p.delete_network(n.id())?;
         p.commit()?;
+        self.record_network_event("destroy", &n, None);
         runtime::remove_network_namespace(&self.network_ns(n.id()))?;
         let dir = self.networks_dir().join(n.id());
         let _ = fs::remove_dir_all(&dir);
         Ok(n)
     }
 
-    /// `network prune`: removes every user-defined network without running containers;
-    /// returns their names.
-    pub fn prune_networks(&mut self) -> Result<Vec<String>> {
+    /// Whether a network is in use: predefined, or with running containers on it (what
+    /// Docker's `dangling=false` keeps).
+    pub fn network_in_use(&self, n: &Network) -> Result<bool> {
+        Ok(n.config.builtin || !self.store.network_endpoints(n.id())?.is_empty())
+    }
+
+    /// `network prune`: removes every user-defined network without running containers that
+    /// `keep` does not keep (`--filter`); returns their names.
+    pub fn prune_networks(&mut self, keep: impl Fn(&Network) -> bool) -> Result<Vec<String>> {
         let mut out = Vec::new();
         for n in self.networks()? {
-            if n.config.builtin || !self.store.network_endpoints(n.id())?.is_empty() {
+            if self.network_in_use(&n)? || keep(&n) {
                 continue;
             }
             if self.remove_network(n.id()).is_ok() {
@@ -819,6 +849,7 @@ impl Containers {
                 return Err(e);
             }
             self.refresh_hosts(std::slice::from_ref(&rec.id))?;
+            self.record_network_event("connect", &n, Some(&rec.id));
         } else {
             stored.options.networks.push(att);
             self.save_options(&rec.id, &stored)?;
@@ -871,6 +902,7 @@ impl Containers {
             );
             self.store.delete_endpoint(n.id(), &rec.id)?;
             self.refresh_hosts(&members)?;
+            self.record_network_event("disconnect", &n, Some(&rec.id));
         }
         Ok(())
     }

@@ -209,21 +209,50 @@ impl Containers {
 
     /// `volume create`: a new volume, or the existing one of that name (as Docker).
     pub fn volume_create(&mut self, req: &VolumeRequest) -> Result<Volume> {
-        if let Some(n) = &req.name {
-            if let Some(v) = self.store.volume(n)? {
-                return Ok(self.volume_of(v));
+        let v = match req
+            .name
+            .as_deref()
+            .map(|n| self.store.volume(n))
+            .transpose()?
+        {
+            Some(Some(v)) => self.volume_of(v),
+            _ => {
+                let rec = self.prepare_volume(req)?;
+                let mut p = self.store.publish()?;
+                let rec = p.add_volume(&rec)?;
+                p.commit()?;
+                self.volume_of(rec)
             }
-        }
-        let rec = self.prepare_volume(req)?;
-        let mut p = self.store.publish()?;
-        let rec = p.add_volume(&rec)?;
-        p.commit()?;
-        let v = self.volume_of(rec);
-        store::events::record(
-            &self.store,
-            store::events::Event::volume("create", &v.name).attr("driver", v.driver.as_str()),
-        );
+        };
+        // Docker's volume service logs `create` for an existing volume too.
+        self.record_volume_event("create", &v.name, &[]);
         Ok(v)
+    }
+
+    /// Records a volume event with Docker's attributes (`driver`, and `extra`).
+    pub(crate) fn record_volume_event(&self, action: &str, name: &str, extra: &[(&str, String)]) {
+        let e = store::events::Event::volume(action, name)
+            .attr("driver", "local")
+            .attrs(extra.iter().map(|(k, v)| (*k, v.as_str())));
+        store::events::record(&self.store, e);
+    }
+
+    /// The `create`, `mount` or `unmount` events of a container's volumes, as Docker's
+    /// daemon logs them when it makes the container, starts it and sees it end.
+    pub(crate) fn record_volume_events(&self, action: &str, id: &str, points: &[MountPoint]) {
+        for m in points.iter().filter(|m| m.kind == MountType::Volume) {
+            let extra = match action {
+                "mount" => vec![
+                    ("container", id.to_string()),
+                    ("destination", m.destination.clone()),
+                    ("propagation", String::new()),
+                    ("read/write", m.rw.to_string()),
+                ],
+                "unmount" => vec![("container", id.to_string())],
+                _ => Vec::new(),
+            };
+            self.record_volume_event(action, &m.name, &extra);
+        }
     }
 
     /// A volume by name (Docker's `get NAME: no such volume`).
@@ -264,10 +293,7 @@ impl Containers {
             Err(e) => return Err(e.into()),
         }
         p.commit()?;
-        store::events::record(
-            &self.store,
-            store::events::Event::volume("destroy", name).attr("driver", "local"),
-        );
+        self.record_volume_event("destroy", name, &[]);
         let dir = self.volumes_dir().join(name);
         match fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
@@ -368,10 +394,7 @@ impl Containers {
             let (name, rw) = mounts::parse_volumes_from(spec)?;
             let rec = self.find(name)?;
             let stored = Self::stored(&rec)?;
-            let theirs = stored
-                .mount_points
-                .unwrap_or_else(|| crate::config::legacy_mount_points(&stored.options));
-            for mut m in theirs {
+            for mut m in stored.points() {
                 m.rw = m.rw && rw.unwrap_or(true);
                 m.mode = String::new();
                 m.copy_data = false;

@@ -19,7 +19,7 @@ use std::path::Path;
 use oci::{Digest, Hasher};
 use serde::Deserialize;
 use serde_json::json;
-use store::{BlobRef, LayerRecord, NewImage, Store};
+use store::{BlobRef, LayerRecord, NewImage, RemoteBlob, Store};
 
 use crate::error::{Error, Result};
 use crate::export::{compression_of, manifest_layer_type, ExportOptions};
@@ -178,8 +178,14 @@ pub fn export_cache(
     for (d, bytes) in &plan.configs {
         put(d, bytes)?;
     }
+    let earlier = earlier_blobs(dir, opts);
     let mut blobs = HashMap::new();
     for rec in &plan.layers {
+        if let Some(b) = earlier.get(&rec.diff_id) {
+            // An earlier export to this directory compressed the layer already.
+            blobs.insert(rec.diff_id, b.clone());
+            continue;
+        }
         let src = LayerSource::new(store, rec);
         let blob = match (&rec.blob, src.blob_path()) {
             (Some(b), Some(path)) if opts.reuses(&b.media_type) => {
@@ -207,6 +213,50 @@ pub fn export_cache(
     )?;
     write_atomic(&dir.join("index.json"), &m.index)?;
     Ok(plan.images())
+}
+
+/// The layer blobs an earlier export left in `dir` in the compression `opts` wants, by
+/// diff_id (read from its index, manifests and configs; each blob still there with its
+/// size). A cache exported again after a rebuild compresses only the new layers. What a
+/// hand-edited directory claims is checked where it counts: an import verifies every blob
+/// against its digest and every layer against its diff_id.
+fn earlier_blobs(dir: &Path, opts: &ExportOptions) -> HashMap<Digest, BlobRef> {
+    let mut out = HashMap::new();
+    let Ok(index) = fs::read(dir.join("index.json")) else {
+        return out;
+    };
+    let Ok(index) = serde_json::from_slice::<Index>(&index) else {
+        return out;
+    };
+    for m in &index.manifests {
+        let Some(manifest) = read_verified(dir, &m.digest)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok())
+        else {
+            continue;
+        };
+        let Some(cfg) = read_verified(dir, &manifest.config.digest)
+            .ok()
+            .and_then(|b| oci::ImageConfig::from_slice(&b).ok())
+        else {
+            continue;
+        };
+        for (l, diff_id) in manifest.layers.iter().zip(cfg.diff_ids()) {
+            let on_disk = fs::metadata(dir.join("blobs/sha256").join(l.digest.hex()))
+                .is_ok_and(|md| md.len() == l.size);
+            if on_disk && opts.wants(&l.media_type) {
+                out.insert(
+                    *diff_id,
+                    BlobRef {
+                        digest: l.digest,
+                        media_type: l.media_type.clone(),
+                        size: l.size,
+                    },
+                );
+            }
+        }
+    }
+    out
 }
 
 /// Writes the layer's tar compressed as `opts` says into `blobs_dir`, named by its digest.
@@ -249,6 +299,11 @@ pub trait CacheSource {
     fn open(&self, digest: &Digest) -> Result<Box<dyn Read + '_>>;
     /// Names the source in messages.
     fn describe(&self, digest: &Digest) -> String;
+    /// What the store should remember of a layer blob the source holds, so that a later
+    /// push to the same place uploads nothing (a registry repository's blobs).
+    fn remote_blob(&self, _diff_id: &Digest, _blob: &BlobRef) -> Option<RemoteBlob> {
+        None
+    }
 }
 
 /// A cache written by [`export_cache`] (an OCI image layout).
@@ -271,6 +326,10 @@ impl CacheSource for DirSource<'_> {
 #[derive(Deserialize)]
 struct Desc {
     digest: Digest,
+    #[serde(default, rename = "mediaType")]
+    media_type: String,
+    #[serde(default)]
+    size: u64,
     #[serde(default)]
     annotations: std::collections::HashMap<String, String>,
 }
@@ -318,6 +377,7 @@ pub fn import_cache_from(store: &mut Store, index: &[u8], src: &dyn CacheSource)
         serde_json::from_slice(index).map_err(|e| Error::Archive(format!("index: {e}")))?;
     let staging = store.stage()?;
     let mut staged: Vec<StagedLayer> = Vec::new();
+    let mut remote: Vec<RemoteBlob> = Vec::new();
     let mut images = Vec::new();
     for m in &index.manifests {
         let manifest: Manifest = serde_json::from_slice(&src.read(&m.digest)?)
@@ -333,6 +393,12 @@ pub fn import_cache_from(store: &mut Store, index: &[u8], src: &dyn CacheSource)
             )));
         }
         for (l, diff_id) in manifest.layers.iter().zip(&diff_ids) {
+            let blob = BlobRef {
+                digest: l.digest,
+                media_type: l.media_type.clone(),
+                size: l.size,
+            };
+            remote.extend(src.remote_blob(diff_id, &blob));
             if store.layer(diff_id)?.is_some()
                 || staged.iter().any(|s| s.record.diff_id == *diff_id)
             {
@@ -364,6 +430,9 @@ pub fn import_cache_from(store: &mut Store, index: &[u8], src: &dyn CacheSource)
     let mut p = store.publish()?;
     for l in staged {
         l.publish(&mut p)?;
+    }
+    for b in &remote {
+        p.add_remote_blob(b)?;
     }
     let mut new = 0;
     for (config, layers, parent, created) in &images {

@@ -145,6 +145,12 @@ impl image::CacheSource for RegistrySource<'_> {
     fn describe(&self, d: &Digest) -> String {
         format!("cache layer {d} from {}", self.r.familiar())
     }
+
+    /// The cache's repository holds the blob: a push there (or a mount from there) of the
+    /// same layer sends nothing.
+    fn remote_blob(&self, diff_id: &Digest, blob: &store::BlobRef) -> Option<store::RemoteBlob> {
+        (!blob.media_type.is_empty() && blob.size > 0).then(|| remote_blob(self.r, diff_id, blob))
+    }
 }
 
 /// Brings the build cache at `r` into the store; returns how many images were new.

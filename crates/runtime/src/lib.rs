@@ -65,7 +65,7 @@ pub use process::{
     exec, process_start_time, run, run_step, spawn, Container, ExecOptions, InitProcess,
     SpawnOptions, Stdio,
 };
-pub use scope::secure_join;
+pub use scope::{bind_in_root, secure_join};
 pub use seccomp::{
     validate_profile as validate_seccomp_profile, Seccomp,
     DEFAULT_PROFILE as DEFAULT_SECCOMP_PROFILE,

@@ -267,6 +267,56 @@ pub(crate) fn resolve_in_root(
     Ok(resolved.iter().collect())
 }
 
+/// Bind-mounts `source` (a host directory or file) at `destination` (absolute, inside the
+/// root filesystem mounted at `root`), the target resolved and, where missing, created inside
+/// the root as a container's mount targets are (never outside it), and mounted through its
+/// descriptor. For work on a stopped container's files with its volumes (`cp`); the caller
+/// unmounts it with the root.
+pub fn bind_in_root(root: &Path, source: &Path, destination: &str) -> io::Result<()> {
+    let rootfd = open_root(root)?;
+    let dir = source.is_dir();
+    let leaf = if dir { Leaf::Dir } else { Leaf::File };
+    let rel = resolve_in_root(root, &rootfd, destination, leaf, &mut Vec::new())
+        .map_err(|e| io::Error::new(e.source.kind(), e.reason))?;
+    let rel = if rel.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        rel
+    };
+    let cpath = CString::new(rel.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let flags = libc::O_PATH | if dir { libc::O_DIRECTORY } else { 0 };
+    let fd = openat2(
+        rootfd.as_raw_fd(),
+        &cpath,
+        flags,
+        RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    );
+    if fd < 0 {
+        return Err(io::Error::from_raw_os_error(-fd));
+    }
+    // SAFETY: a fresh descriptor we own.
+    let target = unsafe { OwnedFd::from_raw_fd(fd) };
+    let src = CString::new(source.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let at = CString::new(format!("/proc/self/fd/{}", target.as_raw_fd()))
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: valid C strings; a bind mount onto the descriptor's own inode.
+    if unsafe {
+        libc::mount(
+            src.as_ptr(),
+            at.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND | libc::MS_REC,
+            std::ptr::null(),
+        )
+    } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Opens a root filesystem directory as an `O_PATH` descriptor.
 pub(crate) fn open_root(root: &Path) -> io::Result<OwnedFd> {
     let p = CString::new(root.as_os_str().as_bytes())

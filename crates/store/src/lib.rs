@@ -161,9 +161,11 @@ impl Store {
     /// next commit of any process that does wait (every other commit: the WAL is synced as a
     /// whole), the next checkpoint or [`Store::sync`]. Files are still synced before the rows
     /// naming them. Only for records that the same command makes durable so before it returns
-    /// (a container created by `run`, whose running state is recorded next; the exit of a
-    /// `--rm` container, deleted next; the steps of a build, tagged or synced at its end): an
-    /// OS crash before then loses only records of work that was still going on.
+    /// (a container created by `run`, whose running state is recorded next; the steps of a
+    /// build, tagged or synced at its end), or that an OS crash makes moot: every record of a
+    /// `--rm` container, which is removed when it ends and whose record, if a crash leaves
+    /// one, `cleanup` removes as it finds no monitor. A crash loses only records of work that
+    /// was still going on.
     pub fn unsynced<T, E: From<Error>>(
         &mut self,
         f: impl FnOnce(&mut Store) -> std::result::Result<T, E>,

@@ -4,11 +4,14 @@
 //! (stream by stream); SIGINT, SIGTERM and the other signals Docker proxies go to the
 //! container's process. For a container started with `-i`, standard input goes to the
 //! attach socket its monitor serves, until the detach keys (ctrl-p ctrl-q, or
-//! `--detach-keys`) are read: then attach ends, leaving the container running.
+//! `--detach-keys`) are read: then attach ends, leaving the container running. A container
+//! with a terminal (`-t`) logs its terminal's output as one stream, which attach relays the
+//! same way; its input needs a terminal here, put in raw mode while attached, as Docker's.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -50,7 +53,14 @@ pub fn run(root: &Path, a: AttachArgs) -> Result<()> {
     if let Some(k) = &a.detach_keys {
         detach_keys(k)?;
     }
-    if a.sig_proxy {
+    let tty = c.has_tty(&rec.id);
+    // Docker's client: a terminal's input only from a terminal.
+    let stdin_tty = std::io::stdin().is_terminal();
+    if tty && !a.no_stdin && !stdin_tty {
+        return Err(Failure::bare(1, "the input device is not a TTY").into());
+    }
+    // With a terminal, signals are the terminal's business (Docker proxies none).
+    if a.sig_proxy && !tty {
         PROXY_TO.store(rec.state.pid, Ordering::SeqCst);
         for s in [
             libc::SIGINT,
@@ -66,17 +76,25 @@ pub fn run(root: &Path, a: AttachArgs) -> Result<()> {
             }
         }
     }
+    let path = c.log_path(&rec.id);
+    // From now on: what was written before the attach is `logs`' business. The event is
+    // recorded once the place is taken, so whoever sees it knows that later output reaches
+    // this attach.
+    let mut offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    c.record_event("attach", &rec, &[]);
     if !a.no_stdin && c.open_stdin(&rec.id) {
         if let Some(sock) = c.connect_stdin(&rec.id) {
             let keys = detach_keys(a.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"))?;
+            if tty && stdin_tty {
+                raw_terminal();
+            }
             std::thread::spawn(move || forward_stdin(sock, &keys));
         }
     }
-    let path = c.log_path(&rec.id);
-    // From now on: what was written before the attach is `logs`' business.
-    let mut offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let mut out = std::io::stdout();
     let mut err = std::io::stderr();
+    // However attach ends from here on, the terminal gets its settings back.
+    let _restore = RestoreTerminal;
     loop {
         let cur = c.find(&rec.id).ok();
         let running = cur.as_ref().is_some_and(|r| {
@@ -102,6 +120,50 @@ pub fn run(root: &Path, a: AttachArgs) -> Result<()> {
             };
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The terminal settings of stdin before [`raw_terminal`].
+static SAVED_TERMINAL: Mutex<Option<libc::termios>> = Mutex::new(None);
+
+/// Puts this process's terminal in raw mode, as Docker's client does when attaching to a
+/// container with a terminal of its own: keys go to the container's terminal unprocessed
+/// (it echoes and edits lines itself).
+fn raw_terminal() {
+    // SAFETY: termios calls on stdin with structures they fill.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(0, &mut t) != 0 {
+            return;
+        }
+        let saved = t;
+        libc::cfmakeraw(&mut t);
+        if libc::tcsetattr(0, libc::TCSANOW, &t) == 0 {
+            *SAVED_TERMINAL.lock().unwrap_or_else(|p| p.into_inner()) = Some(saved);
+        }
+    }
+}
+
+/// Calls [`restore_terminal`] when dropped.
+struct RestoreTerminal;
+
+impl Drop for RestoreTerminal {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+/// Gives the terminal its settings from before [`raw_terminal`] back.
+fn restore_terminal() {
+    if let Some(t) = SAVED_TERMINAL
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+    {
+        // SAFETY: restoring settings read from the same descriptor.
+        unsafe {
+            libc::tcsetattr(0, libc::TCSANOW, &t);
+        }
     }
 }
 
@@ -153,6 +215,7 @@ fn forward_stdin(mut sock: std::os::unix::net::UnixStream, keys: &[u8]) {
                 if matched == keys.len() {
                     let _ = sock.write_all(&out);
                     let _ = std::io::stdout().flush();
+                    restore_terminal();
                     std::process::exit(0);
                 }
                 continue;

@@ -12,33 +12,36 @@ use crate::cli::{
 };
 use crate::Failure;
 
-/// Runs `f` on each name, printing the name on success; Docker's error handling: every
-/// error printed, exit 1 when any failed.
+/// Runs `f` on each name, printing its line on success; Docker's error handling: every
+/// error printed (`shown` gives its text with Docker's prefix), exit 1 when any failed.
 fn each(
     names: &[String],
+    shown: impl Fn(&str, container::Error) -> String,
     mut f: impl FnMut(&str) -> container::Result<Option<String>>,
 ) -> Result<()> {
-    let mut last: Option<String> = None;
+    let mut errs = Vec::new();
     for n in names {
         match f(n) {
             Ok(Some(line)) => println!("{line}"),
             Ok(None) => {}
-            Err(e) => {
-                if let Some(prev) = last.replace(e.to_string()) {
-                    eprintln!("Error: {prev}");
-                }
-            }
+            Err(e) => errs.push(shown(n, e)),
         }
     }
-    match last {
-        Some(e) => Err(Failure::new(1, e).into()),
-        None => Ok(()),
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::bare(1, errs.join("\n")).into())
     }
+}
+
+/// A daemon error as Docker's CLI prints it.
+fn daemon(_: &str, e: container::Error) -> String {
+    format!("Error response from daemon: {e}")
 }
 
 pub fn rm(root: &Path, a: RmArgs) -> Result<()> {
     let mut c = super::open_containers(root)?;
-    each(&a.containers, |n| {
+    each(&a.containers, super::lookup_error, |n| {
         c.remove_with_volumes(n, a.force, a.volumes)
             .map(|_| Some(n.to_string()))
     })
@@ -46,21 +49,22 @@ pub fn rm(root: &Path, a: RmArgs) -> Result<()> {
 
 pub fn stop(root: &Path, a: StopArgs) -> Result<()> {
     let mut c = super::open_containers(root)?;
-    each(&a.containers, |n| {
+    each(&a.containers, daemon, |n| {
         c.stop(n, a.time).map(|_| Some(n.to_string()))
     })
 }
 
 pub fn kill(root: &Path, a: KillArgs) -> Result<()> {
     let mut c = super::open_containers(root)?;
-    each(&a.containers, |n| {
+    let shown = |n: &str, e| format!("Error response from daemon: Cannot kill container: {n}: {e}");
+    each(&a.containers, shown, |n| {
         c.kill(n, &a.signal).map(|_| Some(n.to_string()))
     })
 }
 
 pub fn wait(root: &Path, a: ContainersArgs) -> Result<()> {
     let mut c = super::open_containers(root)?;
-    each(&a.containers, |n| {
+    each(&a.containers, daemon, |n| {
         c.wait(n).map(|code| Some(code.to_string()))
     })
 }
@@ -73,7 +77,9 @@ fn log_time(flag: &str, v: &str) -> Result<chrono::DateTime<chrono::Utc>> {
 
 pub fn logs(root: &Path, a: LogsArgs) -> Result<()> {
     let c = super::open_containers(root)?;
-    let rec = c.find(&a.container)?;
+    let rec = c
+        .find(&a.container)
+        .map_err(|e| Failure::bare(1, super::lookup_error(&a.container, e)))?;
     let path = c.log_path(&rec.id);
     let tail: Option<usize> = match a.tail.as_str() {
         "all" => None,
@@ -152,7 +158,7 @@ pub fn logs(root: &Path, a: LogsArgs) -> Result<()> {
 
 pub fn diff(root: &Path, a: ContainerArg) -> Result<()> {
     let mut c = super::open_containers(root)?;
-    let changes = c.diff(&a.container)?;
+    let changes = c.diff(&a.container).map_err(super::daemon_failure)?;
     let mut out = io::stdout().lock();
     for ch in changes {
         writeln!(out, "{ch}")?;
@@ -162,21 +168,25 @@ pub fn diff(root: &Path, a: ContainerArg) -> Result<()> {
 
 pub fn commit(root: &Path, a: CommitArgs) -> Result<()> {
     let mut c = super::open_containers(root)?;
-    let id = c.commit(
-        &a.container,
-        &container::CommitOptions {
-            reference: a.reference.clone(),
-            author: a.author.clone().unwrap_or_default(),
-            message: a.message.clone().unwrap_or_default(),
-            changes: a.changes.clone(),
-        },
-    )?;
+    let id = c
+        .commit(
+            &a.container,
+            &container::CommitOptions {
+                reference: a.reference.clone(),
+                author: a.author.clone().unwrap_or_default(),
+                message: a.message.clone().unwrap_or_default(),
+                changes: a.changes.clone(),
+            },
+        )
+        .map_err(super::daemon_failure)?;
     println!("{id}");
     Ok(())
 }
 
 pub fn export(root: &Path, a: ExportArgs) -> Result<()> {
     let mut c = super::open_containers(root)?;
+    // The daemon's lookup comes first, before any output is made.
+    c.find(&a.container).map_err(super::daemon_failure)?;
     match &a.output {
         Some(p) => {
             let f = std::fs::File::create(p)?;
@@ -253,7 +263,15 @@ pub fn prune(root: &Path, a: PruneArgs) -> Result<()> {
 
 pub fn rename(root: &Path, a: RenameArgs) -> Result<()> {
     let mut c = super::open_containers(root)?;
-    c.rename(&a.container, &a.new_name)?;
+    c.rename(&a.container, &a.new_name).map_err(|e| {
+        Failure::bare(
+            1,
+            format!(
+                "Error response from daemon: {e}\nError: failed to rename container named {}",
+                a.container
+            ),
+        )
+    })?;
     Ok(())
 }
 
@@ -262,7 +280,9 @@ pub fn rename(root: &Path, a: RenameArgs) -> Result<()> {
 pub fn port(root: &Path, a: crate::cli::PortArgs) -> Result<()> {
     let c = super::open_containers(root)?;
     // The client's inspect: a missing container is `Error: No such container: X`.
-    let ports = c.published_ports(&a.container)?;
+    let ports = c
+        .published_ports(&a.container)
+        .map_err(|e| Failure::bare(1, super::lookup_error(&a.container, e)))?;
     // Go's net.JoinHostPort: IPv6 addresses in brackets.
     let join = |ip: &str, port: u16| {
         if ip.contains(':') {
@@ -320,9 +340,7 @@ pub fn top(root: &Path, a: crate::cli::TopArgs) -> Result<()> {
         .filter(|s| !s.is_empty())
         .map(String::from)
         .collect();
-    let t = c
-        .top(&a.container, &args)
-        .map_err(|e| Failure::bare(1, super::pause::daemon_error(e)))?;
+    let t = c.top(&a.container, &args).map_err(super::daemon_failure)?;
     c.record_event_for("top", &a.container, &[]);
     let mut text = t.titles.join("\t");
     text.push('\n');

@@ -18,15 +18,7 @@ fn now_secs() -> f64 {
 pub fn run(root: &std::path::Path, a: HistoryArgs) -> Result<()> {
     let store = super::open_store(root)?;
     // Docker's daemon names the image it could not find as a reference, with its tag.
-    let id = image::resolve(&store, &a.image).map_err(|e| match e {
-        image::Error::NoSuchImage(_) if !a.image.contains('@') => {
-            let name = oci::Reference::parse(&a.image)
-                .map(|r| r.familiar())
-                .unwrap_or_else(|_| a.image.clone());
-            crate::Failure::new(1, format!("No such image: {name}")).into()
-        }
-        e => anyhow::Error::from(e),
-    })?;
+    let id = image::resolve(&store, &a.image).map_err(|e| super::image_failure(&a.image, e))?;
     let rows = image::history(&store, &id)?;
     let now = now_secs();
     let values: Vec<Value> = rows

@@ -9,7 +9,10 @@ use crate::Failure;
 
 pub fn tag(root: &std::path::Path, a: TagArgs) -> Result<()> {
     let mut store = super::open_store(root)?;
-    image::tag(&mut store, &a.source, &a.target)?;
+    image::tag(&mut store, &a.source, &a.target).map_err(|e| match e {
+        e @ image::Error::NoSuchImage(_) => super::image_failure(&a.source, e),
+        e => e.into(),
+    })?;
     Ok(())
 }
 

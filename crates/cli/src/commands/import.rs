@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::io;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::progress::ProgressReader;
 use crate::cli::ImportArgs;
@@ -26,7 +26,7 @@ pub fn run(root: &std::path::Path, a: ImportArgs) -> Result<()> {
         let input = ProgressReader::new(io::stdin().lock(), "Importing", None);
         image::import(&mut store, input, &opts)?
     } else {
-        let f = File::open(&a.file).with_context(|| format!("open {}", a.file))?;
+        let f = File::open(&a.file).map_err(|e| super::open_failure(a.file.as_ref(), &e))?;
         let total = f.metadata().ok().map(|m| m.len());
         image::import(
             &mut store,

@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::io::{self, IsTerminal};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::progress::ProgressReader;
 use crate::cli::LoadArgs;
@@ -13,7 +13,7 @@ pub fn run(root: &std::path::Path, a: LoadArgs) -> Result<()> {
     let mut store = super::open_store(root)?;
     let loaded = match &a.input {
         Some(p) => {
-            let f = File::open(p).with_context(|| format!("open {}", p.display()))?;
+            let f = File::open(p).map_err(|e| super::open_failure(p, &e))?;
             let total = f.metadata().ok().map(|m| m.len());
             image::load(&mut store, ProgressReader::new(f, "Loading", total))
         }

@@ -33,6 +33,8 @@ use std::path::Path;
 use anyhow::Result;
 use store::Store;
 
+use crate::Failure;
+
 use crate::cli::{
     BuilderCommand, Command, ContainerCommand, ImageCommand, NetworkCommand, SystemCommand,
 };
@@ -177,6 +179,57 @@ pub fn container_failure(e: ::container::Error) -> anyhow::Error {
     crate::Failure::new(1, e.to_string()).into()
 }
 
+/// An I/O error in Go's words ("no such file or directory").
+pub fn io_text(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    let s = s.split(" (os error").next().unwrap_or(&s).to_string();
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_lowercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
+
+/// A local file the client cannot open, in Docker's CLI's words (`open PATH: no such file or
+/// directory`, no prefix).
+pub fn open_failure(path: &std::path::Path, e: &std::io::Error) -> anyhow::Error {
+    Failure::bare(1, format!("open {}: {}", path.display(), io_text(e))).into()
+}
+
+/// An error of the daemon's as Docker's CLI prints it (`Error response from daemon: …`,
+/// exit 1).
+pub fn daemon_failure(e: impl std::fmt::Display) -> anyhow::Error {
+    Failure::daemon(1, e).into()
+}
+
+/// An image error of the daemon's: a missing image named as Docker's daemon names a
+/// reference it could not find (`No such image: NAME:latest`), anything else as it is.
+pub fn image_failure(name: &str, e: image::Error) -> anyhow::Error {
+    match e {
+        image::Error::NoSuchImage(_) if !name.contains('@') => {
+            let name = oci::Reference::parse(name)
+                .map(|r| r.familiar())
+                .unwrap_or_else(|_| name.to_string());
+            daemon_failure(format!("No such image: {name}"))
+        }
+        e => daemon_failure(e),
+    }
+}
+
+/// Docker's CLI on a call whose missing object it reports itself (`rm`, `logs`, `exec`,
+/// `port`, `attach`, `network rm`, `volume rm`…): `Error: No such container: NAME` with the
+/// name as given; any other answer is the daemon's.
+pub fn lookup_error(name: &str, e: ::container::Error) -> String {
+    use ::container::Error as E;
+    let kind = match &e {
+        E::Store(store::Error::ContainerNotFound(_)) => "container",
+        E::Store(store::Error::VolumeNotFound(_)) => "volume",
+        E::Store(store::Error::NetworkNotFound(_)) => "network",
+        E::Image(image::Error::NoSuchImage(_)) => "image",
+        _ => return format!("Error response from daemon: {e}"),
+    };
+    format!("Error: No such {kind}: {name}")
+}
+
 /// `KEY=VALUE` or `KEY` (an empty value) flags (`--label`, `--opt`), as Docker's list and
 /// map options.
 pub fn key_values(list: &[String]) -> std::collections::BTreeMap<String, String> {
@@ -202,6 +255,80 @@ pub fn split_filter<'a>(f: &'a str, command: &str) -> Result<(&'a str, &'a str)>
         )
         .into()
     })
+}
+
+/// `--filter until=…|label=…|label!=…` of `system prune` and `network prune`, as Docker's
+/// prune filters.
+pub struct PruneFilters {
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    pub labels: Vec<(String, Option<String>, bool)>,
+}
+
+impl PruneFilters {
+    pub fn parse(args: &[String], command: &str) -> Result<PruneFilters> {
+        let mut f = PruneFilters {
+            until: None,
+            labels: Vec::new(),
+        };
+        for a in args {
+            let (k, v) = a.split_once('=').ok_or_else(|| {
+                Failure::bare(
+                    125,
+                    format!(
+                        "invalid argument \"{a}\" for \"--filter\" flag: bad format of filter (expected name=value)\nSee '{p} {command} --help'.",
+                        p = crate::PROGRAM
+                    ),
+                )
+            })?;
+            match k {
+                "until" => {
+                    f.until = Some(parse_time(v).ok_or_else(|| {
+                        Failure::daemon(
+                            1,
+                            format!("failed to parse value as time or duration: {v:?}"),
+                        )
+                    })?)
+                }
+                "label" | "label!" => {
+                    let (lk, lv) = match v.split_once('=') {
+                        Some((a, b)) => (a.to_string(), Some(b.to_string())),
+                        None => (v.to_string(), None),
+                    };
+                    f.labels.push((lk, lv, k == "label"));
+                }
+                other => return Err(Failure::daemon(1, format!("Invalid filter '{other}'")).into()),
+            }
+        }
+        Ok(f)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.until.is_none() && self.labels.is_empty()
+    }
+
+    pub fn matches(
+        &self,
+        created: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> bool {
+        if let Some(u) = self.until {
+            match history::parse_time(created) {
+                Some(c) if c < u => {}
+                _ => return false,
+            }
+        }
+        self.labels_match(labels)
+    }
+
+    pub fn labels_match(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        self.labels.iter().all(|(k, v, want)| {
+            let has = match v {
+                Some(v) => labels.get(k) == Some(v),
+                None => labels.contains_key(k),
+            };
+            has == *want
+        })
+    }
 }
 
 /// Opens the containers of a root and repairs what a killed strata left behind.

@@ -41,7 +41,7 @@ pub fn create(root: &Path, a: NetworkCreateArgs) -> Result<()> {
             internal: a.internal,
             attachable: a.attachable,
         })
-        .map_err(fail)?;
+        .map_err(super::daemon_failure)?;
     println!("{id}");
     Ok(())
 }
@@ -54,8 +54,27 @@ fn labels(l: &BTreeMap<String, String>) -> String {
         .join(",")
 }
 
-fn matches(n: &container::Network, key: &str, value: &str) -> Result<bool> {
+fn matches(
+    c: &container::Containers,
+    n: &container::Network,
+    key: &str,
+    value: &str,
+) -> Result<bool> {
     Ok(match key {
+        "dangling" => {
+            let dangling = match value {
+                "1" | "true" => true,
+                "0" | "false" => false,
+                _ => {
+                    return Err(Failure::daemon(
+                        1,
+                        "invalid value for filter 'dangling', must be \"true\" (or \"1\"), or \"false\" (or \"0\")",
+                    )
+                    .into())
+                }
+            };
+            c.network_in_use(n).map_err(fail)? != dangling
+        }
         "name" => n.name().contains(value),
         "id" => n.id().starts_with(value),
         "driver" => n.config.driver == value,
@@ -85,11 +104,16 @@ pub fn ls(root: &Path, a: NetworkLsArgs) -> Result<()> {
         by_key.entry(k.to_string()).or_default().push(v.to_string());
     }
     for (k, vals) in &by_key {
+        if k == "dangling" && vals.len() > 1 {
+            return Err(
+                Failure::daemon(1, "got more than one value for filter key \"dangling\"").into(),
+            );
+        }
         let mut keep = Vec::new();
         for n in nets {
             let mut any = false;
             for v in vals {
-                any |= matches(&n, k, v)?;
+                any |= matches(&c, &n, k, v)?;
             }
             if any {
                 keep.push(n);
@@ -148,7 +172,7 @@ pub fn inspect(root: &Path, a: NetworkInspectArgs) -> Result<()> {
     for name in &a.networks {
         match c.find_network(name) {
             Ok(n) => found.push(c.inspect_network(&n).map_err(fail)?),
-            Err(e) => errors.push(e.to_string()),
+            Err(e) => errors.push(super::lookup_error(name, e)),
         }
     }
     match &template {
@@ -160,11 +184,8 @@ pub fn inspect(root: &Path, a: NetworkInspectArgs) -> Result<()> {
         }
         None => println!("{}", oci::GoJson::INSPECT.to_string(&found)?),
     }
-    if let Some((last, rest)) = errors.split_last() {
-        for e in rest {
-            eprintln!("Error: {e}");
-        }
-        return Err(Failure::new(1, last.clone()).into());
+    if !errors.is_empty() {
+        return Err(Failure::bare(1, errors.join("\n")).into());
     }
     Ok(())
 }
@@ -176,14 +197,13 @@ pub fn rm(root: &Path, a: NetworkRmArgs) -> Result<()> {
         match c.remove_network(n) {
             Ok(_) => println!("{n}"),
             Err(e) => {
-                eprintln!("Error: {e}");
+                eprintln!("{}", super::lookup_error(n, e));
                 failed = true;
             }
         }
     }
     if failed {
-        // Docker's CLI ends a partly failed `network rm` with this line.
-        return Err(Failure::bare(1, "exit status 1").into());
+        return Err(Failure::bare(1, "").into());
     }
     Ok(())
 }
@@ -191,19 +211,17 @@ pub fn rm(root: &Path, a: NetworkRmArgs) -> Result<()> {
 pub fn connect(root: &Path, a: NetworkConnectArgs) -> Result<()> {
     let mut c = super::open_containers(root)?;
     c.connect_network(&a.network, &a.container, &a.aliases, a.ip.as_deref())
-        .map_err(fail)
+        .map_err(super::daemon_failure)
 }
 
 pub fn disconnect(root: &Path, a: NetworkDisconnectArgs) -> Result<()> {
     let mut c = super::open_containers(root)?;
     c.disconnect_network(&a.network, &a.container, a.force)
-        .map_err(fail)
+        .map_err(super::daemon_failure)
 }
 
 pub fn prune(root: &Path, a: NetworkPruneArgs) -> Result<()> {
-    if !a.filters.is_empty() {
-        return Err(Failure::new(1, "strata network prune takes no filters yet").into());
-    }
+    let filters = super::PruneFilters::parse(&a.filters, "network prune")?;
     if !a.force {
         print!("WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] ");
         io::stdout().flush()?;
@@ -214,7 +232,9 @@ pub fn prune(root: &Path, a: NetworkPruneArgs) -> Result<()> {
         }
     }
     let mut c = super::open_containers(root)?;
-    let removed = c.prune_networks().map_err(fail)?;
+    let removed = c
+        .prune_networks(|n| !filters.matches(&n.record.created, &n.config.labels))
+        .map_err(fail)?;
     if !removed.is_empty() {
         println!("Deleted Networks:");
         for n in &removed {

@@ -142,7 +142,8 @@ pub fn run(root: &std::path::Path, a: PullArgs) -> Result<()> {
         println!("Using default tag: latest");
     }
     let refs = if a.all_tags {
-        registry::list_tags(&r, creds.clone(), hosts)?
+        registry::list_tags(&r, creds.clone(), hosts)
+            .map_err(|e| super::daemon_failure(format!("{e:#}")))?
             .into_iter()
             .map(|t| r.with_tag(&t))
             .collect::<Result<Vec<_>, _>>()?
@@ -150,7 +151,8 @@ pub fn run(root: &std::path::Path, a: PullArgs) -> Result<()> {
         vec![r.clone()]
     };
     for r in &refs {
-        registry::pull(&mut store, r, creds.clone(), hosts, &opts, &progress)?;
+        registry::pull(&mut store, r, creds.clone(), hosts, &opts, &progress)
+            .map_err(|e| super::daemon_failure(format!("{e:#}")))?;
     }
     if a.all_tags {
         if !a.quiet {

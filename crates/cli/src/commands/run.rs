@@ -10,15 +10,34 @@ use container::{CreateOptions, StartIo};
 use crate::cli::{ContainerArg, ExecArgs, RunArgs, StartArgs, StopArgs};
 use crate::Failure;
 
-fn fail(e: container::Error) -> anyhow::Error {
-    let code = match &e {
+fn exit_code(e: &container::Error) -> u8 {
+    match e {
         // The CLI's own lookups fail with 1, as Docker's do.
         container::Error::Store(store::Error::ContainerNotFound(_))
         | container::Error::NotRunning(_)
         | container::Error::PausedExec(_) => 1,
         e => e.exit_code().clamp(1, 255) as u8,
-    };
-    Failure::new(code, e.to_string()).into()
+    }
+}
+
+fn fail(e: container::Error) -> anyhow::Error {
+    Failure::new(exit_code(&e), e.to_string()).into()
+}
+
+/// A daemon error of `create` or `exec`, with Docker's prefix.
+fn daemon(e: container::Error) -> anyhow::Error {
+    Failure::daemon(exit_code(&e), e).into()
+}
+
+/// A daemon error of `run` as Docker's CLI prints it: `docker: Error response from daemon:
+/// MESSAGE.`, and where to find help when the container could not be made (125).
+fn run_failure(code: u8, e: impl std::fmt::Display) -> anyhow::Error {
+    let p = crate::PROGRAM;
+    let mut m = format!("{p}: Error response from daemon: {e}.");
+    if code == 125 {
+        m.push_str(&format!("\nSee '{p} run --help'."));
+    }
+    Failure::bare(code, m).into()
 }
 
 /// Docker's memory sizes: `512`, `64k`, `6m`, `1g` (binary units, optional `b`).
@@ -166,7 +185,7 @@ fn security_opts(opts: &[String]) -> Result<Vec<String>> {
                     125,
                     format!(
                         "opening seccomp profile ({v}) failed: open {v}: {}",
-                        io_text(&e)
+                        super::io_text(&e)
                     ),
                 )
             })?;
@@ -182,16 +201,6 @@ fn security_opts(opts: &[String]) -> Result<Vec<String>> {
         out.push(opt.clone());
     }
     Ok(out)
-}
-
-/// An I/O error in Go's words ("no such file or directory").
-fn io_text(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    let s = s.split(" (os error").next().unwrap_or(&s).to_string();
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_lowercase().collect::<String>() + c.as_str())
-        .unwrap_or_default()
 }
 
 fn monitor_command(root: &Path, id: &str) -> Result<std::process::Command> {
@@ -214,22 +223,22 @@ fn exit_with(code: i32) -> Result<()> {
 /// Pulls the image of `run`/`create` when `--pull` asks for it: `missing` (the default)
 /// when the store lacks it, announced as Docker does; `always` every time. Progress goes to
 /// standard error, so that standard output keeps only the container's output or ID.
-fn pull_if_needed(c: &mut ::container::Containers, a: &RunArgs) -> Result<()> {
+fn pull_if_needed(c: &mut ::container::Containers, a: &RunArgs) -> Result<(), String> {
     let store = c.store();
     let missing = match image::resolve(store, &a.image) {
         Ok(_) => false,
         Err(image::Error::NoSuchImage(_)) => true,
-        Err(e) => return Err(Failure::new(125, e.to_string()).into()),
+        Err(e) => return Err(e.to_string()),
     };
     if a.pull == "never" || (a.pull == "missing" && !missing) {
         return Ok(());
     }
-    let r = image::parse_name(&a.image).map_err(|e| Failure::new(125, e.to_string()))?;
+    let r = image::parse_name(&a.image).map_err(|e| e.to_string())?;
     if missing {
         eprintln!("Unable to find image '{}' locally", r.familiar());
     }
     super::pull::pull_one(store, &r, a.platform.clone(), a.quiet, true)
-        .map_err(|e| Failure::new(125, format!("{e:#}")))?;
+        .map_err(|e| format!("{e:#}"))?;
     Ok(())
 }
 
@@ -247,8 +256,8 @@ pub fn create(root: &Path, a: RunArgs) -> Result<()> {
     check_publish(&a)?;
     let opts = options(&a)?;
     let mut c = super::open_containers(root)?;
-    pull_if_needed(&mut c, &a)?;
-    let rec = c.create(&a.image, &opts).map_err(fail)?;
+    pull_if_needed(&mut c, &a).map_err(|e| Failure::daemon(1, e))?;
+    let rec = c.create(&a.image, &opts).map_err(daemon)?;
     println!("{}", rec.id);
     Ok(())
 }
@@ -260,17 +269,19 @@ pub fn run(root: &Path, a: RunArgs) -> Result<()> {
     check_publish(&a)?;
     let opts = options(&a)?;
     let mut c = super::open_containers(root)?;
-    pull_if_needed(&mut c, &a)?;
-    let rec = c.create_to_run(&a.image, &opts).map_err(fail)?;
+    pull_if_needed(&mut c, &a).map_err(|e| run_failure(125, e))?;
+    let rec = c
+        .create_to_run(&a.image, &opts)
+        .map_err(|e| run_failure(exit_code(&e), e))?;
     if a.detach {
         c.start_detached(&rec.id, monitor_command(root, &rec.id)?)
-            .map_err(fail)?;
+            .map_err(|e| run_failure(exit_code(&e), e))?;
         println!("{}", rec.id);
         return Ok(());
     }
-    // The output goes to the terminal and, unless the container is removed at its end or
-    // has a terminal of its own, to its log too (`logs` shows it later, as Docker's).
-    let logged = !a.rm && !a.tty;
+    // The output goes to the terminal and, unless the container is removed at its end, to
+    // its log too (`logs` shows it later, as Docker's; a `-t` container's as one stream).
+    let logged = !a.rm;
     let (stdout, stderr, pump) = if logged {
         let (o, e, p) = ::container::log_pipes(&c.log_path(&rec.id), true)?;
         (o, e, Some(p))
@@ -288,7 +299,9 @@ pub fn run(root: &Path, a: RunArgs) -> Result<()> {
         log: pump,
     };
     c.record_event("attach", &rec, &[]);
-    let code = c.start(&rec.id, io).map_err(fail)?;
+    let code = c
+        .start(&rec.id, io)
+        .map_err(|e| run_failure(exit_code(&e), e))?;
     exit_with(code)
 }
 
@@ -309,10 +322,10 @@ pub fn start(root: &Path, a: StartArgs) -> Result<()> {
             ..Default::default()
         };
         c.record_event_for("attach", &a.containers[0], &[]);
-        let code = c.start(&a.containers[0], io).map_err(fail)?;
+        let code = c.start(&a.containers[0], io).map_err(daemon)?;
         return exit_with(code);
     }
-    let mut last_err = None;
+    let mut errs = Vec::new();
     for name in &a.containers {
         let started = c.find(name).and_then(|rec| {
             c.start_detached(
@@ -324,24 +337,19 @@ pub fn start(root: &Path, a: StartArgs) -> Result<()> {
         match started {
             // Starting a running container is not an error (Docker prints its name too).
             Ok(()) | Err(container::Error::AlreadyRunning(_)) => println!("{name}"),
-            Err(e) => {
-                if let Some(prev) = last_err.replace(e.to_string()) {
-                    eprintln!("Error: {prev}");
-                }
-            }
+            Err(e) => errs.push((name.as_str(), format!("Error response from daemon: {e}"))),
         }
     }
-    match last_err {
-        Some(e) => Err(Failure::new(
-            1,
-            format!(
-                "{e}\nError: failed to start containers: {}",
-                a.containers.join(", ")
-            ),
-        )
-        .into()),
-        None => Ok(()),
+    if errs.is_empty() {
+        return Ok(());
     }
+    let failed: Vec<&str> = errs.iter().map(|(n, _)| *n).collect();
+    let mut lines: Vec<String> = errs.iter().map(|(_, e)| e.clone()).collect();
+    lines.push(format!(
+        "Error: failed to start containers: {}",
+        failed.join(", ")
+    ));
+    Err(Failure::bare(1, lines.join("\n")).into())
 }
 
 /// The detached container's monitor: runs it with output to its log file.
@@ -394,13 +402,20 @@ pub fn exec(root: &Path, a: ExecArgs) -> Result<()> {
         tty: a.tty,
         io,
     };
-    let code = c.exec(&a.container, req).map_err(fail)?;
+    let code = c.exec(&a.container, req).map_err(|e| match e {
+        // The client's own lookup.
+        container::Error::Store(store::Error::ContainerNotFound(_)) => {
+            Failure::bare(1, super::lookup_error(&a.container, e)).into()
+        }
+        container::Error::NotRunning(_) | container::Error::PausedExec(_) => daemon(e),
+        e => fail(e),
+    })?;
     exit_with(code)
 }
 
 pub fn restart(root: &Path, a: StopArgs) -> Result<()> {
     let mut c = super::open_containers(root)?;
-    let mut last = None;
+    let mut errs = Vec::new();
     for name in &a.containers {
         let r = c.stop(name, a.time).and_then(|rec| {
             let cmd = monitor_command(root, &rec.id)
@@ -412,15 +427,12 @@ pub fn restart(root: &Path, a: StopArgs) -> Result<()> {
                 c.record_event_for("restart", name, &[]);
                 println!("{name}")
             }
-            Err(e) => {
-                if let Some(prev) = last.replace(e.to_string()) {
-                    eprintln!("Error: {prev}");
-                }
-            }
+            Err(e) => errs.push(format!("Error response from daemon: {e}")),
         }
     }
-    match last {
-        Some(e) => Err(Failure::new(1, e).into()),
-        None => Ok(()),
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::bare(1, errs.join("\n")).into())
     }
 }

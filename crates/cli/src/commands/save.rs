@@ -10,7 +10,7 @@ use crate::Failure;
 
 pub fn run(root: &std::path::Path, a: SaveArgs) -> Result<()> {
     let store = super::open_store(root)?;
-    let items = image::plan_save(&store, &a.images)?;
+    let items = image::plan_save(&store, &a.images).map_err(super::daemon_failure)?;
     match &a.output {
         Some(path) => {
             let f = File::create(path)

@@ -227,83 +227,8 @@ pub fn info(root: &Path, a: InfoArgs) -> Result<()> {
     Ok(())
 }
 
-/// `--filter until=…|label=…|label!=…` of `system prune`, as Docker's prune filters.
-struct PruneFilters {
-    until: Option<chrono::DateTime<chrono::Utc>>,
-    labels: Vec<(String, Option<String>, bool)>,
-}
-
-impl PruneFilters {
-    fn parse(args: &[String]) -> Result<PruneFilters> {
-        let mut f = PruneFilters {
-            until: None,
-            labels: Vec::new(),
-        };
-        for a in args {
-            let (k, v) = a.split_once('=').ok_or_else(|| {
-                Failure::bare(
-                    125,
-                    format!(
-                        "invalid argument \"{a}\" for \"--filter\" flag: bad format of filter (expected name=value)\nSee '{p} system prune --help'.",
-                        p = crate::PROGRAM
-                    ),
-                )
-            })?;
-            match k {
-                "until" => {
-                    f.until = Some(super::parse_time(v).ok_or_else(|| {
-                        Failure::new(
-                            1,
-                            format!("Error response from daemon: failed to parse value as time or duration: {v:?}"),
-                        )
-                    })?)
-                }
-                "label" | "label!" => {
-                    let (lk, lv) = match v.split_once('=') {
-                        Some((a, b)) => (a.to_string(), Some(b.to_string())),
-                        None => (v.to_string(), None),
-                    };
-                    f.labels.push((lk, lv, k == "label"));
-                }
-                other => {
-                    return Err(Failure::new(
-                        1,
-                        format!("Error response from daemon: Invalid filter '{other}'"),
-                    )
-                    .into())
-                }
-            }
-        }
-        Ok(f)
-    }
-
-    fn is_empty(&self) -> bool {
-        self.until.is_none() && self.labels.is_empty()
-    }
-
-    fn matches(&self, created: &str, labels: &std::collections::BTreeMap<String, String>) -> bool {
-        if let Some(u) = self.until {
-            match super::history::parse_time(created) {
-                Some(c) if c < u => {}
-                _ => return false,
-            }
-        }
-        self.labels_match(labels)
-    }
-
-    fn labels_match(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
-        self.labels.iter().all(|(k, v, want)| {
-            let has = match v {
-                Some(v) => labels.get(k) == Some(v),
-                None => labels.contains_key(k),
-            };
-            has == *want
-        })
-    }
-}
-
 pub fn prune(root: &Path, a: SystemPruneArgs) -> Result<()> {
-    let filters = PruneFilters::parse(&a.filters)?;
+    let filters = super::PruneFilters::parse(&a.filters, "system prune")?;
     if a.volumes && filters.until.is_some() {
         return Err(Failure::bare(
             1,
@@ -362,18 +287,15 @@ pub fn prune(root: &Path, a: SystemPruneArgs) -> Result<()> {
         }
         out.push('\n');
     }
-    // Networks (user-defined ones no container is on; `prune_networks` takes no filters yet,
-    // so with filters none are removed rather than too many).
-    if a.filters.is_empty() {
-        let removed = c.prune_networks()?;
-        if !removed.is_empty() {
-            out.push_str("Deleted Networks:\n");
-            for n in &removed {
-                out.push_str(n);
-                out.push('\n');
-            }
+    // Networks (user-defined ones no container is on).
+    let removed = c.prune_networks(|n| !filters.matches(&n.record.created, &n.config.labels))?;
+    if !removed.is_empty() {
+        out.push_str("Deleted Networks:\n");
+        for n in &removed {
+            out.push_str(n);
             out.push('\n');
         }
+        out.push('\n');
     }
     if a.volumes {
         let (names, bytes) = c.volume_prune(|v| {
@@ -434,7 +356,7 @@ pub fn prune(root: &Path, a: SystemPruneArgs) -> Result<()> {
 fn prune_images_filtered(
     store: &mut store::Store,
     all: bool,
-    f: &PruneFilters,
+    f: &super::PruneFilters,
 ) -> Result<(Vec<String>, u64)> {
     let before: u64 = store.layers()?.iter().map(|l| l.size).sum();
     let mut report = Vec::new();

@@ -66,7 +66,7 @@ fn create(root: &Path, a: VolumeCreateArgs) -> Result<()> {
             labels: key_values(&a.labels),
             options: key_values(&a.opts),
         })
-        .map_err(fail)?;
+        .map_err(super::daemon_failure)?;
     println!("{}", v.name);
     Ok(())
 }
