@@ -459,7 +459,8 @@ mod tests {
         );
         // /d: 0 then 7 (min 0); /d/a: 7.
         assert_eq!(a.efficiency, 7.0 / 14.0);
-        assert_eq!(a.wasted_user_percent, f64::INFINITY);
+        // Layers 1 and 2 hold 7 bytes, all wasted.
+        assert_eq!(a.wasted_user_percent, 1.0);
     }
 
     #[test]
