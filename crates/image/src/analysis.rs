@@ -315,7 +315,7 @@ pub fn analyze_entries(
         .into_iter()
         .filter_map(|path| {
             let p = &paths[&path];
-            (p.count > 1).then(|| Inefficiency {
+            (p.count > 1).then_some(Inefficiency {
                 count: p.count,
                 wasted: p.cumulative,
                 path,
@@ -423,7 +423,7 @@ mod tests {
         );
         assert_eq!(a.wasted_bytes, 1410);
         // Leaves: /bin/sh 100, /etc/passwd 10+0, /big 1000+400, /bin/ls 5.
-        let expected = (100 + 0 + 400 + 5) as f64 / (100 + 10 + 1400 + 5) as f64;
+        let expected = (100 + 400 + 5) as f64 / (100 + 10 + 1400 + 5) as f64;
         assert_eq!(a.efficiency, expected);
         assert_eq!(a.wasted_user_percent, 1410.0 / 1405.0);
     }

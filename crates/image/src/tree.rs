@@ -39,13 +39,16 @@ fn finish(nodes: BTreeMap<Digest, Node>) -> Vec<TreeLayer> {
         .collect()
 }
 
+/// An image: its ID and familiar names.
+pub type TreeImage = (Digest, Vec<String>);
+
 /// The layer trees of every image of `store` (roots by diff_id), and the images without a
 /// layer.
-pub fn layer_tree(store: &Store) -> Result<(Vec<TreeLayer>, Vec<(Digest, Vec<String>)>)> {
+pub fn layer_tree(store: &Store) -> Result<(Vec<TreeLayer>, Vec<TreeImage>)> {
     let mut roots: BTreeMap<Digest, Node> = BTreeMap::new();
     let mut empty = Vec::new();
     let mut images = store.images()?;
-    images.sort_by(|a, b| a.id.cmp(&b.id));
+    images.sort_by_key(|i| i.id);
     for img in images {
         let names: Vec<String> = img
             .tags
