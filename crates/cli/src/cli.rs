@@ -150,6 +150,8 @@ pub enum ImageCommand {
     Rm(RmiArgs),
     Inspect(InspectArgs),
     History(HistoryArgs),
+    /// Show where an image's bytes go: its layers, wasted space and efficiency (as dive)
+    Layers(LayersArgs),
     /// Remove unused images
     Prune(PruneArgs),
     Build(Box<BuildArgs>),
@@ -288,6 +290,9 @@ pub struct ImagesArgs {
     /// Filter output based on conditions provided (dangling, label, before, since, reference)
     #[arg(short = 'f', long = "filter")]
     pub filters: Vec<String>,
+    /// Draw the images as the tree of the layers they share
+    #[arg(long, conflicts_with_all = ["quiet", "format", "digests", "filters", "reference"])]
+    pub tree: bool,
     /// REPOSITORY[:TAG]
     pub reference: Option<String>,
 }
@@ -352,6 +357,29 @@ pub struct HistoryArgs {
     /// Pretty-print history using a Go template
     #[arg(long)]
     pub format: Option<String>,
+    pub image: String,
+}
+
+#[derive(Args, Debug)]
+pub struct LayersArgs {
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Format the output: 'json', or a Go template over the JSON
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Check the image against the thresholds below, as dive --ci does (exit 1 on a failure)
+    #[arg(long, conflicts_with = "format")]
+    pub ci: bool,
+    /// Lowest efficiency score allowed (0 to 1, or 'disabled')
+    #[arg(long, default_value = "0.9", value_name = "RATIO")]
+    pub lowest_efficiency: String,
+    /// Most wasted bytes allowed ('20MB', '1.5GiB'..., or 'disabled')
+    #[arg(long, default_value = "disabled", value_name = "BYTES")]
+    pub highest_wasted_bytes: String,
+    /// Largest share of wasted bytes in the bytes above the base layer (0 to 1, or 'disabled')
+    #[arg(long, default_value = "0.1", value_name = "RATIO")]
+    pub highest_user_wasted_percent: String,
     pub image: String,
 }
 

@@ -77,6 +77,23 @@ pub fn bytes_size(bytes: u64) -> String {
     custom_size(bytes as f64, 1024.0, &BINARY_UNITS, 4)
 }
 
+/// go-humanize `Bytes`, which dive prints (`2.1 MB`, `512 kB`, `7 B`): decimal units, one
+/// decimal below 10, none above.
+pub fn humanize_bytes(bytes: u64) -> String {
+    if bytes < 10 {
+        return format!("{bytes} B");
+    }
+    let units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let e = ((bytes as f64).ln() / 1000f64.ln()).floor();
+    let val = ((bytes as f64) / 1000f64.powf(e) * 10.0 + 0.5).floor() / 10.0;
+    let unit = units[(e as usize).min(units.len() - 1)];
+    if val < 10.0 {
+        format!("{val:.1} {unit}")
+    } else {
+        format!("{val:.0} {unit}")
+    }
+}
+
 /// go-units `HumanDuration`: `Less than a second`, `1 second`, `N seconds`, `About a
 /// minute`, `N minutes`, `About an hour`, `N hours`, `N days`, `N weeks`, `N months`,
 /// `N years`.
@@ -174,6 +191,20 @@ pub fn history_created_by(created_by: &str, truncate: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_as_go_humanize_prints_them() {
+        // go-humanize's own test table.
+        assert_eq!(humanize_bytes(0), "0 B");
+        assert_eq!(humanize_bytes(9), "9 B");
+        assert_eq!(humanize_bytes(10), "10 B");
+        assert_eq!(humanize_bytes(1000), "1.0 kB");
+        assert_eq!(humanize_bytes(5500), "5.5 kB");
+        assert_eq!(humanize_bytes(1024), "1.0 kB");
+        assert_eq!(humanize_bytes(1_048_576), "1.0 MB");
+        assert_eq!(humanize_bytes(2_097_152), "2.1 MB");
+        assert_eq!(humanize_bytes(82_854_982), "83 MB");
+    }
 
     #[test]
     fn sizes_as_docker_prints_them() {

@@ -11,7 +11,7 @@ mod time;
 
 pub use human::{
     bytes_size, display_width, ellipsis, go_format_g, history_created_by, human_ago,
-    human_duration, human_size, human_size_4, human_size_with_precision, short_id,
+    human_duration, human_size, human_size_4, human_size_with_precision, humanize_bytes, short_id,
 };
 pub use table::{tabwriter, ListFormat, Table, MIN_WIDTH, PADDING};
 pub use template::{docker_zero_fields, go_title, render, Template, TemplateError, ZeroFields};

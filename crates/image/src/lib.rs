@@ -8,6 +8,7 @@
 //! **Architecture invariant:** this crate never parses Dockerfiles beyond the single
 //! instructions of `import --change`, and never runs anything.
 
+mod analysis;
 mod cache;
 mod changes;
 mod config;
@@ -22,8 +23,10 @@ mod load;
 mod remove;
 mod resolve;
 mod save;
+mod tree;
 mod views;
 
+pub use analysis::{analyze, analyze_entries, Analysis, Inefficiency, LayerAnalysis, TarEntry};
 pub use cache::{
     export_cache, import_cache, import_cache_from, plan_cache, CacheManifests, CachePlan,
     CacheSource, IMAGE_ANNOTATION, PARENT_ANNOTATION,
@@ -41,6 +44,7 @@ pub use load::{load, Loaded};
 pub use remove::{prune, remove, RemoveOptions, Report};
 pub use resolve::{parse_name, resolve};
 pub use save::{plan as plan_save, save, write_archive, SaveItem};
+pub use tree::{layer_tree, TreeLayer};
 pub use views::{
     disk_usage, history, image_rows, inspect, shared_sizes, DiskUsage, HistoryRow, ImageRow,
 };

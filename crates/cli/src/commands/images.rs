@@ -35,6 +35,9 @@ fn parse_filters(list: &[String]) -> Result<Vec<(String, String)>> {
 }
 
 pub fn list(root: &std::path::Path, a: ImagesArgs) -> Result<()> {
+    if a.tree {
+        return tree(root);
+    }
     let pairs = parse_filters(&a.filters)?;
     let store = super::open_store(root)?;
     let mut filters = image::ImageFilters::new(&pairs)?;
@@ -83,4 +86,48 @@ pub fn list(root: &std::path::Path, a: ImagesArgs) -> Result<()> {
             .map_err(|e| Failure::bare(1, e.to_string()))?
     );
     Ok(())
+}
+
+/// `images --tree`: every layer under the layer below it, with the images whose top layer
+/// it is, drawn as `tree` draws directories.
+fn tree(root: &std::path::Path) -> Result<()> {
+    let store = super::open_store(root)?;
+    let (roots, empty) = image::layer_tree(&store)?;
+    let mut out = String::new();
+    draw_layers(&roots, "", true, &mut out);
+    for img in &empty {
+        out.push_str(&format!("(no layers)  {}\n", image_names(img)));
+    }
+    print!("{out}");
+    Ok(())
+}
+
+fn image_names((id, names): &(oci::Digest, Vec<String>)) -> String {
+    let names = if names.is_empty() {
+        "<none>".to_string()
+    } else {
+        names.join(", ")
+    };
+    format!("{names} ({})", id.short())
+}
+
+fn draw_layers(layers: &[image::TreeLayer], prefix: &str, top: bool, out: &mut String) {
+    for (i, l) in layers.iter().enumerate() {
+        let last = i + 1 == layers.len();
+        let (here, below) = match (top, last) {
+            (true, _) => ("", String::new()),
+            (false, true) => ("└── ", format!("{prefix}    ")),
+            (false, false) => ("├── ", format!("{prefix}│   ")),
+        };
+        out.push_str(&format!(
+            "{prefix}{here}{}  {}",
+            l.diff_id.short(),
+            format::human_size(l.size)
+        ));
+        for img in &l.images {
+            out.push_str(&format!("  {}", image_names(img)));
+        }
+        out.push('\n');
+        draw_layers(&l.children, &below, false, out);
+    }
 }

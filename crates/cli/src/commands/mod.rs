@@ -12,6 +12,7 @@ mod history;
 mod images;
 mod import;
 mod inspect;
+mod layers;
 mod load;
 mod login;
 mod network;
@@ -63,6 +64,7 @@ pub fn run(cmd: Command, root: &Path) -> Result<()> {
         Command::Image(ImageCommand::Prune(a)) => rmi::prune(root, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::list(root, a),
         Command::History(a) | Command::Image(ImageCommand::History(a)) => history::run(root, a),
+        Command::Image(ImageCommand::Layers(a)) => layers::run(root, a),
         Command::Inspect(a) => inspect::run(root, a, false),
         Command::Image(ImageCommand::Inspect(a)) => inspect::run(root, a, true),
         Command::System(SystemCommand::Df(a)) => df::run(root, a),
