@@ -253,15 +253,7 @@ impl Builder<'_> {
             },
         };
         let id = match index {
-            Some(j) => bs
-                .built
-                .get(j)
-                .copied()
-                .flatten()
-                .ok_or_else(|| BuildError::Step {
-                    line: 0,
-                    msg: format!("stage {from} was not built"),
-                })?,
+            Some(j) => bs.graph.built(st.index, j)?,
             None => self
                 .base_image(from, bs.opts)
                 .map_err(|e| invalid(&e.to_string()))?,

@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use oci::{ContainerConfig, Digest, History, ImageConfig, Reference, RootFs};
 use snapshot::Snapshotter;
@@ -19,6 +21,7 @@ mod copy_step;
 mod meta_step;
 mod remote;
 mod run_step;
+mod schedule;
 mod stages;
 
 use stages::{last_stage, stage_ref};
@@ -30,7 +33,7 @@ use crate::gofmt;
 use crate::steps::{CommandForm, Op, Plan, RunMount, RunMountKind, Step};
 
 /// Runs a RUN step's process in a mounted root filesystem; the binary wires the runtime in.
-pub trait RunStep {
+pub trait RunStep: Sync {
     /// Returns the process's exit code.
     fn run(&self, req: &RunRequest<'_>) -> std::result::Result<i32, HookError>;
 }
@@ -44,8 +47,32 @@ pub struct RunRequest<'a> {
     pub network_none: bool,
     /// Send the process's output nowhere (`build -q`).
     pub quiet: bool,
+    /// Where the process's output goes otherwise.
+    pub output: &'a dyn StepOutput,
     /// `RUN --mount`s, resolved to host paths.
     pub mounts: &'a [HostMount],
+}
+
+/// Where a RUN step's output goes, chunk by chunk as it is read from the process's
+/// standard output and standard error (each chunk whole, in the order read).
+pub trait StepOutput: Sync {
+    fn write(&self, stderr: bool, data: &[u8]);
+}
+
+/// A RUN step's output in the classic builder's build output: standard output as it is,
+/// standard error in [`stderr_chunk`]s.
+struct ClassicOutput<'o>(Mutex<&'o mut (dyn Write + Send)>);
+
+impl StepOutput for ClassicOutput<'_> {
+    fn write(&self, stderr: bool, data: &[u8]) {
+        let mut out = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = if stderr {
+            out.write_all(&stderr_chunk(data))
+        } else {
+            out.write_all(data)
+        };
+        let _ = out.flush();
+    }
 }
 
 /// A mount for a RUN step: a host path bound at `target`, or a tmpfs when `source` is None.
@@ -58,7 +85,7 @@ pub struct HostMount {
 }
 
 /// Expands words and parses ONBUILD triggers: the frontend's services the engine needs.
-pub trait Frontend {
+pub trait Frontend: Sync {
     fn word(&self, word: &str, env: &[(String, String)]) -> std::result::Result<String, HookError>;
     fn words(
         &self,
@@ -83,10 +110,12 @@ pub struct BuildOptions {
     pub secrets: BTreeMap<String, PathBuf>,
     /// `--ssh ID=SOCKET`: agent sockets that `RUN --mount=type=ssh` may use.
     pub ssh: BTreeMap<String, PathBuf>,
+    /// How many stages may be built at once; 0: one per CPU, at least two.
+    pub jobs: usize,
 }
 
 /// Fetches a missing image into the store and returns its ID.
-pub type Puller = dyn Fn(&mut Store, &str) -> std::result::Result<Digest, HookError>;
+pub type Puller = dyn Fn(&mut Store, &str) -> std::result::Result<Digest, HookError> + Sync;
 
 /// What a download for `ADD URL` reports besides the bytes it wrote.
 #[derive(Debug, Clone, Default)]
@@ -98,7 +127,7 @@ pub struct Downloaded {
 }
 
 /// Downloads a URL (`ADD http…`) into the file at the given path.
-pub type Fetcher = dyn Fn(&str, &Path) -> std::result::Result<Downloaded, HookError>;
+pub type Fetcher = dyn Fn(&str, &Path) -> std::result::Result<Downloaded, HookError> + Sync;
 
 pub struct Builder<'a> {
     pub store: &'a mut Store,
@@ -118,7 +147,50 @@ pub struct Builder<'a> {
     pub fetcher: Option<&'a Fetcher>,
     /// Filled by [`Builder::build`]: the final image of every stage built, in build order.
     pub stage_images: Vec<Digest>,
-    pub out: &'a mut dyn Write,
+    pub out: &'a mut (dyn Write + Send),
+}
+
+/// What the thread of every stage shares: the builder's hooks and directories.
+struct Shared<'s> {
+    snapshots: &'s dyn Snapshotter,
+    runner: &'s dyn RunStep,
+    frontend: &'s dyn Frontend,
+    context: &'s Context,
+    work_dir: &'s Path,
+    init_layer: &'s Path,
+    cache_dir: &'s Path,
+    puller: Option<&'s Puller>,
+    fetcher: Option<&'s Fetcher>,
+}
+
+impl Shared<'_> {
+    /// Builds stage `index` with a store connection of its own on the same root (a SQLite
+    /// connection is not shared between threads; WAL and the store lock order the writes
+    /// of several, as they order those of several processes).
+    fn build_stage(
+        &self,
+        root: &Path,
+        bs: &BuildState,
+        index: usize,
+        out: &mut (dyn Write + Send),
+    ) -> Result<Digest> {
+        let mut store = Store::open(root)?;
+        let mut b = Builder {
+            store: &mut store,
+            snapshots: self.snapshots,
+            runner: self.runner,
+            frontend: self.frontend,
+            context: self.context,
+            work_dir: self.work_dir.to_path_buf(),
+            init_layer: self.init_layer.to_path_buf(),
+            cache_dir: self.cache_dir.to_path_buf(),
+            puller: self.puller,
+            fetcher: self.fetcher,
+            stage_images: Vec::new(),
+            out,
+        };
+        b.build_stage(bs, index)
+    }
 }
 
 /// What every step of one build reads: the plan, the options, the meta ARGs and the stages
@@ -128,16 +200,16 @@ struct BuildState<'p> {
     opts: &'p BuildOptions,
     /// The ARGs before the first FROM, with their values.
     meta: Vec<(String, String)>,
-    /// The final image of every stage built so far, by stage index.
-    built: Vec<Option<Digest>>,
+    /// The stages as a graph: the final image of every stage built so far, by stage index.
+    graph: schedule::Graph,
     /// Whether a step's image was recorded without waiting for the disk (see
     /// [`Builder::build`]).
-    unsynced: std::cell::Cell<bool>,
+    unsynced: AtomicBool,
     /// The last stage built (the target's).
     last: usize,
     /// The names of the ARGs declared so far (meta ARGs and the ARG steps run): build args
     /// named by none are reported as not consumed.
-    referenced: std::cell::RefCell<std::collections::BTreeSet<String>>,
+    referenced: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// The state of the stage being built (BuildKit's `dispatchState`).
@@ -254,7 +326,7 @@ pub const CLASSIC_PROXY_ARGS: [&str; 8] = [
 /// A chunk of a step's standard error as Docker's classic builder writes it into the build
 /// output: between the escape sequences that turn it bright red (`streamformatter`'s
 /// stderr writer), one pair per write.
-pub fn stderr_chunk(buf: &[u8]) -> Vec<u8> {
+fn stderr_chunk(buf: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(buf.len() + 9);
     out.extend_from_slice(b"\x1b[91m");
     out.extend_from_slice(buf);
@@ -392,32 +464,94 @@ impl Builder<'_> {
         }
         let meta = self.meta_args(plan, opts, last)?;
         let referenced = meta.iter().map(|(k, _)| k.clone()).collect();
-        let mut bs = BuildState {
+        let jobs = match opts.jobs {
+            0 => schedule::default_jobs(),
+            n => n,
+        };
+        let bs = BuildState {
             plan,
             opts,
             meta,
-            built: vec![None; plan.stages.len()],
-            unsynced: std::cell::Cell::new(false),
+            graph: schedule::Graph::new(plan.stages.len(), jobs),
+            unsynced: AtomicBool::new(false),
             last,
-            referenced: std::cell::RefCell::new(referenced),
+            referenced: Mutex::new(referenced),
         };
-        let r = self.build_up_to_last(&mut bs);
-        unsynced.set(bs.unsynced.get());
+        let r = self.build_up_to_last(&bs);
+        unsynced.set(bs.unsynced.load(Ordering::Relaxed));
         if r.is_ok() {
             self.warn_unused_args(&bs);
         }
         r
     }
 
-    /// Builds every stage up to the last one, in order (Docker's classic builder builds
-    /// them all, needed by the target or not); returns the last one's image.
-    fn build_up_to_last(&mut self, bs: &mut BuildState) -> Result<Digest> {
+    /// Builds every stage up to the last one (Docker's classic builder builds them all,
+    /// needed by the target or not), each as soon as the stages it needs are built, at most
+    /// `jobs` at once; returns the last one's image.
+    fn build_up_to_last(&mut self, bs: &BuildState) -> Result<Digest> {
+        let root = self.store.root().to_path_buf();
+        let ordered = schedule::Ordered::new(&mut *self.out, bs.last + 1);
+        let shared = Shared {
+            snapshots: self.snapshots,
+            runner: self.runner,
+            frontend: self.frontend,
+            context: self.context,
+            work_dir: &self.work_dir,
+            init_layer: &self.init_layer,
+            cache_dir: &self.cache_dir,
+            puller: self.puller,
+            fetcher: self.fetcher,
+        };
+        let results: Vec<Result<Digest>> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..=bs.last)
+                .map(|i| {
+                    let (shared, ordered, root) = (&shared, &ordered, &root);
+                    scope.spawn(move || {
+                        let needs = schedule::needs(bs.plan, i, shared.frontend, &bs.meta);
+                        let r = bs
+                            .graph
+                            .start(i, &needs)
+                            .inspect_err(|_| bs.graph.fail())
+                            .and_then(|()| {
+                                let r = shared.build_stage(root, bs, i, &mut ordered.stage(i));
+                                bs.graph.finish(i, r.as_ref().ok().copied());
+                                r
+                            });
+                        ordered.finish(i);
+                        r
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| {
+                    t.join().unwrap_or_else(|_| {
+                        bs.graph.fail();
+                        Err(BuildError::Step {
+                            line: 0,
+                            msg: "a build stage panicked".into(),
+                        })
+                    })
+                })
+                .collect()
+        });
+        ordered.flush_all();
+        drop(ordered);
+        self.stage_images = bs.graph.images().into_iter().flatten().collect();
+        // The error of the stage that failed; the others only stopped because of it.
+        let mut first_cancel = None;
         let mut last = None;
-        for i in 0..=bs.last {
-            let id = self.build_stage(bs, i)?;
-            bs.built[i] = Some(id);
-            self.stage_images.push(id);
-            last = Some(id);
+        for r in results {
+            match r {
+                Err(BuildError::Cancelled) => {
+                    first_cancel = first_cancel.or(Some(BuildError::Cancelled))
+                }
+                Err(e) => return Err(e),
+                Ok(id) => last = Some(id),
+            }
+        }
+        if let Some(e) = first_cancel {
+            return Err(e);
         }
         last.ok_or_else(|| BuildError::Step {
             line: 0,
@@ -429,7 +563,7 @@ impl Builder<'_> {
     /// output, before `Successfully built`): build args no ARG declared, other than the
     /// proxy variables the classic builder always accepts.
     fn warn_unused_args(&mut self, bs: &BuildState) {
-        let referenced = bs.referenced.borrow();
+        let referenced = bs.referenced.lock().unwrap_or_else(|e| e.into_inner());
         let unused: Vec<&str> = bs
             .opts
             .build_args
@@ -533,6 +667,7 @@ impl Builder<'_> {
         self.say_image(&st);
         let labels = label_steps(bs, index);
         for (k, step) in stage.steps.iter().chain(labels.iter()).enumerate() {
+            bs.graph.check()?;
             let n = first + 1 + k;
             self.say(st.quiet, &format!("Step {n}/{total} : {}", step.text));
             self.step(&mut st, step)?;
@@ -574,10 +709,7 @@ impl Builder<'_> {
             return Ok((None, config));
         }
         let id = match stage_ref(bs.plan, index, &base) {
-            Some(j) => bs.built[j].ok_or_else(|| BuildError::Step {
-                line: 0,
-                msg: format!("stage {base} was not built"),
-            })?,
+            Some(j) => bs.graph.built(index, j)?,
             None => self.base_image(&base, bs.opts)?,
         };
         Ok((Some(id), image::read_config(self.store, &id)?))
@@ -739,7 +871,7 @@ impl Builder<'_> {
         let layers = cfg.diff_ids().to_vec();
         let parent = st.id;
         // Durable with the build's tag or final sync (see `build`).
-        st.build.unsynced.set(true);
+        st.build.unsynced.store(true, Ordering::Relaxed);
         let id = self.store.unsynced(|store| -> Result<Digest> {
             let mut p = store.publish()?;
             if let Some(l) = layer {

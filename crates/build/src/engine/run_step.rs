@@ -82,6 +82,7 @@ impl Builder<'_> {
             m.views.into_iter().for_each(|v| self.drop_view(Some(v)));
             return Err(e.with_line(step.line));
         }
+        let output = ClassicOutput(Mutex::new(&mut *self.out));
         let code = self.runner.run(&RunRequest {
             rootfs: &rootfs,
             argv: &argv,
@@ -90,6 +91,7 @@ impl Builder<'_> {
             workdir: &workdir,
             network_none: st.opts().network_none,
             quiet: st.quiet,
+            output: &output,
             mounts: &m.host,
         });
         m.views.into_iter().for_each(|v| self.drop_view(Some(v)));
