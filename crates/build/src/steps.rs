@@ -63,6 +63,14 @@ pub struct RunMount {
     pub spec: String,
 }
 
+impl Op {
+    /// Whether the step changes the root filesystem (RUN, COPY, ADD, WORKDIR), rather than
+    /// only the config: what BuildKit's display shows.
+    pub fn does_work(&self) -> bool {
+        matches!(self, Op::Run(..) | Op::Copy { .. } | Op::Workdir(_))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     Run(CommandForm, Vec<RunMount>),

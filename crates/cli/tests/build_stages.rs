@@ -144,3 +144,95 @@ fn a_failing_stage_fails_the_build_with_its_own_error() {
         "{mounts}"
     );
 }
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn progress_plain_rawjson_and_quiet() {
+    if !require_root() {
+        return;
+    }
+    let (s, ctx) = setup(
+        "FROM bb:1 AS builder\n\
+         ENV X=1\n\
+         RUN echo out; echo err >&2; printf partial\n\
+         WORKDIR /app\n\
+         FROM bb:1\n\
+         COPY --from=builder /app /app\n",
+    );
+    let build = |args: &[&str]| {
+        let out = s
+            .cmd()
+            .args(["build", "--network", "none", "-t", "pp:1"])
+            .args(args)
+            .arg(ctx.path())
+            .output()
+            .unwrap();
+        assert_success(&out);
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (stdout, plain) = build(&["--progress=plain"]);
+    // BuildKit's display, on standard error; the vertices are numbered as the classic steps.
+    assert_eq!(stdout, "");
+    let lines: Vec<&str> = plain.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines[0], "#1 [builder 1/3] FROM bb:1 AS builder", "{plain}");
+    assert_eq!(
+        lines[2],
+        "#3 [builder 2/3] RUN echo out; echo err >&2; printf partial"
+    );
+    let logs: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("#3 0."))
+        .map(|l| l.split_once(' ').unwrap().1.split_once(' ').unwrap().1)
+        .collect();
+    assert_eq!(logs, ["out", "err", "partial"], "{plain}");
+    assert!(
+        plain.contains("\n#4 [builder 3/3] WORKDIR /app\n#4 DONE "),
+        "{plain}"
+    );
+    assert!(
+        plain.contains("\n#6 [stage-1 2/2] COPY --from=builder /app /app\n"),
+        "{plain}"
+    );
+    assert!(
+        plain.contains("\n#7 naming to docker.io/library/pp:1 done\n"),
+        "{plain}"
+    );
+    assert!(!plain.contains("Step "), "{plain}");
+
+    // A rebuild: every step from the cache.
+    let (_, plain) = build(&["--progress=plain"]);
+    assert!(plain.contains("\n#3 CACHED\n"), "{plain}");
+    assert!(plain.contains("\n#6 CACHED\n"), "{plain}");
+
+    // rawjson: BuildKit's SolveStatus objects, one a line; logs base64-encoded.
+    let (_, raw) = build(&["--progress=rawjson", "--no-cache"]);
+    let statuses: Vec<serde_json::Value> = raw
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let names: Vec<&str> = statuses
+        .iter()
+        .filter_map(|s| s["vertexes"][0]["name"].as_str())
+        .collect();
+    assert!(names.contains(&"[builder 2/3] RUN echo out; echo err >&2; printf partial"));
+    let logged: Vec<&str> = statuses
+        .iter()
+        .filter_map(|s| s["logs"][0]["data"].as_str())
+        .collect();
+    assert!(logged.contains(&"b3V0Cg=="), "{raw}"); // "out\n"
+
+    // quiet is -q: only the image ID.
+    let (stdout, stderr) = build(&["--progress=quiet"]);
+    assert!(
+        stdout.starts_with("sha256:") && stdout.lines().count() == 1,
+        "{stdout}"
+    );
+    assert_eq!(stderr, "");
+
+    let (code, err) = s.fails(&["build", "--progress=fancy", ctx.path().to_str().unwrap()]);
+    assert_eq!(code, 125);
+    assert!(err.contains("invalid progress mode \"fancy\""), "{err}");
+}

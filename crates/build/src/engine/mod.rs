@@ -19,11 +19,14 @@ use store::{NewImage, Store};
 
 mod copy_step;
 mod meta_step;
+mod progress;
 mod remote;
 mod run_step;
 mod schedule;
 mod stages;
 
+pub use progress::Progress;
+use progress::{Outcome, Vertex, VertexOutput};
 use stages::{last_stage, stage_ref};
 
 use crate::context::Context;
@@ -112,6 +115,15 @@ pub struct BuildOptions {
     pub ssh: BTreeMap<String, PathBuf>,
     /// How many stages may be built at once; 0: one per CPU, at least two.
     pub jobs: usize,
+    /// The classic output, or BuildKit's display.
+    pub progress: Progress,
+}
+
+impl BuildOptions {
+    /// Whether the classic builder's lines are left out (`-q`, or BuildKit's display).
+    fn classic_quiet(&self) -> bool {
+        self.quiet || self.progress != Progress::Classic
+    }
 }
 
 /// Fetches a missing image into the store and returns its ID.
@@ -226,6 +238,10 @@ struct StageState<'b> {
     args: Vec<(String, Option<String>)>,
     /// Print nothing (`build -q`, and the step `--label` adds).
     quiet: bool,
+    /// The step on BuildKit's display, while it runs.
+    vertex: Option<Vertex>,
+    /// The step was a cache hit.
+    cached: bool,
 }
 
 impl<'b> StageState<'b> {
@@ -246,7 +262,9 @@ impl<'b> StageState<'b> {
             busted: build.opts.no_cache,
             cmd_set: false,
             args: vec![],
-            quiet: build.opts.quiet,
+            quiet: build.opts.classic_quiet(),
+            vertex: None,
+            cached: false,
         };
         let mut cfg = st.run_config();
         let env = cfg.env.get_or_insert_with(Vec::new);
@@ -423,6 +441,29 @@ impl Builder<'_> {
         }
     }
 
+    /// Shows that step `number` started, on BuildKit's display.
+    fn begin_vertex(&mut self, bs: &BuildState, number: usize, name: String) -> Option<Vertex> {
+        let mode = bs.opts.progress;
+        (mode != Progress::Classic && !bs.opts.quiet)
+            .then(|| Vertex::begin(self.out, mode, number, name))
+    }
+
+    /// Shows how a step ended, on BuildKit's display.
+    fn end_vertex(&mut self, v: Option<Vertex>, err: Option<&BuildError>, cached: bool) {
+        let Some(v) = v else { return };
+        let msg;
+        let outcome = match err {
+            Some(BuildError::Cancelled) => Outcome::Canceled,
+            Some(e) => {
+                msg = e.to_string();
+                Outcome::Error(&msg)
+            }
+            None if cached => Outcome::Cached,
+            None => Outcome::Done,
+        };
+        v.end(self.out, outcome);
+    }
+
     /// Docker's ` ---> ID` line after a step (empty for `FROM scratch`).
     fn say_image(&mut self, st: &StageState) {
         let id = st.id.map(|id| id.short()).unwrap_or_default();
@@ -438,7 +479,9 @@ impl Builder<'_> {
     pub fn build(&mut self, plan: &Plan, opts: &BuildOptions) -> Result<Digest> {
         let unsynced = std::cell::Cell::new(false);
         let built = self.build_stages(plan, opts, &unsynced);
-        let tagged = built.and_then(|id| self.tag(&id, opts, unsynced.get()).map(|()| id));
+        // The export comes after every step on BuildKit's display.
+        let vertex = plan.step_count(plan.stages.len().saturating_sub(1)) + opts.labels.len() + 1;
+        let tagged = built.and_then(|id| self.tag(&id, opts, unsynced.get(), vertex).map(|()| id));
         if unsynced.get() && (tagged.is_err() || opts.tags.is_empty()) {
             let synced = self.store.sync();
             if tagged.is_ok() {
@@ -457,7 +500,9 @@ impl Builder<'_> {
     ) -> Result<Digest> {
         let last = last_stage(plan, opts.target.as_deref())?;
         if let Some(w) = &plan.warnings {
-            if !opts.quiet {
+            if opts.progress != Progress::Classic {
+                let _ = self.out.write_all(w.as_bytes());
+            } else if !opts.quiet {
                 let _ = self.out.write_all(&stderr_chunk(w.as_bytes()));
                 let _ = self.out.flush();
             }
@@ -576,7 +621,7 @@ impl Builder<'_> {
                 "[Warning] One or more build-args [{}] were not consumed",
                 unused.join(" ")
             );
-            self.say(bs.opts.quiet, &line);
+            self.say(bs.opts.classic_quiet(), &line);
         }
     }
 
@@ -591,7 +636,10 @@ impl Builder<'_> {
         let total = plan.step_count(last);
         let mut meta: Vec<(String, String)> = Vec::new();
         for (i, (text, decls)) in plan.meta_args.iter().enumerate() {
-            self.say(opts.quiet, &format!("Step {}/{total} : {text}", i + 1));
+            self.say(
+                opts.classic_quiet(),
+                &format!("Step {}/{total} : {text}", i + 1),
+            );
             for (name, default) in decls {
                 let value = match opts.build_args.get(name) {
                     Some(v) => Some(v.clone()),
@@ -614,7 +662,14 @@ impl Builder<'_> {
     /// When the build recorded nothing new and every tag already names the image (an
     /// unchanged rebuild), the commit only moves Docker's `LastTagTime`, which need not wait
     /// for the disk: a crash loses nothing but that time.
-    fn tag(&mut self, id: &Digest, opts: &BuildOptions, unsynced: bool) -> Result<()> {
+    /// `vertex` numbers the export on BuildKit's display.
+    fn tag(
+        &mut self,
+        id: &Digest,
+        opts: &BuildOptions,
+        unsynced: bool,
+        vertex: usize,
+    ) -> Result<()> {
         let mut retag_only = !unsynced;
         for t in &opts.tags {
             if !retag_only {
@@ -640,6 +695,15 @@ impl Builder<'_> {
         }
         if opts.quiet {
             let _ = writeln!(self.out, "{id}");
+        } else if opts.progress != Progress::Classic {
+            let v = Vertex::begin(self.out, opts.progress, vertex, "exporting to image".into());
+            if opts.progress == Progress::Plain {
+                let _ = writeln!(self.out, "#{vertex} writing image {id} done");
+                for t in &opts.tags {
+                    let _ = writeln!(self.out, "#{vertex} naming to {t} done");
+                }
+            }
+            v.end(self.out, Outcome::Done);
         } else {
             self.say(false, &format!("Successfully built {}", id.short()));
             for t in &opts.tags {
@@ -657,20 +721,41 @@ impl Builder<'_> {
         let total = bs.plan.step_count(bs.last) + label_steps(bs, index).len();
         let first = bs.plan.first_step(index);
         self.say(
-            bs.opts.quiet,
+            bs.opts.classic_quiet(),
             &format!("Step {first}/{total} : {}", stage.from_text),
         );
-        let (id, config) = self.stage_base(bs, index)?;
+        let name = stage
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("stage-{index}"));
+        let vertices = 1 + stage.steps.iter().filter(|s| s.op.does_work()).count();
+        let v = self.begin_vertex(
+            bs,
+            first,
+            format!("[{name} 1/{vertices}] {}", stage.from_text),
+        );
+        let based = self.stage_base(bs, index);
+        self.end_vertex(v, based.as_ref().err(), false);
+        let (id, config) = based?;
         let mut st = StageState::new(bs, index, id, config);
         self.run_triggers(&mut st)?;
         // After the triggers: their steps print what a step prints, but not the image.
         self.say_image(&st);
         let labels = label_steps(bs, index);
+        let mut shown = 1;
         for (k, step) in stage.steps.iter().chain(labels.iter()).enumerate() {
             bs.graph.check()?;
             let n = first + 1 + k;
             self.say(st.quiet, &format!("Step {n}/{total} : {}", step.text));
-            self.step(&mut st, step)?;
+            if step.op.does_work() && k < stage.steps.len() {
+                shown += 1;
+                let text = format!("[{name} {shown}/{vertices}] {}", step.text);
+                st.vertex = self.begin_vertex(bs, n, text);
+            }
+            st.cached = false;
+            let done = self.step(&mut st, step);
+            self.end_vertex(st.vertex.take(), done.as_ref().err(), st.cached);
+            done?;
             self.say_image(&st);
         }
         let last = index == bs.last;
@@ -806,6 +891,7 @@ impl Builder<'_> {
         match best {
             Some((_, id, cfg)) => {
                 self.say(st.quiet, " ---> Using cache");
+                st.cached = true;
                 st.id = Some(id);
                 if let Some(sh) = cfg.config.as_ref().and_then(|c| c.shell.clone()) {
                     st.shell = sh;

@@ -412,8 +412,11 @@ struct Machinery {
     runner: Runner,
 }
 
-pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
+pub fn run(root: &Path, mut a: BuildArgs) -> Result<()> {
     check_platform(a.platform.as_deref())?;
+    let progress = progress_mode(a.progress.as_deref())?;
+    // `--progress=quiet` is `-q`.
+    a.quiet |= a.progress.as_deref() == Some("quiet");
     let network = network_mode(&a.network)?;
     let mut tags = Vec::new();
     for t in &a.tags {
@@ -467,6 +470,7 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
         ssh: parse_ssh(&a.ssh)?,
         pull: a.pull,
         jobs: crate::settings::get().build_jobs,
+        progress,
     };
     import_caches(&mut store, &a.cache_from, a.quiet)?;
     let cache_to = a
@@ -475,8 +479,10 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
         .map(|s| cache_spec(s, "dest"))
         .transpose()?;
     // Not locked for the whole build: a FROM that pulls reports progress from other threads.
+    // BuildKit's display goes to standard error, as BuildKit's.
     let mut out: Box<dyn Write + Send> = match &captured {
         Some(c) => Box::new(c.clone()),
+        None if progress != build::Progress::Classic => Box::new(io::stderr()),
         None => Box::new(io::stdout()),
     };
     let frontend = build::DockerfileFrontend::new(df.escape);
@@ -537,6 +543,21 @@ fn check_platform(platform: Option<&str>) -> Result<()> {
         )
         .into()),
         _ => Ok(()),
+    }
+}
+
+/// `--progress`: BuildKit's display (`tty` and `auto` are `plain`: no terminal display is
+/// drawn), or the classic output when not given (and for `quiet`, which is `-q`).
+fn progress_mode(progress: Option<&str>) -> Result<build::Progress> {
+    match progress {
+        None | Some("quiet") => Ok(build::Progress::Classic),
+        Some("plain" | "tty" | "auto") => Ok(build::Progress::Plain),
+        Some("rawjson") => Ok(build::Progress::RawJson),
+        Some(other) => Err(Failure::new(
+            125,
+            format!("invalid progress mode {other:?}: use auto, plain, tty, quiet or rawjson"),
+        )
+        .into()),
     }
 }
 
