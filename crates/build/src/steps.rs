@@ -85,6 +85,8 @@ pub enum Op {
         from: Option<String>,
         chown: Option<String>,
         chmod: Option<String>,
+        /// `--link`: the layer is made apart from the layers under it.
+        link: bool,
     },
     Workdir(String),
     Env(Vec<(String, String)>),

@@ -236,3 +236,81 @@ fn progress_plain_rawjson_and_quiet() {
     assert_eq!(code, 125);
     assert!(err.contains("invalid progress mode \"fancy\""), "{err}");
 }
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn copy_link_reuses_its_layer_on_a_changed_base() {
+    if !require_root() {
+        return;
+    }
+    let (s, ctx) = setup(
+        "FROM base:1\n\
+         COPY --link app.txt /app/app.txt\n\
+         COPY app.txt /plain.txt\n",
+    );
+    fs::write(ctx.path().join("app.txt"), "hello\n").unwrap();
+    let c = ctx.path().to_str().unwrap();
+    s.ok(&["tag", "bb:1", "base:1"]);
+    s.ok(&["build", "-t", "l:1", c]);
+    let layers = |s: &Strata| -> Vec<String> {
+        let v = s.ok(&["inspect", "-f", "{{json .RootFS.Layers}}", "l:1"]);
+        serde_json::from_str(&v).unwrap()
+    };
+    let before = layers(&s);
+    assert_eq!(before.len(), 3, "{before:?}");
+
+    // The base changes, and the source's mtime too: a copy made again would be a layer with
+    // another diff_id (the tar holds the mtime), but the key of a COPY ignores mtimes.
+    let base = tempfile::tempdir().unwrap();
+    fs::write(
+        base.path().join("Dockerfile"),
+        "FROM bb:1\nRUN echo v2 > /v2\n",
+    )
+    .unwrap();
+    s.ok(&[
+        "build",
+        "-q",
+        "--network",
+        "none",
+        "-t",
+        "base:1",
+        base.path().to_str().unwrap(),
+    ]);
+    let later = std::time::SystemTime::now() + Duration::from_secs(3600);
+    fs::File::options()
+        .write(true)
+        .open(ctx.path().join("app.txt"))
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let out = s.ok(&["build", "-t", "l:1", c]);
+    // The linked step reuses its layer on the new base; the plain COPY is copied again.
+    assert!(
+        out.contains("Step 2/3 : COPY --link app.txt /app/app.txt\n ---> Using cache\n"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("Step 3/3 : COPY app.txt /plain.txt\n ---> Using cache"),
+        "{out}"
+    );
+    let after = layers(&s);
+    assert_eq!(after.len(), 4, "{after:?}");
+    assert_eq!(after[2], before[1], "the linked layer is the same layer");
+    assert_ne!(after[3], before[2], "the plain COPY made a new layer");
+    let files = s.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "l:1",
+        "cat",
+        "/v2",
+        "/app/app.txt",
+    ]);
+    assert_eq!(files, "v2\nhello\n");
+
+    // --no-cache copies again.
+    let out = s.ok(&["build", "--no-cache", "-t", "l:1", c]);
+    assert!(!out.contains("Using cache"), "{out}");
+    assert_ne!(layers(&s)[2], before[1]);
+}

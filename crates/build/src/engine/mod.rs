@@ -910,9 +910,28 @@ impl Builder<'_> {
     fn commit(
         &mut self,
         st: &mut StageState,
-        mut cfg: ImageConfig,
+        cfg: ImageConfig,
         probe: Option<ContainerConfig>,
         layer: Option<NewLayer>,
+    ) -> Result<Digest> {
+        self.commit_with(
+            st,
+            cfg,
+            probe,
+            layer.map(|l| StepLayer::New(Box::new(l))),
+            None,
+        )
+    }
+
+    /// Records the step's image with its layer, new or already stored; `link` records the
+    /// layer as the one a `COPY --link` with that key makes.
+    fn commit_with(
+        &mut self,
+        st: &mut StageState,
+        mut cfg: ImageConfig,
+        probe: Option<ContainerConfig>,
+        layer: Option<StepLayer>,
+        link: Option<&str>,
     ) -> Result<Digest> {
         let created = oci::now();
         let created_by = probe
@@ -942,9 +961,11 @@ impl Builder<'_> {
         let empty = layer.is_none();
         let rootfs = cfg.rootfs.get_or_insert_with(RootFs::default);
         rootfs.kind = "layers".into();
-        if let Some(l) = &layer {
-            rootfs.diff_ids.push(l.layer.record.diff_id);
-        }
+        let diff_id = layer.as_ref().map(|l| match l {
+            StepLayer::New(l) => l.layer.record.diff_id,
+            StepLayer::Stored(d) => *d,
+        });
+        rootfs.diff_ids.extend(diff_id);
         if !created_by.is_empty() || st.id.is_some() || !empty {
             cfg.history.push(History {
                 created: Some(created.clone()),
@@ -960,8 +981,11 @@ impl Builder<'_> {
         st.build.unsynced.store(true, Ordering::Relaxed);
         let id = self.store.unsynced(|store| -> Result<Digest> {
             let mut p = store.publish()?;
-            if let Some(l) = layer {
+            if let Some(StepLayer::New(l)) = layer {
                 l.layer.publish(&mut p)?;
+            }
+            if let (Some(key), Some(d)) = (link, &diff_id) {
+                p.set_linked_layer(key, d)?;
             }
             let id = p.add_image(&NewImage {
                 config: &bytes,
@@ -1129,6 +1153,13 @@ pub fn cleanup_stale(snapshots: &dyn Snapshotter, work_dir: &Path) -> Result<usi
         removed += 1;
     }
     Ok(removed)
+}
+
+/// The layer of a step's image.
+enum StepLayer {
+    New(Box<NewLayer>),
+    /// A layer the store holds (a `COPY --link` made on another parent).
+    Stored(Digest),
 }
 
 /// A layer made by a step, staged and not yet published.
