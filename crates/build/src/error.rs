@@ -26,6 +26,9 @@ pub enum BuildError {
     RunFailed { command: String, code: i32 },
     #[error("{msg}")]
     Step { line: usize, msg: String },
+    /// The stage stopped because another stage of the build failed.
+    #[error("cancelled: another stage of the build failed")]
+    Cancelled,
     /// A RUN step's process could not be started or waited for ([`crate::RunStep`]).
     #[error(transparent)]
     Run(HookError),

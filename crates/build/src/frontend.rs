@@ -94,6 +94,7 @@ fn step_of(ins: &Instruction) -> Result<Step, FrontendError> {
             from: c.from.clone(),
             chown: c.chown.clone(),
             chmod: c.chmod.clone(),
+            link: c.link,
         },
         Command::Add(a) => Op::Copy {
             add: true,
@@ -103,6 +104,7 @@ fn step_of(ins: &Instruction) -> Result<Step, FrontendError> {
             from: None,
             chown: a.chown.clone(),
             chmod: a.chmod.clone(),
+            link: a.link,
         },
         Command::Cmd(c) => Op::Cmd(form(&c.args, c.prepend_shell)),
         Command::Entrypoint(c) => Op::Entrypoint(form(&c.args, c.prepend_shell)),

@@ -22,8 +22,8 @@ mod steps;
 pub use context::{Context, ContextError, Excluder, Source, SourceSet};
 pub use copy::{parse_chown, resolve_in_root, ChownError};
 pub use engine::{
-    cleanup_stale, stderr_chunk, BuildOptions, Builder, Downloaded, Fetcher, Frontend, HostMount,
-    RunRequest, RunStep, Squash, CLASSIC_PROXY_ARGS,
+    cleanup_stale, BuildOptions, Builder, Downloaded, Fetcher, Frontend, HostMount, Progress,
+    RunRequest, RunStep, Squash, StepOutput, CLASSIC_PROXY_ARGS,
 };
 pub use error::{BuildError, HookError, Result};
 pub use frontend::{plan, DockerfileFrontend, FrontendError};

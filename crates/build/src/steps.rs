@@ -97,6 +97,14 @@ impl RunFlags {
     }
 }
 
+impl Op {
+    /// Whether the step changes the root filesystem (RUN, COPY, ADD, WORKDIR), rather than
+    /// only the config: what BuildKit's display shows.
+    pub fn does_work(&self) -> bool {
+        matches!(self, Op::Run(..) | Op::Copy { .. } | Op::Workdir(_))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     Run(CommandForm, Vec<RunMount>, RunFlags),
@@ -111,6 +119,8 @@ pub enum Op {
         from: Option<String>,
         chown: Option<String>,
         chmod: Option<String>,
+        /// `--link`: the layer is made apart from the layers under it.
+        link: bool,
     },
     Workdir(String),
     Env(Vec<(String, String)>),

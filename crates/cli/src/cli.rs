@@ -443,9 +443,10 @@ pub struct BuildArgs {
     /// Set platform if server is multi-platform capable
     #[arg(long)]
     pub platform: Option<String>,
-    /// Set type of progress output (auto, plain, tty)
-    #[arg(long, default_value = "auto")]
-    pub progress: String,
+    /// Set type of progress output (auto, plain, tty, quiet, rawjson); without it the
+    /// classic builder's output
+    #[arg(long)]
+    pub progress: Option<String>,
     /// Remove intermediate containers after a successful build (always)
     #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub rm: bool,

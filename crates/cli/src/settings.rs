@@ -24,6 +24,9 @@ pub struct Settings {
     /// network: `$STRATA_PASTA`, else `pasta` in `$PATH`, else `/usr/bin` or `/usr/sbin`
     /// (its `pasta.avx2` beside it on a CPU with AVX2).
     pub pasta: Option<PathBuf>,
+    /// `STRATA_BUILD_JOBS`: how many stages a build runs at once (1: one after another);
+    /// unset (0): one per CPU, at least two.
+    pub build_jobs: usize,
 }
 
 /// Where Docker installs `docker-init` (tini), searched when the configuration file names
@@ -61,6 +64,7 @@ pub fn load(cli: &Cli) -> anyhow::Result<&'static Settings> {
         hosts.tags_page_size =
             u32::try_from(n).map_err(|_| anyhow::anyhow!("STRATA_TAGS_PAGE_SIZE is too large"))?;
     }
+    let build_jobs = number("STRATA_BUILD_JOBS")?.unwrap_or(0) as usize;
     let snapshotter = std::env::var("STRATA_SNAPSHOTTER")
         .unwrap_or_default()
         .parse()
@@ -79,6 +83,7 @@ pub fn load(cli: &Cli) -> anyhow::Result<&'static Settings> {
         snapshotter,
         init_path,
         pasta: pasta(),
+        build_jobs,
     }))
 }
 

@@ -128,6 +128,14 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX IF NOT EXISTS endpoints_container ON endpoints(container_id);
     "#,
+    // 7: the layers `COPY --link` made, by a key that ignores the layers under them, so a
+    // changed base reuses them (rows whose layer is gone are ignored and collected).
+    r#"
+    CREATE TABLE IF NOT EXISTS linked_layers (
+        key     TEXT PRIMARY KEY,
+        diff_id TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// WAL size (in 4 KiB pages) at which a commit checkpoints it into the database.
@@ -376,6 +384,19 @@ impl Db {
 
     pub(crate) fn children(&self, id: &Digest) -> Result<Vec<Digest>> {
         children_on(&self.conn, id)
+    }
+
+    pub(crate) fn linked_layer(&self, key: &str) -> Result<Option<Digest>> {
+        let d: Option<String> = self
+            .conn
+            .row(
+                "SELECT l.diff_id FROM linked_layers l JOIN layers y ON y.diff_id = l.diff_id
+                 WHERE l.key = ?1",
+                [key],
+                |r| r.get(0),
+            )
+            .optional()?;
+        d.map(digest_col).transpose()
     }
 
     pub(crate) fn cache_candidates(

@@ -222,6 +222,12 @@ impl Store {
     /// The images whose parent is `parent` (None: images without one) that may hold the build
     /// step with cache key `key` (see [`Publisher::set_cache_key`]): those recorded with that
     /// key and those recorded without any (made elsewhere or by older versions), by ID.
+    /// The layer a `COPY --link` recorded under `key` ([`Publisher::set_linked_layer`]),
+    /// while the store holds it.
+    pub fn linked_layer(&self, key: &str) -> Result<Option<Digest>> {
+        self.db.linked_layer(key)
+    }
+
     pub fn cache_candidates(&self, parent: Option<&Digest>, key: &str) -> Result<Vec<Digest>> {
         self.db.cache_candidates(parent, key)
     }

@@ -211,6 +211,16 @@ impl<'a> Publisher<'a> {
         Ok(())
     }
 
+    /// Records that the layer `diff_id` is what a `COPY --link` with this key makes, on any
+    /// parent.
+    pub fn set_linked_layer(&mut self, key: &str, diff_id: &Digest) -> Result<()> {
+        self.tx.exec(
+            "INSERT OR REPLACE INTO linked_layers (key, diff_id) VALUES (?1, ?2)",
+            params![key, diff_id.to_string()],
+        )?;
+        Ok(())
+    }
+
     /// Points `name` at `image`, returning the image it pointed to before (if different).
     pub fn tag(&mut self, name: &str, image: &Digest) -> Result<Option<Digest>> {
         let old: Option<String> = self
@@ -386,6 +396,10 @@ pub(crate) fn collect_garbage(store: &mut Store) -> Result<Collected> {
     )?;
     tx.exec(
         "DELETE FROM layer_remotes WHERE diff_id NOT IN (SELECT diff_id FROM layers)",
+        [],
+    )?;
+    tx.exec(
+        "DELETE FROM linked_layers WHERE diff_id NOT IN (SELECT diff_id FROM layers)",
         [],
     )?;
     let live_layers: HashSet<String> = {

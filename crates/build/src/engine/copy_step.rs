@@ -32,7 +32,11 @@ struct CopyFrom {
 impl Builder<'_> {
     pub(super) fn copy(&mut self, st: &mut StageState, step: &Step) -> Result<()> {
         let Op::Copy {
-            add, from, chmod, ..
+            add,
+            from,
+            chmod,
+            link,
+            ..
         } = &step.op
         else {
             unreachable!("copy() is called for COPY and ADD")
@@ -76,12 +80,53 @@ impl Builder<'_> {
             self.drop_view(from.view);
             return Ok(());
         }
-        let cid = new_container_id();
-        let (key, rootfs) = match self.mount(st, &cid) {
-            Ok(x) => x,
-            Err(e) => {
+        // `COPY --link` (with no owner name to look up under it): the layer depends on the
+        // sources only, so the one made on another parent is reused.
+        let numeric = |c: &str| c.split(':').all(|p| p.parse::<u32>().is_ok());
+        let link_key = (*link && w.chown.as_deref().is_none_or(numeric))
+            .then(|| linked_key(&probe, &abs_dest(st, &w.dest)));
+        if let Some(key) = link_key.as_ref().filter(|_| !st.opts().no_cache) {
+            if let Some(diff_id) = self.store.linked_layer(key)? {
                 self.drop_view(from.view);
-                return Err(e);
+                self.say(st.quiet, " ---> Using cache");
+                st.cached = true;
+                let mut new_cfg = st.config.clone();
+                new_cfg.container = String::new();
+                let layer = Some(StepLayer::Stored(diff_id));
+                self.commit_with(st, new_cfg, Some(probe), layer, None)?;
+                return Ok(());
+            }
+        }
+        // A linked layer is made in an empty directory, else in the step's snapshot.
+        let linked = match &link_key {
+            Some(_) => match self
+                .store
+                .stage()
+                .and_then(|stg| Ok((stg.new_dir("layer")?, stg)))
+            {
+                Ok(x) => Some(x),
+                Err(e) => {
+                    self.drop_view(from.view);
+                    return Err(e.into());
+                }
+            },
+            None => None,
+        };
+        let cid = new_container_id();
+        let (key, rootfs) = match &linked {
+            Some((dir, _)) => (String::new(), dir.clone()),
+            None => match self.mount(st, &cid) {
+                Ok(x) => x,
+                Err(e) => {
+                    self.drop_view(from.view);
+                    return Err(e);
+                }
+            },
+        };
+        let take = |b: &mut Self, keep: bool| -> Result<Option<NewLayer>> {
+            match &linked {
+                None => b.unmount_and_take(&key, &rootfs, keep, &[]),
+                Some(_) => Ok(None),
             }
         };
         // Docker resolves `--chown` in the step's root filesystem, and says so unprefixed.
@@ -90,7 +135,7 @@ impl Builder<'_> {
             .as_deref()
             .map(|c| crate::copy::parse_chown(&rootfs, c))
         {
-            let _ = self.unmount_and_take(&key, &rootfs, false, &[]);
+            let _ = take(self, false);
             self.drop_view(from.view);
             return Err(BuildError::Step {
                 line,
@@ -112,12 +157,24 @@ impl Builder<'_> {
             extract_archives: *add && !w.downloaded,
             upper: upper.as_deref(),
         });
-        let layer = self.unmount_and_take(&key, &rootfs, copied.is_ok(), &[]);
+        let layer = take(self, copied.is_ok());
         self.drop_view(from.view);
         copied.map_err(|msg| BuildError::Step {
             line,
             msg: format!("{} failed: {msg}", w.kind),
         })?;
+        if let Some((dir, staging)) = linked {
+            let layer = image::stage_layer_dir(&staging, dir)?;
+            let layer = NewLayer {
+                _staging: staging,
+                layer,
+            };
+            let mut new_cfg = st.config.clone();
+            new_cfg.container = String::new();
+            let layer = Some(StepLayer::New(Box::new(layer)));
+            self.commit_with(st, new_cfg, Some(probe), layer, link_key.as_deref())?;
+            return Ok(());
+        }
         // COPY always makes a layer, even an empty one, as Docker's classic builder does.
         let layer = match layer? {
             Some(l) => l,
@@ -253,15 +310,7 @@ impl Builder<'_> {
             },
         };
         let id = match index {
-            Some(j) => bs
-                .built
-                .get(j)
-                .copied()
-                .flatten()
-                .ok_or_else(|| BuildError::Step {
-                    line: 0,
-                    msg: format!("stage {from} was not built"),
-                })?,
+            Some(j) => bs.graph.built(st.index, j)?,
             None => self
                 .base_image(from, bs.opts)
                 .map_err(|e| invalid(&e.to_string()))?,
@@ -330,6 +379,18 @@ fn copy_probe(st: &StageState, w: &CopyWords, chmod: Option<&str>, hash: &str) -
     cmd.push(format!("#(nop) {} {flags}{hash} in {} ", w.kind, w.dest));
     probe.cmd = Some(cmd);
     probe
+}
+
+/// The key of a `COPY --link` layer: the step's probe command (sources' hash, flags,
+/// destination) and the absolute destination, nothing of the layers under it.
+fn linked_key(probe: &ContainerConfig, dest: &str) -> String {
+    let cmd = probe
+        .cmd
+        .as_ref()
+        .and_then(|c| c.last())
+        .map(String::as_str);
+    let text = format!("strata-link-1\0{}\0{dest}", cmd.unwrap_or_default());
+    oci::Digest::of(text.as_bytes()).to_string()
 }
 
 /// The destination as an absolute path: relative ones are under WORKDIR.

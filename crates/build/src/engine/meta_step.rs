@@ -150,7 +150,11 @@ impl Builder<'_> {
     fn arg(&self, st: &mut StageState, list: &[(String, Option<String>)]) -> Result<String> {
         let mut parts = Vec::new();
         for (name, default) in list {
-            st.build.referenced.borrow_mut().insert(name.clone());
+            st.build
+                .referenced
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name.clone());
             // A build argument wins; then the stage's own default; then, for `ARG NAME`
             // without one, the default of the same ARG before the first FROM (Docker's
             // classic builder and BuildKit alike).

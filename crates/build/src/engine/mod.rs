@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use oci::{ContainerConfig, Digest, History, ImageConfig, Reference, RootFs};
 use snapshot::Snapshotter;
@@ -17,10 +19,14 @@ use store::{NewImage, Store};
 
 mod copy_step;
 mod meta_step;
+mod progress;
 mod remote;
 mod run_step;
+mod schedule;
 mod stages;
 
+pub use progress::Progress;
+use progress::{Outcome, Vertex, VertexOutput};
 use stages::{last_stage, stage_ref};
 
 use crate::context::Context;
@@ -30,7 +36,7 @@ use crate::gofmt;
 use crate::steps::{CommandForm, Op, Plan, RunFlags, RunMount, RunMountKind, RunNetwork, Step};
 
 /// Runs a RUN step's process in a mounted root filesystem; the binary wires the runtime in.
-pub trait RunStep {
+pub trait RunStep: Sync {
     /// Returns the process's exit code.
     fn run(&self, req: &RunRequest<'_>) -> std::result::Result<i32, HookError>;
 }
@@ -48,8 +54,32 @@ pub struct RunRequest<'a> {
     pub insecure: bool,
     /// Send the process's output nowhere (`build -q`).
     pub quiet: bool,
+    /// Where the process's output goes otherwise.
+    pub output: &'a dyn StepOutput,
     /// `RUN --mount`s, resolved to host paths.
     pub mounts: &'a [HostMount],
+}
+
+/// Where a RUN step's output goes, chunk by chunk as it is read from the process's
+/// standard output and standard error (each chunk whole, in the order read).
+pub trait StepOutput: Sync {
+    fn write(&self, stderr: bool, data: &[u8]);
+}
+
+/// A RUN step's output in the classic builder's build output: standard output as it is,
+/// standard error in [`stderr_chunk`]s.
+struct ClassicOutput<'o>(Mutex<&'o mut (dyn Write + Send)>);
+
+impl StepOutput for ClassicOutput<'_> {
+    fn write(&self, stderr: bool, data: &[u8]) {
+        let mut out = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = if stderr {
+            out.write_all(&stderr_chunk(data))
+        } else {
+            out.write_all(data)
+        };
+        let _ = out.flush();
+    }
 }
 
 /// A mount for a RUN step: a host path bound at `target`, or a tmpfs when `source` is None.
@@ -62,7 +92,7 @@ pub struct HostMount {
 }
 
 /// Expands words and parses ONBUILD triggers: the frontend's services the engine needs.
-pub trait Frontend {
+pub trait Frontend: Sync {
     fn word(&self, word: &str, env: &[(String, String)]) -> std::result::Result<String, HookError>;
     fn words(
         &self,
@@ -96,6 +126,10 @@ pub struct BuildOptions {
     pub allow_insecure: bool,
     /// `--platform`: recorded in every config the build writes.
     pub platform: Option<oci::Platform>,
+    /// How many stages may be built at once; 0: one per CPU, at least two.
+    pub jobs: usize,
+    /// The classic output, or BuildKit's display.
+    pub progress: Progress,
 }
 
 /// What `--squash` (Docker's) and `--squash-all` (Podman's) merge into one layer.
@@ -117,10 +151,15 @@ impl BuildOptions {
             None => oci::now(),
         }
     }
+
+    /// Whether the classic builder's lines are left out (`-q`, or BuildKit's display).
+    fn classic_quiet(&self) -> bool {
+        self.quiet || self.progress != Progress::Classic
+    }
 }
 
 /// Fetches a missing image into the store and returns its ID.
-pub type Puller = dyn Fn(&mut Store, &str) -> std::result::Result<Digest, HookError>;
+pub type Puller = dyn Fn(&mut Store, &str) -> std::result::Result<Digest, HookError> + Sync;
 
 /// What a download for `ADD URL` reports besides the bytes it wrote.
 #[derive(Debug, Clone, Default)]
@@ -132,7 +171,7 @@ pub struct Downloaded {
 }
 
 /// Downloads a URL (`ADD http…`) into the file at the given path.
-pub type Fetcher = dyn Fn(&str, &Path) -> std::result::Result<Downloaded, HookError>;
+pub type Fetcher = dyn Fn(&str, &Path) -> std::result::Result<Downloaded, HookError> + Sync;
 
 pub struct Builder<'a> {
     pub store: &'a mut Store,
@@ -152,7 +191,50 @@ pub struct Builder<'a> {
     pub fetcher: Option<&'a Fetcher>,
     /// Filled by [`Builder::build`]: the final image of every stage built, in build order.
     pub stage_images: Vec<Digest>,
-    pub out: &'a mut dyn Write,
+    pub out: &'a mut (dyn Write + Send),
+}
+
+/// What the thread of every stage shares: the builder's hooks and directories.
+struct Shared<'s> {
+    snapshots: &'s dyn Snapshotter,
+    runner: &'s dyn RunStep,
+    frontend: &'s dyn Frontend,
+    context: &'s Context,
+    work_dir: &'s Path,
+    init_layer: &'s Path,
+    cache_dir: &'s Path,
+    puller: Option<&'s Puller>,
+    fetcher: Option<&'s Fetcher>,
+}
+
+impl Shared<'_> {
+    /// Builds stage `index` with a store connection of its own on the same root (a SQLite
+    /// connection is not shared between threads; WAL and the store lock order the writes
+    /// of several, as they order those of several processes).
+    fn build_stage(
+        &self,
+        root: &Path,
+        bs: &BuildState,
+        index: usize,
+        out: &mut (dyn Write + Send),
+    ) -> Result<Digest> {
+        let mut store = Store::open(root)?;
+        let mut b = Builder {
+            store: &mut store,
+            snapshots: self.snapshots,
+            runner: self.runner,
+            frontend: self.frontend,
+            context: self.context,
+            work_dir: self.work_dir.to_path_buf(),
+            init_layer: self.init_layer.to_path_buf(),
+            cache_dir: self.cache_dir.to_path_buf(),
+            puller: self.puller,
+            fetcher: self.fetcher,
+            stage_images: Vec::new(),
+            out,
+        };
+        b.build_stage(bs, index)
+    }
 }
 
 /// What every step of one build reads: the plan, the options, the meta ARGs and the stages
@@ -162,18 +244,18 @@ struct BuildState<'p> {
     opts: &'p BuildOptions,
     /// The ARGs before the first FROM, with their values.
     meta: Vec<(String, String)>,
-    /// The final image of every stage built so far, by stage index.
-    built: Vec<Option<Digest>>,
+    /// The stages as a graph: the final image of every stage built so far, by stage index.
+    graph: schedule::Graph,
     /// Whether a step's image was recorded without waiting for the disk (see
     /// [`Builder::build`]).
-    unsynced: std::cell::Cell<bool>,
+    unsynced: AtomicBool,
     /// The last stage built (the target's).
     last: usize,
     /// The image the last stage starts from (None for scratch), for `--squash`.
-    last_base: std::cell::Cell<Option<Digest>>,
+    last_base: Mutex<Option<Digest>>,
     /// The names of the ARGs declared so far (meta ARGs and the ARG steps run): build args
     /// named by none are reported as not consumed.
-    referenced: std::cell::RefCell<std::collections::BTreeSet<String>>,
+    referenced: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// The state of the stage being built (BuildKit's `dispatchState`).
@@ -190,6 +272,10 @@ struct StageState<'b> {
     args: Vec<(String, Option<String>)>,
     /// Print nothing (`build -q`, and the step `--label` adds).
     quiet: bool,
+    /// The step on BuildKit's display, while it runs.
+    vertex: Option<Vertex>,
+    /// The step was a cache hit.
+    cached: bool,
 }
 
 impl<'b> StageState<'b> {
@@ -210,7 +296,9 @@ impl<'b> StageState<'b> {
             busted: build.opts.no_cache,
             cmd_set: false,
             args: vec![],
-            quiet: build.opts.quiet,
+            quiet: build.opts.classic_quiet(),
+            vertex: None,
+            cached: false,
         };
         let mut cfg = st.run_config();
         let env = cfg.env.get_or_insert_with(Vec::new);
@@ -290,7 +378,7 @@ pub const CLASSIC_PROXY_ARGS: [&str; 8] = [
 /// A chunk of a step's standard error as Docker's classic builder writes it into the build
 /// output: between the escape sequences that turn it bright red (`streamformatter`'s
 /// stderr writer), one pair per write.
-pub fn stderr_chunk(buf: &[u8]) -> Vec<u8> {
+fn stderr_chunk(buf: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(buf.len() + 9);
     out.extend_from_slice(b"\x1b[91m");
     out.extend_from_slice(buf);
@@ -387,6 +475,29 @@ impl Builder<'_> {
         }
     }
 
+    /// Shows that step `number` started, on BuildKit's display.
+    fn begin_vertex(&mut self, bs: &BuildState, number: usize, name: String) -> Option<Vertex> {
+        let mode = bs.opts.progress;
+        (mode != Progress::Classic && !bs.opts.quiet)
+            .then(|| Vertex::begin(self.out, mode, number, name))
+    }
+
+    /// Shows how a step ended, on BuildKit's display.
+    fn end_vertex(&mut self, v: Option<Vertex>, err: Option<&BuildError>, cached: bool) {
+        let Some(v) = v else { return };
+        let msg;
+        let outcome = match err {
+            Some(BuildError::Cancelled) => Outcome::Canceled,
+            Some(e) => {
+                msg = e.to_string();
+                Outcome::Error(&msg)
+            }
+            None if cached => Outcome::Cached,
+            None => Outcome::Done,
+        };
+        v.end(self.out, outcome);
+    }
+
     /// Docker's ` ---> ID` line after a step (empty for `FROM scratch`).
     fn say_image(&mut self, st: &StageState) {
         let id = st.id.map(|id| id.short()).unwrap_or_default();
@@ -402,7 +513,9 @@ impl Builder<'_> {
     pub fn build(&mut self, plan: &Plan, opts: &BuildOptions) -> Result<Digest> {
         let unsynced = std::cell::Cell::new(false);
         let built = self.build_stages(plan, opts, &unsynced);
-        let tagged = built.and_then(|id| self.tag(&id, opts, unsynced.get()).map(|()| id));
+        // The export comes after every step on BuildKit's display.
+        let vertex = plan.step_count(plan.stages.len().saturating_sub(1)) + opts.labels.len() + 1;
+        let tagged = built.and_then(|id| self.tag(&id, opts, unsynced.get(), vertex).map(|()| id));
         if unsynced.get() && (tagged.is_err() || opts.tags.is_empty()) {
             let synced = self.store.sync();
             if tagged.is_ok() {
@@ -421,25 +534,31 @@ impl Builder<'_> {
     ) -> Result<Digest> {
         let last = last_stage(plan, opts.target.as_deref())?;
         if let Some(w) = &plan.warnings {
-            if !opts.quiet {
+            if opts.progress != Progress::Classic {
+                let _ = self.out.write_all(w.as_bytes());
+            } else if !opts.quiet {
                 let _ = self.out.write_all(&stderr_chunk(w.as_bytes()));
                 let _ = self.out.flush();
             }
         }
         let meta = self.meta_args(plan, opts, last)?;
         let referenced = meta.iter().map(|(k, _)| k.clone()).collect();
-        let mut bs = BuildState {
+        let jobs = match opts.jobs {
+            0 => schedule::default_jobs(),
+            n => n,
+        };
+        let bs = BuildState {
             plan,
             opts,
             meta,
-            built: vec![None; plan.stages.len()],
-            unsynced: std::cell::Cell::new(false),
+            graph: schedule::Graph::new(plan.stages.len(), jobs),
+            unsynced: AtomicBool::new(false),
             last,
-            last_base: std::cell::Cell::new(None),
-            referenced: std::cell::RefCell::new(referenced),
+            last_base: Mutex::new(None),
+            referenced: Mutex::new(referenced),
         };
-        let r = self.build_up_to_last(&mut bs);
-        unsynced.set(bs.unsynced.get());
+        let r = self.build_up_to_last(&bs);
+        unsynced.set(bs.unsynced.load(Ordering::Relaxed));
         if r.is_ok() {
             self.warn_unused_args(&bs);
         }
@@ -451,7 +570,7 @@ impl Builder<'_> {
     fn squash(&mut self, bs: &BuildState, id: Digest) -> Result<Digest> {
         let base = match bs.opts.squash {
             Squash::No => return Ok(id),
-            Squash::NewLayers => bs.last_base.get(),
+            Squash::NewLayers => *bs.last_base.lock().unwrap_or_else(|e| e.into_inner()),
             Squash::All => None,
         };
         Ok(image::squash(
@@ -462,15 +581,73 @@ impl Builder<'_> {
         )?)
     }
 
-    /// Builds every stage up to the last one, in order (Docker's classic builder builds
-    /// them all, needed by the target or not); returns the last one's image.
-    fn build_up_to_last(&mut self, bs: &mut BuildState) -> Result<Digest> {
+    /// Builds every stage up to the last one (Docker's classic builder builds them all,
+    /// needed by the target or not), each as soon as the stages it needs are built, at most
+    /// `jobs` at once; returns the last one's image.
+    fn build_up_to_last(&mut self, bs: &BuildState) -> Result<Digest> {
+        let root = self.store.root().to_path_buf();
+        let ordered = schedule::Ordered::new(&mut *self.out, bs.last + 1);
+        let shared = Shared {
+            snapshots: self.snapshots,
+            runner: self.runner,
+            frontend: self.frontend,
+            context: self.context,
+            work_dir: &self.work_dir,
+            init_layer: &self.init_layer,
+            cache_dir: &self.cache_dir,
+            puller: self.puller,
+            fetcher: self.fetcher,
+        };
+        let results: Vec<Result<Digest>> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..=bs.last)
+                .map(|i| {
+                    let (shared, ordered, root) = (&shared, &ordered, &root);
+                    scope.spawn(move || {
+                        let needs = schedule::needs(bs.plan, i, shared.frontend, &bs.meta);
+                        let r = bs
+                            .graph
+                            .start(i, &needs)
+                            .inspect_err(|_| bs.graph.fail())
+                            .and_then(|()| {
+                                let r = shared.build_stage(root, bs, i, &mut ordered.stage(i));
+                                bs.graph.finish(i, r.as_ref().ok().copied());
+                                r
+                            });
+                        ordered.finish(i);
+                        r
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| {
+                    t.join().unwrap_or_else(|_| {
+                        bs.graph.fail();
+                        Err(BuildError::Step {
+                            line: 0,
+                            msg: "a build stage panicked".into(),
+                        })
+                    })
+                })
+                .collect()
+        });
+        ordered.flush_all();
+        drop(ordered);
+        self.stage_images = bs.graph.images().into_iter().flatten().collect();
+        // The error of the stage that failed; the others only stopped because of it.
+        let mut first_cancel = None;
         let mut last = None;
-        for i in 0..=bs.last {
-            let id = self.build_stage(bs, i)?;
-            bs.built[i] = Some(id);
-            self.stage_images.push(id);
-            last = Some(id);
+        for r in results {
+            match r {
+                Err(BuildError::Cancelled) => {
+                    first_cancel = first_cancel.or(Some(BuildError::Cancelled))
+                }
+                Err(e) => return Err(e),
+                Ok(id) => last = Some(id),
+            }
+        }
+        if let Some(e) = first_cancel {
+            return Err(e);
         }
         last.ok_or_else(|| BuildError::Step {
             line: 0,
@@ -482,7 +659,7 @@ impl Builder<'_> {
     /// output, before `Successfully built`): build args no ARG declared, other than the
     /// proxy variables the classic builder always accepts.
     fn warn_unused_args(&mut self, bs: &BuildState) {
-        let referenced = bs.referenced.borrow();
+        let referenced = bs.referenced.lock().unwrap_or_else(|e| e.into_inner());
         let unused: Vec<&str> = bs
             .opts
             .build_args
@@ -499,7 +676,7 @@ impl Builder<'_> {
                 "[Warning] One or more build-args [{}] were not consumed",
                 unused.join(" ")
             );
-            self.say(bs.opts.quiet, &line);
+            self.say(bs.opts.classic_quiet(), &line);
         }
     }
 
@@ -514,7 +691,10 @@ impl Builder<'_> {
         let total = plan.step_count(last);
         let mut meta: Vec<(String, String)> = Vec::new();
         for (i, (text, decls)) in plan.meta_args.iter().enumerate() {
-            self.say(opts.quiet, &format!("Step {}/{total} : {text}", i + 1));
+            self.say(
+                opts.classic_quiet(),
+                &format!("Step {}/{total} : {text}", i + 1),
+            );
             for (name, default) in decls {
                 let value = match opts.build_args.get(name) {
                     Some(v) => Some(v.clone()),
@@ -537,7 +717,14 @@ impl Builder<'_> {
     /// When the build recorded nothing new and every tag already names the image (an
     /// unchanged rebuild), the commit only moves Docker's `LastTagTime`, which need not wait
     /// for the disk: a crash loses nothing but that time.
-    fn tag(&mut self, id: &Digest, opts: &BuildOptions, unsynced: bool) -> Result<()> {
+    /// `vertex` numbers the export on BuildKit's display.
+    fn tag(
+        &mut self,
+        id: &Digest,
+        opts: &BuildOptions,
+        unsynced: bool,
+        vertex: usize,
+    ) -> Result<()> {
         let mut retag_only = !unsynced;
         for t in &opts.tags {
             if !retag_only {
@@ -563,6 +750,15 @@ impl Builder<'_> {
         }
         if opts.quiet {
             let _ = writeln!(self.out, "{id}");
+        } else if opts.progress != Progress::Classic {
+            let v = Vertex::begin(self.out, opts.progress, vertex, "exporting to image".into());
+            if opts.progress == Progress::Plain {
+                let _ = writeln!(self.out, "#{vertex} writing image {id} done");
+                for t in &opts.tags {
+                    let _ = writeln!(self.out, "#{vertex} naming to {t} done");
+                }
+            }
+            v.end(self.out, Outcome::Done);
         } else {
             self.say(false, &format!("Successfully built {}", id.short()));
             for t in &opts.tags {
@@ -580,22 +776,44 @@ impl Builder<'_> {
         let total = bs.plan.step_count(bs.last) + label_steps(bs, index).len();
         let first = bs.plan.first_step(index);
         self.say(
-            bs.opts.quiet,
+            bs.opts.classic_quiet(),
             &format!("Step {first}/{total} : {}", stage.from_text),
         );
-        let (id, config) = self.stage_base(bs, index)?;
+        let name = stage
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("stage-{index}"));
+        let vertices = 1 + stage.steps.iter().filter(|s| s.op.does_work()).count();
+        let v = self.begin_vertex(
+            bs,
+            first,
+            format!("[{name} 1/{vertices}] {}", stage.from_text),
+        );
+        let based = self.stage_base(bs, index);
+        self.end_vertex(v, based.as_ref().err(), false);
+        let (id, config) = based?;
         if index == bs.last {
-            bs.last_base.set(id);
+            *bs.last_base.lock().unwrap_or_else(|e| e.into_inner()) = id;
         }
         let mut st = StageState::new(bs, index, id, config);
         self.run_triggers(&mut st)?;
         // After the triggers: their steps print what a step prints, but not the image.
         self.say_image(&st);
         let labels = label_steps(bs, index);
+        let mut shown = 1;
         for (k, step) in stage.steps.iter().chain(labels.iter()).enumerate() {
+            bs.graph.check()?;
             let n = first + 1 + k;
             self.say(st.quiet, &format!("Step {n}/{total} : {}", step.text));
-            self.step(&mut st, step)?;
+            if step.op.does_work() && k < stage.steps.len() {
+                shown += 1;
+                let text = format!("[{name} {shown}/{vertices}] {}", step.text);
+                st.vertex = self.begin_vertex(bs, n, text);
+            }
+            st.cached = false;
+            let done = self.step(&mut st, step);
+            self.end_vertex(st.vertex.take(), done.as_ref().err(), st.cached);
+            done?;
             self.say_image(&st);
         }
         let last = index == bs.last;
@@ -634,10 +852,7 @@ impl Builder<'_> {
             return Ok((None, config));
         }
         let id = match stage_ref(bs.plan, index, &base) {
-            Some(j) => bs.built[j].ok_or_else(|| BuildError::Step {
-                line: 0,
-                msg: format!("stage {base} was not built"),
-            })?,
+            Some(j) => bs.graph.built(index, j)?,
             None => self.base_image(&base, bs.opts)?,
         };
         Ok((Some(id), image::read_config(self.store, &id)?))
@@ -744,6 +959,7 @@ impl Builder<'_> {
         match best {
             Some((_, id, cfg)) => {
                 self.say(st.quiet, " ---> Using cache");
+                st.cached = true;
                 st.id = Some(id);
                 if let Some(sh) = cfg.config.as_ref().and_then(|c| c.shell.clone()) {
                     st.shell = sh;
@@ -762,13 +978,34 @@ impl Builder<'_> {
     fn commit(
         &mut self,
         st: &mut StageState,
-        mut cfg: ImageConfig,
+        cfg: ImageConfig,
         probe: Option<ContainerConfig>,
         layer: Option<NewLayer>,
     ) -> Result<Digest> {
+        self.commit_with(
+            st,
+            cfg,
+            probe,
+            layer.map(|l| StepLayer::New(Box::new(l))),
+            None,
+        )
+    }
+
+    /// Records the step's image with its layer, new or already stored; `link` records the
+    /// layer as the one a `COPY --link` with that key makes.
+    fn commit_with(
+        &mut self,
+        st: &mut StageState,
+        mut cfg: ImageConfig,
+        probe: Option<ContainerConfig>,
+        layer: Option<StepLayer>,
+        link: Option<&str>,
+    ) -> Result<Digest> {
         let created = st.opts().created();
         let layer = match (layer, st.opts().source_date_epoch) {
-            (Some(l), Some(epoch)) => Some(l.clamped(epoch)?),
+            (Some(StepLayer::New(l)), Some(epoch)) => {
+                Some(StepLayer::New(Box::new(l.clamped(epoch)?)))
+            }
             (l, _) => l,
         };
         if st.opts().source_date_epoch.is_some() {
@@ -807,9 +1044,11 @@ impl Builder<'_> {
         let empty = layer.is_none();
         let rootfs = cfg.rootfs.get_or_insert_with(RootFs::default);
         rootfs.kind = "layers".into();
-        if let Some(l) = &layer {
-            rootfs.diff_ids.push(l.layer.record.diff_id);
-        }
+        let diff_id = layer.as_ref().map(|l| match l {
+            StepLayer::New(l) => l.layer.record.diff_id,
+            StepLayer::Stored(d) => *d,
+        });
+        rootfs.diff_ids.extend(diff_id);
         if !created_by.is_empty() || st.id.is_some() || !empty {
             cfg.history.push(History {
                 created: Some(created.clone()),
@@ -822,11 +1061,14 @@ impl Builder<'_> {
         let layers = cfg.diff_ids().to_vec();
         let parent = st.id;
         // Durable with the build's tag or final sync (see `build`).
-        st.build.unsynced.set(true);
+        st.build.unsynced.store(true, Ordering::Relaxed);
         let id = self.store.unsynced(|store| -> Result<Digest> {
             let mut p = store.publish()?;
-            if let Some(l) = layer {
+            if let Some(StepLayer::New(l)) = layer {
                 l.layer.publish(&mut p)?;
+            }
+            if let (Some(key), Some(d)) = (link, &diff_id) {
+                p.set_linked_layer(key, d)?;
             }
             let id = p.add_image(&NewImage {
                 config: &bytes,
@@ -994,6 +1236,13 @@ pub fn cleanup_stale(snapshots: &dyn Snapshotter, work_dir: &Path) -> Result<usi
         removed += 1;
     }
     Ok(removed)
+}
+
+/// The layer of a step's image.
+enum StepLayer {
+    New(Box<NewLayer>),
+    /// A layer the store holds (a `COPY --link` made on another parent).
+    Stored(Digest),
 }
 
 /// A layer made by a step, staged and not yet published.

@@ -90,6 +90,10 @@ impl Builder<'_> {
             m.views.into_iter().for_each(|v| self.drop_view(Some(v)));
             return Err(e.with_line(step.line));
         }
+        let output: Box<dyn StepOutput + '_> = match &st.vertex {
+            Some(v) => Box::new(VertexOutput::new(v, &mut *self.out)),
+            None => Box::new(ClassicOutput(Mutex::new(&mut *self.out))),
+        };
         let code = self.runner.run(&RunRequest {
             rootfs: &rootfs,
             argv: &argv,
@@ -103,9 +107,11 @@ impl Builder<'_> {
             },
             network_host: flags.network == RunNetwork::Host,
             insecure: flags.insecure,
-            quiet: st.quiet,
+            quiet: st.opts().quiet,
+            output: &*output,
             mounts: &m.host,
         });
+        drop(output);
         m.views.into_iter().for_each(|v| self.drop_view(Some(v)));
         drop(m.scratch);
         let ok = code.as_ref().is_ok_and(|c| *c == 0);

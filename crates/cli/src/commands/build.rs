@@ -39,8 +39,6 @@ struct Runner {
     pasta: Option<PathBuf>,
     /// Compiled seccomp filters (`ROOT/cache/seccomp`, shared with containers).
     seccomp_cache: PathBuf,
-    /// Where a step's output goes for `build -q` (else to standard output).
-    capture: Option<Captured>,
 }
 
 impl build::RunStep for Runner {
@@ -92,49 +90,47 @@ impl build::RunStep for Runner {
         spec.apply_user(&user);
         let state = self.state_dir.join(&id);
         runtime::write_etc_files(&state, &spec)?;
-        // Docker's classic builder writes a step's standard error into the build output,
-        // each chunk coloured as stderr.
-        let mut relays = Vec::new();
-        let (out, err) = if req.quiet {
-            (runtime::Stdio::Null, runtime::Stdio::Null)
+        // The step's output goes to the build's (each stage's output in its place).
+        let piped = if req.quiet {
+            None
         } else {
-            let (err_r, err_w) = pipe()?;
-            let (out, out_r) = match &self.capture {
-                Some(_) => {
-                    let (r, w) = pipe()?;
-                    (runtime::Stdio::Fd(w), Some(r))
-                }
-                None => (runtime::Stdio::Inherit, None),
-            };
-            let sink: Box<dyn Write + Send> = match &self.capture {
-                Some(c) => Box::new(c.clone()),
-                None => Box::new(io::stdout()),
-            };
-            relays.push(std::thread::spawn(move || relay(out_r, err_r, sink)));
-            (out, runtime::Stdio::Fd(err_w))
+            Some((pipe()?, pipe()?))
         };
-        let res = runtime::spawn(
-            req.rootfs,
-            &spec,
-            runtime::SpawnOptions {
-                id,
-                state_dir: Some(state.clone()),
-                stdin: runtime::Stdio::Null,
-                stdout: out,
-                stderr: err,
-                kill_with_parent: true,
-                tty: false,
-                init_path: None,
-                pasta: self.pasta.clone(),
-                seccomp_cache: Some(self.seccomp_cache.clone()),
-                network: None,
-            },
-        )
-        .and_then(|mut c| c.wait());
-        // Every copy of the pipes' write ends is closed once the step's processes are gone.
-        for r in relays {
-            let _ = r.join();
-        }
+        let (out, err, readers) = match piped {
+            None => (runtime::Stdio::Null, runtime::Stdio::Null, None),
+            Some(((out_r, out_w), (err_r, err_w))) => (
+                runtime::Stdio::Fd(out_w),
+                runtime::Stdio::Fd(err_w),
+                Some((out_r, err_r)),
+            ),
+        };
+        let res = std::thread::scope(|scope| {
+            let relay = readers.map(|(o, e)| scope.spawn(move || relay(o, e, req.output)));
+            let res = runtime::spawn(
+                req.rootfs,
+                &spec,
+                runtime::SpawnOptions {
+                    id,
+                    state_dir: Some(state.clone()),
+                    stdin: runtime::Stdio::Null,
+                    stdout: out,
+                    stderr: err,
+                    kill_with_parent: true,
+                    tty: false,
+                    init_path: None,
+                    pasta: self.pasta.clone(),
+                    seccomp_cache: Some(self.seccomp_cache.clone()),
+                    network: None,
+                },
+            )
+            .and_then(|mut c| c.wait());
+            // Every copy of the pipes' write ends is closed once the step's processes are
+            // gone.
+            if let Some(r) = relay {
+                let _ = r.join();
+            }
+            res
+        });
         let _ = fs::remove_dir_all(&state);
         Ok(res?)
     }
@@ -157,14 +153,12 @@ fn pipe() -> io::Result<(fs::File, std::os::fd::OwnedFd)> {
     }
 }
 
-/// Copies a step's output to `sink` as it comes: its standard output (when piped) as it
-/// is, its standard error chunk by chunk as Docker's classic builder prints it. One thread
-/// reads both, standard output first when both have data, so that their order holds.
-fn relay(out: Option<fs::File>, err: fs::File, mut sink: Box<dyn Write + Send>) {
+/// Hands a step's output to `sink` as it comes, chunk by chunk. One thread reads both
+/// streams, standard output first when both have data, so that their order holds.
+fn relay(out: fs::File, err: fs::File, sink: &dyn build::StepOutput) {
     use std::os::fd::AsRawFd;
     let mut buf = vec![0u8; 32 * 1024];
-    let mut open: Vec<(fs::File, bool)> = out.map(|o| (o, false)).into_iter().collect();
-    open.push((err, true));
+    let mut open: Vec<(fs::File, bool)> = vec![(out, false), (err, true)];
     while !open.is_empty() {
         let mut fds: Vec<libc::pollfd> = open
             .iter()
@@ -190,14 +184,7 @@ fn relay(out: Option<fs::File>, err: fs::File, mut sink: Box<dyn Write + Send>) 
             let (f, is_err) = &mut open[i];
             match f.read(&mut buf) {
                 Ok(0) | Err(_) => closed.push(i),
-                Ok(n) => {
-                    let _ = if *is_err {
-                        sink.write_all(&build::stderr_chunk(&buf[..n]))
-                    } else {
-                        sink.write_all(&buf[..n])
-                    };
-                    let _ = sink.flush();
-                }
+                Ok(n) => sink.write(*is_err, &buf[..n]),
             }
         }
         for i in closed.into_iter().rev() {
@@ -428,9 +415,12 @@ struct Machinery {
     runner: Runner,
 }
 
-pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
+pub fn run(root: &Path, mut a: BuildArgs) -> Result<()> {
     let platform = a.platform.as_deref().map(build_platform).transpose()?;
     let allow_insecure = allow_insecure(&a.allow)?;
+    let progress = progress_mode(a.progress.as_deref())?;
+    // `--progress=quiet` is `-q`.
+    a.quiet |= a.progress.as_deref() == Some("quiet");
     let network = network_mode(&a.network)?;
     let mut tags = Vec::new();
     for t in &a.tags {
@@ -476,11 +466,10 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
         e => Failure::new(1, e.to_string()),
     })?;
     let plan = build::plan(&df).map_err(|e| Failure::new(1, e.to_string()))?;
-    let mut m = machinery(root, network)?;
+    let m = machinery(root, network)?;
     // `-q`: Docker's client keeps the whole build output (RUN steps' too) and shows it, on
     // standard error, only when the build fails; a build that succeeds prints its ID.
     let captured = a.quiet.then(|| Captured(Arc::new(Mutex::new(Vec::new()))));
-    m.runner.capture = captured.clone();
     let opts = build::BuildOptions {
         tags: tags.clone(),
         no_cache: a.no_cache,
@@ -500,6 +489,8 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
             (true, false) => build::Squash::NewLayers,
             (false, false) => build::Squash::No,
         },
+        jobs: crate::settings::get().build_jobs,
+        progress,
     };
     import_caches(&mut store, &a.cache_from, a.quiet)?;
     let cache_to = a
@@ -508,8 +499,10 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
         .map(|s| cache_spec(s, "dest"))
         .transpose()?;
     // Not locked for the whole build: a FROM that pulls reports progress from other threads.
-    let mut out: Box<dyn Write> = match &captured {
+    // BuildKit's display goes to standard error, as BuildKit's.
+    let mut out: Box<dyn Write + Send> = match &captured {
         Some(c) => Box::new(c.clone()),
+        None if progress != build::Progress::Classic => Box::new(io::stderr()),
         None => Box::new(io::stdout()),
     };
     let frontend = build::DockerfileFrontend::new(df.escape);
@@ -691,6 +684,21 @@ fn amd64_levels() -> Vec<&'static str> {
     }
     #[cfg(not(target_arch = "x86_64"))]
     Vec::new()
+}
+
+/// `--progress`: BuildKit's display (`tty` and `auto` are `plain`: no terminal display is
+/// drawn), or the classic output when not given (and for `quiet`, which is `-q`).
+fn progress_mode(progress: Option<&str>) -> Result<build::Progress> {
+    match progress {
+        None | Some("quiet") => Ok(build::Progress::Classic),
+        Some("plain" | "tty" | "auto") => Ok(build::Progress::Plain),
+        Some("rawjson") => Ok(build::Progress::RawJson),
+        Some(other) => Err(Failure::new(
+            125,
+            format!("invalid progress mode {other:?}: use auto, plain, tty, quiet or rawjson"),
+        )
+        .into()),
+    }
 }
 
 /// `--network`: the private network (as Docker's classic builder runs steps on its
@@ -882,7 +890,6 @@ fn machinery(root: &Path, network: runtime::Network) -> Result<Machinery> {
         network,
         pasta: crate::settings::get().pasta.clone(),
         seccomp_cache: layout.seccomp_cache(),
-        capture: None,
     };
     Ok(Machinery {
         snapshots,

@@ -1,0 +1,263 @@
+//! Stages as a graph: which stages a stage needs, the worker slots that run them in
+//! parallel, and the build output kept in stage order.
+//!
+//! Every stage up to the last one is built (the classic builder's set), each on a thread of
+//! its own that waits for the stages it needs (the one it builds `FROM`, those it `COPY
+//! --from`s or `RUN --mount`s `from=`), then for one of `jobs` slots. A stage that finds it
+//! needs another one only while it runs (a `--from` word with a variable, an ONBUILD
+//! trigger of its base image) waits for it then, giving its slot back meanwhile, so no set of
+//! waiting stages can hold every slot.
+//!
+//! The output is the sequential build's, byte for byte: the lowest stage not yet finished
+//! writes through, every later one into a buffer of its own, printed when the stages before
+//! it are done.
+
+use std::collections::BTreeSet;
+use std::io::{self, Write};
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use super::*;
+
+/// The stages stage `index` is known to need before it starts: its base and the stages
+/// its steps name with `--from`/`from=` (words without variables; the others are waited
+/// for when the step runs).
+pub(super) fn needs(
+    plan: &Plan,
+    index: usize,
+    frontend: &dyn Frontend,
+    meta: &[(String, String)],
+) -> BTreeSet<usize> {
+    let stage = &plan.stages[index];
+    let mut out = BTreeSet::new();
+    if let Ok(base) = frontend.word(&stage.base, meta) {
+        out.extend(stages::stage_ref(plan, index, &base));
+    }
+    let mut refer = |word: &str| {
+        if !word.contains('$') {
+            out.extend(stages::stage_ref(plan, index, word));
+        }
+    };
+    for step in &stage.steps {
+        match &step.op {
+            Op::Copy {
+                from: Some(from), ..
+            } => refer(from),
+            Op::Run(_, mounts, _) => {
+                for m in mounts {
+                    if let RunMountKind::Bind { from: Some(f), .. } = &m.kind {
+                        refer(f);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// How many stages run at once: one per CPU, at least two.
+pub(super) fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .max(2)
+}
+
+/// The state the stage threads share.
+pub(super) struct Graph {
+    state: Mutex<GraphState>,
+    changed: Condvar,
+    jobs: usize,
+}
+
+struct GraphState {
+    /// The final image of every stage built so far, by index.
+    built: Vec<Option<Digest>>,
+    /// A stage failed: the others stop at their next step.
+    failed: bool,
+    /// Slots in use.
+    running: usize,
+    /// Stages waiting for a slot; the lowest index gets the next one.
+    waiting: BTreeSet<usize>,
+}
+
+impl Graph {
+    pub(super) fn new(stages: usize, jobs: usize) -> Graph {
+        Graph {
+            state: Mutex::new(GraphState {
+                built: vec![None; stages],
+                failed: false,
+                running: 0,
+                waiting: BTreeSet::new(),
+            }),
+            changed: Condvar::new(),
+            jobs: jobs.max(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, GraphState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wait<'g>(&self, g: MutexGuard<'g, GraphState>) -> MutexGuard<'g, GraphState> {
+        self.changed.wait(g).unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until every stage in `needs` is built, then for a slot.
+    pub(super) fn start(&self, index: usize, needs: &BTreeSet<usize>) -> Result<()> {
+        let mut g = self.lock();
+        while !g.failed && needs.iter().any(|&j| g.built[j].is_none()) {
+            g = self.wait(g);
+        }
+        self.take_slot(g, index)
+    }
+
+    fn take_slot(&self, mut g: MutexGuard<'_, GraphState>, index: usize) -> Result<()> {
+        g.waiting.insert(index);
+        while !g.failed && (g.running >= self.jobs || g.waiting.first() != Some(&index)) {
+            g = self.wait(g);
+        }
+        g.waiting.remove(&index);
+        if g.failed {
+            self.changed.notify_all();
+            return Err(BuildError::Cancelled);
+        }
+        g.running += 1;
+        Ok(())
+    }
+
+    /// Stage `index` ends (built, or failed: then every other stage stops) and gives its
+    /// slot back.
+    pub(super) fn finish(&self, index: usize, result: Option<Digest>) {
+        let mut g = self.lock();
+        g.running -= 1;
+        match result {
+            Some(id) => g.built[index] = Some(id),
+            None => g.failed = true,
+        }
+        self.changed.notify_all();
+    }
+
+    /// Stops the build after a stage that never got a slot failed.
+    pub(super) fn fail(&self) {
+        self.lock().failed = true;
+        self.changed.notify_all();
+    }
+
+    /// An error when another stage failed: checked before each step.
+    pub(super) fn check(&self) -> Result<()> {
+        match self.lock().failed {
+            true => Err(BuildError::Cancelled),
+            false => Ok(()),
+        }
+    }
+
+    /// The image of stage `j`, which stage `index` (holding a slot) needs: at once when it
+    /// is built, else after waiting for it without the slot.
+    pub(super) fn built(&self, index: usize, j: usize) -> Result<Digest> {
+        let mut g = self.lock();
+        if let Some(id) = g.built[j] {
+            return Ok(id);
+        }
+        g.running -= 1;
+        self.changed.notify_all();
+        while !g.failed && g.built[j].is_none() {
+            g = self.wait(g);
+        }
+        self.take_slot(g, index)?;
+        Ok(self.lock().built[j].expect("a stage waited for is built"))
+    }
+
+    /// The final images of the stages built, by index.
+    pub(super) fn images(&self) -> Vec<Option<Digest>> {
+        self.lock().built.clone()
+    }
+}
+
+/// The build output, kept in stage order (see the module's comment).
+pub(super) struct Ordered<'o> {
+    state: Mutex<OrderedState<'o>>,
+}
+
+struct OrderedState<'o> {
+    out: &'o mut (dyn Write + Send),
+    /// The lowest stage not finished: its output goes straight out.
+    head: usize,
+    /// What later stages wrote so far.
+    held: Vec<Vec<u8>>,
+    done: Vec<bool>,
+}
+
+impl<'o> Ordered<'o> {
+    pub(super) fn new(out: &'o mut (dyn Write + Send), stages: usize) -> Self {
+        Ordered {
+            state: Mutex::new(OrderedState {
+                out,
+                head: 0,
+                held: vec![Vec::new(); stages],
+                done: vec![false; stages],
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, OrderedState<'o>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Where stage `index` writes.
+    pub(super) fn stage(&self, index: usize) -> StageOut<'_, 'o> {
+        StageOut {
+            ordered: self,
+            index,
+        }
+    }
+
+    /// Stage `index` wrote everything: the stages after it that are held come out.
+    pub(super) fn finish(&self, index: usize) {
+        let mut g = self.lock();
+        let s = &mut *g;
+        s.done[index] = true;
+        while s.head < s.done.len() && s.done[s.head] {
+            s.head += 1;
+            if let Some(held) = s.held.get_mut(s.head) {
+                let _ = s.out.write_all(&std::mem::take(held));
+                let _ = s.out.flush();
+            }
+        }
+    }
+
+    /// After a failed build: whatever is still held, in stage order.
+    pub(super) fn flush_all(&self) {
+        let mut g = self.lock();
+        let s = &mut *g;
+        for held in &mut s.held {
+            let _ = s.out.write_all(&std::mem::take(held));
+        }
+        let _ = s.out.flush();
+    }
+}
+
+/// The output of one stage.
+pub(super) struct StageOut<'a, 'o> {
+    ordered: &'a Ordered<'o>,
+    index: usize,
+}
+
+impl Write for StageOut<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut g = self.ordered.lock();
+        if g.head == self.index {
+            g.out.write_all(buf)?;
+        } else {
+            g.held[self.index].extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        let mut g = self.ordered.lock();
+        if g.head == self.index {
+            g.out.flush()?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,316 @@
+//! Stages as a graph: independent stages of a multi-stage build run at the same time, the
+//! output stays the sequential build's, in stage order, and the image is the same.
+
+mod common;
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Two stages that each sleep 2 s and a third that copies from both; the files keep a
+/// fixed mtime so that the final layers are the same in every build.
+const TWO_SLEEPS: &str = "FROM bb:1 AS a\n\
+    RUN sleep 2 && echo a > /a && touch -t 200001010000 /a\n\
+    FROM bb:1 AS b\n\
+    RUN sleep 2 && echo b > /b && touch -t 200001010000 /b\n\
+    FROM bb:1\n\
+    COPY --from=a /a /a\n\
+    COPY --from=b /b /b\n\
+    CMD [\"cat\", \"/a\", \"/b\"]\n";
+
+/// A store with busybox as `bb:1` and a context holding `dockerfile`.
+fn setup(dockerfile: &str) -> (Strata, tempfile::TempDir) {
+    let s = Strata::new();
+    s.ok(&["import", busybox_tar().to_str().unwrap(), "bb:1"]);
+    let ctx = tempfile::tempdir().unwrap();
+    fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+    (s, ctx)
+}
+
+/// Builds with `STRATA_BUILD_JOBS=jobs` (0: unset, the default); returns the output and
+/// the time it took.
+fn build(s: &Strata, ctx: &tempfile::TempDir, jobs: usize) -> (String, Duration) {
+    let mut cmd = s.cmd();
+    if jobs > 0 {
+        cmd.env("STRATA_BUILD_JOBS", jobs.to_string());
+    }
+    let start = Instant::now();
+    let out = cmd
+        .args(["build", "--network", "none", "-t", "st:1"])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    let took = start.elapsed();
+    assert_success(&out);
+    (String::from_utf8(out.stdout).unwrap(), took)
+}
+
+/// The output with IDs (container and image) replaced, which differ from build to build.
+fn without_ids(out: &str) -> String {
+    out.split_inclusive(|c: char| !c.is_ascii_hexdigit())
+        .map(|w| {
+            let hex = w.trim_end_matches(|c: char| !c.is_ascii_hexdigit());
+            if hex.len() == 12 {
+                w.replacen(hex, "ID", 1)
+            } else {
+                w.to_string()
+            }
+        })
+        .collect()
+}
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn independent_stages_run_in_parallel_with_sequential_output_and_image() {
+    if !require_root() {
+        return;
+    }
+    let (s, ctx) = setup(TWO_SLEEPS);
+    let (parallel, took) = build(&s, &ctx, 0);
+    // The two sleeps overlap: 4 s one after the other.
+    assert!(took < Duration::from_secs(3), "took {took:?}:\n{parallel}");
+
+    let (seq_store, _) = setup("");
+    let (sequential, took_seq) = build(&seq_store, &ctx, 1);
+    assert!(took_seq >= Duration::from_secs(4), "took {took_seq:?}");
+    // The same lines in the same order, stage after stage.
+    assert_eq!(without_ids(&parallel), without_ids(&sequential));
+    assert!(
+        parallel.starts_with("Step 1/8 : FROM bb:1 AS a\n"),
+        "{parallel}"
+    );
+
+    // The same image: layers, history and files.
+    let image = |s: &Strata| {
+        let f = "{{json .RootFS.Layers}} {{json .Config.Cmd}}";
+        let mut v = s.ok(&["inspect", "-f", f, "st:1"]);
+        v.push_str(&s.ok(&[
+            "history",
+            "--no-trunc",
+            "--format",
+            "{{.CreatedBy}}",
+            "st:1",
+        ]));
+        v.push_str(&s.ok(&["run", "--rm", "--network", "none", "st:1"]));
+        v
+    };
+    let a = image(&s);
+    assert!(a.ends_with("a\nb\n"), "{a}");
+    assert_eq!(a, image(&seq_store));
+}
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn a_failing_stage_fails_the_build_with_its_own_error() {
+    if !require_root() {
+        return;
+    }
+    let (s, ctx) = setup(
+        "FROM bb:1 AS a\n\
+         RUN sleep 1\n\
+         RUN echo after the sleep\n\
+         FROM bb:1 AS b\n\
+         RUN echo failing; exit 3\n\
+         FROM bb:1\n\
+         COPY --from=a /bin/sh /sh\n",
+    );
+    let out = s
+        .cmd()
+        .args(["build", "--network", "none"])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .contains("The command '/bin/sh -c echo failing; exit 3' returned a non-zero code: 3"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The failing stage's output is printed after the stage before it.
+    let failing = stdout.find("failing\n").expect("the failing step's output");
+    assert!(
+        stdout[..failing].contains("Step 4/7 : FROM bb:1 AS b"),
+        "{stdout}"
+    );
+    // The last stage never started.
+    assert!(!stdout.contains("Step 7/7"), "{stdout}");
+    // Nothing is left mounted.
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(s.root.path().to_str().unwrap()),
+        "{mounts}"
+    );
+}
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn progress_plain_rawjson_and_quiet() {
+    if !require_root() {
+        return;
+    }
+    let (s, ctx) = setup(
+        "FROM bb:1 AS builder\n\
+         ENV X=1\n\
+         RUN echo out; echo err >&2; printf partial\n\
+         WORKDIR /app\n\
+         FROM bb:1\n\
+         COPY --from=builder /app /app\n",
+    );
+    let build = |args: &[&str]| {
+        let out = s
+            .cmd()
+            .args(["build", "--network", "none", "-t", "pp:1"])
+            .args(args)
+            .arg(ctx.path())
+            .output()
+            .unwrap();
+        assert_success(&out);
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (stdout, plain) = build(&["--progress=plain"]);
+    // BuildKit's display, on standard error; the vertices are numbered as the classic steps.
+    assert_eq!(stdout, "");
+    let lines: Vec<&str> = plain.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines[0], "#1 [builder 1/3] FROM bb:1 AS builder", "{plain}");
+    assert_eq!(
+        lines[2],
+        "#3 [builder 2/3] RUN echo out; echo err >&2; printf partial"
+    );
+    let logs: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("#3 0."))
+        .map(|l| l.split_once(' ').unwrap().1.split_once(' ').unwrap().1)
+        .collect();
+    assert_eq!(logs, ["out", "err", "partial"], "{plain}");
+    assert!(
+        plain.contains("\n#4 [builder 3/3] WORKDIR /app\n#4 DONE "),
+        "{plain}"
+    );
+    assert!(
+        plain.contains("\n#6 [stage-1 2/2] COPY --from=builder /app /app\n"),
+        "{plain}"
+    );
+    assert!(
+        plain.contains("\n#7 naming to docker.io/library/pp:1 done\n"),
+        "{plain}"
+    );
+    assert!(!plain.contains("Step "), "{plain}");
+
+    // A rebuild: every step from the cache.
+    let (_, plain) = build(&["--progress=plain"]);
+    assert!(plain.contains("\n#3 CACHED\n"), "{plain}");
+    assert!(plain.contains("\n#6 CACHED\n"), "{plain}");
+
+    // rawjson: BuildKit's SolveStatus objects, one a line; logs base64-encoded.
+    let (_, raw) = build(&["--progress=rawjson", "--no-cache"]);
+    let statuses: Vec<serde_json::Value> = raw
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let names: Vec<&str> = statuses
+        .iter()
+        .filter_map(|s| s["vertexes"][0]["name"].as_str())
+        .collect();
+    assert!(names.contains(&"[builder 2/3] RUN echo out; echo err >&2; printf partial"));
+    let logged: Vec<&str> = statuses
+        .iter()
+        .filter_map(|s| s["logs"][0]["data"].as_str())
+        .collect();
+    assert!(logged.contains(&"b3V0Cg=="), "{raw}"); // "out\n"
+
+    // quiet is -q: only the image ID.
+    let (stdout, stderr) = build(&["--progress=quiet"]);
+    assert!(
+        stdout.starts_with("sha256:") && stdout.lines().count() == 1,
+        "{stdout}"
+    );
+    assert_eq!(stderr, "");
+
+    let (code, err) = s.fails(&["build", "--progress=fancy", ctx.path().to_str().unwrap()]);
+    assert_eq!(code, 125);
+    assert!(err.contains("invalid progress mode \"fancy\""), "{err}");
+}
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn copy_link_reuses_its_layer_on_a_changed_base() {
+    if !require_root() {
+        return;
+    }
+    let (s, ctx) = setup(
+        "FROM base:1\n\
+         COPY --link app.txt /app/app.txt\n\
+         COPY app.txt /plain.txt\n",
+    );
+    fs::write(ctx.path().join("app.txt"), "hello\n").unwrap();
+    let c = ctx.path().to_str().unwrap();
+    s.ok(&["tag", "bb:1", "base:1"]);
+    s.ok(&["build", "-t", "l:1", c]);
+    let layers = |s: &Strata| -> Vec<String> {
+        let v = s.ok(&["inspect", "-f", "{{json .RootFS.Layers}}", "l:1"]);
+        serde_json::from_str(&v).unwrap()
+    };
+    let before = layers(&s);
+    assert_eq!(before.len(), 3, "{before:?}");
+
+    // The base changes, and the source's mtime too: a copy made again would be a layer with
+    // another diff_id (the tar holds the mtime), but the key of a COPY ignores mtimes.
+    let base = tempfile::tempdir().unwrap();
+    fs::write(
+        base.path().join("Dockerfile"),
+        "FROM bb:1\nRUN echo v2 > /v2\n",
+    )
+    .unwrap();
+    s.ok(&[
+        "build",
+        "-q",
+        "--network",
+        "none",
+        "-t",
+        "base:1",
+        base.path().to_str().unwrap(),
+    ]);
+    let later = std::time::SystemTime::now() + Duration::from_secs(3600);
+    fs::File::options()
+        .write(true)
+        .open(ctx.path().join("app.txt"))
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let out = s.ok(&["build", "-t", "l:1", c]);
+    // The linked step reuses its layer on the new base; the plain COPY is copied again.
+    assert!(
+        out.contains("Step 2/3 : COPY --link app.txt /app/app.txt\n ---> Using cache\n"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("Step 3/3 : COPY app.txt /plain.txt\n ---> Using cache"),
+        "{out}"
+    );
+    let after = layers(&s);
+    assert_eq!(after.len(), 4, "{after:?}");
+    assert_eq!(after[2], before[1], "the linked layer is the same layer");
+    assert_ne!(after[3], before[2], "the plain COPY made a new layer");
+    let files = s.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "l:1",
+        "cat",
+        "/v2",
+        "/app/app.txt",
+    ]);
+    assert_eq!(files, "v2\nhello\n");
+
+    // --no-cache copies again.
+    let out = s.ok(&["build", "--no-cache", "-t", "l:1", c]);
+    assert!(!out.contains("Using cache"), "{out}");
+    assert_ne!(layers(&s)[2], before[1]);
+}
