@@ -365,7 +365,8 @@ pub struct LayersArgs {
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
-    /// Format the output: 'json', or a Go template over the JSON
+    /// Format the output: 'json', 'svg' or 'html' (a picture of the layer stack), or a Go
+    /// template over the JSON
     #[arg(long)]
     pub format: Option<String>,
     /// Check the image against the thresholds below, as dive --ci does (exit 1 on a failure)

@@ -91,6 +91,12 @@ fn layers_count_the_overwrite_and_the_delete_as_dive() {
         })
         .collect();
     assert_eq!(&counts[1..], [(1, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1)]);
+    // Each layer's share of the waste: /gone where it was added, /big twice.
+    let shares: Vec<u64> = layers
+        .iter()
+        .map(|l| l["wastedBytes"].as_u64().unwrap())
+        .collect();
+    assert_eq!(shares, [0, GONE, MIB, MIB, 0]);
     assert!(counts[0].0 > 100, "busybox's files are added: {counts:?}");
     let by: Vec<&str> = layers
         .iter()
@@ -221,4 +227,127 @@ fn layers_count_the_overwrite_and_the_delete_as_dive() {
     assert!(err.contains("--highest-wasted-bytes"), "{err}");
     let (code, err) = s.fails(&["image", "layers", "127.0.0.1:9/missing:1"]);
     assert_eq!(code, 1, "{err}");
+}
+
+/// Counts the pixels of `png` within a small distance of each colour.
+fn count_colours(png: &std::path::Path, colours: &[[u8; 3]]) -> Vec<usize> {
+    let decoder = png::Decoder::new(std::io::BufReader::new(fs::File::open(png).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    assert!(channels >= 3, "{:?}", info.color_type);
+    let mut counts = vec![0; colours.len()];
+    for px in buf[..info.buffer_size()].chunks(channels) {
+        for (i, c) in colours.iter().enumerate() {
+            if (0..3).all(|k| px[k].abs_diff(c[k]) <= 8) {
+                counts[i] += 1;
+            }
+        }
+    }
+    counts
+}
+
+fn rgb(hex: &str) -> [u8; 3] {
+    let v = u32::from_str_radix(hex.trim_start_matches('#'), 16).unwrap();
+    [(v >> 16) as u8, (v >> 8) as u8, v as u8]
+}
+
+/// The picture of the stack: one bar per layer, the base's green because `busybox` shares
+/// it, the wasteful layers' red; rendered by headless Chromium into pixels of those colours.
+#[test]
+fn the_svg_picture_renders_in_chromium() {
+    if !require_root() || !require_tool("chromium") {
+        return;
+    }
+    let s = Strata::new();
+    let _ctx = build(&s);
+    let svg = s.ok(&["image", "layers", "--format", "svg", "wasteful"]);
+    assert!(svg.starts_with("<svg "), "{svg}");
+    assert_eq!(svg.matches(r#"class="layer""#).count(), 5, "{svg}");
+    assert!(svg.contains("shared with busybox"), "{svg}");
+    assert!(svg.contains("rm /gone"), "{svg}");
+    let html = s.ok(&["image", "layers", "--format", "html", "wasteful"]);
+    assert!(
+        html.starts_with("<!DOCTYPE html>") && html.contains("<svg "),
+        "{html}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("layers.svg");
+    fs::write(&file, &svg).unwrap();
+    let shot = dir.path().join("layers.png");
+    let out = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1000,500",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.path().join("profile").display()
+        ))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", file.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && shot.exists(),
+        "chromium: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Colours of strata's picture (crates/cli/src/commands/layers_svg.rs).
+    let counts = count_colours(&shot, &[rgb("#1f77b4"), rgb("#2ca02c"), rgb("#d62728")]);
+    // The base bar (shared with busybox, full width) is the biggest green area; the two
+    // 1 MiB layers are nearly all waste, and the COPY layer's waste is a sliver.
+    assert!(counts[1] > 10_000, "green pixels: {counts:?}");
+    assert!(counts[2] > 1_000, "red pixels: {counts:?}");
+    assert!(counts[0] > 0, "blue pixels: {counts:?}");
+}
+
+/// `images --tree`: busybox's layer at the root, the image built on it below, each image
+/// named on its top layer.
+#[test]
+fn images_tree_draws_the_shared_layers() {
+    if !require_root() {
+        return;
+    }
+    let s = Strata::new();
+    let _ctx = build(&s);
+    let ctx = tempfile::tempdir().unwrap();
+    fs::write(ctx.path().join("f"), "other").unwrap();
+    fs::write(ctx.path().join("Dockerfile"), "FROM busybox\nCOPY f /f\n").unwrap();
+    s.ok(&["build", "-q", "-t", "other", ctx.path().to_str().unwrap()]);
+    let tree = s.ok(&["images", "--tree"]);
+    let lines: Vec<&str> = tree.lines().collect();
+    assert!(lines[0].contains("busybox:latest"), "{tree}");
+    assert!(
+        !lines[0].starts_with(' ') && !lines[0].starts_with('├'),
+        "{tree}"
+    );
+    // Two branches under the base: wasteful's COPY and other's COPY.
+    let branches = lines
+        .iter()
+        .filter(|l| l.starts_with("├── ") || l.starts_with("└── "))
+        .count();
+    assert_eq!(branches, 2, "{tree}");
+    let other = lines
+        .iter()
+        .find(|l| l.contains("other:latest"))
+        .expect(&tree);
+    assert!(
+        other.starts_with("├── ") || other.starts_with("└── "),
+        "{tree}"
+    );
+    let wasteful = lines
+        .iter()
+        .find(|l| l.contains("wasteful:latest"))
+        .expect(&tree);
+    assert!(
+        wasteful.starts_with("    ") || wasteful.starts_with("│   "),
+        "{tree}"
+    );
+    assert_eq!(tree.matches("wasteful:latest").count(), 1, "{tree}");
 }

@@ -48,6 +48,9 @@ pub struct LayerAnalysis {
     pub added: usize,
     pub changed: usize,
     pub removed: usize,
+    /// This layer's share of the wasted bytes: the sizes of its occurrences of the paths
+    /// met more than once (the layers' shares add up to the image's wasted bytes).
+    pub wasted: u64,
 }
 
 /// A path met more than once across the layers.
@@ -233,6 +236,8 @@ pub fn analyze_entries(
     let mut stacked = Tree::new();
     let mut out = Vec::new();
     let mut hist = history.iter().filter(|h| !h.empty_layer);
+    // Each layer's occurrences, to share the wasted bytes out once every path is counted.
+    let mut occurrences: Vec<Vec<(String, u64)>> = Vec::new();
     for (i, ((diff_id, entries), tree)) in layers.iter().zip(&trees).enumerate() {
         // dive stacks layers 0..i-1 for a whiteout of layer i; for layer 0, layer 0 itself.
         let first;
@@ -244,6 +249,7 @@ pub fn analyze_entries(
         } else {
             &stacked
         };
+        let mut mine = Vec::new();
         for (node, info) in tree {
             if !is_leaf(tree, node) {
                 continue;
@@ -259,6 +265,7 @@ pub fn analyze_entries(
             } else {
                 info.size
             };
+            mine.push((path.clone(), size));
             let data = paths.entry(path.clone()).or_insert_with(|| {
                 order.push(path);
                 PathData::default()
@@ -300,8 +307,17 @@ pub fn analyze_entries(
             added,
             changed,
             removed,
+            wasted: 0,
         });
+        occurrences.push(mine);
         stack(&mut stacked, tree);
+    }
+    for (layer, mine) in out.iter_mut().zip(&occurrences) {
+        layer.wasted = mine
+            .iter()
+            .filter(|(path, _)| paths[path].count > 1)
+            .map(|(_, size)| size)
+            .sum();
     }
     let (minimum, discovered) = paths
         .values()
@@ -422,6 +438,9 @@ mod tests {
             ]
         );
         assert_eq!(a.wasted_bytes, 1410);
+        // Each layer's share: /etc/passwd in the base, /big twice, the whiteout of a file 0.
+        let shares: Vec<u64> = a.layers.iter().map(|l| l.wasted).collect();
+        assert_eq!(shares, [10, 1000, 400, 0, 0]);
         // Leaves: /bin/sh 100, /etc/passwd 10+0, /big 1000+400, /bin/ls 5.
         let expected = (100 + 400 + 5) as f64 / (100 + 10 + 1400 + 5) as f64;
         assert_eq!(a.efficiency, expected);

@@ -44,7 +44,7 @@ pub use load::{load, Loaded};
 pub use remove::{prune, remove, RemoveOptions, Report};
 pub use resolve::{parse_name, resolve};
 pub use save::{plan as plan_save, save, write_archive, SaveItem};
-pub use tree::{layer_tree, TreeLayer};
+pub use tree::{layer_sharing, layer_tree, TreeImage, TreeLayer};
 pub use views::{
     disk_usage, history, image_rows, inspect, shared_sizes, DiskUsage, HistoryRow, ImageRow,
 };

@@ -50,15 +50,7 @@ pub fn layer_tree(store: &Store) -> Result<(Vec<TreeLayer>, Vec<TreeImage>)> {
     let mut images = store.images()?;
     images.sort_by_key(|i| i.id);
     for img in images {
-        let names: Vec<String> = img
-            .tags
-            .iter()
-            .map(|t| {
-                Reference::parse(t)
-                    .map(|r| r.familiar())
-                    .unwrap_or_else(|_| t.clone())
-            })
-            .collect();
+        let names = familiar_names(&img.tags);
         let Some((top, below)) = img.layers.split_last() else {
             empty.push((img.id, names));
             continue;
@@ -79,4 +71,46 @@ pub fn layer_tree(store: &Store) -> Result<(Vec<TreeLayer>, Vec<TreeImage>)> {
         }
     }
     Ok((finish(roots), empty))
+}
+
+/// For each layer of the image `id` (base first), the other images of `store` built on the
+/// same stack up to that layer (the same chain: their first layers are this image's), which
+/// therefore share that layer's directory on disk. The classic builder's intermediate images
+/// (untagged parents of other images, which `images` hides too) are left out.
+pub fn layer_sharing(store: &Store, id: &Digest) -> Result<Vec<Vec<TreeImage>>> {
+    let images = store.images()?;
+    let Some(me) = images.iter().find(|i| i.id == *id) else {
+        return Err(store::Error::ImageNotFound(*id).into());
+    };
+    let mut out = vec![Vec::new(); me.layers.len()];
+    let parents: std::collections::HashSet<Digest> =
+        images.iter().filter_map(|i| i.parent).collect();
+    let mut others: Vec<_> = images
+        .iter()
+        .filter(|i| i.id != *id && !(i.tags.is_empty() && parents.contains(&i.id)))
+        .collect();
+    others.sort_by_key(|i| i.id);
+    for other in others {
+        let common = me
+            .layers
+            .iter()
+            .zip(&other.layers)
+            .take_while(|(a, b)| a == b)
+            .count();
+        let names = familiar_names(&other.tags);
+        for shared in out.iter_mut().take(common) {
+            shared.push((other.id, names.clone()));
+        }
+    }
+    Ok(out)
+}
+
+fn familiar_names(tags: &[String]) -> Vec<String> {
+    tags.iter()
+        .map(|t| {
+            Reference::parse(t)
+                .map(|r| r.familiar())
+                .unwrap_or_else(|_| t.clone())
+        })
+        .collect()
 }

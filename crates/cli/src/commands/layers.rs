@@ -1,4 +1,4 @@
-//! `strata image layers [--no-trunc] [--format json|TEMPLATE] [--ci ...] IMAGE`: dive's
+//! `strata image layers [--no-trunc] [--format json|svg|html|TEMPLATE] [--ci ...] IMAGE`: dive's
 //! analysis of an image, printed (not interactive): the layers with what each adds,
 //! changes and removes, the wasted bytes and the efficiency score, and with `--ci` dive's
 //! three rules, exiting 1 when one fails. The figures are `image::analyze`'s.
@@ -25,6 +25,20 @@ pub fn run(root: &std::path::Path, a: LayersArgs) -> Result<()> {
     match a.format.as_deref().map(str::trim) {
         None | Some("") => print!("{}", text_report(&analysis, a.no_trunc)),
         Some("json") => println!("{}", serde_json::to_string_pretty(&to_json(&analysis))?),
+        Some(kind @ ("svg" | "html")) => {
+            let sharing = image::layer_sharing(&store, &id)?;
+            let picture = super::layers_svg::Picture {
+                name: &a.image,
+                id: &id,
+                analysis: &analysis,
+                sharing: &sharing,
+            };
+            if kind == "svg" {
+                print!("{}", super::layers_svg::svg(&picture));
+            } else {
+                print!("{}", super::layers_svg::html(&picture));
+            }
+        }
         Some(tpl) => {
             let out = format::render(tpl, &to_json(&analysis))
                 .map_err(|e| Failure::bare(1, e.to_string()))?;
@@ -49,6 +63,7 @@ fn to_json(a: &image::Analysis) -> Value {
                 "added": l.added,
                 "changed": l.changed,
                 "removed": l.removed,
+                "wastedBytes": l.wasted,
             })
         })
         .collect();

@@ -13,6 +13,7 @@ mod images;
 mod import;
 mod inspect;
 mod layers;
+mod layers_svg;
 mod load;
 mod login;
 mod network;
