@@ -226,7 +226,7 @@ mod tests {
         )));
         assert!(out.contains(&format!(
             r##"width="{}" height="22" fill="{WASTED}""##,
-            BAR_MAX / 4
+            (BAR_MAX as f64 / 4.0).round()
         )));
         assert!(out.contains("step 1 &lt;x&gt;"));
         assert!(out.contains("shared with base:1"));
