@@ -179,6 +179,24 @@ pub enum SystemCommand {
     Info(InfoArgs),
     /// Remove unused data
     Prune(SystemPruneArgs),
+    /// Serve Docker's Engine API on a socket (the docker CLI, docker-py, Compose...)
+    Service(ServiceArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServiceArgs {
+    /// Seconds without a request or open connection before the service exits (0: never)
+    #[arg(
+        short = 't',
+        long = "time",
+        default_value_t = 5,
+        value_name = "SECONDS"
+    )]
+    pub time: u64,
+    /// Where to listen: unix:///PATH or tcp://127.0.0.1:PORT (default: /run/strata/strata.sock
+    /// as root, $XDG_RUNTIME_DIR/strata/strata.sock otherwise)
+    #[arg(value_name = "URI")]
+    pub uri: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -1,6 +1,7 @@
 //! The `strata` binary: parses arguments, opens the store, and hands each command to the
 //! library crates. Every command lives in its own short file under `commands/`.
 
+mod api;
 mod cli;
 mod commands;
 mod output;

@@ -31,10 +31,10 @@ fn time_arg(v: &str) -> Result<(i64, String)> {
 }
 
 /// Docker's event filters: values of one key are alternatives, keys must all match.
-struct Filters(HashMap<String, Vec<String>>);
+pub(crate) struct Filters(HashMap<String, Vec<String>>);
 
 impl Filters {
-    fn parse(args: &[String]) -> Result<Filters> {
+    pub(crate) fn parse(args: &[String]) -> Result<Filters> {
         let mut m: HashMap<String, Vec<String>> = HashMap::new();
         for f in args {
             let (k, v) = f.split_once('=').ok_or_else(|| {
@@ -71,7 +71,7 @@ impl Filters {
     }
 
     /// `daemon/events/filter.go`'s `Include`.
-    fn include(&self, e: &Event) -> bool {
+    pub(crate) fn include(&self, e: &Event) -> bool {
         let attr = |k: &str| e.actor.attributes.get(k).map(String::as_str).unwrap_or("");
         let name = attr("name");
         let id = e.actor.id.as_str();

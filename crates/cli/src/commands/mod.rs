@@ -7,7 +7,7 @@ mod build_output;
 mod container;
 mod cp;
 mod df;
-mod events;
+pub(crate) mod events;
 mod history;
 mod images;
 mod import;
@@ -19,14 +19,14 @@ mod login;
 mod network;
 mod pause;
 mod progress;
-mod ps;
+pub(crate) mod ps;
 mod pull;
 mod push;
 mod rmi;
-mod run;
+pub(crate) mod run;
 mod save;
 mod stats;
-mod system;
+pub(crate) mod system;
 mod update;
 mod volume;
 
@@ -56,6 +56,7 @@ pub fn run(cmd: Command, root: &Path) -> Result<()> {
         Command::Events(a) | Command::System(SystemCommand::Events(a)) => events::run(root, a),
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => system::info(root, a),
         Command::System(SystemCommand::Prune(a)) => system::prune(root, a),
+        Command::System(SystemCommand::Service(a)) => crate::api::serve(root, a),
         Command::Completion(a) => system::completion(a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(root, a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(root, a),

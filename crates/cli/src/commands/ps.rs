@@ -13,7 +13,7 @@ fn secs(t: &str) -> Option<f64> {
 }
 
 /// Docker's STATUS: `Created`, `Up 5 seconds`, `Exited (3) 2 minutes ago`.
-fn status(s: &container::Summary, now: f64) -> String {
+pub(crate) fn status(s: &container::Summary, now: f64) -> String {
     let st = &s.record.state;
     if s.running {
         let since = st.started_at.as_deref().and_then(secs).unwrap_or(now);

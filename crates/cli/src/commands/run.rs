@@ -203,7 +203,7 @@ fn security_opts(opts: &[String]) -> Result<Vec<String>> {
     Ok(out)
 }
 
-fn monitor_command(root: &Path, id: &str) -> Result<std::process::Command> {
+pub(crate) fn monitor_command(root: &Path, id: &str) -> Result<std::process::Command> {
     let exe = std::env::current_exe()?;
     let mut cmd = std::process::Command::new(exe);
     cmd.env("STRATA_ROOT", root)

@@ -43,7 +43,7 @@ fn os_release() -> (String, String) {
     (get("PRETTY_NAME"), get("VERSION_ID"))
 }
 
-fn uname() -> (String, String, String) {
+pub(crate) fn uname() -> (String, String, String) {
     // SAFETY: a zeroed utsname is a valid out-parameter.
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
     unsafe { libc::uname(&mut u) };
@@ -69,7 +69,7 @@ fn mem_total() -> u64 {
 }
 
 /// What `info` reports, with the Engine API's field names (`{{.Containers}}`, `{{json .}}`).
-fn info_value(root: &Path) -> Result<Value> {
+pub(crate) fn info_value(root: &Path) -> Result<Value> {
     let c = super::open_containers(root)?;
     let rows = c.summaries(false)?;
     let running = rows.iter().filter(|s| s.running).count();

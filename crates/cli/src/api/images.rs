@@ -1,0 +1,169 @@
+//! `/images/…`: list, inspect, history, tag, remove, prune, through the same functions as
+//! `images`, `inspect`, `history`, `tag`, `rmi` and `image prune`.
+
+use std::collections::HashSet;
+
+use hyper::StatusCode;
+use serde_json::{json, Value};
+
+use super::reply::{ApiError, Reply, Result};
+use super::route::Req;
+use crate::commands::open_store;
+
+fn unix_secs(rfc3339: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.timestamp())
+        .unwrap_or(0)
+}
+
+fn familiar(name: &str) -> String {
+    oci::Reference::parse(name)
+        .map(|r| r.familiar())
+        .unwrap_or_else(|_| name.to_string())
+}
+
+/// `GET /images/json?all&filters`: one `ImageSummary` per image, newest first; the
+/// images and filters of `images` (intermediate images only with `all`).
+pub fn list(req: &Req<'_>) -> Result<Reply> {
+    let store = open_store(req.root)?;
+    let filters = image::ImageFilters::new(&req.query.filters()?)?;
+    let rows = image::list_images(&store, req.query.flag("all"), &filters)?;
+    let mut seen = HashSet::new();
+    let ids: Vec<oci::Digest> = rows
+        .iter()
+        .filter(|r| seen.insert(r.id))
+        .map(|r| r.id)
+        .collect();
+    let records = store.images()?;
+    let shared = image::shared_sizes(&store, &records)?;
+    let mut out = Vec::new();
+    for id in ids {
+        let Some(img) = records.iter().find(|i| i.id == id) else {
+            continue;
+        };
+        let labels = image::read_config(&store, &img.id)
+            .ok()
+            .and_then(|c| c.config.and_then(|c| c.labels))
+            .map(|l| json!(l))
+            .unwrap_or(Value::Null);
+        out.push(json!({
+            "Containers": -1,
+            "Created": unix_secs(&img.created),
+            "Id": img.id.to_string(),
+            "Labels": labels,
+            "ParentId": img.parent.map(|p| p.to_string()).unwrap_or_default(),
+            "RepoDigests": img.repo_digests.iter().map(|d| familiar(d)).collect::<Vec<_>>(),
+            "RepoTags": img.tags.iter().map(|t| familiar(t)).collect::<Vec<_>>(),
+            "SharedSize": shared.get(&img.id).map(|s| *s as i64).unwrap_or(-1),
+            "Size": img.size,
+            "VirtualSize": img.size,
+        }));
+    }
+    Ok(Reply::ok(Value::Array(out)))
+}
+
+fn resolve(store: &store::Store, name: &str) -> Result<oci::Digest> {
+    image::resolve(store, name).map_err(|e| match e {
+        image::Error::NoSuchImage(_) => ApiError::not_found(format!("No such image: {name}")),
+        e => e.into(),
+    })
+}
+
+/// `GET /images/NAME/json`: `inspect`'s document.
+pub fn inspect(req: &Req<'_>, name: &str) -> Result<Reply> {
+    let store = open_store(req.root)?;
+    let id = resolve(&store, name)?;
+    let doc = image::inspect(&store, &id)?;
+    Ok(Reply::ok(
+        serde_json::to_value(doc).map_err(anyhow::Error::from)?,
+    ))
+}
+
+/// `GET /images/NAME/history`: `history`'s rows as Docker's `HistoryResponseItem`.
+pub fn history(req: &Req<'_>, name: &str) -> Result<Reply> {
+    let store = open_store(req.root)?;
+    let id = resolve(&store, name)?;
+    let rows = image::history(&store, &id)?;
+    let records = store.images()?;
+    let out: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let tags: Vec<String> =
+                r.id.and_then(|id| records.iter().find(|i| i.id == id))
+                    .map(|i| i.tags.iter().map(|t| familiar(t)).collect())
+                    .unwrap_or_default();
+            json!({
+                "Comment": r.comment,
+                "Created": r.created.as_deref().map(unix_secs).unwrap_or(0),
+                "CreatedBy": r.created_by,
+                "Id": r.id.map(|d| d.to_string()).unwrap_or_else(|| "<missing>".into()),
+                "Size": r.size,
+                "Tags": if tags.is_empty() { Value::Null } else { json!(tags) },
+            })
+        })
+        .collect();
+    Ok(Reply::ok(Value::Array(out)))
+}
+
+/// `POST /images/NAME/tag?repo=R&tag=T` (201).
+pub fn tag(req: &Req<'_>, name: &str) -> Result<Reply> {
+    let repo = req
+        .query
+        .get("repo")
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| ApiError::bad_request("repository name must have at least one component"))?;
+    let target = match req.query.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) => format!("{repo}:{t}"),
+        None => repo.to_string(),
+    };
+    let mut store = open_store(req.root)?;
+    resolve(&store, name)?;
+    image::tag(&mut store, name, &target)?;
+    Ok(Reply::Empty(StatusCode::CREATED))
+}
+
+/// `rmi`'s report lines as Docker's `DeleteResponse` items.
+fn report_items(lines: &[String]) -> Vec<Value> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            if let Some(n) = l.strip_prefix("Untagged: ") {
+                Some(json!({"Untagged": n}))
+            } else {
+                l.strip_prefix("Deleted: ").map(|d| json!({"Deleted": d}))
+            }
+        })
+        .collect()
+}
+
+/// `DELETE /images/NAME?force&noprune`.
+pub fn remove(req: &Req<'_>, name: &str) -> Result<Reply> {
+    let mut store = open_store(req.root)?;
+    resolve(&store, name)?;
+    let opts = image::RemoveOptions {
+        force: req.query.flag("force"),
+        no_prune: req.query.flag("noprune"),
+    };
+    let lines = image::remove(&mut store, name, opts)?;
+    Ok(Reply::ok(Value::Array(report_items(&lines))))
+}
+
+/// `POST /images/prune?filters`: `image prune` (`dangling=false` is `-a`).
+pub fn prune(req: &Req<'_>) -> Result<Reply> {
+    let all = req
+        .query
+        .filters()?
+        .iter()
+        .any(|(k, v)| k == "dangling" && matches!(v.as_str(), "false" | "0"));
+    let mut store = open_store(req.root)?;
+    let (lines, reclaimed) = image::prune(&mut store, all)?;
+    store::events::record(
+        &store,
+        store::events::Event::image("prune", "").attr("reclaimed", reclaimed.to_string()),
+    );
+    let items = report_items(&lines);
+    Ok(Reply::ok(json!({
+        "ImagesDeleted": if items.is_empty() { Value::Null } else { Value::Array(items) },
+        "SpaceReclaimed": reclaimed,
+    })))
+}

@@ -1,0 +1,124 @@
+//! What an endpoint answers, and Docker's error bodies.
+
+use bytes::Bytes;
+use hyper::StatusCode;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+/// A handler's answer.
+pub enum Reply {
+    /// A JSON body.
+    Json(StatusCode, Value),
+    /// A status without a body (`204 No Content`, `304 Not Modified`).
+    Empty(StatusCode),
+    /// A body of the given content type.
+    Raw(StatusCode, &'static str, Vec<u8>),
+    /// A body written as it is produced (logs, events, progress), ended when the sender is
+    /// dropped.
+    Stream(&'static str, mpsc::Receiver<Bytes>),
+}
+
+impl Reply {
+    pub fn ok(v: Value) -> Reply {
+        Reply::Json(StatusCode::OK, v)
+    }
+}
+
+/// An error with Docker's status: 404 for what does not exist, 409 for conflicts, 400 for a
+/// bad request, 500 otherwise; the body is `{"message": "..."}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, message)
+    }
+    pub fn body(&self) -> Value {
+        json!({ "message": self.message })
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ApiError>;
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> ApiError {
+        if let Some(e) = e.downcast_ref::<container::Error>() {
+            return container_error(e);
+        }
+        if let Some(e) = e.downcast_ref::<image::Error>() {
+            return image_error(e);
+        }
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
+    }
+}
+
+impl From<container::Error> for ApiError {
+    fn from(e: container::Error) -> ApiError {
+        container_error(&e)
+    }
+}
+
+impl From<image::Error> for ApiError {
+    fn from(e: image::Error) -> ApiError {
+        image_error(&e)
+    }
+}
+
+impl From<store::Error> for ApiError {
+    fn from(e: store::Error) -> ApiError {
+        store_error(&e)
+    }
+}
+
+fn store_error(e: &store::Error) -> ApiError {
+    let status = match e {
+        store::Error::ContainerNotFound(_) | store::Error::ImageNotFound(_) => {
+            StatusCode::NOT_FOUND
+        }
+        store::Error::NameInUse { .. } => StatusCode::CONFLICT,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError::new(status, e.to_string())
+}
+
+fn image_error(e: &image::Error) -> ApiError {
+    let status = match e {
+        image::Error::Store(s) => return store_error(s),
+        image::Error::NoSuchImage(_) => StatusCode::NOT_FOUND,
+        image::Error::Conflict(_) => StatusCode::CONFLICT,
+        image::Error::InvalidReference(_)
+        | image::Error::InvalidFilter(_)
+        | image::Error::Filter(_) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError::new(status, e.to_string())
+}
+
+fn container_error(e: &container::Error) -> ApiError {
+    use container::Error as E;
+    let status = match e {
+        E::Store(s) => return store_error(s),
+        E::Image(i) => return image_error(i),
+        E::InvalidName(_) | E::Invalid(_) => StatusCode::BAD_REQUEST,
+        E::Running(_)
+        | E::NotRunning(_)
+        | E::AlreadyPaused(_)
+        | E::NotPaused(_)
+        | E::PausedExec(_) => StatusCode::CONFLICT,
+        E::AlreadyRunning(_) => StatusCode::NOT_MODIFIED,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError::new(status, e.to_string())
+}
