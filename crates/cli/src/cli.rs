@@ -463,6 +463,12 @@ pub struct BuildArgs {
     /// Squash all of the image's layers, the base image's too, into a single new layer
     #[arg(long)]
     pub squash_all: bool,
+    /// Check the build (BuildKit's build checks and strata's order advisor) without building
+    #[arg(long)]
+    pub check: bool,
+    /// With --check: print the Dockerfile reordered as the order advisor suggests
+    #[arg(long, requires = "check")]
+    pub fix_order: bool,
     /// Allow extra privileged entitlement (security.insecure, network.host)
     #[arg(long = "allow", value_name = "stringSlice")]
     pub allow: Vec<String>,

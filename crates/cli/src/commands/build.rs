@@ -416,6 +416,9 @@ struct Machinery {
 }
 
 pub fn run(root: &Path, mut a: BuildArgs) -> Result<()> {
+    if a.check {
+        return super::build_check::run(root, &a);
+    }
     let platform = a.platform.as_deref().map(build_platform).transpose()?;
     let allow_insecure = allow_insecure(&a.allow)?;
     let progress = progress_mode(a.progress.as_deref())?;

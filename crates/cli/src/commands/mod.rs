@@ -3,6 +3,8 @@
 
 mod attach;
 mod build;
+mod build_check;
+mod build_history;
 mod build_output;
 mod container;
 mod cp;
