@@ -601,7 +601,12 @@ fn build_record(
         id: build_ref(),
         source: source.to_string(),
         context: dir.display().to_string(),
-        dockerfile: input.dockerfile_path.display().to_string(),
+        dockerfile: input
+            .dockerfile_path
+            .canonicalize()
+            .unwrap_or_else(|_| input.dockerfile_path.clone())
+            .display()
+            .to_string(),
         name,
         started_ms,
         duration_ms: started.elapsed().map(|d| d.as_millis() as u64).unwrap_or(0),

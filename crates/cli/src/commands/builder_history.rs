@@ -169,7 +169,7 @@ fn inspect(root: &std::path::Path, a: BuildHistoryInspectArgs) -> Result<()> {
     );
     print!("{out}");
     println!();
-    let mut t = format::Table::new(&["STEP", "DURATION", "SIZE", "CACHE", "INSTRUCTION"]);
+    let mut t = format::Table::new(&["STEP", "DURATION", "SIZE", "INSTRUCTION", "CACHE"]);
     for s in &b.steps {
         let cache = if s.cached {
             "CACHED".to_string()
@@ -189,8 +189,8 @@ fn inspect(root: &std::path::Path, a: BuildHistoryInspectArgs) -> Result<()> {
             } else {
                 format::human_size(s.bytes)
             },
+            format::ellipsis(&instruction, 40),
             cache.replace(['\t', '\n'], " "),
-            format::ellipsis(&instruction, 60),
         ]);
     }
     print!("{}", t.render());
