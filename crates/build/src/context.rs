@@ -753,6 +753,50 @@ mod tests {
     }
 
     #[test]
+    fn sources_list_every_entry_hashed_with_its_hash_and_mode() {
+        let t = tempfile::tempdir().unwrap();
+        write(t.path(), "d/a.txt", "hello\n", 0o644);
+        write(t.path(), "d/sub/b.sh", "echo\n", 0o755);
+        write(t.path(), "d/skip.log", "x", 0o644);
+        write(t.path(), "one.txt", "1", 0o600);
+        let c = ctx(t.path());
+        let s = c.sources(&["d".into(), "one.txt".into()]).unwrap();
+        let files = s.files.sorted();
+        let names: Vec<(&str, u32)> = files.iter().map(|f| (f.path.as_str(), f.mode)).collect();
+        assert_eq!(
+            names,
+            [
+                (
+                    "d",
+                    0o040000
+                        | (fs::metadata(t.path().join("d"))
+                            .unwrap()
+                            .permissions()
+                            .mode()
+                            & 0o7777)
+                ),
+                ("d/a.txt", 0o100644),
+                (
+                    "d/sub",
+                    0o040000
+                        | (fs::metadata(t.path().join("d/sub"))
+                            .unwrap()
+                            .permissions()
+                            .mode()
+                            & 0o7777)
+                ),
+                ("d/sub/b.sh", 0o100755),
+                ("one.txt", 0o100600),
+            ]
+        );
+        let one = files.iter().find(|f| f.path == "one.txt").unwrap();
+        assert_eq!(
+            hex::encode(one.hash),
+            c.entry_hash("one.txt").unwrap()[..32]
+        );
+    }
+
+    #[test]
     fn hashes_match_dockers_classic_builder() {
         // Values recorded from Docker 20.10 (DOCKER-BEHAVIOUR.md §1.2).
         let t = tempfile::tempdir().unwrap();

@@ -46,7 +46,7 @@ impl Builder<'_> {
         let from = self.copy_from(st, &w, from.as_deref(), line)?;
         let default_ctx = self.context;
         let ctx = from.ctx.as_ref().unwrap_or(default_ctx);
-        let sources = match ctx.sources(&w.srcs) {
+        let mut sources = match ctx.sources(&w.srcs) {
             Ok(s) => s,
             Err(e) => {
                 self.drop_view(from.view);
@@ -76,7 +76,7 @@ impl Builder<'_> {
             });
         }
         let probe = copy_probe(st, &w, chmod.as_deref(), &sources.hash);
-        st.files = Some((sources.hash.clone(), sources.files.clone()));
+        st.files = Some((sources.hash.clone(), std::mem::take(&mut sources.files)));
         // `COPY --link` (with no owner name to look up under it): the layer depends on the
         // sources only, so the one made on another parent is reused.
         let numeric = |c: &str| c.split(':').all(|p| p.parse::<u32>().is_ok());
