@@ -94,7 +94,7 @@ pub fn run(root: &Path, a: &BuildArgs) -> Result<()> {
                 None
             }
         };
-        let history = super::build_history::records(root, &path);
+        let history = super::build_history::records(&store, &context, &path);
         advice = check::order::advise(&check::order::Inputs {
             dockerfile: df,
             files: &files,
