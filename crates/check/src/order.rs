@@ -34,8 +34,8 @@ pub const EXPENSIVE: Duration = Duration::from_secs(1);
 pub trait StepHistory {
     /// How long the step took when it last ran.
     fn duration(&self, stage: usize, line: usize, text: &str) -> Option<Duration>;
-    /// In how many of the recorded builds the step missed the cache, out of how many:
-    /// `(misses, builds)`.
+    /// In how many of the recorded builds the step missed the cache because its own inputs
+    /// changed (for a `COPY`: its files), out of how many: `(changed, builds)`.
     fn misses(&self, stage: usize, line: usize, text: &str) -> Option<(u32, u32)>;
 }
 
@@ -201,30 +201,29 @@ fn advise_run(
         }
         let all: BTreeSet<String> = copy.files.iter().map(|f| f.src.clone()).collect();
         let need_set: BTreeSet<String> = needed.iter().map(|f| f.src.clone()).collect();
-        let (p_all, p_need, how) = match inputs.changes {
+        let (p_all, p_need, how, how_need) = match inputs.changes {
             Some(log) if !log.commits.is_empty() => {
                 let n = log.commits.len();
                 let (a, b) = (log.touching(&all), log.touching(&need_set));
-                let how = if need_set.is_empty() {
-                    format!("the files it copies changed in {a} of the last {n} commits")
-                } else {
-                    format!(
-                        "the files it copies changed in {a} of the last {n} commits, {} in {b}",
-                        names(&need_set)
-                    )
-                };
-                (a as f64 / n as f64, b as f64 / n as f64, how)
+                (
+                    a as f64 / n as f64,
+                    b as f64 / n as f64,
+                    format!("the copied files changed in {a} of the last {n} commits"),
+                    format!("{} changed in {b} of them", names(&need_set)),
+                )
             }
             _ => match inputs.history.misses(stage, copy.ins.line, &copy.ins.original) {
                 Some((m, b)) if b > 0 => (
                     f64::from(m) / f64::from(b),
                     0.0,
-                    format!("no git history: it missed the cache in {m} of the last {b} builds"),
+                    format!("no git history: the copied files changed in {m} of the last {b} builds"),
+                    String::new(),
                 ),
                 _ if copy.broad => (
                     1.0,
                     0.0,
                     "no git history or build record: a directory copy is assumed to change with every edit".to_string(),
+                    String::new(),
                 ),
                 _ => continue,
             },
@@ -274,21 +273,27 @@ fn advise_run(
                 short(&copy.ins.original)
             ),
         };
+        let fix_hint = if safe_to_move(instructions, copy_pos[ci], pos, text, workdir, copies, ci) {
+            " (build --check --fix-order prints the reordered Dockerfile)"
+        } else {
+            ""
+        };
         let message = format!(
             "Line {cl} ({copy_text}) copies files that change often before line {rl} ({run_text}), \
-             which {needs}: every change to them re-runs it. Expected cost per edit: {cost:.1} s \
-             ({p_all:.2} x {secs:.1} s; {how}; the step {took}){after}.\nFix: {fix_words}.",
+             which {needs}: every change to them re-runs it.\n\
+             Expected cost per edit: {cost:.1} s = {p_all:.2} x {secs:.1} s ({how}; the step {took}){after}.\n\
+             Fix: {fix_words}{fix_hint}.",
             cl = copy.ins.line,
             copy_text = short(&copy.ins.original),
             rl = run.line,
             run_text = short(&run.original),
             after = if p_need > 0.0 {
-                format!(", {:.1} s once reordered", p_need * secs)
+                format!("; {:.1} s once reordered ({how_need})", p_need * secs)
             } else {
                 String::new()
             },
         );
-        let movable = safe_to_move(instructions, copy_pos[ci], pos, text, workdir, copies, ci);
+        let movable = !fix_hint.is_empty();
         best = Some(Advice {
             finding: Finding {
                 rule: RULE_CACHE_BUSTING_ORDER,
@@ -819,7 +824,7 @@ mod tests {
         assert!(a[0]
             .finding
             .message
-            .contains("missed the cache in 3 of the last 4 builds"));
+            .contains("the copied files changed in 3 of the last 4 builds"));
         assert!(a[0].finding.message.contains("took 12.5 s"));
         // A quick step is no reason to reorder.
         struct Quick;

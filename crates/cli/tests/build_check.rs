@@ -111,11 +111,18 @@ fn bad_order_is_flagged_with_both_lines_and_its_cost() {
     // The cost: the copied files changed in 4 of the 4 commits, the install has no record
     // (assumed 30 s): 1.00 x 30 s; reordered, only requirements.txt (1 of 4) re-runs it.
     assert!(
-        out.contains("Expected cost per edit: 30.0 s (1.00 x 30.0 s"),
+        out.contains("Expected cost per edit: 30.0 s = 1.00 x 30.0 s (the copied files changed in 4 of the last 4 commits"),
         "{out}"
     );
     assert!(out.contains("changed in 4 of the last 4 commits"), "{out}");
-    assert!(out.contains("7.5 s once reordered"), "{out}");
+    assert!(
+        out.contains("7.5 s once reordered (requirements.txt changed in 1 of them)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("(build --check --fix-order prints the reordered Dockerfile)"),
+        "{out}"
+    );
     assert!(
         out.contains("Fix: COPY requirements.txt /app/ first, then line 4"),
         "{out}"
