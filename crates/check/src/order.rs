@@ -92,12 +92,12 @@ pub struct Advice {
     pub fix: Option<Fix>,
 }
 
-/// Move the `RUN` at `run` (first and last line) to just before the `COPY` starting at
-/// `copy_line`, preceded by `insert` (a `COPY` of only the files the `RUN` needs).
+/// Move the `COPY` at `copy` (first and last line) to just after the `RUN` at `run`, and put
+/// `insert` (a `COPY` of only the files the `RUN` needs) just before the `RUN`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fix {
-    /// First line of the offending `COPY`.
-    pub copy_line: usize,
+    /// Lines of the offending `COPY`.
+    pub copy: (usize, usize),
     /// Lines of the `RUN`.
     pub run: (usize, usize),
     /// An instruction to put before the `RUN`.
@@ -120,6 +120,8 @@ struct CopyStep<'a> {
     broad: bool,
     flags: Vec<String>,
     keyword: String,
+    /// The destination depends on the working directory.
+    relative_dest: bool,
 }
 
 /// Runs the advisor over every stage.
@@ -266,14 +268,14 @@ fn advise_run(
                 short(&copy.ins.original)
             ),
             None => format!(
-                "move line {} ({}) before line {} ({})",
-                run.line,
-                short(&run.original),
+                "move line {} ({}) after line {} ({})",
                 copy.ins.line,
-                short(&copy.ins.original)
+                short(&copy.ins.original),
+                run.line,
+                short(&run.original)
             ),
         };
-        let fix_hint = if safe_to_move(instructions, copy_pos[ci], pos, text, workdir, copies, ci) {
+        let fix_hint = if safe_to_move(instructions, copy_pos[ci], pos, copies, ci) {
             " (build --check --fix-order prints the reordered Dockerfile)"
         } else {
             ""
@@ -306,7 +308,7 @@ fn advise_run(
             },
             cost,
             fix: movable.then(|| Fix {
-                copy_line: copy.ins.line,
+                copy: (copy.ins.line, copy.ins.end_line.max(copy.ins.line)),
                 run: (run.line, run.end_line.max(run.line)),
                 insert,
             }),
@@ -315,35 +317,37 @@ fn advise_run(
     best
 }
 
-/// Whether the `RUN` can move above the `COPY` at `from` without changing what it sees: only
-/// `COPY`/`ADD` steps it does not read and metadata lie between them.
+/// Whether the `COPY` at `from` can move to just after the `RUN` at `run` without changing
+/// what the steps between see or do: no `RUN` between (it might read the files), no
+/// `WORKDIR` when the destination is relative, no `COPY`/`ADD` writing the same paths.
 fn safe_to_move(
     instructions: &[Instruction],
     from: usize,
     run: usize,
-    text: &str,
-    workdir: &str,
     copies: &[CopyStep<'_>],
     ci: usize,
 ) -> bool {
+    let copy = &copies[ci];
     for ins in &instructions[from + 1..run] {
         match &ins.command {
+            Command::Run(_) | Command::Onbuild(_) => return false,
+            Command::Workdir(_) if copy.relative_dest => return false,
             Command::Copy(_) | Command::Add(_) => {
                 let Some(c) = copies[ci + 1..].iter().find(|c| c.ins.line == ins.line) else {
                     return false;
                 };
-                if !needed_files(text, workdir, &c.files).is_empty() {
+                let overlap = c.files.iter().any(|f| {
+                    copy.files.iter().any(|g| {
+                        f.dest == g.dest
+                            || f.dest.starts_with(&format!("{}/", g.dest))
+                            || g.dest.starts_with(&format!("{}/", f.dest))
+                    })
+                });
+                if overlap {
                     return false;
                 }
             }
-            Command::Label(_)
-            | Command::Expose(_)
-            | Command::Cmd(_)
-            | Command::Entrypoint(_)
-            | Command::Maintainer(_)
-            | Command::StopSignal(_)
-            | Command::Healthcheck(_) => {}
-            _ => return false,
+            _ => {}
         }
     }
     true
@@ -531,6 +535,7 @@ fn copy_step<'a>(ins: &'a Instruction, workdir: &str, files: &[String]) -> Optio
         broad,
         flags,
         keyword,
+        relative_dest: !dest.starts_with('/'),
     })
 }
 
@@ -702,28 +707,29 @@ pub fn fix_order(text: &str, advice: &[Advice]) -> Option<String> {
     if fixes.is_empty() {
         return None;
     }
-    fixes.sort_by_key(|f| std::cmp::Reverse(f.copy_line));
+    fixes.sort_by_key(|f| std::cmp::Reverse(f.copy.0));
     let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
-    if lines.last().is_some_and(|l| !l.ends_with('\n')) {
-        if let Some(l) = lines.last_mut() {
+    if let Some(l) = lines.last_mut() {
+        if !l.ends_with('\n') {
             l.push('\n');
         }
     }
     let mut lowest = usize::MAX;
     for f in fixes {
-        if f.run.1 >= lowest || f.run.1 > lines.len() || f.copy_line >= f.run.0 {
+        if f.run.1 >= lowest || f.run.1 > lines.len() || f.copy.1 >= f.run.0 {
             continue;
         }
-        let (c, r0, r1) = (f.copy_line - 1, f.run.0 - 1, f.run.1);
-        let mut new: Vec<String> = lines[..c].to_vec();
+        let (c0, c1, r0, r1) = (f.copy.0 - 1, f.copy.1, f.run.0 - 1, f.run.1);
+        let mut new: Vec<String> = lines[..c0].to_vec();
+        new.extend_from_slice(&lines[c1..r0]);
         if let Some(i) = &f.insert {
             new.extend(i.lines().map(|l| format!("{l}\n")));
         }
         new.extend_from_slice(&lines[r0..r1]);
-        new.extend_from_slice(&lines[c..r0]);
+        new.extend_from_slice(&lines[c0..c1]);
         new.extend_from_slice(&lines[r1..]);
         lines = new;
-        lowest = f.copy_line;
+        lowest = f.copy.0;
     }
     Some(lines.concat())
 }
@@ -853,12 +859,28 @@ mod tests {
 
     #[test]
     fn unsafe_moves_are_reported_without_a_fix() {
-        let text =
-            "FROM py:1\nWORKDIR /app\nCOPY . /app\nENV X=1\nRUN pip install -r requirements.txt\n";
+        let text = "FROM py:1\nWORKDIR /app\nCOPY . /app\nRUN echo hi\nRUN pip install -r requirements.txt\n";
         let a = run(text, None, &NoHistory);
         assert_eq!(a.len(), 1);
         assert!(a[0].fix.is_none());
         assert!(fix_order(text, &a).is_none());
+    }
+
+    #[test]
+    fn steps_between_stay_before_the_run() {
+        // The RUN needs line 4's file: the offending COPY moves down, the rest stays.
+        let text = "FROM py:1\nWORKDIR /app\nCOPY app /app/app\nCOPY requirements.txt .\nENV X=1\nRUN pip install -r requirements.txt\n";
+        let a = run(text, None, &NoHistory);
+        assert_eq!(a.len(), 1, "{a:#?}");
+        assert!(a[0].finding.message.contains("needs none of them"));
+        assert!(a[0]
+            .finding
+            .message
+            .contains("Fix: move line 3 (COPY app /app/app) after line 6"));
+        assert_eq!(
+            fix_order(text, &a).unwrap(),
+            "FROM py:1\nWORKDIR /app\nCOPY requirements.txt .\nENV X=1\nRUN pip install -r requirements.txt\nCOPY app /app/app\n"
+        );
     }
 
     #[test]
