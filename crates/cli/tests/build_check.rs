@@ -372,4 +372,62 @@ fn fix_order_builds_the_same_files_and_records_replace_the_assumption() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("in the last build"), "{out}");
     assert!(!out.contains("assumed 30 s"), "{out}");
+
+    // UndefinedVar knows the base image's environment from the store: py:1 has PATH.
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM py:1\nENV P=$PATH\nCOPY $PTH /x\n",
+    )
+    .unwrap();
+    let (code, out, _) = check(&s, &[c]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("WARNING: UndefinedVar - https://docs.docker.com/go/dockerfile/rule/undefined-var/\nUsage of undefined variable '$PTH' (did you mean $PATH?)\n"),
+        "{out}"
+    );
+    assert_eq!(out.matches("WARNING: UndefinedVar").count(), 1, "{out}");
+}
+
+#[test]
+fn context_in_a_subdirectory_of_the_repository() {
+    if !require_tool("git") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let svc = d.join("svc");
+    fs::create_dir_all(svc.join("app")).unwrap();
+    fs::write(svc.join("requirements.txt"), "x\n").unwrap();
+    fs::write(svc.join("app/a.py"), "0\n").unwrap();
+    fs::write(d.join("other.txt"), "0\n").unwrap();
+    let text = "FROM py:1\nWORKDIR /app\nCOPY app /app/app\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\n";
+    fs::write(svc.join("Dockerfile"), text).unwrap();
+    git(d, &["init", "-q", "."]);
+    git(d, &["add", "-A"]);
+    git(d, &["commit", "-q", "-m", "first"]);
+    for i in 1..=2 {
+        fs::write(svc.join("app/a.py"), format!("{i}\n")).unwrap();
+        git(d, &["commit", "-q", "-a", "-m", "app"]);
+    }
+    // A commit outside the context counts, touching none of its files.
+    fs::write(d.join("other.txt"), "1\n").unwrap();
+    git(d, &["commit", "-q", "-a", "-m", "other"]);
+    let s = Strata::new();
+    let c = svc.to_str().unwrap();
+    let (code, out, _) = check(&s, &[c]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("which needs none of them"), "{out}");
+    assert!(
+        out.contains("Expected cost per edit: 22.5 s = 0.75 x 30.0 s (the copied files changed in 3 of the last 4 commits"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Fix: move line 3 (COPY app /app/app) after line 5"),
+        "{out}"
+    );
+    let fixed = s.ok(&["build", "--check", "--fix-order", c]);
+    assert_eq!(
+        fixed,
+        "FROM py:1\nWORKDIR /app\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY app /app/app\n"
+    );
 }
