@@ -227,6 +227,7 @@ pub fn package_of(tool: &str) -> &'static str {
         Some("cc") => "gcc libc6-dev",
         Some("pasta") => "passt",
         Some("tini" | "tini-static") => "tini",
+        Some("git") => "git",
         _ => "(unknown package)",
     }
 }
