@@ -161,7 +161,7 @@ fn inspect(root: &std::path::Path, a: BuildHistoryInspectArgs) -> Result<()> {
     let pct = (cached * 100).checked_div(runnable).unwrap_or(0);
     field(
         "Build Steps",
-        &format!("{}/{} ({pct}% cached)", b.steps.len(), b.steps.len()),
+        &format!("{} ({cached} cached: {pct}%)", b.steps.len()),
     );
     print!("{out}");
     println!();
