@@ -205,14 +205,21 @@ fn every_kind_of_miss_says_why() {
     let want: Vec<(usize, String)> = (2..=7).map(|n| (n, "--no-cache".to_string())).collect();
     assert_eq!(reasons(&out), want, "{out}");
 
-    // -q prints the image ID only, and --progress=plain says why on the step's vertex.
+    // -q prints the image ID only; --progress=plain (BuildKit's display) says why on the
+    // step's vertex when asked to explain.
     write(&ctx, "app/api.sh", "echo quiet\n", 0o600);
     let out = build(&s, &ctx, &["--build-arg", "FLAVOR=fancy", "-q"]);
     assert_eq!(out.lines().count(), 1, "{out}");
     write(&ctx, "app/api.sh", "echo plain\n", 0o600);
     let o = s
         .cmd()
-        .args(["build", "--progress=plain", "--build-arg", "FLAVOR=fancy"])
+        .args([
+            "build",
+            "--progress=plain",
+            "--explain",
+            "--build-arg",
+            "FLAVOR=fancy",
+        ])
         .arg(&ctx)
         .output()
         .unwrap();

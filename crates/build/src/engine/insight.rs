@@ -369,7 +369,8 @@ impl Builder<'_> {
             return Ok(());
         }
         self.say(st.quiet, &format!("{MISS_PREFIX}{reason}"));
-        if let Some(v) = &st.vertex {
+        // BuildKit's display has no such line: only when asked for (`--explain`).
+        if let Some(v) = st.vertex.as_ref().filter(|_| st.opts().explain) {
             v.note(self.out, &format!("cache miss: {reason}"));
         }
         if st.opts().explain && !st.build.explained.swap(true, Ordering::Relaxed) {

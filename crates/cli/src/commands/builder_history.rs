@@ -158,14 +158,10 @@ fn inspect(root: &std::path::Path, a: BuildHistoryInspectArgs) -> Result<()> {
     field("Status", &b.status);
     field("Error", &b.error);
     field("Image", &b.image);
-    let pct = if runnable == 0 {
-        0
-    } else {
-        cached * 100 / runnable
-    };
+    let pct = (cached * 100).checked_div(runnable).unwrap_or(0);
     field(
         "Build Steps",
-        &format!("{}/{} ({pct}% cached)", b.steps.len(), b.steps.len()),
+        &format!("{} ({cached} cached: {pct}%)", b.steps.len()),
     );
     print!("{out}");
     println!();
