@@ -431,3 +431,36 @@ fn context_in_a_subdirectory_of_the_repository() {
         "FROM py:1\nWORKDIR /app\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY app /app/app\n"
     );
 }
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn without_git_the_build_records_say_how_often_the_copy_changed() {
+    if !require_root() {
+        return;
+    }
+    let s = store_with_pip();
+    let ctx = tempfile::tempdir().unwrap();
+    let d = ctx.path();
+    fs::create_dir(d.join("app")).unwrap();
+    fs::write(d.join("requirements.txt"), "flask==3.0.0\n").unwrap();
+    fs::write(d.join("app/api.sh"), "echo v0\n").unwrap();
+    let slow = BAD.replace(
+        "RUN pip install -r requirements.txt",
+        "RUN pip install -r requirements.txt && sleep 2",
+    );
+    fs::write(d.join("Dockerfile"), &slow).unwrap();
+    let c = d.to_str().unwrap();
+    // Two builds, the app edited in between: the COPY's own files changed once.
+    s.ok(&["build", "--network", "none", "-t", "api:1", c]);
+    fs::write(d.join("app/api.sh"), "echo v1\n").unwrap();
+    s.ok(&["build", "--network", "none", "-t", "api:1", c]);
+    let (code, out, _) = check(&s, &[c]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("WARNING: CacheBustingOrder"), "{out}");
+    assert!(
+        out.contains("no git history: the copied files changed in 1 of the last 2 builds"),
+        "{out}"
+    );
+    assert!(out.contains("the step took "), "{out}");
+    assert!(out.contains(" = 0.50 x "), "{out}");
+}
