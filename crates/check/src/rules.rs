@@ -41,7 +41,8 @@ fn finding(rule: &'static str, message: String, node: &Node) -> Finding {
 struct StageState {
     name: Option<String>,
     shell_set: bool,
-    abs_workdir: bool,
+    /// A `WORKDIR` was given (in this stage or the stage it builds on).
+    workdir_set: bool,
     /// Known variable names, `None` when the base image's environment is unknown.
     vars: Option<BTreeSet<String>>,
 }
@@ -153,15 +154,15 @@ pub fn buildkit_rules(ast: &Ast, base_env: BaseEnv<'_>) -> Vec<Finding> {
             "workdir" => {
                 let dir = node.args.first().map(String::as_str).unwrap_or("");
                 undefined_vars(node, dir, stage, &lex, &mut out);
-                if dir.starts_with('/') || dir.starts_with('$') {
-                    stage.abs_workdir = true;
-                } else if !stage.abs_workdir && !dir.is_empty() {
+                // Only the stage's first WORKDIR is checked: fixing it fixes the rest.
+                if !stage.workdir_set && !dir.starts_with('/') && !dir.starts_with('$') {
                     out.push(finding(
                         "WorkdirRelativePath",
                         format!("Relative workdir {dir:?} can have unexpected results if the base image changes"),
                         node,
                     ));
                 }
+                stage.workdir_set = true;
             }
             "expose" => {
                 for port in &node.args {
@@ -332,6 +333,7 @@ fn from_rules(
             let lname = name.as_deref().unwrap_or("").to_lowercase();
             let named_for_it = p
                 .split('/')
+                .take(2)
                 .any(|part| !part.is_empty() && lname.contains(&part.to_lowercase()));
             if !named_for_it {
                 out.push(finding(
@@ -350,12 +352,17 @@ fn from_rules(
     let mut state = match parent {
         Some(p) => p.clone(),
         None => {
-            let vars = if base.eq_ignore_ascii_case("scratch") {
+            let vars: Option<BTreeSet<String>> = if base.eq_ignore_ascii_case("scratch") {
                 Some(BTreeSet::new())
             } else {
                 let expanded = lex.process_word(&base, &declared).unwrap_or(base.clone());
                 base_env(&expanded).map(|env| env.into_iter().map(|(k, _)| k).collect())
             };
+            // BuildKit always sets PATH.
+            let vars = vars.map(|mut v| {
+                v.insert("PATH".to_string());
+                v
+            });
             StageState {
                 vars,
                 ..Default::default()
@@ -402,7 +409,14 @@ fn undefined_vars(
         return;
     };
     let names: Vec<String> = vars.iter().cloned().collect();
-    for v in &p.unmatched {
+    // Args BuildKit never reports (they are not environment variables).
+    let not_env = |v: &str| {
+        PLATFORM_ARGS.contains(&v)
+            || dockerfile::PROXY_ARGS.contains(&v)
+            || v == "SOURCE_DATE_EPOCH"
+            || v.starts_with("BUILDKIT_")
+    };
+    for v in p.unmatched.iter().filter(|v| !not_env(v)) {
         let msg = match suggest(v, &names) {
             Some(s) => format!("Usage of undefined variable '${v}' (did you mean ${s}?)"),
             None => format!("Usage of undefined variable '${v}'"),
@@ -470,7 +484,7 @@ fn secrets_rule(node: &Node, key: &str, out: &mut Vec<Finding>) {
             "SecretsUsedInArgOrEnv",
             format!(
                 "Do not use ARG or ENV instructions for sensitive data ({} {key:?})",
-                node.value
+                node.value.to_uppercase()
             ),
             node,
         ));
@@ -733,6 +747,7 @@ mod tests {
             "Relative workdir \"app\" can have unexpected results if the base image changes"
         );
         assert!(names("FROM a\nWORKDIR /app\nWORKDIR sub\n").is_empty());
+        one("FROM a\nWORKDIR app\nWORKDIR sub\n", "WorkdirRelativePath");
         let f = one("FROM a\nEXPOSE 80/TCP\n", "ExposeProtoCasing");
         assert_eq!(
             f.message,
@@ -752,6 +767,9 @@ mod tests {
             "Usage of undefined variable '$FOOO' (did you mean $FOO?)"
         );
         assert!(names("FROM a\nARG X\nENV Y=$X:$PATH\nWORKDIR /$Y\n").is_empty());
+        // PATH is always set; platform args are no environment variables.
+        assert!(names("FROM scratch\nENV P=$PATH\nLABEL arch=$TARGETARCH\n").is_empty());
+        one("FROM scratch\nENV P=$HOME\n", "UndefinedVar");
         // An unknown base image environment keeps the rule quiet.
         let ast = dockerfile::parse("FROM a\nCOPY $X /x\n").unwrap();
         assert!(buildkit_rules(&ast, &|_: &str| None).is_empty());
