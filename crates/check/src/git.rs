@@ -66,7 +66,7 @@ pub fn changes(context: &Path, limit: usize) -> Result<Option<ChangeLog>, Error>
             None => None,
         };
         let mut touched = Vec::new();
-        diff_trees(&repo, parent_tree, Some(tree), "", &mut touched)
+        diff_trees(&repo, parent_tree, Some(tree), "", 0, &mut touched)
             .map_err(|e| git_err(&workdir, e))?;
         commits.push(
             touched
@@ -99,6 +99,9 @@ fn entries(repo: &gix::Repository, tree: Option<gix::ObjectId>) -> Result<Entrie
     Ok(out)
 }
 
+/// How deep trees may nest (a crafted repository could nest them until the stack overflows).
+const MAX_DEPTH: usize = 256;
+
 /// The paths (files) that differ between two trees, descending only into subtrees whose ids
 /// differ.
 fn diff_trees(
@@ -106,10 +109,16 @@ fn diff_trees(
     old: Option<gix::ObjectId>,
     new: Option<gix::ObjectId>,
     prefix: &str,
+    depth: usize,
     out: &mut Vec<String>,
 ) -> Result<(), String> {
     if old == new {
         return Ok(());
+    }
+    if depth > MAX_DEPTH {
+        return Err(format!(
+            "trees nested deeper than {MAX_DEPTH} levels under {prefix}"
+        ));
     }
     let a = entries(repo, old)?;
     let b = entries(repo, new)?;
@@ -125,7 +134,7 @@ fn diff_trees(
         let sub = |e: Option<&(gix::ObjectId, bool)>| e.filter(|e| e.1).map(|e| e.0);
         let (ta, tb) = (sub(ea), sub(eb));
         if ta.is_some() || tb.is_some() {
-            diff_trees(repo, ta, tb, &format!("{path}/"), out)?;
+            diff_trees(repo, ta, tb, &format!("{path}/"), depth + 1, out)?;
         }
         let file = |e: Option<&(gix::ObjectId, bool)>| e.filter(|e| !e.1).map(|e| e.0);
         if file(ea) != file(eb) {
