@@ -89,6 +89,59 @@ pub struct SourceSet {
     pub sources: Vec<Source>,
     /// `file:…`, `dir:…` or `multi:…`, as history shows it.
     pub hash: String,
+    /// Every entry whose hash went into `hash`, as the hashing found them (for build records).
+    pub files: Listing,
+}
+
+/// The entries a sources hash was computed from: context path, the entry's hash and mode
+/// (type bits included), in the order hashing met them. Collected as the hash is computed
+/// (the paths in one buffer), so keeping it costs no extra reading or hashing.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    paths: String,
+    entries: Vec<(u32, u32, [u8; 16], u32)>,
+}
+
+impl Listing {
+    fn push(&mut self, path: &str, digest: &[u8; 32], mode: u32) {
+        let start = self.paths.len() as u32;
+        self.paths.push_str(path);
+        let mut h = [0u8; 16];
+        h.copy_from_slice(&digest[..16]);
+        self.entries.push((start, self.paths.len() as u32, h, mode));
+    }
+
+    fn append(&mut self, other: &Listing) {
+        for (a, b, h, m) in &other.entries {
+            let start = self.paths.len() as u32;
+            self.paths.push_str(&other.paths[*a as usize..*b as usize]);
+            self.entries.push((start, self.paths.len() as u32, *h, *m));
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The entries sorted by path (each path once), as build records keep them.
+    pub fn sorted(&self) -> Vec<store::FileEntry> {
+        let mut v: Vec<store::FileEntry> = self
+            .entries
+            .iter()
+            .map(|(a, b, h, m)| store::FileEntry {
+                path: self.paths[*a as usize..*b as usize].to_string(),
+                hash: *h,
+                mode: *m,
+            })
+            .collect();
+        v.sort_by(|a, b| a.path.cmp(&b.path));
+        v.dedup_by(|a, b| a.path == b.path);
+        v
+    }
 }
 
 fn clean(p: &str) -> Option<String> {
@@ -259,12 +312,14 @@ impl Context {
             return Err(ContextError::NoSources);
         }
         let mut hashes = Vec::new();
+        let mut files = Listing::default();
         for src in &sources {
-            hashes.push(self.source_hash(src)?);
+            hashes.push(self.source_hash_listed(src, &mut files)?);
         }
         Ok(SourceSet {
             sources,
             hash: combine_hashes(hashes),
+            files,
         })
     }
 
@@ -326,20 +381,29 @@ impl Context {
 
     /// `file:<hash>` for a file, `dir:<hash>` for a directory.
     pub fn source_hash(&self, src: &Source) -> Result<String> {
+        self.source_hash_listed(src, &mut Listing::default())
+    }
+
+    /// [`Context::source_hash`], adding every entry hashed to `files`.
+    fn source_hash_listed(&self, src: &Source, files: &mut Listing) -> Result<String> {
         if !src.is_dir {
-            let h = self.entry_hash(&src.rel)?;
+            let (d, md) = self.entry_digest_meta(&src.rel)?;
+            files.push(&src.rel, &d, md.mode);
+            let h = hex::encode(d);
             return Ok(if self.bare_file_hashes {
                 h
             } else {
                 format!("file:{h}")
             });
         }
-        let (mut digests, mut names) = self.tree_digests(&src.rel)?;
+        let (mut digests, mut names) = self.tree_digests(&src.rel, files)?;
         if !src.rel.is_empty() {
             if self.is_excluded(&src.rel) {
                 names.push(src.rel.clone());
             } else {
-                digests.push(self.entry_digest_of(&src.rel)?);
+                let (d, md) = self.entry_digest_meta(&src.rel)?;
+                files.push(&src.rel, &d, md.mode);
+                digests.push(d);
             }
         }
         // Sorting the digests sorts their hex forms: hex keeps the byte order. (Comparing
@@ -369,13 +433,14 @@ impl Context {
     /// The digests of every entry under `rel` that the context holds (not excluded), not of
     /// `rel` itself, in no particular order. Directories are read, and big files hashed, by
     /// several threads.
-    fn tree_digests(&self, rel: &str) -> Result<(Vec<[u8; 32]>, Vec<String>)> {
+    fn tree_digests(&self, rel: &str, files: &mut Listing) -> Result<(Vec<[u8; 32]>, Vec<String>)> {
         let workers = crate::pool::workers();
         let states = crate::pool::run(
             vec![HashTask::Dir(rel.to_string())],
             workers,
             || HashWorker {
                 digests: Vec::new(),
+                listing: Listing::default(),
                 names: Vec::new(),
                 scratch: Scratch::default(),
                 entries: EntryReader::new(),
@@ -386,6 +451,7 @@ impl Context {
                     let p = self.path_of(&f);
                     let c = cpath(&p)?;
                     let d = self.entry_digest(&f, &md, CWD, &c, &mut w.scratch)?;
+                    w.listing.push(&f, &d, md.mode);
                     w.digests.push(d);
                     Ok(())
                 }
@@ -395,6 +461,7 @@ impl Context {
         for mut s in states {
             all.append(&mut s.digests);
             names.append(&mut s.names);
+            files.append(&s.listing);
         }
         Ok((all, names))
     }
@@ -412,6 +479,7 @@ impl Context {
         let fd = open_dir(&dir).map_err(io_err(&dir))?;
         let HashWorker {
             digests,
+            listing,
             names,
             scratch,
             entries,
@@ -427,7 +495,10 @@ impl Context {
                 }
             } else if md.file_type() == FileType::Symlink {
                 match self.link_digest(child, scratch)? {
-                    Some(d) => digests.push(d),
+                    Some(d) => {
+                        listing.push(child, &d, md.mode);
+                        digests.push(d)
+                    }
                     None => names.push(child.to_string()),
                 }
                 return Ok(());
@@ -439,7 +510,9 @@ impl Context {
                 queue.push(HashTask::File(child.to_string(), *md));
                 return Ok(());
             }
-            digests.push(self.entry_digest(child, md, fd.as_fd(), name, scratch)?);
+            let d = self.entry_digest(child, md, fd.as_fd(), name, scratch)?;
+            listing.push(child, &d, md.mode);
+            digests.push(d);
             Ok(())
         })
     }
@@ -510,10 +583,15 @@ impl Context {
     }
 
     fn entry_digest_of(&self, rel: &str) -> Result<[u8; 32]> {
+        Ok(self.entry_digest_meta(rel)?.0)
+    }
+
+    fn entry_digest_meta(&self, rel: &str) -> Result<([u8; 32], Meta)> {
         let p = self.path_of(rel);
         let c = cpath(&p)?;
         let md = stat_at(CWD, &c).map_err(io_err(&p))?;
-        self.entry_digest(rel, &md, CWD, &c, &mut Scratch::default())
+        let d = self.entry_digest(rel, &md, CWD, &c, &mut Scratch::default())?;
+        Ok((d, md))
     }
 
     /// The cached digest of a regular file, when the cache is used and knows it.
@@ -619,6 +697,8 @@ enum HashTask {
 /// One hashing thread's results and buffers.
 struct HashWorker {
     digests: Vec<[u8; 32]>,
+    /// The entries `digests` came from.
+    listing: Listing,
     /// Context paths that stand for themselves in a directory's hash (see
     /// [`Context::link_digest`]).
     names: Vec<String>,
@@ -670,6 +750,50 @@ mod tests {
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(&p, data).unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn sources_list_every_entry_hashed_with_its_hash_and_mode() {
+        let t = tempfile::tempdir().unwrap();
+        write(t.path(), "d/a.txt", "hello\n", 0o644);
+        write(t.path(), "d/sub/b.sh", "echo\n", 0o755);
+        write(t.path(), "d/skip.log", "x", 0o644);
+        write(t.path(), "one.txt", "1", 0o600);
+        let c = ctx(t.path());
+        let s = c.sources(&["d".into(), "one.txt".into()]).unwrap();
+        let files = s.files.sorted();
+        let names: Vec<(&str, u32)> = files.iter().map(|f| (f.path.as_str(), f.mode)).collect();
+        assert_eq!(
+            names,
+            [
+                (
+                    "d",
+                    0o040000
+                        | (fs::metadata(t.path().join("d"))
+                            .unwrap()
+                            .permissions()
+                            .mode()
+                            & 0o7777)
+                ),
+                ("d/a.txt", 0o100644),
+                (
+                    "d/sub",
+                    0o040000
+                        | (fs::metadata(t.path().join("d/sub"))
+                            .unwrap()
+                            .permissions()
+                            .mode()
+                            & 0o7777)
+                ),
+                ("d/sub/b.sh", 0o100755),
+                ("one.txt", 0o100600),
+            ]
+        );
+        let one = files.iter().find(|f| f.path == "one.txt").unwrap();
+        assert_eq!(
+            hex::encode(one.hash),
+            c.entry_hash("one.txt").unwrap()[..32]
+        );
     }
 
     #[test]

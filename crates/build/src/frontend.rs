@@ -284,6 +284,7 @@ pub fn plan(df: &dockerfile::Dockerfile) -> Result<Plan, FrontendError> {
             base,
             name: s.name.clone(),
             steps,
+            line: s.line,
         });
     }
     Ok(plan)

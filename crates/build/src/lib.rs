@@ -19,11 +19,11 @@ mod hashcache;
 mod pool;
 mod steps;
 
-pub use context::{Context, ContextError, Excluder, Source, SourceSet};
+pub use context::{Context, ContextError, Excluder, Listing, Source, SourceSet};
 pub use copy::{parse_chown, resolve_in_root, ChownError};
 pub use engine::{
     cleanup_stale, BuildOptions, Builder, Downloaded, Fetcher, Frontend, HostMount, Progress,
-    RunRequest, RunStep, Squash, StepOutput, CLASSIC_PROXY_ARGS,
+    RunRequest, RunStep, Squash, StepOutput, CLASSIC_PROXY_ARGS, MISS_PREFIX,
 };
 pub use error::{BuildError, HookError, Result};
 pub use frontend::{plan, DockerfileFrontend, FrontendError};

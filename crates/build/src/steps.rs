@@ -157,6 +157,8 @@ pub struct Stage {
     pub base: String,
     pub name: Option<String>,
     pub steps: Vec<Step>,
+    /// The 1-based line of `FROM` (0 when unknown).
+    pub line: usize,
 }
 
 impl Stage {

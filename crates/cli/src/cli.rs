@@ -162,10 +162,51 @@ pub enum ImageCommand {
 #[derive(Subcommand, Debug)]
 #[command(defer = true)]
 pub enum BuilderCommand {
-    /// Remove build cache (RUN --mount=type=cache directories)
+    /// Remove build cache (RUN --mount=type=cache directories, build records)
     Prune(PruneArgs),
+    /// Show the records of past builds
+    #[command(subcommand)]
+    History(BuildHistoryCommand),
     /// Build an image from a Dockerfile
     Build(Box<BuildArgs>),
+}
+
+#[derive(Subcommand, Debug)]
+#[command(defer = true)]
+pub enum BuildHistoryCommand {
+    /// List build records
+    Ls(BuildHistoryLsArgs),
+    /// Inspect a build record (default: the latest)
+    Inspect(BuildHistoryInspectArgs),
+    /// Remove build records
+    Rm(BuildHistoryRmArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BuildHistoryLsArgs {
+    /// Format the output (table, json, or a Go template)
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BuildHistoryInspectArgs {
+    /// Format the output (json, or a Go template)
+    #[arg(long)]
+    pub format: Option<String>,
+    /// The build's ID (or a prefix of it); the latest build when not given
+    pub id: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct BuildHistoryRmArgs {
+    /// Remove all build records
+    #[arg(long)]
+    pub all: bool,
+    pub ids: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -482,9 +523,19 @@ pub struct BuildArgs {
     /// Squash all of the image's layers, the base image's too, into a single new layer
     #[arg(long)]
     pub squash_all: bool,
+    /// Check the build (BuildKit's build checks and strata's order advisor) without building
+    #[arg(long)]
+    pub check: bool,
+    /// With --check: print the Dockerfile reordered as the order advisor suggests
+    #[arg(long, requires = "check")]
+    pub fix_order: bool,
     /// Allow extra privileged entitlement (security.insecure, network.host)
     #[arg(long = "allow", value_name = "stringSlice")]
     pub allow: Vec<String>,
+    /// Under the first step that misses the cache, list every input that changed since its
+    /// last build (each file with its old and new hash and mode)
+    #[arg(long)]
+    pub explain: bool,
     /// The build context: a directory, or - for a tar archive on standard input
     pub context: String,
 }

@@ -174,6 +174,8 @@ impl Side<'_> {
             String::from_utf8_lossy(b)
                 .lines()
                 .filter(|l| !l.starts_with("Sending build context to Docker daemon"))
+                // strata's own line under a step that missed the cache (Docker has none).
+                .filter(|l| !l.starts_with(" ---> Cache miss: "))
                 .map(|l| {
                     let l = l
                         .trim_start_matches("Error response from daemon: ")

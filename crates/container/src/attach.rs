@@ -18,7 +18,7 @@ const SOCKET: &str = "attach.sock";
 /// Makes the container's stdin a pipe fed by clients of `STATE_DIR/attach.sock` (served by
 /// a thread of this process, the container's monitor). Returns the read end for the
 /// container.
-pub fn serve_stdin(state_dir: &Path) -> Result<runtime::Stdio> {
+pub fn serve_stdin(state_dir: &Path, once: bool) -> Result<runtime::Stdio> {
     let (r, w) = std::io::pipe().map_err(|e| Error::io("stdin pipe", e))?;
     let path = state_dir.join(SOCKET);
     let _ = std::fs::remove_file(&path);
@@ -38,6 +38,10 @@ pub fn serve_stdin(state_dir: &Path) -> Result<runtime::Stdio> {
                     }
                 }
             }
+            // `StdinOnce`: the first client's end is the end of the container's stdin.
+            if once {
+                return;
+            }
         }
     });
     Ok(runtime::Stdio::Fd(OwnedFd::from(r)))
@@ -53,6 +57,11 @@ impl Containers {
     /// or by a strata without attach sockets).
     pub fn connect_stdin(&self, id: &str) -> Option<UnixStream> {
         UnixStream::connect(self.attach_socket(id)).ok()
+    }
+
+    /// Whether the container's stdin ends with its first attached client (`StdinOnce`).
+    pub fn stdin_once(&self, id: &str) -> bool {
+        self.options_of(id).is_some_and(|o| o.stdin_once)
     }
 
     /// Whether the container keeps stdin open (`-i`).

@@ -67,6 +67,10 @@ pub struct CreateOptions {
     pub restart: Option<String>,
     /// `-i`.
     pub interactive: bool,
+    /// The Engine API's `StdinOnce` (`docker run -i`): stdin closes when the first attached
+    /// client closes its side, instead of staying open for the next `attach`.
+    #[serde(default)]
+    pub stdin_once: bool,
     /// `-t`.
     pub tty: bool,
     /// `--init` (None: not given, which `inspect` shows as null, as Docker).

@@ -136,6 +136,44 @@ const MIGRATIONS: &[&str] = &[
         diff_id TEXT NOT NULL
     );
     "#,
+    // 8: build records (see `records`): the inputs of each built step's last build, by
+    // context and Dockerfile, stage and position (a step's files as one listing shared by
+    // every step with the same sources), and one row per build with its steps as JSON.
+    r#"
+    CREATE TABLE IF NOT EXISTS step_inputs (
+        source      TEXT NOT NULL,
+        stage       INTEGER NOT NULL,
+        position    INTEGER NOT NULL,
+        instruction TEXT NOT NULL,
+        args        TEXT NOT NULL,
+        parent      TEXT NOT NULL,
+        base        TEXT NOT NULL,
+        files       TEXT,
+        built       INTEGER NOT NULL,
+        PRIMARY KEY (source, stage, position)
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS input_files (
+        id   TEXT PRIMARY KEY,
+        data BLOB NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS builds (
+        id          TEXT PRIMARY KEY,
+        source      TEXT NOT NULL,
+        context     TEXT NOT NULL,
+        dockerfile  TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        started     INTEGER NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        target      TEXT NOT NULL,
+        tags        TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        error       TEXT NOT NULL,
+        image       TEXT NOT NULL,
+        steps       TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS builds_started ON builds(started);
+    CREATE INDEX IF NOT EXISTS builds_source ON builds(source, started);
+    "#,
 ];
 
 /// WAL size (in 4 KiB pages) at which a commit checkpoints it into the database.

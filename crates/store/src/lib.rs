@@ -6,7 +6,8 @@
 //!
 //! ```text
 //! ROOT/metadata.db          SQLite (WAL): layers, images, image_layers, tags, repo_digests,
-//!                           containers, volumes, container_volumes
+//!                           containers, volumes, container_volumes, build records
+//!                           (step_inputs, input_files, builds: see `records`)
 //! ROOT/volumes/NAME/_data   a volume's data (Docker's layout)
 //! ROOT/lock                 exclusive while publishing or collecting garbage (short)
 //! ROOT/blobs/sha256/HEX     content blobs: configs, manifests, compressed layers
@@ -39,6 +40,7 @@ pub mod events;
 mod layout;
 mod networks;
 mod publish;
+pub mod records;
 mod staging;
 mod volumes;
 
@@ -49,6 +51,7 @@ pub use error::{Error, Result};
 pub use layout::Layout;
 pub use networks::{EndpointRecord, NetworkRecord};
 pub use publish::Publisher;
+pub use records::{source_key, BuildRecord, FileEntry, StepInputs, StepRecord, StepStat};
 pub use staging::Staging;
 pub use volumes::VolumeRecord;
 

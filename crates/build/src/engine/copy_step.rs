@@ -46,7 +46,7 @@ impl Builder<'_> {
         let from = self.copy_from(st, &w, from.as_deref(), line)?;
         let default_ctx = self.context;
         let ctx = from.ctx.as_ref().unwrap_or(default_ctx);
-        let sources = match ctx.sources(&w.srcs) {
+        let mut sources = match ctx.sources(&w.srcs) {
             Ok(s) => s,
             Err(e) => {
                 self.drop_view(from.view);
@@ -76,17 +76,26 @@ impl Builder<'_> {
             });
         }
         let probe = copy_probe(st, &w, chmod.as_deref(), &sources.hash);
-        if self.probe(st, &probe)? {
-            self.drop_view(from.view);
-            return Ok(());
-        }
+        st.files = Some((sources.hash.clone(), std::mem::take(&mut sources.files)));
         // `COPY --link` (with no owner name to look up under it): the layer depends on the
         // sources only, so the one made on another parent is reused.
         let numeric = |c: &str| c.split(':').all(|p| p.parse::<u32>().is_ok());
         let link_key = (*link && w.chown.as_deref().is_none_or(numeric))
             .then(|| linked_key(&probe, &abs_dest(st, &w.dest)));
-        if let Some(key) = link_key.as_ref().filter(|_| !st.opts().no_cache) {
-            if let Some(diff_id) = self.store.linked_layer(key)? {
+        let linked_layer = match link_key.as_ref().filter(|_| !st.opts().no_cache) {
+            Some(key) => self.store.linked_layer(key)?,
+            None => None,
+        };
+        // A miss that reuses a linked layer is no miss to the user.
+        st.hide_miss = linked_layer.is_some();
+        let hit = self.probe(st, &probe);
+        st.hide_miss = false;
+        if hit? {
+            self.drop_view(from.view);
+            return Ok(());
+        }
+        {
+            if let Some(diff_id) = linked_layer {
                 self.drop_view(from.view);
                 self.say(st.quiet, " ---> Using cache");
                 st.cached = true;

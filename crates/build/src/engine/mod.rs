@@ -18,6 +18,7 @@ use snapshot::Snapshotter;
 use store::{NewImage, Store};
 
 mod copy_step;
+mod insight;
 mod meta_step;
 mod progress;
 mod remote;
@@ -25,6 +26,7 @@ mod run_step;
 mod schedule;
 mod stages;
 
+pub use insight::MISS_PREFIX;
 pub use progress::Progress;
 use progress::{Outcome, Vertex, VertexOutput};
 use stages::{last_stage, stage_ref};
@@ -130,6 +132,11 @@ pub struct BuildOptions {
     pub jobs: usize,
     /// The classic output, or BuildKit's display.
     pub progress: Progress,
+    /// The key build records keep this build's steps under (`store::source_key` of the
+    /// context and Dockerfile); None keeps none and explains no miss.
+    pub source: Option<String>,
+    /// `--explain`: list every changed input of the first step that misses the cache.
+    pub explain: bool,
 }
 
 /// What `--squash` (Docker's) and `--squash-all` (Podman's) merge into one layer.
@@ -191,6 +198,8 @@ pub struct Builder<'a> {
     pub fetcher: Option<&'a Fetcher>,
     /// Filled by [`Builder::build`]: the final image of every stage built, in build order.
     pub stage_images: Vec<Digest>,
+    /// Filled by [`Builder::build`]: every step run, for the build's record, by number.
+    pub steps: Vec<store::StepRecord>,
     pub out: &'a mut (dyn Write + Send),
 }
 
@@ -231,6 +240,7 @@ impl Shared<'_> {
             puller: self.puller,
             fetcher: self.fetcher,
             stage_images: Vec::new(),
+            steps: Vec::new(),
             out,
         };
         b.build_stage(bs, index)
@@ -256,6 +266,10 @@ struct BuildState<'p> {
     /// The names of the ARGs declared so far (meta ARGs and the ARG steps run): build args
     /// named by none are reported as not consumed.
     referenced: Mutex<std::collections::BTreeSet<String>>,
+    /// `--explain` has explained a miss.
+    explained: AtomicBool,
+    /// The steps run so far, for the build's record.
+    steps: Mutex<Vec<store::StepRecord>>,
 }
 
 /// The state of the stage being built (BuildKit's `dispatchState`).
@@ -276,6 +290,23 @@ struct StageState<'b> {
     vertex: Option<Vertex>,
     /// The step was a cache hit.
     cached: bool,
+    /// The current step as the output shows it, its number (`Step N`) and its position in
+    /// the stage (0 is FROM, ONBUILD triggers are negative).
+    instruction: String,
+    step_no: usize,
+    position: i64,
+    /// The stage's base as named and its ID (`NAME@sha256:…`).
+    base: String,
+    /// The number of the stage's first step that missed.
+    first_miss: Option<usize>,
+    /// A COPY/ADD's sources hash and the files it was computed from.
+    files: Option<(String, crate::context::Listing)>,
+    /// A missed step's inputs, recorded once it is built.
+    pending: Option<insight::Pending>,
+    /// Why the current step missed.
+    reason: Option<String>,
+    /// Print no miss reason (a `COPY --link` that reuses its layer).
+    hide_miss: bool,
 }
 
 impl<'b> StageState<'b> {
@@ -299,6 +330,15 @@ impl<'b> StageState<'b> {
             quiet: build.opts.classic_quiet(),
             vertex: None,
             cached: false,
+            instruction: String::new(),
+            step_no: 0,
+            position: 0,
+            base: String::new(),
+            first_miss: None,
+            files: None,
+            pending: None,
+            reason: None,
+            hide_miss: false,
         };
         let mut cfg = st.run_config();
         let env = cfg.env.get_or_insert_with(Vec::new);
@@ -556,8 +596,13 @@ impl Builder<'_> {
             last,
             last_base: Mutex::new(None),
             referenced: Mutex::new(referenced),
+            explained: AtomicBool::new(false),
+            steps: Mutex::new(Vec::new()),
         };
         let r = self.build_up_to_last(&bs);
+        let mut steps = std::mem::take(&mut *bs.steps.lock().unwrap_or_else(|e| e.into_inner()));
+        steps.sort_by_key(|s| s.number);
+        self.steps = steps;
         unsynced.set(bs.unsynced.load(Ordering::Relaxed));
         if r.is_ok() {
             self.warn_unused_args(&bs);
@@ -789,13 +834,44 @@ impl Builder<'_> {
             first,
             format!("[{name} 1/{vertices}] {}", stage.from_text),
         );
+        let started = std::time::Instant::now();
         let based = self.stage_base(bs, index);
         self.end_vertex(v, based.as_ref().err(), false);
+        let from_record = store::StepRecord {
+            number: first,
+            stage: index,
+            position: 0,
+            line: stage.line,
+            instruction: stage.from_text.clone(),
+            duration_us: started.elapsed().as_micros() as u64,
+            error: based.as_ref().err().map(|e| e.to_string()),
+            ..Default::default()
+        };
+        bs.steps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(from_record);
         let (id, config) = based?;
         if index == bs.last {
             *bs.last_base.lock().unwrap_or_else(|e| e.into_inner()) = id;
         }
+        let word = self
+            .frontend
+            .word(&stage.base, &bs.meta)
+            .unwrap_or_else(|_| stage.base.clone());
+        let base_name = match stage_ref(bs.plan, index, &word) {
+            Some(j) => bs.plan.stages[j]
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("stage {j}")),
+            None => word,
+        };
         let mut st = StageState::new(bs, index, id, config);
+        st.base = match id {
+            Some(id) => format!("{base_name}@{id}"),
+            None => base_name,
+        };
+        st.step_no = first;
         self.run_triggers(&mut st)?;
         // After the triggers: their steps print what a step prints, but not the image.
         self.say_image(&st);
@@ -811,8 +887,15 @@ impl Builder<'_> {
                 st.vertex = self.begin_vertex(bs, n, text);
             }
             st.cached = false;
+            st.instruction = step.text.clone();
+            st.step_no = n;
+            st.position = k as i64 + 1;
+            let layers = st.config.diff_ids().len();
+            let started = std::time::Instant::now();
             let done = self.step(&mut st, step);
+            let elapsed = started.elapsed();
             self.end_vertex(st.vertex.take(), done.as_ref().err(), st.cached);
+            self.record_step(&mut st, step.line, layers, elapsed, done.as_ref().err());
             done?;
             self.say_image(&st);
         }
@@ -858,6 +941,48 @@ impl Builder<'_> {
         Ok((Some(id), image::read_config(self.store, &id)?))
     }
 
+    /// Adds the step just run to the build's record: how long it took, whether it was
+    /// cached or why it missed, and the size of the layer it added.
+    fn record_step(
+        &mut self,
+        st: &mut StageState,
+        line: usize,
+        layers: usize,
+        elapsed: std::time::Duration,
+        err: Option<&BuildError>,
+    ) {
+        let diff_ids = st.config.diff_ids();
+        let bytes = match diff_ids.last() {
+            Some(d) if diff_ids.len() > layers && err.is_none() => self
+                .store
+                .layer(d)
+                .ok()
+                .flatten()
+                .map(|l| l.size)
+                .unwrap_or_default(),
+            _ => 0,
+        };
+        st.files = None;
+        st.pending = None;
+        let r = store::StepRecord {
+            number: st.step_no,
+            stage: st.index,
+            position: st.position,
+            line,
+            instruction: st.instruction.clone(),
+            duration_us: elapsed.as_micros() as u64,
+            cached: st.cached,
+            reason: st.reason.take(),
+            bytes,
+            error: err.map(|e| e.to_string()),
+        };
+        st.build
+            .steps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(r);
+    }
+
     /// The ONBUILD triggers of the base image run first, then leave the config.
     fn run_triggers(&mut self, st: &mut StageState) -> Result<()> {
         let triggers = st.run_config().on_build.unwrap_or_default();
@@ -870,12 +995,19 @@ impl Builder<'_> {
         let mut cfg = st.run_config();
         cfg.on_build = None;
         st.config.config = Some(cfg);
-        for t in triggers {
+        for (i, t) in triggers.into_iter().enumerate() {
             let step = self
                 .frontend
                 .parse_trigger(&t)
                 .map_err(BuildError::Frontend)?;
-            self.step(st, &step)?;
+            st.instruction = step.text.clone();
+            st.position = -(i as i64) - 1;
+            st.cached = false;
+            let layers = st.config.diff_ids().len();
+            let started = std::time::Instant::now();
+            let done = self.step(st, &step);
+            self.record_step(st, 0, layers, started.elapsed(), done.as_ref().err());
+            done?;
         }
         Ok(())
     }
@@ -924,6 +1056,19 @@ impl Builder<'_> {
     /// Looks for a cached child of the current image made by the same step; on a hit moves
     /// to it and prints Docker's lines.
     fn probe(&mut self, st: &mut StageState, probe: &ContainerConfig) -> Result<bool> {
+        let parent = st.id;
+        let busted = st.busted;
+        let hit = self.probe_cache(st, probe)?;
+        if hit {
+            self.note_hit(st, parent)?;
+        } else {
+            self.note_miss(st, busted)?;
+        }
+        Ok(hit)
+    }
+
+    /// [`Builder::probe`]'s lookup.
+    fn probe_cache(&mut self, st: &mut StageState, probe: &ContainerConfig) -> Result<bool> {
         if st.busted {
             return Ok(false);
         }
@@ -1087,6 +1232,7 @@ impl Builder<'_> {
         }
         st.id = Some(id);
         st.config = cfg;
+        self.record_pending(st)?;
         Ok(id)
     }
 

@@ -90,6 +90,14 @@ impl Vertex {
         let _ = out.flush();
     }
 
+    /// A line of strata's own about the step (`--progress=plain` only).
+    pub(super) fn note(&self, out: &mut dyn Write, text: &str) {
+        if self.mode == Progress::Plain {
+            let _ = writeln!(out, "#{} {text}", self.number);
+            let _ = out.flush();
+        }
+    }
+
     /// Lines of a step's output (whole lines; `stderr` picks the stream).
     fn log(&self, out: &mut dyn Write, stderr: bool, data: &[u8]) {
         match self.mode {

@@ -391,24 +391,86 @@ pub fn kill(req: &Req<'_>, id: &str) -> Result<Reply> {
     Ok(Reply::Empty(StatusCode::NO_CONTENT))
 }
 
-/// `POST /containers/ID/wait`: blocks until the container is not running, then its exit
-/// code (`{"StatusCode": N, "Error": null}`).
+/// `POST /containers/ID/wait?condition=`: the headers at once (as Docker, so that a client
+/// can start the container after sending this), the exit code when it is not running
+/// (`{"StatusCode": N, "Error": null}`). `next-exit` on a container not started yet waits
+/// for its start first; `removed` until it is gone.
 pub fn wait(req: &Req<'_>, id: &str) -> Result<Reply> {
-    let mut c = open_containers(req.root)?;
+    let c = open_containers(req.root)?;
     let rec = find(&c, id)?;
-    // `next-exit` on a container not started yet waits for the start first.
-    if req.query.get("condition") == Some("next-exit") && rec.state.status == "created" {
-        loop {
-            std::thread::sleep(Duration::from_millis(50));
-            match c.find(&rec.id) {
-                Ok(r) if r.state.status == "created" => continue,
-                Ok(_) => break,
-                Err(_) => return Ok(Reply::ok(json!({"StatusCode": 0, "Error": null}))),
+    let condition = req
+        .query
+        .get("condition")
+        .unwrap_or("not-running")
+        .to_string();
+    let root = req.root.to_path_buf();
+    let (tx, rx) = mpsc::channel::<Bytes>(1);
+    std::thread::spawn(move || {
+        let result = (|| -> anyhow::Result<i32> {
+            let mut c = open_containers(&root)?;
+            if (condition == "next-exit" || condition == "removed") && rec.state.status != "running"
+            {
+                loop {
+                    match c.find(&rec.id) {
+                        Ok(r) if r.state.status == "running" => break,
+                        // Started and already ended between two looks.
+                        Ok(r)
+                            if r.state.status != "created"
+                                && r.state.started_at != rec.state.started_at =>
+                        {
+                            break
+                        }
+                        Ok(_) => {}
+                        // Gone already: its `die` event has the exit code (below).
+                        Err(_) => break,
+                    }
+                    if tx.is_closed() {
+                        return Ok(0);
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
             }
-        }
-    }
-    let code = c.wait(&rec.id)?;
-    Ok(Reply::ok(json!({"StatusCode": code, "Error": null})))
+            let code = match c.wait(&rec.id) {
+                Ok(code) => code,
+                Err(container::Error::Store(store::Error::ContainerNotFound(_))) => {
+                    rec.state.exit_code
+                }
+                Err(e) => return Err(e.into()),
+            };
+            // A container removed at its end (`--rm`) took its state along: its `die` event
+            // keeps the exit code.
+            let code = if c.find(&rec.id).is_err() {
+                died_with(&root, &rec.id).unwrap_or(code)
+            } else {
+                code
+            };
+            if condition == "removed" {
+                while c.find(&rec.id).is_ok() && !tx.is_closed() {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            Ok(code)
+        })();
+        let body = match result {
+            Ok(code) => json!({"StatusCode": code, "Error": null}),
+            Err(e) => json!({"StatusCode": -1, "Error": {"Message": format!("{e:#}")}}),
+        };
+        let mut b = serde_json::to_vec(&body).unwrap_or_default();
+        b.push(b'\n');
+        let _ = tx.blocking_send(Bytes::from(b));
+    });
+    Ok(Reply::Stream("application/json", rx))
+}
+
+/// The exit code of the last `die` event of container `id` in the journal.
+fn died_with(root: &std::path::Path, id: &str) -> Option<i32> {
+    let events = store::events::read_all(root).ok()?;
+    events
+        .iter()
+        .rev()
+        .find(|e| e.kind == "container" && e.action == "die" && e.actor.id == id)
+        .and_then(|e| e.actor.attributes.get("exitCode"))
+        .and_then(|c| c.parse().ok())
 }
 
 /// `DELETE /containers/ID?force&v` (204).

@@ -11,6 +11,7 @@
 //! answers (JSON, errors as `{"message": …}`, streams), and `system.rs`, `images.rs` and
 //! `containers.rs` are the endpoints.
 
+mod attach;
 mod containers;
 mod images;
 mod reply;

@@ -317,6 +317,9 @@ impl hyper::rt::Write for Io {
 /// One request: its body read (bounded), the endpoint run on the blocking pool, the reply
 /// made into a response with Docker's headers.
 async fn handle(root: Arc<PathBuf>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    if let Some(id) = attach_target(req.method(), req.uri().path()) {
+        return Ok(super::attach::attach(root, req, id).await);
+    }
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
@@ -340,7 +343,32 @@ async fn handle(root: Arc<PathBuf>, req: Request<Incoming>) -> Result<Response<B
     Ok(respond(reply, head))
 }
 
-fn respond(reply: super::reply::Result<Reply>, head: bool) -> Response<Body> {
+/// The container of `POST [/vX.Y]/containers/ID/attach`.
+fn attach_target(method: &hyper::Method, path: &str) -> Option<String> {
+    if method != hyper::Method::POST {
+        return None;
+    }
+    let path = match path.strip_prefix("/v") {
+        Some(rest) => &rest[rest.find('/')?..],
+        None => path,
+    };
+    let id = path.strip_prefix("/containers/")?.strip_suffix("/attach")?;
+    (!id.is_empty() && !id.contains('/')).then(|| id.to_string())
+}
+
+/// The headers Docker's daemon puts on every answer.
+pub fn docker_headers(r: &mut Response<Body>) {
+    let h = r.headers_mut();
+    h.insert("Api-Version", HeaderValue::from_static(super::API_VERSION));
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    h.insert(
+        "Server",
+        HeaderValue::from_static(concat!("strata/", env!("CARGO_PKG_VERSION"), " (linux)")),
+    );
+}
+
+pub fn respond(reply: super::reply::Result<Reply>, head: bool) -> Response<Body> {
     let full = |b: Vec<u8>| Full::new(Bytes::from(b)).boxed();
     let (status, ctype, body) = match reply {
         Ok(Reply::Json(s, v)) => {
@@ -360,17 +388,11 @@ fn respond(reply: super::reply::Result<Reply>, head: bool) -> Response<Body> {
     let body = if head { full(Vec::new()) } else { body };
     let mut r = Response::new(body);
     *r.status_mut() = status;
-    let h = r.headers_mut();
     if let Some(t) = ctype {
-        h.insert(CONTENT_TYPE, HeaderValue::from_static(t));
+        r.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(t));
     }
-    h.insert("Api-Version", HeaderValue::from_static(super::API_VERSION));
-    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
-    h.insert("Ostype", HeaderValue::from_static("linux"));
-    h.insert(
-        "Server",
-        HeaderValue::from_static(concat!("strata/", env!("CARGO_PKG_VERSION"), " (linux)")),
-    );
+    docker_headers(&mut r);
     r
 }
 
@@ -393,5 +415,23 @@ mod tests {
         assert!(e.to_string().contains("loopback"), "{e}");
         assert!(parse_listen(Some("http://x")).is_err());
         assert!(parse_listen(Some("unix://")).is_err());
+    }
+
+    #[test]
+    fn attach_paths() {
+        let post = hyper::Method::POST;
+        assert_eq!(
+            attach_target(&post, "/v1.41/containers/abc/attach").as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            attach_target(&post, "/containers/web/attach").as_deref(),
+            Some("web")
+        );
+        assert_eq!(attach_target(&post, "/containers/web/wait"), None);
+        assert_eq!(
+            attach_target(&hyper::Method::GET, "/containers/web/attach"),
+            None
+        );
     }
 }

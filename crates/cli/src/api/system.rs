@@ -17,8 +17,8 @@ pub fn version(_req: &Req<'_>) -> Result<Reply> {
     let arch = oci::host_architecture();
     let details = json!({
         "ApiVersion": super::API_VERSION, "Arch": arch, "BuildTime": "", "GitCommit": "",
-        "GoVersion": "", "KernelVersion": kernel, "MinAPIVersion": super::MIN_API_VERSION,
-        "Os": "linux",
+        "Experimental": "false", "GoVersion": "", "KernelVersion": kernel,
+        "MinAPIVersion": super::MIN_API_VERSION, "Os": "linux",
     });
     Ok(Reply::ok(json!({
         "Platform": {"Name": "strata"},

@@ -416,6 +416,9 @@ struct Machinery {
 }
 
 pub fn run(root: &Path, mut a: BuildArgs) -> Result<()> {
+    if a.check {
+        return super::build_check::run(root, &a);
+    }
     let platform = a.platform.as_deref().map(build_platform).transpose()?;
     let allow_insecure = allow_insecure(&a.allow)?;
     let progress = progress_mode(a.progress.as_deref())?;
@@ -491,7 +494,12 @@ pub fn run(root: &Path, mut a: BuildArgs) -> Result<()> {
         },
         jobs: crate::settings::get().build_jobs,
         progress,
+        // A context from standard input is new every time: nothing to compare with.
+        source: (a.context != "-")
+            .then(|| store::source_key(&input.context_dir, &input.dockerfile_path)),
+        explain: a.explain,
     };
+    let started = std::time::SystemTime::now();
     import_caches(&mut store, &a.cache_from, a.quiet)?;
     let cache_to = a
         .cache_to
@@ -517,12 +525,21 @@ pub fn run(root: &Path, mut a: BuildArgs) -> Result<()> {
         init_layer: m.init,
         cache_dir: store::Layout::new(root).build_cache(),
         stage_images: Vec::new(),
+        steps: Vec::new(),
         puller: Some(&puller),
         fetcher: Some(&fetch),
         out: &mut out,
     };
     let result = b.build(&plan, &opts);
     let stage_images = std::mem::take(&mut b.stage_images);
+    let steps = std::mem::take(&mut b.steps);
+    if let Some(source) = &opts.source {
+        let record = build_record(source, &input, &a, started, &result, steps);
+        // Only the record is lost: the build itself is done.
+        if let Err(e) = store.unsynced(|s| s.add_build_record(&record)) {
+            tracing::debug!("cannot record the build: {e}");
+        }
+    }
     if let Err(e) = ctx.save_hash_cache() {
         // Only speed is lost.
         tracing::debug!("cannot save the context hash cache: {e}");
@@ -552,6 +569,69 @@ pub fn run(root: &Path, mut a: BuildArgs) -> Result<()> {
     out.flush()?;
     super::build_output::export(&store, &id, &outputs, &tags, &mut stdout)?;
     Ok(())
+}
+
+/// The record `builder history` shows of a build.
+fn build_record(
+    source: &str,
+    input: &Input,
+    a: &BuildArgs,
+    started: std::time::SystemTime,
+    result: &std::result::Result<oci::Digest, build::BuildError>,
+    steps: Vec<store::StepRecord>,
+) -> store::BuildRecord {
+    let started_ms = started
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default();
+    let dir = input
+        .context_dir
+        .canonicalize()
+        .unwrap_or_else(|_| input.context_dir.clone());
+    let mut name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "/".into());
+    if let Some(t) = &a.target {
+        name = format!("{name} ({t})");
+    }
+    let (status, error, image) = match result {
+        Ok(id) => ("Completed", String::new(), id.to_string()),
+        Err(build::BuildError::Cancelled) => ("Canceled", String::new(), String::new()),
+        Err(e) => ("Error", e.to_string(), String::new()),
+    };
+    store::BuildRecord {
+        id: build_ref(),
+        source: source.to_string(),
+        context: dir.display().to_string(),
+        dockerfile: input
+            .dockerfile_path
+            .canonicalize()
+            .unwrap_or_else(|_| input.dockerfile_path.clone())
+            .display()
+            .to_string(),
+        name,
+        started_ms,
+        duration_ms: started.elapsed().map(|d| d.as_millis() as u64).unwrap_or(0),
+        target: a.target.clone().unwrap_or_default(),
+        tags: a.tags.clone(),
+        status: status.into(),
+        error,
+        image,
+        steps,
+    }
+}
+
+/// A build's ID as BuildKit makes them: 25 lowercase letters and digits.
+fn build_ref() -> String {
+    let mut b = [0u8; 25];
+    if let Ok(mut f) = fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut b);
+    }
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    b.iter()
+        .map(|x| ALPHABET[*x as usize % ALPHABET.len()] as char)
+        .collect()
 }
 
 /// `SOURCE_DATE_EPOCH`: the build arg, or else the environment variable, which then becomes

@@ -185,7 +185,12 @@ pub fn prune_build_cache(root: &std::path::Path, a: crate::cli::PruneArgs) -> Re
     let _ = (a.all, a.force); // strata never prompts; there is one kind of build cache.
     let (_, size) = build_cache_usage(root);
     clear_build_cache(root)?;
-    println!("Total reclaimed space: {}", format::human_size_4(size));
+    // Build records (what explains cache misses, `builder history`) are build cache too.
+    let records = super::open_store(root)?.clear_build_records()?;
+    println!(
+        "Total reclaimed space: {}",
+        format::human_size_4(size + records)
+    );
     Ok(())
 }
 

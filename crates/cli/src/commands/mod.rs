@@ -3,7 +3,10 @@
 
 mod attach;
 mod build;
+mod build_check;
+mod build_history;
 mod build_output;
+mod builder_history;
 mod container;
 mod cp;
 mod df;
@@ -71,6 +74,7 @@ pub fn run(cmd: Command, root: &Path) -> Result<()> {
         Command::Image(ImageCommand::Inspect(a)) => inspect::run(root, a, true),
         Command::System(SystemCommand::Df(a)) => df::run(root, a),
         Command::Builder(BuilderCommand::Prune(a)) => df::prune_build_cache(root, a),
+        Command::Builder(BuilderCommand::History(c)) => builder_history::run(root, c),
         // ---- containers ----
         Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => run::run(root, a),
         Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => {

@@ -140,6 +140,7 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
         pids_limit: a.pids_limit,
         restart: (a.restart != "no").then(|| a.restart.clone()),
         interactive: a.interactive,
+        stdin_once: false,
         tty: a.tty,
         init: a.init,
         stop_signal: a.stop_signal.clone(),
@@ -359,7 +360,7 @@ pub fn monitor(root: &Path, a: ContainerArg) -> Result<()> {
     let (stdout, stderr, pump) = ::container::log_pipes(&c.log_path(&rec.id), false)?;
     // `-i`: stdin stays open, fed by `attach` through the socket this monitor serves.
     let stdin = if c.open_stdin(&rec.id) {
-        ::container::serve_stdin(&c.state_dir(&rec.id))?
+        ::container::serve_stdin(&c.state_dir(&rec.id), c.stdin_once(&rec.id))?
     } else {
         runtime::Stdio::Null
     };

@@ -228,6 +228,7 @@ pub fn package_of(tool: &str) -> &'static str {
         Some("pasta") => "passt",
         Some("tini" | "tini-static") => "tini",
         Some("chromium") => "chromium",
+        Some("git") => "git",
         _ => "(unknown package)",
     }
 }

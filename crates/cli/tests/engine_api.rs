@@ -1,0 +1,243 @@
+//! `strata system service`: the real docker CLI (the first `docker` on PATH: CLI 28 on this
+//! machine, or Debian's 20.10 client) drives strata through the Engine API socket: version
+//! negotiation, images, the container lifecycle with logs, attach and exit codes, errors.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A running service on a socket of its own; killed when dropped.
+struct Service {
+    child: Child,
+    socket: PathBuf,
+    config: tempfile::TempDir,
+    _dir: tempfile::TempDir,
+}
+
+impl Service {
+    fn start(s: &Strata) -> Service {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("api.sock");
+        let child = Command::new(assert_cmd::cargo::cargo_bin("strata"))
+            .env("STRATA_ROOT", s.root.path())
+            .args(["system", "service", "--time", "0"])
+            .arg(format!("unix://{}", socket.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !socket.exists() {
+            assert!(Instant::now() < deadline, "the service did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Service {
+            child,
+            socket,
+            config: tempfile::tempdir().unwrap(),
+            _dir: dir,
+        }
+    }
+
+    fn docker(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut c = Command::new("docker");
+        c.env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
+            .env("DOCKER_CONFIG", self.config.path())
+            .env_remove("DOCKER_API_VERSION")
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        if let Some(input) = stdin {
+            use std::io::Write;
+            let mut w = child.stdin.take().unwrap();
+            w.write_all(input.as_bytes()).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args, None);
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn the_docker_cli_drives_strata_through_the_engine_api() {
+    if !require_root() || !require_tool("docker") {
+        return;
+    }
+    let s = Strata::new();
+    s.ok(&["import", busybox_tar().to_str().unwrap(), "busybox"]);
+    let api = Service::start(&s);
+
+    // The client negotiates down to 1.41.
+    let v = api.ok(&[
+        "version",
+        "--format",
+        "{{.Server.APIVersion}} {{.Client.APIVersion}}",
+    ]);
+    assert_eq!(v.trim(), "1.41 1.41", "{v}");
+    let info = api.ok(&["info", "--format", "{{.Driver}} {{.Images}}"]);
+    assert!(info.trim().ends_with(" 1"), "{info}");
+
+    // Images: the list, inspect, history, tag and rmi are the store's.
+    let images = api.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert_eq!(images.trim(), "busybox:latest");
+    let id = s.ok(&["images", "-q", "--no-trunc", "busybox"]);
+    let inspected = api.ok(&["image", "inspect", "-f", "{{.Id}}", "busybox"]);
+    assert_eq!(inspected.trim(), id.trim());
+    api.ok(&["tag", "busybox", "example/box:1"]);
+    assert!(s.ok(&["images"]).contains("example/box"));
+    let rmi = api.ok(&["rmi", "example/box:1"]);
+    assert!(rmi.contains("Untagged: example/box:1"), "{rmi}");
+    assert!(!api.ok(&["history", "busybox"]).is_empty());
+
+    // A foreground run: output through attach, the exit code through wait, removed.
+    let out = api.docker(
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "out\n");
+    assert_eq!(text(&out.stderr), "err\n");
+    assert_eq!(s.ok(&["ps", "-aq"]).trim(), "", "--rm removed it");
+
+    // Detached: ps, logs (both streams), wait, stop, rm, as the CLI sees them too.
+    let cid = api.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hello; echo oops >&2; sleep 30",
+    ]);
+    let cid = cid.trim();
+    assert_eq!(cid.len(), 64, "{cid}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let logs = api.docker(&["logs", "web"], None);
+        if text(&logs.stdout) == "hello\n" && text(&logs.stderr) == "oops\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "logs: {logs:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(api.ok(&["ps"]).contains("web"));
+    assert!(
+        s.ok(&["ps"]).contains("web"),
+        "the CLI sees the same container"
+    );
+    let state = api.ok(&["inspect", "-f", "{{.State.Status}} {{.Name}}", "web"]);
+    assert_eq!(state.trim(), "running /web");
+    api.ok(&["stop", "-t", "1", "web"]);
+    let code = api.ok(&["wait", "web"]);
+    assert_eq!(code.trim(), "137");
+    api.ok(&["rm", "web"]);
+    assert!(!s.ok(&["ps", "-a"]).contains("web"));
+
+    // create + start + wait + logs of a container made by the CLI's peer.
+    api.ok(&["create", "--name", "c1", "busybox", "echo", "hi"]);
+    api.ok(&["start", "c1"]);
+    assert_eq!(api.ok(&["wait", "c1"]).trim(), "0");
+    assert_eq!(api.ok(&["logs", "c1"]), "hi\n");
+    api.ok(&["rm", "c1"]);
+
+    // Docker's errors.
+    let out = api.docker(&["inspect", "nosuch"], None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("No such object: nosuch"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = api.docker(&["rm", "nosuch"], None);
+    assert!(
+        text(&out.stderr).contains("No such container: nosuch"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = api.docker(&["run", "--rm", "127.0.0.1:9/missing:1"], None);
+    assert!(!out.status.success());
+}
+
+/// `--time`: the service exits once idle; a second service on a live socket is refused.
+#[test]
+fn the_service_exits_when_idle_and_keeps_its_socket() {
+    if !require_root() {
+        return;
+    }
+    let s = Strata::new();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("api.sock");
+    let uri = format!("unix://{}", socket.display());
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("strata"))
+        .env("STRATA_ROOT", s.root.path())
+        .args(["system", "service", "--time", "1", &uri])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    let (code, err) = s.fails(&["system", "service", "--time", "1", &uri]);
+    assert_ne!(code, 0);
+    assert!(err.contains("in use"), "{err}");
+    let (code, err) = s.fails(&["system", "service", "tcp://0.0.0.0:2375"]);
+    assert_eq!(code, 125);
+    assert!(err.contains("loopback"), "{err}");
+    // Idle for a second: it exits and removes its socket.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            assert!(st.success());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the service did not exit when idle"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!socket.exists());
+}
