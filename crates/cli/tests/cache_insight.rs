@@ -433,6 +433,13 @@ fn builds_leave_records_that_prune_clears() {
         assert!(run.duration > std::time::Duration::ZERO);
     }
 
+    // history rm forgets one record.
+    let gone = json[2]["ID"].as_str().unwrap();
+    assert_eq!(s.ok(&["builder", "history", "rm", gone]).trim(), gone);
+    let ls = s.ok(&["builder", "history", "ls"]);
+    assert!(!ls.contains(gone), "{ls}");
+    assert_eq!(ls.lines().count(), 5, "{ls}");
+
     // builder prune clears the records: no history, and the next build is a first again.
     s.ok(&["builder", "prune", "-f"]);
     let ls = s.ok(&["builder", "history", "ls"]);
