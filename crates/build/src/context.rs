@@ -95,47 +95,57 @@ pub struct SourceSet {
 
 /// The entries a sources hash was computed from: context path, the entry's hash and mode
 /// (type bits included), in the order hashing met them. Collected as the hash is computed
-/// (the paths in one buffer), so keeping it costs no extra reading or hashing.
+/// (each hashing thread's paths in one buffer, the threads' parts kept apart rather than
+/// copied together), so keeping it costs no extra reading or hashing.
 #[derive(Debug, Clone, Default)]
 pub struct Listing {
+    parts: Vec<ListingPart>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ListingPart {
     paths: String,
     entries: Vec<(u32, u32, [u8; 16], u32)>,
 }
 
 impl Listing {
     fn push(&mut self, path: &str, digest: &[u8; 32], mode: u32) {
-        let start = self.paths.len() as u32;
-        self.paths.push_str(path);
+        if self.parts.is_empty() {
+            self.parts.push(ListingPart::default());
+        }
+        let Some(p) = self.parts.last_mut() else {
+            return;
+        };
+        let start = p.paths.len() as u32;
+        p.paths.push_str(path);
         let mut h = [0u8; 16];
         h.copy_from_slice(&digest[..16]);
-        self.entries.push((start, self.paths.len() as u32, h, mode));
+        p.entries.push((start, p.paths.len() as u32, h, mode));
     }
 
-    fn append(&mut self, other: &Listing) {
-        for (a, b, h, m) in &other.entries {
-            let start = self.paths.len() as u32;
-            self.paths.push_str(&other.paths[*a as usize..*b as usize]);
-            self.entries.push((start, self.paths.len() as u32, *h, *m));
-        }
+    fn append(&mut self, other: Listing) {
+        self.parts.extend(other.parts);
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.parts.iter().map(|p| p.entries.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
     /// The entries sorted by path (each path once), as build records keep them.
     pub fn sorted(&self) -> Vec<store::FileEntry> {
         let mut v: Vec<store::FileEntry> = self
-            .entries
+            .parts
             .iter()
-            .map(|(a, b, h, m)| store::FileEntry {
-                path: self.paths[*a as usize..*b as usize].to_string(),
-                hash: *h,
-                mode: *m,
+            .flat_map(|p| {
+                p.entries.iter().map(|(a, b, h, m)| store::FileEntry {
+                    path: p.paths[*a as usize..*b as usize].to_string(),
+                    hash: *h,
+                    mode: *m,
+                })
             })
             .collect();
         v.sort_by(|a, b| a.path.cmp(&b.path));
@@ -461,7 +471,7 @@ impl Context {
         for mut s in states {
             all.append(&mut s.digests);
             names.append(&mut s.names);
-            files.append(&s.listing);
+            files.append(std::mem::take(&mut s.listing));
         }
         Ok((all, names))
     }

@@ -386,6 +386,60 @@ fn builds_leave_records_that_prune_clears() {
     assert_eq!(one["ID"], id);
     assert_eq!(one["NumCachedSteps"], 4);
 
+    // What other checks read (`build --check`): the latest build's steps of this context and
+    // Dockerfile, with how often each ran and how often its own inputs changed.
+    {
+        let store = store::Store::open(s.root.path()).unwrap();
+        let df = ctx.join("Dockerfile");
+        let stats = store.step_stats(&ctx, &df).unwrap();
+        let lines: Vec<(usize, &str, u32, u32, u32)> = stats
+            .iter()
+            .map(|s| {
+                (
+                    s.line,
+                    s.instruction.as_str(),
+                    s.builds,
+                    s.misses,
+                    s.changed,
+                )
+            })
+            .collect();
+        // The latest build is the failing one: its steps, counted over the three builds.
+        assert_eq!(
+            lines,
+            [
+                (1, "FROM strata-demo/base:1", 3, 0, 0),
+                (2, "RUN exit 3", 1, 0, 0),
+            ],
+            "{stats:?}"
+        );
+        let durations = store.step_durations(&ctx, &df).unwrap();
+        assert_eq!(durations.len(), 2);
+    }
+    write(&ctx, "Dockerfile", DOCKERFILE, 0o644);
+    s.ok(&["build", ctx.to_str().unwrap()]);
+    {
+        let store = store::Store::open(s.root.path()).unwrap();
+        let stats = store.step_stats(&ctx, &ctx.join("Dockerfile")).unwrap();
+        let copy_app = stats.iter().find(|s| s.line == 6).unwrap();
+        assert_eq!(copy_app.instruction, "COPY app /app");
+        // First build (a miss of no change of its own), the edit (one), and now cached.
+        assert_eq!(
+            (copy_app.builds, copy_app.misses, copy_app.changed),
+            (3, 2, 1)
+        );
+        let run = stats.iter().find(|s| s.line == 5).unwrap();
+        assert_eq!((run.builds, run.misses, run.changed), (3, 1, 0));
+        assert!(run.duration > std::time::Duration::ZERO);
+    }
+
+    // history rm forgets one record.
+    let gone = json[2]["ID"].as_str().unwrap();
+    assert_eq!(s.ok(&["builder", "history", "rm", gone]).trim(), gone);
+    let ls = s.ok(&["builder", "history", "ls"]);
+    assert!(!ls.contains(gone), "{ls}");
+    assert_eq!(ls.lines().count(), 5, "{ls}");
+
     // builder prune clears the records: no history, and the next build is a first again.
     s.ok(&["builder", "prune", "-f"]);
     let ls = s.ok(&["builder", "history", "ls"]);

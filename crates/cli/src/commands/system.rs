@@ -332,7 +332,7 @@ pub fn prune(root: &Path, a: SystemPruneArgs) -> Result<()> {
         }
         out.push('\n');
     }
-    // Build cache (RUN --mount=type=cache directories and the context hashes).
+    // Build cache (RUN --mount=type=cache directories, the context hashes, build records).
     if filters.is_empty() {
         let (_, size) = super::df::build_cache_usage(root);
         super::df::clear_build_cache(root)?;
