@@ -137,6 +137,11 @@ fn the_docker_cli_drives_strata_through_the_engine_api() {
     assert_eq!(text(&out.stderr), "err\n");
     assert_eq!(s.ok(&["ps", "-aq"]).trim(), "", "--rm removed it");
 
+    // `-i`: stdin goes in through the attach, and its end ends the container's (StdinOnce).
+    let out = api.docker(&["run", "-i", "--rm", "busybox", "cat"], Some("piped\n"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "piped\n");
+
     // Detached: ps, logs (both streams), wait, stop, rm, as the CLI sees them too.
     let cid = api.ok(&[
         "run",

@@ -181,6 +181,10 @@ pub fn create_options(
         .get("OpenStdin")
         .and_then(Value::as_bool)
         .unwrap_or(false);
+    o.stdin_once = body
+        .get("StdinOnce")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     o.stop_signal = string(body.get("StopSignal"));
     o.stop_timeout = body.get("StopTimeout").and_then(Value::as_u64);
     if let Some(labels) = body.get("Labels").and_then(Value::as_object) {
@@ -671,7 +675,7 @@ mod tests {
         assert_eq!(o.entrypoint, None);
         assert_eq!(o.env, ["A=1"]);
         assert_eq!(o.workdir.as_deref(), Some("/tmp"));
-        assert!(o.interactive && !o.tty);
+        assert!(o.interactive && !o.tty && !o.stdin_once);
         assert_eq!(o.labels, ["k=v"]);
         assert_eq!(o.volumes, ["/data", "/host:/in:ro"]);
         assert_eq!(o.network, "none");
