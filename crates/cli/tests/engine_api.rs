@@ -171,6 +171,23 @@ fn the_docker_cli_drives_strata_through_the_engine_api() {
     );
     let state = api.ok(&["inspect", "-f", "{{.State.Status}} {{.Name}}", "web"]);
     assert_eq!(state.trim(), "running /web");
+    // exec: both streams, the exit code, stdin with -i.
+    let out = api.docker(
+        &["exec", "web", "sh", "-c", "echo in; echo e >&2; exit 4"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "in\n");
+    assert_eq!(text(&out.stderr), "e\n");
+    let out = api.docker(&["exec", "-i", "web", "cat"], Some("through exec\n"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "through exec\n");
+    let out = api.docker(&["exec", "nosuch", "true"], None);
+    assert!(
+        text(&out.stderr).contains("No such container: nosuch"),
+        "{}",
+        text(&out.stderr)
+    );
     api.ok(&["stop", "-t", "1", "web"]);
     let code = api.ok(&["wait", "web"]);
     assert_eq!(code.trim(), "137");

@@ -13,6 +13,7 @@
 
 mod attach;
 mod containers;
+mod exec;
 mod images;
 mod reply;
 mod route;

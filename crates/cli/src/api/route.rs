@@ -7,7 +7,7 @@ use std::path::Path;
 use hyper::{HeaderMap, Method, StatusCode, Uri};
 
 use super::reply::{ApiError, Reply, Result};
-use super::{containers, images, system};
+use super::{containers, exec, images, system};
 
 /// The query string, decoded.
 pub struct Query(Vec<(String, String)>);
@@ -145,6 +145,15 @@ pub fn route(
     if let Some(rest) = path.strip_prefix("/containers/") {
         return containers_route(&req, m, rest);
     }
+    if let Some(rest) = path.strip_prefix("/exec/") {
+        let (id, action) = rest.split_once('/').unwrap_or((rest, ""));
+        return match (m, action) {
+            ("POST", "start") => exec::start_detached(&req, id),
+            ("POST", "resize") => exec::resize(&req, id),
+            ("GET", "json") => exec::inspect(&req, id),
+            _ => Err(not_found()),
+        };
+    }
     match (m, path) {
         ("GET", "/_ping") => Ok(Reply::Raw(
             StatusCode::OK,
@@ -198,6 +207,7 @@ fn containers_route(req: &Req<'_>, m: &str, rest: &str) -> Result<Reply> {
         ("POST", "kill") => containers::kill(req, id),
         ("POST", "wait") => containers::wait(req, id),
         ("POST", "rename") => containers::rename(req, id),
+        ("POST", "exec") => exec::create(req, id),
         ("POST", "pause") => containers::pause(req, id, true),
         ("POST", "unpause") => containers::pause(req, id, false),
         _ => Err(not_found()),

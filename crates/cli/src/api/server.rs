@@ -320,6 +320,9 @@ async fn handle(root: Arc<PathBuf>, req: Request<Incoming>) -> Result<Response<B
     if let Some(id) = attach_target(req.method(), req.uri().path()) {
         return Ok(super::attach::attach(root, req, id).await);
     }
+    if let Some(id) = super::exec::hijack_target(&req) {
+        return Ok(super::exec::start_attached(root, req, id).await);
+    }
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
