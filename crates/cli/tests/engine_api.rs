@@ -263,3 +263,48 @@ fn the_service_exits_when_idle_and_keeps_its_socket() {
     }
     assert!(!socket.exists());
 }
+
+/// `docker pull` and `docker run` of an image the store lacks pull through the API from a
+/// loopback registry; an unknown image is Docker's error.
+#[test]
+fn the_docker_cli_pulls_through_the_engine_api() {
+    if !require_root() || !require_tool("docker") || !require_tool("/usr/bin/docker-registry") {
+        return;
+    }
+    let reg = Registry::start(None);
+    let s = Strata::new();
+    s.ok(&["import", busybox_tar().to_str().unwrap(), "busybox"]);
+    let reference = format!("{}/box:1", reg.host());
+    s.ok(&["tag", "busybox", &reference]);
+    s.ok(&["push", &reference]);
+    s.ok(&["rmi", &reference]);
+    let api = Service::start(&s);
+
+    let out = api.ok(&["pull", &reference]);
+    assert!(out.contains("1: Pulling from box\n"), "{out}");
+    assert!(out.contains("Digest: sha256:"), "{out}");
+    assert!(
+        out.contains("Status: ") && out.ends_with(&format!("{reference}\n")),
+        "{out}"
+    );
+    assert!(s.ok(&["images"]).contains(&format!("{}/box", reg.host())));
+
+    // `run` of a missing image: the CLI sees 404, pulls, and creates again.
+    s.ok(&["rmi", &reference]);
+    let out = api.docker(&["run", "--rm", &reference, "echo", "pulled"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().last(), Some("pulled"));
+    assert!(
+        text(&out.stderr).contains("Unable to find image"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = api.docker(&["pull", &format!("{}/nosuch:1", reg.host())], None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("Error response from daemon"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -2,9 +2,12 @@
 //! `images`, `inspect`, `history`, `tag`, `rmi` and `image prune`.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use bytes::Bytes;
 use hyper::StatusCode;
 use serde_json::{json, Value};
+use tokio::sync::mpsc;
 
 use super::reply::{ApiError, Reply, Result};
 use super::route::Req;
@@ -166,4 +169,116 @@ pub fn prune(req: &Req<'_>) -> Result<Reply> {
         "ImagesDeleted": if items.is_empty() { Value::Null } else { Value::Array(items) },
         "SpaceReclaimed": reclaimed,
     })))
+}
+
+/// One `registry::Progress` report as Docker's JSON message (`jsonmessage.JSONMessage`).
+fn progress_message(p: &registry::Progress<'_>) -> Value {
+    match p {
+        registry::Progress::Line(l) => json!({"status": l}),
+        registry::Progress::Layer { id, status } => {
+            json!({"status": status, "progressDetail": {}, "id": id})
+        }
+        registry::Progress::Bytes {
+            id,
+            status,
+            current,
+            total,
+        } => json!({
+            "status": status,
+            "progressDetail": {"current": current, "total": total},
+            "id": id,
+        }),
+    }
+}
+
+/// `POST /images/create?fromImage=NAME&tag=TAG[&platform=]`: `pull` with the store's
+/// credentials, its progress streamed as Docker's JSON messages. A pull that fails before
+/// any progress is an error status (404 when the registry does not know the image); later
+/// failures end the stream with an `error` message, as Docker's.
+pub fn create(req: &Req<'_>) -> Result<Reply> {
+    if req.query.get("fromSrc").is_some() {
+        return Err(ApiError::bad_request(
+            "importing through the API (fromSrc) is not supported: use `strata import`",
+        ));
+    }
+    let from = req
+        .query
+        .get("fromImage")
+        .filter(|f| !f.is_empty())
+        .ok_or_else(|| ApiError::bad_request("fromImage is required"))?;
+    let name = match req.query.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) if t.starts_with("sha256:") => format!("{from}@{t}"),
+        Some(t) => format!("{from}:{t}"),
+        None => from.to_string(),
+    };
+    let r = image::parse_name(&name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let platform = req
+        .query
+        .get("platform")
+        .filter(|p| !p.is_empty())
+        .map(str::to_string);
+    let root = req.root.to_path_buf();
+    let (tx, rx) = mpsc::channel::<Bytes>(256);
+    let (first_tx, first_rx) = std::sync::mpsc::channel::<Option<ApiError>>();
+    std::thread::spawn(move || {
+        let started = AtomicBool::new(false);
+        let send = |v: Value| {
+            let mut b = serde_json::to_vec(&v).unwrap_or_default();
+            b.extend_from_slice(b"\r\n");
+            let _ = tx.blocking_send(Bytes::from(b));
+        };
+        let result = (|| -> anyhow::Result<()> {
+            let mut store = open_store(&root)?;
+            let hosts = &crate::settings::get().hosts;
+            let creds = registry::load_credentials(&hosts.config_file, &r.registry)?;
+            let opts = registry::PullOptions {
+                platform,
+                concurrency: None,
+            };
+            // The first report (`TAG: Pulling from REPO`) is held back until the manifest
+            // is found: a pull that fails before that is an error status, as Docker's.
+            let held: std::sync::Mutex<Option<Value>> = std::sync::Mutex::new(None);
+            let progress = |p: registry::Progress<'_>| {
+                let msg = progress_message(&p);
+                let mut h = held.lock().unwrap_or_else(|e| e.into_inner());
+                if !started.load(Ordering::SeqCst) && h.is_none() {
+                    *h = Some(msg);
+                    return;
+                }
+                if !started.swap(true, Ordering::SeqCst) {
+                    let _ = first_tx.send(None);
+                }
+                if let Some(first) = h.take() {
+                    send(first);
+                }
+                send(msg);
+            };
+            registry::pull(&mut store, &r, creds, hosts, &opts, &progress)?;
+            if let Some(first) = held.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                let _ = first_tx.send(None);
+                send(first);
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let msg = format!("{e:#}");
+            if started.load(Ordering::SeqCst) {
+                send(json!({"errorDetail": {"message": msg}, "error": msg}));
+            } else {
+                let status = if msg.contains("not found")
+                    || msg.contains("unknown")
+                    || msg.contains("does not exist")
+                {
+                    StatusCode::NOT_FOUND
+                } else {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                };
+                let _ = first_tx.send(Some(ApiError::new(status, msg)));
+            }
+        }
+    });
+    match first_rx.recv() {
+        Ok(Some(e)) => Err(e),
+        _ => Ok(Reply::Stream("application/json", rx)),
+    }
 }

@@ -139,6 +139,9 @@ pub fn route(
     };
     let m = method.as_str();
     let m = if m == "HEAD" { "GET" } else { m };
+    if (m, path) == ("POST", "/images/create") {
+        return images::create(&req);
+    }
     if let Some(rest) = path.strip_prefix("/images/") {
         return images_route(&req, m, rest);
     }

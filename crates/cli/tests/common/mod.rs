@@ -3,6 +3,10 @@
 
 #![allow(dead_code)]
 
+pub mod registry;
+#[allow(unused_imports)]
+pub use registry::Registry;
+
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
