@@ -182,6 +182,23 @@ fn the_docker_cli_drives_strata_through_the_engine_api() {
     let out = api.docker(&["exec", "-i", "web", "cat"], Some("through exec\n"));
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "through exec\n");
+    // docker cp both ways through the archive endpoints.
+    let dir = tempfile::tempdir().unwrap();
+    let host_file = dir.path().join("note.txt");
+    std::fs::write(&host_file, "copied in\n").unwrap();
+    api.ok(&["cp", host_file.to_str().unwrap(), "web:/tmp/"]);
+    let out = api.docker(&["exec", "web", "cat", "/tmp/note.txt"], None);
+    assert_eq!(text(&out.stdout), "copied in\n");
+    let back = dir.path().join("back");
+    api.ok(&["cp", "web:/etc/passwd", back.to_str().unwrap()]);
+    assert!(std::fs::read_to_string(&back).unwrap().starts_with("root:"));
+    let out = api.docker(&["cp", "web:/nosuch", dir.path().to_str().unwrap()], None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("Could not find the file /nosuch"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = api.docker(&["exec", "nosuch", "true"], None);
     assert!(
         text(&out.stderr).contains("No such container: nosuch"),

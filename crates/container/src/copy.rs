@@ -52,6 +52,42 @@ pub struct CopyOptions {
     pub follow_link: bool,
 }
 
+/// A path in a container as the Engine API describes it (`X-Docker-Container-Path-Stat`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathStat {
+    pub name: String,
+    pub size: i64,
+    /// Go's `os.FileMode` bits (type in the high bits, then the permissions).
+    pub mode: u32,
+    /// Seconds since the epoch.
+    pub mtime: i64,
+    pub link_target: String,
+}
+
+/// A Unix mode as Go's `os.FileMode`.
+fn go_file_mode(m: u32) -> u32 {
+    let mut out = m & 0o777;
+    out |= match m & libc::S_IFMT {
+        libc::S_IFDIR => 1 << 31,
+        libc::S_IFLNK => 1 << 27,
+        libc::S_IFIFO => 1 << 25,
+        libc::S_IFSOCK => 1 << 24,
+        libc::S_IFBLK => 1 << 26,
+        libc::S_IFCHR => (1 << 26) | (1 << 21),
+        _ => 0,
+    };
+    if m & libc::S_ISUID != 0 {
+        out |= 1 << 23;
+    }
+    if m & libc::S_ISGID != 0 {
+        out |= 1 << 22;
+    }
+    if m & libc::S_ISVTX != 0 {
+        out |= 1 << 20;
+    }
+    out
+}
+
 fn c(p: &[u8]) -> CString {
     CString::new(p).unwrap_or_else(|_| CString::new("?").unwrap_or_default())
 }
@@ -459,6 +495,47 @@ impl Containers {
             }
         }
         Ok(())
+    }
+
+    /// What the Engine API's `HEAD /containers/ID/archive?path=` reports of `path` in the
+    /// container (its last component not followed), as Docker's `ContainerPathStat`.
+    pub fn stat_path(
+        &mut self,
+        name: &str,
+        path: &str,
+    ) -> std::result::Result<PathStat, CopyError> {
+        self.with_root(name, 0, |root, cname| {
+            let abs = if path.starts_with('/') {
+                path.to_string()
+            } else {
+                format!("/{path}")
+            };
+            let not_found = || CopyError::NotFound {
+                path: path.to_string(),
+                container: cname.to_string(),
+            };
+            let fd = open_in_root(root, &abs, true).map_err(|_| not_found())?;
+            let st = stat_fd(&fd).map_err(|e| CopyError::Daemon(go_errno(&e)))?;
+            let link_target = if is_link(&st) {
+                rfs::readlinkat(&fd, c"", Vec::new())
+                    .map(|t| t.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            };
+            let (_, entry) = split_dir_entry(&clean(&abs));
+            Ok(PathStat {
+                name: if entry.is_empty() || entry == "." {
+                    "/".into()
+                } else {
+                    entry
+                },
+                size: st.st_size as i64,
+                mode: go_file_mode(st.st_mode),
+                mtime: st.st_mtime,
+                link_target,
+            })
+        })
     }
 
     /// `docker cp CONTAINER:SRC DEST|-`: the source's tar to `out` when `dest` is None

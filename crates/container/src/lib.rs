@@ -39,7 +39,7 @@ pub use config::{
     DeviceMapping,
 };
 pub use control::{StatsSample, UpdateOptions};
-pub use copy::{CopyError, CopyOptions};
+pub use copy::{CopyError, CopyOptions, PathStat};
 pub use error::{Error, Result};
 pub use lifecycle::{signal_number, Containers, ExecRequest, StartIo};
 pub use logs::{log_pipes, parse_line, read_entries, LogEntry, LogPump, Stream};

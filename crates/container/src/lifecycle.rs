@@ -466,10 +466,22 @@ impl Containers {
         let run = config::run_options(&rec.id, &stored.options, mounts)?;
         let rootfs = self.rootfs(&rec.id);
         fs::create_dir_all(&rootfs).map_err(|e| Error::io(&rootfs, e))?;
-        // Held while this process monitors the container: cleanup leaves it alone.
-        let _monitor = match self.try_monitor_lock(&rec.id)? {
-            Some(l) => l,
-            None => return Err(Error::AlreadyRunning(rec.id)),
+        // Held while this process monitors the container: cleanup leaves it alone. The
+        // monitor of the run before (`restart`, or a `start` right after `stop`) may still
+        // be finishing its cleanup after recording the exit: wait for it, a while.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let _monitor = loop {
+            if let Some(l) = self.try_monitor_lock(&rec.id)? {
+                break l;
+            }
+            let running = self
+                .store
+                .container(&rec.id)?
+                .is_some_and(|c| c.state.status == "running" && alive(c.state.pid));
+            if running || Instant::now() >= deadline {
+                return Err(Error::AlreadyRunning(rec.id));
+            }
+            std::thread::sleep(Duration::from_millis(20));
         };
         // The private network first: pasta connects it while the root filesystem is mounted
         // and the container's process sets itself up.

@@ -701,3 +701,104 @@ mod tests {
         assert_eq!(&frame(2, b"hi")[..], &[2, 0, 0, 0, 0, 0, 0, 2, b'h', b'i']);
     }
 }
+
+fn copy_error(e: container::CopyError, id: &str, path: &str) -> ApiError {
+    match e {
+        container::CopyError::NotFound { .. } => {
+            ApiError::not_found(format!("Could not find the file {path} in container {id}"))
+        }
+        container::CopyError::Container(e) => e.into(),
+        e => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// `X-Docker-Container-Path-Stat`: the path's stat as base64 of its JSON.
+fn stat_header(st: &container::PathStat) -> String {
+    use base64::Engine;
+    let mtime = chrono::DateTime::from_timestamp(st.mtime, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default();
+    let v = json!({
+        "name": st.name, "size": st.size, "mode": st.mode, "mtime": mtime,
+        "linkTarget": st.link_target,
+    });
+    base64::engine::general_purpose::STANDARD.encode(v.to_string())
+}
+
+/// A `Write` that sends what it is given down a channel (a streamed body).
+struct ChannelWriter(mpsc::Sender<Bytes>);
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Bytes::copy_from_slice(buf))
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `HEAD`/`GET /containers/ID/archive?path=`: the path's stat header (what `docker cp`
+/// asks first), and for `GET` its tar, streamed (`cp`'s `copy_from`).
+pub fn archive_get(req: &Req<'_>, id: &str) -> Result<Reply> {
+    let path = req
+        .query
+        .get("path")
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| ApiError::bad_request("path is required"))?
+        .to_string();
+    let mut c = open_containers(req.root)?;
+    let rec = find(&c, id)?;
+    let st = c
+        .stat_path(&rec.id, &path)
+        .map_err(|e| copy_error(e, id, &path))?;
+    let header = vec![("X-Docker-Container-Path-Stat", stat_header(&st))];
+    if req.head {
+        return Ok(Reply::Headers(
+            Box::new(Reply::Empty(StatusCode::OK)),
+            header,
+        ));
+    }
+    let (tx, rx) = mpsc::channel::<Bytes>(16);
+    let root = req.root.to_path_buf();
+    std::thread::spawn(move || {
+        let Ok(mut c) = open_containers(&root) else {
+            return;
+        };
+        let opts = container::CopyOptions {
+            archive: false,
+            follow_link: false,
+        };
+        let mut w = std::io::BufWriter::with_capacity(64 << 10, ChannelWriter(tx));
+        if c.copy_from(&rec.id, &path, None, &mut w, &opts).is_ok() {
+            let _ = std::io::Write::flush(&mut w);
+        }
+    });
+    Ok(Reply::Headers(
+        Box::new(Reply::Stream("application/x-tar", rx)),
+        header,
+    ))
+}
+
+/// `PUT /containers/ID/archive?path=DIR`: the tar in the body unpacked into `DIR` (`cp`'s
+/// `copy_to` of `-`), owners kept as Docker 20.10 keeps them.
+pub fn archive_put(req: &Req<'_>, id: &str) -> Result<Reply> {
+    let path = req
+        .query
+        .get("path")
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| ApiError::bad_request("path is required"))?
+        .to_string();
+    let mut c = open_containers(req.root)?;
+    let rec = find(&c, id)?;
+    let opts = container::CopyOptions {
+        archive: req.query.flag("copyUIDGID"),
+        follow_link: false,
+    };
+    let mut body = req.body;
+    c.copy_to(&rec.id, None, &mut body, &path, &opts)
+        .map_err(|e| copy_error(e, id, &path))?;
+    Ok(Reply::Empty(StatusCode::OK))
+}

@@ -16,6 +16,8 @@ pub enum Reply {
     /// A body written as it is produced (logs, events, progress), ended when the sender is
     /// dropped.
     Stream(&'static str, mpsc::Receiver<Bytes>),
+    /// Another answer with headers of its own.
+    Headers(Box<Reply>, Vec<(&'static str, String)>),
 }
 
 impl Reply {

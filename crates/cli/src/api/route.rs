@@ -83,6 +83,8 @@ impl Query {
 /// A request as the endpoints see it.
 pub struct Req<'a> {
     pub root: &'a Path,
+    /// A `HEAD` request (routed as `GET`).
+    pub head: bool,
     pub query: Query,
     pub body: &'a [u8],
     #[allow(dead_code)]
@@ -133,6 +135,7 @@ pub fn route(
     let path = strip_version(uri.path())?;
     let req = Req {
         root,
+        head: method == Method::HEAD,
         query: Query::parse(uri.query()),
         body,
         headers,
@@ -204,6 +207,8 @@ fn containers_route(req: &Req<'_>, m: &str, rest: &str) -> Result<Reply> {
         ("DELETE", "") => containers::remove(req, id),
         ("GET", "json") => containers::inspect(req, id),
         ("GET", "logs") => containers::logs(req, id),
+        ("GET", "archive") => containers::archive_get(req, id),
+        ("PUT", "archive") => containers::archive_put(req, id),
         ("POST", "start") => containers::start(req, id),
         ("POST", "stop") => containers::stop(req, id),
         ("POST", "restart") => containers::restart(req, id),

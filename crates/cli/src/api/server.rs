@@ -372,6 +372,10 @@ pub fn docker_headers(r: &mut Response<Body>) {
 }
 
 pub fn respond(reply: super::reply::Result<Reply>, head: bool) -> Response<Body> {
+    let (reply, extra) = match reply {
+        Ok(Reply::Headers(inner, extra)) => (Ok(*inner), extra),
+        other => (other, Vec::new()),
+    };
     let full = |b: Vec<u8>| Full::new(Bytes::from(b)).boxed();
     let (status, ctype, body) = match reply {
         Ok(Reply::Json(s, v)) => {
@@ -382,6 +386,7 @@ pub fn respond(reply: super::reply::Result<Reply>, head: bool) -> Response<Body>
         Ok(Reply::Empty(s)) => (s, None, full(Vec::new())),
         Ok(Reply::Raw(s, t, b)) => (s, Some(t), full(b)),
         Ok(Reply::Stream(t, rx)) => (StatusCode::OK, Some(t), ChannelBody(rx).boxed()),
+        Ok(Reply::Headers(inner, _)) => return respond(Ok(*inner), head),
         Err(e) => {
             let mut b = serde_json::to_vec(&e.body()).unwrap_or_default();
             b.push(b'\n');
@@ -396,6 +401,11 @@ pub fn respond(reply: super::reply::Result<Reply>, head: bool) -> Response<Body>
             .insert(CONTENT_TYPE, HeaderValue::from_static(t));
     }
     docker_headers(&mut r);
+    for (k, v) in extra {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            r.headers_mut().insert(k, v);
+        }
+    }
     r
 }
 
