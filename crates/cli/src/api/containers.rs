@@ -650,58 +650,6 @@ pub fn logs(req: &Req<'_>, id: &str) -> Result<Reply> {
     Ok(Reply::Stream(ctype, rx))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_create_body_becomes_the_options_of_create() {
-        let body = json!({
-            "Image": "busybox", "Cmd": ["sh", "-c", "echo hi"], "Env": ["A=1"],
-            "WorkingDir": "/tmp", "Tty": false, "OpenStdin": true,
-            "Labels": {"k": "v"}, "Volumes": {"/data": {}},
-            "HostConfig": {
-                "Binds": ["/host:/in:ro"], "NetworkMode": "none",
-                "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]},
-                "Memory": 0, "PidsLimit": 64, "AutoRemove": true,
-                "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
-                "Mounts": [{"Type": "tmpfs", "Target": "/run"}],
-            },
-        });
-        let (image, o) = create_options(Some("web".into()), &body).unwrap();
-        assert_eq!(image, "busybox");
-        assert_eq!(o.name.as_deref(), Some("web"));
-        assert_eq!(o.args, ["sh", "-c", "echo hi"]);
-        assert_eq!(o.entrypoint, None);
-        assert_eq!(o.env, ["A=1"]);
-        assert_eq!(o.workdir.as_deref(), Some("/tmp"));
-        assert!(o.interactive && !o.tty && !o.stdin_once);
-        assert_eq!(o.labels, ["k=v"]);
-        assert_eq!(o.volumes, ["/data", "/host:/in:ro"]);
-        assert_eq!(o.network, "none");
-        assert_eq!(o.publish, ["127.0.0.1:8080:80/tcp"]);
-        assert_eq!(o.memory, None);
-        assert_eq!(o.pids_limit, Some(64));
-        assert!(o.auto_remove);
-        assert_eq!(o.restart.as_deref(), Some("on-failure:3"));
-        assert_eq!(o.mounts, ["type=tmpfs,target=/run"]);
-
-        let (_, o) = create_options(
-            None,
-            &json!({"Image": "x", "Entrypoint": ["/bin/sh", "-c"], "Cmd": ["true"]}),
-        )
-        .unwrap();
-        assert_eq!(o.entrypoint.as_deref(), Some("/bin/sh"));
-        assert_eq!(o.args, ["-c", "true"]);
-        assert!(create_options(None, &json!({})).is_err());
-    }
-
-    #[test]
-    fn frames_are_docker_multiplexed() {
-        assert_eq!(&frame(2, b"hi")[..], &[2, 0, 0, 0, 0, 0, 0, 2, b'h', b'i']);
-    }
-}
-
 fn copy_error(e: container::CopyError, id: &str, path: &str) -> ApiError {
     match e {
         container::CopyError::NotFound { .. } => {
@@ -801,4 +749,56 @@ pub fn archive_put(req: &Req<'_>, id: &str) -> Result<Reply> {
     c.copy_to(&rec.id, None, &mut body, &path, &opts)
         .map_err(|e| copy_error(e, id, &path))?;
     Ok(Reply::Empty(StatusCode::OK))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_create_body_becomes_the_options_of_create() {
+        let body = json!({
+            "Image": "busybox", "Cmd": ["sh", "-c", "echo hi"], "Env": ["A=1"],
+            "WorkingDir": "/tmp", "Tty": false, "OpenStdin": true,
+            "Labels": {"k": "v"}, "Volumes": {"/data": {}},
+            "HostConfig": {
+                "Binds": ["/host:/in:ro"], "NetworkMode": "none",
+                "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]},
+                "Memory": 0, "PidsLimit": 64, "AutoRemove": true,
+                "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
+                "Mounts": [{"Type": "tmpfs", "Target": "/run"}],
+            },
+        });
+        let (image, o) = create_options(Some("web".into()), &body).unwrap();
+        assert_eq!(image, "busybox");
+        assert_eq!(o.name.as_deref(), Some("web"));
+        assert_eq!(o.args, ["sh", "-c", "echo hi"]);
+        assert_eq!(o.entrypoint, None);
+        assert_eq!(o.env, ["A=1"]);
+        assert_eq!(o.workdir.as_deref(), Some("/tmp"));
+        assert!(o.interactive && !o.tty && !o.stdin_once);
+        assert_eq!(o.labels, ["k=v"]);
+        assert_eq!(o.volumes, ["/data", "/host:/in:ro"]);
+        assert_eq!(o.network, "none");
+        assert_eq!(o.publish, ["127.0.0.1:8080:80/tcp"]);
+        assert_eq!(o.memory, None);
+        assert_eq!(o.pids_limit, Some(64));
+        assert!(o.auto_remove);
+        assert_eq!(o.restart.as_deref(), Some("on-failure:3"));
+        assert_eq!(o.mounts, ["type=tmpfs,target=/run"]);
+
+        let (_, o) = create_options(
+            None,
+            &json!({"Image": "x", "Entrypoint": ["/bin/sh", "-c"], "Cmd": ["true"]}),
+        )
+        .unwrap();
+        assert_eq!(o.entrypoint.as_deref(), Some("/bin/sh"));
+        assert_eq!(o.args, ["-c", "true"]);
+        assert!(create_options(None, &json!({})).is_err());
+    }
+
+    #[test]
+    fn frames_are_docker_multiplexed() {
+        assert_eq!(&frame(2, b"hi")[..], &[2, 0, 0, 0, 0, 0, 0, 2, b'h', b'i']);
+    }
 }
