@@ -120,6 +120,18 @@ fn the_docker_cli_drives_strata_through_the_engine_api() {
     assert!(rmi.contains("Untagged: example/box:1"), "{rmi}");
     assert!(!api.ok(&["history", "busybox"]).is_empty());
 
+    // save and load through the API: the archive round-trips into another store.
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("busybox.tar");
+    api.ok(&["save", "-o", archive.to_str().unwrap(), "busybox"]);
+    let other = Strata::new();
+    let other_api = Service::start(&other);
+    let out = other_api.ok(&["load", "-i", archive.to_str().unwrap()]);
+    assert!(out.contains("Loaded image: busybox:latest"), "{out}");
+    assert_eq!(other.ok(&["images", "-q", "--no-trunc", "busybox"]), id);
+    let out = other_api.docker(&["load", "-i", "/dev/null"], None);
+    assert!(!out.status.success());
+
     // A foreground run: output through attach, the exit code through wait, removed.
     let out = api.docker(
         &[

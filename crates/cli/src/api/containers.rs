@@ -673,21 +673,6 @@ fn stat_header(st: &container::PathStat) -> String {
     base64::engine::general_purpose::STANDARD.encode(v.to_string())
 }
 
-/// A `Write` that sends what it is given down a channel (a streamed body).
-struct ChannelWriter(mpsc::Sender<Bytes>);
-
-impl std::io::Write for ChannelWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .blocking_send(Bytes::copy_from_slice(buf))
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// `HEAD`/`GET /containers/ID/archive?path=`: the path's stat header (what `docker cp`
 /// asks first), and for `GET` its tar, streamed (`cp`'s `copy_from`).
 pub fn archive_get(req: &Req<'_>, id: &str) -> Result<Reply> {
@@ -719,7 +704,7 @@ pub fn archive_get(req: &Req<'_>, id: &str) -> Result<Reply> {
             archive: false,
             follow_link: false,
         };
-        let mut w = std::io::BufWriter::with_capacity(64 << 10, ChannelWriter(tx));
+        let mut w = std::io::BufWriter::with_capacity(64 << 10, super::reply::ChannelWriter(tx));
         if c.copy_from(&rec.id, &path, None, &mut w, &opts).is_ok() {
             let _ = std::io::Write::flush(&mut w);
         }

@@ -282,3 +282,43 @@ pub fn create(req: &Req<'_>) -> Result<Reply> {
         _ => Ok(Reply::Stream("application/json", rx)),
     }
 }
+
+/// `GET /images/NAME/get` and `GET /images/get?names=…`: `save`'s archive, streamed.
+pub fn get(req: &Req<'_>, names: &[String]) -> Result<Reply> {
+    if names.is_empty() {
+        return Err(ApiError::bad_request("no image names given"));
+    }
+    let store = open_store(req.root)?;
+    for n in names {
+        resolve(&store, n)?;
+    }
+    let items = image::plan_save(&store, names)?;
+    let (tx, rx) = mpsc::channel::<Bytes>(16);
+    std::thread::spawn(move || {
+        let mut w = std::io::BufWriter::with_capacity(256 << 10, super::reply::ChannelWriter(tx));
+        if image::save(&store, &items, &mut w).is_ok() {
+            let _ = std::io::Write::flush(&mut w);
+        }
+    });
+    Ok(Reply::Stream("application/x-tar", rx))
+}
+
+/// `POST /images/load?quiet=`: `load` of the archive in the body, read as it arrives;
+/// Docker's JSON messages (`{"stream": "Loaded image: …\n"}`), which `quiet` keeps (it
+/// only drops progress, and there is none here).
+pub fn load(root: &std::path::Path, _quiet: bool, body: super::reply::BodyReader) -> Result<Reply> {
+    let mut store = open_store(root)?;
+    let loaded = image::load(&mut store, body).map_err(|e| match e {
+        e @ (image::Error::Archive(_) | image::Error::Read(..)) => {
+            ApiError::bad_request(e.to_string())
+        }
+        e => e.into(),
+    })?;
+    let mut out = Vec::new();
+    for m in &loaded.messages {
+        let mut line = serde_json::to_vec(&json!({"stream": format!("{m}\n")})).unwrap_or_default();
+        line.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&line);
+    }
+    Ok(Reply::Raw(StatusCode::OK, "application/json", out))
+}

@@ -27,6 +27,14 @@ impl Query {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
+    /// Every value of a repeated parameter (`names=a&names=b`).
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
     /// Docker's `httputils.BoolValue`: present and not one of `0`, `no`, `false`, `none`.
     pub fn flag(&self, key: &str) -> bool {
         self.get(key).is_some_and(|v| {
@@ -92,7 +100,7 @@ pub struct Req<'a> {
 }
 
 /// Splits a `/vX.Y` prefix off `path`; refuses versions this service does not serve.
-fn strip_version(path: &str) -> Result<&str> {
+pub fn strip_version(path: &str) -> Result<&str> {
     let Some(rest) = path.strip_prefix("/v") else {
         return Ok(path);
     };
@@ -179,6 +187,15 @@ fn images_route(req: &Req<'_>, m: &str, rest: &str) -> Result<Reply> {
     match (m, rest) {
         ("GET", "json") => return images::list(req),
         ("POST", "prune") => return images::prune(req),
+        ("GET", "get") => {
+            let names: Vec<String> = req
+                .query
+                .all("names")
+                .iter()
+                .map(|n| n.to_string())
+                .collect();
+            return images::get(req, &names);
+        }
         _ => {}
     }
     if m == "DELETE" {
@@ -191,6 +208,7 @@ fn images_route(req: &Req<'_>, m: &str, rest: &str) -> Result<Reply> {
         ("GET", "json") => images::inspect(req, name),
         ("GET", "history") => images::history(req, name),
         ("POST", "tag") => images::tag(req, name),
+        ("GET", "get") => images::get(req, &[name.to_string()]),
         _ => Err(not_found()),
     }
 }

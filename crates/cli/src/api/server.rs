@@ -323,6 +323,11 @@ async fn handle(root: Arc<PathBuf>, req: Request<Incoming>) -> Result<Response<B
     if let Some(id) = super::exec::hijack_target(&req) {
         return Ok(super::exec::start_attached(root, req, id).await);
     }
+    if req.method() == hyper::Method::POST
+        && super::route::strip_version(req.uri().path()).ok() == Some("/images/load")
+    {
+        return Ok(load(root, req).await);
+    }
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
@@ -344,6 +349,34 @@ async fn handle(root: Arc<PathBuf>, req: Request<Incoming>) -> Result<Response<B
         ))
     });
     Ok(respond(reply, head))
+}
+
+/// `POST /images/load`: the body goes to the loader as it arrives (archives can be big).
+async fn load(root: Arc<PathBuf>, req: Request<Incoming>) -> Response<Body> {
+    let quiet = super::route::Query::parse(req.uri().query()).flag("quiet");
+    let (tx, rx) = mpsc::channel::<Bytes>(16);
+    let mut body = req.into_body();
+    tokio::spawn(async move {
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { return };
+            if let Ok(data) = frame.into_data() {
+                if tx.send(data).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let reply = tokio::task::spawn_blocking(move || {
+        super::images::load(&root, quiet, super::reply::BodyReader::new(rx))
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the request's handler failed: {e}"),
+        ))
+    });
+    respond(reply, false)
 }
 
 /// The container of `POST [/vX.Y]/containers/ID/attach`.
