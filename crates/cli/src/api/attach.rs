@@ -12,9 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, UPGRADE};
+use hyper::header::UPGRADE;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -118,16 +117,7 @@ fn follow(plan: Plan, tx: mpsc::Sender<Bytes>) {
                     if !wanted {
                         continue;
                     }
-                    let chunk = if plan.tty {
-                        Bytes::from(e.log.into_bytes())
-                    } else {
-                        let data = e.log.as_bytes();
-                        let mut b = Vec::with_capacity(8 + data.len());
-                        b.extend_from_slice(&[stream, 0, 0, 0]);
-                        b.extend_from_slice(&(data.len() as u32).to_be_bytes());
-                        b.extend_from_slice(data);
-                        Bytes::from(b)
-                    };
+                    let chunk = super::reply::output_chunk(plan.tty, stream, e.log.as_bytes());
                     if tx.blocking_send(chunk).is_err() {
                         return;
                     }
@@ -238,19 +228,5 @@ pub async fn attach(root: Arc<PathBuf>, mut req: Request<Incoming>, id: String) 
         let _ = wr.shutdown().await;
         stdin.abort();
     });
-    let mut r = Response::new(Full::new(Bytes::new()).boxed());
-    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = r.headers_mut();
-    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-    h.insert(UPGRADE, HeaderValue::from_static("tcp"));
-    h.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static(if tty {
-            "application/vnd.docker.raw-stream"
-        } else {
-            "application/vnd.docker.multiplexed-stream"
-        }),
-    );
-    super::server::docker_headers(&mut r);
-    r
+    super::server::upgraded(tty)
 }

@@ -38,17 +38,7 @@ pub fn list(req: &Req<'_>) -> Result<Reply> {
     let c = open_containers(req.root)?;
     let q = &req.query;
     let mut rows = c.summaries(q.flag("size"))?;
-    let state_of = |s: &container::Summary| -> &'static str {
-        if s.paused {
-            "paused"
-        } else if s.running {
-            "running"
-        } else if s.record.state.status == "created" {
-            "created"
-        } else {
-            "exited"
-        }
-    };
+    let state_of = crate::commands::ps::state_of;
     let filters = q.filters()?;
     let filtered = !filters.is_empty();
     for (k, v) in &filters {
@@ -530,16 +520,6 @@ pub fn prune(req: &Req<'_>) -> Result<Reply> {
     })))
 }
 
-/// One frame of Docker's multiplexed stream: the stream (1 stdout, 2 stderr), three zero
-/// bytes, the length as a big-endian u32, then the bytes.
-fn frame(stream: u8, data: &[u8]) -> Bytes {
-    let mut b = Vec::with_capacity(8 + data.len());
-    b.extend_from_slice(&[stream, 0, 0, 0]);
-    b.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    b.extend_from_slice(data);
-    Bytes::from(b)
-}
-
 /// `GET /containers/ID/logs?stdout&stderr&follow&tail&timestamps&since&until`: the log
 /// file's entries, multiplexed (raw for a container with a terminal), followed while the
 /// container runs.
@@ -600,11 +580,7 @@ pub fn logs(req: &Req<'_>, id: &str) -> Result<Reply> {
                     data.push(b' ');
                 }
                 data.extend_from_slice(e.log.as_bytes());
-                let chunk = if tty {
-                    Bytes::from(data)
-                } else {
-                    frame(stream, &data)
-                };
+                let chunk = super::reply::output_chunk(tty, stream, &data);
                 if tx.blocking_send(chunk).is_err() {
                     return false;
                 }
@@ -650,6 +626,15 @@ pub fn logs(req: &Req<'_>, id: &str) -> Result<Reply> {
     Ok(Reply::Stream(ctype, rx))
 }
 
+/// The `path` parameter of the archive endpoints.
+fn path_param(req: &Req<'_>) -> Result<String> {
+    req.query
+        .get("path")
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::bad_request("path is required"))
+}
+
 fn copy_error(e: container::CopyError, id: &str, path: &str) -> ApiError {
     match e {
         container::CopyError::NotFound { .. } => {
@@ -676,12 +661,7 @@ fn stat_header(st: &container::PathStat) -> String {
 /// `HEAD`/`GET /containers/ID/archive?path=`: the path's stat header (what `docker cp`
 /// asks first), and for `GET` its tar, streamed (`cp`'s `copy_from`).
 pub fn archive_get(req: &Req<'_>, id: &str) -> Result<Reply> {
-    let path = req
-        .query
-        .get("path")
-        .filter(|p| !p.is_empty())
-        .ok_or_else(|| ApiError::bad_request("path is required"))?
-        .to_string();
+    let path = path_param(req)?;
     let mut c = open_containers(req.root)?;
     let rec = find(&c, id)?;
     let st = c
@@ -718,12 +698,7 @@ pub fn archive_get(req: &Req<'_>, id: &str) -> Result<Reply> {
 /// `PUT /containers/ID/archive?path=DIR`: the tar in the body unpacked into `DIR` (`cp`'s
 /// `copy_to` of `-`), owners kept as Docker 20.10 keeps them.
 pub fn archive_put(req: &Req<'_>, id: &str) -> Result<Reply> {
-    let path = req
-        .query
-        .get("path")
-        .filter(|p| !p.is_empty())
-        .ok_or_else(|| ApiError::bad_request("path is required"))?
-        .to_string();
+    let path = path_param(req)?;
     let mut c = open_containers(req.root)?;
     let rec = find(&c, id)?;
     let opts = container::CopyOptions {
@@ -784,6 +759,9 @@ mod tests {
 
     #[test]
     fn frames_are_docker_multiplexed() {
-        assert_eq!(&frame(2, b"hi")[..], &[2, 0, 0, 0, 0, 0, 0, 2, b'h', b'i']);
+        assert_eq!(
+            &super::super::reply::output_chunk(false, 2, b"hi")[..],
+            &[2, 0, 0, 0, 0, 0, 0, 2, b'h', b'i']
+        );
     }
 }

@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, UPGRADE};
+use hyper::header::UPGRADE;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
@@ -177,15 +177,7 @@ fn run(
                             Ok(0) | Err(_) => return,
                             Ok(n) => n,
                         };
-                        let chunk = if tty {
-                            Bytes::copy_from_slice(&buf[..n])
-                        } else {
-                            let mut b = Vec::with_capacity(8 + n);
-                            b.extend_from_slice(&[stream, 0, 0, 0]);
-                            b.extend_from_slice(&(n as u32).to_be_bytes());
-                            b.extend_from_slice(&buf[..n]);
-                            Bytes::from(b)
-                        };
+                        let chunk = super::reply::output_chunk(tty, stream, &buf[..n]);
                         if tx.blocking_send(chunk).is_err() {
                             return;
                         }
@@ -321,19 +313,5 @@ pub async fn start_attached(
         let _ = wr.shutdown().await;
         stdin.abort();
     });
-    let mut r = Response::new(Full::new(Bytes::new()).boxed());
-    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = r.headers_mut();
-    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-    h.insert(UPGRADE, HeaderValue::from_static("tcp"));
-    h.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static(if tty {
-            "application/vnd.docker.raw-stream"
-        } else {
-            "application/vnd.docker.multiplexed-stream"
-        }),
-    );
-    super::server::docker_headers(&mut r);
-    r
+    super::server::upgraded(tty)
 }

@@ -169,3 +169,17 @@ impl std::io::Read for BodyReader {
         Ok(n)
     }
 }
+
+/// A piece of a container's output as attach, logs and exec send it: raw for a container
+/// with a terminal, else one frame of Docker's multiplexed stream (the stream, 1 stdout or
+/// 2 stderr, three zero bytes, the length as a big-endian u32, then the bytes).
+pub fn output_chunk(tty: bool, stream: u8, data: &[u8]) -> Bytes {
+    if tty {
+        return Bytes::copy_from_slice(data);
+    }
+    let mut b = Vec::with_capacity(8 + data.len());
+    b.extend_from_slice(&[stream, 0, 0, 0]);
+    b.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    b.extend_from_slice(data);
+    Bytes::from(b)
+}

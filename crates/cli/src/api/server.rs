@@ -194,6 +194,9 @@ pub fn serve(root: &Path, a: ServiceArgs) -> anyhow::Result<()> {
                 // SAFETY: systemd passes the listening socket as fd 3 (SD_LISTEN_FDS_START)
                 // and it is used nowhere else.
                 let l = unsafe { std::os::unix::net::UnixListener::from_raw_fd(3) };
+                // Passed without close-on-exec: no container monitor may inherit it.
+                // SAFETY: fcntl on a descriptor this process owns.
+                unsafe { libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC) };
                 l.set_nonblocking(true)?;
                 Listener::Unix(tokio::net::UnixListener::from_std(l)?, None)
             }
@@ -390,6 +393,29 @@ fn attach_target(method: &hyper::Method, path: &str) -> Option<String> {
     };
     let id = path.strip_prefix("/containers/")?.strip_suffix("/attach")?;
     (!id.is_empty() && !id.contains('/')).then(|| id.to_string())
+}
+
+/// `101 Switching Protocols` to a hijacked stream (attach, exec start), with the content
+/// type of what follows: raw for a terminal, else multiplexed.
+pub fn upgraded(tty: bool) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::new()).boxed());
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(
+        hyper::header::CONNECTION,
+        HeaderValue::from_static("Upgrade"),
+    );
+    h.insert(hyper::header::UPGRADE, HeaderValue::from_static("tcp"));
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(if tty {
+            "application/vnd.docker.raw-stream"
+        } else {
+            "application/vnd.docker.multiplexed-stream"
+        }),
+    );
+    docker_headers(&mut r);
+    r
 }
 
 /// The headers Docker's daemon puts on every answer.

@@ -29,22 +29,25 @@ pub(crate) fn status(s: &container::Summary, now: f64) -> String {
     }
 }
 
+/// Docker's `State` of a container: `paused`, `running`, `created` or `exited`.
+pub(crate) fn state_of(s: &container::Summary) -> &'static str {
+    if s.paused {
+        "paused"
+    } else if s.running {
+        "running"
+    } else if s.record.state.status == "created" {
+        "created"
+    } else {
+        "exited"
+    }
+}
+
 pub fn run(root: &Path, a: PsArgs) -> Result<()> {
     let c = super::open_containers(root)?;
     let mut rows = c.summaries(a.size)?;
     for f in &a.filters {
         let (k, v) = super::split_filter(f, "ps")?;
-        let state = |s: &container::Summary| -> &str {
-            if s.paused {
-                "paused"
-            } else if s.running {
-                "running"
-            } else if s.record.state.status == "created" {
-                "created"
-            } else {
-                "exited"
-            }
-        };
+        let state = state_of;
         match k {
             "id" => rows.retain(|s| s.record.id.starts_with(v)),
             "name" => rows.retain(|s| s.record.name.contains(v)),
