@@ -7,25 +7,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use dockerfile::{Ast, Node, ShellLex};
+use dockerfile::{Ast, Node, ShellLex, PLATFORM_ARGS};
 
 use crate::{rule_url, Finding};
 
 /// The environment of a base image, when it is known (`None`: unknown, so `UndefinedVar`
 /// stays quiet for that stage).
 pub type BaseEnv<'a> = &'a dyn Fn(&str) -> Option<Vec<(String, String)>>;
-
-/// The platform args every Dockerfile has without declaring them.
-const PLATFORM_ARGS: [&str; 8] = [
-    "BUILDPLATFORM",
-    "BUILDOS",
-    "BUILDARCH",
-    "BUILDVARIANT",
-    "TARGETPLATFORM",
-    "TARGETOS",
-    "TARGETARCH",
-    "TARGETVARIANT",
-];
 
 fn finding(rule: &'static str, message: String, node: &Node) -> Finding {
     Finding {

@@ -80,7 +80,8 @@ pub use parser::{
 };
 pub use shell::{Env, EnvList, Processed, ShellLex};
 pub use stages::{
-    lower, Base, BuildOptions, Dockerfile, Platform, Scope, Source, Stage, PROXY_ARGS,
+    lower, Base, BuildOptions, Dockerfile, Platform, Scope, Source, Stage, PLATFORM_ARGS,
+    PROXY_ARGS,
 };
 pub use util::{go_quote, parse_go_duration};
 pub use values::{expose_ports, parse_signal, resolve_workdir};

@@ -10,6 +10,18 @@ use crate::mount::mount_from;
 use crate::parser::{Ast, Directive, Node, Warning};
 use crate::shell::{Env, ShellLex};
 
+/// The platform args every Dockerfile has without declaring them.
+pub const PLATFORM_ARGS: [&str; 8] = [
+    "BUILDPLATFORM",
+    "BUILDOS",
+    "BUILDARCH",
+    "BUILDVARIANT",
+    "TARGETPLATFORM",
+    "TARGETOS",
+    "TARGETARCH",
+    "TARGETVARIANT",
+];
+
 /// Build args Docker accepts without an `ARG` line and never reports as unused.
 pub const PROXY_ARGS: [&str; 10] = [
     "HTTP_PROXY",
@@ -167,19 +179,7 @@ fn platform_args(o: &BuildOptions) -> Vec<(String, String)> {
 }
 
 fn is_predefined(name: &str) -> bool {
-    PROXY_ARGS.contains(&name)
-        || name.starts_with("BUILDKIT_")
-        || [
-            "BUILDPLATFORM",
-            "BUILDOS",
-            "BUILDARCH",
-            "BUILDVARIANT",
-            "TARGETPLATFORM",
-            "TARGETOS",
-            "TARGETARCH",
-            "TARGETVARIANT",
-        ]
-        .contains(&name)
+    PROXY_ARGS.contains(&name) || name.starts_with("BUILDKIT_") || PLATFORM_ARGS.contains(&name)
 }
 
 /// Turn an [`Ast`] into stages: check every instruction, resolve meta ARGs, `FROM` lines and
