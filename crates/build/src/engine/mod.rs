@@ -652,22 +652,23 @@ impl Builder<'_> {
                         let r = bs
                             .graph
                             .start(i, &needs)
-                            .inspect_err(|_| bs.graph.fail())
+                            .inspect_err(|_| bs.graph.fail(i))
                             .and_then(|()| {
                                 let r = shared.build_stage(root, bs, i, &mut ordered.stage(i));
                                 bs.graph.finish(i, r.as_ref().ok().copied());
                                 r
                             });
-                        ordered.finish(i);
+                        ordered.finish(i, r.is_err());
                         r
                     })
                 })
                 .collect();
             threads
                 .into_iter()
-                .map(|t| {
+                .enumerate()
+                .map(|(i, t)| {
                     t.join().unwrap_or_else(|_| {
-                        bs.graph.fail();
+                        bs.graph.fail(i);
                         Err(BuildError::Step {
                             line: 0,
                             msg: "a build stage panicked".into(),
@@ -878,7 +879,7 @@ impl Builder<'_> {
         let labels = label_steps(bs, index);
         let mut shown = 1;
         for (k, step) in stage.steps.iter().chain(labels.iter()).enumerate() {
-            bs.graph.check()?;
+            bs.graph.check(index)?;
             let n = first + 1 + k;
             self.say(st.quiet, &format!("Step {n}/{total} : {}", step.text));
             if step.op.does_work() && k < stage.steps.len() {

@@ -73,8 +73,10 @@ pub(super) struct Graph {
 struct GraphState {
     /// The final image of every stage built so far, by index.
     built: Vec<Option<Digest>>,
-    /// A stage failed: the others stop at their next step.
-    failed: bool,
+    /// The lowest stage that failed: the stages after it stop at their next step, the
+    /// ones before it go on (the sequential build would have run them first), so the
+    /// output and the error are the sequential build's.
+    failed: Option<usize>,
     /// Slots in use.
     running: usize,
     /// Stages waiting for a slot; the lowest index gets the next one.
@@ -86,7 +88,7 @@ impl Graph {
         Graph {
             state: Mutex::new(GraphState {
                 built: vec![None; stages],
-                failed: false,
+                failed: None,
                 running: 0,
                 waiting: BTreeSet::new(),
             }),
@@ -99,6 +101,10 @@ impl Graph {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn stopped(g: &GraphState, index: usize) -> bool {
+        g.failed.is_some_and(|f| f < index)
+    }
+
     fn wait<'g>(&self, g: MutexGuard<'g, GraphState>) -> MutexGuard<'g, GraphState> {
         self.changed.wait(g).unwrap_or_else(|e| e.into_inner())
     }
@@ -106,7 +112,7 @@ impl Graph {
     /// Waits until every stage in `needs` is built, then for a slot.
     pub(super) fn start(&self, index: usize, needs: &BTreeSet<usize>) -> Result<()> {
         let mut g = self.lock();
-        while !g.failed && needs.iter().any(|&j| g.built[j].is_none()) {
+        while !Self::stopped(&g, index) && needs.iter().any(|&j| g.built[j].is_none()) {
             g = self.wait(g);
         }
         self.take_slot(g, index)
@@ -114,11 +120,13 @@ impl Graph {
 
     fn take_slot(&self, mut g: MutexGuard<'_, GraphState>, index: usize) -> Result<()> {
         g.waiting.insert(index);
-        while !g.failed && (g.running >= self.jobs || g.waiting.first() != Some(&index)) {
+        while !Self::stopped(&g, index)
+            && (g.running >= self.jobs || g.waiting.first() != Some(&index))
+        {
             g = self.wait(g);
         }
         g.waiting.remove(&index);
-        if g.failed {
+        if Self::stopped(&g, index) {
             self.changed.notify_all();
             return Err(BuildError::Cancelled);
         }
@@ -126,27 +134,31 @@ impl Graph {
         Ok(())
     }
 
-    /// Stage `index` ends (built, or failed: then every other stage stops) and gives its
+    /// Stage `index` ends (built, or failed: then every later stage stops) and gives its
     /// slot back.
     pub(super) fn finish(&self, index: usize, result: Option<Digest>) {
         let mut g = self.lock();
         g.running -= 1;
         match result {
             Some(id) => g.built[index] = Some(id),
-            None => g.failed = true,
+            None => Self::mark_failed(&mut g, index),
         }
         self.changed.notify_all();
     }
 
-    /// Stops the build after a stage that never got a slot failed.
-    pub(super) fn fail(&self) {
-        self.lock().failed = true;
+    fn mark_failed(g: &mut GraphState, index: usize) {
+        g.failed = Some(g.failed.map_or(index, |f| f.min(index)));
+    }
+
+    /// Stops the stages after `index`, which failed without a slot.
+    pub(super) fn fail(&self, index: usize) {
+        Self::mark_failed(&mut self.lock(), index);
         self.changed.notify_all();
     }
 
-    /// An error when another stage failed: checked before each step.
-    pub(super) fn check(&self) -> Result<()> {
-        match self.lock().failed {
+    /// An error when an earlier stage failed: checked before each step of stage `index`.
+    pub(super) fn check(&self, index: usize) -> Result<()> {
+        match Self::stopped(&self.lock(), index) {
             true => Err(BuildError::Cancelled),
             false => Ok(()),
         }
@@ -161,11 +173,12 @@ impl Graph {
         }
         g.running -= 1;
         self.changed.notify_all();
-        while !g.failed && g.built[j].is_none() {
+        // Stage `j` failing (or one before it) ends the wait too.
+        while !Self::stopped(&g, index.max(j + 1)) && g.built[j].is_none() {
             g = self.wait(g);
         }
         self.take_slot(g, index)?;
-        Ok(self.lock().built[j].expect("a stage waited for is built"))
+        self.lock().built[j].ok_or(BuildError::Cancelled)
     }
 
     /// The final images of the stages built, by index.
@@ -186,6 +199,9 @@ struct OrderedState<'o> {
     /// What later stages wrote so far.
     held: Vec<Vec<u8>>,
     done: Vec<bool>,
+    /// The lowest stage that failed: nothing after it comes out, as in the sequential
+    /// build, which stops there.
+    cut: usize,
 }
 
 impl<'o> Ordered<'o> {
@@ -196,6 +212,7 @@ impl<'o> Ordered<'o> {
                 head: 0,
                 held: vec![Vec::new(); stages],
                 done: vec![false; stages],
+                cut: usize::MAX,
             }),
         }
     }
@@ -212,12 +229,16 @@ impl<'o> Ordered<'o> {
         }
     }
 
-    /// Stage `index` wrote everything: the stages after it that are held come out.
-    pub(super) fn finish(&self, index: usize) {
+    /// Stage `index` wrote everything (and `failed` or not): the stages after it that are
+    /// held come out.
+    pub(super) fn finish(&self, index: usize, failed: bool) {
         let mut g = self.lock();
         let s = &mut *g;
         s.done[index] = true;
-        while s.head < s.done.len() && s.done[s.head] {
+        if failed {
+            s.cut = s.cut.min(index);
+        }
+        while s.head < s.done.len() && s.head < s.cut && s.done[s.head] {
             s.head += 1;
             if let Some(held) = s.held.get_mut(s.head) {
                 let _ = s.out.write_all(&std::mem::take(held));
@@ -230,7 +251,8 @@ impl<'o> Ordered<'o> {
     pub(super) fn flush_all(&self) {
         let mut g = self.lock();
         let s = &mut *g;
-        for held in &mut s.held {
+        let end = s.held.len().min(s.cut.saturating_add(1));
+        for held in &mut s.held[..end] {
             let _ = s.out.write_all(&std::mem::take(held));
         }
         let _ = s.out.flush();
@@ -259,5 +281,55 @@ impl Write for StageOut<'_, '_> {
             g.out.flush()?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest(n: u8) -> Digest {
+        Digest::of(&[n])
+    }
+
+    #[test]
+    fn a_failed_stage_stops_the_later_ones_but_not_the_earlier_ones() {
+        let graph = Graph::new(3, 3);
+        for i in 0..3 {
+            graph.start(i, &BTreeSet::new()).unwrap();
+        }
+        graph.finish(1, None);
+        assert!(graph.check(0).is_ok(), "an earlier stage goes on");
+        assert!(graph.check(1).is_ok());
+        assert!(matches!(graph.check(2), Err(BuildError::Cancelled)));
+        graph.finish(0, Some(digest(0)));
+        assert_eq!(graph.images()[0], Some(digest(0)));
+    }
+
+    #[test]
+    fn waiting_for_a_stage_that_failed_ends() {
+        let graph = Graph::new(3, 1);
+        graph.start(0, &BTreeSet::new()).unwrap();
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| graph.start(2, &BTreeSet::from([0])));
+            graph.finish(0, None);
+            assert!(matches!(waiter.join().unwrap(), Err(BuildError::Cancelled)));
+        });
+    }
+
+    #[test]
+    fn output_stops_at_the_failed_stage() {
+        let mut out = Vec::new();
+        {
+            let ordered = Ordered::new(&mut out, 3);
+            ordered.stage(2).write_all(b"two\n").unwrap();
+            ordered.stage(1).write_all(b"one\n").unwrap();
+            ordered.finish(2, true);
+            ordered.finish(1, true);
+            ordered.stage(0).write_all(b"zero\n").unwrap();
+            ordered.finish(0, false);
+            ordered.flush_all();
+        }
+        assert_eq!(String::from_utf8(out).unwrap(), "zero\none\n");
     }
 }
