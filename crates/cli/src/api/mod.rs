@@ -14,6 +14,7 @@
 mod attach;
 mod build;
 mod containers;
+mod contents;
 mod exec;
 mod images;
 mod reply;

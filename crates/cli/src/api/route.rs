@@ -7,7 +7,7 @@ use std::path::Path;
 use hyper::{HeaderMap, Method, StatusCode, Uri};
 
 use super::reply::{ApiError, Reply, Result};
-use super::{containers, exec, images, system};
+use super::{containers, contents, exec, images, system};
 
 /// The query string, decoded.
 pub struct Query(Vec<(String, String)>);
@@ -177,6 +177,7 @@ pub fn route(
         ("GET", "/version") => system::version(&req),
         ("GET", "/info") => system::info(&req),
         ("GET", "/events") => system::events(&req),
+        ("POST", "/commit") => contents::commit(&req),
         _ => Err(not_found()),
     }
 }
@@ -234,6 +235,10 @@ fn containers_route(req: &Req<'_>, m: &str, rest: &str) -> Result<Reply> {
         ("POST", "wait") => containers::wait(req, id),
         ("POST", "rename") => containers::rename(req, id),
         ("POST", "exec") => exec::create(req, id),
+        ("GET", "top") => contents::top(req, id),
+        ("GET", "changes") => contents::changes(req, id),
+        ("GET", "export") => contents::export(req, id),
+        ("GET", "stats") => contents::stats(req, id),
         ("POST", "pause") => containers::pause(req, id, true),
         ("POST", "unpause") => containers::pause(req, id, false),
         _ => Err(not_found()),
