@@ -13,12 +13,15 @@
 
 mod attach;
 mod containers;
+mod df;
 mod exec;
 mod images;
+mod networks;
 mod reply;
 mod route;
 mod server;
 mod system;
+mod volumes;
 
 pub use server::serve;
 
