@@ -137,6 +137,8 @@ pub struct BuildOptions {
     pub source: Option<String>,
     /// `--explain`: list every changed input of the first step that misses the cache.
     pub explain: bool,
+    /// Set from elsewhere to stop the build at its next step (its client went away).
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// What `--squash` (Docker's) and `--squash-all` (Podman's) merge into one layer.
@@ -200,6 +202,9 @@ pub struct Builder<'a> {
     pub stage_images: Vec<Digest>,
     /// Filled by [`Builder::build`]: every step run, for the build's record, by number.
     pub steps: Vec<store::StepRecord>,
+    /// Told the image's ID before `Successfully built` is written (the Engine API's `aux`
+    /// message goes there).
+    pub on_built: Option<&'a (dyn Fn(&Digest) + Sync)>,
     pub out: &'a mut (dyn Write + Send),
 }
 
@@ -241,6 +246,7 @@ impl Shared<'_> {
             fetcher: self.fetcher,
             stage_images: Vec::new(),
             steps: Vec::new(),
+            on_built: None,
             out,
         };
         b.build_stage(bs, index)
@@ -771,6 +777,13 @@ impl Builder<'_> {
         unsynced: bool,
         vertex: usize,
     ) -> Result<()> {
+        if opts
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::SeqCst))
+        {
+            return Err(BuildError::Cancelled);
+        }
         let mut retag_only = !unsynced;
         for t in &opts.tags {
             if !retag_only {
@@ -806,6 +819,10 @@ impl Builder<'_> {
             }
             v.end(self.out, Outcome::Done);
         } else {
+            if let Some(f) = self.on_built {
+                let _ = self.out.flush();
+                f(id);
+            }
             self.say(false, &format!("Successfully built {}", id.short()));
             for t in &opts.tags {
                 self.say(false, &format!("Successfully tagged {}", t.familiar()));
@@ -880,6 +897,14 @@ impl Builder<'_> {
         let mut shown = 1;
         for (k, step) in stage.steps.iter().chain(labels.iter()).enumerate() {
             bs.graph.check(index)?;
+            if bs
+                .opts
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::SeqCst))
+            {
+                return Err(BuildError::Cancelled);
+            }
             let n = first + 1 + k;
             self.say(st.quiet, &format!("Step {n}/{total} : {}", step.text));
             if step.op.does_work() && k < stage.steps.len() {

@@ -12,6 +12,7 @@
 //! `containers.rs` are the endpoints.
 
 mod attach;
+mod build;
 mod containers;
 mod df;
 mod exec;

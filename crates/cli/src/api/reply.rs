@@ -140,14 +140,15 @@ impl std::io::Write for ChannelWriter {
     }
 }
 
-/// A request body read as it arrives (archives: `/images/load`), on a blocking thread.
+/// A request body read as it arrives (archives: `/images/load`, `/build`), on a blocking
+/// thread. A body cut short (the client went away) is an error, never a shorter archive.
 pub struct BodyReader {
-    rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::Receiver<std::io::Result<Bytes>>,
     chunk: Bytes,
 }
 
 impl BodyReader {
-    pub fn new(rx: mpsc::Receiver<Bytes>) -> BodyReader {
+    pub fn new(rx: mpsc::Receiver<std::io::Result<Bytes>>) -> BodyReader {
         BodyReader {
             rx,
             chunk: Bytes::new(),
@@ -159,7 +160,7 @@ impl std::io::Read for BodyReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.chunk.is_empty() {
             match self.rx.blocking_recv() {
-                Some(c) => self.chunk = c,
+                Some(c) => self.chunk = c?,
                 None => return Ok(0),
             }
         }

@@ -326,10 +326,12 @@ async fn handle(root: Arc<PathBuf>, req: Request<Incoming>) -> Result<Response<B
     if let Some(id) = super::exec::hijack_target(&req) {
         return Ok(super::exec::start_attached(root, req, id).await);
     }
-    if req.method() == hyper::Method::POST
-        && super::route::strip_version(req.uri().path()).ok() == Some("/images/load")
-    {
-        return Ok(load(root, req).await);
+    if req.method() == hyper::Method::POST {
+        match super::route::strip_version(req.uri().path()) {
+            Ok("/images/load") => return Ok(load(root, req).await),
+            Ok("/build") => return Ok(super::build::build(root, req).await),
+            _ => {}
+        }
     }
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
@@ -357,29 +359,44 @@ async fn handle(root: Arc<PathBuf>, req: Request<Incoming>) -> Result<Response<B
 /// `POST /images/load`: the body goes to the loader as it arrives (archives can be big).
 async fn load(root: Arc<PathBuf>, req: Request<Incoming>) -> Response<Body> {
     let quiet = super::route::Query::parse(req.uri().query()).flag("quiet");
-    let (tx, rx) = mpsc::channel::<Bytes>(16);
-    let mut body = req.into_body();
+    let body = body_reader(req.into_body());
+    let reply = tokio::task::spawn_blocking(move || super::images::load(&root, quiet, body))
+        .await
+        .unwrap_or_else(|e| {
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the request's handler failed: {e}"),
+            ))
+        });
+    respond(reply, false)
+}
+
+/// A request's body as a blocking reader, fed as the chunks arrive; a connection broken
+/// before the body's end is a read error.
+pub fn body_reader(mut body: Incoming) -> super::reply::BodyReader {
+    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(16);
     tokio::spawn(async move {
         while let Some(frame) = body.frame().await {
-            let Ok(frame) = frame else { return };
-            if let Ok(data) = frame.into_data() {
-                if tx.send(data).await.is_err() {
+            let data = match frame {
+                Ok(f) => match f.into_data() {
+                    Ok(d) => d,
+                    Err(_) => continue,
+                },
+                Err(e) => {
+                    let e = std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("the request body ended early: {e}"),
+                    );
+                    let _ = tx.send(Err(e)).await;
                     return;
                 }
+            };
+            if tx.send(Ok(data)).await.is_err() {
+                return;
             }
         }
     });
-    let reply = tokio::task::spawn_blocking(move || {
-        super::images::load(&root, quiet, super::reply::BodyReader::new(rx))
-    })
-    .await
-    .unwrap_or_else(|e| {
-        Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the request's handler failed: {e}"),
-        ))
-    });
-    respond(reply, false)
+    super::reply::BodyReader::new(rx)
 }
 
 /// The container of `POST [/vX.Y]/containers/ID/attach`.

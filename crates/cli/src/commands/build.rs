@@ -415,10 +415,47 @@ struct Machinery {
     runner: Runner,
 }
 
-pub fn run(root: &Path, mut a: BuildArgs) -> Result<()> {
+/// Where a build's bytes come from and go: the terminal's for the CLI, a request's for the
+/// Engine API (`/build`).
+pub struct Session<'a> {
+    /// The classic output, and the image ID of `-q`.
+    pub out: Box<dyn Write + Send>,
+    /// BuildKit's display, and the output `-q` kept when the build fails.
+    pub err: Box<dyn Write + Send>,
+    /// The context archive of `CONTEXT` `-` (standard input when None).
+    pub archive: Option<Box<dyn Read + Send + 'a>>,
+    /// Called with the image's ID before `Successfully built` (the API's `aux` message).
+    pub on_built: Option<&'a (dyn Fn(&oci::Digest) + Sync)>,
+    /// Set to stop the build at its next step (the API's client went away).
+    pub cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// The Dockerfile is a path inside the context only, resolved there (the API: the
+    /// context and its names come from a client, not from this machine's files).
+    pub confined: bool,
+}
+
+impl Session<'_> {
+    /// The CLI's: standard output and error, standard input for `-`.
+    pub fn terminal() -> Session<'static> {
+        Session {
+            out: Box::new(io::stdout()),
+            err: Box::new(io::stderr()),
+            archive: None,
+            on_built: None,
+            cancel: None,
+            confined: false,
+        }
+    }
+}
+
+pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
     if a.check {
         return super::build_check::run(root, &a);
     }
+    build(root, a, Session::terminal()).map(|_| ())
+}
+
+/// Builds as `a` says, reading and writing through `session`; returns the image's ID.
+pub fn build(root: &Path, mut a: BuildArgs, mut session: Session<'_>) -> Result<oci::Digest> {
     let platform = a.platform.as_deref().map(build_platform).transpose()?;
     let allow_insecure = allow_insecure(&a.allow)?;
     let progress = progress_mode(a.progress.as_deref())?;
@@ -435,7 +472,10 @@ pub fn run(root: &Path, mut a: BuildArgs) -> Result<()> {
             tags.push(r.clone());
         }
     }
-    let mut stdout = super::build_output::take_stdout(&outputs)?;
+    let mut stdout = match session.confined {
+        false => super::build_output::take_stdout(&outputs)?,
+        true => None,
+    };
     let mut store = super::open_store(root)?;
     // A context from standard input is unpacked into a staging area.
     let staging = if a.context == "-" {
@@ -443,7 +483,7 @@ pub fn run(root: &Path, mut a: BuildArgs) -> Result<()> {
     } else {
         None
     };
-    let input = read_input(&a, staging.as_ref())?;
+    let input = read_input(&a, staging.as_ref(), &mut session)?;
     let ctx = context(root, &a, &input)?;
     let mut build_args = parse_kv(&a.build_args, true);
     let source_date_epoch = source_date_epoch(&mut build_args)?;
@@ -498,6 +538,7 @@ pub fn run(root: &Path, mut a: BuildArgs) -> Result<()> {
         source: (a.context != "-")
             .then(|| store::source_key(&input.context_dir, &input.dockerfile_path)),
         explain: a.explain,
+        cancel: session.cancel.clone(),
     };
     let started = std::time::SystemTime::now();
     import_caches(&mut store, &a.cache_from, a.quiet)?;
@@ -508,13 +549,21 @@ pub fn run(root: &Path, mut a: BuildArgs) -> Result<()> {
         .transpose()?;
     // Not locked for the whole build: a FROM that pulls reports progress from other threads.
     // BuildKit's display goes to standard error, as BuildKit's.
-    let mut out: Box<dyn Write + Send> = match &captured {
-        Some(c) => Box::new(c.clone()),
-        None if progress != build::Progress::Classic => Box::new(io::stderr()),
-        None => Box::new(io::stdout()),
+    let Session {
+        out: session_out,
+        err: session_err,
+        on_built,
+        ..
+    } = session;
+    // With `-q`, the streams the ID (or, on failure, the captured output) goes to.
+    let (mut out, quiet_to): (Box<dyn Write + Send>, _) = match &captured {
+        Some(c) => (Box::new(c.clone()), Some((session_out, session_err))),
+        None if progress != build::Progress::Classic => (session_err, None),
+        None => (session_out, None),
     };
     let frontend = build::DockerfileFrontend::new(df.escape);
-    let puller = puller(a.quiet, opts.platform.as_ref());
+    // Pull progress goes to the terminal only.
+    let puller = puller(a.quiet || on_built.is_some(), opts.platform.as_ref());
     let mut b = build::Builder {
         store: &mut store,
         snapshots: m.snapshots.as_ref(),
@@ -528,6 +577,7 @@ pub fn run(root: &Path, mut a: BuildArgs) -> Result<()> {
         steps: Vec::new(),
         puller: Some(&puller),
         fetcher: Some(&fetch),
+        on_built,
         out: &mut out,
     };
     let result = b.build(&plan, &opts);
@@ -547,12 +597,17 @@ pub fn run(root: &Path, mut a: BuildArgs) -> Result<()> {
     drop(staging);
     let id = match (result, &captured) {
         (Ok(id), Some(_)) => {
-            println!("{id}");
+            if let Some((mut to, _)) = quiet_to {
+                writeln!(to, "{id}")?;
+                to.flush()?;
+            }
             id
         }
         (Ok(id), None) => id,
         (Err(e), Some(c)) => {
-            let mut err = io::stderr().lock();
+            let Some((_, mut err)) = quiet_to else {
+                return Err(build_failure(e));
+            };
             let _ = err.write_all(&c.0.lock().unwrap_or_else(|e| e.into_inner()));
             let _ = err.flush();
             return Err(build_failure(e));
@@ -568,7 +623,7 @@ pub fn run(root: &Path, mut a: BuildArgs) -> Result<()> {
     }
     out.flush()?;
     super::build_output::export(&store, &id, &outputs, &tags, &mut stdout)?;
-    Ok(())
+    Ok(id)
 }
 
 /// The record `builder history` shows of a build.
@@ -798,9 +853,21 @@ fn network_mode(network: &str) -> Result<runtime::Network> {
 
 /// The context directory (a tar on standard input, `-`, is unpacked into `staging`) and the
 /// Dockerfile: `-f FILE`, `-f -`, a Dockerfile on standard input, or `CONTEXT/Dockerfile`.
-fn read_input(a: &BuildArgs, staging: Option<&store::Staging>) -> Result<Input> {
+fn read_input(
+    a: &BuildArgs,
+    staging: Option<&store::Staging>,
+    session: &mut Session<'_>,
+) -> Result<Input> {
     let (context_dir, mut text) = if let Some(staging) = staging {
-        stdin_context(a, staging)?
+        match session.archive.take() {
+            Some(archive) => stdin_context(a, staging, archive, "reading the build context")?,
+            None => stdin_context(
+                a,
+                staging,
+                Box::new(io::stdin().lock()),
+                "reading the build context from standard input",
+            )?,
+        }
     } else {
         let p = PathBuf::from(&a.context);
         if !p.is_dir() {
@@ -812,6 +879,15 @@ fn read_input(a: &BuildArgs, staging: Option<&store::Staging>) -> Result<Input> 
         }
         (p, None)
     };
+    if session.confined {
+        let name = a.file.as_deref().unwrap_or("Dockerfile");
+        let text = read_in_root(&context_dir, name)?;
+        return Ok(Input {
+            dockerfile_path: context_dir.join(name),
+            context_dir,
+            text,
+        });
+    }
     let dockerfile_name: String = match a.file.as_deref() {
         _ if text.is_some() => "Dockerfile".into(),
         Some("-") => {
@@ -857,6 +933,37 @@ fn read_input(a: &BuildArgs, staging: Option<&store::Staging>) -> Result<Input> 
     })
 }
 
+/// The Dockerfile `name` inside the unpacked context `dir`, every symlink on the way resolved
+/// as if `dir` were `/` (a context from a client may hold links that point anywhere).
+fn read_in_root(dir: &Path, name: &str) -> Result<String> {
+    use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
+    let missing = || Failure::new(1, format!("Cannot locate specified Dockerfile: {name}"));
+    let root = fs::File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    let rel = name.trim_start_matches('/');
+    if rel.is_empty() {
+        return Err(missing().into());
+    }
+    let fd = openat2(
+        &root,
+        rel,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(|_| missing())?;
+    let mut f = fs::File::from(fd);
+    if !f.metadata()?.is_file() {
+        return Err(missing().into());
+    }
+    let mut text = String::new();
+    f.read_to_string(&mut text)
+        .with_context(|| format!("reading the Dockerfile {name}"))?;
+    if text.is_empty() {
+        return Err(Failure::new(1, format!("the Dockerfile ({rel}) cannot be empty")).into());
+    }
+    Ok(text)
+}
+
 /// The Dockerfile's name as Docker's daemon knows it: its path in the context, or the
 /// random name Docker's client gives a Dockerfile from elsewhere.
 fn dockerfile_name(input: &Input) -> String {
@@ -875,7 +982,12 @@ fn dockerfile_name(input: &Input) -> String {
 
 /// `build -`: a tar on standard input is the context; anything else is a Dockerfile with
 /// an empty context, as Docker does.
-fn stdin_context(a: &BuildArgs, staging: &store::Staging) -> Result<(PathBuf, Option<String>)> {
+fn stdin_context(
+    a: &BuildArgs,
+    staging: &store::Staging,
+    mut input: Box<dyn Read + '_>,
+    what: &'static str,
+) -> Result<(PathBuf, Option<String>)> {
     if a.file.as_deref() == Some("-") {
         return Err(Failure::new(
             125,
@@ -886,13 +998,12 @@ fn stdin_context(a: &BuildArgs, staging: &store::Staging) -> Result<(PathBuf, Op
     let dir = staging.new_dir("context")?;
     // A pipe may hand over fewer bytes per read: collect the first block first.
     let mut head = Vec::with_capacity(512);
-    io::stdin()
-        .lock()
+    (&mut input)
         .take(512)
         .read_to_end(&mut head)
-        .context("reading the build context from standard input")?;
+        .context(what)?;
     let archive = is_archive(&head);
-    let mut stdin = io::Cursor::new(head).chain(io::stdin().lock());
+    let mut stdin = io::Cursor::new(head).chain(input);
     if !archive {
         let mut s = String::new();
         stdin
@@ -904,8 +1015,7 @@ fn stdin_context(a: &BuildArgs, staging: &store::Staging) -> Result<(PathBuf, Op
         whiteouts: layer::WhiteoutMode::Delete,
         ..Default::default()
     };
-    layer::apply_layer_with(stdin, &dir, &opts)
-        .context("reading the build context from standard input")?;
+    layer::apply_layer_with(stdin, &dir, &opts).context(what)?;
     Ok((dir, None))
 }
 

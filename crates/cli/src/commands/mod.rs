@@ -2,7 +2,7 @@
 //! the result the way Docker prints it.
 
 mod attach;
-mod build;
+pub(crate) mod build;
 mod build_check;
 mod build_history;
 mod build_output;
