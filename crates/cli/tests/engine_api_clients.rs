@@ -231,6 +231,7 @@ fn networks_and_volumes_answer_as_docker_does() {
         return;
     }
     let s = Strata::new();
+    s.ok(&["import", busybox_tar().to_str().unwrap(), "busybox"]);
     let api = Service::start(&s);
 
     // Networks: the predefined ones, then one as Compose creates it.
@@ -401,22 +402,22 @@ fn networks_and_volumes_answer_as_docker_does() {
     let (st, body) = api.http(
         "POST",
         "/v1.41/volumes/create",
-        Some(r#"{"Name":"v","DriverOpts":{"foo":"x"}}"#),
+        Some(r#"{"Name":"vx","DriverOpts":{"foo":"x"}}"#),
     );
     assert_eq!(
         (st, body.as_str()),
-        (400, r#"{"message":"create v: invalid option: \"foo\""}"#)
+        (400, r#"{"message":"create vx: invalid option: \"foo\""}"#)
     );
     let (st, body) = api.http(
         "POST",
         "/v1.41/volumes/create",
-        Some(r#"{"Name":"v","Driver":"nope"}"#),
+        Some(r#"{"Name":"vx","Driver":"nope"}"#),
     );
     assert_eq!(
         (st, body.as_str()),
         (
             404,
-            r#"{"message":"create v: error looking up volume plugin nope: plugin \"nope\" not found"}"#
+            r#"{"message":"create vx: error looking up volume plugin nope: plugin \"nope\" not found"}"#
         )
     );
     let got = api.expect("GET", "/v1.41/volumes/data", None, 200);
