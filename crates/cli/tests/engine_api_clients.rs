@@ -549,10 +549,20 @@ services:
     build: ./api
     image: demo/api
     init: true
+    volumes:
+      - data:/data
   client:
     image: busybox
     depends_on: [api]
-    command: ["sh", "-c", "for i in $$(seq 1 200); do if wget -q -O - http://api:8080/; then exit 0; fi; sleep 0.1; done; exit 1"]
+    volumes:
+      - type: volume
+        source: data
+        target: /shared
+    command: ["sh", "-c", "for i in $$(seq 1 200); do if wget -q -O - http://api:8080/; then echo noted > /shared/note; exit 0; fi; sleep 0.1; done; exit 1"]
+volumes:
+  data:
+    labels:
+      purpose: test
 "#,
     )
     .unwrap();
@@ -599,12 +609,43 @@ services:
     let ps = s.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
     assert!(ps.contains("demo_client_1 Exited (0)"), "{ps}");
 
-    // `ps` through compose, then `down`: containers and network gone.
+    // The project's volume (`/volumes/create` with Compose's labels), mounted by a bind in
+    // one service and a volume mount in the other: the client's note is in it.
+    let vol = s.ok(&[
+        "volume",
+        "inspect",
+        "-f",
+        "{{.Labels.purpose}} {{index .Labels \"com.docker.compose.project\"}} {{.Mountpoint}}",
+        "demo_data",
+    ]);
+    let mut parts = vol.split_whitespace();
+    assert_eq!(parts.next(), Some("test"), "{vol}");
+    assert_eq!(parts.next(), Some("demo"), "{vol}");
+    let note = std::fs::read_to_string(Path::new(parts.next().unwrap()).join("note")).unwrap();
+    assert_eq!(note, "noted\n");
+
+    // Up again, detached: the same containers are started, not recreated.
+    let out = compose(&["up", "-d"]);
+    let err = text(&out.stderr);
+    must(out, "docker-compose up -d");
+    assert!(err.contains("Starting demo_api_1"), "{err}");
     let listed = must(compose(&["ps"]), "docker-compose ps");
-    assert!(listed.contains("demo_api_1"), "{listed}");
-    must(compose(&["down"]), "docker-compose down");
+    let api_line = listed
+        .lines()
+        .find(|l| l.starts_with("demo_api_1"))
+        .unwrap_or_default();
+    assert!(api_line.contains(" Up "), "{listed}");
+    let logs = must(
+        compose(&["logs", "--no-color", "client"]),
+        "docker-compose logs",
+    );
+    assert_eq!(logs.matches("hello from api").count(), 2, "{logs}");
+
+    // `down -v`: containers, the network and the volume gone.
+    must(compose(&["down", "-v"]), "docker-compose down");
     assert_eq!(s.ok(&["ps", "-aq"]).trim(), "");
     assert!(!s.ok(&["network", "ls"]).contains("demo_default"));
+    assert_eq!(s.ok(&["volume", "ls", "-q"]).trim(), "");
 }
 
 #[test]
