@@ -635,6 +635,7 @@ volumes:
         .find(|l| l.starts_with("demo_api_1"))
         .unwrap_or_default();
     assert!(api_line.contains(" Up "), "{listed}");
+    assert_eq!(s.ok(&["wait", "demo_client_1"]).trim(), "0");
     let logs = must(
         compose(&["logs", "--no-color", "client"]),
         "docker-compose logs",
