@@ -226,6 +226,7 @@ fn clients_script(name: &str) -> PathBuf {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn networks_and_volumes_answer_as_docker_does() {
     if !require_root() {
         return;
@@ -488,6 +489,7 @@ fn networks_and_volumes_answer_as_docker_does() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn system_df_reports_images_containers_and_volumes() {
     if !require_root() {
         return;
@@ -521,6 +523,7 @@ fn system_df_reports_images_containers_and_volumes() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn docker_compose_brings_a_two_service_project_up_and_down() {
     if !require_root() || !require_compose() {
         return;
@@ -642,6 +645,28 @@ volumes:
     );
     assert_eq!(logs.matches("hello from api").count(), 2, "{logs}");
 
+    // exec in a service's container, and a one-off run of the client (removed after).
+    let out = must(
+        compose(&["exec", "-T", "api", "cat", "/data/note"]),
+        "docker-compose exec",
+    );
+    assert_eq!(out, "noted\n");
+    let out = must(
+        compose(&[
+            "run",
+            "--rm",
+            "-T",
+            "client",
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            "http://api:8080/",
+        ]),
+        "docker-compose run",
+    );
+    assert_eq!(out, "hello from api\n");
+
     // `down -v`: containers, the network and the volume gone.
     must(compose(&["down", "-v"]), "docker-compose down");
     assert_eq!(s.ok(&["ps", "-aq"]).trim(), "");
@@ -650,6 +675,7 @@ volumes:
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn docker_py_runs_streams_logs_execs_and_reads_df() {
     if !require_root() {
         return;
@@ -672,6 +698,7 @@ fn docker_py_runs_streams_logs_execs_and_reads_df() {
 }
 
 #[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn testcontainers_starts_a_locally_built_image_without_ryuk() {
     if !require_root() {
         return;
