@@ -186,6 +186,7 @@ fn require_compose() -> bool {
 /// Debian's python3 with PyPI's `docker` and `testcontainers`. None (after [`cannot_run`])
 /// when it cannot be made.
 fn python_clients() -> Option<PathBuf> {
+    std::fs::create_dir_all(workspace_root().join("target")).unwrap();
     let venv = workspace_root().join("target/py-clients");
     let python = venv.join("bin/python");
     let lock: File = OpenOptions::new()
@@ -718,4 +719,81 @@ fn testcontainers_starts_a_locally_built_image_without_ryuk() {
     let stdout = must(out, "testcontainers_py.py");
     assert!(stdout.contains("testcontainers: ok"), "{stdout}");
     assert_eq!(s.ok(&["ps", "-aq"]).trim(), "");
+}
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn the_docker_cli_manages_networks_and_volumes() {
+    if !require_root() || !require_tool("docker") {
+        return;
+    }
+    let s = Strata::new();
+    s.ok(&["import", busybox_tar().to_str().unwrap(), "busybox"]);
+    let api = Service::start(&s);
+    let config = tempfile::tempdir().unwrap();
+    let docker = |args: &[&str]| {
+        let out = Command::new("docker")
+            .env("DOCKER_HOST", api.host())
+            .env("DOCKER_CONFIG", config.path())
+            .env_remove("DOCKER_API_VERSION")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        must(out, &format!("docker {args:?}"))
+    };
+    let id = docker(&["network", "create", "--label", "team=a", "front"]);
+    assert_eq!(id.trim().len(), 64, "{id}");
+    assert_eq!(
+        docker(&[
+            "network",
+            "ls",
+            "--filter",
+            "label=team=a",
+            "--format",
+            "{{.Name}} {{.Driver}}"
+        ]),
+        "front bridge\n"
+    );
+    assert_eq!(
+        docker(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{.Id}} {{.Labels.team}}",
+            "front"
+        ]),
+        format!("{} a\n", id.trim())
+    );
+    docker(&["volume", "create", "--label", "team=a", "store"]);
+    assert_eq!(
+        docker(&["volume", "ls", "-q", "--filter", "label=team=a"]),
+        "store\n"
+    );
+    docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "-v",
+        "store:/s",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /s/f",
+    ]);
+    // `docker system df` reads `/system/df`: one image, no containers left, one volume.
+    let df = docker(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}} {{.TotalCount}} {{.Active}}",
+    ]);
+    assert_eq!(
+        df, "Images 1 0\nContainers 0 0\nLocal Volumes 1 0\nBuild Cache 0 0\n",
+        "{df}"
+    );
+    assert_eq!(docker(&["network", "rm", "front"]), "front\n");
+    assert_eq!(docker(&["volume", "rm", "store"]), "store\n");
+    assert_eq!(s.ok(&["volume", "ls", "-q"]), "");
 }
