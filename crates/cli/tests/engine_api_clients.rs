@@ -362,6 +362,31 @@ fn networks_and_volumes_answer_as_docker_does() {
         "{c}"
     );
 
+    // A network with a running container on it: 403, Docker's words; prune keeps it.
+    let running = s.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "proj_default",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let (st, body) = api.http("DELETE", "/v1.41/networks/proj_default", None);
+    assert_eq!(st, 403, "{body}");
+    assert_eq!(
+        body,
+        format!(
+            r#"{{"message":"error while removing network: network proj_default id {id} has active endpoints"}}"#
+        )
+    );
+    let q = filters(r#"{"dangling":["false"],"type":["custom"]}"#);
+    let listed = api.expect("GET", &format!("/v1.41/networks?filters={q}"), None, 200);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    let pruned = api.expect("POST", "/v1.41/networks/prune", None, 200);
+    assert_eq!(pruned, serde_json::json!({"NetworksDeleted": null}));
+    s.ok(&["rm", "-f", running.trim()]);
+
     // Prune removes the unused network (by name, as Docker); none left: null.
     let pruned = api.expect("POST", "/v1.41/networks/prune", None, 200);
     assert_eq!(
