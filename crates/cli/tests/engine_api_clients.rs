@@ -822,3 +822,87 @@ fn the_docker_cli_manages_networks_and_volumes() {
     assert_eq!(docker(&["volume", "rm", "store"]), "store\n");
     assert_eq!(s.ok(&["volume", "ls", "-q"]), "");
 }
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn docker_compose_connects_a_service_to_two_networks_with_aliases() {
+    if !require_root() || !require_compose() {
+        return;
+    }
+    let s = store_with_api_image();
+    let api = Service::start(&s);
+    let project = tempfile::tempdir().unwrap();
+    // The API is on an internal network under an alias and on a second network, which Compose
+    // joins with `/networks/{id}/connect` before the start; the client reaches the alias.
+    std::fs::write(
+        project.path().join("docker-compose.yml"),
+        r#"version: "3.7"
+services:
+  api:
+    image: clients/api
+    init: true
+    networks:
+      back:
+        aliases: [backend]
+      front: {}
+  client:
+    image: busybox
+    networks: [back]
+    depends_on: [api]
+    command: ["sh", "-c", "for i in $$(seq 1 200); do if wget -q -O - http://backend:8080/; then exit 0; fi; sleep 0.1; done; exit 1"]
+networks:
+  back:
+    internal: true
+  front: {}
+"#,
+    )
+    .unwrap();
+    let compose = |args: &[&str]| {
+        Command::new("docker-compose")
+            .current_dir(project.path())
+            .env("DOCKER_HOST", api.host())
+            .env_remove("DOCKER_API_VERSION")
+            .args(["--no-ansi", "-p", "two"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = must(
+        compose(&["up", "--exit-code-from", "client"]),
+        "docker-compose up",
+    );
+    assert!(out.contains("hello from api"), "{out}");
+    let nets = s.ok(&[
+        "inspect",
+        "-f",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}={{json $v.Aliases}} {{end}}",
+        "two_api_1",
+    ]);
+    let id = s.ok(&["inspect", "-f", "{{.Id}}", "two_api_1"]);
+    let short = &id[..12];
+    // Aliases in any order (Compose sends them from a set); the short ID once, as Docker.
+    let aliases = |net: &str| -> Vec<String> {
+        let start = nets
+            .find(&format!("{net}="))
+            .unwrap_or_else(|| panic!("{nets}"))
+            + net.len()
+            + 1;
+        let end = nets[start..].find(' ').unwrap() + start;
+        let mut v: Vec<String> = serde_json::from_str(&nets[start..end]).unwrap();
+        v.sort();
+        v
+    };
+    let mut want = vec!["api".to_string(), "backend".to_string(), short.to_string()];
+    want.sort();
+    assert_eq!(aliases("two_back"), want, "{nets}");
+    let mut want = vec!["api".to_string(), short.to_string()];
+    want.sort();
+    assert_eq!(aliases("two_front"), want, "{nets}");
+    let internal = s.ok(&["network", "inspect", "-f", "{{.Internal}}", "two_back"]);
+    assert_eq!(internal.trim(), "true");
+    must(compose(&["down"]), "docker-compose down");
+    assert_eq!(s.ok(&["ps", "-aq"]).trim(), "");
+    let left = s.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(left, "bridge\nhost\nnone\n");
+}
