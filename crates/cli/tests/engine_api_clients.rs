@@ -551,7 +551,7 @@ fn system_df_reports_images_containers_and_volumes() {
 #[test]
 #[cfg_attr(strata_no_root, ignore = "needs root")]
 fn docker_compose_brings_a_two_service_project_up_and_down() {
-    if !require_root() || !require_compose() {
+    if !require_root() || !require_compose() || !require_tool("docker") {
         return;
     }
     let s = Strata::new();
@@ -600,7 +600,11 @@ volumes:
             .current_dir(project.path())
             .env("DOCKER_HOST", api.host())
             .env_remove("DOCKER_API_VERSION")
-            .env("COMPOSE_INTERACTIVE_NO_CLI", "1")
+            // `run` and `exec` go through the docker CLI (`docker start --attach`, `docker
+            // exec`), Compose's default: its in-process way (dockerpty) attaches only after
+            // the start, and loses the output of a container that ends first, on Docker too.
+            .env_remove("COMPOSE_INTERACTIVE_NO_CLI")
+            .env("DOCKER_CONFIG", project.path().join(".docker"))
             // Compose's own builder (docker-py's `/build`), not the docker CLI's BuildKit.
             .env("COMPOSE_DOCKER_CLI_BUILD", "0")
             .args(["--no-ansi", "-p", "demo"])
