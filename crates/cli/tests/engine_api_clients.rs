@@ -1,9 +1,11 @@
 //! `strata system service` driven by the Engine API's other clients, unchanged: Debian's
-//! docker-compose 1.29 brings a two-service project up (an API on busybox httpd and a client
-//! that calls it by service name over the project's network) and down again; docker-py (PyPI's
-//! `docker`) runs a container, streams its logs, execs in it and reads `/system/df`;
-//! testcontainers-python (Ryuk disabled) starts a container from a locally built image and
-//! waits for its log line. Networks and volumes are also checked over plain HTTP against
+//! docker-compose 1.29 builds, brings up and down a two-service project (an API on busybox
+//! httpd and a client that calls it by service name over the project's network, a project
+//! volume; then two networks with an alias); docker-py (PyPI's `docker`) builds an image,
+//! makes a network and a volume, runs a container on them, streams its logs, execs in it and
+//! reads `/system/df`; testcontainers-python (Ryuk disabled) starts a container from a
+//! locally built image and waits for its log line; the docker CLI's network, volume and
+//! `system df` commands. Networks and volumes are also checked over plain HTTP against
 //! Docker 20.10's answers (recorded here).
 //!
 //! The Python clients live in a virtual environment made once under `target/py-clients`

@@ -1,7 +1,7 @@
 """docker-py (PyPI's `docker`) against `strata system service` (DOCKER_HOST): builds an image
-from a context, runs a container from it, streams its logs as they come, execs in it, reads
-/system/df, then stops and removes what it made. Prints `docker-py: ok` at the end; any
-failure raises."""
+from a context, makes a network and a volume, runs a container from the image on them, streams
+its logs as they come, execs in it, reads /system/df, then stops and removes what it made.
+Prints `docker-py: ok` at the end; any failure raises."""
 
 import io
 import tarfile
@@ -38,8 +38,20 @@ assert any("Step 1/4 : FROM busybox" in s for s in steps), steps
 assert "pybuilt:1" in image.tags, image.tags
 assert image.labels.get("made.by") == "docker-py", image.labels
 
-# Run detached; stream its logs as they are written until the last line.
-container = client.containers.run("pybuilt:1", detach=True, name="pyrun")
+# A network and a volume of its own, found again by their labels.
+net = client.networks.create("pynet", labels={"made.by": "docker-py"}, check_duplicate=True)
+vol = client.volumes.create("pyvol", labels={"made.by": "docker-py"})
+assert [n.id for n in client.networks.list(filters={"label": "made.by=docker-py"})] == [net.id]
+assert [v.name for v in client.volumes.list(filters={"label": "made.by=docker-py"})] == ["pyvol"]
+try:
+    client.networks.create("pynet", check_duplicate=True)
+    raise AssertionError("a second network of the same name")
+except docker.errors.APIError as e:
+    assert e.status_code == 409, e
+
+# Run detached on them; stream its logs as they are written until the last line.
+container = client.containers.run("pybuilt:1", detach=True, name="pyrun", network="pynet",
+                                  volumes={"pyvol": {"bind": "/vol", "mode": "rw"}})
 seen = b""
 for chunk in container.logs(stream=True, follow=True):
     seen += chunk
@@ -58,6 +70,12 @@ assert result.output == (b"out\n/tmp\nexec\n", b"err\n"), result.output
 result = container.exec_run(["cat", "/greeting"])
 assert result.exit_code == 0 and result.output == b"hello from docker-py\n", result
 
+# The network shows its running member; the volume is in use and kept by prune.
+net.reload()
+assert [c.name for c in net.containers] == ["pyrun"], net.attrs["Containers"]
+assert container.exec_run(["sh", "-c", "echo kept > /vol/f"]).exit_code == 0
+assert client.volumes.prune(filters={"label": "made.by=docker-py"})["VolumesDeleted"] == []
+
 # /system/df: the built image used by one container, the container itself.
 df = client.df()
 images = {i["Id"]: i for i in df["Images"]}
@@ -68,8 +86,18 @@ assert len(mine) == 1 and mine[0]["State"] == "running", df["Containers"]
 assert mine[0]["SizeRootFs"] > 0, mine
 assert df["LayersSize"] > 0, df
 
+vols = {v["Name"]: v for v in df["Volumes"]}
+assert vols["pyvol"]["UsageData"] == {"Size": 5, "RefCount": 1}, vols["pyvol"]
+
 container.stop(timeout=1)
 container.wait()
 container.remove()
+net.remove()
+assert client.volumes.prune(filters={"label": "made.by=docker-py"})["VolumesDeleted"] == ["pyvol"]
+try:
+    client.volumes.get("pyvol")
+    raise AssertionError("the volume is still there")
+except docker.errors.NotFound:
+    pass
 client.images.remove("pybuilt:1")
 print("docker-py: ok")
