@@ -993,8 +993,12 @@ impl Containers {
                 .map(Self::to_network)
                 .transpose()?;
             let e = eps.iter().find(|e| e.network_id == a.network_id);
+            // The short ID is added unless the client gave it (as Compose does), as Docker's
+            // `updateNetworkConfig`.
             let mut aliases = a.aliases.clone();
-            aliases.push(short(&rec.id).to_string());
+            if !aliases.iter().any(|x| x == short(&rec.id)) {
+                aliases.push(short(&rec.id).to_string());
+            }
             let prefix = n.as_ref().map_or(0, |n| n.prefix_len());
             let name = n
                 .as_ref()

@@ -313,6 +313,9 @@ impl Containers {
             "ExecIDs": null,
             "HostConfig": {
                 "Binds": strings(&o.volumes.iter().filter(|v| v.contains(':')).cloned().collect()),
+                // Docker's default driver, whose logs strata keeps (Compose attaches only to
+                // containers with a log driver).
+                "LogConfig": {"Type": "json-file", "Config": {}},
                 "NetworkMode": network_names(o).0,
                 "PortBindings": crate::ports::parse_publish(&o.publish).unwrap_or_default(),
                 "PublishAllPorts": o.publish_all,

@@ -15,12 +15,15 @@ mod attach;
 mod build;
 mod containers;
 mod contents;
+mod df;
 mod exec;
 mod images;
+mod networks;
 mod reply;
 mod route;
 mod server;
 mod system;
+mod volumes;
 
 pub use server::serve;
 

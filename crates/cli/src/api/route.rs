@@ -150,6 +150,10 @@ pub fn route(
     };
     let m = method.as_str();
     let m = if m == "HEAD" { "GET" } else { m };
+    // Networks, volumes and /system/df: networks.rs, volumes.rs, df.rs.
+    if let Some(r) = super::networks::route(&req, m, path) {
+        return r;
+    }
     if (m, path) == ("POST", "/images/create") {
         return images::create(&req);
     }
