@@ -60,7 +60,7 @@ impl std::error::Error for Failure {}
 
 fn default_root() -> PathBuf {
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if unsafe { libc::geteuid() } == 0 && !runtime::rootless::active() {
         return PathBuf::from("/var/lib/strata");
     }
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
@@ -99,7 +99,13 @@ fn main() -> ExitCode {
         eprintln!("Error: {msg}");
         return ExitCode::from(125);
     }
+    // The store's default depends on the user, so it is chosen before a non-root user
+    // becomes root in its user namespace.
     let root = cli.root.clone().unwrap_or_else(default_root);
+    if let Err(msg) = runtime::rootless::enter() {
+        eprintln!("Error: rootless: {msg}");
+        return ExitCode::from(125);
+    }
     match commands::run(cli.command, &root) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

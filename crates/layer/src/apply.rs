@@ -30,6 +30,31 @@ pub const WHITEOUT_OPAQUE: &str = ".wh..wh..opq";
 const WHITEOUT_META_PREFIX: &[u8] = b".wh..wh.";
 /// The xattr overlayfs reads to treat a directory as opaque.
 pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// The same marker as overlayfs reads it when mounted with `userxattr` (rootless).
+pub const USER_OVERLAY_OPAQUE_XATTR: &str = "user.overlay.opaque";
+
+/// The opaque marker this process writes: [`USER_OVERLAY_OPAQUE_XATTR`] in a user
+/// namespace, else [`OVERLAY_OPAQUE_XATTR`].
+pub fn opaque_xattr() -> &'static str {
+    if in_user_namespace() {
+        USER_OVERLAY_OPAQUE_XATTR
+    } else {
+        OVERLAY_OPAQUE_XATTR
+    }
+}
+
+/// Whether this process runs in a user namespace other than the initial one (rootless
+/// strata), where overlayfs is mounted with `userxattr` and its markers are `user.overlay.*`
+/// xattrs, since `trusted.*` needs CAP_SYS_ADMIN in the initial namespace. Read once.
+pub fn in_user_namespace() -> bool {
+    static IN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| {
+            let w: Vec<&str> = m.split_whitespace().collect();
+            w != ["0", "0", "4294967295"]
+        })
+    })
+}
 
 /// What to do with whiteout entries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -628,9 +653,8 @@ impl Applier {
                 .map_err(|err| fs_err(&shown, "opening directory", err.into()))?;
                 self.set_meta_fd(&fd, &meta, &shown)?;
                 if over_whiteout && self.mode == WhiteoutMode::Merge {
-                    rfs::fsetxattr(&fd, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty()).map_err(
-                        |err| fs_err(&shown, "setting trusted.overlay.opaque", err.into()),
-                    )?;
+                    rfs::fsetxattr(&fd, opaque_xattr(), b"y", XattrFlags::empty())
+                        .map_err(|err| fs_err(&shown, "setting the opaque xattr", err.into()))?;
                 }
                 self.dir_times.push((path.clone(), meta.mtime));
             }
@@ -1003,8 +1027,8 @@ impl Applier {
                 }
                 let fd = resolve::reopen_dir(&fd)
                     .map_err(|err| fs_err(shown, "opening opaque directory", err))?;
-                rfs::fsetxattr(&fd, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty())
-                    .map_err(|err| fs_err(shown, "setting trusted.overlay.opaque", err.into()))?;
+                rfs::fsetxattr(&fd, opaque_xattr(), b"y", XattrFlags::empty())
+                    .map_err(|err| fs_err(shown, "setting the opaque xattr", err.into()))?;
             }
             WhiteoutMode::Delete => {
                 let Some(fd) = self.existing_dir(dir, shown)? else {

@@ -583,10 +583,26 @@ pub(crate) fn plan(
     } else {
         MOUNT_ATTR_RDONLY
     };
-    b.push(
-        "mount sysfs to /sys".into(),
-        at(&sys_rel, new_fs("sysfs", "", fs_attrs | ro)?)?,
-    );
+    if crate::rootless::active() && spec.network == Network::Host {
+        // A user namespace may mount sysfs only for a network namespace it owns; with the
+        // host's network the host's /sys is bound instead, as rootless runc does.
+        b.push(
+            "bind /sys to /sys".into(),
+            at(
+                &sys_rel,
+                MountSrc::Tree {
+                    path: cs("/sys")?,
+                    recursive: true,
+                    readonly: !spec.privileged,
+                },
+            )?,
+        );
+    } else {
+        b.push(
+            "mount sysfs to /sys".into(),
+            at(&sys_rel, new_fs("sysfs", "", fs_attrs | ro)?)?,
+        );
+    }
     cgroup_mounts(&mut b, &root.join(&sys_rel).join("fs/cgroup"), cgroup_dirs)?;
 
     if let Some(state) = &opts.state_dir {
