@@ -841,7 +841,7 @@ impl Applier {
         let fd = fd.as_fd();
         // chown first: it clears setuid/setgid bits and file capabilities.
         rfs::fchown(fd, Some(meta.uid), Some(meta.gid))
-            .map_err(|err| fs_err(shown, "chown", err.into()))?;
+            .map_err(|err| chown_err(shown, meta, err.into()))?;
         rfs::fchmod(fd, Mode::from_raw_mode(meta.mode))
             .map_err(|err| fs_err(shown, "chmod", err.into()))?;
         for (k, v) in &meta.xattrs {
@@ -881,7 +881,7 @@ impl Applier {
             Some(meta.gid),
             AtFlags::SYMLINK_NOFOLLOW,
         )
-        .map_err(|err| fs_err(shown, "chown", err.into()))?;
+        .map_err(|err| chown_err(shown, meta, err.into()))?;
         if !is_symlink {
             // The node was just created by us and is not a symlink, so following is safe.
             rfs::chmodat(dir, name, Mode::from_raw_mode(meta.mode), AtFlags::empty())
@@ -963,7 +963,7 @@ impl Applier {
                     Some(meta.gid),
                     AtFlags::SYMLINK_NOFOLLOW,
                 )
-                .map_err(|err| fs_err(shown, "chown", err.into()))?;
+                .map_err(|err| chown_err(shown, meta, err.into()))?;
                 // Keep the whiteout's time so writing this layer again gives the same tar.
                 rfs::utimensat(&pfd, target, &times(meta.mtime), AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(|err| fs_err(shown, "setting times", err.into()))?;
@@ -1119,6 +1119,19 @@ fn escape(entry: &str, reason: &str) -> LayerError {
         entry: entry.to_string(),
         reason: reason.to_string(),
     }
+}
+
+/// A chown failure; EINVAL in a user namespace means the owner is not mapped there
+/// (rootless strata without subordinate IDs), said with the file and its owner.
+fn chown_err(entry: &str, meta: &Meta, err: io::Error) -> LayerError {
+    if err.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) && in_user_namespace() {
+        return LayerError::Unmapped {
+            entry: entry.to_string(),
+            uid: meta.uid.as_raw(),
+            gid: meta.gid.as_raw(),
+        };
+    }
+    fs_err(entry, "chown", err)
 }
 
 fn fs_err(entry: &str, op: &'static str, err: io::Error) -> LayerError {
