@@ -103,6 +103,20 @@ pub fn active() -> bool {
     namespace().is_some()
 }
 
+/// Whether group `gid` exists in this process's user namespace (always outside of one).
+pub fn gid_mapped(gid: u32) -> bool {
+    namespace().is_none_or(|ns| outside_of(&ns.gid_map, gid).is_some())
+}
+
+/// Whether `setgroups` may be called: not in a user namespace made with `setgroups` denied
+/// (the single-ID map). Read once.
+pub fn setgroups_allowed() -> bool {
+    static ALLOWED: OnceLock<bool> = OnceLock::new();
+    *ALLOWED.get_or_init(|| {
+        !active() || fs::read_to_string("/proc/self/setgroups").map_or(true, |t| t.trim() != "deny")
+    })
+}
+
 /// The runtime directory of a user (`uid` on the host): `/run/strata` for root,
 /// `$XDG_RUNTIME_DIR/strata`, else `/tmp/strata-UID`.
 pub fn runtime_dir_for(uid: u32) -> PathBuf {
