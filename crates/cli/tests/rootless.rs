@@ -428,10 +428,7 @@ fn an_ordinary_user_builds_runs_publishes_pushes_and_pulls_as_root_would() {
 
     user.ok(&["load", "-i", base.to_str().unwrap()]);
     let ours = user.ok(&["images", "-q", "base:1"]);
-    assert_eq!(
-        ours.trim(),
-        &root.ok(&["images", "-q", "base:1"]).trim()[..]
-    );
+    assert_eq!(ours.trim(), root.ok(&["images", "-q", "base:1"]).trim());
 
     // The private network needs /dev/net/tun: said clearly when the user cannot open it.
     {
