@@ -99,6 +99,8 @@ impl User {
             std::os::unix::fs::chown(&p, Some(uid), Some(uid)).unwrap();
         }
         fs::set_permissions(u.home.join("run"), fs::Permissions::from_mode(0o700)).unwrap();
+        // The binary where the user can run it whatever the checkout's directories allow.
+        u.give("strata", Path::new(env!("CARGO_BIN_EXE_strata")));
         u
     }
 
@@ -123,7 +125,7 @@ impl User {
                 self.home.join("run").display()
             ))
             .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
-            .arg(env!("CARGO_BIN_EXE_strata"))
+            .arg(self.home.join("in/strata"))
             .args(args)
             .current_dir(&self.home);
         c
