@@ -627,3 +627,84 @@ fn without_subordinate_ids_root_owned_images_work_and_others_fail_naming_the_fil
     // The failed load left nothing behind: the base still runs, the image is not there.
     assert!(user.ok(&["images", "-q", "owned:1"]).is_empty());
 }
+
+/// The CI recipe (README, `deploy/`): strata building inside an unprivileged container, as a
+/// non-root user of that container, with only `seccomp=unconfined` (user namespaces) and
+/// `systempaths=unconfined` (a fresh `/proc`) added, and the store on a tmpfs (overlayfs
+/// cannot take its upper directory from the container's own overlay).
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn strata_builds_and_runs_inside_an_unprivileged_container() {
+    if !can_run() {
+        return;
+    }
+    let s = Strata::new();
+    let bb = busybox_tar();
+    s.ok(&["import", bb.to_str().unwrap(), "base:1"]);
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    fs::create_dir(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM base:1\nRUN echo built inside > /inside\nCOPY hello.txt /\n",
+    )
+    .unwrap();
+    fs::write(ctx.join("hello.txt"), "hello\n").unwrap();
+    fs::set_permissions(work.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let strata = env!("CARGO_BIN_EXE_strata");
+    let binds = [
+        format!("{strata}:/usr/local/bin/strata:ro"),
+        "/lib:/lib:ro".into(),
+        "/lib64:/lib64:ro".into(),
+        "/usr/lib:/usr/lib:ro".into(),
+        format!("{}:/base.tar:ro", bb.display()),
+        format!("{}:/ctx:ro", ctx.display()),
+    ];
+    let script = "mkdir -p /tmp/run && strata import /base.tar base:1 >/dev/null \
+        && strata build -q --network none -t inside:1 /ctx >/dev/null \
+        && strata run --rm --network none inside:1 cat /inside /hello.txt \
+        && strata info --format '{{json .SecurityOptions}} {{.Driver}}'";
+    let run = |extra: &[&str]| {
+        let mut args: Vec<String> = ["run", "--rm", "--network", "none", "--user", "1000:1000"]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        for b in &binds {
+            args.extend(["-v".into(), b.clone()]);
+        }
+        for e in [
+            "HOME=/tmp",
+            "XDG_DATA_HOME=/store",
+            "XDG_RUNTIME_DIR=/tmp/run",
+        ] {
+            args.extend(["-e".into(), e.into()]);
+        }
+        args.extend(["--tmpfs".into(), "/store:mode=1777".into()]);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args.extend(["base:1".into(), "sh".into(), "-c".into(), script.into()]);
+        s.cmd().args(&args).output().unwrap()
+    };
+    let out = run(&[
+        "--security-opt",
+        "seccomp=unconfined",
+        "--security-opt",
+        "systempaths=unconfined",
+    ]);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "built inside\nhello\n[\"name=seccomp,profile=default\",\"name=rootless\"] overlay2\n"
+    );
+    // Docker's default seccomp profile refuses user namespaces: said, with the way out.
+    let out = run(&["--security-opt", "systempaths=unconfined"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("create a user namespace") && err.contains("seccomp=unconfined"),
+        "{err}"
+    );
+}

@@ -405,7 +405,7 @@ fn unshare() -> Result<(), String> {
     if unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) } != 0 {
         let e = std::io::Error::last_os_error();
         return Err(format!(
-            "create a user namespace: {e} (rootless strata needs unprivileged user namespaces: sysctl user.max_user_namespaces and kernel.unprivileged_userns_clone)"
+            "create a user namespace: {e} (rootless strata needs unprivileged user namespaces: the sysctls user.max_user_namespaces and kernel.unprivileged_userns_clone, and inside a container a seccomp profile that allows them, e.g. --security-opt seccomp=unconfined)"
         ));
     }
     Ok(())
