@@ -646,7 +646,7 @@ fn strata_builds_and_runs_inside_an_unprivileged_container() {
     fs::create_dir(&ctx).unwrap();
     fs::write(
         ctx.join("Dockerfile"),
-        "FROM base:1\nRUN echo built inside > /inside\nCOPY hello.txt /\n",
+        "FROM base:1\nRUN echo built inside > /inside && chmod 000 /inside && grep CapEff /proc/self/status > /caps\nCOPY hello.txt /\n",
     )
     .unwrap();
     fs::write(ctx.join("hello.txt"), "hello\n").unwrap();
@@ -662,13 +662,26 @@ fn strata_builds_and_runs_inside_an_unprivileged_container() {
     ];
     let script = "mkdir -p /tmp/run && strata import /base.tar base:1 >/dev/null \
         && strata build -q --network none -t inside:1 /ctx >/dev/null \
-        && strata run --rm --network none inside:1 cat /inside /hello.txt \
+        && strata run --rm --network none inside:1 cat /inside /hello.txt /caps \
         && strata info --format '{{json .SecurityOptions}} {{.Driver}}'";
     let run = |extra: &[&str]| {
-        let mut args: Vec<String> = ["run", "--rm", "--network", "none", "--user", "1000:1000"]
-            .iter()
-            .map(|a| a.to_string())
-            .collect();
+        // No capability at all and no_new_privs: the user namespace strata makes has a
+        // full bounding set of its own, so RUN steps still get Docker's defaults in there.
+        let mut args: Vec<String> = [
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--user",
+            "1000:1000",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
         for b in &binds {
             args.extend(["-v".into(), b.clone()]);
         }
@@ -697,7 +710,7 @@ fn strata_builds_and_runs_inside_an_unprivileged_container() {
     );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "built inside\nhello\n[\"name=seccomp,profile=default\",\"name=rootless\"] overlay2\n"
+        "built inside\nhello\nCapEff:\t00000000a80425fb\n[\"name=seccomp,profile=default\",\"name=rootless\"] overlay2\n"
     );
     // Docker's default seccomp profile refuses user namespaces: said, with the way out.
     let out = run(&["--security-opt", "systempaths=unconfined"]);
