@@ -102,7 +102,12 @@ fn main() -> ExitCode {
     // The store's default depends on the user, so it is chosen before a non-root user
     // becomes root in its user namespace.
     let root = cli.root.clone().unwrap_or_else(default_root);
-    if let Err(msg) = runtime::rootless::enter() {
+    // Commands that touch neither the store nor containers run as the user is.
+    let needs_namespace = !matches!(
+        cli.command,
+        cli::Command::Version(_) | cli::Command::Login(_) | cli::Command::Logout(_)
+    );
+    if let Err(msg) = needs_namespace.then(runtime::rootless::enter).transpose() {
         eprintln!("Error: rootless: {msg}");
         return ExitCode::from(125);
     }
