@@ -90,6 +90,7 @@ fn chain_message(e: &anyhow::Error) -> String {
 }
 
 fn main() -> ExitCode {
+    runtime::rootless::pause_if_asked();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage::report(&e),

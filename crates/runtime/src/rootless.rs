@@ -29,6 +29,25 @@ use std::sync::OnceLock;
 /// The name of the pause process's PID file in the runtime directory.
 pub const PAUSE_PID_FILE: &str = "pause.pid";
 
+/// The environment that, with `strata-pause` as its name, makes the binary the pause process.
+const PAUSE_ENV: &std::ffi::CStr = c"STRATA_PAUSE_PROCESS=1";
+
+/// Called first by the binary: when this process is the pause process (see the module), it
+/// waits for signals forever; otherwise it returns at once.
+pub fn pause_if_asked() {
+    let is_pause = std::env::args_os()
+        .next()
+        .is_some_and(|a| a == "strata-pause")
+        && std::env::var_os("STRATA_PAUSE_PROCESS").is_some_and(|v| v == "1");
+    if !is_pause {
+        return;
+    }
+    loop {
+        // SAFETY: plain system call.
+        unsafe { libc::pause() };
+    }
+}
+
 /// One line of a user namespace's ID map: `inside outside count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdRange {
@@ -465,6 +484,11 @@ fn spawn_pause(pid_file: &Path) -> Result<(), String> {
             for sig in [libc::SIGINT, libc::SIGHUP, libc::SIGPIPE, libc::SIGQUIT] {
                 libc::signal(sig, libc::SIG_IGN);
             }
+            // The strata binary again, as `strata-pause` (see `pause_if_asked`): a small
+            // process named for what it is rather than a copy of this command.
+            let argv = [name.as_ptr(), std::ptr::null()];
+            let envp = [PAUSE_ENV.as_ptr(), std::ptr::null()];
+            libc::execve(c"/proc/self/exe".as_ptr(), argv.as_ptr(), envp.as_ptr());
             loop {
                 libc::pause();
             }
