@@ -68,14 +68,6 @@ impl Namespace {
     pub fn host_uid(&self) -> u32 {
         outside_of(&self.uid_map, 0).unwrap_or(0)
     }
-    /// Whether the map holds more than the user's own ID.
-    pub fn has_subordinate_ids(&self) -> bool {
-        self.uid_map.iter().map(|r| r.count as u64).sum::<u64>() > 1
-    }
-    /// How many user IDs are mapped (0..N-1 when the ranges follow each other).
-    pub fn uid_count(&self) -> u64 {
-        self.uid_map.iter().map(|r| r.count as u64).sum()
-    }
 }
 
 fn outside_of(map: &[IdRange], inside: u32) -> Option<u32> {
