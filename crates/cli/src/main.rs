@@ -60,7 +60,7 @@ impl std::error::Error for Failure {}
 
 fn default_root() -> PathBuf {
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if unsafe { libc::geteuid() } == 0 && !runtime::rootless::active() {
         return PathBuf::from("/var/lib/strata");
     }
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
@@ -90,6 +90,7 @@ fn chain_message(e: &anyhow::Error) -> String {
 }
 
 fn main() -> ExitCode {
+    runtime::rootless::pause_if_asked();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage::report(&e),
@@ -99,7 +100,18 @@ fn main() -> ExitCode {
         eprintln!("Error: {msg}");
         return ExitCode::from(125);
     }
+    // The store's default depends on the user, so it is chosen before a non-root user
+    // becomes root in its user namespace.
     let root = cli.root.clone().unwrap_or_else(default_root);
+    // Commands that touch neither the store nor containers run as the user is.
+    let needs_namespace = !matches!(
+        cli.command,
+        cli::Command::Version(_) | cli::Command::Login(_) | cli::Command::Logout(_)
+    );
+    if let Err(msg) = needs_namespace.then(runtime::rootless::enter).transpose() {
+        eprintln!("Error: rootless: {msg}");
+        return ExitCode::from(125);
+    }
     match commands::run(cli.command, &root) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -64,11 +64,17 @@ fn is_opaque(p: &Path) -> bool {
     let Ok(c) = CString::new(p.as_os_str().as_bytes()) else {
         return false;
     };
-    let name = c"trusted.overlay.opaque";
-    let mut v = [0u8; 4];
-    // SAFETY: valid C strings and a buffer of the given length.
-    let n = unsafe { libc::lgetxattr(c.as_ptr(), name.as_ptr(), v.as_mut_ptr().cast(), v.len()) };
-    n == 1 && v[0] == b'y'
+    // `user.` when overlayfs was mounted with `userxattr` (rootless).
+    [c"trusted.overlay.opaque", c"user.overlay.opaque"]
+        .iter()
+        .any(|name| {
+            let mut v = [0u8; 4];
+            // SAFETY: valid C strings and a buffer of the given length.
+            let n = unsafe {
+                libc::lgetxattr(c.as_ptr(), name.as_ptr(), v.as_mut_ptr().cast(), v.len())
+            };
+            n == 1 && v[0] == b'y'
+        })
 }
 
 /// Whether `rel` exists in the stacked lower directories (top first).

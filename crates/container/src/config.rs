@@ -141,6 +141,8 @@ pub(crate) fn security_options(opts: &[String]) -> Result<(Option<bool>, runtime
         };
         match k {
             "label" | "apparmor" => {}
+            // Read by `systempaths_unconfined`.
+            "systempaths" if v == "unconfined" => {}
             "seccomp" if v == "unconfined" => seccomp = runtime::Seccomp::Unconfined,
             "seccomp" => seccomp = runtime::Seccomp::Profile(v.into()),
             "no-new-privileges" => {
@@ -153,6 +155,12 @@ pub(crate) fn security_options(opts: &[String]) -> Result<(Option<bool>, runtime
         }
     }
     Ok((nnp, seccomp))
+}
+
+/// `--security-opt systempaths=unconfined` (Docker's): no masked or read-only paths.
+pub(crate) fn systempaths_unconfined(opts: &[String]) -> bool {
+    opts.iter()
+        .any(|o| o == "systempaths=unconfined" || o == "systempaths:unconfined")
 }
 
 /// What is stored in the container record's config column.
@@ -325,6 +333,7 @@ pub(crate) fn run_options(
     Ok(runtime::RunOptions {
         id: id.to_string(),
         no_new_privileges: nnp.unwrap_or(runtime::RunOptions::default().no_new_privileges),
+        unconfined_system_paths: systempaths_unconfined(&o.security_opt),
         seccomp,
         devices: o
             .devices

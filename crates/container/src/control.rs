@@ -66,6 +66,12 @@ impl Containers {
             return Err(Error::NotRunning(rec.id.clone()));
         }
         runtime::ContainerCgroup::of(&rec.id).ok_or_else(|| {
+            if runtime::rootless::active() {
+                return Error::Invalid(format!(
+                    "container {}: rootless strata runs containers without cgroups here (no cgroup v2 subtree delegated to the user), so pause, unpause, update and stats are not available",
+                    rec.id
+                ));
+            }
             Error::Invalid(format!(
                 "container {} has no cgroups of its own (started by an older strata): restart it",
                 rec.id

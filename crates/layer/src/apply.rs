@@ -30,6 +30,31 @@ pub const WHITEOUT_OPAQUE: &str = ".wh..wh..opq";
 const WHITEOUT_META_PREFIX: &[u8] = b".wh..wh.";
 /// The xattr overlayfs reads to treat a directory as opaque.
 pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// The same marker as overlayfs reads it when mounted with `userxattr` (rootless).
+pub const USER_OVERLAY_OPAQUE_XATTR: &str = "user.overlay.opaque";
+
+/// The opaque marker this process writes: [`USER_OVERLAY_OPAQUE_XATTR`] in a user
+/// namespace, else [`OVERLAY_OPAQUE_XATTR`].
+pub fn opaque_xattr() -> &'static str {
+    if in_user_namespace() {
+        USER_OVERLAY_OPAQUE_XATTR
+    } else {
+        OVERLAY_OPAQUE_XATTR
+    }
+}
+
+/// Whether this process runs in a user namespace other than the initial one (rootless
+/// strata), where overlayfs is mounted with `userxattr` and its markers are `user.overlay.*`
+/// xattrs, since `trusted.*` needs CAP_SYS_ADMIN in the initial namespace. Read once.
+pub fn in_user_namespace() -> bool {
+    static IN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| {
+            let w: Vec<&str> = m.split_whitespace().collect();
+            w != ["0", "0", "4294967295"]
+        })
+    })
+}
 
 /// What to do with whiteout entries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -628,9 +653,8 @@ impl Applier {
                 .map_err(|err| fs_err(&shown, "opening directory", err.into()))?;
                 self.set_meta_fd(&fd, &meta, &shown)?;
                 if over_whiteout && self.mode == WhiteoutMode::Merge {
-                    rfs::fsetxattr(&fd, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty()).map_err(
-                        |err| fs_err(&shown, "setting trusted.overlay.opaque", err.into()),
-                    )?;
+                    rfs::fsetxattr(&fd, opaque_xattr(), b"y", XattrFlags::empty())
+                        .map_err(|err| fs_err(&shown, "setting the opaque xattr", err.into()))?;
                 }
                 self.dir_times.push((path.clone(), meta.mtime));
             }
@@ -817,7 +841,7 @@ impl Applier {
         let fd = fd.as_fd();
         // chown first: it clears setuid/setgid bits and file capabilities.
         rfs::fchown(fd, Some(meta.uid), Some(meta.gid))
-            .map_err(|err| fs_err(shown, "chown", err.into()))?;
+            .map_err(|err| chown_err(shown, meta, err.into()))?;
         rfs::fchmod(fd, Mode::from_raw_mode(meta.mode))
             .map_err(|err| fs_err(shown, "chmod", err.into()))?;
         for (k, v) in &meta.xattrs {
@@ -857,7 +881,7 @@ impl Applier {
             Some(meta.gid),
             AtFlags::SYMLINK_NOFOLLOW,
         )
-        .map_err(|err| fs_err(shown, "chown", err.into()))?;
+        .map_err(|err| chown_err(shown, meta, err.into()))?;
         if !is_symlink {
             // The node was just created by us and is not a symlink, so following is safe.
             rfs::chmodat(dir, name, Mode::from_raw_mode(meta.mode), AtFlags::empty())
@@ -939,7 +963,7 @@ impl Applier {
                     Some(meta.gid),
                     AtFlags::SYMLINK_NOFOLLOW,
                 )
-                .map_err(|err| fs_err(shown, "chown", err.into()))?;
+                .map_err(|err| chown_err(shown, meta, err.into()))?;
                 // Keep the whiteout's time so writing this layer again gives the same tar.
                 rfs::utimensat(&pfd, target, &times(meta.mtime), AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(|err| fs_err(shown, "setting times", err.into()))?;
@@ -1003,8 +1027,8 @@ impl Applier {
                 }
                 let fd = resolve::reopen_dir(&fd)
                     .map_err(|err| fs_err(shown, "opening opaque directory", err))?;
-                rfs::fsetxattr(&fd, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty())
-                    .map_err(|err| fs_err(shown, "setting trusted.overlay.opaque", err.into()))?;
+                rfs::fsetxattr(&fd, opaque_xattr(), b"y", XattrFlags::empty())
+                    .map_err(|err| fs_err(shown, "setting the opaque xattr", err.into()))?;
             }
             WhiteoutMode::Delete => {
                 let Some(fd) = self.existing_dir(dir, shown)? else {
@@ -1095,6 +1119,19 @@ fn escape(entry: &str, reason: &str) -> LayerError {
         entry: entry.to_string(),
         reason: reason.to_string(),
     }
+}
+
+/// A chown failure; EINVAL in a user namespace means the owner is not mapped there
+/// (rootless strata without subordinate IDs), said with the file and its owner.
+fn chown_err(entry: &str, meta: &Meta, err: io::Error) -> LayerError {
+    if err.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) && in_user_namespace() {
+        return LayerError::Unmapped {
+            entry: entry.to_string(),
+            uid: meta.uid.as_raw(),
+            gid: meta.gid.as_raw(),
+        };
+    }
+    fs_err(entry, "chown", err)
 }
 
 fn fs_err(entry: &str, op: &'static str, err: io::Error) -> LayerError {

@@ -32,6 +32,9 @@ pub enum LayerError {
         op: &'static str,
         err: io::Error,
     },
+    /// Rootless: an entry's owner has no ID in the user namespace.
+    #[error("tar entry {entry:?} is owned by {uid}:{gid}, which the rootless user namespace does not map (only the user's own ID is mapped when /etc/subuid and /etc/subgid have no ranges for the user: add them, e.g. `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER`, and install newuidmap/newgidmap, Debian's uidmap)")]
+    Unmapped { entry: String, uid: u32, gid: u32 },
     /// The target or source directory itself is unusable.
     #[error("layer root {}: {err}", path.display())]
     Root { path: PathBuf, err: io::Error },

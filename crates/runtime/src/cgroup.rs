@@ -54,6 +54,9 @@ impl Cgroup {
     /// nothing to set).
     pub fn create(id: &str, res: &Resources, devices: &[DeviceRule]) -> Result<Option<Cgroup>> {
         let v2 = is_v2();
+        if crate::rootless::active() {
+            return rootless(res);
+        }
         let want_devices = !devices.is_empty() && (v2 || Path::new(ROOT).join("devices").is_dir());
         if res.is_empty() && !want_devices {
             return Ok(None);
@@ -291,6 +294,31 @@ pub fn remove_stale(id: &str) {
 const V1_CONTROLLERS: [&str; 7] = [
     "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer",
 ];
+
+/// Rootless: no devices cgroup (a user namespace cannot make device nodes, and the
+/// container's `/dev` holds only nodes bound from the host, which the user may open anyway)
+/// and no accounting cgroups (`stats` shows no figures); limits need cgroups the user may
+/// write, which strata does not have here.
+fn rootless(res: &Resources) -> Result<Option<Cgroup>> {
+    let limits = Resources {
+        accounting: false,
+        ..res.clone()
+    };
+    if limits.is_empty() {
+        return Ok(None);
+    }
+    let why = if is_v2() {
+        "cgroup v2 has no subtree delegated to strata's user namespace"
+    } else {
+        "this machine uses cgroup v1, which cannot be delegated to an unprivileged user"
+    };
+    Err(err(
+        Path::new(ROOT),
+        format!(
+            "rootless: resource limits (--memory, --cpus, --cpu-shares, --cpuset-cpus, --pids-limit) are not available: {why}; run without them, or as root"
+        ),
+    ))
+}
 
 fn v1_dir(ctrl: &str, id: &str) -> PathBuf {
     Path::new(ROOT).join(ctrl).join("strata").join(id)

@@ -727,7 +727,8 @@ fn credentials(p: &Tail, errfd: RawFd) {
             }
         }
         libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0);
-        if libc::syscall(libc::SYS_setgroups, p.groups.len(), p.groups.as_ptr()) != 0
+        if (p.setgroups
+            && libc::syscall(libc::SYS_setgroups, p.groups.len(), p.groups.as_ptr()) != 0)
             || libc::syscall(libc::SYS_setresgid, p.gid, p.gid, p.gid) != 0
             || libc::syscall(libc::SYS_setresuid, p.uid, p.uid, p.uid) != 0
         {

@@ -43,6 +43,7 @@ mod net;
 mod netlink;
 mod plan;
 mod process;
+pub mod rootless;
 mod scope;
 mod seccomp;
 mod spec;

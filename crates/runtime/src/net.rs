@@ -601,6 +601,32 @@ pub struct PrivateNetwork {
     pasta: Option<Pasta>,
 }
 
+/// Rootless, pasta opens `/dev/net/tun` as the user: says what is missing when it cannot
+/// (Debian makes the device 0666; some machines keep it 0600).
+fn check_tun() -> Result<()> {
+    if !crate::rootless::active() {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+    {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let mode = std::fs::metadata("/dev/net/tun")
+                .map(|m| {
+                    use std::os::unix::fs::PermissionsExt;
+                    format!(" (mode {:04o})", m.permissions().mode() & 0o7777)
+                })
+                .unwrap_or_default();
+            Err(net_error(format!(
+                "rootless: the private network needs /dev/net/tun, which this user cannot open{mode}: {e}; make it usable by every user (`chmod 0666 /dev/net/tun`, Debian's default), or use --network none or --network host"
+            )))
+        }
+    }
+}
+
 impl PrivateNetwork {
     /// Makes the namespace and starts pasta (`binary`) on it with `ports` published.
     pub fn start(binary: &Path, ports: &[PortMapping]) -> Result<PrivateNetwork> {
@@ -615,6 +641,9 @@ impl PrivateNetwork {
         ports: &[PortMapping],
         ifname: &str,
     ) -> Result<PrivateNetwork> {
+        if binary.is_some() {
+            check_tun()?;
+        }
         let (ns, routes) =
             new_namespace().map_err(|e| net_error(format!("new network namespace: {e}")))?;
         let pasta = match binary {

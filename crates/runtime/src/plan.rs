@@ -123,6 +123,9 @@ pub(crate) struct Tail {
     pub(crate) uid: u32,
     pub(crate) gid: u32,
     pub(crate) groups: Vec<libc::gid_t>,
+    /// False in a user namespace whose `setgroups` is denied (rootless with one ID), where
+    /// the supplementary groups cannot be changed (and no other group is mapped anyway).
+    pub(crate) setgroups: bool,
     pub(crate) argv0: CString,
     pub(crate) argv0_has_slash: bool,
     /// Owns the strings `argv_ptrs` points to.
@@ -190,6 +193,7 @@ pub(crate) fn tail_plan(
         uid: p.uid,
         gid: p.gid,
         groups: p.additional_gids.clone(),
+        setgroups: crate::rootless::setgroups_allowed(),
         argv0: argv[0].clone(),
         argv0_has_slash: args[0].contains('/'),
         _argv: argv,
@@ -558,7 +562,13 @@ pub(crate) fn plan(
         &dev.join("pts"),
         Some("devpts"),
         NOSUID | NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+        Some(if crate::rootless::gid_mapped(5) {
+            "newinstance,ptmxmode=0666,mode=0620,gid=5"
+        } else {
+            // A user namespace without group 5 (`tty`): devpts refuses the option, so the
+            // terminals keep the creator's group, as rootless runc leaves them.
+            "newinstance,ptmxmode=0666,mode=0620"
+        }),
     )?;
     b.mount(
         "mount shm to /dev/shm".into(),
@@ -583,10 +593,26 @@ pub(crate) fn plan(
     } else {
         MOUNT_ATTR_RDONLY
     };
-    b.push(
-        "mount sysfs to /sys".into(),
-        at(&sys_rel, new_fs("sysfs", "", fs_attrs | ro)?)?,
-    );
+    if crate::rootless::active() && spec.network == Network::Host {
+        // A user namespace may mount sysfs only for a network namespace it owns; with the
+        // host's network the host's /sys is bound instead, as rootless runc does.
+        b.push(
+            "bind /sys to /sys".into(),
+            at(
+                &sys_rel,
+                MountSrc::Tree {
+                    path: cs("/sys")?,
+                    recursive: true,
+                    readonly: !spec.privileged,
+                },
+            )?,
+        );
+    } else {
+        b.push(
+            "mount sysfs to /sys".into(),
+            at(&sys_rel, new_fs("sysfs", "", fs_attrs | ro)?)?,
+        );
+    }
     cgroup_mounts(&mut b, &root.join(&sys_rel).join("fs/cgroup"), cgroup_dirs)?;
 
     if let Some(state) = &opts.state_dir {

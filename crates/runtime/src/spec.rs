@@ -167,6 +167,10 @@ pub struct RunOptions {
     pub cap_drop: Vec<String>,
     /// `--privileged`.
     pub privileged: bool,
+    /// `--security-opt systempaths=unconfined`: no masked or read-only paths under `/proc`
+    /// and `/sys` (what a rootless strata or another runtime inside the container needs to
+    /// mount a fresh `/proc`).
+    pub unconfined_system_paths: bool,
     /// `--memory`, `--cpus`, `--pids-limit`.
     pub resources: Resources,
     /// `-t` (adds `TERM=xterm`).
@@ -204,6 +208,7 @@ impl Default for RunOptions {
             cap_add: Vec::new(),
             cap_drop: Vec::new(),
             privileged: false,
+            unconfined_system_paths: false,
             resources: Resources::default(),
             tty: false,
             init: false,
@@ -416,7 +421,7 @@ pub fn compose(image: &ImageConfig, opts: &RunOptions) -> Result<Spec> {
         .collect::<Result<Vec<_>>>()?;
     let capabilities = caps::effective_mask(opts.privileged, &opts.cap_add, &opts.cap_drop)?;
     let user = opts.user.clone().unwrap_or_else(|| image.user.clone());
-    let (masked_paths, readonly_paths) = if opts.privileged {
+    let (masked_paths, readonly_paths) = if opts.privileged || opts.unconfined_system_paths {
         (Vec::new(), Vec::new())
     } else {
         (

@@ -15,6 +15,17 @@ use crate::error::{IoContext, Result};
 
 /// The xattr overlayfs uses to mark a directory opaque.
 pub(crate) const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// The same with `userxattr` (overlayfs mounted in a user namespace).
+pub(crate) const USER_OPAQUE_XATTR: &str = "user.overlay.opaque";
+
+/// The opaque marker this process writes (see [`crate::in_user_namespace`]).
+pub(crate) fn opaque_xattr() -> &'static str {
+    if crate::in_user_namespace() {
+        USER_OPAQUE_XATTR
+    } else {
+        OPAQUE_XATTR
+    }
+}
 
 fn c(p: &Path) -> io::Result<CString> {
     CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::other("path contains NUL"))
@@ -27,7 +38,9 @@ pub(crate) fn is_whiteout(m: &Metadata) -> bool {
 
 /// Whether the directory `p` carries `trusted.overlay.opaque=y`.
 pub(crate) fn is_opaque(p: &Path) -> bool {
-    matches!(get_xattr(p, OPAQUE_XATTR), Ok(Some(v)) if v == b"y")
+    [OPAQUE_XATTR, USER_OPAQUE_XATTR]
+        .iter()
+        .any(|x| matches!(get_xattr(p, x), Ok(Some(v)) if v == b"y"))
 }
 
 pub(crate) fn get_xattr(p: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
@@ -100,7 +113,7 @@ fn list_xattrs(p: &Path) -> io::Result<Vec<String>> {
 /// rather than the file.
 fn copy_xattrs(src: &Path, dst: &Path) -> io::Result<()> {
     for name in list_xattrs(src)? {
-        if name.starts_with("trusted.overlay.") {
+        if name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.") {
             continue;
         }
         if let Some(v) = get_xattr(src, &name)? {
@@ -448,7 +461,7 @@ impl Differ<'_> {
                         self.parents(&p)?;
                         let o = self.out.join(&p);
                         copy_tree_inner(&np, &o, self.links)?;
-                        set_xattr(&o, OPAQUE_XATTR, b"y").ctx("set opaque xattr", &o)?;
+                        set_xattr(&o, opaque_xattr(), b"y").ctx("set opaque xattr", &o)?;
                     } else {
                         if differs(&om, &op, &nm, &np) {
                             self.parents(&p)?;
@@ -462,7 +475,7 @@ impl Differ<'_> {
                     self.parents(&p)?;
                     let o = self.out.join(&p);
                     copy_tree_inner(&np, &o, self.links)?;
-                    set_xattr(&o, OPAQUE_XATTR, b"y").ctx("set opaque xattr", &o)?;
+                    set_xattr(&o, opaque_xattr(), b"y").ctx("set opaque xattr", &o)?;
                 }
                 Some((op, om)) => {
                     if om.is_dir() || differs(&om, &op, &nm, &np) {

@@ -41,3 +41,16 @@ pub use mount::{
 pub use snapshotter::{
     effective_lowers, open, Choice, CopySnapshotter, Kind, OverlaySnapshotter, Snapshotter, Usage,
 };
+
+/// Whether this process runs in a user namespace other than the initial one (rootless
+/// strata), where overlayfs is mounted with `userxattr` and its markers are `user.overlay.*`
+/// xattrs, since `trusted.*` needs CAP_SYS_ADMIN in the initial namespace. Read once.
+pub fn in_user_namespace() -> bool {
+    static IN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| {
+            let w: Vec<&str> = m.split_whitespace().collect();
+            w != ["0", "0", "4294967295"]
+        })
+    })
+}

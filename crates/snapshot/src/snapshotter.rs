@@ -154,6 +154,13 @@ fn overlay_usable(root: &Path) -> std::result::Result<(), String> {
 
 fn overlay_mount(lowers: &[PathBuf], upper_work: Option<(&Path, &Path)>) -> Mount {
     let mut options = vec!["index=off".to_string()];
+    // In a user namespace (rootless) overlayfs keeps its markers in `user.overlay.*` xattrs
+    // (`trusted.*` needs the initial namespace's CAP_SYS_ADMIN) and refuses `redirect_dir=off`,
+    // which would follow redirects; `nofollow` neither makes nor follows them.
+    let userns = crate::in_user_namespace();
+    if userns {
+        options.push("userxattr".into());
+    }
     // Layers are read from upper directories as plain trees: renamed directories must be
     // copied up whole and files fully, never recorded as overlay redirects or metacopies.
     for feature in ["redirect_dir", "metacopy"] {
@@ -161,7 +168,12 @@ fn overlay_mount(lowers: &[PathBuf], upper_work: Option<(&Path, &Path)>) -> Moun
             .join(feature)
             .exists()
         {
-            options.push(format!("{feature}=off"));
+            let off = if userns && feature == "redirect_dir" {
+                "nofollow"
+            } else {
+                "off"
+            };
+            options.push(format!("{feature}={off}"));
         }
     }
     let list: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();

@@ -55,15 +55,8 @@ enum Listen {
 /// The default socket: `/run/strata/strata.sock` as root, `$XDG_RUNTIME_DIR/strata/strata.sock`
 /// otherwise (`/tmp/strata-UID/strata.sock` without a runtime directory).
 fn default_socket() -> PathBuf {
-    // SAFETY: no preconditions.
-    let uid = unsafe { libc::geteuid() };
-    if uid == 0 {
-        return PathBuf::from("/run/strata/strata.sock");
-    }
-    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        Some(d) => PathBuf::from(d).join("strata/strata.sock"),
-        None => PathBuf::from(format!("/tmp/strata-{uid}/strata.sock")),
-    }
+    // The host user's, also inside rootless strata's user namespace (where the user is 0).
+    runtime::rootless::runtime_dir().join("strata.sock")
 }
 
 fn parse_listen(uri: Option<&str>) -> anyhow::Result<Listen> {
@@ -131,7 +124,9 @@ fn bind_unix(path: &Path) -> anyhow::Result<std::os::unix::net::UnixListener> {
         .with_context(|| format!("cannot listen on {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
         .with_context(|| format!("cannot set the mode of {}", path.display()))?;
-    if let Some(gid) = docker_group() {
+    // Rootless, the host's docker group is not in the user namespace (its number there would
+    // be one of the user's subordinate groups): the socket stays the user's.
+    if let Some(gid) = docker_group().filter(|_| !runtime::rootless::active()) {
         let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
         // SAFETY: a valid C string; -1 keeps the owner.
         if unsafe { libc::chown(c.as_ptr(), u32::MAX, gid) } != 0 {

@@ -80,12 +80,15 @@ pub(crate) fn info_value(root: &Path) -> Result<Value> {
         other => other,
     };
     let backing = statfs_type(root).map(fs_name).unwrap_or_default();
+    // Rootless (a user namespace): overlayfs with `userxattr`, no cgroups (see runtime's
+    // cgroup.rs), and Docker's `rootless` security option.
+    let rootless = runtime::rootless::active();
     let driver_status = if driver == "overlay2" {
         json!([
             ["Backing Filesystem", backing],
             ["Supports d_type", "true"],
             ["Native Overlay Diff", "true"],
-            ["userxattr", "false"]
+            ["userxattr", if rootless { "true" } else { "false" }]
         ])
     } else {
         json!([["Backing Filesystem", backing]])
@@ -105,6 +108,14 @@ pub(crate) fn info_value(root: &Path) -> Result<Value> {
     } else {
         ""
     };
+    let mut security = vec!["name=seccomp,profile=default"];
+    let mut warnings = Vec::new();
+    if rootless {
+        security.push("name=rootless");
+        warnings.push(
+            "WARNING: Running in rootless-mode without cgroups. Resource limits (--memory, --cpus, --pids-limit) are not available.",
+        );
+    }
     let ncpu = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -123,7 +134,7 @@ pub(crate) fn info_value(root: &Path) -> Result<Value> {
             "Log": ["json-file"],
         },
         "LoggingDriver": "json-file",
-        "CgroupDriver": "cgroupfs",
+        "CgroupDriver": if rootless { "none" } else { "cgroupfs" },
         "CgroupVersion": cgroup_version,
         "KernelVersion": kernel,
         "OperatingSystem": os,
@@ -138,11 +149,11 @@ pub(crate) fn info_value(root: &Path) -> Result<Value> {
         "Name": host,
         "ServerVersion": env!("CARGO_PKG_VERSION"),
         "InitBinary": init_binary,
-        "SecurityOptions": ["name=seccomp,profile=default"],
+        "SecurityOptions": security,
         "Debug": false,
         "ExperimentalBuild": false,
         "LiveRestoreEnabled": false,
-        "Warnings": null,
+        "Warnings": if warnings.is_empty() { Value::Null } else { json!(warnings) },
     }))
 }
 
@@ -186,7 +197,28 @@ fn info_text(v: &Value) -> String {
     if !s("InitBinary").is_empty() {
         o.push_str(&format!(" Init Binary: {}\n", s("InitBinary")));
     }
-    o.push_str(" Security Options:\n  seccomp\n   Profile: default\n");
+    // Docker's rendering of `name=NAME,key=value`: the name, then `Key: value` lines.
+    o.push_str(" Security Options:\n");
+    for opt in v["SecurityOptions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        for kv in opt.split(',') {
+            match kv.split_once('=') {
+                Some(("name", n)) => o.push_str(&format!("  {n}\n")),
+                Some((k, val)) => {
+                    let mut k = k.to_string();
+                    if let Some(f) = k.get_mut(0..1) {
+                        f.make_ascii_uppercase();
+                    }
+                    o.push_str(&format!("   {k}: {val}\n"));
+                }
+                None => {}
+            }
+        }
+    }
     o.push_str(&format!(" Kernel Version: {}\n", s("KernelVersion")));
     o.push_str(&format!(" Operating System: {}\n", s("OperatingSystem")));
     o.push_str(&format!(" OSType: {}\n", s("OSType")));
@@ -216,7 +248,12 @@ fn info_text(v: &Value) -> String {
 pub fn info(root: &Path, a: InfoArgs) -> Result<()> {
     let v = info_value(root)?;
     match a.format.as_deref().map(str::trim) {
-        None | Some("") => print!("{}", info_text(&v)),
+        None | Some("") => {
+            print!("{}", info_text(&v));
+            for w in v["Warnings"].as_array().into_iter().flatten() {
+                eprintln!("{}", w.as_str().unwrap_or_default());
+            }
+        }
         Some("json") => println!("{}", oci::GoJson::MARSHAL.to_string(&v)?),
         Some(f) => {
             let t = format::Template::parse(f).map_err(|e| Failure::bare(1, e.to_string()))?;
