@@ -223,6 +223,68 @@ fn the_docker_cli_drives_strata_through_the_engine_api() {
     api.ok(&["rm", "web"]);
     assert!(!s.ok(&["ps", "-a"]).contains("web"));
 
+    // build through /build (the classic builder's JSON stream), then commit, diff and top.
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nRUN echo built > /b\nCOPY a /a\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.path().join("a"), "a\n").unwrap();
+    let mut c = Command::new("docker");
+    c.env("DOCKER_HOST", format!("unix://{}", api.socket.display()))
+        .env("DOCKER_CONFIG", api.config.path())
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "--network", "none", "-t", "built:1"])
+        .arg(ctx.path());
+    let out = c.output().unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("Step 2/3 : RUN echo built > /b\n"), "{stdout}");
+    assert!(stdout.contains("Successfully tagged built:1\n"), "{stdout}");
+    let built = api.ok(&["images", "-q", "built:1"]);
+    assert!(
+        stdout.contains(&format!("Successfully built {}\n", built.trim())),
+        "{built}: {stdout}"
+    );
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM busybox\nRUN exit 3\n").unwrap();
+    c = Command::new("docker");
+    c.env("DOCKER_HOST", format!("unix://{}", api.socket.display()))
+        .env("DOCKER_CONFIG", api.config.path())
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "--network", "none"])
+        .arg(ctx.path());
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("The command '/bin/sh -c exit 3' returned a non-zero code: 3")
+    );
+    api.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "t1",
+        "built:1",
+        "sh",
+        "-c",
+        "echo x > /tmp/n; sleep 30",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !api.ok(&["diff", "t1"]).contains("A /tmp/n") {
+        assert!(Instant::now() < deadline, "diff never showed /tmp/n");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(api.ok(&["top", "t1"]).contains("sleep 30"));
+    api.ok(&[
+        "commit",
+        "-c",
+        "CMD [\"cat\", \"/tmp/n\"]",
+        "t1",
+        "committed:1",
+    ]);
+    assert_eq!(api.ok(&["run", "--rm", "committed:1"]), "x\n");
+    api.ok(&["rm", "-f", "t1"]);
+
     // create + start + wait + logs of a container made by the CLI's peer.
     api.ok(&["create", "--name", "c1", "busybox", "echo", "hi"]);
     api.ok(&["start", "c1"]);
