@@ -240,7 +240,10 @@ fn the_docker_cli_drives_strata_through_the_engine_api() {
     let out = c.output().unwrap();
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
-    assert!(stdout.contains("Step 2/3 : RUN echo built > /b\n"), "{stdout}");
+    assert!(
+        stdout.contains("Step 2/3 : RUN echo built > /b\n"),
+        "{stdout}"
+    );
     assert!(stdout.contains("Successfully tagged built:1\n"), "{stdout}");
     let built = api.ok(&["images", "-q", "built:1"]);
     assert!(
