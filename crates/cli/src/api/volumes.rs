@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::networks::{body, has_label, string_map};
 use super::reply::{ApiError, Reply, Result};
 use super::route::Req;
-use crate::commands::open_containers;
+use crate::commands::{open_containers, volume};
 
 /// Docker's status for a volume error: 404 missing, 409 in use, 400 invalid.
 fn error(e: container::Error) -> ApiError {
@@ -35,33 +35,11 @@ pub fn list(req: &Req<'_>) -> Result<Reply> {
         by_key.entry(k).or_default().push(v);
     }
     let c = open_containers(req.root)?;
-    let mut vols = c.volumes().map_err(error)?;
-    for (k, vals) in &by_key {
-        match k.as_str() {
-            "dangling" => {
-                let mut want = Vec::new();
-                for v in vals {
-                    want.push(match v.as_str() {
-                        "true" | "1" => true,
-                        "false" | "0" => false,
-                        _ => return Err(invalid_filter(&format!("dangling=[{v}]"))),
-                    });
-                }
-                let mut keep = Vec::new();
-                for v in vols {
-                    let dangling = c.volume_users(&v.name).map_err(error)?.is_empty();
-                    if want.contains(&dangling) {
-                        keep.push(v);
-                    }
-                }
-                vols = keep;
-            }
-            "name" => vols.retain(|v| vals.iter().any(|n| v.name.contains(n.as_str()))),
-            "driver" => vols.retain(|v| vals.iter().any(|d| &v.driver == d)),
-            "label" => vols.retain(|v| vals.iter().all(|l| has_label(&v.labels, l))),
-            other => return Err(invalid_filter(other)),
-        }
-    }
+    let vols = c.volumes().map_err(error)?;
+    let vols = volume::filter_volumes(&c, vols, &by_key).map_err(|e| match e {
+        volume::FilterError::Invalid(f) => invalid_filter(&f),
+        volume::FilterError::Volumes(e) => error(e),
+    })?;
     let list: Vec<Value> = vols.iter().map(container::Volume::inspect).collect();
     Ok(Reply::ok(json!({"Volumes": list, "Warnings": null})))
 }

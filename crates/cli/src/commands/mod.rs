@@ -31,7 +31,7 @@ mod save;
 mod stats;
 pub(crate) mod system;
 mod update;
-mod volume;
+pub(crate) mod volume;
 
 use std::path::Path;
 

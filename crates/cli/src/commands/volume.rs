@@ -176,16 +176,21 @@ fn bad_filter(f: &str) -> anyhow::Error {
     Failure::new(1, format!("Invalid filter '{f}'")).into()
 }
 
-fn ls(root: &Path, a: VolumeLsArgs) -> Result<()> {
-    let c = super::open_containers(root)?;
-    let mut vols = c.volumes().map_err(fail)?;
-    // Filters of one name are alternatives (any may match); different names all apply.
-    let mut by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for f in &a.filters {
-        let (k, v) = super::split_filter(f, "volume ls")?;
-        by_key.entry(k.to_string()).or_default().push(v.to_string());
-    }
-    for (k, vals) in &by_key {
+/// Why [`filter_volumes`] refused: Docker's `Invalid filter '…'` (the text between the
+/// quotes), or the volumes could not be read.
+pub(crate) enum FilterError {
+    Invalid(String),
+    Volumes(container::Error),
+}
+
+/// The volumes that pass every filter (`volume ls` and `GET /volumes`): values of one key
+/// are alternatives (all of them for `label`), different keys all apply.
+pub(crate) fn filter_volumes(
+    c: &container::Containers,
+    mut vols: Vec<container::Volume>,
+    by_key: &BTreeMap<String, Vec<String>>,
+) -> std::result::Result<Vec<container::Volume>, FilterError> {
+    for (k, vals) in by_key {
         match k.as_str() {
             "dangling" => {
                 let mut want = Vec::new();
@@ -193,13 +198,13 @@ fn ls(root: &Path, a: VolumeLsArgs) -> Result<()> {
                     want.push(match v.as_str() {
                         "true" | "1" => true,
                         "false" | "0" => false,
-                        _ => return Err(bad_filter(&format!("dangling=[{v}]"))),
+                        _ => return Err(FilterError::Invalid(format!("dangling=[{v}]"))),
                     });
                 }
                 let mut keep = Vec::new();
                 for v in vols {
-                    let dangling = c.volume_users(&v.name).map_err(fail)?.is_empty();
-                    if want.contains(&dangling) {
+                    let users = c.volume_users(&v.name).map_err(FilterError::Volumes)?;
+                    if want.contains(&users.is_empty()) {
                         keep.push(v);
                     }
                 }
@@ -208,9 +213,25 @@ fn ls(root: &Path, a: VolumeLsArgs) -> Result<()> {
             "name" => vols.retain(|v| vals.iter().any(|n| v.name.contains(n.as_str()))),
             "driver" => vols.retain(|v| vals.iter().any(|d| &v.driver == d)),
             "label" => vols.retain(|v| vals.iter().all(|l| has_label(v, l))),
-            other => return Err(bad_filter(other)),
+            other => return Err(FilterError::Invalid(other.to_string())),
         }
     }
+    Ok(vols)
+}
+
+fn ls(root: &Path, a: VolumeLsArgs) -> Result<()> {
+    let c = super::open_containers(root)?;
+    let vols = c.volumes().map_err(fail)?;
+    // Filters of one name are alternatives (any may match); different names all apply.
+    let mut by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for f in &a.filters {
+        let (k, v) = super::split_filter(f, "volume ls")?;
+        by_key.entry(k.to_string()).or_default().push(v.to_string());
+    }
+    let mut vols = filter_volumes(&c, vols, &by_key).map_err(|e| match e {
+        FilterError::Invalid(f) => bad_filter(&f),
+        FilterError::Volumes(e) => fail(e),
+    })?;
     vols.sort_by(|x, y| natural_cmp(&x.name, &y.name));
     let fmt = if a.quiet {
         "{{.Name}}".to_string()
