@@ -40,8 +40,26 @@ fn netns_of(pid: &str) -> String {
         .unwrap_or_default()
 }
 
-/// PIDs of pasta processes holding network namespace `ns` (`net:[N]`).
+/// PIDs of pasta processes holding network namespace `ns` (`net:[N]`), leaving out the
+/// short-lived helpers a pasta clones to look into the namespace (their parent is a pasta).
 fn pastas_of(ns: &str) -> Vec<String> {
+    let all = pasta_processes_of(ns);
+    all.iter()
+        .filter(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let ppid = status
+                .lines()
+                .find_map(|l| l.strip_prefix("PPid:"))
+                .map(|p| p.trim().to_string())
+                .unwrap_or_default();
+            !all.contains(&ppid)
+        })
+        .cloned()
+        .collect()
+}
+
+/// Every pasta process (helpers included) holding network namespace `ns`.
+fn pasta_processes_of(ns: &str) -> Vec<String> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let pid = e.file_name().to_string_lossy().into_owned();

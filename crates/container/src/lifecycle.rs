@@ -818,6 +818,16 @@ impl Containers {
         }
     }
 
+    /// Waits until no monitor holds container `id`'s lock (its monitor has exited), for at
+    /// most `timeout`.
+    fn wait_monitor_gone(&self, id: &str, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        while self.try_monitor_lock(id)?.is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
     /// `docker exec`: runs the request's process in the running container; returns the
     /// exit code.
     pub fn exec(&mut self, name: &str, req: ExecRequest) -> Result<i32> {
@@ -1030,6 +1040,9 @@ impl Containers {
             self.thaw_after_signal(&rec);
             self.record_event("kill", &rec, &[("signal", libc::SIGKILL.to_string())]);
             wait_dead(rec.state.pid, Duration::from_secs(10));
+            // Its monitor cleans up as the container dies (unmounts, endpoints, `--rm`):
+            // let it finish rather than race it.
+            self.wait_monitor_gone(&rec.id, Duration::from_secs(10))?;
         }
         let rootfs = self.rootfs(&rec.id);
         snapshot::unmount_if_mounted(&rootfs)?;

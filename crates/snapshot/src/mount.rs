@@ -414,7 +414,15 @@ pub fn unmount(target: &Path) -> Result<()> {
 /// Unmounts every mount at or below `target`, deepest first. Not mounted is not an error.
 pub fn unmount_all(target: &Path) -> Result<()> {
     for mp in mounts_under(target)?.iter().rev() {
-        unmount(mp)?;
+        match unmount(mp) {
+            Ok(()) => {}
+            // Another process (a container's monitor cleaning up as it exits) unmounted it
+            // between reading the mount table and now: gone is what was asked for.
+            Err(Error::Unmount { source, .. })
+                if source.raw_os_error() == Some(libc::EINVAL)
+                    && !mounts_under(mp)?.iter().any(|m| m == mp) => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
 }
