@@ -402,3 +402,116 @@ fn the_docker_cli_pulls_through_the_engine_api() {
         text(&out.stderr)
     );
 }
+
+/// `docker login` checks the credentials through `/auth`; `docker push` sends them in
+/// `X-Registry-Auth` (the store has none of its own), with Docker's progress and errors.
+#[test]
+fn the_docker_cli_logs_in_and_pushes_through_the_engine_api() {
+    if !require_root() || !require_tool("docker") || !require_tool("/usr/bin/docker-registry") {
+        return;
+    }
+    let reg = Registry::start(Some(("pusher", "s3cret")));
+    let s = Strata::new();
+    s.ok(&["import", busybox_tar().to_str().unwrap(), "busybox"]);
+    let reference = format!("{}/team/box:1", reg.host());
+    s.ok(&["tag", "busybox", &reference]);
+    let api = Service::start(&s);
+
+    // Without credentials the registry refuses the push, in the stream.
+    let out = api.docker(&["push", &reference], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).starts_with(&format!(
+            "The push refers to repository [{}/team/box]\n",
+            reg.host()
+        )),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stderr).contains("unauthorized"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let bad = api.docker(
+        &["login", "-u", "pusher", "--password-stdin", &reg.host()],
+        Some("wrong\n"),
+    );
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("Error response from daemon: login attempt to"),
+        "{}",
+        text(&bad.stderr)
+    );
+    let good = api.docker(
+        &["login", "-u", "pusher", "--password-stdin", &reg.host()],
+        Some("s3cret\n"),
+    );
+    assert!(good.status.success(), "{}", text(&good.stderr));
+    assert!(text(&good.stdout).contains("Login Succeeded"));
+
+    let out = api.ok(&["push", &reference]);
+    let digest = s.ok(&["inspect", "-f", "{{index .RepoDigests 0}}", &reference]);
+    let digest = digest.trim().rsplit('@').next().unwrap().to_string();
+    let layer = out
+        .lines()
+        .find_map(|l| l.strip_suffix(": Preparing"))
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_string();
+    let size = out
+        .lines()
+        .last()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        out,
+        format!(
+            "The push refers to repository [{h}/team/box]\n{layer}: Preparing\n{layer}: Pushed\n1: digest: {digest} size: {size}\n",
+            h = reg.host()
+        )
+    );
+    // Again: nothing goes up; `-a` pushes every tag of the repository.
+    s.ok(&["tag", "busybox", &format!("{}/team/box:2", reg.host())]);
+    let out = api.ok(&["push", "-a", &format!("{}/team/box", reg.host())]);
+    assert!(
+        out.contains(&format!(
+            "{layer}: Layer already exists\n1: digest: {digest}"
+        )),
+        "{out}"
+    );
+    assert!(out.contains(&format!("2: digest: {digest}")), "{out}");
+    // Another store pulls it with the same credentials through its own service.
+    let other = Strata::new();
+    let other_api = Service::start(&other);
+    let out = other_api.docker(
+        &["login", "-u", "pusher", "--password-stdin", &reg.host()],
+        Some("s3cret\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    other_api.ok(&["pull", &reference]);
+    assert_eq!(
+        other.ok(&["images", "-q", "--no-trunc", &reference]),
+        s.ok(&["images", "-q", "--no-trunc", &reference])
+    );
+
+    // Docker's errors for what is not there locally.
+    let out = api.docker(&["push", &format!("{}/team/box:9", reg.host())], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        format!("tag does not exist: {}/team/box:9", reg.host())
+    );
+    let out = api.docker(&["push", &format!("{}/team/none", reg.host())], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        format!(
+            "An image does not exist locally with the tag: {}/team/none",
+            reg.host()
+        )
+    );
+}

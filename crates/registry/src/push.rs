@@ -575,15 +575,15 @@ fn push_unrecorded(
     opts: &ExportOptions,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<Pushed> {
-    let id = image::resolve(store, &r.to_string())?;
-    let img = store
-        .image(&id)?
-        .ok_or_else(|| image::Error::NoSuchImage(r.familiar()))?;
-    let config = store.read_blob(&id)?;
     line(
         progress,
         &format!("The push refers to repository [{}]", r.name()),
     );
+    let id = local_image(store, r)?;
+    let img = store
+        .image(&id)?
+        .ok_or_else(|| image::Error::NoSuchImage(r.familiar()))?;
+    let config = store.read_blob(&id)?;
     let mount_from = mount_sources(r, &img.repo_digests);
     let plan = Plan::new(store, r, &img, config.len() as u64, opts, &mount_from)?;
     let push = Push::new(r, creds, hosts, &mount_from, &plan.jobs, progress);
@@ -608,6 +608,30 @@ fn push_unrecorded(
         ),
     );
     Ok(pushed)
+}
+
+/// The image `r` names, or Docker's errors: no local tag of the repository at all, or not
+/// this tag.
+fn local_image(store: &Store, r: &Reference) -> Result<Digest> {
+    match image::resolve(store, &r.to_string()) {
+        Ok(id) => Ok(id),
+        Err(image::Error::NoSuchImage(_)) => {
+            let prefix = format!("{}:", r.name());
+            let tagged = store
+                .images()?
+                .iter()
+                .any(|i| i.tags.iter().any(|t| t.starts_with(&prefix)));
+            Err(Error::NotFound(if tagged {
+                format!("tag does not exist: {}", r.familiar())
+            } else {
+                format!(
+                    "An image does not exist locally with the tag: {}",
+                    r.repository_familiar()
+                )
+            }))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Repositories of `r`'s registry the image was pulled from or pushed to (its repo
@@ -744,8 +768,12 @@ impl<'a> Push<'a> {
         for j in jobs.iter().rev() {
             layer(self.progress, &j.short, "Preparing");
         }
-        let done = Mutex::new(Vec::new());
         let workers = self.client.hosts.max_concurrent_uploads.max(1);
+        // Those that must wait for a free upload slot say so, as Docker's transfers do.
+        for j in jobs.iter().rev().skip(workers) {
+            layer(self.progress, &j.short, "Waiting");
+        }
+        let done = Mutex::new(Vec::new());
         let result = parallel::run(jobs.iter().rev().collect(), workers, |j| {
             let blob = self.upload_layer(j, opts)?;
             done.lock()
@@ -758,7 +786,6 @@ impl<'a> Push<'a> {
     }
 
     fn upload_layer(&self, j: &LayerJob, opts: &ExportOptions) -> Result<BlobRef> {
-        layer(self.progress, &j.short, "Waiting");
         let report = Report {
             id: &j.short,
             total: j.source.record.tar_size,

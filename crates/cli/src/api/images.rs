@@ -172,7 +172,7 @@ pub fn prune(req: &Req<'_>) -> Result<Reply> {
 }
 
 /// One `registry::Progress` report as Docker's JSON message (`jsonmessage.JSONMessage`).
-fn progress_message(p: &registry::Progress<'_>) -> Value {
+pub(super) fn progress_message(p: &registry::Progress<'_>) -> Value {
     match p {
         registry::Progress::Line(l) => json!({"status": l}),
         registry::Progress::Layer { id, status } => {
@@ -191,8 +191,8 @@ fn progress_message(p: &registry::Progress<'_>) -> Value {
     }
 }
 
-/// `POST /images/create?fromImage=NAME&tag=TAG[&platform=]`: `pull` with the store's
-/// credentials, its progress streamed as Docker's JSON messages. A pull that fails before
+/// `POST /images/create?fromImage=NAME&tag=TAG[&platform=]`: `pull` with the request's
+/// `X-Registry-Auth` credentials (the store's without), its progress streamed as Docker's JSON messages. A pull that fails before
 /// any progress is an error status (404 when the registry does not know the image); later
 /// failures end the stream with an `error` message, as Docker's.
 pub fn create(req: &Req<'_>) -> Result<Reply> {
@@ -218,6 +218,7 @@ pub fn create(req: &Req<'_>) -> Result<Reply> {
         .filter(|p| !p.is_empty())
         .map(str::to_string);
     let root = req.root.to_path_buf();
+    let creds = super::distribution::credentials(req, &r.registry)?;
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     let (first_tx, first_rx) = std::sync::mpsc::channel::<Option<ApiError>>();
     std::thread::spawn(move || {
@@ -230,7 +231,6 @@ pub fn create(req: &Req<'_>) -> Result<Reply> {
         let result = (|| -> anyhow::Result<()> {
             let mut store = open_store(&root)?;
             let hosts = &crate::settings::get().hosts;
-            let creds = registry::load_credentials(&hosts.config_file, &r.registry)?;
             let opts = registry::PullOptions {
                 platform,
                 concurrency: None,

@@ -16,6 +16,7 @@ mod build;
 mod containers;
 mod contents;
 mod df;
+mod distribution;
 mod exec;
 mod images;
 mod networks;

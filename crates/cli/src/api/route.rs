@@ -95,7 +95,6 @@ pub struct Req<'a> {
     pub head: bool,
     pub query: Query,
     pub body: &'a [u8],
-    #[allow(dead_code)]
     pub headers: &'a HeaderMap,
 }
 
@@ -182,6 +181,7 @@ pub fn route(
         ("GET", "/info") => system::info(&req),
         ("GET", "/events") => system::events(&req),
         ("POST", "/commit") => contents::commit(&req),
+        ("POST", "/auth") => super::distribution::auth(&req),
         _ => Err(not_found()),
     }
 }
@@ -213,6 +213,7 @@ fn images_route(req: &Req<'_>, m: &str, rest: &str) -> Result<Reply> {
         ("GET", "json") => images::inspect(req, name),
         ("GET", "history") => images::history(req, name),
         ("POST", "tag") => images::tag(req, name),
+        ("POST", "push") => super::distribution::push(req, name),
         ("GET", "get") => images::get(req, &[name.to_string()]),
         _ => Err(not_found()),
     }

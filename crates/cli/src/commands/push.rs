@@ -91,7 +91,9 @@ pub fn run(root: &std::path::Path, a: PushArgs) -> Result<()> {
         vec![r.clone()]
     };
     for r in &refs {
-        let pushed = registry::push(&mut store, r, creds.clone(), hosts, &opts, &progress)?;
+        // Docker's client prints a push's errors (they come in its progress stream) bare.
+        let pushed = registry::push(&mut store, r, creds.clone(), hosts, &opts, &progress)
+            .map_err(|e| Failure::bare(1, format!("{:#}", anyhow::Error::from(e))))?;
         if quiet {
             println!("{}@{}", r.name(), pushed.digest);
         }
