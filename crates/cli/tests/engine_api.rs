@@ -515,3 +515,84 @@ fn the_docker_cli_logs_in_and_pushes_through_the_engine_api() {
         )
     );
 }
+
+/// Runs `command` under `script`, which gives it a terminal of `rows` x `cols`; returns
+/// what the terminal showed and the exit code.
+fn on_a_terminal(rows: u16, cols: u16, command: &str, env: &[(&str, &str)]) -> (String, i32) {
+    let mut c = Command::new("timeout");
+    c.args(["30", "script", "-qec"])
+        .arg(format!("stty rows {rows} cols {cols}; {command}"))
+        .arg("/dev/null")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    (text(&out.stdout), out.status.code().unwrap_or(-1))
+}
+
+/// `docker exec -it` and `docker run -it` through the API: the process gets a terminal,
+/// sized as the client's by `/exec/ID/resize` and `/containers/ID/resize`, its output raw
+/// and its exit code the client's; `strata exec -it` sizes it as its own terminal too and
+/// puts that in raw mode while it runs.
+#[test]
+fn exec_and_run_with_a_terminal_take_the_clients_size() {
+    if !require_root() || !require_tool("docker") || !require_tool("script") {
+        return;
+    }
+    let s = Strata::new();
+    s.ok(&["import", busybox_tar().to_str().unwrap(), "busybox"]);
+    let api = Service::start(&s);
+    api.ok(&["run", "-d", "--name", "term", "busybox", "sleep", "60"]);
+    let host = format!("unix://{}", api.socket.display());
+    let config = api.config.path().display().to_string();
+    let env = [
+        ("DOCKER_HOST", host.as_str()),
+        ("DOCKER_CONFIG", config.as_str()),
+    ];
+    // The client sizes the terminal just after the start (API 1.41 has no size at create),
+    // so the process waits a little before it looks.
+    let (out, code) = on_a_terminal(
+        33,
+        97,
+        "docker exec -it term sh -c 'tty; sleep 1; stty size; exit 5'",
+        &env,
+    );
+    assert_eq!(code, 5, "{out}");
+    assert!(out.contains("/dev/pts/"), "{out}");
+    assert!(out.contains("33 97\r\n"), "{out}");
+    let (out, code) = on_a_terminal(
+        21,
+        61,
+        "docker run --rm -it busybox sh -c 'sleep 1; stty size'",
+        &env,
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("21 61\r\n"), "{out}");
+    // Without a terminal the exec's output stays multiplexed plain output.
+    assert_eq!(
+        api.ok(&["exec", "term", "sh", "-c", "[ -t 1 ] || echo plain"]),
+        "plain\n"
+    );
+
+    let strata = assert_cmd::cargo::cargo_bin("strata");
+    let root = s.root.path().display().to_string();
+    let (out, code) = on_a_terminal(
+        44,
+        55,
+        &format!("{} exec -it term stty size", strata.display()),
+        &[("STRATA_ROOT", root.as_str())],
+    );
+    assert_eq!(code, 0, "{out}");
+    // Raw while it runs (one \r\n: the container's terminal's), as Docker's client.
+    assert_eq!(out, "44 55\r\n");
+    // Without -i the client's terminal stays as it is and adds its own \r (Docker's too).
+    let (out, _) = on_a_terminal(
+        44,
+        55,
+        &format!("{} exec -t term echo x", strata.display()),
+        &[("STRATA_ROOT", root.as_str())],
+    );
+    assert_eq!(out, "x\r\r\n");
+    api.ok(&["rm", "-f", "term"]);
+}

@@ -47,6 +47,12 @@ pub struct ExecRequest {
     /// The container's own when `None`.
     pub user: Option<String>,
     pub tty: bool,
+    /// With `tty`: the output of the terminal goes to `io.stdout` (this process's stdout
+    /// when it is `Inherit`), and a duplicate of the terminal's master side is sent here
+    /// once the process runs, for the caller to size it (`docker exec` resize).
+    pub terminal: Option<std::sync::mpsc::Sender<OwnedFd>>,
+    /// With `tty`: the terminal's size (rows, columns) from the start.
+    pub tty_size: Option<(u16, u16)>,
     pub io: StartIo,
 }
 
@@ -837,6 +843,8 @@ impl Containers {
             workdir,
             user,
             tty,
+            terminal,
+            tty_size,
             io,
         } = req;
         let rec = self.find(name)?;
@@ -866,23 +874,41 @@ impl Containers {
         } else {
             (io.stdin, runtime::Stdio::Null)
         };
+        let (stdout, stderr, tty_output) = if tty {
+            (runtime::Stdio::Null, runtime::Stdio::Null, io.stdout)
+        } else {
+            (io.stdout, io.stderr, runtime::Stdio::Inherit)
+        };
         let mut c = runtime::exec(
             init,
             &p,
             runtime::ExecOptions {
                 stdin,
-                stdout: io.stdout,
-                stderr: io.stderr,
+                stdout,
+                stderr,
                 tty,
+                tty_size,
                 seccomp_cache: Some(self.seccomp_cache()),
             },
         )?;
         self.record_event(&format!("exec_start: {command}"), &rec, &exec_id);
-        // Not waited for: a process the command left in the background may hold the terminal.
-        let _relay = c
-            .take_pty_master()
-            .and_then(|m| relay_tty(m, tty_input, runtime::Stdio::Inherit));
+        let master = c.take_pty_master();
+        if let (Some(m), Some(to)) = (&master, terminal) {
+            if let Ok(dup) = m.try_clone() {
+                let _ = to.send(dup);
+            }
+        }
+        let relay = master.and_then(|m| relay_tty(m, tty_input, tty_output));
         let code = c.wait()?;
+        // The terminal's last output is still to be copied: wait for the copy to end (the
+        // terminal closes with its last process), but not for long, as a process the command
+        // left in the background may hold the terminal open.
+        if let Some(r) = relay {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while !r.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
         let [(_, exec)] = &exec_id;
         self.record_event(
             "exec_die",

@@ -407,7 +407,11 @@ fn lo_up() -> std::result::Result<(), i32> {
 /// Opens a terminal in the container's devpts (after pivot_root), sends the master to the
 /// parent over `sock`, binds the slave to /dev/console and makes it the controlling terminal
 /// and standard streams. Raw system calls only.
-pub(crate) fn make_terminal(sock: RawFd, bind_console: bool) -> std::result::Result<(), i32> {
+pub(crate) fn make_terminal(
+    sock: RawFd,
+    bind_console: bool,
+    size: Option<(u16, u16)>,
+) -> std::result::Result<(), i32> {
     // SAFETY: raw system calls on stack buffers.
     unsafe {
         let m = libc::open(
@@ -427,6 +431,15 @@ pub(crate) fn make_terminal(sock: RawFd, bind_console: bool) -> std::result::Res
         let slave = libc::ioctl(m, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY);
         if slave < 0 {
             return Err(errno());
+        }
+        if let Some((rows, cols)) = size {
+            let ws = libc::winsize {
+                ws_row: rows,
+                ws_col: cols,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            libc::ioctl(slave, libc::TIOCSWINSZ, &ws);
         }
         // Send the master: one byte of data with the descriptor attached.
         let mut byte = [0u8; 1];
@@ -608,7 +621,7 @@ pub(crate) fn child(p: &Plan, errfd: RawFd) -> ! {
             }
         }
         if p.tty_sock >= 0 {
-            if let Err(e) = make_terminal(p.tty_sock, true) {
+            if let Err(e) = make_terminal(p.tty_sock, true, None) {
                 setup(S_TTY, e);
             }
         }

@@ -63,8 +63,8 @@ pub use error::{Error, Phase, Result};
 pub use etc::{make_init_layer, write_etc_files, ETC_FILES, STANDARD_HOSTS};
 pub use net::{Addresses, PortMapping, PrivateNetwork, Protocol, DNS_FORWARD_ADDRESS, INTERFACE};
 pub use process::{
-    exec, process_start_time, run, run_step, spawn, Container, ExecOptions, InitProcess,
-    SpawnOptions, Stdio,
+    exec, process_start_time, resize_terminal, run, run_step, spawn, terminal_size, Container,
+    ExecOptions, InitProcess, SpawnOptions, Stdio,
 };
 pub use scope::{bind_in_root, secure_join};
 pub use seccomp::{

@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -446,6 +446,30 @@ fn start_error(phase: Phase, p: &Process, descs: &[String], buf: [u8; 12]) -> Er
     }
 }
 
+/// The size (rows, columns) of the terminal `fd` refers to; `None` when it is no terminal.
+pub fn terminal_size(fd: BorrowedFd<'_>) -> Option<(u16, u16)> {
+    // SAFETY: TIOCGWINSZ into a zeroed structure we own.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    (r == 0 && ws.ws_row > 0 && ws.ws_col > 0).then_some((ws.ws_row, ws.ws_col))
+}
+
+/// Sets the size of the terminal whose master (or slave) side is `fd`; the processes on it
+/// get SIGWINCH.
+pub fn resize_terminal(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ from a structure we own.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Receives one descriptor sent by [`make_terminal`].
 fn recv_fd(sock: RawFd) -> Result<OwnedFd> {
     // SAFETY: recvmsg into stack buffers; the received descriptor is new and ours.
@@ -486,6 +510,8 @@ pub struct ExecOptions {
     pub stderr: Stdio,
     /// `-t`: a new terminal in the container's `/dev/pts`, as for [`SpawnOptions::tty`].
     pub tty: bool,
+    /// Its size (rows, columns) from the start, when known.
+    pub tty_size: Option<(u16, u16)>,
     /// As [`SpawnOptions::seccomp_cache`].
     pub seccomp_cache: Option<PathBuf>,
 }
@@ -595,6 +621,7 @@ pub fn exec(init: InitProcess, process: &Process, opts: ExecOptions) -> Result<C
         None
     };
     let tty_sock = socks.as_ref().map_or(-1, |(_, c)| c.as_raw_fd());
+    let tty_size = opts.tty_size;
     let (errfd, pidfd) = (err_wr.as_raw_fd(), pid_wr.as_raw_fd());
     let mut keep: Vec<RawFd> = [errfd, pidfd, tty_sock, pid_fd]
         .into_iter()
@@ -648,7 +675,7 @@ pub fn exec(init: InitProcess, process: &Process, opts: ExecOptions) -> Result<C
             reset_signals();
             libc::setsid();
             if tty_sock >= 0 {
-                if let Err(e) = make_terminal(tty_sock, false) {
+                if let Err(e) = make_terminal(tty_sock, false, tty_size) {
                     fail(errfd, K_SETUP, 4, e);
                 }
             }

@@ -854,6 +854,7 @@ fn exec_joins_a_running_container() {
                 stdout: Stdio::Fd(fd),
                 stderr: Stdio::Inherit,
                 tty: false,
+                tty_size: None,
                 seccomp_cache: None,
             },
         )
@@ -909,6 +910,7 @@ fn exec_joins_a_running_container() {
         &p,
         runtime::ExecOptions {
             tty: true,
+            tty_size: None,
             ..Default::default()
         },
     )

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use std::os::unix::fs::OpenOptionsExt;
+
 use bytes::Bytes;
 use hyper::StatusCode;
 use serde_json::{json, Map, Value};
@@ -528,6 +530,47 @@ pub fn pause(req: &Req<'_>, id: &str, pause: bool) -> Result<Reply> {
         c.unpause(&rec.id)?;
     }
     Ok(Reply::Empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/ID/resize?h=&w=`: sizes the terminal of a container made with one
+/// (`run -it`); 409 when it does not run, as Docker's. The terminal is reached through the
+/// container's first process's standard input (its slave side), so the monitor that holds
+/// the master need not be asked.
+pub fn resize(req: &Req<'_>, id: &str) -> Result<Reply> {
+    use std::os::fd::AsFd;
+    let c = open_containers(req.root)?;
+    let rec = find(&c, id)?;
+    let (rows, cols) = super::exec::terminal_size_query(req)?;
+    let not_running = || {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            format!("Container {} is not running", rec.id),
+        )
+    };
+    if rec.state.status != "running" || rec.state.pid <= 0 {
+        return Err(not_running());
+    }
+    let stdin = format!("/proc/{}/fd/0", rec.state.pid);
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(&stdin)
+    else {
+        return Err(not_running());
+    };
+    if runtime::terminal_size(f.as_fd()).is_some() || rustix_isatty(&f) {
+        runtime::resize_terminal(f.as_fd(), rows, cols)
+            .map_err(|e| anyhow::anyhow!("resize {}: {e}", rec.id))?;
+    }
+    Ok(Reply::Empty(StatusCode::OK))
+}
+
+/// Whether `f` is a terminal.
+fn rustix_isatty(f: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: isatty on a descriptor we own.
+    unsafe { libc::isatty(f.as_raw_fd()) == 1 }
 }
 
 /// `POST /containers/prune`: removes the stopped containers.

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -36,6 +37,10 @@ struct Instance {
     stderr: bool,
     running: bool,
     exit_code: Option<i32>,
+    /// With `tty`: the size last asked for (rows, columns), and the terminal's master side
+    /// once the process runs.
+    size: Option<(u16, u16)>,
+    master: Option<Arc<OwnedFd>>,
 }
 
 fn instances() -> &'static Mutex<HashMap<String, Instance>> {
@@ -123,6 +128,14 @@ pub fn create(req: &Req<'_>, id: &str) -> Result<Reply> {
                 stderr: flag("AttachStderr"),
                 running: false,
                 exit_code: None,
+                // API 1.42's `ConsoleSize` [rows, columns], taken when a client sends it.
+                size: body
+                    .get("ConsoleSize")
+                    .and_then(Value::as_array)
+                    .and_then(|a| Some((a.first()?.as_u64()?, a.get(1)?.as_u64()?)))
+                    .filter(|(h, w)| *h > 0 && *w > 0)
+                    .map(|(h, w)| (h.min(u16::MAX as u64) as u16, w.min(u16::MAX as u64) as u16)),
+                master: None,
             },
         );
     Ok(Reply::Json(StatusCode::CREATED, json!({"Id": exec_id})))
@@ -189,8 +202,23 @@ fn run(
             Some(r) => runtime::Stdio::Fd(r.into()),
             None => runtime::Stdio::Null,
         };
-        // A terminal of the process's own is not relayed through the API yet: its output
-        // goes through the pipes as plain output.
+        // With a terminal its output comes through the stdout pipe, and its master side to
+        // the instance, where `resize` finds it.
+        let terminal = tty.then(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<OwnedFd>();
+            let id = id.clone();
+            std::thread::spawn(move || {
+                if let Ok(m) = rx.recv() {
+                    update(&id, |i| {
+                        if let Some((rows, cols)) = i.size {
+                            let _ = runtime::resize_terminal(m.as_fd(), rows, cols);
+                        }
+                        i.master = Some(Arc::new(m));
+                    });
+                }
+            });
+            tx
+        });
         let code = c.exec(
             &i.container,
             container::ExecRequest {
@@ -198,7 +226,9 @@ fn run(
                 env: i.env.clone(),
                 workdir: i.workdir.clone(),
                 user: i.user.clone(),
-                tty: false,
+                tty,
+                terminal,
+                tty_size: i.size,
                 io: container::StartIo {
                     stdin,
                     stdout,
@@ -225,6 +255,7 @@ fn run(
     update(&id, |i| {
         i.running = false;
         i.exit_code = Some(code);
+        i.master = None;
     });
 }
 
@@ -237,10 +268,35 @@ pub fn start_detached(req: &Req<'_>, id: &str) -> Result<Reply> {
     Ok(Reply::Empty(StatusCode::OK))
 }
 
-/// `POST /exec/ID/resize`: accepted (a terminal is not relayed yet).
-pub fn resize(_req: &Req<'_>, id: &str) -> Result<Reply> {
+/// `POST /exec/ID/resize?h=&w=`: sizes the instance's terminal (or the one it will get at
+/// its start); 400 for a bad size, as Docker's.
+pub fn resize(req: &Req<'_>, id: &str) -> Result<Reply> {
     get(id)?;
-    Ok(Reply::Empty(StatusCode::OK))
+    let size = terminal_size_query(req)?;
+    let mut failed = None;
+    update(id, |i| {
+        i.size = Some(size);
+        if let Some(m) = &i.master {
+            failed = runtime::resize_terminal(m.as_fd(), size.0, size.1).err();
+        }
+    });
+    match failed {
+        Some(e) => Err(anyhow::anyhow!("resize exec {id}: {e}").into()),
+        None => Ok(Reply::Empty(StatusCode::OK)),
+    }
+}
+
+/// `h` and `w` of a resize request, Docker's 400 when they are not sizes.
+pub(super) fn terminal_size_query(req: &Req<'_>) -> Result<(u16, u16)> {
+    let dim = |k: &str| -> Result<u16> {
+        req.query
+            .get(k)
+            .unwrap_or("0")
+            .trim()
+            .parse::<u16>()
+            .map_err(|e| ApiError::bad_request(format!("strconv.Atoi: parsing {k:?}: {e}")))
+    };
+    Ok((dim("h")?, dim("w")?))
 }
 
 /// The exec of `POST [/vX.Y]/exec/ID/start` with an upgrade asked for.

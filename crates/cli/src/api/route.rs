@@ -245,6 +245,7 @@ fn containers_route(req: &Req<'_>, m: &str, rest: &str) -> Result<Reply> {
         ("GET", "export") => contents::export(req, id),
         ("GET", "stats") => contents::stats(req, id),
         ("POST", "pause") => containers::pause(req, id, true),
+        ("POST", "resize") => containers::resize(req, id),
         ("POST", "unpause") => containers::pause(req, id, false),
         _ => Err(not_found()),
     }

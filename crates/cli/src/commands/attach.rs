@@ -144,8 +144,19 @@ fn raw_terminal() {
     }
 }
 
+/// Raw mode for the length of a `run -it` or `exec -it` when standard input is a terminal,
+/// as Docker's client sets it: restored when the returned guard is dropped.
+pub(crate) fn raw_while(tty: bool, interactive: bool) -> Option<RestoreTerminal> {
+    use std::io::IsTerminal;
+    if !(tty && interactive && std::io::stdin().is_terminal()) {
+        return None;
+    }
+    raw_terminal();
+    Some(RestoreTerminal)
+}
+
 /// Calls [`restore_terminal`] when dropped.
-struct RestoreTerminal;
+pub(crate) struct RestoreTerminal;
 
 impl Drop for RestoreTerminal {
     fn drop(&mut self) {

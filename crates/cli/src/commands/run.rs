@@ -300,6 +300,7 @@ pub fn run(root: &Path, a: RunArgs) -> Result<()> {
         log: pump,
     };
     c.record_event("attach", &rec, &[]);
+    let _raw = super::attach::raw_while(a.tty, a.interactive);
     let code = c
         .start(&rec.id, io)
         .map_err(|e| run_failure(exit_code(&e), e))?;
@@ -395,14 +396,25 @@ pub fn exec(root: &Path, a: ExecArgs) -> Result<()> {
         },
         ..Default::default()
     };
+    // The process's terminal has the size of ours from the start.
+    let tty_size = if a.tty {
+        use std::os::fd::AsFd;
+        runtime::terminal_size(std::io::stdout().as_fd())
+            .or_else(|| runtime::terminal_size(std::io::stdin().as_fd()))
+    } else {
+        None
+    };
     let req = container::ExecRequest {
         args: a.command.clone(),
         env,
         workdir: a.workdir.clone(),
         user: a.user.clone(),
         tty: a.tty,
+        terminal: None,
+        tty_size,
         io,
     };
+    let _raw = super::attach::raw_while(a.tty, a.interactive);
     let code = c.exec(&a.container, req).map_err(|e| match e {
         // The client's own lookup.
         container::Error::Store(store::Error::ContainerNotFound(_)) => {
