@@ -596,3 +596,178 @@ fn exec_and_run_with_a_terminal_take_the_clients_size() {
     assert_eq!(out, "x\r\r\n");
     api.ok(&["rm", "-f", "term"]);
 }
+
+/// One HTTP/1.1 request on the service's socket (`Connection: close`): status and body.
+fn http(socket: &std::path::Path, method: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut c = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    write!(
+        c,
+        "{method} {path} HTTP/1.1\r\nHost: strata\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    c.read_to_end(&mut raw).unwrap();
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let status = raw
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    // A chunked body, joined.
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some((size, tail)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            out.push_str(&tail[..n]);
+            rest = &tail[n + 2..];
+        }
+        out
+    } else {
+        body.to_string()
+    };
+    (status, body)
+}
+
+/// 100 requests at once from one client, `/containers/json` and `/images/json` alternately,
+/// while the CLI works on the same store: every answer is a 200 with the full list.
+#[test]
+fn the_service_answers_a_hundred_requests_at_once() {
+    if !require_root() {
+        return;
+    }
+    let s = Strata::new();
+    s.ok(&["import", busybox_tar().to_str().unwrap(), "busybox"]);
+    for i in 0..3 {
+        s.ok(&["create", "--name", &format!("c{i}"), "busybox", "true"]);
+    }
+    let api = Service::start(&s);
+    let socket = api.socket.clone();
+    let threads: Vec<_> = (0..100)
+        .map(|i| {
+            let socket = socket.clone();
+            std::thread::spawn(move || {
+                let path = if i % 2 == 0 {
+                    "/v1.41/containers/json?all=1"
+                } else {
+                    "/v1.41/images/json"
+                };
+                let (status, body) = http(&socket, "GET", path);
+                (i, status, body)
+            })
+        })
+        .collect();
+    // The CLI on the same store meanwhile.
+    s.ok(&["tag", "busybox", "other:1"]);
+    for t in threads {
+        let (i, status, body) = t.join().unwrap();
+        assert_eq!(status, 200, "request {i}: {body}");
+        let v: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("request {i}: {e}: {body}"));
+        let n = v.as_array().map(|a| a.len()).unwrap_or(0);
+        if i % 2 == 0 {
+            assert_eq!(n, 3, "request {i}: {body}");
+        } else {
+            assert_eq!(n, 1, "request {i}: {body}");
+        }
+    }
+}
+
+/// A docker client killed in the middle of a RUN step: the step's processes are killed,
+/// nothing of the build is kept (no image, no cache entry, no container, nothing mounted),
+/// and the same build then runs to its end.
+#[test]
+fn a_client_killed_mid_build_leaves_the_store_as_it_was() {
+    if !require_root() || !require_tool("docker") {
+        return;
+    }
+    use std::io::BufRead;
+    let s = Strata::new();
+    s.ok(&["import", busybox_tar().to_str().unwrap(), "busybox"]);
+    let api = Service::start(&s);
+    let before = s.ok(&["images", "-a", "-q", "--no-trunc"]);
+    let entries_before = s.stored_entries();
+    let ctx = tempfile::tempdir().unwrap();
+    let marker = format!("strata-kill-{}", std::process::id());
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM busybox\nRUN echo started > /f && echo started && exec sleep 300 {marker}\nRUN true\n"),
+    )
+    .unwrap();
+    let mut client = Command::new("docker")
+        .env("DOCKER_HOST", format!("unix://{}", api.socket.display()))
+        .env("DOCKER_CONFIG", api.config.path())
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "--network", "none", "-t", "killed:1"])
+        .arg(ctx.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(client.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    loop {
+        let line = lines
+            .next()
+            .expect("the build ended before its RUN step")
+            .unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line == "started" {
+            break;
+        }
+    }
+    client.kill().unwrap();
+    client.wait().unwrap();
+    // The step's process goes (it would sleep 300 s otherwise).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while run("pgrep", &["-f", &marker]).status.success() {
+        assert!(
+            Instant::now() < deadline,
+            "the RUN step outlived its client: {seen}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The build is over once its step is gone; the store is as before.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.stored_entries() != entries_before {
+        assert!(
+            Instant::now() < deadline,
+            "store changed: {:?} -> {:?}",
+            entries_before,
+            s.stored_entries()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(s.ok(&["images", "-a", "-q", "--no-trunc"]), before);
+    assert_eq!(s.ok(&["ps", "-aq"]), "");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&s.root.path().display().to_string()),
+        "{mounts}"
+    );
+    // The same build, not interrupted, completes (nothing half-done in its way).
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nRUN echo started > /f\nRUN true\n",
+    )
+    .unwrap();
+    let out = Command::new("docker")
+        .env("DOCKER_HOST", format!("unix://{}", api.socket.display()))
+        .env("DOCKER_CONFIG", api.config.path())
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "--network", "none", "-t", "killed:1"])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(s.ok(&["run", "--rm", "killed:1", "cat", "/f"]), "started\n");
+}

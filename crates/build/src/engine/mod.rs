@@ -60,6 +60,8 @@ pub struct RunRequest<'a> {
     pub output: &'a dyn StepOutput,
     /// `RUN --mount`s, resolved to host paths.
     pub mounts: &'a [HostMount],
+    /// Set when the build is cancelled: the step's processes are to be killed.
+    pub cancel: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 /// Where a RUN step's output goes, chunk by chunk as it is read from the process's

@@ -110,12 +110,22 @@ impl Builder<'_> {
             quiet: st.opts().quiet,
             output: &*output,
             mounts: &m.host,
+            cancel: st.opts().cancel.as_deref(),
         });
         drop(output);
         m.views.into_iter().for_each(|v| self.drop_view(Some(v)));
         drop(m.scratch);
-        let ok = code.as_ref().is_ok_and(|c| *c == 0);
+        // A cancelled build keeps nothing of the step, whatever its process did.
+        let cancelled = st
+            .opts()
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::SeqCst));
+        let ok = !cancelled && code.as_ref().is_ok_and(|c| *c == 0);
         let layer = self.unmount_and_take(&key, &rootfs, ok, &m.cleanup);
+        if cancelled {
+            return Err(BuildError::Cancelled);
+        }
         let code = code.map_err(BuildError::Run)?;
         if code != 0 {
             return Err(BuildError::RunFailed {

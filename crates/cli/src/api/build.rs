@@ -33,6 +33,7 @@ pub async fn build(root: Arc<PathBuf>, req: Request<Incoming>) -> Response<Body>
     let first = Arc::new(Mutex::new(Some(first_tx)));
     tokio::task::spawn_blocking(move || {
         let cancel = Arc::new(AtomicBool::new(false));
+        let cancel_watch = cancel.clone();
         let stream = JsonStream {
             tx: tx.clone(),
             pending: Vec::new(),
@@ -51,7 +52,23 @@ pub async fn build(root: Arc<PathBuf>, req: Request<Incoming>) -> Response<Body>
             cancel: Some(cancel),
             confined: true,
         };
+        // A client that goes away is noticed even while a step prints nothing: the
+        // response's receiver is dropped with the connection.
+        let done = Arc::new(AtomicBool::new(false));
+        {
+            let (tx, done, cancel) = (tx.clone(), done.clone(), cancel_watch);
+            std::thread::spawn(move || {
+                while !done.load(Ordering::SeqCst) {
+                    if tx.is_closed() {
+                        cancel.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            });
+        }
         let result = crate::commands::build::build(&root, args, session);
+        done.store(true, Ordering::SeqCst);
         let Err(e) = result else {
             signal(&first, None);
             return;

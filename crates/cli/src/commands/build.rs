@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, Result};
@@ -104,6 +106,7 @@ impl build::RunStep for Runner {
                 Some((out_r, err_r)),
             ),
         };
+        let finished = AtomicBool::new(false);
         let res = std::thread::scope(|scope| {
             let relay = readers.map(|(o, e)| scope.spawn(move || relay(o, e, req.output)));
             let res = runtime::spawn(
@@ -123,7 +126,45 @@ impl build::RunStep for Runner {
                     network: None,
                 },
             )
-            .and_then(|mut c| c.wait());
+            .and_then(|mut c| {
+                // A cancelled build kills the step (its PID namespace goes with its first
+                // process).
+                // Through a pidfd taken while the process is unreaped, so that a PID
+                // reused after the wait is never signalled.
+                // SAFETY: pidfd_open of our own child, not yet waited for.
+                let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, c.pid(), 0) };
+                let pidfd = (pidfd >= 0).then(|| {
+                    // SAFETY: a descriptor just returned to us.
+                    unsafe { std::os::fd::OwnedFd::from_raw_fd(pidfd as i32) }
+                });
+                let watch = req.cancel.zip(pidfd).map(|(cancel, pidfd)| {
+                    let finished = &finished;
+                    scope.spawn(move || {
+                        while !finished.load(Ordering::SeqCst) {
+                            if cancel.load(Ordering::SeqCst) {
+                                // SAFETY: a signal through the pidfd we own.
+                                unsafe {
+                                    libc::syscall(
+                                        libc::SYS_pidfd_send_signal,
+                                        pidfd.as_raw_fd(),
+                                        libc::SIGKILL,
+                                        std::ptr::null::<libc::siginfo_t>(),
+                                        0,
+                                    )
+                                };
+                                return;
+                            }
+                            std::thread::sleep(std::time::Duration::from_millis(50));
+                        }
+                    })
+                });
+                let r = c.wait();
+                finished.store(true, Ordering::SeqCst);
+                if let Some(w) = watch {
+                    let _ = w.join();
+                }
+                r
+            });
             // Every copy of the pipes' write ends is closed once the step's processes are
             // gone.
             if let Some(r) = relay {
