@@ -770,6 +770,9 @@ pub struct RunArgs {
     /// Publish all exposed ports to random ports
     #[arg(short = 'P', long = "publish-all")]
     pub publish_all: bool,
+    /// Expose a port or a range of ports
+    #[arg(long = "expose", value_name = "list")]
+    pub expose: Vec<String>,
     /// Bind mount a volume (SRC:DST[:MODE], NAME:DST[:MODE] or DST for an anonymous volume)
     #[arg(short = 'v', long = "volume")]
     pub volumes: Vec<String>,

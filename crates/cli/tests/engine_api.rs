@@ -160,6 +160,8 @@ fn the_docker_cli_drives_strata_through_the_engine_api() {
         "-d",
         "--name",
         "web",
+        "--expose",
+        "90",
         "busybox",
         "sh",
         "-c",
@@ -177,6 +179,11 @@ fn the_docker_cli_drives_strata_through_the_engine_api() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(api.ok(&["ps"]).contains("web"));
+    // The list's ports and networks, as `docker ps` shows them.
+    assert_eq!(
+        api.ok(&["ps", "--format", "{{.Names}}|{{.Ports}}|{{.Networks}}"]),
+        "web|90/tcp|bridge\n"
+    );
     assert!(
         s.ok(&["ps"]).contains("web"),
         "the CLI sees the same container"

@@ -37,6 +37,8 @@ pub struct CreateOptions {
     pub publish: Vec<String>,
     /// `-P/--publish-all`.
     pub publish_all: bool,
+    /// `--expose` specs, as given.
+    pub expose: Vec<String>,
     /// `-v SRC:DST[:ro]`.
     pub volumes: Vec<String>,
     /// `--tmpfs PATH[:OPTIONS]`.
@@ -576,6 +578,14 @@ pub(crate) fn container_config(
     }
     if let Some(s) = &o.stop_signal {
         c.stop_signal = s.clone();
+    }
+    // `--expose` adds to the image's exposed ports.
+    if let Ok(e) = crate::ports::parse_expose(&o.expose) {
+        if !e.is_empty() {
+            c.exposed_ports
+                .get_or_insert_with(Default::default)
+                .extend(e);
+        }
     }
     // Published ports are exposed too (Docker's `ExposedPorts`).
     if let Ok(b) = crate::ports::parse_publish(&o.publish) {

@@ -47,7 +47,9 @@ pub use mounts::{parse_mount_flag, validate_volume_name, MountPoint, MountType};
 pub use networks::{
     Attachment, CreateNetwork, Network, NetworkConfig, BUILTIN as BUILTIN_NETWORKS,
 };
-pub use ports::{display as ports_column, parse_publish, PortBinding, PortBindings, PublishedPort};
+pub use ports::{
+    display as ports_column, parse_expose, parse_publish, PortBinding, PortBindings, PublishedPort,
+};
 pub use store::{ContainerRecord, ContainerState};
 pub use top::{parse_ps, Top};
 pub use views::Summary;

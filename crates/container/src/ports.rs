@@ -49,6 +49,30 @@ fn split_proto(raw: &str) -> (String, String) {
     (parts[1].into(), parts[0].into())
 }
 
+/// Parses `--expose` specs (`PORT[-PORT][/PROTO]`) into Docker's `ExposedPorts` keys, a
+/// range giving each of its ports (`7000-7002` → `7000/tcp`, `7001/tcp`, `7002/tcp`).
+pub fn parse_expose(specs: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for raw in specs {
+        let (proto, ports) = split_proto(raw);
+        let Some((start, end)) = parse_range(&ports).filter(|(s, e)| *s > 0 && s <= e) else {
+            return Err(Error::Invalid(format!(
+                "invalid range format for --expose: {raw}"
+            )));
+        };
+        if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+            return Err(Error::Invalid(format!("invalid proto: {proto}")));
+        }
+        for p in start..=end {
+            let key = format!("{p}/{proto}");
+            if !out.contains(&key) {
+                out.push(key);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Parses the `-p` specs into Docker's `PortBindings` (and so its `ExposedPorts` keys):
 /// `[IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]`, ports and ranges, IPv6 addresses in brackets.
 pub fn parse_publish(specs: &[String]) -> Result<PortBindings> {
@@ -323,6 +347,19 @@ pub fn display(published: &[PublishedPort], exposed: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn expose_specs_as_docker_takes_them() {
+        let e = |v: &[&str]| parse_expose(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(e(&["90"]).unwrap(), ["90/tcp"]);
+        assert_eq!(
+            e(&["7000-7002/udp", "90", "90/tcp"]).unwrap(),
+            ["7000/udp", "7001/udp", "7002/udp", "90/tcp"]
+        );
+        for bad in ["abc", "", "9-8", "0", "90/xyz"] {
+            assert!(e(&[bad]).is_err(), "{bad}");
+        }
+    }
+
     use super::*;
 
     fn p(v: &[&str]) -> Result<PortBindings> {

@@ -107,6 +107,16 @@ pub fn list(req: &Req<'_>) -> Result<Reply> {
             "NetworkSettings": {"Networks": {}},
             "Mounts": [],
         });
+        // Networks, ports and mounts as `inspect` has them.
+        if let Ok(doc) = c.inspect(&s.record.id, false) {
+            if let Some(n) = doc.pointer("/NetworkSettings/Networks") {
+                v["NetworkSettings"]["Networks"] = n.clone();
+            }
+            if let Some(m) = doc.get("Mounts").filter(|m| m.is_array()) {
+                v["Mounts"] = m.clone();
+            }
+            v["Ports"] = json!(summary_ports(doc.pointer("/NetworkSettings/Ports")));
+        }
         if let (Some(rw), Some(rootfs)) = (s.size_rw, s.size_root_fs) {
             v["SizeRw"] = json!(rw);
             v["SizeRootFs"] = json!(rootfs);
@@ -114,6 +124,41 @@ pub fn list(req: &Req<'_>) -> Result<Reply> {
         out.push(v);
     }
     Ok(Reply::ok(Value::Array(out)))
+}
+
+/// Docker's `Port` list of a container summary from `inspect`'s `NetworkSettings.Ports`
+/// map: one entry per binding (`IP`, `PrivatePort`, `PublicPort`, `Type`), and one without
+/// the public side for an exposed port that is not published.
+fn summary_ports(ports: Option<&Value>) -> Vec<Value> {
+    let mut out = Vec::new();
+    let Some(map) = ports.and_then(Value::as_object) else {
+        return out;
+    };
+    for (key, bindings) in map {
+        let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+        let Ok(private) = port.parse::<u16>() else {
+            continue;
+        };
+        match bindings.as_array().filter(|b| !b.is_empty()) {
+            None => out.push(json!({"PrivatePort": private, "Type": proto})),
+            Some(list) => {
+                for b in list {
+                    let public = b
+                        .get("HostPort")
+                        .and_then(Value::as_str)
+                        .and_then(|p| p.parse::<u16>().ok());
+                    let ip = b.get("HostIp").and_then(Value::as_str).unwrap_or("");
+                    let mut p = json!({"PrivatePort": private, "Type": proto});
+                    if let Some(public) = public {
+                        p["PublicPort"] = json!(public);
+                        p["IP"] = json!(if ip.is_empty() { "0.0.0.0" } else { ip });
+                    }
+                    out.push(p);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// `GET /containers/ID/json?size`: `inspect`'s document.
@@ -227,6 +272,11 @@ pub fn create_options(
                 });
             }
         }
+    }
+    // `ExposedPorts` beyond the image's (`--expose`; published ones are there too).
+    if let Some(ports) = body.get("ExposedPorts").and_then(Value::as_object) {
+        o.expose = ports.keys().cloned().collect();
+        container::parse_expose(&o.expose).map_err(|e| ApiError::bad_request(e.to_string()))?;
     }
     o.publish_all = hc
         .get("PublishAllPorts")

@@ -124,6 +124,7 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
         networks: Vec::new(),
         publish: a.publish.clone(),
         publish_all: a.publish_all,
+        expose: a.expose.clone(),
         volumes: a.volumes.clone(),
         tmpfs: a.tmpfs.clone(),
         mounts: a.mounts.clone(),
@@ -247,6 +248,7 @@ fn pull_if_needed(c: &mut ::container::Containers, a: &RunArgs) -> Result<(), St
 /// the host network discards them.
 fn check_publish(a: &RunArgs) -> Result<()> {
     ::container::parse_publish(&a.publish).map_err(|e| Failure::new(125, e.to_string()))?;
+    ::container::parse_expose(&a.expose).map_err(|e| Failure::new(125, e.to_string()))?;
     if a.network == "host" && (!a.publish.is_empty() || a.publish_all) {
         eprintln!("WARNING: Published ports are discarded when using host network mode");
     }
