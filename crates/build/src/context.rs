@@ -2,7 +2,8 @@
 //! ADD cache keys rest on, computed exactly as Docker's classic builder computes them from the
 //! context tar the CLI sends:
 //!
-//! * one file: `file:` + sha256 of its tar header fields (name, mode with type bits, uid 0,
+//! * one file: `file:` + sha256 of its tar header fields (name, mode with type bits (without
+//!   for a context tar whose headers have none: newer docker CLIs), uid 0,
 //!   gid 0, size, type flag, link name, blank uname and gname, device numbers), then its
 //!   contents; mtimes are not part of it;
 //! * a directory: `dir:` + sha256 of the sorted hashes of every entry under it, itself
@@ -61,6 +62,10 @@ pub struct Context {
     cache: Option<crate::hashcache::HashCache>,
     /// File hashes without the `file:` prefix, as Docker hashes `ADD URL` downloads.
     bare_file_hashes: bool,
+    /// Modes hashed without their file type bits: a context tar whose headers carry none
+    /// (the docker CLI since Go's `archive/tar` stopped writing them), which Docker's
+    /// daemon hashes as sent.
+    plain_modes: bool,
     /// Whether an excluded directory may still hold kept entries (a `.dockerignore`
     /// exception under it, see [`Context::with_exceptions`]).
     kept_under: Option<Excluder>,
@@ -190,6 +195,7 @@ impl Context {
             owner_names: false,
             cache: None,
             bare_file_hashes: false,
+            plain_modes: false,
             kept_under: None,
         }
     }
@@ -238,6 +244,12 @@ impl Context {
     pub fn for_downloads(mut self) -> Context {
         self.owner_names = true;
         self.bare_file_hashes = true;
+        self
+    }
+
+    /// Hashes modes without their file type bits (see [`Context`]'s `plain_modes`).
+    pub fn with_plain_modes(mut self) -> Context {
+        self.plain_modes = true;
         self
     }
 
@@ -658,7 +670,11 @@ impl Context {
         let _ = write!(
             header,
             "name{rel}{slash}mode{}uid{uid}gid{gid}size{size}typeflag{flag}linkname{link}uname{owner}gname{owner}devmajor{major}devminor{minor}",
-            md.perm() | type_bits,
+            if self.plain_modes {
+                md.perm()
+            } else {
+                md.perm() | type_bits
+            },
         );
         let mut h = Sha256::new();
         h.update(header.as_bytes());
@@ -816,6 +832,25 @@ mod tests {
         assert_eq!(
             s.hash,
             "file:679c43c79a56cffbb3b002bda3050542c152a2f09757a0f1a9578871f7cda00d"
+        );
+    }
+
+    #[test]
+    fn a_context_tar_without_type_bits_hashes_as_docker_hashes_it() {
+        // Recorded from Docker 20.10 building examples/simple-api sent by the docker CLI 28,
+        // whose context tar has modes without file type bits.
+        let t = tempfile::tempdir().unwrap();
+        write(
+            t.path(),
+            "requirements.txt",
+            "flask==2.2.2\nrequests==2.28.1\n",
+            0o644,
+        );
+        let c = ctx(t.path()).with_plain_modes();
+        let s = c.sources(&["requirements.txt".into()]).unwrap();
+        assert_eq!(
+            s.hash,
+            "file:a86b162ed7965179ba55fa1606569051de1461f32620a1ac97a32d2c847edaf8"
         );
     }
 

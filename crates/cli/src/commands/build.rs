@@ -445,6 +445,8 @@ struct Input {
     context_dir: PathBuf,
     dockerfile_path: PathBuf,
     text: String,
+    /// The context came as a tar whose headers' modes lack file type bits.
+    plain_modes: bool,
 }
 
 /// What the builder needs on this machine: the snapshots, Docker's `-init` layer, the
@@ -899,7 +901,7 @@ fn read_input(
     staging: Option<&store::Staging>,
     session: &mut Session<'_>,
 ) -> Result<Input> {
-    let (context_dir, mut text) = if let Some(staging) = staging {
+    let (context_dir, mut text, plain_modes) = if let Some(staging) = staging {
         match session.archive.take() {
             Some(archive) => stdin_context(a, staging, archive, "reading the build context")?,
             None => stdin_context(
@@ -918,7 +920,7 @@ fn read_input(
             )
             .into());
         }
-        (p, None)
+        (p, None, false)
     };
     if session.confined {
         let name = a.file.as_deref().unwrap_or("Dockerfile");
@@ -927,6 +929,7 @@ fn read_input(
             dockerfile_path: context_dir.join(name),
             context_dir,
             text,
+            plain_modes,
         });
     }
     let dockerfile_name: String = match a.file.as_deref() {
@@ -971,6 +974,7 @@ fn read_input(
         context_dir,
         dockerfile_path,
         text,
+        plain_modes,
     })
 }
 
@@ -1028,7 +1032,7 @@ fn stdin_context(
     staging: &store::Staging,
     mut input: Box<dyn Read + '_>,
     what: &'static str,
-) -> Result<(PathBuf, Option<String>)> {
+) -> Result<(PathBuf, Option<String>, bool)> {
     if a.file.as_deref() == Some("-") {
         return Err(Failure::new(
             125,
@@ -1044,20 +1048,21 @@ fn stdin_context(
         .read_to_end(&mut head)
         .context(what)?;
     let archive = is_archive(&head);
+    let plain_modes = tar_without_type_bits(&head);
     let mut stdin = io::Cursor::new(head).chain(input);
     if !archive {
         let mut s = String::new();
         stdin
             .read_to_string(&mut s)
             .context("reading the Dockerfile from standard input")?;
-        return Ok((dir, Some(s)));
+        return Ok((dir, Some(s), false));
     }
     let opts = layer::ApplyOptions {
         whiteouts: layer::WhiteoutMode::Delete,
         ..Default::default()
     };
     layer::apply_layer_with(stdin, &dir, &opts).context(what)?;
-    Ok((dir, None))
+    Ok((dir, None, plain_modes))
 }
 
 /// The build context with its `.dockerignore` (NAME.dockerignore beside a Dockerfile named
@@ -1090,6 +1095,9 @@ fn context(root: &Path, a: &BuildArgs, input: &Input) -> Result<build::Context> 
             .is_some_and(|i| i.has_exception_under(p))
     });
     let mut ctx = build::Context::new(&input.context_dir, excluder).with_exceptions(kept_under);
+    if input.plain_modes {
+        ctx = ctx.with_plain_modes();
+    }
     if a.context != "-" {
         // A context on disk keeps its file hashes for the next build (a tar from standard
         // input is unpacked anew each time, so it would only fill the cache).
@@ -1227,6 +1235,20 @@ fn build_failure(e: build::BuildError) -> anyhow::Error {
         }
         e => Failure::bare(1, e.to_string()).into(),
     }
+}
+
+/// Whether `head`, the first block of an uncompressed tar, is a header whose mode has no
+/// file type bits (what newer docker CLIs send; older ones and most tools write them).
+fn tar_without_type_bits(head: &[u8]) -> bool {
+    let Some(field) = head.get(100..108) else {
+        return false;
+    };
+    let digits: String = field
+        .iter()
+        .take_while(|b| **b != 0 && **b != b' ')
+        .map(|b| *b as char)
+        .collect();
+    u32::from_str_radix(digits.trim(), 8).is_ok_and(|m| m & 0o170000 == 0)
 }
 
 /// Whether standard input holds an archive (compressed, or a tar header with a valid
