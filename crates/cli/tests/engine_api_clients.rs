@@ -15,116 +15,10 @@
 mod common;
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
 use common::*;
-
-/// A running service on a socket of its own; killed when dropped.
-struct Service {
-    child: Child,
-    socket: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Service {
-    fn start(s: &Strata) -> Service {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("api.sock");
-        let child = Command::new(assert_cmd::cargo::cargo_bin("strata"))
-            .env("STRATA_ROOT", s.root.path())
-            .args(["system", "service", "--time", "0"])
-            .arg(format!("unix://{}", socket.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !socket.exists() {
-            assert!(Instant::now() < deadline, "the service did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Service {
-            child,
-            socket,
-            _dir: dir,
-        }
-    }
-
-    fn host(&self) -> String {
-        format!("unix://{}", self.socket.display())
-    }
-
-    /// One HTTP/1.1 request on the socket: (status, body).
-    fn http(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-        let mut s = UnixStream::connect(&self.socket).unwrap();
-        let body = body.unwrap_or("");
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).unwrap();
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status: u16 = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or_else(|| panic!("no status in {head:?}"));
-        let body = if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            dechunk(rest)
-        } else {
-            rest.to_string()
-        };
-        (status, body.trim_end().to_string())
-    }
-
-    /// A request that must answer `status`; its body as JSON (Null when empty).
-    fn expect(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&str>,
-        status: u16,
-    ) -> serde_json::Value {
-        let (got, text) = self.http(method, path, body);
-        assert_eq!(got, status, "{method} {path}: {text}");
-        if text.is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}"))
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((len, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -236,7 +130,7 @@ fn networks_and_volumes_answer_as_docker_does() {
     }
     let s = Strata::new();
     s.ok(&["import", busybox_tar().to_str().unwrap(), "busybox"]);
-    let api = Service::start(&s);
+    let api = Service::start(s.root.path());
 
     // Networks: the predefined ones, then one as Compose creates it.
     let nets = api.expect("GET", "/v1.41/networks", None, 200);
@@ -526,7 +420,7 @@ fn system_df_reports_images_containers_and_volumes() {
     s.ok(&["import", busybox_tar().to_str().unwrap(), "busybox"]);
     s.ok(&["create", "--name", "one", "busybox", "true"]);
     s.ok(&["volume", "create", "vol"]);
-    let api = Service::start(&s);
+    let api = Service::start(s.root.path());
     let df = api.expect("GET", "/v1.41/system/df", None, 200);
     let image_id = s.ok(&["images", "-q", "--no-trunc", "busybox"]);
     assert!(df["LayersSize"].as_u64().unwrap() > 0, "{df}");
@@ -558,7 +452,7 @@ fn docker_compose_brings_a_two_service_project_up_and_down() {
     }
     let s = Strata::new();
     s.ok(&["import", busybox_tar().to_str().unwrap(), "busybox"]);
-    let api = Service::start(&s);
+    let api = Service::start(s.root.path());
     let project = tempfile::tempdir().unwrap();
     // The API's image is built by Compose (through `/build`) FROM the store's busybox; the
     // client calls the API by its service name on the project's network, retrying while
@@ -716,7 +610,7 @@ fn docker_py_runs_streams_logs_execs_and_reads_df() {
         return;
     };
     let s = store_with_api_image();
-    let api = Service::start(&s);
+    let api = Service::start(s.root.path());
     let out = Command::new(&python)
         .arg(clients_script("docker_py.py"))
         .env("DOCKER_HOST", api.host())
@@ -739,7 +633,7 @@ fn testcontainers_starts_a_locally_built_image_without_ryuk() {
         return;
     };
     let s = store_with_api_image();
-    let api = Service::start(&s);
+    let api = Service::start(s.root.path());
     let out = Command::new(&python)
         .arg(clients_script("testcontainers_py.py"))
         .env("DOCKER_HOST", api.host())
@@ -760,7 +654,7 @@ fn the_docker_cli_manages_networks_and_volumes() {
     }
     let s = Strata::new();
     s.ok(&["import", busybox_tar().to_str().unwrap(), "busybox"]);
-    let api = Service::start(&s);
+    let api = Service::start(s.root.path());
     let config = tempfile::tempdir().unwrap();
     let docker = |args: &[&str]| {
         let out = Command::new("docker")
@@ -836,7 +730,7 @@ fn docker_compose_connects_a_service_to_two_networks_with_aliases() {
         return;
     }
     let s = store_with_api_image();
-    let api = Service::start(&s);
+    let api = Service::start(s.root.path());
     let project = tempfile::tempdir().unwrap();
     // The API is on an internal network under an alias and on a second network, which Compose
     // joins with `/networks/{id}/connect` before the start; the client reaches the alias.

@@ -12,8 +12,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -206,45 +205,6 @@ fn normalize(text: &str) -> String {
             .into_owned();
     }
     s
-}
-
-/// A running `strata system service` on a socket of its own.
-struct Service {
-    child: Child,
-    socket: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Service {
-    fn start(root: &Path) -> Service {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("api.sock");
-        let child = Command::new(assert_cmd::cargo::cargo_bin("strata"))
-            .env("STRATA_ROOT", root)
-            .args(["system", "service", "--time", "0"])
-            .arg(format!("unix://{}", socket.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !socket.exists() {
-            assert!(Instant::now() < deadline, "the service did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Service {
-            child,
-            socket,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

@@ -4,8 +4,11 @@
 #![allow(dead_code)]
 
 pub mod registry;
+pub mod service;
 #[allow(unused_imports)]
 pub use registry::Registry;
+#[allow(unused_imports)]
+pub use service::Service;
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
