@@ -53,6 +53,43 @@ fn import_save_load_into_an_empty_store_keeps_the_image_id() {
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&again).unwrap());
 }
 
+/// `save -o` a device (`/dev/null` as users write it; here a null device of the test's own)
+/// writes to it and leaves it a device: it is not synced (fsync fails on it), replaced or
+/// removed.
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn save_to_a_device_writes_to_it_and_leaves_it_in_place() {
+    use std::os::unix::fs::FileTypeExt;
+    if !require_root() {
+        return;
+    }
+    let a = Strata::new();
+    import(&a, "bb:1");
+    let dir = tempfile::tempdir().unwrap();
+    let node = dir.path().join("null");
+    run_ok(
+        "mknod",
+        &["-m", "666", node.to_str().unwrap(), "c", "1", "3"],
+    );
+    a.ok(&["save", "-o", node.to_str().unwrap(), "bb:1"]);
+    let t = std::fs::symlink_metadata(&node).unwrap().file_type();
+    assert!(t.is_char_device(), "{t:?}");
+    // A build's `-o type=tar` to it too.
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM bb:1\n").unwrap();
+    a.ok(&[
+        "build",
+        "-q",
+        "-o",
+        &format!("type=tar,dest={}", node.display()),
+        ctx.path().to_str().unwrap(),
+    ]);
+    assert!(std::fs::symlink_metadata(&node)
+        .unwrap()
+        .file_type()
+        .is_char_device());
+}
+
 #[test]
 #[cfg_attr(strata_no_root, ignore = "needs root")]
 fn two_images_sharing_a_layer_store_it_once_and_removing_both_empties_the_store() {

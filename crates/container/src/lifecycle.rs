@@ -56,6 +56,16 @@ pub struct ExecRequest {
     pub io: StartIo,
 }
 
+/// What [`Containers::probe_monitor_lock`] found.
+pub(crate) enum MonitorLock {
+    /// A live monitor holds it.
+    Held,
+    /// Nobody did: the caller holds it now.
+    Taken(fs::File),
+    /// There is none (never started, or being removed).
+    Absent,
+}
+
 /// Whether a process exists and is not a zombie.
 pub(crate) fn alive(pid: i32) -> bool {
     if pid <= 0 {
@@ -807,6 +817,22 @@ impl Containers {
     }
 
     /// Takes the container's monitor lock without waiting (None: another process holds it).
+    /// Whether a live monitor holds container `id`'s lock, without creating anything (the
+    /// container may be being removed meanwhile): `Taken` holds it for the caller.
+    pub(crate) fn probe_monitor_lock(&self, id: &str) -> Result<MonitorLock> {
+        let p = self.state_dir(id).join("monitor.lock");
+        let f = match fs::OpenOptions::new().write(true).open(&p) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(MonitorLock::Absent),
+            Err(e) => return Err(Error::io(&p, e)),
+        };
+        match f.try_lock() {
+            Ok(()) => Ok(MonitorLock::Taken(f)),
+            Err(fs::TryLockError::WouldBlock) => Ok(MonitorLock::Held),
+            Err(fs::TryLockError::Error(e)) => Err(Error::io(&p, e)),
+        }
+    }
+
     pub(crate) fn try_monitor_lock(&self, id: &str) -> Result<Option<fs::File>> {
         let dir = self.state_dir(id);
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -828,7 +854,8 @@ impl Containers {
     /// most `timeout`.
     fn wait_monitor_gone(&self, id: &str, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
-        while self.try_monitor_lock(id)?.is_none() && Instant::now() < deadline {
+        while matches!(self.probe_monitor_lock(id)?, MonitorLock::Held) && Instant::now() < deadline
+        {
             std::thread::sleep(Duration::from_millis(10));
         }
         Ok(())
@@ -1114,8 +1141,10 @@ impl Containers {
                 continue;
             }
             // A live monitor holds the lock: the container is starting, running or ending.
-            let Some(_lock) = self.try_monitor_lock(&c.id)? else {
-                continue;
+            let _lock = match self.probe_monitor_lock(&c.id)? {
+                MonitorLock::Held => continue,
+                MonitorLock::Taken(f) => Some(f),
+                MonitorLock::Absent => None,
             };
             let Some(c) = self.store.container(&c.id)? else {
                 continue;

@@ -946,7 +946,10 @@ impl Containers {
             }
             // A container starting holds its monitor lock while it joins its networks.
             if self.store.container(&e.container_id)?.is_some()
-                && self.try_monitor_lock(&e.container_id)?.is_none()
+                && matches!(
+                    self.probe_monitor_lock(&e.container_id)?,
+                    crate::lifecycle::MonitorLock::Held
+                )
             {
                 continue;
             }

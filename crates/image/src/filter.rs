@@ -169,7 +169,12 @@ pub fn list_images(store: &Store, all: bool, filters: &ImageFilters) -> Result<V
         if dangling_only && !childless {
             continue;
         }
-        let cfg = read_config(store, &img.id)?;
+        let cfg = match read_config(store, &img.id) {
+            Ok(c) => c,
+            // Removed by another process since the listing was read: not listed.
+            Err(_) if store.image(&img.id)?.is_none() => continue,
+            Err(e) => return Err(e),
+        };
         let created = cfg.created.clone().unwrap_or_else(|| img.created.clone());
         let t = parse_time(&created);
         if before.is_some() && t >= before {

@@ -143,7 +143,13 @@ pub fn remove(store: &mut Store, name: &str, opts: RemoveOptions) -> Result<Repo
         return Ok(report);
     }
     let mut next = Some(id);
+    let held = p.held_elsewhere()?;
     while let Some(cur) = next.take() {
+        if held.contains(&cur) {
+            // A build elsewhere stands on it: it stays, untagged, until that build is done
+            // (Docker's daemon keeps the layers a running build references the same way).
+            break;
+        }
         let rec = p.image(&cur)?.ok_or(store::Error::ImageNotFound(cur))?;
         p.delete_image(&cur)?;
         report.push(format!("Deleted: {cur}"));
@@ -184,6 +190,19 @@ pub fn prune(store: &mut Store, all: bool) -> Result<(Report, u64)> {
                 continue;
             }
             let mut p = store.publish()?;
+            // Decided again under the store lock: another process may have removed it, used
+            // it or built on it since the listing.
+            let Some(img) = p.image(&img.id)? else {
+                continue;
+            };
+            let dangling = img.tags.is_empty() && p.children(&img.id)?.is_empty();
+            let unused = all && p.children(&img.id)?.is_empty();
+            if !(dangling || unused)
+                || !p.containers_using(&img.id)?.is_empty()
+                || p.held_elsewhere()?.contains(&img.id)
+            {
+                continue;
+            }
             for t in &img.tags {
                 p.untag(t)?;
                 report.push(format!("untagged: {}", familiar(t)));

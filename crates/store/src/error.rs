@@ -32,6 +32,8 @@ pub enum Error {
     AmbiguousContainer(String),
     #[error("image {image} is in use by container {container}")]
     ImageInUse { image: Digest, container: String },
+    #[error("image {0} is being used by a running build")]
+    ImageHeld(Digest),
     #[error("get {0}: no such volume")]
     VolumeNotFound(String),
     #[error("remove {name}: volume is in use - [{}]", containers.join(", "))]

@@ -15,6 +15,7 @@
 //! ROOT/tarsplit/HEX         the layer tar's headers and padding (its file data is in the
 //!                           layer directory): the tar is put back together from both
 //! ROOT/tmp/                 staging areas of running processes, each with a held lock file
+//! ROOT/leases/NAME.lease     images a running build holds (locked while its process lives)
 //! ```
 //!
 //! # How things enter the store
@@ -38,6 +39,7 @@ mod db;
 mod error;
 pub mod events;
 mod layout;
+mod leases;
 mod networks;
 mod publish;
 pub mod records;
@@ -64,6 +66,8 @@ use oci::Digest;
 pub struct Store {
     root: PathBuf,
     db: db::Db,
+    /// The images this handle holds (see [`Store::hold_image`]).
+    lease: Option<leases::Lease>,
 }
 
 /// What [`Store::collect_garbage`] freed.
@@ -83,7 +87,11 @@ impl Store {
             fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?;
         }
         let db = db::Db::open(&root.join("metadata.db"))?;
-        Ok(Store { root, db })
+        Ok(Store {
+            root,
+            db,
+            lease: None,
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -236,6 +244,18 @@ impl Store {
     }
 
     /// Removes unreferenced layers and blobs, and staging areas of processes that died.
+    /// Holds image `id` for as long as this handle lives, so that `image prune` and `rmi`
+    /// elsewhere leave it (a build holds what it builds on). `false` when the image is
+    /// already gone.
+    pub fn hold_image(&mut self, id: &Digest) -> Result<bool> {
+        let _lock = Layout::new(&self.root).lock()?;
+        if db::image_on(&self.db.conn, id)?.is_none() {
+            return Ok(false);
+        }
+        leases::hold(&self.root, &mut self.lease, id)?;
+        Ok(true)
+    }
+
     pub fn collect_garbage(&mut self) -> Result<Collected> {
         publish::collect_garbage(self)
     }

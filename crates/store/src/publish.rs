@@ -25,6 +25,7 @@ use crate::{Collected, Store};
 pub struct Publisher<'a> {
     root: &'a Path,
     tx: Transaction<'a>,
+    lease: &'a mut Option<crate::leases::Lease>,
     _lock: File,
     blobs_renamed: bool,
     layers_renamed: bool,
@@ -44,6 +45,7 @@ impl<'a> Publisher<'a> {
         Ok(Publisher {
             root: &store.root,
             tx,
+            lease: &mut store.lease,
             _lock: lock,
             blobs_renamed: false,
             layers_renamed: false,
@@ -277,13 +279,16 @@ impl<'a> Publisher<'a> {
 
     /// Deletes an image record with its tags. Its children lose their parent link. Layers and
     /// blobs stay until [`Store::collect_garbage`].
-    /// Refused while a container uses the image.
+    /// Refused while a container uses the image or another process's build holds it.
     pub fn delete_image(&mut self, id: &Digest) -> Result<()> {
         if let Some(c) = crate::containers::users_of_image(&self.tx, id)?.first() {
             return Err(Error::ImageInUse {
                 image: *id,
                 container: c.id.clone(),
             });
+        }
+        if self.held_elsewhere()?.contains(id) {
+            return Err(Error::ImageHeld(*id));
         }
         let n = self
             .tx
@@ -296,6 +301,17 @@ impl<'a> Publisher<'a> {
             [id.to_string()],
         )?;
         Ok(())
+    }
+
+    /// Holds image `id` (recorded earlier in this transaction or before) for as long as the
+    /// store handle lives: see [`Store::hold_image`].
+    pub fn hold(&mut self, id: &Digest) -> Result<()> {
+        crate::leases::hold(self.root, self.lease, id)
+    }
+
+    /// The images other processes' builds hold, which removals must leave.
+    pub fn held_elsewhere(&self) -> Result<HashSet<Digest>> {
+        crate::leases::held_images(self.root, self.lease.as_ref())
     }
 
     /// Reads an image as this transaction sees it.

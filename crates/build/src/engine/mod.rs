@@ -251,7 +251,15 @@ impl Shared<'_> {
             on_built: None,
             out,
         };
-        b.build_stage(bs, index)
+        let r = b.build_stage(bs, index);
+        drop(b);
+        // What the stage holds must stay held until the build's own store has taken over
+        // its image (see `Builder::build`'s end).
+        bs.stage_stores
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(store);
+        r
     }
 }
 
@@ -278,6 +286,9 @@ struct BuildState<'p> {
     explained: AtomicBool,
     /// The steps run so far, for the build's record.
     steps: Mutex<Vec<store::StepRecord>>,
+    /// The store handles of stages built on threads of their own, kept (with the images they
+    /// hold) until the build's result is held by the build's own handle.
+    stage_stores: Mutex<Vec<Store>>,
 }
 
 /// The state of the stage being built (BuildKit's `dispatchState`).
@@ -606,8 +617,17 @@ impl Builder<'_> {
             referenced: Mutex::new(referenced),
             explained: AtomicBool::new(false),
             steps: Mutex::new(Vec::new()),
+            stage_stores: Mutex::new(Vec::new()),
         };
         let r = self.build_up_to_last(&bs);
+        // Held here before the stages' handles (and what they hold) go with `bs`.
+        let r = r.and_then(|id| {
+            if self.store.hold_image(&id)? {
+                Ok(id)
+            } else {
+                Err(store::Error::ImageNotFound(id).into())
+            }
+        });
         let mut steps = std::mem::take(&mut *bs.steps.lock().unwrap_or_else(|e| e.into_inner()));
         steps.sort_by_key(|s| s.number);
         self.steps = steps;
@@ -872,6 +892,12 @@ impl Builder<'_> {
             .unwrap_or_else(|e| e.into_inner())
             .push(from_record);
         let (id, config) = based?;
+        // The base stays while this build stands on it, whatever other processes remove.
+        if let Some(base) = id {
+            if !self.store.hold_image(&base)? {
+                return Err(store::Error::ImageNotFound(base).into());
+            }
+        }
         if index == bs.last {
             *bs.last_base.lock().unwrap_or_else(|e| e.into_inner()) = id;
         }
@@ -1129,6 +1155,12 @@ impl Builder<'_> {
                 best = Some((created, c, cfg));
             }
         }
+        // A hit stands only if the image is still there (another process may have pruned
+        // it since the lookup); held, it stays for the rest of the build.
+        let best = match best {
+            Some((_, id, _)) if !self.store.hold_image(&id)? => None,
+            b => b,
+        };
         match best {
             Some((_, id, cfg)) => {
                 self.say(st.quiet, " ---> Using cache");
@@ -1252,6 +1284,8 @@ impl Builder<'_> {
             if let Some(key) = &key {
                 p.set_cache_key(&id, key)?;
             }
+            // Held before anyone else can see it, dangling as it is until the tag.
+            p.hold(&id)?;
             p.commit()?;
             Ok(id)
         })?;

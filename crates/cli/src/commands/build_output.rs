@@ -279,10 +279,12 @@ fn write_to(
                 fs::create_dir_all(parent)
                     .with_context(|| format!("creating {}", parent.display()))?;
             }
+            // Only a regular file (not `/dev/null` or a FIFO) is removed when the export fails.
+            let regular = fs::metadata(p).map(|m| m.is_file()).unwrap_or(true);
             let f = fs::File::create(p).map_err(|e| error(format!("failed to open {e}")))?;
             let mut w = io::BufWriter::new(f);
             let r = write(&mut w).and_then(|()| w.flush().map_err(anyhow::Error::from));
-            if r.is_err() {
+            if r.is_err() && regular {
                 let _ = fs::remove_file(p);
             }
             r.with_context(|| format!("exporting to {}", p.display()))?;

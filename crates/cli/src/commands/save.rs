@@ -13,6 +13,13 @@ pub fn run(root: &std::path::Path, a: SaveArgs) -> Result<()> {
     let items = image::plan_save(&store, &a.images).map_err(super::daemon_failure)?;
     match &a.output {
         Some(path) => {
+            // A device or a FIFO (`-o /dev/null`, `-o /dev/stdout`) is written to, never
+            // synced, replaced or removed; only a regular file is made durable, and removed
+            // again when the save fails.
+            let regular = match std::fs::metadata(path) {
+                Ok(m) => m.is_file(),
+                Err(_) => true,
+            };
             let f = File::create(path)
                 .with_context(|| format!("failed to save image: create {}", path.display()))?;
             let mut w = BufWriter::with_capacity(1 << 20, f);
@@ -20,10 +27,12 @@ pub fn run(root: &std::path::Path, a: SaveArgs) -> Result<()> {
                 .map_err(anyhow::Error::from)
                 .and_then(|_| {
                     let f = w.into_inner().map_err(|e| e.into_error())?;
-                    f.sync_all()?;
+                    if regular {
+                        f.sync_all()?;
+                    }
                     Ok(())
                 });
-            if res.is_err() {
+            if res.is_err() && regular {
                 // Never leave a half-written archive under the name the user gave.
                 let _ = std::fs::remove_file(path);
             }
