@@ -147,14 +147,14 @@ fn eight_processes_share_one_store_without_errors_or_corruption() {
                         }
                         5 => (
                             "prune",
-                            if n % 2 == 0 {
+                            if n.is_multiple_of(2) {
                                 ["image", "prune", "-f"].map(String::from).to_vec()
                             } else {
                                 ["builder", "prune", "-f"].map(String::from).to_vec()
                             },
                         ),
                         6 => {
-                            if n % 2 == 0 {
+                            if n.is_multiple_of(2) {
                                 ("pull", vec!["pull".into(), "-q".into(), remote.clone()])
                             } else {
                                 ("push", vec!["push".into(), "-q".into(), remote.clone()])
