@@ -86,8 +86,13 @@ impl fmt::Display for Problem {
             ProblemKind::Leftover => "leftover",
         };
         write!(f, "{kind}: {}: {}", self.subject, self.detail)?;
-        if self.fix.is_some() {
-            write!(f, " (--repair removes it)")?;
+        match &self.fix {
+            None => {}
+            Some(Fix::MarkDead(..)) => write!(f, " (--repair marks it dead)")?,
+            Some(Fix::Sql(sql, _)) if sql.starts_with("UPDATE") => {
+                write!(f, " (--repair forgets the link)")?
+            }
+            Some(_) => write!(f, " (--repair removes it)")?,
         }
         Ok(())
     }
@@ -161,7 +166,10 @@ pub fn repair(store: &Store, deep: Option<DeepCheck<'_>>) -> Result<Report> {
             });
         }
         for p in fixes {
-            apply(store, p.fix.as_ref().unwrap())?;
+            apply(store, p.fix.as_ref().unwrap()).map_err(|e| Error::Repair {
+                subject: p.subject.clone(),
+                source: Box::new(e),
+            })?;
             done.push(format!("{}: {}", p.subject, p.detail));
         }
     }
@@ -199,6 +207,11 @@ fn apply(store: &Store, fix: &Fix) -> Result<()> {
         Fix::DropLayer(d) => {
             let tx = store.db.conn.unchecked_transaction()?;
             let d = d.to_string();
+            tx.execute(
+                "DELETE FROM image_layers WHERE diff_id = ?1
+                 AND image_id NOT IN (SELECT id FROM images)",
+                [&d],
+            )?;
             tx.execute("DELETE FROM layers WHERE diff_id = ?1", [&d])?;
             tx.execute("DELETE FROM layer_remotes WHERE diff_id = ?1", [&d])?;
             tx.execute("DELETE FROM linked_layers WHERE diff_id = ?1", [&d])?;
