@@ -19,6 +19,86 @@ use crate::progress::{Counting, Progress};
 /// How many times a request is sent before a 5xx or a broken connection is an error.
 pub(crate) const ATTEMPTS: u32 = 5;
 
+/// The environment variable that sets, in seconds, how long a registry may keep a request
+/// waiting: for the response's headers, for any one read of its body, and for each
+/// [`MIN_BYTES`] of it (a body that drips is given up on, as curl's `--speed-time` does).
+pub const TIMEOUT_ENV: &str = "STRATA_REGISTRY_TIMEOUT";
+
+/// The default of [`TIMEOUT_ENV`].
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A body must bring at least this many bytes in every [`timeout`] (curl's `--speed-limit`).
+pub(crate) const MIN_BYTES: u64 = 1024;
+
+/// The registry timeout: [`TIMEOUT_ENV`] when set to a number of seconds, else 2 minutes.
+pub fn timeout() -> Duration {
+    std::env::var(TIMEOUT_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(DEFAULT_TIMEOUT)
+}
+
+/// A body reader that fails when fewer than [`MIN_BYTES`] arrive in a [`timeout`]: a registry
+/// that sends one byte a second never trips the per-read timeout, and would hold a pull
+/// forever.
+pub(crate) struct Watchdog<R> {
+    inner: R,
+    url: String,
+    limit: Duration,
+    since: std::time::Instant,
+    bytes: u64,
+}
+
+/// The error a [`Watchdog`] gives (inside an `io::Error` of kind `TimedOut`): a body too slow
+/// to wait for, which resuming would not help.
+#[derive(Debug)]
+pub(crate) struct TooSlow(pub String);
+
+impl std::fmt::Display for TooSlow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TooSlow {}
+
+impl<R> Watchdog<R> {
+    pub(crate) fn new(inner: R, url: &str) -> Self {
+        Watchdog {
+            inner,
+            url: url.to_string(),
+            limit: timeout(),
+            since: std::time::Instant::now(),
+            bytes: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for Watchdog<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        let waited = self.since.elapsed();
+        if waited >= self.limit {
+            if self.bytes < MIN_BYTES && n > 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    TooSlow(format!(
+                        "{}: the registry sent {} bytes in {:.0?}, less than {MIN_BYTES} \
+                         ({TIMEOUT_ENV} is {:?}): giving up",
+                        self.url, self.bytes, waited, self.limit
+                    )),
+                ));
+            }
+            self.since = std::time::Instant::now();
+            self.bytes = 0;
+        }
+        Ok(n)
+    }
+}
+
 /// What a request sends: nothing, bytes, or a range of a file (re-read on every retry).
 #[derive(Clone, Copy)]
 pub(crate) enum Body<'a> {
@@ -83,9 +163,9 @@ impl Client {
             .http_status_as_error(false)
             .accept_encoding(ureq::config::AutoHeaderValue::None)
             .user_agent(format!("strata/{}", env!("CARGO_PKG_VERSION")))
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(300)))
-            .timeout_per_read(Some(Duration::from_secs(120)))
+            .timeout_connect(Some(Duration::from_secs(30).min(timeout())))
+            .timeout_recv_response(Some(timeout()))
+            .timeout_per_read(Some(timeout()))
             .max_idle_connections_per_host(16)
             .build()
             .into();
