@@ -256,6 +256,8 @@ struct Outcome {
 }
 
 /// Runs `strata pull REF` in the store, killing it past [`DEADLINE`].
+// The child is reaped by `wait4`, which gives its rusage, not by `Child::wait`.
+#[allow(clippy::zombie_processes)]
 fn pull(s: &Strata, reference: &str) -> Outcome {
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("strata"))
         .args(["pull", reference])

@@ -881,7 +881,7 @@ fn check_locked(store: &Store, deep: Option<DeepCheck<'_>>) -> Result<Report> {
             .components()
             .map(|c| c.as_os_str().to_string_lossy().into_owned())
             .collect();
-        let owner_gone = if let Some(rest) = m.strip_prefix(&containers_dir).ok() {
+        let owner_gone = if let Ok(rest) = m.strip_prefix(&containers_dir) {
             let id = rest
                 .components()
                 .next()
