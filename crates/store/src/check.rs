@@ -407,6 +407,11 @@ fn lock_is_free(lock: &Path) -> bool {
     f.try_lock().is_ok()
 }
 
+/// Whether a process holds the lock of the file `lock` (which exists).
+fn lock_is_held(lock: &Path) -> bool {
+    lock.exists() && !lock_is_free(lock)
+}
+
 /// Mount points at or under `dir` in this process's mount namespace.
 fn mounts_under(dir: &Path) -> Vec<PathBuf> {
     use std::os::unix::ffi::OsStrExt;
@@ -786,8 +791,7 @@ fn check_locked(store: &Store, deep: Option<DeepCheck<'_>>) -> Result<Report> {
         // A container's monitor holds `containers/ID/monitor.lock` from before it mounts the
         // root filesystem until after it unmounts it.
         let monitor = Layout::new(root).containers().join(id).join("monitor.lock");
-        if (status == "running" && pid_alive(*pid)) || (monitor.exists() && !lock_is_free(&monitor))
-        {
+        if (status == "running" && pid_alive(*pid)) || lock_is_held(&monitor) {
             running.insert(id.clone());
         }
         let subject = format!("container {id} ({name})");
@@ -892,7 +896,7 @@ fn check_locked(store: &Store, deep: Option<DeepCheck<'_>>) -> Result<Report> {
                 .map(|c| c.as_os_str().to_string_lossy().into_owned())
                 .unwrap_or_default();
             let monitor = containers_dir.join(&id).join("monitor.lock");
-            (!running.contains(&id) && !(monitor.exists() && !lock_is_free(&monitor)))
+            (!running.contains(&id) && !lock_is_held(&monitor))
                 .then(|| format!("no monitor of container {id} holds it"))
         } else if let Some(p) = parts.iter().find_map(|p| {
             p.strip_prefix("build-")
