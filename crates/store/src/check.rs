@@ -170,7 +170,13 @@ pub fn repair(store: &Store, deep: Option<DeepCheck<'_>>) -> Result<Report> {
                 subject: p.subject.clone(),
                 source: Box::new(e),
             })?;
-            done.push(format!("{}: {}", p.subject, p.detail));
+            let verb = match p.fix.as_ref().unwrap() {
+                Fix::Unmount(_) => "unmounted",
+                Fix::MarkDead(..) => "marked dead",
+                Fix::Sql(sql, _) if sql.starts_with("UPDATE") => "unlinked",
+                _ => "removed",
+            };
+            done.push(format!("{verb}: {}: {}", p.subject, p.detail));
         }
     }
     let report = check_locked(store, deep)?;

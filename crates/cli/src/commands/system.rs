@@ -285,7 +285,7 @@ pub fn check(root: &Path, a: SystemCheckArgs) -> Result<()> {
     };
     let mut out = io::stdout().lock();
     for r in &report.repaired {
-        writeln!(out, "repaired: {r}")?;
+        writeln!(out, "{r}")?;
     }
     for p in &report.problems {
         writeln!(out, "{p}")?;
