@@ -375,6 +375,35 @@ fn hostile_registries_fail_pulls_cleanly() {
         ],
     ));
 
+    // The same, announced by its Content-Length: refused before a byte of it is read.
+    routes.insert(
+        "/v2/hostile/declared-manifest/manifests/latest".into(),
+        Arc::new(|_, s| {
+            respond(
+                s,
+                "200 OK",
+                &[
+                    ("Content-Type", OCI_MANIFEST.into()),
+                    ("Content-Length", (100u64 << 20).to_string()),
+                ],
+                b"",
+            );
+            let chunk = vec![b' '; 1 << 16];
+            for _ in 0..(100 << 20) / chunk.len() {
+                if s.write_all(&chunk).is_err() {
+                    return;
+                }
+            }
+        }),
+    );
+    cases.push((
+        "declared-manifest",
+        vec![
+            "/v2/hostile/declared-manifest/manifests/latest".into(),
+            "4 MiB".into(),
+        ],
+    ));
+
     // An unknown manifest media type, and an unknown layer media type.
     let (m, _) = image(&sha256(&good), good.len() as u64, &sha256(&good), OCI_LAYER);
     routes.insert(
@@ -420,6 +449,30 @@ fn hostile_registries_fail_pulls_cleanly() {
             )
         }),
     );
+    // A redirect loop on a layer blob.
+    let (m, c) = image(&sha256(&good), good.len() as u64, &sha256(&good), OCI_LAYER);
+    repo(
+        &mut routes,
+        "blob-redirect",
+        m,
+        c,
+        &sha256(&good),
+        Arc::new(|path, s| {
+            respond(
+                s,
+                "302 Found",
+                &[
+                    ("Location", path.to_string()),
+                    ("Content-Length", "0".into()),
+                ],
+                b"",
+            )
+        }),
+    );
+    cases.push((
+        "blob-redirect",
+        vec![format!("/v2/hostile/blob-redirect/blobs/{}", sha256(&good))],
+    ));
     cases.push((
         "redirect",
         vec!["/v2/hostile/redirect/manifests/latest".into()],

@@ -533,6 +533,44 @@ pub(crate) fn describe(resp: &mut Response<ureq::Body>) -> String {
 mod tests {
     use super::*;
 
+    /// A reader that hands out `step` bytes per read.
+    struct Steps(Vec<u8>, usize);
+
+    impl Read for Steps {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(self.0.len()).min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0.drain(..n);
+            Ok(n)
+        }
+    }
+
+    fn watchdog(step: usize, limit: Duration) -> Watchdog<Steps> {
+        let mut w = Watchdog::new(Steps(vec![7; 4096], step), "http://r/v2/x/blobs/d");
+        w.limit = limit;
+        w
+    }
+
+    #[test]
+    fn a_body_slower_than_the_floor_is_given_up_on_and_not_resumed() {
+        let mut buf = [0u8; 64];
+        let err = watchdog(1, Duration::ZERO).read(&mut buf).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert!(err.get_ref().is_some_and(|e| e.is::<TooSlow>()));
+        assert!(err.to_string().contains("http://r/v2/x/blobs/d"), "{err}");
+        // Enough bytes in the window, or a window not over yet, pass.
+        let mut w = watchdog(2048, Duration::ZERO);
+        let mut big = [0u8; 4096];
+        assert_eq!(w.read(&mut big).unwrap(), 2048);
+        assert_eq!(w.read(&mut big).unwrap(), 2048);
+        assert_eq!(w.read(&mut big).unwrap(), 0);
+        let mut all = Vec::new();
+        watchdog(1, Duration::from_secs(3600))
+            .read_to_end(&mut all)
+            .unwrap();
+        assert_eq!(all.len(), 4096);
+    }
+
     #[test]
     fn the_scheme_follows_the_hosts_settings() {
         let mut hosts = Hosts::new("/nonexistent/config.json".into());
