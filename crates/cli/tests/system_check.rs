@@ -155,8 +155,27 @@ fn system_check_finds_each_damage_and_repair_keeps_damaged_images() {
     assert!(st.success());
     let _unmount = Unmount(mnt.clone());
 
+    // What a build killed mid-step leaves: its step's snapshot and its mount point, mounted.
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead_pid = gone.id();
+    gone.wait().unwrap();
+    let build_snap = snaps.join(format!("build-{dead_pid}-0123456789ab"));
+    fs::create_dir_all(build_snap.join("fs")).unwrap();
+    fs::write(build_snap.join("fs/half-done"), b"x").unwrap();
+    let build_mnt = root.join(format!("build/mounts/build-{dead_pid}-0123456789ab"));
+    fs::create_dir_all(&build_mnt).unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "strata-test", build_mnt.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let _unmount_build = Unmount(build_mnt.clone());
+
     let (code, out) = check(&s, &[]);
     assert_eq!(code, 1, "{out}");
+    line_with(&out, &format!("snapshot {}", build_snap.display()));
+    line_with(&out, &format!("build mount point {}", build_mnt.display()));
+    line_with(&out, &format!("mount {}", build_mnt.display()));
     assert!(
         line_with(&out, &format!("blob {blob_img}")).contains("hashes to"),
         "{out}"
@@ -197,6 +216,8 @@ fn system_check_finds_each_damage_and_repair_keeps_damaged_images() {
     );
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(mnt.to_str().unwrap()), "{out}");
+    assert!(!mounts.contains(build_mnt.to_str().unwrap()), "{out}");
+    assert!(!build_snap.exists() && !build_mnt.exists(), "{out}");
     assert!(
         !out.contains("(--repair "),
         "everything repairable was:\n{out}"

@@ -158,7 +158,9 @@ pub fn repair(store: &Store, deep: Option<DeepCheck<'_>>) -> Result<Report> {
     let mut done = Vec::new();
     for _ in 0..4 {
         let report = check_locked(store, deep)?;
-        let fixes: Vec<&Problem> = report.problems.iter().filter(|p| p.fix.is_some()).collect();
+        let mut fixes: Vec<&Problem> = report.problems.iter().filter(|p| p.fix.is_some()).collect();
+        // Unmount first: a mount point cannot be renamed away while mounted.
+        fixes.sort_by_key(|p| !matches!(p.fix, Some(Fix::Unmount(_))));
         if fixes.is_empty() {
             return Ok(Report {
                 repaired: done,
@@ -924,6 +926,47 @@ fn check_locked(store: &Store, deep: Option<DeepCheck<'_>>) -> Result<Report> {
                 why,
                 Some(Fix::Unmount(m)),
             );
+        }
+    }
+
+    // Snapshots and mount points of builds whose process is gone (a build killed mid-step),
+    // and container snapshots no container has.
+    let build_pid = |name: &str| {
+        name.strip_prefix("build-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|pid| pid.parse::<i64>().ok())
+    };
+    let known: HashSet<&str> = rows.containers.iter().map(|c| c.3.as_str()).collect();
+    if snapshots.is_dir() {
+        for (name, path) in list(&snapshots)? {
+            let why = if let Some(pid) = build_pid(&name) {
+                (!pid_alive(pid)).then(|| format!("the build (process {pid}) that made it is gone"))
+            } else if hex_name(&name).is_some() && !known.contains(name.as_str()) {
+                Some("no container has it".to_string())
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                push(
+                    ProblemKind::Leftover,
+                    format!("snapshot {}", path.display()),
+                    why,
+                    Some(Fix::RemoveTree(path)),
+                );
+            }
+        }
+    }
+    let build_mounts = Layout::new(root).build().join("mounts");
+    if build_mounts.is_dir() {
+        for (name, path) in list(&build_mounts)? {
+            if let Some(pid) = build_pid(&name).filter(|p| !pid_alive(*p)) {
+                push(
+                    ProblemKind::Leftover,
+                    format!("build mount point {}", path.display()),
+                    format!("the build (process {pid}) that made it is gone"),
+                    Some(Fix::RemoveTree(path)),
+                );
+            }
         }
     }
 
