@@ -20,8 +20,9 @@ use crate::progress::{Counting, Progress};
 pub(crate) const ATTEMPTS: u32 = 5;
 
 /// The environment variable that sets, in seconds, how long a registry may keep a request
-/// waiting: for the response's headers, for any one read of its body, and for each
-/// [`MIN_BYTES`] of it (a body that drips is given up on, as curl's `--speed-time` does).
+/// waiting: for the response's headers (default 5 minutes), for any one read of its body and
+/// for each [`MIN_BYTES`] of it (default 2 minutes; a body that drips is given up on, as
+/// curl's `--speed-time` does).
 pub const TIMEOUT_ENV: &str = "STRATA_REGISTRY_TIMEOUT";
 
 /// The default of [`TIMEOUT_ENV`].
@@ -32,12 +33,21 @@ pub(crate) const MIN_BYTES: u64 = 1024;
 
 /// The registry timeout: [`TIMEOUT_ENV`] when set to a number of seconds, else 2 minutes.
 pub fn timeout() -> Duration {
+    timeout_set().unwrap_or(DEFAULT_TIMEOUT)
+}
+
+fn timeout_set() -> Option<Duration> {
     std::env::var(TIMEOUT_ENV)
         .ok()
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0)
         .map(Duration::from_secs_f64)
-        .unwrap_or(DEFAULT_TIMEOUT)
+}
+
+/// How long a response's headers may take: [`TIMEOUT_ENV`] when set, else 5 minutes (a
+/// registry may verify a large upload before it answers).
+pub(crate) fn response_timeout() -> Duration {
+    timeout_set().unwrap_or(Duration::from_secs(300))
 }
 
 /// A body reader that fails when fewer than [`MIN_BYTES`] arrive in a [`timeout`]: a registry
@@ -164,7 +174,7 @@ impl Client {
             .accept_encoding(ureq::config::AutoHeaderValue::None)
             .user_agent(format!("strata/{}", env!("CARGO_PKG_VERSION")))
             .timeout_connect(Some(Duration::from_secs(30).min(timeout())))
-            .timeout_recv_response(Some(timeout()))
+            .timeout_recv_response(Some(response_timeout()))
             .timeout_per_read(Some(timeout()))
             .max_idle_connections_per_host(16)
             .build()

@@ -22,7 +22,7 @@ pub fn download(url: &str, dest: &Path) -> Result<Download> {
         .http_status_as_error(false)
         .user_agent(format!("strata/{}", env!("CARGO_PKG_VERSION")))
         .timeout_connect(Some(Duration::from_secs(30).min(crate::client::timeout())))
-        .timeout_recv_response(Some(crate::client::timeout()))
+        .timeout_recv_response(Some(crate::client::response_timeout()))
         .timeout_per_read(Some(crate::client::timeout()))
         .build()
         .into();
