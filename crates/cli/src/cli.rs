@@ -212,6 +212,8 @@ pub struct BuildHistoryRmArgs {
 #[derive(Subcommand, Debug)]
 #[command(defer = true)]
 pub enum SystemCommand {
+    /// Check the store: blobs, layers, metadata references, leftovers (exit 1 on a problem)
+    Check(SystemCheckArgs),
     /// Show strata disk usage
     Df(DfArgs),
     /// Get real time events from the store's journal
@@ -268,6 +270,17 @@ pub struct InfoArgs {
     /// Format the output using the given Go template ("json": the whole as JSON)
     #[arg(short = 'f', long, value_name = "string")]
     pub format: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SystemCheckArgs {
+    /// Remove what nothing references (orphan blobs and layers, dead staging areas, stray
+    /// mounts); damaged images are reported and kept
+    #[arg(long)]
+    pub repair: bool,
+    /// Also put every layer's tar back together from its files and hash it against its diff_id
+    #[arg(long)]
+    pub deep: bool,
 }
 
 #[derive(Args, Debug)]

@@ -56,6 +56,28 @@ pub fn in_user_namespace() -> bool {
     })
 }
 
+/// The environment variable that sets the most entries one layer may hold.
+pub const MAX_ENTRIES_ENV: &str = "STRATA_LAYER_MAX_ENTRIES";
+
+/// The default of [`MAX_ENTRIES_ENV`]: a million entries, several times what the largest
+/// common layers hold (a whole TeX Live or a big `node_modules` is a few hundred thousand).
+/// A layer past it is refused as a tar bomb before it fills the disk's inodes.
+pub const DEFAULT_MAX_ENTRIES: u64 = 1_000_000;
+
+/// Regular files above this size are checked against the free space where they are unpacked
+/// before a byte is written.
+const CHECK_SPACE_ABOVE: u64 = 64 << 20;
+
+/// The most entries a layer may hold: [`MAX_ENTRIES_ENV`] when set, else
+/// [`DEFAULT_MAX_ENTRIES`].
+pub fn max_entries() -> u64 {
+    std::env::var(MAX_ENTRIES_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(DEFAULT_MAX_ENTRIES)
+}
+
 /// What to do with whiteout entries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum WhiteoutMode {
@@ -472,6 +494,7 @@ struct Applier {
     unpacked: HashSet<Vec<u8>>,
     buf: Vec<u8>,
     entries: u64,
+    max_entries: u64,
     unpacked_size: u64,
     xattrs_skipped: u64,
     /// Set when writing a tar-split file: file data is recorded as references.
@@ -491,6 +514,7 @@ impl Applier {
             unpacked: HashSet::new(),
             buf: vec![0; 128 * 1024],
             entries: 0,
+            max_entries: max_entries(),
             unpacked_size: 0,
             xattrs_skipped: 0,
             recording: None,
@@ -545,6 +569,12 @@ impl Applier {
             };
             end = entry.raw_file_position() + data_len.div_ceil(512) * 512;
             self.entries += 1;
+            if self.entries > self.max_entries {
+                return Err(LayerError::Limit(format!(
+                    "it holds more than {} entries, a tar bomb ({MAX_ENTRIES_ENV} sets the limit)",
+                    self.max_entries
+                )));
+            }
             self.entry(&mut entry)?;
         }
         Ok(end)
@@ -807,6 +837,21 @@ impl Applier {
         .map_err(|err| fs_err(shown, "creating file", err.into()))?;
         let mut file = File::from(fd);
         let size = e.size();
+        if size > CHECK_SPACE_ABOVE {
+            // A header may declare any size (a sparse entry a terabyte of holes): refuse what
+            // cannot fit rather than fill the disk with it.
+            if let Ok(st) = rfs::fstatvfs(&file) {
+                let free = st.f_bavail.saturating_mul(st.f_frsize);
+                if size > free {
+                    return Err(LayerError::Limit(format!(
+                        "tar entry {shown:?} is {size} bytes, more than the {free} bytes free \
+                         where the layer is unpacked"
+                    )));
+                }
+            }
+        }
+        // The holes of a sparse entry stay holes.
+        let sparse = e.header().entry_type().is_gnu_sparse();
         let mut written = 0u64;
         loop {
             let n = match e.read(&mut self.buf) {
@@ -823,9 +868,19 @@ impl Applier {
                     })
                 }
             };
-            file.write_all(&self.buf[..n])
-                .map_err(|err| fs_err(shown, "writing file", err))?;
+            if sparse && self.buf[..n].iter().all(|b| *b == 0) {
+                use std::io::Seek;
+                file.seek(io::SeekFrom::Current(n as i64))
+                    .map_err(|err| fs_err(shown, "writing file", err))?;
+            } else {
+                file.write_all(&self.buf[..n])
+                    .map_err(|err| fs_err(shown, "writing file", err))?;
+            }
             written += n as u64;
+        }
+        if sparse {
+            file.set_len(written)
+                .map_err(|err| fs_err(shown, "writing file", err))?;
         }
         if written != size {
             return Err(LayerError::Truncated(format!(

@@ -55,6 +55,9 @@ pub enum LayerError {
         level: i32,
         range: String,
     },
+    /// The layer goes past a limit that guards against tar bombs (see [`crate::max_entries`]).
+    #[error("layer refused: {0}")]
+    Limit(String),
     /// Writing the archive to its destination failed.
     #[error("writing layer: {err}")]
     Write { err: io::Error },

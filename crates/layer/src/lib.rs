@@ -24,9 +24,9 @@ mod tarfmt;
 mod write;
 
 pub use apply::{
-    apply_layer, apply_layer_recording, apply_layer_with, in_user_namespace, opaque_xattr,
-    ApplyOptions, ApplyReport, WhiteoutMode, OVERLAY_OPAQUE_XATTR, USER_OVERLAY_OPAQUE_XATTR,
-    WHITEOUT_OPAQUE, WHITEOUT_PREFIX,
+    apply_layer, apply_layer_recording, apply_layer_with, in_user_namespace, max_entries,
+    opaque_xattr, ApplyOptions, ApplyReport, WhiteoutMode, DEFAULT_MAX_ENTRIES, MAX_ENTRIES_ENV,
+    OVERLAY_OPAQUE_XATTR, USER_OVERLAY_OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX,
 };
 pub use compress::{
     compress_reader, CompressOptions, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, GZIP_BLOCK,

@@ -613,3 +613,80 @@ fn digests_cover_the_whole_stream() {
         (oci::Digest::of(&tar), oci::Digest::of(&gz), gz.len() as u64)
     );
 }
+
+/// A GNU sparse entry `name` of `real` bytes whose only data is 512 `x` at offset 0.
+fn sparse_tar(name: &str, real: u64) -> Vec<u8> {
+    let mut h = tar::Header::new_gnu();
+    h.set_path(name).unwrap();
+    h.set_entry_type(tar::EntryType::GNUSparse);
+    h.set_mode(0o644);
+    h.set_size(512);
+    {
+        let g = h.as_gnu_mut().unwrap();
+        let num = |field: &mut [u8], v: u64| {
+            let s = format!("{v:0w$o}", w = field.len() - 1);
+            if s.len() < field.len() {
+                field[..s.len()].copy_from_slice(s.as_bytes());
+                field[s.len()] = 0;
+            } else {
+                field.fill(0);
+                field[0] = 0x80;
+                let n = field.len();
+                field[n - 8..].copy_from_slice(&v.to_be_bytes());
+            }
+        };
+        num(&mut g.realsize, real);
+        num(&mut g.sparse[0].offset, 0);
+        num(&mut g.sparse[0].numbytes, 512);
+        num(&mut g.sparse[1].offset, real);
+        num(&mut g.sparse[1].numbytes, 0);
+    }
+    h.set_cksum();
+    let mut out = h.as_bytes().to_vec();
+    out.extend_from_slice(&[b'x'; 512]);
+    out.extend_from_slice(&[0u8; 1024]);
+    out
+}
+
+#[test]
+fn a_sparse_entry_larger_than_the_free_space_is_refused_before_writing() {
+    let s = setup();
+    let err = apply_layer(&sparse_tar("bomb", 1 << 50)[..], &s.root).unwrap_err();
+    assert!(matches!(err, LayerError::Limit(_)), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("\"bomb\"") && msg.contains("bytes free"),
+        "{msg}"
+    );
+    assert_eq!(
+        fs::metadata(s.root.join("bomb"))
+            .map(|m| m.len())
+            .unwrap_or(0),
+        0
+    );
+}
+
+#[test]
+fn a_sparse_entry_keeps_its_holes() {
+    use std::os::unix::fs::MetadataExt;
+    if !require_root() {
+        return;
+    }
+    let s = setup();
+    let real = 256 << 20;
+    apply_layer(&sparse_tar("sparse", real)[..], &s.root).unwrap();
+    let m = fs::metadata(s.root.join("sparse")).unwrap();
+    assert_eq!(m.len(), real);
+    assert!(
+        m.blocks() * 512 < 8 << 20,
+        "{} bytes allocated",
+        m.blocks() * 512
+    );
+    let mut head = [0u8; 513];
+    use std::io::Read;
+    fs::File::open(s.root.join("sparse"))
+        .unwrap()
+        .read_exact(&mut head)
+        .unwrap();
+    assert!(head[..512].iter().all(|b| *b == b'x') && head[512] == 0);
+}

@@ -19,6 +19,96 @@ use crate::progress::{Counting, Progress};
 /// How many times a request is sent before a 5xx or a broken connection is an error.
 pub(crate) const ATTEMPTS: u32 = 5;
 
+/// The environment variable that sets, in seconds, how long a registry may keep a request
+/// waiting: for the response's headers (default 5 minutes), for any one read of its body and
+/// for each [`MIN_BYTES`] of it (default 2 minutes; a body that drips is given up on, as
+/// curl's `--speed-time` does).
+pub const TIMEOUT_ENV: &str = "STRATA_REGISTRY_TIMEOUT";
+
+/// The default of [`TIMEOUT_ENV`].
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A body must bring at least this many bytes in every [`timeout`] (curl's `--speed-limit`).
+pub(crate) const MIN_BYTES: u64 = 1024;
+
+/// The registry timeout: [`TIMEOUT_ENV`] when set to a number of seconds, else 2 minutes.
+pub fn timeout() -> Duration {
+    timeout_set().unwrap_or(DEFAULT_TIMEOUT)
+}
+
+fn timeout_set() -> Option<Duration> {
+    std::env::var(TIMEOUT_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+/// How long a response's headers may take: [`TIMEOUT_ENV`] when set, else 5 minutes (a
+/// registry may verify a large upload before it answers).
+pub(crate) fn response_timeout() -> Duration {
+    timeout_set().unwrap_or(Duration::from_secs(300))
+}
+
+/// A body reader that fails when fewer than [`MIN_BYTES`] arrive in a [`timeout`]: a registry
+/// that sends one byte a second never trips the per-read timeout, and would hold a pull
+/// forever.
+pub(crate) struct Watchdog<R> {
+    inner: R,
+    url: String,
+    limit: Duration,
+    since: std::time::Instant,
+    bytes: u64,
+}
+
+/// The error a [`Watchdog`] gives (inside an `io::Error` of kind `TimedOut`): a body too slow
+/// to wait for, which resuming would not help.
+#[derive(Debug)]
+pub(crate) struct TooSlow(pub String);
+
+impl std::fmt::Display for TooSlow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TooSlow {}
+
+impl<R> Watchdog<R> {
+    pub(crate) fn new(inner: R, url: &str) -> Self {
+        Watchdog {
+            inner,
+            url: url.to_string(),
+            limit: timeout(),
+            since: std::time::Instant::now(),
+            bytes: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for Watchdog<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        let waited = self.since.elapsed();
+        if waited >= self.limit {
+            if self.bytes < MIN_BYTES && n > 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    TooSlow(format!(
+                        "{}: the registry sent {} bytes in {:.0?}, less than {MIN_BYTES} \
+                         ({TIMEOUT_ENV} is {:?}): giving up",
+                        self.url, self.bytes, waited, self.limit
+                    )),
+                ));
+            }
+            self.since = std::time::Instant::now();
+            self.bytes = 0;
+        }
+        Ok(n)
+    }
+}
+
 /// What a request sends: nothing, bytes, or a range of a file (re-read on every retry).
 #[derive(Clone, Copy)]
 pub(crate) enum Body<'a> {
@@ -83,9 +173,9 @@ impl Client {
             .http_status_as_error(false)
             .accept_encoding(ureq::config::AutoHeaderValue::None)
             .user_agent(format!("strata/{}", env!("CARGO_PKG_VERSION")))
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(300)))
-            .timeout_per_read(Some(Duration::from_secs(120)))
+            .timeout_connect(Some(Duration::from_secs(30).min(timeout())))
+            .timeout_recv_response(Some(response_timeout()))
+            .timeout_per_read(Some(timeout()))
             .max_idle_connections_per_host(16)
             .build()
             .into();
@@ -452,6 +542,44 @@ pub(crate) fn describe(resp: &mut Response<ureq::Body>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reader that hands out `step` bytes per read.
+    struct Steps(Vec<u8>, usize);
+
+    impl Read for Steps {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(self.0.len()).min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0.drain(..n);
+            Ok(n)
+        }
+    }
+
+    fn watchdog(step: usize, limit: Duration) -> Watchdog<Steps> {
+        let mut w = Watchdog::new(Steps(vec![7; 4096], step), "http://r/v2/x/blobs/d");
+        w.limit = limit;
+        w
+    }
+
+    #[test]
+    fn a_body_slower_than_the_floor_is_given_up_on_and_not_resumed() {
+        let mut buf = [0u8; 64];
+        let err = watchdog(1, Duration::ZERO).read(&mut buf).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert!(err.get_ref().is_some_and(|e| e.is::<TooSlow>()));
+        assert!(err.to_string().contains("http://r/v2/x/blobs/d"), "{err}");
+        // Enough bytes in the window, or a window not over yet, pass.
+        let mut w = watchdog(2048, Duration::ZERO);
+        let mut big = [0u8; 4096];
+        assert_eq!(w.read(&mut big).unwrap(), 2048);
+        assert_eq!(w.read(&mut big).unwrap(), 2048);
+        assert_eq!(w.read(&mut big).unwrap(), 0);
+        let mut all = Vec::new();
+        watchdog(1, Duration::from_secs(3600))
+            .read_to_end(&mut all)
+            .unwrap();
+        assert_eq!(all.len(), 4096);
+    }
 
     #[test]
     fn the_scheme_follows_the_hosts_settings() {

@@ -21,8 +21,9 @@ pub fn download(url: &str, dest: &Path) -> Result<Download> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .user_agent(format!("strata/{}", env!("CARGO_PKG_VERSION")))
-        .timeout_connect(Some(Duration::from_secs(30)))
-        .timeout_per_read(Some(Duration::from_secs(120)))
+        .timeout_connect(Some(Duration::from_secs(30).min(crate::client::timeout())))
+        .timeout_recv_response(Some(crate::client::response_timeout()))
+        .timeout_per_read(Some(crate::client::timeout()))
         .build()
         .into();
     let mut resp = agent.get(url).call().map_err(|e| Error::http(url, e))?;
@@ -42,7 +43,8 @@ pub fn download(url: &str, dest: &Path) -> Result<Download> {
     let content_disposition = header("content-disposition");
     let last_modified = header("last-modified");
     let mut f = fs::File::create(dest).map_err(|e| Error::io(dest.display(), e))?;
-    let mut body = resp.body_mut().with_config().limit(u64::MAX).reader();
+    let mut body =
+        crate::client::Watchdog::new(resp.body_mut().with_config().limit(u64::MAX).reader(), url);
     let bytes = io::copy(&mut body, &mut f).map_err(|e| Error::http(url, e))?;
     Ok(Download {
         content_disposition,

@@ -36,7 +36,7 @@ pub use auth::{
     Credentials,
 };
 pub use cache::{pull_cache, push_cache};
-pub use client::Client;
+pub use client::{timeout, Client, TIMEOUT_ENV};
 pub use download::{download, Download};
 pub use error::{Error, Result};
 pub use hosts::Hosts;

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use store::{NewImage, Publisher, RemoteBlob, Staging, Store};
 
 use crate::auth::Credentials;
-use crate::client::{backoff, describe, Body, Client};
+use crate::client::{backoff, describe, Body, Client, TooSlow, Watchdog};
 use crate::error::{Error, Result};
 use crate::hosts::Hosts;
 use crate::parallel;
@@ -23,8 +23,27 @@ const ACCEPT: &str = "application/vnd.docker.distribution.manifest.v2+json, \
 application/vnd.docker.distribution.manifest.list.v2+json, \
 application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
 
-/// Largest manifest or config a pull reads.
+/// Largest config (or tag list page) a pull reads.
 const SMALL_LIMIT: u64 = 16 << 20;
+
+/// Largest manifest or index a pull reads: 4 MiB, as containerd (`MaxManifestSize` in
+/// `remotes/docker/resolver.go`, "the largest size accepted from a registry during
+/// resolution") and the distribution registry (`maxManifestBodySize = 4 << 20`) cap them.
+pub(crate) const MANIFEST_LIMIT: u64 = 4 << 20;
+
+/// The layer media types a pull unpacks (Docker's and OCI's tar, gzip and zstd layers);
+/// anything else is refused before it is downloaded, as containerd does.
+const LAYER_TYPES: &[&str] = &[
+    media_type::DOCKER_LAYER,
+    media_type::DOCKER_LAYER_GZIP,
+    media_type::DOCKER_LAYER_FOREIGN_GZIP,
+    media_type::OCI_LAYER,
+    media_type::OCI_LAYER_GZIP,
+    media_type::OCI_LAYER_ZSTD,
+    media_type::OCI_LAYER_NONDIST,
+    media_type::OCI_LAYER_NONDIST_GZIP,
+    media_type::OCI_LAYER_NONDIST_ZSTD,
+];
 
 /// Options of a pull.
 #[derive(Debug, Clone, Default)]
@@ -68,11 +87,48 @@ pub(crate) fn read_small(
     url: &str,
     resp: &mut ureq::http::Response<ureq::Body>,
 ) -> Result<Vec<u8>> {
-    resp.body_mut()
+    read_limited(url, resp, SMALL_LIMIT, "body")
+}
+
+/// Reads a body of at most `limit` bytes (`what` names it in the error), refused at once when
+/// its `Content-Length` says it is larger; a body that drips is given up on ([`Watchdog`]).
+pub(crate) fn read_limited(
+    url: &str,
+    resp: &mut ureq::http::Response<ureq::Body>,
+    limit: u64,
+    what: &str,
+) -> Result<Vec<u8>> {
+    let too_big = || {
+        Error::http(
+            url,
+            format!(
+                "the {what} is larger than {} MiB, the most strata reads",
+                limit >> 20
+            ),
+        )
+    };
+    let declared = resp
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_big());
+    }
+    let body = resp
+        .body_mut()
         .with_config()
-        .limit(SMALL_LIMIT)
-        .read_to_vec()
-        .map_err(|e| Error::http(url, e))
+        .limit(u64::MAX)
+        .reader()
+        .take(limit + 1);
+    let mut out = Vec::new();
+    Watchdog::new(body, url)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::http(url, e))?;
+    if out.len() as u64 > limit {
+        return Err(too_big());
+    }
+    Ok(out)
 }
 
 pub(crate) fn check_status(
@@ -120,7 +176,7 @@ pub(crate) fn fetch_manifest(
         .and_then(|v| v.to_str().ok())
         .map(|s| s.split(';').next().unwrap_or("").trim().to_string())
         .unwrap_or_default();
-    let bytes = read_small(&url, &mut resp)?;
+    let bytes = read_limited(&url, &mut resp, MANIFEST_LIMIT, "manifest")?;
     let digest = Digest::of(&bytes);
     if let Ok(expected) = Digest::parse_lenient(reference) {
         if expected != digest {
@@ -202,6 +258,19 @@ fn resolve_manifest(
         what: top.to_string(),
         message: e.to_string(),
     })?;
+    if let Some(l) = m
+        .layers
+        .iter()
+        .find(|l| !LAYER_TYPES.contains(&l.media_type.as_str()))
+    {
+        return Err(Error::Manifest {
+            what: top.to_string(),
+            message: format!(
+                "layer {} has the unsupported media type {:?}",
+                l.digest, l.media_type
+            ),
+        });
+    }
     Ok((m, top))
 }
 
@@ -209,7 +278,7 @@ fn resolve_manifest(
 pub(crate) struct BlobReader<'a> {
     client: &'a Client,
     url: String,
-    reader: Option<ureq::BodyReader<'static>>,
+    reader: Option<Watchdog<ureq::BodyReader<'static>>>,
     offset: u64,
     resumes: u32,
 }
@@ -250,7 +319,7 @@ impl<'a> BlobReader<'a> {
             &mut resp,
         )
         .map_err(io::Error::other)?;
-        self.reader = Some(resp.into_body().into_reader());
+        self.reader = Some(Watchdog::new(resp.into_body().into_reader(), &self.url));
         Ok(())
     }
 }
@@ -267,7 +336,11 @@ impl Read for BlobReader<'_> {
                     self.offset += n as u64;
                     return Ok(n);
                 }
-                Err(e) if self.resumes < 5 && e.kind() != io::ErrorKind::InvalidData => {
+                Err(e)
+                    if self.resumes < 5
+                        && e.kind() != io::ErrorKind::InvalidData
+                        && !e.get_ref().is_some_and(|i| i.is::<TooSlow>()) =>
+                {
                     self.reader = None;
                     backoff(self.resumes);
                     self.resumes += 1;

@@ -45,6 +45,12 @@ pub enum Error {
     NetworkNameInUse(String),
     #[error("network {0} not found")]
     NetworkNotFound(String),
+    #[error("repairing {subject}: {source}")]
+    Repair {
+        subject: String,
+        #[source]
+        source: Box<Error>,
+    },
     #[error("corrupt metadata: {0}")]
     Corrupt(String),
 }

@@ -34,6 +34,7 @@
 //! written.
 
 mod blobs;
+pub mod check;
 mod containers;
 mod db;
 mod error;
@@ -241,6 +242,16 @@ impl Store {
 
     pub fn cache_candidates(&self, parent: Option<&Digest>, key: &str) -> Result<Vec<Digest>> {
         self.db.cache_candidates(parent, key)
+    }
+
+    /// Checks the store (`system check`): see [`check`].
+    pub fn check(&self, deep: Option<check::DeepCheck<'_>>) -> Result<check::Report> {
+        check::check(self, deep)
+    }
+
+    /// Checks the store and removes what nothing references (`system check --repair`).
+    pub fn check_and_repair(&self, deep: Option<check::DeepCheck<'_>>) -> Result<check::Report> {
+        check::repair(self, deep)
     }
 
     /// Removes unreferenced layers and blobs, and staging areas of processes that died.

@@ -1,4 +1,4 @@
-//! `strata info` (`system info`), `system prune` and `completion`.
+//! `strata info` (`system info`), `system prune`, `system check` and `completion`.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use crate::cli::{CompletionArgs, InfoArgs, SystemPruneArgs, VersionArgs};
+use crate::cli::{CompletionArgs, InfoArgs, SystemCheckArgs, SystemPruneArgs, VersionArgs};
 use crate::Failure;
 
 /// Docker's name of the filesystem type `statfs` reports (`graphdriver.FsNames`).
@@ -262,6 +262,41 @@ pub fn info(root: &Path, a: InfoArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `system check [--repair] [--deep]`: one line per problem, then a summary; exit 1 while a
+/// problem remains. `--deep` puts each layer's tar back together the way `save` does
+/// (`image::LayerSource`) and hashes it against its diff_id.
+pub fn check(root: &Path, a: SystemCheckArgs) -> Result<()> {
+    let store = super::open_store(root)?;
+    let deep = |rec: &store::LayerRecord| -> std::result::Result<(), String> {
+        let mut tar = image::LayerSource::new(&store, rec)
+            .open()
+            .map_err(|e| e.to_string())?;
+        io::copy(&mut tar, &mut io::sink())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let deep: Option<store::check::DeepCheck<'_>> = if a.deep { Some(&deep) } else { None };
+    let report = if a.repair {
+        store.check_and_repair(deep)?
+    } else {
+        store.check(deep)?
+    };
+    let mut out = io::stdout().lock();
+    for r in &report.repaired {
+        writeln!(out, "{r}")?;
+    }
+    for p in &report.problems {
+        writeln!(out, "{p}")?;
+    }
+    writeln!(out, "{}", report.summary())?;
+    out.flush()?;
+    if report.is_clean() {
+        Ok(())
+    } else {
+        Err(Failure::new(1, "").into())
+    }
 }
 
 pub fn prune(root: &Path, a: SystemPruneArgs) -> Result<()> {
