@@ -222,7 +222,13 @@ pub enum SystemCommand {
     Prune(SystemPruneArgs),
     /// Serve Docker's Engine API on a socket (the docker CLI, docker-py, Compose...)
     Service(ServiceArgs),
+    /// Stop running containers and, rootless, the user namespace's pause process (so the
+    /// next command reads /etc/subuid and /etc/subgid again)
+    Migrate(MigrateArgs),
 }
+
+#[derive(Args, Debug)]
+pub struct MigrateArgs {}
 
 #[derive(Args, Debug)]
 pub struct ServiceArgs {

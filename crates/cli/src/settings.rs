@@ -14,7 +14,8 @@ pub struct Settings {
     /// else `~/.docker`), and the transfer tunables (`STRATA_MAX_CONCURRENT_DOWNLOADS`,
     /// `STRATA_MAX_CONCURRENT_UPLOADS`, `STRATA_PUSH_CHUNK_SIZE`, `STRATA_TAGS_PAGE_SIZE`).
     pub hosts: registry::Hosts,
-    /// `STRATA_SNAPSHOTTER`: `overlayfs`, `copy`, or unset for the automatic choice.
+    /// `STRATA_SNAPSHOTTER`: `overlayfs`, `fuse-overlayfs`, `copy`, or unset for the automatic
+    /// choice (overlayfs, else rootless `fuse-overlayfs` when installed, else copy).
     pub snapshotter: snapshot::Choice,
     /// The init binary for `--init` (tini): `init-path` in the configuration file when set
     /// (if it names no file there is none), else the first of [`INIT_PATHS`] that exists.

@@ -59,6 +59,7 @@ pub fn run(cmd: Command, root: &Path) -> Result<()> {
         Command::Events(a) | Command::System(SystemCommand::Events(a)) => events::run(root, a),
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => system::info(root, a),
         Command::System(SystemCommand::Prune(a)) => system::prune(root, a),
+        Command::System(SystemCommand::Migrate(_)) => system::migrate(root),
         Command::System(SystemCommand::Service(a)) => crate::api::serve(root, a),
         Command::Completion(a) => system::completion(a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(root, a),
