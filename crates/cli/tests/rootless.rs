@@ -1131,7 +1131,17 @@ fn system_migrate_ends_the_pause_process_and_the_next_command_reads_the_new_rang
 
     let bb = user.give("base.tar", &busybox_tar());
     user.ok(&["import", bb.to_str().unwrap(), "base:1"]);
-    let id = user.ok_running(&["run", "-d", "--network", "none", "base:1", "sleep", "1000"]);
+    // A container that ends on SIGTERM (sleep as PID 1 would wait for stop's timeout).
+    let id = user.ok_running(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "base:1",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; sleep 1000 & wait",
+    ]);
     let out = user.output(&["system", "migrate"]);
     assert!(
         out.status.success(),
