@@ -1175,3 +1175,88 @@ fn system_migrate_ends_the_pause_process_and_the_next_command_reads_the_new_rang
     // Migrating again with nothing to stop is fine too.
     user.ok(&["system", "migrate"]);
 }
+
+/// The automatic fallback: inside an unprivileged container whose root filesystem is itself
+/// an overlay, the kernel refuses an overlay with its upper directory there, so rootless
+/// strata says so once and mounts its snapshots with fuse-overlayfs (given `/dev/fuse` and the
+/// program); the build and the run work, `info` names the driver, and nothing stays mounted.
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn strata_falls_back_to_fuse_overlayfs_where_the_kernel_refuses_overlayfs() {
+    if !can_run() || !require_tool("fuse-overlayfs") {
+        return;
+    }
+    fuse_device_usable();
+    let s = Strata::new();
+    let bb = busybox_tar();
+    s.ok(&["import", bb.to_str().unwrap(), "base:1"]);
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    fs::create_dir(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM base:1\nRUN rm -rf /root && mkdir /root && echo fused > /root/x\n",
+    )
+    .unwrap();
+    fs::set_permissions(work.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let strata = env!("CARGO_BIN_EXE_strata");
+    let script = "mkdir -p /tmp/run /tmp/store && strata import /base.tar base:1 >/dev/null \
+        && strata build -q --network none -t inside:1 /ctx >/dev/null \
+        && strata run --rm --network none inside:1 sh -c 'ls /root; cat /root/x' \
+        && strata info --format '{{.Driver}}' \
+        && grep -c fuse.fuse-overlayfs /proc/$(cut -d' ' -f1 /tmp/run/strata/pause.pid)/mountinfo; \
+        ps -o comm | grep -c fuse-overlayfs";
+    let mut args: Vec<String> = [
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--user",
+        "1000:1000",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--security-opt",
+        "seccomp=unconfined",
+        "--security-opt",
+        "systempaths=unconfined",
+        "--device",
+        "/dev/fuse",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    for b in [
+        format!("{strata}:/usr/local/bin/strata:ro"),
+        "/usr/bin/fuse-overlayfs:/usr/bin/fuse-overlayfs:ro".into(),
+        "/lib:/lib:ro".into(),
+        "/lib64:/lib64:ro".into(),
+        "/usr/lib:/usr/lib:ro".into(),
+        format!("{}:/base.tar:ro", bb.display()),
+        format!("{}:/ctx:ro", ctx.display()),
+    ] {
+        args.extend(["-v".into(), b]);
+    }
+    for e in [
+        "HOME=/tmp",
+        "XDG_DATA_HOME=/tmp/store",
+        "XDG_RUNTIME_DIR=/tmp/run",
+        "PATH=/usr/local/bin:/usr/bin:/bin",
+    ] {
+        args.extend(["-e".into(), e.into()]);
+    }
+    args.extend(["base:1".into(), "sh".into(), "-c".into(), script.into()]);
+    let out = s.cmd().args(&args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "x\nfused\nfuse-overlayfs\n0\n0\n",
+        "stderr: {stderr}"
+    );
+    assert!(
+        stderr.contains("overlayfs cannot be mounted in this user namespace")
+            && stderr.contains("using fuse-overlayfs"),
+        "{stderr}"
+    );
+}
