@@ -6,6 +6,8 @@ pub(crate) mod build;
 mod build_check;
 mod build_history;
 mod build_output;
+mod builder_gc;
+pub use builder_gc::parse_keep_storage;
 mod builder_history;
 mod container;
 mod cp;
@@ -74,7 +76,7 @@ pub fn run(cmd: Command, root: &Path) -> Result<()> {
         Command::Inspect(a) => inspect::run(root, a, false),
         Command::Image(ImageCommand::Inspect(a)) => inspect::run(root, a, true),
         Command::System(SystemCommand::Df(a)) => df::run(root, a),
-        Command::Builder(BuilderCommand::Prune(a)) => df::prune_build_cache(root, a),
+        Command::Builder(BuilderCommand::Prune(a)) => builder_gc::prune(root, a),
         Command::Builder(BuilderCommand::History(c)) => builder_history::run(root, c),
         // ---- containers ----
         Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => run::run(root, a),
