@@ -15,10 +15,11 @@
 //! Records are removed oldest-used first, an image only after the images made on it (a
 //! parent counts as used when its latest descendant was).
 //!
-//! After a build, a cheap bound decides whether to look at all: the sizes of every layer of the
-//! store (one query) and of the cache directories (walked only when one of them is newer than
-//! the last walk, remembered in `ROOT/builder-gc`) are at most the cache's; under the policy,
-//! nothing else is read. So an unchanged rebuild costs one query and a few `stat`s.
+//! After a build, nothing is read when no layer was published or removed and no cache
+//! directory used since the last check under the same policy (`ROOT/builder-gc`): an
+//! unchanged rebuild costs a few `stat`s. Else the sizes of every layer (one query) and cache
+//! directory bound the cache's; only over the policy are the records listed. (A tag moved to
+//! an image with no layer of its own is seen at the next build that adds one.)
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -280,7 +281,8 @@ pub fn prune(root: &Path, a: BuilderPruneArgs) -> Result<()> {
         // Everything: the context hash cache and the build records go too.
         super::df::clear_build_cache(root)?;
     }
-    remember_mounts(root, None);
+    // The next build checks the policy again.
+    let _ = std::fs::remove_file(state_file(root));
     if !removed.is_empty() {
         println!("Deleted build cache objects:");
         for id in &removed {
@@ -311,28 +313,52 @@ fn state_file(root: &Path) -> PathBuf {
     root.join("builder-gc")
 }
 
-/// The cache directories' total size as last walked, when none has changed since.
-fn remembered_mounts(root: &Path) -> Option<u64> {
-    let f = state_file(root);
-    let walked = std::fs::metadata(&f).ok()?.modified().ok().map(millis)?;
-    let size = std::fs::read_to_string(&f).ok()?.trim().parse().ok()?;
-    mount_dirs(root)
-        .iter()
-        .all(|(_, t)| *t < walked)
-        .then_some(size)
+/// What the last check after a build found, in `ROOT/builder-gc`: the time of the store's
+/// `layers` directory then (any layer published or removed since changes it), the policy, and
+/// the cache directories' total size. The file's own time says when they were walked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Checked {
+    layers_time: u128,
+    keep: u64,
+    mounts: u64,
 }
 
-/// Remembers the cache directories' total (walked now when `None`).
-fn remember_mounts(root: &Path, size: Option<u64>) {
-    let size = size.unwrap_or_else(|| {
-        mount_dirs(root)
-            .iter()
-            .map(|(p, _)| layer::diff_size(p).unwrap_or(0))
-            .sum()
-    });
+fn layers_time(root: &Path) -> u128 {
+    std::fs::metadata(root.join("layers"))
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// The last check, and whether no cache directory was used since.
+fn last_check(root: &Path) -> Option<(Checked, bool)> {
+    let f = state_file(root);
+    let walked = std::fs::metadata(&f).ok()?.modified().ok().map(millis)?;
+    let text = std::fs::read_to_string(&f).ok()?;
+    let mut w = text.split_whitespace().map(|v| v.parse::<u128>().ok());
+    let c = Checked {
+        layers_time: w.next()??,
+        keep: u64::try_from(w.next()??).ok()?,
+        mounts: u64::try_from(w.next()??).ok()?,
+    };
+    let fresh = mount_dirs(root).iter().all(|(_, t)| *t < walked);
+    Some((c, fresh))
+}
+
+fn mounts_size(root: &Path) -> u64 {
+    mount_dirs(root)
+        .iter()
+        .map(|(p, _)| layer::diff_size(p).unwrap_or(0))
+        .sum()
+}
+
+fn remember(root: &Path, c: Checked) {
     let f = state_file(root);
     let tmp = f.with_extension(format!("{}", std::process::id()));
-    if std::fs::write(&tmp, size.to_string()).is_ok() {
+    let text = format!("{} {} {}\n", c.layers_time, c.keep, c.mounts);
+    if std::fs::write(&tmp, text).is_ok() {
         let _ = std::fs::rename(&tmp, &f);
     }
 }
@@ -351,36 +377,47 @@ pub fn after_build(root: &Path) {
     }
 }
 
+/// Nothing is read when neither a layer nor a cache directory changed since a check under the
+/// same policy (an unchanged rebuild: a few `stat`s). Else the sizes of every layer and cache
+/// directory bound the cache's; only over the policy are the records listed.
 fn enforce(root: &Path, keep: u64) -> Result<()> {
+    let lt = layers_time(root);
+    let last = last_check(root);
+    if let Some((c, true)) = last {
+        if c.layers_time == lt && c.keep == keep {
+            return Ok(());
+        }
+    }
+    let mounts = match last {
+        Some((c, true)) => c.mounts,
+        _ => mounts_size(root),
+    };
     let mut store = super::open_store(root)?;
     let layers: u64 = store.layers()?.iter().map(|l| l.size).sum();
-    let mounts = match remembered_mounts(root) {
-        Some(m) => m,
-        None => {
-            let m = mount_dirs(root)
-                .iter()
-                .map(|(p, _)| layer::diff_size(p).unwrap_or(0))
-                .sum();
-            remember_mounts(root, Some(m));
-            m
-        }
+    let mut checked = Checked {
+        layers_time: lt,
+        keep,
+        mounts,
     };
-    if layers + mounts <= keep {
-        return Ok(());
+    if layers + mounts > keep {
+        let total: u64 = records(root, &store)?.iter().map(|r| r.size).sum();
+        if total > keep {
+            let (removed, freed) = collect(root, &mut store, Some(keep), None)?;
+            if !removed.is_empty() {
+                eprintln!(
+                    "strata: build cache over {}: removed {} unused records ({})",
+                    format::human_size_4(keep),
+                    removed.len(),
+                    format::human_size_4(freed)
+                );
+            }
+            checked = Checked {
+                layers_time: layers_time(root),
+                keep,
+                mounts: mounts_size(root),
+            };
+        }
     }
-    let total: u64 = records(root, &store)?.iter().map(|r| r.size).sum();
-    if total <= keep {
-        return Ok(());
-    }
-    let (removed, freed) = collect(root, &mut store, Some(keep), None)?;
-    remember_mounts(root, None);
-    if !removed.is_empty() {
-        eprintln!(
-            "strata: build cache over {}: removed {} unused records ({})",
-            format::human_size_4(keep),
-            removed.len(),
-            format::human_size_4(freed)
-        );
-    }
+    remember(root, checked);
     Ok(())
 }
