@@ -154,7 +154,7 @@ fn records(root: &Path, store: &Store) -> Result<Vec<Record>> {
             let (t, d) = subtree(c, by_id, children, added, memo);
             v = (v.0.max(t), v.1.max(d + 1));
         }
-        memo.insert(id.clone(), v);
+        memo.insert(*id, v);
         v
     }
     let mut memo = HashMap::new();
@@ -175,7 +175,7 @@ fn records(root: &Path, store: &Store) -> Result<Vec<Record>> {
             .map(|l| sizes.get(l).copied().unwrap_or(0))
             .sum();
         out.push(Record {
-            kind: Kind::Image(i.id.clone()),
+            kind: Kind::Image(i.id),
             size,
             last_used,
             depth,
