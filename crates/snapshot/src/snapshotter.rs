@@ -103,8 +103,10 @@ impl std::str::FromStr for Choice {
 /// once on stderr, with the reason.
 ///
 /// Probing costs an overlay mount and unmount (a large part of a container start or an
-/// unchanged rebuild), so once overlayfs has worked under `root` the answer is kept in
-/// `root/driver` and later opens trust it; the fallbacks are probed (and said) every time.
+/// unchanged rebuild), so once overlayfs has worked under `root`, or fuse-overlayfs was
+/// chosen, the answer is kept in `root/driver` and later opens trust it (fuse-overlayfs while
+/// it is still usable) without saying it again; the copy fallback is probed (and said) every
+/// time.
 pub fn open(root: &Path, choice: Choice) -> Result<Box<dyn Snapshotter>> {
     match choice {
         Choice::Copy => return Ok(Box::new(CopySnapshotter::new(root)?)),
@@ -121,15 +123,25 @@ pub fn open(root: &Path, choice: Choice) -> Result<Box<dyn Snapshotter>> {
     }
     let over = OverlaySnapshotter::new(root)?;
     let marker = root.join("driver");
-    if let Ok("overlayfs") = fs::read_to_string(&marker).as_deref().map(str::trim) {
-        return Ok(Box::new(over));
+    let remember = |driver: &str| {
+        let tmp = root.join(format!("driver.{}", std::process::id()));
+        if fs::write(&tmp, driver).is_ok() {
+            let _ = fs::rename(&tmp, &marker);
+        }
+    };
+    match fs::read_to_string(&marker).as_deref().map(str::trim) {
+        Ok("overlayfs") => return Ok(Box::new(over)),
+        // Chosen (and said) before, in this user namespace: kept while it can still be used.
+        Ok(crate::mount::FUSE_OVERLAY) if crate::in_user_namespace() => {
+            if let Ok(program) = fuse_usable() {
+                return Ok(Box::new(OverlaySnapshotter::fuse(root, program)?));
+            }
+        }
+        _ => {}
     }
     match overlay_usable(root) {
         Ok(()) => {
-            let tmp = root.join(format!("driver.{}", std::process::id()));
-            if fs::write(&tmp, "overlayfs").is_ok() {
-                let _ = fs::rename(&tmp, &marker);
-            }
+            remember("overlayfs");
             Ok(Box::new(over))
         }
         Err(reason) => {
@@ -147,6 +159,7 @@ pub fn open(root: &Path, choice: Choice) -> Result<Box<dyn Snapshotter>> {
                             "strata: overlayfs cannot be mounted in this user namespace ({reason}); using fuse-overlayfs"
                         );
                     }
+                    remember(crate::mount::FUSE_OVERLAY);
                     Ok(Box::new(OverlaySnapshotter::fuse(root, program)?))
                 }
                 Err(why) => {
