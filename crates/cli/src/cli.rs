@@ -162,13 +162,30 @@ pub enum ImageCommand {
 #[derive(Subcommand, Debug)]
 #[command(defer = true)]
 pub enum BuilderCommand {
-    /// Remove build cache (RUN --mount=type=cache directories, build records)
-    Prune(PruneArgs),
+    /// Remove build cache (intermediate images no tagged image needs, RUN --mount=type=cache
+    /// directories, build records)
+    Prune(BuilderPruneArgs),
     /// Show the records of past builds
     #[command(subcommand)]
     History(BuildHistoryCommand),
     /// Build an image from a Dockerfile
     Build(Box<BuildArgs>),
+}
+
+#[derive(Args, Debug)]
+pub struct BuilderPruneArgs {
+    /// Remove all unused build cache, not just dangling ones
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Provide filter values (e.g. "until=24h")
+    #[arg(long = "filter", value_name = "filter")]
+    pub filters: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Amount of disk space to keep for cache
+    #[arg(long = "keep-storage", value_name = "bytes")]
+    pub keep_storage: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -224,7 +241,13 @@ pub enum SystemCommand {
     Prune(SystemPruneArgs),
     /// Serve Docker's Engine API on a socket (the docker CLI, docker-py, Compose...)
     Service(ServiceArgs),
+    /// Stop running containers and, rootless, the user namespace's pause process (so the
+    /// next command reads /etc/subuid and /etc/subgid again)
+    Migrate(MigrateArgs),
 }
+
+#[derive(Args, Debug)]
+pub struct MigrateArgs {}
 
 #[derive(Args, Debug)]
 pub struct ServiceArgs {

@@ -14,7 +14,8 @@ pub struct Settings {
     /// else `~/.docker`), and the transfer tunables (`STRATA_MAX_CONCURRENT_DOWNLOADS`,
     /// `STRATA_MAX_CONCURRENT_UPLOADS`, `STRATA_PUSH_CHUNK_SIZE`, `STRATA_TAGS_PAGE_SIZE`).
     pub hosts: registry::Hosts,
-    /// `STRATA_SNAPSHOTTER`: `overlayfs`, `copy`, or unset for the automatic choice.
+    /// `STRATA_SNAPSHOTTER`: `overlayfs`, `fuse-overlayfs`, `copy`, or unset for the automatic
+    /// choice (overlayfs, else rootless `fuse-overlayfs` when installed, else copy).
     pub snapshotter: snapshot::Choice,
     /// The init binary for `--init` (tini): `init-path` in the configuration file when set
     /// (if it names no file there is none), else the first of [`INIT_PATHS`] that exists.
@@ -27,6 +28,17 @@ pub struct Settings {
     /// `STRATA_BUILD_JOBS`: how many stages a build runs at once (1: one after another);
     /// unset (0): one per CPU, at least two.
     pub build_jobs: usize,
+    /// The build cache's garbage collection after each build: `builder.gc` in the
+    /// configuration file (Docker's daemon.json keys: `enabled`, default true, and
+    /// `defaultKeepStorage`, e.g. `"20GB"` or bytes). None when disabled.
+    pub builder_gc: Option<BuilderGc>,
+}
+
+/// The automatic build cache policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuilderGc {
+    /// Bytes of build cache to keep; None: 10% of the store's filesystem, at most 20 GB.
+    pub keep_storage: Option<u64>,
 }
 
 /// Where Docker installs `docker-init` (tini), searched when the configuration file names
@@ -78,13 +90,45 @@ pub fn load(cli: &Cli) -> anyhow::Result<&'static Settings> {
         }
         None => INIT_PATHS.iter().map(PathBuf::from).find(|p| p.is_file()),
     };
+    let builder_gc = builder_gc(&config)?;
     Ok(SETTINGS.get_or_init(|| Settings {
         hosts,
         snapshotter,
         init_path,
         pasta: pasta(),
         build_jobs,
+        builder_gc,
     }))
+}
+
+/// `builder.gc` of the configuration file: `{"enabled": bool, "defaultKeepStorage": SIZE}`.
+fn builder_gc(config: &ConfigFile) -> anyhow::Result<Option<BuilderGc>> {
+    let Some(gc) = config.value.get("builder").and_then(|b| b.get("gc")) else {
+        return Ok(Some(BuilderGc { keep_storage: None }));
+    };
+    if !gc.is_object() {
+        return Err(config.invalid("builder.gc must be an object"));
+    }
+    match gc.get("enabled") {
+        None => {}
+        Some(serde_json::Value::Bool(true)) => {}
+        Some(serde_json::Value::Bool(false)) => return Ok(None),
+        Some(_) => return Err(config.invalid("builder.gc.enabled must be true or false")),
+    }
+    let keep_storage = match gc.get("defaultKeepStorage") {
+        None => None,
+        Some(serde_json::Value::Number(n)) => Some(
+            n.as_u64()
+                .ok_or_else(|| config.invalid("builder.gc.defaultKeepStorage must be a size"))?,
+        ),
+        Some(serde_json::Value::String(s)) => {
+            Some(crate::commands::parse_keep_storage(s).ok_or_else(|| {
+                config.invalid(format!("builder.gc.defaultKeepStorage: invalid size {s:?}"))
+            })?)
+        }
+        Some(_) => return Err(config.invalid("builder.gc.defaultKeepStorage must be a size")),
+    };
+    Ok(Some(BuilderGc { keep_storage }))
 }
 
 fn pasta() -> Option<PathBuf> {

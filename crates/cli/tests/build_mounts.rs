@@ -126,9 +126,13 @@ fn run_mounts_and_heredoc_copy() {
             .any(|l| l.starts_with("Build Cache") && l.split_whitespace().nth(2) == Some("1")),
         "{df}"
     );
-    assert!(s
-        .ok(&["builder", "prune", "-f"])
-        .starts_with("Total reclaimed space: "));
+    // Docker's words: the records removed (the cache directory), then the total.
+    let pruned = s.ok(&["builder", "prune", "-f"]);
+    assert!(
+        pruned.starts_with("Deleted build cache objects:\n")
+            && pruned.contains("\n\nTotal reclaimed space: "),
+        "{pruned}"
+    );
     let df = s.ok(&["system", "df"]);
     assert!(
         df.lines()

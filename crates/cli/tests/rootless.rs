@@ -113,8 +113,14 @@ impl User {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
+        self.cmd_env(&[], args)
+    }
+
+    /// `cmd` with more `NAME=VALUE` variables in the environment.
+    fn cmd_env(&self, env: &[&str], args: &[&str]) -> Command {
         let mut c = Command::new("runuser");
         c.args(["-u", &self.name, "--", "env", "-i"])
+            .args(env)
             .arg(format!("HOME={}", self.home.display()))
             .arg(format!(
                 "XDG_DATA_HOME={}",
@@ -150,7 +156,12 @@ impl User {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.output(args);
+        self.ok_env(&[], args)
+    }
+
+    fn ok_env(&self, env: &[&str], args: &[&str]) -> String {
+        let out = self.cmd_env(env, args).output().unwrap();
+        self.assert_nothing_mounted(args);
         assert!(
             out.status.success(),
             "strata {args:?} as {} failed ({}):\nstdout: {}\nstderr: {}",
@@ -277,21 +288,48 @@ impl Drop for User {
     }
 }
 
-/// `/dev/net/tun` at `mode` until dropped, then back as it was.
-struct TunMode(u32);
+/// `/dev/net/tun` at `mode` until dropped. Debian's default 0666 is taken under a shared
+/// lock and left as it is (tests of this file run at once, in processes of their own); any
+/// other mode under the exclusive lock, and put back as it was when dropped.
+struct TunMode {
+    restore: Option<u32>,
+    _lock: fs::File,
+}
 
 impl TunMode {
     fn set(mode: u32) -> TunMode {
-        let old = fs::metadata("/dev/net/tun").unwrap().mode() & 0o7777;
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(std::env::temp_dir().join("strata-tests-rootless-tun.lock"))
+            .unwrap();
+        let restore = if mode == 0o666 {
+            lock.lock_shared().unwrap();
+            None
+        } else {
+            lock.lock().unwrap();
+            Some(fs::metadata("/dev/net/tun").unwrap().mode() & 0o7777)
+        };
         fs::set_permissions("/dev/net/tun", fs::Permissions::from_mode(mode)).unwrap();
-        TunMode(old)
+        TunMode {
+            restore,
+            _lock: lock,
+        }
     }
 }
 
 impl Drop for TunMode {
     fn drop(&mut self) {
-        let _ = fs::set_permissions("/dev/net/tun", fs::Permissions::from_mode(self.0));
+        if let Some(old) = self.restore {
+            let _ = fs::set_permissions("/dev/net/tun", fs::Permissions::from_mode(old));
+        }
     }
+}
+
+/// `/dev/fuse` at Debian's default mode 0666 (0600 on this machine), for fuse-overlayfs.
+fn fuse_device_usable() {
+    fs::set_permissions("/dev/fuse", fs::Permissions::from_mode(0o666)).unwrap();
 }
 
 fn can_run() -> bool {
@@ -720,4 +758,509 @@ fn strata_builds_and_runs_inside_an_unprivileged_container() {
         err.contains("create a user namespace") && err.contains("seccomp=unconfined"),
         "{err}"
     );
+}
+
+/// The base image as root saves it, and a created user (`tag`) that has loaded it.
+fn user_with_base(tag: &str) -> (User, tempfile::TempDir) {
+    let root = Strata::new();
+    root.ok(&["import", busybox_tar().to_str().unwrap(), "base:1"]);
+    let work = tempfile::tempdir().unwrap();
+    let base_tar = work.path().join("base.tar");
+    root.ok(&["save", "-o", base_tar.to_str().unwrap(), "base:1"]);
+    let user = User::create(tag, true);
+    let base = user.give("base.tar", &base_tar);
+    user.ok(&["load", "-i", base.to_str().unwrap()]);
+    (user, work)
+}
+
+/// A build context of the user's own (Dockerfile and hello.txt) under its home.
+fn user_context(user: &User, dockerfile: &str) -> PathBuf {
+    let ctx = user.home.join("in/ctx");
+    fs::create_dir(&ctx).unwrap();
+    fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+    fs::write(ctx.join("hello.txt"), "hello\n").unwrap();
+    for p in [ctx.clone(), ctx.join("Dockerfile"), ctx.join("hello.txt")] {
+        std::os::unix::fs::chown(&p, Some(user.uid), Some(user.uid)).unwrap();
+    }
+    ctx
+}
+
+impl User {
+    /// The user's processes that are still alive (zombies that nobody reaped yet are not).
+    fn live_processes(&self) -> Vec<(i32, String)> {
+        self.processes()
+            .into_iter()
+            .filter_map(|pid| {
+                let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+                let field = |k: &str| {
+                    status
+                        .lines()
+                        .find_map(|l| l.strip_prefix(k))
+                        .map(|v| v.trim().to_string())
+                        .unwrap_or_default()
+                };
+                (!field("State:").starts_with('Z')).then(|| (pid, field("Name:")))
+            })
+            .collect()
+    }
+
+    /// Waits (10 s at most) until no process of the user but the pause process is alive.
+    fn assert_only_pause_left(&self, after: &str) {
+        let pause = self.pause_pid();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left: Vec<(i32, String)> = self
+                .live_processes()
+                .into_iter()
+                .filter(|(pid, _)| Some(*pid) != pause)
+                .collect();
+            if left.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "after {after}, processes of the user are left: {left:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// With `STRATA_SNAPSHOTTER=fuse-overlayfs` (what rootless strata falls back to when the
+/// kernel refuses overlayfs in a user namespace) the build gives the same layers and image as
+/// overlayfs, containers see the same tree, `info` names the driver, and every mount and
+/// fuse-overlayfs daemon is gone after each command.
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn fuse_overlayfs_builds_the_same_layers_as_overlayfs_and_leaves_nothing_mounted() {
+    if !can_run() || !require_tool("fuse-overlayfs") {
+        return;
+    }
+    fuse_device_usable();
+    let (user, _work) = user_with_base("f");
+    let ctx = user_context(&user, DOCKERFILE);
+    let ctx = ctx.to_str().unwrap();
+    let epoch = "SOURCE_DATE_EPOCH=1700000000";
+    let inspect = "{{json .RootFS.Layers}} {{.Id}}";
+    let build = |env: &[&str], tag: &str| {
+        user.ok_env(
+            env,
+            &[
+                "build",
+                "-q",
+                "--no-cache",
+                "--network",
+                "none",
+                "--build-arg",
+                epoch,
+                "-t",
+                tag,
+                ctx,
+            ],
+        );
+        user.assert_only_pause_left(&format!("the build of {tag}"));
+        layers_and_id(&user.ok(&["inspect", "-f", inspect, tag]))
+    };
+    let kernel = build(&[], "kernel:1");
+    let fuse = ["STRATA_SNAPSHOTTER=fuse-overlayfs"];
+    let info = user.ok_env(&fuse, &["info"]);
+    assert!(
+        info.contains(" Storage Driver: fuse-overlayfs\n") && info.contains("  rootless\n"),
+        "{info}"
+    );
+    let fused = build(&fuse, "fuse:1");
+    assert_eq!(
+        fused, kernel,
+        "fuse-overlayfs build differs from overlayfs's"
+    );
+
+    // The opaque /tmp and the whiteout of /bin/vi as a container sees them.
+    let seen = "ls -A /tmp; test -e /bin/vi || echo no vi; stat -c %u:%g /f";
+    assert_eq!(
+        user.ok_env(
+            &fuse,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "fuse:1",
+                "sh",
+                "-c",
+                seen
+            ]
+        ),
+        "y\nno vi\n1000:1000\n"
+    );
+    user.assert_only_pause_left("run --rm");
+
+    // A running container's root is a fuse-overlayfs mount; removed, nothing is left.
+    let out = user
+        .cmd_env(
+            &fuse,
+            &["run", "-d", "--network", "none", "fuse:1", "sleep", "1000"],
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let pause = user.pause_pid().unwrap();
+    let table = fs::read_to_string(format!("/proc/{pause}/mountinfo")).unwrap();
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains(" - fuse.fuse-overlayfs ") && l.contains(&id)),
+        "no fuse-overlayfs mount for {id}:\n{table}"
+    );
+    assert!(user
+        .live_processes()
+        .iter()
+        .any(|(_, name)| name == "fuse-overlayfs"));
+    user.ok_env(&fuse, &["rm", "-f", &id]);
+    user.assert_only_pause_left("rm -f");
+}
+
+/// Issue 16's workflow as the created user (a build whose RUN step chowns files to another
+/// UID, `run --rm`, `-p`, save and load): no mount is left in the host's nor in the user's
+/// namespace after each command, no process after the last, and nothing was written outside
+/// the user's store, runtime directory and the paths it named: every file modified since the
+/// start, in the places a user could write to, owned by the user or its subordinate IDs, is
+/// under its home.
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn the_issue_workflow_writes_nowhere_but_the_users_directories() {
+    if !can_run() {
+        return;
+    }
+    let _tun = TunMode::set(0o666);
+    let (user, _work) = user_with_base("w");
+    let ctx = user_context(&user, DOCKERFILE);
+    // The marker is made after the setup (useradd, the load); its time is the start.
+    let marker_dir = tempfile::tempdir().unwrap();
+    let marker = marker_dir.path().join("marker");
+    fs::write(&marker, "").unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+
+    user.ok(&["build", "-q", "-t", "built:1", ctx.to_str().unwrap()]);
+    assert_eq!(
+        user.ok(&["run", "--rm", "built:1", "stat", "-c", "%u", "/f"]),
+        "1000\n"
+    );
+    let port = common::registry::free_port();
+    let publish = format!("127.0.0.1:{port}:80");
+    let id = user.ok_running(&[
+        "run",
+        "-d",
+        "-p",
+        &publish,
+        "built:1",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/home/app",
+    ]);
+    let reply = http_get(port, "/hello.txt");
+    assert!(reply.ends_with("\r\n\r\nhello\n"), "{reply}");
+    user.ok(&["rm", "-f", id.trim()]);
+    let saved = user.home.join("in/saved.tar");
+    user.ok(&["save", "-o", saved.to_str().unwrap(), "built:1"]);
+    user.ok(&["rmi", "built:1"]);
+    user.ok(&["load", "-i", saved.to_str().unwrap()]);
+    assert_eq!(
+        user.ok(&["run", "--rm", "built:1", "cat", "/home/app/hello.txt"]),
+        "hello\n"
+    );
+    user.assert_only_pause_left("the workflow");
+
+    let mut ids = format!("-uid {}", user.uid);
+    if let Some((s, n)) = user.range {
+        ids = format!("{ids} -o ( -uid +{} -uid -{} )", s - 1, s + n);
+    }
+    let places = "/tmp /var/tmp /dev/shm /run /home /root /etc /var /opt /srv /usr/local";
+    let script = format!(
+        "find {places} -xdev -newer {} ( {ids} ) -print 2>/dev/null || true",
+        marker.display()
+    );
+    let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
+    let home = format!("{}/", user.home.display());
+    let stray: Vec<&str> = std::str::from_utf8(&out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|f| !f.starts_with(&home) && *f != home.trim_end_matches('/'))
+        .collect();
+    assert!(
+        stray.is_empty(),
+        "written outside the user's directories: {stray:?}"
+    );
+}
+
+/// A rootless container has no more than its user: a root-owned host file or directory
+/// bind-mounted with `-v` cannot be written, `mount` and `unshare` are refused as in a root
+/// container, and its root is the user on the host (its subordinate IDs for the others).
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn a_rootless_container_gets_nothing_its_user_has_not() {
+    if !can_run() {
+        return;
+    }
+    let (user, _work) = user_with_base("e");
+    let host = tempfile::tempdir().unwrap();
+    fs::set_permissions(host.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let file = host.path().join("secret");
+    fs::write(&file, "root's\n").unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+    let dir = host.path().join("dir");
+    fs::create_dir(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let vfile = format!("{}:/hostfile", file.display());
+    let vdir = format!("{}:/hostdir", dir.display());
+    let script = "cat /hostfile; echo pwned >> /hostfile; echo write=$?; \
+        touch /hostdir/new; echo create=$?; chmod 666 /hostfile; echo chmod=$?; \
+        mount -t tmpfs t /mnt; echo mount=$?; unshare -m true; echo unshare_m=$?; \
+        unshare -U true; echo unshare_u=$?; grep ^Seccomp: /proc/self/status";
+    let out = user
+        .cmd(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            &vfile,
+            "-v",
+            &vdir,
+            "base:1",
+            "sh",
+            "-c",
+            script,
+        ])
+        .output()
+        .unwrap();
+    user.assert_nothing_mounted(&["run"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.starts_with("root's\n"), "{stdout}");
+    assert!(stdout.ends_with("Seccomp:\t2\n"), "{stdout}");
+    let status: Vec<(&str, &str)> = stdout.lines().filter_map(|l| l.split_once('=')).collect();
+    assert_eq!(
+        status.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+        [
+            "write",
+            "create",
+            "chmod",
+            "mount",
+            "unshare_m",
+            "unshare_u"
+        ],
+        "{stdout}"
+    );
+    for (what, code) in status {
+        assert_ne!(
+            code, "0",
+            "{what} succeeded in a rootless container: {stdout}{stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("/hostfile: Permission denied")
+            && stderr.contains("/hostdir/new")
+            && stderr.contains("Operation not permitted"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read_to_string(&file).unwrap(), "root's\n");
+    assert_eq!(fs::metadata(&file).unwrap().mode() & 0o777, 0o644);
+    assert!(!dir.join("new").exists());
+
+    // The container's processes, seen from the host: root inside is the user outside, and
+    // UID 1000 inside is the user's subordinate ID for it.
+    let (start, _) = user.range.unwrap();
+    for (opts, uid) in [
+        (&[][..], user.uid),
+        (&["--user", "1000:1000"][..], start + 999),
+    ] {
+        let mut args = vec!["run", "-d", "--network", "none"];
+        args.extend_from_slice(opts);
+        args.extend_from_slice(&["base:1", "sleep", "1000"]);
+        let id = user.ok_running(&args);
+        let id = id.trim();
+        let pid = user.ok_running(&["inspect", "-f", "{{.State.Pid}}", id]);
+        let status = fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap();
+        let ids = |k: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .unwrap()
+                .split_whitespace()
+                .map(|v| v.parse::<u32>().unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids("Uid:"), vec![uid; 4], "{opts:?}: {status}");
+        assert_eq!(ids("Gid:"), vec![uid; 4], "{opts:?}: {status}");
+        user.ok(&["rm", "-f", id]);
+    }
+}
+
+/// `system migrate` stops running containers and ends the pause process: until then the
+/// user namespace keeps the ID map it was made with, the next command after it makes a new
+/// one from `/etc/subuid` as it is now.
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn system_migrate_ends_the_pause_process_and_the_next_command_reads_the_new_ranges() {
+    if !can_run() {
+        return;
+    }
+    let user = User::create("m", false);
+    user.ok(&["images", "-q"]);
+    let first = user.pause_pid().expect("a pause process");
+    let single = vec![(0, user.uid, 1)];
+    assert_eq!(
+        strata_maps(&fs::read_to_string(format!("/proc/{first}/uid_map")).unwrap()),
+        single
+    );
+    let (start, count) = (1_000_000 + (std::process::id() % 20_000) * 65_536, 65_536);
+    {
+        let _lock = users_lock();
+        edit_subids(&user.name, Some(&format!("{}:{start}:{count}", user.name)));
+    }
+    user.ok(&["images", "-q"]);
+    assert_eq!(user.pause_pid(), Some(first), "the namespace is kept");
+
+    let bb = user.give("base.tar", &busybox_tar());
+    user.ok(&["import", bb.to_str().unwrap(), "base:1"]);
+    // A container that ends on SIGTERM (sleep as PID 1 would wait for stop's timeout).
+    let id = user.ok_running(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "base:1",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; sleep 1000 & wait",
+    ]);
+    let out = user.output(&["system", "migrate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("pause process {first}")),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !Path::new(&format!("/proc/{first}")).exists() || {
+            let s = fs::read_to_string(format!("/proc/{first}/status")).unwrap_or_default();
+            s.contains("State:\tZ")
+        }
+    );
+    user.assert_only_pause_left("system migrate");
+    assert_eq!(user.pause_pid(), None);
+
+    user.ok(&["images", "-q"]);
+    let second = user.pause_pid().expect("a new pause process");
+    assert_ne!(second, first);
+    assert_eq!(
+        strata_maps(&fs::read_to_string(format!("/proc/{second}/uid_map")).unwrap()),
+        vec![(0, user.uid, 1), (1, start, count)]
+    );
+    // The container was stopped, not lost.
+    let state = user.ok(&["inspect", "-f", "{{.State.Status}}", id.trim()]);
+    assert_eq!(state.trim(), "exited");
+    // Migrating again with nothing to stop is fine too.
+    user.ok(&["system", "migrate"]);
+}
+
+/// The automatic fallback: inside an unprivileged container whose root filesystem is itself
+/// an overlay, the kernel refuses an overlay with its upper directory there, so rootless
+/// strata says so once (for the store) and mounts its snapshots with fuse-overlayfs (given `/dev/fuse` and the
+/// program); the build and the run work, `info` names the driver, and nothing stays mounted.
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn strata_falls_back_to_fuse_overlayfs_where_the_kernel_refuses_overlayfs() {
+    if !can_run() || !require_tool("fuse-overlayfs") {
+        return;
+    }
+    fuse_device_usable();
+    let s = Strata::new();
+    let bb = busybox_tar();
+    s.ok(&["import", bb.to_str().unwrap(), "base:1"]);
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    fs::create_dir(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM base:1\nRUN rm -rf /root && mkdir /root && echo fused > /root/x\n",
+    )
+    .unwrap();
+    fs::set_permissions(work.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let strata = env!("CARGO_BIN_EXE_strata");
+    let script = "mkdir -p /tmp/run /tmp/store && strata import /base.tar base:1 >/dev/null \
+        && strata build -q --network none -t inside:1 /ctx >/dev/null \
+        && strata run --rm --network none inside:1 sh -c 'ls /root; cat /root/x' \
+        && strata info --format '{{.Driver}}' \
+        && grep -c fuse.fuse-overlayfs /proc/$(cut -d' ' -f1 /tmp/run/strata/pause.pid)/mountinfo; \
+        ps -o comm | grep -c fuse-overlayfs";
+    let mut args: Vec<String> = [
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--user",
+        "1000:1000",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--security-opt",
+        "seccomp=unconfined",
+        "--security-opt",
+        "systempaths=unconfined",
+        "--device",
+        "/dev/fuse",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    for b in [
+        format!("{strata}:/usr/local/bin/strata:ro"),
+        "/usr/bin/fuse-overlayfs:/usr/bin/fuse-overlayfs:ro".into(),
+        "/lib:/lib:ro".into(),
+        "/lib64:/lib64:ro".into(),
+        "/usr/lib:/usr/lib:ro".into(),
+        format!("{}:/base.tar:ro", bb.display()),
+        format!("{}:/ctx:ro", ctx.display()),
+    ] {
+        args.extend(["-v".into(), b]);
+    }
+    for e in [
+        "HOME=/tmp",
+        "XDG_DATA_HOME=/tmp/store",
+        "XDG_RUNTIME_DIR=/tmp/run",
+        "PATH=/usr/local/bin:/usr/bin:/bin",
+    ] {
+        args.extend(["-e".into(), e.into()]);
+    }
+    args.extend(["base:1".into(), "sh".into(), "-c".into(), script.into()]);
+    let out = s.cmd().args(&args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "x\nfused\nfuse-overlayfs\n0\n0\n",
+        "stderr: {stderr}"
+    );
+    // Said by the first command, which chose it for the store; the others trust the choice.
+    assert_eq!(
+        stderr
+            .matches("overlayfs cannot be mounted in this user namespace")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("; using fuse-overlayfs\n"), "{stderr}");
 }

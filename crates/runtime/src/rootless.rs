@@ -268,6 +268,40 @@ fn live_pause(pid_file: &Path) -> Option<OwnedFd> {
     (crate::process_start_time(pid).ok()? == start).then_some(fd)
 }
 
+/// Ends the user's pause process (`system migrate`), so that the next command makes a new
+/// user namespace, with the ID maps `/etc/subuid` and `/etc/subgid` give now. Returns its PID,
+/// or None when there was none. Processes still in the old namespace keep it.
+pub fn stop_pause() -> Result<Option<i32>, String> {
+    let dir = runtime_dir();
+    let pid_file = dir.join(PAUSE_PID_FILE);
+    let Some(pidfd) = live_pause(&pid_file) else {
+        let _ = fs::remove_file(&pid_file);
+        return Ok(None);
+    };
+    let pid: i32 = fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: pidfd_send_signal on a descriptor we own, without siginfo.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0u32,
+        )
+    };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ESRCH) {
+            return Err(format!("stop the rootless pause process {pid}: {e}"));
+        }
+    }
+    fs::remove_file(&pid_file).map_err(|e| format!("remove {}: {e}", pid_file.display()))?;
+    Ok(Some(pid))
+}
+
 /// `/etc/subuid` or `/etc/subgid` ranges of the user (by name or number).
 pub fn subordinate_ranges(file: &Path, name: Option<&str>, id: u32) -> Vec<(u32, u32)> {
     let Ok(text) = fs::read_to_string(file) else {

@@ -529,3 +529,66 @@ pub(crate) fn usage(dir: &Path) -> Result<(u64, u64)> {
     }
     Ok((bytes, seen.len() as u64))
 }
+
+/// fuse-overlayfs's opaque marker file in an upper directory.
+const FUSE_OPAQUE_FILE: &str = ".wh..wh..opq";
+/// fuse-overlayfs's opaque xattr when it may not write overlayfs's.
+const FUSE_OPAQUE_XATTR: &str = "user.fuseoverlayfs.opaque";
+
+/// Rewrites the upper directory `dir` that `fuse-overlayfs` wrote over `lowers` (top first)
+/// into the shape overlayfs writes. fuse-overlayfs marks opaque every directory it makes (a
+/// `.wh..wh..opq` file, usually with a whiteout named `.wh..opq` beside it, or
+/// `user.fuseoverlayfs.opaque=y`); overlayfs marks opaque only a directory made where the
+/// lowers showed something (made over a whiteout), with its own xattr. The markers are
+/// removed, that xattr set where overlayfs would have set it, and directory times kept.
+/// fuse-overlayfs reads overlayfs's xattr too, so this may run while the snapshot is mounted.
+pub(crate) fn normalize_fuse_upper(dir: &Path, lowers: &[PathBuf]) -> Result<()> {
+    // (directory, its path relative to the root, whether the lowers can show anything there)
+    let mut stack = vec![(dir.to_path_buf(), PathBuf::new(), true)];
+    while let Some((d, rel, below)) = stack.pop() {
+        let dm = fs::symlink_metadata(&d).ctx("stat", &d)?;
+        let mut children = Vec::new();
+        let mut marker = false;
+        for e in fs::read_dir(&d).ctx("read directory", &d)? {
+            let e = e.ctx("read directory", &d)?;
+            let name = e.file_name();
+            if name == FUSE_OPAQUE_FILE {
+                marker = true;
+            } else if e.file_type().ctx("stat", e.path())?.is_dir() {
+                children.push(name);
+            }
+        }
+        let fuse_xattr = matches!(get_xattr(&d, FUSE_OPAQUE_XATTR), Ok(Some(v)) if v == b"y");
+        let mut opaque = is_opaque(&d);
+        if marker || fuse_xattr {
+            // Over something the lowers show: opaque as overlayfs makes it; over nothing:
+            // a plain new directory.
+            let over =
+                below && !rel.as_os_str().is_empty() && merged_lookup(lowers, &rel).is_some();
+            if over && !opaque {
+                set_xattr(&d, opaque_xattr(), b"y").ctx("mark opaque", &d)?;
+                opaque = true;
+            }
+            remove_any(&d.join(FUSE_OPAQUE_FILE))?;
+            let wh = d.join(".wh..opq");
+            if fs::symlink_metadata(&wh).is_ok_and(|m| is_whiteout(&m)) {
+                remove_any(&wh)?;
+            }
+            if fuse_xattr {
+                let cp = c(&d).ctx("remove xattr", &d)?;
+                let cn = CString::new(FUSE_OPAQUE_XATTR).unwrap();
+                // SAFETY: valid strings.
+                unsafe { libc::lremovexattr(cp.as_ptr(), cn.as_ptr()) };
+            }
+            set_times(&d, &dm).ctx("set times", &d)?;
+        }
+        let below = below
+            && !opaque
+            && (rel.as_os_str().is_empty()
+                || merged_lookup(lowers, &rel).is_some_and(|(_, m)| m.is_dir()));
+        for name in children {
+            stack.push((d.join(&name), rel.join(&name), below));
+        }
+    }
+    Ok(())
+}

@@ -20,14 +20,16 @@ use crate::error::{Error, IoContext, Result};
 
 /// How to mount one filesystem: a plain value, as containerd's `mount.Mount`.
 ///
-/// `kind` is `"overlay"` (options `lowerdir=`, `upperdir=`, `workdir=`, ...) or `"bind"`
-/// (options `rbind`, `ro`). `target` is relative to the directory given to [`mount_all`]
+/// `kind` is `"overlay"` (options `lowerdir=`, `upperdir=`, `workdir=`, ...), `"bind"`
+/// (options `rbind`, `ro`) or `"fuse-overlayfs"` (the program as `source`, overlay's
+/// `lowerdir=`, `upperdir=`, `workdir=` options). `target` is relative to the directory given to [`mount_all`]
 /// (empty for the root itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
-    /// Filesystem type: `overlay` or `bind`.
+    /// Filesystem type: `overlay`, `bind` or `fuse-overlayfs`.
     pub kind: String,
-    /// Source path (the bind source; `overlay` for overlay mounts).
+    /// Source path (the bind source; `overlay` for overlay mounts; the program for
+    /// `fuse-overlayfs`).
     pub source: PathBuf,
     /// Mount point relative to the root passed to [`mount_all`]; empty for the root.
     pub target: PathBuf,
@@ -107,6 +109,7 @@ pub fn mount_all_with(mounts: &[Mount], root: &Path, method: OverlayMethod) -> R
         let r = match m.kind.as_str() {
             "overlay" => mount_overlay(m, &target, method),
             "bind" => mount_bind(m, &target),
+            FUSE_OVERLAY => mount_fuse_overlay(m, &target),
             other => Err(Error::Mount {
                 kind: other.to_string(),
                 target: target.clone(),
@@ -186,6 +189,55 @@ fn mount_bind(m: &Mount, target: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The `kind` of an overlay mounted by the `fuse-overlayfs` program (its path is the source).
+pub const FUSE_OVERLAY: &str = "fuse-overlayfs";
+
+/// Runs `fuse-overlayfs -o lowerdir=...,upperdir=...,workdir=... TARGET`, which returns once
+/// the filesystem is mounted and leaves its daemon (in a session of its own) serving it until
+/// it is unmounted. Its chatter on success ("unknown argument ignored") is dropped; on failure
+/// its stderr is the reason.
+fn mount_fuse_overlay(m: &Mount, target: &Path) -> Result<()> {
+    let opts: Vec<&str> = m
+        .options
+        .iter()
+        .map(String::as_str)
+        .filter(|o| !matches!(*o, "ro" | "rw"))
+        .collect();
+    let out = std::process::Command::new(&m.source)
+        .arg("-o")
+        .arg(opts.join(","))
+        .arg(target)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .map_err(|e| {
+            mount_err(
+                FUSE_OVERLAY,
+                target,
+                io::Error::new(e.kind(), format!("run {}: {e}", m.source.display())),
+            )
+        })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    let err: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.starts_with("unknown argument ignored"))
+        .collect();
+    Err(Error::Mount {
+        kind: FUSE_OVERLAY.into(),
+        target: target.to_path_buf(),
+        reason: format!(
+            "{} exited with {}: {}",
+            m.source.display(),
+            out.status,
+            err.join("; ")
+        ),
+    })
 }
 
 /// Whether the running kernel's overlayfs accepts `lowerdir+` through fsconfig (detected once).
@@ -405,9 +457,28 @@ pub fn unmount(target: &Path) -> Result<()> {
             return Ok(());
         }
     }
+    let e = io::Error::last_os_error();
+    // A FUSE filesystem (fuse-overlayfs) mounted by this user outside a namespace where it
+    // may unmount: its setuid helper can.
+    if e.raw_os_error() == Some(libc::EPERM) && fusermount_unmount(target) {
+        return Ok(());
+    }
     Err(Error::Unmount {
         path: target.to_path_buf(),
-        source: io::Error::last_os_error(),
+        source: e,
+    })
+}
+
+fn fusermount_unmount(target: &Path) -> bool {
+    ["fusermount3", "fusermount"].iter().any(|prog| {
+        std::process::Command::new(prog)
+            .args(["-u", "-z"])
+            .arg(target)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
     })
 }
 

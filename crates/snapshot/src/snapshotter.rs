@@ -1,6 +1,7 @@
-//! The `Snapshotter` trait and its two implementations: overlayfs (O(1) prepare: a fresh upper
-//! and work directory over the caller's lower directories) and a copy-based fallback for
-//! machines where overlayfs cannot be mounted.
+//! The `Snapshotter` trait and its implementations: overlayfs (O(1) prepare: a fresh upper
+//! and work directory over the caller's lower directories), the same layout mounted by the
+//! `fuse-overlayfs` program (rootless, where the kernel refuses overlayfs in a user
+//! namespace), and a copy-based fallback for machines where neither can be mounted.
 //!
 //! On-disk layout under the snapshotter's root, one directory per key:
 //! `snapshots/<key>/meta` (`active` or `view`, then one lower directory per line, top first),
@@ -45,7 +46,7 @@ pub enum Kind {
 /// (an overlay-style directory: whiteouts are 0/0 character devices, opaque directories carry
 /// `trusted.overlay.opaque=y`) and turns it into a layer.
 pub trait Snapshotter: Send + Sync {
-    /// `"overlayfs"` or `"copy"`.
+    /// `"overlayfs"`, `"fuse-overlayfs"` or `"copy"`.
     fn name(&self) -> &'static str;
     /// Creates an active snapshot `key` on `lowers` (top first) and returns its mounts.
     fn prepare(&self, key: &str, lowers: &[PathBuf]) -> Result<Vec<Mount>>;
@@ -69,11 +70,14 @@ pub trait Snapshotter: Send + Sync {
 /// Which snapshotter [`open`] gives.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Choice {
-    /// overlayfs where it can be mounted, the copy snapshotter elsewhere.
+    /// overlayfs where it can be mounted, else (in a user namespace) `fuse-overlayfs` when
+    /// it is installed and `/dev/fuse` can be opened, else the copy snapshotter.
     #[default]
     Auto,
     /// Always the overlayfs snapshotter.
     Overlay,
+    /// Always the overlay layout mounted by the `fuse-overlayfs` program.
+    FuseOverlay,
     /// Always the copy snapshotter.
     Copy,
 }
@@ -81,11 +85,12 @@ pub enum Choice {
 impl std::str::FromStr for Choice {
     type Err = Error;
 
-    /// `overlayfs` (or `overlay`), `copy`, or `auto` / the empty string.
+    /// `overlayfs` (or `overlay`), `fuse-overlayfs`, `copy`, or `auto` / the empty string.
     fn from_str(s: &str) -> Result<Choice> {
         match s {
             "" | "auto" => Ok(Choice::Auto),
             "overlay" | "overlayfs" => Ok(Choice::Overlay),
+            "fuse-overlayfs" => Ok(Choice::FuseOverlay),
             "copy" => Ok(Choice::Copy),
             other => Err(Error::UnknownSnapshotter(other.to_string())),
         }
@@ -93,40 +98,107 @@ impl std::str::FromStr for Choice {
 }
 
 /// Opens the snapshotter rooted at `root`: with [`Choice::Auto`], overlayfs when it can be
-/// mounted here, the copy snapshotter otherwise (said once on stderr).
+/// mounted here; otherwise, in a user namespace (rootless), `fuse-overlayfs` when it is
+/// installed and `/dev/fuse` can be opened; otherwise the copy snapshotter. A fallback is said
+/// once on stderr, with the reason.
 ///
 /// Probing costs an overlay mount and unmount (a large part of a container start or an
-/// unchanged rebuild), so once overlayfs has worked under `root` the answer is kept in
-/// `root/driver` and later opens trust it; the copy fallback is probed (and said) every time.
+/// unchanged rebuild), so once overlayfs has worked under `root`, or fuse-overlayfs was
+/// chosen, the answer is kept in `root/driver` and later opens trust it (fuse-overlayfs while
+/// it is still usable) without saying it again; the copy fallback is probed (and said) every
+/// time.
 pub fn open(root: &Path, choice: Choice) -> Result<Box<dyn Snapshotter>> {
     match choice {
         Choice::Copy => return Ok(Box::new(CopySnapshotter::new(root)?)),
         Choice::Overlay => return Ok(Box::new(OverlaySnapshotter::new(root)?)),
+        Choice::FuseOverlay => {
+            let program = fuse_overlayfs_program().ok_or_else(|| Error::Mount {
+                kind: crate::mount::FUSE_OVERLAY.into(),
+                target: root.to_path_buf(),
+                reason: "fuse-overlayfs is not installed (Debian package fuse-overlayfs)".into(),
+            })?;
+            return Ok(Box::new(OverlaySnapshotter::fuse(root, program)?));
+        }
         Choice::Auto => {}
     }
     let over = OverlaySnapshotter::new(root)?;
     let marker = root.join("driver");
-    if let Ok("overlayfs") = fs::read_to_string(&marker).as_deref().map(str::trim) {
-        return Ok(Box::new(over));
+    let remember = |driver: &str| {
+        let tmp = root.join(format!("driver.{}", std::process::id()));
+        if fs::write(&tmp, driver).is_ok() {
+            let _ = fs::rename(&tmp, &marker);
+        }
+    };
+    match fs::read_to_string(&marker).as_deref().map(str::trim) {
+        Ok("overlayfs") => return Ok(Box::new(over)),
+        // Chosen (and said) before, in this user namespace: kept while it can still be used.
+        Ok(crate::mount::FUSE_OVERLAY) if crate::in_user_namespace() => {
+            if let Ok(program) = fuse_usable() {
+                return Ok(Box::new(OverlaySnapshotter::fuse(root, program)?));
+            }
+        }
+        _ => {}
     }
     match overlay_usable(root) {
         Ok(()) => {
-            let tmp = root.join(format!("driver.{}", std::process::id()));
-            if fs::write(&tmp, "overlayfs").is_ok() {
-                let _ = fs::rename(&tmp, &marker);
-            }
+            remember("overlayfs");
             Ok(Box::new(over))
         }
         Err(reason) => {
             static SAID: AtomicBool = AtomicBool::new(false);
-            if !SAID.swap(true, Ordering::Relaxed) {
-                eprintln!(
-                    "strata: overlayfs cannot be used here ({reason}); using the copy snapshotter, which copies image layers for every container"
-                );
+            let say = !SAID.swap(true, Ordering::Relaxed);
+            let fuse = if crate::in_user_namespace() {
+                fuse_usable()
+            } else {
+                Err("not rootless".to_string())
+            };
+            match fuse {
+                Ok(program) => {
+                    if say {
+                        eprintln!(
+                            "strata: overlayfs cannot be mounted in this user namespace ({reason}); using fuse-overlayfs"
+                        );
+                    }
+                    remember(crate::mount::FUSE_OVERLAY);
+                    Ok(Box::new(OverlaySnapshotter::fuse(root, program)?))
+                }
+                Err(why) => {
+                    if say {
+                        let fuse_note = if crate::in_user_namespace() {
+                            format!(", nor fuse-overlayfs ({why})")
+                        } else {
+                            String::new()
+                        };
+                        eprintln!(
+                            "strata: overlayfs cannot be used here ({reason}){fuse_note}; using the copy snapshotter, which copies image layers for every container"
+                        );
+                    }
+                    Ok(Box::new(CopySnapshotter::new(root)?))
+                }
             }
-            Ok(Box::new(CopySnapshotter::new(root)?))
         }
     }
+}
+
+/// The `fuse-overlayfs` program in `$PATH` (or `/usr/bin`).
+fn fuse_overlayfs_program() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin")])
+        .map(|d| d.join(crate::mount::FUSE_OVERLAY))
+        .find(|p| p.is_file())
+}
+
+/// The `fuse-overlayfs` program when it is installed and `/dev/fuse` opens, else why not.
+fn fuse_usable() -> std::result::Result<PathBuf, String> {
+    let program = fuse_overlayfs_program()
+        .ok_or("not installed: Debian package fuse-overlayfs".to_string())?;
+    fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .map_err(|e| format!("/dev/fuse: {e}"))?;
+    Ok(program)
 }
 
 /// Mounts a tiny overlay under `root` once per process to see whether overlayfs works here.
@@ -367,9 +439,16 @@ impl State {
 }
 
 /// Overlayfs snapshotter: prepare makes an empty upper and work directory, nothing else.
+///
+/// Made with [`OverlaySnapshotter::fuse`], the same directories are mounted by the
+/// `fuse-overlayfs` program instead of the kernel, and [`Snapshotter::upper_dir`] rewrites
+/// fuse-overlayfs's own opaque markers (a `.wh..wh..opq` file, `user.fuseoverlayfs.opaque`)
+/// into overlayfs's.
 #[derive(Debug, Clone)]
 pub struct OverlaySnapshotter {
     state: State,
+    /// The `fuse-overlayfs` program, when it mounts.
+    fuse: Option<PathBuf>,
 }
 
 impl OverlaySnapshotter {
@@ -377,7 +456,37 @@ impl OverlaySnapshotter {
     pub fn new(root: &Path) -> Result<Self> {
         Ok(OverlaySnapshotter {
             state: State::new(root)?,
+            fuse: None,
         })
+    }
+
+    /// The same, its overlays mounted by `program` (`fuse-overlayfs`).
+    pub fn fuse(root: &Path, program: PathBuf) -> Result<Self> {
+        Ok(OverlaySnapshotter {
+            state: State::new(root)?,
+            fuse: Some(program),
+        })
+    }
+
+    fn overlay(&self, lowers: &[PathBuf], upper_work: Option<(&Path, &Path)>) -> Mount {
+        let Some(program) = &self.fuse else {
+            return overlay_mount(lowers, upper_work);
+        };
+        let list: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
+        let mut options = vec![format!("lowerdir={}", list.join(":"))];
+        match upper_work {
+            Some((u, w)) => {
+                options.push(format!("upperdir={}", u.display()));
+                options.push(format!("workdir={}", w.display()));
+            }
+            None => options.push("ro".into()),
+        }
+        Mount {
+            kind: crate::mount::FUSE_OVERLAY.into(),
+            source: program.clone(),
+            target: PathBuf::new(),
+            options,
+        }
     }
 
     fn make(&self, key: &str, lowers: &[PathBuf], kind: Kind) -> Result<Vec<Mount>> {
@@ -393,7 +502,11 @@ impl OverlaySnapshotter {
 
 impl Snapshotter for OverlaySnapshotter {
     fn name(&self) -> &'static str {
-        "overlayfs"
+        if self.fuse.is_some() {
+            crate::mount::FUSE_OVERLAY
+        } else {
+            "overlayfs"
+        }
     }
 
     fn prepare(&self, key: &str, lowers: &[PathBuf]) -> Result<Vec<Mount>> {
@@ -410,17 +523,21 @@ impl Snapshotter for OverlaySnapshotter {
         let dir = self.state.dir(key)?;
         let m = match (kind, lowers.len()) {
             (Kind::Active, 0) => bind_mount(&dir.join("fs"), false),
-            (Kind::Active, _) => overlay_mount(&lowers, Some((&dir.join("fs"), &dir.join("work")))),
+            (Kind::Active, _) => self.overlay(&lowers, Some((&dir.join("fs"), &dir.join("work")))),
             (Kind::View, 0) => bind_mount(&dir.join("fs"), true),
             (Kind::View, 1) => bind_mount(&lowers[0], true),
-            (Kind::View, _) => overlay_mount(&lowers, None),
+            (Kind::View, _) => self.overlay(&lowers, None),
         };
         Ok(vec![m])
     }
 
     fn upper_dir(&self, key: &str) -> Result<PathBuf> {
-        self.state.info(key)?;
-        Ok(self.state.dir(key)?.join("fs"))
+        let (_, lowers) = self.state.info(key)?;
+        let upper = self.state.dir(key)?.join("fs");
+        if self.fuse.is_some() {
+            fsutil::normalize_fuse_upper(&upper, &effective_lowers(&lowers))?;
+        }
+        Ok(upper)
     }
 
     fn usage(&self, key: &str) -> Result<Usage> {

@@ -213,6 +213,25 @@ fn overlay_snapshotter_conforms() {
     conformance(|p| Box::new(OverlaySnapshotter::new(p).unwrap()));
 }
 
+/// The overlay layout mounted by the `fuse-overlayfs` program (the rootless fallback):
+/// the same merged views and, once `upper_dir` has rewritten its markers, the same upper
+/// directories as overlayfs; unmounting leaves no mount (and its daemon exits).
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn fuse_overlay_snapshotter_conforms() {
+    if !require_root() {
+        return;
+    }
+    let program = PathBuf::from("/usr/bin/fuse-overlayfs");
+    if !program.exists() {
+        cannot_run(
+            "needs fuse-overlayfs: apt-get install fuse-overlayfs (scripts/test installs it)",
+        );
+        return;
+    }
+    conformance(|p| Box::new(OverlaySnapshotter::fuse(p, program.clone()).unwrap()));
+}
+
 #[test]
 #[cfg_attr(strata_no_root, ignore = "needs root")]
 fn copy_snapshotter_conforms() {

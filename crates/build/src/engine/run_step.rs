@@ -316,6 +316,9 @@ impl Builder<'_> {
             std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
                 .map_err(|e| BuildError::io(&dir, e))?;
         }
+        // Its time is when a build last used it, which the build cache's garbage collection
+        // (`builder prune`, the automatic policy) goes by.
+        let _ = fs::File::open(&dir).and_then(|f| f.set_modified(std::time::SystemTime::now()));
         Ok(dir)
     }
 

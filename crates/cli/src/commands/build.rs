@@ -494,7 +494,10 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
     if a.check {
         return super::build_check::run(root, &a);
     }
-    build(root, a, Session::terminal()).map(|_| ())
+    let built = build(root, a, Session::terminal());
+    // The build cache's size policy (`builder.gc` in the configuration file).
+    super::builder_gc::after_build(root);
+    built.map(|_| ())
 }
 
 /// Builds as `a` says, reading and writing through `session`; returns the image's ID.

@@ -179,16 +179,6 @@ pub fn build_cache_usage(root: &std::path::Path) -> (usize, u64) {
     (n, size)
 }
 
-/// `strata builder prune`: removes the cache directories of `RUN --mount=type=cache`, the
-/// context hash cache and the build records.
-pub fn prune_build_cache(root: &std::path::Path, a: crate::cli::PruneArgs) -> Result<()> {
-    let _ = (a.all, a.force); // strata never prompts; there is one kind of build cache.
-    let (_, size) = build_cache_usage(root);
-    clear_build_cache(root)?;
-    println!("Total reclaimed space: {}", format::human_size_4(size));
-    Ok(())
-}
-
 /// Removes the `RUN --mount=type=cache` directories, the context hash cache and the build
 /// records (what explains cache misses, `builder history`: rows of the database, whose file
 /// does not shrink, so they count for no reclaimed space).

@@ -6,6 +6,8 @@ pub(crate) mod build;
 mod build_check;
 mod build_history;
 mod build_output;
+mod builder_gc;
+pub use builder_gc::parse_keep_storage;
 mod builder_history;
 mod container;
 mod cp;
@@ -60,6 +62,7 @@ pub fn run(cmd: Command, root: &Path) -> Result<()> {
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => system::info(root, a),
         Command::System(SystemCommand::Prune(a)) => system::prune(root, a),
         Command::System(SystemCommand::Check(a)) => system::check(root, a),
+        Command::System(SystemCommand::Migrate(_)) => system::migrate(root),
         Command::System(SystemCommand::Service(a)) => crate::api::serve(root, a),
         Command::Completion(a) => system::completion(a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(root, a),
@@ -74,7 +77,7 @@ pub fn run(cmd: Command, root: &Path) -> Result<()> {
         Command::Inspect(a) => inspect::run(root, a, false),
         Command::Image(ImageCommand::Inspect(a)) => inspect::run(root, a, true),
         Command::System(SystemCommand::Df(a)) => df::run(root, a),
-        Command::Builder(BuilderCommand::Prune(a)) => df::prune_build_cache(root, a),
+        Command::Builder(BuilderCommand::Prune(a)) => builder_gc::prune(root, a),
         Command::Builder(BuilderCommand::History(c)) => builder_history::run(root, c),
         // ---- containers ----
         Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => run::run(root, a),

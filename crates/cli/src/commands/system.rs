@@ -504,3 +504,20 @@ pub fn completion(a: CompletionArgs) -> Result<()> {
         _ => Ok(()),
     }
 }
+
+/// `system migrate` (Podman's): stops running containers, then ends the rootless user's
+/// pause process so that the next command makes a new user namespace.
+pub fn migrate(root: &Path) -> Result<()> {
+    let mut c = super::open_containers(root)?;
+    for s in c.summaries(false)? {
+        if s.running {
+            c.stop(&s.record.id, None)?;
+        }
+    }
+    if let Some(pid) = runtime::rootless::stop_pause().map_err(|e| Failure::new(125, e))? {
+        eprintln!(
+            "stopped the rootless pause process {pid}; the next command makes a new user namespace"
+        );
+    }
+    Ok(())
+}
