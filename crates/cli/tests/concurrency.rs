@@ -3,7 +3,8 @@
 //! other images, `builder prune`, pushes and pulls through a loopback registry, and readers
 //! (`images`, `ps`, `inspect`). Every command must end within a bound (no deadlock), fail only
 //! with Docker's own conflicts, and leave a store whose every image saves (each layer's tar
-//! reassembled and checked against its diff_id) and runs.
+//! reassembled and checked against its diff_id) and runs, and that `system check --deep`
+//! finds clean.
 //!
 //! `STRATA_STRESS_SECS` sets the length (default 20 s; the run is 120).
 
@@ -28,8 +29,10 @@ const DOCKERS_CONFLICTS: &[&str] = &[
     "is already in use by container",
 ];
 
-/// One strata command with a deadline: (success, stdout+stderr).
+/// One strata command with a deadline: (success, stdout+stderr). Its output is read as it
+/// comes (a long listing must not fill the pipe and stall it).
 fn strata(root: &std::path::Path, args: &[&str], limit: Duration) -> (bool, String) {
+    use std::io::Read;
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("strata"))
         .env("STRATA_ROOT", root)
         .args(args)
@@ -38,28 +41,37 @@ fn strata(root: &std::path::Path, args: &[&str], limit: Duration) -> (bool, Stri
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            String::from_utf8_lossy(&v).into_owned()
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
     let start = Instant::now();
-    loop {
-        if let Some(_status) = child.try_wait().unwrap() {
-            let out = child.wait_with_output().unwrap();
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            return (out.status.success(), text);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
         }
         if start.elapsed() > limit {
             let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
+            let _ = child.wait();
             panic!(
                 "strata {args:?} still ran after {limit:?} (a deadlock?): {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
+                out.join().unwrap_or_default(),
+                err.join().unwrap_or_default()
             );
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
+    };
+    let text = format!(
+        "{}{}",
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default()
+    );
+    (status.success(), text)
 }
 
 #[test]
@@ -218,6 +230,9 @@ fn eight_processes_share_one_store_without_errors_or_corruption() {
         }
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
+    // And the store's own check (every blob's digest, every layer's diff_id) finds nothing.
+    let (ok, report) = strata(s.root.path(), &["system", "check", "--deep"], limit);
+    assert!(ok, "system check: {report}");
     let built = s.ok(&["images", "--filter", "reference=w*", "-q"]);
     if let Some(id) = built.lines().next() {
         assert_eq!(

@@ -221,11 +221,16 @@ fn collect(
         }
         match &r.kind {
             Kind::Image(id) => {
-                // Made on since the listing (a concurrent build): kept.
-                if !store.children(id)?.is_empty() || !store.containers_using(id)?.is_empty() {
+                // Decided under the store lock: built on, used, held by a running build or
+                // removed since the listing (concurrent processes): kept or skipped.
+                let mut p = store.publish()?;
+                if p.image(id)?.is_none()
+                    || !p.children(id)?.is_empty()
+                    || !p.containers_using(id)?.is_empty()
+                    || p.held_elsewhere()?.contains(id)
+                {
                     continue;
                 }
-                let mut p = store.publish()?;
                 p.delete_image(id)?;
                 p.commit()?;
                 store::events::record(
