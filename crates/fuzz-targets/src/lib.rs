@@ -82,8 +82,11 @@ pub fn archive(data: &[u8]) {
     let _ = image::load(&mut store, Cursor::new(data));
 }
 
+/// A target: a function of the input bytes.
+pub type Target = fn(&[u8]);
+
 /// Every target by name (the names of `fuzz/fuzz_targets/*.rs` and of `corpus/*`).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("dockerfile", dockerfile),
     ("reference", reference),
     ("template", template),
