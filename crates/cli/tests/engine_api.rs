@@ -242,6 +242,13 @@ fn the_docker_cli_drives_strata_through_the_engine_api() {
     );
     let out = api.docker(&["run", "--rm", "127.0.0.1:9/missing:1"], None);
     assert!(!out.status.success());
+
+    // `builder prune` (`/build/prune`) and `system prune`, which calls it after the others.
+    let out = api.ok(&["builder", "prune", "-f"]);
+    assert!(out.contains("Total reclaimed space:"), "{out}");
+    let out = api.ok(&["system", "prune", "-f"]);
+    assert!(out.contains("Total reclaimed space:"), "{out}");
+    assert!(s.ok(&["images"]).contains("built"), "tagged images stay");
 }
 
 /// `--time`: the service exits once idle; a second service on a live socket is refused.

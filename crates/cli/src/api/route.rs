@@ -182,6 +182,7 @@ pub fn route(
         ("GET", "/events") => system::events(&req),
         ("POST", "/commit") => contents::commit(&req),
         ("POST", "/auth") => super::distribution::auth(&req),
+        ("POST", "/build/prune") => super::build::prune(&req),
         _ => Err(not_found()),
     }
 }

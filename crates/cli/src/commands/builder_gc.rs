@@ -255,6 +255,27 @@ fn collect(
     ))
 }
 
+/// What `builder prune` and the Engine API's `POST /build/prune` remove: cache records
+/// (oldest used first) while the cache holds more than `keep` bytes, only those last used
+/// before `until` (Unix milliseconds) when given; without either, the context hash cache and
+/// the build records too. Returns the IDs removed and the bytes freed.
+pub fn prune_cache(
+    root: &Path,
+    keep: Option<u64>,
+    until: Option<i64>,
+) -> Result<(Vec<String>, u64)> {
+    let mut store = super::open_store(root)?;
+    let (removed, freed) = collect(root, &mut store, keep, until)?;
+    drop(store);
+    if keep.is_none() && until.is_none() {
+        // Everything: the context hash cache and the build records go too.
+        super::df::clear_build_cache(root)?;
+    }
+    // The next build checks the policy again.
+    let _ = std::fs::remove_file(state_file(root));
+    Ok((removed, freed))
+}
+
 /// `strata builder prune`.
 pub fn prune(root: &Path, a: BuilderPruneArgs) -> Result<()> {
     let _ = (a.all, a.force); // strata never prompts; -a: every record is unused already.
@@ -279,15 +300,7 @@ pub fn prune(root: &Path, a: BuilderPruneArgs) -> Result<()> {
             _ => return Err(Failure::new(1, format!("invalid filter '{k}'")).into()),
         }
     }
-    let mut store = super::open_store(root)?;
-    let (removed, freed) = collect(root, &mut store, keep, until)?;
-    drop(store);
-    if keep.is_none() && until.is_none() {
-        // Everything: the context hash cache and the build records go too.
-        super::df::clear_build_cache(root)?;
-    }
-    // The next build checks the policy again.
-    let _ = std::fs::remove_file(state_file(root));
+    let (removed, freed) = prune_cache(root, keep, until)?;
     if !removed.is_empty() {
         println!("Deleted build cache objects:");
         for id in &removed {

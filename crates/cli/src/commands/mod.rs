@@ -6,7 +6,7 @@ pub(crate) mod build;
 mod build_check;
 mod build_history;
 mod build_output;
-mod builder_gc;
+pub mod builder_gc;
 pub use builder_gc::parse_keep_storage;
 mod builder_history;
 mod container;
