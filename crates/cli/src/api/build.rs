@@ -287,6 +287,37 @@ fn build_args(q: &Query) -> Result<BuildArgs> {
     })
 }
 
+/// `POST /build/prune?all&keep-storage=&filters=` (`docker builder prune`, and `docker system
+/// prune`): the CLI's `builder prune`, answered as Docker's `BuildCachePruneReport`.
+pub fn prune(req: &super::route::Req<'_>) -> Result<Reply> {
+    let keep = req
+        .query
+        .int("keep-storage")?
+        .filter(|k| *k > 0)
+        .map(|k| k as u64);
+    let mut until = None;
+    for (k, v) in req.query.filters()? {
+        match k.as_str() {
+            "until" => {
+                let t = crate::commands::parse_time(&v).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "invalid filter 'until={v}': not a duration or time"
+                    ))
+                })?;
+                until = Some(t.timestamp_millis());
+            }
+            // Docker's own filters on cache records strata does not keep: nothing matches.
+            "id" | "parent" | "type" | "description" | "inuse" | "shared" | "private" => {}
+            _ => return Err(ApiError::bad_request(format!("invalid filter '{k}'"))),
+        }
+    }
+    let (removed, freed) = crate::commands::builder_gc::prune_cache(req.root, keep, until)?;
+    Ok(Reply::ok(json!({
+        "CachesDeleted": if removed.is_empty() { Value::Null } else { json!(removed) },
+        "SpaceReclaimed": freed,
+    })))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,35 +374,4 @@ mod tests {
             ]
         );
     }
-}
-
-/// `POST /build/prune?all&keep-storage=&filters=` (`docker builder prune`, and `docker system
-/// prune`): the CLI's `builder prune`, answered as Docker's `BuildCachePruneReport`.
-pub fn prune(req: &super::route::Req<'_>) -> Result<Reply> {
-    let keep = req
-        .query
-        .int("keep-storage")?
-        .filter(|k| *k > 0)
-        .map(|k| k as u64);
-    let mut until = None;
-    for (k, v) in req.query.filters()? {
-        match k.as_str() {
-            "until" => {
-                let t = crate::commands::parse_time(&v).ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "invalid filter 'until={v}': not a duration or time"
-                    ))
-                })?;
-                until = Some(t.timestamp_millis());
-            }
-            // Docker's own filters on cache records strata does not keep: nothing matches.
-            "id" | "parent" | "type" | "description" | "inuse" | "shared" | "private" => {}
-            _ => return Err(ApiError::bad_request(format!("invalid filter '{k}'"))),
-        }
-    }
-    let (removed, freed) = crate::commands::builder_gc::prune_cache(req.root, keep, until)?;
-    Ok(Reply::ok(json!({
-        "CachesDeleted": if removed.is_empty() { Value::Null } else { json!(removed) },
-        "SpaceReclaimed": freed,
-    })))
 }
