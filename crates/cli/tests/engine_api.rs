@@ -209,6 +209,18 @@ fn the_docker_cli_drives_strata_through_the_engine_api() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(api.ok(&["top", "t1"]).contains("sleep 30"));
+    // `update` (`/containers/ID/update`): the limits reach its record.
+    api.ok(&["update", "--memory", "64m", "--memory-swap", "128m", "t1"]);
+    assert_eq!(
+        api.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}}",
+            "t1"
+        ])
+        .trim(),
+        "67108864 134217728"
+    );
     api.ok(&[
         "commit",
         "-c",

@@ -582,6 +582,46 @@ pub fn pause(req: &Req<'_>, id: &str, pause: bool) -> Result<Reply> {
     Ok(Reply::Empty(StatusCode::NO_CONTENT))
 }
 
+/// `POST /containers/ID/update`: Docker's `UpdateConfig` (the docker CLI sends every field,
+/// zero meaning unchanged; `PidsLimit` null meaning unchanged) through the CLI's `update`:
+/// new limits in the running container's cgroups and its record. `{"Warnings": []}`.
+pub fn update(req: &Req<'_>, id: &str) -> Result<Reply> {
+    let body: Value = serde_json::from_slice(req.body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON in the request body: {e}")))?;
+    let num = |k: &str| body.get(k).and_then(Value::as_i64).filter(|v| *v != 0);
+    let restart = body
+        .pointer("/RestartPolicy/Name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .map(|n| {
+            match body
+                .pointer("/RestartPolicy/MaximumRetryCount")
+                .and_then(Value::as_i64)
+                .filter(|m| *m > 0)
+            {
+                Some(m) if n == "on-failure" => format!("{n}:{m}"),
+                _ => n.to_string(),
+            }
+        });
+    let u = container::UpdateOptions {
+        memory: num("Memory").map(|m| m.max(0) as u64),
+        memory_swap: num("MemorySwap"),
+        nano_cpus: num("NanoCpus").map(|m| m.max(0) as u64),
+        cpu_shares: num("CpuShares").map(|m| m.max(0) as u64),
+        cpuset_cpus: body
+            .get("CpusetCpus")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        pids_limit: body.get("PidsLimit").and_then(Value::as_i64),
+        restart,
+    };
+    let mut c = open_containers(req.root)?;
+    let rec = find(&c, id)?;
+    c.update(&rec.id, &u)?;
+    Ok(Reply::ok(json!({"Warnings": []})))
+}
+
 /// `POST /containers/ID/resize?h=&w=`: sizes the terminal of a container made with one
 /// (`run -it`); 409 when it does not run, as Docker's. The terminal is reached through the
 /// container's first process's standard input (its slave side), so the monitor that holds

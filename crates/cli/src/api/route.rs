@@ -247,6 +247,7 @@ fn containers_route(req: &Req<'_>, m: &str, rest: &str) -> Result<Reply> {
         ("GET", "stats") => contents::stats(req, id),
         ("POST", "pause") => containers::pause(req, id, true),
         ("POST", "resize") => containers::resize(req, id),
+        ("POST", "update") => containers::update(req, id),
         ("POST", "unpause") => containers::pause(req, id, false),
         _ => Err(not_found()),
     }
