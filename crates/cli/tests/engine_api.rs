@@ -255,6 +255,18 @@ fn the_docker_cli_drives_strata_through_the_engine_api() {
     let out = api.docker(&["run", "--rm", "127.0.0.1:9/missing:1"], None);
     assert!(!out.status.success());
 
+    // A setting strata does not have is refused by name, never dropped.
+    let out = api.docker(
+        &["run", "--rm", "--ulimit", "nofile=10:10", "busybox", "true"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        text(&out.stderr).contains("does not support the container setting HostConfig.Ulimits"),
+        "{}",
+        text(&out.stderr)
+    );
+
     // `builder prune` (`/build/prune`) and `system prune`, which calls it after the others.
     let out = api.ok(&["builder", "prune", "-f"]);
     assert!(out.contains("Total reclaimed space:"), "{out}");

@@ -200,6 +200,85 @@ fn keys(v: Option<&Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Settings of a create request that strata does not have: refused by name (400) when set
+/// to anything but their zero value, rather than silently dropped, so that nobody runs a
+/// container believing it has a limit, a healthcheck or a DNS server it does not have.
+/// (Clients send most fields with zero values; those pass.)
+fn refuse_unsupported(body: &Value, hc: &Value) -> Result<()> {
+    const CONFIG: &[&str] = &[
+        "Healthcheck",
+        "Shell",
+        "OnBuild",
+        "MacAddress",
+        "Domainname",
+    ];
+    const HOST: &[&str] = &[
+        "ExtraHosts",
+        "Dns",
+        "DnsOptions",
+        "DnsSearch",
+        "Ulimits",
+        "ShmSize",
+        "Sysctls",
+        "Links",
+        "PidMode",
+        "IpcMode",
+        "UTSMode",
+        "UsernsMode",
+        "CgroupParent",
+        "BlkioWeight",
+        "BlkioWeightDevice",
+        "BlkioDeviceReadBps",
+        "BlkioDeviceWriteBps",
+        "BlkioDeviceReadIOps",
+        "BlkioDeviceWriteIOps",
+        "CpuPeriod",
+        "CpuQuota",
+        "CpuRealtimePeriod",
+        "CpuRealtimeRuntime",
+        "CpusetMems",
+        "MemoryReservation",
+        "KernelMemory",
+        "OomKillDisable",
+        "OomScoreAdj",
+        "GroupAdd",
+        "Runtime",
+        "StorageOpt",
+        "DeviceRequests",
+    ];
+    let set = |v: &Value| match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    };
+    for k in CONFIG {
+        if body.get(*k).is_some_and(set) {
+            return Err(ApiError::bad_request(format!(
+                "strata does not support the container setting {k} yet"
+            )));
+        }
+    }
+    for k in HOST {
+        if hc.get(*k).is_some_and(set) {
+            return Err(ApiError::bad_request(format!(
+                "strata does not support the container setting HostConfig.{k} yet"
+            )));
+        }
+    }
+    // Docker's default log driver is the only one (`logs` reads its files).
+    if let Some(t) = hc.pointer("/LogConfig/Type").and_then(Value::as_str) {
+        if !t.is_empty() && t != "json-file" {
+            return Err(ApiError::bad_request(format!(
+                "strata does not support the log driver {t:?} yet (only json-file)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Docker's `ContainerCreateConfig` (the container's `Config` with `HostConfig` and
 /// `NetworkingConfig` beside it) as the options of `create`: what the docker CLI sends for
 /// `docker create`/`run` is what strata's own flags record.
@@ -212,6 +291,7 @@ pub fn create_options(
     })?;
     let empty = Value::Object(Map::new());
     let hc = body.get("HostConfig").unwrap_or(&empty);
+    refuse_unsupported(body, hc)?;
     let mut o = container::CreateOptions {
         name,
         ..Default::default()
