@@ -263,6 +263,10 @@ pub struct ServiceArgs {
     /// as root, $XDG_RUNTIME_DIR/strata/strata.sock otherwise)
     #[arg(value_name = "URI")]
     pub uri: Option<String>,
+    /// Listen on a TCP address that is not loopback, without TLS (dockerd's --tls=false):
+    /// whoever reaches it gets root on this machine
+    #[arg(long = "tls", value_name = "bool", default_value_t = true, action = clap::ArgAction::Set)]
+    pub tls: bool,
 }
 
 #[derive(Args, Debug)]

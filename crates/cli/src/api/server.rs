@@ -59,7 +59,12 @@ fn default_socket() -> PathBuf {
     runtime::rootless::runtime_dir().join("strata.sock")
 }
 
-fn parse_listen(uri: Option<&str>) -> anyhow::Result<Listen> {
+/// Docker's warning for an API on a network address without TLS.
+const REMOTE_WARNING: &str = "Binding to IP address without --tlsverify is insecure and gives root access on this machine to everyone who has access to your network.";
+
+/// [`parse_listen`]; `remote_ok` (`--tls=false`) allows a TCP address that is not loopback,
+/// with Docker's warning.
+fn parse_listen_with(uri: Option<&str>, remote_ok: bool) -> anyhow::Result<Listen> {
     if uri.is_none() && systemd_socket() {
         return Ok(Listen::Activated);
     }
@@ -78,10 +83,14 @@ fn parse_listen(uri: Option<&str>) -> anyhow::Result<Listen> {
             .with_context(|| format!("invalid listen address {uri:?}"))?;
         // The API gives whoever reaches it root on this machine: loopback only.
         if !addr.ip().is_loopback() {
-            bail!(
-                "refusing to listen on {addr}: the Engine API gives root to whoever reaches it; \
-                 use a loopback address (127.0.0.1 or ::1) or a unix:// socket"
-            );
+            if !remote_ok {
+                bail!(
+                    "refusing to listen on {addr}: the Engine API gives root to whoever reaches it; \
+                     use a loopback address (127.0.0.1 or ::1) or a unix:// socket \
+                     (--tls=false binds it anyway)"
+                );
+            }
+            eprintln!("WARNING: {REMOTE_WARNING}");
         }
         return Ok(Listen::Tcp(addr));
     }
@@ -168,7 +177,8 @@ impl Drop for ConnGuard {
 }
 
 pub fn serve(root: &Path, a: ServiceArgs) -> anyhow::Result<()> {
-    let listen = parse_listen(a.uri.as_deref()).map_err(|e| Failure::new(125, format!("{e:#}")))?;
+    let listen = parse_listen_with(a.uri.as_deref(), !a.tls)
+        .map_err(|e| Failure::new(125, format!("{e:#}")))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(64)
@@ -487,18 +497,19 @@ mod tests {
     #[test]
     fn listen_addresses() {
         assert_eq!(
-            parse_listen(Some("unix:///tmp/x.sock")).unwrap(),
+            parse_listen_with(Some("unix:///tmp/x.sock"), false).unwrap(),
             Listen::Unix("/tmp/x.sock".into())
         );
         assert_eq!(
-            parse_listen(Some("tcp://127.0.0.1:2375")).unwrap(),
+            parse_listen_with(Some("tcp://127.0.0.1:2375"), false).unwrap(),
             Listen::Tcp("127.0.0.1:2375".parse().unwrap())
         );
-        assert!(parse_listen(Some("tcp://[::1]:2375")).is_ok());
-        let e = parse_listen(Some("tcp://0.0.0.0:2375")).unwrap_err();
+        assert!(parse_listen_with(Some("tcp://[::1]:2375"), false).is_ok());
+        assert!(parse_listen_with(Some("tcp://0.0.0.0:2375"), true).is_ok());
+        let e = parse_listen_with(Some("tcp://0.0.0.0:2375"), false).unwrap_err();
         assert!(e.to_string().contains("loopback"), "{e}");
-        assert!(parse_listen(Some("http://x")).is_err());
-        assert!(parse_listen(Some("unix://")).is_err());
+        assert!(parse_listen_with(Some("http://x"), false).is_err());
+        assert!(parse_listen_with(Some("unix://"), false).is_err());
     }
 
     #[test]
