@@ -298,6 +298,15 @@ pub fn stop_pause() -> Result<Option<i32>, String> {
             return Err(format!("stop the rootless pause process {pid}: {e}"));
         }
     }
+    // Gone before this returns (a pidfd reads as ready once its process has exited), so
+    // that the next command finds no namespace to join; bounded, as a kill always ends it.
+    let mut p = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll on one descriptor we own.
+    unsafe { libc::poll(&mut p, 1, 5000) };
     fs::remove_file(&pid_file).map_err(|e| format!("remove {}: {e}", pid_file.display()))?;
     Ok(Some(pid))
 }
