@@ -813,6 +813,9 @@ pub struct RunArgs {
     /// Expose a port or a range of ports
     #[arg(long = "expose", value_name = "list")]
     pub expose: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long = "add-host", value_name = "list")]
+    pub add_host: Vec<String>,
     /// Bind mount a volume (SRC:DST[:MODE], NAME:DST[:MODE] or DST for an anonymous volume)
     #[arg(short = 'v', long = "volume")]
     pub volumes: Vec<String>,

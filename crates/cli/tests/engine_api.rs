@@ -255,6 +255,20 @@ fn the_docker_cli_drives_strata_through_the_engine_api() {
     let out = api.docker(&["run", "--rm", "127.0.0.1:9/missing:1"], None);
     assert!(!out.status.success());
 
+    // `--add-host` reaches the container's /etc/hosts.
+    let out = api.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--add-host",
+        "a:1.2.3.4",
+        "busybox",
+        "tail",
+        "-1",
+        "/etc/hosts",
+    ]);
+    assert_eq!(out, "1.2.3.4\ta\n");
     // A setting strata does not have is refused by name, never dropped.
     let out = api.docker(
         &["run", "--rm", "--ulimit", "nofile=10:10", "busybox", "true"],

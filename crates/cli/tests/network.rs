@@ -477,6 +477,65 @@ fn etc_hosts_and_resolv_conf_as_docker_writes_them() {
         "/etc/hosts",
     ]);
     assert_eq!(out, standard);
+    // `--add-host`: after the standard entries and before the container's own, as Docker
+    // 20.10 writes them (its output for `--network none --add-host a:1.2.3.4 --add-host
+    // b:::1`); kept when a network rewrites the file; in inspect; bad ones refused.
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--add-host",
+        "a:1.2.3.4",
+        "--add-host",
+        "b:::1",
+        "busybox",
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert_eq!(out, format!("{standard}1.2.3.4\ta\n::1\tb\n"));
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--add-host",
+        "a:1.2.3.4",
+        "busybox",
+        "cat",
+        "/etc/hosts",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[lines.len() - 2], "1.2.3.4\ta", "{out}");
+    s.ok(&["network", "create", "hostsnet"]);
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "hostsnet",
+        "--add-host",
+        "zz:9.9.9.9",
+        "busybox",
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert!(out.contains("9.9.9.9\tzz\n"), "{out}");
+    s.ok(&["network", "rm", "hostsnet"]);
+    let id = s.ok(&["create", "--add-host", "a:1.2.3.4", "busybox", "true"]);
+    assert_eq!(
+        s.ok(&[
+            "inspect",
+            "-f",
+            "{{json .HostConfig.ExtraHosts}}",
+            id.trim()
+        ])
+        .trim(),
+        r#"["a:1.2.3.4"]"#
+    );
+    let (code, err) = s.fails(&["run", "--rm", "--add-host", "a:bad", "busybox", "true"]);
+    assert_eq!(code, 125);
+    assert!(
+        err.contains(r#"invalid argument "a:bad" for "--add-host" flag: invalid IP address in add-host: "bad""#),
+        "{err}"
+    );
 }
 
 #[test]

@@ -39,6 +39,8 @@ pub struct CreateOptions {
     pub publish_all: bool,
     /// `--expose` specs, as given.
     pub expose: Vec<String>,
+    /// `--add-host NAME:IP`, as given.
+    pub extra_hosts: Vec<String>,
     /// `-v SRC:DST[:ro]`.
     pub volumes: Vec<String>,
     /// `--tmpfs PATH[:OPTIONS]`.
@@ -325,6 +327,32 @@ impl Stored {
 
 /// The runtime options of a container; `mounts` are its mounts in order (see
 /// `Containers::runtime_mounts`).
+/// `--add-host NAME:IP` entries as (name, address), with Docker's errors; Docker's
+/// `host-gateway` (the host's address on its bridge) has no meaning on strata's private
+/// networks, which never reach the host, and is refused.
+pub fn parse_extra_hosts(specs: &[String]) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for s in specs {
+        let (name, ip) = s.split_once(':').unwrap_or((s.as_str(), ""));
+        if name.is_empty() || ip.is_empty() {
+            return Err(Error::Invalid(format!("bad format for add-host: {s:?}")));
+        }
+        if ip == "host-gateway" {
+            return Err(Error::Invalid(format!(
+                "{s}: host-gateway is not supported: strata's container networks do not reach the host"
+            )));
+        }
+        let addr = ip.trim_start_matches('[').trim_end_matches(']');
+        if addr.parse::<std::net::IpAddr>().is_err() {
+            return Err(Error::Invalid(format!(
+                "invalid IP address in add-host: {ip:?}"
+            )));
+        }
+        out.push((name.to_string(), addr.to_string()));
+    }
+    Ok(out)
+}
+
 pub(crate) fn run_options(
     id: &str,
     o: &CreateOptions,
@@ -354,6 +382,7 @@ pub(crate) fn run_options(
         user: o.user.clone(),
         hostname: o.hostname.clone(),
         host_hostname: host_hostname(),
+        extra_hosts: parse_extra_hosts(&o.extra_hosts)?,
         network,
         ports: Vec::new(),
         mounts,

@@ -727,6 +727,9 @@ impl Containers {
             };
             let mine: Vec<&EndpointRecord> = all.iter().filter(|e| e.container_id == t).collect();
             let mut text = runtime::STANDARD_HOSTS.to_string();
+            text.push_str(&runtime::extra_hosts_lines(
+                &crate::config::parse_extra_hosts(&stored.options.extra_hosts).unwrap_or_default(),
+            ));
             let own = if is_user_network(&stored.options.network) {
                 mine.iter()
                     .min_by_key(|e| e.ifname.clone())

@@ -322,6 +322,7 @@ impl Containers {
                 "AutoRemove": o.auto_remove,
                 "VolumeDriver": "",
                 "VolumesFrom": strings(&o.volumes_from),
+                "ExtraHosts": strings(&o.extra_hosts),
                 "CapAdd": strings(&o.cap_add),
                 "CapDrop": strings(&o.cap_drop),
                 "Privileged": o.privileged,

@@ -28,16 +28,20 @@ pub const STANDARD_HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-local
 /// loopback (where Docker would fall back to 8.8.8.8 and 8.8.4.4).
 pub fn write_etc_files(state_dir: &Path, spec: &Spec) -> Result<()> {
     fs::create_dir_all(state_dir).ctx("create state directory", state_dir)?;
-    let hosts = match spec.network {
+    // Docker's order: the standard entries (the host's file with its network), the
+    // `--add-host` ones, then the container's own address.
+    let mut hosts = match spec.network {
         Network::Host => {
             fs::read_to_string("/etc/hosts").unwrap_or_else(|_| STANDARD_HOSTS.to_string())
         }
-        Network::None => STANDARD_HOSTS.to_string(),
-        Network::Private => match crate::Addresses::detect().ipv4 {
-            Some(ip) => format!("{STANDARD_HOSTS}{ip}\t{}\n", spec.hostname),
-            None => STANDARD_HOSTS.to_string(),
-        },
+        Network::None | Network::Private => STANDARD_HOSTS.to_string(),
     };
+    hosts.push_str(&extra_hosts_lines(&spec.extra_hosts));
+    if spec.network == Network::Private {
+        if let Some(ip) = crate::Addresses::detect().ipv4 {
+            hosts.push_str(&format!("{ip}\t{}\n", spec.hostname));
+        }
+    }
     let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let resolv = match spec.network {
         Network::Host => host_resolv,
@@ -57,6 +61,14 @@ pub fn write_etc_files(state_dir: &Path, spec: &Spec) -> Result<()> {
         fs::write(&p, content).ctx("write", &p)?;
     }
     Ok(())
+}
+
+/// `/etc/hosts` lines of `--add-host` entries (`ADDRESS<TAB>NAME`).
+pub fn extra_hosts_lines(extra: &[(String, String)]) -> String {
+    extra
+        .iter()
+        .map(|(name, ip)| format!("{ip}\t{name}\n"))
+        .collect()
 }
 
 /// `resolv.conf` text without the `nameserver` lines whose address matches `drop`.

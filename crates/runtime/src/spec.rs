@@ -152,6 +152,8 @@ pub struct RunOptions {
     pub hostname: Option<String>,
     /// The host's hostname, used as the container's with `--network host` and no `-h`.
     pub host_hostname: String,
+    /// `--add-host NAME:IP` entries, as (name, address), for `/etc/hosts`.
+    pub extra_hosts: Vec<(String, String)>,
     /// `--network`.
     pub network: Network,
     /// `-p`: ports published on the host (with [`Network::Private`] only; ignored
@@ -201,6 +203,7 @@ impl Default for RunOptions {
             user: None,
             hostname: None,
             host_hostname: String::new(),
+            extra_hosts: Vec::new(),
             network: Network::Host,
             ports: Vec::new(),
             mounts: Vec::new(),
@@ -306,6 +309,8 @@ pub struct Spec {
     pub devices: Vec<DeviceMapping>,
     /// `--device-cgroup-rule`s.
     pub device_rules: Vec<DeviceRule>,
+    /// `--add-host` entries (name, address), written to `/etc/hosts` after the standard ones.
+    pub extra_hosts: Vec<(String, String)>,
 }
 
 /// Replaces the entry with the same key in `env`, or appends (Docker's
@@ -468,6 +473,7 @@ pub fn compose(image: &ImageConfig, opts: &RunOptions) -> Result<Spec> {
         init: opts.init,
         devices: opts.devices.clone(),
         device_rules,
+        extra_hosts: opts.extra_hosts.clone(),
     })
 }
 

@@ -213,7 +213,6 @@ fn refuse_unsupported(body: &Value, hc: &Value) -> Result<()> {
         "Domainname",
     ];
     const HOST: &[&str] = &[
-        "ExtraHosts",
         "Dns",
         "DnsOptions",
         "DnsSearch",
@@ -335,6 +334,9 @@ pub fn create_options(
     o.volumes
         .extend(strings(hc.get("Binds"))?.unwrap_or_default());
     o.volumes_from = strings(hc.get("VolumesFrom"))?.unwrap_or_default();
+    o.extra_hosts = strings(hc.get("ExtraHosts"))?.unwrap_or_default();
+    container::parse_extra_hosts(&o.extra_hosts)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     o.network = string(hc.get("NetworkMode")).unwrap_or_else(|| "default".into());
     if let Some(ports) = hc.get("PortBindings").and_then(Value::as_object) {
         for (port, bindings) in ports {

@@ -125,6 +125,7 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
         publish: a.publish.clone(),
         publish_all: a.publish_all,
         expose: a.expose.clone(),
+        extra_hosts: a.add_host.clone(),
         volumes: a.volumes.clone(),
         tmpfs: a.tmpfs.clone(),
         mounts: a.mounts.clone(),
@@ -249,6 +250,13 @@ fn pull_if_needed(c: &mut ::container::Containers, a: &RunArgs) -> Result<(), St
 fn check_publish(a: &RunArgs) -> Result<()> {
     ::container::parse_publish(&a.publish).map_err(|e| Failure::new(125, e.to_string()))?;
     ::container::parse_expose(&a.expose).map_err(|e| Failure::new(125, e.to_string()))?;
+    ::container::parse_extra_hosts(&a.add_host).map_err(|e| {
+        let raw = a.add_host.join(",");
+        Failure::new(
+            125,
+            format!("invalid argument {raw:?} for \"--add-host\" flag: {e}"),
+        )
+    })?;
     if a.network == "host" && (!a.publish.is_empty() || a.publish_all) {
         eprintln!("WARNING: Published ports are discarded when using host network mode");
     }
