@@ -816,6 +816,15 @@ pub struct RunArgs {
     /// Add a custom host-to-IP mapping (host:ip)
     #[arg(long = "add-host", value_name = "list")]
     pub add_host: Vec<String>,
+    /// Set custom DNS servers
+    #[arg(long = "dns", value_name = "list")]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search", value_name = "list")]
+    pub dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option", alias = "dns-opt", value_name = "list")]
+    pub dns_options: Vec<String>,
     /// Bind mount a volume (SRC:DST[:MODE], NAME:DST[:MODE] or DST for an anonymous volume)
     #[arg(short = 'v', long = "volume")]
     pub volumes: Vec<String>,

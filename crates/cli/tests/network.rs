@@ -530,6 +530,40 @@ fn etc_hosts_and_resolv_conf_as_docker_writes_them() {
         .trim(),
         r#"["a:1.2.3.4"]"#
     );
+    // `--dns*`: Docker 20.10's resolv.conf for the same flags (`search`, `nameserver`,
+    // `options` lines only); what is not given comes from the default file.
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--dns",
+        "1.2.3.4",
+        "--dns-search",
+        "ex.com",
+        "--dns-option",
+        "ndots:2",
+        "busybox",
+        "cat",
+        "/etc/resolv.conf",
+    ]);
+    assert_eq!(out, "search ex.com\nnameserver 1.2.3.4\noptions ndots:2\n");
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--dns-search",
+        "ex.com",
+        "busybox",
+        "cat",
+        "/etc/resolv.conf",
+    ]);
+    assert!(
+        out.starts_with("search ex.com\nnameserver 169.254.1.1\n"),
+        "{out}"
+    );
+    let (code, err) = s.fails(&["run", "--rm", "--dns", "bad", "busybox", "true"]);
+    assert_eq!(code, 125);
+    assert!(err.contains("bad is not an ip address"), "{err}");
     let (code, err) = s.fails(&["run", "--rm", "--add-host", "a:bad", "busybox", "true"]);
     assert_eq!(code, 125);
     assert!(

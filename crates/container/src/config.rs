@@ -41,6 +41,10 @@ pub struct CreateOptions {
     pub expose: Vec<String>,
     /// `--add-host NAME:IP`, as given.
     pub extra_hosts: Vec<String>,
+    /// `--dns`, `--dns-search`, `--dns-option`.
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
     /// `-v SRC:DST[:ro]`.
     pub volumes: Vec<String>,
     /// `--tmpfs PATH[:OPTIONS]`.
@@ -353,6 +357,16 @@ pub fn parse_extra_hosts(specs: &[String]) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
+/// `--dns` values: IP addresses, with Docker's error otherwise.
+pub fn check_dns_servers(servers: &[String]) -> Result<Vec<String>> {
+    for s in servers {
+        if s.parse::<std::net::IpAddr>().is_err() {
+            return Err(Error::Invalid(format!("{s} is not an ip address")));
+        }
+    }
+    Ok(servers.to_vec())
+}
+
 pub(crate) fn run_options(
     id: &str,
     o: &CreateOptions,
@@ -383,6 +397,11 @@ pub(crate) fn run_options(
         hostname: o.hostname.clone(),
         host_hostname: host_hostname(),
         extra_hosts: parse_extra_hosts(&o.extra_hosts)?,
+        dns: runtime::Dns {
+            servers: check_dns_servers(&o.dns)?,
+            search: o.dns_search.clone(),
+            options: o.dns_options.clone(),
+        },
         network,
         ports: Vec::new(),
         mounts,

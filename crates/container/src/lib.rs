@@ -35,8 +35,8 @@ mod volumes;
 pub use attach::serve_stdin;
 pub use changes::{Change, ChangeKind, CommitOptions};
 pub use config::{
-    check_resources, generate_name, new_id, parse_extra_hosts, restart_policy, validate_name,
-    CreateOptions, DeviceMapping,
+    check_dns_servers, check_resources, generate_name, new_id, parse_extra_hosts, restart_policy,
+    validate_name, CreateOptions, DeviceMapping,
 };
 pub use control::{StatsSample, UpdateOptions};
 pub use copy::{CopyError, CopyOptions, PathStat};

@@ -43,7 +43,7 @@ pub fn write_etc_files(state_dir: &Path, spec: &Spec) -> Result<()> {
         }
     }
     let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let resolv = match spec.network {
+    let default = match spec.network {
         Network::Host => host_resolv,
         Network::None => without_nameservers(&host_resolv, |a| a.starts_with("127.") || a == "::1"),
         Network::Private => {
@@ -51,6 +51,12 @@ pub fn write_etc_files(state_dir: &Path, spec: &Spec) -> Result<()> {
             r.push_str(&format!("nameserver {}\n", crate::DNS_FORWARD_ADDRESS));
             r
         }
+    };
+    // `--dns*` replace their part of it (what is not given comes from it).
+    let resolv = if spec.dns.is_empty() {
+        default
+    } else {
+        spec.dns.resolv_conf(&default)
     };
     for (name, content) in [
         ("hosts", hosts),
@@ -61,6 +67,60 @@ pub fn write_etc_files(state_dir: &Path, spec: &Spec) -> Result<()> {
         fs::write(&p, content).ctx("write", &p)?;
     }
     Ok(())
+}
+
+/// `--dns`, `--dns-search` and `--dns-option` (Docker's `DNS`, `DNSSearch`, `DNSOptions`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dns {
+    pub servers: Vec<String>,
+    pub search: Vec<String>,
+    pub options: Vec<String>,
+}
+
+impl Dns {
+    pub fn is_empty(&self) -> bool {
+        self.servers.is_empty() && self.search.is_empty() && self.options.is_empty()
+    }
+
+    /// Docker's `resolv.conf` when any is given: `search`, `nameserver` and `options` lines
+    /// only, each from the flags or else from the host's file (`--dns-search .`: none).
+    pub fn resolv_conf(&self, host: &str) -> String {
+        let host_values = |key: &str| -> Vec<String> {
+            host.lines()
+                .filter_map(|l| {
+                    let mut w = l.split_whitespace();
+                    (w.next() == Some(key)).then(|| w.map(str::to_string).collect::<Vec<_>>())
+                })
+                .flatten()
+                .collect()
+        };
+        let search = if self.search.is_empty() {
+            host_values("search")
+        } else {
+            self.search.iter().filter(|s| *s != ".").cloned().collect()
+        };
+        let servers = if self.servers.is_empty() {
+            host_values("nameserver")
+        } else {
+            self.servers.clone()
+        };
+        let options = if self.options.is_empty() {
+            host_values("options")
+        } else {
+            self.options.clone()
+        };
+        let mut out = String::new();
+        if !search.is_empty() {
+            out.push_str(&format!("search {}\n", search.join(" ")));
+        }
+        for s in &servers {
+            out.push_str(&format!("nameserver {s}\n"));
+        }
+        if !options.is_empty() {
+            out.push_str(&format!("options {}\n", options.join(" ")));
+        }
+        out
+    }
 }
 
 /// `/etc/hosts` lines of `--add-host` entries (`ADDRESS<TAB>NAME`).

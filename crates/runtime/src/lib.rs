@@ -60,7 +60,9 @@ pub use cgroup::{
 };
 pub use devices::{valid_device_mode, DeviceMapping, DeviceRule};
 pub use error::{Error, Phase, Result};
-pub use etc::{extra_hosts_lines, make_init_layer, write_etc_files, ETC_FILES, STANDARD_HOSTS};
+pub use etc::{
+    extra_hosts_lines, make_init_layer, write_etc_files, Dns, ETC_FILES, STANDARD_HOSTS,
+};
 pub use net::{Addresses, PortMapping, PrivateNetwork, Protocol, DNS_FORWARD_ADDRESS, INTERFACE};
 pub use process::{
     exec, process_start_time, resize_terminal, run, run_step, spawn, terminal_size, Container,

@@ -154,6 +154,9 @@ pub struct RunOptions {
     pub host_hostname: String,
     /// `--add-host NAME:IP` entries, as (name, address), for `/etc/hosts`.
     pub extra_hosts: Vec<(String, String)>,
+    /// `--dns`, `--dns-search`, `--dns-option`: `/etc/resolv.conf` made of them (and of the
+    /// host's for those not given), as Docker builds it.
+    pub dns: crate::Dns,
     /// `--network`.
     pub network: Network,
     /// `-p`: ports published on the host (with [`Network::Private`] only; ignored
@@ -204,6 +207,7 @@ impl Default for RunOptions {
             hostname: None,
             host_hostname: String::new(),
             extra_hosts: Vec::new(),
+            dns: crate::Dns::default(),
             network: Network::Host,
             ports: Vec::new(),
             mounts: Vec::new(),
@@ -311,6 +315,8 @@ pub struct Spec {
     pub device_rules: Vec<DeviceRule>,
     /// `--add-host` entries (name, address), written to `/etc/hosts` after the standard ones.
     pub extra_hosts: Vec<(String, String)>,
+    /// `--dns*` (see [`RunOptions::dns`]).
+    pub dns: crate::Dns,
 }
 
 /// Replaces the entry with the same key in `env`, or appends (Docker's
@@ -474,6 +480,7 @@ pub fn compose(image: &ImageConfig, opts: &RunOptions) -> Result<Spec> {
         devices: opts.devices.clone(),
         device_rules,
         extra_hosts: opts.extra_hosts.clone(),
+        dns: opts.dns.clone(),
     })
 }
 

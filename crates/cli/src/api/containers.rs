@@ -213,9 +213,6 @@ fn refuse_unsupported(body: &Value, hc: &Value) -> Result<()> {
         "Domainname",
     ];
     const HOST: &[&str] = &[
-        "Dns",
-        "DnsOptions",
-        "DnsSearch",
         "Ulimits",
         "ShmSize",
         "Sysctls",
@@ -335,6 +332,10 @@ pub fn create_options(
         .extend(strings(hc.get("Binds"))?.unwrap_or_default());
     o.volumes_from = strings(hc.get("VolumesFrom"))?.unwrap_or_default();
     o.extra_hosts = strings(hc.get("ExtraHosts"))?.unwrap_or_default();
+    o.dns = strings(hc.get("Dns"))?.unwrap_or_default();
+    o.dns_search = strings(hc.get("DnsSearch"))?.unwrap_or_default();
+    o.dns_options = strings(hc.get("DnsOptions"))?.unwrap_or_default();
+    container::check_dns_servers(&o.dns).map_err(|e| ApiError::bad_request(e.to_string()))?;
     container::parse_extra_hosts(&o.extra_hosts)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     o.network = string(hc.get("NetworkMode")).unwrap_or_else(|| "default".into());

@@ -126,6 +126,9 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
         publish_all: a.publish_all,
         expose: a.expose.clone(),
         extra_hosts: a.add_host.clone(),
+        dns: a.dns.clone(),
+        dns_search: a.dns_search.clone(),
+        dns_options: a.dns_options.clone(),
         volumes: a.volumes.clone(),
         tmpfs: a.tmpfs.clone(),
         mounts: a.mounts.clone(),
@@ -250,6 +253,14 @@ fn pull_if_needed(c: &mut ::container::Containers, a: &RunArgs) -> Result<(), St
 fn check_publish(a: &RunArgs) -> Result<()> {
     ::container::parse_publish(&a.publish).map_err(|e| Failure::new(125, e.to_string()))?;
     ::container::parse_expose(&a.expose).map_err(|e| Failure::new(125, e.to_string()))?;
+    for d in &a.dns {
+        ::container::check_dns_servers(std::slice::from_ref(d)).map_err(|e| {
+            Failure::new(
+                125,
+                format!("invalid argument {d:?} for \"--dns\" flag: {e}"),
+            )
+        })?;
+    }
     ::container::parse_extra_hosts(&a.add_host).map_err(|e| {
         let raw = a.add_host.join(",");
         Failure::new(
