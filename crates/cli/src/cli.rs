@@ -816,6 +816,9 @@ pub struct RunArgs {
     /// Add a custom host-to-IP mapping (host:ip)
     #[arg(long = "add-host", value_name = "list")]
     pub add_host: Vec<String>,
+    /// Size of /dev/shm
+    #[arg(long = "shm-size", value_name = "bytes")]
+    pub shm_size: Option<String>,
     /// Set custom DNS servers
     #[arg(long = "dns", value_name = "list")]
     pub dns: Vec<String>,

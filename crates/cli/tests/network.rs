@@ -561,6 +561,21 @@ fn etc_hosts_and_resolv_conf_as_docker_writes_them() {
         out.starts_with("search ex.com\nnameserver 169.254.1.1\n"),
         "{out}"
     );
+    // `--shm-size` (Docker's 64 MiB without it), in inspect as bytes.
+    let df = |extra: &[&str]| {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["busybox", "df", "-k", "/dev/shm"]);
+        s.ok(&args)
+    };
+    assert!(df(&[]).contains(" 65536 "), "{}", df(&[]));
+    assert!(df(&["--shm-size", "128m"]).contains(" 131072 "));
+    let id = s.ok(&["create", "--shm-size", "1g", "busybox", "true"]);
+    assert_eq!(
+        s.ok(&["inspect", "-f", "{{.HostConfig.ShmSize}}", id.trim()])
+            .trim(),
+        "1073741824"
+    );
     let (code, err) = s.fails(&["run", "--rm", "--dns", "bad", "busybox", "true"]);
     assert_eq!(code, 125);
     assert!(err.contains("bad is not an ip address"), "{err}");

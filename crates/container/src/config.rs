@@ -41,6 +41,8 @@ pub struct CreateOptions {
     pub expose: Vec<String>,
     /// `--add-host NAME:IP`, as given.
     pub extra_hosts: Vec<String>,
+    /// `--shm-size` in bytes.
+    pub shm_size: Option<u64>,
     /// `--dns`, `--dns-search`, `--dns-option`.
     pub dns: Vec<String>,
     pub dns_search: Vec<String>,
@@ -397,6 +399,7 @@ pub(crate) fn run_options(
         hostname: o.hostname.clone(),
         host_hostname: host_hostname(),
         extra_hosts: parse_extra_hosts(&o.extra_hosts)?,
+        shm_size: o.shm_size,
         dns: runtime::Dns {
             servers: check_dns_servers(&o.dns)?,
             search: o.dns_search.clone(),

@@ -323,6 +323,7 @@ impl Containers {
                 "VolumeDriver": "",
                 "VolumesFrom": strings(&o.volumes_from),
                 "ExtraHosts": strings(&o.extra_hosts),
+                "ShmSize": o.shm_size.unwrap_or(runtime::DEFAULT_SHM_SIZE),
                 "Dns": o.dns,
                 "DnsOptions": o.dns_options,
                 "DnsSearch": o.dns_search,

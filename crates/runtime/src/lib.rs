@@ -75,6 +75,6 @@ pub use seccomp::{
 };
 pub use spec::{
     compose, ImageConfig, MountKind, MountSpec, Network, Process, Resources, RunOptions, Spec,
-    DEFAULT_PATH, MASKED_PATHS, READONLY_PATHS,
+    DEFAULT_PATH, DEFAULT_SHM_SIZE, MASKED_PATHS, READONLY_PATHS,
 };
 pub use user::{resolve_user, User};

@@ -570,13 +570,14 @@ pub(crate) fn plan(
             "newinstance,ptmxmode=0666,mode=0620"
         }),
     )?;
+    let shm = format!("mode=1777,size={}k", spec.shm_size.div_ceil(1024));
     b.mount(
         "mount shm to /dev/shm".into(),
         Some("shm"),
         &dev.join("shm"),
         Some("tmpfs"),
         NOSUID | NODEV | NOEXEC,
-        Some("mode=1777,size=65536k"),
+        Some(&shm),
     )?;
     b.mount(
         "mount mqueue to /dev/mqueue".into(),

@@ -157,6 +157,8 @@ pub struct RunOptions {
     /// `--dns`, `--dns-search`, `--dns-option`: `/etc/resolv.conf` made of them (and of the
     /// host's for those not given), as Docker builds it.
     pub dns: crate::Dns,
+    /// `--shm-size` in bytes (Docker's 64 MiB when `None`).
+    pub shm_size: Option<u64>,
     /// `--network`.
     pub network: Network,
     /// `-p`: ports published on the host (with [`Network::Private`] only; ignored
@@ -208,6 +210,7 @@ impl Default for RunOptions {
             host_hostname: String::new(),
             extra_hosts: Vec::new(),
             dns: crate::Dns::default(),
+            shm_size: None,
             network: Network::Host,
             ports: Vec::new(),
             mounts: Vec::new(),
@@ -317,7 +320,12 @@ pub struct Spec {
     pub extra_hosts: Vec<(String, String)>,
     /// `--dns*` (see [`RunOptions::dns`]).
     pub dns: crate::Dns,
+    /// The size of `/dev/shm` in bytes.
+    pub shm_size: u64,
 }
+
+/// Docker's default size of `/dev/shm`: 64 MiB.
+pub const DEFAULT_SHM_SIZE: u64 = 64 << 20;
 
 /// Replaces the entry with the same key in `env`, or appends (Docker's
 /// `ReplaceOrAppendEnvValues`).
@@ -481,6 +489,7 @@ pub fn compose(image: &ImageConfig, opts: &RunOptions) -> Result<Spec> {
         device_rules,
         extra_hosts: opts.extra_hosts.clone(),
         dns: opts.dns.clone(),
+        shm_size: opts.shm_size.unwrap_or(DEFAULT_SHM_SIZE),
     })
 }
 

@@ -214,7 +214,6 @@ fn refuse_unsupported(body: &Value, hc: &Value) -> Result<()> {
     ];
     const HOST: &[&str] = &[
         "Ulimits",
-        "ShmSize",
         "Sysctls",
         "Links",
         "PidMode",
@@ -332,6 +331,7 @@ pub fn create_options(
         .extend(strings(hc.get("Binds"))?.unwrap_or_default());
     o.volumes_from = strings(hc.get("VolumesFrom"))?.unwrap_or_default();
     o.extra_hosts = strings(hc.get("ExtraHosts"))?.unwrap_or_default();
+    o.shm_size = hc.get("ShmSize").and_then(Value::as_u64).filter(|s| *s > 0);
     o.dns = strings(hc.get("Dns"))?.unwrap_or_default();
     o.dns_search = strings(hc.get("DnsSearch"))?.unwrap_or_default();
     o.dns_options = strings(hc.get("DnsOptions"))?.unwrap_or_default();

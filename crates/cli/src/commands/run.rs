@@ -126,6 +126,11 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
         publish_all: a.publish_all,
         expose: a.expose.clone(),
         extra_hosts: a.add_host.clone(),
+        shm_size: a
+            .shm_size
+            .as_deref()
+            .map(|v| parse_size("--shm-size", v))
+            .transpose()?,
         dns: a.dns.clone(),
         dns_search: a.dns_search.clone(),
         dns_options: a.dns_options.clone(),
