@@ -819,6 +819,9 @@ pub struct RunArgs {
     /// Size of /dev/shm
     #[arg(long = "shm-size", value_name = "bytes")]
     pub shm_size: Option<String>,
+    /// Ulimit options (NAME=SOFT[:HARD])
+    #[arg(long = "ulimit", value_name = "ulimit")]
+    pub ulimits: Vec<String>,
     /// Set custom DNS servers
     #[arg(long = "dns", value_name = "list")]
     pub dns: Vec<String>,

@@ -279,10 +279,32 @@ fn run_limit_flags_are_recorded_as_docker() {
             "1",
             "--pids-limit",
             "20",
+            "--ulimit",
+            "nofile=100:200",
+            "--shm-size",
+            "128m",
+            "--add-host",
+            "a:1.2.3.4",
+            "--dns",
+            "1.2.3.4",
+            "--dns-search",
+            "ex.com",
+            "--dns-option",
+            "ndots:2",
+            "--expose",
+            "7000-7001/udp",
         ],
     );
     let _guard = Remove(&s, name.clone());
     let ids = [a.as_str(), b.as_str()];
+    // The other run options as Docker records them.
+    let more = "{{json .HostConfig.Ulimits}} {{.HostConfig.ShmSize}} {{json .HostConfig.ExtraHosts}} {{json .HostConfig.Dns}} {{json .HostConfig.DnsSearch}} {{json .HostConfig.DnsOptions}} {{json .Config.ExposedPorts}}";
+    let args = ["inspect", "-f", more, &name];
+    assert_eq!(ours(&s, &args, &ids), theirs(&args, &ids));
+    assert_eq!(
+        s.ok(&["exec", &name, "sh", "-c", "ulimit -n; ulimit -Hn"]),
+        "100\n200\n"
+    );
     let fields = "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.CpuShares}} {{.HostConfig.CpusetCpus}} {{.HostConfig.PidsLimit}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}";
     let args = ["inspect", "-f", fields, &name];
     assert_eq!(ours(&s, &args, &ids), theirs(&args, &ids));

@@ -43,6 +43,8 @@ pub struct CreateOptions {
     pub extra_hosts: Vec<String>,
     /// `--shm-size` in bytes.
     pub shm_size: Option<u64>,
+    /// `--ulimit NAME=SOFT[:HARD]`, as given.
+    pub ulimits: Vec<String>,
     /// `--dns`, `--dns-search`, `--dns-option`.
     pub dns: Vec<String>,
     pub dns_search: Vec<String>,
@@ -400,6 +402,11 @@ pub(crate) fn run_options(
         host_hostname: host_hostname(),
         extra_hosts: parse_extra_hosts(&o.extra_hosts)?,
         shm_size: o.shm_size,
+        ulimits: o
+            .ulimits
+            .iter()
+            .map(|u| runtime::Rlimit::parse(u).map_err(Error::Invalid))
+            .collect::<Result<_>>()?,
         dns: runtime::Dns {
             servers: check_dns_servers(&o.dns)?,
             search: o.dns_search.clone(),

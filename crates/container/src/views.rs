@@ -324,6 +324,7 @@ impl Containers {
                 "VolumesFrom": strings(&o.volumes_from),
                 "ExtraHosts": strings(&o.extra_hosts),
                 "ShmSize": o.shm_size.unwrap_or(runtime::DEFAULT_SHM_SIZE),
+                "Ulimits": ulimits_json(&o.ulimits),
                 "Dns": o.dns,
                 "DnsOptions": o.dns_options,
                 "DnsSearch": o.dns_search,
@@ -357,4 +358,24 @@ impl Containers {
         }
         Ok(v)
     }
+}
+
+/// `HostConfig.Ulimits` as Docker shows them: `[{"Name", "Hard", "Soft"}]` (`-1` for
+/// unlimited), `null` without any.
+fn ulimits_json(ulimits: &[String]) -> Value {
+    if ulimits.is_empty() {
+        return Value::Null;
+    }
+    let n = |v: u64| if v == u64::MAX { json!(-1) } else { json!(v) };
+    Value::Array(
+        ulimits
+            .iter()
+            .filter_map(|u| {
+                let r = runtime::Rlimit::parse(u).ok()?;
+                let name = u.split_once('=')?.0;
+                // The order Docker's inspect prints them in.
+                Some(json!({"Hard": n(r.hard), "Name": name, "Soft": n(r.soft)}))
+            })
+            .collect(),
+    )
 }

@@ -28,8 +28,8 @@ use std::os::fd::RawFd;
 
 use crate::plan::{
     MountSrc, Op, Plan, Tail, K_CWD, K_EXEC, K_NOT_IN_PATH, K_SETUP, K_STAT, S_CAPS, S_CGROUP,
-    S_CWD, S_HOSTNAME, S_ISOLATE, S_LO, S_NET, S_NNP, S_PIVOT, S_PRIVATE, S_ROOT_BIND, S_RO_ROOT,
-    S_SECCOMP, S_STDIO, S_TTY, S_USER,
+    S_CWD, S_HOSTNAME, S_ISOLATE, S_LO, S_NET, S_NNP, S_PIVOT, S_PRIVATE, S_RLIMIT, S_ROOT_BIND,
+    S_RO_ROOT, S_SECCOMP, S_STDIO, S_TTY, S_USER,
 };
 use crate::scope::{openat2, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS};
 
@@ -708,6 +708,16 @@ fn credentials(p: &Tail, errfd: RawFd) {
         }
         if libc::chdir(p.cwd.as_ptr()) != 0 {
             fail(errfd, K_CWD, S_CWD, errno());
+        }
+        // `--ulimit`s, while CAP_SYS_RESOURCE may still raise a hard limit.
+        for (resource, soft, hard) in &p.rlimits {
+            let lim = libc::rlimit64 {
+                rlim_cur: *soft,
+                rlim_max: *hard,
+            };
+            if libc::prlimit64(0, *resource as _, &lim, std::ptr::null_mut()) != 0 {
+                setup(S_RLIMIT, errno());
+            }
         }
         if let Some(prog) = p.seccomp.as_deref().filter(|_| !p.nnp) {
             if let Err(e) = load_seccomp(prog) {

@@ -74,7 +74,7 @@ pub use seccomp::{
     DEFAULT_PROFILE as DEFAULT_SECCOMP_PROFILE,
 };
 pub use spec::{
-    compose, ImageConfig, MountKind, MountSpec, Network, Process, Resources, RunOptions, Spec,
-    DEFAULT_PATH, DEFAULT_SHM_SIZE, MASKED_PATHS, READONLY_PATHS,
+    compose, ImageConfig, MountKind, MountSpec, Network, Process, Resources, Rlimit, RunOptions,
+    Spec, DEFAULT_PATH, DEFAULT_SHM_SIZE, MASKED_PATHS, READONLY_PATHS,
 };
 pub use user::{resolve_user, User};

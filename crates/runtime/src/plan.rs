@@ -137,6 +137,8 @@ pub(crate) struct Tail {
     pub(crate) path_dirs: Vec<CString>,
     /// The compiled seccomp filter (None: unconfined).
     pub(crate) seccomp: Option<crate::seccomp::Program>,
+    /// `--ulimit`s: (resource, soft, hard).
+    pub(crate) rlimits: Vec<(u32, u64, u64)>,
 }
 
 /// Where `--init`'s binary is mounted in the container, as Docker does.
@@ -185,6 +187,11 @@ pub(crate) fn tail_plan(
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(40);
     Ok(Tail {
+        rlimits: p
+            .rlimits
+            .iter()
+            .map(|r| (r.resource, r.soft, r.hard))
+            .collect(),
         cwd_prefixes,
         cwd: cs(&p.cwd)?,
         caps: p.capabilities,
@@ -733,7 +740,7 @@ pub(crate) fn plan(
 }
 
 /// Descriptions of the child's fixed steps; their indices are the `S_*` constants.
-pub(crate) const FIXED_STEPS: [&str; 16] = [
+pub(crate) const FIXED_STEPS: [&str; 17] = [
     "set up standard streams",
     "join cgroup",
     "pivot_root into the root filesystem",
@@ -750,6 +757,7 @@ pub(crate) const FIXED_STEPS: [&str; 16] = [
     "leave the caller's session keyring and become non-dumpable",
     "wait for the network",
     "load the seccomp filter",
+    "set the ulimits",
 ];
 pub(crate) const S_STDIO: usize = 0;
 pub(crate) const S_CGROUP: usize = 1;
@@ -767,6 +775,7 @@ pub(crate) const S_ROOT_BIND: usize = 12;
 pub(crate) const S_ISOLATE: usize = 13;
 pub(crate) const S_NET: usize = 14;
 pub(crate) const S_SECCOMP: usize = 15;
+pub(crate) const S_RLIMIT: usize = 16;
 
 /// Failure kinds the child reports.
 pub(crate) const K_SETUP: u32 = 0;

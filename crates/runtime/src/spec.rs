@@ -159,6 +159,8 @@ pub struct RunOptions {
     pub dns: crate::Dns,
     /// `--shm-size` in bytes (Docker's 64 MiB when `None`).
     pub shm_size: Option<u64>,
+    /// `--ulimit`s.
+    pub ulimits: Vec<Rlimit>,
     /// `--network`.
     pub network: Network,
     /// `-p`: ports published on the host (with [`Network::Private`] only; ignored
@@ -211,6 +213,7 @@ impl Default for RunOptions {
             extra_hosts: Vec::new(),
             dns: crate::Dns::default(),
             shm_size: None,
+            ulimits: Vec::new(),
             network: Network::Host,
             ports: Vec::new(),
             mounts: Vec::new(),
@@ -257,6 +260,66 @@ pub struct Process {
     /// The seccomp filter, installed last before exec (or before dropping capabilities
     /// without no_new_privs, as runc does).
     pub seccomp: Seccomp,
+    /// `--ulimit`s: (resource, soft, hard), set before the capabilities are dropped.
+    pub rlimits: Vec<Rlimit>,
+}
+
+/// One `--ulimit NAME=SOFT[:HARD]`: Linux's resource number and its two limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rlimit {
+    pub resource: u32,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+impl Rlimit {
+    /// Docker's `--ulimit` syntax: `NAME=SOFT[:HARD]` (`-1`: unlimited; one value: both),
+    /// with Docker's names (`nofile`, `nproc`, `core`, `stack`, …).
+    pub fn parse(spec: &str) -> std::result::Result<Rlimit, String> {
+        let (name, values) = spec
+            .split_once('=')
+            .ok_or_else(|| format!("invalid ulimit argument: {spec}"))?;
+        let resource = match name {
+            "core" => libc::RLIMIT_CORE,
+            "cpu" => libc::RLIMIT_CPU,
+            "data" => libc::RLIMIT_DATA,
+            "fsize" => libc::RLIMIT_FSIZE,
+            "locks" => libc::RLIMIT_LOCKS,
+            "memlock" => libc::RLIMIT_MEMLOCK,
+            "msgqueue" => libc::RLIMIT_MSGQUEUE,
+            "nice" => libc::RLIMIT_NICE,
+            "nofile" => libc::RLIMIT_NOFILE,
+            "nproc" => libc::RLIMIT_NPROC,
+            "rss" => libc::RLIMIT_RSS,
+            "rtprio" => libc::RLIMIT_RTPRIO,
+            "rttime" => libc::RLIMIT_RTTIME,
+            "sigpending" => libc::RLIMIT_SIGPENDING,
+            "stack" => libc::RLIMIT_STACK,
+            _ => return Err(format!("invalid ulimit type: {name}")),
+        } as u32;
+        let value = |v: &str| -> std::result::Result<u64, String> {
+            match v.trim() {
+                "-1" => Ok(u64::MAX),
+                v => v
+                    .parse::<u64>()
+                    .map_err(|_| format!("invalid ulimit value: {v} (must be a number or -1)")),
+            }
+        };
+        let (soft, hard) = match values.split_once(':') {
+            Some((s, h)) => (value(s)?, value(h)?),
+            None => (value(values)?, value(values)?),
+        };
+        if soft > hard {
+            return Err(format!(
+                "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+            ));
+        }
+        Ok(Rlimit {
+            resource,
+            soft,
+            hard,
+        })
+    }
 }
 
 impl Process {
@@ -465,6 +528,7 @@ pub fn compose(image: &ImageConfig, opts: &RunOptions) -> Result<Spec> {
             } else {
                 opts.seccomp.clone()
             },
+            rlimits: opts.ulimits.clone(),
         },
         hostname,
         network: opts.network,

@@ -213,7 +213,6 @@ fn refuse_unsupported(body: &Value, hc: &Value) -> Result<()> {
         "Domainname",
     ];
     const HOST: &[&str] = &[
-        "Ulimits",
         "Sysctls",
         "Links",
         "PidMode",
@@ -332,6 +331,15 @@ pub fn create_options(
     o.volumes_from = strings(hc.get("VolumesFrom"))?.unwrap_or_default();
     o.extra_hosts = strings(hc.get("ExtraHosts"))?.unwrap_or_default();
     o.shm_size = hc.get("ShmSize").and_then(Value::as_u64).filter(|s| *s > 0);
+    if let Some(list) = hc.get("Ulimits").and_then(Value::as_array) {
+        for u in list {
+            let name = u.get("Name").and_then(Value::as_str).unwrap_or("");
+            let v = |k: &str| u.get(k).and_then(Value::as_i64).unwrap_or(-1).to_string();
+            let spec = format!("{name}={}:{}", v("Soft"), v("Hard"));
+            runtime::Rlimit::parse(&spec).map_err(ApiError::bad_request)?;
+            o.ulimits.push(spec);
+        }
+    }
     o.dns = strings(hc.get("Dns"))?.unwrap_or_default();
     o.dns_search = strings(hc.get("DnsSearch"))?.unwrap_or_default();
     o.dns_options = strings(hc.get("DnsOptions"))?.unwrap_or_default();

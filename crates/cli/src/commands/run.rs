@@ -131,6 +131,7 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
             .as_deref()
             .map(|v| parse_size("--shm-size", v))
             .transpose()?,
+        ulimits: a.ulimits.clone(),
         dns: a.dns.clone(),
         dns_search: a.dns_search.clone(),
         dns_options: a.dns_options.clone(),
@@ -258,6 +259,14 @@ fn pull_if_needed(c: &mut ::container::Containers, a: &RunArgs) -> Result<(), St
 fn check_publish(a: &RunArgs) -> Result<()> {
     ::container::parse_publish(&a.publish).map_err(|e| Failure::new(125, e.to_string()))?;
     ::container::parse_expose(&a.expose).map_err(|e| Failure::new(125, e.to_string()))?;
+    for u in &a.ulimits {
+        runtime::Rlimit::parse(u).map_err(|e| {
+            Failure::new(
+                125,
+                format!("invalid argument {u:?} for \"--ulimit\" flag: {e}"),
+            )
+        })?;
+    }
     for d in &a.dns {
         ::container::check_dns_servers(std::slice::from_ref(d)).map_err(|e| {
             Failure::new(
