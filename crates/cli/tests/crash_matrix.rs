@@ -113,6 +113,8 @@ impl Rng {
 struct World {
     s: Strata,
     reg: Registry,
+    /// A fresh registry for each push (one that has the blobs already makes a push quick).
+    push_reg: std::cell::RefCell<Registry>,
     ctx: tempfile::TempDir,
     big_archive: PathBuf,
     big_tar: PathBuf,
@@ -195,15 +197,16 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "push",
-            prepare: |w, n| {
-                w.ok(&["tag", "crash/big", &w.remote(&format!("pushed{n}:1"))]);
+            prepare: |w, _| {
+                let old = format!("{}/crash/pushed:1", w.push_reg.borrow().host());
+                rmi_quiet(w, &old);
+                *w.push_reg.borrow_mut() = Registry::start(None);
+                let new = format!("{}/crash/pushed:1", w.push_reg.borrow().host());
+                w.ok(&["tag", "crash/big", &new]);
             },
-            args: |w, n| {
-                vec![
-                    "push".into(),
-                    "-q".into(),
-                    w.remote(&format!("pushed{n}:1")),
-                ]
+            args: |w, _| {
+                let to = format!("{}/crash/pushed:1", w.push_reg.borrow().host());
+                vec!["push".into(), "-q".into(), to]
             },
             removes: none,
         },
@@ -391,6 +394,7 @@ fn sigkill_at_random_instants_leaves_a_sound_store() {
     let w = World {
         s: Strata::new(),
         reg: Registry::start(None),
+        push_reg: std::cell::RefCell::new(Registry::start(None)),
         big_archive: ctx.path().join("big-archive.tar"),
         big_tar,
         ctx,
