@@ -1146,9 +1146,9 @@ mod tests {
         fs::write(s.blob_path(&orphan), b"orphan").unwrap();
         let stray = t.path().join("layers").join(Digest::of(b"x").hex());
         fs::create_dir(&stray).unwrap();
+        let live = s.stage().unwrap();
         fs::write(t.path().join("tmp/stage-00000000deadbeef.lock"), b"").unwrap();
         fs::create_dir(t.path().join("tmp/stage-00000000deadbeef")).unwrap();
-        let live = s.stage().unwrap();
         let r = check(&s, None).unwrap();
         let text = lines(&r);
         assert!(
