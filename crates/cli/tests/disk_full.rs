@@ -113,7 +113,16 @@ fn fails_then_succeeds(fs: &SmallFs, root: &Path, leave: u64, args: &[&str]) {
 }
 
 fn fails_then_succeeds_with(fs: &SmallFs, root: &Path, leave: u64, args: &[&str]) {
-    let images = ok(root, &["images", "-a", "--no-trunc"]);
+    let images = ok(
+        root,
+        &[
+            "images",
+            "-a",
+            "--no-trunc",
+            "--format",
+            "{{.Repository}}:{{.Tag}} {{.ID}}",
+        ],
+    );
     let filler = fs.fill(leave);
     let (code, out, err) = strata(root, args);
     assert_ne!(
@@ -131,7 +140,16 @@ fn fails_then_succeeds_with(fs: &SmallFs, root: &Path, leave: u64, args: &[&str]
     );
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(
-        ok(root, &["images", "-a", "--no-trunc"]),
+        ok(
+            root,
+            &[
+                "images",
+                "-a",
+                "--no-trunc",
+                "--format",
+                "{{.Repository}}:{{.Tag}} {{.ID}}"
+            ]
+        ),
         images,
         "strata {args:?} published something"
     );
