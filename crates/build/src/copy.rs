@@ -582,7 +582,13 @@ impl Copier<'_> {
             }
             links.insert((md.dev, md.ino), to.to_path_buf());
         }
-        let copy_err = |e: std::io::Error| format!("copy {}: {e}", to.display());
+        let copy_err = |e: std::io::Error| match e.raw_os_error() {
+            // Go's words for a full disk, as Docker says them.
+            Some(libc::ENOSPC | libc::EDQUOT) => {
+                format!("write {}: no space left on device", to.display())
+            }
+            _ => format!("copy {}: {e}", to.display()),
+        };
         let src = open_file_at(sdir, sname).map_err(copy_err)?;
         let mode = self.mode(md);
         let exact = !rules.default_acl

@@ -1097,6 +1097,21 @@ impl Containers {
             // let it finish rather than race it.
             self.wait_monitor_gone(&rec.id, Duration::from_secs(10))?;
         }
+        // Dead before anything goes (Docker's daemon does the same): a removal killed
+        // mid-way leaves a dead container that `rm` removes, never a `created` or `exited`
+        // one without its snapshot.
+        let mut dead = rec.state.clone();
+        dead.status = "dead".into();
+        dead.pid = 0;
+        dead.error = store::REMOVAL_IN_PROGRESS.into();
+        // (A process killed keeps what SQLite wrote without an fsync.)
+        match self
+            .store
+            .unsynced(|s| s.set_container_state(&rec.id, &dead))
+        {
+            Ok(()) | Err(store::Error::ContainerNotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
         let rootfs = self.rootfs(&rec.id);
         snapshot::unmount_if_mounted(&rootfs)?;
         match self.snapshots.remove(&rec.snapshot) {

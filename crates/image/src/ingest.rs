@@ -33,8 +33,11 @@ pub fn ingest_layer(
     let n = staging_counter();
     let dir = staging.new_dir(&format!("layer-{n}"))?;
     let split = staging.path().join(format!("layer-{n}.split"));
-    let report = layer::apply_layer_recording(input, &dir, &split)
-        .map_err(|e| Error::Archive(format!("{what}: {e}")))?;
+    let report = layer::apply_layer_recording(input, &dir, &split).map_err(|e| match e {
+        // Not the archive's fault: said as it is, with where.
+        e @ layer::LayerError::NoSpace { .. } => Error::Layer(e),
+        e => Error::Archive(format!("{what}: {e}")),
+    })?;
     let record = LayerRecord {
         diff_id: report.diff_id,
         size: layer::diff_size(&dir)?,

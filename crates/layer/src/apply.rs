@@ -166,6 +166,16 @@ fn apply_inner<R: Read>(
     opts: &ApplyOptions,
     recording: Option<Recorders>,
 ) -> Result<(ApplyReport, Option<Aside>)> {
+    // A full disk is said as such, with where.
+    apply_entries(reader, root, opts, recording).map_err(|e| e.or_no_space(root))
+}
+
+fn apply_entries<R: Read>(
+    reader: R,
+    root: &Path,
+    opts: &ApplyOptions,
+    recording: Option<Recorders>,
+) -> Result<(ApplyReport, Option<Aside>)> {
     let root_handle = Root::open(root, !opts.without_openat2).map_err(|err| LayerError::Root {
         path: root.to_path_buf(),
         err,
@@ -264,9 +274,9 @@ pub fn apply_layer_recording<R: Read>(reader: R, root: &Path, split: &Path) -> R
     recording
         .split
         .finish()
-        .map_err(|err| LayerError::Write { err })?;
+        .map_err(|err| LayerError::Write { err }.or_no_space(split))?;
     if let Some(aside) = aside {
-        aside.inline_into(split)?;
+        aside.inline_into(split).map_err(|e| e.or_no_space(split))?;
     }
     Ok(report)
 }

@@ -58,9 +58,40 @@ pub enum LayerError {
     /// The layer goes past a limit that guards against tar bombs (see [`crate::max_entries`]).
     #[error("layer refused: {0}")]
     Limit(String),
+    /// The filesystem the layer is unpacked to is full (Go's words, as Docker says them).
+    #[error("write {}: no space left on device", path.display())]
+    NoSpace { path: PathBuf, err: io::Error },
     /// Writing the archive to its destination failed.
     #[error("writing layer: {err}")]
     Write { err: io::Error },
+}
+
+impl LayerError {
+    /// This error as [`LayerError::NoSpace`] when its cause is a full disk (ENOSPC or
+    /// EDQUOT) while writing under `root`, naming the entry's path there.
+    pub(crate) fn or_no_space(self, root: &std::path::Path) -> LayerError {
+        let full = |e: &io::Error| {
+            e.raw_os_error().is_some_and(|n| {
+                n == rustix::io::Errno::NOSPC.raw_os_error()
+                    || n == rustix::io::Errno::DQUOT.raw_os_error()
+            })
+        };
+        match self {
+            LayerError::Apply { entry, err, .. } if full(&err) => LayerError::NoSpace {
+                path: root.join(entry.trim_start_matches("./").trim_start_matches('/')),
+                err,
+            },
+            LayerError::Read { err } | LayerError::Write { err } | LayerError::Root { err, .. }
+                if full(&err) =>
+            {
+                LayerError::NoSpace {
+                    path: root.to_path_buf(),
+                    err,
+                }
+            }
+            other => other,
+        }
+    }
 }
 
 /// `Result` with [`LayerError`].

@@ -76,6 +76,13 @@ pub struct Problem {
     pub fix: Option<Fix>,
 }
 
+impl Problem {
+    /// What a killed process leaves (see [`Report::is_sound`]), as opposed to damage.
+    pub fn is_leftover(&self) -> bool {
+        matches!(self.kind, ProblemKind::Leftover | ProblemKind::Unreferenced)
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self.kind {
@@ -115,6 +122,14 @@ impl Report {
         self.problems.is_empty()
     }
 
+    /// Whether nothing is damaged: every problem found is what a killed or interrupted
+    /// command leaves behind (a dead process's staging area, snapshot or mount, garbage an
+    /// interrupted removal had not collected yet, a container whose `rm` was cut short),
+    /// which the next command of its kind or `--repair` collects, and which breaks nothing.
+    pub fn is_sound(&self) -> bool {
+        self.problems.iter().all(Problem::is_leftover)
+    }
+
     /// The one-line summary.
     pub fn summary(&self) -> String {
         let checked = format!(
@@ -128,6 +143,12 @@ impl Report {
         };
         if self.problems.is_empty() {
             return format!("store is consistent: {checked}{repaired}");
+        }
+        if self.is_sound() {
+            return format!(
+                "store is consistent, with {} leftovers of interrupted commands (collected by the next command that collects garbage, or now by --repair): {checked}{repaired}",
+                self.problems.len()
+            );
         }
         let fixable = self.problems.iter().filter(|p| p.fix.is_some()).count();
         let broken: BTreeSet<&str> = self
@@ -337,8 +358,13 @@ fn read_rows(conn: &Connection) -> Result<Rows> {
     let repo_digests = strings2(&tx, "SELECT name, image_id FROM repo_digests")?;
     let containers = {
         let mut st =
-            tx.prepare("SELECT id, name, image_id, snapshot, status, pid FROM containers")?;
-        let rows = st.query_map([], |r| {
+            // A container whose `rm` was cut short reads as `removing`.
+            tx.prepare(
+                "SELECT id, name, image_id, snapshot,
+                 CASE WHEN status = 'dead' AND error = ?1 THEN 'removing' ELSE status END,
+                 pid FROM containers",
+            )?;
+        let rows = st.query_map([crate::REMOVAL_IN_PROGRESS], |r| {
             Ok((
                 r.get(0)?,
                 r.get(1)?,
@@ -822,9 +848,21 @@ fn check_locked(store: &Store, deep: Option<DeepCheck<'_>>) -> Result<Report> {
             );
         }
         let snap = snapshots.join(snapshot);
-        if !snap.is_dir() {
+        if !snap.is_dir() && status == "removing" {
+            // `rm` marks a container dead before it removes the snapshot: one killed
+            // mid-way leaves it dead, as Docker does, and `rm` finishes the removal.
+            push(
+                ProblemKind::Leftover,
+                subject,
+                format!(
+                    "its removal was interrupted (its snapshot {} is gone); rm removes it",
+                    snap.display()
+                ),
+                None,
+            );
+        } else if !snap.is_dir() {
             let why = format!("its snapshot {} is gone", snap.display());
-            let fix = (status != "dead" && !running.contains(id))
+            let fix = (status != "dead" && status != "removing" && !running.contains(id))
                 .then(|| Fix::MarkDead(id.clone(), why.clone()));
             push(
                 ProblemKind::Missing,
@@ -1108,9 +1146,9 @@ mod tests {
         fs::write(s.blob_path(&orphan), b"orphan").unwrap();
         let stray = t.path().join("layers").join(Digest::of(b"x").hex());
         fs::create_dir(&stray).unwrap();
+        let live = s.stage().unwrap();
         fs::write(t.path().join("tmp/stage-00000000deadbeef.lock"), b"").unwrap();
         fs::create_dir(t.path().join("tmp/stage-00000000deadbeef")).unwrap();
-        let live = s.stage().unwrap();
         let r = check(&s, None).unwrap();
         let text = lines(&r);
         assert!(

@@ -54,6 +54,10 @@ pub use error::{Error, Result};
 pub use layout::Layout;
 pub use networks::{EndpointRecord, NetworkRecord};
 pub use publish::Publisher;
+
+/// The error `rm` records on a container it marks `dead` before removing its snapshot (as
+/// Docker's daemon does), so one killed mid-way is recognised: `rm` again finishes it.
+pub const REMOVAL_IN_PROGRESS: &str = "removal in progress";
 pub use records::{source_key, BuildRecord, FileEntry, StepInputs, StepRecord, StepStat};
 pub use staging::Staging;
 pub use volumes::VolumeRecord;

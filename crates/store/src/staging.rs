@@ -17,6 +17,9 @@ pub struct Staging {
 
 impl Staging {
     pub(crate) fn new(tmp: &Path) -> Result<Staging> {
+        // The areas of processes killed earlier go now, so a killed pull or build does not
+        // hold its space until the next garbage collection.
+        sweep_dead(tmp);
         // Create the lock file first and hold it before the directory exists, so the area is
         // never visible unlocked.
         loop {
@@ -64,6 +67,25 @@ impl Drop for Staging {
     fn drop(&mut self) {
         let _ = remove_tree(&self.dir);
         let _ = fs::remove_file(&self.lock_path);
+    }
+}
+
+/// Removes the staging areas under `tmp` whose process is gone: those whose directory exists
+/// (so their process had locked the lock file before making it) and whose lock can be taken.
+/// A lock file without its directory may be another process's area being made: left.
+fn sweep_dead(tmp: &Path) {
+    let Ok(rd) = fs::read_dir(tmp) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let path = e.path();
+        let is_lock = e
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with("stage-") && n.ends_with(".lock"));
+        if is_lock && path.with_extension("").is_dir() {
+            remove_if_stale(&path);
+        }
     }
 }
 

@@ -215,15 +215,32 @@ fn cache_candidates_are_the_children_with_the_key_or_without_any() {
 fn staging_left_by_a_dead_process_is_collected_but_a_live_one_is_not() {
     let tmp = tempfile::tempdir().unwrap();
     let mut store = Store::open(tmp.path()).unwrap();
+    let live = store.stage().unwrap();
     let dead = tmp.path().join("tmp/stage-dead");
     fs::create_dir(&dead).unwrap();
     fs::write(dead.join("partial"), "half a layer").unwrap();
     fs::write(tmp.path().join("tmp/stage-dead.lock"), "").unwrap();
-    let live = store.stage().unwrap();
     let c = store.collect_garbage().unwrap();
     assert_eq!(c.stale_staging, 1);
     assert!(!dead.exists());
     assert!(live.path().is_dir());
+}
+
+#[test]
+fn the_next_staging_area_collects_a_dead_processs_but_not_a_live_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let live = store.stage().unwrap();
+    let dead = tmp.path().join("tmp/stage-dead");
+    fs::create_dir(&dead).unwrap();
+    fs::write(dead.join("partial"), "half a layer").unwrap();
+    fs::write(tmp.path().join("tmp/stage-dead.lock"), "").unwrap();
+    // A lock file whose directory is not made yet is left (its process may be making it).
+    let making = tmp.path().join("tmp/stage-making.lock");
+    fs::write(&making, "").unwrap();
+    let next = store.stage().unwrap();
+    assert!(!dead.exists() && !tmp.path().join("tmp/stage-dead.lock").exists());
+    assert!(live.path().is_dir() && next.path().is_dir() && making.exists());
 }
 
 #[test]
