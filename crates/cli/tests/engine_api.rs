@@ -271,12 +271,19 @@ fn the_docker_cli_drives_strata_through_the_engine_api() {
     assert_eq!(out, "1.2.3.4\ta\n");
     // A setting strata does not have is refused by name, never dropped.
     let out = api.docker(
-        &["run", "--rm", "--ulimit", "nofile=10:10", "busybox", "true"],
+        &[
+            "run",
+            "--rm",
+            "--sysctl",
+            "net.ipv4.ip_forward=1",
+            "busybox",
+            "true",
+        ],
         None,
     );
     assert_eq!(out.status.code(), Some(125));
     assert!(
-        text(&out.stderr).contains("does not support the container setting HostConfig.Ulimits"),
+        text(&out.stderr).contains("does not support the container setting HostConfig.Sysctls"),
         "{}",
         text(&out.stderr)
     );

@@ -1119,8 +1119,21 @@ fn machinery(root: &Path, network: runtime::Network) -> Result<Machinery> {
     let build_dir = layout.build();
     let init = build_dir.join("init");
     if !init.join(".dockerenv").exists() {
-        fs::create_dir_all(&init)?;
-        runtime::make_init_layer(&init)?;
+        // Made aside and renamed into place: builds starting at once on a new store each
+        // make one, and the first rename wins (an earlier version made it in place, where a
+        // killed or concurrent build could leave it half made: that one is replaced).
+        fs::create_dir_all(&build_dir)?;
+        let tmp = build_dir.join(format!("init.{}", std::process::id()));
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir_all(&tmp)?;
+        runtime::make_init_layer(&tmp)?;
+        if init.exists() && !init.join(".dockerenv").exists() {
+            let _ = fs::remove_dir_all(&init);
+        }
+        if fs::rename(&tmp, &init).is_err() {
+            // Another build made it first.
+            let _ = fs::remove_dir_all(&tmp);
+        }
     }
     let work = build_dir.join("mounts");
     fs::create_dir_all(&work)?;
