@@ -181,6 +181,35 @@ fn the_docker_cli_drives_strata_through_the_engine_api() {
         stdout.contains(&format!("Successfully built {}\n", built.trim())),
         "{built}: {stdout}"
     );
+    // The RUN steps' settings (`--add-host`, `--shm-size`, `-m`), as the classic builder
+    // gives its RUN containers.
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nRUN tail -1 /etc/hosts && df -k /dev/shm | tail -1 && cat /sys/fs/cgroup/memory/memory.limit_in_bytes\n",
+    )
+    .unwrap();
+    let out = api
+        .docker_command()
+        .args([
+            "build",
+            "--no-cache",
+            "--network",
+            "none",
+            "--add-host",
+            "a:1.2.3.4",
+            "--shm-size",
+            "128m",
+            "-m",
+            "64m",
+        ])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("1.2.3.4\ta\n"), "{stdout}");
+    assert!(stdout.contains(" 131072 "), "{stdout}");
+    assert!(stdout.contains("67108864\n"), "{stdout}");
     std::fs::write(ctx.path().join("Dockerfile"), "FROM busybox\nRUN exit 3\n").unwrap();
     c = Command::new("docker");
     c.env("DOCKER_HOST", format!("unix://{}", api.socket.display()))

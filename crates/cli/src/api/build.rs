@@ -210,27 +210,28 @@ fn build_args(q: &Query) -> Result<BuildArgs> {
             "remote build contexts are not supported ({r}): send the context in the body"
         )));
     }
-    for key in ["outputs", "extrahosts", "cpusetcpus", "cpusetmems"] {
+    for key in ["outputs", "cpusetmems"] {
         if q.get(key).is_some_and(|v| !v.is_empty() && v != "[]") {
             return Err(ApiError::bad_request(format!(
                 "the build option {key} is not supported"
             )));
         }
     }
-    for key in [
-        "memory",
-        "memswap",
-        "cpushares",
-        "cpuperiod",
-        "cpuquota",
-        "shmsize",
-    ] {
-        if q.int(key)?.is_some_and(|v| v != 0) {
-            return Err(ApiError::bad_request(format!(
-                "the build option {key} is not supported: build steps run without limits"
-            )));
-        }
-    }
+    // The RUN steps' settings, as the CLI's flags (zero: not set, as Docker's client sends).
+    let positive =
+        |key: &str| -> Result<Option<u64>> { Ok(q.int(key)?.filter(|v| *v > 0).map(|v| v as u64)) };
+    let add_host: Vec<String> = q
+        .all("extrahosts")
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(str::to_string)
+        .collect();
+    let memory_swap = match q.int("memswap")? {
+        Some(v) if v != 0 => Some(v.to_string()),
+        _ => None,
+    };
     let network = match q.get("networkmode").filter(|n| !n.is_empty()) {
         None | Some("default" | "bridge") => "default",
         Some("host") => "host",
@@ -260,6 +261,17 @@ fn build_args(q: &Query) -> Result<BuildArgs> {
         pull: q.flag("pull"),
         quiet: q.flag("q"),
         network: network.to_string(),
+        add_host,
+        shm_size: positive("shmsize")?.map(|v| v.to_string()),
+        memory: positive("memory")?.map(|v| v.to_string()),
+        memory_swap,
+        cpu_shares: positive("cpushares")?,
+        cpuset_cpus: q
+            .get("cpusetcpus")
+            .filter(|c| !c.is_empty())
+            .map(str::to_string),
+        cpu_period: positive("cpuperiod")?,
+        cpu_quota: positive("cpuquota")?,
         labels: json_map("labels")?
             .into_iter()
             .map(|(k, v)| format!("{k}={}", v.unwrap_or_default()))
@@ -338,13 +350,25 @@ mod tests {
         for bad in [
             "version=2",
             "remote=https://x/y.git",
-            "memory=5",
+            "cpusetmems=0",
             "networkmode=mynet",
         ] {
             let e = build_args(&Query::parse(Some(bad))).unwrap_err();
             assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");
         }
         assert!(build_args(&Query::parse(Some("memory=0&extrahosts="))).is_ok());
+        let a = build_args(&Query::parse(Some(
+            "memory=33554432&memswap=-1&shmsize=1024&cpushares=2&cpuquota=50000&extrahosts=a:1.2.3.4,b:::1",
+        )))
+        .unwrap();
+        assert_eq!(a.memory.as_deref(), Some("33554432"));
+        assert_eq!(a.memory_swap.as_deref(), Some("-1"));
+        assert_eq!(a.shm_size.as_deref(), Some("1024"));
+        assert_eq!(
+            (a.cpu_shares, a.cpu_quota, a.cpu_period),
+            (Some(2), Some(50000), None)
+        );
+        assert_eq!(a.add_host, ["a:1.2.3.4", "b:::1"]);
     }
 
     #[test]

@@ -41,6 +41,60 @@ struct Runner {
     pasta: Option<PathBuf>,
     /// Compiled seccomp filters (`ROOT/cache/seccomp`, shared with containers).
     seccomp_cache: PathBuf,
+    /// What every step gets: `--add-host`, `--shm-size` and the limits (`-m`, `--memory-swap`,
+    /// `--cpu-shares`, `--cpuset-cpus`, `--cpu-period`/`--cpu-quota`), as Docker's classic
+    /// builder gives its RUN containers.
+    step: StepSettings,
+}
+
+/// [`Runner::step`].
+#[derive(Default, Clone)]
+struct StepSettings {
+    extra_hosts: Vec<(String, String)>,
+    shm_size: Option<u64>,
+    resources: runtime::Resources,
+}
+
+impl StepSettings {
+    fn from_args(a: &BuildArgs) -> Result<StepSettings> {
+        let extra_hosts = ::container::parse_extra_hosts(&a.add_host).map_err(|e| {
+            Failure::new(
+                125,
+                format!(
+                    "invalid argument {:?} for \"--add-host\" flag: {e}",
+                    a.add_host.join(",")
+                ),
+            )
+        })?;
+        let size = |flag: &str, v: &Option<String>| -> Result<Option<u64>> {
+            v.as_deref()
+                .map(|s| super::run::parse_size(flag, s))
+                .transpose()
+        };
+        let nano_cpus = match (a.cpu_quota, a.cpu_period) {
+            (Some(q), p) if q > 0 => {
+                Some(q * 1_000_000_000 / p.filter(|p| *p > 0).unwrap_or(100_000))
+            }
+            _ => None,
+        };
+        let resources = runtime::Resources {
+            memory: size("-m, --memory", &a.memory)?,
+            memory_swap: a
+                .memory_swap
+                .as_deref()
+                .map(super::run::parse_swap)
+                .transpose()?,
+            nano_cpus,
+            cpu_shares: a.cpu_shares.filter(|c| *c > 0),
+            cpuset_cpus: a.cpuset_cpus.clone().filter(|c| !c.is_empty()),
+            ..Default::default()
+        };
+        Ok(StepSettings {
+            extra_hosts,
+            shm_size: size("--shm-size", &a.shm_size)?,
+            resources,
+        })
+    }
 }
 
 impl build::RunStep for Runner {
@@ -85,6 +139,9 @@ impl build::RunStep for Runner {
                 self.network
             },
             privileged: req.insecure,
+            extra_hosts: self.step.extra_hosts.clone(),
+            shm_size: self.step.shm_size,
+            resources: self.step.resources.clone(),
             ..Default::default()
         };
         let mut spec = runtime::compose(&image, &opts)?;
@@ -555,7 +612,7 @@ pub fn build(root: &Path, mut a: BuildArgs, mut session: Session<'_>) -> Result<
         e => Failure::new(1, e.to_string()),
     })?;
     let plan = build::plan(&df).map_err(|e| Failure::new(1, e.to_string()))?;
-    let m = machinery(root, network)?;
+    let m = machinery(root, network, StepSettings::from_args(&a)?)?;
     // `-q`: Docker's client keeps the whole build output (RUN steps' too) and shows it, on
     // standard error, only when the build fails; a build that succeeds prints its ID.
     let captured = a.quiet.then(|| Captured(Arc::new(Mutex::new(Vec::new()))));
@@ -1113,7 +1170,7 @@ fn context(root: &Path, a: &BuildArgs, input: &Input) -> Result<build::Context> 
 }
 
 /// Opens the snapshots, makes the `-init` layer once, and removes what killed builds left.
-fn machinery(root: &Path, network: runtime::Network) -> Result<Machinery> {
+fn machinery(root: &Path, network: runtime::Network, step: StepSettings) -> Result<Machinery> {
     let layout = store::Layout::new(root);
     let snapshots = snapshot::open(&layout.snapshots(), crate::settings::get().snapshotter)?;
     let build_dir = layout.build();
@@ -1145,6 +1202,7 @@ fn machinery(root: &Path, network: runtime::Network) -> Result<Machinery> {
         network,
         pasta: crate::settings::get().pasta.clone(),
         seccomp_cache: layout.seccomp_cache(),
+        step,
     };
     Ok(Machinery {
         snapshots,
