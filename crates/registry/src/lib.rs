@@ -42,4 +42,4 @@ pub use error::{Error, Result};
 pub use hosts::Hosts;
 pub use progress::Progress;
 pub use pull::{list_tags, pull, PullOptions, Pulled};
-pub use push::{push, Pushed};
+pub use push::{local_tags, push, Pushed};

@@ -610,17 +610,29 @@ fn push_unrecorded(
     Ok(pushed)
 }
 
+/// Every local tag of `r`'s repository, sorted: what `push --all-tags` (and the Engine
+/// API's push without a tag) sends, as Docker does.
+pub fn local_tags(store: &Store, r: &Reference) -> Result<Vec<Reference>> {
+    let prefix = format!("{}:", r.name());
+    let mut tags: Vec<String> = store
+        .images()?
+        .into_iter()
+        .flat_map(|i| i.tags)
+        .filter(|t| t.starts_with(&prefix))
+        .collect();
+    tags.sort();
+    tags.iter()
+        .map(|t| image::parse_name(t).map_err(Error::from))
+        .collect()
+}
+
 /// The image `r` names, or Docker's errors: no local tag of the repository at all, or not
 /// this tag.
 fn local_image(store: &Store, r: &Reference) -> Result<Digest> {
     match image::resolve(store, &r.to_string()) {
         Ok(id) => Ok(id),
         Err(image::Error::NoSuchImage(_)) => {
-            let prefix = format!("{}:", r.name());
-            let tagged = store
-                .images()?
-                .iter()
-                .any(|i| i.tags.iter().any(|t| t.starts_with(&prefix)));
+            let tagged = !local_tags(store, r)?.is_empty();
             Err(Error::NotFound(if tagged {
                 format!("tag does not exist: {}", r.familiar())
             } else {

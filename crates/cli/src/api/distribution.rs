@@ -142,17 +142,7 @@ pub fn push(req: &Req<'_>, name: &str) -> Result<Reply> {
             let mut store = open_store(&root)?;
             let hosts = &crate::settings::get().hosts;
             let refs = if all_tags {
-                let prefix = format!("{}:", r.name());
-                let mut tags: Vec<String> = store
-                    .images()?
-                    .into_iter()
-                    .flat_map(|i| i.tags)
-                    .filter(|t| t.starts_with(&prefix))
-                    .collect();
-                tags.sort();
-                tags.iter()
-                    .map(|t| image::parse_name(t))
-                    .collect::<std::result::Result<Vec<_>, _>>()?
+                registry::local_tags(&store, &r)?
             } else {
                 vec![r.clone()]
             };

@@ -67,23 +67,14 @@ pub fn run(root: &std::path::Path, a: PushArgs) -> Result<()> {
     let progress = super::pull::reporter(quiet);
     let refs = if a.all_tags {
         // Every local tag of the repository, in order, as Docker pushes them.
-        let prefix = format!("{}:", r.name());
-        let mut tags: Vec<String> = store
-            .images()?
-            .into_iter()
-            .flat_map(|i| i.tags)
-            .filter(|t| t.starts_with(&prefix))
-            .collect();
-        tags.sort();
+        let tags = registry::local_tags(&store, &r)?;
         if tags.is_empty() {
             anyhow::bail!(
                 "An image does not exist locally with the tag: {}",
                 r.repository_familiar()
             );
         }
-        tags.iter()
-            .map(|t| image::parse_name(t))
-            .collect::<Result<Vec<_>, _>>()?
+        tags
     } else {
         if !quiet && !explicit_tag {
             println!("Using default tag: latest");
