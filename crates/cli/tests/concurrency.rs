@@ -10,10 +10,9 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -28,51 +27,6 @@ const DOCKERS_CONFLICTS: &[&str] = &[
     "unable to remove repository reference",
     "is already in use by container",
 ];
-
-/// One strata command with a deadline: (success, stdout+stderr). Its output is read as it
-/// comes (a long listing must not fill the pipe and stall it).
-fn strata(root: &std::path::Path, args: &[&str], limit: Duration) -> (bool, String) {
-    use std::io::Read;
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("strata"))
-        .env("STRATA_ROOT", root)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = r.read_to_end(&mut v);
-            String::from_utf8_lossy(&v).into_owned()
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().unwrap()));
-    let err = drain(Box::new(child.stderr.take().unwrap()));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "strata {args:?} still ran after {limit:?} (a deadlock?): {}{}",
-                out.join().unwrap_or_default(),
-                err.join().unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let text = format!(
-        "{}{}",
-        out.join().unwrap_or_default(),
-        err.join().unwrap_or_default()
-    );
-    (status.success(), text)
-}
 
 #[test]
 #[cfg_attr(strata_no_root, ignore = "needs root")]
@@ -142,7 +96,7 @@ fn eight_processes_share_one_store_without_errors_or_corruption() {
                         ),
                         3 => {
                             let name = format!("c{w}-{n}");
-                            let (ok, out) = strata(
+                            let (ok, out) = run_within(
                                 &root,
                                 &["run", "-d", "--network", "none", "--name", &name, "busybox", "sleep", "5"],
                                 limit,
@@ -182,7 +136,7 @@ fn eight_processes_share_one_store_without_errors_or_corruption() {
                         ),
                     };
                     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-                    let (ok, out) = strata(&root, &argv, limit);
+                    let (ok, out) = run_within(&root, &argv, limit);
                     *counts.lock().unwrap().entry(what).or_default() += 1;
                     if !ok && !DOCKERS_CONFLICTS.iter().any(|c| out.contains(c)) {
                         failures
@@ -220,7 +174,7 @@ fn eight_processes_share_one_store_without_errors_or_corruption() {
     let archive = out.path().join("all.tar");
     let mut bad = Vec::new();
     for id in &ids {
-        let (ok, text) = strata(
+        let (ok, text) = run_within(
             s.root.path(),
             &["save", "-o", archive.to_str().unwrap(), id],
             limit,
@@ -231,7 +185,7 @@ fn eight_processes_share_one_store_without_errors_or_corruption() {
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
     // And the store's own check (every blob's digest, every layer's diff_id) finds nothing.
-    let (ok, report) = strata(s.root.path(), &["system", "check", "--deep"], limit);
+    let (ok, report) = run_within(s.root.path(), &["system", "check", "--deep"], limit);
     assert!(ok, "system check: {report}");
     let built = s.ok(&["images", "--filter", "reference=w*", "-q"]);
     if let Some(id) = built.lines().next() {

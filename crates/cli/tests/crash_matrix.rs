@@ -14,70 +14,17 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 
 const LIMIT: Duration = Duration::from_secs(300);
 
-/// One strata command with a deadline: (success, stdout+stderr), its output read as it comes.
-fn strata(root: &Path, args: &[&str], limit: Duration) -> (bool, String) {
-    let (child, out, err) = spawn(root, args);
-    let mut child = child;
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "strata {args:?} still ran after {limit:?}: {}{}",
-                out.join().unwrap_or_default(),
-                err.join().unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let text = format!(
-        "{}{}",
-        out.join().unwrap_or_default(),
-        err.join().unwrap_or_default()
-    );
-    (status.success(), text)
-}
-
-type Drain = std::thread::JoinHandle<String>;
-
-fn spawn(root: &Path, args: &[&str]) -> (std::process::Child, Drain, Drain) {
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("strata"))
-        .env("STRATA_ROOT", root)
-        .env_remove("DOCKER_CONFIG")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = r.read_to_end(&mut v);
-            String::from_utf8_lossy(&v).into_owned()
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().unwrap()));
-    let err = drain(Box::new(child.stderr.take().unwrap()));
-    (child, out, err)
-}
-
 /// Runs `args` and kills it with SIGKILL after `delay`; whether it had ended by itself.
 fn kill_after(root: &Path, args: &[&str], delay: Duration) -> bool {
-    let (mut child, out, err) = spawn(root, args);
+    let (mut child, out, err) = spawn_draining(root, args);
     let start = Instant::now();
     let mut ended = false;
     while start.elapsed() < delay {
@@ -125,7 +72,7 @@ impl World {
         self.s.root.path()
     }
     fn run(&self, args: &[&str]) -> (bool, String) {
-        strata(self.root(), args, LIMIT)
+        run_within(self.root(), args, LIMIT)
     }
     fn ok(&self, args: &[&str]) -> String {
         let (ok, out) = self.run(args);

@@ -239,3 +239,59 @@ pub fn package_of(tool: &str) -> &'static str {
         _ => "(unknown package)",
     }
 }
+
+/// One strata command with a deadline (a command past it is a deadlock: the test fails,
+/// printing its output): (success, stdout+stderr).
+pub fn run_within(root: &Path, args: &[&str], limit: std::time::Duration) -> (bool, String) {
+    let (child, out, err) = spawn_draining(root, args);
+    let mut child = child;
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "strata {args:?} still ran after {limit:?}: {}{}",
+                out.join().unwrap_or_default(),
+                err.join().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let text = format!(
+        "{}{}",
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default()
+    );
+    (status.success(), text)
+}
+
+/// A thread reading one of a child's output streams to its end.
+pub type Drain = std::thread::JoinHandle<String>;
+
+/// strata on store `root` with its standard output and error read as they come (a long
+/// listing must not fill a pipe and stall it).
+pub fn spawn_draining(root: &Path, args: &[&str]) -> (std::process::Child, Drain, Drain) {
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("strata"))
+        .env("STRATA_ROOT", root)
+        .env_remove("DOCKER_CONFIG")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let drain = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            String::from_utf8_lossy(&v).into_owned()
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    (child, out, err)
+}
