@@ -60,7 +60,7 @@ pub enum Command {
     #[command(subcommand)]
     Builder(BuilderCommand),
     // ---- containers ----
-    /// Create and run a new container from an image
+    /// Run a command in a new container
     Run(RunArgs),
     /// Create a new container
     Create(RunArgs),
@@ -739,9 +739,12 @@ pub struct TopArgs {
 
 #[derive(Args, Debug)]
 pub struct ExecArgs {
-    /// Detached mode: run command in the background (not supported)
+    /// Detached mode: run command in the background
     #[arg(short = 'd', long)]
     pub detach: bool,
+    /// The background half of `exec -d`: the descriptor to report the start on.
+    #[arg(long, hide = true)]
+    pub detached_child: Option<i32>,
     /// Keep STDIN open even if not attached
     #[arg(short = 'i', long)]
     pub interactive: bool,

@@ -74,6 +74,7 @@ fn usage_line(path: &[String], cmd: &clap::Command) -> String {
         let shown = match (a.is_required_set(), multiple(a)) {
             // Docker's `[COMMAND] [ARG...]`.
             (false, true) if name == "COMMAND" => "[COMMAND] [ARG...]".to_string(),
+            (true, true) if name == "COMMAND" => "COMMAND [ARG...]".to_string(),
             (true, true) => format!("{name} [{name}...]"),
             (true, false) => name,
             (false, true) => format!("[{name}...]"),

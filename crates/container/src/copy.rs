@@ -487,10 +487,22 @@ impl Containers {
     ) -> std::result::Result<(), CopyError> {
         let stored = Self::stored(rec)?;
         let mounts = self.runtime_mounts(&stored.points(), &stored.options)?;
+        // The `/etc` files its start wrote come first (Docker's network mounts), so a
+        // volume or bind of the user's at the same path covers them, as it does at start.
+        let state = self.state_dir(&rec.id);
+        for name in runtime::ETC_FILES {
+            let source = state.join(name);
+            if source.is_file() {
+                let destination = format!("/etc/{name}");
+                runtime::bind_in_root(root, &source, &destination).map_err(|e| {
+                    CopyError::Daemon(format!("mount {destination}: {}", runtime::io_text(&e)))
+                })?;
+            }
+        }
         for m in mounts {
             if let runtime::MountKind::Bind { source } = &m.kind {
                 runtime::bind_in_root(root, source, &m.destination).map_err(|e| {
-                    CopyError::Daemon(format!("mount {}: {}", m.destination, go_errno(&e)))
+                    CopyError::Daemon(format!("mount {}: {}", m.destination, runtime::io_text(&e)))
                 })?;
             }
         }
@@ -515,7 +527,7 @@ impl Containers {
                 container: cname.to_string(),
             };
             let fd = open_in_root(root, &abs, true).map_err(|_| not_found())?;
-            let st = stat_fd(&fd).map_err(|e| CopyError::Daemon(go_errno(&e)))?;
+            let st = stat_fd(&fd).map_err(|e| CopyError::Daemon(runtime::io_text(&e)))?;
             let link_target = if is_link(&st) {
                 rfs::readlinkat(&fd, c"", Vec::new())
                     .map(|t| t.to_string_lossy().into_owned())
@@ -563,7 +575,7 @@ impl Containers {
                 if e.raw_os_error() == Some(libc::ENOENT) {
                     not_found()
                 } else {
-                    CopyError::Daemon(format!("lstat {abs}: {}", go_errno(&e)))
+                    CopyError::Daemon(format!("lstat {abs}: {}", runtime::io_text(&e)))
                 }
             })?;
             let st = stat_fd(&fd).map_err(|e| CopyError::Daemon(e.to_string()))?;
@@ -602,12 +614,17 @@ impl Containers {
                         Err(e) => {
                             return Err(CopyError::Client(format!(
                                 "stat {parent}: {}",
-                                go_errno(&e)
+                                runtime::io_text(&e)
                             )))
                         }
                     }
                 }
-                Err(e) => return Err(CopyError::Client(format!("stat {dstr}: {}", go_errno(&e)))),
+                Err(e) => {
+                    return Err(CopyError::Client(format!(
+                        "stat {dstr}: {}",
+                        runtime::io_text(&e)
+                    )))
+                }
             };
             let (dir, entry) = prepare(&base, source.is_dir, &dstr, exists, dst_is_dir)?;
             let dirfd = rfs::open(
@@ -680,7 +697,7 @@ impl Containers {
             } else {
                 fs::symlink_metadata(src)
             }
-            .map_err(|e| CopyError::Client(format!("lstat {sstr}: {}", go_errno(&e))))?;
+            .map_err(|e| CopyError::Client(format!("lstat {sstr}: {}", runtime::io_text(&e))))?;
             if asserts_directory(&sstr) && !meta.is_dir() {
                 return Err(CopyError::Client(format!("lstat {sstr}: not a directory")));
             }
@@ -740,16 +757,6 @@ fn stream_copy(
         written.map_err(|e| e.to_string())?;
         unpacked.map_err(|e| e.to_string())
     })
-}
-
-/// An I/O error in Go's words (`no such file or directory`).
-fn go_errno(e: &io::Error) -> String {
-    let s = e.to_string();
-    let s = s.split(" (os error").next().unwrap_or(&s).to_string();
-    let mut ch = s.chars();
-    ch.next()
-        .map(|f| f.to_lowercase().collect::<String>() + ch.as_str())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

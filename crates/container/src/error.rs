@@ -56,6 +56,23 @@ impl Error {
         }
     }
 
+    /// Whether Docker's daemon finds this only when it starts the container (an unknown
+    /// user or group, a network that does not exist, the process itself), rather than when
+    /// it creates it: `docker run` prints no help line for these.
+    pub fn at_start(&self) -> bool {
+        match self {
+            Error::Runtime(e) => matches!(
+                e,
+                runtime::Error::UnknownUser(_)
+                    | runtime::Error::UnknownGroup(_)
+                    | runtime::Error::Exec { .. }
+                    | runtime::Error::Setup { .. }
+            ),
+            Error::Store(store::Error::NetworkNotFound(_)) => true,
+            _ => false,
+        }
+    }
+
     /// Docker's exit code for `run` failing this way: the runtime's 126/127, else 125.
     pub fn exit_code(&self) -> i32 {
         match self {

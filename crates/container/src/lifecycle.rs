@@ -54,6 +54,9 @@ pub struct ExecRequest {
     /// With `tty`: the terminal's size (rows, columns) from the start.
     pub tty_size: Option<(u16, u16)>,
     pub io: StartIo,
+    /// Told once the process runs (`docker exec -d` returns then); dropped unsent when it
+    /// could not be started.
+    pub started: Option<std::sync::mpsc::Sender<()>>,
 }
 
 /// What [`Containers::probe_monitor_lock`] found.
@@ -302,6 +305,9 @@ impl Containers {
         }
         config::check_resources(&options)?;
         config::restart_policy(options.restart.as_deref())?;
+        if let Some(sig) = options.stop_signal.as_deref().filter(|s| !s.is_empty()) {
+            signal_number(sig)?;
+        }
         if let (Some(m), None) = (options.memory.filter(|m| *m > 0), options.memory_swap) {
             // Docker's default: as much swap as memory.
             options.memory_swap = Some(2 * m as i64);
@@ -873,6 +879,7 @@ impl Containers {
             terminal,
             tty_size,
             io,
+            started,
         } = req;
         let rec = self.find(name)?;
         if rec.state.status != "running" || !alive(rec.state.pid) {
@@ -919,6 +926,9 @@ impl Containers {
             },
         )?;
         self.record_event(&format!("exec_start: {command}"), &rec, &exec_id);
+        if let Some(s) = started {
+            let _ = s.send(());
+        }
         let master = c.take_pty_master();
         if let (Some(m), Some(to)) = (&master, terminal) {
             if let Ok(dup) = m.try_clone() {
@@ -964,6 +974,11 @@ impl Containers {
     pub fn rename(&mut self, name: &str, new_name: &str) -> Result<()> {
         let rec = self.find(name)?;
         let n = config::validate_name(new_name)?;
+        if n == rec.name {
+            return Err(Error::Invalid(
+                "Renaming a container with the same name as its current name".into(),
+            ));
+        }
         self.store.rename_container(&rec.id, &n)?;
         let renamed = ContainerRecord {
             name: n,

@@ -56,8 +56,14 @@ pub fn parse_expose(specs: &[String]) -> Result<Vec<String>> {
     for raw in specs {
         let (proto, ports) = split_proto(raw);
         let Some((start, end)) = parse_range(&ports).filter(|(s, e)| *s > 0 && s <= e) else {
+            // Docker's message names the part Go's ParseUint refused.
+            let bad = ports
+                .split('-')
+                .find(|p| p.parse::<u16>().is_err())
+                .map(|p| format!(", error: strconv.ParseUint: parsing {p:?}: invalid syntax"))
+                .unwrap_or_default();
             return Err(Error::Invalid(format!(
-                "invalid range format for --expose: {raw}"
+                "invalid range format for --expose: {raw}{bad}"
             )));
         };
         if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
@@ -252,7 +258,7 @@ pub(crate) fn resolve(
             Error::Invalid(format!(
                 "driver failed programming external connectivity on endpoint {endpoint}: Error starting userland proxy: listen {proto}{family} {}: bind: {}",
                 SocketAddr::new(shown_ip.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), p.parse().unwrap_or(0)),
-                go_errno(&e)
+                runtime::io_text(&e)
             ))
         };
         let host_port = match b.host_port.split_once('-') {
@@ -297,17 +303,6 @@ pub(crate) fn resolve(
         }
     }
     Ok((maps, shown))
-}
-
-/// Go's text of an I/O error: "address already in use".
-fn go_errno(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    let s = s.split(" (os error").next().unwrap_or(&s).to_string();
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_lowercase().collect::<String>() + c.as_str(),
-        None => s,
-    }
 }
 
 /// Docker's PORTS column: `127.0.0.1:18080->8080/tcp, 9000/tcp` (published ports first by

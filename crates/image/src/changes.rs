@@ -26,9 +26,39 @@ fn argv(cmd: &dockerfile::CommandLine) -> Vec<String> {
 
 /// Applies one instruction to `cfg`.
 pub fn apply_change(cfg: &mut ContainerConfig, change: &str) -> Result<()> {
+    // Docker's daemon checks the instruction's name first, in lower case.
+    let word = change
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    const ALLOWED: [&str; 10] = [
+        "entrypoint",
+        "cmd",
+        "user",
+        "workdir",
+        "env",
+        "volume",
+        "expose",
+        "onbuild",
+        "label",
+        "stopsignal",
+    ];
+    if !ALLOWED.contains(&word.as_str()) {
+        return Err(bad(change, format!("{word} is not a valid change command")));
+    }
     let text = format!("FROM scratch\n{}\n", change.trim());
-    let df = dockerfile::parse_and_lower(&text, &Default::default())
-        .map_err(|e| bad(change, e.to_string()))?;
+    let df = dockerfile::parse_and_lower(&text, &Default::default()).map_err(|e| {
+        // The parser's own words, without the Dockerfile line this one-line text had.
+        let m = e.to_string();
+        let m = match m.strip_prefix("dockerfile parse error line ") {
+            Some(rest) => rest
+                .split_once(": ")
+                .map_or(m.clone(), |(_, r)| r.to_string()),
+            None => m,
+        };
+        bad(change, m)
+    })?;
     let ins = df
         .stages
         .first()

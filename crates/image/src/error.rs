@@ -14,7 +14,9 @@ pub enum Error {
     Layer(#[from] layer::LayerError),
     #[error("No such image: {0}")]
     NoSuchImage(String),
-    #[error("invalid reference format: {0}")]
+    /// A name that is not a reference; the text is the parser's, which starts with
+    /// `invalid reference format`.
+    #[error("{0}")]
     InvalidReference(String),
     #[error("conflict: {0}")]
     Conflict(String),
@@ -47,7 +49,8 @@ pub enum Error {
     /// A filter whose value cannot be used (a malformed `reference` pattern).
     #[error("{0}")]
     Filter(String),
-    #[error("invalid change {change:?}: {reason}")]
+    /// A `--change` Docker refuses, in the daemon's words (`foo is not a valid change command`).
+    #[error("{reason}")]
     Change { change: String, reason: String },
 }
 

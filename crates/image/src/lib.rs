@@ -100,9 +100,9 @@ pub fn tag(store: &mut Store, source: &str, target: &str) -> Result<Digest> {
     let id = resolve(store, source)?;
     let r = parse_name(target)?;
     if r.digest.as_ref().is_some() {
-        return Err(Error::InvalidReference(format!(
-            "refusing to create a tag with a digest reference: {target}"
-        )));
+        return Err(Error::InvalidReference(
+            "refusing to create a tag with a digest reference".into(),
+        ));
     }
     let mut p = store.publish()?;
     p.tag(&r.to_string(), &id)?;

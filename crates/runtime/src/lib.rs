@@ -59,7 +59,7 @@ pub use cgroup::{
     remove_stale as remove_stale_cgroups, system_cpu, CgroupStats, ContainerCgroup,
 };
 pub use devices::{valid_device_mode, DeviceMapping, DeviceRule};
-pub use error::{Error, Phase, Result};
+pub use error::{io_text, Error, Phase, Result};
 pub use etc::{
     extra_hosts_lines, make_init_layer, write_etc_files, Dns, ETC_FILES, STANDARD_HOSTS,
 };

@@ -584,9 +584,11 @@ impl Spec {
         }
         if let Some(w) = workdir.filter(|w| !w.is_empty()) {
             if !w.starts_with('/') {
-                return Err(Error::Invalid(format!(
-                    "the working directory '{w}' is invalid, it needs to be an absolute path"
-                )));
+                // runc's check, as Docker's exec reports it.
+                return Err(Error::Invalid(
+                    "OCI runtime exec failed: exec failed: Cwd must be an absolute path: unknown"
+                        .into(),
+                ));
             }
             p.cwd = w;
         }

@@ -37,51 +37,19 @@ fn unix_secs(rfc3339: &str) -> i64 {
 /// `GET /containers/json?all&limit&size&filters`: `ps`'s rows as Docker's
 /// `ContainerSummary`.
 pub fn list(req: &Req<'_>) -> Result<Reply> {
-    let c = open_containers(req.root)?;
+    let mut c = open_containers(req.root)?;
     let q = &req.query;
-    let mut rows = c.summaries(q.flag("size"))?;
+    let rows = c.summaries(q.flag("size"))?;
     let state_of = crate::commands::ps::state_of;
     let filters = q.filters()?;
-    let matches = |s: &container::Summary, k: &str, v: &str| -> Result<bool> {
-        Ok(match k {
-            "id" => s.record.id.starts_with(v),
-            "name" => s.record.name.contains(v),
-            "status" => state_of(s) == v,
-            "exited" => state_of(s) == "exited" && s.record.state.exit_code.to_string() == v,
-            "ancestor" => s.image == v || s.record.image_name == v,
-            "label" => {
-                let labels = c.labels(&s.record).unwrap_or_default();
-                match v.split_once('=') {
-                    Some((k, want)) => labels.get(k).is_some_and(|x| x == want),
-                    None => labels.contains_key(v),
-                }
-            }
-            _ => return Err(ApiError::bad_request(format!("Invalid filter '{k}'"))),
-        })
-    };
-    // Values of one key are alternatives (`status=created&status=exited`, as Compose asks),
-    // except labels, which must all match; different keys all apply.
-    let mut by_key: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
-    for (k, v) in &filters {
-        by_key.entry(k.as_str()).or_default().push(v.as_str());
-    }
-    for (k, vals) in &by_key {
-        let mut keep = Vec::new();
-        for s in rows {
-            let mut hits = 0;
-            for v in vals {
-                hits += usize::from(matches(&s, k, v)?);
-            }
-            let all = *k == "label";
-            if (all && hits == vals.len()) || (!all && hits > 0) {
-                keep.push(s);
-            }
-        }
-        rows = keep;
-    }
+    use crate::commands::ps_filter::{apply, FilterError};
+    let (mut rows, stopped_too) = apply(&mut c, rows, &filters).map_err(|e| match e {
+        FilterError::Invalid(m) => ApiError::bad_request(m),
+        FilterError::NotFound(m) => ApiError::not_found(m),
+    })?;
     // Docker lists stopped containers with `all`, or when a `status` filter asks for them
     // (other filters, as Compose's `label`, apply to the running ones only).
-    if !q.flag("all") && !filters.iter().any(|(k, _)| k == "status") {
+    if !q.flag("all") && !stopped_too {
         rows.retain(|s| s.running);
     }
     if let Some(n) = q.int("limit")?.filter(|n| *n > 0) {

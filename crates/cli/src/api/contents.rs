@@ -215,9 +215,7 @@ pub fn commit(req: &Req<'_>) -> Result<Reply> {
             },
         )
         .map_err(|e| match e {
-            container::Error::Image(image::Error::InvalidReference(r)) => {
-                ApiError::bad_request(format!("invalid reference format: {r}"))
-            }
+            container::Error::Image(image::Error::InvalidReference(r)) => ApiError::bad_request(r),
             e => not_found_as_docker(e, id),
         })?;
     Ok(Reply::Json(

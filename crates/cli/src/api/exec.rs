@@ -235,6 +235,7 @@ fn run(
                     stderr,
                     log: None,
                 },
+                started: None,
             },
         )?;
         for p in pumps {

@@ -56,7 +56,13 @@ pub fn stop(root: &Path, a: StopArgs) -> Result<()> {
 
 pub fn kill(root: &Path, a: KillArgs) -> Result<()> {
     let mut c = super::open_containers(root)?;
-    let shown = |n: &str, e| format!("Error response from daemon: Cannot kill container: {n}: {e}");
+    let shown = |n: &str, e: container::Error| match e {
+        // The daemon checks the signal before it looks for the container.
+        container::Error::Invalid(m) if m.starts_with("Invalid signal") => {
+            format!("Error response from daemon: {m}")
+        }
+        e => format!("Error response from daemon: Cannot kill container: {n}: {e}"),
+    };
     each(&a.containers, shown, |n| {
         c.kill(n, &a.signal).map(|_| Some(n.to_string()))
     })
@@ -167,6 +173,12 @@ pub fn diff(root: &Path, a: ContainerArg) -> Result<()> {
 }
 
 pub fn commit(root: &Path, a: CommitArgs) -> Result<()> {
+    // Docker's client parses the new name before it asks the daemon.
+    if let Some(Err(image::Error::InvalidReference(m))) =
+        a.reference.as_deref().map(image::parse_name)
+    {
+        return Err(Failure::bare(1, m).into());
+    }
     let mut c = super::open_containers(root)?;
     let id = c
         .commit(

@@ -9,8 +9,20 @@ use crate::Failure;
 
 pub fn tag(root: &std::path::Path, a: TagArgs) -> Result<()> {
     let mut store = super::open_store(root)?;
+    // Docker's client parses the new name before it asks the daemon.
+    if let Err(image::Error::InvalidReference(m)) = image::parse_name(&a.target) {
+        return Err(Failure::bare(
+            1,
+            format!(
+                "Error parsing reference: {:?} is not a valid repository/tag: {m}",
+                a.target
+            ),
+        )
+        .into());
+    }
     image::tag(&mut store, &a.source, &a.target).map_err(|e| match e {
         e @ image::Error::NoSuchImage(_) => super::image_failure(&a.source, e),
+        image::Error::InvalidReference(m) => Failure::bare(1, m).into(),
         e => e.into(),
     })?;
     Ok(())

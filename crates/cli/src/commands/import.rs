@@ -24,7 +24,7 @@ pub fn run(root: &std::path::Path, a: ImportArgs) -> Result<()> {
     };
     let id = if a.file == "-" {
         let input = ProgressReader::new(io::stdin().lock(), "Importing", None);
-        image::import(&mut store, input, &opts)?
+        image::import(&mut store, input, &opts).map_err(daemon_change)?
     } else {
         let f = File::open(&a.file).map_err(|e| super::open_failure(a.file.as_ref(), &e))?;
         let total = f.metadata().ok().map(|m| m.len());
@@ -32,8 +32,17 @@ pub fn run(root: &std::path::Path, a: ImportArgs) -> Result<()> {
             &mut store,
             ProgressReader::new(f, "Importing", total),
             &opts,
-        )?
+        )
+        .map_err(daemon_change)?
     };
     println!("{id}");
     Ok(())
+}
+
+/// A refused `--change` is the daemon's answer in Docker.
+fn daemon_change(e: image::Error) -> anyhow::Error {
+    match e {
+        e @ image::Error::Change { .. } => crate::Failure::daemon(1, e).into(),
+        e => e.into(),
+    }
 }

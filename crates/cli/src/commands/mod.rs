@@ -25,6 +25,7 @@ mod network;
 mod pause;
 mod progress;
 pub(crate) mod ps;
+pub(crate) mod ps_filter;
 mod pull;
 mod push;
 mod rmi;
@@ -193,12 +194,7 @@ pub fn container_failure(e: ::container::Error) -> anyhow::Error {
 
 /// An I/O error in Go's words ("no such file or directory").
 pub fn io_text(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    let s = s.split(" (os error").next().unwrap_or(&s).to_string();
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_lowercase().collect::<String>() + c.as_str())
-        .unwrap_or_default()
+    runtime::io_text(e)
 }
 
 /// A local file the client cannot open, in Docker's CLI's words (`open PATH: no such file or

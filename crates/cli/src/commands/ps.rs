@@ -43,27 +43,20 @@ pub(crate) fn state_of(s: &container::Summary) -> &'static str {
 }
 
 pub fn run(root: &Path, a: PsArgs) -> Result<()> {
-    let c = super::open_containers(root)?;
-    let mut rows = c.summaries(a.size)?;
+    let mut c = super::open_containers(root)?;
+    let rows = c.summaries(a.size)?;
+    let mut filters = Vec::new();
     for f in &a.filters {
         let (k, v) = super::split_filter(f, "ps")?;
-        let state = state_of;
-        match k {
-            "id" => rows.retain(|s| s.record.id.starts_with(v)),
-            "name" => rows.retain(|s| s.record.name.contains(v)),
-            "status" => rows.retain(|s| state(s) == v),
-            "exited" => {
-                rows.retain(|s| state(s) == "exited" && s.record.state.exit_code.to_string() == v)
-            }
-            "ancestor" => rows.retain(|s| s.image == v || s.record.image_name == v),
-            _ => return Err(Failure::new(1, format!("Invalid filter '{k}'")).into()),
-        }
+        // Docker's CLI reads filter names in lower case.
+        filters.push((k.trim().to_ascii_lowercase(), v.to_string()));
     }
-    let filtered = !a.filters.is_empty();
+    let (mut rows, stopped_too) =
+        super::ps_filter::apply(&mut c, rows, &filters).map_err(|e| Failure::daemon(1, e))?;
     let last = if a.latest { 1 } else { a.last };
     if last >= 0 {
         rows.truncate(last as usize);
-    } else if !a.all && !filtered_all(&a.filters, filtered) {
+    } else if !a.all && !stopped_too {
         rows.retain(|r| r.running);
     }
     let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
@@ -132,11 +125,4 @@ pub fn run(root: &Path, a: PsArgs) -> Result<()> {
             .map_err(|e| Failure::new(1, e.to_string()))?
     );
     Ok(())
-}
-
-/// Docker shows stopped containers without `-a` when a status or exited filter asks for them.
-fn filtered_all(filters: &[String], any: bool) -> bool {
-    any && filters
-        .iter()
-        .any(|f| f.starts_with("status=") || f.starts_with("exited="))
 }

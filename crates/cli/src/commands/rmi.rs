@@ -15,8 +15,13 @@ pub fn run(root: &std::path::Path, a: RmiArgs) -> Result<()> {
     for name in &a.images {
         match image::remove(&mut store, name, opts) {
             Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
-            Err(e) => {
+            // Docker's client words a missing image itself; the rest is the daemon's.
+            Err(e) if e.to_string().starts_with("No such image") => {
                 eprintln!("Error: {e}");
+                failed = true;
+            }
+            Err(e) => {
+                eprintln!("Error response from daemon: {e}");
                 failed = true;
             }
         }

@@ -30,14 +30,50 @@ fn daemon(e: container::Error) -> anyhow::Error {
 }
 
 /// A daemon error of `run` as Docker's CLI prints it: `docker: Error response from daemon:
-/// MESSAGE.`, and where to find help when the container could not be made (125).
-fn run_failure(code: u8, e: impl std::fmt::Display) -> anyhow::Error {
+/// MESSAGE.`, and where to find help when the container could not be made (Docker's
+/// `reportError`: one final period; no help for what fails only at the start).
+fn run_failure(code: u8, e: &container::Error) -> anyhow::Error {
+    run_message(
+        code,
+        &format!("Error response from daemon: {e}"),
+        !e.at_start(),
+    )
+}
+
+fn run_message(code: u8, message: &str, help: bool) -> anyhow::Error {
     let p = crate::PROGRAM;
-    let mut m = format!("{p}: Error response from daemon: {e}.");
-    if code == 125 {
+    let mut m = format!("{p}: {}.", message.trim_end_matches('.'));
+    if help && code == 125 {
         m.push_str(&format!("\nSee '{p} run --help'."));
     }
     Failure::bare(code, m).into()
+}
+
+/// Checks the flags of `run`/`create` and turns them into options; a refused value as
+/// Docker's CLI prints it: a flag's own parse error (`invalid argument "X" for "--flag"
+/// flag: …`) as it is, the checks after parsing behind `docker: ` with a final period,
+/// both followed by where to find help, exit 125.
+fn validate(a: &RunArgs, command: &str) -> Result<CreateOptions> {
+    let checked = check_publish(a).and_then(|()| options(a)).and_then(|o| {
+        if a.rm && o.restart.is_some() {
+            return Err(Failure::new(125, "Conflicting options: --restart and --rm").into());
+        }
+        Ok(o)
+    });
+    checked.map_err(|e| match e.downcast::<Failure>() {
+        Ok(f) if f.code == 125 && !f.bare => {
+            let p = crate::PROGRAM;
+            let help = format!("See '{p} {command} --help'.");
+            let m = if f.message.starts_with("invalid argument ") {
+                format!("{}\n{help}", f.message)
+            } else {
+                format!("{p}: {}.\n{help}", f.message.trim_end_matches('.'))
+            };
+            Failure::bare(125, m).into()
+        }
+        Ok(f) => f.into(),
+        Err(e) => e,
+    })
 }
 
 /// Docker's memory sizes: `512`, `64k`, `6m`, `1g` (binary units, optional `b`).
@@ -82,8 +118,9 @@ pub(crate) fn parse_swap(s: &str) -> Result<i64> {
 fn environment(a: &RunArgs) -> Result<Vec<String>> {
     let mut items = Vec::new();
     for f in &a.env_file {
-        let text = fs::read_to_string(f)
-            .map_err(|e| Failure::new(125, format!("open {}: {e}", f.display())))?;
+        let text = fs::read_to_string(f).map_err(|e| {
+            Failure::new(125, format!("open {}: {}", f.display(), super::io_text(&e)))
+        })?;
         for line in text.lines() {
             let l = line.trim_start();
             if l.is_empty() || l.starts_with('#') {
@@ -97,9 +134,13 @@ fn environment(a: &RunArgs) -> Result<Vec<String>> {
     for it in items {
         if it.contains('=') {
             if it.starts_with('=') {
-                return Err(
-                    Failure::new(125, format!("invalid environment variable: {it}")).into(),
-                );
+                return Err(Failure::new(
+                    125,
+                    format!(
+                        "invalid argument \"{it}\" for \"-e, --env\" flag: invalid environment variable: {it}"
+                    ),
+                )
+                .into());
             }
             out.push(it);
         } else if let Ok(v) = std::env::var(&it) {
@@ -289,8 +330,7 @@ fn check_publish(a: &RunArgs) -> Result<()> {
 }
 
 pub fn create(root: &Path, a: RunArgs) -> Result<()> {
-    check_publish(&a)?;
-    let opts = options(&a)?;
+    let opts = validate(&a, "create")?;
     let mut c = super::open_containers(root)?;
     pull_if_needed(&mut c, &a).map_err(|e| Failure::daemon(1, e))?;
     let rec = c.create(&a.image, &opts).map_err(daemon)?;
@@ -302,16 +342,22 @@ pub fn run(root: &Path, a: RunArgs) -> Result<()> {
     if a.detach && a.interactive && a.tty {
         // Accepted as Docker does; the streams go to the log.
     }
-    check_publish(&a)?;
-    let opts = options(&a)?;
+    let opts = validate(&a, "run")?;
     let mut c = super::open_containers(root)?;
-    pull_if_needed(&mut c, &a).map_err(|e| run_failure(125, e))?;
+    pull_if_needed(&mut c, &a)
+        .map_err(|e| run_message(125, &format!("Error response from daemon: {e}"), true))?;
     let rec = c
         .create_to_run(&a.image, &opts)
-        .map_err(|e| run_failure(exit_code(&e), e))?;
+        .map_err(|e| run_failure(exit_code(&e), &e))?;
     if a.detach {
         c.start_detached(&rec.id, monitor_command(root, &rec.id)?)
-            .map_err(|e| run_failure(exit_code(&e), e))?;
+            .map_err(|e| {
+                run_message(
+                    exit_code(&e),
+                    &format!("Error response from daemon: {e}"),
+                    false,
+                )
+            })?;
         println!("{}", rec.id);
         return Ok(());
     }
@@ -336,9 +382,13 @@ pub fn run(root: &Path, a: RunArgs) -> Result<()> {
     };
     c.record_event("attach", &rec, &[]);
     let _raw = super::attach::raw_while(a.tty, a.interactive);
-    let code = c
-        .start(&rec.id, io)
-        .map_err(|e| run_failure(exit_code(&e), e))?;
+    let code = c.start(&rec.id, io).map_err(|e| {
+        run_message(
+            exit_code(&e),
+            &format!("Error response from daemon: {e}"),
+            false,
+        )
+    })?;
     exit_with(code)
 }
 
@@ -411,8 +461,20 @@ pub fn monitor(root: &Path, a: ContainerArg) -> Result<()> {
 }
 
 pub fn exec(root: &Path, a: ExecArgs) -> Result<()> {
-    if a.detach {
-        return Err(Failure::new(1, "exec -d is not supported by strata").into());
+    for e in &a.env {
+        if e.starts_with('=') {
+            return Err(Failure::bare(
+                125,
+                format!(
+                    "invalid argument \"{e}\" for \"-e, --env\" flag: invalid environment variable: {e}\nSee '{} exec --help'.",
+                    crate::PROGRAM
+                ),
+            )
+            .into());
+        }
+    }
+    if a.detach && a.detached_child.is_none() {
+        return exec_detached(&a);
     }
     let mut c = super::open_containers(root)?;
     let mut env = Vec::new();
@@ -423,8 +485,9 @@ pub fn exec(root: &Path, a: ExecArgs) -> Result<()> {
             env.push(format!("{e}={v}"));
         }
     }
+    let detached = a.detached_child.is_some();
     let io = StartIo {
-        stdin: if a.interactive {
+        stdin: if a.interactive && !detached {
             runtime::Stdio::Inherit
         } else {
             runtime::Stdio::Null
@@ -432,33 +495,124 @@ pub fn exec(root: &Path, a: ExecArgs) -> Result<()> {
         ..Default::default()
     };
     // The process's terminal has the size of ours from the start.
-    let tty_size = if a.tty {
+    let tty_size = if a.tty && !detached {
         use std::os::fd::AsFd;
         runtime::terminal_size(std::io::stdout().as_fd())
             .or_else(|| runtime::terminal_size(std::io::stdin().as_fd()))
     } else {
         None
     };
+    // `exec -d`'s background half tells the foreground half through a pipe that the
+    // process runs (one NUL byte) or why it could not start (the message).
+    let ready = a.detached_child.map(|fd| {
+        // SAFETY: the descriptor was passed by `exec_detached` for this process to own.
+        let f = unsafe { <fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        std::sync::Arc::new(std::sync::Mutex::new(Some(f)))
+    });
+    let started = ready.clone().map(|ready| {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if rx.recv().is_ok() {
+                if let Some(mut f) = ready.lock().ok().and_then(|mut g| g.take()) {
+                    let _ = std::io::Write::write_all(&mut f, b"\0");
+                }
+            }
+        });
+        tx
+    });
     let req = container::ExecRequest {
         args: a.command.clone(),
         env,
         workdir: a.workdir.clone(),
         user: a.user.clone(),
-        tty: a.tty,
+        tty: a.tty && !detached,
         terminal: None,
         tty_size,
         io,
+        started,
     };
-    let _raw = super::attach::raw_while(a.tty, a.interactive);
-    let code = c.exec(&a.container, req).map_err(|e| match e {
+    let _raw = super::attach::raw_while(a.tty && !detached, a.interactive && !detached);
+    let result = c.exec(&a.container, req);
+    if let (Err(e), Some(ready)) = (&result, &ready) {
+        if let Some(mut f) = ready.lock().ok().and_then(|mut g| g.take()) {
+            let _ = std::io::Write::write_all(&mut f, e.to_string().as_bytes());
+        }
+    }
+    let code = result.map_err(|e| match e {
         // The client's own lookup.
         container::Error::Store(store::Error::ContainerNotFound(_)) => {
             Failure::bare(1, super::lookup_error(&a.container, e)).into()
         }
         container::Error::NotRunning(_) | container::Error::PausedExec(_) => daemon(e),
-        e => fail(e),
+        // What the runtime refused, bare, as Docker's CLI prints the exec's start error:
+        // 126 unless the command was not found (127).
+        e => {
+            let code = match exit_code(&e) {
+                125 => 126,
+                c => c,
+            };
+            Failure::bare(code, e.to_string()).into()
+        }
     })?;
     exit_with(code)
+}
+
+/// `exec -d`: the same command again in the background (its own session, no terminal, no
+/// streams), as `--detached-child FD`; returns once it says the process runs, or fails
+/// with its reason as Docker's daemon reports an exec that did not start.
+fn exec_detached(_a: &ExecArgs) -> Result<()> {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let (mut rx, tx) = std::io::pipe()?;
+    // The write side is inherited by the child only (the pipe is close-on-exec; the child
+    // gets a duplicate made in its own pre-exec step).
+    let fd = tx.as_raw_fd();
+    let mut argv = std::env::args_os();
+    let exe = std::env::current_exe()?;
+    argv.next();
+    let mut args: Vec<std::ffi::OsString> = Vec::new();
+    let mut inserted = false;
+    for x in argv {
+        let at = !inserted && (x == "exec");
+        args.push(x);
+        if at {
+            args.push("--detached-child".into());
+            args.push(fd.to_string().into());
+            inserted = true;
+        }
+    }
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(&args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn()?;
+    drop(tx);
+    let mut said = Vec::new();
+    rx.read_to_end(&mut said)?;
+    if said == b"\0" {
+        // The background half goes on alone; nobody here waits for it.
+        std::mem::forget(child);
+        return Ok(());
+    }
+    let _ = child.wait();
+    let msg = String::from_utf8_lossy(&said).into_owned();
+    if msg.is_empty() {
+        return Err(Failure::daemon(1, "exec failed: the background process ended").into());
+    }
+    Err(Failure::daemon(1, msg).into())
 }
 
 pub fn restart(root: &Path, a: StopArgs) -> Result<()> {
