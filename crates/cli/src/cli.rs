@@ -1025,6 +1025,9 @@ pub struct LogsArgs {
     /// Follow log output
     #[arg(short = 'f', long)]
     pub follow: bool,
+    /// Show extra details provided to logs
+    #[arg(long)]
+    pub details: bool,
     /// Number of lines to show from the end of the logs (or "all")
     #[arg(short = 'n', long, default_value = "all")]
     pub tail: String,

@@ -424,7 +424,7 @@ const NIL_SLICE_KEYS: &[&str] = &[
     "Test",
 ];
 /// Keys whose `null` is a nil Go map in Docker's structs: printed `map[]`.
-const NIL_MAP_KEYS: &[&str] = &["Volumes", "Labels", "ExposedPorts", "Data"];
+const NIL_MAP_KEYS: &[&str] = &["Volumes", "Labels", "ExposedPorts", "Data", "Options"];
 
 /// Shared empty values that stand for Go's nil slices and maps: they behave as empty in the
 /// template, and `json` recognises them by identity and writes `null`, as Go does.

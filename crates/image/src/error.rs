@@ -14,6 +14,9 @@ pub enum Error {
     Layer(#[from] layer::LayerError),
     #[error("No such image: {0}")]
     NoSuchImage(String),
+    /// A tagged name no image has (`save`'s words for it in Docker's daemon).
+    #[error("reference does not exist")]
+    NoSuchReference(String),
     /// A name that is not a reference; the text is the parser's, which starts with
     /// `invalid reference format`.
     #[error("{0}")]

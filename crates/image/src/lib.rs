@@ -42,7 +42,7 @@ pub use ingest::{ingest_layer, stage_layer_dir, StagedLayer};
 pub use layer_tar::{open_layer_tar, LayerSource, LayerTar};
 pub use load::{load, Loaded};
 pub use remove::{prune, remove, RemoveOptions, Report};
-pub use resolve::{parse_name, resolve};
+pub use resolve::{local_tags, parse_name, resolve};
 pub use save::{plan as plan_save, save, write_archive, SaveItem};
 pub use tree::{layer_sharing, layer_tree, TreeImage, TreeLayer};
 pub use views::{

@@ -44,6 +44,11 @@ fn is_hex(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// The image whose ID `name` is or starts with (`sha256:` optional), if any.
+pub(crate) fn by_id(store: &Store, name: &str) -> Result<Option<Digest>> {
+    by_prefix(store, name.strip_prefix("sha256:").unwrap_or(name))
+}
+
 fn by_prefix(store: &Store, hex: &str) -> Result<Option<Digest>> {
     if !is_hex(hex) {
         return Ok(None);
@@ -61,4 +66,17 @@ fn by_prefix(store: &Store, hex: &str) -> Result<Option<Digest>> {
 /// Parses a name for `tag`, `import` and the like, where an ID is not allowed.
 pub fn parse_name(name: &str) -> Result<Reference> {
     Reference::parse(name).map_err(|e| Error::InvalidReference(e.to_string()))
+}
+
+/// Every local tag of `r`'s repository, sorted (`push --all-tags`, `save REPO`).
+pub fn local_tags(store: &Store, r: &Reference) -> Result<Vec<Reference>> {
+    let prefix = format!("{}:", r.name());
+    let mut tags: Vec<String> = store
+        .images()?
+        .into_iter()
+        .flat_map(|i| i.tags)
+        .filter(|t| t.starts_with(&prefix))
+        .collect();
+    tags.sort();
+    tags.iter().map(|t| parse_name(t)).collect()
 }

@@ -34,12 +34,48 @@ pub struct SaveItem {
     pub names: Vec<Reference>,
 }
 
-/// Works out what `save NAME…` writes: a name saves the image under that name; an ID saves
-/// it under all its tags, as Docker does.
+/// Works out what `save NAME…` writes, as Docker's daemon does: a name with a tag saves
+/// that image under that name; a repository without a tag saves every local tag of it;
+/// an ID saves the image under all its tags.
 pub fn plan(store: &Store, names: &[String]) -> Result<Vec<SaveItem>> {
     let mut items: Vec<SaveItem> = Vec::new();
+    let mut add = |id: Digest, names: Vec<Reference>| match items.iter_mut().find(|i| i.id == id) {
+        Some(item) => {
+            for r in names {
+                if !item.names.iter().any(|x| x.to_string() == r.to_string()) {
+                    item.names.push(r);
+                }
+            }
+        }
+        None => items.push(SaveItem { id, names }),
+    };
     for n in names {
-        let id = crate::resolve(store, n)?;
+        // A repository alone (not an image ID): all its tags.
+        let bare = Reference::parse_bare(n).ok();
+        if let Some(r) = bare.filter(|r| r.tag.is_none() && r.digest.is_none()) {
+            if crate::resolve::by_id(store, n)?.is_none() {
+                let tags = crate::resolve::local_tags(store, &r)?;
+                if tags.is_empty() {
+                    return Err(Error::NoSuchImage(n.clone()));
+                }
+                for t in tags {
+                    let id = crate::resolve(store, &t.to_string())?;
+                    add(id, vec![t]);
+                }
+                continue;
+            }
+        }
+        let id = crate::resolve(store, n).map_err(|e| match e {
+            // A name with a tag that no image has.
+            Error::NoSuchImage(_)
+                if crate::resolve::parse_name(n).is_ok_and(|r| {
+                    r.digest.is_none() && n.rsplit('/').next().is_some_and(|l| l.contains(':'))
+                }) =>
+            {
+                Error::NoSuchReference(n.clone())
+            }
+            e => e,
+        })?;
         let img = store
             .image(&id)?
             .ok_or_else(|| Error::NoSuchImage(n.clone()))?;
@@ -54,16 +90,7 @@ pub fn plan(store: &Store, names: &[String]) -> Result<Vec<SaveItem>> {
                 .filter_map(|t| Reference::parse(t).ok())
                 .collect(),
         };
-        match items.iter_mut().find(|i| i.id == id) {
-            Some(item) => {
-                for r in names {
-                    if !item.names.iter().any(|x| x.to_string() == r.to_string()) {
-                        item.names.push(r);
-                    }
-                }
-            }
-            None => items.push(SaveItem { id, names }),
-        }
+        add(id, names);
     }
     Ok(items)
 }

@@ -219,6 +219,19 @@ impl Client {
         }
     }
 
+    /// `docker login`'s check of these credentials, with the daemon's words for a refusal
+    /// (`login attempt to URL failed with status: 401 Unauthorized`) and its HTTP
+    /// client's for a registry that does not answer.
+    pub fn login(&self) -> std::result::Result<(), String> {
+        match self.ping() {
+            Ok(()) => Ok(()),
+            Err(Error::Unauthorized { url }) => Err(format!(
+                "login attempt to {url} failed with status: 401 Unauthorized"
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// An absolute URL for an API path, or `location` itself when it already is one.
     pub(crate) fn url(&self, location: &str) -> String {
         if location.starts_with("http://") || location.starts_with("https://") {
@@ -247,7 +260,7 @@ impl Client {
                     backoff(attempt);
                     attempt += 1;
                 }
-                Err(e) => return Err(Error::http(url, e)),
+                Err(e) => return Err(Error::transport(method, url, &e)),
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     if status == 401 && !authenticated {
@@ -336,7 +349,7 @@ impl Client {
         let resp = self
             .with_body(method, url, headers)
             .send(ureq::SendBody::from_reader(body))
-            .map_err(|e| Error::http(url, e))?;
+            .map_err(|e| Error::transport(method, url, &e))?;
         if resp.status().as_u16() == 401 {
             let challenge = resp
                 .headers()

@@ -45,6 +45,49 @@ impl Error {
         }
     }
 
+    /// A request that got no answer, in the words of Go's HTTP client as Docker prints
+    /// them: `Get "http://127.0.0.1:9/v2/": dial tcp 127.0.0.1:9: connect: connection refused`.
+    pub(crate) fn transport(method: &str, url: &str, e: &ureq::Error) -> Error {
+        let mut m = method.chars();
+        let go_method = m
+            .next()
+            .map(|c| c.to_string() + &m.as_str().to_ascii_lowercase())
+            .unwrap_or_default();
+        let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
+        let authority = rest.split('/').next().unwrap_or(rest);
+        let host = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            authority.to_string()
+        } else {
+            format!("{authority}:{}", if scheme == "http" { 80 } else { 443 })
+        };
+        let message = match e {
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+                format!("dial tcp {host}: connect: connection refused")
+            }
+            ureq::Error::ConnectionFailed => {
+                format!("dial tcp {host}: connect: connection refused")
+            }
+            ureq::Error::Io(io) => {
+                let t = io.to_string();
+                let t = t.split(" (os error").next().unwrap_or(&t).to_string();
+                let mut c = t.chars();
+                let t = c
+                    .next()
+                    .map(|f| f.to_lowercase().collect::<String>() + c.as_str())
+                    .unwrap_or_default();
+                format!("dial tcp {host}: {t}")
+            }
+            other => other.to_string(),
+        };
+        Error::Http {
+            url: format!("{go_method} \"{url}\""),
+            message,
+        }
+    }
+
     pub(crate) fn io(path: impl std::fmt::Display, source: std::io::Error) -> Error {
         Error::Io {
             path: path.to_string(),

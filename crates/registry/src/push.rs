@@ -613,17 +613,7 @@ fn push_unrecorded(
 /// Every local tag of `r`'s repository, sorted: what `push --all-tags` (and the Engine
 /// API's push without a tag) sends, as Docker does.
 pub fn local_tags(store: &Store, r: &Reference) -> Result<Vec<Reference>> {
-    let prefix = format!("{}:", r.name());
-    let mut tags: Vec<String> = store
-        .images()?
-        .into_iter()
-        .flat_map(|i| i.tags)
-        .filter(|t| t.starts_with(&prefix))
-        .collect();
-    tags.sort();
-    tags.iter()
-        .map(|t| image::parse_name(t).map_err(Error::from))
-        .collect()
+    Ok(image::local_tags(store, r)?)
 }
 
 /// The image `r` names, or Docker's errors: no local tag of the repository at all, or not

@@ -91,11 +91,8 @@ pub fn auth(req: &Req<'_>) -> Result<Reply> {
     };
     let hosts = &crate::settings::get().hosts;
     let client = registry::Client::new(host, Some(creds), hosts);
-    if let Err(e) = client.ping() {
-        return Err(ApiError::new(
-            hyper::StatusCode::UNAUTHORIZED,
-            format!("login attempt to {host} failed: {e}"),
-        ));
+    if let Err(e) = client.login() {
+        return Err(ApiError::new(hyper::StatusCode::UNAUTHORIZED, e));
     }
     Ok(Reply::ok(
         json!({"Status": "Login Succeeded", "IdentityToken": ""}),

@@ -98,7 +98,7 @@ fn store_error(e: &store::Error) -> ApiError {
 fn image_error(e: &image::Error) -> ApiError {
     let status = match e {
         image::Error::Store(s) => return store_error(s),
-        image::Error::NoSuchImage(_) => StatusCode::NOT_FOUND,
+        image::Error::NoSuchImage(_) | image::Error::NoSuchReference(_) => StatusCode::NOT_FOUND,
         image::Error::Conflict(_) => StatusCode::CONFLICT,
         image::Error::InvalidReference(_)
         | image::Error::InvalidFilter(_)

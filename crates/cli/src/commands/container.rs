@@ -87,13 +87,8 @@ pub fn logs(root: &Path, a: LogsArgs) -> Result<()> {
         .find(&a.container)
         .map_err(|e| Failure::bare(1, super::lookup_error(&a.container, e)))?;
     let path = c.log_path(&rec.id);
-    let tail: Option<usize> = match a.tail.as_str() {
-        "all" => None,
-        t => Some(
-            t.parse()
-                .map_err(|_| Failure::new(1, format!("invalid value for --tail: {}", a.tail)))?,
-        ),
-    };
+    // Docker's json-file reader: anything but a number of lines (`all`, `-1`, `x`) is all.
+    let tail: Option<usize> = a.tail.trim().parse().ok();
     let since = a
         .since
         .as_deref()
@@ -123,6 +118,10 @@ pub fn logs(root: &Path, a: LogsArgs) -> Result<()> {
             };
             if a.timestamps {
                 write!(w, "{} ", e.time)?;
+            }
+            // `--details`: the log's extra attributes (strata's logs have none) and a space.
+            if a.details {
+                w.write_all(b" ")?;
             }
             w.write_all(e.log.as_bytes())?;
         }
@@ -196,6 +195,9 @@ pub fn commit(root: &Path, a: CommitArgs) -> Result<()> {
 }
 
 pub fn export(root: &Path, a: ExportArgs) -> Result<()> {
+    if let Some(p) = &a.output {
+        super::validate_output_path(p, "failed to export container")?;
+    }
     let mut c = super::open_containers(root)?;
     // The daemon's lookup comes first, before any output is made.
     c.find(&a.container).map_err(super::daemon_failure)?;

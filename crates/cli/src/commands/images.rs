@@ -70,9 +70,11 @@ pub fn list(root: &std::path::Path, a: ImagesArgs) -> Result<()> {
                 "CreatedSince": created.map(|c| format::human_ago(c.timestamp() as f64, now)).unwrap_or_else(|| "N/A".into()),
                 "CreatedAt": created.map(|c| c.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string()).unwrap_or_default(),
                 "Size": format::human_size(r.size),
-                "VirtualSize": format::human_size(r.size),
-                "SharedSize": format::human_size(r.shared_size),
-                "UniqueSize": format::human_size(r.size - r.shared_size.min(r.size)),
+                // Docker's list leaves the shared sizes out (-1: N/A); only `system df -v`
+                // computes them. VirtualSize has four significant digits there.
+                "VirtualSize": format::human_size_4(r.size),
+                "SharedSize": "N/A",
+                "UniqueSize": "N/A",
                 "Containers": "N/A",
             })
         })

@@ -70,8 +70,8 @@ pub fn login(a: LoginArgs) -> Result<()> {
     let creds = registry::Credentials { username, password };
     let hosts = &crate::settings::get().hosts;
     let client = registry::Client::new(&reg, Some(creds.clone()), hosts);
-    if let Err(e) = client.ping() {
-        bail!("Error response from daemon: login attempt to {reg} failed: {e}");
+    if let Err(e) = client.login() {
+        return Err(crate::Failure::daemon(1, e).into());
     }
     let path = registry::store_credentials(&hosts.config_file, &reg, &creds)?;
     eprintln!(

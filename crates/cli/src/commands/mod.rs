@@ -197,6 +197,41 @@ pub fn io_text(e: &std::io::Error) -> String {
     runtime::io_text(e)
 }
 
+/// Docker's CLI's check of `save -o`/`export -o` before it asks for anything: the
+/// directory must exist, and an existing path must be a directory, a regular file or a
+/// FIFO (`must be a directory or a regular file: got a device`). `what` leads the message
+/// (`failed to save image`).
+pub fn validate_output_path(path: &Path, what: &str) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let fail = |m: String| -> anyhow::Error { Failure::bare(1, format!("{what}: {m}")).into() };
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(d) = dir {
+        if !d.exists() {
+            return Err(fail(format!(
+                "invalid output path: directory {:?} does not exist",
+                d.display().to_string()
+            )));
+        }
+    }
+    if let Ok(m) = std::fs::metadata(path) {
+        let t = m.file_type();
+        let why = if t.is_block_device() || t.is_char_device() {
+            Some("got a device")
+        } else if t.is_socket() {
+            Some("got an irregular file")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(fail(format!(
+                "invalid output path: {:?} must be a directory or a regular file: {why}",
+                path.display().to_string()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// A local file the client cannot open, in Docker's CLI's words (`open PATH: no such file or
 /// directory`, no prefix).
 pub fn open_failure(path: &std::path::Path, e: &std::io::Error) -> anyhow::Error {

@@ -333,7 +333,10 @@ pub fn create(root: &Path, a: RunArgs) -> Result<()> {
     let opts = validate(&a, "create")?;
     let mut c = super::open_containers(root)?;
     pull_if_needed(&mut c, &a).map_err(|e| Failure::daemon(1, e))?;
-    let rec = c.create(&a.image, &opts).map_err(daemon)?;
+    // Docker's `create` returns the daemon's error as it is: exit 1.
+    let rec = c
+        .create(&a.image, &opts)
+        .map_err(|e| Failure::daemon(1, e))?;
     println!("{}", rec.id);
     Ok(())
 }

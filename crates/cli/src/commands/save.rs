@@ -9,13 +9,16 @@ use crate::cli::SaveArgs;
 use crate::Failure;
 
 pub fn run(root: &std::path::Path, a: SaveArgs) -> Result<()> {
+    if let Some(p) = &a.output {
+        super::validate_output_path(p, "failed to save image")?;
+    }
     let store = super::open_store(root)?;
     let items = image::plan_save(&store, &a.images).map_err(super::daemon_failure)?;
     match &a.output {
         Some(path) => {
-            // A device or a FIFO (`-o /dev/null`, `-o /dev/stdout`) is written to, never
-            // synced, replaced or removed; only a regular file is made durable, and removed
-            // again when the save fails.
+            // A FIFO (`-o /dev/stdout` of a pipe) is written to, never synced, replaced or
+            // removed; only a regular file is made durable, and removed again when the save
+            // fails. (Devices are refused above, as Docker's CLI does.)
             let regular = match std::fs::metadata(path) {
                 Ok(m) => m.is_file(),
                 Err(_) => true,
