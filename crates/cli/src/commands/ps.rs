@@ -44,7 +44,12 @@ pub(crate) fn state_of(s: &container::Summary) -> &'static str {
 
 pub fn run(root: &Path, a: PsArgs) -> Result<()> {
     let mut c = super::open_containers(root)?;
-    let rows = c.summaries(a.size)?;
+    // Docker's CLI asks for sizes when its format uses them (`.Size`, or all of a row).
+    let sized = a.size
+        || a.format
+            .as_deref()
+            .is_some_and(|f| f.contains(".Size") || f.contains("json"));
+    let rows = c.summaries(sized)?;
     let mut filters = Vec::new();
     for f in &a.filters {
         let (k, v) = super::split_filter(f, "ps")?;
@@ -60,6 +65,10 @@ pub fn run(root: &Path, a: PsArgs) -> Result<()> {
         rows.retain(|r| r.running);
     }
     let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
+    let wants_mounts = a
+        .format
+        .as_deref()
+        .is_some_and(|f| f.contains("Mounts") || f.contains("LocalVolumes") || f.contains("json"));
     let values: Vec<Value> = rows
         .iter()
         .map(|s| {
@@ -70,6 +79,23 @@ pub fn run(root: &Path, a: PsArgs) -> Result<()> {
                 format::ellipsis(&s.command, 20)
             };
             let created = secs(&r.created).unwrap_or(now);
+            // Docker's MOUNTS (volume names, else sources, each cut to 15 characters unless
+            // --no-trunc) and LocalVolumes, read from inspect only when the format asks.
+            let mounts = wants_mounts.then(|| {
+                let doc = c.inspect(&r.id, false).unwrap_or_default();
+                let list = doc.get("Mounts").and_then(Value::as_array).cloned().unwrap_or_default();
+                let field = |m: &Value, k: &str| m.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                let names: Vec<String> = list
+                    .iter()
+                    .map(|m| {
+                        let n = field(m, "Name");
+                        let n = if n.is_empty() { field(m, "Source") } else { n };
+                        if a.no_trunc { n } else { format::ellipsis(&n, 15) }
+                    })
+                    .collect();
+                let local = list.iter().filter(|m| field(m, "Driver") == "local").count();
+                (names.join(","), local)
+            });
             let size = match (s.size_rw, s.size_root_fs) {
                 (Some(rw), Some(v)) => format!(
                     "{} (virtual {})",
@@ -87,7 +113,7 @@ pub fn run(root: &Path, a: PsArgs) -> Result<()> {
                     .unwrap_or_default(),
                 "RunningFor": format::human_ago(created, now),
                 "Status": status(s, now),
-                "State": if s.running { "running" } else if r.state.status == "created" { "created" } else { "exited" },
+                "State": state_of(s),
                 "Ports": s.ports,
                 "Names": r.name,
                 "Size": size,
@@ -98,7 +124,8 @@ pub fn run(root: &Path, a: PsArgs) -> Result<()> {
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect::<Vec<_>>()
                     .join(","),
-                "Mounts": "",
+                "Mounts": mounts.as_ref().map(|(names, _)| names.clone()).unwrap_or_default(),
+                "LocalVolumes": mounts.as_ref().map(|(_, n)| n.to_string()).unwrap_or_else(|| "0".into()),
                 "Networks": s.networks,
             })
         })
