@@ -887,7 +887,7 @@ pub struct RunArgs {
     pub memory: Option<String>,
     /// Number of CPUs
     #[arg(long)]
-    pub cpus: Option<f64>,
+    pub cpus: Option<String>,
     /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
     #[arg(long, allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
@@ -1029,7 +1029,7 @@ pub struct LogsArgs {
     #[arg(long)]
     pub details: bool,
     /// Number of lines to show from the end of the logs (or "all")
-    #[arg(short = 'n', long, default_value = "all")]
+    #[arg(short = 'n', long, default_value = "all", allow_hyphen_values = true)]
     pub tail: String,
     /// Show timestamps
     #[arg(short = 't', long)]

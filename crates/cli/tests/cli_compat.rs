@@ -550,3 +550,289 @@ fn system_prune_info_aliases_and_completion() {
     assert!(s.ok(&["completion", "zsh"]).starts_with("#compdef strata"));
     assert!(s.ok(&["completion", "fish"]).contains("complete -c strata"));
 }
+
+/// Removes what a side-by-side test made in the reference Docker, however the test ends.
+struct DockerLeftovers {
+    containers: Vec<String>,
+    images: Vec<String>,
+    volumes: Vec<String>,
+}
+
+impl Drop for DockerLeftovers {
+    fn drop(&mut self) {
+        let run = |args: Vec<&str>| {
+            let _ = Command::new(DOCKER).args(args).output();
+        };
+        for c in &self.containers {
+            run(vec!["rm", "-f", "-v", c]);
+        }
+        for i in &self.images {
+            run(vec!["rmi", "-f", i]);
+        }
+        for v in &self.volumes {
+            run(vec!["volume", "rm", "-f", v]);
+        }
+    }
+}
+
+/// IDs, times and the program's name made neutral; Docker's `\r\n` of exec errors too.
+fn neutral(o: &Output) -> (i32, String, String) {
+    let ids = regex::Regex::new(r"[0-9a-f]{12,64}").unwrap();
+    let ago = regex::Regex::new(
+        r"(\d+ (second|minute|hour)s?|About a minute|About an hour|Less than a second) ago",
+    )
+    .unwrap();
+    let up = regex::Regex::new(r"Up (\d+ \w+|Less than a second|About a minute)").unwrap();
+    let n = |b: &[u8]| {
+        // Docker's CLI logs its own race at the end of a failed `run --rm`.
+        let t: String = text(b)
+            .replace("\r\n", "\n")
+            .lines()
+            .filter(|l| !l.starts_with("time=\""))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let t = t.replace("docker", "PROG").replace("strata", "PROG");
+        let t = ids.replace_all(&t, "<ID>");
+        let t = ago.replace_all(&t, "<AGO>");
+        up.replace_all(&t, "Up <T>").into_owned()
+    };
+    (o.status.code().unwrap_or(-1), n(&o.stdout), n(&o.stderr))
+}
+
+/// The commands of a working session with a few containers, compared word for word with
+/// Docker 20.10 (output, errors, exit codes): `ps` with each of the daemon's filters and
+/// their value errors, `run`/`create` flag and daemon errors (with and without the help
+/// line), `exec` errors and `exec -d`, and the messages of `rename`, `kill`, `rmi`, `tag`,
+/// `commit`, `import --change`, `logs`, `save`, `export`, `images` and `volume inspect`.
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn a_working_session_matches_docker_word_for_word() {
+    if !require_root() || !docker() {
+        return;
+    }
+    let s = Strata::new();
+    let p = unique("strata-session");
+    let img = format!("{p}-img:1");
+    let (t1, t2, t3) = (format!("{p}-t1"), format!("{p}-t2"), format!("{p}-t3"));
+    let vol = format!("{p}-vol");
+    let _cleanup = DockerLeftovers {
+        containers: vec![t1.clone(), t2.clone(), t3.clone()],
+        images: vec![img.clone()],
+        volumes: vec![vol.clone()],
+    };
+    import_both(&s, &img);
+    let both = |args: &[&str]| {
+        let o = strata_out(&s, args);
+        let d = docker_out(args);
+        (o, d)
+    };
+    let same = |args: &[&str]| {
+        let (o, d) = both(args);
+        assert_eq!(neutral(&o), neutral(&d), "{args:?}");
+    };
+    // t1 exited 2 with output, t2 running with a volume and an exposed port, t3 created.
+    for args in [
+        vec![
+            "run",
+            "--name",
+            &t1,
+            "--network",
+            "none",
+            "--label",
+            "a=1",
+            &img,
+            "sh",
+            "-c",
+            "echo out; exit 2",
+        ],
+        vec![
+            "run",
+            "-d",
+            "--name",
+            &t2,
+            "--network",
+            "none",
+            "--label",
+            "a=2",
+            "--expose",
+            "90",
+            "-v",
+            "/data",
+            &img,
+            "sleep",
+            "300",
+        ],
+        vec!["create", "--name", &t3, "--network", "none", &img, "true"],
+        vec!["volume", "create", &vol],
+    ] {
+        let (o, d) = both(&args);
+        assert_eq!(o.status.code(), d.status.code(), "{args:?}");
+    }
+    let only_ours = format!("name=^/?{p}-");
+    for f in [
+        "status=bogus",
+        "exited=abc",
+        "exited=2",
+        "exited=0",
+        "label=a",
+        "label=a=1",
+        "label=a=",
+        "health=bad",
+        "health=none",
+        "is-task=maybe",
+        "is-task=true",
+        "before",
+        "since",
+        "since=nosuch",
+        "ancestor",
+        "ancestor=nosuch:1",
+        "status=created",
+        "status=running",
+        "Status=exited",
+        "foo=bar",
+        "volume=/data",
+        "expose=90",
+        "expose=80-95",
+        "publish=a",
+        "expose=95-80",
+        "publish=1:2",
+        "id=^0000",
+    ] {
+        let f = match f {
+            "before" => format!("before={t3}"),
+            "since" => format!("since={t1}"),
+            "ancestor" => format!("ancestor={img}"),
+            f => f.to_string(),
+        };
+        for all in [true, false] {
+            let mut args = vec!["ps", "--filter", &only_ours, "--filter", &f];
+            if all {
+                args.push("-a");
+            }
+            args.extend([
+                "--format",
+                "{{.Names}} {{.State}} {{.Mounts}} {{.LocalVolumes}}",
+            ]);
+            same(&args);
+        }
+    }
+    same(&[
+        "ps",
+        "-a",
+        "--filter",
+        &only_ours,
+        "--format",
+        "{{.Names}} {{.Size}}",
+    ]);
+    // run and create: flag errors, checks after parsing, daemon errors at creation (with the
+    // help line) and at the start (without).
+    for flags in [
+        vec!["--ulimit", "x"],
+        vec!["-m", "x"],
+        vec!["-p", "70000:80"],
+        vec!["--expose", "abc"],
+        vec!["-e", "=x"],
+        vec!["--restart", "always"],
+        vec!["--stop-signal", "FOO"],
+        vec!["--network", "bogusnet"],
+        vec!["--user", "nosuch"],
+        vec!["--env-file", "/nonexistent"],
+        vec!["--cpus", "x"],
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend(flags.iter().copied());
+        args.extend([img.as_str(), "true"]);
+        same(&args);
+    }
+    same(&["create", "--name", &t1, &img, "true"]);
+    same(&["create", "-p", "70000:80", &img, "true"]);
+    // exec
+    for args in [
+        vec!["exec", "-u", "nosuch", &t2, "id"],
+        vec!["exec", "-w", "relative", &t2, "pwd"],
+        vec!["exec", "-e", "=x", &t2, "true"],
+        vec!["exec", &t2, "/etc"],
+        vec!["exec", &t2, "nosuch"],
+        vec!["exec", "-d", &t2, "nosuch"],
+        vec!["exec", "-d", &t1, "true"],
+        vec!["exec", &t2],
+    ] {
+        same(&args);
+    }
+    // exec -d returns at once; the process runs on.
+    let (o, d) = both(&[
+        "exec",
+        "-d",
+        &t2,
+        "sh",
+        "-c",
+        "sleep 0.3; echo done > /tmp/x",
+    ]);
+    assert_eq!(neutral(&o), neutral(&d));
+    assert_eq!(neutral(&o), (0, String::new(), String::new()));
+    let done = |prog: &dyn Fn() -> Output| {
+        (0..50).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            text(&prog().stdout) == "done\n"
+        })
+    };
+    assert!(done(&|| strata_out(&s, &["exec", &t2, "cat", "/tmp/x"])));
+    assert!(done(&|| docker_out(&["exec", &t2, "cat", "/tmp/x"])));
+    // Messages of other commands.
+    let missing_dir = "/nonexistent-dir/x.tar";
+    for args in [
+        vec!["rename", &t2, &t2],
+        vec!["kill", "-s", "FOO", &t2],
+        vec!["rmi", &img],
+        vec!["tag", &img, "BAD:x"],
+        vec![
+            "tag",
+            &img,
+            "a@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        ],
+        vec!["commit", &t1, "BAD"],
+        vec!["commit", "-c", "FOO bar", &t1],
+        vec!["commit", "-c", "RUN x", &t1],
+        vec!["commit", "-c", "ENV", &t1],
+        vec!["logs", "--details", &t1],
+        vec!["logs", "-n", "x", &t1],
+        vec!["logs", "-n", "-1", &t1],
+        vec!["save", "-o", missing_dir, &img],
+        vec!["save", "-o", "/dev/null", &img],
+        vec!["save", &format!("{p}-nosuch:1")],
+        vec!["save", &format!("{p}-nosuch")],
+        vec!["export", "-o", missing_dir, &t1],
+        vec![
+            "images",
+            "--format",
+            "{{.SharedSize}} {{.UniqueSize}} {{.VirtualSize}} {{.Containers}}",
+            &img,
+        ],
+        vec!["volume", "inspect", "-f", "{{.Options}} {{.Labels}}", &vol],
+    ] {
+        same(&args);
+    }
+    let tar = busybox_tar();
+    same(&["import", "-c", "FOO x", tar.to_str().unwrap()]);
+    // cp from a stopped container sees the /etc files its start wrote (its hostname).
+    for (name, out) in [
+        (
+            &t1,
+            strata_out(&s, &["cp", &format!("{t1}:/etc/hostname"), "-"]),
+        ),
+        (
+            &t1,
+            docker_out(&["cp", &format!("{t1}:/etc/hostname"), "-"]),
+        ),
+    ] {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let mut a = tar::Archive::new(&out.stdout[..]);
+        let mut e = a.entries().unwrap().next().unwrap().unwrap();
+        let mut body = String::new();
+        std::io::Read::read_to_string(&mut e, &mut body).unwrap();
+        assert_eq!(body.trim().len(), 12, "{name}: {body:?}");
+    }
+    for n in [&t1, &t2, &t3] {
+        s.ok(&["rm", "-f", "-v", n]);
+    }
+}

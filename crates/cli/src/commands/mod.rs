@@ -33,7 +33,7 @@ pub(crate) mod run;
 mod save;
 mod stats;
 pub(crate) mod system;
-mod update;
+pub(crate) mod update;
 pub(crate) mod volume;
 
 use std::path::Path;

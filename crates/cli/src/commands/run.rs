@@ -186,7 +186,11 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
         privileged: a.privileged,
         memory: a.memory.as_deref().map(parse_memory).transpose()?,
         memory_swap: a.memory_swap.as_deref().map(parse_swap).transpose()?,
-        nano_cpus: a.cpus.map(|c| (c * 1e9) as u64),
+        nano_cpus: a
+            .cpus
+            .as_deref()
+            .map(super::update::parse_cpus)
+            .transpose()?,
         cpu_shares: a.cpu_shares.map(|c| c.max(0) as u64),
         cpuset_cpus: a.cpuset_cpus.clone(),
         pids_limit: a.pids_limit,
@@ -547,14 +551,15 @@ pub fn exec(root: &Path, a: ExecArgs) -> Result<()> {
             Failure::bare(1, super::lookup_error(&a.container, e)).into()
         }
         container::Error::NotRunning(_) | container::Error::PausedExec(_) => daemon(e),
-        // What the runtime refused, bare, as Docker's CLI prints the exec's start error:
-        // 126 unless the command was not found (127).
+        // What the runtime refused comes, as in Docker, through the exec's own output
+        // stream (stdout): 126 unless the command was not found (127).
         e => {
             let code = match exit_code(&e) {
                 125 => 126,
                 c => c,
             };
-            Failure::bare(code, e.to_string()).into()
+            println!("{e}");
+            Failure::bare(code, "").into()
         }
     })?;
     exit_with(code)

@@ -10,7 +10,8 @@ use crate::cli::UpdateArgs;
 use crate::Failure;
 
 /// `--cpus` as Docker's `NanoCPUs` flag parses it: a decimal number of CPUs.
-fn parse_cpus(s: &str) -> Result<u64> {
+/// `--cpus` as Docker's `NanoCPUs` flag reads it (run, create and update).
+pub(crate) fn parse_cpus(s: &str) -> Result<u64> {
     let bad = || {
         Failure::new(
             125,
