@@ -421,6 +421,9 @@ pub struct PruneArgs {
     /// Remove all unused images, not just dangling ones
     #[arg(short = 'a', long)]
     pub all: bool,
+    /// Provide filter values (e.g. 'until=<timestamp>')
+    #[arg(long = "filter", value_name = "filter")]
+    pub filters: Vec<String>,
     /// Do not prompt for confirmation
     #[arg(short = 'f', long)]
     pub force: bool,

@@ -89,8 +89,33 @@ fn chain_message(e: &anyhow::Error) -> String {
     msg
 }
 
+/// A reader of strata's output that went away (`strata ps | head`) ends strata as it ends
+/// Docker's CLI, by SIGPIPE, without a panic message. Only the printing to standard output
+/// or error dies this way; writes to pipes and sockets elsewhere still get EPIPE as an
+/// error (SIGPIPE stays ignored for them).
+fn quiet_on_closed_output() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to std") && msg.contains("Broken pipe") {
+            // SAFETY: plain signal calls; the process ends here.
+            unsafe {
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                libc::raise(libc::SIGPIPE);
+            }
+        }
+        default(info)
+    }));
+}
+
 fn main() -> ExitCode {
     runtime::rootless::pause_if_asked();
+    quiet_on_closed_output();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage::report(&e),

@@ -152,7 +152,14 @@ fn missing_images_and_bad_names_fail_like_docker() {
     let (code, err) = s.fails(&["rmi", "nosuch:1"]);
     assert_eq!(code, 1);
     assert!(err.contains("No such image: nosuch:1"), "{err}");
+    // Docker's client refuses a bad new name before it looks for the image.
     let (code, err) = s.fails(&["tag", "nosuch", "UPPER"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err.trim(),
+        "Error parsing reference: \"UPPER\" is not a valid repository/tag: invalid reference format: repository name must be lowercase"
+    );
+    let (code, err) = s.fails(&["tag", "nosuch", "lower"]);
     assert_eq!(code, 1);
     assert!(err.contains("No such image"), "{err}");
     let (code, _) = s.fails(&["images", "--bogus-flag"]);

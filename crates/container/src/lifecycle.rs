@@ -1232,19 +1232,6 @@ impl Containers {
         self.cleanup_networks()?;
         Ok(fixed)
     }
-
-    /// `container prune`: removes every stopped container; returns their IDs.
-    pub fn prune(&mut self) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        for c in self.store.containers()? {
-            if c.state.status == "running" && alive(c.state.pid) {
-                continue;
-            }
-            self.remove(&c.id, false)?;
-            out.push(c.id);
-        }
-        Ok(out)
-    }
 }
 
 /// Docker's check before a start: the working directory may be missing (it is made then),

@@ -75,7 +75,6 @@ pub struct ImageRow {
     pub created: String,
     pub size: u64,
     pub shared_size: u64,
-    pub containers: u64,
 }
 
 /// The rows `images` lists: every name of every image; untagged images as `<none>` when
@@ -95,7 +94,6 @@ pub(crate) fn image_row(img: &ImageRecord, created: String, shared_size: u64) ->
         created,
         size: img.size,
         shared_size,
-        containers: 0,
     };
     let digest_for = |repo: &str| {
         img.repo_digests.iter().find_map(|d| {
@@ -199,14 +197,12 @@ pub fn inspect(store: &Store, id: &Digest) -> Result<ImageInspect> {
     Ok(out)
 }
 
-/// Totals for `system df`'s Images line.
+/// Totals for `system df`'s Images line (which images are in use is the containers' to say).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DiskUsage {
     pub images: usize,
-    pub active_images: usize,
     /// Every stored layer counted once.
     pub images_size: u64,
-    pub reclaimable: u64,
 }
 
 pub fn disk_usage(store: &Store) -> Result<DiskUsage> {
@@ -214,8 +210,6 @@ pub fn disk_usage(store: &Store) -> Result<DiskUsage> {
     let total: u64 = store.layers()?.iter().map(|l| l.size).sum();
     Ok(DiskUsage {
         images: images.len(),
-        active_images: 0,
         images_size: total,
-        reclaimable: total,
     })
 }

@@ -722,13 +722,23 @@ fn rustix_isatty(f: &std::fs::File) -> bool {
     unsafe { libc::isatty(f.as_raw_fd()) == 1 }
 }
 
-/// `POST /containers/prune`: removes the stopped containers.
+/// `POST /containers/prune?filters`: removes the stopped containers (`until`, `label`,
+/// `label!` as `container prune --filter`).
 pub fn prune(req: &Req<'_>) -> Result<Reply> {
+    let pairs: Vec<String> = req
+        .query
+        .filters()?
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let filters = crate::commands::PruneFilters::parse(&pairs, "container prune").map_err(|e| {
+        ApiError::bad_request(e.to_string().replace("Error response from daemon: ", ""))
+    })?;
     let mut c = open_containers(req.root)?;
-    let removed = c.prune()?;
+    let (removed, reclaimed) = crate::commands::system::prune_containers(&mut c, &filters)?;
     Ok(Reply::ok(json!({
         "ContainersDeleted": if removed.is_empty() { Value::Null } else { json!(removed) },
-        "SpaceReclaimed": 0,
+        "SpaceReclaimed": reclaimed,
     })))
 }
 

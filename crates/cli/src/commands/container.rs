@@ -251,19 +251,13 @@ pub fn prune(root: &Path, a: PruneArgs) -> Result<()> {
             return Ok(());
         }
     }
+    let filters = super::PruneFilters::parse(&a.filters, "container prune")?;
     let mut c = super::open_containers(root)?;
-    let sizes: std::collections::HashMap<String, u64> = c
-        .summaries(true)?
-        .into_iter()
-        .map(|s| (s.record.id.clone(), s.size_rw.unwrap_or(0)))
-        .collect();
-    let removed = c.prune()?;
-    let mut total = 0;
+    let (removed, total) = super::system::prune_containers(&mut c, &filters)?;
     if !removed.is_empty() {
         println!("Deleted Containers:");
         for id in &removed {
             println!("{id}");
-            total += sizes.get(id).copied().unwrap_or(0);
         }
         println!();
     }

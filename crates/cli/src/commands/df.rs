@@ -28,6 +28,26 @@ pub fn run(root: &std::path::Path, a: DfArgs) -> Result<()> {
         .filter(|r| !r.running)
         .map(|r| r.size_rw.unwrap_or(0))
         .sum();
+    // Images in use: those containers were made from (Docker's CONTAINERS column), and
+    // what removing the others would free: everything but the unique size of those in use.
+    let mut per_image: std::collections::HashMap<String, u64> = Default::default();
+    for r in &rows {
+        *per_image.entry(r.record.image_id.to_string()).or_default() += 1;
+    }
+    let image_rows = image::image_rows(&store, true)?;
+    let in_use = |id: &oci::Digest| per_image.get(&id.to_string()).copied().unwrap_or(0);
+    let used: u64 = image_rows
+        .iter()
+        .filter(|r| in_use(&r.id) > 0)
+        .map(|r| r.size.saturating_sub(r.shared_size))
+        .sum();
+    let active_images = image_rows
+        .iter()
+        .map(|r| r.id.to_string())
+        .collect::<std::collections::HashSet<_>>()
+        .iter()
+        .filter(|id| per_image.contains_key(*id))
+        .count();
     let volumes = super::volume::disk_usage(root)?;
     let volumes_size: u64 = volumes.iter().map(|v| v.2).sum();
     let unused: u64 = volumes.iter().filter(|v| v.1 == 0).map(|v| v.2).sum();
@@ -41,24 +61,16 @@ pub fn run(root: &std::path::Path, a: DfArgs) -> Result<()> {
         row(
             "Images",
             du.images.to_string(),
-            du.active_images.to_string(),
+            active_images.to_string(),
             format::human_size_4(du.images_size),
-            with_percent(du.reclaimable, du.images_size),
+            with_percent(du.images_size.saturating_sub(used), du.images_size),
         ),
         row(
             "Containers",
             rows.len().to_string(),
             active.to_string(),
             format::human_size_4(c_size),
-            if rows.is_empty() {
-                "0B".into()
-            } else {
-                format!(
-                    "{} ({}%)",
-                    format::human_size_4(c_free),
-                    (c_free * 100).checked_div(c_size).unwrap_or(0)
-                )
-            },
+            with_percent(c_free, c_size),
         ),
         row(
             "Local Volumes",
@@ -110,7 +122,7 @@ pub fn run(root: &std::path::Path, a: DfArgs) -> Result<()> {
         "CONTAINERS",
     ]);
     let now = chrono::Utc::now().timestamp() as f64;
-    for r in image::image_rows(&store, true)? {
+    for r in &image_rows {
         let created = super::history::parse_time(&r.created)
             .map(|c| format::human_ago(c.timestamp() as f64, now))
             .unwrap_or_default();
@@ -122,7 +134,7 @@ pub fn run(root: &std::path::Path, a: DfArgs) -> Result<()> {
             format::human_size_4(r.size),
             format::human_size_4(r.shared_size),
             format::human_size_4(r.size.saturating_sub(r.shared_size)),
-            r.containers.to_string(),
+            in_use(&r.id).to_string(),
         ]);
     }
     print!("{}", it.render());

@@ -34,8 +34,9 @@ pub fn run(root: &std::path::Path, a: RmiArgs) -> Result<()> {
 
 pub fn prune(root: &std::path::Path, a: PruneArgs) -> Result<()> {
     let _ = a.force; // strata never prompts.
+    let filters = super::PruneFilters::parse(&a.filters, "image prune")?;
     let mut store = super::open_store(root)?;
-    let (lines, reclaimed) = image::prune(&mut store, a.all)?;
+    let (lines, reclaimed) = super::system::prune_images(&mut store, a.all, &filters)?;
     if !lines.is_empty() {
         println!("Deleted Images:");
         lines.iter().for_each(|l| println!("{l}"));

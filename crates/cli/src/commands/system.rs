@@ -338,20 +338,8 @@ pub fn prune(root: &Path, a: SystemPruneArgs) -> Result<()> {
     let mut reclaimed = 0u64;
     // Containers.
     let mut c = super::open_containers(root)?;
-    let mut removed = Vec::new();
-    for s in c.summaries(true)? {
-        if s.running {
-            continue;
-        }
-        let labels = c.labels(&s.record).unwrap_or_default();
-        if !filters.matches(&s.record.created, &labels) {
-            continue;
-        }
-        if c.remove(&s.record.id, false).is_ok() {
-            reclaimed += s.size_rw.unwrap_or(0);
-            removed.push(s.record.id.clone());
-        }
-    }
+    let (removed, bytes) = prune_containers(&mut c, &filters)?;
+    reclaimed += bytes;
     if !removed.is_empty() {
         out.push_str("Deleted Containers:\n");
         for id in &removed {
@@ -391,11 +379,7 @@ pub fn prune(root: &Path, a: SystemPruneArgs) -> Result<()> {
     }
     // Images.
     let store = c.store();
-    let (lines, bytes) = if filters.is_empty() {
-        image::prune(store, a.all)?
-    } else {
-        prune_images_filtered(store, a.all, &filters)?
-    };
+    let (lines, bytes) = prune_images(store, a.all, &filters)?;
     reclaimed += bytes;
     if !lines.is_empty() {
         out.push_str("Deleted Images:\n");
@@ -421,6 +405,44 @@ pub fn prune(root: &Path, a: SystemPruneArgs) -> Result<()> {
     ));
     print!("{out}");
     Ok(())
+}
+
+/// `container prune` (and the containers of `system prune`): every stopped container the
+/// `until`/`label` filters match; their IDs and the bytes of their writable layers.
+pub(crate) fn prune_containers(
+    c: &mut ::container::Containers,
+    filters: &super::PruneFilters,
+) -> Result<(Vec<String>, u64)> {
+    let mut removed = Vec::new();
+    let mut reclaimed = 0;
+    for s in c.summaries(true)? {
+        if s.running {
+            continue;
+        }
+        let labels = c.labels(&s.record).unwrap_or_default();
+        if !filters.matches(&s.record.created, &labels) {
+            continue;
+        }
+        if c.remove(&s.record.id, false).is_ok() {
+            reclaimed += s.size_rw.unwrap_or(0);
+            removed.push(s.record.id.clone());
+        }
+    }
+    Ok((removed, reclaimed))
+}
+
+/// `image prune` (and the images of `system prune`): dangling images, or with `all` every
+/// image nothing uses, that the filters match; the report lines and the bytes freed.
+pub(crate) fn prune_images(
+    store: &mut store::Store,
+    all: bool,
+    filters: &super::PruneFilters,
+) -> Result<(Vec<String>, u64)> {
+    if filters.is_empty() {
+        Ok(image::prune(store, all)?)
+    } else {
+        prune_images_filtered(store, all, filters)
+    }
 }
 
 /// `image prune` restricted by `until`/`label` filters: each dangling image (or, with `all`,
