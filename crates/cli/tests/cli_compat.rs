@@ -814,6 +814,34 @@ fn a_working_session_matches_docker_word_for_word() {
     }
     let tar = busybox_tar();
     same(&["import", "-c", "FOO x", tar.to_str().unwrap()]);
+    // Container inspect has every field Docker's has (HostConfig's zero values too), in
+    // Docker's order; image and volume inspect the same fields.
+    let keys = |o: Output| -> Vec<String> {
+        fn walk(v: &serde_json::Value, p: &str, out: &mut Vec<String>) {
+            if let Some(m) = v.as_object() {
+                for (k, x) in m {
+                    let q = format!("{p}/{k}");
+                    // An image's overlay directories are the driver's own.
+                    if !q.starts_with("/GraphDriver/Data/") {
+                        out.push(q.clone());
+                    }
+                    walk(x, &q, out);
+                }
+            }
+        }
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let mut out = Vec::new();
+        walk(&v[0], "", &mut out);
+        out
+    };
+    for args in [
+        vec!["container", "inspect", &t2],
+        vec!["image", "inspect", &img],
+        vec!["volume", "inspect", &vol],
+    ] {
+        let (o, d) = both(&args);
+        assert_eq!(keys(o), keys(d), "{args:?}");
+    }
     // cp from a stopped container sees the /etc files its start wrote (its hostname).
     for (name, out) in [
         (

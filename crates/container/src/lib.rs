@@ -15,7 +15,8 @@
 //! container command) turns a `running` record whose process is gone into `exited`,
 //! unmounts what is left mounted and removes snapshots no record names.
 
-#![recursion_limit = "256"]
+// `inspect`'s document is one `json!` with every field of Docker's structs.
+#![recursion_limit = "512"]
 
 mod attach;
 mod changes;

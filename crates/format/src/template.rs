@@ -83,6 +83,17 @@ pub fn docker_zero_fields() -> Vec<ZeroFields> {
                 ("Retries", Json::from(0)),
             ],
         },
+        // `container.HostConfig`'s `omitempty` fields.
+        ZeroFields {
+            marker_keys: vec!["ContainerIDFile", "LogConfig", "VolumeDriver"],
+            fields: vec![
+                ("StorageOpt", Json::Null),
+                ("Tmpfs", Json::Null),
+                ("Sysctls", Json::Null),
+                ("Mounts", Json::Null),
+                ("Init", Json::Null),
+            ],
+        },
     ]
 }
 

@@ -181,9 +181,14 @@ pub fn inspect(store: &Store, id: &Digest) -> Result<ImageInspect> {
         .rev()
         .map(|l| store.layer_dir(l).display().to_string())
         .collect();
+    // As overlay2 reports an image: its top layer is the upper directory, the others
+    // (top down) the lower ones. (strata keeps no merged or work directory for an image.)
     let mut data = std::collections::BTreeMap::new();
-    if !dirs.is_empty() {
-        data.insert("LowerDir".to_string(), dirs.join(":"));
+    if let Some((top, rest)) = dirs.split_first() {
+        data.insert("UpperDir".to_string(), top.clone());
+        if !rest.is_empty() {
+            data.insert("LowerDir".to_string(), rest.join(":"));
+        }
     }
     out.graph_driver = GraphDriver {
         data: Some(data),
