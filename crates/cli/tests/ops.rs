@@ -13,8 +13,18 @@ use common::*;
 
 const DOCKER: &str = "/usr/bin/docker";
 
-/// A store with busybox imported as `IMAGE`, and the same image in Docker.
-fn both_with_busybox(image: &str) -> Option<Strata> {
+/// The image a test imported into Docker, removed from it when the test ends.
+struct DockerImage(String);
+
+impl Drop for DockerImage {
+    fn drop(&mut self) {
+        let _ = Command::new(DOCKER).args(["rmi", "-f", &self.0]).output();
+    }
+}
+
+/// A store with busybox imported as `IMAGE`, and the same image in Docker (removed from
+/// Docker again when the returned guard goes).
+fn both_with_busybox(image: &str) -> Option<(Strata, DockerImage)> {
     if !require_root() || !docker() {
         return None;
     }
@@ -22,7 +32,7 @@ fn both_with_busybox(image: &str) -> Option<Strata> {
     let tar = busybox_tar();
     s.ok(&["import", tar.to_str().unwrap(), image]);
     run_ok(DOCKER, &["import", tar.to_str().unwrap(), image]);
-    Some(s)
+    Some((s, DockerImage(image.to_string())))
 }
 
 /// (exit code, stdout, stderr) with every 64- and 12-digit ID of `ids` replaced by `ID`.
@@ -79,7 +89,7 @@ impl Drop for Remove<'_> {
 #[cfg_attr(strata_no_root, ignore = "needs root")]
 fn pause_and_unpause_as_docker() {
     let image = unique("strata-ops-pause:");
-    let Some(s) = both_with_busybox(&image) else {
+    let Some((s, _docker_image)) = both_with_busybox(&image) else {
         return;
     };
     let name = unique("strata-ops-pause-");
@@ -173,7 +183,7 @@ fn pause_and_unpause_as_docker() {
 #[cfg_attr(strata_no_root, ignore = "needs root")]
 fn update_writes_cgroups_and_host_config_as_docker() {
     let image = unique("strata-ops-update:");
-    let Some(s) = both_with_busybox(&image) else {
+    let Some((s, _docker_image)) = both_with_busybox(&image) else {
         return;
     };
     let name = unique("strata-ops-update-");
@@ -260,7 +270,7 @@ fn update_writes_cgroups_and_host_config_as_docker() {
 #[cfg_attr(strata_no_root, ignore = "needs root")]
 fn run_limit_flags_are_recorded_as_docker() {
     let image = unique("strata-ops-runlimits:");
-    let Some(s) = both_with_busybox(&image) else {
+    let Some((s, _docker_image)) = both_with_busybox(&image) else {
         return;
     };
     let name = unique("strata-ops-runlimits-");
@@ -335,7 +345,7 @@ fn columns(table: &str) -> Vec<Vec<String>> {
 #[cfg_attr(strata_no_root, ignore = "needs root")]
 fn stats_shows_dockers_columns_from_cgroups() {
     let image = unique("strata-ops-stats:");
-    let Some(s) = both_with_busybox(&image) else {
+    let Some((s, _docker_image)) = both_with_busybox(&image) else {
         return;
     };
     let name = unique("strata-ops-stats-");
@@ -416,7 +426,7 @@ fn tree(dir: &Path) -> Vec<String> {
 #[cfg_attr(strata_no_root, ignore = "needs root")]
 fn cp_follows_dockers_rules_both_ways() {
     let image = unique("strata-ops-cp:");
-    let Some(s) = both_with_busybox(&image) else {
+    let Some((s, _docker_image)) = both_with_busybox(&image) else {
         return;
     };
     let name = unique("strata-ops-cp-");
@@ -637,7 +647,7 @@ fn cp_follows_dockers_rules_both_ways() {
 #[cfg_attr(strata_no_root, ignore = "needs root")]
 fn top_and_port_errors_as_docker() {
     let image = unique("strata-ops-top:");
-    let Some(s) = both_with_busybox(&image) else {
+    let Some((s, _docker_image)) = both_with_busybox(&image) else {
         return;
     };
     let name = unique("strata-ops-top-");
@@ -677,7 +687,7 @@ fn top_and_port_errors_as_docker() {
 #[cfg_attr(strata_no_root, ignore = "needs root")]
 fn attach_streams_live_output_and_returns_the_exit_code() {
     let image = unique("strata-ops-attach:");
-    let Some(s) = both_with_busybox(&image) else {
+    let Some((s, _docker_image)) = both_with_busybox(&image) else {
         return;
     };
     let name = unique("strata-ops-attach-");
@@ -784,7 +794,7 @@ fn wait_attached(s: &Strata, name: &str, since: String) {
 #[cfg_attr(strata_no_root, ignore = "needs root")]
 fn attach_and_logs_of_a_container_with_a_terminal_as_docker() {
     let image = unique("strata-ops-attach-tty:");
-    let Some(s) = both_with_busybox(&image) else {
+    let Some((s, _docker_image)) = both_with_busybox(&image) else {
         return;
     };
     let name = unique("strata-ops-attach-tty-");
