@@ -180,17 +180,17 @@ fn layers_count_the_overwrite_and_the_delete_as_dive() {
         "{out}"
     );
 
-    // Just above the score fails; so do wasted bytes above 2 MiB.
+    // Just above the score fails; so do wasted bytes above 2 MiB (dive's flag names).
     let high = format!("{}", efficiency + 0.001);
     let (code, out) = ci(
         &s,
         "wasteful",
         &[
-            "--lowest-efficiency",
+            "--lowestEfficiency",
             &high,
-            "--highest-user-wasted-percent",
+            "--highestUserWastedPercent",
             "disabled",
-            "--highest-wasted-bytes",
+            "--highestWastedBytes",
             "2MiB",
         ],
     );

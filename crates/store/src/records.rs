@@ -556,6 +556,23 @@ mod tests {
         s.record_step_inputs("src", 0, 1, &inputs, Some(&files))
             .unwrap();
         assert!(s.input_files("file:1").unwrap().is_empty());
+        // The age bound: a record older than KEEP_DAYS days goes as records are added, a
+        // younger one stays.
+        let aged = |id: &str, days: i64| BuildRecord {
+            id: id.into(),
+            source: "src".into(),
+            started_ms: now_ms() - days * 24 * 3600 * 1000,
+            ..Default::default()
+        };
+        s.add_build_record(&aged("young", KEEP_DAYS - 1)).unwrap();
+        s.add_build_record(&aged("old", KEEP_DAYS + 1)).unwrap();
+        let ids: Vec<String> = s
+            .build_records()
+            .unwrap()
+            .into_iter()
+            .map(|b| b.id)
+            .collect();
+        assert_eq!(ids, ["young"]);
         for i in 0..(KEEP_BUILDS + 5) {
             s.add_build_record(&BuildRecord {
                 id: format!("b{i:03}"),
