@@ -129,6 +129,15 @@ fn bad_order_is_flagged_with_both_lines_and_its_cost() {
     );
     let shown = format!("{}:3\n", Path::new(c).join("Dockerfile").display());
     assert!(out.contains(&shown), "{out}");
+    // The history is read from `.git` itself: without any `git` on PATH, the same finding.
+    let no_git = s
+        .cmd()
+        .env("PATH", ctx.path().join("no-such-dir"))
+        .args(["build", "--check", c])
+        .output()
+        .unwrap();
+    assert_eq!(no_git.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&no_git.stdout), out);
 
     // `# check=error=true`: the warning becomes BuildKit's build error.
     fs::write(

@@ -396,6 +396,12 @@ fn builds_leave_records_that_prune_clears() {
     assert_eq!(cached, [false, true, true, true, true, false, false]);
     assert_eq!(steps[5]["MissReason"], "app/api.sh changed");
     assert!(steps[5]["Bytes"].as_u64().unwrap() > 0, "{second}");
+    // Each step's duration; the build's start.
+    assert!(steps[5]["DurationMs"].as_f64().unwrap() > 0.0, "{second}");
+    assert!(
+        second["CreatedAt"].as_str().unwrap().ends_with('Z'),
+        "{second}"
+    );
     assert_eq!(steps[4]["Line"], 5);
 
     // inspect: the latest by default, any by ID; JSON with --format json.
