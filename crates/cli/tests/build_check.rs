@@ -138,6 +138,9 @@ fn bad_order_is_flagged_with_both_lines_and_its_cost() {
         .unwrap();
     assert_eq!(no_git.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&no_git.stdout), out);
+    // Nothing was built, nor recorded as a build.
+    assert_eq!(s.ok(&["images", "-q"]), "");
+    assert_eq!(s.ok(&["builder", "history", "ls"]).lines().count(), 1);
 
     // `# check=error=true`: the warning becomes BuildKit's build error.
     fs::write(
