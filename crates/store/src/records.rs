@@ -322,7 +322,8 @@ impl Store {
     }
 
     /// Records a build, and forgets builds beyond the last [`KEEP_BUILDS`] and older than
-    /// [`KEEP_DAYS`] days.
+    /// [`KEEP_DAYS`] days, and the step inputs (and listings) of a context and Dockerfile
+    /// none of the kept builds was of.
     pub fn add_build_record(&mut self, b: &BuildRecord) -> Result<()> {
         let tx = self
             .db
@@ -351,11 +352,24 @@ impl Store {
             ],
         )?;
         let cutoff = now_ms() - KEEP_DAYS * 24 * 3600 * 1000;
-        tx.exec(
+        let forgotten = tx.exec(
             "DELETE FROM builds WHERE started < ?1 OR id IN
              (SELECT id FROM builds ORDER BY started DESC LIMIT -1 OFFSET ?2)",
             params![cutoff, KEEP_BUILDS as i64],
         )?;
+        if forgotten > 0 {
+            // Step inputs are kept as long as a build of their context and Dockerfile is,
+            // and listings as long as a step names them.
+            tx.exec(
+                "DELETE FROM step_inputs WHERE source NOT IN (SELECT source FROM builds)",
+                [],
+            )?;
+            tx.exec(
+                "DELETE FROM input_files WHERE id NOT IN
+                 (SELECT files FROM step_inputs WHERE files IS NOT NULL)",
+                [],
+            )?;
+        }
         tx.commit()?;
         Ok(())
     }
@@ -565,7 +579,18 @@ mod tests {
             ..Default::default()
         };
         s.add_build_record(&aged("young", KEEP_DAYS - 1)).unwrap();
-        s.add_build_record(&aged("old", KEEP_DAYS + 1)).unwrap();
+        // Another context's step inputs go with its last build record.
+        let other = StepInputs {
+            files: Some("file:9".into()),
+            ..inputs.clone()
+        };
+        s.record_step_inputs("other", 0, 1, &other, Some(&files))
+            .unwrap();
+        s.add_build_record(&BuildRecord {
+            source: "other".into(),
+            ..aged("old", KEEP_DAYS + 1)
+        })
+        .unwrap();
         let ids: Vec<String> = s
             .build_records()
             .unwrap()
@@ -573,6 +598,10 @@ mod tests {
             .map(|b| b.id)
             .collect();
         assert_eq!(ids, ["young"]);
+        assert_eq!(s.step_inputs("other", 0, 1).unwrap(), None);
+        assert!(s.input_files("file:9").unwrap().is_empty());
+        assert_eq!(s.step_inputs("src", 0, 1).unwrap(), Some(inputs.clone()));
+        assert_eq!(s.input_files("file:2").unwrap(), files);
         for i in 0..(KEEP_BUILDS + 5) {
             s.add_build_record(&BuildRecord {
                 id: format!("b{i:03}"),
