@@ -206,6 +206,23 @@ fn decode(mut data: &[u8]) -> Vec<FileEntry> {
     out
 }
 
+/// The build args as a JSON array (a value may hold a newline).
+fn encode_args(args: &[String]) -> String {
+    serde_json::to_string(args).unwrap_or_else(|_| "[]".into())
+}
+
+/// [`encode_args`]'s array, or the newline-joined list the first version of the table
+/// stored (a `NAME=value` never starts with `[`).
+fn decode_args(text: &str) -> Vec<String> {
+    if text.starts_with('[') {
+        return serde_json::from_str(text).unwrap_or_default();
+    }
+    text.split('\n')
+        .filter(|a| !a.is_empty())
+        .map(String::from)
+        .collect()
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -232,11 +249,7 @@ impl Store {
                     let args: String = r.get(1)?;
                     Ok(StepInputs {
                         instruction: r.get(0)?,
-                        args: args
-                            .split('\n')
-                            .filter(|a| !a.is_empty())
-                            .map(String::from)
-                            .collect(),
+                        args: decode_args(&args),
                         parent: r.get(2)?,
                         base: r.get(3)?,
                         files: r.get(4)?,
@@ -303,7 +316,7 @@ impl Store {
                 stage as i64,
                 position,
                 inputs.instruction,
-                inputs.args.join("\n"),
+                encode_args(&inputs.args),
                 inputs.parent,
                 inputs.base,
                 inputs.files,
@@ -546,6 +559,24 @@ mod tests {
         ];
         let data = encode(&files);
         assert_eq!(decode(&data), files);
+    }
+
+    #[test]
+    fn args_keep_their_newlines() {
+        let args = vec!["KEY=line 1\nline 2".to_string(), "B=".to_string()];
+        assert_eq!(decode_args(&encode_args(&args)), args);
+        // Rows of the first version: one arg a line.
+        assert_eq!(decode_args("A=1\nB=2"), ["A=1", "B=2"]);
+        assert!(decode_args("").is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let inputs = StepInputs {
+            instruction: "RUN x".into(),
+            args,
+            ..Default::default()
+        };
+        s.record_step_inputs("src", 0, 1, &inputs, None).unwrap();
+        assert_eq!(s.step_inputs("src", 0, 1).unwrap(), Some(inputs));
     }
 
     #[test]
