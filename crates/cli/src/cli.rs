@@ -471,17 +471,33 @@ pub struct LayersArgs {
     /// template over the JSON
     #[arg(long)]
     pub format: Option<String>,
-    /// Check the image against the thresholds below, as dive --ci does (exit 1 on a failure)
+    /// Check the image against the thresholds below, as dive --ci does (exit 1 on a failure;
+    /// dive's own flag names, --lowestEfficiency and so on, are accepted too)
     #[arg(long, conflicts_with = "format")]
     pub ci: bool,
     /// Lowest efficiency score allowed (0 to 1, or 'disabled')
-    #[arg(long, default_value = "0.9", value_name = "RATIO")]
+    #[arg(
+        long,
+        alias = "lowestEfficiency",
+        default_value = "0.9",
+        value_name = "RATIO"
+    )]
     pub lowest_efficiency: String,
     /// Most wasted bytes allowed ('20MB', '1.5GiB'..., or 'disabled')
-    #[arg(long, default_value = "disabled", value_name = "BYTES")]
+    #[arg(
+        long,
+        alias = "highestWastedBytes",
+        default_value = "disabled",
+        value_name = "BYTES"
+    )]
     pub highest_wasted_bytes: String,
     /// Largest share of wasted bytes in the bytes above the base layer (0 to 1, or 'disabled')
-    #[arg(long, default_value = "0.1", value_name = "RATIO")]
+    #[arg(
+        long,
+        alias = "highestUserWastedPercent",
+        default_value = "0.1",
+        value_name = "RATIO"
+    )]
     pub highest_user_wasted_percent: String,
     pub image: String,
 }

@@ -129,6 +129,18 @@ fn bad_order_is_flagged_with_both_lines_and_its_cost() {
     );
     let shown = format!("{}:3\n", Path::new(c).join("Dockerfile").display());
     assert!(out.contains(&shown), "{out}");
+    // The history is read from `.git` itself: without any `git` on PATH, the same finding.
+    let no_git = s
+        .cmd()
+        .env("PATH", ctx.path().join("no-such-dir"))
+        .args(["build", "--check", c])
+        .output()
+        .unwrap();
+    assert_eq!(no_git.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&no_git.stdout), out);
+    // Nothing was built, nor recorded as a build.
+    assert_eq!(s.ok(&["images", "-q"]), "");
+    assert_eq!(s.ok(&["builder", "history", "ls"]).lines().count(), 1);
 
     // `# check=error=true`: the warning becomes BuildKit's build error.
     fs::write(
@@ -163,6 +175,83 @@ fn good_order_is_quiet() {
     let (code, out, err) = check(&s, &[ctx.path().to_str().unwrap()]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(out, "Check complete, no warnings found.\n");
+}
+
+/// The shipped example (`examples/simple-api`, the tutorial's good order) with the tutorial's
+/// own install line (`RUN pip install -r /requirements.txt`; the example's busybox stand-in
+/// takes milliseconds, and a step under a second is not worth reordering for) is quiet; the
+/// tutorial's exercise (`COPY app /app` moved right after `COPY requirements.txt`) is
+/// flagged on both lines, and `--fix-order` gives the good order back.
+#[test]
+fn the_shipped_example_and_the_tutorials_exercise() {
+    if !require_tool("git") {
+        return;
+    }
+    let example = workspace_root().join("examples/simple-api");
+    let shipped = fs::read_to_string(example.join("Dockerfile")).unwrap();
+    let good: String = shipped
+        .lines()
+        .map(|l| match l.starts_with("RUN ") {
+            true => "RUN pip install -r /requirements.txt\n".to_string(),
+            false => format!("{l}\n"),
+        })
+        .collect();
+    assert_ne!(good, shipped);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::create_dir(d.join("app")).unwrap();
+    for f in ["requirements.txt", "app/api.sh"] {
+        fs::copy(example.join(f), d.join(f)).unwrap();
+    }
+    fs::write(d.join("Dockerfile"), &good).unwrap();
+    git(d, &["init", "-q", "."]);
+    git(d, &["add", "-A"]);
+    git(d, &["commit", "-q", "-m", "first"]);
+    for i in 1..=3 {
+        fs::write(d.join("app/api.sh"), format!("echo edit {i}\n")).unwrap();
+        git(d, &["commit", "-q", "-a", "-m", "edit"]);
+    }
+    let s = Strata::new();
+    let c = d.to_str().unwrap();
+    let (code, out, err) = check(&s, &[c]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "Check complete, no warnings found.\n"),
+        "{err}"
+    );
+
+    let lines: Vec<&str> = good.lines().collect();
+    let copy_app = lines
+        .iter()
+        .position(|l| l.starts_with("COPY app"))
+        .unwrap();
+    let copy_req = lines
+        .iter()
+        .position(|l| l.starts_with("COPY requirements.txt"))
+        .unwrap();
+    let mut exercise = lines.clone();
+    let moved = exercise.remove(copy_app);
+    exercise.insert(copy_req + 1, moved);
+    fs::write(d.join("Dockerfile"), exercise.join("\n") + "\n").unwrap();
+    let (code, out, _) = check(&s, &[c]);
+    assert_eq!(code, 1, "{out}");
+    let (app_line, run_line) = (copy_req + 2, copy_req + 3);
+    let run = exercise[run_line - 1];
+    assert!(
+        out.contains(&format!(
+            "Line {app_line} ({moved}) copies files that change often before line {run_line} ({run}), which needs none of them"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("Expected cost per edit: 30.0 s"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "Fix: move line {app_line} ({moved}) after line {run_line}"
+        )),
+        "{out}"
+    );
+    let fixed = s.ok(&["build", "--check", "--fix-order", c]);
+    assert_eq!(fixed, good);
 }
 
 #[test]

@@ -300,6 +300,39 @@ fn explain_lists_old_and_new_hashes_and_modes() {
         .take_while(|l| !l.starts_with(" ---> Running in"))
         .collect();
     assert!(!step7.iter().any(|l| l.starts_with("      ")), "{out}");
+
+    // A build arg: its old and new value, and nothing else.
+    let out = build(&s, &ctx, &["--explain", "--build-arg", "FLAVOR=fancy"]);
+    assert_eq!(
+        explained(&out, 5),
+        ["build arg FLAVOR: plain -> fancy"],
+        "{out}"
+    );
+    // The instruction: the old and the new text.
+    let old_run = DOCKERFILE.lines().nth(4).unwrap();
+    let new_run = old_run.replace("echo $FLAVOR >", "echo flavor=$FLAVOR >");
+    write(
+        &ctx,
+        "Dockerfile",
+        &DOCKERFILE.replace(old_run, &new_run),
+        0o644,
+    );
+    let out = build(&s, &ctx, &["--explain", "--build-arg", "FLAVOR=fancy"]);
+    assert_eq!(
+        explained(&out, 5),
+        [format!("instruction: {old_run} -> {new_run}")],
+        "{out}"
+    );
+}
+
+/// The `--explain` lines under step `n` (after its miss reason), trimmed.
+fn explained(out: &str, n: usize) -> Vec<String> {
+    out.lines()
+        .skip_while(|l| !l.starts_with(&format!("Step {n}/")))
+        .skip(2)
+        .take_while(|l| l.starts_with("      "))
+        .map(|l| l.trim().to_string())
+        .collect()
 }
 
 #[test]
@@ -363,6 +396,12 @@ fn builds_leave_records_that_prune_clears() {
     assert_eq!(cached, [false, true, true, true, true, false, false]);
     assert_eq!(steps[5]["MissReason"], "app/api.sh changed");
     assert!(steps[5]["Bytes"].as_u64().unwrap() > 0, "{second}");
+    // Each step's duration; the build's start.
+    assert!(steps[5]["DurationMs"].as_f64().unwrap() > 0.0, "{second}");
+    assert!(
+        second["CreatedAt"].as_str().unwrap().ends_with('Z'),
+        "{second}"
+    );
     assert_eq!(steps[4]["Line"], 5);
 
     // inspect: the latest by default, any by ID; JSON with --format json.

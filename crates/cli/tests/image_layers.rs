@@ -145,6 +145,12 @@ fn layers_count_the_overwrite_and_the_delete_as_dive() {
     assert!(text.contains(&score), "{text}");
     assert!(text.contains("    2        2.1 MB  /big\n"), "{text}");
     assert!(text.contains("    2        3.0 kB  /gone\n"), "{text}");
+    // Nothing is stored twice under two paths: dive's waste is all there is.
+    assert!(
+        text.ends_with("Duplicated content: 0 B (the same bytes stored again under another path)\nLayer          Size  File Path\nNone\n"),
+        "{text}"
+    );
+    assert_eq!(img["duplicatedBytes"], 0);
 
     // dive's default rules: the wasted user share (100%) fails.
     let (code, out) = ci(&s, "wasteful", &[]);
@@ -180,17 +186,17 @@ fn layers_count_the_overwrite_and_the_delete_as_dive() {
         "{out}"
     );
 
-    // Just above the score fails; so do wasted bytes above 2 MiB.
+    // Just above the score fails; so do wasted bytes above 2 MiB (dive's flag names).
     let high = format!("{}", efficiency + 0.001);
     let (code, out) = ci(
         &s,
         "wasteful",
         &[
-            "--lowest-efficiency",
+            "--lowestEfficiency",
             &high,
-            "--highest-user-wasted-percent",
+            "--highestUserWastedPercent",
             "disabled",
-            "--highest-wasted-bytes",
+            "--highestWastedBytes",
             "2MiB",
         ],
     );
@@ -227,6 +233,56 @@ fn layers_count_the_overwrite_and_the_delete_as_dive() {
     assert!(err.contains("--highest-wasted-bytes"), "{err}");
     let (code, err) = s.fails(&["image", "layers", "127.0.0.1:9/missing:1"]);
     assert_eq!(code, 1, "{err}");
+}
+
+/// The same content stored twice: a file copied in, then copied under another name by a
+/// RUN. dive counts paths, so its figures see no waste; strata's duplicate count sees the
+/// copy's bytes, in the RUN's layer, naming the file it repeats.
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn the_same_content_under_another_path_is_counted_as_duplicated() {
+    if !require_root() {
+        return;
+    }
+    const DATA: u64 = 5000;
+    let s = Strata::new();
+    s.ok(&["import", busybox_tar().to_str().unwrap(), "busybox"]);
+    let ctx = tempfile::tempdir().unwrap();
+    fs::write(ctx.path().join("data"), vec![b'd'; DATA as usize]).unwrap();
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nCOPY data /data\nRUN cp /data /copy\n",
+    )
+    .unwrap();
+    s.ok(&["build", "-q", "-t", "dup", ctx.path().to_str().unwrap()]);
+
+    let v: serde_json::Value =
+        serde_json::from_str(&s.ok(&["image", "layers", "--format", "json", "dup"])).unwrap();
+    let per_layer: Vec<u64> = v["layer"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["duplicatedBytes"].as_u64().unwrap())
+        .collect();
+    assert_eq!(per_layer, [0, 0, DATA]);
+    let img = &v["image"];
+    assert_eq!(img["duplicatedBytes"], DATA);
+    assert_eq!(
+        img["duplicateReference"],
+        serde_json::json!([{"layer": 2, "sizeBytes": DATA, "file": "/copy", "sameAs": "/data"}])
+    );
+    // dive's figures count paths: no waste here.
+    assert_eq!(img["inefficientBytes"], 0);
+    assert_eq!(img["efficiencyScore"].as_f64().unwrap(), 1.0);
+
+    let text = s.ok(&["image", "layers", "dup"]);
+    assert!(
+        text.contains(
+            "\nDuplicated content: 5.0 kB (the same bytes stored again under another path)\n\
+             Layer          Size  File Path\n    2        5.0 kB  /copy (same as /data)\n"
+        ),
+        "{text}"
+    );
 }
 
 /// Counts the pixels of `png` within a small distance of each colour.

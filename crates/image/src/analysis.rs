@@ -18,11 +18,18 @@
 //! The counts per layer are strata's own: a non-directory entry is added, or changed when
 //! the layers below left something at its path; each whiteout (opaque ones aside) is one
 //! removal.
+//!
+//! Also strata's own, apart from dive's figures (which count paths, not contents): the same
+//! content stored twice. Every regular file's bytes are hashed as the tar is read; a file
+//! whose content an earlier file of the image (lower layer, or earlier in the same tar) holds
+//! under another path is a duplicate, its size counted for its layer. The same path stored
+//! again is dive's waste already and is not counted twice.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufReader};
 
 use oci::{Digest, History};
+use sha2::{Digest as _, Sha256};
 use store::Store;
 
 use crate::error::{Error, Result};
@@ -34,6 +41,8 @@ pub struct TarEntry {
     pub name: String,
     pub size: u64,
     pub is_dir: bool,
+    /// SHA-256 of a regular file's bytes (`None` for other entries and empty files).
+    pub content: Option<[u8; 32]>,
 }
 
 /// One layer of an analysed image, base first.
@@ -51,6 +60,20 @@ pub struct LayerAnalysis {
     /// This layer's share of the wasted bytes: the sizes of its occurrences of the paths
     /// met more than once (the layers' shares add up to the image's wasted bytes).
     pub wasted: u64,
+    /// Bytes of this layer's files whose content an earlier file holds under another path.
+    pub duplicated: u64,
+}
+
+/// A file whose content an earlier file of the image holds under another path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Duplicate {
+    /// The file, absolute.
+    pub path: String,
+    /// The first file of the image with that content.
+    pub same_as: String,
+    /// The layer holding `path`.
+    pub layer: usize,
+    pub size: u64,
 }
 
 /// A path met more than once across the layers.
@@ -74,6 +97,10 @@ pub struct Analysis {
     pub efficiency: f64,
     /// Biggest first (ties by path).
     pub inefficiencies: Vec<Inefficiency>,
+    /// Sum of the duplicates' sizes (not part of dive's figures).
+    pub duplicated_bytes: u64,
+    /// Biggest first (ties by layer, then path).
+    pub duplicates: Vec<Duplicate>,
 }
 
 /// Analyses the image `id` of `store`.
@@ -97,11 +124,21 @@ fn read_entries(store: &Store, rec: &store::LayerRecord) -> Result<Vec<TarEntry>
     let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 20, tar));
     let mut out = Vec::new();
     for entry in archive.entries().map_err(bad)? {
-        let entry = entry.map_err(bad)?;
+        let mut entry = entry.map_err(bad)?;
+        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let kind = entry.header().entry_type();
+        let content = if kind.is_file() && entry.size() > 0 {
+            let mut h = Sha256::new();
+            io::copy(&mut entry, &mut h).map_err(bad)?;
+            Some(h.finalize().into())
+        } else {
+            None
+        };
         out.push(TarEntry {
-            name: String::from_utf8_lossy(&entry.path_bytes()).into_owned(),
+            name,
             size: entry.size(),
-            is_dir: entry.header().entry_type().is_dir(),
+            is_dir: kind.is_dir(),
+            content,
         });
     }
     // What follows the end-of-archive blocks is read too: the diff_id check is at the end.
@@ -238,6 +275,9 @@ pub fn analyze_entries(
     let mut hist = history.iter().filter(|h| !h.empty_layer);
     // Each layer's occurrences, to share the wasted bytes out once every path is counted.
     let mut occurrences: Vec<Vec<(String, u64)>> = Vec::new();
+    // Content -> the first path holding it.
+    let mut contents: HashMap<[u8; 32], String> = HashMap::new();
+    let mut duplicates = Vec::new();
     for (i, ((diff_id, entries), tree)) in layers.iter().zip(&trees).enumerate() {
         // dive stacks layers 0..i-1 for a whiteout of layer i; for layer 0, layer 0 itself.
         let first;
@@ -278,10 +318,28 @@ pub fn analyze_entries(
             data.cumulative += size;
             data.count += 1;
         }
-        let (mut added, mut changed, mut removed) = (0, 0, 0);
+        let (mut added, mut changed, mut removed, mut duplicated) = (0, 0, 0, 0);
         for e in entries {
             let names = components(&e.name);
             let Some(last) = names.last() else { continue };
+            if let Some(content) = e.content {
+                let path = format!("/{}", names.join("/"));
+                match contents.get(&content) {
+                    Some(first) if *first != path => {
+                        duplicated += e.size;
+                        duplicates.push(Duplicate {
+                            path,
+                            same_as: first.clone(),
+                            layer: i,
+                            size: e.size,
+                        });
+                    }
+                    Some(_) => {}
+                    None => {
+                        contents.insert(content, path);
+                    }
+                }
+            }
             if last.starts_with(OPAQUE) {
                 continue;
             }
@@ -308,6 +366,7 @@ pub fn analyze_entries(
             changed,
             removed,
             wasted: 0,
+            duplicated,
         });
         occurrences.push(mine);
         stack(&mut stacked, tree);
@@ -342,6 +401,12 @@ pub fn analyze_entries(
     let size_bytes: u64 = out.iter().map(|l| l.size).sum();
     let user_size_bytes: u64 = out.iter().skip(1).map(|l| l.size).sum();
     let wasted_bytes: u64 = inefficiencies.iter().map(|i| i.wasted).sum();
+    duplicates.sort_by(|a: &Duplicate, b| {
+        b.size
+            .cmp(&a.size)
+            .then(a.layer.cmp(&b.layer))
+            .then_with(|| a.path.cmp(&b.path))
+    });
     Analysis {
         layers: out,
         size_bytes,
@@ -350,6 +415,8 @@ pub fn analyze_entries(
         wasted_user_percent: wasted_bytes as f64 / user_size_bytes as f64,
         efficiency,
         inefficiencies,
+        duplicated_bytes: duplicates.iter().map(|d| d.size).sum(),
+        duplicates,
     }
 }
 
@@ -362,6 +429,15 @@ mod tests {
             name: name.into(),
             size,
             is_dir: false,
+            content: None,
+        }
+    }
+
+    /// A regular file whose bytes hash to `[tag; 32]`.
+    fn content(name: &str, size: u64, tag: u8) -> TarEntry {
+        TarEntry {
+            content: Some([tag; 32]),
+            ..file(name, size)
         }
     }
 
@@ -370,6 +446,7 @@ mod tests {
             name: name.into(),
             size: 0,
             is_dir: true,
+            content: None,
         }
     }
 
@@ -480,6 +557,38 @@ mod tests {
         assert_eq!(a.efficiency, 7.0 / 14.0);
         // Layers 1 and 2 hold 7 bytes, all wasted.
         assert_eq!(a.wasted_user_percent, 1.0);
+    }
+
+    #[test]
+    fn the_same_content_under_another_path_is_a_duplicate() {
+        let layers = vec![
+            (None, vec![content("a", 100, 1), content("b", 50, 2)]),
+            // /a stored again with the same bytes: dive's waste, no duplicate.
+            (None, vec![content("a", 100, 1)]),
+            // /c and /d hold /a's bytes, /e /b's (in the same layer as /d).
+            (None, vec![content("c", 100, 1)]),
+            (None, vec![content("d", 100, 1), content("e", 50, 2)]),
+        ];
+        let a = analyze_entries(layers, &[]);
+        let dup: Vec<u64> = a.layers.iter().map(|l| l.duplicated).collect();
+        assert_eq!(dup, [0, 0, 100, 150]);
+        assert_eq!(a.duplicated_bytes, 250);
+        let d = |path: &str, same_as: &str, layer, size| Duplicate {
+            path: path.into(),
+            same_as: same_as.into(),
+            layer,
+            size,
+        };
+        assert_eq!(
+            a.duplicates,
+            [
+                d("/c", "/a", 2, 100),
+                d("/d", "/a", 3, 100),
+                d("/e", "/b", 3, 50)
+            ]
+        );
+        // dive's figures do not change: only /a counts as wasted.
+        assert_eq!(a.wasted_bytes, 200);
     }
 
     #[test]

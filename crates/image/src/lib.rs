@@ -26,7 +26,9 @@ mod save;
 mod tree;
 mod views;
 
-pub use analysis::{analyze, analyze_entries, Analysis, Inefficiency, LayerAnalysis, TarEntry};
+pub use analysis::{
+    analyze, analyze_entries, Analysis, Duplicate, Inefficiency, LayerAnalysis, TarEntry,
+};
 pub use cache::{
     export_cache, import_cache, import_cache_from, plan_cache, CacheManifests, CachePlan,
     CacheSource, IMAGE_ANNOTATION, PARENT_ANNOTATION,

@@ -206,6 +206,23 @@ fn decode(mut data: &[u8]) -> Vec<FileEntry> {
     out
 }
 
+/// The build args as a JSON array (a value may hold a newline).
+fn encode_args(args: &[String]) -> String {
+    serde_json::to_string(args).unwrap_or_else(|_| "[]".into())
+}
+
+/// [`encode_args`]'s array, or the newline-joined list the first version of the table
+/// stored (a `NAME=value` never starts with `[`).
+fn decode_args(text: &str) -> Vec<String> {
+    if text.starts_with('[') {
+        return serde_json::from_str(text).unwrap_or_default();
+    }
+    text.split('\n')
+        .filter(|a| !a.is_empty())
+        .map(String::from)
+        .collect()
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -232,11 +249,7 @@ impl Store {
                     let args: String = r.get(1)?;
                     Ok(StepInputs {
                         instruction: r.get(0)?,
-                        args: args
-                            .split('\n')
-                            .filter(|a| !a.is_empty())
-                            .map(String::from)
-                            .collect(),
+                        args: decode_args(&args),
                         parent: r.get(2)?,
                         base: r.get(3)?,
                         files: r.get(4)?,
@@ -303,7 +316,7 @@ impl Store {
                 stage as i64,
                 position,
                 inputs.instruction,
-                inputs.args.join("\n"),
+                encode_args(&inputs.args),
                 inputs.parent,
                 inputs.base,
                 inputs.files,
@@ -322,7 +335,8 @@ impl Store {
     }
 
     /// Records a build, and forgets builds beyond the last [`KEEP_BUILDS`] and older than
-    /// [`KEEP_DAYS`] days.
+    /// [`KEEP_DAYS`] days, and the step inputs (and listings) of a context and Dockerfile
+    /// none of the kept builds was of.
     pub fn add_build_record(&mut self, b: &BuildRecord) -> Result<()> {
         let tx = self
             .db
@@ -351,11 +365,24 @@ impl Store {
             ],
         )?;
         let cutoff = now_ms() - KEEP_DAYS * 24 * 3600 * 1000;
-        tx.exec(
+        let forgotten = tx.exec(
             "DELETE FROM builds WHERE started < ?1 OR id IN
              (SELECT id FROM builds ORDER BY started DESC LIMIT -1 OFFSET ?2)",
             params![cutoff, KEEP_BUILDS as i64],
         )?;
+        if forgotten > 0 {
+            // Step inputs are kept as long as a build of their context and Dockerfile is,
+            // and listings as long as a step names them.
+            tx.exec(
+                "DELETE FROM step_inputs WHERE source NOT IN (SELECT source FROM builds)",
+                [],
+            )?;
+            tx.exec(
+                "DELETE FROM input_files WHERE id NOT IN
+                 (SELECT files FROM step_inputs WHERE files IS NOT NULL)",
+                [],
+            )?;
+        }
         tx.commit()?;
         Ok(())
     }
@@ -535,6 +562,24 @@ mod tests {
     }
 
     #[test]
+    fn args_keep_their_newlines() {
+        let args = vec!["KEY=line 1\nline 2".to_string(), "B=".to_string()];
+        assert_eq!(decode_args(&encode_args(&args)), args);
+        // Rows of the first version: one arg a line.
+        assert_eq!(decode_args("A=1\nB=2"), ["A=1", "B=2"]);
+        assert!(decode_args("").is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let inputs = StepInputs {
+            instruction: "RUN x".into(),
+            args,
+            ..Default::default()
+        };
+        s.record_step_inputs("src", 0, 1, &inputs, None).unwrap();
+        assert_eq!(s.step_inputs("src", 0, 1).unwrap(), Some(inputs));
+    }
+
+    #[test]
     fn records_are_kept_replaced_and_pruned() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
@@ -556,6 +601,38 @@ mod tests {
         s.record_step_inputs("src", 0, 1, &inputs, Some(&files))
             .unwrap();
         assert!(s.input_files("file:1").unwrap().is_empty());
+        // The age bound: a record older than KEEP_DAYS days goes as records are added, a
+        // younger one stays.
+        let aged = |id: &str, days: i64| BuildRecord {
+            id: id.into(),
+            source: "src".into(),
+            started_ms: now_ms() - days * 24 * 3600 * 1000,
+            ..Default::default()
+        };
+        s.add_build_record(&aged("young", KEEP_DAYS - 1)).unwrap();
+        // Another context's step inputs go with its last build record.
+        let other = StepInputs {
+            files: Some("file:9".into()),
+            ..inputs.clone()
+        };
+        s.record_step_inputs("other", 0, 1, &other, Some(&files))
+            .unwrap();
+        s.add_build_record(&BuildRecord {
+            source: "other".into(),
+            ..aged("old", KEEP_DAYS + 1)
+        })
+        .unwrap();
+        let ids: Vec<String> = s
+            .build_records()
+            .unwrap()
+            .into_iter()
+            .map(|b| b.id)
+            .collect();
+        assert_eq!(ids, ["young"]);
+        assert_eq!(s.step_inputs("other", 0, 1).unwrap(), None);
+        assert!(s.input_files("file:9").unwrap().is_empty());
+        assert_eq!(s.step_inputs("src", 0, 1).unwrap(), Some(inputs.clone()));
+        assert_eq!(s.input_files("file:2").unwrap(), files);
         for i in 0..(KEEP_BUILDS + 5) {
             s.add_build_record(&BuildRecord {
                 id: format!("b{i:03}"),

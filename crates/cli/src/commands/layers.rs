@@ -64,6 +64,7 @@ fn to_json(a: &image::Analysis) -> Value {
                 "changed": l.changed,
                 "removed": l.removed,
                 "wastedBytes": l.wasted,
+                "duplicatedBytes": l.duplicated,
             })
         })
         .collect();
@@ -71,6 +72,13 @@ fn to_json(a: &image::Analysis) -> Value {
         .inefficiencies
         .iter()
         .map(|i| json!({"count": i.count, "sizeBytes": i.wasted, "file": i.path}))
+        .collect();
+    let duplicates: Vec<Value> = a
+        .duplicates
+        .iter()
+        .map(
+            |d| json!({"layer": d.layer, "sizeBytes": d.size, "file": d.path, "sameAs": d.same_as}),
+        )
         .collect();
     json!({
         "layer": layers,
@@ -81,6 +89,8 @@ fn to_json(a: &image::Analysis) -> Value {
             "userWastedPercent": a.wasted_user_percent,
             "efficiencyScore": a.efficiency,
             "fileReference": files,
+            "duplicatedBytes": a.duplicated_bytes,
+            "duplicateReference": duplicates,
         },
     })
 }
@@ -107,6 +117,28 @@ fn text_report(a: &image::Analysis, no_trunc: bool) -> String {
         (100.0 * a.efficiency) as i64
     ));
     out.push_str(&inefficient_files(a));
+    out.push_str(&duplicated_files(a));
+    out
+}
+
+/// strata's addition: files holding the same bytes as an earlier file under another path.
+fn duplicated_files(a: &image::Analysis) -> String {
+    let mut out = format!(
+        "\nDuplicated content: {} (the same bytes stored again under another path)\n",
+        format::humanize_bytes(a.duplicated_bytes)
+    );
+    let line = |layer: &str, size: &str, path: &str| format!("{layer:>5}  {size:>12}  {path}\n");
+    out.push_str(&line("Layer", "Size", "File Path"));
+    if a.duplicates.is_empty() {
+        out.push_str("None\n");
+    }
+    for d in &a.duplicates {
+        out.push_str(&line(
+            &d.layer.to_string(),
+            &format::humanize_bytes(d.size),
+            &format!("{} (same as {})", d.path, d.same_as),
+        ));
+    }
     out
 }
 

@@ -198,6 +198,7 @@ mod tests {
             changed: 0,
             removed: 0,
             wasted,
+            duplicated: 0,
         };
         let a = image::Analysis {
             layers: vec![layer(0, 1000, 0), layer(1, 500, 250)],
@@ -207,6 +208,8 @@ mod tests {
             wasted_user_percent: 0.5,
             efficiency: 0.9,
             inefficiencies: Vec::new(),
+            duplicated_bytes: 0,
+            duplicates: Vec::new(),
         };
         let id = oci::Digest::of(b"x");
         let sharing = vec![vec![(id, vec!["base:1".to_string()])], vec![]];
