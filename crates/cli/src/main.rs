@@ -128,6 +128,9 @@ fn main() -> ExitCode {
     // The store's default depends on the user, so it is chosen before a non-root user
     // becomes root in its user namespace.
     let root = cli.root.clone().unwrap_or_else(default_root);
+    // A relative root (`STRATA_ROOT=store`) is taken from here once: mounts and the
+    // processes strata starts in other directories need it absolute.
+    let root = std::path::absolute(&root).unwrap_or(root);
     // Commands that touch neither the store nor containers run as the user is.
     let needs_namespace = !matches!(
         cli.command,

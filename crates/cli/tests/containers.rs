@@ -960,3 +960,39 @@ fn a_real_time_caller_starts_containers_with_the_normal_policy() {
     let line = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(line.split(':').nth(1).map(str::trim), Some("0"), "{line}");
 }
+
+/// A relative `STRATA_ROOT` is the store under the current directory: builds run their
+/// `RUN` steps and containers start from it, as with an absolute one.
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn a_relative_root_builds_and_runs() {
+    if !require_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let strata = |args: &[&str]| {
+        let out = assert_cmd::Command::cargo_bin("strata")
+            .unwrap()
+            .current_dir(dir.path())
+            .env("STRATA_ROOT", "store")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    strata(&["import", busybox_tar().to_str().unwrap(), "bb:1"]);
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM bb:1\nRUN echo hi > /x\n",
+    )
+    .unwrap();
+    strata(&["build", "-q", "-t", "rel:1", "."]);
+    let out = strata(&["run", "--rm", "--network", "none", "rel:1", "cat", "/x"]);
+    assert_eq!(out, "hi\n");
+    assert!(dir.path().join("store").is_dir());
+}
