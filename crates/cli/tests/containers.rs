@@ -996,3 +996,37 @@ fn a_relative_root_builds_and_runs() {
     assert_eq!(out, "hi\n");
     assert!(dir.path().join("store").is_dir());
 }
+
+/// `exec --privileged` gives that process every capability; the container's own process
+/// and a plain exec keep Docker's default set.
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn exec_privileged_has_every_capability() {
+    let Some(s) = with_busybox() else { return };
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "p",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let cap = |extra: &[&str]| {
+        let mut args = vec!["exec"];
+        args.extend_from_slice(extra);
+        args.extend(["p", "grep", "CapEff", "/proc/self/status"]);
+        s.ok(&args).split_whitespace().nth(1).unwrap().to_string()
+    };
+    let plain = u64::from_str_radix(&cap(&[]), 16).unwrap();
+    let privileged = u64::from_str_radix(&cap(&["--privileged"]), 16).unwrap();
+    // Docker's default set: 14 capabilities.
+    assert_eq!(plain.count_ones(), 14, "{plain:x}");
+    assert!(privileged.count_ones() >= 38, "{privileged:x}");
+    assert_eq!(privileged & plain, plain);
+    let init = s.ok(&["exec", "p", "grep", "CapEff", "/proc/1/status"]);
+    assert!(init.contains(&format!("{plain:016x}")), "{init}");
+    s.ok(&["rm", "-f", "p"]);
+}

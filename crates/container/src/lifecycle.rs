@@ -46,6 +46,9 @@ pub struct ExecRequest {
     pub workdir: Option<String>,
     /// The container's own when `None`.
     pub user: Option<String>,
+    /// `exec --privileged`: every capability for this process (the container's seccomp
+    /// filter and mounts stay, as Docker's).
+    pub privileged: bool,
     pub tty: bool,
     /// With `tty`: the output of the terminal goes to `io.stdout` (this process's stdout
     /// when it is `Inherit`), and a duplicate of the terminal's master side is sent here
@@ -875,6 +878,7 @@ impl Containers {
             env,
             workdir,
             user,
+            privileged,
             tty,
             terminal,
             tty_size,
@@ -896,6 +900,9 @@ impl Containers {
         let command = args.join(" ");
         self.record_event(&format!("exec_create: {command}"), &rec, &exec_id);
         let mut p = spec.exec_process(args, &env, workdir, user)?;
+        if privileged {
+            p.capabilities = runtime::all_capabilities();
+        }
         let rootfs = self.rootfs(&rec.id);
         let u = runtime::resolve_user(&rootfs, &p.user)?;
         p.apply_user(&u);

@@ -78,7 +78,8 @@ pub fn capability_name(n: u32) -> Option<String> {
     NAMES.get(n as usize).map(|s| format!("CAP_{s}"))
 }
 
-fn all_mask() -> u64 {
+/// Every capability (`--privileged`, `exec --privileged`).
+pub fn all_mask() -> u64 {
     (1u64 << NAMES.len()) - 1
 }
 

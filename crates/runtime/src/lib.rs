@@ -53,7 +53,9 @@ pub use bridge::{
     attach_endpoint, create_network_namespace, detach_endpoint, format_mac, mac_for_ipv4,
     network_namespace_exists, remove_network_namespace, Endpoint, BRIDGE,
 };
-pub use caps::{capability_name, capability_number, DEFAULT_CAPABILITIES};
+pub use caps::{
+    all_mask as all_capabilities, capability_name, capability_number, DEFAULT_CAPABILITIES,
+};
 pub use cgroup::{
     is_v2 as cgroup_v2, remove_orphans as remove_orphaned_cgroups,
     remove_stale as remove_stale_cgroups, system_cpu, CgroupStats, ContainerCgroup,

@@ -31,6 +31,7 @@ struct Instance {
     env: Vec<String>,
     workdir: Option<String>,
     user: Option<String>,
+    privileged: bool,
     tty: bool,
     stdin: bool,
     stdout: bool,
@@ -122,6 +123,7 @@ pub fn create(req: &Req<'_>, id: &str) -> Result<Reply> {
                 env: strings(body.get("Env")),
                 workdir: text("WorkingDir"),
                 user: text("User"),
+                privileged: flag("Privileged"),
                 tty: flag("Tty"),
                 stdin: flag("AttachStdin"),
                 stdout: flag("AttachStdout"),
@@ -150,7 +152,7 @@ pub fn inspect(_req: &Req<'_>, id: &str) -> Result<Reply> {
         "OpenStdout": i.stdout, "OpenStderr": i.stderr, "Pid": 0,
         "ProcessConfig": {
             "tty": i.tty, "entrypoint": i.args[0], "arguments": &i.args[1..],
-            "privileged": false, "user": i.user.clone().unwrap_or_default(),
+            "privileged": i.privileged, "user": i.user.clone().unwrap_or_default(),
         },
     })))
 }
@@ -226,6 +228,7 @@ fn run(
                 env: i.env.clone(),
                 workdir: i.workdir.clone(),
                 user: i.user.clone(),
+                privileged: i.privileged,
                 tty,
                 terminal,
                 tty_size: i.size,

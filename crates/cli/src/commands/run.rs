@@ -532,6 +532,7 @@ pub fn exec(root: &Path, a: ExecArgs) -> Result<()> {
         env,
         workdir: a.workdir.clone(),
         user: a.user.clone(),
+        privileged: a.privileged,
         tty: a.tty && !detached,
         terminal: None,
         tty_size,
