@@ -117,6 +117,57 @@ fn output_local_and_tar_hold_exactly_the_final_stage() {
     let again = s.ok(&["build", "-o", d.to_str().unwrap(), c]);
     assert!(again.contains(" ---> Using cache"), "{again}");
 
+    // With --target, the target stage's files: a later stage is not built, an earlier one
+    // only as the target needs it. Files already in the directory stay (BuildKit's local
+    // exporter adds to it).
+    let ctx3 = context(
+        "FROM bb:1 AS builder
+\
+         RUN mkdir /out && echo built > /out/artifact
+\
+         FROM scratch AS artifact
+\
+         COPY --from=builder /out/ /
+\
+         FROM bb:1
+\
+         RUN echo final > /final
+",
+        &[],
+    );
+    let d3 = dest.path().join("target");
+    fs::create_dir(&d3).unwrap();
+    fs::write(d3.join("kept"), "mine\n").unwrap();
+    let out = s.ok(&[
+        "build",
+        "--network",
+        "none",
+        "--target",
+        "artifact",
+        "-o",
+        d3.to_str().unwrap(),
+        ctx3.path().to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("Step 4/4 : COPY --from=builder") && !out.contains("final"),
+        "{out}"
+    );
+    assert_eq!(
+        tree(&d3).keys().cloned().collect::<Vec<_>>(),
+        ["artifact", "kept"]
+    );
+    assert_eq!(fs::read_to_string(d3.join("artifact")).unwrap(), "built\n");
+
+    // A final stage with no layer at all: an empty directory, an empty tar.
+    let ctx4 = context("FROM scratch\nLABEL empty=yes\n", &[]);
+    let c4 = ctx4.path().to_str().unwrap();
+    let d4 = dest.path().join("empty");
+    s.ok(&["build", "-o", d4.to_str().unwrap(), c4]);
+    assert!(tree(&d4).is_empty() && d4.is_dir());
+    let out = s.cmd().args(["build", "-o", "-", c4]).output().unwrap();
+    assert_success(&out);
+    assert!(tar_names(&out.stdout).is_empty());
+
     // A final stage on a base: its whole root filesystem, deletions carried out.
     let ctx2 = context(
         "FROM bb:1\nRUN rm /bin/ls && mkdir /app && echo hi > /app/hi\n",
@@ -196,10 +247,22 @@ fn output_archives_load_in_strata_and_docker() {
     );
     assert!(out.contains(&name), "{out}");
     let got = run_ok("/usr/bin/docker", &["inspect", "-f", "{{.Id}}", &name]);
-    let ran = run_ok("/usr/bin/docker", &["run", "--rm", &name]);
+    let ran = run_ok(
+        "/usr/bin/docker",
+        &["run", "--rm", "--network", "none", &name],
+    );
     run_ok("/usr/bin/docker", &["rmi", &name]);
     assert_eq!(got.trim(), id);
     assert_eq!(ran, "payload\n");
+    // The OCI archive too (no name given: loaded by its ID).
+    let out = run_ok(
+        "/usr/bin/docker",
+        &["load", "-i", oci_tar.to_str().unwrap()],
+    );
+    let got = run_ok("/usr/bin/docker", &["inspect", "-f", "{{.Id}}", &id]);
+    run_ok("/usr/bin/docker", &["rmi", &id]);
+    assert!(out.contains(&format!("Loaded image ID: {id}")), "{out}");
+    assert_eq!(got.trim(), id);
 }
 
 #[test]
@@ -492,6 +555,7 @@ fn run_network_and_security_flags() {
          RUN ls /sys/class/net > /build-net\n\
          RUN --network=none ls /sys/class/net > /none-net\n\
          RUN --network=host ls /sys/class/net > /host-net\n\
+         RUN --network=default ls /sys/class/net > /default-net\n\
          RUN grep CapEff /proc/self/status > /caps\n",
         &[],
     );
@@ -510,6 +574,11 @@ fn run_network_and_security_flags() {
     let read = |f: &str| fs::read_to_string(d.join(f)).unwrap();
     assert_eq!(read("build-net"), "lo\n");
     assert_eq!(read("none-net"), "lo\n");
+    assert_eq!(
+        read("default-net"),
+        "lo\n",
+        "the build's network, none here"
+    );
     let mut got: Vec<String> = read("host-net").lines().map(String::from).collect();
     got.sort();
     assert_eq!(
