@@ -356,7 +356,8 @@ fn touch(path: &Path, secs: i64) {
 #[test]
 #[cfg_attr(strata_no_root, ignore = "needs root")]
 fn source_date_epoch_makes_the_same_image_in_two_stores() {
-    if !require_root() {
+    // The second build runs a minute later by its clock (libfaketime).
+    if !require_root() || !require_tool("faketime") {
         return;
     }
     const EPOCH: i64 = 1_700_000_000;
@@ -382,8 +383,9 @@ fn source_date_epoch_makes_the_same_image_in_two_stores() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    // Store A takes it from the environment, store B as a build arg; the context file has
-    // other mtimes each time (both after the epoch), as it would a minute later.
+    // Store A takes it from the environment, store B as a build arg, a minute later: the
+    // context file's mtime a minute later too (both after the epoch), and every clock
+    // reading of the build (image and history times, files made by RUN) a minute on.
     touch(&f, now - 60);
     let out = a
         .cmd()
@@ -394,15 +396,34 @@ fn source_date_epoch_makes_the_same_image_in_two_stores() {
     assert_success(&out);
     let id_a = String::from_utf8(out.stdout).unwrap().trim().to_string();
     touch(&f, now);
-    let out_b = b.ok(&[
-        "build",
-        "--build-arg",
-        &format!("SOURCE_DATE_EPOCH={EPOCH}"),
-        "-t",
-        "repro:1",
-        c,
-    ]);
+    let strata = b.cmd().get_program().to_owned();
+    let out_b = std::process::Command::new("faketime")
+        .args(["-f", "+1m"])
+        .arg(strata)
+        .env("STRATA_ROOT", b.root.path())
+        .args(["build", "--build-arg"])
+        .arg(format!("SOURCE_DATE_EPOCH={EPOCH}"))
+        .args(["-t", "repro:1", c])
+        .output()
+        .unwrap();
+    assert_success(&out_b);
+    let out_b = String::from_utf8(out_b.stdout).unwrap();
     assert!(!out_b.contains("were not consumed"), "{out_b}");
+    // The clock was a minute on: without the epoch, that build's image has that time.
+    let out = std::process::Command::new("faketime")
+        .args(["-f", "+1m"])
+        .arg(b.cmd().get_program())
+        .env("STRATA_ROOT", b.root.path())
+        .args(["build", "-q", "--no-cache", c])
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let later = String::from_utf8(out.stdout).unwrap();
+    let created = b.ok(&["inspect", "-f", "{{.Created}}", later.trim()]);
+    let created = chrono::DateTime::parse_from_rfc3339(created.trim())
+        .unwrap()
+        .timestamp();
+    assert!(created >= now + 60, "created {created}, now {now}");
     let id_b = b.ok(&["images", "-q", "--no-trunc", "repro:1"]);
     assert_eq!(id_a, id_b.trim(), "same image ID in both stores");
 

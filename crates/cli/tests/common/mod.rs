@@ -236,6 +236,7 @@ pub fn package_of(tool: &str) -> &'static str {
         Some("tini" | "tini-static") => "tini",
         Some("chromium") => "chromium",
         Some("git") => "git",
+        Some("faketime") => "faketime",
         _ => "(unknown package)",
     }
 }
