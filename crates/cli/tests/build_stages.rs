@@ -278,6 +278,53 @@ fn progress_plain_rawjson_and_quiet() {
 
 #[test]
 #[cfg_attr(strata_no_root, ignore = "needs root")]
+fn buildkit_display_builds_only_the_stages_the_target_needs() {
+    if !require_root() {
+        return;
+    }
+    let (s, ctx) = setup(
+        "FROM bb:1 AS a\n\
+         RUN echo built-a > /a\n\
+         FROM bb:1 AS unused\n\
+         RUN echo unused stage ran\n\
+         FROM a AS mid\n\
+         RUN echo mid > /mid\n\
+         FROM bb:1\n\
+         COPY --from=mid /a /mid /\n",
+    );
+    let build = |args: &[&str]| {
+        let out = s
+            .cmd()
+            .args(["build", "--no-cache", "--network", "none"])
+            .args(args)
+            .arg(ctx.path())
+            .output()
+            .unwrap();
+        assert_success(&out);
+        String::from_utf8(out.stdout).unwrap() + &String::from_utf8(out.stderr).unwrap()
+    };
+    // The classic builder builds every stage up to the target.
+    let classic = build(&[]);
+    assert!(classic.contains("\nunused stage ran\n"), "{classic}");
+    // BuildKit builds the target and what it needs, through the base of a stage it copies
+    // from.
+    let plain = build(&["--progress=plain"]);
+    assert!(!plain.contains("unused"), "{plain}");
+    assert!(plain.contains("] RUN echo built-a > /a\n"), "{plain}");
+    assert!(plain.contains("] COPY --from=mid /a /mid /\n"), "{plain}");
+    let raw = build(&["--progress=rawjson", "--target", "mid"]);
+    assert!(!raw.contains("unused"), "{raw}");
+    assert!(raw.contains("[mid 2/2] RUN echo mid > /mid"), "{raw}");
+    let plain = build(&["--progress=plain", "--target", "unused"]);
+    assert!(
+        plain.contains("\n#4 [unused 2/2] RUN echo unused stage ran\n"),
+        "{plain}"
+    );
+    assert!(!plain.contains("built-a"), "{plain}");
+}
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn copy_link_reuses_its_layer_on_a_changed_base() {
     if !require_root() {
         return;

@@ -655,9 +655,17 @@ impl Builder<'_> {
     }
 
     /// Builds every stage up to the last one (Docker's classic builder builds them all,
-    /// needed by the target or not), each as soon as the stages it needs are built, at most
-    /// `jobs` at once; returns the last one's image.
+    /// needed by the target or not; with BuildKit's display, only the ones the last one
+    /// needs, as BuildKit), each as soon as the stages it needs are built, at most `jobs`
+    /// at once; returns the last one's image.
     fn build_up_to_last(&mut self, bs: &BuildState) -> Result<Digest> {
+        if bs.opts.progress != Progress::Classic {
+            if let Some(wanted) = schedule::wanted(bs.plan, bs.last, self.frontend, &bs.meta) {
+                for i in (0..bs.last).filter(|i| !wanted.contains(i)) {
+                    bs.graph.skip(i);
+                }
+            }
+        }
         let root = self.store.root().to_path_buf();
         let ordered = schedule::Ordered::new(&mut *self.out, bs.last + 1);
         let shared = Shared {
@@ -671,11 +679,15 @@ impl Builder<'_> {
             puller: self.puller,
             fetcher: self.fetcher,
         };
-        let results: Vec<Result<Digest>> = std::thread::scope(|scope| {
+        let results: Vec<Option<Result<Digest>>> = std::thread::scope(|scope| {
             let threads: Vec<_> = (0..=bs.last)
                 .map(|i| {
                     let (shared, ordered, root) = (&shared, &ordered, &root);
                     scope.spawn(move || {
+                        if bs.graph.skipped(i) {
+                            ordered.finish(i, false);
+                            return None;
+                        }
                         let needs = schedule::needs(bs.plan, i, shared.frontend, &bs.meta);
                         let r = bs
                             .graph
@@ -687,7 +699,7 @@ impl Builder<'_> {
                                 r
                             });
                         ordered.finish(i, r.is_err());
-                        r
+                        Some(r)
                     })
                 })
                 .collect();
@@ -697,10 +709,10 @@ impl Builder<'_> {
                 .map(|(i, t)| {
                     t.join().unwrap_or_else(|_| {
                         bs.graph.fail(i);
-                        Err(BuildError::Step {
+                        Some(Err(BuildError::Step {
                             line: 0,
                             msg: "a build stage panicked".into(),
-                        })
+                        }))
                     })
                 })
                 .collect()
@@ -711,7 +723,7 @@ impl Builder<'_> {
         // The error of the stage that failed; the others only stopped because of it.
         let mut first_cancel = None;
         let mut last = None;
-        for r in results {
+        for r in results.into_iter().flatten() {
             match r {
                 Err(BuildError::Cancelled) => {
                     first_cancel = first_cancel.or(Some(BuildError::Cancelled))

@@ -55,6 +55,32 @@ pub(super) fn needs(
     out
 }
 
+/// The stages BuildKit builds: `last` and the stages it needs, and those they need, in
+/// turn. None when one of them names a stage with a variable (known only when its step
+/// runs): then every stage up to `last` is built, as the classic builder does.
+pub(super) fn wanted(
+    plan: &Plan,
+    last: usize,
+    frontend: &dyn Frontend,
+    meta: &[(String, String)],
+) -> Option<BTreeSet<usize>> {
+    let mut out = BTreeSet::new();
+    let mut todo = vec![last];
+    while let Some(i) = todo.pop() {
+        if !out.insert(i) {
+            continue;
+        }
+        let variable = plan.stages[i].steps.iter().any(
+            |step| matches!(&step.op, Op::Copy { from: Some(from), .. } if from.contains('$')),
+        );
+        if variable {
+            return None;
+        }
+        todo.extend(needs(plan, i, frontend, meta));
+    }
+    Some(out)
+}
+
 /// How many stages run at once: one per CPU, at least two.
 pub(super) fn default_jobs() -> usize {
     std::thread::available_parallelism()
@@ -77,6 +103,8 @@ struct GraphState {
     /// ones before it go on (the sequential build would have run them first), so the
     /// output and the error are the sequential build's.
     failed: Option<usize>,
+    /// Stages the target does not need, not built (BuildKit's display, [`wanted`]).
+    skipped: Vec<bool>,
     /// Slots in use.
     running: usize,
     /// Stages waiting for a slot; the lowest index gets the next one.
@@ -88,6 +116,7 @@ impl Graph {
         Graph {
             state: Mutex::new(GraphState {
                 built: vec![None; stages],
+                skipped: vec![false; stages],
                 failed: None,
                 running: 0,
                 waiting: BTreeSet::new(),
@@ -150,6 +179,16 @@ impl Graph {
         g.failed = Some(g.failed.map_or(index, |f| f.min(index)));
     }
 
+    /// Stage `index` is not built: the target does not need it.
+    pub(super) fn skip(&self, index: usize) {
+        self.lock().skipped[index] = true;
+    }
+
+    /// Whether stage `index` is not built ([`Graph::skip`]).
+    pub(super) fn skipped(&self, index: usize) -> bool {
+        self.lock().skipped[index]
+    }
+
     /// Stops the stages after `index`, which failed without a slot.
     pub(super) fn fail(&self, index: usize) {
         Self::mark_failed(&mut self.lock(), index);
@@ -170,6 +209,15 @@ impl Graph {
         let mut g = self.lock();
         if let Some(id) = g.built[j] {
             return Ok(id);
+        }
+        if g.skipped[j] {
+            // Only a word known when the step runs (an ONBUILD trigger's) can name it.
+            return Err(BuildError::Step {
+                line: 0,
+                msg: format!(
+                    "stage {j} was not built: it is named only by an ONBUILD trigger (build with the classic output to build every stage)"
+                ),
+            });
         }
         g.running -= 1;
         self.changed.notify_all();
