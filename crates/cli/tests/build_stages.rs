@@ -274,6 +274,19 @@ fn progress_plain_rawjson_and_quiet() {
     let (code, err) = s.fails(&["build", "--progress=fancy", ctx.path().to_str().unwrap()]);
     assert_eq!(code, 125);
     assert!(err.contains("invalid progress mode \"fancy\""), "{err}");
+    // -q with another display is refused, as buildx does; with auto it is quiet.
+    let c = ctx.path().to_str().unwrap();
+    let (code, err) = s.fails(&["build", "-q", "--progress=plain", c]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("progress=plain and quiet cannot be used together"),
+        "{err}"
+    );
+    let (stdout, _) = build(&["-q", "--progress=auto"]);
+    assert!(stdout.starts_with("sha256:"), "{stdout}");
+    // tty and auto without a terminal: the plain display (as Docker's).
+    let (_, tty) = build(&["--progress=tty"]);
+    assert!(tty.contains("\n#3 CACHED\n"), "{tty}");
 }
 
 #[test]

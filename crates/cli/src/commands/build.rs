@@ -561,9 +561,22 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
 pub fn build(root: &Path, mut a: BuildArgs, mut session: Session<'_>) -> Result<oci::Digest> {
     let platform = a.platform.as_deref().map(build_platform).transpose()?;
     let allow_insecure = allow_insecure(&a.allow)?;
-    let progress = progress_mode(a.progress.as_deref())?;
+    let mut progress = progress_mode(a.progress.as_deref())?;
+    // buildx's check: `-q` is the quiet display (`-q --progress=auto` is `-q`).
+    if let Some(p) = a
+        .progress
+        .as_deref()
+        .filter(|p| a.quiet && !matches!(*p, "auto" | "quiet"))
+    {
+        return Err(
+            Failure::new(1, format!("progress={p} and quiet cannot be used together")).into(),
+        );
+    }
     // `--progress=quiet` is `-q`.
     a.quiet |= a.progress.as_deref() == Some("quiet");
+    if a.quiet {
+        progress = build::Progress::Classic;
+    }
     let network = network_mode(&a.network)?;
     let mut tags = Vec::new();
     for t in &a.tags {
