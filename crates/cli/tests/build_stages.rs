@@ -334,6 +334,22 @@ fn buildkit_display_builds_only_the_stages_the_target_needs() {
         "{plain}"
     );
     assert!(!plain.contains("built-a"), "{plain}");
+
+    // A stage named only when a step runs (an ONBUILD trigger of the base) is built then.
+    let base = tempfile::tempdir().unwrap();
+    fs::write(
+        base.path().join("Dockerfile"),
+        "FROM bb:1\nONBUILD COPY --from=helper /h /h\n",
+    )
+    .unwrap();
+    s.ok(&["build", "-q", "-t", "onb:1", base.path().to_str().unwrap()]);
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM bb:1 AS helper\nRUN echo from-helper > /h\nFROM onb:1\nRUN cat /h\n",
+    )
+    .unwrap();
+    let plain = build(&["--progress=plain"]);
+    assert!(plain.contains(" from-helper\n"), "{plain}");
 }
 
 #[test]

@@ -224,6 +224,57 @@ struct Shared<'s> {
 }
 
 impl Shared<'_> {
+    /// The thread of stage `index`: waits for the stages it needs and a slot, builds it,
+    /// and lets the output of the stages after it go. A stage the target does not need
+    /// (BuildKit's display) lets it go at once, and is built only if a stage asks for it
+    /// while it runs; None when it is not built.
+    fn stage_thread(
+        &self,
+        root: &Path,
+        bs: &BuildState,
+        index: usize,
+        ordered: &schedule::Ordered<'_>,
+    ) -> Option<Result<Digest>> {
+        /// A stage that panics fails at once (the stages waiting for it stop), and the last
+        /// stage ending, even so, ends the waits of skipped stages.
+        struct Guard<'g> {
+            graph: &'g schedule::Graph,
+            index: usize,
+            last: bool,
+        }
+        impl Drop for Guard<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.graph.fail(self.index);
+                }
+                if self.last {
+                    self.graph.end();
+                }
+            }
+        }
+        let _guard = Guard {
+            graph: &bs.graph,
+            index,
+            last: index == bs.last,
+        };
+        if !bs.graph.wanted(index) {
+            ordered.finish(index, false);
+            return None;
+        }
+        let needs = schedule::needs(bs.plan, index, self.frontend, &bs.meta);
+        let r = bs
+            .graph
+            .start(index, &needs)
+            .inspect_err(|_| bs.graph.fail(index))
+            .and_then(|()| {
+                let r = self.build_stage(root, bs, index, &mut ordered.stage(index));
+                bs.graph.finish(index, r.as_ref().ok().copied());
+                r
+            });
+        ordered.finish(index, r.is_err());
+        Some(r)
+    }
+
     /// Builds stage `index` with a store connection of its own on the same root (a SQLite
     /// connection is not shared between threads; WAL and the store lock order the writes
     /// of several, as they order those of several processes).
@@ -683,24 +734,7 @@ impl Builder<'_> {
             let threads: Vec<_> = (0..=bs.last)
                 .map(|i| {
                     let (shared, ordered, root) = (&shared, &ordered, &root);
-                    scope.spawn(move || {
-                        if bs.graph.skipped(i) {
-                            ordered.finish(i, false);
-                            return None;
-                        }
-                        let needs = schedule::needs(bs.plan, i, shared.frontend, &bs.meta);
-                        let r = bs
-                            .graph
-                            .start(i, &needs)
-                            .inspect_err(|_| bs.graph.fail(i))
-                            .and_then(|()| {
-                                let r = shared.build_stage(root, bs, i, &mut ordered.stage(i));
-                                bs.graph.finish(i, r.as_ref().ok().copied());
-                                r
-                            });
-                        ordered.finish(i, r.is_err());
-                        Some(r)
-                    })
+                    scope.spawn(move || shared.stage_thread(root, bs, i, ordered))
                 })
                 .collect();
             threads

@@ -103,8 +103,13 @@ struct GraphState {
     /// ones before it go on (the sequential build would have run them first), so the
     /// output and the error are the sequential build's.
     failed: Option<usize>,
-    /// Stages the target does not need, not built (BuildKit's display, [`wanted`]).
+    /// Stages the target does not need (BuildKit's display, [`wanted`]): built only when a
+    /// stage asks for one while it runs (an ONBUILD trigger's `--from`), which sets
+    /// `demanded`.
     skipped: Vec<bool>,
+    demanded: Vec<bool>,
+    /// The last stage ended: a skipped stage nobody asked for is not built.
+    over: bool,
     /// Slots in use.
     running: usize,
     /// Stages waiting for a slot; the lowest index gets the next one.
@@ -117,6 +122,8 @@ impl Graph {
             state: Mutex::new(GraphState {
                 built: vec![None; stages],
                 skipped: vec![false; stages],
+                demanded: vec![false; stages],
+                over: false,
                 failed: None,
                 running: 0,
                 waiting: BTreeSet::new(),
@@ -141,6 +148,10 @@ impl Graph {
     /// Waits until every stage in `needs` is built, then for a slot.
     pub(super) fn start(&self, index: usize, needs: &BTreeSet<usize>) -> Result<()> {
         let mut g = self.lock();
+        for &j in needs {
+            Self::demand(&mut g, j);
+        }
+        self.changed.notify_all();
         while !Self::stopped(&g, index) && needs.iter().any(|&j| g.built[j].is_none()) {
             g = self.wait(g);
         }
@@ -184,9 +195,26 @@ impl Graph {
         self.lock().skipped[index] = true;
     }
 
-    /// Whether stage `index` is not built ([`Graph::skip`]).
-    pub(super) fn skipped(&self, index: usize) -> bool {
-        self.lock().skipped[index]
+    /// For a skipped stage ([`Graph::skip`]): waits until a stage asks for it (true: build
+    /// it) or the build is over (false). True at once for any other stage.
+    pub(super) fn wanted(&self, index: usize) -> bool {
+        let mut g = self.lock();
+        while g.skipped[index] && !g.demanded[index] && !g.over && g.failed.is_none() {
+            g = self.wait(g);
+        }
+        !g.skipped[index] || g.demanded[index]
+    }
+
+    /// The last stage ended (built or not): skipped stages nobody asked for stop waiting.
+    pub(super) fn end(&self) {
+        self.lock().over = true;
+        self.changed.notify_all();
+    }
+
+    fn demand(g: &mut GraphState, j: usize) {
+        if g.skipped[j] {
+            g.demanded[j] = true;
+        }
     }
 
     /// Stops the stages after `index`, which failed without a slot.
@@ -210,15 +238,7 @@ impl Graph {
         if let Some(id) = g.built[j] {
             return Ok(id);
         }
-        if g.skipped[j] {
-            // Only a word known when the step runs (an ONBUILD trigger's) can name it.
-            return Err(BuildError::Step {
-                line: 0,
-                msg: format!(
-                    "stage {j} was not built: it is named only by an ONBUILD trigger (build with the classic output to build every stage)"
-                ),
-            });
-        }
+        Self::demand(&mut g, j);
         g.running -= 1;
         self.changed.notify_all();
         // Stage `j` failing (or one before it) ends the wait too.
@@ -362,6 +382,27 @@ mod tests {
             let waiter = s.spawn(|| graph.start(2, &BTreeSet::from([0])));
             graph.finish(0, None);
             assert!(matches!(waiter.join().unwrap(), Err(BuildError::Cancelled)));
+        });
+    }
+
+    #[test]
+    fn a_skipped_stage_is_built_only_when_asked_for() {
+        let graph = Graph::new(3, 2);
+        graph.skip(0);
+        graph.skip(1);
+        graph.start(2, &BTreeSet::new()).unwrap();
+        std::thread::scope(|s| {
+            let zero = s.spawn(|| graph.wanted(0));
+            let one = s.spawn(|| graph.wanted(1));
+            // Stage 2 asks for stage 1 while it runs: stage 1 is built, stage 0 is not.
+            let asked = s.spawn(|| graph.built(2, 1));
+            assert!(one.join().unwrap());
+            graph.start(1, &BTreeSet::new()).unwrap();
+            graph.finish(1, Some(digest(1)));
+            assert_eq!(asked.join().unwrap().unwrap(), digest(1));
+            graph.finish(2, Some(digest(2)));
+            graph.end();
+            assert!(!zero.join().unwrap());
         });
     }
 
