@@ -354,6 +354,68 @@ fn buildkit_display_builds_only_the_stages_the_target_needs() {
 
 #[test]
 #[cfg_attr(strata_no_root, ignore = "needs root")]
+fn progress_tty_draws_buildkits_terminal_display() {
+    // A terminal for the build: util-linux's `script` runs it on a pseudo-terminal.
+    if !require_root() || !require_tool("script") {
+        return;
+    }
+    let (s, ctx) = setup(
+        "FROM bb:1 AS builder\n\
+         RUN echo out\n\
+         FROM bb:1\n\
+         COPY --from=builder /bin/sh /sh\n",
+    );
+    let strata = s.cmd().get_program().to_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let typescript = dir.path().join("typescript");
+    let build = |args: &str| {
+        let cmd = format!(
+            "stty cols 100 rows 30; {strata} build --network none {args} -t tty:1 {}",
+            ctx.path().display()
+        );
+        let out = std::process::Command::new("script")
+            .args(["-qfec", &cmd])
+            .arg(&typescript)
+            .env("STRATA_ROOT", s.root.path())
+            .output()
+            .unwrap();
+        assert_success(&out);
+        String::from_utf8(fs::read(&typescript).unwrap())
+            .unwrap()
+            .replace("\r\n", "\n")
+    };
+    let out = build("--progress=tty");
+    // The last frame: every step, padded to the terminal's width, the time on the right.
+    let last = out.rsplit("\x1b[J").next().unwrap();
+    let lines: Vec<&str> = last.lines().collect();
+    assert!(
+        lines[0].starts_with("[+] Building ") && lines[0].ends_with(" (5/5) FINISHED"),
+        "{out}"
+    );
+    let step = lines
+        .iter()
+        .find(|l| l.starts_with(" => [builder 2/2] RUN echo out "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(step.chars().count(), 100, "{step:?}");
+    assert!(step.ends_with('s'), "{step:?}");
+    assert!(last.contains("\n => exporting to image "), "{out}");
+    assert!(!out.contains("#1 "), "not the plain display: {out}");
+    // A rebuild: from the cache. auto is the same display on a terminal.
+    let out = build("--progress=auto");
+    assert!(
+        out.contains(" => CACHED [builder 2/2] RUN echo out "),
+        "{out}"
+    );
+    // Without --progress, the classic output, terminal or not.
+    let out = build("");
+    assert!(
+        out.contains("Step 2/4 : RUN echo out\n ---> Using cache\n"),
+        "{out}"
+    );
+}
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
 fn copy_link_reuses_its_layer_on_a_changed_base() {
     if !require_root() {
         return;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -577,6 +577,16 @@ pub fn build(root: &Path, mut a: BuildArgs, mut session: Session<'_>) -> Result<
     if a.quiet {
         progress = build::Progress::Classic;
     }
+    // `tty` and `auto` on a terminal: BuildKit's terminal display, drawn from the rawjson
+    // events (elsewhere they are `plain`, as Docker's are).
+    let tty = progress == build::Progress::Plain
+        && matches!(a.progress.as_deref(), Some("tty" | "auto"))
+        && !session.confined
+        && session.on_built.is_none()
+        && io::stderr().is_terminal();
+    if tty {
+        progress = build::Progress::RawJson;
+    }
     let network = network_mode(&a.network)?;
     let mut tags = Vec::new();
     for t in &a.tags {
@@ -672,8 +682,15 @@ pub fn build(root: &Path, mut a: BuildArgs, mut session: Session<'_>) -> Result<
         ..
     } = session;
     // With `-q`, the streams the ID (or, on failure, the captured output) goes to.
+    let mut display = None;
     let (mut out, quiet_to): (Box<dyn Write + Send>, _) = match &captured {
         Some(c) => (Box::new(c.clone()), Some((session_out, session_err))),
+        None if tty => {
+            let d = super::build_tty::Display::new(session_err);
+            let w = d.writer();
+            display = Some(d);
+            (Box::new(w), None)
+        }
         None if progress != build::Progress::Classic => (session_err, None),
         None => (session_out, None),
     };
@@ -699,6 +716,9 @@ pub fn build(root: &Path, mut a: BuildArgs, mut session: Session<'_>) -> Result<
     let result = b.build(&plan, &opts);
     let stage_images = std::mem::take(&mut b.stage_images);
     let steps = std::mem::take(&mut b.steps);
+    if let Some(d) = display {
+        d.finish();
+    }
     if let Some(source) = &opts.source {
         let record = build_record(source, &input, &a, started, &result, steps);
         // Only the record is lost: the build itself is done.

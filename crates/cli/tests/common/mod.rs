@@ -237,6 +237,7 @@ pub fn package_of(tool: &str) -> &'static str {
         Some("chromium") => "chromium",
         Some("git") => "git",
         Some("faketime") => "faketime",
+        Some("script") => "bsdutils",
         _ => "(unknown package)",
     }
 }
