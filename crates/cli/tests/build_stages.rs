@@ -114,6 +114,18 @@ fn independent_stages_run_in_parallel_with_sequential_output_and_image() {
         a_start < b_end && b_start < a_end,
         "not overlapping:\n{raw}"
     );
+    // The events come as they happen (what --progress=tty draws from): each sleep's start
+    // is printed before the other one's end.
+    let line = |name: &str, done: bool| {
+        raw.lines()
+            .position(|l| l.contains(name) && l.contains("\"completed\"") == done)
+            .unwrap_or_else(|| panic!("{name}:\n{raw}"))
+    };
+    let (a, b) = ("[a 2/2] RUN sleep 2", "[b 2/2] RUN sleep 2");
+    assert!(
+        line(a, false) < line(b, true) && line(b, false) < line(a, true),
+        "{raw}"
+    );
     let ((a_start, a_end), (b_start, b_end), raw) = runs(&seq_store, 1);
     assert!(
         a_end <= b_start || b_end <= a_start,

@@ -718,7 +718,8 @@ impl Builder<'_> {
             }
         }
         let root = self.store.root().to_path_buf();
-        let ordered = schedule::Ordered::new(&mut *self.out, bs.last + 1);
+        let through = bs.opts.progress == Progress::RawJson;
+        let ordered = schedule::Ordered::new(&mut *self.out, bs.last + 1, through);
         let shared = Shared {
             snapshots: self.snapshots,
             runner: self.runner,

@@ -10,7 +10,8 @@
 //!
 //! The output is the sequential build's, byte for byte: the lowest stage not yet finished
 //! writes through, every later one into a buffer of its own, printed when the stages before
-//! it are done.
+//! it are done (`rawjson`'s events, whole lines naming their step, go out as they
+//! come, as BuildKit's interleave).
 
 use std::collections::BTreeSet;
 use std::io::{self, Write};
@@ -270,10 +271,13 @@ struct OrderedState<'o> {
     /// The lowest stage that failed: nothing after it comes out, as in the sequential
     /// build, which stops there.
     cut: usize,
+    /// Every write goes out as it comes (`rawjson`, whose events are whole lines written
+    /// at once and name their step, as BuildKit's interleave).
+    through: bool,
 }
 
 impl<'o> Ordered<'o> {
-    pub(super) fn new(out: &'o mut (dyn Write + Send), stages: usize) -> Self {
+    pub(super) fn new(out: &'o mut (dyn Write + Send), stages: usize, through: bool) -> Self {
         Ordered {
             state: Mutex::new(OrderedState {
                 out,
@@ -281,6 +285,7 @@ impl<'o> Ordered<'o> {
                 held: vec![Vec::new(); stages],
                 done: vec![false; stages],
                 cut: usize::MAX,
+                through,
             }),
         }
     }
@@ -336,7 +341,7 @@ pub(super) struct StageOut<'a, 'o> {
 impl Write for StageOut<'_, '_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut g = self.ordered.lock();
-        if g.head == self.index {
+        if g.head == self.index || g.through {
             g.out.write_all(buf)?;
         } else {
             g.held[self.index].extend_from_slice(buf);
@@ -345,7 +350,7 @@ impl Write for StageOut<'_, '_> {
     }
     fn flush(&mut self) -> io::Result<()> {
         let mut g = self.ordered.lock();
-        if g.head == self.index {
+        if g.head == self.index || g.through {
             g.out.flush()?;
         }
         Ok(())
@@ -410,7 +415,7 @@ mod tests {
     fn output_stops_at_the_failed_stage() {
         let mut out = Vec::new();
         {
-            let ordered = Ordered::new(&mut out, 3);
+            let ordered = Ordered::new(&mut out, 3, false);
             ordered.stage(2).write_all(b"two\n").unwrap();
             ordered.stage(1).write_all(b"one\n").unwrap();
             ordered.finish(2, true);
