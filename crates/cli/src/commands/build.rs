@@ -695,8 +695,9 @@ pub fn build(root: &Path, mut a: BuildArgs, mut session: Session<'_>) -> Result<
         None => (session_out, None),
     };
     let frontend = build::DockerfileFrontend::new(df.escape);
-    // Pull progress goes to the terminal only.
-    let puller = puller(a.quiet || on_built.is_some(), opts.platform.as_ref());
+    // Pull progress goes to the terminal only (not under the terminal display it would
+    // scribble over).
+    let puller = puller(a.quiet || on_built.is_some() || tty, opts.platform.as_ref());
     let mut b = build::Builder {
         store: &mut store,
         snapshots: m.snapshots.as_ref(),

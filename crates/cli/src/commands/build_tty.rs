@@ -236,7 +236,8 @@ impl State {
             }
             let pad = room.saturating_sub(text.chars().count());
             lines.push(format!("{text}{:pad$} {time}", ""));
-            if v.took.is_none() && !last {
+            // A running step's last lines; a failed one's stay.
+            if (v.took.is_none() && !last) || v.error {
                 for log in &v.logs {
                     let log: String = format!(" => => # {log}").chars().take(width).collect();
                     lines.push(log);
