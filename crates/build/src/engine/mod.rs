@@ -257,9 +257,13 @@ impl Shared<'_> {
             index,
             last: index == bs.last,
         };
-        if !bs.graph.wanted(index) {
+        if bs.graph.skipped(index) {
+            // The stages after it print on; if it is built after all, its output comes at
+            // the end.
             ordered.finish(index, false);
-            return None;
+            if !bs.graph.wanted(index) {
+                return None;
+            }
         }
         let needs = schedule::needs(bs.plan, index, self.frontend, &bs.meta);
         let r = bs

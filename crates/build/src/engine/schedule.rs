@@ -196,6 +196,11 @@ impl Graph {
         self.lock().skipped[index] = true;
     }
 
+    /// Whether stage `index` was skipped ([`Graph::skip`]).
+    pub(super) fn skipped(&self, index: usize) -> bool {
+        self.lock().skipped[index]
+    }
+
     /// For a skipped stage ([`Graph::skip`]): waits until a stage asks for it (true: build
     /// it) or the build is over (false). True at once for any other stage.
     pub(super) fn wanted(&self, index: usize) -> bool {
