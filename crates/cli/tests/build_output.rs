@@ -117,6 +117,57 @@ fn output_local_and_tar_hold_exactly_the_final_stage() {
     let again = s.ok(&["build", "-o", d.to_str().unwrap(), c]);
     assert!(again.contains(" ---> Using cache"), "{again}");
 
+    // With --target, the target stage's files: a later stage is not built, an earlier one
+    // only as the target needs it. Files already in the directory stay (BuildKit's local
+    // exporter adds to it).
+    let ctx3 = context(
+        "FROM bb:1 AS builder
+\
+         RUN mkdir /out && echo built > /out/artifact
+\
+         FROM scratch AS artifact
+\
+         COPY --from=builder /out/ /
+\
+         FROM bb:1
+\
+         RUN echo final > /final
+",
+        &[],
+    );
+    let d3 = dest.path().join("target");
+    fs::create_dir(&d3).unwrap();
+    fs::write(d3.join("kept"), "mine\n").unwrap();
+    let out = s.ok(&[
+        "build",
+        "--network",
+        "none",
+        "--target",
+        "artifact",
+        "-o",
+        d3.to_str().unwrap(),
+        ctx3.path().to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("Step 4/4 : COPY --from=builder") && !out.contains("final"),
+        "{out}"
+    );
+    assert_eq!(
+        tree(&d3).keys().cloned().collect::<Vec<_>>(),
+        ["artifact", "kept"]
+    );
+    assert_eq!(fs::read_to_string(d3.join("artifact")).unwrap(), "built\n");
+
+    // A final stage with no layer at all: an empty directory, an empty tar.
+    let ctx4 = context("FROM scratch\nLABEL empty=yes\n", &[]);
+    let c4 = ctx4.path().to_str().unwrap();
+    let d4 = dest.path().join("empty");
+    s.ok(&["build", "-o", d4.to_str().unwrap(), c4]);
+    assert!(tree(&d4).is_empty() && d4.is_dir());
+    let out = s.cmd().args(["build", "-o", "-", c4]).output().unwrap();
+    assert_success(&out);
+    assert!(tar_names(&out.stdout).is_empty());
+
     // A final stage on a base: its whole root filesystem, deletions carried out.
     let ctx2 = context(
         "FROM bb:1\nRUN rm /bin/ls && mkdir /app && echo hi > /app/hi\n",
@@ -196,10 +247,22 @@ fn output_archives_load_in_strata_and_docker() {
     );
     assert!(out.contains(&name), "{out}");
     let got = run_ok("/usr/bin/docker", &["inspect", "-f", "{{.Id}}", &name]);
-    let ran = run_ok("/usr/bin/docker", &["run", "--rm", &name]);
+    let ran = run_ok(
+        "/usr/bin/docker",
+        &["run", "--rm", "--network", "none", &name],
+    );
     run_ok("/usr/bin/docker", &["rmi", &name]);
     assert_eq!(got.trim(), id);
     assert_eq!(ran, "payload\n");
+    // The OCI archive too (no name given: loaded by its ID).
+    let out = run_ok(
+        "/usr/bin/docker",
+        &["load", "-i", oci_tar.to_str().unwrap()],
+    );
+    let got = run_ok("/usr/bin/docker", &["inspect", "-f", "{{.Id}}", &id]);
+    run_ok("/usr/bin/docker", &["rmi", &id]);
+    assert!(out.contains(&format!("Loaded image ID: {id}")), "{out}");
+    assert_eq!(got.trim(), id);
 }
 
 #[test]
@@ -293,7 +356,8 @@ fn touch(path: &Path, secs: i64) {
 #[test]
 #[cfg_attr(strata_no_root, ignore = "needs root")]
 fn source_date_epoch_makes_the_same_image_in_two_stores() {
-    if !require_root() {
+    // The second build runs a minute later by its clock (libfaketime).
+    if !require_root() || !require_tool("faketime") {
         return;
     }
     const EPOCH: i64 = 1_700_000_000;
@@ -319,8 +383,9 @@ fn source_date_epoch_makes_the_same_image_in_two_stores() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    // Store A takes it from the environment, store B as a build arg; the context file has
-    // other mtimes each time (both after the epoch), as it would a minute later.
+    // Store A takes it from the environment, store B as a build arg, a minute later: the
+    // context file's mtime a minute later too (both after the epoch), and every clock
+    // reading of the build (image and history times, files made by RUN) a minute on.
     touch(&f, now - 60);
     let out = a
         .cmd()
@@ -331,15 +396,34 @@ fn source_date_epoch_makes_the_same_image_in_two_stores() {
     assert_success(&out);
     let id_a = String::from_utf8(out.stdout).unwrap().trim().to_string();
     touch(&f, now);
-    let out_b = b.ok(&[
-        "build",
-        "--build-arg",
-        &format!("SOURCE_DATE_EPOCH={EPOCH}"),
-        "-t",
-        "repro:1",
-        c,
-    ]);
+    let strata = b.cmd().get_program().to_owned();
+    let out_b = std::process::Command::new("faketime")
+        .args(["-f", "+1m"])
+        .arg(strata)
+        .env("STRATA_ROOT", b.root.path())
+        .args(["build", "--build-arg"])
+        .arg(format!("SOURCE_DATE_EPOCH={EPOCH}"))
+        .args(["-t", "repro:1", c])
+        .output()
+        .unwrap();
+    assert_success(&out_b);
+    let out_b = String::from_utf8(out_b.stdout).unwrap();
     assert!(!out_b.contains("were not consumed"), "{out_b}");
+    // The clock was a minute on: without the epoch, that build's image has that time.
+    let out = std::process::Command::new("faketime")
+        .args(["-f", "+1m"])
+        .arg(b.cmd().get_program())
+        .env("STRATA_ROOT", b.root.path())
+        .args(["build", "-q", "--no-cache", c])
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let later = String::from_utf8(out.stdout).unwrap();
+    let created = b.ok(&["inspect", "-f", "{{.Created}}", later.trim()]);
+    let created = chrono::DateTime::parse_from_rfc3339(created.trim())
+        .unwrap()
+        .timestamp();
+    assert!(created >= now + 60, "created {created}, now {now}");
     let id_b = b.ok(&["images", "-q", "--no-trunc", "repro:1"]);
     assert_eq!(id_a, id_b.trim(), "same image ID in both stores");
 
@@ -492,6 +576,7 @@ fn run_network_and_security_flags() {
          RUN ls /sys/class/net > /build-net\n\
          RUN --network=none ls /sys/class/net > /none-net\n\
          RUN --network=host ls /sys/class/net > /host-net\n\
+         RUN --network=default ls /sys/class/net > /default-net\n\
          RUN grep CapEff /proc/self/status > /caps\n",
         &[],
     );
@@ -510,6 +595,11 @@ fn run_network_and_security_flags() {
     let read = |f: &str| fs::read_to_string(d.join(f)).unwrap();
     assert_eq!(read("build-net"), "lo\n");
     assert_eq!(read("none-net"), "lo\n");
+    assert_eq!(
+        read("default-net"),
+        "lo\n",
+        "the build's network, none here"
+    );
     let mut got: Vec<String> = read("host-net").lines().map(String::from).collect();
     got.sort();
     assert_eq!(

@@ -3,8 +3,9 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::fs;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -28,22 +29,22 @@ fn setup(dockerfile: &str) -> (Strata, tempfile::TempDir) {
     (s, ctx)
 }
 
-/// Builds with `STRATA_BUILD_JOBS=jobs` (0: unset, the default); returns the output and
-/// the time it took.
-fn build(s: &Strata, ctx: &tempfile::TempDir, jobs: usize) -> (String, Duration) {
+/// Builds with `STRATA_BUILD_JOBS=jobs` (0: unset, the default) and `args`; returns the
+/// output (standard output, or with a BuildKit display standard error, where it goes).
+fn build(s: &Strata, ctx: &tempfile::TempDir, jobs: usize, args: &[&str]) -> String {
     let mut cmd = s.cmd();
     if jobs > 0 {
         cmd.env("STRATA_BUILD_JOBS", jobs.to_string());
     }
-    let start = Instant::now();
     let out = cmd
         .args(["build", "--network", "none", "-t", "st:1"])
+        .args(args)
         .arg(ctx.path())
         .output()
         .unwrap();
-    let took = start.elapsed();
     assert_success(&out);
-    (String::from_utf8(out.stdout).unwrap(), took)
+    let display = args.iter().any(|a| a.starts_with("--progress"));
+    String::from_utf8(if display { out.stderr } else { out.stdout }).unwrap()
 }
 
 /// The output with IDs (container and image) replaced, which differ from build to build.
@@ -60,6 +61,27 @@ fn without_ids(out: &str) -> String {
         .collect()
 }
 
+/// The run of each RUN step of a `--progress=rawjson` build, by vertex name: when it
+/// started and when it completed (RFC 3339 with nanoseconds, UTC: they sort as times).
+fn run_intervals(raw: &str) -> BTreeMap<String, (String, String)> {
+    let mut out = BTreeMap::new();
+    for line in raw.lines() {
+        let status: serde_json::Value = serde_json::from_str(line).unwrap();
+        let Some(v) = status["vertexes"].get(0) else {
+            continue;
+        };
+        let (Some(name), Some(done)) = (v["name"].as_str(), v["completed"].as_str()) else {
+            continue;
+        };
+        if name.contains("] RUN ") {
+            let started = v["started"].as_str().unwrap().to_string();
+            assert_eq!(started.len(), done.len(), "{line}");
+            out.insert(name.to_string(), (started, done.to_string()));
+        }
+    }
+    out
+}
+
 #[test]
 #[cfg_attr(strata_no_root, ignore = "needs root")]
 fn independent_stages_run_in_parallel_with_sequential_output_and_image() {
@@ -67,18 +89,47 @@ fn independent_stages_run_in_parallel_with_sequential_output_and_image() {
         return;
     }
     let (s, ctx) = setup(TWO_SLEEPS);
-    let (parallel, took) = build(&s, &ctx, 0);
-    // The two sleeps overlap: 4 s one after the other.
-    assert!(took < Duration::from_secs(3), "took {took:?}:\n{parallel}");
-
+    let parallel = build(&s, &ctx, 0, &[]);
     let (seq_store, _) = setup("");
-    let (sequential, took_seq) = build(&seq_store, &ctx, 1);
-    assert!(took_seq >= Duration::from_secs(4), "took {took_seq:?}");
+    let sequential = build(&seq_store, &ctx, 1, &[]);
     // The same lines in the same order, stage after stage.
     assert_eq!(without_ids(&parallel), without_ids(&sequential));
     assert!(
         parallel.starts_with("Step 1/8 : FROM bb:1 AS a\n"),
         "{parallel}"
+    );
+
+    // When each sleep ran, from BuildKit's display: as a graph, the two sleeps overlap (the
+    // build takes one sleep, not two); one stage at a time, one ends before the other starts
+    // (whichever took the slot first).
+    let runs = |s: &Strata, jobs: usize| {
+        let raw = build(s, &ctx, jobs, &["--no-cache", "--progress=rawjson"]);
+        let runs = run_intervals(&raw);
+        let a = runs["[a 2/2] RUN sleep 2 && echo a > /a && touch -t 200001010000 /a"].clone();
+        let b = runs["[b 2/2] RUN sleep 2 && echo b > /b && touch -t 200001010000 /b"].clone();
+        (a, b, raw)
+    };
+    let ((a_start, a_end), (b_start, b_end), raw) = runs(&s, 0);
+    assert!(
+        a_start < b_end && b_start < a_end,
+        "not overlapping:\n{raw}"
+    );
+    // The events come as they happen (what --progress=tty draws from): each sleep's start
+    // is printed before the other one's end.
+    let line = |name: &str, done: bool| {
+        raw.lines()
+            .position(|l| l.contains(name) && l.contains("\"completed\"") == done)
+            .unwrap_or_else(|| panic!("{name}:\n{raw}"))
+    };
+    let (a, b) = ("[a 2/2] RUN sleep 2", "[b 2/2] RUN sleep 2");
+    assert!(
+        line(a, false) < line(b, true) && line(b, false) < line(a, true),
+        "{raw}"
+    );
+    let ((a_start, a_end), (b_start, b_end), raw) = runs(&seq_store, 1);
+    assert!(
+        a_end <= b_start || b_end <= a_start,
+        "overlapping with one job:\n{raw}"
     );
 
     // The same image: layers, history and files.
@@ -235,6 +286,144 @@ fn progress_plain_rawjson_and_quiet() {
     let (code, err) = s.fails(&["build", "--progress=fancy", ctx.path().to_str().unwrap()]);
     assert_eq!(code, 125);
     assert!(err.contains("invalid progress mode \"fancy\""), "{err}");
+    // -q with another display is refused, as buildx does; with auto it is quiet.
+    let c = ctx.path().to_str().unwrap();
+    let (code, err) = s.fails(&["build", "-q", "--progress=plain", c]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("progress=plain and quiet cannot be used together"),
+        "{err}"
+    );
+    let (stdout, _) = build(&["-q", "--progress=auto"]);
+    assert!(stdout.starts_with("sha256:"), "{stdout}");
+    // tty and auto without a terminal: the plain display (as Docker's).
+    let (_, tty) = build(&["--progress=tty"]);
+    assert!(tty.contains("\n#3 CACHED\n"), "{tty}");
+}
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn buildkit_display_builds_only_the_stages_the_target_needs() {
+    if !require_root() {
+        return;
+    }
+    let (s, ctx) = setup(
+        "FROM bb:1 AS a\n\
+         RUN echo built-a > /a\n\
+         FROM bb:1 AS unused\n\
+         RUN echo unused stage ran\n\
+         FROM a AS mid\n\
+         RUN echo mid > /mid\n\
+         FROM bb:1\n\
+         COPY --from=mid /a /mid /\n",
+    );
+    let build = |args: &[&str]| {
+        let out = s
+            .cmd()
+            .args(["build", "--no-cache", "--network", "none"])
+            .args(args)
+            .arg(ctx.path())
+            .output()
+            .unwrap();
+        assert_success(&out);
+        String::from_utf8(out.stdout).unwrap() + &String::from_utf8(out.stderr).unwrap()
+    };
+    // The classic builder builds every stage up to the target.
+    let classic = build(&[]);
+    assert!(classic.contains("\nunused stage ran\n"), "{classic}");
+    // BuildKit builds the target and what it needs, through the base of a stage it copies
+    // from.
+    let plain = build(&["--progress=plain"]);
+    assert!(!plain.contains("unused"), "{plain}");
+    assert!(plain.contains("] RUN echo built-a > /a\n"), "{plain}");
+    assert!(plain.contains("] COPY --from=mid /a /mid /\n"), "{plain}");
+    let raw = build(&["--progress=rawjson", "--target", "mid"]);
+    assert!(!raw.contains("unused"), "{raw}");
+    assert!(raw.contains("[mid 2/2] RUN echo mid > /mid"), "{raw}");
+    let plain = build(&["--progress=plain", "--target", "unused"]);
+    assert!(
+        plain.contains("\n#4 [unused 2/2] RUN echo unused stage ran\n"),
+        "{plain}"
+    );
+    assert!(!plain.contains("built-a"), "{plain}");
+
+    // A stage named only when a step runs (an ONBUILD trigger of the base) is built then.
+    let base = tempfile::tempdir().unwrap();
+    fs::write(
+        base.path().join("Dockerfile"),
+        "FROM bb:1\nONBUILD COPY --from=helper /h /h\n",
+    )
+    .unwrap();
+    s.ok(&["build", "-q", "-t", "onb:1", base.path().to_str().unwrap()]);
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM bb:1 AS helper\nRUN echo from-helper > /h\nFROM onb:1\nRUN cat /h\n",
+    )
+    .unwrap();
+    let plain = build(&["--progress=plain"]);
+    assert!(plain.contains(" from-helper\n"), "{plain}");
+}
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn progress_tty_draws_buildkits_terminal_display() {
+    // A terminal for the build: util-linux's `script` runs it on a pseudo-terminal.
+    if !require_root() || !require_tool("script") {
+        return;
+    }
+    let (s, ctx) = setup(
+        "FROM bb:1 AS builder\n\
+         RUN echo out\n\
+         FROM bb:1\n\
+         COPY --from=builder /bin/sh /sh\n",
+    );
+    let strata = s.cmd().get_program().to_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let typescript = dir.path().join("typescript");
+    let build = |args: &str| {
+        let cmd = format!(
+            "stty cols 100 rows 30; {strata} build --network none {args} -t tty:1 {}",
+            ctx.path().display()
+        );
+        let out = std::process::Command::new("script")
+            .args(["-qfec", &cmd])
+            .arg(&typescript)
+            .env("STRATA_ROOT", s.root.path())
+            .output()
+            .unwrap();
+        assert_success(&out);
+        String::from_utf8(fs::read(&typescript).unwrap())
+            .unwrap()
+            .replace("\r\n", "\n")
+    };
+    let out = build("--progress=tty");
+    // The last frame: every step, padded to the terminal's width, the time on the right.
+    let last = out.rsplit("\x1b[J").next().unwrap();
+    let lines: Vec<&str> = last.lines().collect();
+    assert!(
+        lines[0].starts_with("[+] Building ") && lines[0].ends_with(" (5/5) FINISHED"),
+        "{out}"
+    );
+    let step = lines
+        .iter()
+        .find(|l| l.starts_with(" => [builder 2/2] RUN echo out "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(step.chars().count(), 100, "{step:?}");
+    assert!(step.ends_with('s'), "{step:?}");
+    assert!(last.contains("\n => exporting to image "), "{out}");
+    assert!(!out.contains("#1 "), "not the plain display: {out}");
+    // A rebuild: from the cache. auto is the same display on a terminal.
+    let out = build("--progress=auto");
+    assert!(
+        out.contains(" => CACHED [builder 2/2] RUN echo out "),
+        "{out}"
+    );
+    // Without --progress, the classic output, terminal or not.
+    let out = build("");
+    assert!(
+        out.contains("Step 2/4 : RUN echo out\n ---> Using cache\n"),
+        "{out}"
+    );
 }
 
 #[test]

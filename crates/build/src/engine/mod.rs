@@ -224,6 +224,61 @@ struct Shared<'s> {
 }
 
 impl Shared<'_> {
+    /// The thread of stage `index`: waits for the stages it needs and a slot, builds it,
+    /// and lets the output of the stages after it go. A stage the target does not need
+    /// (BuildKit's display) lets it go at once, and is built only if a stage asks for it
+    /// while it runs; None when it is not built.
+    fn stage_thread(
+        &self,
+        root: &Path,
+        bs: &BuildState,
+        index: usize,
+        ordered: &schedule::Ordered<'_>,
+    ) -> Option<Result<Digest>> {
+        /// A stage that panics fails at once (the stages waiting for it stop), and the last
+        /// stage ending, even so, ends the waits of skipped stages.
+        struct Guard<'g> {
+            graph: &'g schedule::Graph,
+            index: usize,
+            last: bool,
+        }
+        impl Drop for Guard<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.graph.fail(self.index);
+                }
+                if self.last {
+                    self.graph.end();
+                }
+            }
+        }
+        let _guard = Guard {
+            graph: &bs.graph,
+            index,
+            last: index == bs.last,
+        };
+        if bs.graph.skipped(index) {
+            // The stages after it print on; if it is built after all, its output comes at
+            // the end.
+            ordered.finish(index, false);
+            if !bs.graph.wanted(index) {
+                return None;
+            }
+        }
+        let needs = schedule::needs(bs.plan, index, self.frontend, &bs.meta);
+        let r = bs
+            .graph
+            .start(index, &needs)
+            .inspect_err(|_| bs.graph.fail(index))
+            .and_then(|()| {
+                let r = self.build_stage(root, bs, index, &mut ordered.stage(index));
+                bs.graph.finish(index, r.as_ref().ok().copied());
+                r
+            });
+        ordered.finish(index, r.is_err());
+        Some(r)
+    }
+
     /// Builds stage `index` with a store connection of its own on the same root (a SQLite
     /// connection is not shared between threads; WAL and the store lock order the writes
     /// of several, as they order those of several processes).
@@ -655,11 +710,20 @@ impl Builder<'_> {
     }
 
     /// Builds every stage up to the last one (Docker's classic builder builds them all,
-    /// needed by the target or not), each as soon as the stages it needs are built, at most
-    /// `jobs` at once; returns the last one's image.
+    /// needed by the target or not; with BuildKit's display, only the ones the last one
+    /// needs, as BuildKit), each as soon as the stages it needs are built, at most `jobs`
+    /// at once; returns the last one's image.
     fn build_up_to_last(&mut self, bs: &BuildState) -> Result<Digest> {
+        if bs.opts.progress != Progress::Classic {
+            if let Some(wanted) = schedule::wanted(bs.plan, bs.last, self.frontend, &bs.meta) {
+                for i in (0..bs.last).filter(|i| !wanted.contains(i)) {
+                    bs.graph.skip(i);
+                }
+            }
+        }
         let root = self.store.root().to_path_buf();
-        let ordered = schedule::Ordered::new(&mut *self.out, bs.last + 1);
+        let through = bs.opts.progress == Progress::RawJson;
+        let ordered = schedule::Ordered::new(&mut *self.out, bs.last + 1, through);
         let shared = Shared {
             snapshots: self.snapshots,
             runner: self.runner,
@@ -671,24 +735,11 @@ impl Builder<'_> {
             puller: self.puller,
             fetcher: self.fetcher,
         };
-        let results: Vec<Result<Digest>> = std::thread::scope(|scope| {
+        let results: Vec<Option<Result<Digest>>> = std::thread::scope(|scope| {
             let threads: Vec<_> = (0..=bs.last)
                 .map(|i| {
                     let (shared, ordered, root) = (&shared, &ordered, &root);
-                    scope.spawn(move || {
-                        let needs = schedule::needs(bs.plan, i, shared.frontend, &bs.meta);
-                        let r = bs
-                            .graph
-                            .start(i, &needs)
-                            .inspect_err(|_| bs.graph.fail(i))
-                            .and_then(|()| {
-                                let r = shared.build_stage(root, bs, i, &mut ordered.stage(i));
-                                bs.graph.finish(i, r.as_ref().ok().copied());
-                                r
-                            });
-                        ordered.finish(i, r.is_err());
-                        r
-                    })
+                    scope.spawn(move || shared.stage_thread(root, bs, i, ordered))
                 })
                 .collect();
             threads
@@ -697,10 +748,10 @@ impl Builder<'_> {
                 .map(|(i, t)| {
                     t.join().unwrap_or_else(|_| {
                         bs.graph.fail(i);
-                        Err(BuildError::Step {
+                        Some(Err(BuildError::Step {
                             line: 0,
                             msg: "a build stage panicked".into(),
-                        })
+                        }))
                     })
                 })
                 .collect()
@@ -711,7 +762,7 @@ impl Builder<'_> {
         // The error of the stage that failed; the others only stopped because of it.
         let mut first_cancel = None;
         let mut last = None;
-        for r in results {
+        for r in results.into_iter().flatten() {
             match r {
                 Err(BuildError::Cancelled) => {
                     first_cancel = first_cancel.or(Some(BuildError::Cancelled))

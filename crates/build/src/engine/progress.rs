@@ -147,7 +147,8 @@ impl Vertex {
                 serde_json::json!({"vertexes": [v], "statuses": null, "logs": null})
             }
         };
-        let _ = writeln!(out, "{status}");
+        // One write a line: the stages' lines go out as they come (see `Ordered`).
+        let _ = out.write_all(format!("{status}\n").as_bytes());
     }
 }
 

@@ -10,7 +10,8 @@
 //!
 //! The output is the sequential build's, byte for byte: the lowest stage not yet finished
 //! writes through, every later one into a buffer of its own, printed when the stages before
-//! it are done.
+//! it are done (`rawjson`'s events, whole lines naming their step, go out as they
+//! come, as BuildKit's interleave).
 
 use std::collections::BTreeSet;
 use std::io::{self, Write};
@@ -55,6 +56,32 @@ pub(super) fn needs(
     out
 }
 
+/// The stages BuildKit builds: `last` and the stages it needs, and those they need, in
+/// turn. None when one of them names a stage with a variable (known only when its step
+/// runs): then every stage up to `last` is built, as the classic builder does.
+pub(super) fn wanted(
+    plan: &Plan,
+    last: usize,
+    frontend: &dyn Frontend,
+    meta: &[(String, String)],
+) -> Option<BTreeSet<usize>> {
+    let mut out = BTreeSet::new();
+    let mut todo = vec![last];
+    while let Some(i) = todo.pop() {
+        if !out.insert(i) {
+            continue;
+        }
+        let variable = plan.stages[i].steps.iter().any(
+            |step| matches!(&step.op, Op::Copy { from: Some(from), .. } if from.contains('$')),
+        );
+        if variable {
+            return None;
+        }
+        todo.extend(needs(plan, i, frontend, meta));
+    }
+    Some(out)
+}
+
 /// How many stages run at once: one per CPU, at least two.
 pub(super) fn default_jobs() -> usize {
     std::thread::available_parallelism()
@@ -77,6 +104,13 @@ struct GraphState {
     /// ones before it go on (the sequential build would have run them first), so the
     /// output and the error are the sequential build's.
     failed: Option<usize>,
+    /// Stages the target does not need (BuildKit's display, [`wanted`]): built only when a
+    /// stage asks for one while it runs (an ONBUILD trigger's `--from`), which sets
+    /// `demanded`.
+    skipped: Vec<bool>,
+    demanded: Vec<bool>,
+    /// The last stage ended: a skipped stage nobody asked for is not built.
+    over: bool,
     /// Slots in use.
     running: usize,
     /// Stages waiting for a slot; the lowest index gets the next one.
@@ -88,6 +122,9 @@ impl Graph {
         Graph {
             state: Mutex::new(GraphState {
                 built: vec![None; stages],
+                skipped: vec![false; stages],
+                demanded: vec![false; stages],
+                over: false,
                 failed: None,
                 running: 0,
                 waiting: BTreeSet::new(),
@@ -112,6 +149,10 @@ impl Graph {
     /// Waits until every stage in `needs` is built, then for a slot.
     pub(super) fn start(&self, index: usize, needs: &BTreeSet<usize>) -> Result<()> {
         let mut g = self.lock();
+        for &j in needs {
+            Self::demand(&mut g, j);
+        }
+        self.changed.notify_all();
         while !Self::stopped(&g, index) && needs.iter().any(|&j| g.built[j].is_none()) {
             g = self.wait(g);
         }
@@ -150,6 +191,38 @@ impl Graph {
         g.failed = Some(g.failed.map_or(index, |f| f.min(index)));
     }
 
+    /// Stage `index` is not built: the target does not need it.
+    pub(super) fn skip(&self, index: usize) {
+        self.lock().skipped[index] = true;
+    }
+
+    /// Whether stage `index` was skipped ([`Graph::skip`]).
+    pub(super) fn skipped(&self, index: usize) -> bool {
+        self.lock().skipped[index]
+    }
+
+    /// For a skipped stage ([`Graph::skip`]): waits until a stage asks for it (true: build
+    /// it) or the build is over (false). True at once for any other stage.
+    pub(super) fn wanted(&self, index: usize) -> bool {
+        let mut g = self.lock();
+        while g.skipped[index] && !g.demanded[index] && !g.over && g.failed.is_none() {
+            g = self.wait(g);
+        }
+        !g.skipped[index] || g.demanded[index]
+    }
+
+    /// The last stage ended (built or not): skipped stages nobody asked for stop waiting.
+    pub(super) fn end(&self) {
+        self.lock().over = true;
+        self.changed.notify_all();
+    }
+
+    fn demand(g: &mut GraphState, j: usize) {
+        if g.skipped[j] {
+            g.demanded[j] = true;
+        }
+    }
+
     /// Stops the stages after `index`, which failed without a slot.
     pub(super) fn fail(&self, index: usize) {
         Self::mark_failed(&mut self.lock(), index);
@@ -171,6 +244,7 @@ impl Graph {
         if let Some(id) = g.built[j] {
             return Ok(id);
         }
+        Self::demand(&mut g, j);
         g.running -= 1;
         self.changed.notify_all();
         // Stage `j` failing (or one before it) ends the wait too.
@@ -202,10 +276,13 @@ struct OrderedState<'o> {
     /// The lowest stage that failed: nothing after it comes out, as in the sequential
     /// build, which stops there.
     cut: usize,
+    /// Every write goes out as it comes (`rawjson`, whose events are whole lines written
+    /// at once and name their step, as BuildKit's interleave).
+    through: bool,
 }
 
 impl<'o> Ordered<'o> {
-    pub(super) fn new(out: &'o mut (dyn Write + Send), stages: usize) -> Self {
+    pub(super) fn new(out: &'o mut (dyn Write + Send), stages: usize, through: bool) -> Self {
         Ordered {
             state: Mutex::new(OrderedState {
                 out,
@@ -213,6 +290,7 @@ impl<'o> Ordered<'o> {
                 held: vec![Vec::new(); stages],
                 done: vec![false; stages],
                 cut: usize::MAX,
+                through,
             }),
         }
     }
@@ -268,7 +346,7 @@ pub(super) struct StageOut<'a, 'o> {
 impl Write for StageOut<'_, '_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut g = self.ordered.lock();
-        if g.head == self.index {
+        if g.head == self.index || g.through {
             g.out.write_all(buf)?;
         } else {
             g.held[self.index].extend_from_slice(buf);
@@ -277,7 +355,7 @@ impl Write for StageOut<'_, '_> {
     }
     fn flush(&mut self) -> io::Result<()> {
         let mut g = self.ordered.lock();
-        if g.head == self.index {
+        if g.head == self.index || g.through {
             g.out.flush()?;
         }
         Ok(())
@@ -318,10 +396,31 @@ mod tests {
     }
 
     #[test]
+    fn a_skipped_stage_is_built_only_when_asked_for() {
+        let graph = Graph::new(3, 2);
+        graph.skip(0);
+        graph.skip(1);
+        graph.start(2, &BTreeSet::new()).unwrap();
+        std::thread::scope(|s| {
+            let zero = s.spawn(|| graph.wanted(0));
+            let one = s.spawn(|| graph.wanted(1));
+            // Stage 2 asks for stage 1 while it runs: stage 1 is built, stage 0 is not.
+            let asked = s.spawn(|| graph.built(2, 1));
+            assert!(one.join().unwrap());
+            graph.start(1, &BTreeSet::new()).unwrap();
+            graph.finish(1, Some(digest(1)));
+            assert_eq!(asked.join().unwrap().unwrap(), digest(1));
+            graph.finish(2, Some(digest(2)));
+            graph.end();
+            assert!(!zero.join().unwrap());
+        });
+    }
+
+    #[test]
     fn output_stops_at_the_failed_stage() {
         let mut out = Vec::new();
         {
-            let ordered = Ordered::new(&mut out, 3);
+            let ordered = Ordered::new(&mut out, 3, false);
             ordered.stage(2).write_all(b"two\n").unwrap();
             ordered.stage(1).write_all(b"one\n").unwrap();
             ordered.finish(2, true);

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -561,9 +561,32 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
 pub fn build(root: &Path, mut a: BuildArgs, mut session: Session<'_>) -> Result<oci::Digest> {
     let platform = a.platform.as_deref().map(build_platform).transpose()?;
     let allow_insecure = allow_insecure(&a.allow)?;
-    let progress = progress_mode(a.progress.as_deref())?;
+    let mut progress = progress_mode(a.progress.as_deref())?;
+    // buildx's check: `-q` is the quiet display (`-q --progress=auto` is `-q`).
+    if let Some(p) = a
+        .progress
+        .as_deref()
+        .filter(|p| a.quiet && !matches!(*p, "auto" | "quiet"))
+    {
+        return Err(
+            Failure::new(1, format!("progress={p} and quiet cannot be used together")).into(),
+        );
+    }
     // `--progress=quiet` is `-q`.
     a.quiet |= a.progress.as_deref() == Some("quiet");
+    if a.quiet {
+        progress = build::Progress::Classic;
+    }
+    // `tty` and `auto` on a terminal: BuildKit's terminal display, drawn from the rawjson
+    // events (elsewhere they are `plain`, as Docker's are).
+    let tty = progress == build::Progress::Plain
+        && matches!(a.progress.as_deref(), Some("tty" | "auto"))
+        && !session.confined
+        && session.on_built.is_none()
+        && io::stderr().is_terminal();
+    if tty {
+        progress = build::Progress::RawJson;
+    }
     let network = network_mode(&a.network)?;
     let mut tags = Vec::new();
     for t in &a.tags {
@@ -659,14 +682,22 @@ pub fn build(root: &Path, mut a: BuildArgs, mut session: Session<'_>) -> Result<
         ..
     } = session;
     // With `-q`, the streams the ID (or, on failure, the captured output) goes to.
+    let mut display = None;
     let (mut out, quiet_to): (Box<dyn Write + Send>, _) = match &captured {
         Some(c) => (Box::new(c.clone()), Some((session_out, session_err))),
+        None if tty => {
+            let d = super::build_tty::Display::new(session_err);
+            let w = d.writer();
+            display = Some(d);
+            (Box::new(w), None)
+        }
         None if progress != build::Progress::Classic => (session_err, None),
         None => (session_out, None),
     };
     let frontend = build::DockerfileFrontend::new(df.escape);
-    // Pull progress goes to the terminal only.
-    let puller = puller(a.quiet || on_built.is_some(), opts.platform.as_ref());
+    // Pull progress goes to the terminal only (not under the terminal display it would
+    // scribble over).
+    let puller = puller(a.quiet || on_built.is_some() || tty, opts.platform.as_ref());
     let mut b = build::Builder {
         store: &mut store,
         snapshots: m.snapshots.as_ref(),
@@ -686,6 +717,9 @@ pub fn build(root: &Path, mut a: BuildArgs, mut session: Session<'_>) -> Result<
     let result = b.build(&plan, &opts);
     let stage_images = std::mem::take(&mut b.stage_images);
     let steps = std::mem::take(&mut b.steps);
+    if let Some(d) = display {
+        d.finish();
+    }
     if let Some(source) = &opts.source {
         let record = build_record(source, &input, &a, started, &result, steps);
         // Only the record is lost: the build itself is done.

@@ -98,7 +98,7 @@ fn parse_output(s: &str) -> Result<Output> {
             "tar" => tar = value.parse::<bool>().unwrap_or(true),
             "push" if value.parse::<bool>().unwrap_or(false) => {
                 return Err(error(
-                    "push=true is not supported: build, then push the image with strata push",
+                    "type=registry (push=true) is not supported: build, then push the image with strata push",
                 ))
             }
             // BuildKit keeps options it does not know (and the ones that change nothing
@@ -109,6 +109,12 @@ fn parse_output(s: &str) -> Result<Output> {
     let kind = match kind.as_deref() {
         None | Some("") => return Err(error("type is required for output")),
         Some("image") => Kind::Image,
+        // BuildKit's `type=image,push=true`.
+        Some("registry") => {
+            return Err(error(
+                "type=registry (push=true) is not supported: build, then push the image with strata push",
+            ))
+        }
         Some("local") => Kind::Local(dir_dest("local", dest.as_deref())?),
         Some("tar") => Kind::Tar(file_dest("tar", Some(dest.as_deref().unwrap_or("-")))?),
         Some(t @ ("oci" | "docker")) if !tar => Kind::Layout(dir_dest(t, dest.as_deref())?),
@@ -343,6 +349,9 @@ mod tests {
             err("type=nope,dest=x"),
             "exporter \"nope\" could not be found"
         );
+        for spec in ["type=registry,name=r/x", "type=image,name=r/x,push=true"] {
+            assert!(err(spec).contains("build, then push the image with strata push"));
+        }
         let file = dir.path().join("f");
         fs::write(&file, "").unwrap();
         assert_eq!(

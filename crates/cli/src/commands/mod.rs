@@ -6,6 +6,7 @@ pub(crate) mod build;
 mod build_check;
 mod build_history;
 mod build_output;
+mod build_tty;
 pub mod builder_gc;
 pub use builder_gc::parse_keep_storage;
 mod builder_history;

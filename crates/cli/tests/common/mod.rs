@@ -236,6 +236,8 @@ pub fn package_of(tool: &str) -> &'static str {
         Some("tini" | "tini-static") => "tini",
         Some("chromium") => "chromium",
         Some("git") => "git",
+        Some("faketime") => "faketime",
+        Some("script") => "bsdutils",
         _ => "(unknown package)",
     }
 }
