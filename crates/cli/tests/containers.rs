@@ -1007,7 +1007,7 @@ fn exec_privileged_has_every_capability() {
         "run",
         "-d",
         "--name",
-        "p",
+        "priv",
         "--network",
         "none",
         "busybox",
@@ -1017,7 +1017,7 @@ fn exec_privileged_has_every_capability() {
     let cap = |extra: &[&str]| {
         let mut args = vec!["exec"];
         args.extend_from_slice(extra);
-        args.extend(["p", "grep", "CapEff", "/proc/self/status"]);
+        args.extend(["priv", "grep", "CapEff", "/proc/self/status"]);
         s.ok(&args).split_whitespace().nth(1).unwrap().to_string()
     };
     let plain = u64::from_str_radix(&cap(&[]), 16).unwrap();
@@ -1026,7 +1026,7 @@ fn exec_privileged_has_every_capability() {
     assert_eq!(plain.count_ones(), 14, "{plain:x}");
     assert!(privileged.count_ones() >= 38, "{privileged:x}");
     assert_eq!(privileged & plain, plain);
-    let init = s.ok(&["exec", "p", "grep", "CapEff", "/proc/1/status"]);
+    let init = s.ok(&["exec", "priv", "grep", "CapEff", "/proc/1/status"]);
     assert!(init.contains(&format!("{plain:016x}")), "{init}");
-    s.ok(&["rm", "-f", "p"]);
+    s.ok(&["rm", "-f", "priv"]);
 }
