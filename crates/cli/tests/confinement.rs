@@ -274,9 +274,13 @@ fn custom_profiles_and_bad_options() {
         "busybox",
         "true",
     ]);
+    // Docker's CLI refuses it while parsing: `docker: MSG.` and where help is.
     assert_eq!(
         (code, err.trim()),
-        (125, "Error: xvda is not an absolute path")
+        (
+            125,
+            "strata: xvda is not an absolute path.\nSee 'strata run --help'."
+        )
     );
     let (code, err) = s.fails(&["run", "--rm", "--device", "/dev/nope", "busybox", "true"]);
     assert_eq!(code, 127, "{err}");
