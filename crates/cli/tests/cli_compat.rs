@@ -551,30 +551,6 @@ fn system_prune_info_aliases_and_completion() {
     assert!(s.ok(&["completion", "fish"]).contains("complete -c strata"));
 }
 
-/// Removes what a side-by-side test made in the reference Docker, however the test ends.
-struct DockerLeftovers {
-    containers: Vec<String>,
-    images: Vec<String>,
-    volumes: Vec<String>,
-}
-
-impl Drop for DockerLeftovers {
-    fn drop(&mut self) {
-        let run = |args: Vec<&str>| {
-            let _ = Command::new(DOCKER).args(args).output();
-        };
-        for c in &self.containers {
-            run(vec!["rm", "-f", "-v", c]);
-        }
-        for i in &self.images {
-            run(vec!["rmi", "-f", i]);
-        }
-        for v in &self.volumes {
-            run(vec!["volume", "rm", "-f", v]);
-        }
-    }
-}
-
 /// IDs, times and the program's name made neutral; Docker's `\r\n` of exec errors too.
 fn neutral(o: &Output) -> (i32, String, String) {
     let ids = regex::Regex::new(r"[0-9a-f]{12,64}").unwrap();
@@ -615,10 +591,10 @@ fn a_working_session_matches_docker_word_for_word() {
     let img = format!("{p}-img:1");
     let (t1, t2, t3) = (format!("{p}-t1"), format!("{p}-t2"), format!("{p}-t3"));
     let vol = format!("{p}-vol");
-    let _cleanup = DockerLeftovers {
+    let _cleanup = DockerCleanup {
         containers: vec![t1.clone(), t2.clone(), t3.clone()],
-        images: vec![img.clone()],
         volumes: vec![vol.clone()],
+        images: vec![img.clone()],
     };
     import_both(&s, &img);
     let both = |args: &[&str]| {

@@ -1030,3 +1030,50 @@ fn exec_privileged_has_every_capability() {
     assert!(init.contains(&format!("{plain:016x}")), "{init}");
     s.ok(&["rm", "-f", "priv"]);
 }
+
+/// `exec -d` returns once its process runs, and the process holds nothing of strata's:
+/// only its three standard streams (the pipe its background half reports on stays out).
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn exec_detached_runs_on_with_only_its_standard_streams() {
+    let Some(s) = with_busybox() else { return };
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "bg",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let out = s.ok(&[
+        "exec",
+        "-d",
+        "bg",
+        "sh",
+        "-c",
+        "sleep 0.2; ls /proc/self/fd > /tmp/fds.tmp; readlink /proc/self/fd/* >> /tmp/fds.tmp; mv /tmp/fds.tmp /tmp/fds",
+    ]);
+    assert_eq!(out, "");
+    let mut fds = String::new();
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let (code, o, _) = code(&s, &["exec", "bg", "cat", "/tmp/fds"]);
+        if code == 0 {
+            fds = o;
+            break;
+        }
+    }
+    // `ls` sees its own directory descriptor (3) besides 0-2; `readlink` none of strata's.
+    let mut lines = fds.lines();
+    let numbers: Vec<&str> = lines.by_ref().take_while(|l| !l.starts_with('/')).collect();
+    assert_eq!(numbers, ["0", "1", "2", "3"], "{fds}");
+    assert!(
+        !fds.contains("pipe:") || fds.matches("pipe:").count() <= 3,
+        "{fds}"
+    );
+    assert!(!fds.contains("strata"), "{fds}");
+    s.ok(&["rm", "-f", "bg"]);
+}

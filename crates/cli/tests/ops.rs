@@ -13,18 +13,9 @@ use common::*;
 
 const DOCKER: &str = "/usr/bin/docker";
 
-/// The image a test imported into Docker, removed from it when the test ends.
-struct DockerImage(String);
-
-impl Drop for DockerImage {
-    fn drop(&mut self) {
-        let _ = Command::new(DOCKER).args(["rmi", "-f", &self.0]).output();
-    }
-}
-
 /// A store with busybox imported as `IMAGE`, and the same image in Docker (removed from
 /// Docker again when the returned guard goes).
-fn both_with_busybox(image: &str) -> Option<(Strata, DockerImage)> {
+fn both_with_busybox(image: &str) -> Option<(Strata, DockerCleanup)> {
     if !require_root() || !docker() {
         return None;
     }
@@ -32,7 +23,12 @@ fn both_with_busybox(image: &str) -> Option<(Strata, DockerImage)> {
     let tar = busybox_tar();
     s.ok(&["import", tar.to_str().unwrap(), image]);
     run_ok(DOCKER, &["import", tar.to_str().unwrap(), image]);
-    Some((s, DockerImage(image.to_string())))
+    let cleanup = DockerCleanup {
+        containers: Vec::new(),
+        volumes: Vec::new(),
+        images: vec![image.to_string()],
+    };
+    Some((s, cleanup))
 }
 
 /// (exit code, stdout, stderr) with every 64- and 12-digit ID of `ids` replaced by `ID`.

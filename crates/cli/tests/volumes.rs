@@ -82,26 +82,6 @@ fn mounts_json(text: &str, root: &str, names: &[(String, &str)]) -> serde_json::
     v
 }
 
-struct Cleanup {
-    containers: Vec<String>,
-    volumes: Vec<String>,
-    images: Vec<String>,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for c in &self.containers {
-            let _ = docker_cmd(&["rm", "-f", "-v", c]);
-        }
-        for v in &self.volumes {
-            let _ = docker_cmd(&["volume", "rm", "-f", v]);
-        }
-        for i in &self.images {
-            let _ = docker_cmd(&["rmi", "-f", i]);
-        }
-    }
-}
-
 #[test]
 #[cfg_attr(strata_no_root, ignore = "needs root")]
 fn volumes_match_docker() {
@@ -117,7 +97,7 @@ fn volumes_match_docker() {
     let base = format!("{p}-base:1");
     let img = format!("{p}-img:1");
     let v = |n: &str| format!("{p}-{n}");
-    let mut clean = Cleanup {
+    let mut clean = DockerCleanup {
         containers: vec![],
         volumes: ["named", "lab", "shared", "keep", "mnt", "nc", "p1", "p2"]
             .iter()
@@ -579,7 +559,7 @@ fn mount_flags_match_docker() {
     let s = Strata::new();
     let p = unique("strata-vm");
     let base = format!("{p}-base:1");
-    let mut clean = Cleanup {
+    let mut clean = DockerCleanup {
         containers: vec![],
         volumes: vec![],
         images: vec![base.clone()],
@@ -755,7 +735,7 @@ fn cp_reaches_mounts_and_volume_events_match_docker() {
     let p = unique("strata-vcp");
     let base = format!("{p}-base:1");
     let vol = format!("{p}-vol");
-    let mut clean = Cleanup {
+    let mut clean = DockerCleanup {
         containers: vec![],
         volumes: vec![vol.clone()],
         images: vec![base.clone()],

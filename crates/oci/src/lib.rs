@@ -14,6 +14,7 @@
 mod config;
 mod digest;
 mod glob;
+mod goerr;
 mod gojson;
 mod manifest;
 mod reference;
@@ -26,6 +27,7 @@ pub use config::{
 };
 pub use digest::{Digest, DigestError, Hasher};
 pub use glob::{glob_match, has_glob, path_match, BadPattern};
+pub use goerr::go_io_text;
 pub use gojson::GoJson;
 pub use manifest::{
     annotation, chain_id, chain_ids, empty_layer_diff_id, media_kind, media_type, sniff_kind,

@@ -70,16 +70,7 @@ impl Error {
             ureq::Error::ConnectionFailed => {
                 format!("dial tcp {host}: connect: connection refused")
             }
-            ureq::Error::Io(io) => {
-                let t = io.to_string();
-                let t = t.split(" (os error").next().unwrap_or(&t).to_string();
-                let mut c = t.chars();
-                let t = c
-                    .next()
-                    .map(|f| f.to_lowercase().collect::<String>() + c.as_str())
-                    .unwrap_or_default();
-                format!("dial tcp {host}: {t}")
-            }
+            ureq::Error::Io(io) => format!("dial tcp {host}: {}", oci::go_io_text(io)),
             other => other.to_string(),
         };
         Error::Http {

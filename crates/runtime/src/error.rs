@@ -142,15 +142,4 @@ pub(crate) fn errno_text(errno: i32) -> String {
     io_text(&io::Error::from_raw_os_error(errno))
 }
 
-/// An I/O error in Go's words, as Docker's messages carry them: "no such file or
-/// directory", not Rust's "No such file or directory (os error 2)". The one copy of this
-/// for every crate.
-pub fn io_text(e: &io::Error) -> String {
-    let s = e.to_string();
-    let s = s.split(" (os error").next().unwrap_or(&s).to_string();
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_lowercase().collect::<String>() + c.as_str(),
-        None => s,
-    }
-}
+pub use oci::go_io_text as io_text;

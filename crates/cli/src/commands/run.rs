@@ -481,7 +481,7 @@ pub fn exec(root: &Path, a: ExecArgs) -> Result<()> {
         }
     }
     if a.detach && a.detached_child.is_none() {
-        return exec_detached(&a);
+        return exec_detached();
     }
     let mut c = super::open_containers(root)?;
     let mut env = Vec::new();
@@ -569,7 +569,7 @@ pub fn exec(root: &Path, a: ExecArgs) -> Result<()> {
 /// `exec -d`: the same command again in the background (its own session, no terminal, no
 /// streams), as `--detached-child FD`; returns once it says the process runs, or fails
 /// with its reason as Docker's daemon reports an exec that did not start.
-fn exec_detached(_a: &ExecArgs) -> Result<()> {
+fn exec_detached() -> Result<()> {
     use std::io::Read;
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;

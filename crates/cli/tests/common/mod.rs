@@ -297,3 +297,28 @@ pub fn spawn_draining(root: &Path, args: &[&str]) -> (std::process::Child, Drain
     let err = drain(Box::new(child.stderr.take().unwrap()));
     (child, out, err)
 }
+
+/// What a side-by-side test made in the reference Docker, removed however the test ends
+/// (containers with their anonymous volumes first, then volumes, then images).
+pub struct DockerCleanup {
+    pub containers: Vec<String>,
+    pub volumes: Vec<String>,
+    pub images: Vec<String>,
+}
+
+impl Drop for DockerCleanup {
+    fn drop(&mut self) {
+        let run = |args: &[&str]| {
+            let _ = Command::new("/usr/bin/docker").args(args).output();
+        };
+        for c in &self.containers {
+            run(&["rm", "-f", "-v", c]);
+        }
+        for v in &self.volumes {
+            run(&["volume", "rm", "-f", v]);
+        }
+        for i in &self.images {
+            run(&["rmi", "-f", i]);
+        }
+    }
+}
