@@ -108,6 +108,24 @@ fn none(_: &World) -> BTreeSet<String> {
     BTreeSet::new()
 }
 
+/// `crash-c`: a stopped container whose writable layer holds a copy of the big file (what
+/// `commit` and `rm` are killed in the middle of).
+fn make_copying_container(w: &World) {
+    w.ok(&[
+        "run",
+        "--name",
+        "crash-c",
+        "--network",
+        "none",
+        "-v",
+        &format!("{}:/ctx:ro", w.ctx.path().display()),
+        "busybox",
+        "cp",
+        "/ctx/big",
+        "/copied",
+    ]);
+}
+
 fn rmi_quiet(w: &World, name: &str) {
     let _ = w.run(&["rmi", "-f", name]);
 }
@@ -193,19 +211,7 @@ fn cases() -> Vec<Case> {
             prepare: |w, _| {
                 rmi_quiet(w, "crash/committed");
                 let _ = w.run(&["rm", "-f", "crash-c"]);
-                w.ok(&[
-                    "run",
-                    "--name",
-                    "crash-c",
-                    "--network",
-                    "none",
-                    "-v",
-                    &format!("{}:/ctx:ro", w.ctx.path().display()),
-                    "busybox",
-                    "cp",
-                    "/ctx/big",
-                    "/copied",
-                ]);
+                make_copying_container(w);
             },
             args: |_, _| {
                 ["commit", "crash-c", "crash/committed"]
@@ -219,19 +225,7 @@ fn cases() -> Vec<Case> {
             prepare: |w, _| {
                 let (ok, _) = w.run(&["inspect", "crash-c"]);
                 if !ok {
-                    w.ok(&[
-                        "run",
-                        "--name",
-                        "crash-c",
-                        "--network",
-                        "none",
-                        "-v",
-                        &format!("{}:/ctx:ro", w.ctx.path().display()),
-                        "busybox",
-                        "cp",
-                        "/ctx/big",
-                        "/copied",
-                    ]);
+                    make_copying_container(w);
                 }
             },
             args: |_, _| ["rm", "crash-c"].map(String::from).to_vec(),

@@ -36,11 +36,7 @@ fn walkthrough(host: &str, busybox_loaded: &dyn Fn()) -> String {
             .stdin(Stdio::null())
             .output()
             .unwrap();
-        (
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-            out.status.code().unwrap_or(-1),
-        )
+        texts(&out)
     };
     let sh = |script: &str| -> (String, String, i32) {
         let out = Command::new("sh")
@@ -51,11 +47,7 @@ fn walkthrough(host: &str, busybox_loaded: &dyn Fn()) -> String {
             .stdin(Stdio::null())
             .output()
             .unwrap();
-        (
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-            out.status.code().unwrap_or(-1),
-        )
+        texts(&out)
     };
     let mut transcript = String::new();
     let mut record = |what: &str, (out, err, code): (String, String, i32)| {
@@ -260,4 +252,13 @@ fn record_the_walkthrough_against_docker() {
         assert!(out.status.success(), "{out:?}");
     });
     std::fs::write(workspace_root().join("crates/cli").join(RECORDED), got).unwrap();
+}
+
+/// Standard output, standard error and exit code of a finished command.
+fn texts(out: &std::process::Output) -> (String, String, i32) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
 }
