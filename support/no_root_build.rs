@@ -6,7 +6,7 @@
 //! `CI` nothing is ignored, so a test that cannot run there fails (see `require_root` in the
 //! tests, which also covers a binary built as root and run as another user).
 
-fn main() {
+pub fn main() {
     println!("cargo:rustc-check-cfg=cfg(strata_no_root)");
     // Who builds: a change of user (sudo, runuser) or of CI reruns this script.
     for var in ["CI", "USER", "SUDO_UID"] {

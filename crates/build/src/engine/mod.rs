@@ -230,7 +230,7 @@ impl Shared<'_> {
     /// while it runs; None when it is not built.
     fn stage_thread(
         &self,
-        root: &Path,
+        store: StageStore<'_>,
         bs: &BuildState,
         index: usize,
         ordered: &schedule::Ordered<'_>,
@@ -271,7 +271,7 @@ impl Shared<'_> {
             .start(index, &needs)
             .inspect_err(|_| bs.graph.fail(index))
             .and_then(|()| {
-                let r = self.build_stage(root, bs, index, &mut ordered.stage(index));
+                let r = self.build_stage(store, bs, index, &mut ordered.stage(index));
                 bs.graph.finish(index, r.as_ref().ok().copied());
                 r
             });
@@ -279,19 +279,24 @@ impl Shared<'_> {
         Some(r)
     }
 
-    /// Builds stage `index` with a store connection of its own on the same root (a SQLite
-    /// connection is not shared between threads; WAL and the store lock order the writes
-    /// of several, as they order those of several processes).
+    /// Builds stage `index` on the given store: the build's own for the stage built on the
+    /// calling thread, or a connection of its own on the same root (a SQLite connection is
+    /// not shared between threads; WAL and the store lock order the writes of several, as
+    /// they order those of several processes).
     fn build_stage(
         &self,
-        root: &Path,
+        store: StageStore<'_>,
         bs: &BuildState,
         index: usize,
         out: &mut (dyn Write + Send),
     ) -> Result<Digest> {
-        let mut store = Store::open(root)?;
+        let mut own = None;
+        let store = match store {
+            StageStore::Builder(s) => s,
+            StageStore::Open(root) => own.insert(Store::open(root)?),
+        };
         let mut b = Builder {
-            store: &mut store,
+            store,
             snapshots: self.snapshots,
             runner: self.runner,
             frontend: self.frontend,
@@ -310,12 +315,22 @@ impl Shared<'_> {
         drop(b);
         // What the stage holds must stay held until the build's own store has taken over
         // its image (see `Builder::build`'s end).
-        bs.stage_stores
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(store);
+        if let Some(store) = own {
+            bs.stage_stores
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(store);
+        }
         r
     }
+}
+
+/// The store a stage is built on.
+enum StageStore<'s> {
+    /// The builder's own (the last stage, built on the calling thread).
+    Builder(&'s mut Store),
+    /// A connection of the stage's own, opened on this root.
+    Open(&'s Path),
 }
 
 /// What every step of one build reads: the plan, the options, the meta ARGs and the stages
@@ -735,26 +750,33 @@ impl Builder<'_> {
             puller: self.puller,
             fetcher: self.fetcher,
         };
+        // The last stage is built on this thread with the builder's store (a one-stage build
+        // opens no second connection and starts no thread); the others each on a thread.
+        let store = &mut *self.store;
         let results: Vec<Option<Result<Digest>>> = std::thread::scope(|scope| {
-            let threads: Vec<_> = (0..=bs.last)
+            let threads: Vec<_> = (0..bs.last)
                 .map(|i| {
                     let (shared, ordered, root) = (&shared, &ordered, &root);
-                    scope.spawn(move || shared.stage_thread(root, bs, i, ordered))
+                    scope.spawn(move || shared.stage_thread(StageStore::Open(root), bs, i, ordered))
                 })
                 .collect();
-            threads
+            let last = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                shared.stage_thread(StageStore::Builder(store), bs, bs.last, &ordered)
+            }));
+            let panicked = |i| {
+                bs.graph.fail(i);
+                Some(Err(BuildError::Step {
+                    line: 0,
+                    msg: "a build stage panicked".into(),
+                }))
+            };
+            let mut results: Vec<_> = threads
                 .into_iter()
                 .enumerate()
-                .map(|(i, t)| {
-                    t.join().unwrap_or_else(|_| {
-                        bs.graph.fail(i);
-                        Some(Err(BuildError::Step {
-                            line: 0,
-                            msg: "a build stage panicked".into(),
-                        }))
-                    })
-                })
-                .collect()
+                .map(|(i, t)| t.join().unwrap_or_else(|_| panicked(i)))
+                .collect();
+            results.push(last.unwrap_or_else(|_| panicked(bs.last)));
+            results
         });
         ordered.flush_all();
         drop(ordered);
