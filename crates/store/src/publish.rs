@@ -126,6 +126,11 @@ impl<'a> Publisher<'a> {
             // Make the unpacked files durable before they become visible under their name.
             sync_tree(dir)?;
             if let Some(split) = tar_split {
+                // Without it, a crash could leave the record naming a tar-split file that
+                // never reached the disk, and the layer's tar could not be put back together.
+                File::open(split)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| Error::io(split, e))?;
                 let to = self.root.join("tarsplit").join(diff_id.hex());
                 fs::rename(split, &to).map_err(|e| Error::io(&to, e))?;
             }
