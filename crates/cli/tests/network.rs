@@ -9,6 +9,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{busybox_tar, require_root, require_tool, Strata};
@@ -381,6 +382,38 @@ fn run_rm_leaves_no_pasta_behind() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // `run` starts pasta before the container exists; a run that fails before its
+    // container starts (the image cannot be pulled) ends that pasta too.
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    let wrapper = dir.path().join("pasta");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho $$ >> {}\nexec /usr/bin/pasta \"$@\"\n",
+            pids.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let out = s
+        .cmd()
+        .env("STRATA_PASTA", &wrapper)
+        .args(["run", "--rm", "127.0.0.1:9/missing:1", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    let started = std::fs::read_to_string(&pids).unwrap_or_default();
+    assert!(!started.trim().is_empty(), "pasta was not started early");
+    for pid in started.split_whitespace() {
+        wait_until("the early pasta of a failed run to end", || {
+            !Path::new(&format!("/proc/{pid}")).exists()
+        });
+    }
 }
 
 #[test]

@@ -23,6 +23,9 @@ pub struct Containers {
     pub(crate) init_path: Option<PathBuf>,
     /// The pasta binary for the private network (see [`Containers::set_pasta`]).
     pub(crate) pasta: Option<PathBuf>,
+    /// A private network started ahead of the next [`Containers::start`] (see
+    /// [`Containers::start_network_early`]).
+    pub(crate) early_network: Option<runtime::PrivateNetwork>,
 }
 
 /// Where a started container's standard streams go.
@@ -123,7 +126,29 @@ impl Containers {
             snapshots,
             init_path: None,
             pasta: None,
+            early_network: None,
         })
+    }
+
+    /// Starts the private network (a namespace, and pasta connecting it) of a container about
+    /// to be made with `opts` and started by this handle's next [`Containers::start`], so that
+    /// pasta sets it up while the container is recorded and its root filesystem mounted:
+    /// `run` on the default network, which pasta takes a few milliseconds to set up. Only for
+    /// the default network without published ports (those are picked at the start, `-P` from
+    /// the image); otherwise, or when it fails, the start makes the network as always.
+    pub fn start_network_early(&mut self, opts: &crate::config::CreateOptions) {
+        let default_network = matches!(opts.network.as_str(), "default" | "bridge");
+        if !default_network
+            || !opts.networks.is_empty()
+            || !opts.publish.is_empty()
+            || opts.publish_all
+        {
+            return;
+        }
+        if let Some(p) = &self.pasta {
+            self.early_network =
+                runtime::PrivateNetwork::start_with(Some(p), &[], runtime::INTERFACE).ok();
+        }
     }
 
     /// The init binary `--init` mounts at `/sbin/docker-init` (Docker's `init-path`; tini).
@@ -512,6 +537,7 @@ impl Containers {
         // and the container's process sets itself up.
         let mut run = run;
         let user_primary = crate::networks::is_user_network(&stored.options.network);
+        let early_network = self.early_network.take();
         let early = (|| -> Result<_> {
             let network = self.network_state(&rec, &stored, &mut run)?;
             let attached = self.attached_networks(&stored.options.networks)?;
@@ -529,11 +555,15 @@ impl Containers {
                 };
                 match (&self.pasta, internal_only) {
                     (_, true) => Some(runtime::PrivateNetwork::start_with(None, &[], ifname)?),
-                    (Some(p), false) => Some(runtime::PrivateNetwork::start_with(
-                        Some(p),
-                        &run.ports,
-                        ifname,
-                    )?),
+                    (Some(p), false) => match early_network {
+                        // Started for this start by `start_network_early`.
+                        Some(n) if run.ports.is_empty() && !user_primary => Some(n),
+                        _ => Some(runtime::PrivateNetwork::start_with(
+                            Some(p),
+                            &run.ports,
+                            ifname,
+                        )?),
+                    },
                     (None, false) => None,
                 }
             } else {

@@ -2,12 +2,18 @@
 //! and `rmi` in other processes must leave alone until it is done, as Docker's daemon keeps
 //! what a running build references.
 //!
-//! A store handle that holds anything owns one file `ROOT/leases/NAME.lease`, exclusively
+//! A store handle that holds anything owns one file `ROOT/leases/N.lease`, exclusively
 //! locked for as long as the handle lives, one image ID per line, appended under the store
 //! lock after checking the image is there. A reader (under the store lock too) takes the IDs
-//! of the files it cannot lock; a file it can lock belongs to a process that died and is
-//! removed. So a lease is never lost to a race: an image is either gone before it is held,
-//! and holding it fails, or held before any remover looks.
+//! of the files it cannot lock; a file it can lock belongs to no live handle and is skipped.
+//! So a lease is never lost to a race: an image is either gone before it is held, and holding
+//! it fails, or held before any remover looks.
+//!
+//! The files are slots, used again rather than made and removed for every command: a handle
+//! takes the first one it can lock (made if missing) and empties it, and empties it again
+//! when it drops. Every build holds its images, and a file made and removed per build is an
+//! inode allocated and freed per build, which ext4 without a journal makes slower the more
+//! inodes were freed in the last 30 seconds (it skips recently freed ones).
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -18,7 +24,6 @@ use std::str::FromStr;
 use oci::Digest;
 
 use crate::error::{Error, Result};
-use crate::staging::random_u64;
 
 /// The lease file of one store handle, removed when it drops.
 pub(crate) struct Lease {
@@ -28,21 +33,32 @@ pub(crate) struct Lease {
 }
 
 impl Lease {
+    /// Takes the first free slot (one no live handle has locked), emptied. Called under the
+    /// store lock, so no reader looks at a slot between its being taken and emptied.
     fn create(root: &Path) -> Result<Lease> {
         let dir = root.join("leases");
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let path = dir.join(format!("{:016x}.lease", random_u64()));
-        let file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        file.lock().map_err(|e| Error::io(&path, e))?;
-        Ok(Lease {
-            path,
-            file,
-            held: HashSet::new(),
-        })
+        for n in 0u32.. {
+            let path = dir.join(format!("{n}.lease"));
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| Error::io(&path, e))?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => continue,
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+            }
+            // What a handle that died left in it.
+            file.set_len(0).map_err(|e| Error::io(&path, e))?;
+            return Ok(Lease {
+                path,
+                file,
+                held: HashSet::new(),
+            });
+        }
+        unreachable!("a free lease slot is always found")
     }
 
     fn add(&mut self, id: &Digest) -> Result<()> {
@@ -56,8 +72,9 @@ impl Lease {
 }
 
 impl Drop for Lease {
+    /// Empties the slot; closing the file then unlocks it.
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+        let _ = self.file.set_len(0);
     }
 }
 
@@ -71,7 +88,7 @@ pub(crate) fn hold(root: &Path, lease: &mut Option<Lease>, id: &Digest) -> Resul
 }
 
 /// The images held by live processes other than `own` (the caller's own lease, which its
-/// own removals may ignore); files of dead processes are removed. Call under the store lock.
+/// own removals may ignore). Call under the store lock.
 pub(crate) fn held_images(root: &Path, own: Option<&Lease>) -> Result<HashSet<Digest>> {
     let dir = root.join("leases");
     let mut out = HashSet::new();
@@ -89,12 +106,86 @@ pub(crate) fn held_images(root: &Path, own: Option<&Lease>) -> Result<HashSet<Di
             continue;
         };
         if f.try_lock_shared().is_ok() {
-            // Its holder is gone.
-            let _ = fs::remove_file(&path);
+            // A free slot (its holder dropped it, or died); a file named as earlier versions
+            // named theirs (a random number in hex) is not used again, and goes.
+            let slot = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .is_some_and(|s| s.parse::<u32>().is_ok());
+            if !slot {
+                let _ = fs::remove_file(&path);
+            }
             continue;
         }
         let text = fs::read_to_string(&path).unwrap_or_default();
         out.extend(text.lines().filter_map(|l| Digest::from_str(l.trim()).ok()));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> Digest {
+        Digest::of(&[n])
+    }
+
+    #[test]
+    fn slots_are_taken_once_emptied_and_used_again() {
+        let root = tempfile::tempdir().unwrap();
+        let (mut a, mut b) = (None, None);
+        hold(root.path(), &mut a, &id(1)).unwrap();
+        hold(root.path(), &mut b, &id(2)).unwrap();
+        let (pa, pb) = (
+            a.as_ref().unwrap().path.clone(),
+            b.as_ref().unwrap().path.clone(),
+        );
+        assert_ne!(pa, pb, "two live handles share a slot");
+        assert_eq!(
+            held_images(root.path(), a.as_ref()).unwrap(),
+            HashSet::from([id(2)])
+        );
+        assert_eq!(
+            held_images(root.path(), None).unwrap(),
+            HashSet::from([id(1), id(2)])
+        );
+        drop(a);
+        assert_eq!(
+            fs::read_to_string(&pa).unwrap(),
+            "",
+            "a dropped slot keeps its IDs"
+        );
+        assert_eq!(
+            held_images(root.path(), None).unwrap(),
+            HashSet::from([id(2)])
+        );
+        // A slot a dead holder left full is free, and emptied by the next one to take it.
+        drop(b);
+        fs::write(&pb, format!("{}\n", id(3))).unwrap();
+        assert!(held_images(root.path(), None).unwrap().is_empty());
+        let (mut c, mut d) = (None, None);
+        hold(root.path(), &mut c, &id(4)).unwrap();
+        hold(root.path(), &mut d, &id(5)).unwrap();
+        let mut slots: Vec<PathBuf> = fs::read_dir(root.path().join("leases"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        slots.sort();
+        assert_eq!(slots, vec![pa, pb], "slots were not used again");
+        assert_eq!(
+            held_images(root.path(), None).unwrap(),
+            HashSet::from([id(4), id(5)])
+        );
+    }
+
+    #[test]
+    fn a_lease_file_of_an_earlier_version_left_by_a_dead_process_goes() {
+        let root = tempfile::tempdir().unwrap();
+        let old = root.path().join("leases/597068dd771fc602.lease");
+        fs::create_dir_all(old.parent().unwrap()).unwrap();
+        fs::write(&old, format!("{}\n", id(1))).unwrap();
+        assert!(held_images(root.path(), None).unwrap().is_empty());
+        assert!(!old.exists());
+    }
 }

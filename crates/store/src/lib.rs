@@ -15,7 +15,7 @@
 //! ROOT/tarsplit/HEX         the layer tar's headers and padding (its file data is in the
 //!                           layer directory): the tar is put back together from both
 //! ROOT/tmp/                 staging areas of running processes, each with a held lock file
-//! ROOT/leases/NAME.lease     images a running build holds (locked while its process lives)
+//! ROOT/leases/N.lease        images a running build holds (locked while its process lives)
 //! ```
 //!
 //! # How things enter the store

@@ -45,6 +45,9 @@ struct Runner {
     /// `--cpu-shares`, `--cpuset-cpus`, `--cpu-period`/`--cpu-quota`), as Docker's classic
     /// builder gives its RUN containers.
     step: StepSettings,
+    /// Whether the cgroups of build steps of killed builds were removed: before the first
+    /// RUN step, so that a build that runs nothing does not look for them.
+    swept: std::sync::Once,
 }
 
 /// [`Runner::step`].
@@ -99,6 +102,8 @@ impl StepSettings {
 
 impl build::RunStep for Runner {
     fn run(&self, req: &build::RunRequest<'_>) -> std::result::Result<i32, build::HookError> {
+        // Build steps of a killed build leave their (empty) cgroups behind.
+        self.swept.call_once(runtime::remove_orphaned_cgroups);
         let image = runtime::ImageConfig {
             env: req.env.to_vec(),
             cmd: None,
@@ -1229,14 +1234,13 @@ fn machinery(root: &Path, network: runtime::Network, step: StepSettings) -> Resu
     let work = build_dir.join("mounts");
     fs::create_dir_all(&work)?;
     build::cleanup_stale(snapshots.as_ref(), &work)?;
-    // Build steps of a killed build leave their (empty) cgroups behind.
-    runtime::remove_orphaned_cgroups();
     let runner = Runner {
         state_dir: build_dir.join("state"),
         network,
         pasta: crate::settings::get().pasta.clone(),
         seccomp_cache: layout.seccomp_cache(),
         step,
+        swept: std::sync::Once::new(),
     };
     Ok(Machinery {
         snapshots,

@@ -351,6 +351,10 @@ pub fn run(root: &Path, a: RunArgs) -> Result<()> {
     }
     let opts = validate(&a, "run")?;
     let mut c = super::open_containers(root)?;
+    if !a.detach {
+        // pasta sets the network up while the container is made and mounted.
+        c.start_network_early(&opts);
+    }
     pull_if_needed(&mut c, &a)
         .map_err(|e| run_message(125, &format!("Error response from daemon: {e}"), true))?;
     let rec = c
