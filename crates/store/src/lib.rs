@@ -207,6 +207,18 @@ impl Store {
         self.db.layers()
     }
 
+    /// The sum of every layer's size (Docker's DiffSize), without reading the layers.
+    pub fn layers_size(&self) -> Result<u64> {
+        use db::Cached;
+        let n: i64 = self
+            .db
+            .conn
+            .row("SELECT COALESCE(SUM(size), 0) FROM layers", [], |r| {
+                r.get(0)
+            })?;
+        Ok(n.max(0) as u64)
+    }
+
     pub fn image(&self, id: &Digest) -> Result<Option<ImageRecord>> {
         self.db.image(id)
     }

@@ -556,14 +556,26 @@ pub fn run(root: &Path, a: BuildArgs) -> Result<()> {
     if a.check {
         return super::build_check::run(root, &a);
     }
-    let built = build(root, a, Session::terminal());
-    // The build cache's size policy (`builder.gc` in the configuration file).
-    super::builder_gc::after_build(root);
+    let mut kept = None;
+    let built = build_keeping(root, a, Session::terminal(), &mut kept);
+    // The build cache's size policy (`builder.gc` in the configuration file), on the build's
+    // own store handle when it got that far.
+    super::builder_gc::after_build(root, kept.as_mut());
     built.map(|_| ())
 }
 
 /// Builds as `a` says, reading and writing through `session`; returns the image's ID.
-pub fn build(root: &Path, mut a: BuildArgs, mut session: Session<'_>) -> Result<oci::Digest> {
+pub fn build(root: &Path, a: BuildArgs, session: Session<'_>) -> Result<oci::Digest> {
+    build_keeping(root, a, session, &mut None)
+}
+
+/// [`build`], leaving the store handle it opened in `kept`.
+fn build_keeping(
+    root: &Path,
+    mut a: BuildArgs,
+    mut session: Session<'_>,
+    kept: &mut Option<store::Store>,
+) -> Result<oci::Digest> {
     let platform = a.platform.as_deref().map(build_platform).transpose()?;
     let allow_insecure = allow_insecure(&a.allow)?;
     let mut progress = progress_mode(a.progress.as_deref())?;
@@ -607,7 +619,7 @@ pub fn build(root: &Path, mut a: BuildArgs, mut session: Session<'_>) -> Result<
         false => super::build_output::take_stdout(&outputs)?,
         true => None,
     };
-    let mut store = super::open_store(root)?;
+    let store = kept.insert(super::open_store(root)?);
     // A context from standard input is unpacked into a staging area.
     let staging = if a.context == "-" {
         Some(store.stage()?)
@@ -672,7 +684,7 @@ pub fn build(root: &Path, mut a: BuildArgs, mut session: Session<'_>) -> Result<
         cancel: session.cancel.clone(),
     };
     let started = std::time::SystemTime::now();
-    import_caches(&mut store, &a.cache_from, a.quiet)?;
+    import_caches(store, &a.cache_from, a.quiet)?;
     let cache_to = a
         .cache_to
         .as_deref()
@@ -704,7 +716,7 @@ pub fn build(root: &Path, mut a: BuildArgs, mut session: Session<'_>) -> Result<
     // scribble over).
     let puller = puller(a.quiet || on_built.is_some() || tty, opts.platform.as_ref());
     let mut b = build::Builder {
-        store: &mut store,
+        store: &mut *store,
         snapshots: m.snapshots.as_ref(),
         runner: &m.runner,
         frontend: &frontend,
@@ -758,13 +770,13 @@ pub fn build(root: &Path, mut a: BuildArgs, mut session: Session<'_>) -> Result<
     };
     if let Some(to) = &cache_to {
         let tops: Vec<oci::Digest> = if to.max { stage_images } else { vec![id] };
-        export_cache(&store, to, &tops, a.quiet)?;
+        export_cache(store, to, &tops, a.quiet)?;
     }
     if let Some(f) = &a.iidfile {
         fs::write(f, id.to_string()).with_context(|| format!("write {}", f.display()))?;
     }
     out.flush()?;
-    super::build_output::export(&store, &id, &outputs, &tags, &mut stdout)?;
+    super::build_output::export(store, &id, &outputs, &tags, &mut stdout)?;
     Ok(id)
 }
 

@@ -383,13 +383,14 @@ fn remember(root: &Path, c: Checked) {
 
 /// The automatic policy, after a build: when the cache may hold more than the policy keeps,
 /// the oldest records go until it does not. Never fails the build (a problem is a warning).
-pub fn after_build(root: &Path) {
+pub fn after_build(root: &Path, store: Option<&mut Store>) {
     let Some(policy) = crate::settings::get().builder_gc else {
         return;
     };
     if let Err(e) = enforce(
         root,
         policy.keep_storage.unwrap_or_else(|| default_keep(root)),
+        store,
     ) {
         eprintln!("WARNING: build cache garbage collection: {e:#}");
     }
@@ -398,7 +399,7 @@ pub fn after_build(root: &Path) {
 /// Nothing is read when neither a layer nor a cache directory changed since a check under the
 /// same policy (an unchanged rebuild: a few `stat`s). Else the sizes of every layer and cache
 /// directory bound the cache's; only over the policy are the records listed.
-fn enforce(root: &Path, keep: u64) -> Result<()> {
+fn enforce(root: &Path, keep: u64, store: Option<&mut Store>) -> Result<()> {
     let lt = layers_time(root);
     let last = last_check(root);
     if let Some((c, true)) = last {
@@ -410,17 +411,21 @@ fn enforce(root: &Path, keep: u64) -> Result<()> {
         Some((c, true)) => c.mounts,
         _ => mounts_size(root),
     };
-    let mut store = super::open_store(root)?;
-    let layers: u64 = store.layers()?.iter().map(|l| l.size).sum();
+    let mut opened = None;
+    let store = match store {
+        Some(s) => s,
+        None => opened.insert(super::open_store(root)?),
+    };
+    let layers = store.layers_size()?;
     let mut checked = Checked {
         layers_time: lt,
         keep,
         mounts,
     };
     if layers + mounts > keep {
-        let total: u64 = records(root, &store)?.iter().map(|r| r.size).sum();
+        let total: u64 = records(root, store)?.iter().map(|r| r.size).sum();
         if total > keep {
-            let (removed, freed) = collect(root, &mut store, Some(keep), None)?;
+            let (removed, freed) = collect(root, store, Some(keep), None)?;
             if !removed.is_empty() {
                 eprintln!(
                     "strata: build cache over {}: removed {} unused records ({})",
