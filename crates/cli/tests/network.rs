@@ -435,19 +435,6 @@ fn bad_publish_specs_fail_as_docker() {
         assert_eq!(code, 125, "{spec}");
         assert!(err.contains(msg), "{spec}: {err}");
     }
-    let (code, err) = s.fails(&[
-        "create",
-        "--pull",
-        "never",
-        "--network",
-        "nat",
-        "busybox",
-        "true",
-    ]);
-    // strata looks the network up when it creates the container (Docker only when it
-    // starts it); `create` fails as Docker's fails on a daemon error, with 1.
-    assert_eq!(code, 1);
-    assert!(err.contains("network nat not found"), "{err}");
 }
 
 #[test]
@@ -620,6 +607,46 @@ fn etc_hosts_and_resolv_conf_as_docker_writes_them() {
         err.contains(r#"invalid argument "a:bad" for "--add-host" flag: invalid IP address in add-host: "bad""#),
         "{err}"
     );
+}
+
+#[test]
+#[cfg_attr(strata_no_root, ignore = "needs root")]
+fn a_missing_network_fails_the_start_not_the_create() {
+    if !can_run() {
+        return;
+    }
+    let s = store();
+    // As Docker, the network is looked up when the container starts, not when it is made:
+    // `create` succeeds, `start` fails (exit 1), and the container stays `created`, with
+    // the error and Docker's 128.
+    let id = s.ok(&[
+        "create",
+        "--pull",
+        "never",
+        "--network",
+        "nat",
+        "busybox",
+        "true",
+    ]);
+    let id = id.trim();
+    let (code, err) = s.fails(&["start", id]);
+    assert_eq!(code, 1);
+    assert!(err.contains("network nat not found"), "{err}");
+    assert_eq!(
+        s.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}} {{.State.Error}}",
+            id
+        ])
+        .trim(),
+        "created 128 network nat not found"
+    );
+    // Made after the container, the network is the one it starts on.
+    s.ok(&["network", "create", "nat"]);
+    s.ok(&["start", "-a", id]);
+    s.ok(&["rm", id]);
+    s.ok(&["network", "rm", "nat"]);
 }
 
 #[test]

@@ -761,7 +761,12 @@ impl Containers {
         let _ = self.release_endpoints(&rec.id);
         let st = ContainerState {
             status: "created".into(),
-            exit_code: e.exit_code(),
+            // Docker's daemon records 126/127 for a command that cannot run, and 128 for
+            // any other failure to start (`docker run` itself exits 125 for those).
+            exit_code: match e.exit_code() {
+                125 => 128,
+                c => c,
+            },
             error: e.to_string(),
             ..rec.state.clone()
         };

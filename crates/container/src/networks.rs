@@ -484,6 +484,14 @@ impl Containers {
     ) -> Result<Vec<(Attachment, Network)>> {
         let mut out = Vec::new();
         for a in attachments {
+            if a.network_id.is_empty() {
+                // Named at creation before it existed (see `primary_attachment`).
+                let n = self.find_network(&a.network)?;
+                let mut a = a.clone();
+                a.network_id = n.id().to_string();
+                out.push((a, n));
+                continue;
+            }
             let rec = self
                 .store
                 .network(&a.network_id)?
@@ -514,7 +522,20 @@ impl Containers {
             }
             return Ok(None);
         }
-        let n = self.find_network(mode)?;
+        let n = match self.find_network(mode) {
+            Ok(n) => n,
+            // Docker looks the network up when the container starts, not when it is made:
+            // the attachment names it, and the start finds it, or fails.
+            Err(Error::Store(store::Error::NetworkNotFound(_))) if ip.is_none() => {
+                return Ok(Some(Attachment {
+                    network_id: String::new(),
+                    network: mode.to_string(),
+                    aliases: aliases.to_vec(),
+                    ipv4: None,
+                }));
+            }
+            Err(e) => return Err(e),
+        };
         self.check_ip(&n, ip)?;
         Ok(Some(Attachment {
             network_id: n.id().to_string(),
