@@ -642,6 +642,17 @@ fn a_missing_network_fails_the_start_not_the_create() {
         .trim(),
         "created 128 network nat not found"
     );
+    // Not connected yet: no network ID and no aliases, as Docker shows it.
+    assert_eq!(
+        s.ok(&[
+            "inspect",
+            "-f",
+            "{{json .NetworkSettings.Networks.nat.NetworkID}} {{json .NetworkSettings.Networks.nat.Aliases}}",
+            id
+        ])
+        .trim(),
+        "\"\" null"
+    );
     // Made after the container, the network is the one it starts on.
     s.ok(&["network", "create", "nat"]);
     s.ok(&["start", "-a", id]);

@@ -688,8 +688,8 @@ fn attach_streams_live_output_and_returns_the_exit_code() {
     };
     let name = unique("strata-ops-attach-");
     docker_rm(&name);
-    let script =
-        "echo before; while [ ! -e /go ]; do sleep 0.05; done; echo after; echo err >&2; exit 3";
+    // A moment after `/go` appears, so that its end does not kill the `exec` that made it.
+    let script = "echo before; while [ ! -e /go ]; do sleep 0.05; done; sleep 0.5; echo after; echo err >&2; exit 3";
     let args = [
         "run",
         "-d",
@@ -795,8 +795,9 @@ fn attach_and_logs_of_a_container_with_a_terminal_as_docker() {
     };
     let name = unique("strata-ops-attach-tty-");
     docker_rm(&name);
-    let script =
-        "echo before; while [ ! -e /go ]; do sleep 0.05; done; echo after; echo err >&2; exit 3";
+    // It goes on a moment after `/go` appears: its end kills every process of its PID
+    // namespace, the `exec` that made the file too if it has not exited yet (137).
+    let script = "echo before; while [ ! -e /go ]; do sleep 0.05; done; sleep 0.5; echo after; echo err >&2; exit 3";
     let args = [
         "run",
         "-dt",

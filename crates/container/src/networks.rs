@@ -1022,10 +1022,13 @@ impl Containers {
             let e = eps.iter().find(|e| e.network_id == a.network_id);
             // The short ID is added unless the client gave it (as Compose does), as Docker's
             // `updateNetworkConfig`.
+            // Not for a network the container was made on before it existed, which Docker
+            // has not connected yet.
             let mut aliases = a.aliases.clone();
-            if !aliases.iter().any(|x| x == short(&rec.id)) {
+            if !a.network_id.is_empty() && !aliases.iter().any(|x| x == short(&rec.id)) {
                 aliases.push(short(&rec.id).to_string());
             }
+            let aliases = (!aliases.is_empty()).then_some(aliases);
             let prefix = n.as_ref().map_or(0, |n| n.prefix_len());
             let name = n
                 .as_ref()
