@@ -39,7 +39,8 @@ fn both(
         .unwrap();
     let theirs = Command::new(DOCKER)
         .env("DOCKER_BUILDKIT", "0")
-        .args(["build", "--network", "none", "-q", "-t", &tag])
+        // `--force-rm`: a failed step's container goes too (it is not compared).
+        .args(["build", "--network", "none", "--force-rm", "-q", "-t", &tag])
         .arg(ctx.path())
         .output()
         .unwrap();
@@ -72,6 +73,14 @@ fn builder_matches_docker_on_the_differences_found() {
         return;
     }
     let base = unique("strata-diff-base:");
+    // Every tag `both` can make (`-0`, `-1`, …), whether or not the test gets to its end.
+    let _cleanup = common::DockerCleanup {
+        containers: Vec::new(),
+        volumes: Vec::new(),
+        images: std::iter::once(base.clone())
+            .chain((0..12).map(|n| format!("{}-{n}", unique("strata-diff:"))))
+            .collect(),
+    };
     let tar = busybox_tar();
     let s = Strata::new();
     s.ok(&["import", tar.to_str().unwrap(), &base]);
@@ -137,8 +146,4 @@ fn builder_matches_docker_on_the_differences_found() {
     // One source matched by a wildcard may go to a destination without `/`.
     let (ours, theirs) = both(&s, &base, "FROM BASE\nCOPY a* /x\n");
     assert!(ours.is_ok() && theirs.is_ok(), "{ours:?} {theirs:?}");
-
-    let _ = Command::new(DOCKER)
-        .args(["rmi", &tag, &tag2, &base])
-        .output();
 }
