@@ -22,23 +22,26 @@ fn escape_binary() -> Option<PathBuf> {
         if !require_tool("cc") {
             return None;
         }
-        let dir = std::env::temp_dir().join(format!("strata-confinement-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = dir.join("escape");
+        // One binary for every test process (each used to leave its own behind), made by
+        // each and renamed into place: a reader runs a whole one.
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/confinement/escape.c");
+        let out = common::shared_temp("strata-confinement-escape", &src, "bin");
+        let made = out.with_extension(format!("{}.tmp", std::process::id()));
         let o = Command::new("cc")
             .args(["-static", "-O2", "-o"])
-            .arg(&out)
+            .arg(&made)
             .arg(&src)
             .output()
             .unwrap();
         if !o.status.success() {
+            let _ = std::fs::remove_file(&made);
             cannot_run(&format!(
                 "cc -static failed (libc6-dev missing?): {}",
                 String::from_utf8_lossy(&o.stderr)
             ));
             return None;
         }
+        std::fs::rename(&made, &out).unwrap();
         Some(out)
     })
     .clone()

@@ -115,18 +115,29 @@ pub fn assert_success(out: &Output) {
 /// The busybox root filesystem tarball made by `examples/busybox/make-rootfs` (made once).
 pub fn busybox_tar() -> PathBuf {
     static TAR: OnceLock<PathBuf> = OnceLock::new();
+    // One file for every test process (each used to leave a copy of its own behind): each
+    // process makes it afresh (the tar is the same every time: sorted, mtime 0) and renames
+    // it into place, so that a reader gets a whole file, this process's or an equal one.
     TAR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("strata-tests-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = dir.join("busybox-rootfs.tar");
-        let st = Command::new(workspace_root().join("examples/busybox/make-rootfs"))
-            .arg(&out)
-            .status()
-            .unwrap();
+        let script = workspace_root().join("examples/busybox/make-rootfs");
+        let out = shared_temp("strata-tests-busybox-rootfs", &script, "tar");
+        let made = out.with_extension(format!("{}.tmp", std::process::id()));
+        let st = Command::new(&script).arg(&made).status().unwrap();
         assert!(st.success(), "make-rootfs failed");
+        std::fs::rename(&made, &out).unwrap();
         out
     })
     .clone()
+}
+
+/// A path in the temporary directory for a file every test process makes from `source` the
+/// same way: named by the source's contents, so that checkouts of other versions running
+/// tests at the same time do not swap theirs in.
+pub fn shared_temp(name: &str, source: &Path, ext: &str) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::fs::read(source).unwrap().hash(&mut h);
+    std::env::temp_dir().join(format!("{name}-{:016x}.{ext}", h.finish()))
 }
 
 pub fn run(cmd: &str, args: &[&str]) -> Output {
