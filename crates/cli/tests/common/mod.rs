@@ -27,6 +27,29 @@ pub struct Strata {
     pub root: tempfile::TempDir,
 }
 
+impl Drop for Strata {
+    /// Removes the store's containers before its directory goes: the monitor of a detached
+    /// container still running would otherwise go on writing into the removed directory
+    /// (its events, the database's WAL), and leave that behind in the temporary directory.
+    fn drop(&mut self) {
+        let any = std::fs::read_dir(self.root.path().join("containers"))
+            .is_ok_and(|mut d| d.next().is_some());
+        if !any {
+            return;
+        }
+        let Ok(out) = self.cmd().args(["ps", "-aq", "--no-trunc"]).output() else {
+            return;
+        };
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            let _ = self.cmd().arg("rm").arg("-f").args(&ids).output();
+        }
+    }
+}
+
 impl Strata {
     pub fn new() -> Strata {
         Strata {
