@@ -1021,9 +1021,8 @@ impl Containers {
                 .transpose()?;
             let e = eps.iter().find(|e| e.network_id == a.network_id);
             // The short ID is added unless the client gave it (as Compose does), as Docker's
-            // `updateNetworkConfig`.
-            // Not for a network the container was made on before it existed, which Docker
-            // has not connected yet.
+            // `updateNetworkConfig`; not for a network the container was made on before it
+            // existed, which Docker has not connected yet.
             let mut aliases = a.aliases.clone();
             if !a.network_id.is_empty() && !aliases.iter().any(|x| x == short(&rec.id)) {
                 aliases.push(short(&rec.id).to_string());

@@ -25,7 +25,7 @@ use oci::Digest;
 
 use crate::error::{Error, Result};
 
-/// The lease file of one store handle, removed when it drops.
+/// The lease slot of one store handle, emptied and unlocked when it drops.
 pub(crate) struct Lease {
     path: PathBuf,
     file: File,
