@@ -6,7 +6,7 @@
 use std::ffi::CStr;
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -218,7 +218,7 @@ impl DataCopier {
                     Ok(0) => return Ok(()),
                     Ok(n) => {
                         if big {
-                            start_writeback(dst, done, n as u64);
+                            layer::start_writeback(dst, done, n as u64);
                         }
                         done += n as u64;
                     }
@@ -270,27 +270,10 @@ fn read_write(
         }
         since_kick += n;
         if writeback && since_kick >= CHUNK {
-            start_writeback(dst, at, since_kick as u64);
+            layer::start_writeback(dst, at, since_kick as u64);
             at += since_kick as u64;
             since_kick = 0;
         }
-    }
-}
-
-/// Starts writing a range of a file out to disk without waiting for it: the layer is synced
-/// when it is published, and by then most of a big COPY is already on disk instead of all of
-/// it still to write. (Nothing happens for files of file systems without a page cache of
-/// their own, such as overlayfs.)
-fn start_writeback(fd: BorrowedFd<'_>, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a plain system call on an open descriptor; no memory is passed.
-    unsafe {
-        libc::sync_file_range(
-            fd.as_fd().as_raw_fd(),
-            offset as libc::off64_t,
-            len as libc::off64_t,
-            libc::SYNC_FILE_RANGE_WRITE,
-        );
     }
 }
 
@@ -298,6 +281,7 @@ fn start_writeback(fd: BorrowedFd<'_>, offset: u64, len: u64) {
 mod tests {
     use super::*;
     use std::fs;
+    use std::os::fd::AsFd;
 
     fn copy_with(copier: &DataCopier, from: &Path, to: &Path) {
         let src = fs::File::open(from).unwrap();

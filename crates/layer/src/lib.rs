@@ -25,8 +25,9 @@ mod write;
 
 pub use apply::{
     apply_layer, apply_layer_recording, apply_layer_with, in_user_namespace, max_entries,
-    opaque_xattr, ApplyOptions, ApplyReport, WhiteoutMode, DEFAULT_MAX_ENTRIES, MAX_ENTRIES_ENV,
-    OVERLAY_OPAQUE_XATTR, USER_OVERLAY_OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX,
+    opaque_xattr, start_writeback, ApplyOptions, ApplyReport, WhiteoutMode, DEFAULT_MAX_ENTRIES,
+    MAX_ENTRIES_ENV, OVERLAY_OPAQUE_XATTR, USER_OVERLAY_OPAQUE_XATTR, WHITEOUT_OPAQUE,
+    WHITEOUT_PREFIX,
 };
 pub use compress::{
     compress_reader, CompressOptions, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, GZIP_BLOCK,
