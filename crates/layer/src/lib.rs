@@ -15,6 +15,7 @@
 
 mod apply;
 mod compress;
+mod direct;
 mod error;
 mod resolve;
 mod size;

@@ -20,6 +20,7 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 use rustix::fs::{self as rfs, Mode, OFlags, ResolveFlags};
+use crate::direct::MaybeDirect;
 
 const MAGIC: &[u8] = b"strata tar-split 1\n";
 const END: u8 = 0;
@@ -206,7 +207,7 @@ pub struct TarReader<R: Read> {
     literal: Vec<u8>,
     literal_at: usize,
     /// The file being read, its path and the bytes still due.
-    file: Option<(File, Vec<u8>, u64)>,
+    file: Option<(MaybeDirect, Vec<u8>, u64)>,
     done: bool,
 }
 
@@ -294,7 +295,7 @@ impl<R: Read> Read for TarReader<R> {
                             format!("opening {} of the layer: {e}", Self::shown(&path)),
                         )
                     })?;
-                    self.file = Some((file, path, size));
+                    self.file = Some((MaybeDirect::new(file, size), path, size));
                 }
             }
         }

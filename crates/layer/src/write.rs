@@ -16,6 +16,7 @@ use oci::{Digest, Hasher};
 use rustix::io::Errno;
 
 use crate::apply::{OVERLAY_OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
+use crate::direct;
 use crate::error::{LayerError, Result};
 use crate::split::SplitWriter;
 use crate::stream::{Compression, Encoder, HashWrite};
@@ -228,11 +229,11 @@ fn read_exactly(
         op,
         err,
     };
-    if size >= DIRECT_READ_ABOVE && !cached(file) {
-        if let Some(done) = read_direct(file, size, &mut each) {
+    if size >= direct::READ_ABOVE && !direct::cached(file) {
+        if let Some(done) = direct::read_all(file, size, &mut each) {
             return done.map_err(|e| match e {
-                Direct::Read(err) => src("read", err),
-                Direct::Sink(e) => e,
+                direct::Stop::Read(err) => src("read", err),
+                direct::Stop::Sink(e) => e,
             });
         }
     }
@@ -240,7 +241,7 @@ fn read_exactly(
     while left > 0 {
         let want = left.min(buf.len() as u64) as usize;
         let n = match file.read(&mut buf[..want]) {
-            Ok(0) => return Err(src("read", shrank())),
+            Ok(0) => return Err(src("read", direct::shrank())),
             Ok(n) => n,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
             Err(err) => return Err(src("read", err)),
@@ -249,107 +250,6 @@ fn read_exactly(
         left -= n as u64;
     }
     Ok(())
-}
-
-fn shrank() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::UnexpectedEof,
-        "file shrank while being archived",
-    )
-}
-
-/// Files at least this big are read with `O_DIRECT` when their data is not in the page cache.
-const DIRECT_READ_ABOVE: u64 = 1 << 20;
-
-/// Bytes per `O_DIRECT` read, and the alignment of their buffers.
-const DIRECT_CHUNK: usize = 4 << 20;
-const DIRECT_ALIGN: usize = 4096;
-
-/// Whether the start of `file` is in the page cache: a read that must not wait for the disk
-/// (`RWF_NOWAIT`) says. When it cannot tell, the answer is yes (read through the cache).
-fn cached(file: &File) -> bool {
-    let mut one = [0u8; 1];
-    !matches!(
-        rustix::io::preadv2(
-            file,
-            &mut [io::IoSliceMut::new(&mut one)],
-            0,
-            rustix::io::ReadWriteFlags::NOWAIT,
-        ),
-        Err(Errno::AGAIN)
-    )
-}
-
-/// Why [`read_direct`] stopped.
-enum Direct {
-    Read(io::Error),
-    Sink(LayerError),
-}
-
-/// Reads `size` bytes of `file` with `O_DIRECT` into two buffers in turn, one filled by a
-/// reading thread while `each` takes the other. `None` when the file takes no `O_DIRECT`
-/// (nothing was read).
-fn read_direct(
-    file: &File,
-    size: u64,
-    each: &mut impl FnMut(&[u8]) -> Result<()>,
-) -> Option<std::result::Result<(), Direct>> {
-    use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
-    use std::sync::mpsc::sync_channel;
-    let flags = fcntl_getfl(file).ok()?;
-    fcntl_setfl(file, flags | OFlags::DIRECT).ok()?;
-    let (full_tx, full_rx) = sync_channel::<(Vec<u8>, usize)>(1);
-    let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(2);
-    for _ in 0..2 {
-        let _ = empty_tx.send(vec![0u8; DIRECT_CHUNK + DIRECT_ALIGN]);
-    }
-    let done = std::thread::scope(|s| {
-        let reader = s.spawn(move || -> io::Result<()> {
-            let mut left = size;
-            let mut offset = 0u64;
-            while left > 0 {
-                let Ok(mut b) = empty_rx.recv() else {
-                    return Ok(());
-                };
-                let at = b.as_ptr().align_offset(DIRECT_ALIGN);
-                let want = left.min(DIRECT_CHUNK as u64) as usize;
-                // Lengths stay aligned: the kernel stops at the end of the file.
-                let asked = want.next_multiple_of(DIRECT_ALIGN);
-                let mut n = 0;
-                while n < want {
-                    match rustix::io::pread(file, &mut b[at + n..at + asked], offset + n as u64) {
-                        Ok(0) => return Err(shrank()),
-                        Ok(k) => n += k,
-                        Err(Errno::INTR) => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                let n = n.min(want);
-                left -= n as u64;
-                offset += n as u64;
-                if full_tx.send((b, n)).is_err() {
-                    return Ok(());
-                }
-            }
-            Ok(())
-        });
-        let mut sunk = Ok(());
-        for (b, n) in full_rx.iter() {
-            let at = b.as_ptr().align_offset(DIRECT_ALIGN);
-            if let Err(e) = each(&b[at..at + n]) {
-                sunk = Err(Direct::Sink(e));
-                break;
-            }
-            // The reader may be done already (its last chunk waits in the channel).
-            let _ = empty_tx.send(b);
-        }
-        drop(full_rx);
-        drop(empty_tx);
-        let read = reader.join().expect("the reading thread does not panic");
-        sunk.and(read.map_err(Direct::Read))
-    });
-    let _ = fcntl_setfl(file, flags);
-    Some(done)
 }
 
 struct Walker<'a> {
@@ -652,7 +552,7 @@ mod tests {
         let dir = t.path().join("layer");
         fs::create_dir(&dir).unwrap();
         // Several reads of the reading thread, and a last one that is not aligned.
-        let len = 2 * DIRECT_CHUNK + 12345;
+        let len = 2 * direct::CHUNK + 12345;
         let data: Vec<u8> = (0..len).map(|i| (i * 31 + i / 4099) as u8).collect();
         let big = dir.join("big");
         fs::write(&big, &data).unwrap();
@@ -665,7 +565,7 @@ mod tests {
         let fs_type = rustix::fs::fstatfs(&f).unwrap().f_type;
         // tmpfs keeps every page in memory: there, the direct path is not taken.
         if fs_type != 0x0102_1994 {
-            assert!(!cached(&f), "the file left the page cache");
+            assert!(!direct::cached(&f), "the file left the page cache");
         } else {
             eprintln!("NOTE: the temporary directory is on tmpfs; read through the cache");
         }

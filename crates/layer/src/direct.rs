@@ -1,0 +1,312 @@
+//! Reading big files that are not in the page cache with `O_DIRECT`.
+//!
+//! A COPY writes big files past the page cache (the layer's fsync must write them anyway), so
+//! the walk that hashes the new layer, and a later `save` or `push`, usually find them only on
+//! disk. Read through the cache, every byte read once would get a newly allocated cache page:
+//! on this project's VM that page allocation (the host backs each newly used guest page on its
+//! first touch) made reads run at 0.3-0.6 GB/s, against 1.6 GB/s read directly. Files whose
+//! data is in the cache are read through it as before: a direct read would go to the disk.
+
+use std::fs::File;
+use std::io::{self, IoSliceMut, Read};
+use std::sync::mpsc::sync_channel;
+
+use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
+use rustix::io::{Errno, ReadWriteFlags};
+
+/// Files at least this big are read with `O_DIRECT` when their data is not in the page cache.
+pub(crate) const READ_ABOVE: u64 = 1 << 20;
+
+/// Bytes per direct read.
+pub(crate) const CHUNK: usize = 4 << 20;
+
+/// Alignment of direct reads' buffers, offsets and lengths: the page size, a multiple of every
+/// logical block size the kernel's file systems use.
+const ALIGN: usize = 4096;
+
+pub(crate) fn shrank() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "file shrank while being archived",
+    )
+}
+
+/// Whether the start of `file` is in the page cache: a read that must not wait for the disk
+/// (`RWF_NOWAIT`) says. When it cannot tell, the answer is yes (read through the cache).
+pub(crate) fn cached(file: &File) -> bool {
+    let mut one = [0u8; 1];
+    !matches!(
+        rustix::io::preadv2(
+            file,
+            &mut [IoSliceMut::new(&mut one)],
+            0,
+            ReadWriteFlags::NOWAIT,
+        ),
+        Err(Errno::AGAIN)
+    )
+}
+
+/// A buffer of [`CHUNK`] bytes starting at an [`ALIGN`]ed address.
+struct Aligned {
+    bytes: Vec<u8>,
+    at: usize,
+}
+
+impl Aligned {
+    fn new() -> Aligned {
+        let bytes = vec![0u8; CHUNK + ALIGN];
+        let at = bytes.as_ptr().align_offset(ALIGN);
+        Aligned { bytes, at }
+    }
+
+    fn get(&self) -> &[u8] {
+        &self.bytes[self.at..self.at + CHUNK]
+    }
+
+    fn get_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes[self.at..self.at + CHUNK]
+    }
+}
+
+/// Reads up to `want` (at most [`CHUNK`]) bytes of `file` at `offset` into `buf`: all of them,
+/// or an error that the file is shorter. The lengths asked stay aligned; the kernel stops at
+/// the end of the file.
+fn read_chunk(file: &File, buf: &mut Aligned, offset: u64, want: usize) -> io::Result<usize> {
+    let asked = want.next_multiple_of(ALIGN);
+    let b = buf.get_mut();
+    let mut n = 0;
+    while n < want {
+        match rustix::io::pread(file, &mut b[n..asked], offset + n as u64) {
+            Ok(0) => return Err(shrank()),
+            Ok(k) => n += k,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(want)
+}
+
+/// Switches `file` to `O_DIRECT`; its flags before, or `None` when its file system does not
+/// take direct reads.
+fn go_direct(file: &File) -> Option<OFlags> {
+    let flags = fcntl_getfl(file).ok()?;
+    fcntl_setfl(file, flags | OFlags::DIRECT).ok()?;
+    Some(flags)
+}
+
+/// Why [`read_all`] stopped.
+pub(crate) enum Stop<E> {
+    Read(io::Error),
+    Sink(E),
+}
+
+/// Reads `size` bytes of `file` from its start with `O_DIRECT` into two buffers in turn, one
+/// filled by a reading thread while `each` takes the other. `None` when the file takes no
+/// direct reads (nothing was read).
+pub(crate) fn read_all<E>(
+    file: &File,
+    size: u64,
+    each: &mut impl FnMut(&[u8]) -> Result<(), E>,
+) -> Option<Result<(), Stop<E>>> {
+    let flags = go_direct(file)?;
+    let (full_tx, full_rx) = sync_channel::<(Aligned, usize)>(1);
+    let (empty_tx, empty_rx) = sync_channel::<Aligned>(2);
+    for _ in 0..2 {
+        let _ = empty_tx.send(Aligned::new());
+    }
+    let done = std::thread::scope(|s| {
+        let reader = s.spawn(move || -> io::Result<()> {
+            let mut offset = 0u64;
+            while offset < size {
+                let Ok(mut b) = empty_rx.recv() else {
+                    return Ok(());
+                };
+                let want = (size - offset).min(CHUNK as u64) as usize;
+                let n = read_chunk(file, &mut b, offset, want)?;
+                offset += n as u64;
+                if full_tx.send((b, n)).is_err() {
+                    return Ok(());
+                }
+            }
+            Ok(())
+        });
+        let mut sunk = Ok(());
+        for (b, n) in full_rx.iter() {
+            if let Err(e) = each(&b.get()[..n]) {
+                sunk = Err(Stop::Sink(e));
+                break;
+            }
+            // The reader may be done already (its last chunk waits in the channel).
+            let _ = empty_tx.send(b);
+        }
+        drop(full_rx);
+        drop(empty_tx);
+        let read = reader.join().expect("the reading thread does not panic");
+        sunk.and(read.map_err(Stop::Read))
+    });
+    let _ = fcntl_setfl(file, flags);
+    Some(done)
+}
+
+/// The first `size` bytes of a file, read with `O_DIRECT` a chunk at a time.
+pub(crate) struct DirectRead {
+    buf: Aligned,
+    /// The unread part of the buffer.
+    start: usize,
+    end: usize,
+    /// Where the next chunk starts, and the bytes still to read after it.
+    offset: u64,
+    left: u64,
+}
+
+impl DirectRead {
+    /// A direct reader of `file` (which it switches to `O_DIRECT`) when it is worth one: big,
+    /// not in the page cache, on a file system that takes direct reads.
+    pub(crate) fn of(file: &File, size: u64) -> Option<DirectRead> {
+        if size < READ_ABOVE || cached(file) {
+            return None;
+        }
+        go_direct(file)?;
+        Some(DirectRead {
+            buf: Aligned::new(),
+            start: 0,
+            end: 0,
+            offset: 0,
+            left: size,
+        })
+    }
+
+    /// Reads into `out` from `file`, which must be the file this reader was made for.
+    pub(crate) fn read(&mut self, file: &File, out: &mut [u8]) -> io::Result<usize> {
+        if self.start == self.end {
+            if self.left == 0 {
+                return Ok(0);
+            }
+            let want = self.left.min(CHUNK as u64) as usize;
+            let n = match read_chunk(file, &mut self.buf, self.offset, want) {
+                Ok(n) => n,
+                // Shorter than it should be: the end, as a plain read says it.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            };
+            self.offset += n as u64;
+            self.left -= n as u64;
+            self.start = 0;
+            self.end = n;
+        }
+        let n = (self.end - self.start).min(out.len());
+        out[..n].copy_from_slice(&self.buf.get()[self.start..self.start + n]);
+        self.start += n;
+        Ok(n)
+    }
+}
+
+/// A file read through [`DirectRead`] when that is worth it, through the page cache otherwise.
+pub(crate) struct MaybeDirect {
+    file: File,
+    direct: Option<DirectRead>,
+}
+
+impl MaybeDirect {
+    /// Reads the first `size` bytes of `file`.
+    pub(crate) fn new(file: File, size: u64) -> MaybeDirect {
+        let direct = DirectRead::of(&file, size);
+        MaybeDirect { file, direct }
+    }
+}
+
+impl Read for MaybeDirect {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        match &mut self.direct {
+            Some(d) => d.read(&self.file, out),
+            None => self.file.read(out),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    /// A file written, made durable and dropped from the page cache.
+    fn uncached(dir: &std::path::Path, len: usize) -> (std::path::PathBuf, Vec<u8>) {
+        let data: Vec<u8> = (0..len).map(|i| (i * 13 + i / 4093) as u8).collect();
+        let p = dir.join(format!("f{len}"));
+        fs::write(&p, &data).unwrap();
+        let f = File::open(&p).unwrap();
+        f.sync_all().unwrap();
+        rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+        (p, data)
+    }
+
+    fn on_tmpfs(p: &std::path::Path) -> bool {
+        rustix::fs::statfs(p).unwrap().f_type == 0x0102_1994
+    }
+
+    /// Read directly, in pieces of any size, a file gives its bytes; a file shorter than said
+    /// ends early, as a plain read would.
+    #[test]
+    fn direct_reads_give_the_files_bytes() {
+        let t = tempfile::tempdir().unwrap();
+        let tmpfs = on_tmpfs(t.path());
+        if tmpfs {
+            eprintln!("NOTE: the temporary directory is on tmpfs; read through the cache");
+        }
+        for (len, piece) in [(READ_ABOVE as usize, 4096), (CHUNK * 2 + 777, 100_000)] {
+            let (p, data) = uncached(t.path(), len);
+            let file = File::open(&p).unwrap();
+            let mut r = MaybeDirect::new(file, len as u64);
+            assert_eq!(r.direct.is_some(), !tmpfs, "{len} bytes, not cached");
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; piece];
+            loop {
+                let n = r.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert!(got == data, "{len} bytes read in pieces of {piece}");
+
+            // Said to be longer than it is.
+            let (p, data) = uncached(t.path(), len);
+            let mut r = MaybeDirect::new(File::open(&p).unwrap(), len as u64 + 5000);
+            let mut got = Vec::new();
+            r.read_to_end(&mut got).unwrap();
+            assert!(got.len() <= data.len() && data.starts_with(&got));
+        }
+    }
+
+    /// The threaded reader hands every chunk to the sink in order, and stops at the sink's
+    /// error.
+    #[test]
+    fn read_all_hands_over_every_chunk_in_order() {
+        let t = tempfile::tempdir().unwrap();
+        if on_tmpfs(t.path()) {
+            eprintln!("NOTE: the temporary directory is on tmpfs; skipped");
+            assert!(std::env::var_os("CI").is_none(), "needs a disk file system");
+            return;
+        }
+        let len = 3 * CHUNK + 5;
+        let (p, data) = uncached(t.path(), len);
+        let file = File::open(&p).unwrap();
+        let mut got = Vec::new();
+        read_all::<()>(&file, len as u64, &mut |b| {
+            got.extend_from_slice(b);
+            Ok(())
+        })
+        .expect("direct reads")
+        .unwrap_or_else(|_| panic!("read"));
+        assert!(got == data);
+
+        let mut calls = 0;
+        let stop = read_all(&file, len as u64, &mut |_| {
+            calls += 1;
+            Err("full")
+        })
+        .expect("direct reads");
+        assert!(matches!(stop, Err(Stop::Sink("full"))));
+        assert_eq!(calls, 1);
+    }
+}
