@@ -1,11 +1,14 @@
-//! Reading big files that are not in the page cache with `O_DIRECT`.
+//! Writing big layer files, and reading them when they are not in the page cache, with
+//! `O_DIRECT`.
 //!
-//! A COPY writes big files past the page cache (the layer's fsync must write them anyway), so
-//! the walk that hashes the new layer, and a later `save` or `push`, usually find them only on
-//! disk. Read through the cache, every byte read once would get a newly allocated cache page:
-//! on this project's VM that page allocation (the host backs each newly used guest page on its
-//! first touch) made reads run at 0.3-0.6 GB/s, against 1.6 GB/s read directly. Files whose
-//! data is in the cache are read through it as before: a direct read would go to the disk.
+//! A layer is fsynced when it is published, so the data of a COPY or of an unpacked layer must
+//! reach the disk before the command ends anyway; written through the page cache, every byte
+//! is also copied into a newly allocated cache page. On this project's VM that allocation (the
+//! host backs each newly used guest page on its first touch) ran at 0.3-0.6 GB/s, against
+//! 0.8 GB/s per thread written directly. The walk that hashes a new layer, and a later `save`
+//! or `push`, then find those files only on disk, and read them directly too (1.6 GB/s, where
+//! reading them into the cache would allocate pages again). Files whose data is in the cache
+//! are read through it as before: a direct read would go to the disk.
 
 use std::fs::File;
 use std::io::{self, IoSliceMut, Read};
@@ -16,6 +19,9 @@ use rustix::io::{Errno, ReadWriteFlags};
 
 /// Files at least this big are read with `O_DIRECT` when their data is not in the page cache.
 pub(crate) const READ_ABOVE: u64 = 1 << 20;
+
+/// Files at least this big are written with `O_DIRECT` where the file system takes it.
+pub(crate) const WRITE_ABOVE: u64 = 1 << 20;
 
 /// Bytes per direct read.
 pub(crate) const CHUNK: usize = 4 << 20;
@@ -47,13 +53,13 @@ pub(crate) fn cached(file: &File) -> bool {
 }
 
 /// A buffer of [`CHUNK`] bytes starting at an [`ALIGN`]ed address.
-struct Aligned {
+pub(crate) struct Aligned {
     bytes: Vec<u8>,
     at: usize,
 }
 
 impl Aligned {
-    fn new() -> Aligned {
+    pub(crate) fn new() -> Aligned {
         let bytes = vec![0u8; CHUNK + ALIGN];
         let at = bytes.as_ptr().align_offset(ALIGN);
         Aligned { bytes, at }
@@ -92,6 +98,99 @@ fn go_direct(file: &File) -> Option<OFlags> {
     let flags = fcntl_getfl(file).ok()?;
     fcntl_setfl(file, flags | OFlags::DIRECT).ok()?;
     Some(flags)
+}
+
+/// Writes all of `data` to `fd`.
+fn write_all(file: &File, mut data: &[u8]) -> Result<(), Errno> {
+    while !data.is_empty() {
+        match rustix::io::write(file, data) {
+            Ok(0) => return Err(Errno::IO),
+            Ok(w) => data = &data[w..],
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Writes a new file's data from the start with `O_DIRECT`, through a buffer its caller fills
+/// ([`DirectWrite::space`], then [`DirectWrite::filled`]). The last bytes that do not fill an
+/// aligned block are written through the page cache, and so is everything when the file
+/// system turns out to refuse direct writes.
+pub(crate) struct DirectWrite<'a> {
+    file: &'a File,
+    buf: &'a mut Aligned,
+    len: usize,
+    /// The file's flags without `O_DIRECT`; `None` once they are back.
+    flags: Option<OFlags>,
+    written: u64,
+}
+
+impl<'a> DirectWrite<'a> {
+    /// Switches `file` (new and empty) to `O_DIRECT`; `None` when its file system does not
+    /// take it.
+    pub(crate) fn start(file: &'a File, buf: &'a mut Aligned) -> Option<DirectWrite<'a>> {
+        let flags = go_direct(file)?;
+        Some(DirectWrite {
+            file,
+            buf,
+            len: 0,
+            flags: Some(flags),
+            written: 0,
+        })
+    }
+
+    /// The free part of the buffer.
+    pub(crate) fn space(&mut self) -> &mut [u8] {
+        let len = self.len;
+        &mut self.buf.get_mut()[len..]
+    }
+
+    /// `n` more bytes of [`DirectWrite::space`] are data; a full buffer is written.
+    pub(crate) fn filled(&mut self, n: usize) -> io::Result<()> {
+        self.len += n;
+        if self.len == CHUNK {
+            self.write(CHUNK)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the first `n` (aligned) bytes of the buffer, and moves the rest to its start.
+    fn write(&mut self, n: usize) -> io::Result<()> {
+        match write_all(self.file, &self.buf.get()[..n]) {
+            Ok(()) => {}
+            // The file system took the flag but refuses the write: through the cache.
+            Err(Errno::INVAL) if self.written == 0 && self.flags.is_some() => {
+                self.buffered()?;
+                write_all(self.file, &self.buf.get()[..n])?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.written += n as u64;
+        self.buf.get_mut().copy_within(n..self.len, 0);
+        self.len -= n;
+        Ok(())
+    }
+
+    fn buffered(&mut self) -> io::Result<()> {
+        if let Some(flags) = self.flags.take() {
+            fcntl_setfl(self.file, flags)?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is left in the buffer; the file is back to its flags.
+    pub(crate) fn finish(mut self) -> io::Result<()> {
+        let aligned = self.len - self.len % ALIGN;
+        if aligned > 0 {
+            self.write(aligned)?;
+        }
+        self.buffered()?;
+        if self.len > 0 {
+            write_all(self.file, &self.buf.get()[..self.len])?;
+        }
+        Ok(())
+    }
 }
 
 /// Why [`read_all`] stopped.
@@ -275,6 +374,47 @@ mod tests {
             let mut got = Vec::new();
             r.read_to_end(&mut got).unwrap();
             assert!(got.len() <= data.len() && data.starts_with(&got));
+        }
+    }
+
+    /// Written directly in pieces of any size, a file holds its bytes, and its flags are back
+    /// to what they were.
+    #[test]
+    fn direct_writes_give_the_files_bytes() {
+        let t = tempfile::tempdir().unwrap();
+        let mut buf = Aligned::new();
+        for (len, piece) in [
+            (0, 10),
+            (4095, 1000),
+            (CHUNK, 65536),
+            (2 * CHUNK + 777, 300_001),
+        ] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 17 + i / 4091) as u8).collect();
+            let p = t.path().join(format!("w{len}"));
+            let file = File::create(&p).unwrap();
+            let before = fcntl_getfl(&file).unwrap();
+            let Some(mut w) = DirectWrite::start(&file, &mut buf) else {
+                eprintln!("NOTE: no O_DIRECT on this file system; skipped");
+                assert!(std::env::var_os("CI").is_none(), "needs a disk file system");
+                return;
+            };
+            for part in data.chunks(piece) {
+                let mut part = part;
+                while !part.is_empty() {
+                    let space = w.space();
+                    let n = space.len().min(part.len());
+                    space[..n].copy_from_slice(&part[..n]);
+                    w.filled(n).unwrap();
+                    part = &part[n..];
+                }
+            }
+            w.finish().unwrap();
+            assert_eq!(fcntl_getfl(&file).unwrap(), before, "{len}: flags back");
+            drop(file);
+            assert!(
+                fs::read(&p).unwrap() == data,
+                "{len} bytes in pieces of {piece}"
+            );
         }
     }
 

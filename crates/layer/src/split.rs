@@ -19,8 +19,8 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
-use rustix::fs::{self as rfs, Mode, OFlags, ResolveFlags};
 use crate::direct::MaybeDirect;
+use rustix::fs::{self as rfs, Mode, OFlags, ResolveFlags};
 
 const MAGIC: &[u8] = b"strata tar-split 1\n";
 const END: u8 = 0;

@@ -56,6 +56,9 @@ fn build_tree(root: &Path) {
     fs::write(p("empty"), b"").unwrap();
     let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 256) as u8).collect();
     fs::write(p("big.bin"), &big).unwrap();
+    // Big enough to be unpacked with O_DIRECT: a full buffer, then a tail that is not aligned.
+    let huge: Vec<u8> = (0..(5 << 20) + 4097u32).map(|i| (i % 251) as u8).collect();
+    fs::write(p("huge.bin"), &huge).unwrap();
     fs::create_dir_all(p("usr/bin")).unwrap();
     fs::write(p("usr/bin/su"), b"#!/bin/sh\n").unwrap();
     chmod(&p("usr/bin/su"), 0o4755);
