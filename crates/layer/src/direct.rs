@@ -11,8 +11,9 @@
 //! are read through it as before: a direct read would go to the disk.
 
 use std::fs::File;
-use std::io::{self, IoSliceMut, Read};
-use std::sync::mpsc::sync_channel;
+use std::io::{self, IoSliceMut, Read, Write};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::thread::JoinHandle;
 
 use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
 use rustix::io::{Errno, ReadWriteFlags};
@@ -189,6 +190,126 @@ impl<'a> DirectWrite<'a> {
         if self.len > 0 {
             write_all(self.file, &self.buf.get()[..self.len])?;
         }
+        Ok(())
+    }
+}
+
+/// A new file written from its start (`save -o`): whole aligned chunks with `O_DIRECT` by a
+/// second thread while the caller fills the next one, the unaligned end through the page
+/// cache by [`DirectFile::finish`]. Where the file system refuses direct writes, everything
+/// goes through the cache. [`Write::flush`] does nothing: only `finish` writes the end.
+pub struct DirectFile {
+    file: File,
+    buf: Option<Aligned>,
+    len: usize,
+    /// Full buffers to the writing thread, and empty ones back; `None` when buffered.
+    full: Option<SyncSender<Aligned>>,
+    empty: Option<Receiver<Aligned>>,
+    writer: Option<JoinHandle<io::Result<()>>>,
+    /// The file's flags without `O_DIRECT`.
+    flags: OFlags,
+}
+
+impl DirectFile {
+    /// Writes `file`, new and empty, directly where it can.
+    pub fn new(file: File) -> io::Result<DirectFile> {
+        let flags = fcntl_getfl(&file)?;
+        let mut out = DirectFile {
+            file,
+            buf: Some(Aligned::new()),
+            len: 0,
+            full: None,
+            empty: None,
+            writer: None,
+            flags,
+        };
+        let Some(_) = go_direct(&out.file) else {
+            return Ok(out);
+        };
+        let theirs = out.file.try_clone()?;
+        let (full_tx, full_rx) = sync_channel::<Aligned>(1);
+        let (empty_tx, empty_rx) = sync_channel::<Aligned>(2);
+        let _ = empty_tx.send(Aligned::new());
+        out.writer = Some(std::thread::spawn(move || -> io::Result<()> {
+            let mut direct = true;
+            for b in full_rx.iter() {
+                match write_all(&theirs, b.get()) {
+                    Ok(()) => {}
+                    // The file system took the flag but refuses the write: through the cache.
+                    Err(Errno::INVAL) if direct => {
+                        fcntl_setfl(&theirs, flags)?;
+                        write_all(&theirs, b.get())?;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                direct = false;
+                if empty_tx.send(b).is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        }));
+        out.full = Some(full_tx);
+        out.empty = Some(empty_rx);
+        Ok(out)
+    }
+
+    /// The writing thread's error, once it has stopped.
+    fn writer_error(&mut self) -> io::Error {
+        self.full = None;
+        match self.writer.take().map(|w| w.join()) {
+            Some(Ok(Err(e))) => e,
+            _ => io::Error::other("the writing thread stopped"),
+        }
+    }
+
+    /// Hands the full buffer to the writing thread, or writes it when there is none.
+    fn spill(&mut self) -> io::Result<()> {
+        let b = self.buf.take().expect("a buffer in hand");
+        self.len = 0;
+        let (Some(full), Some(empty)) = (&self.full, &self.empty) else {
+            let r = write_all(&self.file, b.get());
+            self.buf = Some(b);
+            return r.map_err(io::Error::from);
+        };
+        if full.send(b).is_err() {
+            return Err(self.writer_error());
+        }
+        match empty.recv() {
+            Ok(b) => self.buf = Some(b),
+            Err(_) => return Err(self.writer_error()),
+        }
+        Ok(())
+    }
+
+    /// Writes what is left, and gives the file back with its flags as they were.
+    pub fn finish(mut self) -> io::Result<File> {
+        self.full = None;
+        if let Some(w) = self.writer.take() {
+            w.join()
+                .map_err(|_| io::Error::other("the writing thread panicked"))??;
+        }
+        fcntl_setfl(&self.file, self.flags)?;
+        if let Some(b) = &self.buf {
+            write_all(&self.file, &b.get()[..self.len])?;
+        }
+        Ok(self.file)
+    }
+}
+
+impl Write for DirectFile {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let b = self.buf.as_mut().expect("a buffer in hand");
+        let n = data.len().min(CHUNK - self.len);
+        b.get_mut()[self.len..self.len + n].copy_from_slice(&data[..n]);
+        self.len += n;
+        if self.len == CHUNK {
+            self.spill()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
 }
@@ -374,6 +495,41 @@ mod tests {
             let mut got = Vec::new();
             r.read_to_end(&mut got).unwrap();
             assert!(got.len() <= data.len() && data.starts_with(&got));
+        }
+    }
+
+    /// A [`DirectFile`] written in pieces of any size holds the bytes, and its flags are back
+    /// to what they were.
+    #[test]
+    fn direct_files_hold_their_bytes() {
+        let t = tempfile::tempdir().unwrap();
+        if on_tmpfs(t.path()) {
+            eprintln!("NOTE: the temporary directory is on tmpfs; written through the cache");
+        }
+        for (len, piece) in [
+            (0, 10),
+            (4097, 1000),
+            (CHUNK * 3, 65536),
+            (CHUNK * 5 + 1, 999_999),
+        ] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 4099) as u8).collect();
+            let p = t.path().join(format!("d{len}"));
+            let file = File::create(&p).unwrap();
+            let before = fcntl_getfl(&file).unwrap();
+            let mut w = DirectFile::new(file).unwrap();
+            if !on_tmpfs(t.path()) {
+                assert!(w.writer.is_some(), "a disk file system takes direct writes");
+            }
+            for part in data.chunks(piece) {
+                w.write_all(part).unwrap();
+            }
+            let file = w.finish().unwrap();
+            assert_eq!(fcntl_getfl(&file).unwrap(), before, "{len}: flags back");
+            drop(file);
+            assert!(
+                fs::read(&p).unwrap() == data,
+                "{len} bytes in pieces of {piece}"
+            );
         }
     }
 

@@ -33,6 +33,7 @@ pub use apply::{
 pub use compress::{
     compress_reader, CompressOptions, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, GZIP_BLOCK,
 };
+pub use direct::DirectFile;
 pub use error::{LayerError, Result};
 pub use size::diff_size;
 pub use split::TarReader;

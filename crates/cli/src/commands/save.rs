@@ -25,16 +25,21 @@ pub fn run(root: &std::path::Path, a: SaveArgs) -> Result<()> {
             };
             let f = File::create(path)
                 .with_context(|| format!("failed to save image: create {}", path.display()))?;
-            let mut w = BufWriter::with_capacity(1 << 20, f);
-            let res = image::save(&store, &items, &mut w)
-                .map_err(anyhow::Error::from)
-                .and_then(|_| {
-                    let f = w.into_inner().map_err(|e| e.into_error())?;
-                    if regular {
-                        f.sync_all()?;
-                    }
+            let res = if regular {
+                // Written with O_DIRECT: the archive must reach the disk before `save`
+                // ends, and a copy in the page cache would only slow that down.
+                (|| -> Result<()> {
+                    let mut w = layer::DirectFile::new(f)?;
+                    image::save(&store, &items, &mut w)?;
+                    w.finish()?.sync_all()?;
                     Ok(())
-                });
+                })()
+            } else {
+                let mut w = BufWriter::with_capacity(1 << 20, f);
+                image::save(&store, &items, &mut w)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|_| Ok(w.flush()?))
+            };
             if res.is_err() && regular {
                 // Never leave a half-written archive under the name the user gave.
                 let _ = std::fs::remove_file(path);
