@@ -304,7 +304,7 @@ fn compare(cases: &[Case]) -> Vec<String> {
             differ.push(c.name.to_string());
         }
     }
-    let _ = Command::new(DOCKER).args(["rmi", "-f", &base]).output();
+    docker_remove_with_descendants(&base);
     differ
 }
 

@@ -114,6 +114,26 @@ fn write_all(file: &File, mut data: &[u8]) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Writes `data` to `file`, open with `O_DIRECT`. `first` holds the file's flags without it
+/// until a write has gone through: a file system that took the flag and refuses that first
+/// write (`EINVAL`) gets its flags back and the data through the page cache. `None` after.
+fn write_direct(file: &File, data: &[u8], first: &mut Option<OFlags>) -> io::Result<()> {
+    match (write_all(file, data), first.take()) {
+        (Ok(()), _) => Ok(()),
+        (Err(Errno::INVAL), Some(flags)) => {
+            fcntl_setfl(file, flags)?;
+            Ok(write_all(file, data)?)
+        }
+        (Err(e), _) => Err(e.into()),
+    }
+}
+
+/// Gives `file` its `flags` back and writes `tail` through the page cache.
+fn finish_buffered(file: &File, flags: OFlags, tail: &[u8]) -> io::Result<()> {
+    fcntl_setfl(file, flags)?;
+    Ok(write_all(file, tail)?)
+}
+
 /// Writes a new file's data from the start with `O_DIRECT`, through a buffer its caller fills
 /// ([`DirectWrite::space`], then [`DirectWrite::filled`]). The last bytes that do not fill an
 /// aligned block are written through the page cache, and so is everything when the file
@@ -122,9 +142,10 @@ pub(crate) struct DirectWrite<'a> {
     file: &'a File,
     buf: &'a mut Aligned,
     len: usize,
-    /// The file's flags without `O_DIRECT`; `None` once they are back.
-    flags: Option<OFlags>,
-    written: u64,
+    /// The file's flags without `O_DIRECT`.
+    flags: OFlags,
+    /// The same until the first write went through (see [`write_direct`]).
+    first: Option<OFlags>,
 }
 
 impl<'a> DirectWrite<'a> {
@@ -136,8 +157,8 @@ impl<'a> DirectWrite<'a> {
             file,
             buf,
             len: 0,
-            flags: Some(flags),
-            written: 0,
+            flags,
+            first: Some(flags),
         })
     }
 
@@ -158,25 +179,9 @@ impl<'a> DirectWrite<'a> {
 
     /// Writes the first `n` (aligned) bytes of the buffer, and moves the rest to its start.
     fn write(&mut self, n: usize) -> io::Result<()> {
-        match write_all(self.file, &self.buf.get()[..n]) {
-            Ok(()) => {}
-            // The file system took the flag but refuses the write: through the cache.
-            Err(Errno::INVAL) if self.written == 0 && self.flags.is_some() => {
-                self.buffered()?;
-                write_all(self.file, &self.buf.get()[..n])?;
-            }
-            Err(e) => return Err(e.into()),
-        }
-        self.written += n as u64;
+        write_direct(self.file, &self.buf.get()[..n], &mut self.first)?;
         self.buf.get_mut().copy_within(n..self.len, 0);
         self.len -= n;
-        Ok(())
-    }
-
-    fn buffered(&mut self) -> io::Result<()> {
-        if let Some(flags) = self.flags.take() {
-            fcntl_setfl(self.file, flags)?;
-        }
         Ok(())
     }
 
@@ -186,11 +191,7 @@ impl<'a> DirectWrite<'a> {
         if aligned > 0 {
             self.write(aligned)?;
         }
-        self.buffered()?;
-        if self.len > 0 {
-            write_all(self.file, &self.buf.get()[..self.len])?;
-        }
-        Ok(())
+        finish_buffered(self.file, self.flags, &self.buf.get()[..self.len])
     }
 }
 
@@ -231,18 +232,9 @@ impl DirectFile {
         let (empty_tx, empty_rx) = sync_channel::<Aligned>(2);
         let _ = empty_tx.send(Aligned::new());
         out.writer = Some(std::thread::spawn(move || -> io::Result<()> {
-            let mut direct = true;
+            let mut first = Some(flags);
             for b in full_rx.iter() {
-                match write_all(&theirs, b.get()) {
-                    Ok(()) => {}
-                    // The file system took the flag but refuses the write: through the cache.
-                    Err(Errno::INVAL) if direct => {
-                        fcntl_setfl(&theirs, flags)?;
-                        write_all(&theirs, b.get())?;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-                direct = false;
+                write_direct(&theirs, b.get(), &mut first)?;
                 if empty_tx.send(b).is_err() {
                     break;
                 }
@@ -289,10 +281,8 @@ impl DirectFile {
             w.join()
                 .map_err(|_| io::Error::other("the writing thread panicked"))??;
         }
-        fcntl_setfl(&self.file, self.flags)?;
-        if let Some(b) = &self.buf {
-            write_all(&self.file, &b.get()[..self.len])?;
-        }
+        let tail = self.buf.as_ref().map_or(&[][..], |b| &b.get()[..self.len]);
+        finish_buffered(&self.file, self.flags, tail)?;
         Ok(self.file)
     }
 }

@@ -216,6 +216,58 @@ pub fn docker() -> bool {
     true
 }
 
+/// Removes `image` from the reference Docker with everything the classic builder made on it:
+/// the containers of failed steps (kept without `--force-rm`) and the intermediate images
+/// that a failed build leaves untagged. Only what descends from `image`, so a test that owns
+/// `image` (a [`unique`] name) touches nothing of another test's.
+pub fn docker_remove_with_descendants(image: &str) {
+    let id = |args: &[&str]| -> Vec<String> {
+        let o = Command::new("/usr/bin/docker").args(args).output().unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    let Some(root) = id(&["image", "inspect", "-f", "{{.Id}}", image]).pop() else {
+        return;
+    };
+    let filter = format!("ancestor={root}");
+    let containers = id(&["ps", "-aq", "--no-trunc", "--filter", &filter]);
+    if !containers.is_empty() {
+        let mut rm = vec!["rm", "-f"];
+        rm.extend(containers.iter().map(String::as_str));
+        let _ = run("/usr/bin/docker", &rm);
+    }
+    // Every image with its parent, then the descendants of `root`, newest generation first.
+    let all = id(&["images", "-aq", "--no-trunc"]);
+    let mut parent_of = std::collections::HashMap::new();
+    if !all.is_empty() {
+        let mut inspect = vec!["image", "inspect", "-f", "{{.Id}}={{.Parent}}"];
+        inspect.extend(all.iter().map(String::as_str));
+        for pair in id(&inspect) {
+            if let Some((child, parent)) = pair.split_once('=') {
+                parent_of.insert(child.to_string(), parent.to_string());
+            }
+        }
+    }
+    let mut generations = vec![vec![root]];
+    loop {
+        let last = generations.last().unwrap();
+        let next: Vec<String> = parent_of
+            .iter()
+            .filter(|(_, p)| last.contains(p))
+            .map(|(c, _)| c.clone())
+            .collect();
+        if next.is_empty() {
+            break;
+        }
+        generations.push(next);
+    }
+    for image in generations.iter().rev().flatten() {
+        let _ = run("/usr/bin/docker", &["rmi", "-f", image]);
+    }
+}
+
 /// A name unique to this test process, for images put into the shared Docker daemon.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", std::process::id())
