@@ -184,6 +184,10 @@ fn apply_entries<R: Read>(
     // Buffered: the tar reader asks for 512-byte headers one at a time.
     let mut raw = HashRead::new(BufReader::with_capacity(256 * 1024, reader));
     let (compression, prefix) = sniff(&mut raw)?;
+    if compression == Compression::None {
+        // The blob is the tar: its digest is the diff_id, taken by `tar_in` below.
+        raw.count_only();
+    }
     let mut applier = Applier::new(root_handle, opts.whiteouts);
     let recorder = recording.map(|(rec, aside)| {
         applier.aside = Some(aside);
@@ -215,10 +219,12 @@ fn apply_entries<R: Read>(
                 )
             }));
         }
-        tar_in.drain().map_err(read_error)?
+        let (diff_id, len) = tar_in.drain().map_err(read_error)?;
+        (diff_id.expect("the tar is hashed"), len)
     };
     applier.finish()?;
     let (digest, size) = raw.drain().map_err(|err| LayerError::Read { err })?;
+    let digest = digest.unwrap_or(diff_id);
     applier.recording = None;
     let aside = applier.aside.take();
     let report = ApplyReport {

@@ -114,35 +114,45 @@ pub fn decompress_send<'a, R: Read + Send + 'a>(
     Ok((compression, out))
 }
 
-/// A reader that hashes and counts every byte read through it.
+/// A reader that hashes and counts every byte read through it (or, after
+/// [`HashRead::count_only`], only counts them).
 pub(crate) struct HashRead<R> {
     inner: R,
-    hasher: Hasher,
+    hasher: Option<Hasher>,
+    len: u64,
 }
 
 impl<R: Read> HashRead<R> {
     pub(crate) fn new(inner: R) -> Self {
         HashRead {
             inner,
-            hasher: Hasher::new(),
+            hasher: Some(Hasher::new()),
+            len: 0,
         }
     }
     pub(crate) fn len(&self) -> u64 {
-        self.hasher.len()
+        self.len
+    }
+    /// Stops hashing: the bytes are hashed elsewhere (an uncompressed layer's blob is its tar,
+    /// whose digest the reader of the tar takes).
+    pub(crate) fn count_only(&mut self) {
+        self.hasher = None;
     }
     /// Reads the rest of the stream (so the digest covers all of it) and returns the digest
-    /// and byte count.
-    pub(crate) fn drain(mut self) -> io::Result<(Digest, u64)> {
+    /// (`None` after [`HashRead::count_only`]) and byte count.
+    pub(crate) fn drain(mut self) -> io::Result<(Option<Digest>, u64)> {
         io::copy(&mut self, &mut io::sink())?;
-        let len = self.hasher.len();
-        Ok((self.hasher.finish(), len))
+        Ok((self.hasher.map(Hasher::finish), self.len))
     }
 }
 
 impl<R: Read> Read for HashRead<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
+        self.len += n as u64;
         Ok(n)
     }
 }
@@ -292,7 +302,15 @@ mod tests {
         r.read_exact(&mut first).unwrap();
         assert_eq!(r.len(), 5);
         let (d, n) = r.drain().unwrap();
-        assert_eq!((d, n), (Digest::of(b"hello world"), 11));
+        assert_eq!((d, n), (Some(Digest::of(b"hello world")), 11));
+        // Counting only: the bytes still pass and are counted, with no digest.
+        let mut r = HashRead::new(&b"hello world"[..]);
+        r.read_exact(&mut first).unwrap();
+        r.count_only();
+        let mut rest = Vec::new();
+        r.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, b" world");
+        assert_eq!(r.drain().unwrap(), (None, 11));
         let mut w = HashWrite::new(Vec::new());
         w.write_all(b"hello world").unwrap();
         let (v, d, n) = w.finish();
