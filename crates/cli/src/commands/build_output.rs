@@ -246,17 +246,39 @@ pub(super) fn export(
                 image::write_archive(store, &items, w).map_err(anyhow::Error::from)
             })?,
             Kind::Layout(dir) => {
-                let staging = store.stage()?;
-                let file = staging.path().join("layout.tar");
-                let f = fs::File::create(&file)?;
-                image::write_archive(store, &items, io::BufWriter::new(f))?;
                 fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
                 let opts = layer::ApplyOptions {
                     whiteouts: layer::WhiteoutMode::Delete,
                     ..Default::default()
                 };
-                layer::apply_layer_with(fs::File::open(&file)?, dir, &opts)
-                    .map_err(|e| error(format!("exporting to {}: {e}", dir.display())))?;
+                // The archive streams through a pipe into the directory, unpacked by a
+                // second thread as it is written: no copy of it on disk.
+                let (reader, writer) = io::pipe()?;
+                std::thread::scope(|s| -> Result<()> {
+                    let unpack = s.spawn(|| layer::apply_layer_with(reader, dir, &opts));
+                    let written = {
+                        let mut w = io::BufWriter::with_capacity(1 << 20, writer);
+                        image::write_archive(store, &items, &mut w)
+                            .map_err(anyhow::Error::from)
+                            .and_then(|()| Ok(w.flush()?))
+                    };
+                    let unpacked = unpack
+                        .join()
+                        .map_err(|_| error("the unpacking thread panicked"))?
+                        .map_err(|e| error(format!("exporting to {}: {e}", dir.display())));
+                    // A write that broke the pipe failed because the unpacking did; an
+                    // unpacking that found the archive cut short, because a write failed.
+                    let broke_pipe = written.as_ref().is_err_and(|e| {
+                        e.chain().any(|c| {
+                            c.downcast_ref::<io::Error>()
+                                .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+                        })
+                    });
+                    match written {
+                        Err(e) if !broke_pipe => Err(e),
+                        _ => unpacked.map(drop),
+                    }
+                })?;
             }
         }
     }
@@ -286,14 +308,8 @@ fn write_to(
                     .with_context(|| format!("creating {}", parent.display()))?;
             }
             // Only a regular file (not `/dev/null` or a FIFO) is removed when the export fails.
-            let regular = fs::metadata(p).map(|m| m.is_file()).unwrap_or(true);
-            let f = fs::File::create(p).map_err(|e| error(format!("failed to open {e}")))?;
-            let mut w = io::BufWriter::new(f);
-            let r = write(&mut w).and_then(|()| w.flush().map_err(anyhow::Error::from));
-            if r.is_err() && regular {
-                let _ = fs::remove_file(p);
-            }
-            r.with_context(|| format!("exporting to {}", p.display()))?;
+            super::write_archive_file(p, |e| error(format!("failed to open {e}")), write)
+                .with_context(|| format!("exporting to {}", p.display()))?;
         }
     }
     Ok(())

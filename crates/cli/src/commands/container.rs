@@ -202,12 +202,11 @@ pub fn export(root: &Path, a: ExportArgs) -> Result<()> {
     // The daemon's lookup comes first, before any output is made.
     c.find(&a.container).map_err(super::daemon_failure)?;
     match &a.output {
-        Some(p) => {
-            let f = std::fs::File::create(p)?;
-            let mut w = io::BufWriter::new(f);
-            c.export(&a.container, &mut w)?;
-            w.flush()?;
-        }
+        Some(p) => super::write_archive_file(
+            p,
+            super::cannot_create("failed to export container", p),
+            |w| Ok(c.export(&a.container, w)?),
+        )?,
         None => {
             if io::stdout().is_terminal() {
                 return Err(Failure::new(

@@ -233,6 +233,48 @@ pub fn validate_output_path(path: &Path, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Writes an archive to the `-o` path `path` (`save`, `export`, `build --output`) through
+/// `write`. A regular
+/// file (or a new one) is written with `O_DIRECT` ([`layer::DirectFile`]: the archive must
+/// reach the disk before the command ends, and a copy in the page cache would only slow that
+/// down), made durable, and removed again when writing fails; a FIFO (`-o /dev/stdout` of a
+/// pipe) is written to as it is, never synced or removed. `cannot_create` says why a file
+/// could not be made.
+pub fn write_archive_file(
+    path: &Path,
+    cannot_create: impl FnOnce(std::io::Error) -> anyhow::Error,
+    write: impl FnOnce(&mut dyn std::io::Write) -> Result<()>,
+) -> Result<()> {
+    use std::io::Write;
+    let regular = match std::fs::metadata(path) {
+        Ok(m) => m.is_file(),
+        Err(_) => true,
+    };
+    let f = std::fs::File::create(path).map_err(cannot_create)?;
+    let res = if regular {
+        (|| -> Result<()> {
+            let mut w = layer::DirectFile::new(f)?;
+            write(&mut w)?;
+            w.finish()?.sync_all()?;
+            Ok(())
+        })()
+    } else {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+        write(&mut w).and_then(|_| Ok(w.flush()?))
+    };
+    if res.is_err() && regular {
+        // Never leave a half-written archive under the name the user gave.
+        let _ = std::fs::remove_file(path);
+    }
+    res
+}
+
+/// The error of an archive file `path` that could not be made: `WHAT: create PATH: WHY`.
+pub fn cannot_create(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> anyhow::Error {
+    let context = format!("{what}: create {}", path.display());
+    move |e| anyhow::Error::new(e).context(context)
+}
+
 /// A local file the client cannot open, in Docker's CLI's words (`open PATH: no such file or
 /// directory`, no prefix).
 pub fn open_failure(path: &std::path::Path, e: &std::io::Error) -> anyhow::Error {
