@@ -404,6 +404,8 @@ impl Drop for DockerCleanup {
             run(&["volume", "rm", "-f", v]);
         }
         for i in &self.images {
+            // With what failed classic builds left on it (untagged images, containers).
+            docker_remove_with_descendants(i);
             run(&["rmi", "-f", i]);
         }
     }
