@@ -297,7 +297,7 @@ impl Containers {
             snapshot::mount_all(&mounts, &t)?;
             t
         };
-        let r = layer::write_tree(&target, out, layer::Compression::None);
+        let r = layer::archive_tree(&target, out);
         if !mounted {
             snapshot::unmount_all(&target)?;
             let _ = fs::remove_dir(&target);

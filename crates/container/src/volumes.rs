@@ -346,9 +346,7 @@ impl Containers {
         }
         let (r, w) = std::io::pipe().map_err(|e| Error::io(data, e))?;
         let src2 = src.clone();
-        let writer = std::thread::spawn(move || {
-            layer::write_tree(&src2, w, layer::Compression::None).map(|_| ())
-        });
+        let writer = std::thread::spawn(move || layer::archive_tree(&src2, w).map(|_| ()));
         let applied = layer::apply_layer_with(
             r,
             data,

@@ -38,4 +38,6 @@ pub use error::{LayerError, Result};
 pub use size::diff_size;
 pub use split::TarReader;
 pub use stream::{decompress, decompress_send, Compression};
-pub use write::{write_layer, write_layer_split, write_tree, LayerDigests, SplitLayer};
+pub use write::{
+    archive_tree, write_layer, write_layer_split, write_tree, LayerDigests, SplitLayer,
+};

@@ -157,29 +157,44 @@ impl<R: Read> Read for HashRead<R> {
     }
 }
 
-/// A writer that hashes and counts every byte written through it.
+/// A writer that hashes and counts every byte written through it (or, made by
+/// [`HashWrite::counting`], only counts them).
 pub(crate) struct HashWrite<W> {
     inner: W,
-    hasher: Hasher,
+    hasher: Option<Hasher>,
+    len: u64,
 }
 
 impl<W: Write> HashWrite<W> {
     pub(crate) fn new(inner: W) -> Self {
         HashWrite {
             inner,
-            hasher: Hasher::new(),
+            hasher: Some(Hasher::new()),
+            len: 0,
         }
     }
-    pub(crate) fn finish(self) -> (W, Digest, u64) {
-        let len = self.hasher.len();
-        (self.inner, self.hasher.finish(), len)
+    /// Counts without hashing: the bytes are hashed elsewhere (an uncompressed blob is its
+    /// tar, hashed as the tar is written).
+    pub(crate) fn counting(inner: W) -> Self {
+        HashWrite {
+            inner,
+            hasher: None,
+            len: 0,
+        }
+    }
+    /// The writer, the digest (`None` when [`HashWrite::counting`]) and the byte count.
+    pub(crate) fn finish(self) -> (W, Option<Digest>, u64) {
+        (self.inner, self.hasher.map(Hasher::finish), self.len)
     }
 }
 
 impl<W: Write> Write for HashWrite<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
+        self.len += n as u64;
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -316,7 +331,11 @@ mod tests {
         let (v, d, n) = w.finish();
         assert_eq!(
             (v.as_slice(), d, n),
-            (&b"hello world"[..], Digest::of(b"hello world"), 11)
+            (&b"hello world"[..], Some(Digest::of(b"hello world")), 11)
         );
+        let mut w = HashWrite::counting(Vec::new());
+        w.write_all(b"hello world").unwrap();
+        let (v, d, n) = w.finish();
+        assert_eq!((v.as_slice(), d, n), (&b"hello world"[..], None, 11));
     }
 }

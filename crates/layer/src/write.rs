@@ -120,20 +120,40 @@ fn write_dir<W: Write>(
     overlay: bool,
 ) -> Result<LayerDigests> {
     check_root(root)?;
-    let encoder = Encoder::new(compression, HashWrite::new(out)).map_err(write_err)?;
+    // Uncompressed, the blob is the tar: hashed once, as the tar.
+    let blob = match compression {
+        Compression::None => HashWrite::counting(out),
+        _ => HashWrite::new(out),
+    };
+    let encoder = Encoder::new(compression, blob).map_err(write_err)?;
     let mut tar = Plain(HashWrite::new(encoder));
     let mut walker = Walker::new(root, overlay);
     walker.walk(&mut tar)?;
     tarfmt::write_end(&mut tar).map_err(write_err)?;
     let (encoder, diff_id, uncompressed_size) = tar.0.finish();
+    let diff_id = diff_id.expect("the tar is hashed");
     let (mut out, digest, size) = encoder.finish().map_err(write_err)?.finish();
     out.flush().map_err(write_err)?;
     Ok(LayerDigests {
         diff_id,
-        digest,
+        digest: digest.unwrap_or(diff_id),
         size,
         uncompressed_size,
     })
+}
+
+/// Writes the plain directory `dir` as an uncompressed tar, as [`write_tree`] does, without
+/// hashing it: for archives nobody names by digest (`export`, `build --output type=tar`, a
+/// volume's copy of the image's files). Returns the tar's size.
+pub fn archive_tree<W: Write>(dir: &Path, out: W) -> Result<u64> {
+    check_root(dir)?;
+    let mut tar = Plain(HashWrite::counting(out));
+    let mut walker = Walker::new(dir, false);
+    walker.walk(&mut tar)?;
+    tarfmt::write_end(&mut tar).map_err(write_err)?;
+    let (mut out, _, size) = tar.0.finish();
+    out.flush().map_err(write_err)?;
+    Ok(size)
 }
 
 /// Where a walked tar goes: its bytes through `Write`, and the data of regular files.

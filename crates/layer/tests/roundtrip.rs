@@ -250,6 +250,11 @@ fn output_is_docker_shaped_and_deterministic() {
     );
     assert_eq!(d1.diff_id, oci::Digest::of(&one));
     assert_eq!(d1.uncompressed_size, one.len() as u64);
+    // Unhashed, the same bytes.
+    let mut three = Vec::new();
+    let size = layer::archive_tree(&src, &mut three).unwrap();
+    assert!(three == one, "archive_tree writes write_tree's bytes");
+    assert_eq!(size, one.len() as u64);
     // Two zero blocks at the end, nothing after them.
     assert!(one.len() % 512 == 0 && one[one.len() - 1024..].iter().all(|&b| b == 0));
 

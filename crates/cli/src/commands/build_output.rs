@@ -237,7 +237,7 @@ pub(super) fn export(
                 let dir = staging.path().join("rootfs");
                 image::unpack_rootfs(store, id, &dir)?;
                 write_to(dest, stdout, |w| {
-                    layer::write_tree(&dir, w, layer::Compression::None)
+                    layer::archive_tree(&dir, w)
                         .map(drop)
                         .map_err(anyhow::Error::from)
                 })?;
