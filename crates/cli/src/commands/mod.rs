@@ -234,12 +234,11 @@ pub fn validate_output_path(path: &Path, what: &str) -> Result<()> {
 }
 
 /// Writes an archive to the `-o` path `path` (`save`, `export`, `build --output`) through
-/// `write`. A regular
-/// file (or a new one) is written with `O_DIRECT` ([`layer::DirectFile`]: the archive must
-/// reach the disk before the command ends, and a copy in the page cache would only slow that
-/// down), made durable, and removed again when writing fails; a FIFO (`-o /dev/stdout` of a
-/// pipe) is written to as it is, never synced or removed. `cannot_create` says why a file
-/// could not be made.
+/// `write`. A regular file (or a new one) is written with `O_DIRECT` ([`layer::DirectFile`]:
+/// the archive must reach the disk before the command ends, and a copy in the page cache
+/// would only slow that down), made durable, and removed again when writing fails; a FIFO
+/// (`-o /dev/stdout` of a pipe) is written to as it is, never synced or removed.
+/// `cannot_create` says why a file could not be made.
 pub fn write_archive_file(
     path: &Path,
     cannot_create: impl FnOnce(std::io::Error) -> anyhow::Error,
