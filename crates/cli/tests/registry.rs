@@ -1189,7 +1189,8 @@ fn zstd_and_oci_media_types_on_request() {
 }
 
 /// A layer whose files changed in the store no longer gives its tar: the push fails with
-/// that cause (no retry can help) and the registry gets no manifest.
+/// that cause (no retry can help) and the registry gets no manifest; `save` fails too (the
+/// layer is big enough to be checked on a second thread) and leaves no archive.
 #[test]
 #[cfg_attr(strata_no_root, ignore = "needs root")]
 fn a_changed_layer_fails_the_push() {
@@ -1197,7 +1198,7 @@ fn a_changed_layer_fails_the_push() {
         return;
     }
     let reg = Registry::start(None);
-    let (a, name, _) = built_image(&reg, "changed/img:1", &[("words", text(3 << 20))]);
+    let (a, name, _) = built_image(&reg, "changed/img:1", &[("words", text(9 << 20))]);
     let layers = a.root.path().join("layers");
     let dir = std::fs::read_dir(&layers)
         .unwrap()
@@ -1217,6 +1218,11 @@ fn a_changed_layer_fails_the_push() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+    let saved = a.root.path().join("saved.tar");
+    let (code, err) = a.fails(&["save", "-o", saved.to_str().unwrap(), &name]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no longer give its tar"), "{err}");
+    assert!(!saved.exists(), "a half-written archive was left");
 }
 
 /// A relay to a registry that breaks the first connection on which the client sends more
