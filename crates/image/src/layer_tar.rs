@@ -21,7 +21,6 @@ pub struct LayerTar {
     hasher: Hashing,
     diff_id: Digest,
     size: u64,
-    checked: bool,
     /// What the tar is made from, for the error when it does not match.
     source: &'static str,
 }
@@ -100,7 +99,6 @@ impl LayerSource {
             hasher: Hashing::new(if apart { self.record.tar_size } else { 0 }),
             diff_id,
             size: self.record.tar_size,
-            checked: false,
             source,
         })
     }
@@ -120,9 +118,10 @@ impl Read for LayerTar {
             self.hasher.update(&buf[..n]);
             return Ok(n);
         }
-        if !self.checked && !buf.is_empty() {
-            self.checked = true;
-            let (got, len) = self.hasher.finish()?;
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if let Some((got, len)) = self.hasher.finish()? {
             if got != self.diff_id || len != self.size {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -152,10 +151,11 @@ enum Hashing {
     Apart {
         /// The piece being filled, the pieces to the thread and back.
         piece: Vec<u8>,
-        full: Option<SyncSender<Vec<u8>>>,
+        full: SyncSender<Vec<u8>>,
         empty: Receiver<Vec<u8>>,
-        thread: Option<JoinHandle<Hasher>>,
+        thread: JoinHandle<Hasher>,
     },
+    /// Checked: the end was read.
     Done,
 }
 
@@ -181,9 +181,9 @@ impl Hashing {
         });
         Hashing::Apart {
             piece: Vec::with_capacity(PIECE),
-            full: Some(full),
+            full,
             empty,
-            thread: Some(thread),
+            thread,
         }
     }
 
@@ -198,13 +198,10 @@ impl Hashing {
                     piece.extend_from_slice(&data[..n]);
                     data = &data[n..];
                     if piece.len() == PIECE {
-                        // Both ends live as long as the thread does: it ends only when
-                        // `full` is dropped, in `finish`.
+                        // The thread ends only when `full` is dropped (in `finish`), or when it
+                        // panicked: then `finish` says so.
                         let next = empty.recv().unwrap_or_else(|_| Vec::with_capacity(PIECE));
-                        let done = std::mem::replace(piece, next);
-                        if let Some(f) = full {
-                            let _ = f.send(done);
-                        }
+                        let _ = full.send(std::mem::replace(piece, next));
                     }
                 }
             }
@@ -212,32 +209,27 @@ impl Hashing {
         }
     }
 
-    /// The digest and byte count of everything passed to [`Hashing::update`].
-    fn finish(&mut self) -> io::Result<(Digest, u64)> {
-        match std::mem::replace(self, Hashing::Done) {
-            Hashing::Inline(h) => {
-                let len = h.len();
-                Ok((h.finish(), len))
-            }
+    /// The digest and byte count of everything passed to [`Hashing::update`]; `None` once
+    /// they were given.
+    fn finish(&mut self) -> io::Result<Option<(Digest, u64)>> {
+        let h = match std::mem::replace(self, Hashing::Done) {
+            Hashing::Inline(h) => h,
             Hashing::Apart {
                 piece,
-                mut full,
+                full,
                 thread,
                 ..
             } => {
-                if let Some(f) = &full {
-                    let _ = f.send(piece);
-                }
-                full.take();
-                let h = thread
-                    .expect("the hashing thread")
+                let _ = full.send(piece);
+                drop(full);
+                thread
                     .join()
-                    .map_err(|_| io::Error::other("the hashing thread panicked"))?;
-                let len = h.len();
-                Ok((h.finish(), len))
+                    .map_err(|_| io::Error::other("the hashing thread panicked"))?
             }
-            Hashing::Done => Err(io::Error::other("the layer's tar was checked already")),
-        }
+            Hashing::Done => return Ok(None),
+        };
+        let len = h.len();
+        Ok(Some((h.finish(), len)))
     }
 }
 
@@ -256,9 +248,9 @@ mod tests {
                 for chunk in data.chunks(77_777) {
                     h.update(chunk);
                 }
-                let (digest, n) = h.finish().unwrap();
-                assert_eq!((digest, n), (Digest::of(&data), len as u64), "{len} bytes");
-                assert!(h.finish().is_err(), "checked once");
+                let got = h.finish().unwrap();
+                assert_eq!(got, Some((Digest::of(&data), len as u64)), "{len} bytes");
+                assert_eq!(h.finish().unwrap(), None, "given once");
             }
         }
         // Dropped before its end: the thread ends (nothing hangs).
